@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Install the Debian packages graft needs, only those that are missing.
+# Usage: scripts/deps.sh [build|test|all]   (default: all)
+set -euo pipefail
+build_pkgs=(build-essential pkg-config libdnnl-dev libhdf5-dev libpng-dev libjpeg62-turbo-dev
+            libcurl4-openssl-dev libssl-dev libjson-c-dev libarchive-dev zlib1g-dev)
+test_pkgs=(python3 python3-torch python3-torchvision python3-h5py python3-numpy)
+want=("${build_pkgs[@]}")
+case "${1:-all}" in
+  build) ;;
+  test|all) want+=("${test_pkgs[@]}") ;;
+  *) echo "usage: $0 [build|test|all]" >&2; exit 2 ;;
+esac
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "deps: installing ${missing[*]}" >&2
+SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -1,0 +1,31 @@
+/* cli.h — what the graft command's subcommands share.  Only the CLI prints
+ * and exits; the library returns errors. */
+#ifndef GRAFT_CLI_H
+#define GRAFT_CLI_H
+#include <stdio.h>
+#include "graft.h"
+
+/* Each subcommand: argv[0] is the subcommand's name.  Returns the exit code. */
+int cmd_info(int argc, char **argv);
+int cmd_extract(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
+int cmd_fetch(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+
+/* Prints "graft: error: <msg>" to stderr; returns 1 (the exit code). */
+int cli_fail(const gr_error *err);
+/* printf-style variant for CLI-level errors (bad options). */
+int cli_failf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Parses "HxW" (or "N" for NxN) into h, w.  0 ok, -1 bad. */
+int cli_parse_size(const char *s, int *h, int *w);
+/* Parses a positive int / a float option value; -1 when malformed. */
+int cli_parse_int(const char *s, int *out);
+int cli_parse_float(const char *s, float *out);
+
+/* Builds a base from "--base" text: "vgg16" or "darknet:PATH.cfg"; h, w = 0
+ * means the base's native size (vgg16: 224x224; darknet: [net] size).      */
+gr_model *cli_build_base(const char *base, int h, int w, bool include_top, gr_error *err);
+
+#endif

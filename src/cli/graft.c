@@ -1,0 +1,59 @@
+/* graft.c — the command line: `graft <command> [options]`. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cli.h"
+
+static const struct {
+    const char *name;
+    int (*run)(int, char **);
+    const char *help;
+} commands[] = {
+    {"fetch", cmd_fetch, "download pretrained weights and datasets (sha256-checked, cached)"},
+    {"info", cmd_info, "show a weights file's tensors, or a base's layers (--base)"},
+    {"extract", cmd_extract, "run a base up to a layer on a dataset, write features as .npy"},
+    {"predict", cmd_predict, "classify images with a network and print the top classes"},
+    {"train", cmd_train, "train a new head on a frozen pretrained base"},
+    {"eval", cmd_eval, "evaluate a trained model on a dataset"},
+};
+#define NCMD (int)(sizeof commands / sizeof commands[0])
+
+static void usage(FILE *f) {
+    fprintf(f, "graft %s — transfer learning from pretrained CNNs, in C\n\n"
+               "usage: graft <command> [options]   (graft <command> --help for its options)\n\n"
+               "commands:\n", GRAFT_VERSION);
+    for (int i = 0; i < NCMD; i++) fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "\nenvironment: GRAFT_HOME (cache, default ~/.cache/graft), GRAFT_MIRROR (local mirror)\n");
+}
+
+int cli_fail(const gr_error *err) {
+    fprintf(stderr, "graft: error: %s\n", err && err->msg[0] ? err->msg : "unknown error");
+    return 1;
+}
+
+int cli_failf(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("graft: error: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 1;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("graft %s\n", GRAFT_VERSION);
+        return 0;
+    }
+    for (int i = 0; i < NCMD; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "graft: error: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

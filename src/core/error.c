@@ -1,0 +1,79 @@
+/* error.c — the one error type, warnings, checked allocation. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "model.h"
+
+gr_status gr_error_set(gr_error *err, gr_status code, const char *fmt, ...) {
+    if (err) {
+        err->code = code;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+gr_status gr_error_prefix(gr_error *err, const char *fmt, ...) {
+    if (!err) return GR_OK;
+    char pre[512], old[sizeof err->msg];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(pre, sizeof pre, fmt, ap);
+    va_end(ap);
+    memcpy(old, err->msg, sizeof old);
+    size_t np = strlen(pre);
+    if (np > sizeof err->msg - 3) np = sizeof err->msg - 3;
+    memcpy(err->msg, pre, np);
+    memcpy(err->msg + np, ": ", 2);
+    size_t room = sizeof err->msg - np - 3, no = strnlen(old, sizeof old);
+    if (no > room) no = room;
+    memcpy(err->msg + np + 2, old, no);
+    err->msg[np + 2 + no] = 0;
+    return err->code;
+}
+
+const char *gr_status_name(gr_status code) {
+    static const char *names[] = {"ok", "bad argument", "I/O error", "format error",
+                                  "shape error", "out of memory", "network error",
+                                  "digest mismatch", "unsupported", "numeric error",
+                                  "interrupted", "backend error"};
+    if ((unsigned)code < sizeof names / sizeof names[0]) return names[code];
+    return "unknown error";
+}
+
+void gr_warn(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("graft: warning: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+void *gr_malloc(size_t bytes, gr_error *err) {
+    void *p = malloc(bytes ? bytes : 1);
+    if (!p) gr_error_set(err, GR_ERR_NOMEM, "out of memory allocating %zu bytes", bytes);
+    return p;
+}
+
+void *gr_calloc(size_t n, size_t size, gr_error *err) {
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p) gr_error_set(err, GR_ERR_NOMEM, "out of memory allocating %zu x %zu bytes", n, size);
+    return p;
+}
+
+void *gr_realloc(void *old, size_t bytes, gr_error *err) {
+    void *p = realloc(old, bytes ? bytes : 1);
+    if (!p) gr_error_set(err, GR_ERR_NOMEM, "out of memory growing to %zu bytes", bytes);
+    return p;
+}
+
+char *gr_strdup(const char *s, gr_error *err) {
+    size_t n = strlen(s) + 1;
+    char *p = gr_malloc(n, err);
+    if (p) memcpy(p, s, n);
+    return p;
+}

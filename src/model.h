@@ -1,0 +1,92 @@
+/* model.h — the model's insides, shared by the library's modules (not public).
+ *
+ * A model is a list of nodes in topological order.  Node i reads the outputs
+ * of nodes in[0..n_in) (-1 = the model input) and produces [B, oh, ow, oc].
+ * All parameters live in ONE allocation (m->w) with a table of named views
+ * (m->params): freezing is a range, a checkpoint is one write, the optimizer
+ * one loop.  Parameter names are "<layer>/<kind>" with kind one of
+ * kernel, bias, gamma, beta, moving_mean, moving_variance, mean, std.       */
+#ifndef GRAFT_MODEL_H
+#define GRAFT_MODEL_H
+#include "graft.h"
+#include "layers/layers.h"
+
+#define GR_MAX_INPUTS 4
+
+typedef struct {
+    char name[96];       /* "<layer>/<kind>" */
+    char kind[24];       /* "kernel", "bias", ... */
+    int node;
+    int ndim;
+    int64_t shape[4];
+    size_t offset;       /* into m->w, in floats */
+    size_t count;
+} gr_param;
+
+typedef struct {
+    gr_layer_spec s;     /* the spec with defaults applied and padding resolved */
+    int in[GR_MAX_INPUTS];
+    int n_in;            /* >= 1 except for nothing; in[k] = -1 is the model input */
+    int ih, iw, ic;      /* shape of in[0] per sample */
+    int oh, ow, oc;      /* output per sample */
+    int p0, np;          /* range in m->params */
+    bool frozen;
+    void *fast;          /* the fast backend's cached state (owned by the backend) */
+} gr_node;
+
+struct gr_model {
+    int in_h, in_w, in_c;
+    gr_node *nodes;
+    int n_nodes, cap_nodes;
+    gr_param *params;
+    int n_params, cap_params;
+    float *w;            /* all parameters, one allocation */
+    size_t w_count, w_cap;
+    uint64_t w_version;  /* bumped whenever weights change (fast caches re-pack) */
+    gr_preprocess prep;
+    char **class_names;  /* n_classes strings, or NULL */
+    int n_classes;
+    gr_precision precision;
+    struct gr_workspace *ws;   /* inference buffers, grown on demand */
+};
+
+/* Pointer to the first float of param p. */
+static inline float *gr_param_data(gr_model *m, int p) { return m->w + m->params[p].offset; }
+/* Index of node's param of the given kind, or -1. */
+int gr_node_param(const gr_model *m, int node, const char *kind);
+/* Output floats per sample of node (-1: the model input). */
+int64_t gr_node_size(const gr_model *m, int node);
+
+/* Fills gr_conv_dims / gr_pool_dims for node with batch B (see layers.h). */
+gr_conv_dims gr_node_conv_dims(const gr_model *m, int node, int B);
+gr_pool_dims gr_node_pool_dims(const gr_model *m, int node, int B);
+
+/* exec.c: frees the inference workspace. */
+void gr_workspace_free(struct gr_workspace *ws);
+
+/* Frees the inference workspace and the backend caches (after structural changes). */
+void gr_model_drop_caches(gr_model *m);
+
+/* Runs one node in inference mode (reference or fast path).  ins[k] are the
+ * node's inputs, out its output, for a batch of B.                          */
+gr_status gr_node_forward_infer(gr_model *m, int node, const float *const *ins, float *out,
+                                int B, gr_error *err);
+
+/* Logs a warning ("graft: warning: ..." on stderr unless redirected). */
+void gr_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Checked allocation helpers: NULL and *err set (GR_ERR_NOMEM) on failure. */
+void *gr_malloc(size_t bytes, gr_error *err);
+void *gr_calloc(size_t n, size_t size, gr_error *err);
+void *gr_realloc(void *p, size_t bytes, gr_error *err);
+char *gr_strdup(const char *s, gr_error *err);
+
+/* Small deterministic RNG (xoshiro256**, seeded with splitmix64). */
+typedef struct { uint64_t s[4]; } gr_rng;
+void gr_rng_seed(gr_rng *r, uint64_t seed);
+uint64_t gr_rng_next(gr_rng *r);
+float gr_rng_uniform(gr_rng *r);                 /* [0, 1) */
+float gr_rng_normal(gr_rng *r);                  /* N(0, 1) */
+uint32_t gr_rng_below(gr_rng *r, uint32_t n);    /* [0, n) unbiased */
+
+#endif
