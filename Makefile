@@ -1,7 +1,7 @@
 # graft — build, test, bench, demo.  `make help` lists the targets.
 CC      ?= cc
 PKGS    := hdf5 libpng libjpeg libcurl json-c libarchive zlib
-HDF5INC := $(shell pkg-config --cflags hdf5 2>/dev/null)
+HDF5INC := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -fopenmp \
                  -Iinclude -Isrc $(HDF5INC)
 LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ldnnl -lcrypto -lm -lpthread -fopenmp

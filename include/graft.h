@@ -252,6 +252,225 @@ typedef struct {
 gr_status gr_model_load_weights(gr_model *m, const char *path, gr_load_report *report,
                                 gr_error *err);
 
+/* ----------------------------------------------------------------- training */
+
+typedef enum { GR_OPTIM_SGD = 0, GR_OPTIM_ADAM } gr_optim_kind;
+
+/* An optimizer's settings.  SGD follows Keras' legacy SGD exactly:
+ *   lr_t = lr / (1 + decay * iterations)        (iterations = batches so far)
+ *   v = momentum * v - lr_t * g
+ *   w += nesterov ? momentum * v - lr_t * g : v
+ * Adam follows Keras (beta1 0.9, beta2 0.999, epsilon 1e-7 by default).    */
+typedef struct {
+    gr_optim_kind kind;
+    float lr;            /* learning rate */
+    float decay;         /* Keras legacy inverse-time decay per iteration */
+    float momentum;      /* SGD */
+    bool nesterov;       /* SGD */
+    float beta1, beta2, epsilon;   /* Adam (0 = Keras defaults) */
+} gr_optim;
+
+typedef struct { float lr, decay, momentum; bool nesterov; } gr_sgd_opts;
+gr_optim gr_sgd(gr_sgd_opts o);
+gr_optim gr_adam(float lr);
+/* The learning rate used at iteration it (0-based). */
+float gr_optim_lr(const gr_optim *o, int64_t it);
+
+/* A trainer updates the trainable layers of a model (from `first` on; all
+ * earlier layers are frozen and run in inference mode, if at all) one batch
+ * at a time.  Its input is the output of layer first-1 (the features at the
+ * cut), so the frozen base can run once and be cached.                     */
+typedef struct gr_trainer gr_trainer;
+
+typedef struct {
+    gr_optim optim;
+    int max_batch;           /* largest batch that will be passed */
+    uint64_t seed;           /* dropout masks */
+    float label_smoothing;   /* 0..1 */
+    bool bn_train;           /* batch norm in trainable layers uses batch statistics */
+} gr_trainer_opts;
+
+gr_trainer *gr_trainer_new(gr_model *m, int first, const gr_trainer_opts *o, gr_error *err);
+void gr_trainer_free(gr_trainer *t);
+
+/* One optimizer step on a batch: x [B, features at first-1], labels [B]
+ * (class indices).  Returns the batch's mean categorical cross-entropy in
+ * *loss and the number of correct top-1 predictions in *correct.          */
+gr_status gr_trainer_step(gr_trainer *t, const float *x, const int *labels, int B,
+                          float *loss, int *correct, gr_error *err);
+/* Iterations (batches) done so far. */
+int64_t gr_trainer_iterations(const gr_trainer *t);
+
+/* Loss and accuracy of probabilities p [B, C] against labels (Keras clips p
+ * to [1e-7, 1 - 1e-7]).  Returns the summed (not mean) loss.              */
+double gr_cross_entropy(const float *p, const int *labels, int B, int C, float label_smoothing,
+                        int *correct, int *correct_top5);
+
+/* ------------------------------------------------------------------ fetch */
+/* Downloads and the cache ($GRAFT_HOME, default ~/.cache/graft): known names
+ * ("vgg16", "vgg16-top", "resnet50", "tiny-darknet", "cifar10", "cifar100")
+ * are fetched with libcurl (resumable .part files, timeouts from
+ * $GRAFT_FETCH_TIMEOUT seconds), checked against the publisher's md5/sha256
+ * (or a mirror's SHA256SUMS), and only then renamed into place.            */
+typedef struct {
+    const char *mirror;  /* local mirror directory tried first; NULL: $GRAFT_MIRROR if set */
+    bool force;          /* fetch again even when a verified copy is cached */
+    bool offline;        /* never use the network (also $GRAFT_OFFLINE=1) */
+    bool quiet;          /* no progress bar or notes on stderr */
+} gr_fetch_opts;
+
+/* Makes every file of a known name present and verified in the cache.
+ * opts may be NULL (defaults).  Errors name the URL (or file), the HTTP
+ * status or the expected and actual digest, and say how to get the file by hand. */
+gr_status gr_fetch_name(const char *name, const gr_fetch_opts *opts, gr_error *err);
+
+/* Writes to path_out the cached path of a known name's file, fetching it
+ * first when missing.  file_hint picks the file of a multi-file name: a file
+ * name, an extension ("weights", "cfg") or "labels"; NULL = the main file.
+ * Datasets resolve to their unpacked directory when the cache holds one
+ * (e.g. linked from a mirror), else to the archive (.tar.gz).              */
+gr_status gr_fetch_resolve(const char *name, const char *file_hint, const gr_fetch_opts *opts,
+                           char *path_out, size_t cap, gr_error *err);
+
+/* Downloads url to dest (via dest.part, resuming it when present), checks
+ * digest (32 hex chars = md5, 64 = sha256; NULL = unchecked), fsyncs and
+ * renames into place.  A digest mismatch deletes the .part file.           */
+gr_status gr_fetch_url(const char *url, const char *dest, const char *digest,
+                       const gr_fetch_opts *opts, gr_error *err);
+/* --------------------------------------------------------------- end fetch */
+
+/* ---------------------------------------------------------------- datasets
+ * Data input (src/io/images.c, cifar.c, dataset.c, batcher.c): decoding,
+ * resizing, preprocessing, CIFAR-10/100, image folders, CSV lists, a
+ * seeded stratified split and a prefetching batch iterator.
+ *
+ *   gr_dataset *ds = gr_dataset_open("cifar-10-batches-bin",
+ *       &(gr_dataset_opts){ .split = GR_SPLIT_TRAIN, .h = 32, .w = 32,
+ *                           .preprocess = GR_PREP_CAFFE }, &err);
+ *   gr_batcher *b = gr_batcher_new(ds, NULL, 0, &(gr_batcher_opts){ .batch = 32,
+ *       .shuffle = true, .seed = 1, .pad = 4, .hflip = true, .threads = 2 }, &err);
+ *   while (gr_batcher_next(b, x, labels, &n, &err) == GR_OK && n > 0) ... one epoch
+ */
+
+/* A decoded image: RGB, 8 bits per channel. */
+typedef struct {
+    int h, w;            /* pixels */
+    uint8_t *data;       /* [h][w][3] row-major RGB; owned, free with gr_image_free */
+} gr_image;
+
+/* Decodes a JPEG (baseline/progressive; gray, YCbCr, CMYK/YCCK -> RGB), PNG
+ * (gray, gray+alpha, palette, RGB(A), 1-16 bits -> RGB8: 16-bit keeps the high
+ * byte, alpha is dropped, not composited) or BMP (uncompressed 8-bit paletted,
+ * 24- and 32-bit, bottom-up or top-down).  The format comes from the magic
+ * bytes, never the file name.  A corrupt or truncated file is an error
+ * (GR_ERR_FORMAT) naming the file and the reason.                          */
+gr_status gr_image_load(const char *path, gr_image *out, gr_error *err);
+/* The same from n bytes in memory; name is used in messages. */
+gr_status gr_image_decode(const void *bytes, size_t n, const char *name, gr_image *out,
+                          gr_error *err);
+void gr_image_free(gr_image *img);   /* frees img->data, zeroes *img */
+
+typedef enum {
+    GR_FIT_STRETCH = 0,  /* the whole image to oh x ow (aspect ratio not kept) */
+    GR_FIT_CENTER_CROP   /* the largest centered box with the aspect ratio oh:ow
+                          * (Keras smart_resize's box: int sizes, offsets floored) */
+} gr_fit;
+
+/* Resizes RGB8 to out [oh][ow][3] float in 0..255 (not rounded) with PIL's
+ * BILINEAR filter: triangle kernel whose support is scaled by the factor when
+ * shrinking (antialiased), separable, edge weights renormalized — i.e. PIL's
+ * im.resize((ow, oh), Image.BILINEAR, box=<box>) without PIL's 8-bit rounding
+ * (results agree within 1 level).  Same size: exact copy.                  */
+gr_status gr_image_resize(const gr_image *img, int oh, int ow, gr_fit fit, float *out,
+                          gr_error *err);
+
+/* In place on x [n_pixels][3] RGB float 0..255:
+ *   NONE    unchanged;   CAFFE  -> BGR, minus (103.939, 116.779, 123.68) (B, G, R);
+ *   TORCH   x/255, minus (0.485, 0.456, 0.406), divided by (0.229, 0.224, 0.225);
+ *   TF      x/127.5 - 1; DARKNET x/255 (RGB).                                */
+void gr_preprocess_apply(gr_preprocess p, float *x, size_t n_pixels);
+
+typedef enum { GR_SPLIT_TRAIN = 0, GR_SPLIT_TEST } gr_split;
+typedef enum {
+    GR_DATA_AUTO = 0,    /* a .tar.gz / .bin / directory of CIFAR batches, a .csv, else a folder */
+    GR_DATA_CIFAR10,
+    GR_DATA_CIFAR100,
+    GR_DATA_FOLDER,      /* one subfolder per class */
+    GR_DATA_CSV          /* lines "path,label" */
+} gr_data_format;
+typedef enum { GR_LABELS_FINE = 0, GR_LABELS_COARSE } gr_label_kind;  /* CIFAR-100 */
+
+/* Zero fields are defaults. */
+typedef struct {
+    gr_split split;          /* CIFAR directories/archives: which batches */
+    gr_data_format format;
+    gr_label_kind labels;
+    int h, w;                /* samples' size; 0 = native (32 for CIFAR; folders/CSV need it) */
+    gr_fit fit;
+    gr_preprocess preprocess;
+    bool skip_bad;           /* folders/CSV: decode every file at open, drop and count the
+                              * ones that fail (gr_dataset_skipped); otherwise a bad file
+                              * is an error naming it when it is read                    */
+} gr_dataset_opts;
+
+typedef struct gr_dataset gr_dataset;
+
+/* Opens a dataset.  CIFAR is held in memory as uint8 (not float); folders
+ * and CSV lists are decoded on demand.  Folder classes are the subfolder
+ * names sorted (bytewise), files sorted by name within a class; files that
+ * are not JPEG/PNG/BMP by magic are ignored (gr_dataset_ignored).  CSV:
+ * "path,label" per line, paths relative to the CSV's directory; an optional
+ * header (first field "path", "file", "filename" or "image"); labels that
+ * are all integers are class indices, otherwise class names (sorted).     */
+gr_dataset *gr_dataset_open(const char *path, const gr_dataset_opts *opts, gr_error *err);
+void gr_dataset_free(gr_dataset *ds);
+int gr_dataset_count(const gr_dataset *ds);
+int gr_dataset_num_classes(const gr_dataset *ds);
+const char *gr_dataset_class_name(const gr_dataset *ds, int c);  /* NULL when out of range */
+int gr_dataset_label(const gr_dataset *ds, int i);               /* -1 when out of range */
+void gr_dataset_size(const gr_dataset *ds, int *h, int *w);      /* a sample's h, w */
+int gr_dataset_skipped(const gr_dataset *ds);   /* bad images dropped at open (skip_bad) */
+int gr_dataset_ignored(const gr_dataset *ds);   /* non-image files ignored in folders */
+/* Path of sample i (folders/CSV), NULL for CIFAR. */
+const char *gr_dataset_path(const gr_dataset *ds, int i);
+
+/* Sample i as out [h][w][3] float, resized and preprocessed (no augmentation).
+ * Safe to call from several threads at once.                               */
+gr_status gr_dataset_get(const gr_dataset *ds, int i, float *out, gr_error *err);
+
+/* Seeded stratified split: per class, a fraction `val` (rounded) of its
+ * samples goes to validation, chosen by a shuffle seeded with `seed`.
+ * Returns two malloc'ed ascending index lists (caller frees).             */
+gr_status gr_dataset_split(const gr_dataset *ds, float val, uint64_t seed, int **train,
+                           int *n_train, int **valid, int *n_valid, gr_error *err);
+
+typedef struct {
+    int batch;               /* samples per batch (> 0) */
+    bool shuffle;            /* a new permutation every epoch, from (seed, epoch) */
+    uint64_t seed;
+    int pad;                 /* augmentation: zero-pad by pad pixels, random crop back (0 = off) */
+    bool hflip;              /* augmentation: random horizontal flip (p = 0.5) */
+    int threads;             /* background decode threads (0 = decode in gr_batcher_next) */
+    int prefetch;            /* batches prepared ahead (0 = 2 * threads + 1) */
+} gr_batcher_opts;
+
+typedef struct gr_batcher gr_batcher;
+
+/* Iterates over ds samples indices[0..n) (NULL = all) in batches.  Order and
+ * augmentation depend only on (seed, epoch, sample index), never on the
+ * thread count.  ds must outlive the batcher.                              */
+gr_batcher *gr_batcher_new(const gr_dataset *ds, const int *indices, int n,
+                           const gr_batcher_opts *opts, gr_error *err);
+/* Next batch: x [batch][h][w][3] preprocessed, labels [batch]; *n_out
+ * samples (the last batch of an epoch may be short).  *n_out == 0 marks the
+ * end of an epoch; the call after it starts the next one.  After an error
+ * the batcher stays failed (every later call returns the same error).     */
+gr_status gr_batcher_next(gr_batcher *b, float *x, int *labels, int *n_out, gr_error *err);
+int gr_batcher_epoch(const gr_batcher *b);          /* epochs started so far - 1 */
+int gr_batcher_num_batches(const gr_batcher *b);    /* batches per epoch */
+void gr_batcher_free(gr_batcher *b);                /* stops the threads (no wait on a full queue) */
+/* ------------------------------------------------------------ end datasets */
+
 #ifdef __cplusplus
 }
 #endif

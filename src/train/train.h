@@ -1,0 +1,18 @@
+/* train.h — the training module's internal pieces. */
+#ifndef GRAFT_TRAIN_H
+#define GRAFT_TRAIN_H
+#include "model.h"
+
+/* One optimizer update over n parameters: w, gradient g, state s1 (SGD
+ * velocity / Adam m) and s2 (Adam v).  it = iterations done before.       */
+void gr_optim_update(const gr_optim *o, int64_t it, float *w, const float *g, float *s1,
+                     float *s2, size_t n);
+
+/* The forward + backward half of gr_trainer_step (no update): fills the
+ * gradient of the batch's mean loss; gr_trainer_grad exposes it, covering
+ * m->w[offset .. offset+count).                                            */
+gr_status gr_trainer_gradients(gr_trainer *t, const float *x, const int *labels, int B,
+                               float *loss, int *correct, gr_error *err);
+float *gr_trainer_grad(gr_trainer *t, size_t *offset, size_t *count);
+
+#endif

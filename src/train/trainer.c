@@ -1,0 +1,387 @@
+/* trainer.c — forward (training mode), backward and an optimizer step over
+ * the trainable tail of a model: layers first .. n-1.  Its input is the
+ * output of layer first-1 (the cut), so a frozen base never runs here.
+ *
+ * Memory: one activation and one gradient buffer per trainable layer, sized
+ * for max_batch, allocated once; the parameter gradients and optimizer
+ * state cover only the trainable suffix of the one parameter allocation
+ * (parameters are stored in layer order, so it is one contiguous range).  */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "train/train.h"
+
+struct gr_trainer {
+    gr_model *m;
+    int first, n;            /* trainable layers first .. n-1 */
+    gr_trainer_opts o;
+    float **act, **dact;     /* per layer (index i - first) */
+    float **mask;            /* dropout masks */
+    float **bmean, **bvar;   /* batch-norm batch statistics (training form) */
+    size_t off0, np;         /* trainable parameter range in m->w */
+    float *grad, *s1, *s2;   /* np floats each */
+    int64_t it;
+    gr_rng rng;
+};
+
+static int64_t node_out(const gr_model *m, int i) { return gr_node_size(m, i); }
+
+void gr_trainer_free(gr_trainer *t) {
+    if (!t) return;
+    int k = t->n - t->first;
+    for (int j = 0; j < k; j++) {
+        if (t->act) free(t->act[j]);
+        if (t->dact) free(t->dact[j]);
+        if (t->mask) free(t->mask[j]);
+        if (t->bmean) free(t->bmean[j]);
+        if (t->bvar) free(t->bvar[j]);
+    }
+    free(t->act); free(t->dact); free(t->mask); free(t->bmean); free(t->bvar);
+    free(t->grad); free(t->s1); free(t->s2);
+    free(t);
+}
+
+gr_trainer *gr_trainer_new(gr_model *m, int first, const gr_trainer_opts *o, gr_error *err) {
+    if (first < 0 || first >= m->n_nodes) {
+        gr_error_set(err, GR_ERR_ARG, "trainer: first trainable layer %d of %d", first, m->n_nodes);
+        return NULL;
+    }
+    if (o->max_batch <= 0) {
+        gr_error_set(err, GR_ERR_ARG, "trainer: batch size %d must be positive", o->max_batch);
+        return NULL;
+    }
+    if (!(o->optim.lr > 0) || o->optim.decay < 0 || o->optim.momentum < 0 || o->optim.momentum >= 1) {
+        gr_error_set(err, GR_ERR_ARG, "optimizer: lr %g must be > 0, decay %g >= 0, momentum %g in [0, 1)",
+                     o->optim.lr, o->optim.decay, o->optim.momentum);
+        return NULL;
+    }
+    if (o->label_smoothing < 0 || o->label_smoothing >= 1) {
+        gr_error_set(err, GR_ERR_ARG, "label smoothing %g must be in [0, 1)", o->label_smoothing);
+        return NULL;
+    }
+    const gr_node *last = &m->nodes[m->n_nodes - 1];
+    if (!(last->s.op == GR_OP_SOFTMAX || (last->s.op == GR_OP_DENSE && last->s.act == GR_ACT_SOFTMAX) ||
+          (last->s.op == GR_OP_ACTIVATION && last->s.act == GR_ACT_SOFTMAX))) {
+        gr_error_set(err, GR_ERR_ARG,
+                     "the model's last layer '%s' must end in softmax for categorical cross-entropy",
+                     last->s.name);
+        return NULL;
+    }
+    for (int i = first; i < m->n_nodes; i++)
+        for (int k = 0; k < m->nodes[i].n_in; k++)
+            if (m->nodes[i].in[k] < first - 1) {
+                gr_error_set(err, GR_ERR_UNSUPPORTED,
+                             "trainable layer '%s' reads layer '%s', below the first trainable layer's input",
+                             m->nodes[i].s.name, gr_model_layer_name(m, m->nodes[i].in[k]));
+                return NULL;
+            }
+    gr_trainer *t = gr_calloc(1, sizeof *t, err);
+    if (!t) return NULL;
+    t->m = m; t->first = first; t->n = m->n_nodes; t->o = *o;
+    gr_rng_seed(&t->rng, o->seed ^ 0x5eedULL);
+    int k = t->n - first;
+    t->act = gr_calloc((size_t)k, sizeof(float *), err);
+    t->dact = gr_calloc((size_t)k, sizeof(float *), err);
+    t->mask = gr_calloc((size_t)k, sizeof(float *), err);
+    t->bmean = gr_calloc((size_t)k, sizeof(float *), err);
+    t->bvar = gr_calloc((size_t)k, sizeof(float *), err);
+    if (!t->act || !t->dact || !t->mask || !t->bmean || !t->bvar) goto fail;
+    size_t B = (size_t)o->max_batch;
+    for (int i = first; i < t->n; i++) {
+        size_t sz = B * (size_t)node_out(m, i);
+        int j = i - first;
+        if (!(t->act[j] = gr_malloc(sz * sizeof(float), err))) goto fail;
+        if (!(t->dact[j] = gr_malloc(sz * sizeof(float), err))) goto fail;
+        if (m->nodes[i].s.op == GR_OP_DROPOUT && !(t->mask[j] = gr_malloc(sz * sizeof(float), err)))
+            goto fail;
+        if (m->nodes[i].s.op == GR_OP_BATCHNORM) {
+            if (!(t->bmean[j] = gr_calloc((size_t)m->nodes[i].oc, sizeof(float), err))) goto fail;
+            if (!(t->bvar[j] = gr_calloc((size_t)m->nodes[i].oc, sizeof(float), err))) goto fail;
+        }
+        m->nodes[i].frozen = false;
+    }
+    for (int i = 0; i < first; i++) m->nodes[i].frozen = true;
+    int p0 = m->nodes[first].p0;
+    t->off0 = p0 < m->n_params ? m->params[p0].offset : m->w_count;
+    t->np = m->w_count - t->off0;
+    if (!(t->grad = gr_calloc(t->np, sizeof(float), err))) goto fail;
+    if (!(t->s1 = gr_calloc(t->np, sizeof(float), err))) goto fail;
+    if (o->optim.kind == GR_OPTIM_ADAM && !(t->s2 = gr_calloc(t->np, sizeof(float), err))) goto fail;
+    return t;
+fail:
+    gr_trainer_free(t);
+    return NULL;
+}
+
+int64_t gr_trainer_iterations(const gr_trainer *t) { return t->it; }
+
+static const float *input_of(const gr_trainer *t, int i, int k, const float *x) {
+    int j = t->m->nodes[i].in[k];
+    return j == t->first - 1 ? x : t->act[j - t->first];
+}
+
+static float *grad_of(gr_trainer *t, int i, int k) {
+    int j = t->m->nodes[i].in[k];
+    return j == t->first - 1 ? NULL : t->dact[j - t->first];
+}
+
+static float *pgrad(gr_trainer *t, int p) { return p < 0 ? NULL : t->grad + (t->m->params[p].offset - t->off0); }
+static float *pdata(gr_trainer *t, int p) { return p < 0 ? NULL : gr_param_data(t->m, p); }
+
+static bool softmax_last(const gr_node *n) {
+    return n->s.op == GR_OP_SOFTMAX || n->s.act == GR_ACT_SOFTMAX;
+}
+
+/* Forward of layer i in training mode. */
+static void forward(gr_trainer *t, int i, const float *x, int B) {
+    gr_model *m = t->m;
+    gr_node *n = &m->nodes[i];
+    const gr_layer_spec *s = &n->s;
+    float *out = t->act[i - t->first];
+    const float *in = input_of(t, i, 0, x);
+    int64_t osz = (int64_t)B * node_out(m, i), isz = (int64_t)B * n->ih * n->iw * n->ic;
+    int64_t rows = (int64_t)B * n->oh * n->ow;
+    switch (s->op) {
+    case GR_OP_CONV2D: {
+        gr_conv_dims d = gr_node_conv_dims(m, i, B);
+        gr_conv2d_forward(out, in, pdata(t, gr_node_param(m, i, "kernel")),
+                          pdata(t, gr_node_param(m, i, "bias")), &d);
+        break;
+    }
+    case GR_OP_DENSE:
+        gr_dense_forward(out, in, pdata(t, gr_node_param(m, i, "kernel")),
+                         pdata(t, gr_node_param(m, i, "bias")), B, n->ic, n->oc);
+        break;
+    case GR_OP_BATCHNORM: {
+        float *g = gr_param_data(m, n->p0), *be = gr_param_data(m, n->p0 + 1);
+        float *mm = gr_param_data(m, n->p0 + 2), *mv = gr_param_data(m, n->p0 + 3);
+        if (t->o.bn_train) {
+            int j = i - t->first;
+            gr_batchnorm_forward_train(out, in, g, be, s->eps, rows, n->oc, t->bmean[j], t->bvar[j]);
+            double unb = rows > 1 ? (double)rows / (double)(rows - 1) : 1.0;
+            for (int c = 0; c < n->oc; c++) {
+                mm[c] = s->momentum * mm[c] + (1 - s->momentum) * t->bmean[j][c];
+                mv[c] = s->momentum * mv[c] + (1 - s->momentum) * (float)(t->bvar[j][c] * unb);
+            }
+        } else {
+            gr_batchnorm_forward(out, in, g, be, mm, mv, s->eps, rows, n->oc);
+        }
+        return;
+    }
+    case GR_OP_ACTIVATION:
+        if (s->act == GR_ACT_SOFTMAX) gr_softmax_forward(out, in, rows, n->oc);
+        else gr_act_forward(out, in, (size_t)osz, s->act, s->alpha);
+        return;
+    case GR_OP_MAXPOOL: {
+        gr_pool_dims d = gr_node_pool_dims(m, i, B);
+        gr_maxpool_forward(out, in, &d);
+        return;
+    }
+    case GR_OP_AVGPOOL: {
+        gr_pool_dims d = gr_node_pool_dims(m, i, B);
+        gr_avgpool_forward(out, in, &d);
+        return;
+    }
+    case GR_OP_GLOBAL_AVGPOOL: gr_gap_forward(out, in, B, n->ih * n->iw, n->ic); return;
+    case GR_OP_SOFTMAX: gr_softmax_forward(out, in, rows, n->oc); return;
+    case GR_OP_DROPOUT: {
+        float *mask = t->mask[i - t->first];
+        float keep = 1.0f - s->rate, scale = keep > 0 ? 1.0f / keep : 0.0f;
+        for (int64_t k = 0; k < isz; k++) mask[k] = gr_rng_uniform(&t->rng) < keep ? scale : 0.0f;
+        gr_dropout_forward(out, in, mask, (size_t)isz);
+        return;
+    }
+    case GR_OP_ADD: {
+        const float *ins[GR_MAX_INPUTS];
+        for (int k = 0; k < n->n_in; k++) ins[k] = input_of(t, i, k, x);
+        gr_add_forward(out, ins, n->n_in, (size_t)osz);
+        break;
+    }
+    case GR_OP_CONCAT: {
+        const float *ins[GR_MAX_INPUTS];
+        int cs[GR_MAX_INPUTS];
+        for (int k = 0; k < n->n_in; k++) {
+            ins[k] = input_of(t, i, k, x);
+            cs[k] = (int)(gr_node_size(m, n->in[k]) / (n->oh * n->ow));
+        }
+        gr_concat_forward(out, ins, cs, n->n_in, rows);
+        return;
+    }
+    case GR_OP_STANDARDIZE:
+        gr_standardize_forward(out, in, gr_param_data(m, n->p0), gr_param_data(m, n->p0 + 1), B,
+                               (int)(isz / B));
+        return;
+    case GR_OP_FLATTEN:
+    default:
+        memcpy(out, in, (size_t)isz * sizeof(float));
+        return;
+    }
+    /* fused activation of conv / dense / add */
+    if (s->act == GR_ACT_SOFTMAX) gr_softmax_forward(out, out, rows, n->oc);
+    else if (s->act != GR_ACT_LINEAR) gr_act_forward(out, out, (size_t)osz, s->act, s->alpha);
+}
+
+/* dy <- dy * act'(.) computed from the activation's output y (in place). */
+static void fused_act_backward(float *dy, const float *y, size_t n, gr_act act, float alpha) {
+    switch (act) {
+    case GR_ACT_RELU: for (size_t k = 0; k < n; k++) if (!(y[k] > 0)) dy[k] = 0; break;
+    case GR_ACT_LEAKY: for (size_t k = 0; k < n; k++) if (!(y[k] > 0)) dy[k] *= alpha; break;
+    case GR_ACT_RELU6: for (size_t k = 0; k < n; k++) if (!(y[k] > 0 && y[k] < 6)) dy[k] = 0; break;
+    case GR_ACT_SIGMOID: for (size_t k = 0; k < n; k++) dy[k] *= y[k] * (1 - y[k]); break;
+    case GR_ACT_TANH: for (size_t k = 0; k < n; k++) dy[k] *= 1 - y[k] * y[k]; break;
+    default: break;
+    }
+}
+
+/* Backward of layer i: dact[i] holds dL/d(output) (or dL/d(logits) for the
+ * final softmax, see `logits`).                                             */
+static void backward(gr_trainer *t, int i, const float *x, int B, bool logits) {
+    gr_model *m = t->m;
+    gr_node *n = &m->nodes[i];
+    const gr_layer_spec *s = &n->s;
+    int j = i - t->first;
+    float *dy = t->dact[j];
+    const float *y = t->act[j];
+    const float *in = input_of(t, i, 0, x);
+    float *din = grad_of(t, i, 0);
+    int64_t osz = (int64_t)B * node_out(m, i), isz = (int64_t)B * n->ih * n->iw * n->ic;
+    int64_t rows = (int64_t)B * n->oh * n->ow;
+    if (s->op == GR_OP_CONV2D || s->op == GR_OP_DENSE || s->op == GR_OP_ADD) {
+        if (s->act == GR_ACT_SOFTMAX) {
+            if (!logits) gr_softmax_backward(dy, y, rows, n->oc, dy);  /* not reached: softmax is last */
+        } else {
+            fused_act_backward(dy, y, (size_t)osz, s->act, s->alpha);
+        }
+    }
+    switch (s->op) {
+    case GR_OP_CONV2D: {
+        gr_conv_dims d = gr_node_conv_dims(m, i, B);
+        int pk = gr_node_param(m, i, "kernel"), pb = gr_node_param(m, i, "bias");
+        gr_conv2d_backward(dy, in, pdata(t, pk), &d, din, pgrad(t, pk), pgrad(t, pb));
+        break;
+    }
+    case GR_OP_DENSE: {
+        int pk = gr_node_param(m, i, "kernel"), pb = gr_node_param(m, i, "bias");
+        gr_dense_backward(dy, in, pdata(t, pk), B, n->ic, n->oc, din, pgrad(t, pk), pgrad(t, pb));
+        break;
+    }
+    case GR_OP_BATCHNORM: {
+        float *g = gr_param_data(m, n->p0);
+        float *dg = pgrad(t, n->p0), *db = pgrad(t, n->p0 + 1);
+        if (t->o.bn_train)
+            gr_batchnorm_backward_train(dy, in, g, t->bmean[j], t->bvar[j], s->eps, rows, n->oc,
+                                        din, dg, db);
+        else
+            gr_batchnorm_backward(dy, in, g, gr_param_data(m, n->p0 + 2), gr_param_data(m, n->p0 + 3),
+                                  s->eps, rows, n->oc, din, dg, db);
+        break;
+    }
+    case GR_OP_ACTIVATION:
+    case GR_OP_SOFTMAX:
+        if (!din) break;
+        if (logits) {
+            for (int64_t k = 0; k < osz; k++) din[k] += dy[k];
+        } else if (s->op == GR_OP_SOFTMAX || s->act == GR_ACT_SOFTMAX) {
+            gr_softmax_backward(dy, y, rows, n->oc, din);
+        } else {
+            gr_act_backward(dy, in, y, (size_t)osz, s->act, s->alpha, din);
+        }
+        break;
+    case GR_OP_MAXPOOL: {
+        gr_pool_dims d = gr_node_pool_dims(m, i, B);
+        if (din) gr_maxpool_backward(dy, in, &d, din);
+        break;
+    }
+    case GR_OP_AVGPOOL: {
+        gr_pool_dims d = gr_node_pool_dims(m, i, B);
+        if (din) gr_avgpool_backward(dy, &d, din);
+        break;
+    }
+    case GR_OP_GLOBAL_AVGPOOL:
+        if (din) gr_gap_backward(dy, B, n->ih * n->iw, n->ic, din);
+        break;
+    case GR_OP_DROPOUT:
+        if (din) gr_dropout_backward(dy, t->mask[j], (size_t)isz, din);
+        break;
+    case GR_OP_ADD: {
+        float *dins[GR_MAX_INPUTS];
+        for (int k = 0; k < n->n_in; k++) dins[k] = grad_of(t, i, k);
+        gr_add_backward(dy, n->n_in, (size_t)osz, dins);
+        break;
+    }
+    case GR_OP_CONCAT: {
+        float *dins[GR_MAX_INPUTS];
+        int cs[GR_MAX_INPUTS];
+        for (int k = 0; k < n->n_in; k++) {
+            dins[k] = grad_of(t, i, k);
+            cs[k] = (int)(gr_node_size(m, n->in[k]) / (n->oh * n->ow));
+        }
+        gr_concat_backward(dy, cs, n->n_in, rows, dins);
+        break;
+    }
+    case GR_OP_STANDARDIZE:
+        if (din) gr_standardize_backward(dy, gr_param_data(m, n->p0 + 1), B, (int)(isz / B), din);
+        break;
+    case GR_OP_FLATTEN:
+    default:
+        if (din)
+            for (int64_t k = 0; k < isz; k++) din[k] += dy[k];
+        break;
+    }
+}
+
+gr_status gr_trainer_gradients(gr_trainer *t, const float *x, const int *labels, int B,
+                               float *loss, int *correct, gr_error *err) {
+    gr_model *m = t->m;
+    if (B <= 0 || B > t->o.max_batch)
+        return gr_error_set(err, GR_ERR_ARG, "trainer: batch %d (max %d)", B, t->o.max_batch);
+    int last = t->n - 1;
+    int C = m->nodes[last].oc;
+    for (int b = 0; b < B; b++)
+        if (labels[b] < 0 || labels[b] >= C)
+            return gr_error_set(err, GR_ERR_ARG, "label %d out of range for %d classes", labels[b], C);
+    for (int i = t->first; i < t->n; i++) forward(t, i, x, B);
+    const float *p = t->act[last - t->first];
+    int c1 = 0;
+    double l = gr_cross_entropy(p, labels, B, C, t->o.label_smoothing, &c1, NULL) / B;
+    if (loss) *loss = (float)l;
+    if (correct) *correct = c1;
+    if (!isfinite(l))
+        return gr_error_set(err, GR_ERR_NUMERIC,
+                            "the loss became %g at iteration %lld: lower the learning rate (now %g)",
+                            l, (long long)t->it, gr_optim_lr(&t->o.optim, t->it));
+    /* zero gradients */
+    for (int i = t->first; i < t->n; i++)
+        memset(t->dact[i - t->first], 0, (size_t)B * (size_t)node_out(m, i) * sizeof(float));
+    memset(t->grad, 0, t->np * sizeof(float));
+    /* dL/dlogits of softmax + cross-entropy: (p - y) / B */
+    float *d = t->dact[last - t->first];
+    float ls = t->o.label_smoothing;
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++) {
+            float yc = (c == labels[b] ? 1.0f - ls : 0.0f) + ls / C;
+            d[(size_t)b * C + c] = (p[(size_t)b * C + c] - yc) / (float)B;
+        }
+    for (int i = last; i >= t->first; i--) backward(t, i, x, B, i == last && softmax_last(&m->nodes[i]));
+    for (size_t k = 0; k < t->np; k++)
+        if (!isfinite(t->grad[k]))
+            return gr_error_set(err, GR_ERR_NUMERIC, "a non-finite gradient at iteration %lld",
+                                (long long)t->it);
+    return GR_OK;
+}
+
+float *gr_trainer_grad(gr_trainer *t, size_t *offset, size_t *count) {
+    *offset = t->off0;
+    *count = t->np;
+    return t->grad;
+}
+
+gr_status gr_trainer_step(gr_trainer *t, const float *x, const int *labels, int B, float *loss,
+                          int *correct, gr_error *err) {
+    gr_status st = gr_trainer_gradients(t, x, labels, B, loss, correct, err);
+    if (st != GR_OK) return st;
+    gr_optim_update(&t->o.optim, t->it, t->m->w + t->off0, t->grad, t->s1, t->s2, t->np);
+    t->it++;
+    t->m->w_version++;
+    return GR_OK;
+}

@@ -1,0 +1,232 @@
+/* test_train.c — the trainer: gradients against finite differences of the
+ * loss, SGD/Adam against hand-computed steps and a PyTorch trajectory,
+ * determinism, and bad arguments. */
+#include <math.h>
+#include "check.h"
+#include "graft.h"
+#include "model.h"
+#include "train/train.h"
+
+/* Mean cross-entropy of the whole model on x (inference path + gr_cross_entropy). */
+static double model_loss(gr_model *m, const float *x, const int *labels, int B, float ls) {
+    int C = m->nodes[m->n_nodes - 1].oc;
+    float p[64 * 8];
+    gr_error e;
+    if (gr_model_predict(m, x, B, -1, p, &e) != GR_OK) return NAN;
+    return gr_cross_entropy(p, labels, B, C, ls, NULL, NULL) / B;
+}
+
+/* Builds input 3x3x2 -> conv 2x2 (3 filters, relu) -> batchnorm -> flatten ->
+ * standardize -> dense 5 (tanh) -> dense 4 softmax, random parameters. */
+static gr_model *small_model(void) {
+    gr_error e;
+    gr_model *m = gr_model_new(3, 3, 2, &e);
+    if (!m) return NULL;
+    gr_layer_spec c = gr_conv2d(3, 2, 2, 1, GR_PAD_SAME, GR_ACT_RELU);
+    gr_layer_spec st = gr_named(gr_flatten(), "flat");
+    if (gr_stack(m, &e, c, gr_batchnorm(1e-3f), st) != GR_OK) return NULL;
+    gr_layer_spec s;
+    memset(&s, 0, sizeof s);
+    s.op = GR_OP_STANDARDIZE;
+    if (gr_stack(m, &e, s, gr_dense(5, GR_ACT_TANH), gr_dense(4, GR_ACT_SOFTMAX)) != GR_OK) return NULL;
+    gr_model_init_params(m, 0, 42);
+    gr_rng r;
+    gr_rng_seed(&r, 3);
+    for (int p = 0; p < m->n_params; p++) {   /* make every parameter non-trivial */
+        float *d = gr_param_data(m, p);
+        const char *k = m->params[p].kind;
+        for (size_t i = 0; i < m->params[p].count; i++) {
+            if (!strcmp(k, "moving_variance") || !strcmp(k, "std") || !strcmp(k, "gamma"))
+                d[i] = 0.5f + gr_rng_uniform(&r);
+            else if (strcmp(k, "kernel"))
+                d[i] = 0.2f * gr_rng_normal(&r);
+        }
+    }
+    return m;
+}
+
+static void test_gradients_match_finite_differences(void) {
+    gr_model *m = small_model();
+    CHECK(m != NULL, "model");
+    if (!m) return;
+    gr_error e;
+    enum { B = 3 };
+    float x[B * 18];
+    int labels[B] = {0, 3, 1};
+    gr_rng r;
+    gr_rng_seed(&r, 11);
+    for (int i = 0; i < B * 18; i++) x[i] = gr_rng_normal(&r);
+    for (int first = 0; first <= 3; first += 3) {   /* whole model, and the head after the flatten */
+        const float *xin = x;
+        float feat[B * 27];
+        if (first > 0) {
+            CHECK(gr_model_predict(m, x, B, first - 1, feat, &e) == GR_OK, "%s", e.msg);
+            xin = feat;
+        }
+        gr_trainer_opts o = {.optim = gr_sgd((gr_sgd_opts){.lr = 0.1f}), .max_batch = B,
+                             .seed = 1, .label_smoothing = 0.1f};
+        gr_trainer *t = gr_trainer_new(m, first, &o, &e);
+        CHECK(t != NULL, "%s", e.msg);
+        if (!t) break;
+        float loss;
+        CHECK(gr_trainer_gradients(t, xin, labels, B, &loss, NULL, &e) == GR_OK, "%s", e.msg);
+        double l0 = model_loss(m, x, labels, B, 0.1f);
+        CHECK(fabs(l0 - loss) < 1e-5, "trainer loss %g vs inference loss %g", loss, l0);
+        size_t off, cnt;
+        float *g = gr_trainer_grad(t, &off, &cnt);
+        float num[512], ana[512];
+        int k = 0;
+        for (size_t q = 0; q < cnt && k < 512; q += 1 + q % 3) {
+            int pi = 0;   /* which parameter holds q: skip the fixed statistics */
+            while (m->params[pi].offset + m->params[pi].count <= off + q) pi++;
+            const char *kind = m->params[pi].kind;
+            if (!strcmp(kind, "moving_mean") || !strcmp(kind, "moving_variance") ||
+                !strcmp(kind, "mean") || !strcmp(kind, "std")) {
+                CHECK(g[q] == 0, "fixed statistic %s has gradient %g", m->params[pi].name, g[q]);
+                continue;
+            }
+            float *w = m->w + off + q;
+            float keep = *w;
+            const float h = 1e-2f;
+            *w = keep + h;
+            double lp = model_loss(m, x, labels, B, 0.1f);
+            *w = keep - h;
+            double lm = model_loss(m, x, labels, B, 0.1f);
+            *w = keep;
+            num[k] = (float)((lp - lm) / (2 * h));
+            ana[k] = g[q];
+            k++;
+        }
+        CHECK(k > 20, "checked %d parameters", k);
+        CHECK_CLOSE(first ? "head gradients" : "whole-model gradients", ana, num, (size_t)k, 2e-3, 2e-2);
+        gr_trainer_free(t);
+    }
+    gr_model_free(m);
+}
+
+/* Keras legacy SGD with Nesterov momentum and decay, worked by hand:
+ * w0 = 1, g = 0.5 at each step, lr 0.1, momentum 0.9, decay 0.5.
+ * step 1: lr 0.1; v = -0.05; w = 1 + 0.9 * -0.05 - 0.05 = 0.905
+ * step 2: lr 0.1/1.5; v = 0.9*-0.05 - 0.0333333 = -0.0783333;
+ *         w = 0.905 + 0.9 * -0.0783333 - 0.0333333 = 0.8011667          */
+static void test_sgd_hand_computed(void) {
+    gr_optim o = gr_sgd((gr_sgd_opts){.lr = 0.1f, .decay = 0.5f, .momentum = 0.9f, .nesterov = true});
+    float w = 1, g = 0.5f, v = 0;
+    gr_optim_update(&o, 0, &w, &g, &v, NULL, 1);
+    CHECK(fabsf(w - 0.905f) < 1e-6f, "after step 1 w = %.7f", w);
+    gr_optim_update(&o, 1, &w, &g, &v, NULL, 1);
+    CHECK(fabsf(w - 0.8011667f) < 1e-6f, "after step 2 w = %.7f", w);
+    CHECK(fabsf(gr_optim_lr(&o, 2) - 0.05f) < 1e-7f, "lr at iteration 2 = %g", gr_optim_lr(&o, 2));
+    /* plain momentum, no Nesterov: w = 1 - 0.05 = 0.95; then v = -0.045-0.0333 -> w = 0.8716667 */
+    gr_optim p = gr_sgd((gr_sgd_opts){.lr = 0.1f, .decay = 0.5f, .momentum = 0.9f});
+    w = 1; v = 0;
+    gr_optim_update(&p, 0, &w, &g, &v, NULL, 1);
+    gr_optim_update(&p, 1, &w, &g, &v, NULL, 1);
+    CHECK(fabsf(w - 0.8716667f) < 1e-6f, "momentum w = %.7f", w);
+}
+
+static int read_floats(FILE *f, float *dst, size_t n) { return fread(dst, sizeof(float), n, f) == n; }
+
+/* The same head trained 6 steps in PyTorch (tests/fixtures/gen_train.py). */
+static void test_trajectory_matches_pytorch(void) {
+    FILE *f = fopen("tests/fixtures/train/head.bin", "rb");
+    CHECK(f != NULL, "tests/fixtures/train/head.bin missing (run tests/fixtures/gen_train.py)");
+    if (!f) return;
+    enum { S = 6, B = 4, F = 12, H = 8, C = 3 };
+    static float x[S * B * F], yl[S * B], w1[F * H], b1[H], w2[H * C], b2[C];
+    static float want[2][S + F * H + H + H * C + C];
+    int ok = read_floats(f, x, S * B * F) && read_floats(f, yl, S * B) && read_floats(f, w1, F * H) &&
+             read_floats(f, b1, H) && read_floats(f, w2, H * C) && read_floats(f, b2, C) &&
+             read_floats(f, want[0], sizeof want[0] / 4) && read_floats(f, want[1], sizeof want[1] / 4);
+    fclose(f);
+    CHECK(ok, "short fixture");
+    if (!ok) return;
+    for (int run = 0; run < 2; run++) {
+        gr_error e;
+        gr_model *m = gr_model_new(1, 1, F, &e);
+        gr_stack(m, &e, gr_dense(H, GR_ACT_RELU), gr_dense(C, GR_ACT_SOFTMAX));
+        memcpy(gr_param_data(m, 0), w1, sizeof w1);
+        memcpy(gr_param_data(m, 1), b1, sizeof b1);
+        memcpy(gr_param_data(m, 2), w2, sizeof w2);
+        memcpy(gr_param_data(m, 3), b2, sizeof b2);
+        gr_optim opt = run == 0 ? gr_sgd((gr_sgd_opts){.lr = 0.1f, .momentum = 0.9f, .nesterov = true})
+                                : gr_adam(0.01f);
+        gr_trainer_opts o = {.optim = opt, .max_batch = B, .seed = 1};
+        gr_trainer *t = gr_trainer_new(m, 0, &o, &e);
+        float losses[S];
+        for (int s = 0; s < S; s++) {
+            int lab[B];
+            for (int b = 0; b < B; b++) lab[b] = (int)yl[s * B + b];
+            CHECK(gr_trainer_step(t, x + s * B * F, lab, B, &losses[s], NULL, &e) == GR_OK, "%s", e.msg);
+        }
+        CHECK_CLOSE(run ? "adam losses" : "sgd losses", losses, want[run], S, 1e-5, 1e-4);
+        CHECK_CLOSE(run ? "adam weights" : "sgd weights", m->w, want[run] + S,
+                    F * H + H + H * C + C, 1e-5, 1e-3);
+        gr_trainer_free(t);
+        gr_model_free(m);
+    }
+}
+
+static void test_deterministic_with_dropout(void) {
+    float final[2][40];
+    for (int run = 0; run < 2; run++) {
+        gr_error e;
+        gr_model *m = gr_model_new(1, 1, 6, &e);
+        gr_stack(m, &e, gr_dense(8, GR_ACT_RELU), gr_dropout(0.5f), gr_dense(4, GR_ACT_SOFTMAX));
+        gr_model_init_params(m, 0, 5);
+        gr_trainer_opts o = {.optim = gr_sgd((gr_sgd_opts){.lr = 0.05f, .momentum = 0.9f}),
+                             .max_batch = 8, .seed = 99};
+        gr_trainer *t = gr_trainer_new(m, 0, &o, &e);
+        gr_rng r;
+        gr_rng_seed(&r, 4);
+        for (int s = 0; s < 10; s++) {
+            float x[8 * 6];
+            int lab[8];
+            for (int i = 0; i < 48; i++) x[i] = gr_rng_normal(&r);
+            for (int i = 0; i < 8; i++) lab[i] = (int)gr_rng_below(&r, 4);
+            gr_trainer_step(t, x, lab, 8, NULL, NULL, &e);
+        }
+        memcpy(final[run], m->w, sizeof final[run]);
+        gr_trainer_free(t);
+        gr_model_free(m);
+    }
+    CHECK(memcmp(final[0], final[1], sizeof final[0]) == 0, "two runs with one seed differ");
+}
+
+static void test_bad_arguments(void) {
+    gr_error e;
+    gr_model *m = gr_model_new(1, 1, 4, &e);
+    gr_stack(m, &e, gr_dense(3, GR_ACT_RELU));
+    gr_trainer_opts o = {.optim = gr_sgd((gr_sgd_opts){.lr = 0.1f}), .max_batch = 2};
+    gr_trainer *t = gr_trainer_new(m, 0, &o, &e);
+    CHECK(t == NULL && strstr(e.msg, "softmax"), "no softmax at the end: %s", t ? "accepted" : e.msg);
+    gr_trainer_free(t);
+    gr_model_append(m, gr_softmax(), &e);
+    o.optim.lr = -1;
+    t = gr_trainer_new(m, 0, &o, &e);
+    CHECK(t == NULL && strstr(e.msg, "lr"), "negative lr: %s", t ? "accepted" : e.msg);
+    gr_trainer_free(t);
+    o.optim.lr = 1e30f;
+    t = gr_trainer_new(m, 0, &o, &e);
+    CHECK(t != NULL, "%s", e.msg);
+    float x[8] = {1e30f, -1e30f, 1e30f, 3, 1, 2, 3, 4};
+    int lab[2] = {0, 5};
+    CHECK(gr_trainer_step(t, x, lab, 2, NULL, NULL, &e) == GR_ERR_ARG, "label 5 of 3 classes accepted");
+    lab[1] = 1;
+    gr_status st = GR_OK;
+    float l = 0;
+    for (int s = 0; s < 5 && st == GR_OK; s++) st = gr_trainer_step(t, x, lab, 2, &l, NULL, &e);
+    if (getenv("CHECK_VERBOSE")) fprintf(stderr, "  last loss %g: %s\n", l, e.msg);
+    CHECK(st == GR_ERR_NUMERIC, "a diverging run was not stopped (status %d)", st);
+    gr_trainer_free(t);
+    gr_model_free(m);
+}
+
+int main(void) {
+    RUN(test_gradients_match_finite_differences);
+    RUN(test_sgd_hand_computed);
+    RUN(test_trajectory_matches_pytorch);
+    RUN(test_deterministic_with_dropout);
+    RUN(test_bad_arguments);
+    return check_summary();
+}
