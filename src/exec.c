@@ -58,9 +58,10 @@ static int ws_acquire(struct gr_workspace *ws, size_t n, gr_error *err) {
     return best;
 }
 
-static const float *const *in_ptrs(const gr_node *n, const float *x, float **acts,
+/* Inputs of node n: layers below `from` are the given input x. */
+static const float *const *in_ptrs(const gr_node *n, int from, const float *x, float **acts,
                                    const float **tmp) {
-    for (int k = 0; k < n->n_in; k++) tmp[k] = n->in[k] < 0 ? x : acts[n->in[k]];
+    for (int k = 0; k < n->n_in; k++) tmp[k] = n->in[k] < from ? x : acts[n->in[k]];
     return tmp;
 }
 
@@ -141,11 +142,22 @@ gr_status gr_node_forward_infer(gr_model *m, int i, const float *const *ins, flo
 
 gr_status gr_model_predict(gr_model *m, const float *x, int B, int upto, float *out,
                            gr_error *err) {
+    return gr_model_run(m, 0, x, B, upto, out, err);
+}
+
+gr_status gr_model_run(gr_model *m, int from, const float *x, int B, int upto, float *out,
+                       gr_error *err) {
     if (upto < 0) upto = m->n_nodes - 1;
-    if (upto >= m->n_nodes || B <= 0)
-        return gr_error_set(err, GR_ERR_ARG, "predict: layer %d of %d, batch %d", upto, m->n_nodes, B);
-    if (upto < 0) {   /* empty model: identity */
-        memcpy(out, x, (size_t)B * gr_node_size(m, -1) * sizeof(float));
+    if (upto >= m->n_nodes || B <= 0 || from < 0 || from > upto + 1)
+        return gr_error_set(err, GR_ERR_ARG, "run: layers %d..%d of %d, batch %d", from, upto,
+                            m->n_nodes, B);
+    for (int i = from; i <= upto; i++)
+        for (int k = 0; k < m->nodes[i].n_in; k++)
+            if (m->nodes[i].in[k] < from - 1)
+                return gr_error_set(err, GR_ERR_ARG, "run from layer '%s': layer '%s' reads below it",
+                                    m->nodes[from].s.name, m->nodes[i].s.name);
+    if (upto < from) {   /* nothing to run: identity */
+        memcpy(out, x, (size_t)B * gr_node_size(m, from - 1) * sizeof(float));
         return GR_OK;
     }
     if (!m->ws) {
@@ -160,10 +172,10 @@ gr_status gr_model_predict(gr_model *m, const float *x, int B, int upto, float *
     gr_status st = GR_OK;
     if (!last || !slot || !acts) { st = GR_ERR_NOMEM; goto done; }
     for (int i = 0; i < n; i++) { last[i] = i; slot[i] = -1; }
-    for (int i = 0; i < n; i++)
+    for (int i = from; i < n; i++)
         for (int k = 0; k < m->nodes[i].n_in; k++)
             if (m->nodes[i].in[k] >= 0) last[m->nodes[i].in[k]] = i;
-    for (int i = 0; i < n && st == GR_OK; i++) {
+    for (int i = from; i < n && st == GR_OK; i++) {
         gr_node *nd = &m->nodes[i];
         float *o;
         if (i == upto) o = out;
@@ -174,7 +186,7 @@ gr_status gr_model_predict(gr_model *m, const float *x, int B, int upto, float *
         }
         acts[i] = o;
         const float *tmp[GR_MAX_INPUTS];
-        st = gr_node_forward_infer(m, i, in_ptrs(nd, x, acts, tmp), o, B, err);
+        st = gr_node_forward_infer(m, i, in_ptrs(nd, from, x, acts, tmp), o, B, err);
         for (int k = 0; k < nd->n_in; k++) {
             int j = nd->in[k];
             if (j >= 0 && last[j] == i && slot[j] >= 0) { ws->busy[slot[j]] = 0; slot[j] = -1; }

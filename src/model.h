@@ -72,6 +72,11 @@ void gr_model_drop_caches(gr_model *m);
 gr_status gr_node_forward_infer(gr_model *m, int node, const float *const *ins, float *out,
                                 int B, gr_error *err);
 
+/* Runs layers from..upto in inference mode; x is the output of layer
+ * from-1 (the model input when from = 0).  out: B * size of layer upto.   */
+gr_status gr_model_run(gr_model *m, int from, const float *x, int B, int upto, float *out,
+                       gr_error *err);
+
 /* Logs a warning ("graft: warning: ..." on stderr unless redirected). */
 void gr_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
