@@ -371,17 +371,17 @@ gr_status gr_image_decode(const void *bytes, size_t n, const char *name, gr_imag
 void gr_image_free(gr_image *img);   /* frees img->data, zeroes *img */
 
 typedef enum {
-    GR_FIT_STRETCH = 0,  /* the whole image to oh x ow (aspect ratio not kept) */
-    GR_FIT_CENTER_CROP   /* the largest centered box with the aspect ratio oh:ow
+    GR_RESIZE_STRETCH = 0,  /* the whole image to oh x ow (aspect ratio not kept) */
+    GR_RESIZE_CENTER_CROP   /* the largest centered box with the aspect ratio oh:ow
                           * (Keras smart_resize's box: int sizes, offsets floored) */
-} gr_fit;
+} gr_resize_mode;
 
 /* Resizes RGB8 to out [oh][ow][3] float in 0..255 (not rounded) with PIL's
  * BILINEAR filter: triangle kernel whose support is scaled by the factor when
  * shrinking (antialiased), separable, edge weights renormalized — i.e. PIL's
  * im.resize((ow, oh), Image.BILINEAR, box=<box>) without PIL's 8-bit rounding
  * (results agree within 1 level).  Same size: exact copy.                  */
-gr_status gr_image_resize(const gr_image *img, int oh, int ow, gr_fit fit, float *out,
+gr_status gr_image_resize(const gr_image *img, int oh, int ow, gr_resize_mode fit, float *out,
                           gr_error *err);
 
 /* In place on x [n_pixels][3] RGB float 0..255:
@@ -406,7 +406,7 @@ typedef struct {
     gr_data_format format;
     gr_label_kind labels;
     int h, w;                /* samples' size; 0 = native (32 for CIFAR; folders/CSV need it) */
-    gr_fit fit;
+    gr_resize_mode fit;
     gr_preprocess preprocess;
     bool skip_bad;           /* folders/CSV: decode every file at open, drop and count the
                               * ones that fail (gr_dataset_skipped); otherwise a bad file

@@ -1,0 +1,306 @@
+/* test_images.c — decoding (JPEG/PNG/BMP), resizing and preprocessing
+ * against PIL and hand-made fixtures (tests/fixtures/gen_data.py), bad
+ * inputs, and a fuzz-style loop over mutated real files.  Run from the repo root. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "graft.h"
+#include "io/images.h"
+#include "model.h"
+
+#define FIX "tests/fixtures/data/"
+
+static uint8_t *read_file(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *p = malloc(len > 0 ? (size_t)len : 1);
+    if (p && fread(p, 1, (size_t)len, f) != (size_t)len) { free(p); p = NULL; }
+    fclose(f);
+    *n = (size_t)len;
+    return p;
+}
+
+static void write_file(const char *path, const void *p, size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return;
+    fwrite(p, 1, n, f);
+    fclose(f);
+}
+
+/* decode <file> <w> <h> <expected.rgb> <tol> — from the manifest */
+static void test_decode_fixtures(void) {
+    FILE *m = fopen(FIX "manifest.txt", "r");
+    CHECK(m != NULL, "no manifest: run tests/fixtures/gen_data.py");
+    if (!m) return;
+    char line[512], kind[16], file[128], exp[128];
+    int w, h, tol, n = 0;
+    while (fgets(line, sizeof line, m)) {
+        if (sscanf(line, "%15s %127s %d %d %127s %d", kind, file, &w, &h, exp, &tol) != 6 ||
+            strcmp(kind, "decode"))
+            continue;
+        char path[256], epath[256];
+        snprintf(path, sizeof path, FIX "%s", file);
+        snprintf(epath, sizeof epath, FIX "%s", exp);
+        gr_image img;
+        gr_error err = {0};
+        gr_status st = gr_image_load(path, &img, &err);
+        CHECK(st == GR_OK, "%s: %s", file, err.msg);
+        if (st != GR_OK) continue;
+        CHECK(img.w == w && img.h == h, "%s: size %dx%d want %dx%d", file, img.w, img.h, w, h);
+        size_t en = 0;
+        uint8_t *want = read_file(epath, &en);
+        CHECK(want && en == (size_t)w * h * 3, "%s: expected file", exp);
+        if (want && en == (size_t)img.w * img.h * 3) {
+            int worst = 0;
+            for (size_t i = 0; i < en; i++) {
+                int d = abs((int)img.data[i] - (int)want[i]);
+                if (d > worst) worst = d;
+            }
+            CHECK(worst <= tol, "%s: worst pixel difference %d > %d", file, worst, tol);
+        }
+        free(want);
+        gr_image_free(&img);
+        n++;
+    }
+    fclose(m);
+    CHECK(n >= 18, "only %d decode fixtures", n);
+}
+
+/* resize <file> <ow> <oh> <fit> <expected.rgb> — against PIL BILINEAR */
+static void test_resize_vs_pil(void) {
+    FILE *m = fopen(FIX "manifest.txt", "r");
+    if (!m) { CHECK(0, "no manifest"); return; }
+    char line[512], kind[16], file[128], exp[128];
+    int ow, oh, fit, n = 0;
+    while (fgets(line, sizeof line, m)) {
+        if (sscanf(line, "%15s %127s %d %d %d %127s", kind, file, &ow, &oh, &fit, exp) != 6 ||
+            strcmp(kind, "resize"))
+            continue;
+        char path[256], epath[256];
+        snprintf(path, sizeof path, FIX "%s", file);
+        snprintf(epath, sizeof epath, FIX "%s", exp);
+        gr_image img;
+        gr_error err = {0};
+        if (gr_image_load(path, &img, &err) != GR_OK) { CHECK(0, "%s", err.msg); continue; }
+        size_t en = 0;
+        uint8_t *want = read_file(epath, &en);
+        float *got = malloc(sizeof(float) * ow * oh * 3), *wf = malloc(sizeof(float) * ow * oh * 3);
+        CHECK(want && en == (size_t)ow * oh * 3, "%s", exp);
+        if (want && got && wf && en == (size_t)ow * oh * 3) {
+            CHECK(gr_image_resize(&img, oh, ow, (gr_resize_mode)fit, got, &err) == GR_OK, "%s", err.msg);
+            for (size_t i = 0; i < en; i++) wf[i] = want[i];
+            char what[64];
+            snprintf(what, sizeof what, "resize %dx%d fit %d", ow, oh, fit);
+            /* PIL rounds to 8 bits after each pass; we keep floats. */
+            CHECK_CLOSE(what, got, wf, en, 1.01, 0);
+            double mean = 0;
+            for (size_t i = 0; i < en; i++) mean += fabs(got[i] - wf[i]);
+            CHECK(mean / en < 0.35, "%s: mean |diff| %.3f", what, mean / en);
+        }
+        free(want), free(got), free(wf);
+        gr_image_free(&img);
+        n++;
+    }
+    fclose(m);
+    CHECK(n >= 6, "only %d resize fixtures", n);
+}
+
+static void test_resize_identity_and_crop(void) {
+    /* same size = exact copy; a center crop of 4x2 -> 2x2 takes columns 1..2 */
+    uint8_t px[2 * 4 * 3];
+    for (int i = 0; i < 24; i++) px[i] = (uint8_t)(i * 10);
+    gr_image img = {2, 4, px};
+    float out[24];
+    gr_error err = {0};
+    CHECK(gr_image_resize(&img, 2, 4, GR_RESIZE_STRETCH, out, &err) == GR_OK, "%s", err.msg);
+    for (int i = 0; i < 24; i++) CHECK(out[i] == px[i], "copy [%d]", i);
+    CHECK(gr_image_resize(&img, 2, 2, GR_RESIZE_CENTER_CROP, out, &err) == GR_OK, "%s", err.msg);
+    for (int y = 0; y < 2; y++)
+        for (int x = 0; x < 2; x++)
+            for (int c = 0; c < 3; c++)
+                CHECK(out[(y * 2 + x) * 3 + c] == px[(y * 4 + x + 1) * 3 + c], "crop %d %d %d", y, x, c);
+    /* a constant image stays constant at any size */
+    uint8_t flat[5 * 7 * 3];
+    memset(flat, 77, sizeof flat);
+    gr_image fi = {5, 7, flat};
+    float big[13 * 3 * 3];
+    CHECK(gr_image_resize(&fi, 13, 3, GR_RESIZE_STRETCH, big, &err) == GR_OK, "%s", err.msg);
+    for (int i = 0; i < 13 * 3 * 3; i++) CHECK(fabsf(big[i] - 77) < 1e-4f, "flat [%d] %g", i, big[i]);
+    CHECK(gr_image_resize(&fi, 0, 3, GR_RESIZE_STRETCH, big, &err) == GR_ERR_ARG, "zero size accepted");
+}
+
+static void test_preprocess(void) {
+    float x[6] = {10, 20, 30, 255, 0, 127.5f}, y[6];
+    memcpy(y, x, sizeof x);
+    gr_preprocess_apply(GR_PREP_CAFFE, y, 2);
+    float caffe[6] = {30 - 103.939f, 20 - 116.779f, 10 - 123.68f, 127.5f - 103.939f, 0 - 116.779f, 255 - 123.68f};
+    CHECK_CLOSE("caffe", y, caffe, 6, 1e-4, 0);
+    memcpy(y, x, sizeof x);
+    gr_preprocess_apply(GR_PREP_TORCH, y, 2);
+    float torch[6] = {(10 / 255.f - 0.485f) / 0.229f, (20 / 255.f - 0.456f) / 0.224f, (30 / 255.f - 0.406f) / 0.225f,
+                      (1 - 0.485f) / 0.229f, (0 - 0.456f) / 0.224f, (0.5f - 0.406f) / 0.225f};
+    CHECK_CLOSE("torch", y, torch, 6, 1e-5, 1e-5);
+    memcpy(y, x, sizeof x);
+    gr_preprocess_apply(GR_PREP_TF, y, 2);
+    float tf[6] = {10 / 127.5f - 1, 20 / 127.5f - 1, 30 / 127.5f - 1, 1, -1, 0};
+    CHECK_CLOSE("tf", y, tf, 6, 1e-6, 0);
+    memcpy(y, x, sizeof x);
+    gr_preprocess_apply(GR_PREP_DARKNET, y, 2);
+    float dk[6] = {10 / 255.f, 20 / 255.f, 30 / 255.f, 1, 0, 0.5f};
+    CHECK_CLOSE("darknet", y, dk, 6, 1e-6, 0);
+    memcpy(y, x, sizeof x);
+    gr_preprocess_apply(GR_PREP_NONE, y, 2);
+    CHECK_CLOSE("none", y, x, 6, 0, 0);
+}
+
+/* The real photos: size, byte sum and spot pixels as PIL decodes them. */
+static void test_real_photos(void) {
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/images", check_data_dir());
+    if (access(dir, R_OK)) SKIP("%s absent", dir);
+    FILE *m = fopen(FIX "real_images.txt", "r");
+    if (!m) SKIP("no real_images.txt (gen_data.py ran without the data)");
+    char line[1024];
+    int n = 0;
+    while (fgets(line, sizeof line, m)) {
+        char name[64];
+        int w, h, used;
+        long long sum;
+        if (sscanf(line, "%63s %d %d %lld%n", name, &w, &h, &sum, &used) != 4) continue;
+        char path[700];
+        snprintf(path, sizeof path, "%s/%s", dir, name);
+        gr_image img;
+        gr_error err = {0};
+        if (gr_image_load(path, &img, &err) != GR_OK) { CHECK(0, "%s", err.msg); continue; }
+        CHECK(img.w == w && img.h == h, "%s: %dx%d want %dx%d", name, img.w, img.h, w, h);
+        if (img.w == w && img.h == h) {
+            long long s = 0;
+            for (size_t i = 0; i < (size_t)w * h * 3; i++) s += img.data[i];
+            CHECK(s == sum, "%s: byte sum %lld want %lld", name, s, sum);
+            const char *p = line + used;
+            int y, x, r, g, b, k;
+            while (sscanf(p, "%d %d %d %d %d%n", &y, &x, &r, &g, &b, &k) == 5) {
+                const uint8_t *q = img.data + ((size_t)y * w + x) * 3;
+                CHECK(q[0] == r && q[1] == g && q[2] == b, "%s (%d,%d): %d %d %d want %d %d %d", name, y, x,
+                      q[0], q[1], q[2], r, g, b);
+                p += k;
+            }
+        }
+        gr_image_free(&img);
+        n++;
+    }
+    fclose(m);
+    CHECK(n == 5, "%d photos checked", n);
+}
+
+/* Writes a modified copy of a fixture and checks that loading it fails with
+ * a message naming the file (and containing `why` when given).            */
+static void expect_bad(const char *tmpdir, const char *src, size_t keep, int flip_at, const char *why) {
+    size_t n;
+    uint8_t *p = read_file(src, &n);
+    CHECK(p != NULL, "%s", src);
+    if (!p) return;
+    if (keep < n) n = keep;
+    if (flip_at >= 0 && (size_t)flip_at < n) p[flip_at] ^= 0x5A;
+    char path[512];
+    snprintf(path, sizeof path, "%s/bad_%zu_%d", tmpdir, keep, flip_at);
+    write_file(path, p, n);
+    gr_image img;
+    gr_error err = {0};
+    gr_status st = gr_image_load(path, &img, &err);
+    CHECK(st != GR_OK, "%s (from %s) decoded", path, src);
+    CHECK(strstr(err.msg, path) != NULL, "message does not name the file: %s", err.msg);
+    if (why) CHECK(strstr(err.msg, why) != NULL, "message lacks '%s': %s", why, err.msg);
+    if (st == GR_OK) gr_image_free(&img);
+    free(p);
+    unlink(path);
+}
+
+static void test_bad_inputs(void) {
+    char tmpl[] = "/tmp/graft_img_XXXXXX";
+    char *dir = mkdtemp(tmpl);
+    CHECK(dir != NULL, "mkdtemp");
+    if (!dir) return;
+    expect_bad(dir, FIX "rgb8.png", 60, -1, "PNG");          /* truncated in IDAT */
+    expect_bad(dir, FIX "rgb8.png", 1 << 30, 70, "PNG");     /* corrupt byte (CRC) */
+    expect_bad(dir, FIX "rgb8.png", 20, -1, "PNG");          /* truncated header */
+    expect_bad(dir, FIX "rgb.jpg", 300, -1, "JPEG");         /* truncated scan */
+    expect_bad(dir, FIX "rgb.jpg", 100, -1, "JPEG");         /* truncated tables */
+    expect_bad(dir, FIX "rgb24.bmp", 100, -1, "BMP");        /* truncated pixels */
+    expect_bad(dir, FIX "rgb24.bmp", 30, -1, "BMP");         /* truncated header */
+    expect_bad(dir, FIX "manifest.txt", 1 << 30, -1, "not a JPEG, PNG or BMP");
+    expect_bad(dir, FIX "rgb8.png", 0, -1, "not a JPEG");    /* empty */
+    gr_image img;
+    gr_error err = {0};
+    CHECK(gr_image_load("/nonexistent/x.png", &img, &err) == GR_ERR_IO, "missing file");
+    CHECK(strstr(err.msg, "/nonexistent/x.png") != NULL, "%s", err.msg);
+    /* corrupt JPEG marker segment: SOF with an absurd component count */
+    size_t n;
+    uint8_t *p = read_file(FIX "rgb.jpg", &n);
+    for (size_t i = 0; p && i + 10 < n; i++)
+        if (p[i] == 0xFF && p[i + 1] == 0xC0) { p[i + 9] = 77; break; }
+    if (p) {
+        gr_status st = gr_image_decode(p, n, "sof.jpg", &img, &err);
+        CHECK(st == GR_ERR_FORMAT, "bad SOF decoded (%d)", st);
+        CHECK(strstr(err.msg, "sof.jpg") != NULL, "%s", err.msg);
+        if (st == GR_OK) gr_image_free(&img);
+    }
+    free(p);
+    rmdir(dir);
+}
+
+/* Truncations and byte flips of real files must give an error or a valid
+ * image, never a crash or hang (run under ASan too).                      */
+static void test_fuzz(void) {
+    const char *files[] = {FIX "rgb8.png", FIX "pal8.png", FIX "gray16.png", FIX "rgba8.png",
+                           FIX "rgb.jpg", FIX "progressive.jpg", FIX "cmyk.jpg", FIX "gray.jpg",
+                           FIX "rgb24.bmp", FIX "pal8.bmp", FIX "bgrx32.bmp", FIX "resize_src.png"};
+    int nf = (int)(sizeof files / sizeof files[0]);
+    gr_rng r;
+    gr_rng_seed(&r, 42);
+    gr_bytes pix = {0};
+    int ok = 0, bad = 0;
+    for (int it = 0; it < 600; it++) {
+        size_t n;
+        uint8_t *p = read_file(files[it % nf], &n);
+        if (!p) { CHECK(0, "%s", files[it % nf]); continue; }
+        int mode = (int)gr_rng_below(&r, 3);
+        if (mode == 0 || mode == 2) n = gr_rng_below(&r, (uint32_t)n + 1);
+        if (mode >= 1) {
+            int flips = 1 + (int)gr_rng_below(&r, 4);
+            for (int k = 0; k < flips && n > 0; k++)
+                p[gr_rng_below(&r, (uint32_t)n)] ^= (uint8_t)(1 + gr_rng_below(&r, 255));
+        }
+        gr_image img;
+        gr_error err = {0};
+        gr_status st = gr_image_decode_into(p, n, "fuzz.img", &pix, &img, &err);
+        if (st == GR_OK) {
+            ok++;
+            CHECK(img.w > 0 && img.h > 0 && img.w <= 32768 && img.h <= 32768, "size %dx%d", img.w, img.h);
+        } else {
+            bad++;
+            CHECK(strstr(err.msg, "fuzz.img") != NULL, "message does not name the file: %s", err.msg);
+        }
+        free(p);
+    }
+    free(pix.p);
+    CHECK(bad > 100 && ok > 10, "ok %d bad %d", ok, bad);
+}
+
+int main(void) {
+    RUN(test_decode_fixtures);
+    RUN(test_resize_vs_pil);
+    RUN(test_resize_identity_and_crop);
+    RUN(test_preprocess);
+    RUN(test_real_photos);
+    RUN(test_bad_inputs);
+    RUN(test_fuzz);
+    return check_summary();
+}
