@@ -39,7 +39,7 @@ deps-test:
 # ---- release build (build/) ----
 $(B)/obj/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_COMMON) $(OPT_CFLAGS) -c $< -o $@
+	@echo "CC $<"; $(CC) $(CFLAGS_COMMON) $(OPT_CFLAGS) -c $< -o $@
 $(B)/libgraft.a: $(call objs,$(B),$(LIB_SRC))
 	@rm -f $@; ar rcs $@ $^
 $(B)/graft: $(call objs,$(B),$(CLI_SRC)) $(B)/libgraft.a
@@ -57,7 +57,7 @@ examples: $(patsubst examples/%.c,$(B)/examples/%,$(EX_SRC))
 # ---- sanitizer build ($(SB)/) ----
 $(SB)/obj/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_COMMON) $(SAN_CFLAGS) -c $< -o $@
+	@echo "CC(san) $<"; $(CC) $(CFLAGS_COMMON) $(SAN_CFLAGS) -c $< -o $@
 $(SB)/libgraft.a: $(call objs,$(SB),$(LIB_SRC))
 	@rm -f $@; ar rcs $@ $^
 $(SB)/graft: $(call objs,$(SB),$(CLI_SRC)) $(SB)/libgraft.a

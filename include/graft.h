@@ -471,6 +471,74 @@ int gr_batcher_num_batches(const gr_batcher *b);    /* batches per epoch */
 void gr_batcher_free(gr_batcher *b);                /* stops the threads (no wait on a full queue) */
 /* ------------------------------------------------------------ end datasets */
 
+/* ------------------------------------------------------------------ fitting */
+
+/* Per-epoch figures (NaN where not measured, e.g. no validation set). */
+typedef struct {
+    int epoch;               /* 1-based */
+    float loss, accuracy;
+    float val_loss, val_accuracy;
+    float lr;                /* learning rate at the epoch's end */
+    double seconds;
+} gr_epoch_log;
+
+/* Options of gr_fit; zero fields are the seed recipe's defaults. */
+typedef struct {
+    int epochs;              /* 0 = 20 */
+    int batch;               /* 0 = 32 */
+    uint64_t seed;           /* shuffling, dropout, augmentation */
+    gr_optim optim;          /* lr 0 = SGD(lr 0.01, decay 1e-6, momentum 0.9, nesterov) */
+    float label_smoothing;
+    bool bn_train;           /* trainable batch norm uses batch statistics */
+    bool no_cache;           /* run the frozen base on every batch (slower, same result) */
+    int pad;                 /* augmentation: pad-and-crop pixels (turns the cache off) */
+    bool hflip;              /* augmentation: random horizontal flips (turns the cache off) */
+    int threads;             /* decode threads (0 = 2) */
+    const gr_dataset *val;   /* validation set (may be the training set with val_idx) */
+    const int *val_idx;      /* NULL = all of val */
+    int n_val;
+    const char *log_csv;     /* one row per epoch, or NULL */
+    int verbose;             /* 0 silent, 1 one line per epoch, 2 a progress bar too */
+    const char *checkpoint;  /* written (atomically) after every epoch, or NULL */
+    const char *resume;      /* a checkpoint to continue from, or NULL */
+    volatile int *stop;      /* when it becomes non-zero: finish the batch, checkpoint, stop */
+    gr_epoch_log *history;   /* epochs entries, or NULL */
+} gr_fit_opts;
+
+/* Trains the model's trainable layers (those after the frozen prefix set by
+ * gr_model_freeze_upto) on samples idx[0..n) of ds (NULL = all).  With a
+ * frozen base and no augmentation the base runs once per image and its
+ * outputs are cached (features cache).  Returns GR_ERR_INTERRUPTED when
+ * stopped through opts->stop (after writing the checkpoint).              */
+gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const gr_fit_opts *o,
+                 gr_error *err);
+
+/* Evaluation results: loss (mean cross-entropy), accuracy, top-5 accuracy,
+ * and the confusion matrix confusion[true * C + predicted].                */
+typedef struct {
+    double loss, accuracy, top5;
+    int n, n_classes;
+    int64_t *confusion;
+} gr_eval_result;
+
+gr_status gr_evaluate(gr_model *m, const gr_dataset *ds, const int *idx, int n, int batch,
+                      gr_eval_result *res, gr_error *err);
+void gr_eval_result_free(gr_eval_result *res);
+
+/* Class names stored with a model (copied); gr_model_class_name(m, c) or NULL. */
+gr_status gr_model_set_classes(gr_model *m, int n, const char *const *names, gr_error *err);
+const char *gr_model_class_name(const gr_model *m, int c);
+int gr_model_num_classes(const gr_model *m);
+
+/* graft's model file: the safetensors layout (one tensor per parameter,
+ * named "<layer>/<kind>") with the architecture, class names, input size,
+ * preprocessing and training configuration as JSON in __metadata__.
+ * Written atomically (temp file, fsync, rename).  extra_json: a JSON object
+ * text stored as metadata "graft.training" (or NULL).                     */
+gr_status gr_model_save(const gr_model *m, const char *path, const char *extra_json, gr_error *err);
+gr_model *gr_model_load(const char *path, gr_error *err);
+
+
 #ifdef __cplusplus
 }
 #endif
