@@ -191,6 +191,7 @@ gr_status gr_stack_n(gr_model *m, gr_error *err, int n, const gr_layer_spec *spe
 int gr_model_num_layers(const gr_model *m);
 int gr_model_find(const gr_model *m, const char *name);         /* node index or -1 */
 const char *gr_model_layer_name(const gr_model *m, int node);
+gr_op gr_model_layer_op(const gr_model *m, int node);   /* GR_OP_INPUT for -1 */
 /* Output shape of a node for one sample: h, w, c (dense/flatten: 1, 1, n). */
 void gr_model_layer_shape(const gr_model *m, int node, int *h, int *w, int *c);
 int64_t gr_model_param_count(const gr_model *m, bool trainable_only);

@@ -130,6 +130,10 @@ const char *gr_model_layer_name(const gr_model *m, int node) {
     return (node >= 0 && node < m->n_nodes) ? m->nodes[node].s.name : "input";
 }
 
+gr_op gr_model_layer_op(const gr_model *m, int node) {
+    return (node >= 0 && node < m->n_nodes) ? m->nodes[node].s.op : GR_OP_INPUT;
+}
+
 void gr_model_layer_shape(const gr_model *m, int node, int *h, int *w, int *c) {
     if (node < 0) { *h = m->in_h; *w = m->in_w; *c = m->in_c; return; }
     *h = m->nodes[node].oh; *w = m->nodes[node].ow; *c = m->nodes[node].oc;

@@ -28,4 +28,17 @@ int cli_parse_float(const char *s, float *out);
  * means the base's native size (vgg16: 224x224; darknet: [net] size).      */
 gr_model *cli_build_base(const char *base, int h, int w, bool include_top, gr_error *err);
 
+/* --data argument: an existing path, or a known dataset name to fetch. 0 ok. */
+int cli_resolve_data(const char *arg, char *out, size_t cap, gr_error *err);
+/* Builds a base ("vgg16", "tiny-darknet", "darknet:CFG") and loads weights
+ * (a file, "imagenet" = the fetched canonical file, or NULL/"none").       */
+gr_model *cli_load_base(const char *base, const char *weights, int h, int w, bool quiet,
+                        gr_error *err);
+/* The default cut: the whole headless base; for darknet networks the layer
+ * before the last 1000-class convolution.                                  */
+int cli_default_cut(const gr_model *m);
+/* Appends a head spec ("flatten,dense:1024:relu,dense:10:softmax", "gap",
+ * "dropout:0.5", "dense:N" with N = n_classes) to m.  0 ok, -1 + *err.    */
+int cli_append_head(gr_model *m, const char *spec, int n_classes, gr_error *err);
+
 #endif

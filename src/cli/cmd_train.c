@@ -1,7 +1,291 @@
-/* cmd_train.c — `graft train` (being written). */
+/* cmd_train.c — `graft train`: the seed recipe as one command.
+ * Base + weights, cut, freeze, new head, SGD, fit (features cache), save,
+ * and optionally the test score. */
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include "cli.h"
 
+static volatile int stop_flag = 0;   /* set by SIGINT/SIGTERM: finish the batch, checkpoint */
+static void on_signal(int sig) { (void)sig; stop_flag = 1; }
+
+static void usage(FILE *f) {
+    fprintf(f,
+"usage: graft train --base BASE --data DATA [options]\n"
+"\n"
+"Trains a new head on a frozen pretrained base (Keras' transfer-learning recipe).\n"
+"\n"
+"model:\n"
+"  --base vgg16|tiny-darknet|darknet:FILE.cfg   the pretrained base\n"
+"  --weights FILE|imagenet|none   weights for the base (.h5, .safetensors, .weights;\n"
+"                        imagenet = the canonical file, fetched/cached)  [imagenet]\n"
+"  --from MODEL          continue training a graft model file instead\n"
+"  --cut LAYER           keep the base up to and including LAYER (name or darknet index)\n"
+"                        [whole headless base; darknet: before the last 1000-class conv]\n"
+"  --head SPEC           layers after the cut  [flatten,dense:1024:relu,dense:N:softmax]\n"
+"                        (flatten, gap, dropout:P, dense:UNITS[:ACT], batchnorm; N = classes)\n"
+"  --input-size HxW      network input  [the data's native size: 32x32 for CIFAR]\n"
+"  --preprocess MODE     caffe|torch|tf|darknet|none  [from the base: vgg16 caffe, darknet darknet]\n"
+"data:\n"
+"  --data PATH|cifar10|cifar100   training data (CIFAR dir/.bin/.tar.gz, image folder, CSV)\n"
+"  --val PATH            validation data, or --val-split F  (a seeded stratified split)\n"
+"  --test PATH           evaluate on it at the end: prints Test loss / Test accuracy\n"
+"  --format auto|cifar10|cifar100|folder|csv, --labels fine|coarse (CIFAR-100)\n"
+"  --augment             random crop (pad 4) and horizontal flip (turns the cache off)\n"
+"training (defaults = the seed recipe):\n"
+"  --optimizer sgd|adam  [sgd]     --lr F [0.01; adam 0.001]   --decay F [1e-6]\n"
+"  --momentum F [0.9]    --nesterov / --no-nesterov [nesterov]\n"
+"  --loss categorical|sparse  (the same math; labels are class indices either way)\n"
+"  --label-smoothing F [0]   --epochs N [20]   --batch N [32]   --seed N [1]\n"
+"  --threads N [cores]   --no-cache (recompute the base every batch)\n"
+"output:\n"
+"  --out MODEL [model.gft]   --log FILE.csv   --checkpoint FILE (each epoch)   --quiet\n");
+}
+
+typedef struct {
+    const char *base, *weights, *from, *cut, *head, *data, *val, *test, *out, *log, *ckpt;
+    const char *format, *labels, *prep, *optimizer, *loss;
+    int h, w, epochs, batch, threads, quiet, no_cache, augment, nesterov;
+    float lr, decay, momentum, val_split, smoothing;
+    unsigned long long seed;
+} train_args;
+
+#define NEED_VALUE() \
+    do { if (i + 1 >= argc) return cli_failf("%s needs a value (see graft train --help)", a); } while (0)
+
+static int parse(int argc, char **argv, train_args *t) {
+    memset(t, 0, sizeof *t);
+    t->weights = "imagenet"; t->out = "model.gft";
+    t->epochs = 20; t->batch = 32; t->seed = 1; t->nesterov = 1;
+    t->lr = NAN; t->decay = 1e-6f; t->momentum = 0.9f;
+    t->optimizer = "sgd"; t->loss = "categorical";
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char **sv = NULL;
+        int *iv = NULL;
+        float *fv = NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); exit(0); }
+        else if (!strcmp(a, "--base")) sv = &t->base;
+        else if (!strcmp(a, "--weights")) sv = &t->weights;
+        else if (!strcmp(a, "--from")) sv = &t->from;
+        else if (!strcmp(a, "--cut")) sv = &t->cut;
+        else if (!strcmp(a, "--head")) sv = &t->head;
+        else if (!strcmp(a, "--data")) sv = &t->data;
+        else if (!strcmp(a, "--val")) sv = &t->val;
+        else if (!strcmp(a, "--test")) sv = &t->test;
+        else if (!strcmp(a, "--out")) sv = &t->out;
+        else if (!strcmp(a, "--log")) sv = &t->log;
+        else if (!strcmp(a, "--checkpoint")) sv = &t->ckpt;
+        else if (!strcmp(a, "--format")) sv = &t->format;
+        else if (!strcmp(a, "--labels")) sv = &t->labels;
+        else if (!strcmp(a, "--preprocess")) sv = &t->prep;
+        else if (!strcmp(a, "--optimizer")) sv = &t->optimizer;
+        else if (!strcmp(a, "--loss")) sv = &t->loss;
+        else if (!strcmp(a, "--epochs")) iv = &t->epochs;
+        else if (!strcmp(a, "--batch")) iv = &t->batch;
+        else if (!strcmp(a, "--threads")) iv = &t->threads;
+        else if (!strcmp(a, "--lr")) fv = &t->lr;
+        else if (!strcmp(a, "--decay")) fv = &t->decay;
+        else if (!strcmp(a, "--momentum")) fv = &t->momentum;
+        else if (!strcmp(a, "--val-split")) fv = &t->val_split;
+        else if (!strcmp(a, "--label-smoothing")) fv = &t->smoothing;
+        else if (!strcmp(a, "--nesterov")) t->nesterov = 1;
+        else if (!strcmp(a, "--no-nesterov")) t->nesterov = 0;
+        else if (!strcmp(a, "--no-cache")) t->no_cache = 1;
+        else if (!strcmp(a, "--augment")) t->augment = 1;
+        else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) t->quiet = 1;
+        else if (!strcmp(a, "--input-size")) {
+            NEED_VALUE();
+            if (cli_parse_size(argv[++i], &t->h, &t->w)) return cli_failf("--input-size '%s': expected HxW, e.g. 64x64", argv[i]);
+        } else if (!strcmp(a, "--seed")) {
+            NEED_VALUE();
+            char *end;
+            t->seed = strtoull(argv[++i], &end, 10);
+            if (*end || !*argv[i]) return cli_failf("--seed '%s': expected a non-negative integer", argv[i]);
+        } else return cli_failf("unknown option '%s' (see graft train --help)", a);
+        if (sv) { NEED_VALUE(); *sv = argv[++i]; }
+        if (iv) {
+            NEED_VALUE();
+            if (cli_parse_int(argv[++i], iv) || *iv < (iv == &t->threads ? 0 : 1))
+                return cli_failf("%s '%s': expected a positive integer", a, argv[i]);
+        }
+        if (fv) {
+            NEED_VALUE();
+            if (cli_parse_float(argv[++i], fv) || !isfinite(*fv) || *fv < 0)
+                return cli_failf("%s '%s': expected a non-negative number", a, argv[i]);
+        }
+    }
+    if (!t->data) return cli_failf("--data is required (see graft train --help)");
+    if (!t->base && !t->from) return cli_failf("--base (or --from MODEL) is required (see graft train --help)");
+    if (t->base && t->from) return cli_failf("give --base or --from, not both");
+    if (strcmp(t->optimizer, "sgd") && strcmp(t->optimizer, "adam"))
+        return cli_failf("--optimizer '%s': expected sgd or adam", t->optimizer);
+    if (strcmp(t->loss, "categorical") && strcmp(t->loss, "sparse"))
+        return cli_failf("--loss '%s': expected categorical or sparse", t->loss);
+    if (t->val_split >= 1) return cli_failf("--val-split %g: expected a fraction in (0, 1)", t->val_split);
+    if (t->val && t->val_split > 0) return cli_failf("give --val or --val-split, not both");
+    if (t->smoothing >= 1) return cli_failf("--label-smoothing %g: expected a value in [0, 1)", t->smoothing);
+    if (t->momentum >= 1) return cli_failf("--momentum %g: expected a value in [0, 1)", t->momentum);
+    if (isnan(t->lr)) t->lr = strcmp(t->optimizer, "adam") ? 0.01f : 0.001f;
+    if (!(t->lr > 0)) return cli_failf("--lr %g: must be positive", t->lr);
+    return 0;
+}
+
+static int parse_format(const char *s, gr_data_format *f) {
+    static const char *names[] = {"auto", "cifar10", "cifar100", "folder", "csv"};
+    for (int i = 0; i < 5; i++)
+        if (!strcmp(s, names[i])) { *f = (gr_data_format)i; return 0; }
+    return -1;
+}
+
+/* Opens a dataset for the model's input size and preprocessing. */
+static gr_dataset *open_data(const char *arg, const train_args *t, gr_split split, int h, int w,
+                             gr_preprocess prep, gr_error *err) {
+    char path[4096];
+    if (cli_resolve_data(arg, path, sizeof path, err)) return NULL;
+    gr_dataset_opts o = {.split = split, .h = h, .w = w, .preprocess = prep};
+    if (t->format && parse_format(t->format, &o.format)) {
+        gr_error_set(err, GR_ERR_ARG, "--format '%s': expected auto, cifar10, cifar100, folder or csv", t->format);
+        return NULL;
+    }
+    if (t->labels) o.labels = !strcmp(t->labels, "coarse") ? GR_LABELS_COARSE : GR_LABELS_FINE;
+    return gr_dataset_open(path, &o, err);
+}
+
 int cmd_train(int argc, char **argv) {
-    (void)argc; (void)argv;
-    return cli_failf("'graft train' is not available in this build yet");
+    train_args t;
+    if (parse(argc, argv, &t)) return 2;
+    gr_set_threads(t.threads);
+    gr_error err = {0};
+    gr_model *m = NULL;
+    gr_dataset *train = NULL, *val = NULL, *test = NULL;
+    int *tr_idx = NULL, *va_idx = NULL, n_tr = 0, n_va = 0, rc = 1;
+    gr_preprocess prep = GR_PREP_NONE;
+    int h = t.h, w = t.w;
+
+    if (t.from) {
+        m = gr_model_load(t.from, &err);
+        if (!m) goto fail;
+        int c;
+        gr_model_layer_shape(m, -1, &h, &w, &c);
+        prep = gr_model_preprocess(m);
+    } else {
+        prep = !strncmp(t.base, "vgg", 3) ? GR_PREP_CAFFE : GR_PREP_DARKNET;
+    }
+    if (t.prep && gr_preprocess_parse(t.prep, &prep)) {
+        cli_failf("--preprocess '%s': expected caffe, torch, tf, darknet or none", t.prep);
+        goto out;
+    }
+    /* the training data decides the native size (CIFAR stays 32x32) */
+    train = open_data(t.data, &t, GR_SPLIT_TRAIN, h, w, prep, &err);
+    if (!train) goto fail;
+    gr_dataset_size(train, &h, &w);
+    int classes = gr_dataset_num_classes(train);
+    if (!t.quiet)
+        printf("data: %s: %d images, %d classes, %dx%d, preprocessing %s\n", t.data,
+               gr_dataset_count(train), classes, h, w, gr_preprocess_name(prep));
+
+    if (!t.from) {
+        m = cli_load_base(t.base, t.weights, h, w, t.quiet, &err);
+        if (!m) goto fail;
+        gr_model_set_preprocess(m, prep);
+        int cut = cli_default_cut(m);
+        if (t.cut) {
+            cut = gr_model_find(m, t.cut);
+            if (cut < 0) {
+                gr_error_set(&err, GR_ERR_ARG, "--cut: base '%s' has no layer '%s' (graft info --base %s lists them)",
+                             t.base, t.cut, t.base);
+                goto fail;
+            }
+        }
+        if (gr_model_truncate(m, cut, &err) != GR_OK) goto fail;
+        gr_model_freeze_upto(m, cut);
+        char def[128];
+        snprintf(def, sizeof def, "flatten,dense:1024:relu,dense:%d:softmax", classes);
+        if (cli_append_head(m, t.head ? t.head : def, classes, &err)) goto fail;
+        int hh, ww, outc;
+        gr_model_layer_shape(m, gr_model_num_layers(m) - 1, &hh, &ww, &outc);
+        if (outc != classes) {
+            gr_error_set(&err, GR_ERR_SHAPE, "--head ends with %d outputs but the data has %d classes", outc, classes);
+            goto fail;
+        }
+        const char **names = calloc((size_t)classes, sizeof *names);
+        if (!names) { gr_error_set(&err, GR_ERR_NOMEM, "out of memory"); goto fail; }
+        for (int c = 0; c < classes; c++) names[c] = gr_dataset_class_name(train, c);
+        gr_status st = gr_model_set_classes(m, classes, names, &err);
+        free(names);
+        if (st != GR_OK) goto fail;
+        gr_model_init_params(m, cut + 1, t.seed);
+    } else {
+        int hh, ww, outc;
+        gr_model_layer_shape(m, gr_model_num_layers(m) - 1, &hh, &ww, &outc);
+        if (outc != classes) {
+            gr_error_set(&err, GR_ERR_SHAPE, "%s has %d output classes but %s has %d", t.from, outc, t.data, classes);
+            goto fail;
+        }
+    }
+    if (t.val_split > 0) {
+        if (gr_dataset_split(train, t.val_split, t.seed, &tr_idx, &n_tr, &va_idx, &n_va, &err) != GR_OK) goto fail;
+    } else if (t.val) {
+        val = open_data(t.val, &t, GR_SPLIT_TEST, h, w, prep, &err);
+        if (!val) goto fail;
+    }
+    if (t.test) {
+        test = open_data(t.test, &t, GR_SPLIT_TEST, h, w, prep, &err);
+        if (!test) goto fail;
+    }
+    if (!t.quiet) gr_model_summary(m, stdout);
+
+    gr_fit_opts fo = {.epochs = t.epochs, .batch = t.batch, .seed = t.seed,
+                      .label_smoothing = t.smoothing, .no_cache = t.no_cache,
+                      .pad = t.augment ? 4 : 0, .hflip = t.augment, .log_csv = t.log,
+                      .verbose = t.quiet ? 0 : 2, .checkpoint = t.ckpt, .stop = &stop_flag};
+    fo.optim = !strcmp(t.optimizer, "adam")
+                   ? gr_adam(t.lr)
+                   : gr_sgd((gr_sgd_opts){.lr = t.lr, .decay = t.decay, .momentum = t.momentum, .nesterov = t.nesterov});
+    if (!strcmp(t.optimizer, "adam")) fo.optim.decay = t.decay;
+    if (va_idx) { fo.val = train; fo.val_idx = va_idx; fo.n_val = n_va; }
+    else if (val) fo.val = val;
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    gr_status st = gr_fit(m, train, tr_idx, n_tr, &fo, &err);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    if (st == GR_ERR_INTERRUPTED) {
+        if (gr_model_save(m, t.ckpt ? t.ckpt : t.out, "{\"interrupted\": true}", &err) == GR_OK)
+            fprintf(stderr, "graft: interrupted: the model so far is in %s\n", t.ckpt ? t.ckpt : t.out);
+        goto fail;
+    }
+    if (st != GR_OK) goto fail;
+    char cfg[1024];
+    snprintf(cfg, sizeof cfg,
+             "{\"base\": \"%s\", \"data\": \"%s\", \"optimizer\": \"%s\", \"lr\": %g, \"decay\": %g, "
+             "\"momentum\": %g, \"nesterov\": %s, \"epochs\": %d, \"batch\": %d, \"seed\": %llu, "
+             "\"label_smoothing\": %g}",
+             t.base ? t.base : t.from, t.data, t.optimizer, t.lr, t.decay, t.momentum,
+             t.nesterov ? "true" : "false", t.epochs, t.batch, t.seed, t.smoothing);
+    for (char *c = cfg; *c; c++)
+        if (*c == '\\') *c = '/';
+    if (gr_model_save(m, t.out, cfg, &err) != GR_OK) goto fail;
+    if (!t.quiet) printf("saved %s\n", t.out);
+    if (test) {
+        gr_eval_result r;
+        if (gr_evaluate(m, test, NULL, 0, t.batch, &r, &err) != GR_OK) goto fail;
+        printf("Test loss: %.4f\nTest accuracy: %.4f\n", r.loss, r.accuracy);
+        gr_eval_result_free(&r);
+    }
+    rc = 0;
+    goto out;
+fail:
+    rc = cli_fail(&err);
+out:
+    free(tr_idx);
+    free(va_idx);
+    gr_dataset_free(train);
+    gr_dataset_free(val);
+    gr_dataset_free(test);
+    gr_model_free(m);
+    return rc;
 }

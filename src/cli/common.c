@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "cli.h"
 
 int cli_parse_int(const char *s, int *out) {
@@ -45,4 +46,66 @@ gr_model *cli_build_base(const char *base, int h, int w, bool include_top, gr_er
     if (!strncmp(base, "darknet:", 8)) return gr_darknet_load_cfg(base + 8, h, w, err);
     gr_error_set(err, GR_ERR_ARG, "unknown base '%s' (known: vgg16, darknet:PATH.cfg)", base);
     return NULL;
+}
+
+/* An existing path is used as is; a known dataset name (cifar10, cifar100)
+ * resolves through the download cache, fetching it when missing.          */
+int cli_resolve_data(const char *arg, char *out, size_t cap, gr_error *err) {
+    struct stat st;
+    if (stat(arg, &st) == 0 || (strcmp(arg, "cifar10") && strcmp(arg, "cifar100"))) {
+        snprintf(out, cap, "%s", arg);
+        return 0;
+    }
+    return gr_fetch_resolve(arg, NULL, NULL, out, cap, err) == GR_OK ? 0 : -1;
+}
+
+gr_model *cli_load_base(const char *base, const char *weights, int h, int w, bool quiet,
+                        gr_error *err) {
+    char cfg[4096], wpath[4096];
+    const char *b = base;
+    if (!strcmp(base, "tiny-darknet")) {   /* the fetched Tiny Darknet: cfg + weights */
+        if (gr_fetch_resolve("tiny-darknet", "cfg", NULL, cfg + 8, sizeof cfg - 8, err) != GR_OK) return NULL;
+        memcpy(cfg, "darknet:", 8);
+        b = cfg;
+    }
+    gr_model *m = cli_build_base(b, h, w, false, err);
+    if (!m || !weights || !strcmp(weights, "none") || !strcmp(weights, "random")) return m;
+    const char *wp = weights;
+    if (!strcmp(weights, "imagenet")) {
+        const char *name = !strcmp(base, "vgg16") ? "vgg16" : (!strcmp(base, "tiny-darknet") ? "tiny-darknet" : NULL);
+        if (!name) {
+            gr_error_set(err, GR_ERR_ARG, "--weights imagenet: no known ImageNet weights for base '%s'; give a file", base);
+            gr_model_free(m);
+            return NULL;
+        }
+        if (gr_fetch_resolve(name, !strcmp(name, "tiny-darknet") ? "weights" : NULL, NULL, wpath,
+                             sizeof wpath, err) != GR_OK) {
+            gr_model_free(m);
+            return NULL;
+        }
+        wp = wpath;
+    }
+    gr_load_report rep;
+    memset(&rep, 0, sizeof rep);
+    if (gr_model_load_weights(m, wp, &rep, err) != GR_OK) {
+        gr_model_free(m);
+        return NULL;
+    }
+    if (!quiet) {
+        printf("weights: %s: %d layers loaded, %d file layers skipped%s\n", wp, rep.layers_loaded,
+               rep.layers_skipped, rep.by_order ? " (matched by order: names differ)" : "");
+    }
+    return m;
+}
+
+int cli_default_cut(const gr_model *m) {
+    /* darknet classifiers: everything before the last 1000-class convolution;
+     * other bases (built without their top): the whole base. */
+    int n = gr_model_num_layers(m);
+    for (int i = n - 1; i >= 0; i--) {
+        int h, w, c;
+        gr_model_layer_shape(m, i, &h, &w, &c);
+        if (gr_model_layer_op(m, i) == GR_OP_CONV2D && c == 1000) return i - 1;
+    }
+    return n - 1;
 }
