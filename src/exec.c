@@ -175,22 +175,43 @@ gr_status gr_model_run(gr_model *m, int from, const float *x, int B, int upto, f
     for (int i = from; i < n; i++)
         for (int k = 0; k < m->nodes[i].n_in; k++)
             if (m->nodes[i].in[k] >= 0) last[m->nodes[i].in[k]] = i;
+    int fast = !getenv("GRAFT_REFERENCE"), nochain_upto = -1;
     for (int i = from; i < n && st == GR_OK; i++) {
         gr_node *nd = &m->nodes[i];
+        /* the fast backend runs a maximal chain i..e of nodes it supports, each
+         * the only reader of its predecessor, in its own layout (one call) */
+        int e = i;
+        if (fast && i > nochain_upto && nd->n_in == 1 && gr_backend_chain_supports(m, i))
+            while (e + 1 < n && last[e] == e + 1 && m->nodes[e + 1].n_in == 1 &&
+                   m->nodes[e + 1].in[0] == e && gr_backend_chain_supports(m, e + 1))
+                e++;
         float *o;
-        if (i == upto) o = out;
+        if (e == upto) o = out;
         else {
-            slot[i] = ws_acquire(ws, (size_t)B * (size_t)gr_node_size(m, i), err);
-            if (slot[i] < 0) { st = GR_ERR_NOMEM; break; }
-            o = ws->buf[slot[i]];
+            slot[e] = ws_acquire(ws, (size_t)B * (size_t)gr_node_size(m, e), err);
+            if (slot[e] < 0) { st = GR_ERR_NOMEM; break; }
+            o = ws->buf[slot[e]];
         }
-        acts[i] = o;
+        acts[e] = o;
         const float *tmp[GR_MAX_INPUTS];
-        st = gr_node_forward_infer(m, i, in_ptrs(nd, from, x, acts, tmp), o, B, err);
-        for (int k = 0; k < nd->n_in; k++) {
-            int j = nd->in[k];
-            if (j >= 0 && last[j] == i && slot[j] >= 0) { ws->busy[slot[j]] = 0; slot[j] = -1; }
+        if (e > i) {
+            st = gr_backend_forward_chain(m, i, e, in_ptrs(nd, from, x, acts, tmp)[0], o, B, err);
+            if (st == GR_ERR_UNSUPPORTED) {   /* redo these nodes one by one */
+                if (slot[e] >= 0) { ws->busy[slot[e]] = 0; slot[e] = -1; }
+                st = GR_OK;
+                nochain_upto = e;
+                i--;
+                continue;
+            }
+        } else {
+            st = gr_node_forward_infer(m, i, in_ptrs(nd, from, x, acts, tmp), o, B, err);
         }
+        for (int t = i; t <= e; t++)
+            for (int k = 0; k < m->nodes[t].n_in; k++) {
+                int j = m->nodes[t].in[k];
+                if (j >= 0 && last[j] == t && slot[j] >= 0) { ws->busy[slot[j]] = 0; slot[j] = -1; }
+            }
+        i = e;
     }
 done:
     if (slot)

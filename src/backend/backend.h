@@ -1,12 +1,15 @@
 /* backend.h — the fast compute path (oneDNN).  The executor offers every
  * node here first; GR_ERR_UNSUPPORTED means "use the reference layer".
- * Node caches (primitives, packed weights) live in node->fast and are
- * rebuilt when m->w_version or the batch size changes.                      */
+ * Node caches (primitives, packed weights) live in node->fast: primitives
+ * are rebuilt when the batch size or m->precision changes, packed weights
+ * are refreshed when m->w_version changes.  No allocation per call in the
+ * steady state.                                                             */
 #ifndef GRAFT_BACKEND_H
 #define GRAFT_BACKEND_H
 #include "model.h"
 
 /* Inference forward of one node: ins[k] inputs, out output, NHWC, batch B.
+ * conv2d, max/avg pool, batch norm, activation (not softmax) and dense.
  * Returns GR_OK, GR_ERR_UNSUPPORTED (caller falls back), or an error.       */
 gr_status gr_backend_forward(gr_model *m, int node, const float *const *ins, float *out,
                              int B, gr_error *err);
@@ -14,9 +17,30 @@ gr_status gr_backend_forward(gr_model *m, int node, const float *const *ins, flo
 /* Runs nodes first..last (a chain: each reads only its predecessor) in
  * inference mode, from in (NHWC, output of first's input) to out (NHWC,
  * output of last), keeping intermediate activations in the backend's own
- * layout.  GR_ERR_UNSUPPORTED when the chain has an op the backend lacks.   */
+ * layout.  conv -> batchnorm is folded, activations fused as post-ops, and
+ * m->precision == GR_PRECISION_BF16 runs bf16 inside the chain.
+ * GR_ERR_UNSUPPORTED when the chain has an op the backend lacks.            */
 gr_status gr_backend_forward_chain(gr_model *m, int first, int last, const float *in,
                                    float *out, int B, gr_error *err);
+
+/* True when node can be part of a chain (conv2d, max/avg pool, batch norm,
+ * elementwise activation).  The executor builds maximal runs of these.     */
+bool gr_backend_chain_supports(const gr_model *m, int node);
+
+/* Backward of a conv2d node (its linear part: dout is the gradient of the
+ * conv output BEFORE the fused activation), batch B, NHWC f32:
+ *   dout [B, OH, OW, OC], in [B, H, W, C] (the forward input);
+ *   din [B, H, W, C] += ..., dw [KH, KW, C/groups, OC] += ..., db [OC] += ...
+ * Any of din / dw / db may be NULL (skipped).  Same semantics as
+ * gr_conv2d_backward in layers/layers.h.  Uses the node's current weights.
+ * GR_ERR_UNSUPPORTED: the caller uses the reference.                        */
+gr_status gr_backend_conv2d_backward(gr_model *m, int node, const float *dout, const float *in,
+                                     int B, float *din, float *dw, float *db, gr_error *err);
+
+/* Backward of a dense node (linear part), as gr_dense_backward:
+ *   dout [B, OUT], in [B, IN]; din [B, IN] +=, dw [IN, OUT] +=, db [OUT] +=. */
+gr_status gr_backend_dense_backward(gr_model *m, int node, const float *dout, const float *in,
+                                    int B, float *din, float *dw, float *db, gr_error *err);
 
 /* Frees a node's backend cache (NULL is fine). */
 void gr_backend_node_free(void *fast);

@@ -1,17 +1,24 @@
-/* fast.c — placeholder until the oneDNN backend lands: everything falls back
- * to the reference layers. */
+/* fast.c — the backend's entry points: per-node forward dispatch and the
+ * node cache's destructor.  The work is in dnnl_chain.c (conv / pool / bn /
+ * activation, also for a single node), dnnl_dense.c and dnnl_backward.c. */
+#include <stdlib.h>
 #include "backend/backend.h"
+#include "backend/dnnl_util.h"
 
 gr_status gr_backend_forward(gr_model *m, int node, const float *const *ins, float *out,
                              int B, gr_error *err) {
-    (void)m; (void)node; (void)ins; (void)out; (void)B; (void)err;
-    return GR_ERR_UNSUPPORTED;
+    const gr_node *n = &m->nodes[node];
+    if (n->n_in != 1) return GR_ERR_UNSUPPORTED;
+    if (n->s.op == GR_OP_DENSE) return dn_dense_forward(m, node, ins[0], out, B, err);
+    if (!gr_backend_chain_supports(m, node)) return GR_ERR_UNSUPPORTED;
+    return gr_backend_forward_chain(m, node, node, ins[0], out, B, err);
 }
 
-gr_status gr_backend_forward_chain(gr_model *m, int first, int last, const float *in,
-                                   float *out, int B, gr_error *err) {
-    (void)m; (void)first; (void)last; (void)in; (void)out; (void)B; (void)err;
-    return GR_ERR_UNSUPPORTED;
+void gr_backend_node_free(void *fast) {
+    gr_fast *f = fast;
+    if (!f) return;
+    dn_chain_free(f->chain);
+    dn_dense_free(f->dense);
+    dn_bwd_free(f->bwd);
+    free(f);
 }
-
-void gr_backend_node_free(void *fast) { (void)fast; }

@@ -1,0 +1,475 @@
+/* dnnl_chain.c — the speed path: a chain of conv / pool / batch norm /
+ * activation nodes run by oneDNN with activations kept in oneDNN's preferred
+ * (blocked) layout between layers.  NHWC float32 only at the two ends.
+ *
+ * Fusions (inference):
+ *   conv (linear) -> batchnorm          BN folded into the conv's weights/bias
+ *   conv [-> bn] -> activation           activation as an eltwise post-op
+ * Precision: m->precision == GR_PRECISION_BF16 runs bf16 activations and
+ * weights inside the chain (bias and the boundaries stay f32) when the CPU
+ * has native bf16; otherwise f32 with a warning.
+ *
+ * The cache (node[first]->fast->chain) holds the primitives, keyed by
+ * (last, B, precision); the packed weights are refreshed whenever
+ * m->w_version changes (no primitive is rebuilt for that).               */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "backend/backend.h"
+#include "backend/dnnl_util.h"
+
+/* One conv's weights: graft HWIO (or the BN-folded copy) -> packed. */
+typedef struct {
+    int node, bn;                 /* conv node, folded batch-norm node or -1 */
+    dnnl_memory_t wu, wp;         /* user HWIO f32, packed for the primitive */
+    dnnl_memory_t bias;           /* f32 [OC] (owned when folded), or NULL */
+    int bias_owned;
+    dnnl_primitive_t reorder;     /* wu -> wp */
+} dn_conv_pack;
+
+/* A stand-alone batch norm's parameter memories (point into m->w). */
+typedef struct {
+    int node;
+    dnnl_memory_t mean, var, scale, shift;
+} dn_bn_bind;
+
+struct dn_chain {
+    int last, B;
+    gr_precision prec;
+    uint64_t wver;
+    dn_net net;
+    dnnl_memory_t in, out;        /* user NHWC f32, re-pointed per call */
+    dn_conv_pack *convs;
+    int n_convs;
+    dn_bn_bind *bns;
+    int n_bns;
+    float *staging;               /* BN-folded weights of one conv (largest size) */
+    size_t staging_n;
+};
+
+static void chain_free(struct dn_chain *c) {
+    if (!c) return;
+    dn_net_free(&c->net);
+    free(c->convs);
+    free(c->bns);
+    free(c->staging);
+    free(c);
+}
+
+/* ------------------------------------------------------------ what is supported */
+
+static int pool_ok(const gr_node *n) {
+    int pb = dn_pad_end(n->ih, n->s.kh, n->s.sh, n->s.pad_t, n->s.pad_b, n->oh);
+    int pr = dn_pad_end(n->iw, n->s.kw, n->s.sw, n->s.pad_l, n->s.pad_r, n->ow);
+    /* every window must touch the image (oneDNN divides by the cells inside) */
+    return pb >= 0 && pr >= 0 && pb < n->s.kh && pr < n->s.kw && n->s.pad_t < n->s.kh &&
+           n->s.pad_l < n->s.kw;
+}
+
+bool gr_backend_chain_supports(const gr_model *m, int node) {
+    const gr_node *n = &m->nodes[node];
+    dnnl_alg_kind_t alg;
+    float a, b;
+    switch (n->s.op) {
+    case GR_OP_CONV2D: return dn_act_eltwise(n->s.act, n->s.alpha, &alg, &a, &b) >= 0;
+    case GR_OP_MAXPOOL:
+    case GR_OP_AVGPOOL: return pool_ok(n);
+    case GR_OP_BATCHNORM: return true;
+    case GR_OP_ACTIVATION: return dn_act_eltwise(n->s.act, n->s.alpha, &alg, &a, &b) >= 0;
+    default: return false;
+    }
+}
+
+/* ------------------------------------------------------------ building */
+
+typedef struct {
+    struct dn_chain *c;
+    gr_model *m;
+    dnnl_data_type_t dt;
+    dnnl_memory_t cur;            /* the current activation */
+    dnnl_memory_desc_t cur_md;
+    int cur_slot;                 /* 0 = the user input, else arena 1 or 2 */
+    int last_dst_step, last_dst_arg;   /* where the latest output is written */
+    gr_error *err;
+} builder;
+
+static int next_slot(const builder *bd) { return bd->cur_slot == 1 ? 2 : 1; }
+
+/* Makes the current activation have layout md (inserting a reorder). */
+static gr_status to_layout(builder *bd, const dnnl_memory_desc_t *md, const char *layer) {
+    if (dnnl_memory_desc_equal(&bd->cur_md, md)) return GR_OK;
+    int slot = next_slot(bd);
+    dnnl_memory_t m = dn_mem_slot(&bd->c->net, md, slot, bd->err);
+    if (!m) return bd->err ? bd->err->code : GR_ERR_NOMEM;
+    gr_status st = dn_add_reorder(&bd->c->net, bd->cur, m, 0, ~0u, layer, bd->err);
+    if (st) return st;
+    bd->cur = m;
+    bd->cur_md = *md;
+    bd->cur_slot = slot;
+    bd->last_dst_step = bd->c->net.n_steps - 1;
+    bd->last_dst_arg = 1;
+    return GR_OK;
+}
+
+static gr_status attr_with_act(dnnl_primitive_attr_t *attr, gr_act act, float alpha,
+                               const char *layer, gr_error *err) {
+    DN_TRY(dnnl_primitive_attr_create(attr), "attr", layer);
+    DN_TRY(dnnl_primitive_attr_set_scratchpad_mode(*attr, dnnl_scratchpad_mode_user), "attr",
+           layer);
+    dnnl_alg_kind_t alg;
+    float a, b;
+    if (dn_act_eltwise(act, alpha, &alg, &a, &b) > 0) {
+        dnnl_post_ops_t po;
+        DN_TRY(dnnl_post_ops_create(&po), "post-ops", layer);
+        dnnl_status_t st = dnnl_post_ops_append_eltwise(po, 1.0f, alg, a, b);
+        if (st == dnnl_success) st = dnnl_primitive_attr_set_post_ops(*attr, po);
+        dnnl_post_ops_destroy(po);
+        if (st != dnnl_success) return dn_fail(err, st, "post-op", layer);
+    }
+    return GR_OK;
+}
+
+/* conv node i (+ folded bn + fused activation); *consumed = nodes used. */
+static gr_status build_conv(builder *bd, int i, int last, int *consumed) {
+    gr_model *m = bd->m;
+    const gr_node *n = &m->nodes[i];
+    const gr_layer_spec *s = &n->s;
+    gr_error *err = bd->err;
+    int bn = -1, j = i;
+    gr_act act = s->act;
+    float alpha = s->alpha;
+    if (act == GR_ACT_LINEAR && j + 1 <= last && m->nodes[j + 1].s.op == GR_OP_BATCHNORM)
+        bn = ++j;
+    if (act == GR_ACT_LINEAR && j + 1 <= last && m->nodes[j + 1].s.op == GR_OP_ACTIVATION) {
+        dnnl_alg_kind_t alg;
+        float a, b;
+        if (dn_act_eltwise(m->nodes[j + 1].s.act, 0, &alg, &a, &b) > 0) {
+            j++;
+            act = m->nodes[j].s.act;
+            alpha = m->nodes[j].s.alpha;
+        }
+    }
+    *consumed = j - i + 1;
+    int B = bd->c->B, G = s->groups, ICg = n->ic / G;
+    dnnl_memory_desc_t src = dn_md_any4(B, n->ic, n->ih, n->iw, bd->dt);
+    dnnl_memory_desc_t dst = dn_md_any4(B, n->oc, n->oh, n->ow, bd->dt);
+    dnnl_memory_desc_t wany = dn_md_weights_any(s->kh, s->kw, ICg, n->oc, G, bd->dt);
+    dnnl_memory_desc_t bmd = dn_md_1d(n->oc);
+    int has_bias = s->use_bias || bn >= 0;
+    dnnl_dims_t strides = {s->sh, s->sw}, pl = {s->pad_t, s->pad_l};
+    dnnl_dims_t pr = {dn_pad_end(n->ih, s->kh, s->sh, s->pad_t, s->pad_b, n->oh),
+                      dn_pad_end(n->iw, s->kw, s->sw, s->pad_l, s->pad_r, n->ow)};
+    dnnl_convolution_desc_t cd;
+    DN_TRY(dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct,
+                                              &src, &wany, has_bias ? &bmd : NULL, &dst, strides,
+                                              pl, pr),
+           "convolution", s->name);
+    dnnl_primitive_attr_t attr = NULL;
+    gr_status st = attr_with_act(&attr, act, alpha, s->name, err);
+    dnnl_primitive_desc_t pd = NULL;
+    if (st == GR_OK) {
+        dnnl_status_t ds = dnnl_primitive_desc_create(&pd, &cd, attr, bd->c->net.eng, NULL);
+        if (ds != dnnl_success) st = dn_fail(err, ds, "convolution", s->name);
+    }
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    if (st) return st;
+    dnnl_memory_desc_t psrc = *dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
+    dnnl_memory_desc_t pw = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    dnnl_memory_desc_t pdst = *dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
+    dn_conv_pack *cp = &bd->c->convs[bd->c->n_convs];
+    memset(cp, 0, sizeof *cp);
+    cp->node = i;
+    cp->bn = bn;
+    dnnl_memory_desc_t hwio = dn_md_hwio(s->kh, s->kw, ICg, n->oc, G);
+    st = to_layout(bd, &psrc, s->name);
+    dnnl_memory_t out = NULL;
+    if (!st) {
+        cp->wu = dn_mem(&bd->c->net, &hwio, DNNL_MEMORY_NONE, err);
+        cp->wp = cp->wu ? dn_mem(&bd->c->net, &pw, DNNL_MEMORY_ALLOCATE, err) : NULL;
+        if (cp->wp && has_bias) {
+            cp->bias_owned = bn >= 0;
+            cp->bias = dn_mem(&bd->c->net, &bmd, bn >= 0 ? DNNL_MEMORY_ALLOCATE : DNNL_MEMORY_NONE,
+                              err);
+        }
+        out = cp->wp && (cp->bias || !has_bias) ? dn_mem_slot(&bd->c->net, &pdst, next_slot(bd), err)
+                                                : NULL;
+        if (!out) st = err ? err->code : GR_ERR_NOMEM;
+    }
+    if (!st) st = dn_make_reorder(&bd->c->net, cp->wu, cp->wp, &cp->reorder, s->name, err);
+    if (!st) {
+        dnnl_exec_arg_t a[4] = {{DNNL_ARG_SRC, bd->cur}, {DNNL_ARG_DST, out},
+                                {DNNL_ARG_WEIGHTS, cp->wp}, {DNNL_ARG_BIAS, cp->bias}};
+        st = dn_add_step(&bd->c->net, pd, ~0u, has_bias ? 4 : 3, a, s->name, err);
+    }
+    dnnl_primitive_desc_destroy(pd);
+    if (st) return st;
+    bd->c->n_convs++;
+    if (bn >= 0) {
+        size_t need = (size_t)s->kh * s->kw * ICg * n->oc;
+        if (need > bd->c->staging_n) bd->c->staging_n = need;
+    }
+    bd->cur = out;
+    bd->cur_md = pdst;
+    bd->cur_slot = next_slot(bd);
+    bd->last_dst_step = bd->c->net.n_steps - 1;
+    bd->last_dst_arg = 1;
+    return GR_OK;
+}
+
+static gr_status build_pool(builder *bd, int i) {
+    const gr_node *n = &bd->m->nodes[i];
+    const gr_layer_spec *s = &n->s;
+    gr_error *err = bd->err;
+    dnnl_memory_desc_t dst = dn_md_any4(bd->c->B, n->oc, n->oh, n->ow, bd->dt);
+    dnnl_dims_t strides = {s->sh, s->sw}, kernel = {s->kh, s->kw}, pl = {s->pad_t, s->pad_l};
+    dnnl_dims_t pr = {dn_pad_end(n->ih, s->kh, s->sh, s->pad_t, s->pad_b, n->oh),
+                      dn_pad_end(n->iw, s->kw, s->sw, s->pad_l, s->pad_r, n->ow)};
+    dnnl_pooling_desc_t pdsc;
+    DN_TRY(dnnl_pooling_forward_desc_init(
+               &pdsc, dnnl_forward_inference,
+               s->op == GR_OP_MAXPOOL ? dnnl_pooling_max : dnnl_pooling_avg_exclude_padding,
+               &bd->cur_md, &dst, strides, kernel, pl, pr),
+           "pooling", s->name);
+    dnnl_primitive_attr_t attr = NULL;
+    DN_TRY(dnnl_primitive_attr_create(&attr), "attr", s->name);
+    dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_status_t ds = dnnl_primitive_desc_create(&pd, &pdsc, attr, bd->c->net.eng, NULL);
+    dnnl_primitive_attr_destroy(attr);
+    if (ds != dnnl_success) return dn_fail(err, ds, "pooling", s->name);
+    dnnl_memory_desc_t pdst = *dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
+    dnnl_memory_t out = dn_mem_slot(&bd->c->net, &pdst, next_slot(bd), err);
+    gr_status st = out ? GR_OK : (err ? err->code : GR_ERR_NOMEM);
+    if (!st) {
+        dnnl_exec_arg_t a[2] = {{DNNL_ARG_SRC, bd->cur}, {DNNL_ARG_DST, out}};
+        st = dn_add_step(&bd->c->net, pd, ~0u, 2, a, s->name, err);
+    }
+    dnnl_primitive_desc_destroy(pd);
+    if (st) return st;
+    bd->cur = out;
+    bd->cur_md = pdst;
+    bd->cur_slot = next_slot(bd);
+    bd->last_dst_step = bd->c->net.n_steps - 1;
+    bd->last_dst_arg = 1;
+    return GR_OK;
+}
+
+/* Batch norm (inference, stored statistics) or an activation: in place on
+ * the current arena, or into a new one when the current is the user input. */
+static gr_status build_inplace(builder *bd, int i) {
+    const gr_node *n = &bd->m->nodes[i];
+    const gr_layer_spec *s = &n->s;
+    gr_error *err = bd->err;
+    union { dnnl_batch_normalization_desc_t bn; dnnl_eltwise_desc_t el; } d;
+    if (s->op == GR_OP_BATCHNORM) {
+        DN_TRY(dnnl_batch_normalization_forward_desc_init(
+                   &d.bn, dnnl_forward_inference, &bd->cur_md, s->eps,
+                   dnnl_use_global_stats | dnnl_use_scale | dnnl_use_shift),
+               "batch normalization", s->name);
+    } else {
+        dnnl_alg_kind_t alg;
+        float a, b;
+        if (dn_act_eltwise(s->act, s->alpha, &alg, &a, &b) == 0) {
+            alg = dnnl_eltwise_linear;   /* identity: y = 1 * x + 0 */
+            a = 1.0f;
+            b = 0.0f;
+        }
+        DN_TRY(dnnl_eltwise_forward_desc_init(&d.el, dnnl_forward_inference, alg, &bd->cur_md, a, b),
+               "eltwise", s->name);
+    }
+    dnnl_primitive_attr_t attr = NULL;
+    DN_TRY(dnnl_primitive_attr_create(&attr), "attr", s->name);
+    dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_status_t ds = dnnl_primitive_desc_create(&pd, &d, attr, bd->c->net.eng, NULL);
+    dnnl_primitive_attr_destroy(attr);
+    if (ds != dnnl_success) return dn_fail(err, ds, s->name, s->name);
+    dnnl_memory_desc_t pdst = *dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
+    int slot = bd->cur_slot;
+    dnnl_memory_t out = bd->cur;
+    if (!bd->cur_slot || !dnnl_memory_desc_equal(&pdst, &bd->cur_md)) {
+        slot = next_slot(bd);
+        out = dn_mem_slot(&bd->c->net, &pdst, slot, err);
+    }
+    gr_status st = out ? GR_OK : (err ? err->code : GR_ERR_NOMEM);
+    if (!st) {
+        dnnl_exec_arg_t a[6] = {{DNNL_ARG_SRC, bd->cur}, {DNNL_ARG_DST, out}};
+        int na = 2;
+        if (s->op == GR_OP_BATCHNORM) {
+            dn_bn_bind *b = &bd->c->bns[bd->c->n_bns];
+            dnnl_memory_desc_t c1 = dn_md_1d(n->ic);
+            b->node = i;
+            b->mean = dn_mem(&bd->c->net, &c1, DNNL_MEMORY_NONE, err);
+            b->var = b->mean ? dn_mem(&bd->c->net, &c1, DNNL_MEMORY_NONE, err) : NULL;
+            b->scale = b->var ? dn_mem(&bd->c->net, &c1, DNNL_MEMORY_NONE, err) : NULL;
+            b->shift = b->scale ? dn_mem(&bd->c->net, &c1, DNNL_MEMORY_NONE, err) : NULL;
+            if (!b->shift) st = err ? err->code : GR_ERR_NOMEM;
+            a[2] = (dnnl_exec_arg_t){DNNL_ARG_MEAN, b->mean};
+            a[3] = (dnnl_exec_arg_t){DNNL_ARG_VARIANCE, b->var};
+            a[4] = (dnnl_exec_arg_t){DNNL_ARG_SCALE, b->scale};
+            a[5] = (dnnl_exec_arg_t){DNNL_ARG_SHIFT, b->shift};
+            na = 6;
+            if (!st) bd->c->n_bns++;
+        }
+        if (!st) st = dn_add_step(&bd->c->net, pd, ~0u, na, a, s->name, err);
+    }
+    dnnl_primitive_desc_destroy(pd);
+    if (st) return st;
+    bd->cur = out;
+    bd->cur_md = pdst;
+    bd->cur_slot = slot;
+    bd->last_dst_step = bd->c->net.n_steps - 1;
+    bd->last_dst_arg = 1;
+    return GR_OK;
+}
+
+static gr_status chain_build(gr_model *m, int first, int last, int B, struct dn_chain *c,
+                             gr_error *err) {
+    gr_status st = dn_net_init(&c->net, err);
+    if (st) return st;
+    int n = last - first + 1;
+    c->convs = gr_calloc((size_t)n, sizeof *c->convs, err);
+    c->bns = gr_calloc((size_t)n, sizeof *c->bns, err);
+    if (!c->convs || !c->bns) return GR_ERR_NOMEM;
+    builder bd = {c, m, dnnl_f32, NULL, {0}, 0, -1, 0, err};
+    if (m->precision == GR_PRECISION_BF16) {
+        if (dn_bf16_native()) bd.dt = dnnl_bf16;
+        else gr_warn("bf16 requested but this CPU has no native bf16 (avx512_bf16): running f32");
+    }
+    const gr_node *n0 = &m->nodes[first], *nl = &m->nodes[last];
+    dnnl_memory_desc_t in_md = dn_md_nhwc(B, n0->ic, n0->ih, n0->iw, dnnl_f32);
+    dnnl_memory_desc_t out_md = dn_md_nhwc(B, nl->oc, nl->oh, nl->ow, dnnl_f32);
+    c->in = dn_mem(&c->net, &in_md, DNNL_MEMORY_NONE, err);
+    c->out = c->in ? dn_mem(&c->net, &out_md, DNNL_MEMORY_NONE, err) : NULL;
+    if (!c->out) return err ? err->code : GR_ERR_NOMEM;
+    bd.cur = c->in;
+    bd.cur_md = in_md;
+    for (int i = first; i <= last && !st;) {
+        const gr_node *nd = &m->nodes[i];
+        int used = 1;
+        if (!gr_backend_chain_supports(m, i))
+            return gr_error_set(err, GR_ERR_UNSUPPORTED, "layer '%s': no fast path for %s",
+                                nd->s.name, gr_op_name(nd->s.op));
+        switch (nd->s.op) {
+        case GR_OP_CONV2D: st = build_conv(&bd, i, last, &used); break;
+        default:
+            /* a bf16 chain that starts with a pool / bn / activation: convert the input */
+            if (bd.cur_slot == 0 && bd.dt != dnnl_f32) {
+                dnnl_memory_desc_t b16 = dn_md_nhwc(B, nd->ic, nd->ih, nd->iw, bd.dt);
+                st = to_layout(&bd, &b16, nd->s.name);
+            }
+            if (st) break;
+            if (nd->s.op == GR_OP_MAXPOOL || nd->s.op == GR_OP_AVGPOOL) st = build_pool(&bd, i);
+            else st = build_inplace(&bd, i);
+            break;
+        }
+        i += used;
+    }
+    if (st) return st;
+    if (dnnl_memory_desc_equal(&bd.cur_md, &out_md) && bd.last_dst_step >= 0) {
+        /* the last primitive can write the caller's NHWC buffer directly */
+        dn_step *s = &c->net.steps[bd.last_dst_step];
+        for (int a = 0; a < s->nargs; a++)
+            if (s->args[a].arg == DNNL_ARG_DST || s->args[a].arg == DNNL_ARG_TO) s->args[a].memory = c->out;
+    } else {
+        st = dn_add_reorder(&c->net, bd.cur, c->out, 0, ~0u, nl->s.name, err);
+        if (st) return st;
+    }
+    if (c->staging_n) {
+        c->staging = gr_malloc(c->staging_n * sizeof(float), err);
+        if (!c->staging) return GR_ERR_NOMEM;
+    }
+    return dn_net_finalize(&c->net, err);
+}
+
+/* Refreshes packed weights and parameter pointers from m->w. */
+static gr_status chain_pack(gr_model *m, struct dn_chain *c, gr_error *err) {
+    for (int k = 0; k < c->n_convs; k++) {
+        dn_conv_pack *cp = &c->convs[k];
+        const gr_node *n = &m->nodes[cp->node];
+        int OC = n->oc;
+        const float *w = gr_param_data(m, gr_node_param(m, cp->node, "kernel"));
+        int pb = gr_node_param(m, cp->node, "bias");
+        const float *b = pb >= 0 ? gr_param_data(m, pb) : NULL;
+        if (cp->bn < 0) {
+            dn_set(cp->wu, w);
+            if (cp->bias) dn_set(cp->bias, b);
+        } else {
+            const gr_node *bn = &m->nodes[cp->bn];
+            const float *g = gr_param_data(m, gr_node_param(m, cp->bn, "gamma"));
+            const float *be = gr_param_data(m, gr_node_param(m, cp->bn, "beta"));
+            const float *mu = gr_param_data(m, gr_node_param(m, cp->bn, "moving_mean"));
+            const float *var = gr_param_data(m, gr_node_param(m, cp->bn, "moving_variance"));
+            float *fb = NULL;
+            dnnl_memory_get_data_handle(cp->bias, (void **)&fb);
+            size_t nw = (size_t)n->s.kh * n->s.kw * (n->ic / n->s.groups) * OC;
+            for (int o = 0; o < OC; o++) {
+                float sc = g[o] / sqrtf(var[o] + bn->s.eps);
+                fb[o] = ((b ? b[o] : 0.0f) - mu[o]) * sc + be[o];
+            }
+            for (size_t r = 0; r < nw / (size_t)OC; r++)
+                for (int o = 0; o < OC; o++) {
+                    float sc = g[o] / sqrtf(var[o] + bn->s.eps);
+                    c->staging[r * OC + o] = w[r * OC + o] * sc;
+                }
+            dn_set(cp->wu, c->staging);
+        }
+        gr_status st = dn_exec_reorder(&c->net, cp->reorder, cp->wu, cp->wp, err);
+        if (st) return gr_error_prefix(err, "layer '%s'", n->s.name);
+    }
+    for (int k = 0; k < c->n_bns; k++) {
+        dn_bn_bind *b = &c->bns[k];
+        dn_set(b->scale, gr_param_data(m, gr_node_param(m, b->node, "gamma")));
+        dn_set(b->shift, gr_param_data(m, gr_node_param(m, b->node, "beta")));
+        dn_set(b->mean, gr_param_data(m, gr_node_param(m, b->node, "moving_mean")));
+        dn_set(b->var, gr_param_data(m, gr_node_param(m, b->node, "moving_variance")));
+    }
+    c->wver = m->w_version;
+    return GR_OK;
+}
+
+gr_status gr_backend_forward_chain(gr_model *m, int first, int last, const float *in,
+                                   float *out, int B, gr_error *err) {
+    if (first < 0 || last < first || last >= m->n_nodes || B <= 0)
+        return gr_error_set(err, GR_ERR_ARG, "fast chain: nodes %d..%d of %d, batch %d", first,
+                            last, m->n_nodes, B);
+    for (int i = first; i <= last; i++) {
+        const gr_node *n = &m->nodes[i];
+        if (!gr_backend_chain_supports(m, i) || n->n_in != 1 || (i > first && n->in[0] != i - 1))
+            return GR_ERR_UNSUPPORTED;
+    }
+    gr_fast *f = dn_fast_of(&m->nodes[first], err);
+    if (!f) return GR_ERR_NOMEM;
+    struct dn_chain *c = f->chain;
+    if (c && (c->last != last || c->B != B || c->prec != m->precision)) {
+        chain_free(c);
+        c = f->chain = NULL;
+    }
+    if (!c) {
+        c = gr_calloc(1, sizeof *c, err);
+        if (!c) return GR_ERR_NOMEM;
+        c->last = last;
+        c->B = B;
+        c->prec = m->precision;
+        gr_status st = chain_build(m, first, last, B, c, err);
+        if (st) {
+            chain_free(c);
+            return st;
+        }
+        c->wver = m->w_version - 1;   /* force a pack */
+        f->chain = c;
+    }
+    if (c->wver != m->w_version) {
+        gr_status st = chain_pack(m, c, err);
+        if (st) {
+            chain_free(c);
+            f->chain = NULL;
+            return st;
+        }
+    }
+    dn_set(c->in, in);
+    dn_set(c->out, out);
+    return dn_net_run(&c->net, ~0u, err);
+}
+
+void dn_chain_free(struct dn_chain *c) { chain_free(c); }

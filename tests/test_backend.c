@@ -1,0 +1,447 @@
+/* test_backend.c — the oneDNN backend against the reference layers
+ * (src/layers/, themselves checked against PyTorch in test_layers):
+ * per-node conv / dense / pool over a spread of shapes, chains (VGG-like and
+ * darknet-like with folded batch norm) against the per-node reference path,
+ * bf16 with a loose tolerance, conv / dense backward (accumulating),
+ * determinism, and the executor's GRAFT_REFERENCE switch.              */
+#include <stdlib.h>
+#include <string.h>
+#include "check.h"
+#include "model.h"
+#include "backend/backend.h"
+#include "backend/dnnl_util.h"
+
+static void fill_rand(float *p, size_t n, uint64_t seed, float lo, float hi) {
+    gr_rng r;
+    gr_rng_seed(&r, seed);
+    for (size_t i = 0; i < n; i++) p[i] = lo + (hi - lo) * gr_rng_uniform(&r);
+}
+
+static float *falloc(size_t n) {
+    float *p = calloc(n ? n : 1, sizeof(float));
+    if (!p) { fprintf(stderr, "out of memory\n"); exit(2); }
+    return p;
+}
+
+/* Random non-zero biases / BN statistics so every parameter matters. */
+static void randomize_params(gr_model *m, uint64_t seed) {
+    gr_model_init_params(m, 0, seed);
+    for (int p = 0; p < m->n_params; p++) {
+        gr_param *q = &m->params[p];
+        float *d = gr_param_data(m, p);
+        if (!strcmp(q->kind, "bias") || !strcmp(q->kind, "beta") || !strcmp(q->kind, "moving_mean"))
+            fill_rand(d, q->count, seed + 7 * (uint64_t)p, -0.5f, 0.5f);
+        else if (!strcmp(q->kind, "gamma") || !strcmp(q->kind, "moving_variance"))
+            fill_rand(d, q->count, seed + 7 * (uint64_t)p, 0.5f, 1.5f);
+    }
+    m->w_version++;
+}
+
+/* ------------------------------------------------------------ conv per node */
+
+typedef struct {
+    const char *what;
+    int B, H, W, C, OC, k, stride;
+    gr_padding pad;
+    int pt, pl, pb, pr;
+    int groups;
+    gr_act act;
+    float alpha;
+    bool bias;
+} conv_case;
+
+static void run_conv_case(const conv_case *cc) {
+    gr_error err = {0};
+    gr_model *m = gr_model_new(cc->H, cc->W, cc->C, &err);
+    CHECK(m != NULL, "%s", err.msg);
+    if (!m) return;
+    gr_layer_spec s = gr_conv2d(cc->OC, cc->k, cc->k, cc->stride, cc->pad, cc->act);
+    s.pad_t = cc->pt; s.pad_l = cc->pl; s.pad_b = cc->pb; s.pad_r = cc->pr;
+    s.groups = cc->groups; s.alpha = cc->alpha; s.use_bias = cc->bias;
+    int id = gr_model_append(m, s, &err);
+    CHECK(id == 0, "%s: %s", cc->what, err.msg);
+    if (id != 0) { gr_model_free(m); return; }
+    randomize_params(m, 11);
+    const gr_node *n = &m->nodes[0];
+    size_t nin = (size_t)cc->B * cc->H * cc->W * cc->C, nout = (size_t)cc->B * n->oh * n->ow * n->oc;
+    float *x = falloc(nin), *got = falloc(nout), *want = falloc(nout);
+    fill_rand(x, nin, 5, -1, 1);
+    gr_conv_dims d = gr_node_conv_dims(m, 0, cc->B);
+    int pb = gr_node_param(m, 0, "bias");
+    gr_conv2d_forward(want, x, gr_param_data(m, gr_node_param(m, 0, "kernel")),
+                      pb >= 0 ? gr_param_data(m, pb) : NULL, &d);
+    if (cc->act != GR_ACT_LINEAR) gr_act_forward(want, want, nout, cc->act, cc->alpha);
+    const float *ins[1] = {x};
+    gr_status st = gr_backend_forward(m, 0, ins, got, cc->B, &err);
+    CHECK(st == GR_OK, "%s: %s", cc->what, err.msg);
+    if (st == GR_OK) CHECK_CLOSE(cc->what, got, want, nout, 1e-4, 1e-4);
+    /* a second call (cached primitives) gives the same numbers */
+    float *again = falloc(nout);
+    st = gr_backend_forward(m, 0, ins, again, cc->B, &err);
+    CHECK(st == GR_OK && !memcmp(again, got, nout * sizeof(float)), "%s: second call differs", cc->what);
+    free(again); free(x); free(got); free(want);
+    gr_model_free(m);
+}
+
+static void test_conv_shapes(void) {
+    const conv_case cases[] = {
+        {"1x1", 1, 7, 5, 3, 8, 1, 1, GR_PAD_VALID, 0, 0, 0, 0, 1, GR_ACT_LINEAR, 0, true},
+        {"3x3 same relu b3", 3, 9, 9, 17, 19, 3, 1, GR_PAD_SAME, 0, 0, 0, 0, 1, GR_ACT_RELU, 0, true},
+        {"5x5 s2 same (asymmetric)", 1, 10, 11, 5, 7, 5, 2, GR_PAD_SAME, 0, 0, 0, 0, 1, GR_ACT_LINEAR, 0, true},
+        {"3x3 s2 same even (pad bottom only)", 3, 8, 8, 4, 33, 3, 2, GR_PAD_SAME, 0, 0, 0, 0, 1, GR_ACT_RELU, 0, false},
+        {"3x3 explicit 1 leaky", 3, 13, 13, 3, 16, 3, 1, GR_PAD_EXPLICIT, 1, 1, 1, 1, 1, GR_ACT_LEAKY, 0.1f, false},
+        {"explicit asymmetric 0/2", 1, 6, 7, 4, 5, 3, 1, GR_PAD_EXPLICIT, 0, 2, 2, 0, 1, GR_ACT_LINEAR, 0, true},
+        {"depthwise 3x3 relu6", 3, 9, 7, 6, 6, 3, 1, GR_PAD_SAME, 0, 0, 0, 0, 6, GR_ACT_RELU6, 0, true},
+        {"depthwise 3x3 s2", 1, 10, 10, 32, 32, 3, 2, GR_PAD_SAME, 0, 0, 0, 0, 32, GR_ACT_RELU, 0, true},
+        {"groups 2", 1, 6, 6, 4, 6, 3, 1, GR_PAD_VALID, 0, 0, 0, 0, 2, GR_ACT_LINEAR, 0, true},
+        {"tiny 1->1", 3, 4, 4, 1, 1, 3, 1, GR_PAD_SAME, 0, 0, 0, 0, 1, GR_ACT_LINEAR, 0, true},
+        {"sigmoid 2x2 s2 valid", 1, 5, 5, 2, 3, 2, 2, GR_PAD_VALID, 0, 0, 0, 0, 1, GR_ACT_SIGMOID, 0, true},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_conv_case(&cases[i]);
+}
+
+/* ------------------------------------------------------------ dense */
+
+static void dense_case(int B, int IN, int OUT, gr_act act, bool bias) {
+    gr_error err = {0};
+    gr_model *m = gr_model_new(1, 1, IN, &err);
+    gr_layer_spec s = gr_dense(OUT, act);
+    s.use_bias = bias;
+    CHECK(gr_model_append(m, s, &err) == 0, "%s", err.msg);
+    randomize_params(m, 3);
+    float *x = falloc((size_t)B * IN), *got = falloc((size_t)B * OUT), *want = falloc((size_t)B * OUT);
+    fill_rand(x, (size_t)B * IN, 9, -1, 1);
+    int pb = gr_node_param(m, 0, "bias");
+    gr_dense_forward(want, x, gr_param_data(m, gr_node_param(m, 0, "kernel")),
+                     pb >= 0 ? gr_param_data(m, pb) : NULL, B, IN, OUT);
+    if (act == GR_ACT_SOFTMAX) gr_softmax_forward(want, want, B, OUT);
+    else if (act != GR_ACT_LINEAR) gr_act_forward(want, want, (size_t)B * OUT, act, 0);
+    const float *ins[1] = {x};
+    gr_status st = gr_backend_forward(m, 0, ins, got, B, &err);
+    CHECK(st == GR_OK, "%s", err.msg);
+    char what[64];
+    snprintf(what, sizeof what, "dense B%d %dx%d %s", B, IN, OUT, gr_act_name(act));
+    if (st == GR_OK) CHECK_CLOSE(what, got, want, (size_t)B * OUT, 1e-5, 1e-4);
+    /* new weights (w_version bump) are picked up without a rebuild */
+    float *k = gr_param_data(m, gr_node_param(m, 0, "kernel"));
+    for (int i = 0; i < IN * OUT; i++) k[i] *= -0.5f;
+    m->w_version++;
+    gr_dense_forward(want, x, k, pb >= 0 ? gr_param_data(m, pb) : NULL, B, IN, OUT);
+    if (act == GR_ACT_SOFTMAX) gr_softmax_forward(want, want, B, OUT);
+    else if (act != GR_ACT_LINEAR) gr_act_forward(want, want, (size_t)B * OUT, act, 0);
+    st = gr_backend_forward(m, 0, ins, got, B, &err);
+    if (st == GR_OK) CHECK_CLOSE("dense after weight change", got, want, (size_t)B * OUT, 1e-5, 1e-4);
+    free(x); free(got); free(want);
+    gr_model_free(m);
+}
+
+static void test_dense(void) {
+    dense_case(1, 37, 13, GR_ACT_RELU, true);
+    dense_case(3, 64, 10, GR_ACT_SOFTMAX, true);
+    dense_case(3, 5, 17, GR_ACT_LINEAR, false);
+}
+
+/* ------------------------------------------------------------ pooling */
+
+static void pool_case(const char *what, int B, int H, int W, int C, gr_layer_spec s) {
+    gr_error err = {0};
+    gr_model *m = gr_model_new(H, W, C, &err);
+    CHECK(gr_model_append(m, s, &err) == 0, "%s: %s", what, err.msg);
+    const gr_node *n = &m->nodes[0];
+    size_t nin = (size_t)B * H * W * C, nout = (size_t)B * n->oh * n->ow * n->oc;
+    float *x = falloc(nin), *got = falloc(nout), *want = falloc(nout);
+    fill_rand(x, nin, 21, -2, 1);   /* mostly negative: padding must not win a max */
+    gr_pool_dims d = gr_node_pool_dims(m, 0, B);
+    if (s.op == GR_OP_MAXPOOL) gr_maxpool_forward(want, x, &d);
+    else gr_avgpool_forward(want, x, &d);
+    const float *ins[1] = {x};
+    gr_status st = gr_backend_forward(m, 0, ins, got, B, &err);
+    CHECK(st == GR_OK, "%s: %s", what, err.msg);
+    if (st == GR_OK) CHECK_CLOSE(what, got, want, nout, 1e-6, 1e-5);
+    free(x); free(got); free(want);
+    gr_model_free(m);
+}
+
+static void test_pool(void) {
+    pool_case("max 2x2 odd valid", 3, 7, 7, 5, gr_maxpool(2, 2));
+    gr_layer_spec s = gr_maxpool(3, 2);
+    s.padding = GR_PAD_SAME;
+    pool_case("max 3x3 s2 same", 1, 9, 8, 17, s);
+    s = gr_avgpool(3, 2);
+    s.padding = GR_PAD_SAME;
+    pool_case("avg 3x3 s2 same (exclude padding)", 3, 9, 8, 4, s);
+    s = gr_maxpool(2, 1);   /* darknet's size=2 stride=1: keeps the size, pads bottom/right */
+    s.padding = GR_PAD_EXPLICIT;
+    s.pad_b = s.pad_r = 1;
+    pool_case("max 2x2 s1 darknet", 1, 7, 7, 3, s);
+    s = gr_maxpool(2, 2);
+    s.padding = GR_PAD_SAME;
+    pool_case("max 2x2 s2 same odd", 3, 13, 13, 16, s);
+}
+
+/* ------------------------------------------------------------ chains */
+
+static gr_model *vgg_like(int H, gr_error *err) {
+    gr_model *m = gr_model_new(H, H, 3, err);
+    if (!m) return NULL;
+    if (gr_stack(m, err, gr_conv2d(8, 3, 3, 1, GR_PAD_SAME, GR_ACT_RELU),
+                 gr_conv2d(12, 3, 3, 1, GR_PAD_SAME, GR_ACT_RELU), gr_maxpool(2, 2),
+                 gr_conv2d(32, 3, 3, 1, GR_PAD_SAME, GR_ACT_RELU),
+                 gr_conv2d(20, 3, 3, 1, GR_PAD_SAME, GR_ACT_RELU), gr_maxpool(2, 2), gr_flatten(),
+                 gr_dense(10, GR_ACT_SOFTMAX)) != GR_OK) {
+        gr_model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+static gr_layer_spec dk_conv(int f, int k) {
+    gr_layer_spec s = gr_conv2d(f, k, k, 1, GR_PAD_EXPLICIT, GR_ACT_LINEAR);
+    s.pad_t = s.pad_l = s.pad_b = s.pad_r = k / 2;
+    s.use_bias = false;
+    return s;
+}
+
+/* conv(no bias) -> bn -> leaky, darknet style, odd sizes, a darknet maxpool. */
+static gr_model *darknet_like(gr_error *err) {
+    gr_model *m = gr_model_new(13, 13, 3, err);
+    if (!m) return NULL;
+    gr_layer_spec mp = gr_maxpool(2, 2);
+    mp.padding = GR_PAD_SAME;
+    gr_layer_spec mp1 = gr_maxpool(2, 1);
+    mp1.padding = GR_PAD_EXPLICIT;
+    mp1.pad_b = mp1.pad_r = 1;
+    gr_layer_spec leaky = gr_activation(GR_ACT_LEAKY, 0.1f);
+    gr_layer_spec c3 = gr_conv2d(7, 3, 3, 1, GR_PAD_SAME, GR_ACT_LINEAR);
+    if (gr_stack(m, err, dk_conv(16, 3), gr_batchnorm(1e-5f), leaky, mp, dk_conv(24, 3),
+                 gr_batchnorm(1e-5f), leaky, mp1, dk_conv(8, 1), gr_batchnorm(1e-5f), leaky,
+                 gr_batchnorm(1e-3f), c3, gr_activation(GR_ACT_RELU, 0), gr_avgpool(2, 2)) != GR_OK) {
+        gr_model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+/* predict through the executor (fast chains) vs GRAFT_REFERENCE=1 */
+static void compare_predict(const char *what, gr_model *m, int B, double atol, double rtol) {
+    gr_error err = {0};
+    size_t nin = (size_t)B * gr_node_size(m, -1), nout = (size_t)B * gr_node_size(m, m->n_nodes - 1);
+    float *x = falloc(nin), *got = falloc(nout), *want = falloc(nout);
+    fill_rand(x, nin, 77, -1, 1);
+    setenv("GRAFT_REFERENCE", "1", 1);
+    gr_status st = gr_model_predict(m, x, B, -1, want, &err);
+    unsetenv("GRAFT_REFERENCE");
+    CHECK(st == GR_OK, "%s reference: %s", what, err.msg);
+    st = gr_model_predict(m, x, B, -1, got, &err);
+    CHECK(st == GR_OK, "%s fast: %s", what, err.msg);
+    if (st == GR_OK) CHECK_CLOSE(what, got, want, nout, atol, rtol);
+    free(x); free(got); free(want);
+}
+
+static void test_chain_vgg_like(void) {
+    gr_error err = {0};
+    gr_model *m = vgg_like(16, &err);
+    CHECK(m != NULL, "%s", err.msg);
+    if (!m) return;
+    randomize_params(m, 5);
+    compare_predict("vgg-like B=3", m, 3, 1e-5, 1e-4);
+    compare_predict("vgg-like B=1", m, 1, 1e-5, 1e-4);
+    /* the chain entry directly: nodes 0..5 (conv conv pool conv conv pool) */
+    int B = 2;
+    size_t nin = (size_t)B * 16 * 16 * 3, nout = (size_t)B * gr_node_size(m, 5);
+    float *x = falloc(nin), *got = falloc(nout), *want = falloc(nout);
+    fill_rand(x, nin, 8, -1, 1);
+    setenv("GRAFT_REFERENCE", "1", 1);
+    gr_status st = gr_model_predict(m, x, B, 5, want, &err);
+    unsetenv("GRAFT_REFERENCE");
+    CHECK(st == GR_OK, "%s", err.msg);
+    st = gr_backend_forward_chain(m, 0, 5, x, got, B, &err);
+    CHECK(st == GR_OK, "%s", err.msg);
+    if (st == GR_OK) CHECK_CLOSE("chain 0..5", got, want, nout, 1e-5, 1e-4);
+    /* weights change: the chain re-packs */
+    randomize_params(m, 6);
+    setenv("GRAFT_REFERENCE", "1", 1);
+    gr_model_predict(m, x, B, 5, want, &err);
+    unsetenv("GRAFT_REFERENCE");
+    st = gr_backend_forward_chain(m, 0, 5, x, got, B, &err);
+    if (st == GR_OK) CHECK_CLOSE("chain 0..5 new weights", got, want, nout, 1e-5, 1e-4);
+    /* a chain over a node the backend lacks is refused cleanly */
+    st = gr_backend_forward_chain(m, 4, 7, x, got, B, &err);
+    CHECK(st == GR_ERR_UNSUPPORTED, "chain over flatten/dense: status %d", st);
+    free(x); free(got); free(want);
+    gr_model_free(m);
+}
+
+static void test_chain_darknet_like(void) {
+    gr_error err = {0};
+    gr_model *m = darknet_like(&err);
+    CHECK(m != NULL, "%s", err.msg);
+    if (!m) return;
+    randomize_params(m, 9);
+    compare_predict("darknet-like B=3", m, 3, 1e-4, 1e-4);
+    /* the executor ran one chain from node 0 (bn folded: node 1 has no cache) */
+    CHECK(m->nodes[0].fast && ((gr_fast *)m->nodes[0].fast)->chain, "no chain cache at node 0");
+    CHECK(!m->nodes[1].fast, "node 1 (folded bn) ran on its own");
+    compare_predict("darknet-like B=1", m, 1, 1e-4, 1e-4);
+    gr_model_free(m);
+}
+
+/* the executor cuts chains where an output has another reader */
+static void test_chain_branch(void) {
+    gr_error err = {0};
+    gr_model *m = gr_model_new(8, 8, 4, &err);
+    gr_layer_spec add = {0};
+    add.op = GR_OP_ADD;
+    add.n_inputs = 2;
+    add.inputs[0] = 0;
+    add.inputs[1] = 2;
+    CHECK(gr_stack(m, &err, gr_conv2d(6, 3, 3, 1, GR_PAD_SAME, GR_ACT_RELU),
+                   gr_conv2d(6, 1, 1, 1, GR_PAD_SAME, GR_ACT_LINEAR), gr_batchnorm(0),
+                   add, gr_conv2d(5, 3, 3, 2, GR_PAD_SAME, GR_ACT_LEAKY)) == GR_OK, "%s", err.msg);
+    m->nodes[4].s.alpha = 0.1f;
+    randomize_params(m, 4);
+    compare_predict("shortcut", m, 2, 1e-5, 1e-4);
+    gr_model_free(m);
+}
+
+static void test_bf16(void) {
+    if (!dn_bf16_native()) SKIP("this CPU has no native bf16");
+    gr_error err = {0};
+    gr_model *m = vgg_like(16, &err);
+    randomize_params(m, 5);
+    m->precision = GR_PRECISION_BF16;
+    int B = 2;
+    size_t nin = (size_t)B * 16 * 16 * 3, nout = (size_t)B * gr_node_size(m, 5);
+    float *x = falloc(nin), *got = falloc(nout), *want = falloc(nout), *f32 = falloc(nout);
+    fill_rand(x, nin, 8, -1, 1);
+    setenv("GRAFT_REFERENCE", "1", 1);
+    gr_model_predict(m, x, B, 5, want, &err);
+    unsetenv("GRAFT_REFERENCE");
+    gr_status st = gr_model_predict(m, x, B, 5, got, &err);
+    CHECK(st == GR_OK, "%s", err.msg);
+    float mx = 0;
+    for (size_t i = 0; i < nout; i++) mx = fabsf(want[i]) > mx ? fabsf(want[i]) : mx;
+    CHECK_CLOSE("bf16 vgg-like", got, want, nout, 0.03 * mx, 0.03);
+    /* it really ran bf16: not bit-equal to the f32 chain */
+    m->precision = GR_PRECISION_FP32;
+    gr_model_predict(m, x, B, 5, f32, &err);
+    CHECK(memcmp(f32, got, nout * sizeof(float)) != 0, "bf16 output equals f32 output");
+    free(x); free(got); free(want); free(f32);
+    gr_model_free(m);
+}
+
+/* ------------------------------------------------------------ backward */
+
+static void conv_bwd_case(const conv_case *cc) {
+    gr_error err = {0};
+    gr_model *m = gr_model_new(cc->H, cc->W, cc->C, &err);
+    gr_layer_spec s = gr_conv2d(cc->OC, cc->k, cc->k, cc->stride, cc->pad, GR_ACT_LINEAR);
+    s.pad_t = cc->pt; s.pad_l = cc->pl; s.pad_b = cc->pb; s.pad_r = cc->pr;
+    s.groups = cc->groups; s.use_bias = cc->bias;
+    CHECK(gr_model_append(m, s, &err) == 0, "%s", err.msg);
+    randomize_params(m, 12);
+    const gr_node *n = &m->nodes[0];
+    int B = cc->B;
+    size_t nin = (size_t)B * cc->H * cc->W * cc->C, nout = (size_t)B * n->oh * n->ow * n->oc;
+    size_t nw = (size_t)cc->k * cc->k * (cc->C / cc->groups) * cc->OC;
+    float *x = falloc(nin), *dout = falloc(nout);
+    float *din = falloc(nin), *dw = falloc(nw), *db = falloc((size_t)cc->OC);
+    float *rdin = falloc(nin), *rdw = falloc(nw), *rdb = falloc((size_t)cc->OC);
+    fill_rand(x, nin, 1, -1, 1);
+    fill_rand(dout, nout, 2, -1, 1);
+    /* pre-filled: both must accumulate */
+    fill_rand(din, nin, 3, -1, 1); memcpy(rdin, din, nin * sizeof(float));
+    fill_rand(dw, nw, 4, -1, 1); memcpy(rdw, dw, nw * sizeof(float));
+    fill_rand(db, (size_t)cc->OC, 5, -1, 1); memcpy(rdb, db, (size_t)cc->OC * sizeof(float));
+    gr_conv_dims d = gr_node_conv_dims(m, 0, B);
+    const float *w = gr_param_data(m, gr_node_param(m, 0, "kernel"));
+    gr_conv2d_backward(dout, x, w, &d, rdin, rdw, cc->bias ? rdb : NULL);
+    gr_status st = gr_backend_conv2d_backward(m, 0, dout, x, B, din, dw, cc->bias ? db : NULL, &err);
+    CHECK(st == GR_OK, "%s: %s", cc->what, err.msg);
+    if (st == GR_OK) {
+        CHECK_CLOSE("conv din", din, rdin, nin, 1e-4, 1e-4);
+        CHECK_CLOSE("conv dw", dw, rdw, nw, 1e-3, 1e-4);
+        CHECK_CLOSE("conv db", db, rdb, (size_t)cc->OC, 1e-3, 1e-4);
+    }
+    /* only dw this time (din NULL): din must stay untouched */
+    memcpy(rdin, din, nin * sizeof(float));
+    st = gr_backend_conv2d_backward(m, 0, dout, x, B, NULL, dw, NULL, &err);
+    CHECK(st == GR_OK && !memcmp(rdin, din, nin * sizeof(float)), "%s: dw-only call", cc->what);
+    free(x); free(dout); free(din); free(dw); free(db); free(rdin); free(rdw); free(rdb);
+    gr_model_free(m);
+}
+
+static void test_conv_backward(void) {
+    const conv_case cases[] = {
+        {"bwd 3x3 same", 3, 9, 9, 5, 19, 3, 1, GR_PAD_SAME, 0, 0, 0, 0, 1, GR_ACT_LINEAR, 0, true},
+        {"bwd 5x5 s2 asym", 1, 10, 11, 3, 8, 5, 2, GR_PAD_SAME, 0, 0, 0, 0, 1, GR_ACT_LINEAR, 0, false},
+        {"bwd 1x1", 3, 4, 4, 16, 4, 1, 1, GR_PAD_VALID, 0, 0, 0, 0, 1, GR_ACT_LINEAR, 0, true},
+        {"bwd depthwise", 1, 7, 7, 8, 8, 3, 1, GR_PAD_SAME, 0, 0, 0, 0, 8, GR_ACT_LINEAR, 0, true},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) conv_bwd_case(&cases[i]);
+}
+
+static void test_dense_backward(void) {
+    gr_error err = {0};
+    int B = 3, IN = 29, OUT = 11;
+    gr_model *m = gr_model_new(1, 1, IN, &err);
+    CHECK(gr_model_append(m, gr_dense(OUT, GR_ACT_RELU), &err) == 0, "%s", err.msg);
+    randomize_params(m, 2);
+    float *x = falloc((size_t)B * IN), *dout = falloc((size_t)B * OUT);
+    float *din = falloc((size_t)B * IN), *dw = falloc((size_t)IN * OUT), *db = falloc((size_t)OUT);
+    float *rdin = falloc((size_t)B * IN), *rdw = falloc((size_t)IN * OUT), *rdb = falloc((size_t)OUT);
+    fill_rand(x, (size_t)B * IN, 1, -1, 1);
+    fill_rand(dout, (size_t)B * OUT, 2, -1, 1);
+    fill_rand(din, (size_t)B * IN, 3, -1, 1); memcpy(rdin, din, (size_t)B * IN * sizeof(float));
+    fill_rand(dw, (size_t)IN * OUT, 4, -1, 1); memcpy(rdw, dw, (size_t)IN * OUT * sizeof(float));
+    fill_rand(db, (size_t)OUT, 5, -1, 1); memcpy(rdb, db, (size_t)OUT * sizeof(float));
+    gr_dense_backward(dout, x, gr_param_data(m, gr_node_param(m, 0, "kernel")), B, IN, OUT, rdin,
+                      rdw, rdb);
+    gr_status st = gr_backend_dense_backward(m, 0, dout, x, B, din, dw, db, &err);
+    CHECK(st == GR_OK, "%s", err.msg);
+    if (st == GR_OK) {
+        CHECK_CLOSE("dense din", din, rdin, (size_t)B * IN, 1e-5, 1e-4);
+        CHECK_CLOSE("dense dw", dw, rdw, (size_t)IN * OUT, 1e-5, 1e-4);
+        CHECK_CLOSE("dense db", db, rdb, (size_t)OUT, 1e-5, 1e-4);
+    }
+    free(x); free(dout); free(din); free(dw); free(db); free(rdin); free(rdw); free(rdb);
+    gr_model_free(m);
+}
+
+/* ------------------------------------------------------------ determinism */
+
+static void test_deterministic(void) {
+    gr_error err = {0};
+    gr_model *m = darknet_like(&err);
+    randomize_params(m, 1);
+    int B = 3;
+    size_t nin = (size_t)B * gr_node_size(m, -1), nout = (size_t)B * gr_node_size(m, m->n_nodes - 1);
+    float *x = falloc(nin), *a = falloc(nout), *b = falloc(nout);
+    fill_rand(x, nin, 4, -1, 1);
+    CHECK(gr_model_predict(m, x, B, -1, a, &err) == GR_OK, "%s", err.msg);
+    CHECK(gr_model_predict(m, x, B, -1, b, &err) == GR_OK, "%s", err.msg);
+    CHECK(!memcmp(a, b, nout * sizeof(float)), "two runs differ");
+    /* a fresh model with the same seed gives the same bits too */
+    gr_model *m2 = darknet_like(&err);
+    randomize_params(m2, 1);
+    CHECK(gr_model_predict(m2, x, B, -1, b, &err) == GR_OK, "%s", err.msg);
+    CHECK(!memcmp(a, b, nout * sizeof(float)), "a rebuilt model differs");
+    free(x); free(a); free(b);
+    gr_model_free(m);
+    gr_model_free(m2);
+}
+
+int main(void) {
+    gr_set_threads(0);
+    RUN(test_conv_shapes);
+    RUN(test_dense);
+    RUN(test_pool);
+    RUN(test_chain_vgg_like);
+    RUN(test_chain_darknet_like);
+    RUN(test_chain_branch);
+    RUN(test_bf16);
+    RUN(test_conv_backward);
+    RUN(test_dense_backward);
+    RUN(test_deterministic);
+    return check_summary();
+}
