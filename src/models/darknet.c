@@ -377,6 +377,33 @@ static int build_shortcut(dk_cfg *c, gr_model *m, int prev, const int *out_node)
         sec_error(c, GR_ERR_UNSUPPORTED, c->cur->line, "alpha/beta other than 1 are not supported");
         return -1;
     }
+    int addn = out_node[from];
+    int h1, w1, c1, h2, w2, c2;
+    gr_model_layer_shape(m, addn, &h1, &w1, &c1);
+    gr_model_layer_shape(m, prev, &h2, &w2, &c2);
+    if (h1 != h2 || w1 != w2 || c1 != c2) {
+        /* darknet adds add[k, y*stride, x*stride] to out[k, y, x] for the first
+         * min(c1, c2) channels: a fixed 1x1 conv "i/shortcut" with stride and
+         * an identity kernel does that (its weights are not in the file). */
+        int st = w1 / (w2 ? w2 : 1);
+        if (w1 < w2 || h1 < h2 || st < 1 || st != h1 / h2 || (h1 - 1) / st + 1 != h2 ||
+            (w1 - 1) / st + 1 != w2) {
+            char what[256];
+            snprintf(what, sizeof what, "adding a %dx%d layer to a %dx%d one is not supported",
+                     h1, w1, h2, w2);
+            sec_error(c, GR_ERR_UNSUPPORTED, c->cur->line, what);
+            return -1;
+        }
+        gr_layer_spec p = gr_conv2d(c2, 1, 1, st, GR_PAD_VALID, GR_ACT_LINEAR);
+        p.use_bias = false;
+        int id = add(c, m, from_node(named(p, c->layer, "shortcut"), addn));
+        if (id < 0) return -1;
+        float *k = gr_param_data(m, gr_node_param(m, id, "kernel"));   /* [1][1][c1][c2] */
+        memset(k, 0, (size_t)c1 * c2 * sizeof(float));
+        for (int ch = 0; ch < c1 && ch < c2; ch++) k[(size_t)ch * c2 + ch] = 1;
+        m->w_version++;
+        addn = id;
+    }
     gr_layer_spec s;
     memset(&s, 0, sizeof s);
     s.op = GR_OP_ADD;
@@ -384,7 +411,7 @@ static int build_shortcut(dk_cfg *c, gr_model *m, int prev, const int *out_node)
     s.alpha = alpha;
     s.n_inputs = 2;
     s.inputs[0] = prev;
-    s.inputs[1] = out_node[from];
+    s.inputs[1] = addn;
     return add(c, m, named(s, c->layer, NULL));
 }
 
