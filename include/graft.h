@@ -218,6 +218,8 @@ void gr_set_threads(int n);
 int gr_get_threads(void);
 
 typedef enum { GR_PRECISION_FP32 = 0, GR_PRECISION_BF16 } gr_precision;
+/* Inference precision of the fast path (bf16 where the CPU has it). */
+void gr_model_set_precision(gr_model *m, gr_precision p);
 
 /* Runs the model in inference mode on x [B, h, w, c] (preprocessed) and
  * writes the output of node `upto` (-1 = last) to out (caller-allocated,

@@ -162,6 +162,11 @@ int64_t gr_model_param_count(const gr_model *m, bool trainable_only) {
 void gr_model_set_preprocess(gr_model *m, gr_preprocess p) { m->prep = p; }
 gr_preprocess gr_model_preprocess(const gr_model *m) { return m->prep; }
 
+void gr_model_set_precision(gr_model *m, gr_precision p) {
+    if (m->precision != p) gr_model_drop_caches(m);
+    m->precision = p;
+}
+
 void gr_model_freeze_upto(gr_model *m, int node) {
     for (int i = 0; i < m->n_nodes; i++) m->nodes[i].frozen = i <= node;
 }

@@ -1,7 +1,175 @@
-/* cmd_predict.c — `graft predict` (being written). */
+/* cmd_predict.c — `graft predict`: classify images with a whole network (a
+ * pretrained classifier with its labels file, or a trained graft model) and
+ * print the top classes. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include "cli.h"
 
+static void usage(FILE *f) {
+    fprintf(f,
+"usage: graft predict --model MODEL [options] IMAGE...\n"
+"       graft predict --base BASE --weights FILE --labels FILE [options] IMAGE...\n"
+"\n"
+"Decodes each image (JPEG, PNG, BMP), resizes it to the network's input with\n"
+"bilinear interpolation (antialiased when shrinking, like PIL's BILINEAR),\n"
+"applies the network's preprocessing, runs it and prints the top classes.\n"
+"\n"
+"  --model MODEL         a graft model (its class names and preprocessing are used)\n"
+"  --base vgg16|tiny-darknet|darknet:FILE.cfg   a pretrained classifier (vgg16: with its top)\n"
+"  --weights FILE|imagenet    its weights   --labels FILE   class names, one per line\n"
+"  --input-size HxW      [the network's own]   --preprocess caffe|torch|tf|darknet|none\n"
+"  --top K [5]   --json (one object per image)   --threads N [cores]\n"
+"A bad image is reported (graft: error: FILE: ...) and the others are still classified;\n"
+"the exit status is then 1.\n");
+}
+
+/* Reads a labels file: one name per line.  Returns the count or -1. */
+static int read_labels(const char *path, char ***out, gr_error *err) {
+    FILE *f = fopen(path, "r");
+    if (!f) { gr_error_set(err, GR_ERR_IO, "%s: cannot open the labels file", path); return -1; }
+    char line[1024];
+    int n = 0, cap = 0;
+    char **v = NULL;
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = 0;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 1024;
+            char **nv = realloc(v, (size_t)cap * sizeof *nv);
+            if (!nv) break;
+            v = nv;
+        }
+        if (!(v[n] = strdup(line))) break;
+        n++;
+    }
+    fclose(f);
+    *out = v;
+    return n;
+}
+
+static void json_str(const char *s) {
+    putchar('"');
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') printf("\\%c", *s);
+        else if ((unsigned char)*s < 0x20) printf("\\u%04x", *s);
+        else putchar(*s);
+    }
+    putchar('"');
+}
+
 int cmd_predict(int argc, char **argv) {
-    (void)argc; (void)argv;
-    return cli_failf("'graft predict' is not available in this build yet");
+    const char *model = NULL, *base = NULL, *weights = NULL, *labels = NULL, *prep_s = NULL;
+    int top = 5, json = 0, threads = 0, h = 0, w = 0;
+    const char **images = calloc((size_t)argc, sizeof *images);
+    int n_img = 0;
+    if (!images) return cli_failf("out of memory");
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); free(images); return 0; }
+        if (!strcmp(a, "--json")) { json = 1; continue; }
+        if (a[0] != '-' || !a[1]) { images[n_img++] = a; continue; }
+        if (i + 1 >= argc) { free(images); return cli_failf("%s needs a value (see graft predict --help)", a); }
+        const char *v = argv[++i];
+        int bad = 0;
+        if (!strcmp(a, "--model")) model = v;
+        else if (!strcmp(a, "--base")) base = v;
+        else if (!strcmp(a, "--weights")) weights = v;
+        else if (!strcmp(a, "--labels")) labels = v;
+        else if (!strcmp(a, "--preprocess")) prep_s = v;
+        else if (!strcmp(a, "--top")) bad = cli_parse_int(v, &top) || top <= 0;
+        else if (!strcmp(a, "--threads")) bad = cli_parse_int(v, &threads) || threads < 0;
+        else if (!strcmp(a, "--input-size")) bad = cli_parse_size(v, &h, &w);
+        else { free(images); return cli_failf("unknown option '%s' (see graft predict --help)", a); }
+        if (bad) { free(images); return cli_failf("%s '%s': bad value", a, v); }
+    }
+    if (!n_img) { free(images); return cli_failf("no images given (see graft predict --help)"); }
+    if (!model && !base) { free(images); return cli_failf("give --model MODEL or --base BASE --weights FILE"); }
+    gr_set_threads(threads);
+    gr_error err = {0};
+    gr_model *m = NULL;
+    char **names = NULL;
+    int n_names = 0, rc = 0;
+    float *x = NULL, *p = NULL;
+    if (model) {
+        m = gr_model_load(model, &err);
+    } else {
+        if (!strcmp(base, "vgg16")) {
+            if (!h) h = w = 224;
+            m = gr_vgg16(h, w, true, &err);
+            if (m && weights && strcmp(weights, "none")) {
+                char wp[4096];
+                const char *file = weights;
+                if (!strcmp(weights, "imagenet")) {
+                    if (gr_fetch_resolve("vgg16-top", NULL, NULL, wp, sizeof wp, &err) != GR_OK) goto fail;
+                    file = wp;
+                }
+                if (gr_model_load_weights(m, file, NULL, &err) != GR_OK) goto fail;
+            }
+        } else {
+            m = cli_load_base(base, weights, h, w, true, &err);
+        }
+    }
+    if (!m) goto fail;
+    if (prep_s) {
+        gr_preprocess pp;
+        if (gr_preprocess_parse(prep_s, &pp)) { rc = cli_failf("--preprocess '%s': unknown mode", prep_s); goto out; }
+        gr_model_set_preprocess(m, pp);
+    }
+    if (labels && (n_names = read_labels(labels, &names, &err)) < 0) goto fail;
+    int c, C;
+    gr_model_layer_shape(m, -1, &h, &w, &c);
+    int hh, ww;
+    gr_model_layer_shape(m, gr_model_num_layers(m) - 1, &hh, &ww, &C);
+    C *= hh * ww;
+    if (top > C) top = C;
+    x = malloc((size_t)h * w * 3 * sizeof(float));
+    p = malloc((size_t)C * sizeof(float));
+    if (!x || !p) { gr_error_set(&err, GR_ERR_NOMEM, "out of memory"); goto fail; }
+    for (int k = 0; k < n_img; k++) {
+        gr_image img = {0};
+        if (gr_image_load(images[k], &img, &err) != GR_OK ||
+            gr_image_resize(&img, h, w, GR_RESIZE_STRETCH, x, &err) != GR_OK) {
+            gr_image_free(&img);
+            cli_fail(&err);
+            rc = 1;
+            continue;
+        }
+        gr_image_free(&img);
+        gr_preprocess_apply(gr_model_preprocess(m), x, (size_t)h * w);
+        if (gr_model_predict(m, x, 1, -1, p, &err) != GR_OK) goto fail;
+        if (json) { printf("{\"image\": "); json_str(images[k]); printf(", \"top\": ["); }
+        else printf("%s\n", images[k]);
+        int best_k[64];
+        if (top > 64) top = 64;
+        for (int t = 0; t < top; t++) {
+            int best = -1;
+            for (int j = 0; j < C; j++) {
+                int taken = 0;
+                for (int u = 0; u < t; u++) taken |= best_k[u] == j;
+                if (!taken && (best < 0 || p[j] > p[best])) best = j;
+            }
+            best_k[t] = best;
+            const char *label = model ? gr_model_class_name(m, best) : (best < n_names ? names[best] : NULL);
+            if (json) {
+                printf("%s{\"index\": %d, \"label\": ", t ? ", " : "", best);
+                json_str(label ? label : "");
+                printf(", \"prob\": %.6f}", p[best]);
+            } else {
+                printf("  %6.2f%%  %s (%d)\n", 100.0 * p[best], label ? label : "?", best);
+            }
+        }
+        if (json) printf("]}\n");
+        fflush(stdout);
+    }
+    goto out;
+fail:
+    rc = cli_fail(&err);
+out:
+    for (int i = 0; i < n_names; i++) free(names[i]);
+    free(names);
+    free(x);
+    free(p);
+    free(images);
+    gr_model_free(m);
+    return rc;
 }
