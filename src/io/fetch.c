@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -173,6 +174,7 @@ typedef struct {
     bool tty;
     double t0, t_last;
     int drawn;                /* progress lines drawn */
+    bool final_drawn;         /* the 100% bar was drawn */
 } dl_ctx;
 
 static size_t header_cb(char *buf, size_t size, size_t n, void *user) {
@@ -237,8 +239,9 @@ static int progress_cb(void *user, curl_off_t dltotal, curl_off_t dlnow, curl_of
     if (d->o->quiet) return 0;
     double t = now_s();
     bool final = dltotal > 0 && dlnow >= dltotal;
-    if (t - d->t_last < (d->tty ? 0.2 : 5.0) && !(final && d->tty && d->drawn)) return 0;
-    if (!d->tty && final) return 0;
+    if (final && (!d->tty || d->final_drawn)) return 0;
+    if (t - d->t_last < (d->tty ? 0.2 : 5.0) && !final) return 0;
+    d->final_drawn = final;
     d->t_last = t;
     double have = (double)(d->offset + dlnow), total = dltotal > 0 ? (double)(d->offset + dltotal) : 0;
     double speed = t > d->t0 ? (double)dlnow / (t - d->t0) : 0;
@@ -298,6 +301,7 @@ static CURLcode request_once(CURL *c, dl_ctx *d, long timeout, long *code, char 
     d->written = 0;
     d->checked = false;
     d->range_start = -1;
+    d->final_drawn = false;
     d->t0 = d->t_last = now_s();
     CURLcode rc = curl_easy_perform(c);
     *code = 0;
@@ -323,6 +327,11 @@ static gr_status download_part(const char *url, const char *part, const char *la
         d.fd = open(part, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
         if (d.fd < 0) {
             st = gr_error_set(err, GR_ERR_IO, "%s: cannot open for writing: %s", part, strerror(errno));
+            break;
+        }
+        if (flock(d.fd, LOCK_EX | LOCK_NB) != 0) {   /* one writer per .part */
+            st = gr_error_set(err, GR_ERR_IO, "%s: another process is downloading into it", part);
+            close(d.fd);
             break;
         }
         off_t size = lseek(d.fd, 0, SEEK_END);
@@ -484,7 +493,8 @@ static gr_status mirror_file(const char *mirror, const gr_fetch_entry *e, const 
     if (rename(part, dest) != 0)
         return gr_error_set(err, GR_ERR_IO, "%s: cannot rename to %s: %s", part, dest, strerror(errno));
     fsync_parent(dest);
-    if (!origin) note(o, "%s: not in %s/SHA256SUMS and no published digest: not verified", src, mirror);
+    if (origin) note(o, "%s: %s matches %s", f->file, gr_digest_name(kind), origin);
+    else note(o, "%s: not in %s/SHA256SUMS and no published digest: not verified", src, mirror);
     return GR_OK;
 }
 
@@ -530,6 +540,7 @@ static gr_status mirror_dir(const char *mirror, const gr_fetch_entry *e, const c
         checked++;
     }
     if (!checked) note(o, "%s: no SHA256SUMS entries for %s: not verified", e->name, src);
+    else note(o, "%s: %d files match the mirror's SHA256SUMS", e->name, checked);
     if (!realpath(src, real))
         return gr_error_set(err, GR_ERR_IO, "%s: cannot resolve path: %s", src, strerror(errno));
     pathf(p, sizeof p, "%s/%s", cache_dir, e->unpacked);
@@ -570,7 +581,8 @@ static gr_status offline_hint(gr_error *err, const char *url, const char *dest, 
                                 "directory holding it", file, url, dest);
 }
 
-gr_status gr_fetch_name(const char *name, const gr_fetch_opts *opts, gr_error *err) {
+/* announce: say "up to date" for cached names (graft fetch does; resolve is silent). */
+static gr_status fetch_name(const char *name, const gr_fetch_opts *opts, bool announce, gr_error *err) {
     const gr_fetch_opts *o = opts ? opts : &default_opts;
     const gr_fetch_entry *e = gr_fetch_lookup(name);
     if (!e) return unknown_name(name, err);
@@ -592,18 +604,16 @@ gr_status gr_fetch_name(const char *name, const gr_fetch_opts *opts, gr_error *e
             struct stat sb;
             if (lstat(dest, &sb) == 0 && S_ISLNK(sb.st_mode)) unlink(dest);
         } else if (unpacked_complete(e, dest)) {
-            note(o, "%s: up to date (%s)", name, dest);
+            if (announce) note(o, "%s: up to date (%s)", name, dest);
             return GR_OK;
         }
     }
-    int done = 0;
     for (int i = 0; i < e->n_files; i++) {
         const gr_fetch_file *f = &e->files[i];
         pathf(dest, sizeof dest, "%s/%s", dir, f->file);
         if (o->force) unlink(dest);
         else if (cached_ok(f, dest, o)) {
-            note(o, "%s: up to date (%s)", name, dest);
-            done++;
+            if (announce) note(o, "%s: up to date (%s)", name, dest);
             continue;
         }
         bool missing = true;
@@ -611,7 +621,6 @@ gr_status gr_fetch_name(const char *name, const gr_fetch_opts *opts, gr_error *e
             st = mirror_file(mirror, e, f, dest, o, &missing, err);
             if (!missing) {
                 if (st) return st;
-                done++;
                 continue;
             }
             if (e->unpacked && i == 0) {
@@ -634,10 +643,12 @@ gr_status gr_fetch_name(const char *name, const gr_fetch_opts *opts, gr_error *e
         if (st) return st;
         st = verify_and_commit(part, dest, f->digest, url, "published", o, err);
         if (st) return st;
-        done++;
     }
-    (void)done;
     return GR_OK;
+}
+
+gr_status gr_fetch_name(const char *name, const gr_fetch_opts *opts, gr_error *err) {
+    return fetch_name(name, opts, true, err);
 }
 
 /* Which file of e the hint names (NULL: the first). */
@@ -662,7 +673,7 @@ gr_status gr_fetch_resolve(const char *name, const char *file_hint, const gr_fet
     const gr_fetch_file *f = pick_file(e, file_hint);
     if (!f && !e->unpacked)
         return gr_error_set(err, GR_ERR_ARG, "%s has no file matching '%s'", name, file_hint);
-    gr_status st = gr_fetch_name(name, opts, err);
+    gr_status st = fetch_name(name, opts, false, err);
     if (st) return st;
     char home[PATH_CAP], p[PATH_CAP];
     if ((st = gr_fetch_home(home, sizeof home, err))) return st;
