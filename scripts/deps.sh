@@ -4,7 +4,8 @@
 set -euo pipefail
 build_pkgs=(build-essential pkg-config libdnnl-dev libhdf5-dev libpng-dev libjpeg62-turbo-dev
             libcurl4-openssl-dev libssl-dev libjson-c-dev libarchive-dev zlib1g-dev)
-test_pkgs=(python3 python3-torch python3-torchvision python3-h5py python3-numpy)
+test_pkgs=(python3 python3-torch python3-torchvision python3-h5py python3-numpy
+           darknet)   # darknet: its cfgs in /usr/share/darknet/cfg for tests/test_darknet.c, and a peer for gen_darknet.py
 want=("${build_pkgs[@]}")
 case "${1:-all}" in
   build) ;;

@@ -359,8 +359,30 @@ static void test_bad_weights(void) {
     CHECK(m && gr_darknet_load_weights(m, path, &rep, &err) == GR_OK, "%s", err.msg);
     CHECK(strstr(rep.report, "16 bytes not used") != NULL, "report: %s", rep.report);
     gr_model_free(m);
+    /* a NaN weight: loads, warns, says so in the report */
+    float nan = NAN;
+    memcpy(longer + 20, &nan, 4);    /* layer 0's first beta */
+    snprintf(path, sizeof path, "%s", write_tmp("nan.weights", longer, n));
+    m = gr_darknet_load_cfg(FIX "/synth.cfg", 0, 0, &err);
+    CHECK(m && gr_darknet_load_weights(m, path, &rep, &err) == GR_OK, "%s", err.msg);
+    CHECK(strstr(rep.report, "layer 0 (convolutional): NaN/Inf weights: 1") != NULL, "report: %s",
+          rep.report);
+    gr_model_free(m);
     free(longer);
     free(w);
+}
+
+/* gr_model_load_weights (weights.c) hands .weights files to the darknet reader. */
+static void test_dispatch(void) {
+    gr_error err = {0};
+    gr_model *m = gr_darknet_load_cfg(FIX "/synth.cfg", 0, 0, &err);
+    CHECK(m != NULL, "%s", err.msg);
+    if (!m) return;
+    gr_load_report rep;
+    CHECK(gr_model_load_weights(m, FIX "/synth.weights", &rep, &err) == GR_OK, "%s", err.msg);
+    CHECK(rep.layers_loaded == 15, "layers_loaded %d", rep.layers_loaded);
+    compare_synth(m, 100);
+    gr_model_free(m);
 }
 
 int main(void) {
@@ -374,6 +396,7 @@ int main(void) {
     RUN(test_debian_cfgs);
     RUN(test_bad_cfgs);
     RUN(test_bad_weights);
+    RUN(test_dispatch);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
