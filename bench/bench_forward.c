@@ -1,0 +1,126 @@
+/* bench_forward.c — VGG16 base forward throughput of graft, and the
+ * machine's measured FMA peak.  Not a test: bench/forward.sh runs it next
+ * to the PyTorch peer (bench/peer_forward.py) and prints the ratios.
+ *
+ *   bench_forward vgg H B fp32|bf16 SECONDS   -> one line of key=value
+ *   bench_forward fma SECONDS                 -> peak GFLOP/s on all threads
+ * Weights are random (gr_model_init_params): no pretrained file is needed. */
+#include <immintrin.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include "model.h"
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static double peak_rss_mb(void) {
+    struct rusage u;
+    getrusage(RUSAGE_SELF, &u);
+    return (double)u.ru_maxrss / 1024.0;
+}
+
+/* Multiply-add FLOPs of every conv of m for one image (2 per MAC). */
+static double conv_flops(const gr_model *m) {
+    double f = 0;
+    for (int i = 0; i < m->n_nodes; i++) {
+        const gr_node *n = &m->nodes[i];
+        if (n->s.op != GR_OP_CONV2D) continue;
+        f += 2.0 * n->oh * n->ow * n->oc * n->s.kh * n->s.kw * (n->ic / n->s.groups);
+    }
+    return f;
+}
+
+static int bench_vgg(int H, int B, const char *prec, double secs) {
+    gr_error err = {0};
+    gr_model *m = gr_vgg16(H, H, false, &err);
+    if (!m) { fprintf(stderr, "bench: %s\n", err.msg); return 1; }
+    gr_model_init_params(m, 0, 1);
+    m->precision = !strcmp(prec, "bf16") ? GR_PRECISION_BF16 : GR_PRECISION_FP32;
+    size_t nin = (size_t)B * H * H * 3, nout = (size_t)B * gr_node_size(m, m->n_nodes - 1);
+    float *x = malloc(nin * sizeof(float)), *y = malloc(nout * sizeof(float));
+    if (!x || !y) { fprintf(stderr, "bench: out of memory\n"); return 1; }
+    gr_rng r;
+    gr_rng_seed(&r, 3);
+    for (size_t i = 0; i < nin; i++) x[i] = 255.0f * gr_rng_uniform(&r) - 128.0f;
+    for (int w = 0; w < 2; w++)   /* warm-up: primitive creation, weight packing */
+        if (gr_model_predict(m, x, B, -1, y, &err)) { fprintf(stderr, "bench: %s\n", err.msg); return 1; }
+    int iters = 0;
+    double t0 = now(), t;
+    do {
+        if (gr_model_predict(m, x, B, -1, y, &err)) { fprintf(stderr, "bench: %s\n", err.msg); return 1; }
+        iters++;
+        t = now() - t0;
+    } while (t < secs || iters < 3);
+    double ips = iters * B / t;
+    printf("who=graft size=%d batch=%d prec=%s threads=%d img_s=%.2f gflops=%.2f rss_mb=%.1f\n", H, B,
+           prec, gr_get_threads(), ips, ips * conv_flops(m) / 1e9, peak_rss_mb());
+    free(x);
+    free(y);
+    gr_model_free(m);
+    return 0;
+}
+
+/* 24 independent FMA chains per thread hide the FMA latency on 2 pipes. */
+__attribute__((target("avx512f"))) static double fma_avx512(long n) {
+    __m512 acc[24];
+    for (int k = 0; k < 24; k++) acc[k] = _mm512_set1_ps(0.001f * (float)k);
+    const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
+    for (long i = 0; i < n; i++) {
+#pragma GCC unroll 24
+        for (int k = 0; k < 24; k++) acc[k] = _mm512_fmadd_ps(acc[k], a, b);
+    }
+    float s = 0;
+    for (int k = 0; k < 24; k++) s += _mm512_reduce_add_ps(acc[k]);
+    return s;
+}
+
+__attribute__((target("avx2,fma"))) static double fma_avx2(long n) {
+    __m256 acc[24];
+    for (int k = 0; k < 24; k++) acc[k] = _mm256_set1_ps(0.001f * (float)k);
+    const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
+    for (long i = 0; i < n; i++) {
+#pragma GCC unroll 24
+        for (int k = 0; k < 24; k++) acc[k] = _mm256_fmadd_ps(acc[k], a, b);
+    }
+    float buf[8], s = 0;
+    for (int k = 0; k < 24; k++) {
+        _mm256_storeu_ps(buf, acc[k]);
+        for (int j = 0; j < 8; j++) s += buf[j];
+    }
+    return s;
+}
+
+static int bench_fma(double secs) {
+    int avx512 = __builtin_cpu_supports("avx512f");
+    int lanes = avx512 ? 16 : 8;
+    long n = 2000000;
+    double best = 0, sink = 0, t_total = 0;
+    while (t_total < secs) {
+        double t0 = now();
+#pragma omp parallel reduction(+ : sink)
+        sink += avx512 ? fma_avx512(n) : fma_avx2(n);
+        double t = now() - t0;
+        t_total += t;
+        double gf = (double)omp_get_max_threads() * n * 24 * lanes * 2 / t / 1e9;
+        if (gf > best) best = gf;
+    }
+    printf("who=fma isa=%s threads=%d gflops=%.1f sink=%g\n", avx512 ? "avx512" : "avx2",
+           omp_get_max_threads(), best, sink);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    gr_set_threads(0);
+    if (argc >= 6 && !strcmp(argv[1], "vgg"))
+        return bench_vgg(atoi(argv[2]), atoi(argv[3]), argv[4], atof(argv[5]));
+    if (argc >= 3 && !strcmp(argv[1], "fma")) return bench_fma(atof(argv[2]));
+    fprintf(stderr, "usage: bench_forward vgg H B fp32|bf16 SECONDS | fma SECONDS\n");
+    return 2;
+}

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# run.sh — `make bench`: every benchmark, one after the other.  Each step
+# builds what it needs against $B/libgraft.a and prints its own table.
+set -eu
+cd "$(dirname "$0")/.."
+B=${B:-build}
+LIBS="$(pkg-config --libs hdf5 libpng libjpeg libcurl json-c libarchive zlib 2>/dev/null) -ldnnl -lcrypto -lm -lpthread -fopenmp"
+CFLAGS="-std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -march=x86-64-v2 -fopenmp -Iinclude -Isrc"
+mkdir -p "$B/bench"
+
+# 1. VGG16 forward, graft vs PyTorch (fp32 / bf16, 32x32 b64 and 224x224 b8)
+cc $CFLAGS -o "$B/bench/bench_forward" bench/bench_forward.c "$B/libgraft.a" $LIBS
+bench/forward.sh "$B/bench/bench_forward" "${BENCH_SECONDS:-5}"
