@@ -238,6 +238,21 @@ static void test_resume_existing_part(void) {
     CHECK(!exists(part), ".part left behind");
 }
 
+/* A .part as long as the file: the server answers 416; start over. */
+static void test_resume_complete_part_416(void) {
+    char url[256], dest[300], part[310];
+    gr_error err = {0};
+    fmt(dest, sizeof dest, "%s/resume416.bin", tmp_root);
+    fmt(part, sizeof part, "%s.part", dest);
+    CHECK(write_file(part, blob, blob_n) == 0, "write part");
+    url_of(url, sizeof url, "ok", "data.bin");
+    CHECK(gr_fetch_url(url, dest, blob_sha, &quiet, &err) == GR_OK, "%s", err.msg);
+    CHECK(same_as_blob(dest), "file differs after a 416");
+    char needle[64];
+    fmt(needle, sizeof needle, "/ok/data.bin range=bytes=%zu-", blob_n);
+    CHECK(log_count(needle) == 1, "expected one request for '%s'", needle);
+}
+
 static void test_digest_mismatch(void) {
     char url[256], dest[300], part[310];
     gr_error err = {0};
@@ -372,6 +387,25 @@ static void test_mirror(void) {
     CHECK(b && n == 5000 && !memcmp(b, blob, 5000), "mirror copy differs: %s", path);
     free(b);
 
+    /* the cache's own layout in the mirror (DIR/weights/vgg16/<file>) */
+    unlink(path);
+    fmt(p, sizeof p, "%s/weights", mir);
+    mkdir(p, 0755);
+    fmt(p, sizeof p, "%s/weights/vgg16", mir);
+    mkdir(p, 0755);
+    char from[700], to[700];
+    fmt(from, sizeof from, "%s/%s", mir, name);
+    fmt(to, sizeof to, "%s/weights/vgg16/%s", mir, name);
+    CHECK(rename(from, to) == 0, "rename");
+    fmt(sums, sizeof sums, "%s  weights/vgg16/%s\n", hex, name);
+    fmt(p, sizeof p, "%s/SHA256SUMS", mir);
+    write_file(p, sums, strlen(sums));
+    CHECK(gr_fetch_resolve("vgg16", NULL, &o, path, sizeof path, &err) == GR_OK, "layout: %s", err.msg);
+    b = read_file(path, &n);
+    CHECK(b && n == 5000 && !memcmp(b, blob, 5000), "mirror copy (layout) differs: %s", path);
+    free(b);
+    CHECK(rename(to, from) == 0, "rename back");
+
     /* wrong digest in SHA256SUMS: error naming the mirror file, nothing cached */
     unlink(path);
     fmt(sums, sizeof sums, "%064d  ./%s\n", 1, name);
@@ -473,6 +507,7 @@ int main(void) {
         RUN(test_download_complete);
         RUN(test_resume_after_drop);
         RUN(test_resume_existing_part);
+        RUN(test_resume_complete_part_416);
         RUN(test_digest_mismatch);
         RUN(test_http_404);
         RUN(test_connection_refused);

@@ -149,7 +149,7 @@ static gr_status verify_and_commit(const char *part, const char *dest, const cha
     if (rename(part, dest) != 0)
         return gr_error_set(err, GR_ERR_IO, "%s: cannot rename to %s: %s", part, dest, strerror(errno));
     fsync_parent(dest);
-    if (!digest) {
+    if (!digest && !o->quiet) {
         char sha[GR_DIGEST_HEX_MAX];
         if (gr_digest_file(GR_DIGEST_SHA256, dest, sha, NULL) == GR_OK)
             note(o, "%s: no published digest, not verified (sha256 %s)", dest, sha);
