@@ -7,6 +7,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,11 +42,16 @@ static gr_status rd_floats(dk_reader *r, float *dst, size_t n, const char *layer
     return GR_OK;
 }
 
-static void rep_line(gr_load_report *rep, const char *fmt, const char *a, long long b) {
+/* Appends a printf-style line to rep->report (when rep != NULL). */
+static void rep_line(gr_load_report *rep, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void rep_line(gr_load_report *rep, const char *fmt, ...) {
     if (!rep) return;
     size_t used = strlen(rep->report);
     if (used + 1 >= sizeof rep->report) return;
-    snprintf(rep->report + used, sizeof rep->report - used, fmt, a, b);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(rep->report + used, sizeof rep->report - used, fmt, ap);
+    va_end(ap);
 }
 
 /* The darknet layer index a node name starts with ("12", "12/conv"), or -1. */
@@ -186,7 +192,7 @@ gr_status gr_darknet_load_weights(gr_model *m, const char *path, gr_load_report 
         int li = darknet_index(n->s.name, &suf);
         if (li >= 0 && !strcmp(suf, "/shortcut")) continue;   /* fixed, made by the cfg reader */
         if (li < 0 || (*suf && strcmp(suf, "/conv") && strcmp(suf, "/dense"))) {
-            rep_line(rep, "layer '%s' is not a darknet layer: not loaded%.0lld\n", n->s.name, 0);
+            rep_line(rep, "layer '%s' is not a darknet layer: not loaded\n", n->s.name);
             continue;
         }
         int bn = -1;
