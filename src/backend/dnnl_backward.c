@@ -1,14 +1,225 @@
-/* dnnl_backward.c — placeholder (being written). */
+/* dnnl_backward.c — conv2d and dense backward (data, weights, bias)
+ * through oneDNN, for the trainer.  Same contract as the reference
+ * gr_conv2d_backward / gr_dense_backward: gradients are ACCUMULATED (+=)
+ * into the caller's NHWC / HWIO / [IN][OUT] buffers, NULL ones skipped.
+ *
+ * Layouts inside are oneDNN's choice; the caller's tensors are reordered in
+ * and the results reordered out with a sum post-op (dst += src), so no
+ * temporary is added by hand.  The weights are reordered on every call (they
+ * change every training step).  Cache (node->fast->bwd): keyed by B.     */
+#include <stdlib.h>
+#include <string.h>
 #include "backend/backend.h"
 #include "backend/dnnl_util.h"
-void dn_bwd_free(struct dn_bwd *b) { (void)b; }
+
+enum { NEED_DIN = 1, NEED_DW = 2, NEED_DB = 4 };
+
+struct dn_bwd {
+    int B;
+    gr_op op;
+    dn_net net;
+    dnnl_memory_t dout, in, w, din, dw, db;   /* the caller's, re-pointed per call */
+};
+
+void dn_bwd_free(struct dn_bwd *b) {
+    if (!b) return;
+    dn_net_free(&b->net);
+    free(b);
+}
+
+static const dnnl_memory_desc_t *md_of(const_dnnl_primitive_desc_t pd, dnnl_query_t q) {
+    return dnnl_primitive_desc_query_md(pd, q, 0);
+}
+
+/* The memory a primitive reads for the caller's `user`: user itself when the
+ * layouts agree, else a net-owned copy filled by a reorder step. */
+static dnnl_memory_t read_as(struct dn_bwd *b, dnnl_memory_t user, const dnnl_memory_desc_t *want,
+                             unsigned need, const char *layer, gr_error *err) {
+    const dnnl_memory_desc_t *have = NULL;
+    dnnl_memory_get_memory_desc(user, &have);
+    if (dnnl_memory_desc_equal(have, want)) return user;
+    dnnl_memory_t m = dn_mem(&b->net, want, DNNL_MEMORY_ALLOCATE, err);
+    if (!m || dn_add_reorder(&b->net, user, m, 0, need, layer, err)) return NULL;
+    return m;
+}
+
+/* A primitive-desc from an op desc, user scratchpad, with a forward hint. */
+static gr_status make_pd(dnnl_primitive_desc_t *pd, const void *desc, dnnl_engine_t eng,
+                         const_dnnl_primitive_desc_t hint, const char *what, const char *layer,
+                         gr_error *err) {
+    dnnl_primitive_attr_t attr = NULL;
+    DN_TRY(dnnl_primitive_attr_create(&attr), "attr", layer);
+    dnnl_status_t st = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    if (st == dnnl_success) st = dnnl_primitive_desc_create(pd, desc, attr, eng, hint);
+    dnnl_primitive_attr_destroy(attr);
+    if (st != dnnl_success) return dn_fail(err, st, what, layer);
+    return GR_OK;
+}
+
+/* Builds the steps from the three primitive descs (forward hint already
+ * used): data path (NEED_DIN) and weights path (NEED_DW | NEED_DB). */
+static gr_status build_steps(struct dn_bwd *b, const_dnnl_primitive_desc_t pdd,
+                             const_dnnl_primitive_desc_t pdw, int has_bias, const char *layer,
+                             gr_error *err) {
+    dn_net *net = &b->net;
+    gr_status st;
+    /* data: din += conv_bwd_data(dout, w) */
+    dnnl_memory_t dd = read_as(b, b->dout, md_of(pdd, dnnl_query_diff_dst_md), NEED_DIN, layer, err);
+    dnnl_memory_t w = dd ? dn_mem(net, md_of(pdd, dnnl_query_weights_md), DNNL_MEMORY_ALLOCATE, err) : NULL;
+    dnnl_memory_t ds = w ? dn_mem(net, md_of(pdd, dnnl_query_diff_src_md), DNNL_MEMORY_ALLOCATE, err) : NULL;
+    if (!ds) return err ? err->code : GR_ERR_NOMEM;
+    if ((st = dn_add_reorder(net, b->w, w, 0, NEED_DIN, layer, err))) return st;
+    dnnl_exec_arg_t a[4] = {{DNNL_ARG_DIFF_DST, dd}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_DIFF_SRC, ds}};
+    if ((st = dn_add_step(net, pdd, NEED_DIN, 3, a, layer, err))) return st;
+    if ((st = dn_add_reorder(net, ds, b->din, 1, NEED_DIN, layer, err))) return st;
+    /* weights: dw += ..., db += ... */
+    unsigned nw = NEED_DW | NEED_DB;
+    dnnl_memory_t dd2 = read_as(b, b->dout, md_of(pdw, dnnl_query_diff_dst_md), nw, layer, err);
+    dnnl_memory_t src = dd2 ? read_as(b, b->in, md_of(pdw, dnnl_query_src_md), nw, layer, err) : NULL;
+    dnnl_memory_t dw = src ? dn_mem(net, md_of(pdw, dnnl_query_diff_weights_md), DNNL_MEMORY_ALLOCATE, err) : NULL;
+    if (!dw) return err ? err->code : GR_ERR_NOMEM;
+    dnnl_memory_t db = NULL;
+    if (has_bias) {
+        const dnnl_memory_desc_t *bmd = dnnl_primitive_desc_query_md(pdw, dnnl_query_diff_weights_md, 1);
+        db = dn_mem(net, bmd, DNNL_MEMORY_ALLOCATE, err);
+        if (!db) return err ? err->code : GR_ERR_NOMEM;
+    }
+    dnnl_exec_arg_t c[4] = {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, dd2}, {DNNL_ARG_DIFF_WEIGHTS, dw},
+                            {DNNL_ARG_DIFF_BIAS, db}};
+    if ((st = dn_add_step(net, pdw, nw, has_bias ? 4 : 3, c, layer, err))) return st;
+    if ((st = dn_add_reorder(net, dw, b->dw, 1, NEED_DW, layer, err))) return st;
+    if (has_bias && (st = dn_add_reorder(net, db, b->db, 1, NEED_DB, layer, err))) return st;
+    return dn_net_finalize(net, err);
+}
+
+static gr_status conv_build(gr_model *m, int node, int B, struct dn_bwd *b, gr_error *err) {
+    const gr_node *n = &m->nodes[node];
+    const gr_layer_spec *s = &n->s;
+    const char *name = s->name;
+    int G = s->groups, ICg = n->ic / G, has_bias = gr_node_param(m, node, "bias") >= 0;
+    gr_status st = dn_net_init(&b->net, err);
+    if (st) return st;
+    dnnl_memory_desc_t in_u = dn_md_nhwc(B, n->ic, n->ih, n->iw, dnnl_f32);
+    dnnl_memory_desc_t out_u = dn_md_nhwc(B, n->oc, n->oh, n->ow, dnnl_f32);
+    dnnl_memory_desc_t w_u = dn_md_hwio(s->kh, s->kw, ICg, n->oc, G);
+    dnnl_memory_desc_t b_u = dn_md_1d(n->oc);
+    dnnl_memory_desc_t src = dn_md_any4(B, n->ic, n->ih, n->iw, dnnl_f32);
+    dnnl_memory_desc_t dst = dn_md_any4(B, n->oc, n->oh, n->ow, dnnl_f32);
+    dnnl_memory_desc_t wany = dn_md_weights_any(s->kh, s->kw, ICg, n->oc, G, dnnl_f32);
+    dnnl_dims_t strides = {s->sh, s->sw}, pl = {s->pad_t, s->pad_l};
+    dnnl_dims_t pr = {dn_pad_end(n->ih, s->kh, s->sh, s->pad_t, s->pad_b, n->oh),
+                      dn_pad_end(n->iw, s->kw, s->sw, s->pad_l, s->pad_r, n->ow)};
+    b->dout = dn_mem(&b->net, &out_u, DNNL_MEMORY_NONE, err);
+    b->in = dn_mem(&b->net, &in_u, DNNL_MEMORY_NONE, err);
+    b->din = dn_mem(&b->net, &in_u, DNNL_MEMORY_NONE, err);
+    b->w = dn_mem(&b->net, &w_u, DNNL_MEMORY_NONE, err);
+    b->dw = dn_mem(&b->net, &w_u, DNNL_MEMORY_NONE, err);
+    b->db = dn_mem(&b->net, &b_u, DNNL_MEMORY_NONE, err);
+    if (!b->dout || !b->in || !b->din || !b->w || !b->dw || !b->db) return err ? err->code : GR_ERR_NOMEM;
+    dnnl_convolution_desc_t fd, dd, wd;
+    DN_TRY(dnnl_convolution_forward_desc_init(&fd, dnnl_forward_training, dnnl_convolution_direct, &src,
+                                              &wany, has_bias ? &b_u : NULL, &dst, strides, pl, pr),
+           "convolution", name);
+    DN_TRY(dnnl_convolution_backward_data_desc_init(&dd, dnnl_convolution_direct, &src, &wany, &dst,
+                                                    strides, pl, pr),
+           "convolution backward data", name);
+    DN_TRY(dnnl_convolution_backward_weights_desc_init(&wd, dnnl_convolution_direct, &src, &wany,
+                                                       has_bias ? &b_u : NULL, &dst, strides, pl, pr),
+           "convolution backward weights", name);
+    dnnl_primitive_desc_t pf = NULL, pdd = NULL, pdw = NULL;
+    st = make_pd(&pf, &fd, b->net.eng, NULL, "convolution", name, err);
+    if (!st) st = make_pd(&pdd, &dd, b->net.eng, pf, "convolution backward data", name, err);
+    if (!st) st = make_pd(&pdw, &wd, b->net.eng, pf, "convolution backward weights", name, err);
+    if (!st) st = build_steps(b, pdd, pdw, has_bias, name, err);
+    if (pf) dnnl_primitive_desc_destroy(pf);
+    if (pdd) dnnl_primitive_desc_destroy(pdd);
+    if (pdw) dnnl_primitive_desc_destroy(pdw);
+    return st;
+}
+
+static gr_status dense_build(gr_model *m, int node, int B, struct dn_bwd *b, gr_error *err) {
+    const gr_node *n = &m->nodes[node];
+    const char *name = n->s.name;
+    int IN = n->ic * n->ih * n->iw, OUT = n->oc, has_bias = gr_node_param(m, node, "bias") >= 0;
+    gr_status st = dn_net_init(&b->net, err);
+    if (st) return st;
+    dnnl_memory_desc_t in_u = dn_md_2d(B, IN, dnnl_nc, dnnl_f32);
+    dnnl_memory_desc_t out_u = dn_md_2d(B, OUT, dnnl_nc, dnnl_f32);
+    dnnl_memory_desc_t w_u = dn_md_2d(OUT, IN, dnnl_io, dnnl_f32);
+    dnnl_memory_desc_t b_u = dn_md_1d(OUT);
+    dnnl_memory_desc_t wany = dn_md_2d(OUT, IN, dnnl_format_tag_any, dnnl_f32);
+    b->dout = dn_mem(&b->net, &out_u, DNNL_MEMORY_NONE, err);
+    b->in = dn_mem(&b->net, &in_u, DNNL_MEMORY_NONE, err);
+    b->din = dn_mem(&b->net, &in_u, DNNL_MEMORY_NONE, err);
+    b->w = dn_mem(&b->net, &w_u, DNNL_MEMORY_NONE, err);
+    b->dw = dn_mem(&b->net, &w_u, DNNL_MEMORY_NONE, err);
+    b->db = dn_mem(&b->net, &b_u, DNNL_MEMORY_NONE, err);
+    if (!b->dout || !b->in || !b->din || !b->w || !b->dw || !b->db) return err ? err->code : GR_ERR_NOMEM;
+    dnnl_inner_product_desc_t fd, dd, wd;
+    DN_TRY(dnnl_inner_product_forward_desc_init(&fd, dnnl_forward_training, &in_u, &wany,
+                                                has_bias ? &b_u : NULL, &out_u),
+           "inner product", name);
+    DN_TRY(dnnl_inner_product_backward_data_desc_init(&dd, &in_u, &wany, &out_u),
+           "inner product backward data", name);
+    DN_TRY(dnnl_inner_product_backward_weights_desc_init(&wd, &in_u, &wany, has_bias ? &b_u : NULL,
+                                                         &out_u),
+           "inner product backward weights", name);
+    dnnl_primitive_desc_t pf = NULL, pdd = NULL, pdw = NULL;
+    st = make_pd(&pf, &fd, b->net.eng, NULL, "inner product", name, err);
+    if (!st) st = make_pd(&pdd, &dd, b->net.eng, pf, "inner product backward data", name, err);
+    if (!st) st = make_pd(&pdw, &wd, b->net.eng, pf, "inner product backward weights", name, err);
+    if (!st) st = build_steps(b, pdd, pdw, has_bias, name, err);
+    if (pf) dnnl_primitive_desc_destroy(pf);
+    if (pdd) dnnl_primitive_desc_destroy(pdd);
+    if (pdw) dnnl_primitive_desc_destroy(pdw);
+    return st;
+}
+
+static gr_status backward(gr_model *m, int node, gr_op op, const float *dout, const float *in,
+                          int B, float *din, float *dw, float *db, gr_error *err) {
+    if (node < 0 || node >= m->n_nodes || m->nodes[node].s.op != op || B <= 0)
+        return gr_error_set(err, GR_ERR_ARG, "backend backward: node %d is not a %s (batch %d)",
+                            node, gr_op_name(op), B);
+    gr_node *n = &m->nodes[node];
+    gr_fast *f = dn_fast_of(n, err);
+    if (!f) return GR_ERR_NOMEM;
+    struct dn_bwd *b = f->bwd;
+    if (b && b->B != B) {
+        dn_bwd_free(b);
+        b = f->bwd = NULL;
+    }
+    if (!b) {
+        b = gr_calloc(1, sizeof *b, err);
+        if (!b) return GR_ERR_NOMEM;
+        b->B = B;
+        b->op = op;
+        gr_status st = op == GR_OP_CONV2D ? conv_build(m, node, B, b, err)
+                                          : dense_build(m, node, B, b, err);
+        if (st) {
+            dn_bwd_free(b);
+            return st;
+        }
+        f->bwd = b;
+    }
+    int pb = gr_node_param(m, node, "bias");
+    if (pb < 0) db = NULL;
+    unsigned mask = (din ? NEED_DIN : 0) | (dw ? NEED_DW : 0) | (db ? NEED_DB : 0);
+    if (!mask) return GR_OK;
+    dn_set(b->dout, dout);
+    dn_set(b->in, in);
+    dn_set(b->w, gr_param_data(m, gr_node_param(m, node, "kernel")));
+    dn_set(b->din, din);
+    dn_set(b->dw, dw);
+    dn_set(b->db, db);
+    return dn_net_run(&b->net, mask, err);
+}
+
 gr_status gr_backend_conv2d_backward(gr_model *m, int node, const float *dout, const float *in,
                                      int B, float *din, float *dw, float *db, gr_error *err) {
-    (void)m; (void)node; (void)dout; (void)in; (void)B; (void)din; (void)dw; (void)db; (void)err;
-    return GR_ERR_UNSUPPORTED;
+    return backward(m, node, GR_OP_CONV2D, dout, in, B, din, dw, db, err);
 }
+
 gr_status gr_backend_dense_backward(gr_model *m, int node, const float *dout, const float *in,
                                     int B, float *din, float *dw, float *db, gr_error *err) {
-    (void)m; (void)node; (void)dout; (void)in; (void)B; (void)din; (void)dw; (void)db; (void)err;
-    return GR_ERR_UNSUPPORTED;
+    return backward(m, node, GR_OP_DENSE, dout, in, B, din, dw, db, err);
 }
