@@ -10,7 +10,11 @@
  *                   then dense "i" (or "i/dense", "i/bn", "i" with BN)
  *   [maxpool] "i" (darknet's window rule: explicit pads + forced out size),
  *   [avgpool] global average "i", [softmax] "i" (after "i/flatten" if not
- *   1x1), [dropout] "i", [shortcut] add "i" (fused activation), [route]
+ *   1x1: same values as darknet, listed in HWC order, darknet lists CHW),
+ *   [dropout] "i", [shortcut] add "i" (fused activation; when the shapes
+ *   differ, darknet's strided / fewer-channels add goes through a fixed 1x1
+ *   conv "i/shortcut" holding an identity kernel, not read from the file),
+ *   [route]
  *   concat "i", [crop] (first layer only) -> standardize "i" computing 2x-1
  *   (darknet's test-time crop rescales unless noadjust=1; the model input is
  *   the crop size), [cost] -> no node (layer i's output is its input).
