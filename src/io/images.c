@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <jpeglib.h>
 #include <jerror.h>
@@ -42,10 +43,11 @@ static gr_status grow(gr_bytes *b, size_t need, gr_error *err) {
 gr_status gr_file_read_all(const char *path, gr_bytes *buf, size_t *n, gr_error *err) {
     FILE *f = fopen(path, "rb");
     if (!f) return gr_error_set(err, GR_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    size_t len = 0;
+    struct stat sb;
+    size_t len = 0, want = (!fstat(fileno(f), &sb) && sb.st_size > 0) ? (size_t)sb.st_size + 1 : 65536;
     gr_status st = GR_OK;
-    for (;;) {
-        if ((st = grow(buf, len + 65536, err)) != GR_OK) break;
+    for (;;) {   /* the size from fstat, grown geometrically if the file grows */
+        if (len + 1 > buf->cap && (st = grow(buf, len + 1 > want ? 2 * (len + 1) : want, err)) != GR_OK) break;
         size_t got = fread(buf->p + len, 1, buf->cap - len, f);
         len += got;
         if (got == 0) {
