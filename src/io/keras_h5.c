@@ -10,6 +10,7 @@ typedef struct {
     hid_t file;
     char **paths;        /* dataset path from the root, per tensor idx */
     int n_paths, cap_paths;
+    int gheap;           /* 0 unchecked, 1 checked ok, -1 corrupt */
 } h5_impl;
 
 /* ---- HDF5 error handling ------------------------------------------------ */
@@ -37,6 +38,71 @@ static void h5_why(char *buf, size_t n) {
     else snprintf(buf, n, "%s: %s", m.top, m.deep);
 }
 
+/* ---- global heap check ----------------------------------------------------
+ * Variable-length strings live in "global heap collections" (signature GCOL:
+ * version 1, 3 reserved bytes, u64 collection size, then objects of u16
+ * index, u16 refcount, 4 reserved, u64 size, data padded to 8; index 0 is the
+ * free space).  HDF5 1.10 trusts those sizes: a corrupt collection makes
+ * H5Aread crash or spin.  So before the first variable-length read, every
+ * collection in the file is checked here.  0 ok, -1 corrupt.               */
+static uint64_t le64(const unsigned char *p) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
+    return v;
+}
+
+static int gcol_ok(FILE *f, uint64_t at, uint64_t fsize) {
+    unsigned char h[16];
+    if (fseeko(f, (off_t)at, SEEK_SET) || fread(h, 1, 16, f) != 16) return 0;
+    uint64_t size = le64(h + 8);
+    if (h[4] != 1 || size < 4096 || size > (1u << 26) || size > fsize - at) return 0;
+    unsigned char *c = malloc(size);
+    int ok = c && !fseeko(f, (off_t)at, SEEK_SET) && fread(c, 1, size, f) == size;
+    /* the objects must tile the collection exactly; free space (index 0,
+     * its size counting its own header) fills the rest                     */
+    uint64_t pos = 16;
+    while (ok && pos + 16 <= size) {
+        unsigned idx = (unsigned)c[pos] | (unsigned)c[pos + 1] << 8;
+        uint64_t osz = le64(c + pos + 8);
+        if (idx == 0) { ok = osz == size - pos; pos = size; break; }
+        if (osz > size) { ok = 0; break; }
+        pos += 16 + (osz + 7) / 8 * 8;
+    }
+    if (ok && pos != size && size - pos >= 16) ok = 0;
+    free(c);
+    return ok;
+}
+
+static int gheap_check(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    fseeko(f, 0, SEEK_END);
+    uint64_t fsize = (uint64_t)ftello(f);
+    enum { CH = 1 << 20 };
+    unsigned char *buf = malloc(CH + 3);
+    int rc = buf ? 0 : -1;
+    uint64_t base = 0;
+    size_t keep = 0;   /* bytes carried over from the previous chunk */
+    while (!rc) {
+        if (fseeko(f, (off_t)(base + keep), SEEK_SET)) break;
+        size_t n = fread(buf + keep, 1, CH, f);
+        if (!n) break;
+        size_t tot = keep + n;
+        for (size_t i = 0; i + 4 <= tot && !rc; i++)
+            if (buf[i] == 'G' && !memcmp(buf + i, "GCOL", 4)) {
+                long save = ftell(f);
+                if (!gcol_ok(f, base + i, fsize)) rc = -1;
+                fseek(f, save, SEEK_SET);
+            }
+        keep = tot < 3 ? tot : 3;
+        memmove(buf, buf + tot - keep, keep);
+        base += tot - keep;
+    }
+    free(buf);
+    fclose(f);
+    return rc;
+}
+
 /* ---- small readers -------------------------------------------------------- */
 
 static void free_strs(char **s, int n) {
@@ -47,7 +113,8 @@ static void free_strs(char **s, int n) {
 /* Reads a string (array) attribute, fixed- or variable-length, into a
  * malloc'd array of n strings.  An EMPTY attribute of any type (Keras writes
  * float64 [0] for layers without weights) gives n = 0.  -1 on failure.     */
-static int read_str_attr(hid_t obj, const char *attr, char ***out, int *n, char *why, size_t nw) {
+static int read_str_attr(gr_wfile *wf, hid_t obj, const char *attr, char ***out, int *n, char *why,
+                         size_t nw) {
     *out = NULL;
     *n = 0;
     hid_t a = H5Aopen(obj, attr, H5P_DEFAULT);
@@ -65,6 +132,9 @@ static int read_str_attr(hid_t obj, const char *attr, char ***out, int *n, char 
     mt = H5Tcopy(H5T_C_S1);
     H5Tset_cset(mt, H5Tget_cset(ft));
     if (H5Tis_variable_str(ft) > 0) {
+        h5_impl *im = wf->impl;
+        if (!im->gheap) im->gheap = gheap_check(wf->path) ? -1 : 1;
+        if (im->gheap < 0) { snprintf(why, nw, "corrupt global heap (variable-length strings)"); goto done; }
         H5Tset_size(mt, H5T_VARIABLE);
         char **v = calloc((size_t)np, sizeof *v);
         if (!v) { snprintf(why, nw, "out of memory"); goto done; }
@@ -187,7 +257,7 @@ static gr_status read_legacy(gr_wfile *wf, hid_t base, const char *prefix, gr_er
     char why[400], **lnames = NULL, *kver = NULL, *backend = NULL;
     int nl = 0;
     gr_status st = GR_OK;
-    if (read_str_attr(base, "layer_names", &lnames, &nl, why, sizeof why))
+    if (read_str_attr(wf, base, "layer_names", &lnames, &nl, why, sizeof why))
         return gr_error_set(err, GR_ERR_FORMAT, "%s: Keras weights: %s", wf->path, why);
     bool nested = false;
     for (int i = 0; i < nl && !st; i++) {
@@ -199,7 +269,7 @@ static gr_status read_legacy(gr_wfile *wf, hid_t base, const char *prefix, gr_er
         }
         char **wn = NULL;
         int nw = 0;
-        if (read_str_attr(g, "weight_names", &wn, &nw, why, sizeof why)) {
+        if (read_str_attr(wf, g, "weight_names", &wn, &nw, why, sizeof why)) {
             st = gr_error_set(err, GR_ERR_FORMAT, "%s: layer '%s': %s", wf->path, lnames[i], why);
         } else {
             gr_wlayer *l = gr_wfile_add_layer(wf, lnames[i], err);
@@ -217,9 +287,9 @@ static gr_status read_legacy(gr_wfile *wf, hid_t base, const char *prefix, gr_er
     /* describe what we found */
     char **v = NULL;
     int n = 0;
-    if (!read_str_attr(base, "keras_version", &v, &n, why, sizeof why) && n) kver = strdup(v[0]);
+    if (!read_str_attr(wf, base, "keras_version", &v, &n, why, sizeof why) && n) kver = strdup(v[0]);
     free_strs(v, n);
-    if (!read_str_attr(base, "backend", &v, &n, why, sizeof why) && n) backend = strdup(v[0]);
+    if (!read_str_attr(wf, base, "backend", &v, &n, why, sizeof why) && n) backend = strdup(v[0]);
     free_strs(v, n);
     snprintf(wf->format, sizeof wf->format, "Keras HDF5, %s layout (layer_names/weight_names%s%s%s%s%s)",
              nested ? "Keras 2 nested" : "Keras 1 flat", prefix[0] ? ", under model_weights/" : "",
