@@ -232,6 +232,10 @@ static void test_not_a_weights_file(void) {
     expect_fail(p, GR_ERR_IO, NULL, NULL);
     /* raw floats with no header */
     expect_fail(FIX "tiny_in.bin", GR_ERR_FORMAT, "not a weights file", NULL);
+    /* .weights goes to the darknet reader (with a model from a .cfg) */
+    tmp_path(p, sizeof p, "short.weights");
+    write_bytes(p, "abc", 3);
+    expect_fail(p, GR_OK, "darknet", NULL);
 }
 
 /* F16 and BF16 tensors are converted (hand-computed values). */
