@@ -11,3 +11,6 @@ mkdir -p "$B/bench"
 # 1. VGG16 forward, graft vs PyTorch (fp32 / bf16, 32x32 b64 and 224x224 b8)
 cc $CFLAGS -o "$B/bench/bench_forward" bench/bench_forward.c "$B/libgraft.a" $LIBS
 bench/forward.sh "$B/bench/bench_forward" "${BENCH_SECONDS:-5}"
+
+# data input: JPEG decode+resize, CIFAR records, the batcher, graft vs PIL/torchvision
+B="$B" bench/bench_decode.sh "${BENCH_SECONDS:-3}"
