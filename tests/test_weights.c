@@ -312,6 +312,43 @@ static void test_safetensors_write_roundtrip(void) {
     gr_model_free(m);
 }
 
+/* A long model: the report keeps its closing summary (detail lines are cut
+ * first), and graft-named safetensors round-trip bit-exactly.             */
+static gr_model *long_model(void) {
+    gr_model *m = gr_model_new(1, 1, 2, NULL);
+    for (int i = 0; m && i < 80; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "dense_with_a_rather_long_name_%02d", i);
+        if (gr_model_append(m, gr_named(gr_dense(2, GR_ACT_LINEAR), name), NULL) < 0) {
+            gr_model_free(m);
+            return NULL;
+        }
+    }
+    return m;
+}
+static void test_long_report_keeps_summary(void) {
+    gr_model *a = long_model(), *b = long_model();
+    CHECK(a && b, "setup");
+    if (!a || !b) { gr_model_free(a); gr_model_free(b); return; }
+    gr_model_init_params(a, 0, 42);
+    gr_st_entry *e = calloc((size_t)a->n_params, sizeof *e);
+    for (int i = 0; i < a->n_params; i++)
+        e[i] = (gr_st_entry){a->params[i].name, "F32", a->params[i].ndim, a->params[i].shape, gr_param_data(a, i)};
+    char p[128];
+    tmp_path(p, sizeof p, "long.safetensors");
+    gr_error err = {0};
+    CHECK(gr_st_write(p, e, a->n_params, NULL, 0, &err) == GR_OK, "%s", err.msg);
+    gr_load_report rep;
+    CHECK(gr_model_load_weights(b, p, &rep, &err) == GR_OK, "%s", err.msg);
+    CHECK(rep.layers_loaded == 80 && rep.tensors_loaded == 160, "%d %d", rep.layers_loaded, rep.tensors_loaded);
+    CHECK(strstr(rep.report, "loaded 80 layers (160 tensors) by name") != NULL, "summary lost:\n%s", rep.report);
+    CHECK(strstr(rep.report, "\n...\n") != NULL, "no cut marker");
+    CHECK(b->w_count == a->w_count && !memcmp(a->w, b->w, a->w_count * sizeof(float)), "not bit-exact");
+    free(e);
+    gr_model_free(a);
+    gr_model_free(b);
+}
+
 /* ------------------------------------------------------------------ VGG16 */
 
 static char bigdir[128];
@@ -394,6 +431,7 @@ int main(void) {
     RUN(test_not_a_weights_file);
     RUN(test_safetensors_f16_bf16);
     RUN(test_safetensors_write_roundtrip);
+    RUN(test_long_report_keeps_summary);
     RUN(test_vgg16_keras1_flat_h5);
     RUN(test_vgg16_keras2_model_weights_h5);
     RUN(test_vgg16_keras3_weights_h5);

@@ -229,18 +229,39 @@ fail:
 
 /* ------------------------------------------------------------ binding */
 
-/* The report: one line per event, silently cut at its size. */
-static void rep_add(gr_load_report *rep, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void rep_add(gr_load_report *rep, const char *fmt, ...) {
+/* The report: one line per event.  Per-layer detail lines stop (with one
+ * "..." line) when fewer than REP_RESERVE bytes are left, so the warnings
+ * and the closing summary always fit.                                      */
+#define REP_RESERVE 600
+static void rep_vadd(gr_load_report *rep, bool detail, const char *fmt, va_list ap) {
     if (!rep) return;
     size_t k = strnlen(rep->report, sizeof rep->report);
-    if (k + 2 >= sizeof rep->report) return;
+    char line[512];
+    vsnprintf(line, sizeof line, fmt, ap);
+    size_t n = strlen(line);
+    if (detail && k + n + 2 + REP_RESERVE > sizeof rep->report) {
+        if (k < 4 || strcmp(rep->report + k - 4, "...\n")) snprintf(line, sizeof line, "...");
+        else return;
+        n = 3;
+    }
+    if (k + n + 2 > sizeof rep->report) return;
+    memcpy(rep->report + k, line, n);
+    rep->report[k + n] = '\n';
+    rep->report[k + n + 1] = 0;
+}
+static void rep_add(gr_load_report *rep, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void rep_add(gr_load_report *rep, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(rep->report + k, sizeof rep->report - k, fmt, ap);
+    rep_vadd(rep, false, fmt, ap);
     va_end(ap);
-    k = strnlen(rep->report, sizeof rep->report);
-    if (k + 1 < sizeof rep->report) { rep->report[k] = '\n'; rep->report[k + 1] = 0; }
+}
+static void rep_detail(gr_load_report *rep, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void rep_detail(gr_load_report *rep, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    rep_vadd(rep, true, fmt, ap);
+    va_end(ap);
 }
 
 static bool has_weights(const gr_wlayer *l) { return l->n > 0; }
@@ -378,7 +399,7 @@ static gr_status load_layer(gr_model *m, int node, gr_wfile *wf, const gr_wlayer
             k0 += snprintf(line + k0, sizeof line - (size_t)k0, " %s %s", q->kind, s);
         if (rep) rep->tensors_loaded++;
     }
-    rep_add(rep, "%s", line);
+    rep_detail(rep, "%s", line);
     if (rep) rep->layers_loaded++;
     return GR_OK;
 }
@@ -455,7 +476,7 @@ static gr_status load_from_wfile(gr_model *m, gr_wfile *wf, gr_load_report *rep,
         for (int w = 0; w < nW && !used; w++) used = bind[w] == F[f];
         if (!used) {
             skipped++;
-            rep_add(rep, "skipped file layer '%s' (not in the model)", wf->layers[F[f]].name);
+            rep_detail(rep, "skipped file layer '%s' (not in the model)", wf->layers[F[f]].name);
         }
     }
     if (rep) rep->layers_skipped = skipped;
