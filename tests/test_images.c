@@ -290,6 +290,22 @@ static void test_fuzz(void) {
         }
         free(p);
     }
+    /* a few rounds on the real photos when present */
+    const char *real[2] = {"dog.jpg", "cat.bmp"};
+    for (int it = 0; it < 20; it++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/images/%s", check_data_dir(), real[it % 2]);
+        size_t n;
+        uint8_t *p = read_file(path, &n);
+        if (!p) break;
+        if (it & 2) n = gr_rng_below(&r, (uint32_t)n + 1);
+        for (int k = 0; k < 3 && n; k++) p[gr_rng_below(&r, (uint32_t)n)] ^= 0xA5;
+        gr_image img;
+        gr_error err = {0};
+        if (gr_image_decode_into(p, n, "fuzz.img", &pix, &img, &err) != GR_OK)
+            CHECK(strstr(err.msg, "fuzz.img") != NULL, "message does not name the file: %s", err.msg);
+        free(p);
+    }
     free(pix.p);
     CHECK(bad > 100 && ok > 10, "ok %d bad %d", ok, bad);
 }

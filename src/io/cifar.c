@@ -98,8 +98,9 @@ static gr_status set_names(gr_dataset *ds, const blob *nb, int k, bool c10, gr_e
     return GR_OK;
 }
 
-/* Parses all batches into ds->pixels (HWC) and ds->labels. */
-static gr_status parse(gr_dataset *ds, const cifar_src *s, gr_label_kind lk, gr_error *err) {
+/* Parses all batches into ds->pixels (HWC) and ds->labels (reading a
+ * directory's batches here one at a time: peak = the set + one batch). */
+static gr_status parse(gr_dataset *ds, cifar_src *s, gr_label_kind lk, gr_error *err) {
     size_t total = 0;
     for (int b = 0; b < s->nb; b++) {
         const blob *f = &s->batch[b];
@@ -116,7 +117,16 @@ static gr_status parse(gr_dataset *ds, const cifar_src *s, gr_label_kind lk, gr_
     int c100 = s->rec == 3074, limit = c100 ? (lk == GR_LABELS_COARSE ? 20 : 100) : 10;
     size_t i = 0;
     for (int b = 0; b < s->nb; b++) {
-        const blob *f = &s->batch[b];
+        blob *f = &s->batch[b];
+        if (!f->p) {   /* a directory's batch: read it now, drop it after */
+            size_t want = f->n;
+            char path[sizeof f->name];
+            memcpy(path, f->name, sizeof path);
+            gr_status st = read_blob(path, f, err);
+            if (st != GR_OK) return st;
+            if (f->n != want)
+                return gr_error_set(err, GR_ERR_IO, "%s: size changed while reading", f->name);
+        }
         size_t nr = f->n / (size_t)s->rec;
         for (size_t r = 0; r < nr; r++, i++) {
             const uint8_t *rec = f->p + r * (size_t)s->rec;
@@ -133,6 +143,8 @@ static gr_status parse(gr_dataset *ds, const cifar_src *s, gr_label_kind lk, gr_
                 dst[3 * p + 2] = pl[2048 + p];
             }
         }
+        free(f->p);
+        f->p = NULL;
     }
     ds->n = (int)total;
     ds->ih = ds->iw = 32;
@@ -168,8 +180,11 @@ static gr_status load_dir(const char *dir, bool c100, gr_split split, gr_label_k
         if (c100) snprintf(path, sizeof path, "%s/%s", dir, split == GR_SPLIT_TEST ? "test.bin" : "train.bin");
         else if (split == GR_SPLIT_TEST) snprintf(path, sizeof path, "%s/test_batch.bin", dir);
         else snprintf(path, sizeof path, "%s/data_batch_%d.bin", dir, b + 1);
-        gr_status st = read_blob(path, &s->batch[b], err);
-        if (st != GR_OK) return st;
+        /* read lazily in parse() (one batch in memory at a time); size now */
+        struct stat sb;
+        if (stat(path, &sb)) return gr_error_set(err, GR_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+        snprintf(s->batch[b].name, sizeof s->batch[b].name, "%s", path);
+        s->batch[b].n = (size_t)sb.st_size;
     }
     snprintf(path, sizeof path, "%s/%s", dir,
              !c100 ? "batches.meta.txt" : lk == GR_LABELS_COARSE ? "coarse_label_names.txt" : "fine_label_names.txt");
