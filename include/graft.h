@@ -469,7 +469,7 @@ gr_batcher *gr_batcher_new(const gr_dataset *ds, const int *indices, int n,
  * end of an epoch; the call after it starts the next one.  After an error
  * the batcher stays failed (every later call returns the same error).     */
 gr_status gr_batcher_next(gr_batcher *b, float *x, int *labels, int *n_out, gr_error *err);
-int gr_batcher_epoch(const gr_batcher *b);          /* epochs started so far - 1 */
+int gr_batcher_epoch(const gr_batcher *b);          /* 0-based epoch of the last batch returned */
 int gr_batcher_num_batches(const gr_batcher *b);    /* batches per epoch */
 void gr_batcher_free(gr_batcher *b);                /* stops the threads (no wait on a full queue) */
 /* ------------------------------------------------------------ end datasets */
