@@ -195,6 +195,12 @@ static gr_status add_dataset(gr_wfile *wf, gr_wlayer *l, const char *path, const
                           wf->path, path);
         goto done;
     }
+    double elems = 1;   /* corrupt dims must not overflow counts later */
+    for (int i = 0; i < nd; i++) elems *= (double)dims[i];
+    if (elems > 1e15) {
+        st = gr_error_set(err, GR_ERR_FORMAT, "%s: weight '%s' has an impossible shape", wf->path, path);
+        goto done;
+    }
     if (cls != H5T_FLOAT && cls != H5T_INTEGER) {
         st = gr_error_set(err, GR_ERR_FORMAT, "%s: weight '%s' is not numeric", wf->path, path);
         goto done;
