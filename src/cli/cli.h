@@ -12,6 +12,7 @@ int cmd_predict(int argc, char **argv);
 int cmd_fetch(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_probe(int argc, char **argv);
 
 /* Prints "graft: error: <msg>" to stderr; returns 1 (the exit code). */
 int cli_fail(const gr_error *err);

@@ -16,6 +16,7 @@ static const struct {
     {"predict", cmd_predict, "classify images with a network and print the top classes"},
     {"train", cmd_train, "train a new head on a frozen pretrained base"},
     {"eval", cmd_eval, "evaluate a trained model on a dataset"},
+    {"probe", cmd_probe, "score bases and cuts by how well their features transfer (linear probe, LogME)"},
 };
 #define NCMD (int)(sizeof commands / sizeof commands[0])
 
