@@ -1,0 +1,412 @@
+/* test_fit.c — gr_fit / gr_evaluate / gr_model_save+load end to end, on a
+ * tiny CIFAR-like .bin written here (class k = a colour and a dark stripe at
+ * rows 4k..4k+2, plus noise) and a tiny darknet base (conv+bn+leaky+maxpool
+ * x2, random weights) with a flatten + dense:10:softmax head.
+ *
+ *   - the features cache and the uncached path give bit-identical weights
+ *   - the same seed twice: identical; another seed: different
+ *   - the head learns the pattern (train and held-out accuracy >> 10%)
+ *   - gr_evaluate's loss / accuracy / confusion against a per-image oracle
+ *     (gr_dataset_get + gr_model_predict, argmax and clipped cross-entropy here)
+ *   - save -> load gives identical predictions, classes, frozen prefix
+ *   - the file read by an independent 10-line numpy safetensors reader
+ *     (tests/fixtures/gen_cli.py stcheck): names, shapes, bits
+ *   - bad inputs: more classes than outputs, wrong image size, all frozen,
+ *     a truncated model file, a non-model safetensors file             */
+#include <math.h>
+#include <stdint.h>
+#include <unistd.h>
+#include "check.h"
+#include "graft.h"
+#include "model.h"
+
+static char dir[256];
+static char bin_train[300], bin_test[300], cfg_path[300];
+
+enum { N_TRAIN = 300, N_TEST = 100, EPOCHS = 6 };
+
+static const uint8_t colours[10][3] = {{220, 40, 40},  {40, 220, 40},   {40, 40, 220},   {220, 220, 40},
+                                       {220, 40, 220}, {40, 220, 220},  {230, 230, 230}, {30, 30, 30},
+                                       {220, 130, 40}, {130, 40, 220}};
+
+/* n CIFAR-10 records: label i % 10, the class pattern plus N(0, 24) noise. */
+static int write_bin(const char *path, int n, uint64_t seed) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return -1;
+    gr_rng r;
+    gr_rng_seed(&r, seed);
+    uint8_t rec[3073];
+    for (int i = 0; i < n; i++) {
+        int k = i % 10;
+        rec[0] = (uint8_t)k;
+        for (int c = 0; c < 3; c++)
+            for (int y = 0; y < 32; y++)
+                for (int x = 0; x < 32; x++) {
+                    float v = colours[k][c];
+                    if (y >= 4 * k && y < 4 * k + 3) v *= 0.5f;
+                    v += 24.0f * gr_rng_normal(&r);
+                    rec[1 + c * 1024 + y * 32 + x] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : lrintf(v));
+                }
+        if (fwrite(rec, 1, sizeof rec, f) != sizeof rec) { fclose(f); return -1; }
+    }
+    return fclose(f);
+}
+
+static int write_cfg(const char *path) {
+    FILE *f = fopen(path, "w");
+    if (!f) return -1;
+    fprintf(f, "[net]\nheight=32\nwidth=32\nchannels=3\n\n");
+    for (int i = 0; i < 2; i++)
+        fprintf(f, "[convolutional]\nbatch_normalize=1\nfilters=%d\nsize=3\nstride=1\npad=1\nactivation=leaky\n\n"
+                   "[maxpool]\nsize=2\nstride=2\n\n", 8 * (i + 1));
+    return fclose(f);
+}
+
+static int setup(void) {
+    snprintf(dir, sizeof dir, "/tmp/graft-test-fit-XXXXXX");
+    if (!mkdtemp(dir)) return -1;
+    snprintf(bin_train, sizeof bin_train, "%s/train.bin", dir);
+    snprintf(bin_test, sizeof bin_test, "%s/test.bin", dir);
+    snprintf(cfg_path, sizeof cfg_path, "%s/tiny.cfg", dir);
+    return write_bin(bin_train, N_TRAIN, 1) || write_bin(bin_test, N_TEST, 2) || write_cfg(cfg_path) ? -1 : 0;
+}
+
+static void teardown(void) {
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+}
+
+static gr_dataset *open_bin(const char *path) {
+    gr_error e = {0};
+    gr_dataset *ds = gr_dataset_open(path, &(gr_dataset_opts){.preprocess = GR_PREP_DARKNET}, &e);
+    if (!ds) fprintf(stderr, "  open %s: %s\n", path, e.msg);
+    return ds;
+}
+
+/* The tiny base (random weights, seed 0), frozen, + flatten + dense:10:softmax
+ * initialized from head_seed.  Returns the model; *cut = last frozen node.  */
+static gr_model *build(uint64_t head_seed, int *cut) {
+    gr_error e = {0};
+    gr_model *m = gr_darknet_load_cfg(cfg_path, 32, 32, &e);
+    if (!m) { fprintf(stderr, "  cfg: %s\n", e.msg); return NULL; }
+    int c = gr_model_num_layers(m) - 1;
+    gr_model_freeze_upto(m, c);
+    gr_model_set_preprocess(m, GR_PREP_DARKNET);
+    if (gr_stack(m, &e, gr_flatten(), gr_dense(10, GR_ACT_SOFTMAX)) != GR_OK) {
+        fprintf(stderr, "  head: %s\n", e.msg);
+        gr_model_free(m);
+        return NULL;
+    }
+    gr_model_init_params(m, c + 1, head_seed);
+    if (cut) *cut = c;
+    return m;
+}
+
+/* Trains a fresh model; returns it (caller frees) or NULL. */
+static gr_model *train(const gr_dataset *ds, uint64_t seed, bool no_cache, gr_epoch_log *hist) {
+    gr_model *m = build(7, NULL);
+    if (!m) return NULL;
+    gr_error e = {0};
+    gr_fit_opts o = {.epochs = EPOCHS, .batch = 32, .seed = seed, .no_cache = no_cache, .history = hist,
+                     .optim = gr_sgd((gr_sgd_opts){.lr = 0.01f, .decay = 1e-6f, .momentum = 0.9f, .nesterov = true})};
+    if (gr_fit(m, ds, NULL, 0, &o, &e) != GR_OK) {
+        fprintf(stderr, "  fit: %s\n", e.msg);
+        gr_model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+/* Trainable parameters: a view of the model's one allocation past the frozen part. */
+static const float *head_w(gr_model *m, size_t *count) {
+    int p0 = 0;
+    while (p0 < m->n_params && m->nodes[m->params[p0].node].frozen) p0++;
+    *count = m->w_count - m->params[p0].offset;
+    return m->w + m->params[p0].offset;
+}
+
+static gr_dataset *train_ds, *test_ds;
+
+static void test_cache_equals_recompute(void) {
+    gr_model *a = train(train_ds, 3, false, NULL), *b = train(train_ds, 3, true, NULL);
+    CHECK(a && b, "fit failed");
+    if (a && b) {
+        size_t na, nb;
+        const float *wa = head_w(a, &na), *wb = head_w(b, &nb);
+        CHECK(na == nb && na == 1024 * 10 + 10, "head sizes %zu %zu", na, nb);
+        size_t diff = 0;
+        for (size_t i = 0; i < na && na == nb; i++) diff += memcmp(&wa[i], &wb[i], sizeof(float)) != 0;
+        CHECK(diff == 0, "cached and uncached head weights differ in %zu of %zu values", diff, na);
+        if (diff) CHECK_CLOSE("cached vs uncached", wa, wb, na, 1e-5, 1e-4);
+        /* the frozen base is untouched by both */
+        gr_model *fresh = build(7, NULL);
+        size_t nbase = (size_t)(wa - a->w);
+        CHECK(fresh && nbase > 0 && !memcmp(fresh->w, a->w, nbase * sizeof(float)) &&
+                  !memcmp(fresh->w, b->w, nbase * sizeof(float)),
+              "the frozen base's weights changed during training");
+        gr_model_free(fresh);
+    }
+    gr_model_free(a);
+    gr_model_free(b);
+}
+
+static void test_seed_determinism(void) {
+    gr_model *a = train(train_ds, 11, false, NULL), *b = train(train_ds, 11, false, NULL),
+             *c = train(train_ds, 12, false, NULL);
+    CHECK(a && b && c, "fit failed");
+    if (a && b && c) {
+        size_t n;
+        const float *wa = head_w(a, &n), *wb = head_w(b, &n), *wc = head_w(c, &n);
+        CHECK(!memcmp(wa, wb, n * sizeof(float)), "the same seed gave different weights");
+        size_t diff = 0;
+        double maxd = 0;
+        for (size_t i = 0; i < n; i++) {
+            diff += wa[i] != wc[i];
+            double d = fabs((double)wa[i] - wc[i]);
+            if (d > maxd) maxd = d;
+        }
+        CHECK(diff > n / 2 && maxd > 1e-4, "seeds 11 and 12 gave nearly the same weights (%zu of %zu differ, max %g)",
+              diff, n, maxd);
+    }
+    gr_model_free(a);
+    gr_model_free(b);
+    gr_model_free(c);
+}
+
+static void test_learns_pattern(void) {
+    gr_epoch_log hist[EPOCHS];
+    memset(hist, 0, sizeof hist);
+    gr_model *m = train(train_ds, 5, false, hist);
+    CHECK(m != NULL, "fit failed");
+    if (!m) return;
+    for (int e = 0; e < EPOCHS; e++) {
+        CHECK(hist[e].epoch == e + 1 && isfinite(hist[e].loss) && isnan(hist[e].val_loss) && hist[e].seconds >= 0,
+              "history[%d]: epoch %d loss %g val_loss %g", e, hist[e].epoch, hist[e].loss, hist[e].val_loss);
+        /* Keras legacy decay: lr / (1 + decay * iterations), 10 batches per epoch */
+        float want_lr = 0.01f / (1.0f + 1e-6f * 10.0f * (float)(e + 1));
+        CHECK(fabsf(hist[e].lr - want_lr) < 1e-9f, "epoch %d lr %.9g want %.9g", e + 1, hist[e].lr, want_lr);
+    }
+    CHECK(hist[EPOCHS - 1].loss < hist[0].loss, "loss did not fall: %g -> %g", hist[0].loss, hist[EPOCHS - 1].loss);
+    CHECK(hist[EPOCHS - 1].accuracy > 0.8f, "train accuracy after %d epochs %.3f (chance 0.1)", EPOCHS,
+          hist[EPOCHS - 1].accuracy);
+    gr_eval_result r;
+    gr_error e = {0};
+    CHECK(gr_evaluate(m, test_ds, NULL, 0, 32, &r, &e) == GR_OK, "%s", e.msg);
+    if (getenv("CHECK_VERBOSE")) fprintf(stderr, "  train acc %.3f loss %.3f -> %.3f, held-out acc %.3f\n", hist[EPOCHS - 1].accuracy, hist[0].loss, hist[EPOCHS - 1].loss, r.accuracy);
+    CHECK(r.accuracy > 0.8, "held-out accuracy %.3f (chance 0.1)", r.accuracy);
+    gr_eval_result_free(&r);
+    gr_model_free(m);
+}
+
+/* Oracle: every test image through gr_dataset_get + gr_model_predict one at a time. */
+static void test_evaluate_against_oracle(void) {
+    gr_model *m = train(train_ds, 5, false, NULL);
+    CHECK(m != NULL, "fit failed");
+    if (!m) return;
+    gr_eval_result r;
+    gr_error e = {0};
+    /* batch 7 leaves a short last batch (100 = 14 * 7 + 2) */
+    CHECK(gr_evaluate(m, test_ds, NULL, 0, 7, &r, &e) == GR_OK, "%s", e.msg);
+    if (!r.confusion) { gr_model_free(m); return; }
+    CHECK(r.n == N_TEST && r.n_classes == 10, "n %d classes %d", r.n, r.n_classes);
+    int64_t sum = 0, diag = 0;
+    for (int i = 0; i < 100; i++) sum += r.confusion[i];
+    for (int k = 0; k < 10; k++) diag += r.confusion[k * 10 + k];
+    CHECK(sum == N_TEST, "confusion sums to %lld, want %d", (long long)sum, N_TEST);
+    CHECK(fabs(r.accuracy - (double)diag / N_TEST) < 1e-12, "accuracy %g, diagonal share %g", r.accuracy,
+          (double)diag / N_TEST);
+    int64_t conf[100] = {0};
+    int correct = 0, top5 = 0;
+    double loss = 0;
+    float x[32 * 32 * 3], p[10];
+    for (int i = 0; i < N_TEST; i++) {
+        int y = gr_dataset_label(test_ds, i);
+        if (gr_dataset_get(test_ds, i, x, &e) != GR_OK || gr_model_predict(m, x, 1, -1, p, &e) != GR_OK) {
+            CHECK(0, "sample %d: %s", i, e.msg);
+            break;
+        }
+        int best = 0, rank = 0;
+        for (int k = 1; k < 10; k++)
+            if (p[k] > p[best]) best = k;
+        for (int k = 0; k < 10; k++) rank += p[k] > p[y];
+        conf[y * 10 + best]++;
+        correct += best == y;
+        top5 += rank < 5;
+        double q = p[y] < 1e-7 ? 1e-7 : p[y] > 1 - 1e-7 ? 1 - 1e-7 : p[y];
+        loss -= log(q);
+    }
+    int conf_diff = 0;
+    for (int i = 0; i < 100; i++) conf_diff += conf[i] != r.confusion[i];
+    /* batch 1 vs batch 7 may differ in the last bits; a tie-flip would show here */
+    CHECK(conf_diff == 0, "confusion differs from the per-image oracle in %d cells", conf_diff);
+    CHECK(fabs(r.accuracy - (double)correct / N_TEST) < 1e-12, "accuracy %g oracle %g", r.accuracy,
+          (double)correct / N_TEST);
+    CHECK(fabs(r.top5 - (double)top5 / N_TEST) < 1e-12, "top5 %g oracle %g", r.top5, (double)top5 / N_TEST);
+    CHECK(fabs(r.loss - loss / N_TEST) < 1e-4 * (1 + loss / N_TEST), "loss %.7g oracle %.7g", r.loss, loss / N_TEST);
+    gr_eval_result_free(&r);
+    CHECK(r.confusion == NULL, "gr_eval_result_free left the pointer");
+    gr_model_free(m);
+}
+
+/* Writes each parameter's name and shape to txt and its floats to bin. */
+static int dump_params(gr_model *m, const char *txt, const char *bin) {
+    FILE *t = fopen(txt, "w"), *b = fopen(bin, "wb");
+    int rc = t && b ? 0 : -1;
+    for (int p = 0; p < m->n_params && !rc; p++) {
+        fprintf(t, "%s", m->params[p].name);
+        for (int d = 0; d < m->params[p].ndim; d++) fprintf(t, " %lld", (long long)m->params[p].shape[d]);
+        fprintf(t, "\n");
+        if (fwrite(gr_param_data(m, p), sizeof(float), m->params[p].count, b) != m->params[p].count) rc = -1;
+    }
+    if (t && fclose(t)) rc = -1;
+    if (b && fclose(b)) rc = -1;
+    return rc;
+}
+
+static void test_save_load_round_trip(void) {
+    gr_model *m = train(train_ds, 5, false, NULL);
+    CHECK(m != NULL, "fit failed");
+    if (!m) return;
+    gr_error e = {0};
+    const char *names[10] = {"a0", "b1", "c\"2", "d,3", "e 4", "f5", "g6", "h7", "i8", "j9"};
+    CHECK(gr_model_set_classes(m, 10, names, &e) == GR_OK, "%s", e.msg);
+    char path[400];
+    snprintf(path, sizeof path, "%s/m.gft", dir);
+    CHECK(gr_model_save(m, path, "{\"epochs\": 4}", &e) == GR_OK, "save: %s", e.msg);
+    gr_model *l = gr_model_load(path, &e);
+    CHECK(l != NULL, "load: %s", e.msg);
+    if (l) {
+        CHECK(gr_model_num_layers(l) == gr_model_num_layers(m), "layers %d vs %d", gr_model_num_layers(l),
+              gr_model_num_layers(m));
+        CHECK(gr_model_preprocess(l) == GR_PREP_DARKNET, "preprocess %d", gr_model_preprocess(l));
+        CHECK(gr_model_num_classes(l) == 10, "classes %d", gr_model_num_classes(l));
+        for (int k = 0; k < 10; k++) {
+            const char *nm = gr_model_class_name(l, k);
+            CHECK(nm && !strcmp(nm, names[k]), "class %d '%s' want '%s'", k, nm ? nm : "(null)", names[k]);
+        }
+        for (int i = 0; i < gr_model_num_layers(m); i++)
+            CHECK(gr_model_layer_frozen(l, i) == gr_model_layer_frozen(m, i) &&
+                      !strcmp(gr_model_layer_name(l, i), gr_model_layer_name(m, i)),
+                  "layer %d: '%s' frozen %d vs '%s' frozen %d", i, gr_model_layer_name(l, i),
+                  gr_model_layer_frozen(l, i), gr_model_layer_name(m, i), gr_model_layer_frozen(m, i));
+        CHECK(l->w_count == m->w_count && !memcmp(l->w, m->w, m->w_count * sizeof(float)),
+              "loaded parameters differ");
+        enum { B = 20 };
+        float *x = malloc(sizeof(float) * B * 3072), pm[B * 10], pl[B * 10];
+        int ok = x != NULL;
+        for (int i = 0; i < B && ok; i++) ok = gr_dataset_get(test_ds, i, x + (size_t)i * 3072, &e) == GR_OK;
+        ok = ok && gr_model_predict(m, x, B, -1, pm, &e) == GR_OK && gr_model_predict(l, x, B, -1, pl, &e) == GR_OK;
+        CHECK(ok, "predict: %s", e.msg);
+        if (ok) CHECK(!memcmp(pm, pl, sizeof pm), "predictions after load differ");
+        if (ok) CHECK_CLOSE("predictions after load", pl, pm, B * 10, 0, 0);
+        free(x);
+        gr_model_free(l);
+    }
+    /* the independent reader: /usr/bin/python3 + numpy */
+    char txt[400], bin[400], cmd[2000], out[400];
+    snprintf(txt, sizeof txt, "%s/expected.txt", dir);
+    snprintf(bin, sizeof bin, "%s/expected.bin", dir);
+    snprintf(out, sizeof out, "%s/stcheck.out", dir);
+    CHECK(dump_params(m, txt, bin) == 0, "cannot write %s", txt);
+    gr_model_free(m);
+    if (access("/usr/bin/python3", X_OK) != 0 || system("/usr/bin/python3 -c 'import numpy' 2>/dev/null") != 0) {
+        SKIP("/usr/bin/python3 with numpy is not installed: the file was not read independently");
+    }
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/fixtures/gen_cli.py stcheck '%s' '%s' '%s' >'%s' 2>&1", path,
+             txt, bin, out);
+    int rc = system(cmd);
+    char line[400] = "";
+    FILE *f = fopen(out, "r");
+    if (f) {
+        if (!fgets(line, sizeof line, f)) line[0] = 0;
+        fclose(f);
+    }
+    CHECK(rc == 0 && !strncmp(line, "ok 12\n", 6), "numpy reader: rc %d: %s", rc, line);
+}
+
+static void test_bad_inputs(void) {
+    gr_error e = {0};
+    /* data with more classes than the model has outputs */
+    gr_model *m = build(7, NULL);
+    if (!m) { CHECK(0, "build"); return; }
+    gr_model_truncate(m, gr_model_num_layers(m) - 2, NULL);
+    gr_stack(m, &e, gr_dense(4, GR_ACT_SOFTMAX));
+    gr_fit_opts o = {.epochs = 1};
+    CHECK(gr_fit(m, train_ds, NULL, 0, &o, &e) == GR_ERR_SHAPE && strstr(e.msg, "10 classes"), "fit: %s", e.msg);
+    gr_eval_result r;
+    CHECK(gr_evaluate(m, test_ds, NULL, 0, 32, &r, &e) == GR_ERR_SHAPE && r.confusion == NULL, "eval: %s", e.msg);
+    gr_model_free(m);
+    /* every layer frozen */
+    m = build(7, NULL);
+    if (!m) return;
+    gr_model_freeze_upto(m, gr_model_num_layers(m) - 1);
+    CHECK(gr_fit(m, train_ds, NULL, 0, &o, &e) == GR_ERR_ARG && strstr(e.msg, "frozen"), "all frozen: %s", e.msg);
+    gr_model_free(m);
+    /* images of the wrong size */
+    m = gr_darknet_load_cfg(cfg_path, 64, 64, &e);
+    if (m) {
+        gr_model_freeze_upto(m, gr_model_num_layers(m) - 1);
+        gr_stack(m, &e, gr_flatten(), gr_dense(10, GR_ACT_SOFTMAX));
+        CHECK(gr_fit(m, train_ds, NULL, 0, &o, &e) == GR_ERR_SHAPE && strstr(e.msg, "32x32"), "size: %s", e.msg);
+        gr_model_free(m);
+    }
+    /* a truncated model file and a safetensors file that is not a model */
+    m = build(7, NULL);
+    char path[400], trunc[400], plain[400];
+    snprintf(path, sizeof path, "%s/good.gft", dir);
+    snprintf(trunc, sizeof trunc, "%s/trunc.gft", dir);
+    snprintf(plain, sizeof plain, "%s/plain.safetensors", dir);
+    CHECK(m && gr_model_save(m, path, NULL, &e) == GR_OK, "save: %s", e.msg);
+    gr_model_free(m);
+    FILE *f = fopen(path, "rb");
+    static char buf[1 << 20];
+    size_t n = f ? fread(buf, 1, sizeof buf, f) : 0;
+    if (f) fclose(f);
+    CHECK(n > 1000 && n < sizeof buf, "model file size %zu", n);
+    f = fopen(trunc, "wb");
+    if (f) { fwrite(buf, 1, n - 100, f); fclose(f); }
+    memset(&e, 0, sizeof e);
+    gr_model *t = gr_model_load(trunc, &e);
+    CHECK(!t && e.code != GR_OK && strstr(e.msg, trunc), "truncated: code %d: %s", e.code, e.msg);
+    gr_model_free(t);
+    const char hdr[] = "{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}";
+    uint64_t hl = sizeof hdr - 1;
+    f = fopen(plain, "wb");
+    if (f) {
+        float v[2] = {1, 2};
+        fwrite(&hl, 8, 1, f);
+        fwrite(hdr, 1, hl, f);
+        fwrite(v, sizeof v, 1, f);
+        fclose(f);
+    }
+    memset(&e, 0, sizeof e);
+    t = gr_model_load(plain, &e);
+    CHECK(!t && e.code == GR_ERR_FORMAT && strstr(e.msg, plain) && strstr(e.msg, "not a graft model"),
+          "plain safetensors: code %d: %s", e.code, e.msg);
+    gr_model_free(t);
+}
+
+int main(void) {
+    if (setup()) {
+        printf("FAIL setup: cannot write the test data in /tmp\n");
+        return 1;
+    }
+    train_ds = open_bin(bin_train);
+    test_ds = open_bin(bin_test);
+    if (!train_ds || !test_ds) {
+        printf("FAIL setup: cannot open the test data\n");
+        teardown();
+        return 1;
+    }
+    RUN(test_cache_equals_recompute);
+    RUN(test_seed_determinism);
+    RUN(test_learns_pattern);
+    RUN(test_evaluate_against_oracle);
+    RUN(test_save_load_round_trip);
+    RUN(test_bad_inputs);
+    gr_dataset_free(train_ds);
+    gr_dataset_free(test_ds);
+    teardown();
+    return check_summary();
+}
