@@ -4,7 +4,7 @@ PKGS    := hdf5 libpng libjpeg libcurl json-c libarchive zlib
 HDF5INC := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -fopenmp \
                  -Iinclude -Isrc $(HDF5INC)
-LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ldnnl -lcrypto -lm -lpthread -fopenmp
+LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ldnnl -lopenblas -lcrypto -lm -lpthread -fopenmp
 
 OPT_CFLAGS := -O2 -march=x86-64-v2
 SAN_CFLAGS := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -22,6 +22,7 @@ SB ?= build-san
 # $(call objs,DIR,SOURCES)
 objs = $(patsubst %.c,$(1)/obj/%.o,$(2))
 
+.SECONDARY:
 .PHONY: all deps deps-test test test-fast test-san bench demo clean help fixtures
 all: deps $(B)/graft $(B)/libgraft.a $(B)/tests-built examples
 
@@ -43,13 +44,13 @@ $(B)/obj/%.o: %.c $(HDRS)
 $(B)/libgraft.a: $(call objs,$(B),$(LIB_SRC))
 	@rm -f $@; ar rcs $@ $^
 $(B)/graft: $(call objs,$(B),$(CLI_SRC)) $(B)/libgraft.a
-	$(CC) $(OPT_CFLAGS) -o $@ $(call objs,$(B),$(CLI_SRC)) $(B)/libgraft.a $(LIBS)
+	@echo "LD $@"; $(CC) $(OPT_CFLAGS) -o $@ $(call objs,$(B),$(CLI_SRC)) $(B)/libgraft.a $(LIBS)
 $(B)/tests/%: $(B)/obj/tests/%.o $(B)/libgraft.a
 	@mkdir -p $(dir $@)
-	$(CC) $(OPT_CFLAGS) -o $@ $< $(B)/libgraft.a $(LIBS)
+	@echo "LD $@"; $(CC) $(OPT_CFLAGS) -o $@ $< $(B)/libgraft.a $(LIBS)
 $(B)/examples/%: $(B)/obj/examples/%.o $(B)/libgraft.a
 	@mkdir -p $(dir $@)
-	$(CC) $(OPT_CFLAGS) -o $@ $< $(B)/libgraft.a $(LIBS)
+	@echo "LD $@"; $(CC) $(OPT_CFLAGS) -o $@ $< $(B)/libgraft.a $(LIBS)
 $(B)/tests-built: $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRC))
 	@touch $@
 examples: $(patsubst examples/%.c,$(B)/examples/%,$(EX_SRC))
@@ -61,10 +62,10 @@ $(SB)/obj/%.o: %.c $(HDRS)
 $(SB)/libgraft.a: $(call objs,$(SB),$(LIB_SRC))
 	@rm -f $@; ar rcs $@ $^
 $(SB)/graft: $(call objs,$(SB),$(CLI_SRC)) $(SB)/libgraft.a
-	$(CC) $(SAN_CFLAGS) -o $@ $(call objs,$(SB),$(CLI_SRC)) $(SB)/libgraft.a $(LIBS)
+	@echo "LD(san) $@"; $(CC) $(SAN_CFLAGS) -o $@ $(call objs,$(SB),$(CLI_SRC)) $(SB)/libgraft.a $(LIBS)
 $(SB)/tests/%: $(SB)/obj/tests/%.o $(SB)/libgraft.a
 	@mkdir -p $(dir $@)
-	$(CC) $(SAN_CFLAGS) -o $@ $< $(SB)/libgraft.a $(LIBS)
+	@echo "LD(san) $@"; $(CC) $(SAN_CFLAGS) -o $@ $< $(SB)/libgraft.a $(LIBS)
 $(SB)/tests-built: $(patsubst tests/%.c,$(SB)/tests/%,$(TEST_SRC)) $(SB)/graft
 	@touch $@
 

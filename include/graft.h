@@ -506,13 +506,20 @@ typedef struct {
     const char *resume;      /* a checkpoint to continue from, or NULL */
     volatile int *stop;      /* when it becomes non-zero: finish the batch, checkpoint, stop */
     gr_epoch_log *history;   /* epochs entries, or NULL */
+    bool reuse_statistics;   /* keep the standardize layer's stored mean/std (see below) */
+    bool keep_best;          /* end with the weights of the best epoch (val_accuracy, else loss) */
+    bool lr_auto;            /* pick the learning rate with a range test on the cached features */
+    const char *config_json; /* the run's settings, stored in checkpoints and checked on resume */
 } gr_fit_opts;
 
 /* Trains the model's trainable layers (those after the frozen prefix set by
  * gr_model_freeze_upto) on samples idx[0..n) of ds (NULL = all).  With a
  * frozen base and no augmentation the base runs once per image and its
- * outputs are cached (features cache).  Returns GR_ERR_INTERRUPTED when
- * stopped through opts->stop (after writing the checkpoint).              */
+ * outputs are cached (features cache).  When the first trainable layer is a
+ * standardize layer (GR_OP_STANDARDIZE, right after the cut), its per-feature
+ * mean and standard deviation are first measured on the training features,
+ * unless reuse_statistics.  Returns GR_ERR_INTERRUPTED when stopped through
+ * opts->stop (after writing the checkpoint).                               */
 gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const gr_fit_opts *o,
                  gr_error *err);
 
@@ -541,6 +548,94 @@ int gr_model_num_classes(const gr_model *m);
 gr_status gr_model_save(const gr_model *m, const char *path, const char *extra_json, gr_error *err);
 gr_model *gr_model_load(const char *path, gr_error *err);
 
+
+/* -------------------------------------------------------------------- probe
+ * "Which base, which cut?" by measurement (src/train/probe*.c, `graft probe`).
+ * A base runs once over a stratified sample of the data, taking the features
+ * at every candidate cut in the same pass; each cut's features are scored
+ * by two fast transferability estimates on standardized features:
+ *   - ridge: one-vs-all ridge regression (closed form, dual when F > N) with
+ *     stratified k-fold cross-validation over a small grid of lambda;
+ *     score = CV accuracy of argmax of the k-fold predictions;
+ *   - LogME (You et al., ICML 2021): per class, the log marginal likelihood
+ *     of a Bayesian linear model with the prior/noise precisions maximized
+ *     by the fixed-point iteration; score = mean over classes of evidence/N.
+ * Spatial cuts are scored global-average-pooled and, when h*w*c is small
+ * enough, flattened too; the row says which form scored better.
+ *
+ *   int cuts[64], n = gr_probe_pool_cuts(base, default_cut, cuts, 64);
+ *   gr_probe_row rows[64]; int best;
+ *   gr_probe_best_cut(base, ds, cuts, n, 2000, 1, &best, rows, &err);
+ */
+#define GR_PROBE_N_LAMBDA 7   /* lambda grid: 1e-4 .. 1e2 times the mean Gram eigenvalue */
+
+typedef enum {
+    GR_PROBE_VEC = 0,    /* a non-spatial output (h = w = 1): the vector itself */
+    GR_PROBE_GAP,        /* global average pooled: c features */
+    GR_PROBE_FLAT        /* flattened (channels_last): h*w*c features */
+} gr_probe_form;
+const char *gr_probe_form_name(gr_probe_form f);   /* "vec", "gap", "flat" */
+
+/* Scores of one form of one cut's features. */
+typedef struct {
+    gr_probe_form form;
+    int features;            /* floats per sample; 0 = not scored */
+    double ridge_acc;        /* k-fold CV accuracy at the best lambda, 0..1 */
+    double ridge_lambda;     /* that lambda, relative to the mean Gram eigenvalue */
+    double logme;            /* LogME: mean log evidence per sample (higher is better) */
+    double seconds;          /* scoring time */
+} gr_probe_score;
+
+typedef struct {
+    int node;                /* the cut: node index in the base */
+    char name[64];           /* its layer name */
+    int h, w, c;             /* its output per sample */
+    gr_probe_score pooled;   /* GAP (or VEC for non-spatial outputs) */
+    gr_probe_score flat;     /* flattened; features = 0 when not scored (too big or not spatial) */
+    bool use_flat;           /* flat scored better (ridge accuracy, then LogME) */
+    double fwd_ms;           /* ms per image to run the base from its input to this cut */
+} gr_probe_row;
+
+typedef struct {
+    int samples;             /* stratified, seeded sample of the data (0 = 2000; >= n = all) */
+    uint64_t seed;
+    int folds;               /* cross-validation folds (0 = 5) */
+    int batch;               /* forward batch (0 = 64) */
+    int threads;             /* decode threads (0 = 2) */
+    int flat_max;            /* score the flattened form up to this many floats (0 = 8192; < 0 never) */
+    int verbose;             /* 1: one progress line per step on stderr */
+} gr_probe_opts;
+
+/* Runs base (an inference model; its input size must equal the samples')
+ * once over a stratified sample of ds and scores the features at cuts
+ * (node indices, any order, duplicates ignored).  rows gets one entry per
+ * distinct cut, in ascending node order (capacity n_cuts); *n_rows their
+ * count, *n_samples (may be NULL) the sample size.  opts may be NULL.     */
+gr_status gr_probe_cuts(gr_model *base, const gr_dataset *ds, const int *cuts, int n_cuts,
+                        const gr_probe_opts *opts, gr_probe_row *rows, int *n_rows,
+                        int *n_samples, gr_error *err);
+/* Index in rows of the recommendation: the best ridge accuracy (of the
+ * row's better form), then the best LogME, then the shallower cut.  -1 if n = 0. */
+int gr_probe_pick(const gr_probe_row *rows, int n);
+/* gr_probe_cuts + gr_probe_pick: *best = the recommended cut's node index.
+ * rows (capacity n_cuts) may be NULL.  samples 0 = 2000.                   */
+gr_status gr_probe_best_cut(gr_model *base, const gr_dataset *ds, const int *cuts, int n_cuts,
+                            int samples, uint64_t seed, int *best, gr_probe_row *rows,
+                            gr_error *err);
+/* "all-pools": every pooling layer at or before default_cut, then
+ * default_cut itself, ascending.  Writes up to cap node indices; returns
+ * how many there are.                                                      */
+int gr_probe_pool_cuts(const gr_model *m, int default_cut, int *cuts, int cap);
+
+/* The two scores on a feature matrix X [n, F] with labels y [n] in 0..C-1
+ * (standardized inside).  Folds: the r-th sample of each class (in row
+ * order) is in fold r % folds.  acc_grid [GR_PROBE_N_LAMBDA] (or NULL): the
+ * CV accuracy at each lambda; ties go to the larger lambda.                */
+gr_status gr_probe_ridge_cv(const float *X, const int *y, int n, int F, int C, int folds,
+                            double *acc, double *lambda, double *acc_grid, gr_error *err);
+gr_status gr_probe_logme(const float *X, const int *y, int n, int F, int C, double *score,
+                         gr_error *err);
+/* ---------------------------------------------------------------- end probe */
 
 #ifdef __cplusplus
 }

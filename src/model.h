@@ -77,6 +77,11 @@ gr_status gr_node_forward_infer(gr_model *m, int node, const float *const *ins, 
 gr_status gr_model_run(gr_model *m, int from, const float *x, int B, int upto, float *out,
                        gr_error *err);
 
+/* gr_model_save with extra tensors (e.g. optimizer state in checkpoints);
+ * entries are gr_st_entry (io/safetensors.h).                              */
+gr_status gr_model_save_ex(const gr_model *m, const char *path, const char *extra_json,
+                           const void *extra, int n_extra, gr_error *err);
+
 /* Logs a warning ("graft: warning: ..." on stderr unless redirected). */
 void gr_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

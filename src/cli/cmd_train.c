@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <json.h>
+#include <unistd.h>
 #include "cli.h"
 
 static volatile int stop_flag = 0;   /* set by SIGINT/SIGTERM: finish the batch, checkpoint */
@@ -40,14 +42,20 @@ static void usage(FILE *f) {
 "  --loss categorical|sparse  (the same math; labels are class indices either way)\n"
 "  --label-smoothing F [0]   --epochs N [20]   --batch N [32]   --seed N [1]\n"
 "  --threads N [cores]   --no-cache (recompute the base every batch)\n"
+"  --no-standardize      feed the head the raw features (the exact Keras recipe); by default a\n"
+"                        fixed per-feature standardization (training-set mean/std) precedes it\n"
+"  --lr auto             pick the learning rate with a range test on the cached features\n"
+"  --keep best           end with the weights of the best epoch (val_accuracy, else loss)\n"
 "output:\n"
-"  --out MODEL [model.gft]   --log FILE.csv   --checkpoint FILE (each epoch)   --quiet\n");
+"  --out MODEL [model.gft]   --log FILE.csv   --quiet\n"
+"  --checkpoint FILE     written after every epoch and on SIGINT/SIGTERM  [MODEL.ckpt, removed at the end]\n"
+"  --resume CKPT         continue a run from its checkpoint (bit-exact; same settings required)\n");
 }
 
 typedef struct {
     const char *base, *weights, *from, *cut, *head, *data, *val, *test, *out, *log, *ckpt;
-    const char *format, *labels, *prep, *optimizer, *loss;
-    int h, w, epochs, batch, threads, quiet, no_cache, augment, nesterov;
+    const char *format, *labels, *prep, *optimizer, *loss, *resume, *keep;
+    int h, w, epochs, batch, threads, quiet, no_cache, augment, nesterov, no_standardize, lr_auto;
     float lr, decay, momentum, val_split, smoothing;
     unsigned long long seed;
 } train_args;
@@ -83,6 +91,10 @@ static int parse(int argc, char **argv, train_args *t) {
         else if (!strcmp(a, "--preprocess")) sv = &t->prep;
         else if (!strcmp(a, "--optimizer")) sv = &t->optimizer;
         else if (!strcmp(a, "--loss")) sv = &t->loss;
+        else if (!strcmp(a, "--resume")) sv = &t->resume;
+        else if (!strcmp(a, "--keep")) sv = &t->keep;
+        else if (!strcmp(a, "--no-standardize")) t->no_standardize = 1;
+        else if (!strcmp(a, "--lr") && i + 1 < argc && !strcmp(argv[i + 1], "auto")) { t->lr_auto = 1; i++; }
         else if (!strcmp(a, "--epochs")) iv = &t->epochs;
         else if (!strcmp(a, "--batch")) iv = &t->batch;
         else if (!strcmp(a, "--threads")) iv = &t->threads;
@@ -128,6 +140,9 @@ static int parse(int argc, char **argv, train_args *t) {
     if (t->val && t->val_split > 0) return cli_failf("give --val or --val-split, not both");
     if (t->smoothing >= 1) return cli_failf("--label-smoothing %g: expected a value in [0, 1)", t->smoothing);
     if (t->momentum >= 1) return cli_failf("--momentum %g: expected a value in [0, 1)", t->momentum);
+    if (t->keep && strcmp(t->keep, "best") && strcmp(t->keep, "last"))
+        return cli_failf("--keep '%s': expected best or last", t->keep);
+    if (t->resume && t->from) return cli_failf("give --resume or --from, not both");
     if (isnan(t->lr)) t->lr = strcmp(t->optimizer, "adam") ? 0.01f : 0.001f;
     if (!(t->lr > 0)) return cli_failf("--lr %g: must be positive", t->lr);
     return 0;
@@ -165,6 +180,7 @@ int cmd_train(int argc, char **argv) {
     gr_preprocess prep = GR_PREP_NONE;
     int h = t.h, w = t.w;
 
+    if (t.resume) t.from = t.resume;   /* the checkpoint holds the model too */
     if (t.from) {
         m = gr_model_load(t.from, &err);
         if (!m) goto fail;
@@ -187,6 +203,10 @@ int cmd_train(int argc, char **argv) {
         printf("data: %s: %d images, %d classes, %dx%d, preprocessing %s\n", t.data,
                gr_dataset_count(train), classes, h, w, gr_preprocess_name(prep));
 
+    if (t.resume && t.base) {
+        gr_error_set(&err, GR_ERR_ARG, "--resume takes the model from the checkpoint: drop --base");
+        goto fail;
+    }
     if (!t.from) {
         m = cli_load_base(t.base, t.weights, h, w, t.quiet, &err);
         if (!m) goto fail;
@@ -202,6 +222,12 @@ int cmd_train(int argc, char **argv) {
         }
         if (gr_model_truncate(m, cut, &err) != GR_OK) goto fail;
         gr_model_freeze_upto(m, cut);
+        if (!t.no_standardize) {
+            gr_layer_spec sd;
+            memset(&sd, 0, sizeof sd);
+            sd.op = GR_OP_STANDARDIZE;
+            if (gr_model_append(m, gr_named(sd, "standardize"), &err) < 0) goto fail;
+        }
         char def[128];
         snprintf(def, sizeof def, "flatten,dense:1024:relu,dense:%d:softmax", classes);
         if (cli_append_head(m, t.head ? t.head : def, classes, &err)) goto fail;
@@ -218,6 +244,7 @@ int cmd_train(int argc, char **argv) {
         free(names);
         if (st != GR_OK) goto fail;
         gr_model_init_params(m, cut + 1, t.seed);
+        /* (the standardize layer's statistics are measured by gr_fit) */
     } else {
         int hh, ww, outc;
         gr_model_layer_shape(m, gr_model_num_layers(m) - 1, &hh, &ww, &outc);
@@ -238,10 +265,32 @@ int cmd_train(int argc, char **argv) {
     }
     if (!t.quiet) gr_model_summary(m, stdout);
 
+    /* the run's settings: stored in the model and checkpoints, checked on --resume */
+    json_object *cj = json_object_new_object();
+    json_object_object_add(cj, "data", json_object_new_string(t.data));
+    json_object_object_add(cj, "samples", json_object_new_int(tr_idx ? n_tr : gr_dataset_count(train)));
+    json_object_object_add(cj, "optimizer", json_object_new_string(t.optimizer));
+    json_object_object_add(cj, "lr", t.lr_auto ? json_object_new_string("auto") : json_object_new_double(t.lr));
+    json_object_object_add(cj, "decay", json_object_new_double(t.decay));
+    json_object_object_add(cj, "momentum", json_object_new_double(t.momentum));
+    json_object_object_add(cj, "nesterov", json_object_new_boolean(t.nesterov));
+    json_object_object_add(cj, "batch", json_object_new_int(t.batch));
+    json_object_object_add(cj, "seed", json_object_new_int64((int64_t)t.seed));
+    json_object_object_add(cj, "label_smoothing", json_object_new_double(t.smoothing));
+    json_object_object_add(cj, "augment", json_object_new_boolean(t.augment));
+    char config[2048];
+    snprintf(config, sizeof config, "%s", json_object_to_json_string_ext(cj, JSON_C_TO_STRING_PLAIN));
+    json_object_put(cj);
+    char ckpt[4200];
+    snprintf(ckpt, sizeof ckpt, "%s", t.ckpt ? t.ckpt : t.out);
+    if (!t.ckpt) strncat(ckpt, ".ckpt", sizeof ckpt - strlen(ckpt) - 1);
+
     gr_fit_opts fo = {.epochs = t.epochs, .batch = t.batch, .seed = t.seed,
                       .label_smoothing = t.smoothing, .no_cache = t.no_cache,
                       .pad = t.augment ? 4 : 0, .hflip = t.augment, .log_csv = t.log,
-                      .verbose = t.quiet ? 0 : 2, .checkpoint = t.ckpt, .stop = &stop_flag};
+                      .verbose = t.quiet ? 0 : 2, .checkpoint = ckpt, .stop = &stop_flag,
+                      .resume = t.resume, .reuse_statistics = t.from != NULL, .config_json = config,
+                      .keep_best = t.keep && !strcmp(t.keep, "best"), .lr_auto = t.lr_auto};
     fo.optim = !strcmp(t.optimizer, "adam")
                    ? gr_adam(t.lr)
                    : gr_sgd((gr_sgd_opts){.lr = t.lr, .decay = t.decay, .momentum = t.momentum, .nesterov = t.nesterov});
@@ -254,21 +303,14 @@ int cmd_train(int argc, char **argv) {
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
     if (st == GR_ERR_INTERRUPTED) {
-        if (gr_model_save(m, t.ckpt ? t.ckpt : t.out, "{\"interrupted\": true}", &err) == GR_OK)
-            fprintf(stderr, "graft: interrupted: the model so far is in %s\n", t.ckpt ? t.ckpt : t.out);
-        goto fail;
+        fprintf(stderr, "graft: %s\ngraft: continue with: graft train --resume %s --data %s ...\n", err.msg,
+                ckpt, t.data);
+        rc = 1;
+        goto out;
     }
     if (st != GR_OK) goto fail;
-    char cfg[1024];
-    snprintf(cfg, sizeof cfg,
-             "{\"base\": \"%s\", \"data\": \"%s\", \"optimizer\": \"%s\", \"lr\": %g, \"decay\": %g, "
-             "\"momentum\": %g, \"nesterov\": %s, \"epochs\": %d, \"batch\": %d, \"seed\": %llu, "
-             "\"label_smoothing\": %g}",
-             t.base ? t.base : t.from, t.data, t.optimizer, t.lr, t.decay, t.momentum,
-             t.nesterov ? "true" : "false", t.epochs, t.batch, t.seed, t.smoothing);
-    for (char *c = cfg; *c; c++)
-        if (*c == '\\') *c = '/';
-    if (gr_model_save(m, t.out, cfg, &err) != GR_OK) goto fail;
+    if (gr_model_save(m, t.out, config, &err) != GR_OK) goto fail;
+    if (!t.ckpt) unlink(ckpt);   /* the default checkpoint is only for interruptions */
     if (!t.quiet) printf("saved %s\n", t.out);
     if (test) {
         gr_eval_result r;

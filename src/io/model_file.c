@@ -92,8 +92,11 @@ static char *architecture_json(const gr_model *m, gr_error *err) {
     return txt;
 }
 
-gr_status gr_model_save(const gr_model *m, const char *path, const char *extra_json, gr_error *err) {
-    gr_st_entry *e = gr_calloc((size_t)(m->n_params ? m->n_params : 1), sizeof *e, err);
+gr_status gr_model_save_ex(const gr_model *m, const char *path, const char *extra_json,
+                           const void *extra_entries, int n_extra, gr_error *err) {
+    const gr_st_entry *extra = extra_entries;
+    int n = m->n_params + n_extra;
+    gr_st_entry *e = gr_calloc((size_t)(n ? n : 1), sizeof *e, err);
     char *arch = architecture_json(m, err);
     if (!e || !arch) {
         free(e);
@@ -107,12 +110,17 @@ gr_status gr_model_save(const gr_model *m, const char *path, const char *extra_j
         e[p].shape = m->params[p].shape;
         e[p].data = m->w + m->params[p].offset;
     }
+    for (int k = 0; k < n_extra; k++) e[m->n_params + k] = extra[k];
     const char *meta[8] = {"graft.format", "graft-model-1", "graft.version", GRAFT_VERSION,
                            "graft.architecture", arch, "graft.training", extra_json ? extra_json : "{}"};
-    gr_status st = gr_st_write(path, e, m->n_params, meta, 4, err);
+    gr_status st = gr_st_write(path, e, n, meta, 4, err);
     free(e);
     free(arch);
     return st;
+}
+
+gr_status gr_model_save(const gr_model *m, const char *path, const char *extra_json, gr_error *err) {
+    return gr_model_save_ex(m, path, extra_json, NULL, 0, err);
 }
 
 static int jint(json_object *o, const char *key, int def) {

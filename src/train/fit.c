@@ -14,6 +14,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <json.h>
+#include "io/safetensors.h"
 #include "train/train.h"
 
 static double now_s(void) {
@@ -106,6 +108,194 @@ static void progress(int verbose, int epoch, int epochs, int step, int steps, do
             epochs, step, steps, b, eta, loss, acc);
 }
 
+/* Measures per-feature mean and standard deviation of the cut's output on
+ * the training set (from the cache, or one pass without augmentation) and
+ * stores them in the standardize layer `node`.  A feature that never
+ * changes gets std 1 (it is only centred).                                 */
+static gr_status fit_standardize(gr_model *m, int node, const float *feat, const gr_dataset *ds,
+                                 const int *idx, int n, int batch, int threads, gr_error *err) {
+    size_t F = (size_t)gr_node_size(m, node - 1);
+    double *sum = gr_calloc(F, sizeof(double), err), *sq = gr_calloc(F, sizeof(double), err);
+    float *buf = NULL;
+    gr_status st = (sum && sq) ? GR_OK : GR_ERR_NOMEM;
+    if (st == GR_OK && feat) {
+        for (int i = 0; i < n; i++) {
+            const float *r = feat + (size_t)i * F;
+            for (size_t k = 0; k < F; k++) { sum[k] += r[k]; sq[k] += (double)r[k] * r[k]; }
+        }
+    } else if (st == GR_OK) {   /* one pass over the data, batch by batch */
+        int chunk = batch;
+        buf = gr_malloc((size_t)chunk * F * sizeof(float), err);
+        int *sub = gr_malloc((size_t)chunk * sizeof(int), err);
+        if (!buf || !sub) st = GR_ERR_NOMEM;
+        for (int s0 = 0; st == GR_OK && s0 < n; s0 += chunk) {
+            int B = n - s0 < chunk ? n - s0 : chunk;
+            for (int b = 0; b < B; b++) sub[b] = idx ? idx[s0 + b] : s0 + b;
+            st = compute_features(m, node - 1, ds, sub, B, batch, threads, buf, "statistics", 0, err);
+            for (int i = 0; st == GR_OK && i < B; i++) {
+                const float *r = buf + (size_t)i * F;
+                for (size_t k = 0; k < F; k++) { sum[k] += r[k]; sq[k] += (double)r[k] * r[k]; }
+            }
+        }
+        free(sub);
+    }
+    if (st == GR_OK) {
+        float *mean = gr_param_data(m, m->nodes[node].p0), *sd = gr_param_data(m, m->nodes[node].p0 + 1);
+        for (size_t k = 0; k < F; k++) {
+            double mu = sum[k] / n, var = sq[k] / n - mu * mu;
+            mean[k] = (float)mu;
+            sd[k] = var > 1e-12 ? (float)sqrt(var) : 1.0f;
+        }
+        m->w_version++;
+    }
+    free(sum); free(sq); free(buf);
+    return st;
+}
+
+/* The learning-rate range test: 120 SGD steps on cached features with the
+ * rate rising exponentially from 1e-6 to 10; picks a tenth of the rate with
+ * the lowest smoothed loss, restores the weights, prints the curve.        */
+static gr_status lr_range_test(gr_model *m, gr_trainer *t, const float *feat, const int *lab, int n,
+                               int batch, size_t F, float *xb, int *blab, uint64_t seed, float *lr_out,
+                               gr_error *err) {
+    enum { STEPS = 120 };
+    float *s1, *s2;
+    size_t np;
+    int64_t *it;
+    gr_rng *rng;
+    gr_trainer_state(t, &s1, &s2, &np, &it, &rng);
+    size_t off = m->w_count - np;
+    float *keep = gr_malloc(np * sizeof(float), err);
+    int *perm = gr_malloc((size_t)n * sizeof(int), err);
+    if (!keep || !perm) { free(keep); free(perm); return GR_ERR_NOMEM; }
+    memcpy(keep, m->w + off, np * sizeof(float));
+    shuffle(perm, n, seed ^ 0xABCDEFULL, 0);
+    double lrs[STEPS], ema_v[STEPS], ema = 0, best = 1e300;
+    int done = 0, best_i = 0;
+    gr_status st = GR_OK;
+    for (int i = 0; i < STEPS; i++) {
+        double lr = 1e-6 * pow(1e7, (double)i / (STEPS - 1));
+        gr_trainer_set_lr(t, (float)lr);
+        int B = batch < n ? batch : n;
+        for (int b = 0; b < B; b++) {
+            int k = perm[(i * batch + b) % n];
+            memcpy(xb + (size_t)b * F, feat + (size_t)k * F, F * sizeof(float));
+            blab[b] = lab[k];
+        }
+        float l;
+        st = gr_trainer_step(t, xb, blab, B, &l, NULL, err);
+        if (st != GR_OK || !isfinite(l)) { st = GR_OK; break; }
+        ema = i ? 0.9 * ema + 0.1 * l : l;
+        double deb = ema / (1 - pow(0.9, i + 1));
+        lrs[i] = lr;
+        ema_v[i] = deb;
+        done = i + 1;
+        if (deb < best) { best = deb; best_i = i; }
+        if (deb > 4 * best && i > 10) break;
+    }
+    /* restore the weights and a fresh optimizer state */
+    memcpy(m->w + off, keep, np * sizeof(float));
+    memset(s1, 0, np * sizeof(float));
+    if (s2) memset(s2, 0, np * sizeof(float));
+    *it = 0;
+    m->w_version++;
+    *lr_out = (float)(lrs[best_i] / 10);
+    /* the curve: smoothed loss against log10(lr), 10 rows x 60 columns */
+    double lo = 1e300, hi = -1e300;
+    for (int i = 0; i < done; i++) { lo = fmin(lo, ema_v[i]); hi = fmax(hi, ema_v[i]); }
+    printf("learning-rate range test (%d steps): smoothed loss against the learning rate\n", done);
+    for (int r = 0; r < 10 && done > 1; r++) {
+        double top = hi - (hi - lo) * r / 10.0, bot = hi - (hi - lo) * (r + 1) / 10.0;
+        printf("%8.3f |", top);
+        for (int c = 0; c < 60; c++) {
+            int i = c * (STEPS - 1) / 59;
+            char ch = ' ';
+            if (i < done && ema_v[i] <= top && (ema_v[i] > bot || r == 9)) ch = i == best_i ? 'o' : '*';
+            putchar(ch);
+        }
+        putchar('\n');
+    }
+    printf("         +%.*s\n          1e-6%*s1e-3%*s1e+1\n", 60,
+           "------------------------------------------------------------", 22, "", 26, "");
+    printf("lowest loss at lr %.3g: using lr %.3g\n", lrs[best_i], *lr_out);
+    free(keep);
+    free(perm);
+    return st;
+}
+
+/* Checkpoint: the model + optimizer state + iteration + RNG + epoch, and
+ * the run's settings (checked on resume).                                  */
+static gr_status save_checkpoint(gr_model *m, gr_trainer *t, const char *path, int epoch, int step,
+                                 const char *config, gr_error *err) {
+    float *s1, *s2;
+    size_t np;
+    int64_t *it;
+    gr_rng *rng;
+    gr_trainer_state(t, &s1, &s2, &np, &it, &rng);
+    int64_t shape[1] = {(int64_t)np};
+    gr_st_entry e[2] = {{"__optimizer__/s1", "F32", 1, shape, s1}, {"__optimizer__/s2", "F32", 1, shape, s2}};
+    char json[2048];
+    snprintf(json, sizeof json,
+             "{\"epoch\": %d, \"step\": %d, \"iterations\": %lld, \"rng\": [\"%016llx\", \"%016llx\", "
+             "\"%016llx\", \"%016llx\"], \"config\": %s}",
+             epoch, step, (long long)*it, (unsigned long long)rng->s[0], (unsigned long long)rng->s[1],
+             (unsigned long long)rng->s[2], (unsigned long long)rng->s[3], config ? config : "{}");
+    return gr_model_save_ex(m, path, json, e, s2 ? 2 : 1, err);
+}
+
+/* Restores the trainer's state from a checkpoint; *epoch = epochs done. */
+static gr_status load_checkpoint(gr_trainer *t, const char *path, const char *config, int *epoch,
+                                 int *step, gr_error *err) {
+    gr_st_file *sf = gr_st_open(path, err);
+    if (!sf) return err ? err->code : GR_ERR_IO;
+    float *s1, *s2;
+    size_t np;
+    int64_t *it;
+    gr_rng *rng;
+    gr_trainer_state(t, &s1, &s2, &np, &it, &rng);
+    gr_status st = GR_OK;
+    const char *tr = gr_st_meta(sf, "graft.training");
+    json_object *root = tr ? json_tokener_parse(tr) : NULL, *v, *cfg;
+    int i1 = gr_st_find(sf, "__optimizer__/s1"), i2 = gr_st_find(sf, "__optimizer__/s2");
+    if (!root || !json_object_object_get_ex(root, "epoch", &v) || i1 < 0) {
+        st = gr_error_set(err, GR_ERR_FORMAT, "%s: not a graft checkpoint (no optimizer state)", path);
+        goto out;
+    }
+    *epoch = json_object_get_int(v);
+    *step = json_object_object_get_ex(root, "step", &v) ? json_object_get_int(v) : 0;
+    if (config && json_object_object_get_ex(root, "config", &cfg)) {
+        json_object *want = json_tokener_parse(config);
+        if (want) {
+            json_object_object_foreach(want, key, val) {
+                json_object *had;
+                if (!json_object_object_get_ex(cfg, key, &had) || !json_object_equal(had, val)) {
+                    st = gr_error_set(err, GR_ERR_ARG,
+                                      "--resume %s: the checkpoint was made with %s = %s, this run has %s",
+                                      path, key, had ? json_object_to_json_string(had) : "(none)",
+                                      json_object_to_json_string(val));
+                    break;
+                }
+            }
+            json_object_put(want);
+            if (st != GR_OK) goto out;
+        }
+    }
+    if (gr_st_count(sf, i1) != (int64_t)np || (s2 && (i2 < 0 || gr_st_count(sf, i2) != (int64_t)np))) {
+        st = gr_error_set(err, GR_ERR_SHAPE, "%s: its optimizer state does not fit this model/optimizer", path);
+        goto out;
+    }
+    if ((st = gr_st_read_f32(sf, i1, s1, (int64_t)np, err)) != GR_OK) goto out;
+    if (s2 && (st = gr_st_read_f32(sf, i2, s2, (int64_t)np, err)) != GR_OK) goto out;
+    if (json_object_object_get_ex(root, "iterations", &v)) *it = json_object_get_int64(v);
+    if (json_object_object_get_ex(root, "rng", &v) && json_object_array_length(v) == 4)
+        for (int k = 0; k < 4; k++)
+            rng->s[k] = strtoull(json_object_get_string(json_object_array_get_idx(v, (size_t)k)), NULL, 16);
+out:
+    if (root) json_object_put(root);
+    gr_st_close(sf);
+    return st;
+}
+
 gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const gr_fit_opts *opt,
                  gr_error *err) {
     gr_fit_opts o = *opt;
@@ -131,6 +321,8 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
                             h, w, m->in_h, m->in_w);
     bool augment = o.pad > 0 || o.hflip;
     bool cache = !o.no_cache && !augment;
+    if (o.lr_auto && !cache)
+        return gr_error_set(err, GR_ERR_ARG, "--lr auto needs the features cache (no augmentation, no --no-cache)");
     gr_trainer_opts to = {.optim = o.optim, .max_batch = o.batch, .seed = o.seed,
                           .label_smoothing = o.label_smoothing, .bn_train = o.bn_train};
     gr_trainer *t = gr_trainer_new(m, first, &to, err);
@@ -138,19 +330,35 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
 
     size_t F = (size_t)gr_node_size(m, first - 1), img = (size_t)h * w * 3;
     int n_val = o.val ? (o.val_idx ? o.n_val : gr_dataset_count(o.val)) : 0;
-    float *feat = NULL, *vfeat = NULL, *xb = NULL, *xi = NULL, *probs = NULL;
+    float *feat = NULL, *vfeat = NULL, *xb = NULL, *xi = NULL, *probs = NULL, *best_w = NULL;
     int *lab = NULL, *vlab = NULL, *perm = NULL, *order = NULL, *blab = NULL;
     FILE *log = NULL;
     gr_batcher *bt = NULL;
     gr_status st = GR_OK;
+    int start_epoch = 0, start_step = 0, best_epoch = 0;
+    double best_score = -1e300;
+    size_t np = 0, off = 0;
+    {
+        float *s1, *s2;
+        int64_t *itp;
+        gr_rng *rng;
+        gr_trainer_state(t, &s1, &s2, &np, &itp, &rng);
+        off = m->w_count - np;
+    }
     if (!(xb = gr_malloc((size_t)o.batch * F * sizeof(float), err)) ||
         !(lab = gr_malloc((size_t)n * sizeof(int), err)) ||
         !(perm = gr_malloc((size_t)n * sizeof(int), err)) ||
         !(order = gr_malloc((size_t)n * sizeof(int), err)) ||
         !(blab = gr_malloc((size_t)o.batch * sizeof(int), err)) ||
-        !(probs = gr_malloc((size_t)o.batch * C * sizeof(float), err))) {
+        !(probs = gr_malloc((size_t)o.batch * C * sizeof(float), err)) ||
+        (o.keep_best && !(best_w = gr_malloc((np ? np : 1) * sizeof(float), err)))) {
         st = GR_ERR_NOMEM;
         goto done;
+    }
+    if (o.resume) {
+        st = load_checkpoint(t, o.resume, o.config_json, &start_epoch, &start_step, err);
+        if (st != GR_OK) goto done;
+        if (o.verbose) printf("resuming from %s: epoch %d, batch %d\n", o.resume, start_epoch + 1, start_step);
     }
     for (int i = 0; i < n; i++) lab[i] = gr_dataset_label(ds, idx ? idx[i] : i);
     if (o.verbose)
@@ -173,6 +381,12 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
         st = GR_ERR_NOMEM;
         goto done;
     }
+    if (m->nodes[first].s.op == GR_OP_STANDARDIZE && !o.reuse_statistics && !o.resume) {
+        st = fit_standardize(m, first, feat, ds, idx, n, o.batch, o.threads, err);
+        if (st != GR_OK) goto done;
+        if (o.verbose) printf("standardized the %zu features at '%s' with the training set's mean and std\n",
+                              F, gr_model_layer_name(m, first - 1));
+    }
     if (n_val > 0) {   /* validation features: computed once (inference never changes them) */
         vfeat = gr_malloc((size_t)n_val * F * sizeof(float), err);
         vlab = gr_malloc((size_t)n_val * sizeof(int), err);
@@ -182,29 +396,40 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
                               "features (validation)", o.verbose, err);
         if (st != GR_OK) goto done;
     }
+    if (o.lr_auto && !o.resume) {
+        float lr;
+        st = lr_range_test(m, t, feat, lab, n, o.batch, F, xb, blab, o.seed, &lr, err);
+        if (st != GR_OK) goto done;
+        o.optim.lr = lr;
+        gr_trainer_set_lr(t, lr);
+    }
     if (o.log_csv) {
-        log = fopen(o.log_csv, "w");
+        log = fopen(o.log_csv, o.resume ? "a" : "w");
         if (!log) {
             st = gr_error_set(err, GR_ERR_IO, "%s: cannot write the log", o.log_csv);
             goto done;
         }
-        fprintf(log, "epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds\n");
+        if (!o.resume) fprintf(log, "epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds\n");
     }
     int steps = (n + o.batch - 1) / o.batch;
-    for (int ep = 0; ep < o.epochs && st == GR_OK; ep++) {
+    double ema = 0, ema_best = 1e300;
+    int64_t since_best = 0, step_count = 0;
+    bool warned = false;
+    for (int ep = start_epoch; ep < o.epochs && st == GR_OK; ep++) {
         double t0 = now_s();
         shuffle(perm, n, o.seed, ep);
         for (int i = 0; i < n; i++) order[i] = idx ? idx[perm[i]] : perm[i];
+        int s0 = ep == start_epoch ? start_step : 0;   /* a mid-epoch checkpoint resumes here */
         if (!cache) {
             gr_batcher_opts bo = {.batch = o.batch, .seed = o.seed + 7919u * (uint64_t)ep,
                                   .pad = o.pad, .hflip = o.hflip, .threads = o.threads};
-            bt = gr_batcher_new(ds, order, n, &bo, err);
+            bt = gr_batcher_new(ds, order + (size_t)s0 * o.batch, n - s0 * o.batch, &bo, err);
             if (!bt) { st = err ? err->code : GR_ERR_ARG; break; }
         }
         double lsum = 0;
         int64_t csum = 0;
         int seen = 0;
-        for (int s = 0; s < steps && st == GR_OK; s++) {
+        for (int s = s0; s < steps && st == GR_OK; s++) {
             int B = n - s * o.batch < o.batch ? n - s * o.batch : o.batch;
             if (cache) {
                 for (int b = 0; b < B; b++) {
@@ -228,10 +453,26 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
             lsum += (double)l * B;
             csum += c;
             seen += B;
+            /* divergence guard: the smoothed loss rising for several hundred steps */
+            ema = step_count++ ? 0.99 * ema + 0.01 * l : l;
+            if (ema < ema_best) { ema_best = ema; since_best = 0; }
+            else if (++since_best >= 500 && ema > 1.25 * ema_best && !warned) {
+                if (o.verbose >= 2 && isatty(2)) fputc('\n', stderr);
+                gr_warn("the training loss has risen for %lld steps (smoothed %.3f -> %.3f): the learning "
+                        "rate %g looks too high for these features; try --lr %g or --lr auto",
+                        (long long)since_best, ema_best, ema, gr_optim_lr(&o.optim, gr_trainer_iterations(t)),
+                        o.optim.lr / 10);
+                warned = true;
+            }
             progress(o.verbose, ep + 1, o.epochs, s + 1, steps, t0, lsum / seen, (double)csum / seen);
             if (o.stop && *o.stop) {
-                st = gr_error_set(err, GR_ERR_INTERRUPTED, "interrupted in epoch %d at batch %d/%d",
-                                  ep + 1, s + 1, steps);
+                if (o.checkpoint && save_checkpoint(m, t, o.checkpoint, ep, s + 1, o.config_json, err) != GR_OK) {
+                    st = err ? err->code : GR_ERR_IO;
+                    break;
+                }
+                st = gr_error_set(err, GR_ERR_INTERRUPTED, "interrupted in epoch %d after batch %d/%d%s%s",
+                                  ep + 1, s + 1, steps, o.checkpoint ? "; checkpoint written to " : "",
+                                  o.checkpoint ? o.checkpoint : "");
                 break;
             }
         }
@@ -261,18 +502,26 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
             fflush(log);
         }
         if (o.history) o.history[ep] = e;
-        if (o.checkpoint) {
-            char extra[256];
-            snprintf(extra, sizeof extra, "{\"epoch\": %d, \"iterations\": %lld}", ep + 1,
-                     (long long)gr_trainer_iterations(t));
-            st = gr_model_save(m, o.checkpoint, extra, err);
+        double score = n_val > 0 ? e.val_accuracy : -e.loss;
+        if (score > best_score) {
+            best_score = score;
+            best_epoch = ep + 1;
+            if (best_w) memcpy(best_w, m->w + off, np * sizeof(float));
         }
+        if (o.checkpoint) st = save_checkpoint(m, t, o.checkpoint, ep + 1, 0, o.config_json, err);
+    }
+    if (st == GR_OK && best_epoch > 0 && o.verbose)
+        printf("best epoch: %d (%s %.4f)%s\n", best_epoch, n_val > 0 ? "val_accuracy" : "loss",
+               n_val > 0 ? best_score : -best_score, o.keep_best ? ": keeping its weights" : "");
+    if (st == GR_OK && best_w && best_epoch > 0) {
+        memcpy(m->w + off, best_w, np * sizeof(float));
+        m->w_version++;
     }
 done:
     if (log) fclose(log);
     gr_batcher_free(bt);
     gr_trainer_free(t);
-    free(feat); free(vfeat); free(xb); free(xi); free(probs);
+    free(feat); free(vfeat); free(xb); free(xi); free(probs); free(best_w);
     free(lab); free(vlab); free(perm); free(order); free(blab);
     return st;
 }

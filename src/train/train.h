@@ -15,4 +15,10 @@ gr_status gr_trainer_gradients(gr_trainer *t, const float *x, const int *labels,
                                float *loss, int *correct, gr_error *err);
 float *gr_trainer_grad(gr_trainer *t, size_t *offset, size_t *count);
 
+/* The trainer's resumable state: optimizer slots s1/s2 (n floats each; s2
+ * NULL unless Adam), the iteration count and the dropout RNG.               */
+void gr_trainer_state(gr_trainer *t, float **s1, float **s2, size_t *n, int64_t **it, gr_rng **rng);
+/* Changes the learning rate (the learning-rate range test). */
+void gr_trainer_set_lr(gr_trainer *t, float lr);
+
 #endif

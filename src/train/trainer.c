@@ -385,3 +385,13 @@ gr_status gr_trainer_step(gr_trainer *t, const float *x, const int *labels, int 
     t->m->w_version++;
     return GR_OK;
 }
+
+void gr_trainer_state(gr_trainer *t, float **s1, float **s2, size_t *n, int64_t **it, gr_rng **rng) {
+    *s1 = t->s1;
+    *s2 = t->s2;
+    *n = t->np;
+    *it = &t->it;
+    *rng = &t->rng;
+}
+
+void gr_trainer_set_lr(gr_trainer *t, float lr) { t->o.optim.lr = lr; }
