@@ -440,10 +440,13 @@ gr_status gr_backend_forward_chain(gr_model *m, int first, int last, const float
     }
     gr_fast *f = dn_fast_of(&m->nodes[first], err);
     if (!f) return GR_ERR_NOMEM;
-    struct dn_chain *c = f->chain;
+    /* a node alone has its own slot: per-node calls and the executor's
+     * chain from the same node do not evict each other */
+    struct dn_chain **slot = first == last ? &f->single : &f->chain;
+    struct dn_chain *c = *slot;
     if (c && (c->last != last || c->B != B || c->prec != m->precision)) {
         chain_free(c);
-        c = f->chain = NULL;
+        c = *slot = NULL;
     }
     if (!c) {
         c = gr_calloc(1, sizeof *c, err);
@@ -457,13 +460,13 @@ gr_status gr_backend_forward_chain(gr_model *m, int first, int last, const float
             return st;
         }
         c->wver = m->w_version - 1;   /* force a pack */
-        f->chain = c;
+        *slot = c;
     }
     if (c->wver != m->w_version) {
         gr_status st = chain_pack(m, c, err);
         if (st) {
             chain_free(c);
-            f->chain = NULL;
+            *slot = NULL;
             return st;
         }
     }

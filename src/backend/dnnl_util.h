@@ -45,7 +45,8 @@ typedef struct {
 
 /* The cache a node carries in node->fast (see backend.h). */
 typedef struct gr_fast {
-    struct dn_chain *chain;   /* chain (or single conv/pool/bn/act) starting at this node */
+    struct dn_chain *chain;   /* the executor's chain starting at this node */
+    struct dn_chain *single;  /* this node alone (gr_backend_forward) */
     struct dn_dense *dense;   /* dense forward */
     struct dn_bwd *bwd;       /* conv or dense backward */
 } gr_fast;

@@ -18,6 +18,7 @@ void gr_backend_node_free(void *fast) {
     gr_fast *f = fast;
     if (!f) return;
     dn_chain_free(f->chain);
+    dn_chain_free(f->single);
     dn_dense_free(f->dense);
     dn_bwd_free(f->bwd);
     free(f);
