@@ -444,6 +444,31 @@ static void test_tiny_darknet(void) {
     gr_model_free(m);
 }
 
+/* wrong nodes / ranges: a clean error, not a crash */
+static void test_bad_args(void) {
+    gr_error err = {0};
+    gr_model *m = vgg_like(16, &err);
+    float buf[16] = {0};
+    gr_status st = gr_backend_conv2d_backward(m, 2, buf, buf, 1, buf, NULL, NULL, &err);
+    CHECK(st == GR_ERR_ARG && strstr(err.msg, "conv2d"), "pool node as conv: %d %s", st, err.msg);
+    st = gr_backend_dense_backward(m, 0, buf, buf, 1, buf, NULL, NULL, &err);
+    CHECK(st == GR_ERR_ARG && strstr(err.msg, "dense"), "conv node as dense: %d %s", st, err.msg);
+    st = gr_backend_forward_chain(m, 3, 1, buf, buf, 1, &err);
+    CHECK(st == GR_ERR_ARG, "reversed chain: %d", st);
+    st = gr_backend_forward_chain(m, 0, 99, buf, buf, 1, &err);
+    CHECK(st == GR_ERR_ARG, "chain past the end: %d", st);
+    st = gr_backend_forward_chain(m, 0, 1, buf, buf, 0, &err);
+    CHECK(st == GR_ERR_ARG, "batch 0: %d", st);
+    /* softmax as an activation layer is not a chain op: the executor falls back */
+    gr_model *s = gr_model_new(4, 4, 3, &err);
+    gr_stack(s, &err, gr_conv2d(5, 3, 3, 1, GR_PAD_SAME, GR_ACT_RELU), gr_activation(GR_ACT_SOFTMAX, 0));
+    randomize_params(s, 1);
+    CHECK(!gr_backend_chain_supports(s, 1), "softmax activation claimed by the chain");
+    compare_predict("conv + softmax activation", s, 2, 1e-6, 1e-4);
+    gr_model_free(s);
+    gr_model_free(m);
+}
+
 /* ------------------------------------------------------------ determinism */
 
 static void test_deterministic(void) {
@@ -479,6 +504,7 @@ int main(void) {
     RUN(test_bf16);
     RUN(test_conv_backward);
     RUN(test_dense_backward);
+    RUN(test_bad_args);
     RUN(test_deterministic);
     return check_summary();
 }
