@@ -1,6 +1,7 @@
 /* cmd_train.c — `graft train`: the seed recipe as one command.
  * Base + weights, cut, freeze, new head, SGD, fit (features cache), save,
  * and optionally the test score. */
+#include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -180,6 +181,17 @@ int cmd_train(int argc, char **argv) {
     gr_preprocess prep = GR_PREP_NONE;
     int h = t.h, w = t.w;
 
+    {   /* fail before any training when --out's directory cannot be written */
+        char d[4096];
+        snprintf(d, sizeof d, "%s", t.out);
+        char *sl = strrchr(d, '/');
+        if (!sl) snprintf(d, sizeof d, ".");
+        else sl[sl == d] = 0;
+        if (access(d, W_OK | X_OK) != 0) {
+            gr_error_set(&err, GR_ERR_IO, "%s: cannot write the model into %s: %s", t.out, d, strerror(errno));
+            goto fail;
+        }
+    }
     if (t.resume) t.from = t.resume;   /* the checkpoint holds the model too */
     if (t.from) {
         m = gr_model_load(t.from, &err);
@@ -262,6 +274,11 @@ int cmd_train(int argc, char **argv) {
     if (t.test) {
         test = open_data(t.test, &t, GR_SPLIT_TEST, h, w, prep, &err);
         if (!test) goto fail;
+        if (gr_dataset_num_classes(test) > classes) {   /* found now, not after training */
+            gr_error_set(&err, GR_ERR_SHAPE, "--test %s has %d classes but the model has %d outputs", t.test,
+                         gr_dataset_num_classes(test), classes);
+            goto fail;
+        }
     }
     if (!t.quiet) gr_model_summary(m, stdout);
 

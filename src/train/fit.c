@@ -319,6 +319,16 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
     if (h != m->in_h || w != m->in_w)
         return gr_error_set(err, GR_ERR_SHAPE, "the data's images are %dx%d but the model takes %dx%d",
                             h, w, m->in_h, m->in_w);
+    if (o.val) {   /* validation labels index the model's outputs too */
+        int vh, vw;
+        gr_dataset_size(o.val, &vh, &vw);
+        if (gr_dataset_num_classes(o.val) > C)
+            return gr_error_set(err, GR_ERR_SHAPE, "the validation data has %d classes but the model has %d outputs",
+                                gr_dataset_num_classes(o.val), C);
+        if (vh != h || vw != w)
+            return gr_error_set(err, GR_ERR_SHAPE, "the validation images are %dx%d but the model takes %dx%d",
+                                vh, vw, h, w);
+    }
     bool augment = o.pad > 0 || o.hflip;
     bool cache = !o.no_cache && !augment;
     if (o.lr_auto && !cache)
