@@ -1,0 +1,209 @@
+#!/usr/bin/env bash
+# test_cli_train.sh — `graft train` and `graft eval` end to end on tiny data
+# made here (tests/fixtures/gen_cli.py: a CIFAR-10 .bin whose class k is a
+# colour + a stripe + noise, and a 3-class PNG folder) with a tiny darknet
+# base written here (conv+bn+leaky+maxpool x2, --weights none):
+#   Keras-like epoch lines, Test loss/accuracy, --out, the --log CSV,
+#   --val-split / --val, seed determinism (byte-identical model files, with
+#   and without the features cache), --from, eval's text and --json output
+#   checked for consistency in python, and bad inputs: each a "graft: error:"
+#   line, a non-zero exit, no crash or sanitizer report, no clobbered --out.
+set -u
+G=${GRAFT_BIN:-build/graft}
+PY=/usr/bin/python3
+GEN=tests/fixtures/gen_cli.py
+T=$(mktemp -d /tmp/graft-test-cli-train-XXXXXX)
+trap 'rm -rf "$T"' EXIT
+
+pass() { echo "PASS $1"; }
+fail() { echo "FAIL $1: $2"; }
+has() { grep -qE -- "$2" "$1"; }
+# a clean failure: exit 1 or 2, "graft: error: " on stderr, no sanitizer report
+clean_fail() {  # $1 = rc, $2 = stderr file
+  [ "$1" -ge 1 ] && [ "$1" -le 2 ] && has "$2" "^graft: error: " && ! has "$2" "Sanitizer|runtime error"
+}
+
+if ! [ -x "$PY" ] || ! "$PY" -c 'import numpy, PIL' 2>/dev/null; then
+  echo "SKIP cli_train: /usr/bin/python3 with numpy and PIL is needed to make the test data"
+  exit 0
+fi
+"$PY" "$GEN" cifar "$T/train.bin" 300 1 && "$PY" "$GEN" cifar "$T/test.bin" 100 2 \
+  && "$PY" "$GEN" folder "$T/fold" 6 3 || { echo "FAIL cli_train_setup: gen_cli.py"; exit 1; }
+cat >"$T/tiny.cfg" <<'EOF'
+[net]
+height=32
+width=32
+channels=3
+
+[convolutional]
+batch_normalize=1
+filters=8
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[maxpool]
+size=2
+stride=2
+
+[convolutional]
+batch_normalize=1
+filters=16
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[maxpool]
+size=2
+stride=2
+EOF
+BASE=(--base "darknet:$T/tiny.cfg" --weights none)
+HEAD=(--head flatten,dense:10:softmax)
+
+# ---- train: epoch lines, test score, --out, --log
+"$G" train "${BASE[@]}" "${HEAD[@]}" --data "$T/train.bin" --test "$T/test.bin" --epochs 3 \
+  --out "$T/m.gft" --log "$T/log.csv" >"$T/out" 2>"$T/err"; rc=$?
+if [ $rc -eq 0 ] && [ "$(grep -cE '^Epoch [1-3]/3 - 10/10 - [0-9.]+s - loss: [0-9]+\.[0-9]{4} - accuracy: [0-9]\.[0-9]{4} - lr: ' "$T/out")" -eq 3 ] \
+   && has "$T/out" '^Test loss: [0-9]+\.[0-9]{4}$' && has "$T/out" '^Test accuracy: [0-9]\.[0-9]{4}$' \
+   && has "$T/out" "^saved $T/m.gft" && [ -s "$T/m.gft" ] && ! [ -e "$T/m.gft.ckpt" ] \
+   && [ -z "$(ls "$T" | grep -E 'tmp')" ]; then
+  pass train_epochs_and_test_score
+else fail train_epochs_and_test_score "rc=$rc $(cat "$T/out" "$T/err" | tail -20)"; fi
+acc=$(sed -n 's/^Test accuracy: //p' "$T/out")
+if "$PY" -c "import sys; sys.exit(0 if float('${acc:-0}') >= 0.6 else 1)"; then pass train_learns_pattern
+else fail train_learns_pattern "test accuracy ${acc:-none} after 3 epochs (chance 0.1)"; fi
+
+# the CSV: header, one row per epoch, epochs 1..3, no validation = nan, lr decaying
+if "$PY" - "$T/log.csv" <<'EOF'
+import csv, math, sys
+rows = list(csv.reader(open(sys.argv[1])))
+assert rows[0] == "epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds".split(","), rows[0]
+assert len(rows) == 4, len(rows)
+r = [[float(v) for v in row] for row in rows[1:]]
+assert [x[0] for x in r] == [1, 2, 3]
+assert all(math.isfinite(x[1]) and 0 <= x[2] <= 1 and math.isnan(x[3]) and math.isnan(x[4]) for x in r)
+assert r[2][1] < r[0][1], "loss did not fall"
+assert abs(r[0][5] - 0.01 / (1 + 1e-6 * 10)) < 1e-9 and r[2][5] < r[1][5] < r[0][5], [x[5] for x in r]
+assert all(x[6] >= 0 for x in r)
+EOF
+then pass train_log_csv; else fail train_log_csv "$(cat "$T/log.csv")"; fi
+
+# ---- --val-split: 20% of each class held out, val columns filled
+"$G" train "${BASE[@]}" "${HEAD[@]}" --data "$T/train.bin" --val-split 0.2 --epochs 2 \
+  --out "$T/v.gft" --log "$T/vlog.csv" >"$T/out" 2>"$T/err"; rc=$?
+if [ $rc -eq 0 ] && has "$T/out" "on 240 samples" && has "$T/out" "features \(validation\): 60 images" \
+   && [ "$(grep -cE '^Epoch [12]/2 .* - val_loss: [0-9.]+ - val_accuracy: [0-9.]+ - lr' "$T/out")" -eq 2 ] \
+   && "$PY" -c "
+import csv, math; r = list(csv.DictReader(open('$T/vlog.csv')))
+assert len(r) == 2 and all(math.isfinite(float(x['val_loss'])) and 0 <= float(x['val_accuracy']) <= 1 for x in r)"; then
+  pass train_val_split
+else fail train_val_split "rc=$rc $(cat "$T/out" "$T/err" "$T/vlog.csv" | tail -12)"; fi
+"$G" train "${BASE[@]}" "${HEAD[@]}" --data "$T/train.bin" --val "$T/test.bin" --epochs 1 -q \
+  --out "$T/v2.gft" >"$T/out" 2>"$T/err"; rc=$?
+if [ $rc -eq 0 ] && [ -s "$T/v2.gft" ]; then pass train_val_path; else fail train_val_path "rc=$rc $(cat "$T/err")"; fi
+vs_bad=""
+for bad in 1 1.5 -0.2 x; do
+  "$G" train "${BASE[@]}" --data "$T/train.bin" --val-split "$bad" --out "$T/bad.gft" >"$T/out" 2>"$T/err"; rc=$?
+  clean_fail $rc "$T/err" || vs_bad="$vs_bad [$bad: rc=$rc $(cat "$T/err")]"
+done
+if [ -z "$vs_bad" ] && ! [ -e "$T/bad.gft" ]; then pass train_val_split_bad_values; else fail train_val_split_bad_values "$vs_bad"; fi
+
+# ---- determinism: the same seed gives the same file (cached and not), another seed another
+"$G" train "${BASE[@]}" "${HEAD[@]}" --data "$T/train.bin" --epochs 2 --seed 5 -q --out "$T/s5a.gft" 2>"$T/err" \
+ && "$G" train "${BASE[@]}" "${HEAD[@]}" --data "$T/train.bin" --epochs 2 --seed 5 -q --out "$T/s5b.gft" 2>>"$T/err" \
+ && "$G" train "${BASE[@]}" "${HEAD[@]}" --data "$T/train.bin" --epochs 2 --seed 5 -q --no-cache --out "$T/s5c.gft" 2>>"$T/err" \
+ && "$G" train "${BASE[@]}" "${HEAD[@]}" --data "$T/train.bin" --epochs 2 --seed 6 -q --out "$T/s6.gft" 2>>"$T/err"; rc=$?
+if [ $rc -eq 0 ] && cmp -s "$T/s5a.gft" "$T/s5b.gft" && cmp -s "$T/s5a.gft" "$T/s5c.gft" && ! cmp -s "$T/s5a.gft" "$T/s6.gft"; then
+  pass train_seed_determinism
+else fail train_seed_determinism "rc=$rc same: $(cmp "$T/s5a.gft" "$T/s5b.gft" 2>&1) no-cache: $(cmp "$T/s5a.gft" "$T/s5c.gft" 2>&1) $(cat "$T/err")"; fi
+
+# ---- --from: continue training a model file
+"$G" train --from "$T/m.gft" --data "$T/train.bin" --epochs 1 -q --out "$T/m2.gft" >"$T/out" 2>"$T/err"; rc=$?
+if [ $rc -eq 0 ] && [ -s "$T/m2.gft" ] && ! cmp -s "$T/m.gft" "$T/m2.gft"; then pass train_from_model
+else fail train_from_model "rc=$rc $(cat "$T/err")"; fi
+
+# ---- eval: text and JSON, consistent with each other and with train's test score
+"$G" eval --model "$T/m.gft" --data "$T/test.bin" >"$T/eval.txt" 2>"$T/err"; rc=$?
+"$G" eval --model "$T/m.gft" --data "$T/test.bin" --json >"$T/eval.json" 2>>"$T/err"; rc2=$?
+if [ $rc -eq 0 ] && has "$T/eval.txt" "^Test loss: " && has "$T/eval.txt" "^Test accuracy: $acc\$" \
+   && has "$T/eval.txt" "^Top-5 accuracy: " && has "$T/eval.txt" "^class +images +accuracy" \
+   && [ "$(grep -cE '^(airplane|automobile|bird|cat|deer|dog|frog|horse|ship|truck) +10 +[01]\.[0-9]{4}$' "$T/eval.txt")" -eq 10 ] \
+   && has "$T/eval.txt" "^confusion matrix \(rows: true class, columns: predicted\)"; then
+  pass eval_text
+else fail eval_text "rc=$rc $(cat "$T/eval.txt" "$T/err")"; fi
+if [ $rc2 -eq 0 ] && "$PY" - "$T/eval.json" "$T/eval.txt" <<'EOF'
+import json, re, sys
+d = json.load(open(sys.argv[1]))
+for k in ("loss", "accuracy", "top5", "classes", "per_class_accuracy", "confusion"):
+    assert k in d, k
+C, cm = len(d["classes"]), d["confusion"]
+assert C == 10 and d["classes"][0] == "airplane" and len(cm) == C and all(len(r) == C for r in cm)
+n = sum(map(sum, cm))
+assert n == 100 == d.get("n", n), n
+assert abs(d["accuracy"] - sum(cm[k][k] for k in range(C)) / n) < 1e-6
+assert all(abs(d["per_class_accuracy"][k] - cm[k][k] / sum(cm[k])) < 1e-6 for k in range(C))
+assert d["accuracy"] <= d["top5"] <= 1 and d["loss"] > 0
+txt = open(sys.argv[2]).read()
+assert abs(float(re.search(r"^Test loss: (\S+)", txt, re.M).group(1)) - d["loss"]) < 6e-5
+assert abs(float(re.search(r"^Top-5 accuracy: (\S+)", txt, re.M).group(1)) - d["top5"]) < 6e-5
+EOF
+then pass eval_json
+else fail eval_json "rc=$rc2 $(head -c 600 "$T/eval.json") $(cat "$T/err")"; fi
+
+# ---- bad inputs
+try() {  # $1 = name, rest = graft arguments; expects a clean failure
+  local name=$1; shift
+  "$G" "$@" >"$T/out" 2>"$T/err"; local rc=$?
+  if clean_fail $rc "$T/err"; then pass "$name"; else fail "$name" "rc=$rc $(head -c 800 "$T/err")"; fi
+}
+D=(--data "$T/train.bin" --epochs 1 -q)
+try train_bad_head_units train "${BASE[@]}" "${D[@]}" --head dense:abc --out "$T/x.gft"
+grep -q "dense units 'abc'" "$T/err" || fail train_bad_head_units_msg "$(cat "$T/err")"
+try train_bad_head_layer train "${BASE[@]}" "${D[@]}" --head flaten --out "$T/x.gft"
+grep -q "'flaten'" "$T/err" || fail train_bad_head_layer_msg "$(cat "$T/err")"
+try train_bad_head_activation train "${BASE[@]}" "${D[@]}" --head flatten,dense:10:softmaxx --out "$T/x.gft"
+try train_head_wrong_classes train "${BASE[@]}" "${D[@]}" --head flatten,dense:7:softmax --out "$T/x.gft"
+grep -q "7 outputs.*10 classes" "$T/err" || fail train_head_wrong_classes_msg "$(cat "$T/err")"
+try train_unknown_cut train "${BASE[@]}" "${D[@]}" --cut nope --out "$T/x.gft"
+grep -q "no layer 'nope'" "$T/err" || fail train_unknown_cut_msg "$(cat "$T/err")"
+try train_from_other_classes train --from "$T/m.gft" --data "$T/fold" --epochs 1 -q --out "$T/x.gft"
+grep -q "10 output classes.*3" "$T/err" || fail train_from_other_classes_msg "$(cat "$T/err")"
+try train_val_more_classes train "${BASE[@]}" --data "$T/fold" --input-size 32x32 --head flatten,dense:3:softmax \
+  --val "$T/test.bin" --epochs 1 -q --out "$T/x.gft"
+try train_test_more_classes train "${BASE[@]}" --data "$T/fold" --input-size 32x32 --head flatten,dense:3:softmax \
+  --test "$T/test.bin" --epochs 1 -q --out "$T/x.gft"
+[ -e "$T/x.gft" ] && fail train_bad_inputs_no_output "a failed run wrote $T/x.gft"
+try train_out_in_missing_dir train "${BASE[@]}" "${HEAD[@]}" "${D[@]}" --out "$T/nodir/m.gft"
+grep -q "$T/nodir/m.gft" "$T/err" || fail train_out_in_missing_dir_msg "$(cat "$T/err")"
+# a good model at --out survives a run that fails part-way (here: the log cannot be written)
+cp "$T/m.gft" "$T/keep.gft" && cp "$T/m.gft" "$T/keep.orig"
+try train_failure_keeps_out train "${BASE[@]}" "${HEAD[@]}" "${D[@]}" --out "$T/keep.gft" --log "$T/nodir/log.csv"
+if cmp -s "$T/keep.gft" "$T/keep.orig" && [ -z "$(ls "$T" | grep -E '^keep\.gft\.')" ]; then pass train_failure_leaves_out_intact
+else fail train_failure_leaves_out_intact "$(ls "$T")"; fi
+try train_missing_data train "${BASE[@]}" --epochs 1 --out "$T/x.gft"
+try train_data_not_found train "${BASE[@]}" --data "$T/nothere.bin" --epochs 1 --out "$T/x.gft"
+try train_negative_lr train "${BASE[@]}" "${D[@]}" --lr -1 --out "$T/x.gft"
+try train_zero_epochs train "${BASE[@]}" --data "$T/train.bin" --epochs 0 --out "$T/x.gft"
+try train_unknown_option train "${BASE[@]}" "${D[@]}" --epoch 3 --out "$T/x.gft"
+try train_unknown_base train --base vgg17 --weights none "${D[@]}" --out "$T/x.gft"
+try train_missing_cfg train --base "darknet:$T/none.cfg" --weights none "${D[@]}" --out "$T/x.gft"
+[ -e "$T/x.gft" ] && fail train_bad_inputs_no_output "a failed run wrote $T/x.gft"
+
+head -c 3000 "$T/m.gft" >"$T/trunc.gft"
+try eval_truncated_model eval --model "$T/trunc.gft" --data "$T/test.bin"
+grep -q "$T/trunc.gft" "$T/err" || fail eval_truncated_model_msg "$(cat "$T/err")"
+"$PY" -c "
+import json, struct
+h = json.dumps({'w': {'dtype': 'F32', 'shape': [2], 'data_offsets': [0, 8]}}).encode()
+open('$T/plain.safetensors', 'wb').write(struct.pack('<Q', len(h)) + h + struct.pack('<2f', 1, 2))"
+try eval_not_a_model eval --model "$T/plain.safetensors" --data "$T/test.bin"
+grep -q "$T/plain.safetensors: not a graft model" "$T/err" || fail eval_not_a_model_msg "$(cat "$T/err")"
+try eval_missing_model eval --model "$T/none.gft" --data "$T/test.bin"
+try eval_missing_data eval --model "$T/m.gft"
+"$G" train "${BASE[@]}" --data "$T/fold" --input-size 32x32 --head flatten,dense:3:softmax --epochs 1 -q \
+  --out "$T/f3.gft" 2>"$T/err" || fail train_folder "$(cat "$T/err")"
+try eval_more_classes_than_outputs eval --model "$T/f3.gft" --data "$T/test.bin"
+grep -q "10 classes but the model has 3 outputs" "$T/err" || fail eval_more_classes_msg "$(cat "$T/err")"
+try eval_bad_split eval --model "$T/m.gft" --data "$T/test.bin" --split validation
