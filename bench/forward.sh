@@ -30,5 +30,5 @@ for g in (r for r in rows if r["who"] == "graft"):
     print("%-14s %5s %12.1f %12.1f %6.2fx %9.0f %9.0f %9.0f%%  %s" % (
         "%sx%s b%s" % (g["size"], g["size"], g["batch"]), g["prec"], gi, ti, gi / ti,
         float(g["rss_mb"]), float(t["rss_mb"]), 100 * float(g["gflops"]) / peak, t["variant"]))
-print("(graft/peak = VGG16 conv FLOPs x img/s / FMA peak; bf16 can exceed 100%: the peak is f32 FMA)")
+print("(graft/peak = VGG16 direct-conv FLOPs x img/s / f32 FMA peak: bf16 and Winograd (f32 3x3) can exceed 100%)")
 PY

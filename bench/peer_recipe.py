@@ -30,6 +30,8 @@ would (no code shared with graft):
          same math (the base is frozen, in eval mode), used to get the
          20-epoch accuracy of long configurations cheaply.
 
+--budget S stops the training after the epoch at which the projected time of
+all epochs exceeds S seconds (the test accuracy is then that of fewer epochs).
 Prints `key value` lines: epoch_seconds (one per epoch), features_seconds,
 train_seconds, test_accuracy, test_loss, images_per_second.
 --dump-features N FILE.npy writes the cut features (NHWC) of the first N
@@ -186,6 +188,8 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--mode", default="usual", choices=["usual", "cached"])
+    ap.add_argument("--budget", type=float, default=0,
+                    help="seconds: stop after the epoch at which all epochs would exceed this")
     ap.add_argument("--dump-features", nargs=2, metavar=("N", "FILE"))
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -246,6 +250,11 @@ def main():
             seen += len(idx)
         images += seen
         print("epoch_seconds %.2f  # epoch %d loss %.4f" % (time.time() - t0, ep + 1, lsum / seen), flush=True)
+        spent = time.time() - t_start
+        if a.budget and ep + 1 < a.epochs and spent / (ep + 1) * a.epochs > a.budget:
+            print("# budget: %d epochs would take ~%.0f s > %.0f s: stopped after %d (time extrapolates, "
+                  "accuracy does not)" % (a.epochs, spent / (ep + 1) * a.epochs, a.budget, ep + 1), flush=True)
+            break
     train_s = time.time() - t_start
     print("train_seconds %.2f" % train_s)
     print("images_per_second %.1f" % (images / train_s))
