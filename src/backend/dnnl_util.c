@@ -11,7 +11,9 @@ gr_fast *dn_fast_of(gr_node *n, gr_error *err) {
 }
 
 gr_status dn_fail(gr_error *err, dnnl_status_t st, const char *what, const char *layer) {
-    gr_status code = st == dnnl_unimplemented ? GR_ERR_UNSUPPORTED
+    /* a shape oneDNN cannot express (invalid_arguments at build time) is
+     * "unsupported" too: the caller falls back to the reference layers */
+    gr_status code = st == dnnl_unimplemented || st == dnnl_invalid_arguments ? GR_ERR_UNSUPPORTED
                      : st == dnnl_out_of_memory ? GR_ERR_NOMEM
                                                 : GR_ERR_BACKEND;
     return gr_error_set(err, code, "layer '%s': oneDNN %s: %s", layer ? layer : "?", what,

@@ -54,7 +54,8 @@ typedef struct gr_fast {
 /* node->fast, created on first use; NULL (err set) when out of memory. */
 gr_fast *dn_fast_of(gr_node *n, gr_error *err);
 
-/* Converts a oneDNN status: unimplemented -> GR_ERR_UNSUPPORTED, out of
+/* Converts a oneDNN status: unimplemented / invalid_arguments ->
+ * GR_ERR_UNSUPPORTED, out of
  * memory -> GR_ERR_NOMEM, else GR_ERR_BACKEND, with a message naming what. */
 gr_status dn_fail(gr_error *err, dnnl_status_t st, const char *what, const char *layer);
 #define DN_TRY(call, what, layer)                                            \
