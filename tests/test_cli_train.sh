@@ -174,6 +174,10 @@ try train_val_more_classes train "${BASE[@]}" --data "$T/fold" --input-size 32x3
   --val "$T/test.bin" --epochs 1 -q --out "$T/x.gft"
 try train_test_more_classes train "${BASE[@]}" --data "$T/fold" --input-size 32x32 --head flatten,dense:3:softmax \
   --test "$T/test.bin" --epochs 1 -q --out "$T/x.gft"
+# a head whose output is not a vector: tiny.cfg + a 1x1 conv to 10 channels, cut there, head batchnorm
+{ cat "$T/tiny.cfg"; printf '\n[convolutional]\nfilters=10\nsize=1\nstride=1\npad=1\nactivation=linear\n'; } >"$T/c10.cfg"
+try train_spatial_head train --base "darknet:$T/c10.cfg" --weights none "${D[@]}" --cut 4 --head batchnorm --out "$T/x.gft"
+grep -q "outputs 8x8x10, not a vector" "$T/err" || fail train_spatial_head_msg "$(cat "$T/err")"
 [ -e "$T/x.gft" ] && fail train_bad_inputs_no_output "a failed run wrote $T/x.gft"
 try train_out_in_missing_dir train "${BASE[@]}" "${HEAD[@]}" "${D[@]}" --out "$T/nodir/m.gft"
 grep -q "$T/nodir/m.gft" "$T/err" || fail train_out_in_missing_dir_msg "$(cat "$T/err")"

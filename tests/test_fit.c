@@ -104,11 +104,11 @@ static gr_model *build(uint64_t head_seed, int *cut) {
 }
 
 /* Trains a fresh model; returns it (caller frees) or NULL. */
-static gr_model *train(const gr_dataset *ds, uint64_t seed, bool no_cache, gr_epoch_log *hist) {
+static gr_model *train(const gr_dataset *ds, uint64_t seed, bool no_cache, int epochs, gr_epoch_log *hist) {
     gr_model *m = build(7, NULL);
     if (!m) return NULL;
     gr_error e = {0};
-    gr_fit_opts o = {.epochs = EPOCHS, .batch = 32, .seed = seed, .no_cache = no_cache, .history = hist,
+    gr_fit_opts o = {.epochs = epochs, .batch = 32, .seed = seed, .no_cache = no_cache, .history = hist,
                      .optim = gr_sgd((gr_sgd_opts){.lr = 0.01f, .decay = 1e-6f, .momentum = 0.9f, .nesterov = true})};
     if (gr_fit(m, ds, NULL, 0, &o, &e) != GR_OK) {
         fprintf(stderr, "  fit: %s\n", e.msg);
@@ -127,9 +127,11 @@ static const float *head_w(gr_model *m, size_t *count) {
 }
 
 static gr_dataset *train_ds, *test_ds;
+static gr_model *trained;            /* seed 5, EPOCHS epochs: shared by the tests below */
+static gr_epoch_log hist[EPOCHS];    /* its history */
 
 static void test_cache_equals_recompute(void) {
-    gr_model *a = train(train_ds, 3, false, NULL), *b = train(train_ds, 3, true, NULL);
+    gr_model *a = train(train_ds, 3, false, 2, NULL), *b = train(train_ds, 3, true, 2, NULL);
     CHECK(a && b, "fit failed");
     if (a && b) {
         size_t na, nb;
@@ -152,8 +154,8 @@ static void test_cache_equals_recompute(void) {
 }
 
 static void test_seed_determinism(void) {
-    gr_model *a = train(train_ds, 11, false, NULL), *b = train(train_ds, 11, false, NULL),
-             *c = train(train_ds, 12, false, NULL);
+    gr_model *a = train(train_ds, 11, false, 2, NULL), *b = train(train_ds, 11, false, 2, NULL),
+             *c = train(train_ds, 12, false, 2, NULL);
     CHECK(a && b && c, "fit failed");
     if (a && b && c) {
         size_t n;
@@ -175,9 +177,7 @@ static void test_seed_determinism(void) {
 }
 
 static void test_learns_pattern(void) {
-    gr_epoch_log hist[EPOCHS];
-    memset(hist, 0, sizeof hist);
-    gr_model *m = train(train_ds, 5, false, hist);
+    gr_model *m = trained;
     CHECK(m != NULL, "fit failed");
     if (!m) return;
     for (int e = 0; e < EPOCHS; e++) {
@@ -196,12 +196,11 @@ static void test_learns_pattern(void) {
     if (getenv("CHECK_VERBOSE")) fprintf(stderr, "  train acc %.3f loss %.3f -> %.3f, held-out acc %.3f\n", hist[EPOCHS - 1].accuracy, hist[0].loss, hist[EPOCHS - 1].loss, r.accuracy);
     CHECK(r.accuracy > 0.8, "held-out accuracy %.3f (chance 0.1)", r.accuracy);
     gr_eval_result_free(&r);
-    gr_model_free(m);
 }
 
 /* Oracle: every test image through gr_dataset_get + gr_model_predict one at a time. */
 static void test_evaluate_against_oracle(void) {
-    gr_model *m = train(train_ds, 5, false, NULL);
+    gr_model *m = trained;
     CHECK(m != NULL, "fit failed");
     if (!m) return;
     gr_eval_result r;
@@ -246,7 +245,6 @@ static void test_evaluate_against_oracle(void) {
     CHECK(fabs(r.loss - loss / N_TEST) < 1e-4 * (1 + loss / N_TEST), "loss %.7g oracle %.7g", r.loss, loss / N_TEST);
     gr_eval_result_free(&r);
     CHECK(r.confusion == NULL, "gr_eval_result_free left the pointer");
-    gr_model_free(m);
 }
 
 /* Writes each parameter's name and shape to txt and its floats to bin. */
@@ -265,7 +263,7 @@ static int dump_params(gr_model *m, const char *txt, const char *bin) {
 }
 
 static void test_save_load_round_trip(void) {
-    gr_model *m = train(train_ds, 5, false, NULL);
+    gr_model *m = trained;
     CHECK(m != NULL, "fit failed");
     if (!m) return;
     gr_error e = {0};
@@ -309,7 +307,6 @@ static void test_save_load_round_trip(void) {
     snprintf(bin, sizeof bin, "%s/expected.bin", dir);
     snprintf(out, sizeof out, "%s/stcheck.out", dir);
     CHECK(dump_params(m, txt, bin) == 0, "cannot write %s", txt);
-    gr_model_free(m);
     if (access("/usr/bin/python3", X_OK) != 0 || system("/usr/bin/python3 -c 'import numpy' 2>/dev/null") != 0) {
         SKIP("/usr/bin/python3 with numpy is not installed: the file was not read independently");
     }
@@ -343,6 +340,26 @@ static void test_bad_inputs(void) {
     gr_model_freeze_upto(m, gr_model_num_layers(m) - 1);
     CHECK(gr_fit(m, train_ds, NULL, 0, &o, &e) == GR_ERR_ARG && strstr(e.msg, "frozen"), "all frozen: %s", e.msg);
     gr_model_free(m);
+    /* a last layer with a spatial output [8, 8, 10]: not class scores (was a heap overflow) */
+    m = gr_darknet_load_cfg(cfg_path, 32, 32, &e);
+    if (m) {
+        gr_model_freeze_upto(m, gr_model_num_layers(m) - 1);
+        gr_stack(m, &e, gr_conv2d(10, 1, 1, 1, GR_PAD_SAME, GR_ACT_SOFTMAX));
+        memset(&e, 0, sizeof e);
+        CHECK(gr_fit(m, train_ds, NULL, 0, &o, &e) == GR_ERR_SHAPE && strstr(e.msg, "8x8x10"), "spatial fit: %s", e.msg);
+        memset(&e, 0, sizeof e);
+        CHECK(gr_evaluate(m, test_ds, NULL, 0, 32, &r, &e) == GR_ERR_SHAPE && strstr(e.msg, "8x8x10"),
+              "spatial eval: %s", e.msg);
+        gr_model_free(m);
+    }
+    /* a model without layers */
+    m = gr_model_new(32, 32, 3, &e);
+    if (m) {
+        memset(&e, 0, sizeof e);
+        CHECK(gr_evaluate(m, test_ds, NULL, 0, 32, &r, &e) != GR_OK && e.msg[0], "empty model eval: %s", e.msg);
+        CHECK(gr_fit(m, train_ds, NULL, 0, &o, &e) != GR_OK && e.msg[0], "empty model fit: %s", e.msg);
+        gr_model_free(m);
+    }
     /* images of the wrong size */
     m = gr_darknet_load_cfg(cfg_path, 64, 64, &e);
     if (m) {
@@ -399,12 +416,14 @@ int main(void) {
         teardown();
         return 1;
     }
+    trained = train(train_ds, 5, false, EPOCHS, hist);
     RUN(test_cache_equals_recompute);
     RUN(test_seed_determinism);
     RUN(test_learns_pattern);
     RUN(test_evaluate_against_oracle);
     RUN(test_save_load_round_trip);
     RUN(test_bad_inputs);
+    gr_model_free(trained);
     gr_dataset_free(train_ds);
     gr_dataset_free(test_ds);
     teardown();

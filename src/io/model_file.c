@@ -156,7 +156,10 @@ static gr_model *build(json_object *root, const char *path, gr_error *err) {
         return NULL;
     }
     gr_model *m = gr_model_new(in[0], in[1], in[2], err);
-    if (!m) return NULL;
+    if (!m) {
+        gr_error_prefix(err, "%s", path);
+        return NULL;
+    }
     const char *prep = jstr(root, "preprocess");
     if (prep && gr_preprocess_parse(prep, &m->prep) != 0) {
         gr_error_set(err, GR_ERR_FORMAT, "%s: unknown preprocessing '%s'", path, prep);

@@ -296,6 +296,19 @@ out:
     return st;
 }
 
+/* The number of classes: the last layer must output a vector [B, C]. */
+static gr_status class_count(const gr_model *m, int *C, gr_error *err) {
+    if (m->n_nodes == 0) return gr_error_set(err, GR_ERR_ARG, "the model has no layers");
+    const gr_node *l = &m->nodes[m->n_nodes - 1];
+    if (l->oh * l->ow != 1)
+        return gr_error_set(err, GR_ERR_SHAPE,
+                            "the model's last layer '%s' outputs %dx%dx%d, not a vector of class scores "
+                            "(end the head with flatten or gap and a dense layer)",
+                            l->s.name, l->oh, l->ow, l->oc);
+    *C = l->oc;
+    return GR_OK;
+}
+
 gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const gr_fit_opts *opt,
                  gr_error *err) {
     gr_fit_opts o = *opt;
@@ -306,10 +319,12 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
         o.optim = gr_sgd((gr_sgd_opts){.lr = 0.01f, .decay = 1e-6f, .momentum = 0.9f, .nesterov = true});
     if (!idx) n = gr_dataset_count(ds);
     if (n <= 0) return gr_error_set(err, GR_ERR_ARG, "no training samples");
+    int C;
+    gr_status cs = class_count(m, &C, err);
+    if (cs != GR_OK) return cs;
     int first = first_trainable(m);
     if (first >= m->n_nodes)
         return gr_error_set(err, GR_ERR_ARG, "every layer is frozen: nothing to train");
-    int C = m->nodes[m->n_nodes - 1].oc;
     if (gr_dataset_num_classes(ds) > C)
         return gr_error_set(err, GR_ERR_SHAPE,
                             "the data has %d classes but the model's last layer '%s' has %d outputs",
@@ -541,7 +556,9 @@ gr_status gr_evaluate(gr_model *m, const gr_dataset *ds, const int *idx, int n, 
     memset(res, 0, sizeof *res);
     if (!idx) n = gr_dataset_count(ds);
     if (batch <= 0) batch = 32;
-    int C = m->nodes[m->n_nodes - 1].oc, h, w;
+    int C, h, w;
+    gr_status cs = class_count(m, &C, err);
+    if (cs != GR_OK) return cs;
     gr_dataset_size(ds, &h, &w);
     if (h != m->in_h || w != m->in_w)
         return gr_error_set(err, GR_ERR_SHAPE, "the data's images are %dx%d but the model takes %dx%d",
