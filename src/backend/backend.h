@@ -42,6 +42,11 @@ gr_status gr_backend_conv2d_backward(gr_model *m, int node, const float *dout, c
 gr_status gr_backend_dense_backward(gr_model *m, int node, const float *dout, const float *in,
                                     int B, float *din, float *dw, float *db, gr_error *err);
 
+/* The one GEMM entry (backend/gemm.c): row-major float32
+ * C[M,N] = alpha * op(A)[M,K] op(B)[K,N] + beta * C, op = transpose when ta/tb. */
+gr_status gr_gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int lda,
+                  const float *B, int ldb, float beta, float *C, int ldc, gr_error *err);
+
 /* Frees a node's backend cache (NULL is fine). */
 void gr_backend_node_free(void *fast);
 

@@ -115,6 +115,11 @@ int cmd_predict(int argc, char **argv) {
         if (gr_preprocess_parse(prep_s, &pp)) { rc = cli_failf("--preprocess '%s': unknown mode", prep_s); goto out; }
         gr_model_set_preprocess(m, pp);
     }
+    char lab_path[4096];
+    if (!labels && base && !strcmp(base, "tiny-darknet")) {   /* the fetched labels */
+        if (gr_fetch_resolve("tiny-darknet", "labels", NULL, lab_path, sizeof lab_path, &err) != GR_OK) goto fail;
+        labels = lab_path;
+    }
     if (labels && (n_names = read_labels(labels, &names, &err)) < 0) goto fail;
     int c, C;
     gr_model_layer_shape(m, -1, &h, &w, &c);

@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include "backend/backend.h"
 #include "train/train.h"
 
 struct gr_trainer {
@@ -22,6 +23,7 @@ struct gr_trainer {
     float *grad, *s1, *s2;   /* np floats each */
     int64_t it;
     gr_rng rng;
+    bool reference;          /* GRAFT_REFERENCE set: plain-C layers only */
 };
 
 static int64_t node_out(const gr_model *m, int i) { return gr_node_size(m, i); }
@@ -79,6 +81,7 @@ gr_trainer *gr_trainer_new(gr_model *m, int first, const gr_trainer_opts *o, gr_
     if (!t) return NULL;
     t->m = m; t->first = first; t->n = m->n_nodes; t->o = *o;
     gr_rng_seed(&t->rng, o->seed ^ 0x5eedULL);
+    t->reference = getenv("GRAFT_REFERENCE") != NULL;
     int k = t->n - first;
     t->act = gr_calloc((size_t)k, sizeof(float *), err);
     t->dact = gr_calloc((size_t)k, sizeof(float *), err);
@@ -141,6 +144,25 @@ static void forward(gr_trainer *t, int i, const float *x, int B) {
     const float *in = input_of(t, i, 0, x);
     int64_t osz = (int64_t)B * node_out(m, i), isz = (int64_t)B * n->ih * n->iw * n->ic;
     int64_t rows = (int64_t)B * n->oh * n->ow;
+    if (s->op == GR_OP_DENSE && !t->reference) {
+        /* out = in W (+ b) by the one GEMM entry; the activation follows below */
+        int pb = gr_node_param(m, i, "bias");
+        gr_error e;
+        if (gr_gemm(false, false, B, n->oc, n->ic, 1.0f, in, n->ic, pdata(t, gr_node_param(m, i, "kernel")),
+                    n->oc, 0.0f, out, n->oc, &e) == GR_OK) {
+            if (pb >= 0) {
+                const float *bias = pdata(t, pb);
+                for (int b = 0; b < B; b++)
+                    for (int o = 0; o < n->oc; o++) out[(size_t)b * n->oc + o] += bias[o];
+            }
+            goto activation;
+        }
+    }
+    if (s->op == GR_OP_CONV2D && !t->reference) {
+        /* the fast path computes the layer with its fused activation */
+        gr_error e;
+        if (gr_backend_forward(m, i, &in, out, B, &e) == GR_OK) return;
+    }
     switch (s->op) {
     case GR_OP_CONV2D: {
         gr_conv_dims d = gr_node_conv_dims(m, i, B);
@@ -216,7 +238,7 @@ static void forward(gr_trainer *t, int i, const float *x, int B) {
         memcpy(out, in, (size_t)isz * sizeof(float));
         return;
     }
-    /* fused activation of conv / dense / add */
+activation:   /* fused activation of conv / dense / add */
     if (s->act == GR_ACT_SOFTMAX) gr_softmax_forward(out, out, rows, n->oc);
     else if (s->act != GR_ACT_LINEAR) gr_act_forward(out, out, (size_t)osz, s->act, s->alpha);
 }
@@ -252,6 +274,25 @@ static void backward(gr_trainer *t, int i, const float *x, int B, bool logits) {
         } else {
             fused_act_backward(dy, y, (size_t)osz, s->act, s->alpha);
         }
+    }
+    if (s->op == GR_OP_DENSE && !t->reference) {
+        /* dW += in^T dy, din += dy W^T, db += column sums of dy */
+        int pk = gr_node_param(m, i, "kernel"), pb = gr_node_param(m, i, "bias");
+        gr_error e;
+        if (gr_gemm(true, false, n->ic, n->oc, B, 1.0f, in, n->ic, dy, n->oc, 1.0f, pgrad(t, pk), n->oc, &e) == GR_OK &&
+            (!din || gr_gemm(false, true, B, n->ic, n->oc, 1.0f, dy, n->oc, pdata(t, pk), n->oc, 1.0f, din,
+                             n->ic, &e) == GR_OK)) {
+            float *db = pgrad(t, pb);
+            if (db)
+                for (int b = 0; b < B; b++)
+                    for (int o = 0; o < n->oc; o++) db[o] += dy[(size_t)b * n->oc + o];
+            return;
+        }
+    }
+    if (s->op == GR_OP_CONV2D && !t->reference) {
+        int pk = gr_node_param(m, i, "kernel"), pb = gr_node_param(m, i, "bias");
+        gr_error e;
+        if (gr_backend_conv2d_backward(m, i, dy, in, B, din, pgrad(t, pk), pgrad(t, pb), &e) == GR_OK) return;
     }
     switch (s->op) {
     case GR_OP_CONV2D: {
