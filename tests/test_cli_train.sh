@@ -210,4 +210,8 @@ try eval_missing_data eval --model "$T/m.gft"
   --out "$T/f3.gft" 2>"$T/err" || fail train_folder "$(cat "$T/err")"
 try eval_more_classes_than_outputs eval --model "$T/f3.gft" --data "$T/test.bin"
 grep -q "10 classes but the model has 3 outputs" "$T/err" || fail eval_more_classes_msg "$(cat "$T/err")"
+# a folder with a subset of the model's classes: 'red' is data class 1 but model class 2
+mkdir -p "$T/fold2" && cp -r "$T/fold/blue" "$T/fold/red" "$T/fold2/"
+try eval_classes_other_order eval --model "$T/f3.gft" --data "$T/fold2"
+grep -q "class 1 is 'red', but in $T/f3.gft 'red' is class 2" "$T/err" || fail eval_classes_other_order_msg "$(cat "$T/err")"
 try eval_bad_split eval --model "$T/m.gft" --data "$T/test.bin" --split validation
