@@ -23,7 +23,7 @@ SB ?= build-san
 objs = $(patsubst %.c,$(1)/obj/%.o,$(2))
 
 .SECONDARY:
-.PHONY: all deps deps-test test test-fast test-san bench demo clean help fixtures
+.PHONY: examples all deps deps-test test test-fast test-san bench demo clean help fixtures
 all: deps $(B)/graft $(B)/libgraft.a $(B)/tests-built examples
 
 help:
@@ -70,7 +70,7 @@ $(SB)/tests-built: $(patsubst tests/%.c,$(SB)/tests/%,$(TEST_SRC)) $(SB)/graft
 	@touch $@
 
 # ---- tests ----
-test: deps-test $(B)/graft $(B)/tests-built $(SB)/tests-built
+test: deps-test $(B)/graft $(B)/tests-built examples $(SB)/tests-built
 	@B=$(B) SB=$(SB) tests/run.sh
 
 test-fast: $(B)/graft $(B)/tests-built
