@@ -124,6 +124,27 @@ else fail train_seed_determinism "rc=$rc same: $(cmp "$T/s5a.gft" "$T/s5b.gft" 2
 if [ $rc -eq 0 ] && [ -s "$T/m2.gft" ] && ! cmp -s "$T/m.gft" "$T/m2.gft"; then pass train_from_model
 else fail train_from_model "rc=$rc $(cat "$T/err")"; fi
 
+# ---- SIGINT: a checkpoint, exit 1, no --out; --resume finishes bit-identical to an uninterrupted run
+R=(--data "$T/train.bin" --epochs 40 --no-cache -q)
+"$G" train "${BASE[@]}" "${HEAD[@]}" "${R[@]}" --out "$T/full.gft" 2>"$T/err" || fail train_full_run "$(cat "$T/err")"
+"$G" train "${BASE[@]}" "${HEAD[@]}" "${R[@]}" --out "$T/int.gft" --log "$T/int.csv" 2>"$T/err" &
+pid=$!
+for _ in $(seq 600); do   # until two epochs are logged (at most 30 s)
+  [ "$(cat "$T/int.csv" 2>/dev/null | wc -l)" -ge 3 ] && break
+  kill -0 $pid 2>/dev/null || break
+  sleep 0.05
+done
+kill -INT $pid 2>/dev/null; wait $pid; rc=$?
+if [ $rc -eq 0 ]; then
+  echo "SKIP train_interrupt_resume: the run finished before SIGINT arrived"
+elif [ $rc -eq 1 ] && has "$T/err" "^graft: interrupted in epoch [0-9]+ after batch [0-9]+/10; checkpoint written to $T/int.gft.ckpt" \
+     && [ -s "$T/int.gft.ckpt" ] && ! [ -e "$T/int.gft" ] && ! has "$T/err" "Sanitizer|runtime error"; then
+  "$G" train --resume "$T/int.gft.ckpt" "${R[@]}" --out "$T/int.gft" --log "$T/int.csv" >"$T/out" 2>"$T/err"; rc=$?
+  if [ $rc -eq 0 ] && cmp -s "$T/int.gft" "$T/full.gft" && [ "$(tail -1 "$T/int.csv" | cut -d, -f1)" = 40 ]; then
+    pass train_interrupt_resume
+  else fail train_interrupt_resume "resume rc=$rc $(cmp "$T/int.gft" "$T/full.gft" 2>&1) $(cat "$T/err")"; fi
+else fail train_interrupt_resume "rc=$rc $(cat "$T/err")"; fi
+
 # ---- eval: text and JSON, consistent with each other and with train's test score
 "$G" eval --model "$T/m.gft" --data "$T/test.bin" >"$T/eval.txt" 2>"$T/err"; rc=$?
 "$G" eval --model "$T/m.gft" --data "$T/test.bin" --json >"$T/eval.json" 2>>"$T/err"; rc2=$?

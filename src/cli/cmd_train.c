@@ -131,7 +131,7 @@ static int parse(int argc, char **argv, train_args *t) {
         }
     }
     if (!t->data) return cli_failf("--data is required (see graft train --help)");
-    if (!t->base && !t->from) return cli_failf("--base (or --from MODEL) is required (see graft train --help)");
+    if (!t->base && !t->from && !t->resume) return cli_failf("--base (or --from MODEL, --resume CKPT) is required (see graft train --help)");
     if (t->base && t->from) return cli_failf("give --base or --from, not both");
     if (strcmp(t->optimizer, "sgd") && strcmp(t->optimizer, "adam"))
         return cli_failf("--optimizer '%s': expected sgd or adam", t->optimizer);
