@@ -3,7 +3,8 @@
 # Usage: scripts/deps.sh [build|test|all]   (default: all)
 set -euo pipefail
 build_pkgs=(build-essential pkg-config libdnnl-dev libhdf5-dev libpng-dev libjpeg62-turbo-dev
-            libcurl4-openssl-dev libssl-dev libjson-c-dev libarchive-dev zlib1g-dev)
+            libcurl4-openssl-dev libssl-dev libjson-c-dev libarchive-dev zlib1g-dev
+            libopenblas-dev)   # libopenblas-dev: BLAS + LAPACK (dsyevd) for graft probe
 test_pkgs=(python3 python3-torch python3-torchvision python3-h5py python3-numpy
            darknet)   # darknet: its cfgs in /usr/share/darknet/cfg for tests/test_darknet.c, and a peer for gen_darknet.py
 want=("${build_pkgs[@]}")
