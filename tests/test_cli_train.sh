@@ -235,4 +235,11 @@ grep -q "10 classes but the model has 3 outputs" "$T/err" || fail eval_more_clas
 mkdir -p "$T/fold2" && cp -r "$T/fold/blue" "$T/fold/red" "$T/fold2/"
 try eval_classes_other_order eval --model "$T/f3.gft" --data "$T/fold2"
 grep -q "class 1 is 'red', but in $T/f3.gft 'red' is class 2" "$T/err" || fail eval_classes_other_order_msg "$(cat "$T/err")"
+# the same check in train: --from with the classes in another order, --val with a subset
+mkdir -p "$T/fold3" && cp -r "$T/fold/blue" "$T/fold/green" "$T/fold3/" && cp -r "$T/fold/red" "$T/fold3/aaa"
+try train_from_classes_other_order train --from "$T/f3.gft" --data "$T/fold3" --epochs 1 -q --out "$T/x.gft"
+grep -q "class 1 is 'blue', but in $T/f3.gft 'blue' is class 0" "$T/err" || fail train_from_classes_other_order_msg "$(cat "$T/err")"
+try train_val_classes_other_order train "${BASE[@]}" --data "$T/fold" --input-size 32x32 --head flatten,dense:3:softmax \
+  --val "$T/fold2" --epochs 1 -q --out "$T/x.gft"
+[ -e "$T/x.gft" ] && fail train_bad_inputs_no_output "a failed run wrote $T/x.gft"
 try eval_bad_split eval --model "$T/m.gft" --data "$T/test.bin" --split validation

@@ -42,4 +42,10 @@ int cli_default_cut(const gr_model *m);
  * "dropout:0.5", "dense:N" with N = n_classes) to m.  0 ok, -1 + *err.    */
 int cli_append_head(gr_model *m, const char *spec, int n_classes, gr_error *err);
 
+/* Labels are class indices: refuses data (-1 + *err) whose class k has a name
+ * that the model has under another index (a folder with a subset of the
+ * classes, another order).  Unnamed or unknown names pass.                */
+int cli_check_classes(const gr_model *m, const gr_dataset *ds, const char *data, const char *model,
+                      gr_error *err);
+
 #endif

@@ -70,17 +70,7 @@ int cmd_eval(int argc, char **argv) {
     if (labels) o.labels = !strcmp(labels, "coarse") ? GR_LABELS_COARSE : GR_LABELS_FINE;
     ds = gr_dataset_open(path, &o, &err);
     if (!ds) goto fail;
-    /* labels are matched by index: a data class the model knows under another index is an error */
-    for (int k = 0; k < gr_dataset_num_classes(ds) && k < gr_model_num_classes(m); k++) {
-        const char *dn = gr_dataset_class_name(ds, k);
-        if (!dn || !strcmp(dn, gr_model_class_name(m, k))) continue;
-        for (int j = 0; j < gr_model_num_classes(m); j++)
-            if (!strcmp(dn, gr_model_class_name(m, j))) {
-                gr_error_set(&err, GR_ERR_ARG, "%s: class %d is '%s', but in %s '%s' is class %d (the data "
-                             "must have the model's classes in the model's order)", data, k, dn, model, dn, j);
-                goto fail;
-            }
-    }
+    if (cli_check_classes(m, ds, data, model, &err)) goto fail;
     if (gr_evaluate(m, ds, NULL, 0, batch, &r, &err) != GR_OK) goto fail;
     int C = r.n_classes;
     if (json) {

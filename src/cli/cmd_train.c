@@ -264,16 +264,17 @@ int cmd_train(int argc, char **argv) {
             gr_error_set(&err, GR_ERR_SHAPE, "%s has %d output classes but %s has %d", t.from, outc, t.data, classes);
             goto fail;
         }
+        if (cli_check_classes(m, train, t.data, t.from, &err)) goto fail;
     }
     if (t.val_split > 0) {
         if (gr_dataset_split(train, t.val_split, t.seed, &tr_idx, &n_tr, &va_idx, &n_va, &err) != GR_OK) goto fail;
     } else if (t.val) {
         val = open_data(t.val, &t, GR_SPLIT_TEST, h, w, prep, &err);
-        if (!val) goto fail;
+        if (!val || cli_check_classes(m, val, t.val, "the model", &err)) goto fail;
     }
     if (t.test) {
         test = open_data(t.test, &t, GR_SPLIT_TEST, h, w, prep, &err);
-        if (!test) goto fail;
+        if (!test || cli_check_classes(m, test, t.test, "the model", &err)) goto fail;
         if (gr_dataset_num_classes(test) > classes) {   /* found now, not after training */
             gr_error_set(&err, GR_ERR_SHAPE, "--test %s has %d classes but the model has %d outputs", t.test,
                          gr_dataset_num_classes(test), classes);

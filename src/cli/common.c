@@ -109,3 +109,18 @@ int cli_default_cut(const gr_model *m) {
     }
     return n - 1;
 }
+
+int cli_check_classes(const gr_model *m, const gr_dataset *ds, const char *data, const char *model,
+                      gr_error *err) {
+    for (int k = 0; k < gr_dataset_num_classes(ds) && k < gr_model_num_classes(m); k++) {
+        const char *dn = gr_dataset_class_name(ds, k);
+        if (!dn || !strcmp(dn, gr_model_class_name(m, k))) continue;
+        for (int j = 0; j < gr_model_num_classes(m); j++)
+            if (!strcmp(dn, gr_model_class_name(m, j))) {
+                gr_error_set(err, GR_ERR_ARG, "%s: class %d is '%s', but in %s '%s' is class %d (the data "
+                             "must have the model's classes in the model's order)", data, k, dn, model, dn, j);
+                return -1;
+            }
+    }
+    return 0;
+}
