@@ -257,13 +257,24 @@ gr_status gr_model_load_weights(gr_model *m, const char *path, gr_load_report *r
 
 /* ----------------------------------------------------------------- training */
 
-typedef enum { GR_OPTIM_SGD = 0, GR_OPTIM_ADAM } gr_optim_kind;
+typedef enum { GR_OPTIM_SGD = 0, GR_OPTIM_ADAM, GR_OPTIM_ADAMW } gr_optim_kind;
+
+/* Learning-rate schedules (per iteration; `decay` > 0 alone = inverse-time). */
+typedef enum {
+    GR_SCHEDULE_CONSTANT = 0,  /* lr (or Keras' inverse-time decay when decay > 0) */
+    GR_SCHEDULE_INVERSE_TIME,  /* lr / (1 + decay * iterations) */
+    GR_SCHEDULE_STEP,          /* lr * gamma ^ floor(epoch / step_epochs) */
+    GR_SCHEDULE_COSINE         /* lr * (1 + cos(pi * t / total)) / 2 over the run */
+} gr_schedule;
 
 /* An optimizer's settings.  SGD follows Keras' legacy SGD exactly:
  *   lr_t = lr / (1 + decay * iterations)        (iterations = batches so far)
  *   v = momentum * v - lr_t * g
  *   w += nesterov ? momentum * v - lr_t * g : v
- * Adam follows Keras (beta1 0.9, beta2 0.999, epsilon 1e-7 by default).    */
+ * weight_decay: SGD/Adam add weight_decay * w to the gradient (L2, as
+ * PyTorch's weight_decay); AdamW decays decoupled: w -= lr_t * wd * w.
+ * Adam follows Keras (beta1 0.9, beta2 0.999, epsilon 1e-7 by default).
+ * Warm-up: the rate rises linearly over warmup_iters iterations first.     */
 typedef struct {
     gr_optim_kind kind;
     float lr;            /* learning rate */
@@ -271,11 +282,19 @@ typedef struct {
     float momentum;      /* SGD */
     bool nesterov;       /* SGD */
     float beta1, beta2, epsilon;   /* Adam (0 = Keras defaults) */
+    float weight_decay;
+    gr_schedule schedule;
+    int64_t total_iters;     /* cosine: iterations in the run (set by gr_fit) */
+    int64_t epoch_iters;     /* step: iterations per epoch (set by gr_fit) */
+    int step_epochs;         /* step: epochs between drops (0 = 10) */
+    float gamma;             /* step: factor per drop (0 = 0.1) */
+    int64_t warmup_iters;    /* linear warm-up (gr_fit sets it from warmup epochs) */
 } gr_optim;
 
 typedef struct { float lr, decay, momentum; bool nesterov; } gr_sgd_opts;
 gr_optim gr_sgd(gr_sgd_opts o);
 gr_optim gr_adam(float lr);
+gr_optim gr_adamw(float lr, float weight_decay);
 /* The learning rate used at iteration it (0-based). */
 float gr_optim_lr(const gr_optim *o, int64_t it);
 
@@ -291,6 +310,8 @@ typedef struct {
     uint64_t seed;           /* dropout masks */
     float label_smoothing;   /* 0..1 */
     bool bn_train;           /* batch norm in trainable layers uses batch statistics */
+    int head_first;          /* layers head_first.. learn at the full rate; earlier */
+    float base_lr_mult;      /* trainable layers at lr * base_lr_mult (0 = 1) */
 } gr_trainer_opts;
 
 gr_trainer *gr_trainer_new(gr_model *m, int first, const gr_trainer_opts *o, gr_error *err);
@@ -510,6 +531,11 @@ typedef struct {
     bool keep_best;          /* end with the weights of the best epoch (val_accuracy, else loss) */
     bool lr_auto;            /* pick the learning rate with a range test on the cached features */
     const char *config_json; /* the run's settings, stored in checkpoints and checked on resume */
+    float warmup_epochs;     /* linear learning-rate warm-up */
+    int patience;            /* early stopping: epochs without improvement (0 = off) */
+    bool monitor_loss;       /* best/early stopping by val_loss (default val_accuracy) */
+    int head_first;          /* see gr_trainer_opts (0 = no discriminative rates) */
+    float base_lr_mult;
 } gr_fit_opts;
 
 /* Trains the model's trainable layers (those after the frozen prefix set by

@@ -56,7 +56,9 @@ static void test_gradients_match_finite_differences(void) {
     gr_rng r;
     gr_rng_seed(&r, 11);
     for (int i = 0; i < B * 18; i++) x[i] = gr_rng_normal(&r);
-    for (int first = 0; first <= 3; first += 3) {   /* whole model, and the head after the flatten */
+    for (int pass = 0; pass < 3; pass++) {   /* whole model; the head after the flatten; whole model with BN in training mode */
+        int first = pass == 1 ? 3 : 0;
+        bool bn_train = pass == 2;
         const float *xin = x;
         float feat[B * 27];
         if (first > 0) {
@@ -64,14 +66,20 @@ static void test_gradients_match_finite_differences(void) {
             xin = feat;
         }
         gr_trainer_opts o = {.optim = gr_sgd((gr_sgd_opts){.lr = 0.1f}), .max_batch = B,
-                             .seed = 1, .label_smoothing = 0.1f};
+                             .seed = 1, .label_smoothing = 0.1f, .bn_train = bn_train};
         gr_trainer *t = gr_trainer_new(m, first, &o, &e);
         CHECK(t != NULL, "%s", e.msg);
         if (!t) break;
         float loss;
         CHECK(gr_trainer_gradients(t, xin, labels, B, &loss, NULL, &e) == GR_OK, "%s", e.msg);
-        double l0 = model_loss(m, x, labels, B, 0.1f);
-        CHECK(fabs(l0 - loss) < 1e-5, "trainer loss %g vs inference loss %g", loss, l0);
+        /* the oracle loss: inference path + gr_cross_entropy; in BN training
+         * mode the forward of a second trainer (its own buffers) */
+        gr_trainer *t2 = bn_train ? gr_trainer_new(m, first, &o, &e) : NULL;
+#define LOSS() (bn_train ? (gr_trainer_gradients(t2, xin, labels, B, &l2, NULL, &e), (double)l2) \
+                         : model_loss(m, x, labels, B, 0.1f))
+        float l2 = 0;
+        double l0 = LOSS();
+        CHECK(fabs(l0 - loss) < 1e-5, "trainer loss %g vs oracle loss %g", loss, l0);
         size_t off, cnt;
         float *g = gr_trainer_grad(t, &off, &cnt);
         float num[512], ana[512];
@@ -90,18 +98,21 @@ static void test_gradients_match_finite_differences(void) {
             const float h = 1e-2f;
             *w = keep + h;
             m->w_version++;   /* weights changed: the fast path re-packs them */
-            double lp = model_loss(m, x, labels, B, 0.1f);
+            double lp = LOSS();
             *w = keep - h;
             m->w_version++;
-            double lm = model_loss(m, x, labels, B, 0.1f);
+            double lm = LOSS();
             *w = keep;
             m->w_version++;
             num[k] = (float)((lp - lm) / (2 * h));
             ana[k] = g[q];
             k++;
         }
+#undef LOSS
+        gr_trainer_free(t2);
         CHECK(k > 20, "checked %d parameters", k);
-        CHECK_CLOSE(first ? "head gradients" : "whole-model gradients", ana, num, (size_t)k, 2e-3, 2e-2);
+        CHECK_CLOSE(pass == 0 ? "whole-model gradients" : (pass == 1 ? "head gradients" : "gradients, BN in training mode"),
+                    ana, num, (size_t)k, 2e-3, 2e-2);
         gr_trainer_free(t);
     }
     gr_model_free(m);
@@ -115,17 +126,51 @@ static void test_gradients_match_finite_differences(void) {
 static void test_sgd_hand_computed(void) {
     gr_optim o = gr_sgd((gr_sgd_opts){.lr = 0.1f, .decay = 0.5f, .momentum = 0.9f, .nesterov = true});
     float w = 1, g = 0.5f, v = 0;
-    gr_optim_update(&o, 0, &w, &g, &v, NULL, 1);
+    gr_optim_update(&o, 0, 1.0f, &w, &g, &v, NULL, 1);
     CHECK(fabsf(w - 0.905f) < 1e-6f, "after step 1 w = %.7f", w);
-    gr_optim_update(&o, 1, &w, &g, &v, NULL, 1);
+    gr_optim_update(&o, 1, 1.0f, &w, &g, &v, NULL, 1);
     CHECK(fabsf(w - 0.8011667f) < 1e-6f, "after step 2 w = %.7f", w);
     CHECK(fabsf(gr_optim_lr(&o, 2) - 0.05f) < 1e-7f, "lr at iteration 2 = %g", gr_optim_lr(&o, 2));
     /* plain momentum, no Nesterov: w = 1 - 0.05 = 0.95; then v = -0.045-0.0333 -> w = 0.8716667 */
     gr_optim p = gr_sgd((gr_sgd_opts){.lr = 0.1f, .decay = 0.5f, .momentum = 0.9f});
     w = 1; v = 0;
-    gr_optim_update(&p, 0, &w, &g, &v, NULL, 1);
-    gr_optim_update(&p, 1, &w, &g, &v, NULL, 1);
+    gr_optim_update(&p, 0, 1.0f, &w, &g, &v, NULL, 1);
+    gr_optim_update(&p, 1, 1.0f, &w, &g, &v, NULL, 1);
     CHECK(fabsf(w - 0.8716667f) < 1e-6f, "momentum w = %.7f", w);
+}
+
+/* Schedules, worked by hand: lr 0.1, 10 iterations per epoch. */
+static void test_schedules_hand_computed(void) {
+    gr_optim o = gr_sgd((gr_sgd_opts){.lr = 0.1f});
+    o.schedule = GR_SCHEDULE_STEP;
+    o.epoch_iters = 10;
+    o.step_epochs = 2;
+    o.gamma = 0.5f;
+    CHECK(fabsf(gr_optim_lr(&o, 19) - 0.1f) < 1e-7f, "step: epoch 1 lr %g", gr_optim_lr(&o, 19));
+    CHECK(fabsf(gr_optim_lr(&o, 20) - 0.05f) < 1e-7f, "step: epoch 2 lr %g", gr_optim_lr(&o, 20));
+    CHECK(fabsf(gr_optim_lr(&o, 45) - 0.025f) < 1e-7f, "step: epoch 4 lr %g", gr_optim_lr(&o, 45));
+    o.schedule = GR_SCHEDULE_COSINE;
+    o.total_iters = 100;
+    CHECK(fabsf(gr_optim_lr(&o, 0) - 0.1f) < 1e-7f, "cosine start %g", gr_optim_lr(&o, 0));
+    CHECK(fabsf(gr_optim_lr(&o, 50) - 0.05f) < 1e-7f, "cosine middle %g", gr_optim_lr(&o, 50));
+    CHECK(fabsf(gr_optim_lr(&o, 25) - 0.0853553f) < 1e-6f, "cosine quarter %g (0.1*(1+cos(pi/4))/2)", gr_optim_lr(&o, 25));
+    CHECK(gr_optim_lr(&o, 100) < 1e-9f, "cosine end %g", gr_optim_lr(&o, 100));
+    o.schedule = GR_SCHEDULE_CONSTANT;
+    o.warmup_iters = 4;
+    CHECK(fabsf(gr_optim_lr(&o, 0) - 0.025f) < 1e-7f, "warm-up step 1: %g", gr_optim_lr(&o, 0));
+    CHECK(fabsf(gr_optim_lr(&o, 3) - 0.1f) < 1e-7f, "warm-up step 4: %g", gr_optim_lr(&o, 3));
+    CHECK(fabsf(gr_optim_lr(&o, 9) - 0.1f) < 1e-7f, "after warm-up: %g", gr_optim_lr(&o, 9));
+    /* SGD with L2 weight decay by hand: w 1, g 0.5, wd 0.1, lr 0.1, no momentum:
+     * w = 1 - 0.1 * (0.5 + 0.1) = 0.94 */
+    gr_optim p = gr_sgd((gr_sgd_opts){.lr = 0.1f});
+    p.weight_decay = 0.1f;
+    float w = 1, g = 0.5f, v = 0;
+    gr_optim_update(&p, 0, 1.0f, &w, &g, &v, NULL, 1);
+    CHECK(fabsf(w - 0.94f) < 1e-6f, "sgd weight decay: w = %.7f", w);
+    /* discriminative rate: lr_mult 0.1 -> w = 1 - 0.01 * 0.6 = 0.994 */
+    w = 1;
+    gr_optim_update(&p, 0, 0.1f, &w, &g, &v, NULL, 1);
+    CHECK(fabsf(w - 0.994f) < 1e-6f, "lr multiplier: w = %.7f", w);
 }
 
 static int read_floats(FILE *f, float *dst, size_t n) { return fread(dst, sizeof(float), n, f) == n; }
@@ -137,14 +182,16 @@ static void test_trajectory_matches_pytorch(void) {
     if (!f) return;
     enum { S = 6, B = 4, F = 12, H = 8, C = 3 };
     static float x[S * B * F], yl[S * B], w1[F * H], b1[H], w2[H * C], b2[C];
-    static float want[2][S + F * H + H + H * C + C];
+    static float want[4][S + F * H + H + H * C + C];
     int ok = read_floats(f, x, S * B * F) && read_floats(f, yl, S * B) && read_floats(f, w1, F * H) &&
              read_floats(f, b1, H) && read_floats(f, w2, H * C) && read_floats(f, b2, C) &&
-             read_floats(f, want[0], sizeof want[0] / 4) && read_floats(f, want[1], sizeof want[1] / 4);
+             read_floats(f, want[0], sizeof want[0] / 4) && read_floats(f, want[1], sizeof want[1] / 4) &&
+             read_floats(f, want[2], sizeof want[2] / 4) && read_floats(f, want[3], sizeof want[3] / 4);
     fclose(f);
     CHECK(ok, "short fixture");
     if (!ok) return;
-    for (int run = 0; run < 2; run++) {
+    static const char *names[4] = {"sgd", "adam", "sgd+weight decay", "adamw"};
+    for (int run = 0; run < 4; run++) {
         gr_error e;
         gr_model *m = gr_model_new(1, 1, F, &e);
         gr_stack(m, &e, gr_dense(H, GR_ACT_RELU), gr_dense(C, GR_ACT_SOFTMAX));
@@ -152,8 +199,9 @@ static void test_trajectory_matches_pytorch(void) {
         memcpy(gr_param_data(m, 1), b1, sizeof b1);
         memcpy(gr_param_data(m, 2), w2, sizeof w2);
         memcpy(gr_param_data(m, 3), b2, sizeof b2);
-        gr_optim opt = run == 0 ? gr_sgd((gr_sgd_opts){.lr = 0.1f, .momentum = 0.9f, .nesterov = true})
-                                : gr_adam(0.01f);
+        gr_optim opt = run % 2 == 0 ? gr_sgd((gr_sgd_opts){.lr = 0.1f, .momentum = 0.9f, .nesterov = true})
+                                    : (run == 1 ? gr_adam(0.01f) : gr_adamw(0.01f, 0.1f));
+        if (run == 2) opt.weight_decay = 0.01f;
         gr_trainer_opts o = {.optim = opt, .max_batch = B, .seed = 1};
         gr_trainer *t = gr_trainer_new(m, 0, &o, &e);
         float losses[S];
@@ -162,9 +210,11 @@ static void test_trajectory_matches_pytorch(void) {
             for (int b = 0; b < B; b++) lab[b] = (int)yl[s * B + b];
             CHECK(gr_trainer_step(t, x + s * B * F, lab, B, &losses[s], NULL, &e) == GR_OK, "%s", e.msg);
         }
-        CHECK_CLOSE(run ? "adam losses" : "sgd losses", losses, want[run], S, 1e-5, 1e-4);
-        CHECK_CLOSE(run ? "adam weights" : "sgd weights", m->w, want[run] + S,
-                    F * H + H + H * C + C, 1e-5, 1e-3);
+        char what[64];
+        snprintf(what, sizeof what, "%s losses", names[run]);
+        CHECK_CLOSE(what, losses, want[run], S, 1e-5, 1e-4);
+        snprintf(what, sizeof what, "%s weights", names[run]);
+        CHECK_CLOSE(what, m->w, want[run] + S, F * H + H + H * C + C, 1e-5, 1e-3);
         gr_trainer_free(t);
         gr_model_free(m);
     }
@@ -228,6 +278,7 @@ static void test_bad_arguments(void) {
 int main(void) {
     RUN(test_gradients_match_finite_differences);
     RUN(test_sgd_hand_computed);
+    RUN(test_schedules_hand_computed);
     RUN(test_trajectory_matches_pytorch);
     RUN(test_deterministic_with_dropout);
     RUN(test_bad_arguments);

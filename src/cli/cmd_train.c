@@ -37,8 +37,17 @@ static void usage(FILE *f) {
 "  --test PATH           evaluate on it at the end: prints Test loss / Test accuracy\n"
 "  --format auto|cifar10|cifar100|folder|csv, --labels fine|coarse (CIFAR-100)\n"
 "  --augment             random crop (pad 4) and horizontal flip (turns the cache off)\n"
+"  --skip-bad            skip (and count) images that fail to decode instead of stopping\n"
+"  --crop                resize keeping the aspect ratio, cropping the centre (default: stretch)\n"
+"fine-tuning:\n"
+"  --unfreeze LAYER      the base trains from LAYER on (e.g. block5_conv1, a darknet index)\n"
+"  --base-lr-mult F [1]  learning-rate multiplier for the unfrozen base layers\n"
+"  --bn-train            unfrozen batch norm uses batch statistics (default: stored ones)\n"
 "training (defaults = the seed recipe):\n"
-"  --optimizer sgd|adam  [sgd]     --lr F [0.01; adam 0.001]   --decay F [1e-6]\n"
+"  --optimizer sgd|adam|adamw [sgd]   --lr F [0.01; adam/adamw 0.001]   --decay F [1e-6]\n"
+"  --weight-decay F [0; adamw 0.01]   --lr-schedule constant|inverse-time|step|cosine\n"
+"  --lr-step N [10] --lr-gamma F [0.1] (step)   --warmup EPOCHS [0]\n"
+"  --patience N (early stopping, keeps the best)   --monitor val_accuracy|val_loss\n"
 "  --momentum F [0.9]    --nesterov / --no-nesterov [nesterov]\n"
 "  --loss categorical|sparse  (the same math; labels are class indices either way)\n"
 "  --label-smoothing F [0]   --epochs N [20]   --batch N [32]   --seed N [1]\n"
@@ -55,9 +64,10 @@ static void usage(FILE *f) {
 
 typedef struct {
     const char *base, *weights, *from, *cut, *head, *data, *val, *test, *out, *log, *ckpt;
-    const char *format, *labels, *prep, *optimizer, *loss, *resume, *keep;
+    const char *format, *labels, *prep, *optimizer, *loss, *resume, *keep, *unfreeze, *schedule, *monitor;
     int h, w, epochs, batch, threads, quiet, no_cache, augment, nesterov, no_standardize, lr_auto;
-    float lr, decay, momentum, val_split, smoothing;
+    int skip_bad, crop, bn_train, lr_step, patience;
+    float lr, decay, momentum, val_split, smoothing, weight_decay, base_lr_mult, lr_gamma, warmup;
     unsigned long long seed;
 } train_args;
 
@@ -93,6 +103,18 @@ static int parse(int argc, char **argv, train_args *t) {
         else if (!strcmp(a, "--optimizer")) sv = &t->optimizer;
         else if (!strcmp(a, "--loss")) sv = &t->loss;
         else if (!strcmp(a, "--resume")) sv = &t->resume;
+        else if (!strcmp(a, "--unfreeze")) sv = &t->unfreeze;
+        else if (!strcmp(a, "--lr-schedule")) sv = &t->schedule;
+        else if (!strcmp(a, "--monitor")) sv = &t->monitor;
+        else if (!strcmp(a, "--lr-step")) iv = &t->lr_step;
+        else if (!strcmp(a, "--patience")) iv = &t->patience;
+        else if (!strcmp(a, "--weight-decay")) fv = &t->weight_decay;
+        else if (!strcmp(a, "--base-lr-mult")) fv = &t->base_lr_mult;
+        else if (!strcmp(a, "--lr-gamma")) fv = &t->lr_gamma;
+        else if (!strcmp(a, "--warmup")) fv = &t->warmup;
+        else if (!strcmp(a, "--skip-bad")) t->skip_bad = 1;
+        else if (!strcmp(a, "--crop")) t->crop = 1;
+        else if (!strcmp(a, "--bn-train")) t->bn_train = 1;
         else if (!strcmp(a, "--keep")) sv = &t->keep;
         else if (!strcmp(a, "--no-standardize")) t->no_standardize = 1;
         else if (!strcmp(a, "--lr") && i + 1 < argc && !strcmp(argv[i + 1], "auto")) { t->lr_auto = 1; i++; }
@@ -133,8 +155,14 @@ static int parse(int argc, char **argv, train_args *t) {
     if (!t->data) return cli_failf("--data is required (see graft train --help)");
     if (!t->base && !t->from && !t->resume) return cli_failf("--base (or --from MODEL, --resume CKPT) is required (see graft train --help)");
     if (t->base && t->from) return cli_failf("give --base or --from, not both");
-    if (strcmp(t->optimizer, "sgd") && strcmp(t->optimizer, "adam"))
-        return cli_failf("--optimizer '%s': expected sgd or adam", t->optimizer);
+    if (strcmp(t->optimizer, "sgd") && strcmp(t->optimizer, "adam") && strcmp(t->optimizer, "adamw"))
+        return cli_failf("--optimizer '%s': expected sgd, adam or adamw", t->optimizer);
+    if (t->schedule && strcmp(t->schedule, "constant") && strcmp(t->schedule, "inverse-time") &&
+        strcmp(t->schedule, "step") && strcmp(t->schedule, "cosine"))
+        return cli_failf("--lr-schedule '%s': expected constant, inverse-time, step or cosine", t->schedule);
+    if (t->monitor && strcmp(t->monitor, "val_accuracy") && strcmp(t->monitor, "val_loss"))
+        return cli_failf("--monitor '%s': expected val_accuracy or val_loss", t->monitor);
+    if (t->lr_gamma >= 1) return cli_failf("--lr-gamma %g: expected a factor below 1", t->lr_gamma);
     if (strcmp(t->loss, "categorical") && strcmp(t->loss, "sparse"))
         return cli_failf("--loss '%s': expected categorical or sparse", t->loss);
     if (t->val_split >= 1) return cli_failf("--val-split %g: expected a fraction in (0, 1)", t->val_split);
@@ -144,7 +172,8 @@ static int parse(int argc, char **argv, train_args *t) {
     if (t->keep && strcmp(t->keep, "best") && strcmp(t->keep, "last"))
         return cli_failf("--keep '%s': expected best or last", t->keep);
     if (t->resume && t->from) return cli_failf("give --resume or --from, not both");
-    if (isnan(t->lr)) t->lr = strcmp(t->optimizer, "adam") ? 0.01f : 0.001f;
+    if (isnan(t->lr)) t->lr = strcmp(t->optimizer, "sgd") ? 0.001f : 0.01f;
+    if (!strcmp(t->optimizer, "adamw") && t->weight_decay == 0) t->weight_decay = 0.01f;
     if (!(t->lr > 0)) return cli_failf("--lr %g: must be positive", t->lr);
     return 0;
 }
@@ -161,7 +190,8 @@ static gr_dataset *open_data(const char *arg, const train_args *t, gr_split spli
                              gr_preprocess prep, gr_error *err) {
     char path[4096];
     if (cli_resolve_data(arg, path, sizeof path, err)) return NULL;
-    gr_dataset_opts o = {.split = split, .h = h, .w = w, .preprocess = prep};
+    gr_dataset_opts o = {.split = split, .h = h, .w = w, .preprocess = prep, .skip_bad = t->skip_bad,
+                         .fit = t->crop ? GR_RESIZE_CENTER_CROP : GR_RESIZE_STRETCH};
     if (t->format && parse_format(t->format, &o.format)) {
         gr_error_set(err, GR_ERR_ARG, "--format '%s': expected auto, cifar10, cifar100, folder or csv", t->format);
         return NULL;
@@ -266,6 +296,30 @@ int cmd_train(int argc, char **argv) {
         }
         if (cli_check_classes(m, train, t.data, t.from, &err)) goto fail;
     }
+    int head_first = 0;
+    if (t.unfreeze) {
+        /* the frozen prefix ends just before LAYER; the head keeps the full rate */
+        /* a darknet layer N is the nodes "N/conv", "N/bn", "N": start at its first */
+        char sub[128];
+        snprintf(sub, sizeof sub, "%s/conv", t.unfreeze);
+        int u = gr_model_find(m, sub);
+        if (u < 0) u = gr_model_find(m, t.unfreeze);
+        if (u < 0) {
+            gr_error_set(&err, GR_ERR_ARG, "--unfreeze: the model has no layer '%s' (graft info --base lists them)",
+                         t.unfreeze);
+            goto fail;
+        }
+        int n_layers = gr_model_num_layers(m);
+        for (int i = 0; i < n_layers; i++)
+            if (!gr_model_layer_frozen(m, i)) { head_first = i; break; }
+        if (u >= head_first) {
+            gr_error_set(&err, GR_ERR_ARG, "--unfreeze %s: that layer is already in the trainable head", t.unfreeze);
+            goto fail;
+        }
+        gr_model_freeze_upto(m, u - 1);
+        if (!t.quiet) printf("fine-tuning: layers from '%s' on train (%d base layers unfrozen)%s\n", t.unfreeze,
+                             head_first - u, t.bn_train ? ", batch norm with batch statistics" : "");
+    }
     if (t.val_split > 0) {
         if (gr_dataset_split(train, t.val_split, t.seed, &tr_idx, &n_tr, &va_idx, &n_va, &err) != GR_OK) goto fail;
     } else if (t.val) {
@@ -309,10 +363,25 @@ int cmd_train(int argc, char **argv) {
                       .verbose = t.quiet ? 0 : 2, .checkpoint = ckpt, .stop = &stop_flag,
                       .resume = t.resume, .reuse_statistics = t.from != NULL, .config_json = config,
                       .keep_best = t.keep && !strcmp(t.keep, "best"), .lr_auto = t.lr_auto};
-    fo.optim = !strcmp(t.optimizer, "adam")
-                   ? gr_adam(t.lr)
-                   : gr_sgd((gr_sgd_opts){.lr = t.lr, .decay = t.decay, .momentum = t.momentum, .nesterov = t.nesterov});
-    if (!strcmp(t.optimizer, "adam")) fo.optim.decay = t.decay;
+    fo.optim = !strcmp(t.optimizer, "sgd")
+                   ? gr_sgd((gr_sgd_opts){.lr = t.lr, .decay = t.decay, .momentum = t.momentum, .nesterov = t.nesterov})
+                   : (!strcmp(t.optimizer, "adam") ? gr_adam(t.lr) : gr_adamw(t.lr, t.weight_decay));
+    fo.optim.weight_decay = t.weight_decay;
+    if (t.schedule) {
+        fo.optim.schedule = !strcmp(t.schedule, "step") ? GR_SCHEDULE_STEP
+                          : !strcmp(t.schedule, "cosine") ? GR_SCHEDULE_COSINE
+                          : !strcmp(t.schedule, "inverse-time") ? GR_SCHEDULE_INVERSE_TIME : GR_SCHEDULE_CONSTANT;
+        if (!strcmp(t.schedule, "constant")) fo.optim.decay = 0;
+    }
+    fo.optim.step_epochs = t.lr_step;
+    fo.optim.gamma = t.lr_gamma;
+    fo.warmup_epochs = t.warmup;
+    fo.patience = t.patience;
+    fo.monitor_loss = t.monitor && !strcmp(t.monitor, "val_loss");
+    fo.bn_train = t.bn_train;
+    fo.head_first = head_first;
+    fo.base_lr_mult = t.base_lr_mult;
+    if (strcmp(t.optimizer, "sgd") && (!t.schedule || !strcmp(t.schedule, "inverse-time"))) fo.optim.decay = t.decay;
     if (va_idx) { fo.val = train; fo.val_idx = va_idx; fo.n_val = n_va; }
     else if (val) fo.val = val;
     signal(SIGINT, on_signal);

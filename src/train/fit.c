@@ -348,8 +348,14 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
     bool cache = !o.no_cache && !augment;
     if (o.lr_auto && !cache)
         return gr_error_set(err, GR_ERR_ARG, "--lr auto needs the features cache (no augmentation, no --no-cache)");
+    int steps = (n + o.batch - 1) / o.batch;
+    o.optim.epoch_iters = steps;
+    o.optim.total_iters = (int64_t)steps * o.epochs;
+    o.optim.warmup_iters = (int64_t)(o.warmup_epochs * steps);
+    if (o.patience > 0) o.keep_best = true;
     gr_trainer_opts to = {.optim = o.optim, .max_batch = o.batch, .seed = o.seed,
-                          .label_smoothing = o.label_smoothing, .bn_train = o.bn_train};
+                          .label_smoothing = o.label_smoothing, .bn_train = o.bn_train,
+                          .head_first = o.head_first, .base_lr_mult = o.base_lr_mult};
     gr_trainer *t = gr_trainer_new(m, first, &to, err);
     if (!t) return err ? err->code : GR_ERR_ARG;
 
@@ -383,6 +389,7 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
     if (o.resume) {
         st = load_checkpoint(t, o.resume, o.config_json, &start_epoch, &start_step, err);
         if (st != GR_OK) goto done;
+        if (start_step >= (n + o.batch - 1) / o.batch) { start_epoch++; start_step = 0; }   /* after an epoch's last batch */
         if (o.verbose) printf("resuming from %s: epoch %d, batch %d\n", o.resume, start_epoch + 1, start_step);
     }
     for (int i = 0; i < n; i++) lab[i] = gr_dataset_label(ds, idx ? idx[i] : i);
@@ -406,11 +413,16 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
         st = GR_ERR_NOMEM;
         goto done;
     }
-    if (m->nodes[first].s.op == GR_OP_STANDARDIZE && !o.reuse_statistics && !o.resume) {
-        st = fit_standardize(m, first, feat, ds, idx, n, o.batch, o.threads, err);
+    int sd = first;   /* the standardize layer in the trainable part, if any */
+    while (sd < m->n_nodes && m->nodes[sd].s.op != GR_OP_STANDARDIZE) sd++;
+    if (sd < m->n_nodes && !o.reuse_statistics && !o.resume) {
+        /* from the cache when it sits at the cut; otherwise one pass over the
+         * training set before the first epoch (an unfrozen base then moves
+         * on, the standardization stays fixed) */
+        st = fit_standardize(m, sd, sd == first ? feat : NULL, ds, idx, n, o.batch, o.threads, err);
         if (st != GR_OK) goto done;
-        if (o.verbose) printf("standardized the %zu features at '%s' with the training set's mean and std\n",
-                              F, gr_model_layer_name(m, first - 1));
+        if (o.verbose) printf("standardized the %lld features at '%s' with the training set's mean and std\n",
+                              (long long)gr_node_size(m, sd - 1), gr_model_layer_name(m, sd - 1));
     }
     if (n_val > 0) {   /* validation features: computed once (inference never changes them) */
         vfeat = gr_malloc((size_t)n_val * F * sizeof(float), err);
@@ -436,7 +448,6 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
         }
         if (!o.resume) fprintf(log, "epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds\n");
     }
-    int steps = (n + o.batch - 1) / o.batch;
     double ema = 0, ema_best = 1e300;
     int64_t since_best = 0, step_count = 0;
     bool warned = false;
@@ -527,17 +538,23 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
             fflush(log);
         }
         if (o.history) o.history[ep] = e;
-        double score = n_val > 0 ? e.val_accuracy : -e.loss;
+        double score = n_val > 0 ? (o.monitor_loss ? -e.val_loss : e.val_accuracy) : -e.loss;
         if (score > best_score) {
             best_score = score;
             best_epoch = ep + 1;
             if (best_w) memcpy(best_w, m->w + off, np * sizeof(float));
         }
         if (o.checkpoint) st = save_checkpoint(m, t, o.checkpoint, ep + 1, 0, o.config_json, err);
+        if (st == GR_OK && o.patience > 0 && ep + 1 - best_epoch >= o.patience) {
+            if (o.verbose) printf("early stopping: no improvement for %d epochs\n", o.patience);
+            break;
+        }
     }
+    const char *metric = n_val > 0 ? (o.monitor_loss ? "val_loss" : "val_accuracy") : "loss";
+    bool neg = n_val == 0 || o.monitor_loss;
     if (st == GR_OK && best_epoch > 0 && o.verbose)
-        printf("best epoch: %d (%s %.4f)%s\n", best_epoch, n_val > 0 ? "val_accuracy" : "loss",
-               n_val > 0 ? best_score : -best_score, o.keep_best ? ": keeping its weights" : "");
+        printf("best epoch: %d (%s %.4f)%s\n", best_epoch, metric, neg ? -best_score : best_score,
+               o.keep_best ? ": keeping its weights" : "");
     if (st == GR_OK && best_w && best_epoch > 0) {
         memcpy(m->w + off, best_w, np * sizeof(float));
         m->w_version++;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include "train/probe.h"
 
 static double now_s(void) {
@@ -61,7 +62,7 @@ typedef struct {
     float *out;              /* [batch, size] this batch's output */
     float *pooled;           /* [n, c] */
     float *flat;             /* [n, size] or NULL */
-    double seconds;          /* this stage's forward time */
+    double seconds;          /* this stage's forward time (after the first batch) */
 } cut_buf;
 
 static int cmp_int(const void *a, const void *b) {
@@ -182,7 +183,7 @@ gr_status gr_probe_cuts(gr_model *m, const gr_dataset *ds, const int *cuts, int 
             const float *in = c->from == 0 ? x : cb[k - 1].out;
             double ts = now_s();
             if ((st = gr_model_run(m, c->from, in, got, c->node, c->out, err)) != GR_OK) goto out;
-            c->seconds += now_s() - ts;
+            if (done > 0 || got == n) c->seconds += now_s() - ts;   /* the first batch warms up */
             int hw = c->h * c->w;
             for (int i = 0; i < got; i++) {
                 const float *src = c->out + (size_t)i * c->size;
@@ -196,10 +197,11 @@ gr_status gr_probe_cuts(gr_model *m, const gr_dataset *ds, const int *cuts, int 
             }
         }
         done += got;
-        if (o.verbose)
+        if (o.verbose && isatty(2))
             fprintf(stderr, "\rprobe: features %d/%d images (%.1fs)   ", done, n, now_s() - t0);
     }
-    if (o.verbose) fputc('\n', stderr);
+    if (o.verbose) fprintf(stderr, "%sprobe: features of %d images at %d cuts in %.1fs\n", isatty(2) ? "\r" : "",
+                           done, nc, now_s() - t0);
     if (done != n) {
         st = gr_error_set(err, GR_ERR_IO, "probe: the data gave %d of %d samples", done, n);
         goto out;
@@ -218,7 +220,7 @@ gr_status gr_probe_cuts(gr_model *m, const gr_dataset *ds, const int *cuts, int 
             cum += cb[j].seconds;
             if (cb[j].from == 0) break;
         }
-        r->fwd_ms = 1e3 * cum / n;
+        r->fwd_ms = 1e3 * cum / (n > o.batch ? n - o.batch : n);
         if (o.verbose) fprintf(stderr, "probe: scoring cut '%s' (%dx%dx%d)\n", r->name, c->h, c->w, c->c);
         st = score_form(c->pooled, labels, n, c->c, C, o.folds, c->h * c->w > 1 ? GR_PROBE_GAP : GR_PROBE_VEC,
                         &r->pooled, err);

@@ -4,9 +4,10 @@
 #include "model.h"
 
 /* One optimizer update over n parameters: w, gradient g, state s1 (SGD
- * velocity / Adam m) and s2 (Adam v).  it = iterations done before.       */
-void gr_optim_update(const gr_optim *o, int64_t it, float *w, const float *g, float *s1,
-                     float *s2, size_t n);
+ * velocity / Adam m) and s2 (Adam v).  it = iterations done before;
+ * the rate is gr_optim_lr(o, it) * lr_mult.                               */
+void gr_optim_update(const gr_optim *o, int64_t it, float lr_mult, float *w, const float *g,
+                     float *s1, float *s2, size_t n);
 
 /* The forward + backward half of gr_trainer_step (no update): fills the
  * gradient of the batch's mean loss; gr_trainer_grad exposes it, covering

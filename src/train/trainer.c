@@ -109,7 +109,7 @@ gr_trainer *gr_trainer_new(gr_model *m, int first, const gr_trainer_opts *o, gr_
     t->np = m->w_count - t->off0;
     if (!(t->grad = gr_calloc(t->np, sizeof(float), err))) goto fail;
     if (!(t->s1 = gr_calloc(t->np, sizeof(float), err))) goto fail;
-    if (o->optim.kind == GR_OPTIM_ADAM && !(t->s2 = gr_calloc(t->np, sizeof(float), err))) goto fail;
+    if (o->optim.kind != GR_OPTIM_SGD && !(t->s2 = gr_calloc(t->np, sizeof(float), err))) goto fail;
     return t;
 fail:
     gr_trainer_free(t);
@@ -421,7 +421,19 @@ gr_status gr_trainer_step(gr_trainer *t, const float *x, const int *labels, int 
                           int *correct, gr_error *err) {
     gr_status st = gr_trainer_gradients(t, x, labels, B, loss, correct, err);
     if (st != GR_OK) return st;
-    gr_optim_update(&t->o.optim, t->it, t->m->w + t->off0, t->grad, t->s1, t->s2, t->np);
+    /* per parameter: fixed statistics never move; base layers may learn slower */
+    const gr_model *m = t->m;
+    for (int p = m->nodes[t->first].p0; p < m->n_params; p++) {
+        const gr_param *q = &m->params[p];
+        if (!strcmp(q->kind, "moving_mean") || !strcmp(q->kind, "moving_variance") ||
+            !strcmp(q->kind, "mean") || !strcmp(q->kind, "std"))
+            continue;
+        float mult = (t->o.head_first > 0 && q->node < t->o.head_first && t->o.base_lr_mult > 0)
+                         ? t->o.base_lr_mult : 1.0f;
+        size_t k = q->offset - t->off0;
+        gr_optim_update(&t->o.optim, t->it, mult, t->m->w + q->offset, t->grad + k, t->s1 + k,
+                        t->s2 ? t->s2 + k : NULL, q->count);
+    }
     t->it++;
     t->m->w_version++;
     return GR_OK;
