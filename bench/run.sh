@@ -14,3 +14,7 @@ bench/forward.sh "$B/bench/bench_forward" "${BENCH_SECONDS:-5}"
 
 # data input: JPEG decode+resize, CIFAR records, the batcher, graft vs PIL/torchvision
 B="$B" bench/bench_decode.sh "${BENCH_SECONDS:-3}"
+
+# the seed recipe on real CIFAR-10 (Tiny Darknet), graft vs PyTorch: accuracy, wall, peak RSS.
+# QUICK by default (2 epochs, 5000 images, 32x32); RECIPE_FULL=1 for the 50k/20-epoch acceptance run
+B="$B" bench/bench_recipe.sh "$([ "${RECIPE_FULL:-0}" = 1 ] && echo full || echo quick)"

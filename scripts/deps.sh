@@ -6,7 +6,7 @@ build_pkgs=(build-essential pkg-config libdnnl-dev libhdf5-dev libpng-dev libjpe
             libcurl4-openssl-dev libssl-dev libjson-c-dev libarchive-dev zlib1g-dev
             libopenblas-dev)   # libopenblas-dev: BLAS + LAPACK (dsyevd) for graft probe
 test_pkgs=(python3 python3-torch python3-torchvision python3-h5py python3-numpy
-           darknet)   # darknet: its cfgs in /usr/share/darknet/cfg for tests/test_darknet.c, and a peer for gen_darknet.py
+           darknet time)   # darknet: its cfgs in /usr/share/darknet/cfg for tests/test_darknet.c, and a peer for gen_darknet.py; time: /usr/bin/time -v for bench/bench_recipe.sh
 want=("${build_pkgs[@]}")
 case "${1:-all}" in
   build) ;;
