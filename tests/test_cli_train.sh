@@ -145,6 +145,27 @@ elif [ $rc -eq 1 ] && has "$T/err" "^graft: interrupted in epoch [0-9]+ after ba
   else fail train_interrupt_resume "resume rc=$rc $(cmp "$T/int.gft" "$T/full.gft" 2>&1) $(cat "$T/err")"; fi
 else fail train_interrupt_resume "rc=$rc $(cat "$T/err")"; fi
 
+# the same when the signal lands after an epoch's last batch (one batch per epoch; --no-cache
+# could not resume such a checkpoint: "no samples to iterate over"; the cache logged a nan epoch)
+R=(--data "$T/train.bin" --epochs 150 --batch 300 --no-cache -q)
+"$G" train "${BASE[@]}" "${HEAD[@]}" "${R[@]}" --out "$T/full1.gft" 2>"$T/err" || fail train_full_run1 "$(cat "$T/err")"
+"$G" train "${BASE[@]}" "${HEAD[@]}" "${R[@]}" --out "$T/int1.gft" --log "$T/int1.csv" 2>"$T/err" &
+pid=$!
+for _ in $(seq 600); do
+  [ "$(cat "$T/int1.csv" 2>/dev/null | wc -l)" -ge 3 ] && break
+  kill -0 $pid 2>/dev/null || break
+  sleep 0.05
+done
+kill -INT $pid 2>/dev/null; wait $pid; rc=$?
+if [ $rc -eq 0 ]; then
+  echo "SKIP train_interrupt_resume_epoch_end: the run finished before SIGINT arrived"
+elif [ $rc -eq 1 ] && has "$T/err" "after batch 1/1; checkpoint written to"; then
+  "$G" train --resume "$T/int1.gft.ckpt" "${R[@]}" --out "$T/int1.gft" --log "$T/int1.csv" >"$T/out" 2>"$T/err"; rc=$?
+  if [ $rc -eq 0 ] && cmp -s "$T/int1.gft" "$T/full1.gft" && ! grep -q nan,nan,nan "$T/int1.csv"; then
+    pass train_interrupt_resume_epoch_end
+  else fail train_interrupt_resume_epoch_end "resume rc=$rc $(cmp "$T/int1.gft" "$T/full1.gft" 2>&1) $(cat "$T/err")"; fi
+else fail train_interrupt_resume_epoch_end "rc=$rc $(cat "$T/err")"; fi
+
 # ---- eval: text and JSON, consistent with each other and with train's test score
 "$G" eval --model "$T/m.gft" --data "$T/test.bin" >"$T/eval.txt" 2>"$T/err"; rc=$?
 "$G" eval --model "$T/m.gft" --data "$T/test.bin" --json >"$T/eval.json" 2>>"$T/err"; rc2=$?
