@@ -593,7 +593,7 @@ gr_model *gr_model_load(const char *path, gr_error *err);
  *   gr_probe_row rows[64]; int best;
  *   gr_probe_best_cut(base, ds, cuts, n, 2000, 1, &best, rows, &err);
  */
-#define GR_PROBE_N_LAMBDA 7   /* lambda grid: 1e-4 .. 1e2 times the mean Gram eigenvalue */
+#define GR_PROBE_N_LAMBDA 7   /* lambda grid: 1e-4 .. 1e2 times trace(Z^T Z) / min(F, n) */
 
 typedef enum {
     GR_PROBE_VEC = 0,    /* a non-spatial output (h = w = 1): the vector itself */
@@ -607,7 +607,7 @@ typedef struct {
     gr_probe_form form;
     int features;            /* floats per sample; 0 = not scored */
     double ridge_acc;        /* k-fold CV accuracy at the best lambda, 0..1 */
-    double ridge_lambda;     /* that lambda, relative to the mean Gram eigenvalue */
+    double ridge_lambda;     /* that lambda, in units of trace(Z^T Z) / min(F, n) */
     double logme;            /* LogME: mean log evidence per sample (higher is better) */
     double seconds;          /* scoring time */
 } gr_probe_score;

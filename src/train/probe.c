@@ -102,8 +102,7 @@ static gr_status score_form(const float *X, const int *y, int n, int F, int C, i
     double t0 = now_s();
     s->form = form;
     s->features = F;
-    gr_status st = gr_probe_ridge_cv(X, y, n, F, C, folds, &s->ridge_acc, &s->ridge_lambda, NULL, err);
-    if (st == GR_OK) st = gr_probe_logme(X, y, n, F, C, &s->logme, err);
+    gr_status st = gr_probe_score_both(X, y, n, F, C, folds, &s->ridge_acc, &s->ridge_lambda, &s->logme, err);
     s->seconds = now_s() - t0;
     return st;
 }

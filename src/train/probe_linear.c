@@ -1,17 +1,14 @@
 /* probe_linear.c — transferability scores of a feature matrix: a ridge
  * linear probe with stratified k-fold cross-validation, and LogME.
  *
- * Both work in double precision on standardized features Z [n, F]
- * (row-major) and reduce every solve to one symmetric eigen-decomposition
- * (LAPACK dsyevd via OpenBLAS), after which each lambda / each LogME
- * iteration costs O(d) or O(n d C):
- *   ridge, primal (F <= n_train): G = Zc^T Zc = V S V^T,
- *          W(l) = V (S + l)^-1 V^T Zc^T T,   pred = (z - mean) W + mean(T);
- *   ridge, dual (F > n_train):    Kc = Zc Zc^T = U S U^T (centered kernel),
- *          pred = (z - mean) Zc^T U (S + l)^-1 U^T (T - mean(T)) + mean(T);
- *   LogME: the singular values of Z once; per class the projections of the
- *          one-hot target on the left singular vectors, then the alpha/beta
- *          fixed point of You et al. (2021), Algorithm 1.                 */
+ * Both work in double precision on the standardized features Z [n, F] and
+ * share ONE symmetric eigen-decomposition (LAPACK dsyevd via OpenBLAS): of
+ * Z^T Z [F, F] when F <= n, else of the kernel Z Z^T [n, n] (the dual),
+ * giving the thin SVD Z = U S^1/2 V^T (U [n, r], nonzero spectrum s [r]).
+ *   ridge: every fold and every lambda from the hat matrix
+ *          H = 1 1^T/n + U diag(s/(s+l)) U^T (held-out identity below);
+ *   LogME: per class the one-hot target's coordinates U^T y, then the
+ *          alpha/beta fixed point of You et al. (2021), Algorithm 1.       */
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
@@ -93,163 +90,146 @@ static gr_status check_inputs(const char *what, const int *y, int n, int F, int 
     return GR_OK;
 }
 
-/* One fold's spectral form: pred(l)[a][c] = my[c] + sum_k Q[a][k] P[k][c] / (s[k] + l). */
-typedef struct {
-    int d;
-    double *s, *P, *Q, *my;   /* s [d], P [d, C], Q [n_te, d], my [C] */
-} fold_spec;
+/* LAPACK LU solve (Fortran): A X = B, A [n, n], B [n, nrhs], column-major. */
+extern void dgesv_(const int *n, const int *nrhs, double *a, const int *lda, int *ipiv, double *b,
+                   const int *ldb, int *info);
 
-/* Primal: G = Zc^T Zc over the training rows. */
-static gr_status fold_primal(const double *Z, const int *y, int F, int C, const int *tr, int n_tr,
-                             const int *te, int n_te, fold_spec *fs, gr_error *err) {
-    double *mx = gr_calloc((size_t)F, sizeof(double), err);
-    double *Zc = gr_malloc((size_t)n_tr * F * sizeof(double), err);
-    double *G = gr_malloc((size_t)F * F * sizeof(double), err);
-    double *B = gr_calloc((size_t)F * C, sizeof(double), err);
-    double *Zt = gr_malloc((size_t)(n_te ? n_te : 1) * F * sizeof(double), err);
+void gr_probe_spectrum_free(gr_probe_spectrum *sp) {
+    free(sp->s);
+    free(sp->U);
+    memset(sp, 0, sizeof *sp);
+}
+
+gr_status gr_probe_spectrum_compute(const float *X, int n, int F, gr_probe_spectrum *sp, gr_error *err) {
+    memset(sp, 0, sizeof *sp);
+    bool primal = F <= n;
+    int d = primal ? F : n;
+    double *Z = gr_malloc((size_t)n * F * sizeof(double), err);
+    double *A = gr_malloc((size_t)d * d * sizeof(double), err);
+    double *s = gr_malloc((size_t)d * sizeof(double), err);
+    int *keep = gr_malloc((size_t)d * sizeof(int), err);
+    sp->s = gr_malloc((size_t)d * sizeof(double), err);
+    sp->U = gr_malloc((size_t)n * d * sizeof(double), err);
     gr_status st = GR_ERR_NOMEM;
-    if (!mx || !Zc || !G || !B || !Zt) goto out;
-    for (int i = 0; i < n_tr; i++)
-        for (int j = 0; j < F; j++) mx[j] += Z[(size_t)tr[i] * F + j];
-    for (int j = 0; j < F; j++) mx[j] /= n_tr;
-    for (int i = 0; i < n_tr; i++)
-        for (int j = 0; j < F; j++) {
-            double v = Z[(size_t)tr[i] * F + j] - mx[j];
-            Zc[(size_t)i * F + j] = v;
-            B[(size_t)j * C + y[tr[i]]] += v;    /* Zc^T T (Zc's columns sum to 0) */
-        }
-    for (int a = 0; a < n_te; a++)
-        for (int j = 0; j < F; j++) Zt[(size_t)a * F + j] = Z[(size_t)te[a] * F + j] - mx[j];
-    gram_cols(Zc, n_tr, F, G);
-    if ((st = gr_probe_eigh(G, F, fs->s, err)) != GR_OK) goto out;
-    /* P = V^T B (rows of G are eigenvectors), Q = Zt V */
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, F, C, F, 1.0, G, F, B, C, 0.0, fs->P, C);
-    if (n_te)
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_te, F, F, 1.0, Zt, F, G, F, 0.0, fs->Q, F);
-    fs->d = F;
+    if (!Z || !A || !s || !keep || !sp->s || !sp->U) goto out;
+    gr_probe_standardize(X, n, F, Z);
+    if (primal) gram_cols(Z, n, F, A);
+    else gram_rows(Z, n, F, A);
+    if ((st = gr_probe_eigh(A, d, s, err)) != GR_OK) goto out;
+    double smax = 0;
+    for (int k = 0; k < d; k++) smax = s[k] > smax ? s[k] : smax;
+    int r = 0;
+    for (int k = 0; k < d; k++)
+        if (s[k] > 1e-10 * smax) keep[r++] = k;
+    /* the kept eigenvectors as rows of A, in place (keep[q] >= q) */
+    for (int q = 0; q < r; q++) {
+        sp->s[q] = s[keep[q]];
+        if (keep[q] != q) memcpy(A + (size_t)q * d, A + (size_t)keep[q] * d, (size_t)d * sizeof(double));
+    }
+    if (primal) {   /* U = Z V S^-1/2 */
+        if (r) cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, r, F, 1.0, Z, F, A, d, 0.0, sp->U, r);
+        for (int i = 0; i < n; i++)
+            for (int q = 0; q < r; q++) sp->U[(size_t)i * r + q] /= sqrt(sp->s[q]);
+    } else {        /* U = the eigenvectors of Z Z^T, as columns */
+        for (int i = 0; i < n; i++)
+            for (int q = 0; q < r; q++) sp->U[(size_t)i * r + q] = A[(size_t)q * d + i];
+    }
+    sp->n = n, sp->F = F, sp->r = r;
     st = GR_OK;
 out:
-    free(mx); free(Zc); free(G); free(B); free(Zt);
+    free(Z); free(A); free(s); free(keep);
+    if (st != GR_OK) gr_probe_spectrum_free(sp);
     return st;
 }
 
-/* Dual: the centered kernel of the training rows, from K = Z Z^T [n, n]. */
-static gr_status fold_dual(const double *K, int n, const int *y, int C, const int *tr, int n_tr,
-                           const int *te, int n_te, fold_spec *fs, gr_error *err) {
-    double *r = gr_malloc((size_t)n_tr * sizeof(double), err);
-    double *Kc = gr_malloc((size_t)n_tr * n_tr * sizeof(double), err);
-    double *Kx = gr_malloc((size_t)(n_te ? n_te : 1) * n_tr * sizeof(double), err);
-    double *Tc = gr_malloc((size_t)n_tr * C * sizeof(double), err);
-    gr_status st = GR_ERR_NOMEM;
-    if (!r || !Kc || !Kx || !Tc) goto out;
-    double mall = 0;
-    for (int i = 0; i < n_tr; i++) {
-        double s = 0;
-        for (int j = 0; j < n_tr; j++) s += K[(size_t)tr[i] * n + tr[j]];
-        r[i] = s / n_tr;
-        mall += r[i];
-    }
-    mall /= n_tr;
-    for (int i = 0; i < n_tr; i++)
-        for (int j = 0; j < n_tr; j++)
-            Kc[(size_t)i * n_tr + j] = K[(size_t)tr[i] * n + tr[j]] - r[i] - r[j] + mall;
-    for (int a = 0; a < n_te; a++) {
-        double s = 0;
-        for (int j = 0; j < n_tr; j++) s += K[(size_t)te[a] * n + tr[j]];
-        s /= n_tr;
-        for (int j = 0; j < n_tr; j++)
-            Kx[(size_t)a * n_tr + j] = K[(size_t)te[a] * n + tr[j]] - s - r[j] + mall;
-    }
-    for (int i = 0; i < n_tr; i++)
-        for (int c = 0; c < C; c++) Tc[(size_t)i * C + c] = (y[tr[i]] == c) - fs->my[c];
-    if ((st = gr_probe_eigh(Kc, n_tr, fs->s, err)) != GR_OK) goto out;
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n_tr, C, n_tr, 1.0, Kc, n_tr, Tc, C, 0.0, fs->P, C);
-    if (n_te)
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_te, n_tr, n_tr, 1.0, Kx, n_tr, Kc, n_tr, 0.0, fs->Q, n_tr);
-    fs->d = n_tr;
-    st = GR_OK;
-out:
-    free(r); free(Kc); free(Kx); free(Tc);
-    return st;
+/* P [r, C] = U^T T for one-hot targets T. */
+static void project_targets(const gr_probe_spectrum *sp, const int *y, int C, double *P) {
+    memset(P, 0, sizeof(double) * (size_t)sp->r * C);
+    for (int i = 0; i < sp->n; i++)
+        for (int q = 0; q < sp->r; q++) P[(size_t)q * C + y[i]] += sp->U[(size_t)i * sp->r + q];
 }
 
-gr_status gr_probe_ridge_cv(const float *X, const int *y, int n, int F, int C, int folds,
-                            double *acc, double *lambda, double *acc_grid, gr_error *err) {
-    gr_status st = check_inputs("ridge probe", y, n, F, C, err);
-    if (st != GR_OK) return st;
+/* Ridge with an unpenalized intercept on all n rows has the hat matrix
+ * H = 1 1^T / n + U diag(s / (s + l)) U^T (Z is centered).  For any
+ * penalized least squares the prediction for held-out rows te from a fit
+ * on the rest is T_te - (I - H_te,te)^-1 (T - H T)_te, which equals the
+ * per-fold fit (centering by the training rows' means) exactly.          */
+gr_status gr_probe_ridge_spectrum(const gr_probe_spectrum *sp, const int *y, int C, int folds, double *acc,
+                                  double *lambda, double *acc_grid, gr_error *err) {
+    int n = sp->n, r = sp->r;
     if (folds < 2 || folds > n)
         return gr_error_set(err, GR_ERR_ARG, "ridge probe: %d folds for %d samples", folds, n);
-    int dmax = F < n ? F : n;
-    double *Z = gr_malloc((size_t)n * F * sizeof(double), err);
-    double *K = NULL;
-    int *fold = gr_malloc((size_t)n * sizeof(int), err);
-    int *tr = gr_malloc((size_t)n * sizeof(int), err), *te = gr_malloc((size_t)n * sizeof(int), err);
-    fold_spec fs = {0};
-    fs.s = gr_malloc((size_t)dmax * sizeof(double), err);
-    fs.P = gr_malloc((size_t)dmax * C * sizeof(double), err);
-    fs.Q = gr_malloc((size_t)n * dmax * sizeof(double), err);
-    fs.my = gr_malloc((size_t)C * sizeof(double), err);
-    double *pred = gr_malloc((size_t)C * sizeof(double), err);
-    long correct[GR_PROBE_N_LAMBDA] = {0}, scored = 0;
-    st = GR_ERR_NOMEM;
-    if (!Z || !fold || !tr || !te || !fs.s || !fs.P || !fs.Q || !fs.my || !pred) goto out;
-    gr_probe_standardize(X, n, F, Z);
+    int *fold = gr_malloc((size_t)n * sizeof(int), err), *te = gr_malloc((size_t)n * sizeof(int), err);
+    int *cnt = gr_calloc((size_t)C, sizeof(int), err), *ipiv = gr_malloc((size_t)n * sizeof(int), err);
+    double *P = gr_malloc((size_t)(r ? r : 1) * C * sizeof(double), err);
+    double *E = gr_malloc((size_t)n * C * sizeof(double), err);
+    double *Ut = gr_malloc((size_t)n * (r ? r : 1) * sizeof(double), err);
+    double *M = gr_malloc((size_t)n * n * sizeof(double), err);
+    double *R = gr_malloc((size_t)n * C * sizeof(double), err);
+    double *PD = gr_malloc((size_t)(r ? r : 1) * C * sizeof(double), err);
+    long correct[GR_PROBE_N_LAMBDA] = {0};
+    gr_status st = GR_ERR_NOMEM;
+    if (!fold || !te || !cnt || !ipiv || !P || !E || !Ut || !M || !R || !PD) goto out;
     gr_probe_folds(y, n, folds, fold);
-    for (int f = 0; f < folds; f++) {
-        int n_tr = 0, n_te = 0;
-        for (int i = 0; i < n; i++) {
-            if (fold[i] == f) te[n_te++] = i;
-            else tr[n_tr++] = i;
-        }
-        if (n_te == 0 || n_tr == 0) continue;
-        for (int c = 0; c < C; c++) fs.my[c] = 0;
-        for (int i = 0; i < n_tr; i++) fs.my[y[tr[i]]] += 1.0 / n_tr;
-        if (F <= n_tr) {
-            st = fold_primal(Z, y, F, C, tr, n_tr, te, n_te, &fs, err);
-        } else {
-            if (!K) {
-                K = gr_malloc((size_t)n * n * sizeof(double), err);
-                if (!K) { st = GR_ERR_NOMEM; goto out; }
-                gram_rows(Z, n, F, K);
-            }
-            st = fold_dual(K, n, y, C, tr, n_tr, te, n_te, &fs, err);
-        }
-        if (st != GR_OK) goto out;
-        double trace = 0;
-        for (int k = 0; k < fs.d; k++) {
-            if (fs.s[k] < 0) fs.s[k] = 0;   /* round-off below zero */
-            trace += fs.s[k];
-        }
-        double scale = trace > 0 ? trace / fs.d : 1;
-        for (int l = 0; l < GR_PROBE_N_LAMBDA; l++) {
-            double lam = lambda_rel[l] * scale;
-            for (int a = 0; a < n_te; a++) {
-                const double *q = fs.Q + (size_t)a * fs.d;
-                for (int c = 0; c < C; c++) pred[c] = 0;
-                for (int k = 0; k < fs.d; k++) {
-                    double w = q[k] / (fs.s[k] + lam);
-                    const double *p = fs.P + (size_t)k * C;
-                    for (int c = 0; c < C; c++) pred[c] += w * p[c];
+    project_targets(sp, y, C, P);
+    for (int i = 0; i < n; i++) cnt[y[i]]++;
+    double trace = 0;
+    for (int q = 0; q < r; q++) trace += sp->s[q];
+    double scale = trace > 0 ? trace / (sp->F < n ? sp->F : n) : 1;
+    for (int l = 0; l < GR_PROBE_N_LAMBDA; l++) {
+        double lam = lambda_rel[l] * scale;
+        /* residuals E = T - H T = T - mean(T) - U D P */
+        for (int q = 0; q < r; q++)
+            for (int c = 0; c < C; c++) PD[(size_t)q * C + c] = P[(size_t)q * C + c] * sp->s[q] / (sp->s[q] + lam);
+        for (int i = 0; i < n; i++)
+            for (int c = 0; c < C; c++) E[(size_t)i * C + c] = (y[i] == c) - (double)cnt[c] / n;
+        if (r) cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, C, r, -1.0, sp->U, r, PD, C, 1.0, E, C);
+        for (int f = 0; f < folds; f++) {
+            int nt = 0;
+            for (int i = 0; i < n; i++)
+                if (fold[i] == f) te[nt++] = i;
+            if (!nt) continue;
+            /* M = I - 1/n - (U_te sqrt(D)) (U_te sqrt(D))^T, R = E_te (column-major for LAPACK) */
+            for (int a = 0; a < nt; a++)
+                for (int q = 0; q < r; q++)
+                    Ut[(size_t)a * r + q] = sp->U[(size_t)te[a] * r + q] * sqrt(sp->s[q] / (sp->s[q] + lam));
+            if (r) cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, nt, r, -1.0, Ut, r, 0.0, M, nt);
+            else memset(M, 0, sizeof(double) * (size_t)nt * nt);
+            for (int a = 0; a < nt; a++)
+                for (int b = a; b < nt; b++) {
+                    M[(size_t)a * nt + b] += (a == b) - 1.0 / n;
+                    M[(size_t)b * nt + a] = M[(size_t)a * nt + b];
                 }
+            for (int a = 0; a < nt; a++)
+                for (int c = 0; c < C; c++) R[(size_t)c * nt + a] = E[(size_t)te[a] * C + c];
+            int info = 0;
+            dgesv_(&nt, &C, M, &nt, ipiv, R, &nt, &info);   /* M symmetric: row/column order alike */
+            if (info != 0) {
+                st = gr_error_set(err, GR_ERR_NUMERIC, "ridge probe: singular held-out system (fold %d, lambda %g)", f,
+                                  lambda_rel[l]);
+                goto out;
+            }
+            for (int a = 0; a < nt; a++) {   /* CV prediction = T_te - R */
                 int best = 0;
-                for (int c = 1; c < C; c++)
-                    if (pred[c] + fs.my[c] > pred[best] + fs.my[best]) best = c;
+                double bv = -1e300;
+                for (int c = 0; c < C; c++) {
+                    double v = (y[te[a]] == c) - R[(size_t)c * nt + a];
+                    if (v > bv) bv = v, best = c;
+                }
                 correct[l] += best == y[te[a]];
             }
         }
-        scored += n_te;
     }
     int bl = 0;
     for (int l = 1; l < GR_PROBE_N_LAMBDA; l++)
         if (correct[l] >= correct[bl]) bl = l;
     if (acc_grid)
-        for (int l = 0; l < GR_PROBE_N_LAMBDA; l++) acc_grid[l] = (double)correct[l] / (double)scored;
-    *acc = (double)correct[bl] / (double)scored;
+        for (int l = 0; l < GR_PROBE_N_LAMBDA; l++) acc_grid[l] = (double)correct[l] / n;
+    *acc = (double)correct[bl] / n;
     if (lambda) *lambda = lambda_rel[bl];
     st = GR_OK;
 out:
-    free(Z); free(K); free(fold); free(tr); free(te);
-    free(fs.s); free(fs.P); free(fs.Q); free(fs.my); free(pred);
+    free(fold); free(te); free(cnt); free(ipiv); free(P); free(E); free(Ut); free(M); free(R); free(PD);
     return st;
 }
 
@@ -286,59 +266,66 @@ static double logme_one(const double *s, const double *x, int r, double rx2, int
     return ev / N;
 }
 
-gr_status gr_probe_logme(const float *X, const int *y, int n, int F, int C, double *score,
-                         gr_error *err) {
-    gr_status st = check_inputs("LogME", y, n, F, C, err);
-    if (st != GR_OK) return st;
-    bool primal = F <= n;
-    int d = primal ? F : n;
-    double *Z = gr_malloc((size_t)n * F * sizeof(double), err);
-    double *A = gr_malloc((size_t)d * d * sizeof(double), err);
-    double *s = gr_malloc((size_t)d * sizeof(double), err);
-    double *x = gr_malloc((size_t)d * sizeof(double), err);
-    double *sk = gr_malloc((size_t)d * sizeof(double), err);
-    double *B = gr_calloc((size_t)F * C, sizeof(double), err);
-    int *cnt = gr_calloc((size_t)C, sizeof(int), err), *keep = gr_malloc((size_t)d * sizeof(int), err);
-    st = GR_ERR_NOMEM;
-    if (!Z || !A || !s || !x || !sk || !B || !cnt || !keep) goto out;
-    gr_probe_standardize(X, n, F, Z);
-    for (int i = 0; i < n; i++) cnt[y[i]]++;
-    if (primal) {
-        gram_cols(Z, n, F, A);
-        for (int i = 0; i < n; i++)
-            for (int j = 0; j < F; j++) B[(size_t)j * C + y[i]] += Z[(size_t)i * F + j];   /* Z^T Y */
-    } else {
-        gram_rows(Z, n, F, A);
-    }
-    if ((st = gr_probe_eigh(A, d, s, err)) != GR_OK) goto out;
-    /* keep the nonzero spectrum: keep[r] = eigenvector row of sk[r] */
-    double smax = 0;
-    for (int k = 0; k < d; k++) smax = s[k] > smax ? s[k] : smax;
-    int r = 0;
-    for (int k = 0; k < d; k++)
-        if (s[k] > 1e-10 * smax) { keep[r] = k; sk[r++] = s[k]; }
+
+gr_status gr_probe_logme_spectrum(const gr_probe_spectrum *sp, const int *y, int C, double *score,
+                                  gr_error *err) {
+    int r = sp->r;
+    double *P = gr_malloc((size_t)(r ? r : 1) * C * sizeof(double), err);
+    double *x = gr_malloc((size_t)(r ? r : 1) * sizeof(double), err);
+    int *cnt = gr_calloc((size_t)C, sizeof(int), err);
+    gr_status st = GR_ERR_NOMEM;
+    if (!P || !x || !cnt) goto out;
+    project_targets(sp, y, C, P);
+    for (int i = 0; i < sp->n; i++) cnt[y[i]]++;
     double total = 0;
     for (int c = 0; c < C; c++) {
         double x2 = 0;
         for (int q = 0; q < r; q++) {
-            const double *v = A + (size_t)keep[q] * d;
-            double xv = 0;
-            if (primal) {   /* u_k . y = (v_k . Z^T y) / sigma_k */
-                for (int j = 0; j < F; j++) xv += v[j] * B[(size_t)j * C + c];
-                xv /= sqrt(sk[q]);
-            } else {
-                for (int i = 0; i < n; i++)
-                    if (y[i] == c) xv += v[i];
-            }
-            x[q] = xv;
-            x2 += xv * xv;
+            x[q] = P[(size_t)q * C + c];
+            x2 += x[q] * x[q];
         }
         double rx2 = cnt[c] - x2;
-        total += logme_one(sk, x, r, rx2 > 0 ? rx2 : 0, F, n);
+        total += logme_one(sp->s, x, r, rx2 > 0 ? rx2 : 0, sp->F, sp->n);
     }
     *score = total / C;
     st = GR_OK;
 out:
-    free(Z); free(A); free(s); free(x); free(sk); free(B); free(cnt); free(keep);
+    free(P); free(x); free(cnt);
+    return st;
+}
+
+gr_status gr_probe_ridge_cv(const float *X, const int *y, int n, int F, int C, int folds,
+                            double *acc, double *lambda, double *acc_grid, gr_error *err) {
+    gr_status st = check_inputs("ridge probe", y, n, F, C, err);
+    if (st != GR_OK) return st;
+    if (folds < 2 || folds > n)
+        return gr_error_set(err, GR_ERR_ARG, "ridge probe: %d folds for %d samples", folds, n);
+    gr_probe_spectrum sp;
+    if ((st = gr_probe_spectrum_compute(X, n, F, &sp, err)) != GR_OK) return st;
+    st = gr_probe_ridge_spectrum(&sp, y, C, folds, acc, lambda, acc_grid, err);
+    gr_probe_spectrum_free(&sp);
+    return st;
+}
+
+gr_status gr_probe_logme(const float *X, const int *y, int n, int F, int C, double *score,
+                         gr_error *err) {
+    gr_status st = check_inputs("LogME", y, n, F, C, err);
+    if (st != GR_OK) return st;
+    gr_probe_spectrum sp;
+    if ((st = gr_probe_spectrum_compute(X, n, F, &sp, err)) != GR_OK) return st;
+    st = gr_probe_logme_spectrum(&sp, y, C, score, err);
+    gr_probe_spectrum_free(&sp);
+    return st;
+}
+
+gr_status gr_probe_score_both(const float *X, const int *y, int n, int F, int C, int folds, double *acc,
+                              double *lambda, double *logme, gr_error *err) {
+    gr_status st = check_inputs("probe", y, n, F, C, err);
+    if (st != GR_OK) return st;
+    gr_probe_spectrum sp;
+    if ((st = gr_probe_spectrum_compute(X, n, F, &sp, err)) != GR_OK) return st;
+    st = gr_probe_ridge_spectrum(&sp, y, C, folds, acc, lambda, NULL, err);
+    if (st == GR_OK) st = gr_probe_logme_spectrum(&sp, y, C, logme, err);
+    gr_probe_spectrum_free(&sp);
     return st;
 }
