@@ -119,6 +119,20 @@ if [ $rc -eq 0 ] && cmp -s "$T/s5a.gft" "$T/s5b.gft" && cmp -s "$T/s5a.gft" "$T/
   pass train_seed_determinism
 else fail train_seed_determinism "rc=$rc same: $(cmp "$T/s5a.gft" "$T/s5b.gft" 2>&1) no-cache: $(cmp "$T/s5a.gft" "$T/s5c.gft" 2>&1) $(cat "$T/err")"; fi
 
+# augmentation (pad-crop + flip, cache off) is seed-determined too, and differs from no augmentation
+"$G" train "${BASE[@]}" "${HEAD[@]}" --data "$T/train.bin" --epochs 2 --seed 5 --augment --out "$T/aug1.gft" >"$T/out" 2>"$T/err" \
+ && "$G" train "${BASE[@]}" "${HEAD[@]}" --data "$T/train.bin" --epochs 2 --seed 5 --augment -q --out "$T/aug2.gft" 2>>"$T/err"; rc=$?
+if [ $rc -eq 0 ] && has "$T/out" "features cache: off \(augmentation\)" && cmp -s "$T/aug1.gft" "$T/aug2.gft" \
+   && ! cmp -s "$T/aug1.gft" "$T/s5a.gft"; then pass train_augment_deterministic
+else fail train_augment_deterministic "rc=$rc $(cmp "$T/aug1.gft" "$T/aug2.gft" 2>&1) $(cat "$T/err")"; fi
+# --lr auto: the range test picks a rate and the run trains with it; it needs the cache
+"$G" train "${BASE[@]}" "${HEAD[@]}" --data "$T/train.bin" --epochs 1 --lr auto --out "$T/auto.gft" >"$T/out" 2>"$T/err"; rc=$?
+if [ $rc -eq 0 ] && has "$T/out" "^lowest loss at lr [0-9.e+-]+: using lr [0-9.e+-]+$" && [ -s "$T/auto.gft" ]; then pass train_lr_auto
+else fail train_lr_auto "rc=$rc $(tail -5 "$T/out") $(cat "$T/err")"; fi
+"$G" train "${BASE[@]}" "${HEAD[@]}" --data "$T/train.bin" --epochs 1 --lr auto --augment -q --out "$T/auto2.gft" >"$T/out" 2>"$T/err"; rc=$?
+if clean_fail $rc "$T/err" && has "$T/err" "lr auto needs the features cache" && ! [ -e "$T/auto2.gft" ]; then pass train_lr_auto_needs_cache
+else fail train_lr_auto_needs_cache "rc=$rc $(cat "$T/err")"; fi
+
 # ---- --from: continue training a model file
 "$G" train --from "$T/m.gft" --data "$T/train.bin" --epochs 1 -q --out "$T/m2.gft" >"$T/out" 2>"$T/err"; rc=$?
 if [ $rc -eq 0 ] && [ -s "$T/m2.gft" ] && ! cmp -s "$T/m.gft" "$T/m2.gft"; then pass train_from_model
