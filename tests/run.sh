@@ -9,6 +9,8 @@ export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 pass=0; fail=0; skip=0; failed_names=()
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+# a private download/features cache for the whole run (never the user's)
+export GRAFT_HOME="${GRAFT_TEST_HOME:-$tmp/home}"
 
 run_one() {  # $1 = label, rest = command
   local label=$1; shift

@@ -66,6 +66,23 @@ static gr_status compute_features(gr_model *m, int upto, const gr_dataset *ds, c
     return st;
 }
 
+/* compute_features through the disk cache: a hit skips the base. */
+static gr_status cached_features(gr_model *m, int upto, const gr_dataset *ds, const int *idx, int n,
+                                 int batch, int threads, float *feat, const char *what, int verbose,
+                                 gr_error *err) {
+    char key[65], path[4096];
+    size_t F = (size_t)gr_node_size(m, upto);
+    gr_error kerr;
+    bool keyed = upto >= 0 && gr_features_key(m, upto, ds, idx, n, key, &kerr) == GR_OK;
+    if (keyed && gr_features_load(key, (size_t)n, F, feat, path, sizeof path)) {
+        if (verbose) printf("%s: %d images, reused from the features cache (%s)\n", what, n, path);
+        return GR_OK;
+    }
+    gr_status st = compute_features(m, upto, ds, idx, n, batch, threads, feat, what, verbose, err);
+    if (st == GR_OK && keyed) gr_features_store(key, (size_t)n, F, feat);
+    return st;
+}
+
 /* Mean loss and accuracy of layers first.. on cached features. */
 static gr_status eval_features(gr_model *m, int first, const float *feat, const int *labels, int n,
                                int batch, float *probs, float *loss, float *acc, gr_error *err) {
@@ -406,8 +423,8 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
             st = GR_ERR_NOMEM;
             goto done;
         }
-        st = compute_features(m, first - 1, ds, idx, n, o.batch, o.threads, feat, "features (train)",
-                              o.verbose, err);
+        st = cached_features(m, first - 1, ds, idx, n, o.batch, o.threads, feat, "features (train)",
+                             o.verbose, err);
         if (st != GR_OK) goto done;
     } else if (!(xi = gr_malloc((size_t)o.batch * img * sizeof(float), err))) {
         st = GR_ERR_NOMEM;
@@ -429,8 +446,8 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
         vlab = gr_malloc((size_t)n_val * sizeof(int), err);
         if (!vfeat || !vlab) { st = GR_ERR_NOMEM; goto done; }
         for (int i = 0; i < n_val; i++) vlab[i] = gr_dataset_label(o.val, o.val_idx ? o.val_idx[i] : i);
-        st = compute_features(m, first - 1, o.val, o.val_idx, n_val, o.batch, o.threads, vfeat,
-                              "features (validation)", o.verbose, err);
+        st = cached_features(m, first - 1, o.val, o.val_idx, n_val, o.batch, o.threads, vfeat,
+                             "features (validation)", o.verbose, err);
         if (st != GR_OK) goto done;
     }
     if (o.lr_auto && !o.resume) {
