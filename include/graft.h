@@ -233,6 +233,15 @@ gr_status gr_model_predict(gr_model *m, const float *x, int batch, int upto,
  * flatten, fc1, fc2, predictions [1000, softmax]).  h, w >= 32.             */
 gr_model *gr_vgg16(int h, int w, bool include_top, gr_error *err);
 
+/* Keras ResNet50 (v1: stride 2 on each stack's first 1x1 conv; conv biases;
+ * batch norm eps 1.001e-5), Keras' layer names: conv1_conv, conv1_bn,
+ * conv1_relu, pool1_pool, conv2_block1_0_conv ... conv5_block3_out (the
+ * ZeroPadding2D layers conv1_pad / pool1_pad are folded into the layer
+ * after them).  include_top adds avg_pool (global average) and predictions
+ * [1000, softmax].  h, w >= 32.  Loads Keras' resnet50_*.h5 files by name;
+ * torchvision (v1.5) weights are refused.  Preprocessing: caffe.          */
+gr_model *gr_resnet50(int h, int w, bool include_top, gr_error *err);
+
 /* A network from a darknet .cfg file; layer names are darknet's indices
  * ("0", "1", ...).  h, w = 0: the [net] section's size.                     */
 gr_model *gr_darknet_load_cfg(const char *cfg_path, int h, int w, gr_error *err);
@@ -662,6 +671,22 @@ gr_status gr_probe_ridge_cv(const float *X, const int *y, int n, int F, int C, i
 gr_status gr_probe_logme(const float *X, const int *y, int n, int F, int C, double *score,
                          gr_error *err);
 /* ---------------------------------------------------------------- end probe */
+
+/* ------------------------------------------------------------------- tflite
+ * A TFLite flatbuffer (.tflite) as a float graft model (src/io/tflite.c,
+ * src/models/tflite_net.c): uint8/int8/int32 weights are dequantized once,
+ * (q - zero_point) * scale; activations run in float32.  Operators: CONV_2D,
+ * DEPTHWISE_CONV_2D, ADD, AVERAGE/MAX_POOL_2D, MEAN, RESHAPE, SQUEEZE,
+ * FULLY_CONNECTED, SOFTMAX, RELU, RELU6, LOGISTIC, CONCATENATION,
+ * (DE)QUANTIZE; any other is GR_ERR_UNSUPPORTED naming it.  Layer names are
+ * the ops' output tensor names (up to the first ';', the last 63 bytes of a
+ * longer one).  Preprocessing: GR_PREP_TF (the quantized MobileNets' input
+ * is (q - 128) / 128, within 1/128 of tf's q / 127.5 - 1).                 */
+gr_model *gr_tflite_load(const char *path, gr_error *err);        /* the file's input size */
+/* The same at another input size (h, w = 0: the file's); an average pool
+ * over the file's whole map becomes a global average pool.                */
+gr_model *gr_tflite_load_sized(const char *path, int h, int w, gr_error *err);
+/* ---------------------------------------------------------------- end tflite */
 
 #ifdef __cplusplus
 }
