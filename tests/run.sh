@@ -5,6 +5,8 @@
 set -u
 cd "$(dirname "$0")/.."
 export GRAFT_DATA="${GRAFT_DATA:-$(cd .. && pwd)/shared/data}"
+# idle OpenMP threads sleep instead of spinning (as the graft CLI arranges for itself)
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 pass=0; fail=0; skip=0; failed_names=()
