@@ -25,7 +25,8 @@ static void usage(FILE *f) {
 "  --weights FILE|imagenet|none   weights for the base (.h5, .safetensors, .weights;\n"
 "                        imagenet = the canonical file, fetched/cached)  [imagenet]\n"
 "  --from MODEL          continue training a graft model file instead\n"
-"  --cut LAYER           keep the base up to and including LAYER (name or darknet index)\n"
+"  --cut LAYER|auto      keep the base up to and including LAYER (name or darknet index);\n"
+"                        auto = the cut a linear probe scores best (see graft probe)\n"
 "                        [whole headless base; darknet: before the last 1000-class conv]\n"
 "  --head SPEC           layers after the cut  [flatten,dense:1024:relu,dense:N:softmax]\n"
 "                        (flatten, gap, dropout:P, dense:UNITS[:ACT], batchnorm; N = classes)\n"
@@ -230,7 +231,7 @@ int cmd_train(int argc, char **argv) {
         gr_model_layer_shape(m, -1, &h, &w, &c);
         prep = gr_model_preprocess(m);
     } else {
-        prep = !strncmp(t.base, "vgg", 3) ? GR_PREP_CAFFE : GR_PREP_DARKNET;
+        prep = !strncmp(t.base, "vgg", 3) || !strncmp(t.base, "resnet", 6) ? GR_PREP_CAFFE : GR_PREP_DARKNET;
     }
     if (t.prep && gr_preprocess_parse(t.prep, &prep)) {
         cli_failf("--preprocess '%s': expected caffe, torch, tf, darknet or none", t.prep);
@@ -254,7 +255,38 @@ int cmd_train(int argc, char **argv) {
         if (!m) goto fail;
         gr_model_set_preprocess(m, prep);
         int cut = cli_default_cut(m);
-        if (t.cut) {
+        if (t.cut && !strcmp(t.cut, "auto")) {
+            /* candidates: every pooling layer, the default cut, and each layer
+             * output in the last block (after the last pool) */
+            int cuts[512], nc = gr_probe_pool_cuts(m, cut, cuts, 256);
+            if (nc > 256) nc = 256;
+            int last_pool = -1;
+            for (int i = 0; i < cut; i++)
+                if (gr_model_layer_op(m, i) == GR_OP_MAXPOOL || gr_model_layer_op(m, i) == GR_OP_AVGPOOL) last_pool = i;
+            for (int i = last_pool + 1; i < cut && nc < 512; i++)
+                if (!strchr(gr_model_layer_name(m, i), '/') && gr_model_layer_op(m, i) != GR_OP_BATCHNORM) cuts[nc++] = i;
+            gr_probe_row *rows = calloc((size_t)nc, sizeof *rows);
+            if (!rows) { gr_error_set(&err, GR_ERR_NOMEM, "out of memory"); goto fail; }
+            int best = cut;
+            if (!t.quiet) printf("--cut auto: probing %d candidate cuts on a stratified sample of the training data\n", nc);
+            gr_status pst = gr_probe_best_cut(m, train, cuts, nc, 2000, t.seed, &best, rows, &err);
+            if (pst == GR_OK && !t.quiet) {
+                for (int k = 0; k < nc; k++) {
+                    const gr_probe_score *sc = rows[k].use_flat ? &rows[k].flat : &rows[k].pooled;
+                    if (!rows[k].name[0]) continue;
+                    char shape[48];
+                    snprintf(shape, sizeof shape, "%dx%dx%d", rows[k].h, rows[k].w, rows[k].c);
+                    printf("  %-24s %-12s %-4s ridge %.4f  LogME %8.4f%s\n", rows[k].name, shape,
+                           rows[k].use_flat ? "flat" : "gap", sc->ridge_acc, sc->logme,
+                           rows[k].node == best ? "  <- chosen" : "");
+                }
+                printf("--cut auto: '%s' (best 5-fold ridge probe accuracy; default cut '%s')\n",
+                       gr_model_layer_name(m, best), gr_model_layer_name(m, cut));
+            }
+            free(rows);
+            if (pst != GR_OK) goto fail;
+            cut = best;
+        } else if (t.cut) {
             cut = gr_model_find(m, t.cut);
             if (cut < 0) {
                 gr_error_set(&err, GR_ERR_ARG, "--cut: base '%s' has no layer '%s' (graft info --base %s lists them)",
