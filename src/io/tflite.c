@@ -294,7 +294,7 @@ static void read_options(fb *c, uint64_t o, int code, gr_tfl_options *p) {
 static gr_status parse(fb *c, gr_tfl_model *m, gr_error *err) {
     if (c->n < 8) return gr_error_set(err, GR_ERR_FORMAT, "too short for a flatbuffer (%zu bytes)", c->n);
     uint64_t root = fb_deref(c, 0, "root table");
-    if (c->bad) return GR_ERR_FORMAT;
+    if (c->bad) return gr_error_set(err, GR_ERR_FORMAT, "not a TFLite flatbuffer: %s", c->what);
     if (memcmp(c->b + 4, "TFL3", 4))
         return gr_error_set(err, GR_ERR_FORMAT, "not a TFLite model (no \"TFL3\" identifier at byte 4)");
     m->version = (uint32_t)fb_int(c, root, 0, 4, 0, 0, "model version");
@@ -428,6 +428,7 @@ gr_tfl_model *gr_tfl_open(const char *path, gr_error *err) {
     fclose(f);
     fb c = {.b = m->bytes, .n = m->len};
     if (parse(&c, m, err) != GR_OK) {
+        if (err->code == GR_OK) gr_error_set(err, GR_ERR_FORMAT, "cannot read the model");
         gr_error_prefix(err, "%s", path);
         gr_tfl_close(m);
         return NULL;

@@ -437,7 +437,7 @@ gr_model *gr_tflite_load_sized(const char *path, int h, int w, gr_error *err) {
         const gr_tfl_op *op = &f->ops[k];
         b.op = k;
         if (op->n_out != 1 || op->n_in < 1) {
-            op_error(&b, GR_ERR_UNSUPPORTED, "%d inputs and %d outputs (graft maps one-output operators)",
+            op_error(&b, GR_ERR_UNSUPPORTED, "%d inputs and %d outputs (graft maps operators with inputs and one output)",
                      op->n_in, op->n_out);
             goto fail;
         }
