@@ -43,6 +43,7 @@ gr_model *cli_build_base(const char *base, int h, int w, bool include_top, gr_er
         if (!h) { h = 224; w = 224; }
         return gr_vgg16(h, w, include_top, err);
     }
+    if (!strncmp(base, "tflite:", 7)) return gr_tflite_load_sized(base + 7, h, w, err);
     if (!strncmp(base, "darknet:", 8)) return gr_darknet_load_cfg(base + 8, h, w, err);
     gr_error_set(err, GR_ERR_ARG, "unknown base '%s' (known: vgg16, darknet:PATH.cfg)", base);
     return NULL;
@@ -70,6 +71,7 @@ gr_model *cli_load_base(const char *base, const char *weights, int h, int w, boo
     }
     gr_model *m = cli_build_base(b, h, w, false, err);
     if (!m || !weights || !strcmp(weights, "none") || !strcmp(weights, "random")) return m;
+    if (!strncmp(base, "tflite:", 7) && !strcmp(weights, "imagenet")) return m;   /* in the file */
     const char *wp = weights;
     if (!strcmp(weights, "imagenet")) {
         const char *name = !strcmp(base, "vgg16") ? "vgg16" : (!strcmp(base, "tiny-darknet") ? "tiny-darknet" : NULL);
@@ -105,7 +107,8 @@ int cli_default_cut(const gr_model *m) {
     for (int i = n - 1; i >= 0; i--) {
         int h, w, c;
         gr_model_layer_shape(m, i, &h, &w, &c);
-        if (gr_model_layer_op(m, i) == GR_OP_CONV2D && c == 1000) return i - 1;
+        gr_op op = gr_model_layer_op(m, i);   /* TFLite MobileNets: 1001 classes, conv or dense */
+        if ((op == GR_OP_CONV2D || op == GR_OP_DENSE) && (c == 1000 || c == 1001)) return i - 1;
     }
     return n - 1;
 }

@@ -206,8 +206,9 @@ static gr_status read_tensor(fb *c, uint64_t t, gr_tfl_tensor *out, gr_error *er
     out->ndim = n;
     for (int k = 0; k < n; k++) {
         if (shape[k] < 0) {
+            int v = (int)shape[k];
             free(shape);
-            return gr_error_set(err, GR_ERR_FORMAT, "a tensor with a negative dimension %d", (int)shape[k]);
+            return gr_error_set(err, GR_ERR_FORMAT, "a tensor with a negative dimension %d", v);
         }
         out->shape[k] = shape[k];
     }
