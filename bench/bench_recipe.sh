@@ -46,9 +46,9 @@ mkdir -p "$OUT"
 get() { [ -f "$1" ] && awk -v k="$2" '$1 == k { print $2; exit }' "$1" || true; }
 summary() {
   echo "== seed recipe on CIFAR-10, Tiny Darknet cut at layer 18 (results in $OUT)"
-  printf '%-9s %-5s | %-28s | %-28s | %-24s | %s\n' run seed "graft raw: acc  wall s  RSS MB" \
-         "PyTorch usual: acc  wall s  RSS" "PyTorch cached: acc  wall" "acc diff (pts), speed-up, RSS ratio"
-  local f
+  printf '%-22s | %-24s | %-29s | %-16s | %s\n' "size_train_epochs_seed" "graft raw: acc wall_s MB" \
+         "PyTorch usual: acc wall_s MB" "PyT cached: acc s" "acc diff (pts), speed-up, RSS ratio"
+  local f pairs=""
   for f in "$OUT"/graft_*.txt; do
     [ -f "$f" ] || continue
     local tag=${f#"$OUT"/graft_}; tag=${tag%.txt}         # e.g. 32_n50000_e20_s1
@@ -60,14 +60,19 @@ summary() {
     local ref=${ua:-$ca}
     [ "$(get "$u" epochs_run)" = "$(get "$u" epochs)" ] || ref=$ca   # usual accuracy only if complete
     local diff="-" speed="-" rss="-"
+    [ -n "$ga" ] && [ -n "$ref" ] && pairs+="${tag%_s*} $ga $ref"$'\n'
     [ -n "$ga" ] && [ -n "$ref" ] && diff=$(echo "100 * ($ga - $ref)" | bc -l | xargs printf '%+.2f')
     [ -n "$gw" ] && [ -n "$uw" ] && speed=$(echo "$uw / $gw" | bc -l | xargs printf '%.1fx')
     [ -n "$gr" ] && [ -n "$ur" ] && rss=$(echo "$ur / $gr" | bc -l | xargs printf '%.1fx')
-    printf '%-18s | %6s %9s %7s | %6s %9s %5s (%s ep) | %6s %9s | %s, %s, %s\n' "$tag" "${ga:--}" "${gw:--}" "${gr:--}" \
+    printf '%-22s | %6s %9s %7s | %6s %9s %5s (%2s ep) | %6s %9s | %s, %s, %s\n' "$tag" "${ga:--}" "${gw:--}" "${gr:--}" \
            "${ua:--}" "${uw:--}" "${ur:--}" "${ue:--}" "${ca:--}" "${cw:--}" "$diff" "$speed" "$rss"
-    [ -f "$s" ] && printf '%-18s | graft default (standardized features): acc %s wall %s s RSS %s MB\n' "" \
+    [ -f "$s" ] && printf '%-22s | graft default (standardized features): acc %s wall %s s RSS %s MB\n' "" \
            "$(get "$s" accuracy)" "$(get "$s" wall_extrapolated)" "$(get "$s" rss_mb)"
   done
+  # mean over the seeds that have both sides
+  printf '%s' "$pairs" | awk 'NF == 3 { n[$1]++; g[$1] += $2; p[$1] += $3 }
+    END { for (k in n) printf "%-22s | mean of %d seeds: graft %.4f, PyTorch %.4f, diff %+.2f pts\n",
+                                k, n[k], g[k] / n[k], p[k] / n[k], 100 * (g[k] - p[k]) / n[k] }' | sort
   for f in "$OUT"/vgg_graft_*.txt; do
     [ -f "$f" ] || continue
     local p=${f/vgg_graft_/vgg_peer_} gi pi
