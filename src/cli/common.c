@@ -43,9 +43,13 @@ gr_model *cli_build_base(const char *base, int h, int w, bool include_top, gr_er
         if (!h) { h = 224; w = 224; }
         return gr_vgg16(h, w, include_top, err);
     }
+    if (!strcmp(base, "resnet50")) {
+        if (!h) { h = 224; w = 224; }
+        return gr_resnet50(h, w, include_top, err);
+    }
     if (!strncmp(base, "tflite:", 7)) return gr_tflite_load_sized(base + 7, h, w, err);
     if (!strncmp(base, "darknet:", 8)) return gr_darknet_load_cfg(base + 8, h, w, err);
-    gr_error_set(err, GR_ERR_ARG, "unknown base '%s' (known: vgg16, darknet:PATH.cfg)", base);
+    gr_error_set(err, GR_ERR_ARG, "unknown base '%s' (known: vgg16, resnet50, darknet:PATH.cfg)", base);
     return NULL;
 }
 

@@ -425,6 +425,15 @@ static gr_status load_from_wfile(gr_model *m, gr_wfile *wf, gr_load_report *rep,
             if (!strcmp(wf->layers[F[f]].name, m->nodes[W[w]].s.name)) { bind[w] = F[f]; named++; break; }
     }
     bool by_order = false;
+    if (named == 0 && wf->torch_names && find_layer(wf, "layer1.0.conv1") &&
+        gr_model_find(m, "conv2_block1_1_conv") >= 0) {   /* see models/resnet.c */
+        st = gr_error_set(err, GR_ERR_UNSUPPORTED,
+                          "%s: torchvision ResNet weights (layer1.0.conv1.weight, ...) do not fit graft's resnet50: "
+                          "it is Keras' ResNet50 v1 (stride 2 on a stack's first 1x1 conv, convs with bias), "
+                          "torchvision's is v1.5 (stride 2 on the 3x3 conv, no conv bias); use Keras' "
+                          "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5", path);
+        goto done;
+    }
     if (named == 0 && nW > 0) {   /* Keras' rule for legacy files: topological order */
         if (nF < nW) {
             st = gr_error_set(err, GR_ERR_SHAPE,
