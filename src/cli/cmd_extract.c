@@ -15,10 +15,10 @@ static void usage(FILE *f) {
 "Runs the base up to and including layer NAME on every image of PATH (in file\n"
 "order) and writes a float32 .npy of shape (N, H, W, C).\n"
 "\n"
-"  --base vgg16|tiny-darknet|darknet:FILE.cfg   --weights FILE|imagenet|none\n"
+"  --base vgg16|resnet50|tiny-darknet|darknet:FILE.cfg   --weights FILE|imagenet|none\n"
 "  --data PATH           a CIFAR-10 .bin file or directory (--split train|test [train]),\n"
 "                        an image folder or a CSV list (then --input-size is needed)\n"
-"  --preprocess caffe|torch|tf|darknet|none   [the base's: vgg16 caffe, darknet darknet]\n"
+"  --preprocess caffe|torch|tf|darknet|none   [the base's: vgg16, resnet50 caffe; darknet darknet]\n"
 "  --input-size HxW [the data's]   --batch N [64]   --threads N [cores]\n"
 "  --precision fp32|bf16 [fp32]\n");
 }

@@ -78,7 +78,7 @@ gr_model *cli_load_base(const char *base, const char *weights, int h, int w, boo
     if (!strncmp(base, "tflite:", 7) && !strcmp(weights, "imagenet")) return m;   /* in the file */
     const char *wp = weights;
     if (!strcmp(weights, "imagenet")) {
-        const char *name = !strcmp(base, "vgg16") ? "vgg16" : (!strcmp(base, "tiny-darknet") ? "tiny-darknet" : NULL);
+        const char *name = !strcmp(base, "vgg16") || !strcmp(base, "resnet50") ? base : (!strcmp(base, "tiny-darknet") ? "tiny-darknet" : NULL);
         if (!name) {
             gr_error_set(err, GR_ERR_ARG, "--weights imagenet: no known ImageNet weights for base '%s'; give a file", base);
             gr_model_free(m);
