@@ -72,7 +72,7 @@ int cmd_extract(int argc, char **argv) {
     if (strcmp(split, "train") && strcmp(split, "test")) return cli_failf("--split '%s': expected train or test", split);
     gr_set_threads(threads);
     gr_error err = {0};
-    gr_preprocess prep = !strncmp(base, "vgg", 3) || !strncmp(base, "resnet", 6) ? GR_PREP_CAFFE : GR_PREP_DARKNET;
+    gr_preprocess prep = cli_default_preprocess(base);
     if (prep_s && gr_preprocess_parse(prep_s, &prep))
         return cli_failf("--preprocess '%s': expected caffe, torch, tf, darknet or none", prep_s);
     gr_dataset *ds = NULL;

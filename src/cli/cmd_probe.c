@@ -152,7 +152,7 @@ int cmd_probe(int argc, char **argv) {
     if (!rows) { gr_error_set(&err, GR_ERR_NOMEM, "out of memory"); goto fail; }
     for (int bi = 0; bi < nb; bi++) {
         const base_arg *ba = &bases[bi];
-        gr_preprocess prep = prep_s ? forced : !strncmp(ba->name, "vgg", 3) ? GR_PREP_CAFFE : GR_PREP_DARKNET;
+        gr_preprocess prep = prep_s ? forced : cli_default_preprocess(ba->name);
         gr_dataset_opts o = {.split = GR_SPLIT_TRAIN, .h = h, .w = w, .preprocess = prep};
         if (!(ds = gr_dataset_open(path, &o, &err))) goto fail;
         int dh, dw;

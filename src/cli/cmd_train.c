@@ -231,7 +231,7 @@ int cmd_train(int argc, char **argv) {
         gr_model_layer_shape(m, -1, &h, &w, &c);
         prep = gr_model_preprocess(m);
     } else {
-        prep = !strncmp(t.base, "tflite:", 7) ? GR_PREP_TF : !strncmp(t.base, "vgg", 3) || !strncmp(t.base, "resnet", 6) ? GR_PREP_CAFFE : GR_PREP_DARKNET;
+        prep = cli_default_preprocess(t.base);
     }
     if (t.prep && gr_preprocess_parse(t.prep, &prep)) {
         cli_failf("--preprocess '%s': expected caffe, torch, tf, darknet or none", t.prep);
