@@ -2,15 +2,20 @@
  * machine's measured FMA peak.  Not a test: bench/forward.sh runs it next
  * to the PyTorch peer (bench/peer_forward.py) and prints the ratios.
  *
- *   bench_forward vgg H B fp32|bf16 SECONDS   -> one line of key=value
+ *   bench_forward vgg H B fp32|bf16 SECONDS [TURN_IN TURN_OUT]
+ *                                             -> one line of key=value
+ *     With the two FIFOs, rounds alternate with the peer's (a byte passed
+ *     back and forth): both see the same background load on a shared box.
  *   bench_forward fma SECONDS                 -> peak GFLOP/s on all threads
  * Weights are random (gr_model_init_params): no pretrained file is needed. */
 #include <immintrin.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 #include <time.h>
 #include "model.h"
 
@@ -37,7 +42,10 @@ static double conv_flops(const gr_model *m) {
     return f;
 }
 
-static int bench_vgg(int H, int B, const char *prec, double secs) {
+#define TURN_ROUNDS 6
+
+static int bench_vgg(int H, int B, const char *prec, double secs, const char *tin,
+                     const char *tout) {
     gr_error err = {0};
     gr_model *m = gr_vgg16(H, H, false, &err);
     if (!m) { fprintf(stderr, "bench: %s\n", err.msg); return 1; }
@@ -52,19 +60,26 @@ static int bench_vgg(int H, int B, const char *prec, double secs) {
     for (int w = 0; w < 1; w++)   /* warm-up: primitive creation, weight packing */
         if (gr_model_predict(m, x, B, -1, y, &err)) { fprintf(stderr, "bench: %s\n", err.msg); return 1; }
     /* best round of >= 0.25 s over `secs`: the machine may be shared, the
-     * best round is the least disturbed one (the peer is measured alike) */
-    double best = 0, total = 0;
-    while (total < secs || best == 0) {
+     * best round is the least disturbed one (the peer is measured alike).
+     * With turn FIFOs: TURN_ROUNDS rounds, each taken in turn with the peer. */
+    int fin = tin ? open(tin, O_RDWR) : -1, fout = tout ? open(tout, O_RDWR) : -1;
+    if (tin && (fin < 0 || fout < 0)) { fprintf(stderr, "bench: cannot open %s / %s\n", tin, tout); return 1; }
+    double best = 0, total = 0, round_min = tin ? (secs / TURN_ROUNDS > 0.25 ? secs / TURN_ROUNDS : 0.25) : 0.25;
+    for (int round = 0; tin ? round < TURN_ROUNDS : (total < secs || best == 0); round++) {
+        char tok = 't';
+        if (tin && read(fin, &tok, 1) != 1) { fprintf(stderr, "bench: turn read failed\n"); return 1; }
         int iters = 0;
         double t0 = now(), t;
         do {
             if (gr_model_predict(m, x, B, -1, y, &err)) { fprintf(stderr, "bench: %s\n", err.msg); return 1; }
             iters++;
             t = now() - t0;
-        } while (t < 0.25);
+        } while (t < round_min);
         total += t;
         if (iters * B / t > best) best = iters * B / t;
+        if (tin && write(fout, &tok, 1) != 1) { fprintf(stderr, "bench: turn write failed\n"); return 1; }
     }
+    if (tin) { close(fin); close(fout); }
     double ips = best;
     printf("who=graft size=%d batch=%d prec=%s threads=%d img_s=%.2f gflops=%.2f rss_mb=%.1f\n", H, B,
            prec, gr_get_threads(), ips, ips * conv_flops(m) / 1e9, peak_rss_mb());
@@ -126,8 +141,9 @@ static int bench_fma(double secs) {
 int main(int argc, char **argv) {
     gr_set_threads(0);
     if (argc >= 6 && !strcmp(argv[1], "vgg"))
-        return bench_vgg(atoi(argv[2]), atoi(argv[3]), argv[4], atof(argv[5]));
+        return bench_vgg(atoi(argv[2]), atoi(argv[3]), argv[4], atof(argv[5]),
+                         argc >= 8 ? argv[6] : NULL, argc >= 8 ? argv[7] : NULL);
     if (argc >= 3 && !strcmp(argv[1], "fma")) return bench_fma(atof(argv[2]));
-    fprintf(stderr, "usage: bench_forward vgg H B fp32|bf16 SECONDS | fma SECONDS\n");
+    fprintf(stderr, "usage: bench_forward vgg H B fp32|bf16 SECONDS [TURN_IN TURN_OUT] | fma SECONDS\n");
     return 2;
 }

@@ -9,10 +9,25 @@ py=/usr/bin/python3
 out=$(mktemp); trap 'rm -f "$out"' EXIT
 "$bin" fma 2 >>"$out"
 threads=$(sed -n 's/.*threads=\([0-9]*\).*/\1/p' "$out" | head -1)
+# graft and PyTorch run side by side, their measured rounds taking turns
+# (a token passed through two FIFOs), so both see the same background load.
+fifo=$(mktemp -d); trap 'rm -f "$out"; rm -rf "$fifo"' EXIT
+mkfifo "$fifo/to_graft" "$fifo/to_torch"
 for cfg in "32 64 fp32" "224 8 fp32" "32 64 bf16" "224 8 bf16"; do
   set -- $cfg
-  "$bin" vgg "$1" "$2" "$3" "$secs" >>"$out"
-  "$py" bench/peer_forward.py "$1" "$2" "$3" "$secs" "$threads" >>"$out"
+  # this shell holds both FIFOs open (read+write) for the whole pair, so the
+  # first token is never lost before graft opens its end
+  exec 3<>"$fifo/to_graft" 4<>"$fifo/to_torch"
+  printf t >&3   # graft takes the first round
+  timeout 900 "$bin" vgg "$1" "$2" "$3" "$secs" "$fifo/to_graft" "$fifo/to_torch" >"$fifo/g" &
+  gpid=$!
+  timeout 900 "$py" bench/peer_forward.py "$1" "$2" "$3" "$secs" "$threads" "$fifo/to_torch" \
+    "$fifo/to_graft" >"$fifo/t" &
+  tpid=$!
+  wait "$gpid" || echo "graft bench failed ($cfg)" >&2
+  wait "$tpid" || echo "torch peer failed ($cfg)" >&2
+  exec 3>&- 4>&-
+  cat "$fifo/g" "$fifo/t" >>"$out"
 done
 "$py" - "$out" <<'PY'
 import sys

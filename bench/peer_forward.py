@@ -2,11 +2,15 @@
 """peer_forward.py — the PyTorch peer of bench_forward: torchvision's
 vgg16().features (random weights), eval + no_grad, on the same thread count.
 
-  peer_forward.py H B fp32|bf16 SECONDS THREADS  -> one line of key=value
+  peer_forward.py H B fp32|bf16 SECONDS THREADS [TURN_IN TURN_OUT]
+                                                 -> one line of key=value
+  With the two FIFOs the measured rounds alternate with graft's (see
+  bench_forward.c): both see the same background load.
 
 PyTorch gets its best shot: every variant below is timed briefly and the
 fastest one is measured (fp32: torch.utils.mkldnn or channels_last; bf16:
 autocast or a converted model, NCHW or channels_last)."""
+import os
 import resource
 import sys
 import time
@@ -51,20 +55,30 @@ def make(variant, h, b):
     return run
 
 
-def timed(run, b, secs):
-    """img/s of the best round of >= 0.25 s over secs seconds (as graft)."""
+TURN_ROUNDS = 6
+
+
+def timed(run, b, secs, turn=None):
+    """img/s of the best round of >= 0.25 s over secs seconds (as graft);
+    with turn = (fd_in, fd_out): TURN_ROUNDS rounds taken in turn."""
     run()
-    best, total = 0.0, 0.0
-    while total < secs or best == 0:
+    best, total, rnd = 0.0, 0.0, 0
+    round_min = max(0.25, secs / TURN_ROUNDS) if turn else 0.25
+    while (rnd < TURN_ROUNDS) if turn else (total < secs or best == 0):
+        if turn:
+            os.read(turn[0], 1)
         n, t0 = 0, time.perf_counter()
         while True:
             run()
             n += 1
             t = time.perf_counter() - t0
-            if t >= 0.25:
+            if t >= round_min:
                 break
         total += t
+        rnd += 1
         best = max(best, n * b / t)
+        if turn:
+            os.write(turn[1], b"t")
     return best
 
 
@@ -81,7 +95,10 @@ def main():
             continue
         if r > best:
             best, best_v = r, v
-    ips = timed(make(best_v, h, b), b, secs)
+    turn = None
+    if len(sys.argv) >= 8:
+        turn = (os.open(sys.argv[6], os.O_RDWR), os.open(sys.argv[7], os.O_RDWR))
+    ips = timed(make(best_v, h, b), b, secs, turn)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print("who=torch size=%d batch=%d prec=%s threads=%d img_s=%.2f variant=%s rss_mb=%.1f torch=%s"
           % (h, b, prec, torch.get_num_threads(), ips, best_v, rss, torch.__version__))
