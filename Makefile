@@ -6,7 +6,7 @@ CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -fopenmp \
                  -Iinclude -Isrc $(HDF5INC)
 LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ldnnl -lopenblas -lcrypto -lm -lpthread -fopenmp
 
-OPT_CFLAGS := -O2 -march=x86-64-v2
+OPT_CFLAGS ?= -O2 -march=x86-64-v3
 SAN_CFLAGS := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 LIB_SRC  := $(shell find src -name '*.c' -not -path 'src/cli/*' | sort)
