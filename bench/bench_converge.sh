@@ -51,7 +51,9 @@ export GRAFT_HOME=${GRAFT_HOME_BENCH:-$OUT/home}
 # ---- summary: markdown tables from the logs in $R ------------------------------------------
 acc() { awk '/^Test accuracy:/{print $3} $1=="test_accuracy"{print $2}' "$1" 2>/dev/null | tail -1; }
 wall() { awk '$1=="wall"{print $2}' "$1.time" 2>/dev/null; }
-hit() { grep -q "reused from the features cache" "$1" 2>/dev/null && echo yes || echo no; }
+# a cache hit: the log says so (verbose runs), or the run added no file to the cache (--quiet runs)
+hit() { if [ -f "$1.cache" ]; then cat "$1.cache"; else grep -q "reused from the features cache" "$1" 2>/dev/null && echo yes || echo no; fi; }
+ncache() { ls "$GRAFT_HOME/cache/features" 2>/dev/null | wc -l; }
 mean_sd() { awk '{ s += $1; q += $1 * $1; n++ } END { if (n) { m = s / n; v = n > 1 ? (q - n * m * m) / (n - 1) : 0;
                  printf "%.4f ± %.4f (n=%d)", m, (v > 0 ? sqrt(v) : 0), n } else printf "-" }'; }
 summary() {
@@ -85,8 +87,8 @@ summary() {
     echo
     echo "| cut (darknet layer) | output | test acc | wall s | features cache hit |"
     echo "|---|---|---|---|---|"
-    for f in $(ls "$R"/cut_*.log 2>/dev/null | sort -t_ -k2 -n); do
-      local c=${f##*cut_}; c=${c%.log}
+    for c in $(ls "$R"/cut_*.log 2>/dev/null | sed 's/.*cut_//; s/[.]log$//' | sort -n); do
+      f=$R/cut_$c.log
       printf '| %s | %s | %s | %s | %s |\n' "$c" "$(shape_of "$c")" "$(acc "$f")" "$(wall "$f")" "$(hit "$f")"
     done
     if [ -f "$R/cutauto.log" ]; then
@@ -140,7 +142,9 @@ run() {
   local name=$1; shift
   if [ -n "$(acc "$R/$name.log")" ]; then echo "= $name: done before ($(acc "$R/$name.log"))"; return 0; fi
   echo "+ $*" | tee "$R/$name.cmd"
+  local n0; n0=$(ncache)
   if /usr/bin/time -f "wall %e\nrss_kb %M" -o "$R/$name.log.time" "$@" >"$R/$name.log" 2>&1; then
+    case $1 in "$GRAFT") [ "$(ncache)" -gt "$n0" ] && echo no >"$R/$name.log.cache" || echo yes >"$R/$name.log.cache" ;; esac
     echo "  $name: test accuracy $(acc "$R/$name.log"), wall $(wall "$R/$name.log") s, cache hit $(hit "$R/$name.log")"
   else
     echo "  $name FAILED:"; tail -5 "$R/$name.log"
