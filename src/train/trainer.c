@@ -24,6 +24,7 @@ struct gr_trainer {
     int64_t it;
     gr_rng rng;
     bool reference;          /* GRAFT_REFERENCE set: plain-C layers only */
+    int p_first;             /* the first layer with trainable parameters */
 };
 
 static int64_t node_out(const gr_model *m, int i) { return gr_node_size(m, i); }
@@ -104,6 +105,15 @@ gr_trainer *gr_trainer_new(gr_model *m, int first, const gr_trainer_opts *o, gr_
         m->nodes[i].frozen = false;
     }
     for (int i = 0; i < first; i++) m->nodes[i].frozen = true;
+    t->p_first = t->n;
+    for (int i = first; i < t->n && t->p_first == t->n; i++)
+        for (int p = m->nodes[i].p0; p < m->nodes[i].p0 + m->nodes[i].np; p++) {
+            const char *k = m->params[p].kind;
+            if (strcmp(k, "moving_mean") && strcmp(k, "moving_variance") && strcmp(k, "mean") && strcmp(k, "std")) {
+                t->p_first = i;
+                break;
+            }
+        }
     int p0 = m->nodes[first].p0;
     t->off0 = p0 < m->n_params ? m->params[p0].offset : m->w_count;
     t->np = m->w_count - t->off0;
@@ -123,9 +133,12 @@ static const float *input_of(const gr_trainer *t, int i, int k, const float *x) 
     return j == t->first - 1 ? x : t->act[j - t->first];
 }
 
+/* The gradient buffer of node i's k-th input, or NULL when nothing needs it:
+ * below p_first no layer has trainable parameters (e.g. the standardize and
+ * flatten layers in front of the head), so no gradient flows there.       */
 static float *grad_of(gr_trainer *t, int i, int k) {
     int j = t->m->nodes[i].in[k];
-    return j == t->first - 1 ? NULL : t->dact[j - t->first];
+    return j < t->p_first ? NULL : t->dact[j - t->first];
 }
 
 static float *pgrad(gr_trainer *t, int p) { return p < 0 ? NULL : t->grad + (t->m->params[p].offset - t->off0); }
@@ -392,7 +405,7 @@ gr_status gr_trainer_gradients(gr_trainer *t, const float *x, const int *labels,
                             "the loss became %g at iteration %lld: lower the learning rate (now %g)",
                             l, (long long)t->it, gr_optim_lr(&t->o.optim, t->it));
     /* zero gradients */
-    for (int i = t->first; i < t->n; i++)
+    for (int i = t->p_first; i < t->n; i++)
         memset(t->dact[i - t->first], 0, (size_t)B * (size_t)node_out(m, i) * sizeof(float));
     memset(t->grad, 0, t->np * sizeof(float));
     /* dL/dlogits of softmax + cross-entropy: (p - y) / B */
@@ -403,7 +416,7 @@ gr_status gr_trainer_gradients(gr_trainer *t, const float *x, const int *labels,
             float yc = (c == labels[b] ? 1.0f - ls : 0.0f) + ls / C;
             d[(size_t)b * C + c] = (p[(size_t)b * C + c] - yc) / (float)B;
         }
-    for (int i = last; i >= t->first; i--) backward(t, i, x, B, i == last && softmax_last(&m->nodes[i]));
+    for (int i = last; i >= t->p_first; i--) backward(t, i, x, B, i == last && softmax_last(&m->nodes[i]));
     for (size_t k = 0; k < t->np; k++)
         if (!isfinite(t->grad[k]))
             return gr_error_set(err, GR_ERR_NUMERIC, "a non-finite gradient at iteration %lld",
