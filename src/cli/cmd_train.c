@@ -21,7 +21,9 @@ static void usage(FILE *f) {
 "Trains a new head on a frozen pretrained base (Keras' transfer-learning recipe).\n"
 "\n"
 "model:\n"
-"  --base vgg16|resnet50|tiny-darknet|darknet:FILE.cfg   the pretrained base\n"
+"  --base vgg16|resnet50|tiny-darknet|darknet:FILE.cfg|tflite:FILE.tflite   the pretrained base;\n"
+"                        a comma list (--weights: one value, or one per base) = the base whose\n"
+"                        features a linear probe scores best (with --cut auto: at its best cut)\n"
 "  --weights FILE|imagenet|none   weights for the base (.h5, .safetensors, .weights;\n"
 "                        imagenet = the canonical file, fetched/cached)  [imagenet]\n"
 "  --from MODEL          continue training a graft model file instead\n"
@@ -201,6 +203,57 @@ static gr_dataset *open_data(const char *arg, const train_args *t, gr_split spli
     return gr_dataset_open(path, &o, err);
 }
 
+/* --base B1,B2,...: probes each base (at its default cut, or at the --cut
+ * auto candidates) on a stratified sample of the training data and returns
+ * the index of the best by ridge probe accuracy (-1 + *err on failure).
+ * bases[] / weights[] are the split lists (weights may repeat one value). */
+static int choose_base(train_args *t, char **bases, char **weights, int nb, gr_error *err) {
+    int best = -1;
+    double best_acc = -1;
+    printf("--base: probing %d bases on a stratified sample of the training data\n", nb);
+    for (int k = 0; k < nb; k++) {
+        gr_preprocess prep = cli_default_preprocess(bases[k]);
+        gr_dataset *ds = open_data(t->data, t, GR_SPLIT_TRAIN, t->h, t->w, prep, err);
+        if (!ds) return -1;
+        int h, w;
+        gr_dataset_size(ds, &h, &w);
+        gr_model *m = cli_load_base(bases[k], weights[k], h, w, true, err);
+        if (!m) { gr_dataset_free(ds); gr_error_prefix(err, "--base %s", bases[k]); return -1; }
+        int cut = cli_default_cut(m), cuts[512], nc = 1;
+        cuts[0] = cut;
+        if (t->cut && !strcmp(t->cut, "auto")) {
+            nc = gr_probe_pool_cuts(m, cut, cuts, 256);
+            if (nc > 256) nc = 256;
+        }
+        gr_probe_row *rows = calloc((size_t)nc, sizeof *rows);
+        int pick = cut;
+        gr_status st = rows ? gr_probe_best_cut(m, ds, cuts, nc, 2000, t->seed, &pick, rows, err)
+                            : gr_error_set(err, GR_ERR_NOMEM, "out of memory");
+        if (st == GR_OK)
+            for (int r = 0; r < nc; r++)
+                if (rows[r].node == pick) {
+                    const gr_probe_score *sc = rows[r].use_flat ? &rows[r].flat : &rows[r].pooled;
+                    printf("  %-40s cut %-20s ridge %.4f  LogME %8.4f\n", bases[k], rows[r].name, sc->ridge_acc,
+                           sc->logme);
+                    if (sc->ridge_acc > best_acc) { best_acc = sc->ridge_acc; best = k; }
+                }
+        free(rows);
+        gr_model_free(m);
+        gr_dataset_free(ds);
+        if (st != GR_OK) return -1;
+    }
+    printf("--base: '%s' (best 5-fold ridge probe accuracy, %.4f)\n", bases[best], best_acc);
+    return best;
+}
+
+/* Splits a comma list in place; returns the count (at most cap). */
+static int split_list(char *s, char **out, int cap) {
+    int n = 0;
+    for (char *save = NULL, *tok = strtok_r(s, ",", &save); tok && n < cap; tok = strtok_r(NULL, ",", &save))
+        out[n++] = tok;
+    return n;
+}
+
 int cmd_train(int argc, char **argv) {
     train_args t;
     if (parse(argc, argv, &t)) return 2;
@@ -222,6 +275,22 @@ int cmd_train(int argc, char **argv) {
             gr_error_set(&err, GR_ERR_IO, "%s: cannot write the model into %s: %s", t.out, d, strerror(errno));
             goto fail;
         }
+    }
+    char base_list[4096], weights_list[4096];
+    if (t.base && strchr(t.base, ',')) {   /* several bases: the probe picks one */
+        char *bases[16], *weights[16];
+        snprintf(base_list, sizeof base_list, "%s", t.base);
+        snprintf(weights_list, sizeof weights_list, "%s", t.weights);
+        int nb = split_list(base_list, bases, 16), nw = split_list(weights_list, weights, 16);
+        if (nw != 1 && nw != nb) {
+            gr_error_set(&err, GR_ERR_ARG, "--weights: give one value or one per base (%d bases, %d weights)", nb, nw);
+            goto fail;
+        }
+        for (int k = nw; k < nb; k++) weights[k] = weights[0];
+        int b = choose_base(&t, bases, weights, nb, &err);
+        if (b < 0) goto fail;
+        t.base = bases[b];
+        t.weights = weights[b];
     }
     if (t.resume) t.from = t.resume;   /* the checkpoint holds the model too */
     if (t.from) {
