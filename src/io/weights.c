@@ -80,8 +80,9 @@ int gr_weights_sniff(const char *path, gr_error *err) {
     size_t n = fread(b, 1, sizeof b, f);
     int kind = 0;
     if (n >= 8 && !memcmp(b, h5sig, 8)) kind = 'h';
-    for (long off = 512; !kind && off <= 8192; off *= 2)   /* HDF5 after a user block */
-        if (!fseek(f, off, SEEK_SET) && fread(b + 8, 1, 8, f) == 8 && !memcmp(b + 8, h5sig, 8)) kind = 'h';
+    unsigned char ub[8];   /* HDF5 after a user block (its own buffer: b's bytes are needed below) */
+    for (long off = 512; !kind && off <= 8192; off *= 2)
+        if (!fseek(f, off, SEEK_SET) && fread(ub, 1, 8, f) == 8 && !memcmp(ub, h5sig, 8)) kind = 'h';
     fclose(f);
     if (kind) return kind;
     if (n >= 9 && b[8] == '{') return 's';
