@@ -52,4 +52,7 @@ int cli_check_classes(const gr_model *m, const gr_dataset *ds, const char *data,
  * vgg16/resnet50 (Keras) caffe, tflite: tf, darknet networks darknet.     */
 gr_preprocess cli_default_preprocess(const char *base);
 
+/* Prints s as a JSON string literal (quoted, escaped) on stdout. */
+void cli_json_string(const char *s);
+
 #endif

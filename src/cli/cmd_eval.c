@@ -17,16 +17,6 @@ static void usage(FILE *f) {
 "  --batch N [32]   --threads N [cores]   --json (one JSON object on stdout)\n");
 }
 
-static void json_str(const char *s) {
-    putchar('"');
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\') printf("\\%c", *s);
-        else if ((unsigned char)*s < 0x20) printf("\\u%04x", *s);
-        else putchar(*s);
-    }
-    putchar('"');
-}
-
 int cmd_eval(int argc, char **argv) {
     const char *model = NULL, *data = NULL, *split = "test", *format = NULL, *labels = NULL;
     int batch = 32, threads = 0, json = 0;
@@ -79,7 +69,7 @@ int cmd_eval(int argc, char **argv) {
         for (int k = 0; k < C; k++) {
             if (k) printf(", ");
             const char *nm = gr_model_class_name(m, k);
-            json_str(nm ? nm : "");
+            cli_json_string(nm ? nm : "");
         }
         printf("], \"per_class_accuracy\": [");
         for (int k = 0; k < C; k++) {

@@ -47,16 +47,6 @@ static int read_labels(const char *path, char ***out, gr_error *err) {
     return n;
 }
 
-static void json_str(const char *s) {
-    putchar('"');
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\') printf("\\%c", *s);
-        else if ((unsigned char)*s < 0x20) printf("\\u%04x", *s);
-        else putchar(*s);
-    }
-    putchar('"');
-}
-
 int cmd_predict(int argc, char **argv) {
     const char *model = NULL, *base = NULL, *weights = NULL, *labels = NULL, *prep_s = NULL;
     int top = 5, json = 0, threads = 0, h = 0, w = 0;
@@ -142,7 +132,7 @@ int cmd_predict(int argc, char **argv) {
         gr_image_free(&img);
         gr_preprocess_apply(gr_model_preprocess(m), x, (size_t)h * w);
         if (gr_model_predict(m, x, 1, -1, p, &err) != GR_OK) goto fail;
-        if (json) { printf("{\"image\": "); json_str(images[k]); printf(", \"top\": ["); }
+        if (json) { printf("{\"image\": "); cli_json_string(images[k]); printf(", \"top\": ["); }
         else printf("%s\n", images[k]);
         int best_k[64];
         if (top > 64) top = 64;
@@ -157,7 +147,7 @@ int cmd_predict(int argc, char **argv) {
             const char *label = model ? gr_model_class_name(m, best) : (best < n_names ? names[best] : NULL);
             if (json) {
                 printf("%s{\"index\": %d, \"label\": ", t ? ", " : "", best);
-                json_str(label ? label : "");
+                cli_json_string(label ? label : "");
                 printf(", \"prob\": %.6f}", p[best]);
             } else {
                 printf("  %6.2f%%  %s (%d)\n", 100.0 * p[best], label ? label : "?", best);

@@ -68,16 +68,6 @@ static int resolve_cuts(const gr_model *m, const char *base, const char *list, i
     return 0;
 }
 
-static void json_str(FILE *f, const char *s) {
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\') fprintf(f, "\\%c", *s);
-        else if ((unsigned char)*s < 0x20) fprintf(f, "\\u%04x", *s);
-        else fputc(*s, f);
-    }
-    fputc('"', f);
-}
-
 static void json_score(FILE *f, const gr_probe_score *s) {
     fprintf(f, "{\"form\": \"%s\", \"features\": %d, \"ridge_acc\": %.6f, \"ridge_lambda\": %g, "
                "\"logme\": %.6f, \"seconds\": %.3f}",
@@ -196,7 +186,7 @@ int cmd_probe(int argc, char **argv) {
 
     if (json) {
         printf("{\"data\": ");
-        json_str(stdout, data);
+        cli_json_string(data);
         printf(", \"samples\": %d, \"classes\": %d, \"folds\": %d, \"seed\": %llu, \"rows\": [", n_samp, classes,
                folds, seed);
         int first = 1;
@@ -205,11 +195,11 @@ int cmd_probe(int argc, char **argv) {
                 const gr_probe_row *r = rows + (size_t)bi * MAX_CUTS + k;
                 printf("%s\n  {\"base\": ", first ? "" : ",");
                 first = 0;
-                json_str(stdout, bases[bi].name);
+                cli_json_string(bases[bi].name);
                 printf(", \"weights\": ");
-                json_str(stdout, bases[bi].weights);
+                cli_json_string(bases[bi].weights);
                 printf(", \"cut\": ");
-                json_str(stdout, r->name);
+                cli_json_string(r->name);
                 printf(", \"node\": %d, \"shape\": [%d, %d, %d], \"form\": \"%s\", \"fwd_ms_per_image\": %.4f, "
                        "\"pooled\": ", r->node, r->h, r->w, r->c,
                        gr_probe_form_name(r->use_flat ? GR_PROBE_FLAT : r->pooled.form), r->fwd_ms);
@@ -220,11 +210,11 @@ int cmd_probe(int argc, char **argv) {
                 printf("}");
             }
         printf("\n], \"best\": {\"base\": ");
-        json_str(stdout, bases[best_b].name);
+        cli_json_string(bases[best_b].name);
         printf(", \"weights\": ");
-        json_str(stdout, bases[best_b].weights);
+        cli_json_string(bases[best_b].weights);
         printf(", \"cut\": ");
-        json_str(stdout, best->name);
+        cli_json_string(best->name);
         printf(", \"node\": %d, \"form\": \"%s\", \"ridge_acc\": %.6f, \"logme\": %.6f}}\n", best->node,
                gr_probe_form_name(bs->form), bs->ridge_acc, bs->logme);
     } else {

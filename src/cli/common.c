@@ -137,3 +137,13 @@ gr_preprocess cli_default_preprocess(const char *base) {
     if (!strncmp(base, "vgg", 3) || !strncmp(base, "resnet", 6)) return GR_PREP_CAFFE;
     return GR_PREP_DARKNET;
 }
+
+void cli_json_string(const char *s) {
+    putchar('"');
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') printf("\\%c", *s);
+        else if ((unsigned char)*s < 0x20) printf("\\u%04x", *s);
+        else putchar(*s);
+    }
+    putchar('"');
+}
