@@ -152,8 +152,7 @@ int gr_node_param(const gr_model *m, int node, const char *kind) {
     return -1;
 }
 
-/* Fixed statistics: stored with the model but never trained. */
-static bool is_statistic(const char *kind) {
+bool gr_param_is_statistic(const char *kind) {
     return !strcmp(kind, "moving_mean") || !strcmp(kind, "moving_variance") || !strcmp(kind, "mean") ||
            !strcmp(kind, "std");
 }
@@ -161,7 +160,7 @@ static bool is_statistic(const char *kind) {
 int64_t gr_model_param_count(const gr_model *m, bool trainable_only) {
     int64_t n = 0;
     for (int p = 0; p < m->n_params; p++)
-        if (!trainable_only || (!m->nodes[m->params[p].node].frozen && !is_statistic(m->params[p].kind)))
+        if (!trainable_only || (!m->nodes[m->params[p].node].frozen && !gr_param_is_statistic(m->params[p].kind)))
             n += (int64_t)m->params[p].count;
     return n;
 }

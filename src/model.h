@@ -52,6 +52,9 @@ struct gr_model {
 
 /* Pointer to the first float of param p. */
 static inline float *gr_param_data(gr_model *m, int p) { return m->w + m->params[p].offset; }
+/* Fixed statistics (BN moving mean/variance, standardize mean/std): stored
+ * with the model, never trained. */
+bool gr_param_is_statistic(const char *kind);
 /* Index of node's param of the given kind, or -1. */
 int gr_node_param(const gr_model *m, int node, const char *kind);
 /* Output floats per sample of node (-1: the model input). */

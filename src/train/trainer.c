@@ -108,8 +108,7 @@ gr_trainer *gr_trainer_new(gr_model *m, int first, const gr_trainer_opts *o, gr_
     t->p_first = t->n;
     for (int i = first; i < t->n && t->p_first == t->n; i++)
         for (int p = m->nodes[i].p0; p < m->nodes[i].p0 + m->nodes[i].np; p++) {
-            const char *k = m->params[p].kind;
-            if (strcmp(k, "moving_mean") && strcmp(k, "moving_variance") && strcmp(k, "mean") && strcmp(k, "std")) {
+            if (!gr_param_is_statistic(m->params[p].kind)) {
                 t->p_first = i;
                 break;
             }
@@ -438,9 +437,7 @@ gr_status gr_trainer_step(gr_trainer *t, const float *x, const int *labels, int 
     const gr_model *m = t->m;
     for (int p = m->nodes[t->first].p0; p < m->n_params; p++) {
         const gr_param *q = &m->params[p];
-        if (!strcmp(q->kind, "moving_mean") || !strcmp(q->kind, "moving_variance") ||
-            !strcmp(q->kind, "mean") || !strcmp(q->kind, "std"))
-            continue;
+        if (gr_param_is_statistic(q->kind)) continue;
         float mult = (t->o.head_first > 0 && q->node < t->o.head_first && t->o.base_lr_mult > 0)
                          ? t->o.base_lr_mult : 1.0f;
         size_t k = q->offset - t->off0;
