@@ -19,6 +19,7 @@
 #include "check.h"
 #include "graft.h"
 #include "model.h"
+#include "io/safetensors.h"
 
 static char dir[256];
 static char bin_train[300], bin_test[300], cfg_path[300];
@@ -322,6 +323,24 @@ static void test_save_load_round_trip(void) {
     CHECK(rc == 0 && !strncmp(line, "ok 12\n", 6), "numpy reader: rc %d: %s", rc, line);
 }
 
+/* Model files whose architecture is empty or implausible: clean errors. */
+static void test_bad_architectures(void) {
+    static const char *archs[2] = {"{\"input\":[32,32,3],\"layers\":[]}",
+                                   "{\"input\":[100000,100000,3],\"layers\":[{\"name\":\"f\",\"op\":\"flatten\"}]}"};
+    static const char *want[2] = {"no layers", "plausible"};
+    for (int k = 0; k < 2; k++) {
+        char path[400];
+        snprintf(path, sizeof path, "%s/arch%d.gft", dir, k);
+        const char *meta[4] = {"graft.format", "graft-model-1", "graft.architecture", archs[k]};
+        gr_error e;
+        CHECK(gr_st_write(path, NULL, 0, meta, 2, &e) == GR_OK, "write: %s", e.msg);
+        memset(&e, 0, sizeof e);
+        gr_model *m = gr_model_load(path, &e);
+        CHECK(!m && strstr(e.msg, path) && strstr(e.msg, want[k]), "architecture %d: %s", k, m ? "loaded" : e.msg);
+        gr_model_free(m);
+    }
+}
+
 static void test_bad_inputs(void) {
     gr_error e = {0};
     /* data with more classes than the model has outputs */
@@ -423,6 +442,7 @@ int main(void) {
     RUN(test_evaluate_against_oracle);
     RUN(test_save_load_round_trip);
     RUN(test_bad_inputs);
+    RUN(test_bad_architectures);
     gr_model_free(trained);
     gr_dataset_free(train_ds);
     gr_dataset_free(test_ds);

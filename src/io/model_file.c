@@ -155,6 +155,12 @@ static gr_model *build(json_object *root, const char *path, gr_error *err) {
         gr_error_set(err, GR_ERR_FORMAT, "%s: the architecture has no input shape", path);
         return NULL;
     }
+    /* a sane bound: no image network takes more than 16384 pixels a side or 4096 channels */
+    if (in[0] <= 0 || in[1] <= 0 || in[2] <= 0 || in[0] > 16384 || in[1] > 16384 || in[2] > 4096) {
+        gr_error_set(err, GR_ERR_FORMAT, "%s: the architecture's input shape %dx%dx%d is not a plausible image size",
+                     path, in[0], in[1], in[2]);
+        return NULL;
+    }
     gr_model *m = gr_model_new(in[0], in[1], in[2], err);
     if (!m) {
         gr_error_prefix(err, "%s", path);
@@ -224,6 +230,10 @@ static gr_model *build(json_object *root, const char *path, gr_error *err) {
             goto fail;
         }
         if (json_object_object_get_ex(l, "frozen", &v) && json_object_get_boolean(v)) last_frozen = i;
+    }
+    if (nl == 0) {
+        gr_error_set(err, GR_ERR_FORMAT, "%s: the architecture has no layers", path);
+        goto fail;
     }
     gr_model_freeze_upto(m, last_frozen);
     return m;
