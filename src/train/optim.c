@@ -55,8 +55,10 @@ float gr_optim_lr(const gr_optim *o, int64_t it) {
 void gr_optim_update(const gr_optim *o, int64_t it, float lr_mult, float *w, const float *g,
                      float *s1, float *s2, size_t n) {
     float lr = gr_optim_lr(o, it) * lr_mult, wd = o->weight_decay;
+    /* elementwise, so splitting the range over threads changes no result */
     if (o->kind == GR_OPTIM_SGD) {
         float mu = o->momentum;
+#pragma omp parallel for schedule(static) if (n > 65536)
         for (size_t i = 0; i < n; i++) {
             float gi = g[i] + wd * w[i];
             if (mu == 0) { w[i] -= lr * gi; continue; }
@@ -74,6 +76,7 @@ void gr_optim_update(const gr_optim *o, int64_t it, float lr_mult, float *w, con
     float lr_t = (float)(lr * sqrt(1.0 - pow(b2, t)) / (1.0 - pow(b1, t)));
     float fb1 = (float)b1, fb2 = (float)b2, feps = (float)eps;
     bool decoupled = o->kind == GR_OPTIM_ADAMW;
+#pragma omp parallel for schedule(static) if (n > 65536)
     for (size_t i = 0; i < n; i++) {
         float gi = decoupled ? g[i] : g[i] + wd * w[i];
         if (decoupled) w[i] -= lr * wd * w[i];
