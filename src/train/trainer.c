@@ -287,24 +287,13 @@ static void backward(gr_trainer *t, int i, const float *x, int B, bool logits) {
             fused_act_backward(dy, y, (size_t)osz, s->act, s->alpha);
         }
     }
-    if (s->op == GR_OP_DENSE && !t->reference) {
-        /* dW += in^T dy, din += dy W^T, db += column sums of dy */
+    if ((s->op == GR_OP_DENSE || s->op == GR_OP_CONV2D) && !t->reference) {
         int pk = gr_node_param(m, i, "kernel"), pb = gr_node_param(m, i, "bias");
         gr_error e;
-        if (gr_gemm(true, false, n->ic, n->oc, B, 1.0f, in, n->ic, dy, n->oc, 1.0f, pgrad(t, pk), n->oc, &e) == GR_OK &&
-            (!din || gr_gemm(false, true, B, n->ic, n->oc, 1.0f, dy, n->oc, pdata(t, pk), n->oc, 1.0f, din,
-                             n->ic, &e) == GR_OK)) {
-            float *db = pgrad(t, pb);
-            if (db)
-                for (int b = 0; b < B; b++)
-                    for (int o = 0; o < n->oc; o++) db[o] += dy[(size_t)b * n->oc + o];
-            return;
-        }
-    }
-    if (s->op == GR_OP_CONV2D && !t->reference) {
-        int pk = gr_node_param(m, i, "kernel"), pb = gr_node_param(m, i, "bias");
-        gr_error e;
-        if (gr_backend_conv2d_backward(m, i, dy, in, B, din, pgrad(t, pk), pgrad(t, pb), &e) == GR_OK) return;
+        gr_status st = s->op == GR_OP_DENSE
+                           ? gr_backend_dense_backward(m, i, dy, in, B, din, pgrad(t, pk), pgrad(t, pb), &e)
+                           : gr_backend_conv2d_backward(m, i, dy, in, B, din, pgrad(t, pk), pgrad(t, pb), &e);
+        if (st == GR_OK) return;
     }
     switch (s->op) {
     case GR_OP_CONV2D: {
