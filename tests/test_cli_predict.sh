@@ -31,36 +31,7 @@ mkdir -p "$T/img"
 "$PY" "$GEN" cifar "$T/train.bin" 200 1 && "$PY" "$GEN" images "$T/img" \
   || { echo "FAIL cli_predict_setup: gen_cli.py"; exit 1; }
 # base: conv+bn+leaky+maxpool x2; cls: a whole (random) classifier ending in softmax
-cat >"$T/tiny.cfg" <<'EOF'
-[net]
-height=32
-width=32
-channels=3
-
-[convolutional]
-batch_normalize=1
-filters=8
-size=3
-stride=1
-pad=1
-activation=leaky
-
-[maxpool]
-size=2
-stride=2
-
-[convolutional]
-batch_normalize=1
-filters=16
-size=3
-stride=1
-pad=1
-activation=leaky
-
-[maxpool]
-size=2
-stride=2
-EOF
+cp tests/fixtures/cli/tiny.cfg "$T/tiny.cfg"   # conv+bn+leaky+maxpool x2
 { sed -n '1,/^\[maxpool\]/p' "$T/tiny.cfg"; printf 'size=2\nstride=2\n\n[convolutional]\nfilters=10\nsize=1\nstride=1\npad=1\nactivation=linear\n\n[avgpool]\n\n[softmax]\ngroups=1\n'; } >"$T/cls.cfg"
 
 "$G" train --base "darknet:$T/tiny.cfg" --weights none --head flatten,dense:10:softmax --data "$T/train.bin" \

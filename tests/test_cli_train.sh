@@ -29,36 +29,7 @@ if ! [ -x "$PY" ] || ! "$PY" -c 'import numpy, PIL' 2>/dev/null; then
 fi
 "$PY" "$GEN" cifar "$T/train.bin" 300 1 && "$PY" "$GEN" cifar "$T/test.bin" 100 2 \
   && "$PY" "$GEN" folder "$T/fold" 6 3 || { echo "FAIL cli_train_setup: gen_cli.py"; exit 1; }
-cat >"$T/tiny.cfg" <<'EOF'
-[net]
-height=32
-width=32
-channels=3
-
-[convolutional]
-batch_normalize=1
-filters=8
-size=3
-stride=1
-pad=1
-activation=leaky
-
-[maxpool]
-size=2
-stride=2
-
-[convolutional]
-batch_normalize=1
-filters=16
-size=3
-stride=1
-pad=1
-activation=leaky
-
-[maxpool]
-size=2
-stride=2
-EOF
+cp tests/fixtures/cli/tiny.cfg "$T/tiny.cfg"   # conv+bn+leaky+maxpool x2
 BASE=(--base "darknet:$T/tiny.cfg" --weights none)
 HEAD=(--head flatten,dense:10:softmax)
 
