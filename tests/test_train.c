@@ -2,6 +2,7 @@
  * loss, SGD/Adam against hand-computed steps and a PyTorch trajectory,
  * determinism, and bad arguments. */
 #include <math.h>
+#include <omp.h>
 #include "check.h"
 #include "graft.h"
 #include "model.h"
@@ -275,12 +276,105 @@ static void test_bad_arguments(void) {
     gr_model_free(m);
 }
 
+/* The fused dense step (a kernel of >= 2^18 weights: its gradient is made a
+ * tile at a time and applied at once) against PyTorch (gen_train_large.py),
+ * against the unfused gradient + update, and bit-identical at 1 and 2 threads. */
+enum { LS = 4, LB = 8, LF = 512, LH = 512, LC = 10, LW1 = (LF * LH + 60) / 61 };
+
+static gr_model *large_head(void) {
+    gr_error e;
+    gr_model *m = gr_model_new(1, 1, LF, &e);
+    if (!m || gr_stack(m, &e, gr_dense(LH, GR_ACT_RELU), gr_dense(LC, GR_ACT_SOFTMAX)) != GR_OK) return NULL;
+    float *w1 = gr_param_data(m, 0), *b1 = gr_param_data(m, 1), *w2 = gr_param_data(m, 2);
+    for (int i = 0; i < LF * LH; i++) w1[i] = (float)(0.05 * sin(0.37 * i + 0.1));
+    for (int i = 0; i < LH; i++) b1[i] = (float)(0.01 * cos((double)i));
+    for (int i = 0; i < LH * LC; i++) w2[i] = (float)(0.02 * sin(0.91 * i));
+    memset(gr_param_data(m, 3), 0, LC * sizeof(float));
+    return m;
+}
+
+static void large_batch(int s, float *x, int *lab) {
+    for (int k = 0; k < LB * LF; k++) x[k] = (float)(1.0 * sin(0.013 * (s * LB * LF + k) + 0.5));
+    for (int b = 0; b < LB; b++) lab[b] = ((s * LB + b) * 7) % LC;
+}
+
+/* Trains 4 steps; fused = gr_trainer_step, else gradients + gr_optim_update. */
+static gr_model *train_large(gr_optim opt, int threads, bool fused, float *losses) {
+    omp_set_num_threads(threads);
+    gr_model *m = large_head();
+    gr_error e;
+    gr_trainer_opts o = {.optim = opt, .max_batch = LB, .seed = 1};
+    gr_trainer *t = m ? gr_trainer_new(m, 0, &o, &e) : NULL;
+    static float x[LB * LF];
+    int lab[LB];
+    for (int s = 0; t && s < LS; s++) {
+        large_batch(s, x, lab);
+        if (fused) {
+            CHECK(gr_trainer_step(t, x, lab, LB, &losses[s], NULL, &e) == GR_OK, "%s", e.msg);
+            continue;
+        }
+        CHECK(gr_trainer_gradients(t, x, lab, LB, &losses[s], NULL, &e) == GR_OK, "%s", e.msg);
+        size_t off, n;
+        float *g = gr_trainer_grad(t, &off, &n), *s1, *s2;
+        int64_t *it;
+        gr_rng *rng;
+        gr_trainer_state(t, &s1, &s2, &n, &it, &rng);
+        gr_optim_update(&opt, *it, 1.0f, m->w + off, g, s1, s2, n);
+        (*it)++;
+    }
+    gr_trainer_free(t);
+    omp_set_num_threads(2);
+    return m;
+}
+
+static void test_fused_dense_step(void) {
+    FILE *f = fopen("tests/fixtures/train/head_large.bin", "rb");
+    CHECK(f != NULL, "tests/fixtures/train/head_large.bin missing (run tests/fixtures/gen_train_large.py)");
+    if (!f) return;
+    enum { PER = LS + LW1 + LH + LH * LC + LC };
+    static float want[2][PER], got[PER];
+    int ok = read_floats(f, want[0], PER) && read_floats(f, want[1], PER);
+    fclose(f);
+    CHECK(ok, "short fixture");
+    if (!ok) return;
+    gr_optim opts[2] = {gr_sgd((gr_sgd_opts){.lr = 0.01f, .momentum = 0.9f, .nesterov = true}),
+                        gr_adamw(0.001f, 0.1f)};
+    opts[1].epsilon = 1e-12f;
+    static const char *names[2] = {"sgd", "adamw"};
+    for (int run = 0; run < 2; run++) {
+        float l1[LS], l2[LS], l3[LS];
+        gr_model *a = train_large(opts[run], 2, true, l1);
+        gr_model *b = train_large(opts[run], 1, true, l2);
+        gr_model *c = train_large(opts[run], 2, false, l3);
+        CHECK(a && b && c, "model");
+        if (!a || !b || !c) return;
+        memcpy(got, l1, sizeof l1);
+        for (int k = 0; k < LW1; k++) got[LS + k] = a->w[(size_t)k * 61];
+        memcpy(got + LS + LW1, a->w + LF * LH, (LH + LH * LC + LC) * sizeof(float));
+        char what[64];
+        snprintf(what, sizeof what, "fused %s vs PyTorch", names[run]);
+        CHECK_CLOSE(what, got, want[run], PER, 1e-5, 1e-3);
+        snprintf(what, sizeof what, "fused %s vs unfused", names[run]);
+        CHECK_CLOSE(what, a->w, c->w, a->w_count, 1e-6, 1e-5);
+        CHECK(memcmp(a->w, b->w, a->w_count * sizeof(float)) == 0 && memcmp(l1, l2, sizeof l1) == 0,
+              "fused %s: 1 and 2 threads differ", names[run]);
+        /* the weights moved: a step that did nothing would pass the comparisons above */
+        gr_model *z = large_head();
+        double moved = 0;
+        for (size_t k = 0; k < (size_t)LF * LH; k++) moved += fabs(a->w[k] - z->w[k]);
+        CHECK(moved > 1e-3, "fused %s: the kernel did not move (%g)", names[run], moved);
+        gr_model_free(z);
+        gr_model_free(a); gr_model_free(b); gr_model_free(c);
+    }
+}
+
 int main(void) {
     RUN(test_gradients_match_finite_differences);
     RUN(test_sgd_hand_computed);
     RUN(test_schedules_hand_computed);
     RUN(test_trajectory_matches_pytorch);
     RUN(test_deterministic_with_dropout);
+    RUN(test_fused_dense_step);
     RUN(test_bad_arguments);
     return check_summary();
 }

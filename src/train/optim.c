@@ -58,13 +58,25 @@ void gr_optim_update(const gr_optim *o, int64_t it, float lr_mult, float *w, con
     /* elementwise, so splitting the range over threads changes no result */
     if (o->kind == GR_OPTIM_SGD) {
         float mu = o->momentum;
-#pragma omp parallel for schedule(static) if (n > 65536)
-        for (size_t i = 0; i < n; i++) {
-            float gi = g[i] + wd * w[i];
-            if (mu == 0) { w[i] -= lr * gi; continue; }
-            float v = mu * s1[i] - lr * gi;
-            s1[i] = v;
-            w[i] += o->nesterov ? mu * v - lr * gi : v;
+        /* one branch-free loop per form, so that each vectorizes */
+        if (mu == 0) {
+#pragma omp parallel for simd schedule(static) if (parallel: n > 65536)
+            for (size_t i = 0; i < n; i++) w[i] -= lr * (g[i] + wd * w[i]);
+        } else if (o->nesterov) {
+#pragma omp parallel for simd schedule(static) if (parallel: n > 65536)
+            for (size_t i = 0; i < n; i++) {
+                float gi = g[i] + wd * w[i];
+                float v = mu * s1[i] - lr * gi;
+                s1[i] = v;
+                w[i] += mu * v - lr * gi;
+            }
+        } else {
+#pragma omp parallel for simd schedule(static) if (parallel: n > 65536)
+            for (size_t i = 0; i < n; i++) {
+                float v = mu * s1[i] - lr * (g[i] + wd * w[i]);
+                s1[i] = v;
+                w[i] += v;
+            }
         }
         return;
     }
@@ -76,7 +88,7 @@ void gr_optim_update(const gr_optim *o, int64_t it, float lr_mult, float *w, con
     float lr_t = (float)(lr * sqrt(1.0 - pow(b2, t)) / (1.0 - pow(b1, t)));
     float fb1 = (float)b1, fb2 = (float)b2, feps = (float)eps;
     bool decoupled = o->kind == GR_OPTIM_ADAMW;
-#pragma omp parallel for schedule(static) if (n > 65536)
+#pragma omp parallel for simd schedule(static) if (parallel: n > 65536)
     for (size_t i = 0; i < n; i++) {
         float gi = decoupled ? g[i] : g[i] + wd * w[i];
         if (decoupled) w[i] -= lr * wd * w[i];

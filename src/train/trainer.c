@@ -7,6 +7,8 @@
  * state cover only the trainable suffix of the one parameter allocation
  * (parameters are stored in layer order, so it is one contiguous range).  */
 #include <math.h>
+#include <omp.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include "backend/backend.h"
@@ -25,7 +27,21 @@ struct gr_trainer {
     gr_rng rng;
     bool reference;          /* GRAFT_REFERENCE set: plain-C layers only */
     int p_first;             /* the first layer with trainable parameters */
+    /* Fused dense step (see dense_step_fused): per layer, whether its kernel
+     * gradient is left to the update; per-thread tile buffers.              */
+    bool *fuse;              /* per layer: a dense layer large enough to fuse */
+    bool *deferred;          /* per layer: this step's kernel gradient is pending */
+    float **tile;            /* tile_thr buffers of tile_cap floats */
+    int tile_thr;
+    size_t tile_cap;
 };
+
+/* A dense kernel of at least this many weights is updated by the fused
+ * path: below it the gradient buffer stays in cache and fusing gains nothing. */
+#define FUSE_MIN_WEIGHTS ((int64_t)1 << 18)
+/* A tile of the fused path covers whole kernel rows, about this many weights
+ * (256 KB: the tile's gradient stays in the core's L2 while it is applied). */
+#define FUSE_TILE_WEIGHTS 65536
 
 static int64_t node_out(const gr_model *m, int i) { return gr_node_size(m, i); }
 
@@ -41,6 +57,9 @@ void gr_trainer_free(gr_trainer *t) {
     }
     free(t->act); free(t->dact); free(t->mask); free(t->bmean); free(t->bvar);
     free(t->grad); free(t->s1); free(t->s2);
+    if (t->tile)
+        for (int j = 0; j < t->tile_thr; j++) free(t->tile[j]);
+    free(t->tile); free(t->fuse); free(t->deferred);
     free(t);
 }
 
@@ -119,6 +138,22 @@ gr_trainer *gr_trainer_new(gr_model *m, int first, const gr_trainer_opts *o, gr_
     if (!(t->grad = gr_calloc(t->np, sizeof(float), err))) goto fail;
     if (!(t->s1 = gr_calloc(t->np, sizeof(float), err))) goto fail;
     if (o->optim.kind != GR_OPTIM_SGD && !(t->s2 = gr_calloc(t->np, sizeof(float), err))) goto fail;
+    if (!(t->fuse = gr_calloc((size_t)k, sizeof(bool), err))) goto fail;
+    if (!(t->deferred = gr_calloc((size_t)k, sizeof(bool), err))) goto fail;
+    for (int i = t->p_first; i < t->n && !t->reference; i++) {
+        const gr_node *n = &m->nodes[i];
+        int pk = gr_node_param(m, i, "kernel");
+        if (n->s.op != GR_OP_DENSE || pk < 0 || m->params[pk].count < (size_t)FUSE_MIN_WEIGHTS) continue;
+        t->fuse[i - first] = true;
+        size_t out = (size_t)n->oc, rows = out >= FUSE_TILE_WEIGHTS ? 1 : FUSE_TILE_WEIGHTS / out;
+        if (rows * out > t->tile_cap) t->tile_cap = rows * out;
+    }
+    if (t->tile_cap > 0) {
+        t->tile_thr = omp_get_max_threads();
+        if (!(t->tile = gr_calloc((size_t)t->tile_thr, sizeof(float *), err))) goto fail;
+        for (int j = 0; j < t->tile_thr; j++)
+            if (!(t->tile[j] = gr_malloc(t->tile_cap * sizeof(float), err))) goto fail;
+    }
     return t;
 fail:
     gr_trainer_free(t);
@@ -269,7 +304,7 @@ static void fused_act_backward(float *dy, const float *y, size_t n, gr_act act, 
 
 /* Backward of layer i: dact[i] holds dL/d(output) (or dL/d(logits) for the
  * final softmax, see `logits`).                                             */
-static void backward(gr_trainer *t, int i, const float *x, int B, bool logits) {
+static void backward(gr_trainer *t, int i, const float *x, int B, bool logits, bool fuse) {
     gr_model *m = t->m;
     gr_node *n = &m->nodes[i];
     const gr_layer_spec *s = &n->s;
@@ -290,10 +325,16 @@ static void backward(gr_trainer *t, int i, const float *x, int B, bool logits) {
     if ((s->op == GR_OP_DENSE || s->op == GR_OP_CONV2D) && !t->reference) {
         int pk = gr_node_param(m, i, "kernel"), pb = gr_node_param(m, i, "bias");
         gr_error e;
+        /* a fused layer's kernel gradient is computed tile by tile as it is applied */
+        bool defer = fuse && t->fuse[j];
         gr_status st = s->op == GR_OP_DENSE
-                           ? gr_backend_dense_backward(m, i, dy, in, B, din, pgrad(t, pk), pgrad(t, pb), &e)
+                           ? gr_backend_dense_backward(m, i, dy, in, B, din, defer ? NULL : pgrad(t, pk),
+                                                       pgrad(t, pb), &e)
                            : gr_backend_conv2d_backward(m, i, dy, in, B, din, pgrad(t, pk), pgrad(t, pb), &e);
-        if (st == GR_OK) return;
+        if (st == GR_OK) {
+            t->deferred[j] = defer;
+            return;
+        }
     }
     switch (s->op) {
     case GR_OP_CONV2D: {
@@ -372,8 +413,32 @@ static void backward(gr_trainer *t, int i, const float *x, int B, bool logits) {
     }
 }
 
-gr_status gr_trainer_gradients(gr_trainer *t, const float *x, const int *labels, int B,
-                               float *loss, int *correct, gr_error *err) {
+/* The parameter range [lo, hi) of m->w that node i's kernel covers, relative to
+ * the trainer's gradient buffer.                                           */
+static void kernel_range(const gr_trainer *t, int i, size_t *lo, size_t *hi) {
+    const gr_param *q = &t->m->params[gr_node_param(t->m, i, "kernel")];
+    *lo = q->offset - t->off0;
+    *hi = *lo + q->count;
+}
+
+/* Whether any of g[0..n) is Inf or NaN: an exponent of all ones, tested on
+ * the bits so that the loop vectorizes; split over threads when large.     */
+static bool any_nonfinite(const float *g, size_t n) {
+    uint32_t bad = 0;
+#pragma omp parallel for simd schedule(static) reduction(| : bad) if (parallel: n > 262144)
+    for (size_t k = 0; k < n; k++) {
+        uint32_t u;
+        memcpy(&u, &g[k], sizeof u);
+        bad |= (u & 0x7f800000u) == 0x7f800000u;
+    }
+    return bad != 0;
+}
+
+/* Forward and backward of one batch.  fuse: large dense kernels leave their
+ * gradient to dense_step_fused (t->deferred marks them); their part of
+ * t->grad is then neither zeroed nor filled.                              */
+static gr_status gradients(gr_trainer *t, const float *x, const int *labels, int B, float *loss,
+                           int *correct, bool fuse, gr_error *err) {
     gr_model *m = t->m;
     if (B <= 0 || B > t->o.max_batch)
         return gr_error_set(err, GR_ERR_ARG, "trainer: batch %d (max %d)", B, t->o.max_batch);
@@ -392,10 +457,19 @@ gr_status gr_trainer_gradients(gr_trainer *t, const float *x, const int *labels,
         return gr_error_set(err, GR_ERR_NUMERIC,
                             "the loss became %g at iteration %lld: lower the learning rate (now %g)",
                             l, (long long)t->it, gr_optim_lr(&t->o.optim, t->it));
-    /* zero gradients */
+    /* zero gradients (the ranges of fused kernels are never read) */
     for (int i = t->p_first; i < t->n; i++)
         memset(t->dact[i - t->first], 0, (size_t)B * (size_t)node_out(m, i) * sizeof(float));
-    memset(t->grad, 0, t->np * sizeof(float));
+    size_t done = 0;
+    for (int i = t->first; i < t->n; i++) {
+        t->deferred[i - t->first] = false;
+        if (!fuse || !t->fuse[i - t->first]) continue;
+        size_t lo, hi;
+        kernel_range(t, i, &lo, &hi);
+        memset(t->grad + done, 0, (lo - done) * sizeof(float));
+        done = hi;
+    }
+    memset(t->grad + done, 0, (t->np - done) * sizeof(float));
     /* dL/dlogits of softmax + cross-entropy: (p - y) / B */
     float *d = t->dact[last - t->first];
     float ls = t->o.label_smoothing;
@@ -404,12 +478,27 @@ gr_status gr_trainer_gradients(gr_trainer *t, const float *x, const int *labels,
             float yc = (c == labels[b] ? 1.0f - ls : 0.0f) + ls / C;
             d[(size_t)b * C + c] = (p[(size_t)b * C + c] - yc) / (float)B;
         }
-    for (int i = last; i >= t->p_first; i--) backward(t, i, x, B, i == last && softmax_last(&m->nodes[i]));
-    for (size_t k = 0; k < t->np; k++)
-        if (!isfinite(t->grad[k]))
-            return gr_error_set(err, GR_ERR_NUMERIC, "a non-finite gradient at iteration %lld",
-                                (long long)t->it);
+    for (int i = last; i >= t->p_first; i--)
+        backward(t, i, x, B, i == last && softmax_last(&m->nodes[i]), fuse);
+    /* every gradient computed so far must be finite (fused kernels: checked per tile) */
+    done = 0;
+    bool bad = false;
+    for (int i = t->first; i < t->n && !bad; i++) {
+        if (!t->deferred[i - t->first]) continue;
+        size_t lo, hi;
+        kernel_range(t, i, &lo, &hi);
+        bad = any_nonfinite(t->grad + done, lo - done);
+        done = hi;
+    }
+    if (bad || any_nonfinite(t->grad + done, t->np - done))
+        return gr_error_set(err, GR_ERR_NUMERIC, "a non-finite gradient at iteration %lld",
+                            (long long)t->it);
     return GR_OK;
+}
+
+gr_status gr_trainer_gradients(gr_trainer *t, const float *x, const int *labels, int B,
+                               float *loss, int *correct, gr_error *err) {
+    return gradients(t, x, labels, B, loss, correct, false, err);
 }
 
 float *gr_trainer_grad(gr_trainer *t, size_t *offset, size_t *count) {
@@ -418,24 +507,79 @@ float *gr_trainer_grad(gr_trainer *t, size_t *offset, size_t *count) {
     return t->grad;
 }
 
+/* The rate multiplier of parameter q: base layers may learn slower. */
+static float lr_mult(const gr_trainer *t, const gr_param *q) {
+    return (t->o.head_first > 0 && q->node < t->o.head_first && t->o.base_lr_mult > 0) ? t->o.base_lr_mult
+                                                                                        : 1.0f;
+}
+
+/* The kernel gradient of dense layer i (W [IN, OUT], dW = in^T dy over the
+ * batch) computed a tile of whole rows at a time into a per-thread buffer
+ * and applied at once: the gradient never goes to memory, which halves the
+ * memory traffic of a step of a large head (W, the optimizer state and the
+ * gradient are megabytes; the batch is 32 rows).  Tiles are fixed by the
+ * layer's shape, so the result does not depend on the thread count.  A tile
+ * with a non-finite gradient is not applied, but tiles before it were: the
+ * step then fails with the weights part-updated (fit stops on it).         */
+static gr_status dense_step_fused(gr_trainer *t, int i, const float *x, int B, gr_error *err) {
+    gr_model *m = t->m;
+    const gr_node *n = &m->nodes[i];
+    const gr_param *q = &m->params[gr_node_param(m, i, "kernel")];
+    int IN = n->ic * n->ih * n->iw, OUT = n->oc;
+    int rows = OUT >= FUSE_TILE_WEIGHTS ? 1 : FUSE_TILE_WEIGHTS / OUT;
+    int tiles = (IN + rows - 1) / rows;
+    const float *in = input_of(t, i, 0, x), *dy = t->dact[i - t->first];
+    float *w = m->w + q->offset;
+    size_t k0 = q->offset - t->off0;
+    float mult = lr_mult(t, q);
+    int bad = 0, failed = 0, nthr = t->tile_thr < tiles ? t->tile_thr : tiles;
+#pragma omp parallel num_threads(nthr) reduction(| : bad, failed)
+    {
+        float *g = t->tile[omp_get_thread_num()];
+#pragma omp for schedule(static)
+        for (int tl = 0; tl < tiles; tl++) {
+            int r0 = tl * rows, nr = IN - r0 < rows ? IN - r0 : rows;
+            size_t off = (size_t)r0 * (size_t)OUT, cnt = (size_t)nr * (size_t)OUT;
+            gr_error e;
+            if (gr_gemm(true, false, nr, OUT, B, 1.0f, in + r0, IN, dy, OUT, 0.0f, g, OUT, &e) != GR_OK) {
+                failed = 1;
+                continue;
+            }
+            if (any_nonfinite(g, cnt)) {
+                bad = 1;
+                continue;
+            }
+            gr_optim_update(&t->o.optim, t->it, mult, w + off, g, t->s1 + k0 + off,
+                            t->s2 ? t->s2 + k0 + off : NULL, cnt);
+        }
+    }
+    if (failed)
+        return gr_error_set(err, GR_ERR_BACKEND, "sgemm for the gradient of layer '%s' failed", n->s.name);
+    if (bad)
+        return gr_error_set(err, GR_ERR_NUMERIC, "a non-finite gradient at iteration %lld (layer '%s')",
+                            (long long)t->it, n->s.name);
+    return GR_OK;
+}
+
 gr_status gr_trainer_step(gr_trainer *t, const float *x, const int *labels, int B, float *loss,
                           int *correct, gr_error *err) {
-    gr_status st = gr_trainer_gradients(t, x, labels, B, loss, correct, err);
+    gr_status st = gradients(t, x, labels, B, loss, correct, true, err);
     if (st != GR_OK) return st;
-    /* per parameter: fixed statistics never move; base layers may learn slower */
+    /* per parameter: fixed statistics never move; fused kernels update themselves */
     const gr_model *m = t->m;
     for (int p = m->nodes[t->first].p0; p < m->n_params; p++) {
         const gr_param *q = &m->params[p];
         if (gr_param_is_statistic(q->kind)) continue;
-        float mult = (t->o.head_first > 0 && q->node < t->o.head_first && t->o.base_lr_mult > 0)
-                         ? t->o.base_lr_mult : 1.0f;
+        if (t->deferred[q->node - t->first] && p == gr_node_param(m, q->node, "kernel")) continue;
         size_t k = q->offset - t->off0;
-        gr_optim_update(&t->o.optim, t->it, mult, t->m->w + q->offset, t->grad + k, t->s1 + k,
+        gr_optim_update(&t->o.optim, t->it, lr_mult(t, q), t->m->w + q->offset, t->grad + k, t->s1 + k,
                         t->s2 ? t->s2 + k : NULL, q->count);
     }
+    for (int i = t->first; i < t->n && st == GR_OK; i++)
+        if (t->deferred[i - t->first]) st = dense_step_fused(t, i, x, B, err);
     t->it++;
     t->m->w_version++;
-    return GR_OK;
+    return st;
 }
 
 void gr_trainer_state(gr_trainer *t, float **s1, float **s2, size_t *n, int64_t **it, gr_rng **rng) {
