@@ -335,6 +335,8 @@ static void backward(gr_trainer *t, int i, const float *x, int B, bool logits, b
             t->deferred[j] = defer;
             return;
         }
+        /* the plain-C layer below accumulates into a kernel gradient that was not zeroed */
+        if (defer) memset(pgrad(t, pk), 0, m->params[pk].count * sizeof(float));
     }
     switch (s->op) {
     case GR_OP_CONV2D: {
