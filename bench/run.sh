@@ -12,6 +12,10 @@ mkdir -p "$B/bench"
 cc $CFLAGS -o "$B/bench/bench_forward" bench/bench_forward.c "$B/libgraft.a" $LIBS
 bench/forward.sh "$B/bench/bench_forward" "${BENCH_SECONDS:-5}"
 
+# fine-tuning step (VGG16 block5 unfrozen / fully unfrozen + seed head), graft vs PyTorch (issue #5)
+cc $CFLAGS -o "$B/bench/bench_finetune" bench/bench_finetune.c "$B/libgraft.a" $LIBS
+bench/bench_finetune.sh "$B/bench/bench_finetune" "${BENCH_SECONDS:-5}"
+
 # data input: JPEG decode+resize, CIFAR records, the batcher, graft vs PIL/torchvision
 B="$B" bench/bench_decode.sh "${BENCH_SECONDS:-3}"
 
