@@ -46,7 +46,8 @@ acc=$(sed -n 's/^Test accuracy: //p' "$T/out")
 if "$PY" -c "import sys; sys.exit(0 if float('${acc:-0}') >= 0.6 else 1)"; then pass train_learns_pattern
 else fail train_learns_pattern "test accuracy ${acc:-none} after 3 epochs (chance 0.1)"; fi
 
-# the CSV: header, one row per epoch, epochs 1..3, no validation = nan, lr decaying
+# the CSV: header, one row per epoch, epochs 1..3, no validation = nan, lr on the default
+# cosine schedule: 0.01 * (1 + cos(pi * it / 30)) / 2 after 10, 20, 30 of 30 batches
 if "$PY" - "$T/log.csv" <<'EOF'
 import csv, math, sys
 rows = list(csv.reader(open(sys.argv[1])))
@@ -56,10 +57,25 @@ r = [[float(v) for v in row] for row in rows[1:]]
 assert [x[0] for x in r] == [1, 2, 3]
 assert all(math.isfinite(x[1]) and 0 <= x[2] <= 1 and math.isnan(x[3]) and math.isnan(x[4]) for x in r)
 assert r[2][1] < r[0][1], "loss did not fall"
-assert abs(r[0][5] - 0.01 / (1 + 1e-6 * 10)) < 1e-9 and r[2][5] < r[1][5] < r[0][5], [x[5] for x in r]
+assert [abs(x[5] - w) < 1e-9 for x, w in zip(r, [0.0075, 0.0025, 0.0])] == [True] * 3, [x[5] for x in r]
 assert all(x[6] >= 0 for x in r)
 EOF
 then pass train_log_csv; else fail train_log_csv "$(cat "$T/log.csv")"; fi
+
+# --no-standardize is the exact Keras recipe: Keras' inverse-time decay, lr / (1 + 1e-6 * it);
+# so is an explicit --decay; the schedule is printed
+"$G" train "${BASE[@]}" "${HEAD[@]}" --data "$T/train.bin" --epochs 1 --no-standardize \
+  --out "$T/ns.gft" --log "$T/ns.csv" >"$T/out" 2>"$T/err"; rc=$?
+"$G" train "${BASE[@]}" "${HEAD[@]}" --data "$T/train.bin" --epochs 1 --decay 1e-3 \
+  --out "$T/dc.gft" --log "$T/dc.csv" >"$T/out2" 2>>"$T/err"; rc2=$?
+if [ $rc -eq 0 ] && [ $rc2 -eq 0 ] && has "$T/out" 'schedule inverse-time \(decay 1e-06 per batch\)' \
+   && has "$T/out2" 'schedule inverse-time \(decay 0.001 per batch\)' && "$PY" - "$T/ns.csv" "$T/dc.csv" <<'EOF'
+import csv, sys
+for path, decay in zip(sys.argv[1:], [1e-6, 1e-3]):
+    lr = float(list(csv.reader(open(path)))[1][5])
+    assert abs(lr - 0.01 / (1 + decay * 10)) < 1e-9, (path, lr)
+EOF
+then pass train_keras_schedule; else fail train_keras_schedule "rc=$rc/$rc2 $(cat "$T/out" "$T/err" "$T/ns.csv" | tail -12)"; fi
 
 # ---- --val-split: 20% of each class held out, val columns filled
 "$G" train "${BASE[@]}" "${HEAD[@]}" --data "$T/train.bin" --val-split 0.2 --epochs 2 \
@@ -103,6 +119,21 @@ else fail train_lr_auto "rc=$rc $(tail -5 "$T/out") $(cat "$T/err")"; fi
 "$G" train "${BASE[@]}" "${HEAD[@]}" --data "$T/train.bin" --epochs 1 --lr auto --augment -q --out "$T/auto2.gft" >"$T/out" 2>"$T/err"; rc=$?
 if clean_fail $rc "$T/err" && has "$T/err" "lr auto needs the features cache" && ! [ -e "$T/auto2.gft" ]; then pass train_lr_auto_needs_cache
 else fail train_lr_auto_needs_cache "rc=$rc $(cat "$T/err")"; fi
+
+# --lr auto then --resume: the checkpoint keeps the rate the range test picked (here 0.0666; a constant
+# schedule, so that a 1-epoch run's checkpoint resumed for 2 epochs equals a 2-epoch run)
+A=(--data "$T/train.bin" --lr auto --lr-schedule constant --no-standardize -q)
+"$G" train "${BASE[@]}" "${HEAD[@]}" "${A[@]}" --epochs 2 --out "$T/a2.gft" 2>"$T/err" \
+  && "$G" train "${BASE[@]}" "${HEAD[@]}" "${A[@]}" --epochs 1 --checkpoint "$T/a1.ckpt" --out "$T/a1.gft" 2>>"$T/err" \
+  && "$G" train --resume "$T/a1.ckpt" "${A[@]}" --epochs 2 --out "$T/a1r.gft" 2>>"$T/err"; rc=$?
+if [ $rc -eq 0 ] && cmp -s "$T/a2.gft" "$T/a1r.gft" && ! cmp -s "$T/a1.gft" "$T/a1r.gft"; then pass train_lr_auto_resume
+else fail train_lr_auto_resume "rc=$rc $(cmp "$T/a2.gft" "$T/a1r.gft" 2>&1) $(cat "$T/err")"; fi
+# with the default cosine schedule the epoch count is part of the run: resuming into more is refused
+"$G" train "${BASE[@]}" "${HEAD[@]}" --data "$T/train.bin" -q --epochs 1 --checkpoint "$T/c1.ckpt" --out "$T/c1.gft" 2>"$T/err" \
+  && "$G" train --resume "$T/c1.ckpt" --data "$T/train.bin" -q --epochs 2 --out "$T/c2.gft" >"$T/out" 2>"$T/err"; rc=$?
+if clean_fail $rc "$T/err" && has "$T/err" "made with epochs = 1, this run has 2" && ! [ -e "$T/c2.gft" ]; then
+  pass train_cosine_resume_epochs
+else fail train_cosine_resume_epochs "rc=$rc $(cat "$T/err")"; fi
 
 # ---- --from: continue training a model file
 "$G" train --from "$T/m.gft" --data "$T/train.bin" --epochs 1 -q --out "$T/m2.gft" >"$T/out" 2>"$T/err"; rc=$?

@@ -173,8 +173,8 @@ static gr_status fit_standardize(gr_model *m, int node, const float *feat, const
  * rate rising exponentially from 1e-6 to 10; picks a tenth of the rate with
  * the lowest smoothed loss, restores the weights, prints the curve.        */
 static gr_status lr_range_test(gr_model *m, gr_trainer *t, const float *feat, const int *lab, int n,
-                               int batch, size_t F, float *xb, int *blab, uint64_t seed, float *lr_out,
-                               gr_error *err) {
+                               int batch, size_t F, float *xb, int *blab, uint64_t seed, int verbose,
+                               float *lr_out, gr_error *err) {
     enum { STEPS = 120 };
     float *s1, *s2;
     size_t np;
@@ -220,6 +220,7 @@ static gr_status lr_range_test(gr_model *m, gr_trainer *t, const float *feat, co
     /* the curve: smoothed loss against log10(lr), 10 rows x 60 columns */
     double lo = 1e300, hi = -1e300;
     for (int i = 0; i < done; i++) { lo = fmin(lo, ema_v[i]); hi = fmax(hi, ema_v[i]); }
+    if (!verbose) goto out;
     printf("learning-rate range test (%d steps): smoothed loss against the learning rate\n", done);
     for (int r = 0; r < 10 && done > 1; r++) {
         double top = hi - (hi - lo) * r / 10.0, bot = hi - (hi - lo) * (r + 1) / 10.0;
@@ -235,6 +236,7 @@ static gr_status lr_range_test(gr_model *m, gr_trainer *t, const float *feat, co
     printf("         +%.*s\n          1e-6%*s1e-3%*s1e+1\n", 60,
            "------------------------------------------------------------", 22, "", 26, "");
     printf("lowest loss at lr %.3g: using lr %.3g\n", lrs[best_i], *lr_out);
+out:
     free(keep);
     free(perm);
     return st;
@@ -243,7 +245,7 @@ static gr_status lr_range_test(gr_model *m, gr_trainer *t, const float *feat, co
 /* Checkpoint: the model + optimizer state + iteration + RNG + epoch, and
  * the run's settings (checked on resume).                                  */
 static gr_status save_checkpoint(gr_model *m, gr_trainer *t, const char *path, int epoch, int step,
-                                 const char *config, gr_error *err) {
+                                 float lr, const char *config, gr_error *err) {
     float *s1, *s2;
     size_t np;
     int64_t *it;
@@ -251,18 +253,20 @@ static gr_status save_checkpoint(gr_model *m, gr_trainer *t, const char *path, i
     gr_trainer_state(t, &s1, &s2, &np, &it, &rng);
     int64_t shape[1] = {(int64_t)np};
     gr_st_entry e[2] = {{"__optimizer__/s1", "F32", 1, shape, s1}, {"__optimizer__/s2", "F32", 1, shape, s2}};
-    char json[2048];
-    snprintf(json, sizeof json,
-             "{\"epoch\": %d, \"step\": %d, \"iterations\": %lld, \"rng\": [\"%016llx\", \"%016llx\", "
-             "\"%016llx\", \"%016llx\"], \"config\": %s}",
-             epoch, step, (long long)*it, (unsigned long long)rng->s[0], (unsigned long long)rng->s[1],
+    char json[4096];
+    int len = snprintf(json, sizeof json,
+             "{\"epoch\": %d, \"step\": %d, \"iterations\": %lld, \"lr\": %.9g, \"rng\": [\"%016llx\", "
+             "\"%016llx\", \"%016llx\", \"%016llx\"], \"config\": %s}",
+             epoch, step, (long long)*it, (double)lr, (unsigned long long)rng->s[0], (unsigned long long)rng->s[1],
              (unsigned long long)rng->s[2], (unsigned long long)rng->s[3], config ? config : "{}");
+    if (len < 0 || (size_t)len >= sizeof json)
+        return gr_error_set(err, GR_ERR_ARG, "%s: the run's settings are too long for a checkpoint", path);
     return gr_model_save_ex(m, path, json, e, s2 ? 2 : 1, err);
 }
 
 /* Restores the trainer's state from a checkpoint; *epoch = epochs done. */
 static gr_status load_checkpoint(gr_trainer *t, const char *path, const char *config, int *epoch,
-                                 int *step, gr_error *err) {
+                                 int *step, float *lr, gr_error *err) {
     gr_st_file *sf = gr_st_open(path, err);
     if (!sf) return err ? err->code : GR_ERR_IO;
     float *s1, *s2;
@@ -304,6 +308,11 @@ static gr_status load_checkpoint(gr_trainer *t, const char *path, const char *co
     if ((st = gr_st_read_f32(sf, i1, s1, (int64_t)np, err)) != GR_OK) goto out;
     if (s2 && (st = gr_st_read_f32(sf, i2, s2, (int64_t)np, err)) != GR_OK) goto out;
     if (json_object_object_get_ex(root, "iterations", &v)) *it = json_object_get_int64(v);
+    /* the base rate in use (--lr auto picks it once, before the first epoch) */
+    if (json_object_object_get_ex(root, "lr", &v) && json_object_get_double(v) > 0) {
+        *lr = (float)json_object_get_double(v);
+        gr_trainer_set_lr(t, *lr);
+    }
     if (json_object_object_get_ex(root, "rng", &v) && json_object_array_length(v) == 4)
         for (int k = 0; k < 4; k++)
             rng->s[k] = strtoull(json_object_get_string(json_object_array_get_idx(v, (size_t)k)), NULL, 16);
@@ -404,7 +413,7 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
         goto done;
     }
     if (o.resume) {
-        st = load_checkpoint(t, o.resume, o.config_json, &start_epoch, &start_step, err);
+        st = load_checkpoint(t, o.resume, o.config_json, &start_epoch, &start_step, &o.optim.lr, err);
         if (st != GR_OK) goto done;
         if (start_step >= (n + o.batch - 1) / o.batch) { start_epoch++; start_step = 0; }   /* after an epoch's last batch */
         if (o.verbose) printf("resuming from %s: epoch %d, batch %d\n", o.resume, start_epoch + 1, start_step);
@@ -416,6 +425,19 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
                m->n_nodes - first, m->nodes[first].s.name, n,
                (long long)gr_model_param_count(m, true), gr_model_layer_name(m, first - 1),
                cache ? "on" : (augment ? "off (augmentation)" : "off (--no-cache)"));
+    if (o.verbose) {
+        static const char *sched[] = {"constant", "inverse-time", "step", "cosine"};
+        const gr_optim *q = &o.optim;
+        int sk = q->schedule >= 0 && q->schedule < 4 ? (int)q->schedule : 0;
+        if (sk == GR_SCHEDULE_CONSTANT && q->decay > 0) sk = GR_SCHEDULE_INVERSE_TIME;
+        const char *kind = q->kind == GR_OPTIM_SGD ? "sgd" : q->kind == GR_OPTIM_ADAM ? "adam" : "adamw";
+        printf("optimizer: %s, lr %g%s, schedule %s", kind, q->lr,
+               o.lr_auto && !o.resume ? " (before --lr auto)" : "", sched[sk]);
+        if (sk == GR_SCHEDULE_INVERSE_TIME) printf(" (decay %g per batch)", q->decay);
+        if (sk == GR_SCHEDULE_COSINE) printf(" (to 0 over %d epochs)", o.epochs);
+        if (q->kind == GR_OPTIM_SGD) printf(", momentum %g%s", q->momentum, q->nesterov ? " nesterov" : "");
+        printf("\n");
+    }
     if (cache) {
         feat = gr_malloc((size_t)n * F * sizeof(float), err);
         if (!feat) {
@@ -452,7 +474,7 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
     }
     if (o.lr_auto && !o.resume) {
         float lr;
-        st = lr_range_test(m, t, feat, lab, n, o.batch, F, xb, blab, o.seed, &lr, err);
+        st = lr_range_test(m, t, feat, lab, n, o.batch, F, xb, blab, o.seed, o.verbose, &lr, err);
         if (st != GR_OK) goto done;
         o.optim.lr = lr;
         gr_trainer_set_lr(t, lr);
@@ -519,7 +541,7 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
             }
             progress(o.verbose, ep + 1, o.epochs, s + 1, steps, t0, lsum / seen, (double)csum / seen);
             if (o.stop && *o.stop) {
-                if (o.checkpoint && save_checkpoint(m, t, o.checkpoint, ep, s + 1, o.config_json, err) != GR_OK) {
+                if (o.checkpoint && save_checkpoint(m, t, o.checkpoint, ep, s + 1, o.optim.lr, o.config_json, err) != GR_OK) {
                     st = err ? err->code : GR_ERR_IO;
                     break;
                 }
@@ -561,7 +583,7 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
             best_epoch = ep + 1;
             if (best_w) memcpy(best_w, m->w + off, np * sizeof(float));
         }
-        if (o.checkpoint) st = save_checkpoint(m, t, o.checkpoint, ep + 1, 0, o.config_json, err);
+        if (o.checkpoint) st = save_checkpoint(m, t, o.checkpoint, ep + 1, 0, o.optim.lr, o.config_json, err);
         if (st == GR_OK && o.patience > 0 && ep + 1 - best_epoch >= o.patience) {
             if (o.verbose) printf("early stopping: no improvement for %d epochs\n", o.patience);
             break;
