@@ -12,6 +12,10 @@
 #   Usage: bench/bench_finetune.sh [BENCH_BINARY] [SECONDS] [SIZE] [BATCH]
 #   (no binary: builds it against ${B:-build}/libgraft.a into $B/bench/)
 #   THREADS=n (default: all cores) for both sides.
+#   TORCH_WAIT=PASSIVE (default) | default: PyTorch's OMP_WAIT_POLICY.  graft
+#   runs PASSIVE as its CLI does; PyTorch gets the same by default (on a
+#   shared box its default spinning policy measured 2.7x slower: 50 vs 135
+#   img/s for block5 with one other job running), TORCH_WAIT=default unsets it.
 set -eu
 bin=${1:-}; secs=${2:-12}; size=${3:-32}; batch=${4:-64}
 [ -n "$bin" ] && bin=$(realpath "$bin")
@@ -31,6 +35,8 @@ mkfifo "$fifo/to_graft" "$fifo/to_torch"
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 # graft under OMP_WAIT_POLICY=PASSIVE, as the CLI runs itself
 export OMP_WAIT_POLICY=PASSIVE
+torch_wait=${TORCH_WAIT:-PASSIVE}
+if [ "$torch_wait" = default ]; then torch_env="env -u OMP_WAIT_POLICY"; else torch_env="env OMP_WAIT_POLICY=$torch_wait"; fi
 for mode in block5 full; do
   # graft and PyTorch side by side, their measured rounds taking turns (a
   # token through two FIFOs held open by this shell), so both see the same
@@ -40,7 +46,7 @@ for mode in block5 full; do
   timeout 1200 "$bin" "$mode" "$size" "$batch" "$secs" "$fifo/to_graft" "$fifo/to_torch" "$threads" \
     >"$fifo/g" &
   gpid=$!
-  env -u OMP_WAIT_POLICY timeout 1200 "$py" bench/peer_finetune.py "$mode" "$size" "$batch" "$secs" \
+  $torch_env timeout 1200 "$py" bench/peer_finetune.py "$mode" "$size" "$batch" "$secs" \
     "$threads" "$fifo/to_torch" "$fifo/to_graft" >"$fifo/t" &
   tpid=$!
   wait "$gpid" || echo "graft bench failed ($mode)" >&2
@@ -52,7 +58,7 @@ done
 "$bin" block5_cached "$size" "$batch" "$(awk "BEGIN{print $secs/2}")" "" "" "$threads" >>"$out" ||
   echo "graft bench failed (block5_cached)" >&2
 load=$(cut -d' ' -f1-3 /proc/loadavg)
-"$py" - "$out" "$load" <<'PY'
+"$py" - "$out" "$load" "$torch_wait" <<'PY'
 import sys
 rows = [dict(kv.split("=", 1) for kv in l.split()) for l in open(sys.argv[1]) if l.startswith("who=")]
 g0 = next(r for r in rows if r["who"] == "graft")
@@ -76,5 +82,6 @@ if c:
     print("%-22s %12.1f %12s %6.2fx %9.0f %9s  (graft alone; vs the torch block5 step above; "
           "NOT like for like)" % ("block5 cached features", float(c["img_s"]), "-",
           float(c["img_s"]) / float(t["img_s"]) if t else float("nan"), float(c["rss_mb"]), "-"))
-print("(img/s: best round of whole steps; target graft/torch >= 1.15 on block5 and full)")
+print("(img/s: best round of whole steps; graft OMP_WAIT_POLICY=PASSIVE, torch %s; "
+      "target graft/torch >= 1.15 on block5 and full)" % sys.argv[3])
 PY

@@ -92,6 +92,13 @@ static gr_status build_steps(struct dn_bwd *b, const_dnnl_primitive_desc_t pdd,
     return dn_net_finalize(net, err);
 }
 
+/* Whether pd's implementation is one of oneDNN's reference kernels. */
+static bool is_ref(const_dnnl_primitive_desc_t pd) {
+    const char *impl = NULL;
+    if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) != dnnl_success || !impl) return false;
+    return strncmp(impl, "ref", 3) == 0;
+}
+
 static gr_status conv_build(gr_model *m, int node, int B, struct dn_bwd *b, gr_error *err) {
     const gr_node *n = &m->nodes[node];
     const gr_layer_spec *s = &n->s;
@@ -103,8 +110,6 @@ static gr_status conv_build(gr_model *m, int node, int B, struct dn_bwd *b, gr_e
     dnnl_memory_desc_t out_u = dn_md_nhwc(B, n->oc, n->oh, n->ow, dnnl_f32);
     dnnl_memory_desc_t w_u = dn_md_hwio(s->kh, s->kw, ICg, n->oc, G);
     dnnl_memory_desc_t b_u = dn_md_1d(n->oc);
-    dnnl_memory_desc_t src = dn_md_any4(B, n->ic, n->ih, n->iw, dnnl_f32);
-    dnnl_memory_desc_t dst = dn_md_any4(B, n->oc, n->oh, n->ow, dnnl_f32);
     dnnl_memory_desc_t wany = dn_md_weights_any(s->kh, s->kw, ICg, n->oc, G, dnnl_f32);
     dnnl_dims_t strides = {s->sh, s->sw}, pl = {s->pad_t, s->pad_l};
     dnnl_dims_t pr = {dn_pad_end(n->ih, s->kh, s->sh, s->pad_t, s->pad_b, n->oh),
@@ -116,20 +121,39 @@ static gr_status conv_build(gr_model *m, int node, int B, struct dn_bwd *b, gr_e
     b->dw = dn_mem(&b->net, &w_u, DNNL_MEMORY_NONE, err);
     b->db = dn_mem(&b->net, &b_u, DNNL_MEMORY_NONE, err);
     if (!b->dout || !b->in || !b->din || !b->w || !b->dw || !b->db) return err ? err->code : GR_ERR_NOMEM;
-    dnnl_convolution_desc_t fd, dd, wd;
-    DN_TRY(dnnl_convolution_forward_desc_init(&fd, dnnl_forward_training, dnnl_convolution_direct, &src,
-                                              &wany, has_bias ? &b_u : NULL, &dst, strides, pl, pr),
-           "convolution", name);
-    DN_TRY(dnnl_convolution_backward_data_desc_init(&dd, dnnl_convolution_direct, &src, &wany, &dst,
-                                                    strides, pl, pr),
-           "convolution backward data", name);
-    DN_TRY(dnnl_convolution_backward_weights_desc_init(&wd, dnnl_convolution_direct, &src, &wany,
-                                                       has_bias ? &b_u : NULL, &dst, strides, pl, pr),
-           "convolution backward weights", name);
+    /* Activations: first the caller's NHWC itself (no reorder of dout, in,
+     * din; measured ~10% less backward time on VGG16 at 32x32 b64 than the
+     * blocked layouts oneDNN picks, whose reorders cost more than the
+     * kernels gain), then, if NHWC is unimplemented here, oneDNN's choice. */
     dnnl_primitive_desc_t pf = NULL, pdd = NULL, pdw = NULL;
-    st = make_pd(&pf, &fd, b->net.eng, NULL, "convolution", name, err);
-    if (!st) st = make_pd(&pdd, &dd, b->net.eng, pf, "convolution backward data", name, err);
-    if (!st) st = make_pd(&pdw, &wd, b->net.eng, pf, "convolution backward weights", name, err);
+    for (int any = 0; any < 2; any++) {
+        dnnl_memory_desc_t src = any ? dn_md_any4(B, n->ic, n->ih, n->iw, dnnl_f32) : in_u;
+        dnnl_memory_desc_t dst = any ? dn_md_any4(B, n->oc, n->oh, n->ow, dnnl_f32) : out_u;
+        dnnl_convolution_desc_t fd, dd, wd;
+        DN_TRY(dnnl_convolution_forward_desc_init(&fd, dnnl_forward_training, dnnl_convolution_direct, &src,
+                                                  &wany, has_bias ? &b_u : NULL, &dst, strides, pl, pr),
+               "convolution", name);
+        DN_TRY(dnnl_convolution_backward_data_desc_init(&dd, dnnl_convolution_direct, &src, &wany, &dst,
+                                                        strides, pl, pr),
+               "convolution backward data", name);
+        DN_TRY(dnnl_convolution_backward_weights_desc_init(&wd, dnnl_convolution_direct, &src, &wany,
+                                                           has_bias ? &b_u : NULL, &dst, strides, pl, pr),
+               "convolution backward weights", name);
+        st = make_pd(&pf, &fd, b->net.eng, NULL, "convolution", name, err);
+        if (!st) st = make_pd(&pdd, &dd, b->net.eng, pf, "convolution backward data", name, err);
+        if (!st) st = make_pd(&pdw, &wd, b->net.eng, pf, "convolution backward weights", name, err);
+        /* NHWC served only by oneDNN's reference kernels (e.g. on some
+         * ISAs) would be far slower than a reorder: take oneDNN's layouts */
+        if (!st && !any && (is_ref(pdd) || is_ref(pdw))) {
+            st = gr_error_set(err, GR_ERR_UNSUPPORTED, "layer '%s': NHWC backward only in reference kernels", name);
+            dnnl_primitive_desc_destroy(pdw);
+        }
+        if (st == GR_OK) break;
+        if (pf) dnnl_primitive_desc_destroy(pf);
+        if (pdd) dnnl_primitive_desc_destroy(pdd);
+        pf = pdd = pdw = NULL;
+        if (st != GR_ERR_UNSUPPORTED || any) return st;
+    }
     if (!st) st = build_steps(b, pdd, pdw, has_bias, name, err);
     if (pf) dnnl_primitive_desc_destroy(pf);
     if (pdd) dnnl_primitive_desc_destroy(pdd);

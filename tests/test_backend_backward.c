@@ -1,0 +1,180 @@
+/* test_backend_backward.c — the oneDNN conv2d backward (backend/
+ * dnnl_backward.c) on the shapes fine-tuning VGG16 gives it (channel counts
+ * that are multiples of 16, where it runs on the caller's NHWC tensors
+ * without reorders; the 3-channel first layer; 2x2 maps as block5 at 32x32;
+ * stride 2), against two independent oracles:
+ *   - the plain-C reference gr_conv2d_backward (layers/conv2d.c), both
+ *     ACCUMULATING into pre-filled buffers;
+ *   - central finite differences of L = sum(dout * conv(x; w, b)) computed
+ *     with the reference forward (L is linear in x, w and b, so the
+ *     difference quotient is exact up to float rounding).
+ * And: the same call twice gives the same bits (deterministic for a given
+ * thread count), NULL outputs are skipped.                                 */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include "backend/backend.h"
+#include "check.h"
+#include "layers/layers.h"
+
+typedef struct {
+    const char *what;
+    int B, H, W, C, OC, k, stride;
+    gr_padding pad;
+    bool bias;
+} bcase;
+
+static float *falloc(size_t n) {
+    float *p = calloc(n ? n : 1, sizeof(float));
+    if (!p) { fprintf(stderr, "out of memory\n"); exit(1); }
+    return p;
+}
+
+static void fill(float *p, size_t n, uint64_t seed, float lo, float hi) {
+    gr_rng r;
+    gr_rng_seed(&r, seed);
+    for (size_t i = 0; i < n; i++) p[i] = lo + (hi - lo) * gr_rng_uniform(&r);
+}
+
+static gr_model *one_conv(const bcase *c, gr_error *err) {
+    gr_model *m = gr_model_new(c->H, c->W, c->C, err);
+    if (!m) return NULL;
+    gr_layer_spec s = gr_conv2d(c->OC, c->k, c->k, c->stride, c->pad, GR_ACT_LINEAR);
+    s.use_bias = c->bias;
+    if (gr_model_append(m, s, err) < 0) { gr_model_free(m); return NULL; }
+    int pk = gr_node_param(m, 0, "kernel"), pb = gr_node_param(m, 0, "bias");
+    fill(gr_param_data(m, pk), m->params[pk].count, 11, -0.3f, 0.3f);
+    if (pb >= 0) fill(gr_param_data(m, pb), m->params[pb].count, 12, -0.5f, 0.5f);
+    return m;
+}
+
+/* L = sum(dout * conv(x; w, b)) by the reference forward, in double. */
+static double loss(const float *x, const float *w, const float *b, const float *dout,
+                   const gr_conv_dims *d, float *out, size_t nout) {
+    gr_conv2d_forward(out, x, w, b, d);
+    double l = 0;
+    for (size_t i = 0; i < nout; i++) l += (double)dout[i] * out[i];
+    return l;
+}
+
+/* d L / d p[at] by a central difference (p is x, w or b, changed in place). */
+static double fd(float *p, size_t at, const float *x, const float *w, const float *b,
+                 const float *dout, const gr_conv_dims *d, float *out, size_t nout) {
+    const float h = 0.25f, keep = p[at];
+    p[at] = keep + h;
+    double lp = loss(x, w, b, dout, d, out, nout);
+    p[at] = keep - h;
+    double lm = loss(x, w, b, dout, d, out, nout);
+    p[at] = keep;
+    return (lp - lm) / (2.0 * h);
+}
+
+/* given: a model built by one_conv(c) to reuse (its backend cache too), or NULL. */
+static void run_case(const bcase *c, gr_model *given) {
+    gr_error err = {0};
+    gr_model *m = given ? given : one_conv(c, &err);
+    CHECK(m != NULL, "%s: %s", c->what, err.msg);
+    if (!m) return;
+    const gr_node *n = &m->nodes[0];
+    int B = c->B;
+    size_t nin = (size_t)B * c->H * c->W * c->C, nout = (size_t)B * n->oh * n->ow * n->oc;
+    size_t nw = (size_t)c->k * c->k * c->C * c->OC, nb = (size_t)c->OC;
+    float *x = falloc(nin), *dout = falloc(nout), *out = falloc(nout);
+    float *din = falloc(nin), *dw = falloc(nw), *db = falloc(nb);
+    float *rdin = falloc(nin), *rdw = falloc(nw), *rdb = falloc(nb);
+    float *din2 = falloc(nin), *dw2 = falloc(nw), *db2 = falloc(nb);
+    fill(x, nin, 1, -1, 1);
+    fill(dout, nout, 2, -1, 1);
+    float *w = gr_param_data(m, gr_node_param(m, 0, "kernel"));
+    float *b = c->bias ? gr_param_data(m, gr_node_param(m, 0, "bias")) : NULL;
+    gr_conv_dims d = gr_node_conv_dims(m, 0, B);
+
+    /* 1. against the reference, both accumulating into the same pre-fill */
+    fill(din, nin, 3, -1, 1); memcpy(rdin, din, nin * sizeof(float));
+    fill(dw, nw, 4, -1, 1); memcpy(rdw, dw, nw * sizeof(float));
+    fill(db, nb, 5, -1, 1); memcpy(rdb, db, nb * sizeof(float));
+    gr_conv2d_backward(dout, x, w, &d, rdin, rdw, c->bias ? rdb : NULL);
+    gr_status st = gr_backend_conv2d_backward(m, 0, dout, x, B, din, dw, c->bias ? db : NULL, &err);
+    CHECK(st == GR_OK, "%s: %s", c->what, err.msg);
+    if (st == GR_OK) {
+        CHECK_CLOSE(c->what, din, rdin, nin, 1e-4, 1e-4);
+        CHECK_CLOSE(c->what, dw, rdw, nw, 1e-3, 1e-4);
+        if (c->bias) CHECK_CLOSE(c->what, db, rdb, nb, 1e-3, 1e-4);
+    }
+
+    /* 2. from zero: against finite differences at a spread of entries */
+    memset(din, 0, nin * sizeof(float));
+    memset(dw, 0, nw * sizeof(float));
+    memset(db, 0, nb * sizeof(float));
+    st = gr_backend_conv2d_backward(m, 0, dout, x, B, din, dw, c->bias ? db : NULL, &err);
+    CHECK(st == GR_OK, "%s: %s", c->what, err.msg);
+    int bad = 0;
+    for (int k = 0; k < 12 && st == GR_OK; k++) {
+        size_t ai = (size_t)k * 7919 % nin, aw = (size_t)k * 104729 % nw, ab = (size_t)k % nb;
+        double gi = fd(x, ai, x, w, b, dout, &d, out, nout);
+        double gw = fd(w, aw, x, w, b, dout, &d, out, nout);
+        if (fabs(gi - din[ai]) > 2e-3 + 1e-3 * fabs(gi)) {
+            fprintf(stderr, "  %s: din[%zu] %g, finite difference %g\n", c->what, ai, din[ai], gi);
+            bad++;
+        }
+        if (fabs(gw - dw[aw]) > 2e-3 + 1e-3 * fabs(gw)) {
+            fprintf(stderr, "  %s: dw[%zu] %g, finite difference %g\n", c->what, aw, dw[aw], gw);
+            bad++;
+        }
+        if (c->bias) {
+            double gb = fd(b, ab, x, w, b, dout, &d, out, nout);
+            if (fabs(gb - db[ab]) > 2e-3 + 1e-3 * fabs(gb)) {
+                fprintf(stderr, "  %s: db[%zu] %g, finite difference %g\n", c->what, ab, db[ab], gb);
+                bad++;
+            }
+        }
+    }
+    CHECK(bad == 0, "%s: %d gradient entries differ from finite differences", c->what, bad);
+
+    /* 3. the same call again: the same bits */
+    st = gr_backend_conv2d_backward(m, 0, dout, x, B, din2, dw2, c->bias ? db2 : NULL, &err);
+    CHECK(st == GR_OK && !memcmp(din, din2, nin * sizeof(float)) && !memcmp(dw, dw2, nw * sizeof(float)) &&
+              !memcmp(db, db2, nb * sizeof(float)),
+          "%s: a second identical call gave different bits", c->what);
+
+    /* 4. dw only: din untouched */
+    memcpy(rdin, din, nin * sizeof(float));
+    st = gr_backend_conv2d_backward(m, 0, dout, x, B, NULL, dw2, NULL, &err);
+    CHECK(st == GR_OK && !memcmp(rdin, din, nin * sizeof(float)), "%s: dw-only call", c->what);
+
+    free(x); free(dout); free(out); free(din); free(dw); free(db);
+    free(rdin); free(rdw); free(rdb); free(din2); free(dw2); free(db2);
+    if (!given) gr_model_free(m);
+}
+
+/* VGG16 shapes, scaled down in size (not in channel structure). */
+static void test_conv_backward_vgg_shapes(void) {
+    const bcase cases[] = {
+        {"first layer 3->16 same", 2, 8, 8, 3, 16, 3, 1, GR_PAD_SAME, true},
+        {"16->32 same", 3, 6, 6, 16, 32, 3, 1, GR_PAD_SAME, true},
+        {"block5-like 2x2 64->64", 4, 2, 2, 64, 64, 3, 1, GR_PAD_SAME, true},
+        {"32->16 stride 2 valid, no bias", 2, 7, 7, 32, 16, 3, 2, GR_PAD_VALID, false},
+        {"1x1 48->32", 2, 5, 5, 48, 32, 1, 1, GR_PAD_VALID, true},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i], NULL);
+}
+
+/* Batch changes rebuild the cache: the second batch size is right too. */
+static void test_conv_backward_batch_change(void) {
+    bcase c = {"batch 5 after batch 2", 2, 4, 4, 16, 16, 3, 1, GR_PAD_SAME, true};
+    gr_error err = {0};
+    gr_model *m = one_conv(&c, &err);
+    CHECK(m != NULL, "%s", err.msg);
+    if (!m) return;
+    run_case(&c, m);
+    c.B = 5;
+    run_case(&c, m);
+    gr_model_free(m);
+}
+
+int main(void) {
+    gr_set_threads(0);
+    RUN(test_conv_backward_vgg_shapes);
+    RUN(test_conv_backward_batch_change);
+    return check_summary();
+}
