@@ -8,7 +8,8 @@
 #   peer    bench/peer_head.py: the same head and recipe in PyTorch on the SAME
 #           features, extracted by `graft extract --layer 18` (the base forward
 #           itself is checked against PyTorch in tests/test_darknet.c), raw
-#   peerstd the same with features standardized by the train mean/std
+#   peerstd the same with features standardized by the train mean/std and the rate on
+#           a cosine schedule (graft's default; CosineAnnealingLR stepped per batch)
 #   cuts    graft default recipe at each cut of CUTS, seed 1, CUT_EPOCHS epochs
 #   auto    graft --cut auto, same epochs: which cut it picks, vs the best cut
 # Every run is timed (/usr/bin/time); the features cache lives in
@@ -110,7 +111,7 @@ summary() {
   echo "(wall = the whole process under /usr/bin/time incl. base features, training, test; load average now: $(cut -d' ' -f1-3 /proc/loadavg))"
 }
 label() { case $1 in std) echo "graft default (standardized)";; raw) echo "graft --no-standardize";;
-          peer) echo "PyTorch raw (graft-extracted features)";; peerstd) echo "PyTorch standardized (graft-extracted features)";; esac; }
+          peer) echo "PyTorch raw (graft-extracted features)";; peerstd) echo "PyTorch standardized, cosine (graft-extracted features)";; esac; }
 shape_of() { awk -v c="$1" '$1 == c {print $2}' "$R/shapes" 2>/dev/null || true; }
 [ "$MODE" = summary ] && { summary; exit 0; }
 
@@ -196,7 +197,7 @@ print('check: graft extract vs the features cache, first 500 train images: max |
   done
   for seed in $SEEDS; do
     has peerstd && run "peerstd_s$seed" $PY bench/peer_head.py --train "$FTR" --test "$R/feat18_test.npy" \
-        --train-labels "$TRAIN" --test-labels "$TEST" --epochs "$EPOCHS" --seed "$seed" --threads "$TH" --standardize
+        --train-labels "$TRAIN" --test-labels "$TEST" --epochs "$EPOCHS" --seed "$seed" --threads "$TH" --standardize --schedule cosine
   done
 fi
 echo "$CEP" >"$R/cut_epochs"

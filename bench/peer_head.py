@@ -16,6 +16,8 @@ script only trains the head, the Keras seed recipe written the PyTorch way
          torch.set_num_threads(--threads, default 2).
   --standardize  feed the head (x - mean) / std with per-feature mean and std of
          the TRAINING features (std 0 -> 1), what graft does by default.
+  --schedule cosine  instead of Keras' decay, CosineAnnealingLR(T_max = all batches)
+         stepped every batch: lr * (1 + cos(pi * it / total)) / 2, graft's default.
 Labels come from the CIFAR-10 .bin records in file order (data_batch_1..5, or
 test_batch), the order `graft extract` writes.
 
@@ -85,6 +87,7 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--standardize", action="store_true")
+    ap.add_argument("--schedule", choices=["keras", "cosine"], default="keras")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -102,14 +105,19 @@ def main():
         x_tr = ((x_tr - mean.float()) / std.float()).contiguous()
         x_te = ((x_te - mean.float()) / std.float()).contiguous()
     n, feat = x_tr.shape
-    print("features %d x %d (train), %d (test), standardize %d" % (n, feat, x_te.shape[0], int(a.standardize)))
+    print("features %d x %d (train), %d (test), standardize %d, schedule %s" % (n, feat, x_te.shape[0],
+                                                                             int(a.standardize), a.schedule))
 
     d1, d2 = nn.Linear(feat, 1024), nn.Linear(1024, 10)
     glorot_(d1, gen)
     glorot_(d2, gen)
     params = list(d1.parameters()) + list(d2.parameters())
     opt = torch.optim.SGD(params, lr=0.01, momentum=0.9, nesterov=True)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda it: 1.0 / (1.0 + 1e-6 * it))
+    if a.schedule == "cosine":
+        total = a.epochs * ((n + 31) // 32)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total, eta_min=0.0)
+    else:
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda it: 1.0 / (1.0 + 1e-6 * it))
     t_start = time.time()
     best, best_ep, acc = -1.0, 0, 0.0
     for ep in range(a.epochs):

@@ -205,6 +205,11 @@ gr_status gr_model_truncate(gr_model *m, int node, gr_error *err);
 /* Freezes every layer up to and including `node` (-1: none); the rest train. */
 void gr_model_freeze_upto(gr_model *m, int node);
 bool gr_model_layer_frozen(const gr_model *m, int node);
+/* Where training from `node` on must really start: the highest node <= node
+ * such that every layer from it on reads only layers from its predecessor
+ * on (a residual block's shortcut reads the block's input, so unfreezing
+ * inside the block starts at the block).  -1 for a node out of range.     */
+int gr_model_train_start(const gr_model *m, int node);
 
 void gr_model_set_preprocess(gr_model *m, gr_preprocess p);
 gr_preprocess gr_model_preprocess(const gr_model *m);

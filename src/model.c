@@ -181,6 +181,23 @@ bool gr_model_layer_frozen(const gr_model *m, int node) {
     return node >= 0 && node < m->n_nodes && m->nodes[node].frozen;
 }
 
+int gr_model_train_start(const gr_model *m, int node) {
+    if (node < 0 || node >= m->n_nodes) return -1;
+    /* lower the start until no layer from it on reads below its input, one
+     * tensor: a residual block's shortcut reads the block's input too      */
+    for (bool moved = true; moved;) {
+        moved = false;
+        for (int i = node; i < m->n_nodes && !moved; i++)
+            for (int k = 0; k < m->nodes[i].n_in; k++)
+                if (m->nodes[i].in[k] < node - 1) {
+                    node = m->nodes[i].in[k] + 1;
+                    moved = true;
+                    break;
+                }
+    }
+    return node;
+}
+
 gr_status gr_model_truncate(gr_model *m, int node, gr_error *err) {
     if (node < -1 || node >= m->n_nodes)
         return gr_error_set(err, GR_ERR_ARG, "cut at layer index %d: the model has %d layers",

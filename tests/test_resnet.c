@@ -304,6 +304,34 @@ static void test_torchvision_refused(void) {
     expect_fail("rn_torchvision.safetensors", GR_ERR_UNSUPPORTED, "v1.5", "notop.h5");
 }
 
+/* Unfreezing inside a residual block starts at the block: its shortcut (or
+ * the identity into the add) reads the block's input.  Expected starts are
+ * read off Keras' ResNet50 graph: conv block 1 of stage 5 opens with its
+ * projection shortcut conv5_block1_0_conv; identity block 2 opens with
+ * conv5_block2_1_conv, reading conv5_block1_out.                          */
+static void test_train_start(void) {
+    gr_error err;
+    gr_model *m = gr_resnet50(32, 32, false, &err), *v = gr_vgg16(32, 32, false, &err);
+    CHECK(m && v, "%s", err.msg);
+    if (!m || !v) { gr_model_free(m); gr_model_free(v); return; }
+    static const char *cases[][2] = {
+        {"conv5_block1_2_conv", "conv5_block1_0_conv"}, {"conv5_block1_1_conv", "conv5_block1_0_conv"},
+        {"conv5_block1_0_conv", "conv5_block1_0_conv"}, {"conv5_block1_3_bn", "conv5_block1_0_conv"},
+        {"conv5_block2_3_conv", "conv5_block2_1_conv"}, {"conv5_block2_1_conv", "conv5_block2_1_conv"},
+        {"conv5_block3_out", "conv5_block3_out"}, {"conv2_block1_2_conv", "conv2_block1_0_conv"}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        int u = gr_model_find(m, cases[k][0]), want = gr_model_find(m, cases[k][1]);
+        int got = gr_model_train_start(m, u);
+        CHECK(u >= 0 && want >= 0 && got == want, "--unfreeze %s: starts at '%s', want '%s'", cases[k][0],
+              got >= 0 ? gr_model_layer_name(m, got) : "(none)", cases[k][1]);
+    }
+    int b = gr_model_find(v, "block5_conv2");   /* a chain: no change */
+    CHECK(gr_model_train_start(v, b) == b, "vgg block5_conv2 moved to %d", gr_model_train_start(v, b));
+    CHECK(gr_model_train_start(v, -1) == -1 && gr_model_train_start(v, 9999) == -1, "out of range accepted");
+    gr_model_free(m);
+    gr_model_free(v);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/graft-resnet-XXXXXX");
     if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
@@ -317,6 +345,7 @@ int main(void) {
     RUN(test_file_wrong_shape);
     RUN(test_file_of_another_network);
     RUN(test_torchvision_refused);
+    RUN(test_train_start);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd)) fprintf(stderr, "could not remove %s\n", tmpdir);

@@ -426,9 +426,15 @@ int cmd_train(int argc, char **argv) {
             gr_error_set(&err, GR_ERR_ARG, "--unfreeze %s: that layer is already in the trainable head", t.unfreeze);
             goto fail;
         }
+        int u0 = gr_model_train_start(m, u);
+        if (u0 < u && !t.quiet)
+            printf("--unfreeze %s: layers after it also read '%s' (a residual connection), so training starts "
+                   "at '%s'\n", t.unfreeze, gr_model_layer_name(m, u0 - 1), gr_model_layer_name(m, u0));
+        u = u0;
         gr_model_freeze_upto(m, u - 1);
-        if (!t.quiet) printf("fine-tuning: layers from '%s' on train (%d base layers unfrozen)%s\n", t.unfreeze,
-                             head_first - u, t.bn_train ? ", batch norm with batch statistics" : "");
+        if (!t.quiet) printf("fine-tuning: layers from '%s' on train (%d base layers unfrozen)%s\n",
+                             gr_model_layer_name(m, u), head_first - u,
+                             t.bn_train ? ", batch norm with batch statistics" : "");
     }
     if (t.val_split > 0) {
         if (gr_dataset_split(train, t.val_split, t.seed, &tr_idx, &n_tr, &va_idx, &n_va, &err) != GR_OK) goto fail;

@@ -493,8 +493,9 @@ static gr_status gradients(gr_trainer *t, const float *x, const int *labels, int
         done = hi;
     }
     if (bad || any_nonfinite(t->grad + done, t->np - done))
-        return gr_error_set(err, GR_ERR_NUMERIC, "a non-finite gradient at iteration %lld",
-                            (long long)t->it);
+        return gr_error_set(err, GR_ERR_NUMERIC,
+                            "a non-finite gradient at iteration %lld: lower the learning rate (now %g)",
+                            (long long)t->it, gr_optim_lr(&t->o.optim, t->it));
     return GR_OK;
 }
 
@@ -558,8 +559,9 @@ static gr_status dense_step_fused(gr_trainer *t, int i, const float *x, int B, g
     if (failed)
         return gr_error_set(err, GR_ERR_BACKEND, "sgemm for the gradient of layer '%s' failed", n->s.name);
     if (bad)
-        return gr_error_set(err, GR_ERR_NUMERIC, "a non-finite gradient at iteration %lld (layer '%s')",
-                            (long long)t->it, n->s.name);
+        return gr_error_set(err, GR_ERR_NUMERIC,
+                            "a non-finite gradient at iteration %lld (layer '%s'): lower the learning rate (now %g)",
+                            (long long)t->it, n->s.name, gr_optim_lr(&t->o.optim, t->it));
     return GR_OK;
 }
 
