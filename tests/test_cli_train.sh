@@ -142,7 +142,7 @@ else fail train_from_model "rc=$rc $(cat "$T/err")"; fi
 
 # ---- SIGINT: a checkpoint, exit 1, no --out; --resume finishes bit-identical to an uninterrupted run
 R=(--data "$T/train.bin" --epochs 40 --no-cache -q)
-"$G" train "${BASE[@]}" "${HEAD[@]}" "${R[@]}" --out "$T/full.gft" 2>"$T/err" || fail train_full_run "$(cat "$T/err")"
+"$G" train "${BASE[@]}" "${HEAD[@]}" "${R[@]}" --out "$T/full.gft" --log "$T/full.csv" 2>"$T/err" || fail train_full_run "$(cat "$T/err")"
 "$G" train "${BASE[@]}" "${HEAD[@]}" "${R[@]}" --out "$T/int.gft" --log "$T/int.csv" 2>"$T/err" &
 pid=$!
 for _ in $(seq 600); do   # until two epochs are logged (at most 30 s)
@@ -156,9 +156,11 @@ if [ $rc -eq 0 ]; then
 elif [ $rc -eq 1 ] && has "$T/err" "^graft: interrupted in epoch [0-9]+ after batch [0-9]+/10; checkpoint written to $T/int.gft.ckpt" \
      && [ -s "$T/int.gft.ckpt" ] && ! [ -e "$T/int.gft" ] && ! has "$T/err" "Sanitizer|runtime error"; then
   "$G" train --resume "$T/int.gft.ckpt" "${R[@]}" --out "$T/int.gft" --log "$T/int.csv" >"$T/out" 2>"$T/err"; rc=$?
-  if [ $rc -eq 0 ] && cmp -s "$T/int.gft" "$T/full.gft" && [ "$(tail -1 "$T/int.csv" | cut -d, -f1)" = 40 ]; then
+  # the log too: every epoch's loss and accuracy as uninterrupted (the resumed epoch's included)
+  if [ $rc -eq 0 ] && cmp -s "$T/int.gft" "$T/full.gft" && [ "$(tail -1 "$T/int.csv" | cut -d, -f1)" = 40 ] \
+     && [ "$(cut -d, -f1-5 "$T/int.csv")" = "$(cut -d, -f1-5 "$T/full.csv")" ]; then
     pass train_interrupt_resume
-  else fail train_interrupt_resume "resume rc=$rc $(cmp "$T/int.gft" "$T/full.gft" 2>&1) $(cat "$T/err")"; fi
+  else fail train_interrupt_resume "resume rc=$rc $(cmp "$T/int.gft" "$T/full.gft" 2>&1) $(diff <(cut -d, -f1-5 "$T/int.csv") <(cut -d, -f1-5 "$T/full.csv")) $(cat "$T/err")"; fi
 else fail train_interrupt_resume "rc=$rc $(cat "$T/err")"; fi
 
 # the same when the signal lands after an epoch's last batch (one batch per epoch; --no-cache

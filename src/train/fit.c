@@ -244,8 +244,17 @@ out:
 
 /* Checkpoint: the model + optimizer state + iteration + RNG + epoch, and
  * the run's settings (checked on resume).                                  */
+/* What a checkpoint keeps of the run besides the trainer: the base rate in
+ * use (--lr auto picks it once) and, mid-epoch, the epoch's sums so far.  */
+typedef struct {
+    float lr;
+    double loss_sum;   /* sum over the epoch's samples so far of the loss */
+    int64_t correct;
+    int seen;
+} run_state;
+
 static gr_status save_checkpoint(gr_model *m, gr_trainer *t, const char *path, int epoch, int step,
-                                 float lr, const char *config, gr_error *err) {
+                                 const run_state *rs, const char *config, gr_error *err) {
     float *s1, *s2;
     size_t np;
     int64_t *it;
@@ -255,9 +264,11 @@ static gr_status save_checkpoint(gr_model *m, gr_trainer *t, const char *path, i
     gr_st_entry e[2] = {{"__optimizer__/s1", "F32", 1, shape, s1}, {"__optimizer__/s2", "F32", 1, shape, s2}};
     char json[4096];
     int len = snprintf(json, sizeof json,
-             "{\"epoch\": %d, \"step\": %d, \"iterations\": %lld, \"lr\": %.9g, \"rng\": [\"%016llx\", "
+             "{\"epoch\": %d, \"step\": %d, \"iterations\": %lld, \"lr\": %.9g, \"epoch_loss_sum\": %.17g, "
+             "\"epoch_correct\": %lld, \"epoch_seen\": %d, \"rng\": [\"%016llx\", "
              "\"%016llx\", \"%016llx\", \"%016llx\"], \"config\": %s}",
-             epoch, step, (long long)*it, (double)lr, (unsigned long long)rng->s[0], (unsigned long long)rng->s[1],
+             epoch, step, (long long)*it, (double)rs->lr, step ? rs->loss_sum : 0.0,
+             (long long)(step ? rs->correct : 0), step ? rs->seen : 0, (unsigned long long)rng->s[0], (unsigned long long)rng->s[1],
              (unsigned long long)rng->s[2], (unsigned long long)rng->s[3], config ? config : "{}");
     if (len < 0 || (size_t)len >= sizeof json)
         return gr_error_set(err, GR_ERR_ARG, "%s: the run's settings are too long for a checkpoint", path);
@@ -266,7 +277,7 @@ static gr_status save_checkpoint(gr_model *m, gr_trainer *t, const char *path, i
 
 /* Restores the trainer's state from a checkpoint; *epoch = epochs done. */
 static gr_status load_checkpoint(gr_trainer *t, const char *path, const char *config, int *epoch,
-                                 int *step, float *lr, gr_error *err) {
+                                 int *step, run_state *rs, gr_error *err) {
     gr_st_file *sf = gr_st_open(path, err);
     if (!sf) return err ? err->code : GR_ERR_IO;
     float *s1, *s2;
@@ -310,9 +321,12 @@ static gr_status load_checkpoint(gr_trainer *t, const char *path, const char *co
     if (json_object_object_get_ex(root, "iterations", &v)) *it = json_object_get_int64(v);
     /* the base rate in use (--lr auto picks it once, before the first epoch) */
     if (json_object_object_get_ex(root, "lr", &v) && json_object_get_double(v) > 0) {
-        *lr = (float)json_object_get_double(v);
-        gr_trainer_set_lr(t, *lr);
+        rs->lr = (float)json_object_get_double(v);
+        gr_trainer_set_lr(t, rs->lr);
     }
+    if (json_object_object_get_ex(root, "epoch_loss_sum", &v)) rs->loss_sum = json_object_get_double(v);
+    if (json_object_object_get_ex(root, "epoch_correct", &v)) rs->correct = json_object_get_int64(v);
+    if (json_object_object_get_ex(root, "epoch_seen", &v)) rs->seen = json_object_get_int(v);
     if (json_object_object_get_ex(root, "rng", &v) && json_object_array_length(v) == 4)
         for (int k = 0; k < 4; k++)
             rng->s[k] = strtoull(json_object_get_string(json_object_array_get_idx(v, (size_t)k)), NULL, 16);
@@ -393,6 +407,7 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
     gr_batcher *bt = NULL;
     gr_status st = GR_OK;
     int start_epoch = 0, start_step = 0, best_epoch = 0;
+    run_state rs = {0};   /* from a checkpoint: the partial epoch's sums */
     double best_score = -1e300;
     size_t np = 0, off = 0;
     {
@@ -413,7 +428,9 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
         goto done;
     }
     if (o.resume) {
-        st = load_checkpoint(t, o.resume, o.config_json, &start_epoch, &start_step, &o.optim.lr, err);
+        rs.lr = o.optim.lr;
+        st = load_checkpoint(t, o.resume, o.config_json, &start_epoch, &start_step, &rs, err);
+        o.optim.lr = rs.lr;
         if (st != GR_OK) goto done;
         if (start_step >= (n + o.batch - 1) / o.batch) { start_epoch++; start_step = 0; }   /* after an epoch's last batch */
         if (o.verbose) printf("resuming from %s: epoch %d, batch %d\n", o.resume, start_epoch + 1, start_step);
@@ -504,6 +521,7 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
         double lsum = 0;
         int64_t csum = 0;
         int seen = 0;
+        if (s0 > 0) { lsum = rs.loss_sum; csum = rs.correct; seen = rs.seen; }   /* the epoch's earlier batches */
         for (int s = s0; s < steps && st == GR_OK; s++) {
             int B = n - s * o.batch < o.batch ? n - s * o.batch : o.batch;
             if (cache) {
@@ -541,7 +559,8 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
             }
             progress(o.verbose, ep + 1, o.epochs, s + 1, steps, t0, lsum / seen, (double)csum / seen);
             if (o.stop && *o.stop) {
-                if (o.checkpoint && save_checkpoint(m, t, o.checkpoint, ep, s + 1, o.optim.lr, o.config_json, err) != GR_OK) {
+                run_state now = {o.optim.lr, lsum, csum, seen};
+                if (o.checkpoint && save_checkpoint(m, t, o.checkpoint, ep, s + 1, &now, o.config_json, err) != GR_OK) {
                     st = err ? err->code : GR_ERR_IO;
                     break;
                 }
@@ -583,7 +602,7 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
             best_epoch = ep + 1;
             if (best_w) memcpy(best_w, m->w + off, np * sizeof(float));
         }
-        if (o.checkpoint) st = save_checkpoint(m, t, o.checkpoint, ep + 1, 0, o.optim.lr, o.config_json, err);
+        if (o.checkpoint) st = save_checkpoint(m, t, o.checkpoint, ep + 1, 0, &(run_state){.lr = o.optim.lr}, o.config_json, err);
         if (st == GR_OK && o.patience > 0 && ep + 1 - best_epoch >= o.patience) {
             if (o.verbose) printf("early stopping: no improvement for %d epochs\n", o.patience);
             break;
