@@ -31,6 +31,7 @@ typedef struct {
     int oh, ow, oc;      /* output per sample */
     int p0, np;          /* range in m->params */
     bool frozen;
+    bool training;       /* updated by a live trainer every step (set by gr_trainer_new) */
     void *fast;          /* the fast backend's cached state (owned by the backend) */
 } gr_node;
 
@@ -43,6 +44,11 @@ struct gr_model {
     float *w;            /* all parameters, one allocation */
     size_t w_count, w_cap;
     uint64_t w_version;  /* bumped whenever weights change (fast caches re-pack) */
+    /* A trainer's step changes only the weights of nodes >= w_tail_from: it
+     * bumps w_tail_version, so caches of frozen nodes below keep their packed
+     * weights (gr_model_weights_changed).  Moving w_tail_from bumps w_version. */
+    uint64_t w_tail_version;
+    int w_tail_from;
     gr_preprocess prep;
     char **class_names;  /* n_classes strings, or NULL */
     int n_classes;
@@ -56,6 +62,14 @@ static inline float *gr_param_data(gr_model *m, int p) { return m->w + m->params
  * with the model, never trained. */
 bool gr_param_is_statistic(const char *kind);
 /* Index of node's param of the given kind, or -1. */
+/* Whether the weights of nodes first..last changed since a cache recorded
+ * (*ver, *tver); records the current versions.                             */
+static inline bool gr_model_weights_changed(const gr_model *m, int last, uint64_t *ver, uint64_t *tver) {
+    bool changed = *ver != m->w_version || (last >= m->w_tail_from && *tver != m->w_tail_version);
+    *ver = m->w_version;
+    *tver = m->w_tail_version;
+    return changed;
+}
 int gr_node_param(const gr_model *m, int node, const char *kind);
 /* Output floats per sample of node (-1: the model input). */
 int64_t gr_node_size(const gr_model *m, int node);

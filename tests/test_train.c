@@ -368,6 +368,56 @@ static void test_fused_dense_step(void) {
     }
 }
 
+/* The fast backend caches packed weights per chain of layers.  A trainer
+ * step marks only its own layers as changed, so the frozen part keeps its
+ * packs; inference after training must still see every update.  Oracle: the
+ * same layers with the same weights in a fresh model (no caches at all).  */
+static gr_model *conv_net(void) {
+    gr_error e;
+    gr_model *m = gr_model_new(8, 8, 3, &e);
+    if (!m || gr_stack(m, &e, gr_conv2d(16, 3, 3, 1, GR_PAD_SAME, GR_ACT_RELU),
+                       gr_conv2d(16, 3, 3, 1, GR_PAD_SAME, GR_ACT_RELU), gr_maxpool(2, 2),
+                       gr_conv2d(16, 3, 3, 1, GR_PAD_SAME, GR_ACT_RELU), gr_flatten(),
+                       gr_dense(4, GR_ACT_SOFTMAX)) != GR_OK)
+        return NULL;
+    gr_model_init_params(m, 0, 9);
+    return m;
+}
+
+static void test_caches_follow_training(void) {
+    enum { B = 4, N = 8 * 8 * 3 };
+    gr_model *m = conv_net(), *fresh = conv_net();
+    CHECK(m && fresh, "model");
+    if (!m || !fresh) return;
+    static float x[B * N], feat[B * 4 * 4 * 16], p1[B * 4], p2[B * 4], p0[B * 4];
+    gr_rng r;
+    gr_rng_seed(&r, 5);
+    for (int k = 0; k < B * N; k++) x[k] = gr_rng_uniform(&r);
+    int lab[B] = {0, 1, 2, 3};
+    gr_error e;
+    CHECK(gr_model_predict(m, x, B, -1, p0, &e) == GR_OK, "%s", e.msg);   /* packs every chain */
+    gr_trainer_opts o = {.optim = gr_sgd((gr_sgd_opts){.lr = 0.05f, .momentum = 0.9f}), .max_batch = B};
+    gr_trainer *t = gr_trainer_new(m, 3, &o, &e);   /* layers 0-2 frozen: conv, conv, pool */
+    CHECK(t != NULL, "%s", e.msg);
+    if (!t) return;
+    for (int s = 0; s < 5; s++) {
+        CHECK(gr_model_run(m, 0, x, B, 2, feat, &e) == GR_OK, "%s", e.msg);   /* the frozen part */
+        CHECK(gr_trainer_step(t, feat, lab, B, NULL, NULL, &e) == GR_OK, "%s", e.msg);
+        /* an evaluation between steps (as after every epoch) re-packs what it uses */
+        CHECK(gr_model_predict(m, x, B, -1, p1, &e) == GR_OK, "%s", e.msg);
+    }
+    gr_trainer_free(t);
+    CHECK(gr_model_predict(m, x, B, -1, p1, &e) == GR_OK, "%s", e.msg);
+    memcpy(fresh->w, m->w, m->w_count * sizeof(float));
+    CHECK(gr_model_predict(fresh, x, B, -1, p2, &e) == GR_OK, "%s", e.msg);
+    CHECK_CLOSE("predict after training vs a fresh copy", p1, p2, B * 4, 1e-6, 1e-5);
+    double moved = 0;
+    for (int k = 0; k < B * 4; k++) moved += fabs(p1[k] - p0[k]);
+    CHECK(moved > 1e-3, "training changed no prediction (%g)", moved);
+    gr_model_free(m);
+    gr_model_free(fresh);
+}
+
 int main(void) {
     RUN(test_gradients_match_finite_differences);
     RUN(test_sgd_hand_computed);
@@ -375,6 +425,7 @@ int main(void) {
     RUN(test_trajectory_matches_pytorch);
     RUN(test_deterministic_with_dropout);
     RUN(test_fused_dense_step);
+    RUN(test_caches_follow_training);
     RUN(test_bad_arguments);
     return check_summary();
 }

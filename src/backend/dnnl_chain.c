@@ -36,7 +36,7 @@ typedef struct {
 struct dn_chain {
     int last, B;
     gr_precision prec;
-    uint64_t wver;
+    uint64_t wver, tver;          /* the weights' versions packed (gr_model_weights_changed) */
     dn_net net;
     dnnl_memory_t in, out;        /* user NHWC f32, re-pointed per call */
     dn_conv_pack *convs;
@@ -163,8 +163,11 @@ static gr_status build_conv(builder *bd, int i, int last, int *consumed) {
      * fewer multiplies; measured ~2x faster than direct on VGG16 layers here,
      * at the price of 4x larger packed weights); everything else, and any
      * shape Winograd refuses: direct. */
+    /* A conv a trainer updates every step is re-packed every step, and
+     * Winograd's weight transform (plain code in oneDNN, ~30 ms for 512x512)
+     * costs more than it saves: trainable convs run direct.                */
     int wino = bd->dt == dnnl_f32 && s->kh == 3 && s->kw == 3 && s->sh == 1 && s->sw == 1 &&
-               G == 1 && n->ic >= 16 && n->oc >= 16;
+               G == 1 && n->ic >= 16 && n->oc >= 16 && !n->training;
     dnnl_primitive_attr_t attr = NULL;
     gr_status st = attr_with_act(&attr, act, alpha, s->name, err);
     dnnl_primitive_desc_t pd = NULL;
@@ -431,7 +434,6 @@ static gr_status chain_pack(gr_model *m, struct dn_chain *c, gr_error *err) {
         dn_set(b->mean, gr_param_data(m, gr_node_param(m, b->node, "moving_mean")));
         dn_set(b->var, gr_param_data(m, gr_node_param(m, b->node, "moving_variance")));
     }
-    c->wver = m->w_version;
     return GR_OK;
 }
 
@@ -469,7 +471,7 @@ gr_status gr_backend_forward_chain(gr_model *m, int first, int last, const float
         c->wver = m->w_version - 1;   /* force a pack */
         *slot = c;
     }
-    if (c->wver != m->w_version) {
+    if (gr_model_weights_changed(m, last, &c->wver, &c->tver)) {
         gr_status st = chain_pack(m, c, err);
         if (st) {
             chain_free(c);

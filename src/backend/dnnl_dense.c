@@ -11,7 +11,7 @@
 
 struct dn_dense {
     int B;
-    uint64_t wver;
+    uint64_t wver, tver;
     dn_net net;
     dnnl_memory_t src, dst, wu, wp, bias;
     dnnl_primitive_t reorder;     /* wu -> wp */
@@ -100,12 +100,14 @@ gr_status dn_dense_forward(gr_model *m, int node, const float *in, float *out, i
         d->wver = m->w_version - 1;
         f->dense = d;
     }
-    if (d->wver != m->w_version) {
+    if (gr_model_weights_changed(m, node, &d->wver, &d->tver)) {
         dn_set(d->wu, gr_param_data(m, gr_node_param(m, node, "kernel")));
         if (d->bias) dn_set(d->bias, gr_param_data(m, gr_node_param(m, node, "bias")));
         gr_status st = dn_exec_reorder(&d->net, d->reorder, d->wu, d->wp, err);
-        if (st) return gr_error_prefix(err, "layer '%s'", n->s.name);
-        d->wver = m->w_version;
+        if (st) {
+            d->wver = m->w_version - 1;   /* not packed: retry next time */
+            return gr_error_prefix(err, "layer '%s'", n->s.name);
+        }
     }
     dn_set(d->src, in);
     dn_set(d->dst, out);

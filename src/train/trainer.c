@@ -47,6 +47,7 @@ static int64_t node_out(const gr_model *m, int i) { return gr_node_size(m, i); }
 
 void gr_trainer_free(gr_trainer *t) {
     if (!t) return;
+    for (int i = t->first; t->m && i < t->n; i++) t->m->nodes[i].training = false;
     int k = t->n - t->first;
     for (int j = 0; j < k; j++) {
         if (t->act) free(t->act[j]);
@@ -122,6 +123,7 @@ gr_trainer *gr_trainer_new(gr_model *m, int first, const gr_trainer_opts *o, gr_
             if (!(t->bvar[j] = gr_calloc((size_t)m->nodes[i].oc, sizeof(float), err))) goto fail;
         }
         m->nodes[i].frozen = false;
+        m->nodes[i].training = true;
     }
     for (int i = 0; i < first; i++) m->nodes[i].frozen = true;
     t->p_first = t->n;
@@ -582,7 +584,12 @@ gr_status gr_trainer_step(gr_trainer *t, const float *x, const int *labels, int 
     for (int i = t->first; i < t->n && st == GR_OK; i++)
         if (t->deferred[i - t->first]) st = dense_step_fused(t, i, x, B, err);
     t->it++;
-    t->m->w_version++;
+    /* only layers from `first` on changed: caches of the frozen part stay packed */
+    if (t->m->w_tail_from != t->first) {
+        t->m->w_tail_from = t->first;
+        t->m->w_version++;
+    }
+    t->m->w_tail_version++;
     return st;
 }
 
