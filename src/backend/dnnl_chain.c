@@ -163,11 +163,15 @@ static gr_status build_conv(builder *bd, int i, int last, int *consumed) {
      * fewer multiplies; measured ~2x faster than direct on VGG16 layers here,
      * at the price of 4x larger packed weights); everything else, and any
      * shape Winograd refuses: direct. */
-    /* A conv a trainer updates every step is re-packed every step, and
-     * Winograd's weight transform (plain code in oneDNN, ~30 ms for 512x512)
-     * costs more than it saves: trainable convs run direct.                */
+    /* A conv a trainer updates is re-packed every step, and Winograd's
+     * weight transform (plain code in oneDNN: ~12 ns per weight, 30 ms for
+     * 512x512) then costs more than it saves unless the batch has many
+     * output pixels (it saves ~7 ps per weight and output pixel): a
+     * trainable conv uses it from 2048 pixels on (VGG16 32x32 batch 64:
+     * blocks 1-3 yes, blocks 4-5 no).                                       */
     int wino = bd->dt == dnnl_f32 && s->kh == 3 && s->kw == 3 && s->sh == 1 && s->sw == 1 &&
-               G == 1 && n->ic >= 16 && n->oc >= 16 && !n->training;
+               G == 1 && n->ic >= 16 && n->oc >= 16 &&
+               (!n->training || (int64_t)bd->c->B * n->oh * n->ow >= 2048);
     dnnl_primitive_attr_t attr = NULL;
     gr_status st = attr_with_act(&attr, act, alpha, s->name, err);
     dnnl_primitive_desc_t pd = NULL;

@@ -295,7 +295,10 @@ activation:   /* fused activation of conv / dense / add */
 /* dy <- dy * act'(.) computed from the activation's output y (in place). */
 static void fused_act_backward(float *dy, const float *y, size_t n, gr_act act, float alpha) {
     switch (act) {
-    case GR_ACT_RELU: for (size_t k = 0; k < n; k++) if (!(y[k] > 0)) dy[k] = 0; break;
+    case GR_ACT_RELU:   /* the common case, over whole conv activations: elementwise, split over threads */
+#pragma omp parallel for simd schedule(static) if (parallel: n > 262144)
+        for (size_t k = 0; k < n; k++) dy[k] = y[k] > 0 ? dy[k] : 0.0f;
+        break;
     case GR_ACT_LEAKY: for (size_t k = 0; k < n; k++) if (!(y[k] > 0)) dy[k] *= alpha; break;
     case GR_ACT_RELU6: for (size_t k = 0; k < n; k++) if (!(y[k] > 0 && y[k] < 6)) dy[k] = 0; break;
     case GR_ACT_SIGMOID: for (size_t k = 0; k < n; k++) dy[k] *= y[k] * (1 - y[k]); break;
