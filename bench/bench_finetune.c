@@ -24,20 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "model.h"
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static double peak_rss_mb(void) {
-    struct rusage u;
-    getrusage(RUSAGE_SELF, &u);
-    return (double)u.ru_maxrss / 1024.0;
-}
-
-#define TURN_ROUNDS 6
+#include "bench_common.h"
 
 typedef struct {
     gr_model *m;

@@ -18,18 +18,7 @@
 #include <unistd.h>
 #include <time.h>
 #include "model.h"
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static double peak_rss_mb(void) {
-    struct rusage u;
-    getrusage(RUSAGE_SELF, &u);
-    return (double)u.ru_maxrss / 1024.0;
-}
+#include "bench_common.h"
 
 /* Multiply-add FLOPs of every conv of m for one image (2 per MAC). */
 static double conv_flops(const gr_model *m) {
@@ -41,8 +30,6 @@ static double conv_flops(const gr_model *m) {
     }
     return f;
 }
-
-#define TURN_ROUNDS 6
 
 static int bench_vgg(int H, int B, const char *prec, double secs, const char *tin,
                      const char *tout) {

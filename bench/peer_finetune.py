@@ -24,6 +24,8 @@ import torch
 from torch import nn
 from torchvision.models import vgg as tv_vgg
 
+from peer_turns import timed
+
 # features[:CUT] = blocks 1-4 (conv+relu pairs and the 4 pools); features[CUT] = block5_conv1
 CUT = 24
 VARIANTS = ["nchw", "channels_last"]
@@ -68,36 +70,6 @@ def make(variant, mode, h, b):
         last[0] = loss.item()
     n_trainable = sum(p.numel() for p in trained.parameters() if p.requires_grad)
     return step, last, n_trainable
-
-
-TURN_ROUNDS = 6
-
-
-def timed(run, b, secs, turn=None):
-    """img/s of the best round of >= 0.25 s over secs seconds (as graft),
-    mean img/s and steps; with turn = (fd_in, fd_out): TURN_ROUNDS rounds
-    taken in turn."""
-    run()
-    run()
-    best, total, rnd, steps = 0.0, 0.0, 0, 0
-    round_min = max(0.25, secs / TURN_ROUNDS) if turn else 0.25
-    while (rnd < TURN_ROUNDS) if turn else (total < secs or best == 0):
-        if turn:
-            os.read(turn[0], 1)
-        n, t0 = 0, time.perf_counter()
-        while True:
-            run()
-            n += 1
-            t = time.perf_counter() - t0
-            if t >= round_min:
-                break
-        total += t
-        steps += n
-        rnd += 1
-        best = max(best, n * b / t)
-        if turn:
-            os.write(turn[1], b"t")
-    return best, steps * b / total, steps
 
 
 def main():

@@ -19,6 +19,8 @@ import torch
 import torch.utils.mkldnn
 from torchvision.models import vgg as tv_vgg
 
+from peer_turns import timed
+
 
 def variants(prec):
     # contiguous NCHW fp32 and plain .bfloat16() NCHW always lost to these here
@@ -55,33 +57,6 @@ def make(variant, h, b):
     return run
 
 
-TURN_ROUNDS = 6
-
-
-def timed(run, b, secs, turn=None):
-    """img/s of the best round of >= 0.25 s over secs seconds (as graft);
-    with turn = (fd_in, fd_out): TURN_ROUNDS rounds taken in turn."""
-    run()
-    best, total, rnd = 0.0, 0.0, 0
-    round_min = max(0.25, secs / TURN_ROUNDS) if turn else 0.25
-    while (rnd < TURN_ROUNDS) if turn else (total < secs or best == 0):
-        if turn:
-            os.read(turn[0], 1)
-        n, t0 = 0, time.perf_counter()
-        while True:
-            run()
-            n += 1
-            t = time.perf_counter() - t0
-            if t >= round_min:
-                break
-        total += t
-        rnd += 1
-        best = max(best, n * b / t)
-        if turn:
-            os.write(turn[1], b"t")
-    return best
-
-
 def main():
     h, b, prec, secs, threads = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], \
         float(sys.argv[4]), int(sys.argv[5])
@@ -89,7 +64,7 @@ def main():
     best, best_v = 0.0, None
     for v in variants(prec):
         try:
-            r = timed(make(v, h, b), b, 0.3)
+            r = timed(make(v, h, b), b, 0.3)[0]
         except Exception as e:  # a variant this build lacks
             print("peer: variant %s failed: %s" % (v, e), file=sys.stderr)
             continue
@@ -98,7 +73,7 @@ def main():
     turn = None
     if len(sys.argv) >= 8:
         turn = (os.open(sys.argv[6], os.O_RDWR), os.open(sys.argv[7], os.O_RDWR))
-    ips = timed(make(best_v, h, b), b, secs, turn)
+    ips = timed(make(best_v, h, b), b, secs, turn)[0]
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print("who=torch size=%d batch=%d prec=%s threads=%d img_s=%.2f variant=%s rss_mb=%.1f torch=%s"
           % (h, b, prec, torch.get_num_threads(), ips, best_v, rss, torch.__version__))
