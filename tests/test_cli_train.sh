@@ -166,7 +166,7 @@ else fail train_interrupt_resume "rc=$rc $(cat "$T/err")"; fi
 # the same when the signal lands after an epoch's last batch (one batch per epoch; --no-cache
 # could not resume such a checkpoint: "no samples to iterate over"; the cache logged a nan epoch)
 R=(--data "$T/train.bin" --epochs 150 --batch 300 --no-cache -q)
-"$G" train "${BASE[@]}" "${HEAD[@]}" "${R[@]}" --out "$T/full1.gft" 2>"$T/err" || fail train_full_run1 "$(cat "$T/err")"
+"$G" train "${BASE[@]}" "${HEAD[@]}" "${R[@]}" --out "$T/full1.gft" --log "$T/full1.csv" 2>"$T/err" || fail train_full_run1 "$(cat "$T/err")"
 "$G" train "${BASE[@]}" "${HEAD[@]}" "${R[@]}" --out "$T/int1.gft" --log "$T/int1.csv" 2>"$T/err" &
 pid=$!
 for _ in $(seq 600); do
@@ -179,7 +179,9 @@ if [ $rc -eq 0 ]; then
   echo "SKIP train_interrupt_resume_epoch_end: the run finished before SIGINT arrived"
 elif [ $rc -eq 1 ] && has "$T/err" "after batch 1/1; checkpoint written to"; then
   "$G" train --resume "$T/int1.gft.ckpt" "${R[@]}" --out "$T/int1.gft" --log "$T/int1.csv" >"$T/out" 2>"$T/err"; rc=$?
-  if [ $rc -eq 0 ] && cmp -s "$T/int1.gft" "$T/full1.gft" && ! grep -q nan,nan,nan "$T/int1.csv"; then
+  # the interrupted epoch is closed on resume: its log row as uninterrupted, none lost
+  if [ $rc -eq 0 ] && cmp -s "$T/int1.gft" "$T/full1.gft" && ! grep -q nan,nan,nan "$T/int1.csv" \
+     && [ "$(cut -d, -f1-5 "$T/int1.csv")" = "$(cut -d, -f1-5 "$T/full1.csv")" ]; then
     pass train_interrupt_resume_epoch_end
   else fail train_interrupt_resume_epoch_end "resume rc=$rc $(cmp "$T/int1.gft" "$T/full1.gft" 2>&1) $(cat "$T/err")"; fi
 else fail train_interrupt_resume_epoch_end "rc=$rc $(cat "$T/err")"; fi

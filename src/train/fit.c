@@ -432,7 +432,8 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
         st = load_checkpoint(t, o.resume, o.config_json, &start_epoch, &start_step, &rs, err);
         o.optim.lr = rs.lr;
         if (st != GR_OK) goto done;
-        if (start_step >= (n + o.batch - 1) / o.batch) { start_epoch++; start_step = 0; }   /* after an epoch's last batch */
+        /* after an epoch's last batch, start_step == steps: the epoch loop
+         * below runs no batch and only closes that epoch (log, validation) */
         if (o.verbose) printf("resuming from %s: epoch %d, batch %d\n", o.resume, start_epoch + 1, start_step);
     }
     for (int i = 0; i < n; i++) lab[i] = gr_dataset_label(ds, idx ? idx[i] : i);
@@ -512,7 +513,7 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
         shuffle(perm, n, o.seed, ep);
         for (int i = 0; i < n; i++) order[i] = idx ? idx[perm[i]] : perm[i];
         int s0 = ep == start_epoch ? start_step : 0;   /* a mid-epoch checkpoint resumes here */
-        if (!cache) {
+        if (!cache && s0 < steps) {
             gr_batcher_opts bo = {.batch = o.batch, .seed = o.seed + 7919u * (uint64_t)ep,
                                   .pad = o.pad, .hflip = o.hflip, .threads = o.threads};
             bt = gr_batcher_new(ds, order + (size_t)s0 * o.batch, n - s0 * o.batch, &bo, err);
