@@ -3,6 +3,7 @@
  * and optionally the test score. */
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,8 +12,21 @@
 #include <unistd.h>
 #include "cli.h"
 
-static volatile int stop_flag = 0;   /* set by SIGINT/SIGTERM: finish the batch, checkpoint */
-static void on_signal(int sig) { (void)sig; stop_flag = 1; }
+static volatile int stop_flag = 0;   /* set on SIGINT/SIGTERM: finish the batch, checkpoint */
+
+/* SIGINT/SIGTERM during training are taken by this thread alone (sigwait),
+ * never by a handler interrupting a compute thread: a handler's frame on
+ * the stack of a thread inside oneDNN's JIT GEMM corrupted the heap (seen
+ * as a rare abort when ^C landed mid-step).                               */
+static void on_signal(int sig) { (void)sig; stop_flag = 1; }   /* threads not blocking them (a library's idle ones) */
+
+static void *signal_waiter(void *arg) {
+    const sigset_t *set = arg;
+    int sig;
+    for (;;)
+        if (sigwait(set, &sig) == 0) stop_flag = 1;
+    return NULL;
+}
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -507,11 +521,24 @@ int cmd_train(int argc, char **argv) {
     if (strcmp(t.optimizer, "sgd") && (!t.schedule || !strcmp(t.schedule, "inverse-time"))) fo.optim.decay = t.decay;
     if (va_idx) { fo.val = train; fo.val_idx = va_idx; fo.n_val = n_va; }
     else if (val) fo.val = val;
+    sigset_t sigs, old_mask;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, &old_mask);   /* every thread started from here on inherits it */
+    pthread_t waiter;
+    bool have_waiter = pthread_create(&waiter, NULL, signal_waiter, &sigs) == 0;
+    if (!have_waiter) pthread_sigmask(SIG_SETMASK, &old_mask, NULL);   /* ^C then just ends the run */
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     gr_status st = gr_fit(m, train, tr_idx, n_tr, &fo, &err);
+    if (have_waiter) {
+        pthread_cancel(waiter);   /* sigwait is a cancellation point */
+        pthread_join(waiter, NULL);
+    }
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
+    if (have_waiter) pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
     if (st == GR_ERR_INTERRUPTED) {
         fprintf(stderr, "graft: %s\ngraft: continue with: graft train --resume %s --data %s ...\n", err.msg,
                 ckpt, t.data);

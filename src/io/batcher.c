@@ -11,6 +11,7 @@
  * so the thread count never changes the result.  No allocation per batch
  * once every worker's scratch has grown to the largest image.             */
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -209,14 +210,20 @@ gr_batcher *gr_batcher_new(const gr_dataset *ds, const int *indices, int n, cons
     pthread_cond_init(&b->ready, NULL);
     pthread_cond_init(&b->freed, NULL);
     b->sync_init = true;
+    /* loader threads never take signals (SIGINT/SIGTERM belong to the main thread) */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
     for (int t = 0; t < opts->threads; t++) {
         if (pthread_create(&b->th[t], NULL, worker_main, &b->w[t])) {
+            pthread_sigmask(SIG_SETMASK, &old, NULL);
             gr_error_set(err, GR_ERR_BACKEND, "%s: cannot start a loader thread", ds->source);
             gr_batcher_free(b);
             return NULL;
         }
         b->n_threads++;
     }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     return b;
 }
 
