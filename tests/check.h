@@ -13,6 +13,31 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* UNDER_SAN: 1 in the AddressSanitizer build (tests skip what is too slow there). */
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_SAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_SAN 1
+#endif
+#endif
+#ifndef UNDER_SAN
+#define UNDER_SAN 0
+#endif
+
+/* Reads a raw float32 file of exactly n floats into a malloc'd array (NULL
+ * if it is missing or holds any other number of bytes).                    */
+static inline float *check_read_floats(const char *path, size_t n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    float *p = malloc(n * sizeof *p);
+    size_t got = p ? fread(p, sizeof *p, n, f) : 0;
+    int extra = fgetc(f) != EOF;
+    fclose(f);
+    if (got != n || extra) { free(p); return NULL; }
+    return p;
+}
+
 static int check_fails_ = 0;     /* failures inside the running test */
 static int check_skipped_ = 0;   /* the running test called SKIP */
 static int check_total_fail_ = 0;

@@ -13,17 +13,6 @@
 #include "graft.h"
 #include "model.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_SAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_SAN 1
-#endif
-#endif
-#ifndef UNDER_SAN
-#define UNDER_SAN 0
-#endif
-
 static char tmpdir[64];
 static int fx_ready = -1;
 
@@ -37,18 +26,6 @@ static bool fixtures(void) {
 }
 
 static void fx(char *buf, size_t n, const char *name) { snprintf(buf, n, "%s/%s", tmpdir, name); }
-
-/* Reads a raw float32 file of exactly n floats into a malloc'd array. */
-static float *read_floats(const char *path, size_t n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    float *p = malloc(n * sizeof *p);
-    size_t got = p ? fread(p, sizeof *p, n, f) : 0;
-    int extra = fgetc(f) != EOF;
-    fclose(f);
-    if (got != n || extra) { free(p); return NULL; }
-    return p;
-}
 
 /* ------------------------------------------------------------ architecture */
 
@@ -154,7 +131,7 @@ static void parity(int size) {
     gr_model *m = loaded(size, false, &rep);
     char p[256];
     snprintf(p, sizeof p, "%s/rn_in_%d.bin", tmpdir, size);
-    float *x = read_floats(p, (size_t)B * size * size * 3);
+    float *x = check_read_floats(p, (size_t)B * size * size * 3);
     CHECK(m && x, "setup");
     if (!m || !x) goto out;
     CHECK(rep.layers_loaded == 106 && rep.tensors_loaded == 318 && rep.layers_skipped == 0 && !rep.by_order,
@@ -167,7 +144,7 @@ static void parity(int size) {
         if (node < 0) continue;
         size_t n = (size_t)B * (size_t)gr_node_size(m, node);
         snprintf(p, sizeof p, "%s/rn_%d_%s.bin", tmpdir, size, OUTS[k]);
-        float *want = read_floats(p, n), *y = malloc(n * sizeof *y);
+        float *want = check_read_floats(p, n), *y = malloc(n * sizeof *y);
         CHECK(want && y, "%s: %zu floats", p, n);
         gr_error err = {0};
         if (want && y) {
@@ -216,13 +193,13 @@ static void test_top_predictions(void) {
     CHECK(m->w_count < t->w_count && m->n_params + 2 == t->n_params, "param tables");
     memcpy(t->w, m->w, m->w_count * sizeof(float));
     fx(p, sizeof p, "rn_pred_kernel.bin");
-    K = read_floats(p, 2048 * 1000);
+    K = check_read_floats(p, 2048 * 1000);
     fx(p, sizeof p, "rn_pred_bias.bin");
-    b = read_floats(p, 1000);
+    b = check_read_floats(p, 1000);
     fx(p, sizeof p, "rn_in_32.bin");
-    x = read_floats(p, 2 * 32 * 32 * 3);
+    x = check_read_floats(p, 2 * 32 * 32 * 3);
     fx(p, sizeof p, "rn_32_predictions.bin");
-    want = read_floats(p, 2000);
+    want = check_read_floats(p, 2000);
     CHECK(K && b && x && want, "fixtures");
     if (!K || !b || !x || !want) goto out;
     int node = gr_model_find(t, "predictions");
@@ -245,7 +222,7 @@ static void test_save_load_roundtrip(void) {
     char p[256], mp[256];
     fx(p, sizeof p, "rn_in_32.bin");
     fx(mp, sizeof mp, "resnet.gft");
-    float *x = read_floats(p, 2 * 32 * 32 * 3), y1[2 * 2048], y2[2 * 2048];
+    float *x = check_read_floats(p, 2 * 32 * 32 * 3), y1[2 * 2048], y2[2 * 2048];
     gr_error err = {0};
     CHECK(m && x, "setup");
     if (!m || !x) goto out;

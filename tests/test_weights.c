@@ -15,31 +15,8 @@
 #include "io/safetensors.h"
 #include "io/weights.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_SAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_SAN 1
-#endif
-#endif
-#ifndef UNDER_SAN
-#define UNDER_SAN 0
-#endif
-
 #define FIX "tests/fixtures/weights/"
 static char tmpdir[64];
-
-/* Reads a raw float32 file of exactly n floats into a malloc'd array. */
-static float *read_floats(const char *path, size_t n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    float *p = malloc(n * sizeof *p);
-    size_t got = p ? fread(p, sizeof *p, n, f) : 0;
-    int extra = fgetc(f) != EOF;
-    fclose(f);
-    if (got != n || extra) { free(p); return NULL; }
-    return p;
-}
 
 static int write_bytes(const char *path, const void *b, size_t n) {
     FILE *f = fopen(path, "wb");
@@ -81,7 +58,7 @@ static gr_model *tiny_model(void) {
 /* Loads path into the tiny model and compares its output with want_path. */
 static void tiny_check(const char *path, const char *want_path, bool by_order) {
     gr_model *m = tiny_model();
-    float *x = read_floats(FIX "tiny_in.bin", 2 * 8 * 8 * 3), *want = read_floats(want_path, 10);
+    float *x = check_read_floats(FIX "tiny_in.bin", 2 * 8 * 8 * 3), *want = check_read_floats(want_path, 10);
     CHECK(m && x && want, "fixtures missing (run gen_weights.py tiny)");
     if (!m || !x || !want) goto out;
     gr_error err = {0};
@@ -373,7 +350,7 @@ static void vgg_check(const char *file, int size, int skipped, bool by_order) {
     int B = size == 32 ? 2 : 1, s = size / 32;
     gr_error err = {0};
     gr_model *m = gr_vgg16(size, size, false, &err);
-    float *x = read_floats(xin, (size_t)B * size * size * 3), *want = read_floats(yout, (size_t)B * s * s * 512);
+    float *x = check_read_floats(xin, (size_t)B * size * size * 3), *want = check_read_floats(yout, (size_t)B * s * s * 512);
     float *y = malloc((size_t)B * s * s * 512 * sizeof(float));
     CHECK(m && x && want && y, "setup %s: %s", file, err.msg);
     if (!m || !x || !want || !y) goto out;
