@@ -18,6 +18,19 @@ static volatile int stop_flag = 0;   /* set on SIGINT/SIGTERM: finish the batch,
  * never by a handler interrupting a compute thread: a handler's frame on
  * the stack of a thread inside oneDNN's JIT GEMM corrupted the heap (seen
  * as a rare abort when ^C landed mid-step).                               */
+/* The thread pool is started with SIGINT/SIGTERM blocked, so its threads
+ * inherit the mask and never run the handler inside a compute kernel.     */
+static void start_pool_without_signals(void) {
+    sigset_t set, old;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, &old);
+#pragma omp parallel
+    { (void)0; }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
 static void on_signal(int sig) { (void)sig; stop_flag = 1; }   /* threads not blocking them (a library's idle ones) */
 
 static void *signal_waiter(void *arg) {
@@ -281,6 +294,7 @@ int cmd_train(int argc, char **argv) {
     train_args t;
     if (parse(argc, argv, &t)) return 2;
     gr_set_threads(t.threads);
+    start_pool_without_signals();
     gr_error err = {0};
     gr_model *m = NULL;
     gr_dataset *train = NULL, *val = NULL, *test = NULL;

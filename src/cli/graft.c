@@ -1,7 +1,4 @@
 /* graft.c — the command line: `graft <command> [options]`. */
-#include <omp.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,24 +56,8 @@ static void ensure_passive_wait(char **argv) {
     /* exec failed: carry on with the default policy */
 }
 
-/* SIGINT/SIGTERM go to the main thread only (graft train checkpoints on
- * them): the thread pool is started with them blocked, so its threads
- * inherit the mask, and only the main thread unblocks them.               */
-static void start_pool_without_signals(void) {
-    sigset_t set, old;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, &old);
-    int n = omp_get_num_procs();
-#pragma omp parallel num_threads(n)
-    { (void)0; }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-}
-
 int main(int argc, char **argv) {
     ensure_passive_wait(argv);
-    start_pool_without_signals();
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(stdout);
         return argc < 2 ? 2 : 0;
