@@ -22,3 +22,7 @@ B="$B" bench/bench_decode.sh "${BENCH_SECONDS:-3}"
 # the seed recipe on real CIFAR-10 (Tiny Darknet), graft vs PyTorch: accuracy, wall, peak RSS.
 # QUICK by default (2 epochs, 5000 images, 32x32); RECIPE_FULL=1 for the 50k/20-epoch acceptance run
 B="$B" bench/bench_recipe.sh "$([ "${RECIPE_FULL:-0}" = 1 ] && echo full || echo quick)"
+
+# fine-tuning accuracy within a wall-time budget (Tiny Darknet, real CIFAR-10), graft vs PyTorch (issue #5).
+# QUICK by default (2000 images, 2 epochs); FINETUNE_FULL=1 for the 50k / 30-minute-each acceptance run
+B="$B" bench/bench_finetune_acc.sh "$([ "${FINETUNE_FULL:-0}" = 1 ] && echo full || echo quick)"
