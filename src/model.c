@@ -105,6 +105,11 @@ void gr_model_drop_caches(gr_model *m) {
     }
     gr_workspace_free(m->ws);
     m->ws = NULL;
+    for (int b = 0; b < 4; b++) {
+        free(m->bwd_buf[b]);
+        m->bwd_buf[b] = NULL;
+        m->bwd_buf_size[b] = 0;
+    }
 }
 
 void gr_model_free(gr_model *m) {

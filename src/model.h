@@ -54,6 +54,12 @@ struct gr_model {
     int n_classes;
     gr_precision precision;
     struct gr_workspace *ws;   /* inference buffers, grown on demand */
+    /* Buffers shared by the nodes' backward nets (they run one at a time):
+     * oneDNN's scratchpad and the blocked copies of a layer's tensors, each
+     * sized for the largest layer rather than summed over layers (Winograd
+     * backward on VGG16 at batch 64: ~100 MB of scratchpad per layer).      */
+    void *bwd_buf[4];
+    size_t bwd_buf_size[4];
 };
 
 /* Pointer to the first float of param p. */

@@ -2,7 +2,9 @@
  * (src/layers/, themselves checked against PyTorch in test_layers):
  * per-node conv / dense / pool over a spread of shapes, chains (VGG-like and
  * darknet-like with folded batch norm) against the per-node reference path,
- * bf16 with a loose tolerance, conv / dense backward (accumulating),
+ * bf16 with a loose tolerance, conv / dense backward (accumulating, and
+ * conv's overwriting form), pooling and batch norm in training (forward
+ * with workspace / batch statistics, backward accumulating or overwriting),
  * determinism, and the executor's GRAFT_REFERENCE switch.              */
 #include <stdlib.h>
 #include <string.h>
@@ -367,6 +369,15 @@ static void conv_bwd_case(const conv_case *cc) {
         CHECK_CLOSE("conv dw", dw, rdw, nw, 1e-3, 1e-4);
         CHECK_CLOSE("conv db", db, rdb, (size_t)cc->OC, 1e-3, 1e-4);
     }
+    /* the overwriting form: din's prior content (garbage) is replaced */
+    float *odin = falloc(nin);
+    fill_rand(odin, nin, 6, -1e3f, 1e3f);
+    memset(rdin, 0, nin * sizeof(float));
+    gr_conv2d_backward(dout, x, w, &d, rdin, NULL, NULL);
+    st = gr_backend_conv2d_backward_ow(m, 0, dout, x, B, odin, true, NULL, NULL, &err);
+    CHECK(st == GR_OK, "%s (overwrite): %s", cc->what, err.msg);
+    if (st == GR_OK) CHECK_CLOSE("conv din overwritten", odin, rdin, nin, 1e-4, 1e-4);
+    free(odin);
     /* only dw this time (din NULL): din must stay untouched */
     memcpy(rdin, din, nin * sizeof(float));
     st = gr_backend_conv2d_backward(m, 0, dout, x, B, NULL, dw, NULL, &err);
@@ -381,6 +392,7 @@ static void test_conv_backward(void) {
         {"bwd 5x5 s2 asym", 1, 10, 11, 3, 8, 5, 2, GR_PAD_SAME, 0, 0, 0, 0, 1, GR_ACT_LINEAR, 0, false},
         {"bwd 1x1", 3, 4, 4, 16, 4, 1, 1, GR_PAD_VALID, 0, 0, 0, 0, 1, GR_ACT_LINEAR, 0, true},
         {"bwd depthwise", 1, 7, 7, 8, 8, 3, 1, GR_PAD_SAME, 0, 0, 0, 0, 8, GR_ACT_LINEAR, 0, true},
+        {"bwd 3x3 16->32 (Winograd-sized)", 4, 12, 12, 16, 32, 3, 1, GR_PAD_SAME, 0, 0, 0, 0, 1, GR_ACT_LINEAR, 0, true},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) conv_bwd_case(&cases[i]);
 }
@@ -409,6 +421,117 @@ static void test_dense_backward(void) {
         CHECK_CLOSE("dense db", db, rdb, (size_t)OUT, 1e-5, 1e-4);
     }
     free(x); free(dout); free(din); free(dw); free(db); free(rdin); free(rdw); free(rdb);
+    gr_model_free(m);
+}
+
+/* Pooling in training: forward (keeping the workspace) = the reference;
+ * backward = the reference's, accumulated onto a pre-filled din or
+ * overwriting a garbage one.                                              */
+static void pool_train_case(const char *what, int B, int H, int W, int C, gr_layer_spec s) {
+    gr_error err = {0};
+    gr_model *m = gr_model_new(H, W, C, &err);
+    CHECK(gr_model_append(m, s, &err) == 0, "%s: %s", what, err.msg);
+    const gr_node *n = &m->nodes[0];
+    size_t nin = (size_t)B * H * W * C, nout = (size_t)B * n->oh * n->ow * n->oc;
+    float *x = falloc(nin), *got = falloc(nout), *want = falloc(nout), *dout = falloc(nout);
+    float *din = falloc(nin), *rdin = falloc(nin);
+    fill_rand(x, nin, 21, -2, 1);   /* continuous values: no ties inside a window */
+    fill_rand(dout, nout, 22, -1, 1);
+    gr_pool_dims d = gr_node_pool_dims(m, 0, B);
+    bool mx = s.op == GR_OP_MAXPOOL;
+    if (mx) gr_maxpool_forward(want, x, &d);
+    else gr_avgpool_forward(want, x, &d);
+    gr_status st = gr_backend_pool_forward_train(m, 0, x, got, B, &err);
+    CHECK(st == GR_OK, "%s forward: %s", what, err.msg);
+    if (st == GR_OK) CHECK_CLOSE(what, got, want, nout, 1e-6, 1e-5);
+    fill_rand(din, nin, 23, -1, 1);
+    memcpy(rdin, din, nin * sizeof(float));
+    if (mx) gr_maxpool_backward(dout, x, &d, rdin);
+    else gr_avgpool_backward(dout, &d, rdin);
+    st = gr_backend_pool_backward(m, 0, dout, x, B, din, false, &err);
+    CHECK(st == GR_OK, "%s backward: %s", what, err.msg);
+    if (st == GR_OK) CHECK_CLOSE("pool din (accumulated)", din, rdin, nin, 1e-6, 1e-5);
+    fill_rand(din, nin, 24, -1e3f, 1e3f);
+    memset(rdin, 0, nin * sizeof(float));
+    if (mx) gr_maxpool_backward(dout, x, &d, rdin);
+    else gr_avgpool_backward(dout, &d, rdin);
+    st = gr_backend_pool_backward(m, 0, dout, x, B, din, true, &err);
+    CHECK(st == GR_OK, "%s backward (overwrite): %s", what, err.msg);
+    if (st == GR_OK) CHECK_CLOSE("pool din (overwritten)", din, rdin, nin, 1e-6, 1e-5);
+    /* max pooling needs the forward of this very input */
+    if (mx) {
+        st = gr_backend_pool_backward(m, 0, dout, din, B, rdin, false, &err);
+        CHECK(st == GR_ERR_UNSUPPORTED, "%s: backward of another input: %d", what, st);
+    }
+    free(x); free(got); free(want); free(dout); free(din); free(rdin);
+    gr_model_free(m);
+}
+
+static void test_pool_train(void) {
+    pool_train_case("train max 2x2 s2", 4, 8, 8, 16, gr_maxpool(2, 2));
+    gr_layer_spec s = gr_maxpool(3, 2);
+    s.padding = GR_PAD_SAME;
+    pool_train_case("train max 3x3 s2 same", 2, 9, 8, 17, s);
+    s = gr_maxpool(2, 1);   /* darknet's size=2 stride=1 */
+    s.padding = GR_PAD_EXPLICIT;
+    s.pad_b = s.pad_r = 1;
+    pool_train_case("train max 2x2 s1 darknet", 2, 7, 7, 3, s);
+    s = gr_avgpool(3, 2);
+    s.padding = GR_PAD_SAME;
+    pool_train_case("train avg 3x3 s2 same", 3, 9, 8, 4, s);
+}
+
+/* Batch norm in training against the reference layers: stored statistics
+ * (backward only), batch statistics (forward: output, mean, biased
+ * variance; backward through them); din accumulated or overwritten,
+ * dgamma / dbeta accumulated.                                             */
+static void test_batchnorm_train(void) {
+    gr_error err = {0};
+    int B = 3, H = 5, W = 6, C = 19;
+    gr_model *m = gr_model_new(H, W, C, &err);
+    CHECK(gr_model_append(m, gr_batchnorm(1e-3f), &err) == 0, "%s", err.msg);
+    randomize_params(m, 9);
+    const gr_node *n = &m->nodes[0];
+    size_t N = (size_t)B * H * W, nx = N * C;
+    float *x = falloc(nx), *dout = falloc(nx), *y = falloc(nx), *ry = falloc(nx);
+    float *din = falloc(nx), *rdin = falloc(nx), *bm = falloc(C), *bv = falloc(C), *rbm = falloc(C),
+          *rbv = falloc(C), *dg = falloc(C), *db = falloc(C), *rdg = falloc(C), *rdb = falloc(C);
+    fill_rand(x, nx, 31, -1, 3);
+    fill_rand(dout, nx, 32, -1, 1);
+    const float *g = gr_param_data(m, n->p0), *be = gr_param_data(m, n->p0 + 1);
+    const float *mm = gr_param_data(m, n->p0 + 2), *mv = gr_param_data(m, n->p0 + 3);
+    for (int batch = 0; batch < 2; batch++) {
+        const char *what = batch ? "batch statistics" : "stored statistics";
+        if (batch) {
+            gr_batchnorm_forward_train(ry, x, g, be, n->s.eps, (int64_t)N, C, rbm, rbv);
+            gr_status st = gr_backend_batchnorm_forward_train(m, 0, x, y, B, bm, bv, &err);
+            CHECK(st == GR_OK, "forward train: %s", err.msg);
+            CHECK_CLOSE("bn forward train out", y, ry, nx, 1e-5, 1e-4);
+            CHECK_CLOSE("bn batch mean", bm, rbm, (size_t)C, 1e-6, 1e-5);
+            CHECK_CLOSE("bn batch variance", bv, rbv, (size_t)C, 1e-5, 1e-4);
+        }
+        for (int ow = 0; ow < 2; ow++) {
+            fill_rand(din, nx, 33, ow ? -1e3f : -1, ow ? 1e3f : 1);
+            if (ow) memset(rdin, 0, nx * sizeof(float));
+            else memcpy(rdin, din, nx * sizeof(float));
+            fill_rand(dg, C, 34, -1, 1); memcpy(rdg, dg, C * sizeof(float));
+            fill_rand(db, C, 35, -1, 1); memcpy(rdb, db, C * sizeof(float));
+            if (batch) gr_batchnorm_backward_train(dout, x, g, rbm, rbv, n->s.eps, (int64_t)N, C, rdin, rdg, rdb);
+            else gr_batchnorm_backward(dout, x, g, mm, mv, n->s.eps, (int64_t)N, C, rdin, rdg, rdb);
+            gr_status st = gr_backend_batchnorm_backward(m, 0, dout, x, B, batch ? bm : NULL, batch ? bv : NULL,
+                                                         din, ow, dg, db, &err);
+            CHECK(st == GR_OK, "%s backward: %s", what, err.msg);
+            if (st != GR_OK) continue;
+            CHECK_CLOSE(ow ? "bn din (overwritten)" : "bn din (accumulated)", din, rdin, nx, 1e-4, 1e-4);
+            CHECK_CLOSE("bn dgamma", dg, rdg, (size_t)C, 1e-4, 1e-4);
+            CHECK_CLOSE("bn dbeta", db, rdb, (size_t)C, 1e-4, 1e-4);
+        }
+    }
+    /* wrong node kinds: a clean error */
+    gr_status st = gr_backend_pool_forward_train(m, 0, x, y, B, &err);
+    CHECK(st == GR_ERR_ARG, "batch norm node as pooling: %d", st);
+    free(x); free(dout); free(y); free(ry); free(din); free(rdin); free(bm); free(bv); free(rbm);
+    free(rbv); free(dg); free(db); free(rdg); free(rdb);
     gr_model_free(m);
 }
 
@@ -504,6 +627,8 @@ int main(void) {
     RUN(test_bf16);
     RUN(test_conv_backward);
     RUN(test_dense_backward);
+    RUN(test_pool_train);
+    RUN(test_batchnorm_train);
     RUN(test_bad_args);
     RUN(test_deterministic);
     return check_summary();

@@ -36,6 +36,35 @@ bool gr_backend_chain_supports(const gr_model *m, int node);
  * GR_ERR_UNSUPPORTED: the caller uses the reference.                        */
 gr_status gr_backend_conv2d_backward(gr_model *m, int node, const float *dout, const float *in,
                                      int B, float *din, float *dw, float *db, gr_error *err);
+/* The same, din OVERWRITTEN (its prior content ignored) when din_overwrite:
+ * for a gradient buffer only this layer writes, which then needs no zeroing
+ * and no read-add pass.                                                     */
+gr_status gr_backend_conv2d_backward_ow(gr_model *m, int node, const float *dout, const float *in,
+                                        int B, float *din, bool din_overwrite, float *dw, float *db,
+                                        gr_error *err);
+
+/* Pooling (max / avg) and batch norm in training (dnnl_train_layers.c),
+ * NHWC f32, batch B.  GR_ERR_UNSUPPORTED: the caller uses the reference.
+ *   gr_backend_pool_forward_train: out = pool(in), keeping (max pooling)
+ *     oneDNN's workspace for the backward of this same `in`;
+ *   gr_backend_pool_backward: din (+)= the gradient from dout, after the
+ *     forward of this `in` (else GR_ERR_UNSUPPORTED);
+ *   gr_backend_batchnorm_forward_train: out with the batch statistics,
+ *     written to bmean / bvar (biased variance) [C];
+ *   gr_backend_batchnorm_backward: bmean NULL = the stored statistics
+ *     (constants; the default for unfrozen layers), else the batch ones of
+ *     the forward; din (+)=, dgamma += and dbeta += (NULL skipped; din NULL
+ *     is GR_ERR_UNSUPPORTED).
+ * din is accumulated (+=), or overwritten when `overwrite`.                */
+gr_status gr_backend_pool_forward_train(gr_model *m, int node, const float *in, float *out, int B,
+                                        gr_error *err);
+gr_status gr_backend_pool_backward(gr_model *m, int node, const float *dout, const float *in, int B,
+                                   float *din, bool overwrite, gr_error *err);
+gr_status gr_backend_batchnorm_forward_train(gr_model *m, int node, const float *in, float *out, int B,
+                                             float *bmean, float *bvar, gr_error *err);
+gr_status gr_backend_batchnorm_backward(gr_model *m, int node, const float *dout, const float *in, int B,
+                                        const float *bmean, const float *bvar, float *din, bool overwrite,
+                                        float *dgamma, float *dbeta, gr_error *err);
 
 /* Backward of a dense node (linear part), as gr_dense_backward:
  *   dout [B, OUT], in [B, IN]; din [B, IN] +=, dw [IN, OUT] +=, db [OUT] +=. */

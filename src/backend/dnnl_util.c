@@ -167,7 +167,7 @@ gr_status dn_net_finalize(dn_net *net, gr_error *err) {
     for (int b = 0; b < DN_MAX_BUFS; b++) {
         free(net->buf[b]);
         net->buf[b] = NULL;
-        if (!net->buf_size[b]) continue;
+        if (!net->buf_size[b] || net->lent) continue;
         size_t sz = (net->buf_size[b] + 63) / 64 * 64;
         net->buf[b] = aligned_alloc(64, sz);
         if (!net->buf[b])
@@ -177,6 +177,25 @@ gr_status dn_net_finalize(dn_net *net, gr_error *err) {
     for (int i = 0; i < net->n_bound; i++)
         DN_TRY(dnnl_memory_set_data_handle(net->bound[i].mem, net->buf[net->bound[i].buf]),
                "set handle", "backend");
+    return GR_OK;
+}
+
+_Static_assert(DN_MAX_BUFS == sizeof(((gr_model *)0)->bwd_buf) / sizeof(void *), "model's lent buffers");
+
+gr_status dn_net_bind_lent(dn_net *net, gr_model *m, gr_error *err) {
+    if (!net->lent) return GR_OK;
+    for (int b = 0; b < DN_MAX_BUFS; b++) {
+        if (m->bwd_buf_size[b] >= net->buf_size[b]) continue;
+        size_t sz = (net->buf_size[b] + 63) / 64 * 64;
+        void *p = aligned_alloc(64, sz);
+        if (!p) return gr_error_set(err, GR_ERR_NOMEM, "out of memory for %zu bytes of oneDNN buffers", sz);
+        free(m->bwd_buf[b]);
+        m->bwd_buf[b] = p;
+        m->bwd_buf_size[b] = sz;
+    }
+    for (int i = 0; i < net->n_bound; i++)
+        DN_TRY(dnnl_memory_set_data_handle(net->bound[i].mem, m->bwd_buf[net->bound[i].buf]), "set handle",
+               "backend");
     return GR_OK;
 }
 

@@ -41,6 +41,7 @@ typedef struct {
     int n_bound, cap_bound;
     size_t buf_size[DN_MAX_BUFS];
     void *buf[DN_MAX_BUFS];
+    bool lent;                    /* slots not allocated: the model's are bound (dn_net_bind_lent) */
 } dn_net;
 
 /* The cache a node carries in node->fast (see backend.h). */
@@ -49,6 +50,7 @@ typedef struct gr_fast {
     struct dn_chain *single;  /* this node alone (gr_backend_forward) */
     struct dn_dense *dense;   /* dense forward */
     struct dn_bwd *bwd;       /* conv or dense backward */
+    struct dn_tl *tl;         /* pooling / batch norm in training (dnnl_train_layers.c) */
 } gr_fast;
 
 /* node->fast, created on first use; NULL (err set) when out of memory. */
@@ -88,6 +90,9 @@ gr_status dn_exec_reorder(dn_net *net, dnnl_primitive_t r, dnnl_memory_t src, dn
 
 /* Allocates the slot buffers and binds the memories placed in them. */
 gr_status dn_net_finalize(dn_net *net, gr_error *err);
+/* For a lent net: points its slots (scratchpad included) at the model's
+ * shared buffers m->bwd_buf, grown to the net's need.  Before each run.    */
+gr_status dn_net_bind_lent(dn_net *net, gr_model *m, gr_error *err);
 /* Runs the steps whose need matches mask (all: ~0u), then waits. */
 gr_status dn_net_run(dn_net *net, unsigned mask, gr_error *err);
 
@@ -118,6 +123,7 @@ void dn_set(dnnl_memory_t mem, const void *p);
 void dn_chain_free(struct dn_chain *c);
 void dn_dense_free(struct dn_dense *d);
 void dn_bwd_free(struct dn_bwd *b);
+void dn_tl_free(struct dn_tl *t);
 gr_status dn_dense_forward(gr_model *m, int node, const float *in, float *out, int B,
                            gr_error *err);
 

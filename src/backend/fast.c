@@ -1,6 +1,6 @@
 /* fast.c — the backend's entry points: per-node forward dispatch and the
  * node cache's destructor.  The work is in dnnl_chain.c (conv / pool / bn /
- * activation, also for a single node), dnnl_dense.c and dnnl_backward.c. */
+ * activation, also for a single node), dnnl_dense.c, dnnl_backward.c and dnnl_train_layers.c. */
 #include <stdlib.h>
 #include "backend/backend.h"
 #include "backend/dnnl_util.h"
@@ -21,5 +21,6 @@ void gr_backend_node_free(void *fast) {
     dn_chain_free(f->single);
     dn_dense_free(f->dense);
     dn_bwd_free(f->bwd);
+    dn_tl_free(f->tl);
     free(f);
 }

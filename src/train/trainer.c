@@ -34,6 +34,12 @@ struct gr_trainer {
     float **tile;            /* tile_thr buffers of tile_cap floats */
     int tile_thr;
     size_t tile_cap;
+    /* Gradient buffers with a single writer: own_din[j] = layer j's input
+     * gradient buffer is written by layer j alone, which then overwrites it
+     * (no zeroing, no read-add pass); no_zero[j] = buffer j is such a one. */
+    bool *own_din, *no_zero;
+    bool *fast_fwd;          /* per layer: this step's forward ran in the backend
+                              * (pooling workspace, batch-norm batch statistics) */
 };
 
 /* A dense kernel of at least this many weights is updated by the fused
@@ -61,6 +67,7 @@ void gr_trainer_free(gr_trainer *t) {
     if (t->tile)
         for (int j = 0; j < t->tile_thr; j++) free(t->tile[j]);
     free(t->tile); free(t->fuse); free(t->deferred);
+    free(t->own_din); free(t->no_zero); free(t->fast_fwd);
     free(t);
 }
 
@@ -150,6 +157,20 @@ gr_trainer *gr_trainer_new(gr_model *m, int first, const gr_trainer_opts *o, gr_
         size_t out = (size_t)n->oc, rows = out >= FUSE_TILE_WEIGHTS ? 1 : FUSE_TILE_WEIGHTS / out;
         if (rows * out > t->tile_cap) t->tile_cap = rows * out;
     }
+    if (!(t->own_din = gr_calloc((size_t)k, sizeof(bool), err))) goto fail;
+    if (!(t->no_zero = gr_calloc((size_t)k, sizeof(bool), err))) goto fail;
+    if (!(t->fast_fwd = gr_calloc((size_t)k, sizeof(bool), err))) goto fail;
+    /* a buffer read by exactly one input slot of one layer, which has one input */
+    for (int p = t->p_first; p < t->n - 1 && !t->reference; p++) {
+        int uses = 0, user = -1;
+        for (int i = p + 1; i < t->n; i++)
+            for (int q = 0; q < m->nodes[i].n_in; q++)
+                if (m->nodes[i].in[q] == p) uses++, user = i;
+        if (uses == 1 && m->nodes[user].n_in == 1) {
+            t->own_din[user - first] = true;
+            t->no_zero[p - first] = true;
+        }
+    }
     if (t->tile_cap > 0) {
         t->tile_thr = omp_get_max_threads();
         if (!(t->tile = gr_calloc((size_t)t->tile_thr, sizeof(float *), err))) goto fail;
@@ -228,7 +249,11 @@ static void forward(gr_trainer *t, int i, const float *x, int B) {
         float *mm = gr_param_data(m, n->p0 + 2), *mv = gr_param_data(m, n->p0 + 3);
         if (t->o.bn_train) {
             int j = i - t->first;
-            gr_batchnorm_forward_train(out, in, g, be, s->eps, rows, n->oc, t->bmean[j], t->bvar[j]);
+            gr_error e;
+            t->fast_fwd[j] = !t->reference && gr_backend_batchnorm_forward_train(m, i, in, out, B, t->bmean[j],
+                                                                                  t->bvar[j], &e) == GR_OK;
+            if (!t->fast_fwd[j])
+                gr_batchnorm_forward_train(out, in, g, be, s->eps, rows, n->oc, t->bmean[j], t->bvar[j]);
             double unb = rows > 1 ? (double)rows / (double)(rows - 1) : 1.0;
             for (int c = 0; c < n->oc; c++) {
                 mm[c] = s->momentum * mm[c] + (1 - s->momentum) * t->bmean[j][c];
@@ -243,14 +268,15 @@ static void forward(gr_trainer *t, int i, const float *x, int B) {
         if (s->act == GR_ACT_SOFTMAX) gr_softmax_forward(out, in, rows, n->oc);
         else gr_act_forward(out, in, (size_t)osz, s->act, s->alpha);
         return;
-    case GR_OP_MAXPOOL: {
-        gr_pool_dims d = gr_node_pool_dims(m, i, B);
-        gr_maxpool_forward(out, in, &d);
-        return;
-    }
+    case GR_OP_MAXPOOL:
     case GR_OP_AVGPOOL: {
+        gr_error e;
+        int j = i - t->first;
+        t->fast_fwd[j] = !t->reference && gr_backend_pool_forward_train(m, i, in, out, B, &e) == GR_OK;
+        if (t->fast_fwd[j]) return;
         gr_pool_dims d = gr_node_pool_dims(m, i, B);
-        gr_avgpool_forward(out, in, &d);
+        if (s->op == GR_OP_MAXPOOL) gr_maxpool_forward(out, in, &d);
+        else gr_avgpool_forward(out, in, &d);
         return;
     }
     case GR_OP_GLOBAL_AVGPOOL: gr_gap_forward(out, in, B, n->ih * n->iw, n->ic); return;
@@ -327,6 +353,13 @@ static void backward(gr_trainer *t, int i, const float *x, int B, bool logits, b
             fused_act_backward(dy, y, (size_t)osz, s->act, s->alpha);
         }
     }
+    /* din is this layer's alone: overwritten by the backend paths below, else
+     * zeroed here for the accumulating ones */
+    bool ow = din && t->own_din[j];
+    if (ow && s->op == GR_OP_DENSE) {
+        memset(din, 0, (size_t)isz * sizeof(float));
+        ow = false;
+    }
     if ((s->op == GR_OP_DENSE || s->op == GR_OP_CONV2D) && !t->reference) {
         int pk = gr_node_param(m, i, "kernel"), pb = gr_node_param(m, i, "bias");
         gr_error e;
@@ -335,7 +368,8 @@ static void backward(gr_trainer *t, int i, const float *x, int B, bool logits, b
         gr_status st = s->op == GR_OP_DENSE
                            ? gr_backend_dense_backward(m, i, dy, in, B, din, defer ? NULL : pgrad(t, pk),
                                                        pgrad(t, pb), &e)
-                           : gr_backend_conv2d_backward(m, i, dy, in, B, din, pgrad(t, pk), pgrad(t, pb), &e);
+                           : gr_backend_conv2d_backward_ow(m, i, dy, in, B, din, ow, pgrad(t, pk),
+                                                           pgrad(t, pb), &e);
         if (st == GR_OK) {
             t->deferred[j] = defer;
             return;
@@ -343,6 +377,18 @@ static void backward(gr_trainer *t, int i, const float *x, int B, bool logits, b
         /* the plain-C layer below accumulates into a kernel gradient that was not zeroed */
         if (defer) memset(pgrad(t, pk), 0, m->params[pk].count * sizeof(float));
     }
+    if ((s->op == GR_OP_MAXPOOL || s->op == GR_OP_AVGPOOL) && din && t->fast_fwd[j]) {
+        gr_error e;
+        if (gr_backend_pool_backward(m, i, dy, in, B, din, ow, &e) == GR_OK) return;
+    }
+    if (s->op == GR_OP_BATCHNORM && din && !t->reference && (!t->o.bn_train || t->fast_fwd[j])) {
+        gr_error e;
+        if (gr_backend_batchnorm_backward(m, i, dy, in, B, t->o.bn_train ? t->bmean[j] : NULL,
+                                          t->o.bn_train ? t->bvar[j] : NULL, din, ow,
+                                          pgrad(t, n->p0), pgrad(t, n->p0 + 1), &e) == GR_OK)
+            return;
+    }
+    if (ow) memset(din, 0, (size_t)isz * sizeof(float));
     switch (s->op) {
     case GR_OP_CONV2D: {
         gr_conv_dims d = gr_node_conv_dims(m, i, B);
@@ -466,7 +512,8 @@ static gr_status gradients(gr_trainer *t, const float *x, const int *labels, int
                             l, (long long)t->it, gr_optim_lr(&t->o.optim, t->it));
     /* zero gradients (the ranges of fused kernels are never read) */
     for (int i = t->p_first; i < t->n; i++)
-        memset(t->dact[i - t->first], 0, (size_t)B * (size_t)node_out(m, i) * sizeof(float));
+        if (!t->no_zero[i - t->first])
+            memset(t->dact[i - t->first], 0, (size_t)B * (size_t)node_out(m, i) * sizeof(float));
     size_t done = 0;
     for (int i = t->first; i < t->n; i++) {
         t->deferred[i - t->first] = false;
