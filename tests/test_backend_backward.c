@@ -2,7 +2,8 @@
  * dnnl_backward.c) on the shapes fine-tuning VGG16 gives it (channel counts
  * that are multiples of 16, where it runs on the caller's NHWC tensors
  * without reorders; the 3-channel first layer; 2x2 maps as block5 at 32x32;
- * stride 2), against two independent oracles:
+ * stride 2; 3x3 convs with 1024+ output pixels, where it runs Winograd),
+ * against two independent oracles:
  *   - the plain-C reference gr_conv2d_backward (layers/conv2d.c), both
  *     ACCUMULATING into pre-filled buffers;
  *   - central finite differences of L = sum(dout * conv(x; w, b)) computed
@@ -155,6 +156,8 @@ static void test_conv_backward_vgg_shapes(void) {
         {"block5-like 2x2 64->64", 4, 2, 2, 64, 64, 3, 1, GR_PAD_SAME, true},
         {"32->16 stride 2 valid, no bias", 2, 7, 7, 32, 16, 3, 2, GR_PAD_VALID, false},
         {"1x1 48->32", 2, 5, 5, 48, 32, 1, 1, GR_PAD_VALID, true},
+        /* 4 x 16 x 16 = 1024 output pixels: the Winograd backward (blocked layouts) */
+        {"Winograd 16->32 16x16", 4, 16, 16, 16, 32, 3, 1, GR_PAD_SAME, true},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i], NULL);
 }
