@@ -3,7 +3,7 @@
  * per-node conv / dense / pool over a spread of shapes, chains (VGG-like and
  * darknet-like with folded batch norm) against the per-node reference path,
  * bf16 with a loose tolerance, conv / dense backward (accumulating, and
- * conv's overwriting form), pooling and batch norm in training (forward
+ * conv's overwriting form), pooling, batch norm and activations in training (forward
  * with workspace / batch statistics, backward accumulating or overwriting),
  * determinism, and the executor's GRAFT_REFERENCE switch.              */
 #include <stdlib.h>
@@ -535,6 +535,34 @@ static void test_batchnorm_train(void) {
     gr_model_free(m);
 }
 
+/* Activation layers' backward through oneDNN = the reference's, accumulated
+ * onto a pre-filled din or overwriting a garbage one.                      */
+static void test_act_train(void) {
+    const gr_act acts[] = {GR_ACT_RELU, GR_ACT_LEAKY, GR_ACT_RELU6, GR_ACT_SIGMOID, GR_ACT_TANH};
+    int B = 2, H = 5, W = 7, C = 24;
+    size_t nx = (size_t)B * H * W * C;
+    float *x = falloc(nx), *y = falloc(nx), *dout = falloc(nx), *din = falloc(nx), *rdin = falloc(nx);
+    fill_rand(x, nx, 41, -8, 8);   /* spans relu6's both ends */
+    fill_rand(dout, nx, 42, -1, 1);
+    for (size_t a = 0; a < sizeof acts / sizeof acts[0]; a++) {
+        gr_error err = {0};
+        gr_model *m = gr_model_new(H, W, C, &err);
+        CHECK(gr_model_append(m, gr_activation(acts[a], 0.1f), &err) == 0, "%s", err.msg);
+        gr_act_forward(y, x, nx, acts[a], 0.1f);
+        for (int ow = 0; ow < 2; ow++) {
+            fill_rand(din, nx, 43, ow ? -1e3f : -1, ow ? 1e3f : 1);
+            if (ow) memset(rdin, 0, nx * sizeof(float));
+            else memcpy(rdin, din, nx * sizeof(float));
+            gr_act_backward(dout, x, y, nx, acts[a], 0.1f, rdin);
+            gr_status st = gr_backend_act_backward(m, 0, dout, x, B, din, ow, &err);
+            CHECK(st == GR_OK, "activation %d: %s", (int)acts[a], err.msg);
+            if (st == GR_OK) CHECK_CLOSE(ow ? "act din (overwritten)" : "act din (accumulated)", din, rdin, nx, 1e-6, 1e-5);
+        }
+        gr_model_free(m);
+    }
+    free(x); free(y); free(dout); free(din); free(rdin);
+}
+
 /* the real Tiny Darknet (cfg + pretrained weights from ../shared/data) at 64x64 */
 static void test_tiny_darknet(void) {
     char cfg[512], wts[512];
@@ -629,6 +657,7 @@ int main(void) {
     RUN(test_dense_backward);
     RUN(test_pool_train);
     RUN(test_batchnorm_train);
+    RUN(test_act_train);
     RUN(test_bad_args);
     RUN(test_deterministic);
     return check_summary();

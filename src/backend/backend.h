@@ -43,7 +43,7 @@ gr_status gr_backend_conv2d_backward_ow(gr_model *m, int node, const float *dout
                                         int B, float *din, bool din_overwrite, float *dw, float *db,
                                         gr_error *err);
 
-/* Pooling (max / avg) and batch norm in training (dnnl_train_layers.c),
+/* Pooling (max / avg), batch norm and activations in training (dnnl_train_layers.c),
  * NHWC f32, batch B.  GR_ERR_UNSUPPORTED: the caller uses the reference.
  *   gr_backend_pool_forward_train: out = pool(in), keeping (max pooling)
  *     oneDNN's workspace for the backward of this same `in`;
@@ -65,6 +65,10 @@ gr_status gr_backend_batchnorm_forward_train(gr_model *m, int node, const float 
 gr_status gr_backend_batchnorm_backward(gr_model *m, int node, const float *dout, const float *in, int B,
                                         const float *bmean, const float *bvar, float *din, bool overwrite,
                                         float *dgamma, float *dbeta, gr_error *err);
+/* An activation layer (relu, leaky, relu6, sigmoid, tanh) from its input:
+ * din (+)= dout * f'(in).  Softmax and linear: GR_ERR_UNSUPPORTED.         */
+gr_status gr_backend_act_backward(gr_model *m, int node, const float *dout, const float *in, int B, float *din,
+                                  bool overwrite, gr_error *err);
 
 /* Backward of a dense node (linear part), as gr_dense_backward:
  *   dout [B, OUT], in [B, IN]; din [B, IN] +=, dw [IN, OUT] +=, db [OUT] +=. */

@@ -50,19 +50,6 @@ static dnnl_memory_t read_as(struct dn_bwd *b, dnnl_memory_t user, const dnnl_me
     return m;
 }
 
-/* A primitive-desc from an op desc, user scratchpad, with a forward hint. */
-static gr_status make_pd(dnnl_primitive_desc_t *pd, const void *desc, dnnl_engine_t eng,
-                         const_dnnl_primitive_desc_t hint, const char *what, const char *layer,
-                         gr_error *err) {
-    dnnl_primitive_attr_t attr = NULL;
-    DN_TRY(dnnl_primitive_attr_create(&attr), "attr", layer);
-    dnnl_status_t st = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
-    if (st == dnnl_success) st = dnnl_primitive_desc_create(pd, desc, attr, eng, hint);
-    dnnl_primitive_attr_destroy(attr);
-    if (st != dnnl_success) return dn_fail(err, st, what, layer);
-    return GR_OK;
-}
-
 /* Builds the steps from the three primitive descs (forward hint already
  * used): data path (NEED_DIN) and weights path (NEED_DW | NEED_DB). */
 static gr_status build_steps(struct dn_bwd *b, const_dnnl_primitive_desc_t pdd,
@@ -173,9 +160,9 @@ static gr_status conv_build(gr_model *m, int node, int B, struct dn_bwd *b, gr_e
         DN_TRY(dnnl_convolution_backward_weights_desc_init(&wd, alg, &src, &wany,
                                                            has_bias ? &b_u : NULL, &dst, strides, pl, pr),
                "convolution backward weights", name);
-        st = make_pd(&pf, &fd, b->net.eng, NULL, "convolution", name, err);
-        if (!st) st = make_pd(&pdd, &dd, b->net.eng, pf, "convolution backward data", name, err);
-        if (!st) st = make_pd(&pdw, &wd, b->net.eng, pf, "convolution backward weights", name, err);
+        st = dn_make_pd(&pf, &fd, b->net.eng, NULL, "convolution", name, err);
+        if (!st) st = dn_make_pd(&pdd, &dd, b->net.eng, pf, "convolution backward data", name, err);
+        if (!st) st = dn_make_pd(&pdw, &wd, b->net.eng, pf, "convolution backward weights", name, err);
         /* NHWC served only by oneDNN's reference kernels (e.g. on some
          * ISAs) would be far slower than a reorder: take oneDNN's layouts */
         if (!st && !any && (is_ref(pdd) || is_ref(pdw))) {

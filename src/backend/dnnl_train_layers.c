@@ -1,5 +1,6 @@
-/* dnnl_train_layers.c — pooling and batch norm for the trainer through
- * oneDNN's training primitives (forward_training / backward), NHWC f32.
+/* dnnl_train_layers.c — pooling, batch norm and activation layers for the
+ * trainer through oneDNN's training primitives (forward_training /
+ * backward), NHWC f32.
  *
  *   max/avg pooling: the forward in training mode keeps oneDNN's workspace
  *     (which cell of each window held the maximum) for the backward of the
@@ -7,6 +8,8 @@
  *   batch norm: backward with stored statistics (the default for unfrozen
  *     layers: the statistics are constants) or batch statistics (--bn-train,
  *     after the oneDNN forward in training mode that computed them).
+ *   activation layers (relu, leaky, relu6, sigmoid, tanh): the eltwise
+ *     backward from the layer's input.
  *
  * din is accumulated (+=) like the reference layers' gradients, unless the
  * caller says it may be overwritten (a gradient buffer that only this layer
@@ -36,18 +39,6 @@ void dn_tl_free(struct dn_tl *t) {
     if (!t) return;
     dn_net_free(&t->net);
     free(t);
-}
-
-static gr_status make_pd(dnnl_primitive_desc_t *pd, const void *desc, dnnl_engine_t eng,
-                         const_dnnl_primitive_desc_t hint, const char *what, const char *layer,
-                         gr_error *err) {
-    dnnl_primitive_attr_t attr = NULL;
-    DN_TRY(dnnl_primitive_attr_create(&attr), "attr", layer);
-    dnnl_status_t st = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
-    if (st == dnnl_success) st = dnnl_primitive_desc_create(pd, desc, attr, eng, hint);
-    dnnl_primitive_attr_destroy(attr);
-    if (st != dnnl_success) return dn_fail(err, st, what, layer);
-    return GR_OK;
 }
 
 /* The backward step twice: writing din directly (BWD_SET) and into a
@@ -93,8 +84,8 @@ static gr_status pool_build(gr_model *m, int node, struct dn_tl *t, gr_error *er
     DN_TRY(dnnl_pooling_backward_desc_init(&bd, alg, &in_u, &out_u, strides, kernel, pl, prr),
            "pooling backward", name);
     dnnl_primitive_desc_t pf = NULL, pbw = NULL;
-    st = make_pd(&pf, &fd, t->net.eng, NULL, "pooling", name, err);
-    if (!st) st = make_pd(&pbw, &bd, t->net.eng, pf, "pooling backward", name, err);
+    st = dn_make_pd(&pf, &fd, t->net.eng, NULL, "pooling", name, err);
+    if (!st) st = dn_make_pd(&pbw, &bd, t->net.eng, pf, "pooling backward", name, err);
     if (!st) {
         const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(pf, dnnl_query_workspace_md, 0);
         bool has_ws = wmd && dnnl_memory_desc_get_size(wmd) > 0;
@@ -104,6 +95,35 @@ static gr_status pool_build(gr_model *m, int node, struct dn_tl *t, gr_error *er
         dnnl_exec_arg_t b[3] = {{DNNL_ARG_DIFF_SRC, NULL}, {DNNL_ARG_DIFF_DST, t->dout},
                                 {DNNL_ARG_WORKSPACE, t->ws}};
         if (!st) st = add_bwd_steps(t, pbw, has_ws ? 3 : 2, b, 0, name, err);
+    }
+    if (pf) dnnl_primitive_desc_destroy(pf);
+    if (pbw) dnnl_primitive_desc_destroy(pbw);
+    return st ? st : dn_net_finalize(&t->net, err);
+}
+
+static gr_status act_build(gr_model *m, int node, struct dn_tl *t, gr_error *err) {
+    const gr_node *n = &m->nodes[node];
+    const char *name = n->s.name;
+    dnnl_alg_kind_t alg;
+    float a, b;
+    if (dn_act_eltwise(n->s.act, n->s.alpha, &alg, &a, &b) != 1)
+        return gr_error_set(err, GR_ERR_UNSUPPORTED, "layer '%s': activation not in oneDNN", name);
+    gr_status st = dn_net_init(&t->net, err);
+    if (st) return st;
+    dnnl_memory_desc_t x = dn_md_nhwc(t->B, n->oc, n->oh, n->ow, dnnl_f32);
+    t->in = dn_mem(&t->net, &x, DNNL_MEMORY_NONE, err);
+    t->dout = dn_mem(&t->net, &x, DNNL_MEMORY_NONE, err);
+    t->din = dn_mem(&t->net, &x, DNNL_MEMORY_NONE, err);
+    if (!t->in || !t->dout || !t->din) return err ? err->code : GR_ERR_NOMEM;
+    dnnl_eltwise_desc_t fd, bd;
+    DN_TRY(dnnl_eltwise_forward_desc_init(&fd, dnnl_forward_training, alg, &x, a, b), "eltwise", name);
+    DN_TRY(dnnl_eltwise_backward_desc_init(&bd, alg, &x, &x, a, b), "eltwise backward", name);
+    dnnl_primitive_desc_t pf = NULL, pbw = NULL;
+    st = dn_make_pd(&pf, &fd, t->net.eng, NULL, "eltwise", name, err);
+    if (!st) st = dn_make_pd(&pbw, &bd, t->net.eng, pf, "eltwise backward", name, err);
+    if (!st) {
+        dnnl_exec_arg_t args[3] = {{DNNL_ARG_DIFF_SRC, NULL}, {DNNL_ARG_SRC, t->in}, {DNNL_ARG_DIFF_DST, t->dout}};
+        st = add_bwd_steps(t, pbw, 3, args, 0, name, err);
     }
     if (pf) dnnl_primitive_desc_destroy(pf);
     if (pbw) dnnl_primitive_desc_destroy(pbw);
@@ -137,8 +157,8 @@ static gr_status bn_build(gr_model *m, int node, struct dn_tl *t, gr_error *err)
     DN_TRY(dnnl_batch_normalization_backward_desc_init(&bd, dnnl_backward, &x, &x, eps, flags),
            "batch normalization backward", name);
     dnnl_primitive_desc_t pf = NULL, pbw = NULL;
-    st = make_pd(&pf, &fd, t->net.eng, NULL, "batch normalization", name, err);
-    if (!st) st = make_pd(&pbw, &bd, t->net.eng, pf, "batch normalization backward", name, err);
+    st = dn_make_pd(&pf, &fd, t->net.eng, NULL, "batch normalization", name, err);
+    if (!st) st = dn_make_pd(&pbw, &bd, t->net.eng, pf, "batch normalization backward", name, err);
     if (!st && t->bn_batch_stats) {   /* the forward that computes the batch statistics */
         dnnl_exec_arg_t a[6] = {{DNNL_ARG_SRC, t->in},     {DNNL_ARG_DST, t->out},
                                 {DNNL_ARG_MEAN, t->mean},  {DNNL_ARG_VARIANCE, t->var},
@@ -161,10 +181,11 @@ static gr_status bn_build(gr_model *m, int node, struct dn_tl *t, gr_error *err)
 /* The node's cache for batch B (and BN mode), built on first use. */
 static struct dn_tl *tl_of(gr_model *m, int node, gr_op op, int B, int bn_batch_stats, gr_error *err) {
     gr_op got = node >= 0 && node < m->n_nodes ? m->nodes[node].s.op : GR_OP_INPUT;
-    bool ok = op == GR_OP_BATCHNORM ? got == GR_OP_BATCHNORM : (got == GR_OP_MAXPOOL || got == GR_OP_AVGPOOL);
+    bool ok = op == GR_OP_MAXPOOL ? (got == GR_OP_MAXPOOL || got == GR_OP_AVGPOOL) : got == op;
     if (!ok || B <= 0) {
         gr_error_set(err, GR_ERR_ARG, "backend training layer: node %d is not a %s (batch %d)", node,
-                     op == GR_OP_BATCHNORM ? "batch normalization" : "pooling", B);
+                     op == GR_OP_BATCHNORM ? "batch normalization" : op == GR_OP_ACTIVATION ? "activation" : "pooling",
+                     B);
         return NULL;
     }
     gr_node *n = &m->nodes[node];
@@ -180,7 +201,9 @@ static struct dn_tl *tl_of(gr_model *m, int node, gr_op op, int B, int bn_batch_
     t->B = B;
     t->op = got;
     t->bn_batch_stats = bn_batch_stats;
-    gr_status st = got == GR_OP_BATCHNORM ? bn_build(m, node, t, err) : pool_build(m, node, t, err);
+    gr_status st = got == GR_OP_BATCHNORM    ? bn_build(m, node, t, err)
+                   : got == GR_OP_ACTIVATION ? act_build(m, node, t, err)
+                                             : pool_build(m, node, t, err);
     if (st) {
         dn_tl_free(t);
         return NULL;
@@ -257,4 +280,15 @@ gr_status gr_backend_batchnorm_backward(gr_model *m, int node, const float *dout
         if (dbeta) dbeta[c] += ((const float *)dh)[c];
     }
     return GR_OK;
+}
+
+gr_status gr_backend_act_backward(gr_model *m, int node, const float *dout, const float *in, int B, float *din,
+                                  bool overwrite, gr_error *err) {
+    if (!din) return GR_OK;
+    struct dn_tl *t = tl_of(m, node, GR_OP_ACTIVATION, B, 0, err);
+    if (!t) return err ? err->code : GR_ERR_NOMEM;
+    dn_set(t->in, in);
+    dn_set(t->dout, dout);
+    dn_set(t->din, din);
+    return dn_net_run(&t->net, overwrite ? BWD_SET : BWD_ACC, err);
 }

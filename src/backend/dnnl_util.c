@@ -79,6 +79,18 @@ dnnl_memory_t dn_mem_slot(dn_net *net, const dnnl_memory_desc_t *md, int buf, gr
     return m;
 }
 
+gr_status dn_make_pd(dnnl_primitive_desc_t *pd, const void *desc, dnnl_engine_t eng,
+                     const_dnnl_primitive_desc_t hint, const char *what, const char *layer,
+                     gr_error *err) {
+    dnnl_primitive_attr_t attr = NULL;
+    DN_TRY(dnnl_primitive_attr_create(&attr), "attr", layer);
+    dnnl_status_t st = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    if (st == dnnl_success) st = dnnl_primitive_desc_create(pd, desc, attr, eng, hint);
+    dnnl_primitive_attr_destroy(attr);
+    if (st != dnnl_success) return dn_fail(err, st, what, layer);
+    return GR_OK;
+}
+
 gr_status dn_add_step(dn_net *net, const_dnnl_primitive_desc_t pd, unsigned need, int n,
                       const dnnl_exec_arg_t *args, const char *layer, gr_error *err) {
     if (grow((void **)&net->steps, &net->cap_steps, net->n_steps, sizeof(dn_step), err))

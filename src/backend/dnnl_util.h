@@ -79,6 +79,11 @@ dnnl_memory_t dn_mem_slot(dn_net *net, const dnnl_memory_desc_t *md, int buf, gr
  * argument).  args: n pairs.  The caller still owns pd.                    */
 gr_status dn_add_step(dn_net *net, const_dnnl_primitive_desc_t pd, unsigned need, int n,
                       const dnnl_exec_arg_t *args, const char *layer, gr_error *err);
+/* A primitive desc from an op desc with the user scratchpad mode and an
+ * optional forward hint (what: the op, for the error message).             */
+gr_status dn_make_pd(dnnl_primitive_desc_t *pd, const void *desc, dnnl_engine_t eng,
+                     const_dnnl_primitive_desc_t hint, const char *what, const char *layer,
+                     gr_error *err);
 /* Appends a reorder src -> dst (dst += src when accumulate). */
 gr_status dn_add_reorder(dn_net *net, dnnl_memory_t src, dnnl_memory_t dst, int accumulate,
                          unsigned need, const char *layer, gr_error *err);

@@ -388,6 +388,10 @@ static void backward(gr_trainer *t, int i, const float *x, int B, bool logits, b
                                           pgrad(t, n->p0), pgrad(t, n->p0 + 1), &e) == GR_OK)
             return;
     }
+    if (s->op == GR_OP_ACTIVATION && s->act != GR_ACT_SOFTMAX && !logits && din && !t->reference) {
+        gr_error e;
+        if (gr_backend_act_backward(m, i, dy, in, B, din, ow, &e) == GR_OK) return;
+    }
     if (ow) memset(din, 0, (size_t)isz * sizeof(float));
     switch (s->op) {
     case GR_OP_CONV2D: {
