@@ -26,7 +26,8 @@
 #            checks the pipeline, the accuracy means nothing)
 #     full   50,000 / 10,000, budget FT_BUDGET (1800) s each: about an hour
 #   B=build dir, GRAFT_DATA=../shared/data, THREADS (default: all cores),
-#   FT_PARTS="graft peer", FT_SEED=1.  Results in $B/bench/finetune_acc/MODE;
+#   FT_PARTS="graft peer", FT_SEED=1.  Results in FT_OUT (default
+#   $B/bench/finetune_acc/MODE);
 #   a finished run is not run again (delete its .log to redo it).
 set -eu
 MODE=${1:-quick}
@@ -34,7 +35,7 @@ cd "$(dirname "$0")/.."
 B=${B:-build}; GRAFT=$B/graft
 DATA=${GRAFT_DATA:-../shared/data}; D=$DATA/weights/darknet-tiny; CIFAR=$DATA/cifar-10-batches-bin
 TH=${THREADS:-$(nproc)}; SEED=${FT_SEED:-1}; PARTS=${FT_PARTS:-graft peer}
-R=$B/bench/finetune_acc/$MODE; mkdir -p "$R"
+R=${FT_OUT:-$B/bench/finetune_acc/$MODE}; mkdir -p "$R"
 case $MODE in
   quick) EP=${FT_EPOCHS:-2}; BUDGET=${FT_BUDGET:-300}
          TRAIN=$R/train2000.bin; TEST=$R/test1000.bin
