@@ -105,7 +105,7 @@ void gr_model_drop_caches(gr_model *m) {
     }
     gr_workspace_free(m->ws);
     m->ws = NULL;
-    for (int b = 0; b < 4; b++) {
+    for (size_t b = 0; b < sizeof m->bwd_buf / sizeof m->bwd_buf[0]; b++) {
         free(m->bwd_buf[b]);
         m->bwd_buf[b] = NULL;
         m->bwd_buf_size[b] = 0;

@@ -67,7 +67,6 @@ static inline float *gr_param_data(gr_model *m, int p) { return m->w + m->params
 /* Fixed statistics (BN moving mean/variance, standardize mean/std): stored
  * with the model, never trained. */
 bool gr_param_is_statistic(const char *kind);
-/* Index of node's param of the given kind, or -1. */
 /* Whether the weights of nodes first..last changed since a cache recorded
  * (*ver, *tver); records the current versions.                             */
 static inline bool gr_model_weights_changed(const gr_model *m, int last, uint64_t *ver, uint64_t *tver) {
@@ -76,6 +75,7 @@ static inline bool gr_model_weights_changed(const gr_model *m, int last, uint64_
     *tver = m->w_tail_version;
     return changed;
 }
+/* Index of node's param of the given kind, or -1. */
 int gr_node_param(const gr_model *m, int node, const char *kind);
 /* Output floats per sample of node (-1: the model input). */
 int64_t gr_node_size(const gr_model *m, int node);

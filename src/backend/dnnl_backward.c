@@ -23,7 +23,7 @@ enum { NEED_DIN = 1, NEED_DW = 2, NEED_DB = 4, NEED_DIN_SET = 8 };
 
 struct dn_bwd {
     int B;
-    gr_op op;
+    bool unsupported;   /* oneDNN has no primitive here: not retried every step */
     dn_net net;
     dnnl_memory_t dout, in, w, din, dw, db;   /* the caller's, re-pointed per call */
 };
@@ -195,12 +195,19 @@ static gr_status backward(gr_model *m, int node, gr_op op, const float *dout, co
         dn_bwd_free(b);
         b = f->bwd = NULL;
     }
+    if (b && b->unsupported)
+        return gr_error_set(err, GR_ERR_UNSUPPORTED, "layer '%s': backward not in oneDNN (batch %d)", n->s.name, B);
     if (!b) {
         b = gr_calloc(1, sizeof *b, err);
         if (!b) return GR_ERR_NOMEM;
         b->B = B;
-        b->op = op;
         gr_status st = conv_build(m, node, B, b, err);
+        if (st == GR_ERR_UNSUPPORTED) {   /* remembered: the caller's reference path serves from now on */
+            dn_net_free(&b->net);
+            b->unsupported = true;
+            f->bwd = b;
+            return st;
+        }
         if (st) {
             dn_bwd_free(b);
             return st;

@@ -25,7 +25,7 @@ enum { FWD = 1, BWD_SET = 2, BWD_ACC = 4 };
 
 struct dn_tl {
     int B, bn_batch_stats;
-    gr_op op;
+    bool unsupported;                 /* oneDNN has no primitive here: not retried every step */
     dn_net net;
     /* the caller's, re-pointed per call */
     dnnl_memory_t in, out, dout, din;
@@ -42,19 +42,26 @@ void dn_tl_free(struct dn_tl *t) {
 }
 
 /* The backward step twice: writing din directly (BWD_SET) and into a
- * temporary then added to din (BWD_ACC).  args[k_diff_src] is the din slot. */
+ * temporary then added to din (BWD_ACC).  args[0] is the DIFF_SRC slot. */
 static gr_status add_bwd_steps(struct dn_tl *t, const_dnnl_primitive_desc_t pd, int n,
-                               dnnl_exec_arg_t *args, int k_diff_src, const char *layer,
-                               gr_error *err) {
+                               dnnl_exec_arg_t *args, const char *layer, gr_error *err) {
     gr_status st;
-    args[k_diff_src].memory = t->din;
+    args[0].memory = t->din;
     if ((st = dn_add_step(&t->net, pd, BWD_SET, n, args, layer, err))) return st;
     dnnl_memory_t tmp = dn_mem_slot(&t->net, dnnl_primitive_desc_query_md(pd, dnnl_query_diff_src_md, 0), 1,
                                     err);
     if (!tmp) return err ? err->code : GR_ERR_NOMEM;
-    args[k_diff_src].memory = tmp;
+    args[0].memory = tmp;
     if ((st = dn_add_step(&t->net, pd, BWD_ACC, n, args, layer, err))) return st;
     return dn_add_reorder(&t->net, tmp, t->din, 1, BWD_ACC, layer, err);
+}
+
+/* The end of every build: the primitive descs go, the net's buffers come. */
+static gr_status build_end(struct dn_tl *t, dnnl_primitive_desc_t pf, dnnl_primitive_desc_t pbw, gr_status st,
+                           gr_error *err) {
+    if (pf) dnnl_primitive_desc_destroy(pf);
+    if (pbw) dnnl_primitive_desc_destroy(pbw);
+    return st ? st : dn_net_finalize(&t->net, err);
 }
 
 static gr_status pool_build(gr_model *m, int node, struct dn_tl *t, gr_error *err) {
@@ -94,11 +101,9 @@ static gr_status pool_build(gr_model *m, int node, struct dn_tl *t, gr_error *er
         if (!st) st = dn_add_step(&t->net, pf, FWD, has_ws ? 3 : 2, a, name, err);
         dnnl_exec_arg_t b[3] = {{DNNL_ARG_DIFF_SRC, NULL}, {DNNL_ARG_DIFF_DST, t->dout},
                                 {DNNL_ARG_WORKSPACE, t->ws}};
-        if (!st) st = add_bwd_steps(t, pbw, has_ws ? 3 : 2, b, 0, name, err);
+        if (!st) st = add_bwd_steps(t, pbw, has_ws ? 3 : 2, b, name, err);
     }
-    if (pf) dnnl_primitive_desc_destroy(pf);
-    if (pbw) dnnl_primitive_desc_destroy(pbw);
-    return st ? st : dn_net_finalize(&t->net, err);
+    return build_end(t, pf, pbw, st, err);
 }
 
 static gr_status act_build(gr_model *m, int node, struct dn_tl *t, gr_error *err) {
@@ -123,11 +128,9 @@ static gr_status act_build(gr_model *m, int node, struct dn_tl *t, gr_error *err
     if (!st) st = dn_make_pd(&pbw, &bd, t->net.eng, pf, "eltwise backward", name, err);
     if (!st) {
         dnnl_exec_arg_t args[3] = {{DNNL_ARG_DIFF_SRC, NULL}, {DNNL_ARG_SRC, t->in}, {DNNL_ARG_DIFF_DST, t->dout}};
-        st = add_bwd_steps(t, pbw, 3, args, 0, name, err);
+        st = add_bwd_steps(t, pbw, 3, args, name, err);
     }
-    if (pf) dnnl_primitive_desc_destroy(pf);
-    if (pbw) dnnl_primitive_desc_destroy(pbw);
-    return st ? st : dn_net_finalize(&t->net, err);
+    return build_end(t, pf, pbw, st, err);
 }
 
 static gr_status bn_build(gr_model *m, int node, struct dn_tl *t, gr_error *err) {
@@ -171,11 +174,9 @@ static gr_status bn_build(gr_model *m, int node, struct dn_tl *t, gr_error *err)
                                 {DNNL_ARG_DIFF_DST, t->dout},    {DNNL_ARG_SCALE, t->scale},
                                 {DNNL_ARG_SHIFT, t->shift},      {DNNL_ARG_DIFF_SCALE, t->dscale},
                                 {DNNL_ARG_DIFF_SHIFT, t->dshift}};
-        st = add_bwd_steps(t, pbw, 9, b, 0, name, err);
+        st = add_bwd_steps(t, pbw, 9, b, name, err);
     }
-    if (pf) dnnl_primitive_desc_destroy(pf);
-    if (pbw) dnnl_primitive_desc_destroy(pbw);
-    return st ? st : dn_net_finalize(&t->net, err);
+    return build_end(t, pf, pbw, st, err);
 }
 
 /* The node's cache for batch B (and BN mode), built on first use. */
@@ -196,14 +197,23 @@ static struct dn_tl *tl_of(gr_model *m, int node, gr_op op, int B, int bn_batch_
         dn_tl_free(t);
         t = f->tl = NULL;
     }
+    if (t && t->unsupported) {
+        gr_error_set(err, GR_ERR_UNSUPPORTED, "layer '%s': not in oneDNN (batch %d)", n->s.name, B);
+        return NULL;
+    }
     if (t) return t;
     if (!(t = gr_calloc(1, sizeof *t, err))) return NULL;
     t->B = B;
-    t->op = got;
     t->bn_batch_stats = bn_batch_stats;
     gr_status st = got == GR_OP_BATCHNORM    ? bn_build(m, node, t, err)
                    : got == GR_OP_ACTIVATION ? act_build(m, node, t, err)
                                              : pool_build(m, node, t, err);
+    if (st == GR_ERR_UNSUPPORTED) {   /* remembered: the caller's reference path serves from now on */
+        dn_net_free(&t->net);
+        t->unsupported = true;
+        f->tl = t;
+        return NULL;
+    }
     if (st) {
         dn_tl_free(t);
         return NULL;
