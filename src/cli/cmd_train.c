@@ -14,17 +14,18 @@
 
 static volatile int stop_flag = 0;   /* set on SIGINT/SIGTERM: finish the batch, checkpoint */
 
-/* SIGINT/SIGTERM during training are taken by this thread alone (sigwait),
- * never by a handler interrupting a compute thread: a handler's frame on
- * the stack of a thread inside oneDNN's JIT GEMM corrupted the heap (seen
- * as a rare abort when ^C landed mid-step).                               */
+/* The signals that stop a run: SIGINT and SIGTERM. */
+static void stop_signals(sigset_t *set) {
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+}
+
 /* The thread pool is started with SIGINT/SIGTERM blocked, so its threads
  * inherit the mask and never run the handler inside a compute kernel.     */
 static void start_pool_without_signals(void) {
     sigset_t set, old;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
+    stop_signals(&set);
     pthread_sigmask(SIG_BLOCK, &set, &old);
 #pragma omp parallel
     { (void)0; }
@@ -33,6 +34,10 @@ static void start_pool_without_signals(void) {
 
 static void on_signal(int sig) { (void)sig; stop_flag = 1; }   /* threads not blocking them (a library's idle ones) */
 
+/* SIGINT/SIGTERM during training are taken by this thread alone (sigwait),
+ * never by a handler interrupting a compute thread: a handler's frame on
+ * the stack of a thread inside oneDNN's JIT GEMM corrupted the heap (seen
+ * as a rare abort when ^C landed mid-step).                               */
 static void *signal_waiter(void *arg) {
     const sigset_t *set = arg;
     int sig;
@@ -518,12 +523,11 @@ int cmd_train(int argc, char **argv) {
                    ? gr_sgd((gr_sgd_opts){.lr = t.lr, .decay = t.decay, .momentum = t.momentum, .nesterov = t.nesterov})
                    : (!strcmp(t.optimizer, "adam") ? gr_adam(t.lr) : gr_adamw(t.lr, t.weight_decay));
     fo.optim.weight_decay = t.weight_decay;
-    if (t.schedule) {
-        fo.optim.schedule = !strcmp(t.schedule, "step") ? GR_SCHEDULE_STEP
-                          : !strcmp(t.schedule, "cosine") ? GR_SCHEDULE_COSINE
-                          : !strcmp(t.schedule, "inverse-time") ? GR_SCHEDULE_INVERSE_TIME : GR_SCHEDULE_CONSTANT;
-        if (!strcmp(t.schedule, "constant")) fo.optim.decay = 0;
-    }
+    /* (parse always sets t.schedule: given, or the default) */
+    fo.optim.schedule = !strcmp(t.schedule, "step") ? GR_SCHEDULE_STEP
+                      : !strcmp(t.schedule, "cosine") ? GR_SCHEDULE_COSINE
+                      : !strcmp(t.schedule, "inverse-time") ? GR_SCHEDULE_INVERSE_TIME : GR_SCHEDULE_CONSTANT;
+    if (!strcmp(t.schedule, "constant")) fo.optim.decay = 0;
     fo.optim.step_epochs = t.lr_step;
     fo.optim.gamma = t.lr_gamma;
     fo.warmup_epochs = t.warmup;
@@ -532,13 +536,11 @@ int cmd_train(int argc, char **argv) {
     fo.bn_train = t.bn_train;
     fo.head_first = head_first;
     fo.base_lr_mult = t.base_lr_mult;
-    if (strcmp(t.optimizer, "sgd") && (!t.schedule || !strcmp(t.schedule, "inverse-time"))) fo.optim.decay = t.decay;
+    if (strcmp(t.optimizer, "sgd") && !strcmp(t.schedule, "inverse-time")) fo.optim.decay = t.decay;
     if (va_idx) { fo.val = train; fo.val_idx = va_idx; fo.n_val = n_va; }
     else if (val) fo.val = val;
     sigset_t sigs, old_mask;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
+    stop_signals(&sigs);
     pthread_sigmask(SIG_BLOCK, &sigs, &old_mask);   /* every thread started from here on inherits it */
     pthread_t waiter;
     bool have_waiter = pthread_create(&waiter, NULL, signal_waiter, &sigs) == 0;
