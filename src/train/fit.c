@@ -242,10 +242,9 @@ out:
     return st;
 }
 
-/* Checkpoint: the model + optimizer state + iteration + RNG + epoch, and
- * the run's settings (checked on resume).                                  */
 /* What a checkpoint keeps of the run besides the trainer: the base rate in
- * use (--lr auto picks it once) and, mid-epoch, the epoch's sums so far.  */
+ * use (--lr auto picks it once) and, mid-epoch, the epoch's sums so far
+ * (zero at an epoch's end).                                                */
 typedef struct {
     float lr;
     double loss_sum;   /* sum over the epoch's samples so far of the loss */
@@ -253,6 +252,8 @@ typedef struct {
     int seen;
 } run_state;
 
+/* Checkpoint: the model + optimizer state + iteration + RNG + epoch, and
+ * the run's settings (checked on resume).                                  */
 static gr_status save_checkpoint(gr_model *m, gr_trainer *t, const char *path, int epoch, int step,
                                  const run_state *rs, const char *config, gr_error *err) {
     float *s1, *s2;
@@ -267,8 +268,8 @@ static gr_status save_checkpoint(gr_model *m, gr_trainer *t, const char *path, i
              "{\"epoch\": %d, \"step\": %d, \"iterations\": %lld, \"lr\": %.9g, \"epoch_loss_sum\": %.17g, "
              "\"epoch_correct\": %lld, \"epoch_seen\": %d, \"rng\": [\"%016llx\", "
              "\"%016llx\", \"%016llx\", \"%016llx\"], \"config\": %s}",
-             epoch, step, (long long)*it, (double)rs->lr, step ? rs->loss_sum : 0.0,
-             (long long)(step ? rs->correct : 0), step ? rs->seen : 0, (unsigned long long)rng->s[0], (unsigned long long)rng->s[1],
+             epoch, step, (long long)*it, (double)rs->lr, rs->loss_sum, (long long)rs->correct, rs->seen,
+             (unsigned long long)rng->s[0], (unsigned long long)rng->s[1],
              (unsigned long long)rng->s[2], (unsigned long long)rng->s[3], config ? config : "{}");
     if (len < 0 || (size_t)len >= sizeof json)
         return gr_error_set(err, GR_ERR_ARG, "%s: the run's settings are too long for a checkpoint", path);
