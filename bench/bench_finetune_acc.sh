@@ -15,8 +15,9 @@
 # do the rest); PyTorch: bench/peer_finetune_acc.py.
 #
 # The budget: each side runs the most epochs that fit.  graft runs
-# FT_EPOCHS (default 25: ~62 s/epoch + ~40 s of set-up and test on this
-# 2-core machine = ~27 min); the peer times 60 steps of its own loop, then
+# FT_EPOCHS (default 25, measured at ~66 s/epoch + ~40 s of set-up and test
+# on this 2-core machine = ~28 min; the newer oneDNN backward takes ~56 s
+# per epoch, where 29 epochs fit); the peer times 60 steps of its own loop, then
 # runs the most epochs (at most FT_EPOCHS) that fit in the budget with its
 # standardization pass and test.  Both walls are measured under /usr/bin/time
 # and printed; a run over budget is flagged.
