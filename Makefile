@@ -1,86 +1,187 @@
-# graft — build, test, bench, demo.  `make help` lists the targets.
-CC      ?= cc
-PKGS    := hdf5 libpng libjpeg libcurl json-c libarchive zlib
-HDF5INC := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -fopenmp \
-                 -Iinclude -Isrc $(HDF5INC)
-LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ldnnl -lopenblas -lcrypto -lm -lpthread -fopenmp
+# graft — build, test, install, bench, demo.  `make help` lists the targets.
+#
+# On a fresh Debian/Ubuntu the first make installs the missing packages
+# (scripts/deps.sh, apt-get) and only then reads the compile flags from
+# pkg-config (scripts/configure.sh writes them to $(B)/config.mk, which make
+# remakes before anything else), so `make demo` works as the first command.
+# NO_DEPS=1 skips the installation (packagers, machines without apt).
+#
+# User variables: CC CXX CFLAGS LDFLAGS LDLIBS PREFIX DESTDIR BINDIR LIBDIR
+# INCLUDEDIR MANDIR; NATIVE=1 tunes for this CPU (the default runs on any
+# x86-64); WERROR=1 turns warnings into errors (make test and CI do).
 
-OPT_CFLAGS ?= -O2 -march=x86-64-v3
-SAN_CFLAGS := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+VERSION := $(shell sed -n 's/^\#define GRAFT_VERSION "\(.*\)"/\1/p' include/graft.h)
+MAJOR   := $(word 1,$(subst ., ,$(VERSION)))
 
-LIB_SRC  := $(shell find src -name '*.c' -not -path 'src/cli/*' | sort)
-CLI_SRC  := $(sort $(wildcard src/cli/*.c))
-TEST_SRC := $(sort $(wildcard tests/test_*.c))
-EX_SRC   := $(sort $(wildcard examples/*.c))
-HDRS     := $(shell find include src tests -name '*.h')
+CXX        ?= c++
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR     ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+CFLAGS     ?= -O2 -g
+NATIVE     ?= 0
+WERROR     ?= 0
 
 # Build directories (helpers working side by side pass their own: make B=/tmp/x/build SB=/tmp/x/san)
 B  ?= build
 SB ?= build-san
 
+.DEFAULT_GOAL := all
+
+# ---- configuration: packages first, then pkg-config ----
+NO_CONFIG_GOALS := clean help uninstall fresh-demo fresh-test test-fresh deps deps-test
+ifneq ($(filter-out $(NO_CONFIG_GOALS),$(or $(MAKECMDGOALS),all)),)
+include $(B)/config.mk
+endif
+
+$(B)/config.mk: scripts/configure.sh scripts/deps.sh
+	@mkdir -p $(B)
+	@if [ "$(NO_DEPS)" != 1 ]; then scripts/deps.sh build; fi
+	@scripts/configure.sh > $@.tmp && mv $@.tmp $@
+
+# Flags graft needs (always), then the user's CFLAGS (optimisation, debug).
+WARN    := -Wall -Wextra -Wformat=2 -Wshadow -Wmissing-prototypes
+ifeq ($(WERROR),1)
+WERROR_FLAG := -Werror
+endif
+ifeq ($(NATIVE),1)
+ARCH    := -march=native
+endif
+GR_CFLAGS := -std=c11 -D_GNU_SOURCE -fopenmp -fPIC -fvisibility=hidden -Iinclude -Isrc \
+             $(PKG_CFLAGS) $(WARN) $(ARCH) -MMD -MP
+GR_LIBS   := $(PKG_LIBS) -lm -lpthread -fopenmp
+SAN_CFLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+LIB_SRC  := $(shell find src -name '*.c' -not -path 'src/cli/*' | sort)
+CLI_SRC  := $(sort $(wildcard src/cli/*.c))
+TEST_SRC := $(sort $(wildcard tests/test_*.c))
+EX_SRC   := $(sort $(wildcard examples/*.c))
+COMMANDS := fetch info extract predict train eval probe
+
 # $(call objs,DIR,SOURCES)
 objs = $(patsubst %.c,$(1)/obj/%.o,$(2))
 
+# Objects are rebuilt when the compile line changes (CFLAGS, NATIVE...; not
+# -Werror, which changes no object).
+flags_stamp = $(shell mkdir -p $(1) && printf '%s\n' '$(2)' | cmp -s - $(1)/.flags || printf '%s\n' '$(2)' > $(1)/.flags; echo $(1)/.flags)
+REL_FLAGS := $(CC) $(GR_CFLAGS) $(CFLAGS)
+SAN_FLAGS := $(CC) $(GR_CFLAGS) $(SAN_CFLAGS)
+
 .SECONDARY:
-.PHONY: examples all deps deps-test test test-fast test-san bench demo clean help fixtures
-all: deps $(B)/graft $(B)/libgraft.a $(B)/tests-built examples
+.PHONY: all examples deps deps-test test check test-fast test-san bench demo clean help install \
+        uninstall install-files fresh-demo fresh-test test-fresh man
+all: $(B)/graft $(B)/libgraft.a $(B)/libgraft.so $(B)/tests-built examples man
 
 help:
-	@echo "make          build $(B)/graft, $(B)/libgraft.a, tests and examples"
-	@echo "make test     install missing packages, build, run every test (also under ASan+UBSan)"
-	@echo "make bench    benchmarks against PyTorch (prints ratios)"
-	@echo "make demo     the main job on the embedded default"
+	@echo "make              build $(B)/graft, libgraft (.a, .so), tests, examples, man pages"
+	@echo "make demo         install missing packages, build, run the main job on the embedded default"
+	@echo "make test         install missing packages (incl. PyTorch for the oracles), build with -Werror,"
+	@echo "                  run every test (also under ASan+UBSan)"
+	@echo "make install      install into \$$(DESTDIR)\$$(PREFIX) (default /usr/local): graft, libgraft.so.$(VERSION),"
+	@echo "                  libgraft.a, graft.h, graft.pc, man pages, bash completion;  make uninstall"
+	@echo "make fresh-demo   the README's first command on a fresh minimal Debian (debootstrap chroot; root)"
+	@echo "make test-fresh   the README's second command there (slow: installs PyTorch)"
+	@echo "make bench        benchmarks against PyTorch (prints ratios)"
+	@echo "variables: PREFIX DESTDIR CC CFLAGS LDFLAGS NATIVE=1 WERROR=1 NO_DEPS=1 B=builddir"
 
 deps:
 	@scripts/deps.sh build
 deps-test:
 	@scripts/deps.sh all
 
-# ---- release build (build/) ----
-$(B)/obj/%.o: %.c $(HDRS)
+# ---- release build ($(B)/) ----
+$(B)/obj/%.o: %.c $(call flags_stamp,$(B),$(REL_FLAGS)) | $(B)/config.mk
 	@mkdir -p $(dir $@)
-	@echo "CC $<"; $(CC) $(CFLAGS_COMMON) $(OPT_CFLAGS) -c $< -o $@
+	@echo "CC $<"; $(CC) $(GR_CFLAGS) $(WERROR_FLAG) $(CFLAGS) -c $< -o $@
 $(B)/libgraft.a: $(call objs,$(B),$(LIB_SRC))
 	@rm -f $@; ar rcs $@ $^
+$(B)/libgraft.so.$(VERSION): $(call objs,$(B),$(LIB_SRC))
+	@echo "LD $@"; $(CC) -shared -Wl,-soname,libgraft.so.$(MAJOR) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(GR_LIBS) $(LDLIBS)
+$(B)/libgraft.so: $(B)/libgraft.so.$(VERSION)
+	@ln -sf libgraft.so.$(VERSION) $(B)/libgraft.so.$(MAJOR); ln -sf libgraft.so.$(VERSION) $@
 $(B)/graft: $(call objs,$(B),$(CLI_SRC)) $(B)/libgraft.a
-	@echo "LD $@"; $(CC) $(OPT_CFLAGS) -o $@ $(call objs,$(B),$(CLI_SRC)) $(B)/libgraft.a $(LIBS)
+	@echo "LD $@"; $(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(call objs,$(B),$(CLI_SRC)) $(B)/libgraft.a $(GR_LIBS) $(LDLIBS)
 $(B)/tests/%: $(B)/obj/tests/%.o $(B)/libgraft.a
 	@mkdir -p $(dir $@)
-	@echo "LD $@"; $(CC) $(OPT_CFLAGS) -o $@ $< $(B)/libgraft.a $(LIBS)
+	@echo "LD $@"; $(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libgraft.a $(GR_LIBS) $(LDLIBS)
 $(B)/examples/%: $(B)/obj/examples/%.o $(B)/libgraft.a
 	@mkdir -p $(dir $@)
-	@echo "LD $@"; $(CC) $(OPT_CFLAGS) -o $@ $< $(B)/libgraft.a $(LIBS)
+	@echo "LD $@"; $(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libgraft.a $(GR_LIBS) $(LDLIBS)
 $(B)/tests-built: $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRC))
 	@touch $@
 examples: $(patsubst examples/%.c,$(B)/examples/%,$(EX_SRC))
 
+# Man pages: help2man over the same text `--help` prints, so they cannot drift.
+MAN_PAGES := $(B)/man/graft.1 $(patsubst %,$(B)/man/graft-%.1,$(COMMANDS))
+man: $(MAN_PAGES)
+$(B)/man/graft.1: $(B)/graft scripts/man.sh
+	@scripts/man.sh $(B)/graft "" $@
+$(B)/man/graft-%.1: $(B)/graft scripts/man.sh
+	@scripts/man.sh $(B)/graft $* $@
+
 # ---- sanitizer build ($(SB)/) ----
-$(SB)/obj/%.o: %.c $(HDRS)
+$(SB)/obj/%.o: %.c $(call flags_stamp,$(SB),$(SAN_FLAGS)) | $(B)/config.mk
 	@mkdir -p $(dir $@)
-	@echo "CC(san) $<"; $(CC) $(CFLAGS_COMMON) $(SAN_CFLAGS) -c $< -o $@
+	@echo "CC(san) $<"; $(CC) $(GR_CFLAGS) $(WERROR_FLAG) $(SAN_CFLAGS) -c $< -o $@
 $(SB)/libgraft.a: $(call objs,$(SB),$(LIB_SRC))
 	@rm -f $@; ar rcs $@ $^
 $(SB)/graft: $(call objs,$(SB),$(CLI_SRC)) $(SB)/libgraft.a
-	@echo "LD(san) $@"; $(CC) $(SAN_CFLAGS) -o $@ $(call objs,$(SB),$(CLI_SRC)) $(SB)/libgraft.a $(LIBS)
+	@echo "LD(san) $@"; $(CC) $(SAN_CFLAGS) $(LDFLAGS) -o $@ $(call objs,$(SB),$(CLI_SRC)) $(SB)/libgraft.a $(GR_LIBS) $(LDLIBS)
 $(SB)/tests/%: $(SB)/obj/tests/%.o $(SB)/libgraft.a
 	@mkdir -p $(dir $@)
-	@echo "LD(san) $@"; $(CC) $(SAN_CFLAGS) -o $@ $< $(SB)/libgraft.a $(LIBS)
+	@echo "LD(san) $@"; $(CC) $(SAN_CFLAGS) $(LDFLAGS) -o $@ $< $(SB)/libgraft.a $(GR_LIBS) $(LDLIBS)
 $(SB)/tests-built: $(patsubst tests/%.c,$(SB)/tests/%,$(TEST_SRC)) $(SB)/graft
 	@touch $@
 
+-include $(shell find $(B)/obj $(SB)/obj -name '*.d' 2>/dev/null)
+
 # ---- tests ----
-test: deps-test $(B)/graft $(B)/tests-built examples $(SB)/tests-built
+# make test = the README's test command: warnings are errors here.
+test:
+	@$(MAKE) --no-print-directory WERROR=1 check
+check: deps-test $(B)/graft $(B)/libgraft.so $(B)/tests-built examples man $(SB)/tests-built
 	@B=$(B) SB=$(SB) tests/run.sh
 
-test-fast: $(B)/graft $(B)/tests-built
+test-fast: $(B)/graft $(B)/libgraft.so $(B)/tests-built examples man
 	@GRAFT_TEST_NO_SAN=1 B=$(B) tests/run.sh
 
 bench: deps-test $(B)/graft
 	@bench/run.sh
 
-demo: deps $(B)/graft
+demo: $(B)/graft
 	@scripts/demo.sh
+
+# The README's two commands on a fresh minimal Debian (debootstrap chroot; needs root).
+fresh-demo:
+	@scripts/fresh.sh demo
+test-fresh fresh-test:
+	@scripts/fresh.sh test
+
+# ---- install ----
+install: $(B)/graft $(B)/libgraft.a $(B)/libgraft.so man
+	@$(MAKE) --no-print-directory install-files
+install-files:
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) \
+	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(BASHCOMPDIR)
+	install -m 755 $(B)/graft $(DESTDIR)$(BINDIR)/graft
+	install -m 755 $(B)/libgraft.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libgraft.so.$(VERSION)
+	ln -sf libgraft.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libgraft.so.$(MAJOR)
+	ln -sf libgraft.so.$(MAJOR) $(DESTDIR)$(LIBDIR)/libgraft.so
+	install -m 644 $(B)/libgraft.a $(DESTDIR)$(LIBDIR)/libgraft.a
+	install -m 644 include/graft.h $(DESTDIR)$(INCLUDEDIR)/graft.h
+	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	    -e 's|@VERSION@|$(VERSION)|; s|@LIBS_PRIVATE@|$(PKG_LIBS_PRIVATE)|' \
+	    scripts/graft.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/graft.pc
+	install -m 644 $(MAN_PAGES) $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 scripts/graft.bash-completion $(DESTDIR)$(BASHCOMPDIR)/graft
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/graft $(DESTDIR)$(LIBDIR)/libgraft.so.$(VERSION) \
+	      $(DESTDIR)$(LIBDIR)/libgraft.so.$(MAJOR) $(DESTDIR)$(LIBDIR)/libgraft.so \
+	      $(DESTDIR)$(LIBDIR)/libgraft.a $(DESTDIR)$(INCLUDEDIR)/graft.h \
+	      $(DESTDIR)$(LIBDIR)/pkgconfig/graft.pc $(DESTDIR)$(BASHCOMPDIR)/graft \
+	      $(patsubst $(B)/man/%,$(DESTDIR)$(MANDIR)/man1/%,$(MAN_PAGES))
 
 clean:
 	rm -rf $(B) $(SB)

@@ -20,7 +20,18 @@
     } while (0)
 #define GR_CHECK_PTR(p) GR_CHECK((p) ? GR_OK : err.code)
 
+/* Keras prints each epoch (verbose=1); graft prints nothing unless the
+ * program installs a log callback: here epochs and notes on stdout,
+ * warnings on stderr, progress dropped. */
+static void print_log(void *user, gr_log_level level, const char *msg) {
+    (void)user;
+    if (level == GR_LOG_PROGRESS || level == GR_LOG_DEBUG) return;
+    if (level <= GR_LOG_WARN) fprintf(stderr, "seed_cifar10: %s: %s\n", gr_log_level_name(level), msg);
+    else printf("%s\n", msg);
+}
+
 int main(int argc, char **argv) {
+    gr_set_log(print_log, NULL);
     const char *weights = argc > 1 ? argv[1] : "imagenet";
     const char *data = argc > 2 ? argv[2] : "cifar10";
     int epochs = argc > 3 ? atoi(argv[3]) : 20;

@@ -31,7 +31,21 @@
 extern "C" {
 #endif
 
-#define GRAFT_VERSION "0.1.0"
+/* libgraft.so exports what this header declares and nothing else: the
+ * library is built with -fvisibility=hidden, and these declarations are
+ * made visible here.                                                      */
+#if defined(__GNUC__) && !defined(GRAFT_NO_VISIBILITY)
+#pragma GCC visibility push(default)
+#endif
+
+/* The one version number: `graft --version`, the soname (libgraft.so.MAJOR),
+ * graft.pc and the man pages all take it from this line. */
+#define GRAFT_VERSION "0.2.0"
+#define GRAFT_VERSION_MAJOR 0
+#define GRAFT_VERSION_MINOR 2
+#define GRAFT_VERSION_PATCH 0
+/* The version of the library actually linked (GRAFT_VERSION is the header's). */
+const char *gr_version(void);
 
 /* ------------------------------------------------------------------ errors */
 
@@ -64,9 +78,34 @@ gr_status gr_error_prefix(gr_error *err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 const char *gr_status_name(gr_status code);
 
-/* Warnings (NaN in weights, fallbacks) go through this callback; default
- * prints "graft: warning: ..." to stderr.  Set once at start-up.          */
-typedef void (*gr_log_fn)(void *user, const char *msg);
+/* ------------------------------------------------------------------ log */
+
+/* The library prints nothing by itself.  Warnings (NaN in weights, skipped
+ * images, a rising loss), informational lines (what loaded, one line per
+ * epoch) and progress (transient: images done, an epoch's bar) go to one
+ * callback that the program installs; without one they are dropped.  The
+ * graft command installs a callback that prints info on stdout, notes and
+ * warnings as "graft: ..." / "graft: warning: ..." on stderr, and progress
+ * in place when stderr is a terminal (and not at all when it is not).     */
+typedef enum {
+    GR_LOG_ERROR = 0,
+    GR_LOG_WARN,
+    GR_LOG_NOTE,       /* a remark on files and downloads ("using mirror file ...") */
+    GR_LOG_INFO,       /* a line of the run's own report (what loaded, each epoch) */
+    GR_LOG_PROGRESS,   /* a status line that the next one replaces (no newline) */
+    GR_LOG_DEBUG
+} gr_log_level;
+
+/* msg: one line without its trailing newline, valid during the call only.
+ * Called from the thread that runs the library call (never from oneDNN's or
+ * OpenMP's worker threads).                                               */
+typedef void (*gr_log_fn)(void *user, gr_log_level level, const char *msg);
+
+/* Installs the log callback (NULL: silent, the default).  Call it once at
+ * start-up, before other graft calls; it is not synchronised with them.   */
+void gr_set_log(gr_log_fn fn, void *user);
+/* "error", "warning", "note", "info", "progress", "debug". */
+const char *gr_log_level_name(gr_log_level level);
 
 /* ------------------------------------------------------------------ tensors */
 
@@ -692,6 +731,10 @@ gr_model *gr_tflite_load(const char *path, gr_error *err);        /* the file's 
  * over the file's whole map becomes a global average pool.                */
 gr_model *gr_tflite_load_sized(const char *path, int h, int w, gr_error *err);
 /* ---------------------------------------------------------------- end tflite */
+
+#if defined(__GNUC__) && !defined(GRAFT_NO_VISIBILITY)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

@@ -4,7 +4,8 @@
 set -euo pipefail
 build_pkgs=(build-essential pkg-config libdnnl-dev libhdf5-dev libpng-dev libjpeg62-turbo-dev
             libcurl4-openssl-dev libssl-dev libjson-c-dev libarchive-dev zlib1g-dev
-            libopenblas-dev)   # libopenblas-dev: BLAS + LAPACK (dsyevd) for graft probe
+            libopenblas-dev   # libopenblas-dev: BLAS + LAPACK (dsyevd) for graft probe
+            help2man)         # help2man: the man pages, from the text of --help
 test_pkgs=(python3 python3-torch python3-torchvision python3-h5py python3-numpy
            darknet time)   # darknet: its cfgs in /usr/share/darknet/cfg for tests/test_darknet.c, and a peer for gen_darknet.py; time: /usr/bin/time -v for bench/bench_recipe.sh
 want=("${build_pkgs[@]}")
@@ -19,7 +20,15 @@ for p in "${want[@]}"; do
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 echo "deps: installing ${missing[*]}" >&2
-SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    if ! command -v sudo >/dev/null; then
+        echo "deps: missing Debian packages, and not root (no sudo to install them):" >&2
+        echo "  apt-get install ${missing[*]}" >&2
+        exit 1
+    fi
+    SUDO=sudo
+fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
 $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -306,9 +306,14 @@ static int out_dim(int in, int k, int s, gr_padding pad, int *pt, int *pb, int f
     return span < 0 ? 0 : span / s + 1;
 }
 
-static gr_status bad(gr_error *err, const gr_layer_spec *s, const char *fmt, int a, int b, int c) {
+/* A shape error naming the layer and its op, then the printf-style detail. */
+static gr_status bad(gr_error *err, const gr_layer_spec *s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static gr_status bad(gr_error *err, const gr_layer_spec *s, const char *fmt, ...) {
     char what[256];
-    snprintf(what, sizeof what, fmt, a, b, c);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
     return gr_error_set(err, GR_ERR_SHAPE, "layer '%s' (%s): %s", s->name, gr_op_name(s->op), what);
 }
 
@@ -370,14 +375,14 @@ int gr_model_append(gr_model *m, gr_layer_spec s, gr_error *err) {
         OW = out_dim(W, s.kw, s.sw, s.padding, &s.pad_l, &s.pad_r, 0);
         OC = s.units;
         if (OH <= 0 || OW <= 0) {
-            bad(err, &s, "a %dx%d input is too small for this kernel (output %dx%d)", H, W, OH);
+            bad(err, &s, "a %dx%d input is too small for this kernel (output %dx%d)", H, W, OH, OW);
             return -1;
         }
         need_params = 1;
         break;
     case GR_OP_MAXPOOL:
     case GR_OP_AVGPOOL:
-        if (s.kh <= 0 || s.kw <= 0) { bad(err, &s, "pool size %dx%d must be positive", s.kh, s.kw, 0); return -1; }
+        if (s.kh <= 0 || s.kw <= 0) { bad(err, &s, "pool size %dx%d must be positive", s.kh, s.kw); return -1; }
         if (s.sh <= 0) s.sh = s.kh;
         if (s.sw <= 0) s.sw = s.kw;
         OH = out_dim(H, s.kh, s.sh, s.padding, &s.pad_t, &s.pad_b, s.out_h);
@@ -394,7 +399,7 @@ int gr_model_append(gr_model *m, gr_layer_spec s, gr_error *err) {
             bad(err, &s, "needs a flat input but gets %dx%dx%d: put flatten or global average pooling before it", H, W, C);
             return -1;
         }
-        if (s.units <= 0) { bad(err, &s, "units %d must be positive", s.units, 0, 0); return -1; }
+        if (s.units <= 0) { bad(err, &s, "units %d must be positive", s.units); return -1; }
         OC = s.units;
         need_params = 1;
         break;
@@ -404,7 +409,7 @@ int gr_model_append(gr_model *m, gr_layer_spec s, gr_error *err) {
         need_params = 1;
         break;
     case GR_OP_DROPOUT:
-        if (!(s.rate >= 0 && s.rate < 1)) { bad(err, &s, "rate must be in [0, 1)", 0, 0, 0); return -1; }
+        if (!(s.rate >= 0 && s.rate < 1)) { bad(err, &s, "rate %g must be in [0, 1)", (double)s.rate); return -1; }
         break;
     case GR_OP_ADD:
     case GR_OP_CONCAT:

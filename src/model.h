@@ -8,6 +8,7 @@
  * kernel, bias, gamma, beta, moving_mean, moving_variance, mean, std.       */
 #ifndef GRAFT_MODEL_H
 #define GRAFT_MODEL_H
+#include <stdarg.h>
 #include "graft.h"
 #include "layers/layers.h"
 
@@ -105,8 +106,13 @@ gr_status gr_model_run(gr_model *m, int from, const float *x, int B, int upto, f
 gr_status gr_model_save_ex(const gr_model *m, const char *path, const char *extra_json,
                            const void *extra, int n_extra, gr_error *err);
 
-/* Logs a warning ("graft: warning: ..." on stderr unless redirected). */
+/* Logs through the callback of gr_set_log (nothing when none is set). */
+void gr_log(gr_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void gr_vlog(gr_log_level level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+/* gr_log(GR_LOG_WARN, ...) */
 void gr_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Whether a callback is installed (skip formatting work when not). */
+bool gr_log_enabled(void);
 
 /* Checked allocation helpers: NULL and *err set (GR_ERR_NOMEM) on failure. */
 void *gr_malloc(size_t bytes, gr_error *err);

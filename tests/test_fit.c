@@ -15,6 +15,7 @@
  *     a truncated model file, a non-model safetensors file             */
 #include <math.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "check.h"
 #include "graft.h"
@@ -175,6 +176,59 @@ static void test_seed_determinism(void) {
     gr_model_free(a);
     gr_model_free(b);
     gr_model_free(c);
+}
+
+/* The library prints nothing by itself: with no log callback a verbose fit
+ * writes not a byte to stdout or stderr; with one, the epoch lines arrive as
+ * GR_LOG_INFO and the progress bar as GR_LOG_PROGRESS.                    */
+typedef struct { int info, progress, epoch_lines; char first_epoch[256]; } log_seen;
+static void collect_log(void *user, gr_log_level level, const char *msg) {
+    log_seen *s = user;
+    if (level == GR_LOG_PROGRESS) s->progress++;
+    if (level != GR_LOG_INFO) return;
+    s->info++;
+    if (!strncmp(msg, "Epoch ", 6) && s->epoch_lines++ == 0) snprintf(s->first_epoch, sizeof s->first_epoch, "%s", msg);
+}
+
+static void test_log_callback(void) {
+    gr_fit_opts o = {.epochs = 2, .batch = 32, .seed = 1, .verbose = 2,
+                     .optim = gr_sgd((gr_sgd_opts){.lr = 0.01f, .momentum = 0.9f})};
+    char path[] = "/tmp/graft_test_log_XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0, "mkstemp");
+    if (fd < 0) return;
+    fflush(stdout);
+    fflush(stderr);
+    int out = dup(1), errfd = dup(2);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    gr_error e = {0};
+    gr_model *m = build(7, NULL);
+    gr_status st = m ? gr_fit(m, train_ds, NULL, 0, &o, &e) : GR_ERR_ARG;
+    fflush(stdout);
+    fflush(stderr);
+    dup2(out, 1);
+    dup2(errfd, 2);
+    close(out);
+    close(errfd);
+    struct stat sb;
+    CHECK(st == GR_OK, "fit: %s", e.msg);
+    CHECK(fstat(fd, &sb) == 0 && sb.st_size == 0, "the library printed %lld bytes with no log callback",
+          (long long)sb.st_size);
+    close(fd);
+    unlink(path);
+    gr_model_free(m);
+
+    log_seen seen = {0};
+    gr_set_log(collect_log, &seen);
+    m = build(7, NULL);
+    st = m ? gr_fit(m, train_ds, NULL, 0, &o, &e) : GR_ERR_ARG;
+    gr_set_log(NULL, NULL);
+    CHECK(st == GR_OK, "fit: %s", e.msg);
+    CHECK(seen.epoch_lines == 2 && !strncmp(seen.first_epoch, "Epoch 1/2 - ", 12) && strstr(seen.first_epoch, "loss: "),
+          "epoch lines %d, first '%s'", seen.epoch_lines, seen.first_epoch);
+    CHECK(seen.progress > 0 && seen.info > 2, "progress %d, info %d", seen.progress, seen.info);
+    gr_model_free(m);
 }
 
 static void test_learns_pattern(void) {
@@ -439,6 +493,7 @@ int main(void) {
     RUN(test_cache_equals_recompute);
     RUN(test_seed_determinism);
     RUN(test_learns_pattern);
+    RUN(test_log_callback);
     RUN(test_evaluate_against_oracle);
     RUN(test_save_load_round_trip);
     RUN(test_bad_inputs);

@@ -1,5 +1,6 @@
 /* graft.c — the command line: `graft <command> [options]`. */
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +57,45 @@ static void ensure_passive_wait(char **argv) {
     /* exec failed: carry on with the default policy */
 }
 
+/* The library's log: info on stdout (the run's report), notes and warnings
+ * on stderr, progress redrawn in place on a terminal and dropped otherwise
+ * (a log file gets one line per epoch, never carriage-return spam).       */
+typedef struct {
+    bool tty;    /* stderr is a terminal */
+    bool open;   /* a progress line is drawn and not yet ended */
+} cli_log_state;
+
+static void cli_log(void *user, gr_log_level level, const char *msg) {
+    cli_log_state *s = user;
+    if (level == GR_LOG_PROGRESS) {
+        if (!s->tty) return;
+        fprintf(stderr, "\r%s\033[K", msg);
+        s->open = true;
+        return;
+    }
+    if (level == GR_LOG_DEBUG && !getenv("GRAFT_DEBUG")) return;
+    if (s->open) {
+        fputc('\n', stderr);
+        s->open = false;
+    }
+    if (level == GR_LOG_INFO) {
+        puts(msg);
+        fflush(stdout);
+        return;
+    }
+    fprintf(stderr, "graft: %s%s%s\n", level == GR_LOG_NOTE ? "" : gr_log_level_name(level),
+            level == GR_LOG_NOTE ? "" : ": ", msg);
+}
+
+static int run_command(int i, int argc, char **argv) {
+    cli_log_state log_state = {.tty = isatty(2) == 1};
+    gr_set_log(cli_log, &log_state);
+    int rc = commands[i].run(argc, argv);
+    if (log_state.open) fputc('\n', stderr);
+    gr_set_log(NULL, NULL);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     ensure_passive_wait(argv);
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
@@ -67,7 +107,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     for (int i = 0; i < NCMD; i++)
-        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+        if (!strcmp(argv[1], commands[i].name)) return run_command(i, argc - 1, argv + 1);
     fprintf(stderr, "graft: error: unknown command '%s'\n\n", argv[1]);
     usage(stderr);
     return 2;

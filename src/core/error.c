@@ -1,4 +1,4 @@
-/* error.c — the one error type, warnings, checked allocation. */
+/* error.c — the one error type, the log, checked allocation. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +35,8 @@ gr_status gr_error_prefix(gr_error *err, const char *fmt, ...) {
     return err->code;
 }
 
+const char *gr_version(void) { return GRAFT_VERSION; }
+
 const char *gr_status_name(gr_status code) {
     static const char *names[] = {"ok", "bad argument", "I/O error", "format error",
                                   "shape error", "out of memory", "network error",
@@ -44,13 +46,43 @@ const char *gr_status_name(gr_status code) {
     return "unknown error";
 }
 
+/* The log sink: set once at start-up by the program (the CLI installs one);
+ * until then the library prints nothing.  With the thread pool, the only
+ * process-wide state of the library.                                      */
+static gr_log_fn log_fn;
+static void *log_user;
+
+void gr_set_log(gr_log_fn fn, void *user) {
+    log_fn = fn;
+    log_user = user;
+}
+
+bool gr_log_enabled(void) { return log_fn != NULL; }
+
+void gr_vlog(gr_log_level level, const char *fmt, va_list ap) {
+    if (!log_fn) return;
+    char msg[2048];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    log_fn(log_user, level, msg);
+}
+
+void gr_log(gr_log_level level, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    gr_vlog(level, fmt, ap);
+    va_end(ap);
+}
+
 void gr_warn(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    fputs("graft: warning: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    gr_vlog(GR_LOG_WARN, fmt, ap);
     va_end(ap);
+}
+
+const char *gr_log_level_name(gr_log_level level) {
+    static const char *names[] = {"error", "warning", "note", "info", "progress", "debug"};
+    return (unsigned)level < sizeof names / sizeof names[0] ? names[level] : "?";
 }
 
 void *gr_malloc(size_t bytes, gr_error *err) {

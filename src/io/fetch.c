@@ -1,5 +1,5 @@
 /* fetch.c — downloads into the cache: libcurl to <dest>.part (resumed with an
- * HTTP Range request), progress on stderr, digest check, fsync, rename.  Also
+ * HTTP Range request), progress through the log, digest check, fsync, rename.  Also
  * local mirrors (a directory holding the files, checked against its own
  * SHA256SUMS) and the resolve call other commands use (--weights imagenet).
  *
@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "io/digest.h"
+#include "model.h"
 
 #define PATH_CAP 4096
 
@@ -69,9 +70,7 @@ static void note(const gr_fetch_opts *o, const char *fmt, ...) {
     if (o->quiet) return;
     va_list ap;
     va_start(ap, fmt);
-    fputs("graft: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    gr_vlog(GR_LOG_NOTE, fmt, ap);
     va_end(ap);
 }
 
@@ -231,7 +230,8 @@ static void fmt_bytes(double b, char *buf, size_t cap) {
     else snprintf(buf, cap, "%.0f B", b);
 }
 
-/* Progress: a redrawn bar when stderr is a terminal, else a line every 5 s. */
+/* Progress: a redrawn bar (GR_LOG_PROGRESS) when stderr is a terminal, else
+ * a note every 5 s. */
 static int progress_cb(void *user, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
                        curl_off_t ulnow) {
     (void)ultotal; (void)ulnow;
@@ -258,10 +258,10 @@ static int progress_cb(void *user, curl_off_t dltotal, curl_off_t dlnow, curl_of
         int fill = total > 0 ? (int)(30 * have / total) : 0;
         for (int i = 0; i < 30; i++) bar[i] = i < fill ? '#' : '-';
         bar[30] = 0;
-        fprintf(stderr, "\r%-24.24s [%s] %3.0f%% %s / %s  %s/s  %s   ", d->label, bar,
-                total > 0 ? 100 * have / total : 0.0, h, total > 0 ? tot : "?", sp, eta);
+        gr_log(GR_LOG_PROGRESS, "%-24.24s [%s] %3.0f%% %s / %s  %s/s  %s", d->label, bar,
+               total > 0 ? 100 * have / total : 0.0, h, total > 0 ? tot : "?", sp, eta);
     } else {
-        fprintf(stderr, "graft: %s: %s of %s, %s/s %s\n", d->label, h, total > 0 ? tot : "?", sp, eta);
+        gr_log(GR_LOG_NOTE, "%s: %s of %s, %s/s %s", d->label, h, total > 0 ? tot : "?", sp, eta);
     }
     d->drawn++;
     return 0;
@@ -306,7 +306,6 @@ static CURLcode request_once(CURL *c, dl_ctx *d, long timeout, long *code, char 
     CURLcode rc = curl_easy_perform(c);
     *code = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, code);
-    if (d->tty && d->drawn && !d->o->quiet) fputc('\n', stderr);
     d->drawn = 0;
     return rc;
 }

@@ -53,12 +53,11 @@ static gr_status compute_features(gr_model *m, int upto, const gr_dataset *ds, c
         st = upto < 0 ? (memcpy(feat + (size_t)done * F, x, (size_t)got * F * sizeof(float)), GR_OK)
                       : gr_model_run(m, 0, x, got, upto, feat + (size_t)done * F, err);
         done += got;
-        if (verbose >= 2 && isatty(2))
-            fprintf(stderr, "\r%s: %d/%d images, %.0f img/s   ", what, done, n, done / (now_s() - t0));
+        if (verbose >= 2)
+            gr_log(GR_LOG_PROGRESS, "%s: %d/%d images, %.0f img/s", what, done, n, done / (now_s() - t0));
     }
-    if (verbose >= 2 && isatty(2)) fputc('\n', stderr);
     if (st == GR_OK && verbose >= 1)
-        printf("%s: %d images in %.1fs (%.0f img/s)\n", what, done, now_s() - t0,
+        gr_log(GR_LOG_INFO, "%s: %d images in %.1fs (%.0f img/s)", what, done, now_s() - t0,
                done / (now_s() - t0 + 1e-9));
     free(x);
     free(lab);
@@ -75,7 +74,7 @@ static gr_status cached_features(gr_model *m, int upto, const gr_dataset *ds, co
     gr_error kerr;
     bool keyed = upto >= 0 && gr_features_key(m, upto, ds, idx, n, key, &kerr) == GR_OK;
     if (keyed && gr_features_load(key, (size_t)n, F, feat, path, sizeof path)) {
-        if (verbose) printf("%s: %d images, reused from the features cache (%s)\n", what, n, path);
+        if (verbose) gr_log(GR_LOG_INFO, "%s: %d images, reused from the features cache (%s)", what, n, path);
         return GR_OK;
     }
     gr_status st = compute_features(m, upto, ds, idx, n, batch, threads, feat, what, verbose, err);
@@ -115,14 +114,14 @@ static void shuffle(int *perm, int n, uint64_t seed, int epoch) {
 
 static void progress(int verbose, int epoch, int epochs, int step, int steps, double t0,
                      double loss, double acc) {
-    if (verbose < 2 || !isatty(2)) return;
+    if (verbose < 2 || !gr_log_enabled()) return;
     double el = now_s() - t0, eta = step ? el / step * (steps - step) : 0;
     int bar = steps ? 30 * step / steps : 30;
     char b[31];
     for (int i = 0; i < 30; i++) b[i] = i < bar ? '=' : (i == bar ? '>' : '.');
     b[30] = 0;
-    fprintf(stderr, "\rEpoch %d/%d %d/%d [%s] - ETA: %.0fs - loss: %.4f - accuracy: %.4f ", epoch,
-            epochs, step, steps, b, eta, loss, acc);
+    gr_log(GR_LOG_PROGRESS, "Epoch %d/%d %d/%d [%s] - ETA: %.0fs - loss: %.4f - accuracy: %.4f", epoch,
+           epochs, step, steps, b, eta, loss, acc);
 }
 
 /* Measures per-feature mean and standard deviation of the cut's output on
@@ -221,21 +220,22 @@ static gr_status lr_range_test(gr_model *m, gr_trainer *t, const float *feat, co
     double lo = 1e300, hi = -1e300;
     for (int i = 0; i < done; i++) { lo = fmin(lo, ema_v[i]); hi = fmax(hi, ema_v[i]); }
     if (!verbose) goto out;
-    printf("learning-rate range test (%d steps): smoothed loss against the learning rate\n", done);
+    gr_log(GR_LOG_INFO, "learning-rate range test (%d steps): smoothed loss against the learning rate", done);
     for (int r = 0; r < 10 && done > 1; r++) {
         double top = hi - (hi - lo) * r / 10.0, bot = hi - (hi - lo) * (r + 1) / 10.0;
-        printf("%8.3f |", top);
+        char row[61];
         for (int c = 0; c < 60; c++) {
             int i = c * (STEPS - 1) / 59;
             char ch = ' ';
             if (i < done && ema_v[i] <= top && (ema_v[i] > bot || r == 9)) ch = i == best_i ? 'o' : '*';
-            putchar(ch);
+            row[c] = ch;
         }
-        putchar('\n');
+        row[60] = 0;
+        gr_log(GR_LOG_INFO, "%8.3f |%s", top, row);
     }
-    printf("         +%.*s\n          1e-6%*s1e-3%*s1e+1\n", 60,
-           "------------------------------------------------------------", 22, "", 26, "");
-    printf("lowest loss at lr %.3g: using lr %.3g\n", lrs[best_i], *lr_out);
+    gr_log(GR_LOG_INFO, "         +%.*s", 60, "------------------------------------------------------------");
+    gr_log(GR_LOG_INFO, "          1e-6%*s1e-3%*s1e+1", 22, "", 26, "");
+    gr_log(GR_LOG_INFO, "lowest loss at lr %.3g: using lr %.3g", lrs[best_i], *lr_out);
 out:
     free(keep);
     free(perm);
@@ -435,12 +435,12 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
         if (st != GR_OK) goto done;
         /* after an epoch's last batch, start_step == steps: the epoch loop
          * below runs no batch and only closes that epoch (log, validation) */
-        if (o.verbose) printf("resuming from %s: epoch %d, batch %d\n", o.resume, start_epoch + 1, start_step);
+        if (o.verbose) gr_log(GR_LOG_INFO, "resuming from %s: epoch %d, batch %d", o.resume, start_epoch + 1, start_step);
     }
     for (int i = 0; i < n; i++) lab[i] = gr_dataset_label(ds, idx ? idx[i] : i);
     if (o.verbose)
-        printf("Training %d layers from '%s' on %d samples (%lld trainable parameters); the frozen part "
-               "ends at '%s'; features cache: %s\n",
+        gr_log(GR_LOG_INFO, "Training %d layers from '%s' on %d samples (%lld trainable parameters); the frozen part "
+               "ends at '%s'; features cache: %s",
                m->n_nodes - first, m->nodes[first].s.name, n,
                (long long)gr_model_param_count(m, true), gr_model_layer_name(m, first - 1),
                cache ? "on" : (augment ? "off (augmentation)" : "off (--no-cache)"));
@@ -450,12 +450,13 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
         int sk = q->schedule >= 0 && q->schedule < 4 ? (int)q->schedule : 0;
         if (sk == GR_SCHEDULE_CONSTANT && q->decay > 0) sk = GR_SCHEDULE_INVERSE_TIME;
         const char *kind = q->kind == GR_OPTIM_SGD ? "sgd" : q->kind == GR_OPTIM_ADAM ? "adam" : "adamw";
-        printf("optimizer: %s, lr %g%s, schedule %s", kind, q->lr,
-               o.lr_auto && !o.resume ? " (before --lr auto)" : "", sched[sk]);
-        if (sk == GR_SCHEDULE_INVERSE_TIME) printf(" (decay %g per batch)", q->decay);
-        if (sk == GR_SCHEDULE_COSINE) printf(" (to 0 over %d epochs)", o.epochs);
-        if (q->kind == GR_OPTIM_SGD) printf(", momentum %g%s", q->momentum, q->nesterov ? " nesterov" : "");
-        printf("\n");
+        char detail[64] = "", mom[64] = "";
+        if (sk == GR_SCHEDULE_INVERSE_TIME) snprintf(detail, sizeof detail, " (decay %g per batch)", q->decay);
+        if (sk == GR_SCHEDULE_COSINE) snprintf(detail, sizeof detail, " (to 0 over %d epochs)", o.epochs);
+        if (q->kind == GR_OPTIM_SGD)
+            snprintf(mom, sizeof mom, ", momentum %g%s", q->momentum, q->nesterov ? " nesterov" : "");
+        gr_log(GR_LOG_INFO, "optimizer: %s, lr %g%s, schedule %s%s%s", kind, q->lr,
+               o.lr_auto && !o.resume ? " (before --lr auto)" : "", sched[sk], detail, mom);
     }
     if (cache) {
         feat = gr_malloc((size_t)n * F * sizeof(float), err);
@@ -479,7 +480,7 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
          * on, the standardization stays fixed) */
         st = fit_standardize(m, sd, sd == first ? feat : NULL, ds, idx, n, o.batch, o.threads, err);
         if (st != GR_OK) goto done;
-        if (o.verbose) printf("standardized the %lld features at '%s' with the training set's mean and std\n",
+        if (o.verbose) gr_log(GR_LOG_INFO, "standardized the %lld features at '%s' with the training set's mean and std",
                               (long long)gr_node_size(m, sd - 1), gr_model_layer_name(m, sd - 1));
     }
     if (n_val > 0) {   /* validation features: computed once (inference never changes them) */
@@ -552,7 +553,6 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
             ema = step_count++ ? 0.99 * ema + 0.01 * l : l;
             if (ema < ema_best) { ema_best = ema; since_best = 0; }
             else if (++since_best >= 500 && ema > 1.25 * ema_best && !warned) {
-                if (o.verbose >= 2 && isatty(2)) fputc('\n', stderr);
                 gr_warn("the training loss has risen for %lld steps (smoothed %.3f -> %.3f): the learning "
                         "rate %g looks too high for these features; try --lr %g or --lr auto",
                         (long long)since_best, ema_best, ema, gr_optim_lr(&o.optim, gr_trainer_iterations(t)),
@@ -584,13 +584,11 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
             if (st != GR_OK) break;
         }
         e.seconds = now_s() - t0;
-        if (o.verbose >= 2 && isatty(2)) fputc('\n', stderr);
         if (o.verbose) {
-            printf("Epoch %d/%d - %d/%d - %.1fs - loss: %.4f - accuracy: %.4f", ep + 1, o.epochs, steps,
-                   steps, e.seconds, e.loss, e.accuracy);
-            if (n_val > 0) printf(" - val_loss: %.4f - val_accuracy: %.4f", e.val_loss, e.val_accuracy);
-            printf(" - lr: %.6g\n", e.lr);
-            fflush(stdout);
+            char val[80] = "";
+            if (n_val > 0) snprintf(val, sizeof val, " - val_loss: %.4f - val_accuracy: %.4f", e.val_loss, e.val_accuracy);
+            gr_log(GR_LOG_INFO, "Epoch %d/%d - %d/%d - %.1fs - loss: %.4f - accuracy: %.4f%s - lr: %.6g", ep + 1,
+                   o.epochs, steps, steps, e.seconds, e.loss, e.accuracy, val, e.lr);
         }
         if (log) {
             fprintf(log, "%d,%.6f,%.6f,%.6f,%.6f,%.8g,%.3f\n", e.epoch, e.loss, e.accuracy, e.val_loss,
@@ -606,14 +604,14 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
         }
         if (o.checkpoint) st = save_checkpoint(m, t, o.checkpoint, ep + 1, 0, &(run_state){.lr = o.optim.lr}, o.config_json, err);
         if (st == GR_OK && o.patience > 0 && ep + 1 - best_epoch >= o.patience) {
-            if (o.verbose) printf("early stopping: no improvement for %d epochs\n", o.patience);
+            if (o.verbose) gr_log(GR_LOG_INFO, "early stopping: no improvement for %d epochs", o.patience);
             break;
         }
     }
     const char *metric = n_val > 0 ? (o.monitor_loss ? "val_loss" : "val_accuracy") : "loss";
     bool neg = n_val == 0 || o.monitor_loss;
     if (st == GR_OK && best_epoch > 0 && o.verbose)
-        printf("best epoch: %d (%s %.4f)%s\n", best_epoch, metric, neg ? -best_score : best_score,
+        gr_log(GR_LOG_INFO, "best epoch: %d (%s %.4f)%s", best_epoch, metric, neg ? -best_score : best_score,
                o.keep_best ? ": keeping its weights" : "");
     if (st == GR_OK && best_w && best_epoch > 0) {
         memcpy(m->w + off, best_w, np * sizeof(float));

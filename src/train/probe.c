@@ -196,11 +196,9 @@ gr_status gr_probe_cuts(gr_model *m, const gr_dataset *ds, const int *cuts, int 
             }
         }
         done += got;
-        if (o.verbose && isatty(2))
-            fprintf(stderr, "\rprobe: features %d/%d images (%.1fs)   ", done, n, now_s() - t0);
+        if (o.verbose) gr_log(GR_LOG_PROGRESS, "probe: features %d/%d images (%.1fs)", done, n, now_s() - t0);
     }
-    if (o.verbose) fprintf(stderr, "%sprobe: features of %d images at %d cuts in %.1fs\n", isatty(2) ? "\r" : "",
-                           done, nc, now_s() - t0);
+    if (o.verbose) gr_log(GR_LOG_NOTE, "probe: features of %d images at %d cuts in %.1fs", done, nc, now_s() - t0);
     if (done != n) {
         st = gr_error_set(err, GR_ERR_IO, "probe: the data gave %d of %d samples", done, n);
         goto out;
@@ -220,7 +218,7 @@ gr_status gr_probe_cuts(gr_model *m, const gr_dataset *ds, const int *cuts, int 
             if (cb[j].from == 0) break;
         }
         r->fwd_ms = 1e3 * cum / (n > o.batch ? n - o.batch : n);
-        if (o.verbose) fprintf(stderr, "probe: scoring cut '%s' (%dx%dx%d)\n", r->name, c->h, c->w, c->c);
+        if (o.verbose) gr_log(GR_LOG_NOTE, "probe: scoring cut '%s' (%dx%dx%d)", r->name, c->h, c->w, c->c);
         st = score_form(c->pooled, labels, n, c->c, C, o.folds, c->h * c->w > 1 ? GR_PROBE_GAP : GR_PROBE_VEC,
                         &r->pooled, err);
         if (st == GR_OK && c->flat)
