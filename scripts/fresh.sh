@@ -88,6 +88,7 @@ mount -o remount,bind,ro "$root/work/shared"
 mount -t proc proc "$root/proc"
 mount --bind /dev "$root/dev"
 mount -t tmpfs tmpfs "$root/dev/shm"
+mkdir -p "$root/dev/pts" && mount -t devpts -o newinstance,ptmxmode=0666 devpts "$root/dev/pts" 2>/dev/null || true
 mount --bind "$cache/apt-archives" "$root/var/cache/apt/archives"
 
 # The README's prerequisite for a minimal Debian, then its command.
