@@ -105,3 +105,10 @@ touch "$stage/opt/graft/lib/not-graft.txt"
 mk uninstall DESTDIR="$stage" PREFIX=/opt/graft >/dev/null 2>&1
 left=$(cd "$stage" && find . \( -type f -o -type l \) | sort | tr '\n' ' ')
 [ "$left" = "./opt/graft/lib/not-graft.txt " ] && ok uninstall_exact || no uninstall_exact "left: $left"
+
+# a missing dependency stops the build naming its Debian package (never empty flags)
+out=$(cd "$root" && PKG_CONFIG_LIBDIR=$tmp/no-pc PKG_CONFIG_PATH= scripts/configure.sh 2>&1); rc=$?
+[ $rc -ne 0 ] && grep -q 'libhdf5-dev' <<<"$out" && grep -q 'libjson-c-dev' <<<"$out" && ! grep -q '^PKG_CFLAGS' <<<"$out" &&
+    ok missing_dependency_named || no missing_dependency_named "exit $rc: $out"
+out=$(cd "$root" && CC=/nonexistent/cc scripts/configure.sh 2>&1); rc=$?
+[ $rc -ne 0 ] && grep -q 'build-essential' <<<"$out" && ok missing_compiler_named || no missing_compiler_named "exit $rc: $out"
