@@ -267,7 +267,9 @@ void gr_model_set_precision(gr_model *m, gr_precision p);
 
 /* Runs the model in inference mode on x [B, h, w, c] (preprocessed) and
  * writes the output of node `upto` (-1 = last) to out (caller-allocated,
- * B * h*w*c of that node).  Uses the fast backend when it supports the layer. */
+ * B * h*w*c of that node).  Uses the fast backend when it supports the layer.
+ * An output holding NaN/Inf is an error (GR_ERR_NUMERIC naming the layer):
+ * no score or label computed from it would mean anything.                   */
 gr_status gr_model_predict(gr_model *m, const float *x, int batch, int upto,
                            float *out, gr_error *err);
 
@@ -298,15 +300,27 @@ typedef struct {
     int layers_skipped;      /* file layers not used (e.g. the top of a full VGG16) */
     int tensors_loaded;
     bool by_order;           /* names differed; matched by order and shapes */
+    int layers_total;        /* model layers that have weights (loaded or not) */
+    char first_missing[96];  /* partial load: the first model layer left unloaded ("" = none) */
     char report[4096];       /* one line per notable event */
 } gr_load_report;
 
 /* Loads weights from a Keras .h5 (Keras-1 notop layout, Keras 2, Keras 3
  * .weights.h5), a .safetensors file (graft or torchvision names), or a
  * darknet .weights file (for a model from gr_darknet_load_cfg).  Matches
- * by layer name; checks every shape.  report may be NULL.                   */
+ * by layer name; checks every shape.  Every weighted layer of the model
+ * must get its weights from the file: one that does not is an error
+ * (GR_ERR_SHAPE naming the file, how many layers matched of how many, and
+ * the first unmatched layer) and the model is left unchanged.  report may
+ * be NULL.                                                                  */
 gr_status gr_model_load_weights(gr_model *m, const char *path, gr_load_report *report,
                                 gr_error *err);
+/* The same, but a partial load is allowed: model layers the file has no
+ * weights for keep theirs (each listed in the report as "not loaded: ...";
+ * layers_loaded < layers_total).  Shapes are still checked; a file that
+ * matches no layer at all is still an error.                                */
+gr_status gr_model_load_weights_partial(gr_model *m, const char *path, gr_load_report *report,
+                                        gr_error *err);
 
 /* ----------------------------------------------------------------- training */
 

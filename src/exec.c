@@ -2,6 +2,7 @@
  * the fast backend when it has the op, else through the reference layers;
  * activation buffers are recycled as soon as their last reader has run.   */
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 #include <omp.h>
 #include "model.h"
@@ -140,9 +141,22 @@ gr_status gr_node_forward_infer(gr_model *m, int i, const float *const *ins, flo
     return GR_OK;
 }
 
+gr_status gr_outputs_check(const gr_model *m, int node, const float *out, int B, gr_error *err) {
+    if (node < 0) node = m->n_nodes - 1;
+    size_t F = (size_t)gr_node_size(m, node), total = (size_t)B * F, bad = 0, first = 0;
+    for (size_t i = 0; i < total; i++)
+        if (!isfinite(out[i]) && !bad++) first = i;
+    if (!bad) return GR_OK;
+    return gr_error_set(err, GR_ERR_NUMERIC,
+                        "layer '%s' outputs NaN/Inf (%zu of %zu values in a batch of %d, first in image %zu "
+                        "of the batch): the weights or the input hold non-finite values, no result is "
+                        "meaningful", m->nodes[node].s.name, bad, total, B, first / F + 1);
+}
+
 gr_status gr_model_predict(gr_model *m, const float *x, int B, int upto, float *out,
                            gr_error *err) {
-    return gr_model_run(m, 0, x, B, upto, out, err);
+    gr_status st = gr_model_run(m, 0, x, B, upto, out, err);
+    return st == GR_OK ? gr_outputs_check(m, upto, out, B, err) : st;
 }
 
 gr_status gr_model_run(gr_model *m, int from, const float *x, int B, int upto, float *out,

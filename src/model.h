@@ -85,6 +85,10 @@ int64_t gr_node_size(const gr_model *m, int node);
 gr_conv_dims gr_node_conv_dims(const gr_model *m, int node, int B);
 gr_pool_dims gr_node_pool_dims(const gr_model *m, int node, int B);
 
+/* exec.c: GR_OK when the B outputs of node (-1: the last) in out are all
+ * finite; else GR_ERR_NUMERIC naming the layer, the count and the image.   */
+gr_status gr_outputs_check(const gr_model *m, int node, const float *out, int B, gr_error *err);
+
 /* exec.c: frees the inference workspace. */
 void gr_workspace_free(struct gr_workspace *ws);
 

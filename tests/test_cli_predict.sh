@@ -145,7 +145,8 @@ TD="$DATA/weights/darknet-tiny"
 if [ -f "$TD/tiny.cfg" ] && [ -f "$TD/tiny.weights" ] && [ -f "$DATA/images/bird.bmp" ]; then
   "$G" predict --base "darknet:$TD/tiny.cfg" --weights "$TD/tiny.weights" --labels "$TD/imagenet1k.shortnames.txt" \
     --top 3 "$DATA/images/bird.bmp" >"$T/out" 2>"$T/err"; rc=$?
-  if [ $rc -eq 0 ] && sed -n 2p "$T/out" | grep -qE '^ +[0-9.]+%  chickadee \([0-9]+\)$'; then
+  if [ $rc -eq 0 ] && sed -n 1p "$T/out" | grep -qE "^weights: $TD/tiny.weights: 31 of 31 layers loaded$" \
+     && sed -n 3p "$T/out" | grep -qE '^ +[0-9.]+%  chickadee \([0-9]+\)$'; then
     pass predict_tiny_darknet_bird
   else fail predict_tiny_darknet_bird "rc=$rc $(cat "$T/out" "$T/err")"; fi
 else

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "graft.h"
+#include "model.h"
 #include "models/darknet.h"
 #include "check.h"
 
@@ -154,23 +155,74 @@ static void test_synth_parity_reference(void) {
     unsetenv("GRAFT_REFERENCE");
 }
 
-/* A cut model reads a prefix of the file; the rest is reported, not an error. */
+/* A cut model reads a prefix of the file; the rest is reported, not an error.
+ * A layer that is not a darknet layer (a new head) is an error naming it and
+ * the count, unless the load is partial: then it keeps its weights. */
 static void test_synth_cut(void) {
     gr_error err = {0};
     gr_model *m = gr_darknet_load_cfg(FIX "/synth.cfg", 0, 0, &err);
     CHECK(m != NULL, "%s", err.msg);
     if (!m) return;
     CHECK(gr_model_truncate(m, gr_model_find(m, "6"), &err) == GR_OK, "%s", err.msg);
-    /* a new head on the cut base: not darknet layers, left alone by the reader */
     CHECK(gr_stack(m, &err, gr_flatten(), gr_named(gr_dense(3, GR_ACT_SOFTMAX), "head")) == GR_OK,
           "%s", err.msg);
+    gr_model_init_params(m, 0, 3);
+    float *before = malloc(m->w_count * sizeof(float));
+    if (!before) { gr_model_free(m); return; }
+    memcpy(before, m->w, m->w_count * sizeof(float));
     gr_load_report rep;
     gr_status st = gr_darknet_load_weights(m, FIX "/synth.weights", &rep, &err);
+    CHECK(st == GR_ERR_SHAPE && strstr(err.msg, "synth.weights") && strstr(err.msg, "5 of the model's 6") &&
+          strstr(err.msg, "'head'"), "strict load: %s %s", gr_status_name(st), err.msg);
+    CHECK(!memcmp(before, m->w, m->w_count * sizeof(float)), "a failed load changed the weights");
+    st = gr_darknet_load_weights_ex(m, FIX "/synth.weights", true, &rep, &err);
     CHECK(st == GR_OK, "%s", err.msg);
     CHECK(strstr(rep.report, "not used") != NULL, "report: %s", rep.report);
-    CHECK(strstr(rep.report, "'head' is not a darknet layer") != NULL, "report: %s", rep.report);
-    CHECK(rep.layers_loaded == 5, "layers_loaded %d", rep.layers_loaded);
+    CHECK(strstr(rep.report, "not loaded: 'head' (not a darknet layer") != NULL, "report: %s", rep.report);
+    CHECK(rep.layers_loaded == 5 && rep.layers_total == 6 && !strcmp(rep.first_missing, "head"),
+          "layers_loaded %d of %d, first missing '%s'", rep.layers_loaded, rep.layers_total, rep.first_missing);
+    int hk = gr_node_param(m, gr_model_find(m, "head"), "kernel");
+    CHECK(!memcmp(before + m->params[hk].offset, m->w + m->params[hk].offset, m->params[hk].count * sizeof(float)),
+          "the head's weights changed in a partial load");
     if (st == GR_OK) compare_synth(m, 6);
+    free(before);
+    gr_model_free(m);
+}
+
+/* A partial load stops where the file does when it ends between layers;
+ * a strict load calls that a truncated file. */
+static void test_synth_partial_prefix(void) {
+    char dir[] = "/tmp/graft-darknet-partial-XXXXXX", path[256];
+    if (!mkdtemp(dir)) { CHECK(0, "mkdtemp"); return; }
+    gr_error err = {0};
+    gr_model *m = gr_darknet_load_cfg(FIX "/synth.cfg", 0, 0, &err);
+    CHECK(m != NULL, "%s", err.msg);
+    FILE *in = fopen(FIX "/synth.weights", "rb");
+    snprintf(path, sizeof path, "%s/prefix.weights", dir);
+    FILE *out = fopen(path, "wb");
+    if (!m || !in || !out) { if (in) fclose(in); if (out) fclose(out); gr_model_free(m); return; }
+    /* header (20 bytes for version >= 0.2) + layer 0: biases, 3 BN vectors, kernel */
+    int n0 = gr_model_find(m, "0/conv");
+    if (n0 < 0) n0 = gr_model_find(m, "0");
+    const gr_node *c0 = &m->nodes[n0];
+    long keep = 20 + 4L * (c0->oc * (c0->s.use_bias ? 1 : 4) + (long)c0->oc * c0->ic * c0->s.kh * c0->s.kw);
+    int32_t ver[3];
+    CHECK(fread(ver, 4, 3, in) == 3, "header");
+    if (ver[0] * 10 + ver[1] < 2) keep -= 4;
+    fseek(in, 0, SEEK_SET);
+    for (long i = 0; i < keep; i++) fputc(fgetc(in), out);
+    fclose(in);
+    fclose(out);
+    gr_load_report rep;
+    gr_status st = gr_darknet_load_weights(m, path, &rep, &err);
+    CHECK(st == GR_ERR_FORMAT && strstr(err.msg, "ends inside"), "strict: %s %s", gr_status_name(st), err.msg);
+    st = gr_darknet_load_weights_ex(m, path, true, &rep, &err);
+    CHECK(st == GR_OK, "partial: %s", err.msg);
+    CHECK(rep.layers_loaded == (c0->s.use_bias ? 1 : 2) && rep.layers_total > rep.layers_loaded &&
+          strstr(rep.report, "after the end of the file"), "loaded %d of %d: %s", rep.layers_loaded,
+          rep.layers_total, rep.report);
+    unlink(path);
+    rmdir(dir);
     gr_model_free(m);
 }
 
@@ -396,6 +448,7 @@ int main(void) {
     RUN(test_synth_parity);
     RUN(test_synth_parity_reference);
     RUN(test_synth_cut);
+    RUN(test_synth_partial_prefix);
     RUN(test_tiny_darknet_real);
     RUN(test_debian_cfgs);
     RUN(test_bad_cfgs);

@@ -39,7 +39,8 @@ else
 fi
 
 "$G" predict --base "tflite:$M" "$DATA/images/cat.bmp" >"$T/pred" 2>"$T/err"
-if [ $? -eq 0 ] && sed -n 2p "$T/pred" | grep -q "(286)"; then echo "PASS tflite_cli_predict_cat"
+if [ $? -eq 0 ] && sed -n 1p "$T/pred" | grep -q "^weights: $M (in the .tflite file)$" \
+   && sed -n 3p "$T/pred" | grep -q "(286)"; then echo "PASS tflite_cli_predict_cat"
 else echo "FAIL tflite_cli_predict_cat"; cat "$T/pred" "$T/err"; fi
 
 # AVERAGE_POOL_2D's opcode -> TRANSPOSE (39), offsets from tests/fixtures/tflite/patch.txt

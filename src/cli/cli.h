@@ -31,10 +31,20 @@ gr_model *cli_build_base(const char *base, int h, int w, bool include_top, gr_er
 
 /* --data argument: an existing path, or a known dataset name to fetch. 0 ok. */
 int cli_resolve_data(const char *arg, char *out, size_t cap, gr_error *err);
-/* Builds a base ("vgg16", "tiny-darknet", "darknet:CFG") and loads weights
- * (a file, "imagenet" = the fetched canonical file, or NULL/"none").       */
-gr_model *cli_load_base(const char *base, const char *weights, int h, int w, bool quiet,
-                        gr_error *err);
+/* Loads the weights of base (its --base text) into m: weights = a file,
+ * "imagenet" or NULL (the fetched canonical file; vgg16 with include_top:
+ * the one with the classifier), "none"/"random" (left untrained, said).
+ * Every weighted layer must load unless partial (--weights-partial).  A
+ * tflite: base holds its weights: any --weights but imagenet is refused.
+ * say: where the one line "weights: ..." goes (and, for a partial load, the
+ * layers not loaded); NULL = --quiet.  full_report: print the load report
+ * first.  0 ok, -1 + *err.                                                */
+int cli_load_weights(gr_model *m, const char *base, const char *weights, bool include_top, bool partial,
+                     FILE *say, bool full_report, gr_error *err);
+/* Builds a base ("vgg16", "resnet50", "tiny-darknet", "darknet:CFG",
+ * "tflite:FILE") and loads its weights with cli_load_weights.             */
+gr_model *cli_load_base(const char *base, const char *weights, int h, int w, bool include_top, bool partial,
+                        FILE *say, gr_error *err);
 /* The default cut: the whole headless base; for darknet networks the layer
  * before the last 1000-class convolution.                                  */
 int cli_default_cut(const gr_model *m);
@@ -52,6 +62,9 @@ int cli_check_classes(const gr_model *m, const gr_dataset *ds, const char *data,
  * vgg16/resnet50 (Keras) caffe, tflite: tf, darknet networks darknet.     */
 gr_preprocess cli_default_preprocess(const char *base);
 
+/* Prints v as a JSON number (%.6f) on stdout; NaN/Inf, which JSON cannot
+ * hold, as null.                                                           */
+void cli_json_number(double v);
 /* Prints s as a JSON string literal (quoted, escaped) on stdout. */
 void cli_json_string(const char *s);
 

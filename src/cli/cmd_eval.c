@@ -1,5 +1,6 @@
 /* cmd_eval.c — `graft eval`: loss, accuracy, top-5, per-class accuracy and
  * the confusion matrix of a trained model on a dataset. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,7 +11,9 @@ static void usage(FILE *f) {
 "usage: graft eval --model MODEL --data PATH|cifar10|cifar100 [options]\n"
 "\n"
 "Evaluates a graft model: loss (categorical cross-entropy), accuracy, top-5\n"
-"accuracy, per-class accuracy and the confusion matrix (rows = true class).\n"
+"accuracy (n/a, JSON null, for 5 classes or fewer), per-class accuracy and the\n"
+"confusion matrix (rows = true class).  A model whose outputs are NaN/Inf is an\n"
+"error, not a score.\n"
 "\n"
 "  --split train|test    CIFAR directories/archives: which part  [test]\n"
 "  --format auto|cifar10|cifar100|folder|csv   --labels fine|coarse\n"
@@ -61,11 +64,20 @@ int cmd_eval(int argc, char **argv) {
     ds = gr_dataset_open(path, &o, &err);
     if (!ds) goto fail;
     if (cli_check_classes(m, ds, data, model, &err)) goto fail;
-    if (gr_evaluate(m, ds, NULL, 0, batch, &r, &err) != GR_OK) goto fail;
+    if (gr_evaluate(m, ds, NULL, 0, batch, &r, &err) != GR_OK) {
+        gr_error_prefix(&err, "%s on %s", model, data);
+        goto fail;
+    }
     int C = r.n_classes;
+    bool top5 = C > 5;   /* with 5 classes or fewer every image is a top-5 hit: not a measure */
     if (json) {
-        printf("{\"loss\": %.6f, \"accuracy\": %.6f, \"top5\": %.6f, \"n\": %d, \"classes\": [", r.loss,
-               r.accuracy, r.top5, r.n);
+        printf("{\"loss\": ");
+        cli_json_number(r.loss);
+        printf(", \"accuracy\": ");
+        cli_json_number(r.accuracy);
+        printf(", \"top5\": ");
+        cli_json_number(top5 ? r.top5 : NAN);
+        printf(", \"n\": %d, \"classes\": [", r.n);
         for (int k = 0; k < C; k++) {
             if (k) printf(", ");
             const char *nm = gr_model_class_name(m, k);
@@ -75,7 +87,8 @@ int cmd_eval(int argc, char **argv) {
         for (int k = 0; k < C; k++) {
             int64_t tot = 0;
             for (int j = 0; j < C; j++) tot += r.confusion[(size_t)k * C + j];
-            printf("%s%.6f", k ? ", " : "", tot ? (double)r.confusion[(size_t)k * C + k] / tot : 0.0);
+            printf("%s", k ? ", " : "");
+            cli_json_number(tot ? (double)r.confusion[(size_t)k * C + k] / tot : NAN);   /* no images: null */
         }
         printf("], \"confusion\": [");
         for (int k = 0; k < C; k++) {
@@ -86,14 +99,17 @@ int cmd_eval(int argc, char **argv) {
         printf("]}\n");
     } else {
         printf("%s on %s (%d images)\n", model, data, r.n);
-        printf("Test loss: %.4f\nTest accuracy: %.4f\nTop-5 accuracy: %.4f\n\n", r.loss, r.accuracy, r.top5);
+        printf("Test loss: %.4f\nTest accuracy: %.4f\n", r.loss, r.accuracy);
+        if (top5) printf("Top-5 accuracy: %.4f\n\n", r.top5);
+        else printf("Top-5 accuracy: n/a (%d classes)\n\n", C);
         printf("%-16s %8s %8s\n", "class", "images", "accuracy");
         for (int k = 0; k < C; k++) {
             int64_t tot = 0;
             for (int j = 0; j < C; j++) tot += r.confusion[(size_t)k * C + j];
             const char *nm = gr_model_class_name(m, k);
-            printf("%-16.16s %8lld %8.4f\n", nm ? nm : "?", (long long)tot,
-                   tot ? (double)r.confusion[(size_t)k * C + k] / tot : 0.0);
+            if (tot) printf("%-16.16s %8lld %8.4f\n", nm ? nm : "?", (long long)tot,
+                            (double)r.confusion[(size_t)k * C + k] / tot);
+            else printf("%-16.16s %8d %8s\n", nm ? nm : "?", 0, "n/a");
         }
         if (C <= 20) {
             printf("\nconfusion matrix (rows: true class, columns: predicted)\n%10s", "");

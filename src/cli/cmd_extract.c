@@ -10,17 +10,18 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-"usage: graft extract --base BASE --weights FILE --data PATH --layer NAME --out OUT.npy [options]\n"
+"usage: graft extract --base BASE [--weights FILE] --data PATH --layer NAME --out OUT.npy [options]\n"
 "\n"
 "Runs the base up to and including layer NAME on every image of PATH (in file\n"
 "order) and writes a float32 .npy of shape (N, H, W, C).\n"
 "\n"
-"  --base vgg16|resnet50|tiny-darknet|darknet:FILE.cfg   --weights FILE|imagenet|none\n"
+"  --base vgg16|resnet50|tiny-darknet|darknet:FILE.cfg|tflite:FILE.tflite\n"
+"  --weights FILE|imagenet|none   [imagenet]; every layer must load unless --weights-partial\n"
 "  --data PATH           a CIFAR-10 .bin file or directory (--split train|test [train]),\n"
 "                        an image folder or a CSV list (then --input-size is needed)\n"
 "  --preprocess caffe|torch|tf|darknet|none   [the base's: vgg16, resnet50 caffe; darknet darknet]\n"
 "  --input-size HxW [the data's]   --batch N [64]   --threads N [cores]\n"
-"  --precision fp32|bf16 [fp32]\n");
+"  --precision fp32|bf16 [fp32]   --quiet (no \"weights: ...\" line)\n");
 }
 
 /* The .npy v1.0 header for float32 (n, h, w, c), padded to 64 bytes. */
@@ -44,10 +45,12 @@ static size_t npy_header(char *buf, size_t cap, long long n, int h, int w, int c
 int cmd_extract(int argc, char **argv) {
     const char *base = NULL, *weights = NULL, *data = NULL, *layer = NULL, *out = NULL,
                *prep_s = NULL, *split = "train", *precision = "fp32";
-    int batch = 64, threads = 0, h = 0, w = 0;
+    int batch = 64, threads = 0, h = 0, w = 0, quiet = 0, partial = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
+        if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) { quiet = 1; continue; }
+        if (!strcmp(a, "--weights-partial")) { partial = 1; continue; }
         if (i + 1 >= argc) return cli_failf("unknown option or missing value: '%s' (see graft extract --help)", a);
         const char *v = argv[++i];
         int bad = 0;
@@ -87,7 +90,7 @@ int cmd_extract(int argc, char **argv) {
                          .preprocess = prep};
     if (!(ds = gr_dataset_open(path, &o, &err))) goto fail;
     gr_dataset_size(ds, &h, &w);
-    if (!(m = cli_load_base(base, weights, h, w, true, &err))) goto fail;
+    if (!(m = cli_load_base(base, weights, h, w, false, partial, quiet ? NULL : stdout, &err))) goto fail;
     if (!strcmp(precision, "bf16")) gr_model_set_precision(m, GR_PRECISION_BF16);
     int upto = gr_model_find(m, layer);
     if (upto < 0) {
@@ -114,7 +117,10 @@ int cmd_extract(int argc, char **argv) {
     while (done < n) {
         if (gr_batcher_next(b, x, lab, &got, &err) != GR_OK) goto fail;
         if (got == 0) break;
-        if (gr_model_predict(m, x, got, upto, y, &err) != GR_OK) goto fail;
+        if (gr_model_predict(m, x, got, upto, y, &err) != GR_OK) {
+            gr_error_prefix(&err, "%s on %s", base, data);
+            goto fail;
+        }
         size_t bytes = (size_t)got * F * sizeof(float);
         if (write(fd, y, bytes) != (ssize_t)bytes) {
             gr_error_set(&err, GR_ERR_IO, "%s: write failed (disk full?)", out);

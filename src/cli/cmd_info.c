@@ -17,7 +17,8 @@ static void info_usage(FILE *f) {
             "  --base NAME         print the layer table of a base: vgg16, or darknet:PATH.cfg\n"
             "  --input-size HxW    input size for --base (default: the base's own, vgg16 224x224)\n"
             "  --include-top       with vgg16: keep fc1, fc2, predictions (needs 224x224)\n"
-            "  --weights FILE      with --base: load FILE into the base and print what matched\n"
+            "  --weights FILE|imagenet   with --base: load FILE into the base and print what matched\n"
+"                      (every weighted layer must match unless --weights-partial)\n"
             "  -h, --help          this text\n");
 }
 
@@ -65,11 +66,12 @@ static int info_file(const char *path) {
 int cmd_info(int argc, char **argv) {
     const char *base = NULL, *file = NULL, *weights = NULL;
     int h = 0, w = 0;
-    bool top = false;
+    bool top = false, partial = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { info_usage(stdout); return 0; }
         if (!strcmp(a, "--include-top")) { top = true; continue; }
+        if (!strcmp(a, "--weights-partial")) { partial = true; continue; }
         if (!strcmp(a, "--base") || !strcmp(a, "--input-size") || !strcmp(a, "--weights")) {
             if (i + 1 >= argc) return cli_failf("info: %s needs a value", a);
             const char *v = argv[++i];
@@ -85,7 +87,8 @@ int cmd_info(int argc, char **argv) {
     }
     if (file && base) return cli_failf("info: give a FILE or --base, not both");
     if (file) {
-        if (top || h || weights) return cli_failf("info: --input-size, --include-top and --weights go with --base");
+        if (top || h || weights || partial)
+            return cli_failf("info: --input-size, --include-top, --weights and --weights-partial go with --base");
         return info_file(file);
     }
     if (!base) {
@@ -95,13 +98,13 @@ int cmd_info(int argc, char **argv) {
     gr_error err = {0};
     gr_model *m = cli_build_base(base, h, w, top, &err);
     if (!m) return cli_fail(&err);
-    if (weights) {
-        gr_load_report rep;
-        if (gr_model_load_weights(m, weights, &rep, &err)) {
-            gr_model_free(m);
-            return cli_fail(&err);
-        }
-        printf("%s", rep.report);
+    if (partial && !weights) {
+        gr_model_free(m);
+        return cli_failf("info: --weights-partial goes with --weights FILE");
+    }
+    if (weights && cli_load_weights(m, base, weights, top, partial, stdout, true, &err)) {
+        gr_model_free(m);
+        return cli_fail(&err);
     }
     gr_model_summary(m, stdout);
     gr_model_free(m);

@@ -9,7 +9,7 @@
 static void usage(FILE *f) {
     fprintf(f,
 "usage: graft predict --model MODEL [options] IMAGE...\n"
-"       graft predict --base BASE --weights FILE --labels FILE [options] IMAGE...\n"
+"       graft predict --base BASE [--weights FILE] [--labels FILE] [options] IMAGE...\n"
 "\n"
 "Decodes each image (JPEG, PNG, BMP), resizes it to the network's input with\n"
 "bilinear interpolation (antialiased when shrinking, like PIL's BILINEAR),\n"
@@ -17,9 +17,12 @@ static void usage(FILE *f) {
 "\n"
 "  --model MODEL         a graft model (its class names and preprocessing are used)\n"
 "  --base vgg16|tiny-darknet|darknet:FILE.cfg   a pretrained classifier (vgg16: with its top)\n"
-"  --weights FILE|imagenet    its weights   --labels FILE   class names, one per line\n"
+"  --weights FILE|imagenet|none   its weights [imagenet]; every layer must load unless\n"
+"                        --weights-partial; a tflite: base has its own\n"
+"  --labels FILE         class names, one per line, one per output [tiny-darknet: its own]\n"
 "  --input-size HxW      [the network's own]   --preprocess caffe|torch|tf|darknet|none\n"
 "  --top K [5]   --json (one object per image)   --threads N [cores]\n"
+"  --quiet               no \"weights: ...\" line (with --json it goes to stderr)\n"
 "A bad image is reported (graft: error: FILE: ...) and the others are still classified;\n"
 "the exit status is then 1.\n");
 }
@@ -49,7 +52,7 @@ static int read_labels(const char *path, char ***out, gr_error *err) {
 
 int cmd_predict(int argc, char **argv) {
     const char *model = NULL, *base = NULL, *weights = NULL, *labels = NULL, *prep_s = NULL;
-    int top = 5, json = 0, threads = 0, h = 0, w = 0;
+    int top = 5, json = 0, threads = 0, h = 0, w = 0, quiet = 0, partial = 0;
     const char **images = calloc((size_t)argc, sizeof *images);
     int n_img = 0;
     if (!images) return cli_failf("out of memory");
@@ -57,6 +60,8 @@ int cmd_predict(int argc, char **argv) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); free(images); return 0; }
         if (!strcmp(a, "--json")) { json = 1; continue; }
+        if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) { quiet = 1; continue; }
+        if (!strcmp(a, "--weights-partial")) { partial = 1; continue; }
         if (a[0] != '-' || !a[1]) { images[n_img++] = a; continue; }
         if (i + 1 >= argc) { free(images); return cli_failf("%s needs a value (see graft predict --help)", a); }
         const char *v = argv[++i];
@@ -73,7 +78,11 @@ int cmd_predict(int argc, char **argv) {
         if (bad) { free(images); return cli_failf("%s '%s': bad value", a, v); }
     }
     if (!n_img) { free(images); return cli_failf("no images given (see graft predict --help)"); }
-    if (!model && !base) { free(images); return cli_failf("give --model MODEL or --base BASE --weights FILE"); }
+    if (!model && !base) { free(images); return cli_failf("give --model MODEL or --base BASE [--weights FILE]"); }
+    if (model && (base || weights || partial)) {
+        free(images);
+        return cli_failf("--model MODEL holds its network and weights: drop --base/--weights");
+    }
     gr_set_threads(threads);
     gr_error err = {0};
     gr_model *m = NULL;
@@ -82,22 +91,8 @@ int cmd_predict(int argc, char **argv) {
     float *x = NULL, *p = NULL;
     if (model) {
         m = gr_model_load(model, &err);
-    } else {
-        if (!strcmp(base, "vgg16")) {
-            if (!h) h = w = 224;
-            m = gr_vgg16(h, w, true, &err);
-            if (m && weights && strcmp(weights, "none")) {
-                char wp[4096];
-                const char *file = weights;
-                if (!strcmp(weights, "imagenet")) {
-                    if (gr_fetch_resolve("vgg16-top", NULL, NULL, wp, sizeof wp, &err) != GR_OK) goto fail;
-                    file = wp;
-                }
-                if (gr_model_load_weights(m, file, NULL, &err) != GR_OK) goto fail;
-            }
-        } else {
-            m = cli_load_base(base, weights, h, w, true, &err);
-        }
+    } else {   /* the whole network, with its classifier; weights default to imagenet */
+        m = cli_load_base(base, weights, h, w, true, partial, quiet ? NULL : (json ? stderr : stdout), &err);
     }
     if (!m) goto fail;
     if (prep_s) {
@@ -116,6 +111,11 @@ int cmd_predict(int argc, char **argv) {
     int hh, ww;
     gr_model_layer_shape(m, gr_model_num_layers(m) - 1, &hh, &ww, &C);
     C *= hh * ww;
+    if (labels && n_names != C) {   /* names for other classes would label every answer wrongly */
+        gr_error_set(&err, GR_ERR_ARG, "%s: %d class names (one per line) but the network has %d outputs", labels,
+                     n_names, C);
+        goto fail;
+    }
     if (top > C) top = C;
     x = malloc((size_t)h * w * 3 * sizeof(float));
     p = malloc((size_t)C * sizeof(float));
@@ -131,7 +131,10 @@ int cmd_predict(int argc, char **argv) {
         }
         gr_image_free(&img);
         gr_preprocess_apply(gr_model_preprocess(m), x, (size_t)h * w);
-        if (gr_model_predict(m, x, 1, -1, p, &err) != GR_OK) goto fail;
+        if (gr_model_predict(m, x, 1, -1, p, &err) != GR_OK) {
+            gr_error_prefix(&err, "%s on %s", model ? model : base, images[k]);
+            goto fail;
+        }
         if (json) { printf("{\"image\": "); cli_json_string(images[k]); printf(", \"top\": ["); }
         else printf("%s\n", images[k]);
         int best_k[64];
@@ -148,7 +151,9 @@ int cmd_predict(int argc, char **argv) {
             if (json) {
                 printf("%s{\"index\": %d, \"label\": ", t ? ", " : "", best);
                 cli_json_string(label ? label : "");
-                printf(", \"prob\": %.6f}", p[best]);
+                printf(", \"prob\": ");
+                cli_json_number(p[best]);
+                printf("}");
             } else {
                 printf("  %6.2f%%  %s (%d)\n", 100.0 * p[best], label ? label : "?", best);
             }

@@ -26,6 +26,7 @@ static void usage(FILE *f) {
 "\n"
 "  --base vgg16|tiny-darknet|darknet:FILE.cfg   (repeatable)\n"
 "  --weights FILE|imagenet|none   weights of the --base before it  [imagenet]\n"
+"  --weights-partial     allow weights files that fit only some of a base's layers\n"
 "  --data PATH|cifar10|cifar100   training data (CIFAR dir/.bin/.tar.gz, image folder, CSV)\n"
 "  --cuts LIST           comma-separated layer names, 'all-pools' (every pooling layer up to\n"
 "                        the default cut, and the default cut) and 'default'  [all-pools]\n"
@@ -77,7 +78,7 @@ static void json_score(FILE *f, const gr_probe_score *s) {
 int cmd_probe(int argc, char **argv) {
     base_arg bases[MAX_BASES];
     int nb = 0, samples = 2000, folds = 5, batch = 64, threads = 0, h = 0, w = 0, flat_max = 8192;
-    int json = 0, quiet = 0;
+    int json = 0, quiet = 0, partial = 0;
     unsigned long long seed = 1;
     const char *data = NULL, *cuts_arg = "all-pools", *prep_s = NULL;
     for (int i = 1; i < argc; i++) {
@@ -85,6 +86,7 @@ int cmd_probe(int argc, char **argv) {
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
         if (!strcmp(a, "--json")) { json = 1; continue; }
         if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) { quiet = 1; continue; }
+        if (!strcmp(a, "--weights-partial")) { partial = 1; continue; }
         if (strncmp(a, "--", 2)) return cli_failf("unexpected argument '%s' (see graft probe --help)", a);
         if (i + 1 >= argc) return cli_failf("%s needs a value (see graft probe --help)", a);
         const char *v = argv[++i];
@@ -148,7 +150,10 @@ int cmd_probe(int argc, char **argv) {
         int dh, dw;
         gr_dataset_size(ds, &dh, &dw);
         classes = gr_dataset_num_classes(ds);
-        if (!(m = cli_load_base(ba->name, ba->weights, dh, dw, true, &err))) goto fail;
+        if (!(m = cli_load_base(ba->name, ba->weights, dh, dw, false, partial, quiet ? NULL : stderr, &err))) {
+            gr_error_prefix(&err, "%s", ba->name);
+            goto fail;
+        }
         gr_model_set_preprocess(m, prep);
         int nc = 0;
         if (resolve_cuts(m, ba->name, cuts_arg, cuts, &nc, &err)) goto fail;

@@ -57,7 +57,9 @@ static void usage(FILE *f) {
 "                        a comma list (--weights: one value, or one per base) = the base whose\n"
 "                        features a linear probe scores best (with --cut auto: at its best cut)\n"
 "  --weights FILE|imagenet|none   weights for the base (.h5, .safetensors, .weights;\n"
-"                        imagenet = the canonical file, fetched/cached)  [imagenet]\n"
+"                        imagenet = the canonical file, fetched/cached)  [imagenet]; every\n"
+"                        weighted layer of the base must load (a tflite: base has its own)\n"
+"  --weights-partial     allow a file that fits only some layers (the others stay untrained)\n"
 "  --from MODEL          continue training a graft model file instead\n"
 "  --cut LAYER|auto      keep the base up to and including LAYER (name or darknet index);\n"
 "                        auto = the cut a linear probe scores best (see graft probe)\n"
@@ -106,6 +108,7 @@ typedef struct {
     int h, w, epochs, batch, threads, quiet, no_cache, augment, nesterov, no_standardize, lr_auto;
     int decay_given;         /* --decay on the command line: Keras' inverse-time schedule by default */
     int skip_bad, crop, bn_train, lr_step, patience;
+    int weights_given, weights_partial;   /* --weights on the command line; --weights-partial */
     float lr, decay, momentum, val_split, smoothing, weight_decay, base_lr_mult, lr_gamma, warmup;
     unsigned long long seed;
 } train_args;
@@ -126,7 +129,8 @@ static int parse(int argc, char **argv, train_args *t) {
         float *fv = NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); exit(0); }
         else if (!strcmp(a, "--base")) sv = &t->base;
-        else if (!strcmp(a, "--weights")) sv = &t->weights;
+        else if (!strcmp(a, "--weights")) { sv = &t->weights; t->weights_given = 1; }
+        else if (!strcmp(a, "--weights-partial")) t->weights_partial = 1;
         else if (!strcmp(a, "--from")) sv = &t->from;
         else if (!strcmp(a, "--cut")) sv = &t->cut;
         else if (!strcmp(a, "--head")) sv = &t->head;
@@ -211,6 +215,9 @@ static int parse(int argc, char **argv, train_args *t) {
     if (t->keep && strcmp(t->keep, "best") && strcmp(t->keep, "last"))
         return cli_failf("--keep '%s': expected best or last", t->keep);
     if (t->resume && t->from) return cli_failf("give --resume or --from, not both");
+    if ((t->from || t->resume) && (t->weights_given || t->weights_partial))
+        return cli_failf("--weights%s: %s holds its weights; --weights goes with --base",
+                         t->weights_partial && !t->weights_given ? "-partial" : "", t->from ? "--from MODEL" : "--resume CKPT");
     /* the default schedule: a cosine decay to 0 makes the run settle on any
      * base and cut (the seed's lr 0.01 with Keras' decay 1e-6 barely moves
      * in 20 epochs, and on standardized features the loss then climbs);
@@ -258,7 +265,7 @@ static int choose_base(train_args *t, char **bases, char **weights, int nb, gr_e
         if (!ds) return -1;
         int h, w;
         gr_dataset_size(ds, &h, &w);
-        gr_model *m = cli_load_base(bases[k], weights[k], h, w, true, err);
+        gr_model *m = cli_load_base(bases[k], weights[k], h, w, false, t->weights_partial, t->quiet ? NULL : stdout, err);
         if (!m) { gr_dataset_free(ds); gr_error_prefix(err, "--base %s", bases[k]); return -1; }
         int cut = cli_default_cut(m), cuts[512], nc = 1;
         cuts[0] = cut;
@@ -362,7 +369,7 @@ int cmd_train(int argc, char **argv) {
         goto fail;
     }
     if (!t.from) {
-        m = cli_load_base(t.base, t.weights, h, w, t.quiet, &err);
+        m = cli_load_base(t.base, t.weights, h, w, false, t.weights_partial, t.quiet ? NULL : stdout, &err);
         if (!m) goto fail;
         gr_model_set_preprocess(m, prep);
         int cut = cli_default_cut(m);

@@ -1,5 +1,6 @@
 /* common.c — option parsing helpers shared by the subcommands. */
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -64,42 +65,89 @@ int cli_resolve_data(const char *arg, char *out, size_t cap, gr_error *err) {
     return gr_fetch_resolve(arg, NULL, NULL, out, cap, err) == GR_OK ? 0 : -1;
 }
 
-gr_model *cli_load_base(const char *base, const char *weights, int h, int w, bool quiet,
-                        gr_error *err) {
-    char cfg[4096], wpath[4096];
+/* The canonical ImageNet weights of a named base: the registry name and
+ * file kind, or NULL (no known weights: the user must give a file).       */
+static const char *imagenet_name(const char *base, bool include_top, const char **kind) {
+    *kind = NULL;
+    if (!strcmp(base, "vgg16")) return include_top ? "vgg16-top" : "vgg16";
+    if (!strcmp(base, "resnet50")) return include_top ? NULL : "resnet50";
+    if (!strcmp(base, "tiny-darknet")) { *kind = "weights"; return "tiny-darknet"; }
+    return NULL;
+}
+
+int cli_load_weights(gr_model *m, const char *base, const char *weights, bool include_top, bool partial,
+                     FILE *say, bool full_report, gr_error *err) {
+    if (!weights) weights = "imagenet";
+    bool none = !strcmp(weights, "none") || !strcmp(weights, "random");
+    if (!strncmp(base, "tflite:", 7)) {   /* the weights are in the .tflite file itself */
+        if (strcmp(weights, "imagenet")) {
+            gr_error_set(err, GR_ERR_ARG, "--weights %s: a tflite: base carries its own weights (in %s); drop "
+                         "--weights", weights, base + 7);
+            return -1;
+        }
+        if (say) fprintf(say, "weights: %s (in the .tflite file)\n", base + 7);
+        return 0;
+    }
+    if (none) {
+        if (partial) {
+            gr_error_set(err, GR_ERR_ARG, "--weights-partial goes with a weights file, not --weights %s", weights);
+            return -1;
+        }
+        if (say) fprintf(say, "weights: none (--weights %s): random initialization, the base is untrained\n", weights);
+        return 0;
+    }
+    char wpath[4096];
+    const char *wp = weights;
+    if (!strcmp(weights, "imagenet")) {
+        const char *kind, *name = imagenet_name(base, include_top, &kind);
+        if (!name) {
+            gr_error_set(err, GR_ERR_ARG, "--weights imagenet: no known ImageNet weights for base '%s'%s; give a "
+                         "weights file with --weights FILE (or --weights none for an untrained base)", base,
+                         include_top && !strcmp(base, "resnet50") ? " with its classifier" : "");
+            return -1;
+        }
+        if (gr_fetch_resolve(name, kind, NULL, wpath, sizeof wpath, err) != GR_OK) return -1;
+        wp = wpath;
+    }
+    gr_load_report rep;
+    memset(&rep, 0, sizeof rep);
+    gr_status st = partial ? gr_model_load_weights_partial(m, wp, &rep, err) : gr_model_load_weights(m, wp, &rep, err);
+    if (st != GR_OK) {   /* a file that fits only some layers: say how to load those anyway */
+        size_t k = strlen(err->msg);
+        if (st == GR_ERR_SHAPE && !partial && strstr(err->msg, ": only "))
+            snprintf(err->msg + k, sizeof err->msg - k, " (--weights-partial loads the layers that match and "
+                     "leaves the others untrained)");
+        return -1;
+    }
+    if (!say) return 0;
+    if (full_report) fputs(rep.report, say);
+    fprintf(say, "weights: %s%s: %d of %d layers loaded%s%s\n", wp, wp == wpath ? " (imagenet)" : "",
+            rep.layers_loaded, rep.layers_total, rep.by_order ? " (matched by order: names differ)" : "",
+            rep.layers_loaded < rep.layers_total ? " (--weights-partial: the others are untrained)" : "");
+    if (partial && rep.layers_loaded < rep.layers_total && !full_report) {   /* what was not loaded */
+        for (const char *l = rep.report; *l;) {
+            const char *e = strchr(l, '\n');
+            size_t n = e ? (size_t)(e - l) : strlen(l);
+            if (!strncmp(l, "not loaded: ", 12) || !strncmp(l, "...", 3)) fprintf(say, "  %.*s\n", (int)n, l);
+            l += n + (e != NULL);
+        }
+    }
+    return 0;
+}
+
+gr_model *cli_load_base(const char *base, const char *weights, int h, int w, bool include_top, bool partial,
+                        FILE *say, gr_error *err) {
+    char cfg[4096];
     const char *b = base;
     if (!strcmp(base, "tiny-darknet")) {   /* the fetched Tiny Darknet: cfg + weights */
         if (gr_fetch_resolve("tiny-darknet", "cfg", NULL, cfg + 8, sizeof cfg - 8, err) != GR_OK) return NULL;
         memcpy(cfg, "darknet:", 8);
         b = cfg;
     }
-    gr_model *m = cli_build_base(b, h, w, false, err);
-    if (!m || !weights || !strcmp(weights, "none") || !strcmp(weights, "random")) return m;
-    if (!strncmp(base, "tflite:", 7) && !strcmp(weights, "imagenet")) return m;   /* in the file */
-    const char *wp = weights;
-    if (!strcmp(weights, "imagenet")) {
-        const char *name = !strcmp(base, "vgg16") || !strcmp(base, "resnet50") ? base : (!strcmp(base, "tiny-darknet") ? "tiny-darknet" : NULL);
-        if (!name) {
-            gr_error_set(err, GR_ERR_ARG, "--weights imagenet: no known ImageNet weights for base '%s'; give a file", base);
-            gr_model_free(m);
-            return NULL;
-        }
-        if (gr_fetch_resolve(name, !strcmp(name, "tiny-darknet") ? "weights" : NULL, NULL, wpath,
-                             sizeof wpath, err) != GR_OK) {
-            gr_model_free(m);
-            return NULL;
-        }
-        wp = wpath;
-    }
-    gr_load_report rep;
-    memset(&rep, 0, sizeof rep);
-    if (gr_model_load_weights(m, wp, &rep, err) != GR_OK) {
+    gr_model *m = cli_build_base(b, h, w, include_top, err);
+    if (m && cli_load_weights(m, base, weights, include_top, partial, say, false, err)) {
         gr_model_free(m);
         return NULL;
-    }
-    if (!quiet) {
-        printf("weights: %s: %d layers loaded, %d file layers skipped%s\n", wp, rep.layers_loaded,
-               rep.layers_skipped, rep.by_order ? " (matched by order: names differ)" : "");
     }
     return m;
 }
@@ -136,6 +184,11 @@ gr_preprocess cli_default_preprocess(const char *base) {
     if (!strncmp(base, "tflite:", 7)) return GR_PREP_TF;
     if (!strncmp(base, "vgg", 3) || !strncmp(base, "resnet", 6)) return GR_PREP_CAFFE;
     return GR_PREP_DARKNET;
+}
+
+void cli_json_number(double v) {
+    if (isfinite(v)) printf("%.6f", v);
+    else fputs("null", stdout);
 }
 
 void cli_json_string(const char *s) {

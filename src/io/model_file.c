@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "io/safetensors.h"
+#include "io/weights.h"
 #include "model.h"
 
 gr_status gr_model_set_classes(gr_model *m, int n, const char *const *names, gr_error *err) {
@@ -236,6 +237,15 @@ static gr_model *build(json_object *root, const char *path, gr_error *err) {
         goto fail;
     }
     gr_model_freeze_upto(m, last_frozen);
+    if (m->n_classes > 0) {   /* one name per output: else predict labels with the wrong names or none */
+        const gr_node *l = &m->nodes[m->n_nodes - 1];
+        int outs = l->oh * l->ow * l->oc;
+        if (m->n_classes != outs) {
+            gr_error_set(err, GR_ERR_FORMAT, "%s: the file names %d classes but the model's last layer '%s' has "
+                         "%d outputs", path, m->n_classes, l->s.name, outs);
+            goto fail;
+        }
+    }
     return m;
 fail:
     gr_model_free(m);
@@ -266,12 +276,26 @@ gr_model *gr_model_load(const char *path, gr_error *err) {
             gr_error_set(err, GR_ERR_FORMAT, "%s: tensor '%s' is missing", path, q->name);
             goto fail;
         }
-        if (gr_st_count(sf, i) != (int64_t)q->count || sf->t[i].ndim != q->ndim) {
-            gr_error_set(err, GR_ERR_SHAPE, "%s: tensor '%s' has %lld values in %d dims, the layer needs %zu in %d",
-                         path, q->name, (long long)gr_st_count(sf, i), sf->t[i].ndim, q->count, q->ndim);
+        bool same = sf->t[i].ndim == q->ndim;
+        for (int d = 0; same && d < q->ndim; d++) same = sf->t[i].shape[d] == q->shape[d];
+        if (!same) {   /* every dimension: a transposed kernel has the right count */
+            char want[96], got[96];
+            gr_shape_str(want, sizeof want, q->shape, q->ndim);
+            gr_shape_str(got, sizeof got, sf->t[i].shape, sf->t[i].ndim);
+            gr_error_set(err, GR_ERR_SHAPE, "%s: tensor '%s' has shape %s, the architecture's layer needs %s",
+                         path, q->name, got, want);
             goto fail;
         }
         if (gr_st_read_f32(sf, i, m->w + q->offset, (int64_t)q->count, err) != GR_OK) goto fail;
+    }
+    for (int i = 0; i < sf->n; i++) {   /* a tensor no layer reads: the file was edited or mixed */
+        const char *tn = sf->t[i].name;
+        bool known = !strncmp(tn, "__", 2);
+        for (int p = 0; !known && p < m->n_params; p++) known = !strcmp(m->params[p].name, tn);
+        if (!known) {
+            gr_error_set(err, GR_ERR_FORMAT, "%s: tensor '%s' belongs to no layer of the architecture", path, tn);
+            goto fail;
+        }
     }
     m->w_version++;
     goto out;

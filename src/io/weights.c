@@ -405,7 +405,7 @@ static gr_status load_layer(gr_model *m, int node, gr_wfile *wf, const gr_wlayer
     return GR_OK;
 }
 
-static gr_status load_from_wfile(gr_model *m, gr_wfile *wf, gr_load_report *rep, gr_error *err) {
+static gr_status load_from_wfile(gr_model *m, gr_wfile *wf, bool partial, gr_load_report *rep, gr_error *err) {
     const char *path = wf->path;
     int nW = 0, nF = 0, named = 0;
     int *W = gr_malloc((size_t)(m->n_nodes + 1) * sizeof *W, err);
@@ -438,8 +438,9 @@ static gr_status load_from_wfile(gr_model *m, gr_wfile *wf, gr_load_report *rep,
     if (named == 0 && nW > 0) {   /* Keras' rule for legacy files: topological order */
         if (nF < nW) {
             st = gr_error_set(err, GR_ERR_SHAPE,
-                              "%s: no layer name matches the model's, and the file has %d weighted layers for the model's %d",
-                              path, nF, nW);
+                              "%s: no layer name matches the model's (0 of its %d weighted layers match; the first is '%s'), "
+                              "and the file has %d weighted layers for the model's %d, too few to match by order",
+                              path, nW, m->nodes[W[0]].s.name, nF, nW);
             goto done;
         }
         for (int w = 0; w < nW; w++) {
@@ -455,9 +456,10 @@ static gr_status load_from_wfile(gr_model *m, gr_wfile *wf, gr_load_report *rep,
     } else {
         for (int w = 0; w < nW; w++) {
             const char *ln = m->nodes[W[w]].s.name;
+            if (bind[w] < 0 && partial) continue;   /* keeps its weights; reported below */
             if (bind[w] < 0) {
-                st = gr_error_set(err, GR_ERR_SHAPE, "%s: layer '%s' of the model has no weights in the file",
-                                  path, ln);
+                st = gr_error_set(err, GR_ERR_SHAPE, "%s: only %d of the model's %d weighted layers have weights "
+                                  "in the file; the first without is '%s'", path, named, nW, ln);
                 goto done;
             }
             if (assign(m, W[w], &wf->layers[bind[w]], wf, pmap + 8 * w, why, sizeof why)) {
@@ -473,12 +475,20 @@ static gr_status load_from_wfile(gr_model *m, gr_wfile *wf, gr_load_report *rep,
     if (rep) {
         memset(rep, 0, sizeof *rep);
         rep->by_order = by_order;
+        rep->layers_total = nW;
     }
     rep_add(rep, "%s: %s", path, wf->format);
     if (by_order)
         rep_add(rep, "no layer name matches the model's: matched %d weighted layers by order (every shape agrees)", nW);
-    for (int w = 0; w < nW && !st; w++)
-        st = load_layer(m, W[w], wf, &wf->layers[bind[w]], pmap + 8 * w, stage, rep, err);
+    int missing = 0;
+    for (int w = 0; w < nW && !st; w++) {
+        if (bind[w] >= 0) {
+            st = load_layer(m, W[w], wf, &wf->layers[bind[w]], pmap + 8 * w, stage, rep, err);
+            continue;
+        }
+        if (!missing++ && rep) snprintf(rep->first_missing, sizeof rep->first_missing, "%s", m->nodes[W[w]].s.name);
+        rep_detail(rep, "not loaded: '%s' (not in the file: keeps its initial weights)", m->nodes[W[w]].s.name);
+    }
     if (st) goto done;
     int skipped = 0;
     for (int f = 0; f < nF; f++) {
@@ -490,7 +500,7 @@ static gr_status load_from_wfile(gr_model *m, gr_wfile *wf, gr_load_report *rep,
         }
     }
     if (rep) rep->layers_skipped = skipped;
-    rep_add(rep, "loaded %d layers (%d tensors)%s, skipped %d file layers", rep ? rep->layers_loaded : nW,
+    rep_add(rep, "loaded %d of %d layers (%d tensors)%s, skipped %d file layers", nW - missing, nW,
             rep ? rep->tensors_loaded : 0, by_order ? " by order" : " by name", skipped);
     if (m->w_count) memcpy(m->w, stage, m->w_count * sizeof(float));
     m->w_version++;
@@ -503,14 +513,24 @@ done:
     return st;
 }
 
-gr_status gr_model_load_weights(gr_model *m, const char *path, gr_load_report *report, gr_error *err) {
+static gr_status load_weights(gr_model *m, const char *path, bool partial, gr_load_report *report,
+                              gr_error *err) {
     if (!m || !path) return gr_error_set(err, GR_ERR_ARG, "load weights: no model or no path");
     int kind = gr_weights_sniff(path, err);
     if (!kind) return err ? err->code : GR_ERR_FORMAT;
-    if (kind == 'd') return gr_darknet_load_weights(m, path, report, err);
+    if (kind == 'd') return gr_darknet_load_weights_ex(m, path, partial, report, err);
     gr_wfile *wf = gr_wfile_open(path, err);
     if (!wf) return err ? err->code : GR_ERR_FORMAT;
-    gr_status st = load_from_wfile(m, wf, report, err);
+    gr_status st = load_from_wfile(m, wf, partial, report, err);
     gr_wfile_close(wf);
     return st;
+}
+
+gr_status gr_model_load_weights(gr_model *m, const char *path, gr_load_report *report, gr_error *err) {
+    return load_weights(m, path, false, report, err);
+}
+
+gr_status gr_model_load_weights_partial(gr_model *m, const char *path, gr_load_report *report,
+                                        gr_error *err) {
+    return load_weights(m, path, true, report, err);
 }

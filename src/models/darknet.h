@@ -43,5 +43,13 @@
  * as darknet does): it is warned about and noted in rep.  NaN/Inf values are
  * warned about.                                                             */
 gr_status gr_darknet_load_weights(gr_model *m, const char *path, gr_load_report *rep, gr_error *err);
+/* The same; partial = false: every weighted layer of the model must be a
+ * darknet layer read from the file (else GR_ERR_SHAPE naming the file, the
+ * count loaded of the total, and the first layer not loaded: e.g. a darknet
+ * .weights file given for vgg16).  partial = true: layers that are not
+ * darknet layers, and the layers after the file's end when it ends exactly
+ * between two layers, keep their weights and are listed in rep.           */
+gr_status gr_darknet_load_weights_ex(gr_model *m, const char *path, bool partial, gr_load_report *rep,
+                                     gr_error *err);
 
 #endif

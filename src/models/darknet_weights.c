@@ -158,6 +158,11 @@ static gr_status read_header(dk_reader *r, int32_t v[3]) {
 
 gr_status gr_darknet_load_weights(gr_model *m, const char *path, gr_load_report *rep,
                                   gr_error *err) {
+    return gr_darknet_load_weights_ex(m, path, false, rep, err);
+}
+
+gr_status gr_darknet_load_weights_ex(gr_model *m, const char *path, bool partial, gr_load_report *rep,
+                                     gr_error *err) {
     if (rep) memset(rep, 0, sizeof *rep);
     dk_reader r = {0};
     r.path = path;
@@ -184,15 +189,28 @@ gr_status gr_darknet_load_weights(gr_model *m, const char *path, gr_load_report 
     tmp = gr_malloc(big * sizeof(float), err);
     if (!w || !tmp) { st = GR_ERR_NOMEM; goto done; }
     if (m->w_count) memcpy(w, m->w, m->w_count * sizeof(float));
-    int loaded = 0, tensors = 0;
+    int loaded = 0, tensors = 0, total = 0, missing = 0;
+    char first_missing[96] = "";
+    for (int i = 0; i < m->n_nodes; i++) {   /* conv/dense (+ their BN), a shortcut's fixed 1x1 conv aside */
+        const gr_node *n = &m->nodes[i];
+        const char *suf = "";
+        if ((n->s.op != GR_OP_CONV2D && n->s.op != GR_OP_DENSE) ||
+            (darknet_index(n->s.name, &suf) >= 0 && !strcmp(suf, "/shortcut")))
+            continue;
+        total += !n->s.use_bias && i + 1 < m->n_nodes && m->nodes[i + 1].s.op == GR_OP_BATCHNORM ? 2 : 1;
+    }
     for (int i = 0; i < m->n_nodes && !st; i++) {
         const gr_node *n = &m->nodes[i];
         if (n->s.op != GR_OP_CONV2D && n->s.op != GR_OP_DENSE) continue;
         const char *suf = "";
         int li = darknet_index(n->s.name, &suf);
         if (li >= 0 && !strcmp(suf, "/shortcut")) continue;   /* fixed, made by the cfg reader */
-        if (li < 0 || (*suf && strcmp(suf, "/conv") && strcmp(suf, "/dense"))) {
-            rep_line(rep, "layer '%s' is not a darknet layer: not loaded\n", n->s.name);
+        bool at_end = r.pos == r.size && partial;   /* a partial load stops where the file does */
+        if (li < 0 || (*suf && strcmp(suf, "/conv") && strcmp(suf, "/dense")) || at_end) {
+            if (!missing++) snprintf(first_missing, sizeof first_missing, "%s", n->s.name);
+            if (!partial) continue;   /* the error below names it */
+            rep_line(rep, "not loaded: '%s' (%s: keeps its initial weights)\n", n->s.name,
+                     at_end ? "after the end of the file" : "not a darknet layer");
             continue;
         }
         int bn = -1;
@@ -221,6 +239,19 @@ gr_status gr_darknet_load_weights(gr_model *m, const char *path, gr_load_report 
         tensors += bn >= 0 ? 5 : 2;
     }
     if (st) goto done;
+    if (loaded == 0 && total > 0) {
+        st = gr_error_set(err, GR_ERR_SHAPE, "%s: a darknet .weights file, but none of the model's %d weighted "
+                          "layers is a darknet layer (the first is '%s'): darknet weights fit a base built from "
+                          "their darknet .cfg", path, total, first_missing);
+        goto done;
+    }
+    if (missing && !partial) {
+        st = gr_error_set(err, GR_ERR_SHAPE,
+                          "%s: a darknet .weights file, but only %d of the model's %d weighted layers are darknet "
+                          "layers it can fill; the first that is not is '%s' (darknet weights fit a base built "
+                          "from their darknet .cfg)", path, loaded, total, first_missing);
+        goto done;
+    }
     int64_t left = r.size - r.pos;
     if (left > 0) {
         gr_warn("%s: %lld bytes left after the model's last layer (fine for a cut model; "
@@ -232,6 +263,8 @@ gr_status gr_darknet_load_weights(gr_model *m, const char *path, gr_load_report 
     m->w_version++;
     if (rep) {
         rep->layers_loaded = loaded;
+        rep->layers_total = total;
+        snprintf(rep->first_missing, sizeof rep->first_missing, "%s", first_missing);
         rep->tensors_loaded = tensors;
         char head[160];
         snprintf(head, sizeof head, "darknet weights version %d.%d.%d", ver[0], ver[1], ver[2]);

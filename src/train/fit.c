@@ -52,6 +52,7 @@ static gr_status compute_features(gr_model *m, int upto, const gr_dataset *ds, c
         if (st != GR_OK || got == 0) break;
         st = upto < 0 ? (memcpy(feat + (size_t)done * F, x, (size_t)got * F * sizeof(float)), GR_OK)
                       : gr_model_run(m, 0, x, got, upto, feat + (size_t)done * F, err);
+        if (st == GR_OK && upto >= 0) st = gr_outputs_check(m, upto, feat + (size_t)done * F, got, err);
         done += got;
         if (verbose >= 2)
             gr_log(GR_LOG_PROGRESS, "%s: %d/%d images, %.0f img/s", what, done, n, done / (now_s() - t0));
@@ -92,6 +93,7 @@ static gr_status eval_features(gr_model *m, int first, const float *feat, const 
     for (int s = 0; s < n; s += batch) {
         int B = n - s < batch ? n - s : batch;
         gr_status st = gr_model_run(m, first, feat + (size_t)s * F, B, -1, probs, err);
+        if (st == GR_OK) st = gr_outputs_check(m, -1, probs, B, err);
         if (st != GR_OK) return st;
         int c1;
         l += gr_cross_entropy(probs, labels + s, B, C, 0, &c1, NULL);
@@ -540,6 +542,7 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
                 if (got != B) { st = gr_error_set(err, GR_ERR_ARG, "batcher gave %d of %d samples", got, B); break; }
                 st = first > 0 ? gr_model_run(m, 0, xi, B, first - 1, xb, err)
                                : (memcpy(xb, xi, (size_t)B * F * sizeof(float)), GR_OK);
+                if (st == GR_OK && first > 0) st = gr_outputs_check(m, first - 1, xb, B, err);
                 if (st != GR_OK) break;
             }
             float l;

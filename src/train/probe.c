@@ -181,7 +181,8 @@ gr_status gr_probe_cuts(gr_model *m, const gr_dataset *ds, const int *cuts, int 
             cut_buf *c = &cb[k];
             const float *in = c->from == 0 ? x : cb[k - 1].out;
             double ts = now_s();
-            if ((st = gr_model_run(m, c->from, in, got, c->node, c->out, err)) != GR_OK) goto out;
+            if ((st = gr_model_run(m, c->from, in, got, c->node, c->out, err)) != GR_OK ||
+                (st = gr_outputs_check(m, c->node, c->out, got, err)) != GR_OK) goto out;
             if (done > 0 || got == n) c->seconds += now_s() - ts;   /* the first batch warms up */
             int hw = c->h * c->w;
             for (int i = 0; i < got; i++) {
