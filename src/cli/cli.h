@@ -58,6 +58,11 @@ int cli_append_head(gr_model *m, const char *spec, int n_classes, gr_error *err)
 int cli_check_classes(const gr_model *m, const gr_dataset *ds, const char *data, const char *model,
                       gr_error *err);
 
+/* Training data must have at least 2 classes and an image in every class
+ * (integer CSV labels {0, 5} make 6 classes, 4 of them empty): -1 + *err
+ * naming data and the empty classes otherwise.                            */
+int cli_check_training_classes(const gr_dataset *ds, const char *data, gr_error *err);
+
 /* The preprocessing a base's published weights were trained with:
  * vgg16/resnet50 (Keras) caffe, tflite: tf, darknet networks darknet.     */
 gr_preprocess cli_default_preprocess(const char *base);

@@ -150,6 +150,7 @@ int cmd_probe(int argc, char **argv) {
         int dh, dw;
         gr_dataset_size(ds, &dh, &dw);
         classes = gr_dataset_num_classes(ds);
+        if (bi == 0 && cli_check_training_classes(ds, data, &err)) goto fail;
         if (!(m = cli_load_base(ba->name, ba->weights, dh, dw, false, partial, quiet ? NULL : stderr, &err))) {
             gr_error_prefix(&err, "%s", ba->name);
             goto fail;

@@ -78,15 +78,17 @@ static void usage(FILE *f) {
 "  --crop                resize keeping the aspect ratio, cropping the centre (default: stretch)\n"
 "fine-tuning:\n"
 "  --unfreeze LAYER      the base trains from LAYER on (e.g. block5_conv1, a darknet index)\n"
-"  --base-lr-mult F [1]  learning-rate multiplier for the unfrozen base layers\n"
-"  --bn-train            unfrozen batch norm uses batch statistics (default: stored ones)\n"
+"  --base-lr-mult F [1]  learning-rate multiplier for the unfrozen base layers (needs --unfreeze)\n"
+"  --bn-train            unfrozen batch norm uses batch statistics (default: stored ones;\n"
+"                        needs --unfreeze)\n"
 "training (defaults = the seed recipe, but for the schedule):\n"
 "  --optimizer sgd|adam|adamw [sgd]   --lr F [0.01; adam/adamw 0.001]   --decay F [1e-6]\n"
 "  --weight-decay F [0; adamw 0.01]   --lr-schedule constant|inverse-time|step|cosine\n"
 "                        [cosine: from --lr down to 0 over the epochs; inverse-time (Keras'\n"
 "                        decay, the seed's) with --no-standardize or an explicit --decay]\n"
-"  --lr-step N [10] --lr-gamma F [0.1] (step)   --warmup EPOCHS [0]\n"
+"  --lr-step N [10] --lr-gamma F [0.1] (step)   --warmup EPOCHS [0] (fewer than --epochs)\n"
 "  --patience N (early stopping, keeps the best)   --monitor val_accuracy|val_loss\n"
+"                        (both watch the validation data: --val or --val-split is required)\n"
 "  --momentum F [0.9]    --nesterov / --no-nesterov [nesterov]\n"
 "  --loss categorical|sparse  (the same math; labels are class indices either way)\n"
 "  --label-smoothing F [0]   --epochs N [20]   --batch N [32]   --seed N [1]\n"
@@ -109,6 +111,7 @@ typedef struct {
     int decay_given;         /* --decay on the command line: Keras' inverse-time schedule by default */
     int skip_bad, crop, bn_train, lr_step, patience;
     int weights_given, weights_partial;   /* --weights on the command line; --weights-partial */
+    int base_lr_mult_given;
     float lr, decay, momentum, val_split, smoothing, weight_decay, base_lr_mult, lr_gamma, warmup;
     unsigned long long seed;
 } train_args;
@@ -152,7 +155,7 @@ static int parse(int argc, char **argv, train_args *t) {
         else if (!strcmp(a, "--lr-step")) iv = &t->lr_step;
         else if (!strcmp(a, "--patience")) iv = &t->patience;
         else if (!strcmp(a, "--weight-decay")) fv = &t->weight_decay;
-        else if (!strcmp(a, "--base-lr-mult")) fv = &t->base_lr_mult;
+        else if (!strcmp(a, "--base-lr-mult")) { fv = &t->base_lr_mult; t->base_lr_mult_given = 1; }
         else if (!strcmp(a, "--lr-gamma")) fv = &t->lr_gamma;
         else if (!strcmp(a, "--warmup")) fv = &t->warmup;
         else if (!strcmp(a, "--skip-bad")) t->skip_bad = 1;
@@ -215,6 +218,16 @@ static int parse(int argc, char **argv, train_args *t) {
     if (t->keep && strcmp(t->keep, "best") && strcmp(t->keep, "last"))
         return cli_failf("--keep '%s': expected best or last", t->keep);
     if (t->resume && t->from) return cli_failf("give --resume or --from, not both");
+    /* settings that would silently do nothing (or something else than asked) */
+    if ((t->patience || t->monitor) && !t->val && !(t->val_split > 0))
+        return cli_failf("--%s watches the validation data: add --val-split F (a held-out part of --data) or "
+                         "--val PATH", t->patience ? "patience" : "monitor");
+    if (t->warmup > 0 && t->warmup >= t->epochs)
+        return cli_failf("--warmup %g: the run has %d epoch%s, so the rate would never reach --lr (give fewer "
+                         "warmup epochs or more --epochs)", t->warmup, t->epochs, t->epochs == 1 ? "" : "s");
+    if ((t->bn_train || t->base_lr_mult_given) && !t->unfreeze)
+        return cli_failf("%s applies to unfrozen base layers: add --unfreeze LAYER (the base is frozen)",
+                         t->bn_train ? "--bn-train" : "--base-lr-mult");
     if ((t->from || t->resume) && (t->weights_given || t->weights_partial))
         return cli_failf("--weights%s: %s holds its weights; --weights goes with --base",
                          t->weights_partial && !t->weights_given ? "-partial" : "", t->from ? "--from MODEL" : "--resume CKPT");
@@ -360,6 +373,7 @@ int cmd_train(int argc, char **argv) {
     if (!train) goto fail;
     gr_dataset_size(train, &h, &w);
     int classes = gr_dataset_num_classes(train);
+    if (cli_check_training_classes(train, t.data, &err)) goto fail;
     if (!t.quiet)
         printf("data: %s: %d images, %d classes, %dx%d, preprocessing %s\n", t.data,
                gr_dataset_count(train), classes, h, w, gr_preprocess_name(prep));

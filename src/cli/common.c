@@ -180,6 +180,47 @@ int cli_check_classes(const gr_model *m, const gr_dataset *ds, const char *data,
     return 0;
 }
 
+int cli_check_training_classes(const gr_dataset *ds, const char *data, gr_error *err) {
+    int C = gr_dataset_num_classes(ds), n = gr_dataset_count(ds);
+    if (C < 2) {
+        const char *nm = C == 1 ? gr_dataset_class_name(ds, 0) : NULL;
+        gr_error_set(err, GR_ERR_ARG, "%s: %d class%s%s%s%s: a classifier needs at least 2 (with one, the loss is 0 "
+                     "and the accuracy 1.0 whatever the model learns)", data, C, C == 1 ? "" : "es",
+                     nm ? " ('" : "", nm ? nm : "", nm ? "')" : "");
+        return -1;
+    }
+    int *count = calloc((size_t)C, sizeof *count);
+    if (!count) { gr_error_set(err, GR_ERR_NOMEM, "out of memory"); return -1; }
+    for (int i = 0; i < n; i++) {
+        int y = gr_dataset_label(ds, i);
+        if (y >= 0 && y < C) count[y]++;
+    }
+    char list[512] = "";
+    int empty = 0;
+    size_t k = 0;
+    for (int c = 0; c < C; c++) {
+        if (count[c]) continue;
+        if (empty++ < 8 && k < sizeof list) {
+            const char *nm = gr_dataset_class_name(ds, c);
+            k += (size_t)snprintf(list + k, sizeof list - k, "%s%d", empty > 1 ? ", " : "", c);
+            char num[16];
+            snprintf(num, sizeof num, "%d", c);
+            if (nm && nm[0] && strcmp(nm, num) && k < sizeof list)
+                k += (size_t)snprintf(list + k, sizeof list - k, " '%s'", nm);
+        } else if (empty == 9 && k < sizeof list) {
+            k += (size_t)snprintf(list + k, sizeof list - k, ", ...");
+        }
+    }
+    free(count);
+    if (empty) {
+        gr_error_set(err, GR_ERR_ARG, "%s: %d of its %d classes have no images (class %s): the model would have "
+                     "outputs it never sees; integer labels are class indices 0..K-1 (renumber them), and a "
+                     "folder's class is each subfolder (remove the empty ones)", data, empty, C, list);
+        return -1;
+    }
+    return 0;
+}
+
 gr_preprocess cli_default_preprocess(const char *base) {
     if (!strncmp(base, "tflite:", 7)) return GR_PREP_TF;
     if (!strncmp(base, "vgg", 3) || !strncmp(base, "resnet", 6)) return GR_PREP_CAFFE;

@@ -104,6 +104,13 @@ static gr_status eval_features(gr_model *m, int first, const float *feat, const 
     return GR_OK;
 }
 
+/* The index of the lowest of v[0..n) (n >= 1). */
+static int lo_index(const double *v, int n) {
+    int b = 0;
+    for (int i = 1; i < n; i++) if (v[i] < v[b]) b = i;
+    return b;
+}
+
 static void shuffle(int *perm, int n, uint64_t seed, int epoch) {
     gr_rng r;
     gr_rng_seed(&r, seed * 0x9E3779B97F4A7C15ULL + (uint64_t)epoch + 1);
@@ -170,9 +177,12 @@ static gr_status fit_standardize(gr_model *m, int node, const float *feat, const
     return st;
 }
 
-/* The learning-rate range test: 120 SGD steps on cached features with the
- * rate rising exponentially from 1e-6 to 10; picks a tenth of the rate with
- * the lowest smoothed loss, restores the weights, prints the curve.        */
+/* The learning-rate range test: 120 steps of the run's optimizer on cached
+ * features with the rate rising exponentially from 1e-6 to 10 (stopping
+ * once the smoothed loss is 4x its lowest); picks a tenth of the rate with
+ * the lowest smoothed loss (gr_lr_range_pick), or keeps *lr_out (the
+ * default rate) and says so when the curve is inconclusive.  Restores the
+ * weights and a fresh optimizer state; prints the curve.                   */
 static gr_status lr_range_test(gr_model *m, gr_trainer *t, const float *feat, const int *lab, int n,
                                int batch, size_t F, float *xb, int *blab, uint64_t seed, int verbose,
                                float *lr_out, gr_error *err) {
@@ -188,8 +198,14 @@ static gr_status lr_range_test(gr_model *m, gr_trainer *t, const float *feat, co
     if (!keep || !perm) { free(keep); free(perm); return GR_ERR_NOMEM; }
     memcpy(keep, m->w + off, np * sizeof(float));
     shuffle(perm, n, seed ^ 0xABCDEFULL, 0);
-    double lrs[STEPS], ema_v[STEPS], ema = 0, best = 1e300;
-    int done = 0, best_i = 0;
+    double lrs[STEPS], raw[STEPS], ema_v[STEPS];
+    int done = 0;
+    /* each step at exactly its rate: the run's schedule (a cosine over a
+     * short run reaches 0 within the sweep), decay and warmup are off       */
+    gr_optim *q = gr_trainer_optim(t), run_optim = *q;
+    q->schedule = GR_SCHEDULE_CONSTANT;
+    q->decay = 0;
+    q->warmup_iters = 0;
     gr_status st = GR_OK;
     for (int i = 0; i < STEPS; i++) {
         double lr = 1e-6 * pow(1e7, (double)i / (STEPS - 1));
@@ -203,33 +219,42 @@ static gr_status lr_range_test(gr_model *m, gr_trainer *t, const float *feat, co
         float l;
         st = gr_trainer_step(t, xb, blab, B, &l, NULL, err);
         if (st != GR_OK || !isfinite(l)) { st = GR_OK; break; }
-        ema = i ? 0.9 * ema + 0.1 * l : l;
-        double deb = ema / (1 - pow(0.9, i + 1));
         lrs[i] = lr;
-        ema_v[i] = deb;
+        raw[i] = l;
         done = i + 1;
-        if (deb < best) { best = deb; best_i = i; }
-        if (deb > 4 * best && i > 10) break;
+        gr_lr_range_smooth(raw, done, ema_v);
+        double lowest = ema_v[0];
+        for (int k = 1; k < done; k++) lowest = fmin(lowest, ema_v[k]);
+        if (ema_v[i] > 4 * lowest && i > 10) break;
     }
-    /* restore the weights and a fresh optimizer state */
+    /* restore the schedule, the weights and a fresh optimizer state */
+    *q = run_optim;
     memcpy(m->w + off, keep, np * sizeof(float));
     memset(s1, 0, np * sizeof(float));
     if (s2) memset(s2, 0, np * sizeof(float));
     *it = 0;
     m->w_version++;
-    *lr_out = (float)(lrs[best_i] / 10);
-    /* the curve: smoothed loss against log10(lr), 10 rows x 60 columns */
-    double lo = 1e300, hi = -1e300;
-    for (int i = 0; i < done; i++) { lo = fmin(lo, ema_v[i]); hi = fmax(hi, ema_v[i]); }
-    if (!verbose) goto out;
+    int best_i = gr_lr_range_pick(ema_v, done);
+    float def = *lr_out;
+    if (best_i >= 0) *lr_out = (float)(lrs[best_i] / 10);
+    int lo_i = done > 0 ? lo_index(ema_v, done) : 0;
+    if (!verbose || done < 2) goto say;
+    /* the curve: smoothed loss against log10(lr), 10 rows x 60 columns; the
+     * scale runs from the lowest loss to the highest before it (the descent);
+     * points above (the divergence) sit on the top row as '^'               */
+    double lo = ema_v[lo_i], hi = lo;
+    for (int i = 0; i <= lo_i; i++) hi = fmax(hi, ema_v[i]);
+    if (lo_i == 0) for (int i = 0; i < done; i++) hi = fmax(hi, ema_v[i]);
+    if (hi - lo < 1e-6) hi = lo + 1e-6;
     gr_log(GR_LOG_INFO, "learning-rate range test (%d steps): smoothed loss against the learning rate", done);
-    for (int r = 0; r < 10 && done > 1; r++) {
+    for (int r = 0; r < 10; r++) {
         double top = hi - (hi - lo) * r / 10.0, bot = hi - (hi - lo) * (r + 1) / 10.0;
         char row[61];
         for (int c = 0; c < 60; c++) {
             int i = c * (STEPS - 1) / 59;
             char ch = ' ';
-            if (i < done && ema_v[i] <= top && (ema_v[i] > bot || r == 9)) ch = i == best_i ? 'o' : '*';
+            if (i < done && r == 0 && ema_v[i] > hi) ch = '^';
+            else if (i < done && ema_v[i] <= top && (ema_v[i] > bot || r == 9)) ch = i == best_i ? 'o' : '*';
             row[c] = ch;
         }
         row[60] = 0;
@@ -237,8 +262,20 @@ static gr_status lr_range_test(gr_model *m, gr_trainer *t, const float *feat, co
     }
     gr_log(GR_LOG_INFO, "         +%.*s", 60, "------------------------------------------------------------");
     gr_log(GR_LOG_INFO, "          1e-6%*s1e-3%*s1e+1", 22, "", 26, "");
-    gr_log(GR_LOG_INFO, "lowest loss at lr %.3g: using lr %.3g", lrs[best_i], *lr_out);
-out:
+say:
+    if (verbose && best_i >= 0) gr_log(GR_LOG_INFO, "lowest loss at lr %.3g: using lr %.3g", lrs[best_i], *lr_out);
+    else if (done == 0)
+        gr_warn("--lr auto: the range test is inconclusive (the loss was not finite from the first step): "
+                "using the default lr %g", def);
+    else if (best_i < 0) {
+        int edge = done / 20 > 3 ? done / 20 : 3;
+        const char *why = done < 10 ? "too few finite steps"
+                        : lo_i >= done - edge ? "still falling at the end of the sweep"
+                        : lo_i < edge ? "at the start of the sweep: the loss only rose"
+                        : "less than 5% below where it started";
+        gr_warn("--lr auto: the range test is inconclusive (lowest loss at lr %.3g, %s): using the default lr %g",
+                lrs[lo_i], why, def);
+    }
     free(keep);
     free(perm);
     return st;
@@ -365,6 +402,10 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
     int C;
     gr_status cs = class_count(m, &C, err);
     if (cs != GR_OK) return cs;
+    if (C < 2)
+        return gr_error_set(err, GR_ERR_ARG, "the model's last layer '%s' has %d output: a classifier needs at least "
+                            "2 classes (with one, the loss is 0 and the accuracy 1.0 whatever it learns)",
+                            m->nodes[m->n_nodes - 1].s.name, C);
     int first = first_trainable(m);
     if (first >= m->n_nodes)
         return gr_error_set(err, GR_ERR_ARG, "every layer is frozen: nothing to train");
@@ -495,7 +536,7 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
         if (st != GR_OK) goto done;
     }
     if (o.lr_auto && !o.resume) {
-        float lr;
+        float lr = o.optim.lr;   /* the default, kept when the test is inconclusive */
         st = lr_range_test(m, t, feat, lab, n, o.batch, F, xb, blab, o.seed, o.verbose, &lr, err);
         if (st != GR_OK) goto done;
         o.optim.lr = lr;
@@ -509,6 +550,7 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
         }
         if (!o.resume) fprintf(log, "epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds\n");
     }
+    int last_epoch = start_epoch;   /* the last epoch run to its end */
     double ema = 0, ema_best = 1e300;
     int64_t since_best = 0, step_count = 0;
     bool warned = false;
@@ -599,6 +641,7 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
             fflush(log);
         }
         if (o.history) o.history[ep] = e;
+        last_epoch = ep + 1;
         double score = n_val > 0 ? (o.monitor_loss ? -e.val_loss : e.val_accuracy) : -e.loss;
         if (score > best_score) {
             best_score = score;
@@ -613,9 +656,15 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
     }
     const char *metric = n_val > 0 ? (o.monitor_loss ? "val_loss" : "val_accuracy") : "loss";
     bool neg = n_val == 0 || o.monitor_loss;
-    if (st == GR_OK && best_epoch > 0 && o.verbose)
-        gr_log(GR_LOG_INFO, "best epoch: %d (%s %.4f)%s", best_epoch, metric, neg ? -best_score : best_score,
-               o.keep_best ? ": keeping its weights" : "");
+    if (st == GR_OK && best_epoch > 0 && o.verbose) {
+        /* the model that is kept: the best epoch's weights, or the last epoch's */
+        char kept[160];
+        if (o.keep_best || best_epoch == last_epoch) snprintf(kept, sizeof kept, ": the model has its weights");
+        else snprintf(kept, sizeof kept, "; the model has the last epoch's (%d) weights (--keep best keeps the best)",
+                      last_epoch);
+        gr_log(GR_LOG_INFO, "best epoch: %d (%s %.4f%s)%s", best_epoch, metric, neg ? -best_score : best_score,
+               start_epoch > 0 ? ", among the epochs run since --resume" : "", kept);
+    }
     if (st == GR_OK && best_w && best_epoch > 0) {
         memcpy(m->w + off, best_w, np * sizeof(float));
         m->w_version++;

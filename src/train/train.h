@@ -21,6 +21,18 @@ float *gr_trainer_grad(gr_trainer *t, size_t *offset, size_t *count);
 void gr_trainer_state(gr_trainer *t, float **s1, float **s2, size_t *n, int64_t **it, gr_rng **rng);
 /* Changes the learning rate (the learning-rate range test). */
 void gr_trainer_set_lr(gr_trainer *t, float lr);
+/* The trainer's optimizer settings (the range test runs without the schedule). */
+gr_optim *gr_trainer_optim(gr_trainer *t);
+
+/* The learning-rate range test (lr_range.c).  smooth: out[i] = the
+ * bias-corrected exponential moving average (factor 0.9) of loss[0..i]
+ * (out[0] = loss[0]; a constant stays constant).  pick: the index of the
+ * lowest smoothed loss, or -1 when the test is inconclusive: fewer than 10
+ * points, the lowest within max(3, n/20) points of either end of the sweep
+ * (the loss only rose, or still fell when the sweep ended), or less than
+ * 5% below the first value (a flat curve).                                */
+void gr_lr_range_smooth(const double *loss, int n, double *out);
+int gr_lr_range_pick(const double *smoothed, int n);
 
 /* The features cache on disk (features_cache.c).  gr_features_key digests
  * everything the features at layer upto depend on; load fills feat (n*F)

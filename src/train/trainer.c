@@ -656,3 +656,5 @@ void gr_trainer_state(gr_trainer *t, float **s1, float **s2, size_t *n, int64_t 
 }
 
 void gr_trainer_set_lr(gr_trainer *t, float lr) { t->o.optim.lr = lr; }
+
+gr_optim *gr_trainer_optim(gr_trainer *t) { return &t->o.optim; }
