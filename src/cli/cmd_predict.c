@@ -1,6 +1,7 @@
 /* cmd_predict.c — `graft predict`: classify images with a whole network (a
  * pretrained classifier with its labels file, or a trained graft model) and
  * print the top classes. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +14,8 @@ static void usage(FILE *f) {
 "\n"
 "Decodes each image (JPEG, PNG, BMP), resizes it to the network's input with\n"
 "bilinear interpolation (antialiased when shrinking, like PIL's BILINEAR),\n"
-"applies the network's preprocessing, runs it and prints the top classes.\n"
+"applies the network's preprocessing, runs it and prints the top classes\n"
+"(with their probability; a network that does not end in a softmax: its scores).\n"
 "\n"
 "  --model MODEL         a graft model (its class names and preprocessing are used)\n"
 "  --base vgg16|tiny-darknet|darknet:FILE.cfg   a pretrained classifier (vgg16: with its top)\n"
@@ -79,9 +81,10 @@ int cmd_predict(int argc, char **argv) {
     }
     if (!n_img) { free(images); return cli_failf("no images given (see graft predict --help)"); }
     if (!model && !base) { free(images); return cli_failf("give --model MODEL or --base BASE [--weights FILE]"); }
-    if (model && (base || weights || partial)) {
+    if (model && (base || weights || partial || labels)) {
         free(images);
-        return cli_failf("--model MODEL holds its network and weights: drop --base/--weights");
+        cli_failf("--model MODEL holds its network, weights and class names: drop --base/--weights/--labels");
+        return 2;
     }
     gr_set_threads(threads);
     gr_error err = {0};
@@ -137,6 +140,15 @@ int cmd_predict(int argc, char **argv) {
         }
         if (json) { printf("{\"image\": "); cli_json_string(images[k]); printf(", \"top\": ["); }
         else printf("%s\n", images[k]);
+        /* a network that does not end in a softmax gives scores, not probabilities:
+         * printed as scores (a "141%" would be a wrong answer)                    */
+        double sum = 0;
+        bool is_prob = true;
+        for (int j = 0; j < C; j++) {
+            is_prob &= p[j] >= 0 && p[j] <= 1;
+            sum += p[j];
+        }
+        is_prob &= fabs(sum - 1) < 1e-3;
         int best_k[64];
         if (top > 64) top = 64;
         for (int t = 0; t < top; t++) {
@@ -151,11 +163,13 @@ int cmd_predict(int argc, char **argv) {
             if (json) {
                 printf("%s{\"index\": %d, \"label\": ", t ? ", " : "", best);
                 cli_json_string(label ? label : "");
-                printf(", \"prob\": ");
+                printf(is_prob ? ", \"prob\": " : ", \"score\": ");
                 cli_json_number(p[best]);
                 printf("}");
-            } else {
+            } else if (is_prob) {
                 printf("  %6.2f%%  %s (%d)\n", 100.0 * p[best], label ? label : "?", best);
+            } else {
+                printf("  score %.4g  %s (%d)\n", p[best], label ? label : "?", best);
             }
         }
         if (json) printf("]}\n");

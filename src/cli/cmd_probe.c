@@ -69,10 +69,15 @@ static int resolve_cuts(const gr_model *m, const char *base, const char *list, i
     return 0;
 }
 
-static void json_score(FILE *f, const gr_probe_score *s) {
-    fprintf(f, "{\"form\": \"%s\", \"features\": %d, \"ridge_acc\": %.6f, \"ridge_lambda\": %g, "
-               "\"logme\": %.6f, \"seconds\": %.3f}",
-            gr_probe_form_name(s->form), s->features, s->ridge_acc, s->ridge_lambda, s->logme, s->seconds);
+static void json_score(const gr_probe_score *s) {   /* (NaN/Inf: null, as JSON has no such numbers) */
+    printf("{\"form\": \"%s\", \"features\": %d, \"ridge_acc\": ", gr_probe_form_name(s->form), s->features);
+    cli_json_number(s->ridge_acc);
+    printf(", \"ridge_lambda\": ");
+    if (isfinite(s->ridge_lambda)) printf("%g", s->ridge_lambda);
+    else printf("null");
+    printf(", \"logme\": ");
+    cli_json_number(s->logme);
+    printf(", \"seconds\": %.3f}", s->seconds);
 }
 
 int cmd_probe(int argc, char **argv) {
@@ -209,9 +214,9 @@ int cmd_probe(int argc, char **argv) {
                 printf(", \"node\": %d, \"shape\": [%d, %d, %d], \"form\": \"%s\", \"fwd_ms_per_image\": %.4f, "
                        "\"pooled\": ", r->node, r->h, r->w, r->c,
                        gr_probe_form_name(r->use_flat ? GR_PROBE_FLAT : r->pooled.form), r->fwd_ms);
-                json_score(stdout, &r->pooled);
+                json_score(&r->pooled);
                 printf(", \"flat\": ");
-                if (r->flat.features) json_score(stdout, &r->flat);
+                if (r->flat.features) json_score(&r->flat);
                 else printf("null");
                 printf("}");
             }
@@ -221,8 +226,11 @@ int cmd_probe(int argc, char **argv) {
         cli_json_string(bases[best_b].weights);
         printf(", \"cut\": ");
         cli_json_string(best->name);
-        printf(", \"node\": %d, \"form\": \"%s\", \"ridge_acc\": %.6f, \"logme\": %.6f}}\n", best->node,
-               gr_probe_form_name(bs->form), bs->ridge_acc, bs->logme);
+        printf(", \"node\": %d, \"form\": \"%s\", \"ridge_acc\": ", best->node, gr_probe_form_name(bs->form));
+        cli_json_number(bs->ridge_acc);
+        printf(", \"logme\": ");
+        cli_json_number(bs->logme);
+        printf("}}\n");
     } else {
         printf("probe: %d samples (stratified, seed %llu), %d classes, ridge %d-fold CV accuracy and LogME\n",
                n_samp, seed, classes, folds);

@@ -205,7 +205,13 @@ gr_status gr_darknet_load_weights_ex(gr_model *m, const char *path, bool partial
         const char *suf = "";
         int li = darknet_index(n->s.name, &suf);
         if (li >= 0 && !strcmp(suf, "/shortcut")) continue;   /* fixed, made by the cfg reader */
-        bool at_end = r.pos == r.size && partial;   /* a partial load stops where the file does */
+        bool at_end = r.pos == r.size && loaded > 0;   /* a partial load stops where the file does */
+        if (at_end && !partial && li >= 0) {
+            st = gr_error_set(err, GR_ERR_SHAPE, "%s: only %d of the model's %d weighted layers have weights in the "
+                              "file: it ends before darknet layer %d; the first without is '%s'", path, loaded,
+                              total, li, n->s.name);
+            break;
+        }
         if (li < 0 || (*suf && strcmp(suf, "/conv") && strcmp(suf, "/dense")) || at_end) {
             if (!missing++) snprintf(first_missing, sizeof first_missing, "%s", n->s.name);
             if (!partial) continue;   /* the error below names it */

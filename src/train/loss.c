@@ -24,9 +24,10 @@ double gr_cross_entropy(const float *p, const int *labels, int B, int C, float l
         total += l;
         /* rank of the true class: number of classes strictly more probable,
          * ties broken by index (the lower index wins, like argmax). */
-        int rank = isfinite(pb[y]) ? 0 : C;   /* a NaN score is never a hit (NaN > x is false) */
-        for (int c = 0; c < C && rank < C; c++)
+        int rank = 0;
+        for (int c = 0; c < C; c++)
             if (pb[c] > pb[y] || (pb[c] == pb[y] && c < y)) rank++;
+        if (!isfinite(pb[y])) rank = C + 5;   /* a NaN score is never a hit (NaN > x is false) */
         if (rank == 0) c1++;
         if (rank < 5) c5++;
     }
