@@ -429,7 +429,10 @@ gr_model *gr_tflite_load_sized(const char *path, int h, int w, gr_error *err) {
     }
     if (!h) { h = ti->shape[1]; w = ti->shape[2]; }
     b.native = h == ti->shape[1] && w == ti->shape[2];
-    if (!(b.m = gr_model_new(h, w, ti->shape[3], err))) goto fail;
+    if (!(b.m = gr_model_new(h, w, ti->shape[3], err))) {
+        gr_error_prefix(err, "%s", path);   /* e.g. an absurd input size */
+        goto fail;
+    }
     if (!(b.node_of = gr_malloc((size_t)f->n_tensors * sizeof(int), err))) goto fail;
     for (int k = 0; k < f->n_tensors; k++) b.node_of[k] = -2;
     b.node_of[f->inputs[0]] = -1;
