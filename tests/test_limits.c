@@ -63,12 +63,12 @@ static const char *model_file(const char *name, const char *arch) {
 static void test_model_file_limits(void) {
     gr_error err = {0};
     const char *p = model_file("huge_in.gft", "{\"input\": [100000, 100000, 3], \"layers\": "
-                                              "[{\"name\": \"gap\", \"op\": \"global_avgpool\"}]}");
+                                              "[{\"name\": \"gap\", \"op\": \"global_average_pooling2d\"}]}");
     CHECK(gr_model_load(p, &err) == NULL, "a 100000x100000 input accepted");
     CHECK_ERR(err, GR_ERR_FORMAT, p, "100000x100000");
     memset(&err, 0, sizeof err);
     p = model_file("wide_in.gft", "{\"input\": [16384, 16384, 4096], \"layers\": "
-                                  "[{\"name\": \"gap\", \"op\": \"global_avgpool\"}]}");
+                                  "[{\"name\": \"gap\", \"op\": \"global_average_pooling2d\"}]}");
     CHECK(gr_model_load(p, &err) == NULL, "a 16384x16384x4096 input accepted");
     CHECK(err.code != GR_OK && strstr(err.msg, p) && strstr(err.msg, "16384x16384x4096"), "%s", err.msg);
     memset(&err, 0, sizeof err);
