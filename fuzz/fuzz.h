@@ -24,7 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define FUZZ_SRCDIR "."
 #endif
 
-/* The process's private directory ("/tmp/graft-fuzz-<pid>"), made on first
+/* The process's private directory ("/dev/shm/graft-fuzz-XXXXXX"), made on first
  * use and removed at exit (its files only: targets write flat names).    */
 static char fuzz_dir_[64];
 static void fuzz_cleanup_(void) {
@@ -38,9 +38,13 @@ static inline const char *fuzz_dir(void) {
         /* a memory budget well under libFuzzer's -rss_limit_mb=2048: models
          * bigger than it are refused (an error), not built slowly under ASan */
         setenv("GRAFT_MAX_MEMORY", "128", 0);
-        char tmpl[] = "/tmp/graft-fuzz-XXXXXX";
-        if (!mkdtemp(tmpl)) { perror("mkdtemp"); abort(); }
-        snprintf(fuzz_dir_, sizeof fuzz_dir_, "%s", tmpl);
+        /* /dev/shm (tmpfs) when there is one: rewriting a file on a disk
+         * file system costs more than most inputs take to parse */
+        char tmpl[] = "/dev/shm/graft-fuzz-XXXXXX", alt[] = "/tmp/graft-fuzz-XXXXXX";
+        char *d = mkdtemp(tmpl);
+        if (!d) d = mkdtemp(alt);
+        if (!d) { perror("mkdtemp"); abort(); }
+        snprintf(fuzz_dir_, sizeof fuzz_dir_, "%s", d);
         atexit(fuzz_cleanup_);
     }
     return fuzz_dir_;

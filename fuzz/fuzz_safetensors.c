@@ -16,7 +16,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         for (int i = 0; i < sf->n; i++) {
             (void)gr_st_find(sf, sf->t[i].name);
             int64_t n = gr_st_count(sf, i);
-            if (n < 0 || n > (1 << 20)) continue;
+            if (n < 0 || n > (1 << 16)) continue;
             float *out = malloc((size_t)(n ? n : 1) * sizeof *out);
             if (!out) continue;
             gr_error e2 = {0};
@@ -36,7 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         for (int k = 0; k < wf->layers[l].n; k++) {
             const gr_wtensor *t = &wf->layers[l].t[k];
             int64_t n = gr_wtensor_count(t);
-            if (n < 0 || n > (1 << 20)) continue;
+            if (n < 0 || n > (1 << 16)) continue;
             float *out = malloc((size_t)(n ? n : 1) * sizeof *out);
             if (!out) continue;
             gr_error e2 = {0};

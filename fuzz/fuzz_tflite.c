@@ -13,7 +13,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     for (int i = 0; i < t->n_tensors; i++) {
         int64_t n = gr_tfl_tensor_count(&t->tensors[i]);
-        if (n <= 0 || n > (1 << 20) || t->tensors[i].buffer == 0) continue;
+        if (n <= 0 || n > (1 << 16) || t->tensors[i].buffer == 0) continue;
         float *out = malloc((size_t)n * sizeof *out);
         if (!out) continue;
         gr_error e2 = {0};
