@@ -36,8 +36,8 @@ static inline const char *fuzz_dir(void) {
     if (!fuzz_dir_[0]) {
         gr_set_threads(1);   /* one core per fuzzer process */
         /* a memory budget well under libFuzzer's -rss_limit_mb=2048: models
-         * bigger than it are refused (an error), not built slowly under ASan */
-        setenv("GRAFT_MAX_MEMORY", "128", 0);
+         * bigger than it (8M parameters) are refused (an error), not built slowly under ASan */
+        setenv("GRAFT_MAX_MEMORY", "32", 0);
         /* /dev/shm (tmpfs) when there is one: rewriting a file on a disk
          * file system costs more than most inputs take to parse */
         char tmpl[] = "/dev/shm/graft-fuzz-XXXXXX", alt[] = "/tmp/graft-fuzz-XXXXXX";

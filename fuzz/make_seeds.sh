@@ -21,7 +21,7 @@ cp "$S"/model_file/*.gft "$S/safetensors/"
 # darknet
 cp tests/fixtures/darknet/synth.cfg tests/fixtures/cli/tiny.cfg "$S/darknet_cfg/"
 [ -f "$DATA/weights/darknet-tiny/tiny.cfg" ] && cp "$DATA/weights/darknet-tiny/tiny.cfg" "$S/darknet_cfg/real_tiny.cfg"
-for c in /usr/share/darknet/cfg/{darknet,resnet18,yolov3-tiny}.cfg; do
+for c in /usr/share/darknet/cfg/darknet.cfg; do
   [ -f "$c" ] && cp "$c" "$S/darknet_cfg/"
 done
 cp tests/fixtures/darknet/synth.weights "$S/darknet_weights/"
