@@ -227,10 +227,10 @@ fuzz: $(FB)/fuzz_$(T) $(FB)/seeds/.made
 	    $(FB)/corpus/$(T) fuzz/corpus/$(T) $(FB)/seeds/$(T) >$(FB)/$(T).log 2>&1; \
 	  rc=$$?; grep -E '^(#[0-9]+.(INITED|DONE)|stat::|Done [0-9]+ runs)|ERROR|SUMMARY' $(FB)/$(T).log | grep -v 'INFO' | tail -12; \
 	  ls $(FB)/crashes/$(T) | head; exit $$rc
-# minimize what a run found (plus the seeds) into the committed corpus fuzz/corpus/T (make test runs it)
+# minimize what a run found (plus the seeds, inputs cut to 4 KB) into the committed corpus fuzz/corpus/T (make check runs it)
 fuzz-merge: $(FB)/fuzz_$(T) $(FB)/seeds/.made
 	@mkdir -p fuzz/corpus/$(T)
-	@$(FB)/fuzz_$(T) -merge=1 $(FUZZ_OPTS) -max_len=65536 fuzz/corpus/$(T) $(FB)/corpus/$(T) $(FB)/seeds/$(T) 2>&1 | grep -E 'MERGE-OUTER: [0-9]+ new files' || true
+	@$(FB)/fuzz_$(T) -merge=1 $(FUZZ_OPTS) -max_len=4096 fuzz/corpus/$(T) $(FB)/corpus/$(T) $(FB)/seeds/$(T) 2>&1 | grep -E 'MERGE-OUTER: [0-9]+ new files' || true
 fuzz-all: fuzz-build $(FB)/seeds/.made
 	@for t in $(FUZZ_TARGETS); do $(MAKE) --no-print-directory fuzz T=$$t SECONDS=$(SECONDS) || exit 1; done
 
