@@ -83,10 +83,10 @@ static inline int fuzz_is_hdf5(const uint8_t *d, size_t n) {
     return 0;
 }
 
-/* The first error message of the current input (the standalone driver
- * clears it before each input and checks it against fuzz/regress/ *.expect).
+/* The error messages of the current input (the standalone driver clears
+ * them before each input and checks them against fuzz/regress/ *.expect).
  * One definition per program: each target is one translation unit.       */
-char fuzz_last_error[1200];
+char fuzz_last_error[4096];
 
 /* A failed load must say what failed: a non-OK code with an empty message
  * is a finding (abort, so both libFuzzer and the driver report it).       */
@@ -95,7 +95,8 @@ static inline void fuzz_check_error(const gr_error *err, const char *what) {
         fprintf(stderr, "%s failed without an error message (code %d)\n", what, (int)err->code);
         abort();
     }
-    if (!fuzz_last_error[0]) snprintf(fuzz_last_error, sizeof fuzz_last_error, "%s", err->msg);
+    size_t k = strlen(fuzz_last_error);   /* every error of the input, " | "-separated */
+    snprintf(fuzz_last_error + k, sizeof fuzz_last_error - k, "%s%s", k ? " | " : "", err->msg);
 }
 
 /* Sum of the output sizes of every node (floats per sample): a bound on the

@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-extern char fuzz_last_error[1200];   /* fuzz/fuzz.h */
+extern char fuzz_last_error[4096];   /* fuzz/fuzz.h */
 
 static int ends_with(const char *s, const char *suf) {
     size_t a = strlen(s), b = strlen(suf);
@@ -20,7 +20,7 @@ static int ends_with(const char *s, const char *suf) {
 }
 
 /* The expectation of a regression file X: the text of X.expect (one line, a
- * substring the input's first error message must contain), if present.  */
+ * substring one of the input's error messages must contain), if present. */
 static int expectation(const char *path, char *buf, size_t cap) {
     char p[4096];
     snprintf(p, sizeof p, "%s.expect", path);

@@ -178,7 +178,7 @@ static int build_conv(tb *b, const gr_tfl_op *op, bool depthwise) {
     int OC = wt->shape[depthwise ? 3 : 0], KH = wt->shape[1], KW = wt->shape[2], I = wt->shape[depthwise ? 0 : 3];
     int groups = 1;
     if (depthwise) {
-        if (I != 1 || OC != C * o->depth_multiplier) {
+        if (I != 1 || OC != (int64_t)C * o->depth_multiplier) {   /* the multiplier is the file's: no int overflow */
             op_error(b, GR_ERR_SHAPE, "depthwise weights [%d,%d,%d,%d] do not fit %d channels x multiplier %d",
                      I, KH, KW, OC, C, o->depth_multiplier);
             return -2;
