@@ -181,8 +181,13 @@ static size_t header_cb(char *buf, size_t size, size_t n, void *user) {
     size_t len = size * n;
     if (len >= 5 && !strncmp(buf, "HTTP/", 5)) d->range_start = -1;   /* a new response */
     if (len > 14 && !strncasecmp(buf, "content-range:", 14)) {
-        const char *p = buf + 14;
-        while (p < buf + len && (*p == ' ' || *p == '\t')) p++;
+        /* libcurl's header line is not NUL-terminated: parse a bounded copy */
+        char line[128];
+        size_t k = len - 14 < sizeof line - 1 ? len - 14 : sizeof line - 1;
+        memcpy(line, buf + 14, k);
+        line[k] = 0;
+        const char *p = line;
+        while (*p == ' ' || *p == '\t') p++;
         long start;
         if (sscanf(p, "bytes %ld-", &start) == 1) d->range_start = start;
     }
