@@ -444,6 +444,12 @@ gr_model *gr_tflite_load_sized(const char *path, int h, int w, gr_error *err) {
                      op->n_in, op->n_out);
             goto fail;
         }
+        /* -1 marks an absent optional operand (a bias); the data input and the
+         * weights are never optional: checked before any of them is indexed */
+        if (op->inputs[0] < 0 || (op->n_in > 1 && op->inputs[1] < 0)) {
+            op_error(&b, GR_ERR_FORMAT, "operand %d is absent", op->inputs[0] < 0 ? 0 : 1);
+            goto fail;
+        }
         int id = build_op(&b, op);
         if (id < -1 || (id >= 0 && check_shape(&b, op, id))) goto fail;
         b.node_of[op->outputs[0]] = id;
