@@ -185,3 +185,67 @@ uninstall:
 
 clean:
 	rm -rf $(B) $(SB)
+
+# ---- fuzzing (fuzz/; see README "Fuzzing") ----
+# make fuzz T=<target> SECONDS=<n>   build with clang + libFuzzer + ASan/UBSan into $(FB)/ and run one target
+# make fuzz-all SECONDS=<n>          each target in turn, n seconds each
+# make fuzz-merge T=<target>         minimize the run's new inputs into the committed corpus fuzz/corpus/<target>
+# make fuzz-regress                  fuzz/regress + fuzz/corpus through the normal build (make check runs them)
+# Targets run from the repository root (they read fixtures by relative path).
+FB      ?= build-fuzz
+FUZZ_CC ?= clang
+T       ?= safetensors
+SECONDS ?= 60
+FUZZ_TARGETS := $(patsubst fuzz/fuzz_%.c,%,$(sort $(wildcard fuzz/fuzz_*.c)))
+FUZZ_CFLAGS  := -O1 -g -fno-omit-frame-pointer -Wno-pass-failed -fsanitize=address,undefined \
+                -fno-sanitize-recover=undefined
+FUZZ_OPTS    ?= -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
+.PHONY: fuzz fuzz-all fuzz-build fuzz-regress fuzz-seeds fuzz-merge
+
+$(FB)/obj/%.o: %.c | $(B)/config.mk
+	@mkdir -p $(dir $@)
+	@echo "CC(fuzz) $<"; $(FUZZ_CC) $(GR_CFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+$(FB)/libgraft.a: $(call objs,$(FB),$(LIB_SRC))
+	@rm -f $@; ar rcs $@ $^
+$(FB)/fuzz_%: $(FB)/obj/fuzz/fuzz_%.o $(FB)/libgraft.a
+	@echo "LD(fuzz) $@"; $(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FB)/libgraft.a $(GR_LIBS)
+$(FB)/make_seeds: $(FB)/obj/fuzz/make_seeds.o $(FB)/libgraft.a
+	@echo "LD(fuzz) $@"; $(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FB)/libgraft.a $(GR_LIBS)
+-include $(shell find $(FB)/obj -name '*.d' 2>/dev/null)
+fuzz-build: $(patsubst %,$(FB)/fuzz_%,$(FUZZ_TARGETS))
+$(FB)/seeds/.made: $(FB)/make_seeds fuzz/make_seeds.sh fuzz/gen_tflite_seed.py
+	@FB=$(FB) fuzz/make_seeds.sh
+	@touch $@
+fuzz-seeds: $(FB)/seeds/.made
+
+# one target: new inputs go to $(FB)/corpus/T; seeds: fuzz/corpus/T (committed) and $(FB)/seeds/T (generated)
+fuzz: $(FB)/fuzz_$(T) $(FB)/seeds/.made
+	@mkdir -p $(FB)/corpus/$(T) $(FB)/crashes/$(T) fuzz/corpus/$(T)
+	@echo "fuzz $(T) for $(SECONDS) s (log: $(FB)/$(T).log)"
+	@ASAN_OPTIONS=detect_leaks=1 OMP_WAIT_POLICY=PASSIVE nice -n 5 $(FB)/fuzz_$(T) $(FUZZ_OPTS) \
+	    -max_total_time=$(SECONDS) -artifact_prefix=$(FB)/crashes/$(T)/ \
+	    $(FB)/corpus/$(T) fuzz/corpus/$(T) $(FB)/seeds/$(T) >$(FB)/$(T).log 2>&1; \
+	  rc=$$?; grep -E '^(#[0-9]+.(INITED|DONE)|stat::|Done [0-9]+ runs)|ERROR|SUMMARY' $(FB)/$(T).log | grep -v 'INFO' | tail -12; \
+	  ls $(FB)/crashes/$(T) | head; exit $$rc
+# minimize what a run found (plus the seeds, inputs cut to 4 KB) into the committed corpus fuzz/corpus/T (make check runs it)
+fuzz-merge: $(FB)/fuzz_$(T) $(FB)/seeds/.made
+	@mkdir -p fuzz/corpus/$(T)
+	@$(FB)/fuzz_$(T) -merge=1 $(FUZZ_OPTS) -max_len=4096 fuzz/corpus/$(T) $(FB)/corpus/$(T) $(FB)/seeds/$(T) 2>&1 | grep -E 'MERGE-OUTER: [0-9]+ new files' || true
+fuzz-all: fuzz-build $(FB)/seeds/.made
+	@for t in $(FUZZ_TARGETS); do $(MAKE) --no-print-directory fuzz T=$$t SECONDS=$(SECONDS) || exit 1; done
+
+# regression driver: each target's LLVMFuzzerTestOneInput + fuzz/standalone_main.c, normal compilers
+$(B)/fuzz/run_%: $(B)/obj/fuzz/fuzz_%.o $(B)/obj/fuzz/standalone_main.o $(B)/libgraft.a
+	@mkdir -p $(dir $@)
+	@echo "LD $@"; $(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(GR_LIBS) $(LDLIBS)
+$(SB)/fuzz/run_%: $(SB)/obj/fuzz/fuzz_%.o $(SB)/obj/fuzz/standalone_main.o $(SB)/libgraft.a
+	@mkdir -p $(dir $@)
+	@echo "LD(san) $@"; $(CC) $(SAN_CFLAGS) $(LDFLAGS) -o $@ $^ $(GR_LIBS) $(LDLIBS)
+$(B)/fuzz/.built: $(patsubst %,$(B)/fuzz/run_%,$(FUZZ_TARGETS))
+	@touch $@
+$(SB)/fuzz/.built: $(patsubst %,$(SB)/fuzz/run_%,$(FUZZ_TARGETS))
+	@touch $@
+check: $(B)/fuzz/.built $(SB)/fuzz/.built
+test-fast: $(B)/fuzz/.built
+fuzz-regress: $(B)/fuzz/.built
+	@GRAFT_BIN=$(CURDIR)/$(B)/graft bash tests/test_fuzz_regress.sh

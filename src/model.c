@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "model.h"
 #include "backend/backend.h"
 
@@ -87,9 +88,28 @@ int gr_preprocess_parse(const char *s, gr_preprocess *out) {
 
 /* ------------------------------------------------------------------ model */
 
+/* The memory budget in bytes: $GRAFT_MAX_MEMORY (MiB) when set, else the
+ * machine's physical memory.  Sizes read from files are checked against it
+ * before anything is allocated.                                            */
+uint64_t gr_memory_budget(void) {
+    const char *e = getenv("GRAFT_MAX_MEMORY");
+    if (e && *e) {
+        char *end;
+        unsigned long long mb = strtoull(e, &end, 10);
+        if (end != e && !*end && mb > 0) return (uint64_t)mb << 20;
+    }
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    return pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : (uint64_t)8 << 30;
+}
+
 gr_model *gr_model_new(int h, int w, int c, gr_error *err) {
     if (h <= 0 || w <= 0 || c <= 0) {
         gr_error_set(err, GR_ERR_ARG, "model input %dx%dx%d: every size must be positive", h, w, c);
+        return NULL;
+    }
+    if ((int64_t)h * w * c > GR_MAX_SAMPLE_FLOATS) {
+        gr_error_set(err, GR_ERR_ARG, "model input %dx%dx%d: %lld values per image, more than the limit of %lld",
+                     h, w, c, (long long)h * w * c, (long long)GR_MAX_SAMPLE_FLOATS);
         return NULL;
     }
     gr_model *m = gr_calloc(1, sizeof *m, err);
@@ -227,8 +247,19 @@ static int add_param(gr_model *m, int node, const char *kind, int ndim, const in
         m->params = p;
         m->cap_params = cap;
     }
-    size_t count = 1;
-    for (int i = 0; i < ndim; i++) count *= (size_t)shape[i];
+    /* the size comes from a file: checked (overflow, budget) before allocating */
+    uint64_t count = 1, budget = gr_memory_budget() / sizeof(float);
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0 || (shape[i] > 0 && count > budget / (uint64_t)shape[i])) { count = budget + 1; break; }
+        count *= (uint64_t)shape[i];
+    }
+    if (count > budget || m->w_count + count > budget) {
+        gr_error_set(err, GR_ERR_SHAPE,
+                     "layer '%s': its %s would bring the model to more than %llu parameters "
+                     "(%.1f GB, the memory budget; GRAFT_MAX_MEMORY=<MiB> sets it)",
+                     m->nodes[node].s.name, kind, (unsigned long long)budget, (double)budget * 4 / 1e9);
+        return -1;
+    }
     if (m->w_count + count > m->w_cap) {
         size_t cap = m->w_cap ? m->w_cap : 1024;
         while (cap < m->w_count + count) cap *= 2;
@@ -290,11 +321,13 @@ static void auto_name(gr_model *m, gr_layer_spec *s) {
     }
 }
 
-/* Resolves one spatial dimension of a conv or pool. */
+/* Resolves one spatial dimension of a conv or pool (k, s, pads <= GR_MAX_WINDOW,
+ * checked by the caller, so nothing here overflows). */
 static int out_dim(int in, int k, int s, gr_padding pad, int *pt, int *pb, int forced) {
     if (pad == GR_PAD_SAME) {
         int out = (in + s - 1) / s;
-        int total = (out - 1) * s + k - in;
+        int64_t t64 = (int64_t)(out - 1) * s + k - in;
+        int total = t64 > GR_MAX_WINDOW ? GR_MAX_WINDOW : (int)t64;
         if (total < 0) total = 0;
         *pt = total / 2;
         *pb = total - *pt;
@@ -355,6 +388,16 @@ int gr_model_append(gr_model *m, gr_layer_spec s, gr_error *err) {
     int H, W, C;
     gr_model_layer_shape(m, n->in[0], &H, &W, &C);
     n->ih = H; n->iw = W; n->ic = C;
+    /* windows, strides and pads come from files: bounded before any arithmetic */
+    if (s.kh > GR_MAX_WINDOW || s.kw > GR_MAX_WINDOW || s.sh > GR_MAX_WINDOW || s.sw > GR_MAX_WINDOW ||
+        s.pad_t < 0 || s.pad_l < 0 || s.pad_b < 0 || s.pad_r < 0 || s.pad_t > GR_MAX_WINDOW ||
+        s.pad_l > GR_MAX_WINDOW || s.pad_b > GR_MAX_WINDOW || s.pad_r > GR_MAX_WINDOW ||
+        s.out_h < 0 || s.out_w < 0 || s.out_h > GR_MAX_WINDOW || s.out_w > GR_MAX_WINDOW) {
+        gr_error_set(err, GR_ERR_SHAPE, "layer '%s' (%s): a kernel, stride, padding or output size out of range "
+                     "(kernel %dx%d, stride %dx%d, pads %d,%d,%d,%d; at most %d)", s.name, gr_op_name(s.op),
+                     s.kh, s.kw, s.sh, s.sw, s.pad_t, s.pad_l, s.pad_b, s.pad_r, GR_MAX_WINDOW);
+        return -1;
+    }
     int OH = H, OW = W, OC = C;
     int64_t shp[4];
     int need_params = 0;
@@ -426,6 +469,11 @@ int gr_model_append(gr_model *m, gr_layer_spec s, gr_error *err) {
         break;
     case GR_OP_STANDARDIZE: need_params = 1; break;
     default: break;
+    }
+    if (OC <= 0 || (int64_t)OH * OW * OC > GR_MAX_SAMPLE_FLOATS) {
+        gr_error_set(err, GR_ERR_SHAPE, "layer '%s' (%s): an output of %dx%dx%d per image (limit %lld values)",
+                     s.name, gr_op_name(s.op), OH, OW, OC, (long long)GR_MAX_SAMPLE_FLOATS);
+        return -1;
     }
     n->s = s;
     n->oh = OH; n->ow = OW; n->oc = OC;

@@ -14,6 +14,14 @@
 
 #define GR_MAX_INPUTS 4
 
+/* Limits checked before allocating (sizes read from files): values per
+ * image at any node (1 GiB of float32), a kernel/stride/pad/pool size, and
+ * the memory budget (bytes: $GRAFT_MAX_MEMORY MiB, else physical memory)
+ * that the parameters must fit in.                                         */
+#define GR_MAX_SAMPLE_FLOATS ((int64_t)1 << 28)
+#define GR_MAX_WINDOW 65536
+uint64_t gr_memory_budget(void);
+
 typedef struct {
     char name[96];       /* "<layer>/<kind>" */
     char kind[24];       /* "kernel", "bias", ... */

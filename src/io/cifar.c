@@ -208,6 +208,8 @@ static gr_status load_archive(const char *path, gr_data_format fmt, gr_split spl
     int c100 = fmt == GR_DATA_CIFAR100 ? 1 : fmt == GR_DATA_CIFAR10 ? 0 : -1;
     struct archive_entry *e;
     int r;
+    uint64_t budget = gr_memory_budget(), kept = 0;   /* bytes of entries held */
+    if (budget < (1 << 17)) budget = 1 << 17;
     while ((r = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
         const char *nm = archive_entry_pathname(e);
         if (!nm || archive_entry_filetype(e) != AE_IFREG) continue;
@@ -225,11 +227,26 @@ static gr_status load_archive(const char *path, gr_data_format fmt, gr_split spl
         blob *b = is_names ? &s->names : &s->batch[slot];
         if (b->p) continue;   /* first copy wins */
         snprintf(b->name, sizeof b->name, "%s:%s", path, nm);
+        /* a decompression bomb is refused before it is held: the entries kept
+         * must fit the memory budget together (declared size, then actual) */
+        if (archive_entry_size_is_set(e) && (archive_entry_size(e) < 0 ||
+                                             (uint64_t)archive_entry_size(e) > budget - kept)) {
+            st = gr_error_set(err, GR_ERR_FORMAT, "%s: the entry declares %lld bytes, more than the memory budget "
+                              "(%llu MiB; GRAFT_MAX_MEMORY=<MiB> sets it)", b->name, (long long)archive_entry_size(e),
+                              (unsigned long long)(budget >> 20));
+            break;
+        }
         gr_bytes buf = {0};
         size_t len = 0;
         for (;;) {
+            if (len + 65536 > budget - kept) {
+                st = gr_error_set(err, GR_ERR_FORMAT, "%s: expands past the memory budget (%llu MiB; "
+                                  "GRAFT_MAX_MEMORY=<MiB> sets it)", b->name, (unsigned long long)(budget >> 20));
+                break;
+            }
             if (len + 65536 > buf.cap) {
                 size_t nc = buf.cap ? buf.cap * 2 : (archive_entry_size_is_set(e) ? (size_t)archive_entry_size(e) + 65536 : 1 << 20);
+                if (nc > budget - kept) nc = budget - kept;
                 uint8_t *q = realloc(buf.p, nc);
                 if (!q) { st = gr_error_set(err, GR_ERR_NOMEM, "%s: out of memory", b->name); break; }
                 buf.p = q, buf.cap = nc;
@@ -244,6 +261,7 @@ static gr_status load_archive(const char *path, gr_data_format fmt, gr_split spl
         }
         b->p = buf.p;
         b->n = len;
+        kept += len;
         if (st != GR_OK) break;
     }
     if (st == GR_OK && r != ARCHIVE_EOF)

@@ -122,6 +122,10 @@ static char *trim(char *s) {
     return s;
 }
 
+/* Integer labels are class indices: a label makes that many classes, so
+ * it is bounded (ImageNet-21k has 21841) before any name is made.         */
+#define MAX_INT_CLASSES 100000
+
 static bool is_int(const char *s, long *v) {
     char *e;
     errno = 0;
@@ -177,6 +181,9 @@ static gr_status open_csv(gr_dataset *ds, const char *csv, gr_error *err) {
     if (st == GR_OK && all_int) {           /* integer labels: class indices */
         long mx = 0, v;
         for (int i = 0; i < labs.n; i++) is_int(labs.v[i], &v), ds->labels[i] = (int)v, mx = v > mx ? v : mx;
+        if (mx >= MAX_INT_CLASSES)   /* mx + 1 class names would be made: bounded first */
+            st = gr_error_set(err, GR_ERR_FORMAT, "%s: label %ld: integer labels are class indices, "
+                              "at most %d classes", csv, mx, MAX_INT_CLASSES);
         for (long c = 0; st == GR_OK && c <= mx; c++) {
             char nm[24];
             snprintf(nm, sizeof nm, "%ld", c);

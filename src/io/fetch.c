@@ -181,8 +181,13 @@ static size_t header_cb(char *buf, size_t size, size_t n, void *user) {
     size_t len = size * n;
     if (len >= 5 && !strncmp(buf, "HTTP/", 5)) d->range_start = -1;   /* a new response */
     if (len > 14 && !strncasecmp(buf, "content-range:", 14)) {
-        const char *p = buf + 14;
-        while (p < buf + len && (*p == ' ' || *p == '\t')) p++;
+        /* libcurl's header line is not NUL-terminated: parse a bounded copy */
+        char line[128];
+        size_t k = len - 14 < sizeof line - 1 ? len - 14 : sizeof line - 1;
+        memcpy(line, buf + 14, k);
+        line[k] = 0;
+        const char *p = line;
+        while (*p == ' ' || *p == '\t') p++;
         long start;
         if (sscanf(p, "bytes %ld-", &start) == 1) d->range_start = start;
     }
@@ -243,23 +248,29 @@ static int progress_cb(void *user, curl_off_t dltotal, curl_off_t dlnow, curl_of
     if (t - d->t_last < (d->tty ? 0.2 : 5.0) && !final) return 0;
     d->final_drawn = final;
     d->t_last = t;
-    double have = (double)(d->offset + dlnow), total = dltotal > 0 ? (double)(d->offset + dltotal) : 0;
+    double have = (double)d->offset + (double)dlnow, total = dltotal > 0 ? (double)d->offset + (double)dltotal : 0;
     double speed = t > d->t0 ? (double)dlnow / (t - d->t0) : 0;
     char h[32], tot[32], sp[32], eta[32] = "";
     fmt_bytes(have, h, sizeof h);
     fmt_bytes(total, tot, sizeof tot);
     fmt_bytes(speed, sp, sizeof sp);
+    /* the sizes come from the server (Content-Length, the resume offset): clamped
+     * before they become integers */
+    double frac = total > 0 ? have / total : 0;
+    if (!(frac >= 0)) frac = 0;
+    if (frac > 1) frac = 1;
     if (total > 0 && speed > 0) {
-        long s = (long)((total - have) / speed);
+        double left = (total - have) / speed;
+        long s = left > 0 ? (long)(left < 1e8 ? left : 1e8) : 0;
         pathf(eta, sizeof eta, "ETA %ld:%02ld", s / 60, s % 60);
     }
     if (d->tty) {
         char bar[31];
-        int fill = total > 0 ? (int)(30 * have / total) : 0;
+        int fill = (int)(30 * frac);
         for (int i = 0; i < 30; i++) bar[i] = i < fill ? '#' : '-';
         bar[30] = 0;
         gr_log(GR_LOG_PROGRESS, "%-24.24s [%s] %3.0f%% %s / %s  %s/s  %s", d->label, bar,
-               total > 0 ? 100 * have / total : 0.0, h, total > 0 ? tot : "?", sp, eta);
+               100 * frac, h, total > 0 ? tot : "?", sp, eta);
     } else {
         gr_log(GR_LOG_NOTE, "%s: %s of %s, %s/s %s", d->label, h, total > 0 ? tot : "?", sp, eta);
     }

@@ -108,6 +108,12 @@ static gr_status decode_jpeg(const uint8_t *bytes, size_t n, const char *name, g
     jpeg_create_decompress(&d);
     jpeg_mem_src(&d, bytes, (unsigned long)n);
     jpeg_read_header(&d, TRUE);
+    /* the declared size is checked before jpeg_start_decompress, which
+     * allocates for it (a progressive JPEG: the whole image's coefficients) */
+    if (check_dims(name, d.image_width, d.image_height, err) != GR_OK) {
+        jpeg_destroy_decompress(&d);
+        return GR_ERR_FORMAT;
+    }
     bool cmyk = d.jpeg_color_space == JCS_CMYK || d.jpeg_color_space == JCS_YCCK;
     d.out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
     jpeg_start_decompress(&d);

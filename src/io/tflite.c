@@ -192,7 +192,11 @@ void gr_tfl_close(gr_tfl_model *m) {
 
 int64_t gr_tfl_tensor_count(const gr_tfl_tensor *t) {
     int64_t n = 1;
-    for (int i = 0; i < t->ndim; i++) n *= t->shape[i] > 0 ? t->shape[i] : 0;
+    for (int i = 0; i < t->ndim; i++) {
+        int64_t d = t->shape[i] > 0 ? t->shape[i] : 0;
+        if (d && n > GR_TFL_MAX_ELEMS / d) return GR_TFL_MAX_ELEMS + 1;   /* no overflow: read_tensor refuses it */
+        n *= d;
+    }
     return n;
 }
 
@@ -213,6 +217,8 @@ static gr_status read_tensor(fb *c, uint64_t t, gr_tfl_tensor *out, gr_error *er
         out->shape[k] = shape[k];
     }
     free(shape);
+    if (gr_tfl_tensor_count(out) > GR_TFL_MAX_ELEMS)
+        return gr_error_set(err, GR_ERR_FORMAT, "a tensor shape with more than 2^40 elements");
     out->type = (int)fb_int(c, t, 1, 1, 1, 0, "tensor type");
     out->buffer = (uint32_t)fb_int(c, t, 2, 4, 0, 0, "tensor buffer");
     if (!(out->name = fb_string(c, t, 3, "tensor name", err))) return c->bad ? GR_ERR_FORMAT : GR_ERR_NOMEM;

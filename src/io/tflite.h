@@ -90,6 +90,9 @@ void gr_tfl_close(gr_tfl_model *m);
 /* "CONV_2D", "MEAN", ...; "builtin operator N" (in buf) for unknown codes. */
 const char *gr_tfl_op_name(int code, char *buf, size_t cap);
 
+/* Number of elements of tensor t (product of its shape); a shape of more
+ * than GR_TFL_MAX_ELEMS elements is refused when the file is read.       */
+#define GR_TFL_MAX_ELEMS ((int64_t)1 << 40)
 /* Number of elements of tensor t (product of its shape). */
 int64_t gr_tfl_tensor_count(const gr_tfl_tensor *t);
 

@@ -193,7 +193,8 @@ static gr_status st_layers(gr_wfile *wf, gr_error *err) {
             if (kd != t->kind) snprintf(t->kind, sizeof t->kind, "%s", kd);
         }
     }
-    qsort(wf->layers, (size_t)wf->n_layers, sizeof *wf->layers, torch_layer_cmp);
+    if (wf->n_layers > 1)   /* a file without tensors has no layer array at all */
+        qsort(wf->layers, (size_t)wf->n_layers, sizeof *wf->layers, torch_layer_cmp);
     return GR_OK;
 }
 

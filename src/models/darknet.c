@@ -580,7 +580,10 @@ gr_model *gr_darknet_load_cfg(const char *cfg_path, int h, int w, gr_error *err)
     }
     if (read_net(&c, &h, &w, &ch)) goto fail;   /* [net]'s other keys: training only */
     m = gr_model_new(h, w, ch, err);
-    if (!m) goto fail;
+    if (!m) {
+        gr_error_prefix(err, "%s", cfg_path);   /* e.g. an absurd input size */
+        goto fail;
+    }
     out_node = gr_malloc((size_t)c.n_sec * sizeof(int), err);
     if (!out_node) goto fail;
     int prev = -1;

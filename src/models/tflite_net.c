@@ -178,7 +178,7 @@ static int build_conv(tb *b, const gr_tfl_op *op, bool depthwise) {
     int OC = wt->shape[depthwise ? 3 : 0], KH = wt->shape[1], KW = wt->shape[2], I = wt->shape[depthwise ? 0 : 3];
     int groups = 1;
     if (depthwise) {
-        if (I != 1 || OC != C * o->depth_multiplier) {
+        if (I != 1 || OC != (int64_t)C * o->depth_multiplier) {   /* the multiplier is the file's: no int overflow */
             op_error(b, GR_ERR_SHAPE, "depthwise weights [%d,%d,%d,%d] do not fit %d channels x multiplier %d",
                      I, KH, KW, OC, C, o->depth_multiplier);
             return -2;
@@ -429,7 +429,10 @@ gr_model *gr_tflite_load_sized(const char *path, int h, int w, gr_error *err) {
     }
     if (!h) { h = ti->shape[1]; w = ti->shape[2]; }
     b.native = h == ti->shape[1] && w == ti->shape[2];
-    if (!(b.m = gr_model_new(h, w, ti->shape[3], err))) goto fail;
+    if (!(b.m = gr_model_new(h, w, ti->shape[3], err))) {
+        gr_error_prefix(err, "%s", path);   /* e.g. an absurd input size */
+        goto fail;
+    }
     if (!(b.node_of = gr_malloc((size_t)f->n_tensors * sizeof(int), err))) goto fail;
     for (int k = 0; k < f->n_tensors; k++) b.node_of[k] = -2;
     b.node_of[f->inputs[0]] = -1;
@@ -439,6 +442,12 @@ gr_model *gr_tflite_load_sized(const char *path, int h, int w, gr_error *err) {
         if (op->n_out != 1 || op->n_in < 1) {
             op_error(&b, GR_ERR_UNSUPPORTED, "%d inputs and %d outputs (graft maps operators with inputs and one output)",
                      op->n_in, op->n_out);
+            goto fail;
+        }
+        /* -1 marks an absent optional operand (a bias); the data input and the
+         * weights are never optional: checked before any of them is indexed */
+        if (op->inputs[0] < 0 || (op->n_in > 1 && op->inputs[1] < 0)) {
+            op_error(&b, GR_ERR_FORMAT, "operand %d is absent", op->inputs[0] < 0 ? 0 : 1);
             goto fail;
         }
         int id = build_op(&b, op);

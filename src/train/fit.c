@@ -335,6 +335,11 @@ static gr_status load_checkpoint(gr_trainer *t, const char *path, const char *co
     }
     *epoch = json_object_get_int(v);
     *step = json_object_object_get_ex(root, "step", &v) ? json_object_get_int(v) : 0;
+    if (*epoch < 0 || *step < 0) {   /* from the file: checked before they index anything */
+        st = gr_error_set(err, GR_ERR_FORMAT, "%s: the checkpoint's %s %d is negative", path,
+                          *epoch < 0 ? "epoch" : "step", *epoch < 0 ? *epoch : *step);
+        goto out;
+    }
     if (config && json_object_object_get_ex(root, "config", &cfg)) {
         json_object *want = json_tokener_parse(config);
         if (want) {
@@ -367,6 +372,11 @@ static gr_status load_checkpoint(gr_trainer *t, const char *path, const char *co
     if (json_object_object_get_ex(root, "epoch_loss_sum", &v)) rs->loss_sum = json_object_get_double(v);
     if (json_object_object_get_ex(root, "epoch_correct", &v)) rs->correct = json_object_get_int64(v);
     if (json_object_object_get_ex(root, "epoch_seen", &v)) rs->seen = json_object_get_int(v);
+    if (*it < 0 || rs->correct < 0 || rs->seen < 0 || rs->correct > rs->seen) {
+        st = gr_error_set(err, GR_ERR_FORMAT, "%s: the checkpoint's iterations / epoch_correct / epoch_seen "
+                          "(%lld / %lld / %d) are not counts", path, (long long)*it, (long long)rs->correct, rs->seen);
+        goto out;
+    }
     if (json_object_object_get_ex(root, "rng", &v) && json_object_array_length(v) == 4)
         for (int k = 0; k < 4; k++)
             rng->s[k] = strtoull(json_object_get_string(json_object_array_get_idx(v, (size_t)k)), NULL, 16);
@@ -476,6 +486,11 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
         st = load_checkpoint(t, o.resume, o.config_json, &start_epoch, &start_step, &rs, err);
         o.optim.lr = rs.lr;
         if (st != GR_OK) goto done;
+        if (start_step > steps) {
+            st = gr_error_set(err, GR_ERR_ARG, "--resume %s: the checkpoint is at batch %d of an epoch, this run's "
+                              "epochs have %d batches", o.resume, start_step, steps);
+            goto done;
+        }
         /* after an epoch's last batch, start_step == steps: the epoch loop
          * below runs no batch and only closes that epoch (log, validation) */
         if (o.verbose) gr_log(GR_LOG_INFO, "resuming from %s: epoch %d, batch %d", o.resume, start_epoch + 1, start_step);
