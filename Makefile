@@ -185,3 +185,9 @@ uninstall:
 
 clean:
 	rm -rf $(B) $(SB)
+
+# ---- peers (issue 18): graft vs current PyTorch (eager, torch.compile), ONNX Runtime,
+# OpenVINO and Keras 3 from the package index, in $(B)/peers-venv (bench/peers.sh) ----
+bench-peers: deps-test $(B)/graft
+	@B=$(B) bench/peers.sh
+.PHONY: bench-peers
