@@ -249,3 +249,9 @@ check: $(B)/fuzz/.built $(SB)/fuzz/.built
 test-fast: $(B)/fuzz/.built
 fuzz-regress: $(B)/fuzz/.built
 	@GRAFT_BIN=$(CURDIR)/$(B)/graft bash tests/test_fuzz_regress.sh
+
+# ---- peers (issue 18): graft vs current PyTorch (eager, torch.compile), ONNX Runtime,
+# OpenVINO and Keras 3 from the package index, in $(B)/peers-venv (bench/peers.sh) ----
+bench-peers: deps-test $(B)/graft
+	@B=$(B) bench/peers.sh
+.PHONY: bench-peers
