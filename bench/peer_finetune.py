@@ -31,7 +31,9 @@ CUT = 24
 VARIANTS = ["nchw", "channels_last"]
 
 
-def make(variant, mode, h, b):
+def build(mode, h, b, channels_last):
+    """The model, batch, optimizer and loss of one step (peers_finetune.py
+    uses it too): (frozen prefix or None, trained part, x, y, opt, loss_fn)."""
     torch.manual_seed(0)
     # exactly torchvision.models.vgg16().features, without building (and
     # initializing) the 124M-parameter classifier it would throw away
@@ -47,14 +49,18 @@ def make(variant, mode, h, b):
         frozen, trained = None, nn.Sequential(features, head).train()
     x = torch.rand(b, 3, h, h) * 255 - 128
     y = torch.randint(0, 10, (b,))
-    if variant == "channels_last":
+    if channels_last:
         if frozen is not None:
             frozen = frozen.to(memory_format=torch.channels_last)
         trained = trained.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
     opt = torch.optim.SGD([p for p in trained.parameters() if p.requires_grad], lr=0.01,
                           momentum=0.9, nesterov=True)
-    loss_fn = nn.CrossEntropyLoss()
+    return frozen, trained, x, y, opt, nn.CrossEntropyLoss()
+
+
+def make(variant, mode, h, b):
+    frozen, trained, x, y, opt, loss_fn = build(mode, h, b, variant == "channels_last")
     last = [0.0]
 
     def step():

@@ -17,36 +17,14 @@ import sys
 import time
 
 import torch
-from torch import nn
-from torchvision.models import vgg as tv_vgg
 
+from peer_finetune import build
 from peer_turns import timed
 
-CUT = 24   # features[:24] = blocks 1-4; features[24] = block5_conv1
 
 
 def make(peer, mode, h, b):
-    torch.manual_seed(0)
-    features = tv_vgg.make_layers(tv_vgg.cfgs["D"], batch_norm=False)
-    s = h // 32
-    head = nn.Sequential(nn.Flatten(), nn.Linear(512 * s * s, 1024), nn.ReLU(inplace=True),
-                         nn.Linear(1024, 10))
-    if mode == "block5":
-        frozen, trained = features[:CUT].eval(), nn.Sequential(features[CUT:], head).train()
-        for p in frozen.parameters():
-            p.requires_grad_(False)
-    else:
-        frozen, trained = None, nn.Sequential(features, head).train()
-    x = torch.rand(b, 3, h, h) * 255 - 128
-    y = torch.randint(0, 10, (b,))
-    if "_cl" in peer:
-        if frozen is not None:
-            frozen = frozen.to(memory_format=torch.channels_last)
-        trained = trained.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
-    opt = torch.optim.SGD([p for p in trained.parameters() if p.requires_grad], lr=0.01,
-                          momentum=0.9, nesterov=True)
-    loss_fn = nn.CrossEntropyLoss()
+    frozen, trained, x, y, opt, loss_fn = build(mode, h, b, "_cl" in peer)
     n_trainable = sum(p.numel() for p in trained.parameters() if p.requires_grad)
     fwd_frozen, fwd_trained = frozen, trained
     if "compile" in peer:
