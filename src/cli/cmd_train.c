@@ -80,7 +80,9 @@ static void usage(FILE *f) {
 "output:\n"
 "  --out MODEL [model.gft]   --log FILE.csv   --quiet\n"
 "  --checkpoint FILE     written after every epoch and on SIGINT/SIGTERM  [MODEL.ckpt, removed at the end]\n"
-"  --resume CKPT         continue a run from its checkpoint (bit-exact; same settings required)\n");
+"  --resume CKPT         continue a run from its checkpoint (bit-exact; same settings required)\n"
+"  outputs are new paths or regular files (symlinks written through), never an input of the\n"
+"  run, and locked (<output>.lock) while it lasts; ^C stops after the batch (exit 130), twice: at once\n");
 }
 
 typedef struct {

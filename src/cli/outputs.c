@@ -53,7 +53,9 @@ static int usage_error(const char *fmt, ...) {
 /* Takes the lock "<real>.lock" (flock, the pid written in it).  0 ok, or
  * the exit code after printing why.                                        */
 static int take_lock(cli_outputs *o, int k) {
-    snprintf(o->lock[k], sizeof o->lock[k], "%s.lock", o->real[k]);
+    size_t rl = strnlen(o->real[k], sizeof o->real[k] - 1);   /* lock[] has room for ".lock" */
+    memcpy(o->lock[k], o->real[k], rl);
+    memcpy(o->lock[k] + rl, ".lock", 6);
     for (int attempt = 0; attempt < 5; attempt++) {
         int fd = open(o->lock[k], O_RDWR | O_CREAT | O_CLOEXEC, 0644);
         if (fd < 0) {
@@ -142,7 +144,7 @@ void cli_outputs_release(cli_outputs *o) {
 /* Removes this process's temporary files: "<output>.tmp.<pid>" and the
  * features cache's "*.tmp.<pid>" (for an exit at once on a second ^C).   */
 static void remove_temps(const cli_outputs *o) {
-    char tmp[PATH_MAX + 64], suffix[40];
+    char tmp[PATH_MAX + 320], suffix[40];
     long pid = (long)getpid();
     for (int k = 0; o && k < o->n; k++) {
         if (!o->real[k][0]) continue;

@@ -497,6 +497,7 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
         if (st != GR_OK) goto done;
         if (o.verbose) gr_log(GR_LOG_INFO, "standardized the %lld features at '%s' with the training set's mean and std",
                               (long long)gr_node_size(m, sd - 1), gr_model_layer_name(m, sd - 1));
+        fflush(stdout);   /* training starts: a line someone watching the output waits for */
     }
     if (n_val > 0) {   /* validation features: computed once (inference never changes them) */
         vfeat = gr_malloc((size_t)n_val * F * sizeof(float), err);
