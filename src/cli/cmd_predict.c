@@ -56,7 +56,7 @@ static int expand_dirs(const char ***images, int n, char ***owned, int *n_owned)
         char **o2 = list ? realloc(*owned, (size_t)(*n_owned + nl) * sizeof *o2) : *owned;
         if (q) out = q;
         if (o2) *owned = o2;
-        if (!q || !o2) {
+        if (!q || (list && !o2)) {
             for (int i = 0; i < nl; i++) free(list[i]);
             free(list);
             free(out);
