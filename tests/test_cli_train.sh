@@ -143,7 +143,7 @@ else fail train_cosine_resume_epochs "rc=$rc $(cat "$T/err")"; fi
 if [ $rc -eq 0 ] && [ -s "$T/m2.gft" ] && ! cmp -s "$T/m.gft" "$T/m2.gft"; then pass train_from_model
 else fail train_from_model "rc=$rc $(cat "$T/err")"; fi
 
-# ---- SIGINT: a checkpoint, exit 1, no --out; --resume finishes bit-identical to an uninterrupted run
+# ---- SIGINT: a checkpoint, exit 130, no --out; --resume finishes bit-identical to an uninterrupted run
 R=(--data "$T/train.bin" --epochs 40 --no-cache -q)
 "$G" train "${BASE[@]}" "${HEAD[@]}" "${R[@]}" --out "$T/full.gft" --log "$T/full.csv" 2>"$T/err" || fail train_full_run "$(cat "$T/err")"
 "$G" train "${BASE[@]}" "${HEAD[@]}" "${R[@]}" --out "$T/int.gft" --log "$T/int.csv" 2>"$T/err" &
@@ -156,7 +156,7 @@ done
 kill -INT $pid 2>/dev/null; wait $pid; rc=$?
 if [ $rc -eq 0 ]; then
   echo "SKIP train_interrupt_resume: the run finished before SIGINT arrived"
-elif [ $rc -eq 1 ] && has "$T/err" "^graft: interrupted in epoch [0-9]+ after batch [0-9]+/10; checkpoint written to $T/int.gft.ckpt" \
+elif [ $rc -eq 130 ] && has "$T/err" "^graft: interrupted in epoch [0-9]+ after batch [0-9]+/10; checkpoint written to $T/int.gft.ckpt" \
      && [ -s "$T/int.gft.ckpt" ] && ! [ -e "$T/int.gft" ] && ! has "$T/err" "Sanitizer|runtime error"; then
   "$G" train --resume "$T/int.gft.ckpt" "${R[@]}" --out "$T/int.gft" --log "$T/int.csv" >"$T/out" 2>"$T/err"; rc=$?
   # the log too: every epoch's loss and accuracy as uninterrupted (the resumed epoch's included)
@@ -180,7 +180,7 @@ done
 kill -INT $pid 2>/dev/null; wait $pid; rc=$?
 if [ $rc -eq 0 ]; then
   echo "SKIP train_interrupt_resume_epoch_end: the run finished before SIGINT arrived"
-elif [ $rc -eq 1 ] && has "$T/err" "after batch 1/1; checkpoint written to"; then
+elif [ $rc -eq 130 ] && has "$T/err" "after batch 1/1; checkpoint written to"; then
   "$G" train --resume "$T/int1.gft.ckpt" "${R[@]}" --out "$T/int1.gft" --log "$T/int1.csv" >"$T/out" 2>"$T/err"; rc=$?
   # the interrupted epoch is closed on resume: its log row as uninterrupted, none lost
   if [ $rc -eq 0 ] && cmp -s "$T/int1.gft" "$T/full1.gft" && ! grep -q nan,nan,nan "$T/int1.csv" \

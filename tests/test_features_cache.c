@@ -1,8 +1,12 @@
 /* test_features_cache.c — the features cache on disk: a second run reuses the
- * stored features and ends with bit-identical weights; a damaged entry is
- * ignored and rewritten; other base weights give another entry; turning the
- * disk cache off (GRAFT_FEATURES_CACHE=0) writes nothing. */
+ * stored features and ends with bit-identical weights; a damaged entry
+ * (truncated, or one flipped byte of its payload) is detected, recomputed
+ * and rewritten; other base weights give another entry; images replaced by
+ * others of the same size and modification time give fresh features (the
+ * key is the files' content); turning the disk cache off
+ * (GRAFT_FEATURES_CACHE=0) writes nothing. */
 #include <dirent.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -25,10 +29,11 @@ static int count_entries(void) {
     return n;
 }
 
-/* Trains a fresh head (fixed seed) on the .bin; returns the model (caller frees). */
-static gr_model *train_once(float base_bump) {
+/* Trains a fresh head (fixed seed) on data (the .bin, or an image folder);
+ * returns the model (caller frees). */
+static gr_model *train_on(const char *data, float base_bump) {
     gr_error e;
-    gr_dataset *ds = gr_dataset_open(bin, &(gr_dataset_opts){.preprocess = GR_PREP_DARKNET}, &e);
+    gr_dataset *ds = gr_dataset_open(data, &(gr_dataset_opts){.preprocess = GR_PREP_DARKNET, .h = 32, .w = 32}, &e);
     if (!ds) { fprintf(stderr, "  %s\n", e.msg); return NULL; }
     gr_model *m = gr_model_new(32, 32, 3, &e);
     gr_stack(m, &e, gr_conv2d(8, 3, 3, 2, GR_PAD_SAME, GR_ACT_RELU), gr_maxpool(2, 2), gr_flatten(),
@@ -43,6 +48,135 @@ static gr_model *train_once(float base_bump) {
     gr_dataset_free(ds);
     if (st != GR_OK) { gr_model_free(m); return NULL; }
     return m;
+}
+static gr_model *train_once(float base_bump) { return train_on(bin, base_bump); }
+
+/* The one cache entry's path into f (empty when there is not exactly one). */
+static void entry_path(char *f, size_t cap) {
+    char d[400];
+    snprintf(d, sizeof d, "%s/cache/features", home);
+    DIR *dp = opendir(d);
+    struct dirent *e;
+    int n = 0;
+    f[0] = 0;
+    while (dp && (e = readdir(dp)))
+        if (strstr(e->d_name, ".f32") && !strstr(e->d_name, ".tmp")) { snprintf(f, cap, "%s/%s", d, e->d_name); n++; }
+    if (dp) closedir(dp);
+    if (n != 1) f[0] = 0;
+}
+
+static unsigned char *read_all(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = len > 0 ? malloc((size_t)len) : NULL;
+    *n = b && fread(b, 1, (size_t)len, f) == (size_t)len ? (size_t)len : 0;
+    fclose(f);
+    return b;
+}
+
+static bool same_weights(const gr_model *a, const gr_model *b) {
+    return a && b && a->w_count == b->w_count && !memcmp(a->w, b->w, a->w_count * sizeof(float));
+}
+
+/* Clears the cache directory. */
+static void clear_cache(void) {
+    char cmd[500];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s/cache'", home);
+    if (system(cmd) != 0) fprintf(stderr, "  could not clear %s/cache\n", home);
+}
+
+/* One byte of the payload flipped (same size, same header): the digest in
+ * the header catches it; the run recomputes (weights as the first run's)
+ * and rewrites the entry (bytes as before).                               */
+static void test_flipped_byte(void) {
+    clear_cache();
+    gr_model *a = train_once(0);
+    char f[700];
+    entry_path(f, sizeof f);
+    CHECK(a && f[0], "one cache entry after the first run");
+    size_t n0 = 0;
+    unsigned char *orig = f[0] ? read_all(f, &n0) : NULL;
+    CHECK(orig && n0 > 100, "entry readable");
+    if (!orig || !a) { free(orig); gr_model_free(a); return; }
+    int fd = open(f, O_RDWR);
+    unsigned char c = (unsigned char)(orig[n0 - 7] ^ 0x40);
+    CHECK(fd >= 0 && pwrite(fd, &c, 1, (off_t)(n0 - 7)) == 1, "flip a byte");
+    if (fd >= 0) close(fd);
+    gr_model *b = train_once(0);
+    CHECK(same_weights(a, b), "a cache entry with a flipped byte was used (the weights differ from a computed run)");
+    size_t n1 = 0;
+    unsigned char *now = read_all(f, &n1);
+    CHECK(now && n1 == n0 && !memcmp(now, orig, n0), "the damaged entry was not rewritten");
+    free(orig); free(now);
+    gr_model_free(a); gr_model_free(b);
+}
+
+/* A w x h 24-bit BMP of one colour + a bright square at (k, k). */
+static void write_bmp(const char *path, int w, int h, unsigned char r, unsigned char g, unsigned char b, int k) {
+    int row = (w * 3 + 3) & ~3;
+    uint32_t size = 54 + (uint32_t)(row * h);
+    unsigned char hd[54] = {'B', 'M'};
+    hd[2] = (unsigned char)size; hd[3] = (unsigned char)(size >> 8);
+    hd[10] = 54; hd[14] = 40;
+    hd[18] = (unsigned char)w; hd[22] = (unsigned char)h;
+    hd[26] = 1; hd[28] = 24;
+    FILE *f = fopen(path, "wb");
+    if (!f) return;
+    fwrite(hd, 1, 54, f);
+    unsigned char *px = calloc((size_t)row, 1);
+    for (int y = 0; y < h; y++) {
+        for (int x = 0; x < w; x++) {
+            bool sq = x >= k && x < k + 6 && y >= k && y < k + 6;
+            px[3 * x] = sq ? 255 : b; px[3 * x + 1] = sq ? 255 : g; px[3 * x + 2] = sq ? 255 : r;
+        }
+        fwrite(px, 1, (size_t)row, f);
+    }
+    free(px);
+    fclose(f);
+}
+
+/* Every image of a folder replaced by another of the same size, with the
+ * old modification times put back: the cache must not serve the old
+ * features (the result equals a run with the disk cache off).             */
+static void test_same_size_same_mtime(void) {
+    clear_cache();
+    char dir[400], p[500];
+    snprintf(dir, sizeof dir, "%s/folder", home);
+    const char *cls[2] = {"a", "b"};
+    for (int c = 0; c < 2; c++) {
+        snprintf(p, sizeof p, "%s/%s", dir, cls[c]);
+        mkdir(dir, 0755);
+        mkdir(p, 0755);
+        for (int i = 0; i < 8; i++) {
+            snprintf(p, sizeof p, "%s/%s/%d.bmp", dir, cls[c], i);
+            write_bmp(p, 32, 32, c ? 20 : 200, 60, c ? 200 : 20, i);
+        }
+    }
+    gr_model *a = train_on(dir, 0);
+    CHECK(a && count_entries() == 1, "one cache entry for the folder");
+    for (int c = 0; c < 2; c++)   /* swap the classes' pixels: same sizes, same times */
+        for (int i = 0; i < 8; i++) {
+            snprintf(p, sizeof p, "%s/%s/%d.bmp", dir, cls[c], i);
+            struct stat sb;
+            stat(p, &sb);
+            write_bmp(p, 32, 32, c ? 200 : 20, 60, c ? 20 : 200, 7 - i);
+            struct stat sa;
+            struct timespec ts[2] = {sb.st_atim, sb.st_mtim};
+            CHECK(utimensat(AT_FDCWD, p, ts, 0) == 0 && stat(p, &sa) == 0 && sa.st_size == sb.st_size &&
+                  sa.st_mtim.tv_sec == sb.st_mtim.tv_sec && sa.st_mtim.tv_nsec == sb.st_mtim.tv_nsec,
+                  "replace %s keeping size and time", p);
+        }
+    gr_model *b = train_on(dir, 0);
+    setenv("GRAFT_FEATURES_CACHE", "0", 1);
+    gr_model *fresh = train_on(dir, 0);
+    unsetenv("GRAFT_FEATURES_CACHE");
+    CHECK(b && fresh && same_weights(b, fresh), "replaced images (same size and time) reused stale features");
+    CHECK(a && b && !same_weights(a, b), "the replaced images gave the same weights as the old ones");
+    CHECK(count_entries() == 2, "the replaced images share the old entry (%d entries)", count_entries());
+    gr_model_free(a); gr_model_free(b); gr_model_free(fresh);
 }
 
 static void test_reuse_and_damage(void) {
@@ -93,6 +227,8 @@ int main(void) {
     }
     fclose(f);
     RUN(test_reuse_and_damage);
+    RUN(test_flipped_byte);
+    RUN(test_same_size_same_mtime);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", home);
     if (system(cmd) != 0) fprintf(stderr, "  could not remove %s\n", home);

@@ -70,7 +70,68 @@ gr_preprocess cli_default_preprocess(const char *base);
 /* Prints v as a JSON number (%.6f) on stdout; NaN/Inf, which JSON cannot
  * hold, as null.                                                           */
 void cli_json_number(double v);
+/* Prints " " and s quoted for a POSIX shell (as is when it needs no quotes). */
+void cli_print_shell_word(FILE *f, const char *s);
+
 /* Prints s as a JSON string literal (quoted, escaped) on stdout. */
 void cli_json_string(const char *s);
+
+/* ---- outputs (outputs.c): every command that writes files ----
+ * Before any long work, a command lists its outputs (cli_outputs_add) and
+ * claims them against its inputs (cli_outputs_claim): each output must be a
+ * new path or a regular file (a symlink counts as the file it points to:
+ * that file is replaced, the link stays), no output may be an input of the
+ * run (same st_dev/st_ino, through symlinks; an existing file inside an
+ * input directory), and no two outputs may be one file.  Then each output
+ * is locked ("<output>.lock" beside the real target, flock, holding the
+ * pid) so a second run writing it is refused naming the first one's pid.
+ * The files themselves are written through gr_outfile (io/outfile.h).      */
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#define CLI_MAX_OUTPUTS 8
+typedef struct {
+    int n;
+    const char *opt[CLI_MAX_OUTPUTS];      /* the option naming it ("--out"), for messages */
+    const char *path[CLI_MAX_OUTPUTS];     /* as given */
+    const char *may_be[CLI_MAX_OUTPUTS];   /* an input this output may be (--checkpoint = --resume) */
+    char real[CLI_MAX_OUTPUTS][4096];      /* symlinks resolved */
+    char lock[CLI_MAX_OUTPUTS][4104];      /* the lock file, "" when not held */
+    int lock_fd[CLI_MAX_OUTPUTS];
+} cli_outputs;
+
+/* An input of the run: the option and its value (path NULL or not a file: skipped). */
+typedef struct { const char *opt, *path; } cli_input;
+/* Adds an output (path NULL: nothing); may_be: an input it may equal. */
+void cli_outputs_add(cli_outputs *o, const char *opt, const char *path, const char *may_be);
+/* Checks and locks every output.  inputs: the run's input paths (NULL or
+ * non-paths are skipped).  0 ok, else the exit code after printing the
+ * error: 2 for a usage error (not a regular file, an input of the run, two
+ * outputs that are one file), 1 when the directory cannot be written or
+ * another run holds the lock.                                             */
+int cli_outputs_claim(cli_outputs *o, const cli_input *inputs, int n_in);
+/* Removes the lock files (call before returning; safe when none is held). */
+void cli_outputs_release(cli_outputs *o);
+
+/* ---- ^C (outputs.c) ----
+ * cli_stop_prepare: first thing in a command that computes (starts the
+ * OpenMP pool with SIGINT/SIGTERM blocked).  cli_stop_start: from here on a
+ * first SIGINT/SIGTERM sets *flag (the run stops after its current batch,
+ * also during a features pass); a second removes this run's temporary
+ * files ("<output>.tmp.<pid>", the features cache's) and lock files and
+ * exits at once with status 130.  cli_stop_end restores the signals.      */
+typedef struct {
+    volatile int *flag;
+    cli_outputs *outs;
+    sigset_t set, old;
+    pthread_t waiter;
+    bool have_waiter;
+} cli_stop;
+void cli_stop_prepare(void);
+void cli_stop_start(cli_stop *s, cli_outputs *outs);
+void cli_stop_end(cli_stop *s);
+
+/* Exit status of a run stopped by SIGINT/SIGTERM (128 + SIGINT, as shells). */
+#define CLI_EXIT_INTERRUPTED 130
 
 #endif

@@ -1,19 +1,24 @@
 /* cmd_extract.c — `graft extract`: run a base up to a layer on every image
  * of a dataset (in file order) and write the features as a float32 .npy of
- * shape (N, H, W, C), atomically (temp file, fsync, rename). */
-#include <fcntl.h>
+ * shape (N, H, W, C), with the labels, the sample list and the class names
+ * beside it (sidecar files), each written atomically (gr_outfile). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "cli.h"
+#include "io/outfile.h"
 
 static void usage(FILE *f) {
     fprintf(f,
 "usage: graft extract --base BASE [--weights FILE] --data PATH --layer NAME --out OUT.npy [options]\n"
 "\n"
 "Runs the base up to and including layer NAME on every image of PATH (in file\n"
-"order) and writes a float32 .npy of shape (N, H, W, C).\n"
+"order) and writes a float32 .npy of shape (N, H, W, C), and beside it (STEM =\n"
+"OUT without .npy): STEM.labels.npy (int64, N: each sample's class index),\n"
+"STEM.paths.txt (N lines: each sample's file; PATH#I for record I of a CIFAR\n"
+"file) and STEM.classes.txt (the class names, one a line, in index order).\n"
+"^C stops between batches and writes nothing (no file is left half-written).\n"
 "\n"
 "  --base vgg16|resnet50|tiny-darknet|darknet:FILE.cfg|tflite:FILE.tflite\n"
 "  --weights FILE|imagenet|none   [imagenet]; every layer must load unless --weights-partial\n"
@@ -24,11 +29,11 @@ static void usage(FILE *f) {
 "  --precision fp32|bf16 [fp32]   --quiet (no \"weights: ...\" line)\n");
 }
 
-/* The .npy v1.0 header for float32 (n, h, w, c), padded to 64 bytes. */
-static size_t npy_header(char *buf, size_t cap, long long n, int h, int w, int c) {
+/* The .npy v1.0 header for dtype descr ("<f4", "<i8") and a shape written
+ * as the inside of a Python tuple ("10, 4, 4, 8" or "10,"), padded to 64.  */
+static size_t npy_header(char *buf, size_t cap, const char *descr, const char *shape) {
     char dict[256];
-    int len = snprintf(dict, sizeof dict,
-                       "{'descr': '<f4', 'fortran_order': False, 'shape': (%lld, %d, %d, %d), }", n, h, w, c);
+    int len = snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (%s), }", descr, shape);
     size_t total = 10 + (size_t)len + 1;
     size_t pad = (64 - total % 64) % 64;
     size_t hl = (size_t)len + pad + 1;
@@ -40,6 +45,46 @@ static size_t npy_header(char *buf, size_t cap, long long n, int h, int w, int c
     memset(buf + 10 + len, ' ', pad);
     buf[10 + len + pad] = '\n';
     return 10 + hl;
+}
+
+/* Writes the sidecars of the features (labels .npy, paths, class names). */
+static gr_status write_sidecars(const gr_dataset *ds, const char *data, const char *labels_path,
+                                const char *paths_path, const char *classes_path, gr_error *err) {
+    int n = gr_dataset_count(ds);
+    gr_outfile o;
+    char hdr[256], shape[32];
+    snprintf(shape, sizeof shape, "%d,", n);
+    size_t hl = npy_header(hdr, sizeof hdr, "<i8", shape);
+    gr_status st = gr_outfile_open(&o, labels_path, err);
+    if (st != GR_OK) return st;
+    st = gr_outfile_write(&o, hdr, hl, err);
+    for (int i = 0; i < n && st == GR_OK; i++) {
+        int64_t v = gr_dataset_label(ds, i);   /* little-endian x86-64, as '<i8' says */
+        st = gr_outfile_write(&o, &v, sizeof v, err);
+    }
+    if (st == GR_OK) st = gr_outfile_commit(&o, err);
+    else gr_outfile_abort(&o);
+    if (st != GR_OK || (st = gr_outfile_open(&o, paths_path, err)) != GR_OK) return st;
+    for (int i = 0; i < n && st == GR_OK; i++) {
+        char line[4200];
+        const char *p = gr_dataset_path(ds, i);
+        int len = p ? snprintf(line, sizeof line, "%s\n", p) : snprintf(line, sizeof line, "%s#%d\n", data, i);
+        if (len < 0 || (size_t)len >= sizeof line || strchr(line, '\n') != line + len - 1)
+            st = gr_error_set(err, GR_ERR_ARG, "%s: sample %d's path is too long or holds a newline", paths_path, i);
+        else st = gr_outfile_write(&o, line, (size_t)len, err);
+    }
+    if (st == GR_OK) st = gr_outfile_commit(&o, err);
+    else gr_outfile_abort(&o);
+    if (st != GR_OK || (st = gr_outfile_open(&o, classes_path, err)) != GR_OK) return st;
+    for (int c = 0; c < gr_dataset_num_classes(ds) && st == GR_OK; c++) {
+        const char *name = gr_dataset_class_name(ds, c);
+        if (!name || !*name) name = "?";
+        st = gr_outfile_write(&o, name, strlen(name), err);
+        if (st == GR_OK) st = gr_outfile_write(&o, "\n", 1, err);
+    }
+    if (st == GR_OK) st = gr_outfile_commit(&o, err);
+    else gr_outfile_abort(&o);
+    return st;
 }
 
 int cmd_extract(int argc, char **argv) {
@@ -73,18 +118,38 @@ int cmd_extract(int argc, char **argv) {
     if (strcmp(precision, "fp32") && strcmp(precision, "bf16"))
         return cli_failf("--precision '%s': expected fp32 or bf16", precision);
     if (strcmp(split, "train") && strcmp(split, "test")) return cli_failf("--split '%s': expected train or test", split);
+    /* the outputs: OUT and its sidecars, checked and locked before any work */
+    char stem[4096], lab_path[4200], paths_path[4200], cls_path[4200];
+    size_t ol = strlen(out);
+    snprintf(stem, sizeof stem, "%.*s", (int)(ol > 4 && !strcmp(out + ol - 4, ".npy") ? ol - 4 : ol), out);
+    snprintf(lab_path, sizeof lab_path, "%s.labels.npy", stem);
+    snprintf(paths_path, sizeof paths_path, "%s.paths.txt", stem);
+    snprintf(cls_path, sizeof cls_path, "%s.classes.txt", stem);
+    cli_outputs outs = {0};
+    cli_outputs_add(&outs, "--out", out, NULL);
+    cli_outputs_add(&outs, "--out (labels)", lab_path, NULL);
+    cli_outputs_add(&outs, "--out (paths)", paths_path, NULL);
+    cli_outputs_add(&outs, "--out (classes)", cls_path, NULL);
+    cli_input ins[3] = {{"--data", data}, {"--weights", weights}, {"--base", NULL}};
+    if (!strncmp(base, "darknet:", 8) || !strncmp(base, "tflite:", 7)) ins[2].path = strchr(base, ':') + 1;
+    int orc = cli_outputs_claim(&outs, ins, 3);
+    if (orc) return orc;
     gr_set_threads(threads);
+    cli_stop_prepare();
+    cli_stop stop = {0};
+    gr_outfile of = {.fd = -1};
     gr_error err = {0};
     gr_preprocess prep = cli_default_preprocess(base);
-    if (prep_s && gr_preprocess_parse(prep_s, &prep))
+    if (prep_s && gr_preprocess_parse(prep_s, &prep)) {
+        cli_outputs_release(&outs);
         return cli_failf("--preprocess '%s': expected caffe, torch, tf, darknet or none", prep_s);
+    }
     gr_dataset *ds = NULL;
     gr_model *m = NULL;
     gr_batcher *b = NULL;
     float *x = NULL, *y = NULL;
-    int *lab = NULL, fd = -1, rc = 1;
-    char path[4096], tmp[4200];
-    tmp[0] = 0;
+    int *lab = NULL, rc = 1;
+    char path[4096];
     if (cli_resolve_data(data, path, sizeof path, &err)) goto fail;
     gr_dataset_opts o = {.split = strcmp(split, "test") ? GR_SPLIT_TRAIN : GR_SPLIT_TEST, .h = h, .w = w,
                          .preprocess = prep};
@@ -107,39 +172,47 @@ int cmd_extract(int argc, char **argv) {
     if (!x || !y || !lab) { gr_error_set(&err, GR_ERR_NOMEM, "out of memory"); goto fail; }
     gr_batcher_opts bo = {.batch = batch, .threads = 2};
     if (!(b = gr_batcher_new(ds, NULL, 0, &bo, &err))) goto fail;
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", out, (int)getpid());
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) { gr_error_set(&err, GR_ERR_IO, "%s: cannot create the output file", out); tmp[0] = 0; goto fail; }
-    char hdr[256];
-    size_t hl = npy_header(hdr, sizeof hdr, n, oh, ow, oc);
-    if (write(fd, hdr, hl) != (ssize_t)hl) { gr_error_set(&err, GR_ERR_IO, "%s: write failed", out); goto fail; }
+    if (gr_outfile_open(&of, out, &err) != GR_OK) goto fail;
+    char hdr[256], shape[96];
+    snprintf(shape, sizeof shape, "%d, %d, %d, %d", n, oh, ow, oc);
+    size_t hl = npy_header(hdr, sizeof hdr, "<f4", shape);
+    if (gr_outfile_write(&of, hdr, hl, &err) != GR_OK) goto fail;
+    cli_stop_start(&stop, &outs);
     int done = 0, got = 0;
     while (done < n) {
+        if (*stop.flag) {
+            cli_stop_end(&stop);
+            fprintf(stderr, "graft: interrupted after %d of %d images: nothing written (run the same command "
+                    "again to start over)\n", done, n);
+            rc = CLI_EXIT_INTERRUPTED;
+            goto out;
+        }
         if (gr_batcher_next(b, x, lab, &got, &err) != GR_OK) goto fail;
         if (got == 0) break;
         if (gr_model_predict(m, x, got, upto, y, &err) != GR_OK) {
             gr_error_prefix(&err, "%s on %s", base, data);
             goto fail;
         }
-        size_t bytes = (size_t)got * F * sizeof(float);
-        if (write(fd, y, bytes) != (ssize_t)bytes) {
-            gr_error_set(&err, GR_ERR_IO, "%s: write failed (disk full?)", out);
-            goto fail;
-        }
+        if (gr_outfile_write(&of, y, (size_t)got * F * sizeof(float), &err) != GR_OK) goto fail;
         done += got;
     }
-    if (fsync(fd) != 0 || close(fd) != 0) { fd = -1; gr_error_set(&err, GR_ERR_IO, "%s: sync failed", out); goto fail; }
-    fd = -1;
-    if (rename(tmp, out) != 0) { gr_error_set(&err, GR_ERR_IO, "%s: cannot rename into place", out); goto fail; }
-    tmp[0] = 0;
-    printf("%s: %d x %d x %d x %d float32 (layer '%s')\n", out, done, oh, ow, oc, layer);
+    cli_stop_end(&stop);
+    if (done != n) {
+        gr_error_set(&err, GR_ERR_IO, "%s: the data gave %d of its %d samples", data, done, n);
+        goto fail;
+    }
+    if (write_sidecars(ds, path, lab_path, paths_path, cls_path, &err) != GR_OK) goto fail;
+    if (gr_outfile_commit(&of, &err) != GR_OK) goto fail;
+    printf("%s: %d x %d x %d x %d float32 (layer '%s'); labels %s, paths %s, classes %s\n", out, done, oh, ow,
+           oc, layer, lab_path, paths_path, cls_path);
     rc = 0;
     goto out;
 fail:
     rc = cli_fail(&err);
 out:
-    if (fd >= 0) close(fd);
-    if (tmp[0]) unlink(tmp);
+    cli_stop_end(&stop);
+    gr_outfile_abort(&of);
+    cli_outputs_release(&outs);
     gr_batcher_free(b);
     free(x); free(y); free(lab);
     gr_dataset_free(ds);

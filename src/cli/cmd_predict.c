@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "cli.h"
+#include "io/dataset.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -25,8 +27,53 @@ static void usage(FILE *f) {
 "  --input-size HxW      [the network's own]   --preprocess caffe|torch|tf|darknet|none\n"
 "  --top K [5]   --json (one object per image)   --threads N [cores]\n"
 "  --quiet               no \"weights: ...\" line (with --json it goes to stderr)\n"
+"An IMAGE that is a directory stands for every JPEG/PNG/BMP file under it\n"
+"(recursively, by content not name; names starting with '.' skipped), sorted by path.\n"
 "A bad image is reported (graft: error: FILE: ...) and the others are still classified;\n"
 "the exit status is then 1.\n");
+}
+
+/* Replaces each directory in images[0..n) by the images under it (sorted);
+ * *owned collects the strings allocated here.  Returns the new count, -1
+ * on failure (printed).                                                   */
+static int expand_dirs(const char ***images, int n, char ***owned, int *n_owned) {
+    const char **out = NULL;
+    int n_out = 0;
+    for (int k = 0; k < n; k++) {
+        struct stat sb;
+        char **list = NULL;
+        int nl = 0, ignored = 0;
+        if (stat((*images)[k], &sb) == 0 && S_ISDIR(sb.st_mode)) {
+            gr_error err = {0};
+            if (gr_image_list((*images)[k], &list, &nl, &ignored, &err) != GR_OK) {
+                free(out);
+                return cli_fail(&err), -1;
+            }
+            if (nl == 0) {
+                free(list);
+                free(out);
+                return cli_failf("%s: a directory with no JPEG/PNG/BMP images (%d other files)", (*images)[k],
+                                 ignored), -1;
+            }
+            fprintf(stderr, "%s: %d images%s\n", (*images)[k], nl, ignored ? " (other files skipped)" : "");
+        }
+        const char **q = realloc(out, (size_t)(n_out + (list ? nl : 1)) * sizeof *q);
+        char **o2 = list ? realloc(*owned, (size_t)(*n_owned + nl) * sizeof *o2) : *owned;
+        if (q) out = q;
+        if (o2) *owned = o2;
+        if (!q || (list && !o2)) {
+            for (int i = 0; i < nl; i++) free(list[i]);
+            free(list);
+            free(out);
+            return cli_failf("out of memory"), -1;
+        }
+        if (!list) { out[n_out++] = (*images)[k]; continue; }
+        for (int i = 0; i < nl; i++) out[n_out++] = (*owned)[(*n_owned)++] = list[i];
+        free(list);
+    }
+    free(*images);
+    *images = out;
+    return n_out;
 }
 
 /* Reads a labels file: one name per line.  Returns the count or -1. */
@@ -85,6 +132,14 @@ int cmd_predict(int argc, char **argv) {
         free(images);
         cli_failf("--model MODEL holds its network, weights and class names: drop --base/--weights/--labels");
         return 2;
+    }
+    char **owned = NULL;
+    int n_owned = 0;
+    if ((n_img = expand_dirs(&images, n_img, &owned, &n_owned)) < 0) {
+        for (int i = 0; i < n_owned; i++) free(owned[i]);
+        free(owned);
+        free(images);
+        return 1;
     }
     gr_set_threads(threads);
     gr_error err = {0};
@@ -184,6 +239,8 @@ out:
     free(x);
     free(p);
     free(images);
+    for (int i = 0; i < n_owned; i++) free(owned[i]);
+    free(owned);
     gr_model_free(m);
     return rc;
 }

@@ -12,38 +12,21 @@
 #include <unistd.h>
 #include "cli.h"
 
-static volatile int stop_flag = 0;   /* set on SIGINT/SIGTERM: finish the batch, checkpoint */
-
-/* The signals that stop a run: SIGINT and SIGTERM. */
-static void stop_signals(sigset_t *set) {
-    sigemptyset(set);
-    sigaddset(set, SIGINT);
-    sigaddset(set, SIGTERM);
-}
-
-/* The thread pool is started with SIGINT/SIGTERM blocked, so its threads
- * inherit the mask and never run the handler inside a compute kernel.     */
-static void start_pool_without_signals(void) {
-    sigset_t set, old;
-    stop_signals(&set);
-    pthread_sigmask(SIG_BLOCK, &set, &old);
-#pragma omp parallel
-    { (void)0; }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-}
-
-static void on_signal(int sig) { (void)sig; stop_flag = 1; }   /* threads not blocking them (a library's idle ones) */
-
-/* SIGINT/SIGTERM during training are taken by this thread alone (sigwait),
- * never by a handler interrupting a compute thread: a handler's frame on
- * the stack of a thread inside oneDNN's JIT GEMM corrupted the heap (seen
- * as a rare abort when ^C landed mid-step).                               */
-static void *signal_waiter(void *arg) {
-    const sigset_t *set = arg;
-    int sig;
-    for (;;)
-        if (sigwait(set, &sig) == 0) stop_flag = 1;
-    return NULL;
+/* Prints the command that continues an interrupted run: this command's
+ * arguments (shell-quoted) without the ones --resume takes from the
+ * checkpoint, and --resume CKPT.                                           */
+static void print_resume_hint(int argc, char **argv, const char *ckpt) {
+    static const char *drop[] = {"--base", "--weights", "--from", "--cut", "--head", "--input-size", "--resume"};
+    fprintf(stderr, "graft: continue with: graft train");
+    for (int i = 1; i < argc; i++) {
+        bool skip = false;
+        for (size_t k = 0; k < sizeof drop / sizeof *drop; k++) skip |= !strcmp(argv[i], drop[k]);
+        if (skip) { i++; continue; }
+        cli_print_shell_word(stderr, argv[i]);
+    }
+    fprintf(stderr, " --resume");
+    cli_print_shell_word(stderr, ckpt);
+    fputc('\n', stderr);
 }
 
 static void usage(FILE *f) {
@@ -101,7 +84,9 @@ static void usage(FILE *f) {
 "output:\n"
 "  --out MODEL [model.gft]   --log FILE.csv   --quiet\n"
 "  --checkpoint FILE     written after every epoch and on SIGINT/SIGTERM  [MODEL.ckpt, removed at the end]\n"
-"  --resume CKPT         continue a run from its checkpoint (bit-exact; same settings required)\n");
+"  --resume CKPT         continue a run from its checkpoint (bit-exact; same settings required)\n"
+"  outputs are new paths or regular files (symlinks written through), never an input of the\n"
+"  run, and locked (<output>.lock) while it lasts; ^C stops after the batch (exit 130), twice: at once\n");
 }
 
 typedef struct {
@@ -319,7 +304,7 @@ int cmd_train(int argc, char **argv) {
     train_args t;
     if (parse(argc, argv, &t)) return 2;
     gr_set_threads(t.threads);
-    start_pool_without_signals();
+    cli_stop_prepare();
     gr_error err = {0};
     gr_model *m = NULL;
     gr_dataset *train = NULL, *val = NULL, *test = NULL;
@@ -327,17 +312,23 @@ int cmd_train(int argc, char **argv) {
     gr_preprocess prep = GR_PREP_NONE;
     int h = t.h, w = t.w;
 
-    {   /* fail before any training when --out's directory cannot be written */
-        char d[4096];
-        snprintf(d, sizeof d, "%s", t.out);
-        char *sl = strrchr(d, '/');
-        if (!sl) snprintf(d, sizeof d, ".");
-        else sl[sl == d] = 0;
-        if (access(d, W_OK | X_OK) != 0) {
-            gr_error_set(&err, GR_ERR_IO, "%s: cannot write the model into %s: %s", t.out, d, strerror(errno));
-            goto fail;
-        }
+    /* the outputs: checked against the inputs and locked before any work */
+    char ckpt[4200];
+    snprintf(ckpt, sizeof ckpt, "%s", t.ckpt ? t.ckpt : t.out);
+    if (!t.ckpt) strncat(ckpt, ".ckpt", sizeof ckpt - strlen(ckpt) - 1);
+    cli_outputs outs = {0};
+    cli_outputs_add(&outs, "--out", t.out, NULL);
+    cli_outputs_add(&outs, "--checkpoint", ckpt, t.resume);   /* a resumed run rewrites its checkpoint */
+    cli_outputs_add(&outs, "--log", t.log, NULL);
+    {
+        cli_input ins[8] = {{"--data", t.data}, {"--val", t.val}, {"--test", t.test}, {"--weights", t.weights},
+                            {"--from", t.from}, {"--resume", t.resume}, {"--base", NULL}, {NULL, NULL}};
+        if (t.base && (!strncmp(t.base, "darknet:", 8) || !strncmp(t.base, "tflite:", 7)))
+            ins[6].path = strchr(t.base, ':') + 1;
+        int orc = cli_outputs_claim(&outs, ins, 8);
+        if (orc) return orc;
     }
+    cli_stop stop = {0};
     char base_list[4096], weights_list[4096];
     if (t.base && strchr(t.base, ',')) {   /* several bases: the probe picks one */
         char *bases[16], *weights[16];
@@ -530,14 +521,10 @@ int cmd_train(int argc, char **argv) {
         gr_error_set(&err, GR_ERR_ARG, "the run's settings (paths included) exceed %zu characters", sizeof config);
         goto fail;
     }
-    char ckpt[4200];
-    snprintf(ckpt, sizeof ckpt, "%s", t.ckpt ? t.ckpt : t.out);
-    if (!t.ckpt) strncat(ckpt, ".ckpt", sizeof ckpt - strlen(ckpt) - 1);
-
     gr_fit_opts fo = {.epochs = t.epochs, .batch = t.batch, .seed = t.seed,
                       .label_smoothing = t.smoothing, .no_cache = t.no_cache,
                       .pad = t.augment ? 4 : 0, .hflip = t.augment, .log_csv = t.log,
-                      .verbose = t.quiet ? 0 : 2, .checkpoint = ckpt, .stop = &stop_flag,
+                      .verbose = t.quiet ? 0 : 2, .checkpoint = ckpt, .stop = NULL,
                       .resume = t.resume, .reuse_statistics = t.from != NULL, .config_json = config,
                       .keep_best = t.keep && !strcmp(t.keep, "best"), .lr_auto = t.lr_auto};
     fo.optim = !strcmp(t.optimizer, "sgd")
@@ -560,26 +547,21 @@ int cmd_train(int argc, char **argv) {
     if (strcmp(t.optimizer, "sgd") && !strcmp(t.schedule, "inverse-time")) fo.optim.decay = t.decay;
     if (va_idx) { fo.val = train; fo.val_idx = va_idx; fo.n_val = n_va; }
     else if (val) fo.val = val;
-    sigset_t sigs, old_mask;
-    stop_signals(&sigs);
-    pthread_sigmask(SIG_BLOCK, &sigs, &old_mask);   /* every thread started from here on inherits it */
-    pthread_t waiter;
-    bool have_waiter = pthread_create(&waiter, NULL, signal_waiter, &sigs) == 0;
-    if (!have_waiter) pthread_sigmask(SIG_SETMASK, &old_mask, NULL);   /* ^C then just ends the run */
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
+    cli_stop_start(&stop, &outs);
+    fo.stop = stop.flag;
     gr_status st = gr_fit(m, train, tr_idx, n_tr, &fo, &err);
-    if (have_waiter) {
-        pthread_cancel(waiter);   /* sigwait is a cancellation point */
-        pthread_join(waiter, NULL);
-    }
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
-    if (have_waiter) pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
+    cli_stop_end(&stop);
     if (st == GR_ERR_INTERRUPTED) {
-        fprintf(stderr, "graft: %s\ngraft: continue with: graft train --resume %s --data %s ...\n", err.msg,
-                ckpt, t.data);
-        rc = 1;
+        fprintf(stderr, "graft: %s\n", err.msg);
+        if (strstr(err.msg, "checkpoint written to") || t.resume) {
+            if (!strstr(err.msg, "checkpoint written to"))
+                fprintf(stderr, "graft: the checkpoint %s is as it was\n", t.resume);
+            print_resume_hint(argc, argv, strstr(err.msg, "checkpoint written to") ? ckpt : t.resume);
+        } else {
+            fprintf(stderr, "graft: no checkpoint yet (stopped before the first training step): run the same "
+                    "command again to start over\n");
+        }
+        rc = CLI_EXIT_INTERRUPTED;
         goto out;
     }
     if (st != GR_OK) goto fail;
@@ -597,6 +579,7 @@ int cmd_train(int argc, char **argv) {
 fail:
     rc = cli_fail(&err);
 out:
+    cli_outputs_release(&outs);
     free(tr_idx);
     free(va_idx);
     gr_dataset_free(train);

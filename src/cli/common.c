@@ -241,3 +241,17 @@ void cli_json_string(const char *s) {
     }
     putchar('"');
 }
+
+void cli_print_shell_word(FILE *f, const char *s) {
+    bool plain = *s != 0;
+    for (const char *p = s; *p; p++)
+        plain &= (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                 strchr("_./:=,+-@%", *p) != NULL;
+    if (plain) { fprintf(f, " %s", s); return; }
+    fputs(" '", f);
+    for (; *s; s++) {
+        if (*s == '\'') fputs("'\\''", f);
+        else fputc(*s, f);
+    }
+    fputc('\'', f);
+}

@@ -404,3 +404,40 @@ gr_status gr_dataset_split(const gr_dataset *ds, float val, uint64_t seed, int *
     free(is_val);
     return GR_OK;
 }
+
+/* ---------------------------------------------------------- image lists */
+
+static gr_status walk_images(const char *dir, int depth, strlist *out, int *ignored, gr_error *err) {
+    if (depth > 32) return gr_error_set(err, GR_ERR_FORMAT, "%s: folders nested too deep (a symlink loop?)", dir);
+    strlist dirs = {0}, files = {0};
+    gr_status st = list_dir(dir, true, &dirs, err);
+    if (st == GR_OK) st = list_dir(dir, false, &files, err);
+    char p[4096];
+    for (int i = 0; st == GR_OK && i < files.n; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, files.v[i]);
+        if (sniff_file(p) == GR_IMG_NONE) (*ignored)++;
+        else st = sl_push(out, p, err);
+    }
+    for (int i = 0; st == GR_OK && i < dirs.n; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, dirs.v[i]);
+        st = walk_images(p, depth + 1, out, ignored, err);
+    }
+    sl_free(&dirs);
+    sl_free(&files);
+    return st;
+}
+
+gr_status gr_image_list(const char *dir, char ***paths, int *n, int *ignored, gr_error *err) {
+    strlist l = {0};
+    int ign = 0;
+    size_t dl = strlen(dir);
+    char root[4096];
+    snprintf(root, sizeof root, "%.*s", (int)(dl > 1 && dir[dl - 1] == '/' ? dl - 1 : dl), dir);
+    gr_status st = walk_images(root, 0, &l, &ign, err);
+    if (st != GR_OK) { sl_free(&l); return st; }
+    if (l.n > 1) qsort(l.v, (size_t)l.n, sizeof(char *), cmp_str);
+    *paths = l.v;
+    *n = l.n;
+    if (ignored) *ignored = ign;
+    return GR_OK;
+}

@@ -46,4 +46,10 @@ gr_status gr_cifar_load(gr_dataset *ds, const char *path, gr_data_format fmt, gr
  * directory holding CIFAR batch files or a cifar-1*-b* subdirectory).     */
 bool gr_cifar_detect(const char *path);
 
+/* Every JPEG/PNG/BMP file (by magic) under dir, recursively, skipping names
+ * that start with '.', sorted bytewise by path ("dir/a/x.png" form).
+ * *paths (n strings) is owned by the caller (free each, then the array);
+ * *ignored counts the other files.                                        */
+gr_status gr_image_list(const char *dir, char ***paths, int *n, int *ignored, gr_error *err);
+
 #endif

@@ -3,13 +3,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <json.h>
-#include <libgen.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "model.h"
+#include "io/outfile.h"
 #include "io/safetensors.h"
 
 #define ST_MAX_HEADER (100u << 20)   /* the reference implementation's limit */
@@ -304,18 +304,6 @@ gr_status gr_st_read_f32(gr_st_file *sf, int i, float *out, int64_t count, gr_er
 
 /* ------------------------------------------------------------------ writer */
 
-static gr_status write_all(int fd, const void *buf, size_t n, const char *path, gr_error *err) {
-    const char *p = buf;
-    while (n) {
-        ssize_t k = write(fd, p, n > (1u << 30) ? (1u << 30) : n);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) return gr_error_set(err, GR_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-        p += k;
-        n -= (size_t)k;
-    }
-    return GR_OK;
-}
-
 /* Builds the JSON header for the entries; returns a malloc'd string padded
  * with spaces to a multiple of 8 bytes (length in *len), or NULL.           */
 static char *build_header(const gr_st_entry *t, int n, const char *const *meta, int n_meta,
@@ -371,45 +359,22 @@ gr_status gr_st_write(const char *path, const gr_st_entry *t, int n, const char 
     size_t hlen = 0;
     char *header = build_header(t, n, meta, n_meta, path, &hlen, err);
     if (!header) return err ? err->code : GR_ERR_ARG;
-    /* temp file next to the target so rename() is atomic */
-    size_t pl = strlen(path);
-    char *tmp = gr_malloc(pl + 16, err), *dirc = gr_strdup(path, err);
-    gr_status st = GR_OK;
-    int fd = -1;
-    if (!tmp || !dirc) { st = GR_ERR_NOMEM; goto done; }
-    snprintf(tmp, pl + 16, "%s.tmp-XXXXXX", path);
-    fd = mkstemp(tmp);
-    if (fd < 0) {
-        st = gr_error_set(err, GR_ERR_IO, "%s: cannot create a temporary file next to it: %s", path, strerror(errno));
-        goto done;
-    }
-    mode_t um = umask(0);
-    umask(um);
+    /* a temp file beside the (symlink-resolved) target, renamed over it */
+    gr_outfile o;
+    gr_status st = gr_outfile_open(&o, path, err);
+    if (st != GR_OK) goto done;
     unsigned char lenb[8];
     for (int i = 0; i < 8; i++) lenb[i] = (unsigned char)((uint64_t)hlen >> (8 * i));
-    st = write_all(fd, lenb, 8, path, err);
-    if (!st) st = write_all(fd, header, hlen, path, err);
+    st = gr_outfile_write(&o, lenb, 8, err);
+    if (!st) st = gr_outfile_write(&o, header, hlen, err);
     for (int i = 0; i < n && !st; i++) {
         size_t count = 1;
         for (int d = 0; d < t[i].ndim; d++) count *= (size_t)t[i].shape[d];
-        st = write_all(fd, t[i].data, count * (size_t)gr_st_dtype_size(t[i].dtype), path, err);
+        st = gr_outfile_write(&o, t[i].data, count * (size_t)gr_st_dtype_size(t[i].dtype), err);
     }
-    if (!st && (fchmod(fd, 0666 & ~um) || fsync(fd)))
-        st = gr_error_set(err, GR_ERR_IO, "%s: cannot sync: %s", path, strerror(errno));
-    if (close(fd) && !st) st = gr_error_set(err, GR_ERR_IO, "%s: close failed: %s", path, strerror(errno));
-    fd = -1;
-    if (!st && rename(tmp, path))
-        st = gr_error_set(err, GR_ERR_IO, "%s: cannot rename the temporary file into place: %s", path,
-                          strerror(errno));
-    if (st) unlink(tmp);
-    else {   /* make the rename itself durable */
-        int dfd = open(dirname(dirc), O_RDONLY | O_DIRECTORY);
-        if (dfd >= 0) { fsync(dfd); close(dfd); }
-    }
+    if (!st) st = gr_outfile_commit(&o, err);
+    else gr_outfile_abort(&o);
 done:
-    if (fd >= 0) { close(fd); unlink(tmp); }
-    free(tmp);
-    free(dirc);
     free(header);
     return st;
 }

@@ -32,10 +32,13 @@ static int first_trainable(const gr_model *m) {
 }
 
 /* Runs layers 0..upto on samples idx[0..n) of ds (in that order) and stores
- * their outputs in feat [n, F].  upto = -1 stores the preprocessed images. */
+ * their outputs in feat [n, F].  upto = -1 stores the preprocessed images.
+ * stop (may be NULL) is read between batches: non-zero ends the pass with
+ * GR_ERR_INTERRUPTED (a ^C during a long features pass is acted on within
+ * a batch).                                                                */
 static gr_status compute_features(gr_model *m, int upto, const gr_dataset *ds, const int *idx,
                                   int n, int batch, int threads, float *feat, const char *what,
-                                  int verbose, gr_error *err) {
+                                  int verbose, volatile int *stop, gr_error *err) {
     int h, w;
     gr_dataset_size(ds, &h, &w);
     size_t F = (size_t)gr_node_size(m, upto), img = (size_t)h * w * 3;
@@ -47,6 +50,9 @@ static gr_status compute_features(gr_model *m, int upto, const gr_dataset *ds, c
     gr_status st = (x && lab) ? GR_OK : GR_ERR_NOMEM;
     double t0 = now_s();
     int done = 0, got = 0;
+    if (verbose >= 1 && st == GR_OK) {   /* a long pass: say it started (^C is acted on between batches) */
+        gr_log(GR_LOG_INFO, "%s: running the frozen base on %d images", what, n);
+    }
     while (st == GR_OK && done < n) {
         st = gr_batcher_next(b, x, lab, &got, err);
         if (st != GR_OK || got == 0) break;
@@ -54,6 +60,9 @@ static gr_status compute_features(gr_model *m, int upto, const gr_dataset *ds, c
                       : gr_model_run(m, 0, x, got, upto, feat + (size_t)done * F, err);
         if (st == GR_OK && upto >= 0) st = gr_outputs_check(m, upto, feat + (size_t)done * F, got, err);
         done += got;
+        if (st == GR_OK && stop && *stop && done < n)
+            st = gr_error_set(err, GR_ERR_INTERRUPTED, "interrupted during the %s pass (%d of %d images done)",
+                              what, done, n);
         if (verbose >= 2)
             gr_log(GR_LOG_PROGRESS, "%s: %d/%d images, %.0f img/s", what, done, n, done / (now_s() - t0));
     }
@@ -69,16 +78,19 @@ static gr_status compute_features(gr_model *m, int upto, const gr_dataset *ds, c
 /* compute_features through the disk cache: a hit skips the base. */
 static gr_status cached_features(gr_model *m, int upto, const gr_dataset *ds, const int *idx, int n,
                                  int batch, int threads, float *feat, const char *what, int verbose,
-                                 gr_error *err) {
+                                 volatile int *stop, gr_error *err) {
     char key[65], path[4096];
     size_t F = (size_t)gr_node_size(m, upto);
     gr_error kerr;
     bool keyed = upto >= 0 && gr_features_key(m, upto, ds, idx, n, key, &kerr) == GR_OK;
-    if (keyed && gr_features_load(key, (size_t)n, F, feat, path, sizeof path)) {
+    gr_features_hit hit = keyed ? gr_features_load(key, (size_t)n, F, feat, path, sizeof path) : GR_FEATURES_MISS;
+    if (hit == GR_FEATURES_HIT) {
         if (verbose) gr_log(GR_LOG_INFO, "%s: %d images, reused from the features cache (%s)", what, n, path);
         return GR_OK;
     }
-    gr_status st = compute_features(m, upto, ds, idx, n, batch, threads, feat, what, verbose, err);
+    if (hit == GR_FEATURES_DAMAGED)
+        gr_warn("%s: the features cache entry is damaged (its digest or size does not match): recomputing it", path);
+    gr_status st = compute_features(m, upto, ds, idx, n, batch, threads, feat, what, verbose, stop, err);
     if (st == GR_OK && keyed) gr_features_store(key, (size_t)n, F, feat);
     return st;
 }
@@ -138,7 +150,8 @@ static void progress(int verbose, int epoch, int epochs, int step, int steps, do
  * stores them in the standardize layer `node`.  A feature that never
  * changes gets std 1 (it is only centred).                                 */
 static gr_status fit_standardize(gr_model *m, int node, const float *feat, const gr_dataset *ds,
-                                 const int *idx, int n, int batch, int threads, gr_error *err) {
+                                 const int *idx, int n, int batch, int threads, volatile int *stop,
+                                 gr_error *err) {
     size_t F = (size_t)gr_node_size(m, node - 1);
     double *sum = gr_calloc(F, sizeof(double), err), *sq = gr_calloc(F, sizeof(double), err);
     float *buf = NULL;
@@ -156,7 +169,9 @@ static gr_status fit_standardize(gr_model *m, int node, const float *feat, const
         for (int s0 = 0; st == GR_OK && s0 < n; s0 += chunk) {
             int B = n - s0 < chunk ? n - s0 : chunk;
             for (int b = 0; b < B; b++) sub[b] = idx ? idx[s0 + b] : s0 + b;
-            st = compute_features(m, node - 1, ds, sub, B, batch, threads, buf, "statistics", 0, err);
+            st = compute_features(m, node - 1, ds, sub, B, batch, threads, buf, "statistics", 0, NULL, err);
+            if (st == GR_OK && stop && *stop && s0 + B < n)
+                st = gr_error_set(err, GR_ERR_INTERRUPTED, "interrupted while measuring the feature statistics");
             for (int i = 0; st == GR_OK && i < B; i++) {
                 const float *r = buf + (size_t)i * F;
                 for (size_t k = 0; k < F; k++) { sum[k] += r[k]; sq[k] += (double)r[k] * r[k]; }
@@ -524,7 +539,7 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
             goto done;
         }
         st = cached_features(m, first - 1, ds, idx, n, o.batch, o.threads, feat, "features (train)",
-                             o.verbose, err);
+                             o.verbose, o.stop, err);
         if (st != GR_OK) goto done;
     } else if (!(xi = gr_malloc((size_t)o.batch * img * sizeof(float), err))) {
         st = GR_ERR_NOMEM;
@@ -536,10 +551,11 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
         /* from the cache when it sits at the cut; otherwise one pass over the
          * training set before the first epoch (an unfrozen base then moves
          * on, the standardization stays fixed) */
-        st = fit_standardize(m, sd, sd == first ? feat : NULL, ds, idx, n, o.batch, o.threads, err);
+        st = fit_standardize(m, sd, sd == first ? feat : NULL, ds, idx, n, o.batch, o.threads, o.stop, err);
         if (st != GR_OK) goto done;
         if (o.verbose) gr_log(GR_LOG_INFO, "standardized the %lld features at '%s' with the training set's mean and std",
                               (long long)gr_node_size(m, sd - 1), gr_model_layer_name(m, sd - 1));
+        fflush(stdout);   /* training starts: a line someone watching the output waits for */
     }
     if (n_val > 0) {   /* validation features: computed once (inference never changes them) */
         vfeat = gr_malloc((size_t)n_val * F * sizeof(float), err);
@@ -547,7 +563,7 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
         if (!vfeat || !vlab) { st = GR_ERR_NOMEM; goto done; }
         for (int i = 0; i < n_val; i++) vlab[i] = gr_dataset_label(o.val, o.val_idx ? o.val_idx[i] : i);
         st = cached_features(m, first - 1, o.val, o.val_idx, n_val, o.batch, o.threads, vfeat,
-                             "features (validation)", o.verbose, err);
+                             "features (validation)", o.verbose, o.stop, err);
         if (st != GR_OK) goto done;
     }
     if (o.lr_auto && !o.resume) {
