@@ -598,7 +598,10 @@ gr_model *gr_darknet_load_cfg(const char *cfg_path, int h, int w, gr_error *err)
         gr_error_set(err, GR_ERR_FORMAT, "%s: the network has no layers graft can run", cfg_path);
         goto fail;
     }
-    gr_model_set_preprocess(m, GR_PREP_DARKNET);
+    /* darknet's classifiers see their input letterboxed with darknet's own
+     * resize (examples/classifier.c predict_classifier), pixels x/255     */
+    gr_model_set_recipe(m, &(gr_recipe){.resize = GR_RESIZE_LETTERBOX, .interp = GR_INTERP_DARKNET,
+                                        .norm = GR_PREP_DARKNET});
     free(out_node);
     cfg_free(&c);
     return m;
