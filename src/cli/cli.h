@@ -81,9 +81,6 @@ int cli_append_head(gr_model *m, const char *spec, int n_classes, gr_error *err)
 int cli_check_classes(const gr_model *m, const gr_dataset *ds, const char *data, const char *model,
                       gr_error *err);
 
-/* The preprocessing a base's published weights were trained with:
- * vgg16/resnet50 (Keras) caffe, tflite: tf, darknet networks darknet.     */
-gr_preprocess cli_default_preprocess(const char *base);
 
 /* Prints s as a JSON string literal (quoted, escaped) on stdout. */
 void cli_json_string(const char *s);

@@ -240,12 +240,6 @@ int cli_check_classes(const gr_model *m, const gr_dataset *ds, const char *data,
     return 0;
 }
 
-gr_preprocess cli_default_preprocess(const char *base) {
-    if (!strncmp(base, "tflite:", 7)) return GR_PREP_TF;
-    if (!strncmp(base, "vgg", 3) || !strncmp(base, "resnet", 6)) return GR_PREP_CAFFE;
-    return GR_PREP_DARKNET;
-}
-
 void cli_json_string(const char *s) {
     putchar('"');
     for (; *s; s++) {

@@ -159,8 +159,12 @@ static gr_status kv_int(dk_cfg *c, const char *key, int def, int lo, int *out) {
     errno = 0;
     long v = strtol(kv->val, &end, 10);
     char what[256];
-    if (!kv->val[0] || *end || errno || v < -1000000000L || v > 1000000000L) {
+    if (!kv->val[0] || *end) {
         snprintf(what, sizeof what, "%s=%s is not an integer", key, kv->val);
+        return sec_error(c, GR_ERR_FORMAT, kv->line, what);
+    }
+    if (errno == ERANGE || v < -1000000000L || v > 1000000000L) {
+        snprintf(what, sizeof what, "%s=%s is out of range (%d to 1000000000)", key, kv->val, lo);
         return sec_error(c, GR_ERR_FORMAT, kv->line, what);
     }
     if (v < lo) {
