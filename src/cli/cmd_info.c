@@ -21,43 +21,85 @@ static void info_usage(FILE *f) {
             "  --input-size HxW    input size for --base (default: the base's own, vgg16 224x224)\n"
             "  --include-top       with vgg16: keep fc1, fc2, predictions (needs 224x224)\n"
             "  --weights FILE      with --base: load FILE into the base and print what matched\n"
-            "  -h, --help          this text\n");
+            "  --json              one JSON object on stdout   --quiet   the totals only\n"
+            "  -h, --help          this text\n"
+            "exit status: 0 shown, 1 a missing or unreadable file, 2 a usage error\n");
 }
 
-/* Prints the layers and tensors of a weights file; returns the exit code. */
-static int info_file(const char *path) {
+/* The recipe as a JSON object's members (no braces). */
+static void json_recipe(const gr_recipe *r) {
+    printf("\"input_recipe\": {\"resize\": \"%s\", \"interpolation\": \"%s\", \"crop_fraction\": %g, "
+           "\"preprocess\": \"%s\"}", gr_resize_mode_name(r->resize), gr_interp_name(r->interp),
+           r->crop > 0 ? r->crop : 1.0, gr_preprocess_name(r->norm));
+}
+
+/* Prints the layers and tensors of a weights file (json: one JSON object;
+ * quiet: the format and totals only); returns the exit code.              */
+static int info_file(const char *path, bool json, bool quiet) {
     gr_error err = {0};
     gr_wfile *wf = gr_wfile_open(path, &err);
     if (!wf) return cli_fail(&err);
     int64_t total = 0;
     int ntens = 0, nweighted = 0;
-    printf("file: %s\nformat: %s\n", path, wf->format);
-    for (int i = 0; i < wf->n_meta; i++) {
-        const char *v = wf->meta_val[i];
-        size_t n = strlen(v);
-        printf("metadata: %s = %.*s%s\n", wf->meta_key[i], n > 60 ? 60 : (int)n, v,
-               n > 60 ? "..." : "");
-    }
-    for (int i = 0; i < wf->n_meta; i++) {   /* a graft model: its input and recipe */
+    gr_model *m = NULL;   /* a graft model: its input and recipe */
+    for (int i = 0; i < wf->n_meta && !m; i++) {
         if (strcmp(wf->meta_key[i], "graft.format")) continue;
-        gr_model *m = gr_model_load(path, &err);
-        if (!m) {
+        if (!(m = gr_model_load(path, &err))) {
             gr_wfile_close(wf);
             return cli_fail(&err);
         }
+    }
+    for (int i = 0; i < wf->n_layers; i++) nweighted += wf->layers[i].n > 0;
+    if (json) {
+        printf("{\"file\": ");
+        cli_json_string(path);
+        printf(", \"format\": ");
+        cli_json_string(wf->format);
+    } else {
+        printf("file: %s\nformat: %s\n", path, wf->format);
+        for (int i = 0; i < wf->n_meta && !quiet; i++) {
+            const char *v = wf->meta_val[i];
+            size_t n = strlen(v);
+            printf("metadata: %s = %.*s%s\n", wf->meta_key[i], n > 60 ? 60 : (int)n, v, n > 60 ? "..." : "");
+        }
+    }
+    if (m) {
         int h, w, c;
         char rd[256];
         gr_model_layer_shape(m, -1, &h, &w, &c);
         gr_recipe r = gr_model_recipe(m);
-        printf("input: %dx%dx%d\ninput recipe: %s\n", h, w, c, gr_recipe_describe(&r, rd, sizeof rd));
+        if (json) {
+            printf(", \"input\": [%d, %d, %d], ", h, w, c);
+            json_recipe(&r);
+        } else {
+            printf("input: %dx%dx%d\ninput recipe: %s\n", h, w, c, gr_recipe_describe(&r, rd, sizeof rd));
+        }
         gr_model_free(m);
     }
-    for (int i = 0; i < wf->n_layers; i++) nweighted += wf->layers[i].n > 0;
-    printf("layers: %d (%d with weights)\n", wf->n_layers, nweighted);
+    if (json) printf(", \"layers\": [");
+    else if (!quiet) printf("layers: %d (%d with weights)\n", wf->n_layers, nweighted);
     for (int i = 0; i < wf->n_layers; i++) {
         const gr_wlayer *l = &wf->layers[i];
         int64_t lc = 0;
         for (int k = 0; k < l->n; k++) lc += gr_wtensor_count(&l->t[k]);
+        total += lc;
+        ntens += l->n;
+        if (json) {
+            printf("%s\n  {\"name\": ", i ? "," : "");
+            cli_json_string(l->name);
+            printf(", \"params\": %lld, \"tensors\": [", (long long)lc);
+            for (int k = 0; k < l->n; k++) {
+                const gr_wtensor *t = &l->t[k];
+                printf("%s{\"name\": ", k ? ", " : "");
+                cli_json_string(t->name);
+                printf(", \"dtype\": \"%s\", \"shape\": [", t->dtype);
+                for (int d = 0; d < t->ndim; d++) printf("%s%lld", d ? ", " : "", (long long)t->fshape[d]);
+                printf("]}");
+            }
+            printf("]}");
+            continue;
+        }
+        if (quiet) continue;
         if (!l->n) { printf("  %s  (no weights)\n", l->name); continue; }
         printf("  %s  (%lld params)\n", l->name, (long long)lc);
         for (int k = 0; k < l->n; k++) {
@@ -71,22 +113,43 @@ static int info_file(const char *path) {
             }
             printf("    %-40s %-5s %s%s\n", t->name, t->dtype, s, g);
         }
-        total += lc;
-        ntens += l->n;
     }
-    printf("total: %lld parameters in %d tensors\n", (long long)total, ntens);
+    if (json) printf("\n], \"params\": %lld, \"tensors\": %d}\n", (long long)total, ntens);
+    else printf("total: %lld parameters in %d tensors\n", (long long)total, ntens);
     gr_wfile_close(wf);
     return 0;
+}
+
+/* A base's layers as one JSON object. */
+static void json_base(const char *base, const gr_model *m) {
+    int h, w, c;
+    gr_model_layer_shape(m, -1, &h, &w, &c);
+    printf("{\"base\": ");
+    cli_json_string(base);
+    printf(", \"input\": [%d, %d, %d], ", h, w, c);
+    gr_recipe r = gr_model_recipe(m);
+    json_recipe(&r);
+    printf(", \"layers\": [");
+    for (int i = 0; i < gr_model_num_layers(m); i++) {
+        gr_model_layer_shape(m, i, &h, &w, &c);
+        printf("%s\n  {\"name\": ", i ? "," : "");
+        cli_json_string(gr_model_layer_name(m, i));
+        printf(", \"op\": \"%s\", \"shape\": [%d, %d, %d]}", gr_op_name(gr_model_layer_op(m, i)), h, w, c);
+    }
+    printf("\n], \"params\": %lld, \"trainable_params\": %lld}\n", (long long)gr_model_param_count(m, false),
+           (long long)gr_model_param_count(m, true));
 }
 
 int cmd_info(int argc, char **argv) {
     const char *base = NULL, *file = NULL, *weights = NULL;
     int h = 0, w = 0;
-    bool top = false;
+    bool top = false, json = false, quiet = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { info_usage(stdout); return 0; }
         if (!strcmp(a, "--include-top")) { top = true; continue; }
+        if (!strcmp(a, "--json")) { json = true; continue; }
+        if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) { quiet = true; continue; }
         if (!strcmp(a, "--base") || !strcmp(a, "--input-size") || !strcmp(a, "--weights")) {
             if (i + 1 >= argc) return cli_usage("info: %s needs a value", a);
             const char *v = argv[++i];
@@ -103,7 +166,7 @@ int cmd_info(int argc, char **argv) {
     if (file && base) return cli_usage("info: give a FILE or --base, not both");
     if (file) {
         if (top || h || weights) return cli_usage("info: --input-size, --include-top and --weights go with --base");
-        return info_file(file);
+        return info_file(file, json, quiet);
     }
     if (!base) {
         info_usage(stderr);
@@ -118,12 +181,14 @@ int cmd_info(int argc, char **argv) {
             gr_model_free(m);
             return cli_fail(&err);
         }
-        printf("%s", rep.report);
+        if (!json && !quiet) printf("%s", rep.report);
     }
-    gr_model_summary(m, stdout);
     gr_recipe r = gr_model_recipe(m);
     char rd[256];
-    printf("input recipe: %s\n", gr_recipe_describe(&r, rd, sizeof rd));
+    if (json) json_base(base, m);
+    else if (quiet) printf("params: %lld\n", (long long)gr_model_param_count(m, false));
+    else gr_model_summary(m, stdout);
+    if (!json) printf("input recipe: %s\n", gr_recipe_describe(&r, rd, sizeof rd));
     gr_model_free(m);
     return 0;
 }
