@@ -63,10 +63,10 @@ else fail options_help_exit_codes "$(cat "$T/out")"; fi
 bad=""
 for cmd in fetch info extract predict train eval probe; do
   "$G" $cmd --help >"$T/help" 2>&1
-  for o in --json --quiet; do has "$T/help" -- "$o" || bad="$bad [$cmd: no $o]"; done
+  for o in --json --quiet; do has "$T/help" "$o" || bad="$bad [$cmd: no $o]"; done
   case $cmd in extract|train|eval|probe)
     for o in --format --labels --split --skip-bad --crop --input-size --resize --interpolation --preprocess; do
-      has "$T/help" -- "$o" || bad="$bad [$cmd: no $o]"; done;;
+      has "$T/help" "$o" || bad="$bad [$cmd: no $o]"; done;;
   esac
 done
 if [ -z "$bad" ]; then pass options_every_command_json_quiet_data; else fail options_every_command_json_quiet_data "$bad"; fi
