@@ -98,7 +98,7 @@ for c, col in (("a", (200, 60, 60)), ("b", (60, 60, 200))):
 EOF
 CFG=tests/fixtures/cli/tiny.cfg
 "$G" train --base "darknet:$CFG" --weights none --data "$T/F" --input-size 32x32 --crop --head flatten,dense:2:softmax \
-  --epochs 2 -q --out "$T/m.gft" >"$T/out" 2>"$T/err"; rc=$?
+  --epochs 1 --lr 0.001 -q --out "$T/m.gft" >"$T/out" 2>"$T/err"; rc=$?
 if [ $rc -eq 0 ] && "$PY" - "$T/m.gft" <<'EOF'
 import json, struct, sys
 b = open(sys.argv[1], "rb").read()
@@ -154,6 +154,16 @@ sys.exit(0 if abs(c["loss"] - p["loss"]) < 1e-5 and abs(c["loss"] - s["loss"]) >
 EOF
 then pass recipe_eval_applies_crop
 else fail recipe_eval_applies_crop "rc=$r1$r2$r3 $(cat "$T/e.crop" "$T/e.pil" "$T/e.stretch" "$T/err")"; fi
+
+# the features cache is keyed by the recipe: a --crop run after a stretch run on the same
+# folder does not reuse the stretched features (it equals the run without the cache)
+H=(--base "darknet:$CFG" --weights none --data "$T/F" --input-size 32x32 --head flatten,dense:2:softmax --epochs 2 -q)
+GRAFT_HOME=$T/fc "$G" train "${H[@]}" --resize stretch --out "$T/k1.gft" 2>"$T/err" \
+  && GRAFT_HOME=$T/fc "$G" train "${H[@]}" --crop --out "$T/k2.gft" 2>>"$T/err" \
+  && GRAFT_HOME=$T/fc "$G" train "${H[@]}" --crop --no-cache --out "$T/k3.gft" 2>>"$T/err"; rc=$?
+if [ $rc -eq 0 ] && cmp -s "$T/k2.gft" "$T/k3.gft" && ! cmp -s "$T/k1.gft" "$T/k2.gft"; then
+  pass recipe_features_cache_key
+else fail recipe_features_cache_key "rc=$rc $(cmp "$T/k2.gft" "$T/k3.gft" 2>&1) $(cat "$T/err")"; fi
 
 # ---- 3. a model file from before the recipe fields: stretch + bilinear, as then
 "$PY" - "$T/m.gft" "$T/old.gft" <<'EOF'

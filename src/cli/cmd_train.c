@@ -380,7 +380,7 @@ int cmd_train(int argc, char **argv) {
     gr_dataset *train = NULL, *val = NULL, *test = NULL;
     int *tr_idx = NULL, *va_idx = NULL, n_tr = 0, n_va = 0, rc = 1;
     gr_recipe recipe = {0};
-    int h = t.h, w = t.w, nh = 0, nw = 0;
+    int h = t.h, w = t.w, base_h = 0, base_w = 0;   /* the network's own size */
 
     {   /* fail before any training when --out's directory cannot be written */
         char d[4096];
@@ -415,14 +415,14 @@ int cmd_train(int argc, char **argv) {
         if (!m) goto fail;
         int c;
         gr_model_layer_shape(m, -1, &h, &w, &c);
-        nh = h, nw = w;
+        base_h = h, base_w = w;
         recipe = gr_model_recipe(m);
-    } else if (cli_base_defaults(t.base, &nh, &nw, &recipe, &err)) {
+    } else if (cli_base_defaults(t.base, &base_h, &base_w, &recipe, &err)) {
         goto fail;
     }
     cli_recipe_apply(&t.d, &recipe);   /* the base's (or model's) recipe, with the options' overrides */
     /* the training data decides the native size (CIFAR stays 32x32; folders: the base's own) */
-    train = open_data(t.data, &t, GR_SPLIT_TRAIN, h, w, nh, nw, &recipe, &err);
+    train = open_data(t.data, &t, GR_SPLIT_TRAIN, h, w, base_h, base_w, &recipe, &err);
     if (!train) goto fail;
     gr_dataset_size(train, &h, &w);
     int classes = gr_dataset_num_classes(train);
