@@ -211,6 +211,43 @@ typedef enum {
 const char *gr_preprocess_name(gr_preprocess p);
 int gr_preprocess_parse(const char *s, gr_preprocess *out);
 
+typedef enum {
+    GR_RESIZE_STRETCH = 0,  /* the whole image to oh x ow (aspect ratio not kept) */
+    GR_RESIZE_CENTER_CROP,  /* the largest centered box with the aspect ratio oh:ow
+                          * (Keras smart_resize's box: int sizes, offsets floored),
+                          * shrunk by the crop fraction (timm's crop_pct: 0.875 is
+                          * torchvision's Resize(256) + CenterCrop(224))              */
+    GR_RESIZE_LETTERBOX     /* the whole image, aspect ratio kept, centered on a gray
+                          * (127.5) canvas of oh x ow (darknet's letterbox_image:
+                          * int sizes and offsets as darknet computes them)           */
+} gr_resize_mode;
+
+typedef enum {
+    GR_INTERP_BILINEAR = 0, /* PIL's BILINEAR: antialiased when shrinking (see below) */
+    GR_INTERP_DARKNET       /* darknet's resize_image: bilinear on corner-aligned pixel
+                          * grids ((in-1)/(out-1) steps), no antialiasing, rows
+                          * then columns, the last row/column copied from the source */
+} gr_interp;
+
+/* How an image becomes a network's input: the inference recipe that
+ * belongs to a base's weights (like timm's pretrained_cfg), stored in the
+ * model file and applied by every command.  Zero = today's default:
+ * stretch, PIL bilinear, crop fraction 1, no normalization.                */
+typedef struct {
+    gr_resize_mode resize;
+    gr_interp interp;
+    float crop;              /* GR_RESIZE_CENTER_CROP: side fraction kept, (0, 1]; 0 = 1 */
+    gr_preprocess norm;      /* the normalization (named mode) */
+} gr_recipe;
+
+const char *gr_resize_mode_name(gr_resize_mode r);          /* "stretch", "crop", "letterbox" */
+int gr_resize_mode_parse(const char *s, gr_resize_mode *out);   /* 0 ok, -1 unknown */
+const char *gr_interp_name(gr_interp i);                    /* "bilinear", "darknet" */
+int gr_interp_parse(const char *s, gr_interp *out);
+/* One line describing r, e.g. "letterbox, darknet interpolation, darknet
+ * normalization (x/255, RGB)"; returns buf.                                */
+char *gr_recipe_describe(const gr_recipe *r, char *buf, size_t cap);
+
 /* An empty model taking [B, h, w, c] inputs. */
 gr_model *gr_model_new(int h, int w, int c, gr_error *err);
 void gr_model_free(gr_model *m);
@@ -252,6 +289,11 @@ int gr_model_train_start(const gr_model *m, int node);
 
 void gr_model_set_preprocess(gr_model *m, gr_preprocess p);
 gr_preprocess gr_model_preprocess(const gr_model *m);
+/* The model's whole input recipe (resize, interpolation, crop, normalization);
+ * set_preprocess changes its normalization only.  Bases set their weights'
+ * recipe (darknet: letterbox + darknet interpolation, like darknet classify). */
+void gr_model_set_recipe(gr_model *m, const gr_recipe *r);
+gr_recipe gr_model_recipe(const gr_model *m);
 
 /* Prints a Keras-summary()-like table (name, op, output shape, params). */
 void gr_model_summary(const gr_model *m, void *FILE_out);
@@ -461,11 +503,6 @@ gr_status gr_image_decode(const void *bytes, size_t n, const char *name, gr_imag
                           gr_error *err);
 void gr_image_free(gr_image *img);   /* frees img->data, zeroes *img */
 
-typedef enum {
-    GR_RESIZE_STRETCH = 0,  /* the whole image to oh x ow (aspect ratio not kept) */
-    GR_RESIZE_CENTER_CROP   /* the largest centered box with the aspect ratio oh:ow
-                          * (Keras smart_resize's box: int sizes, offsets floored) */
-} gr_resize_mode;
 
 /* Resizes RGB8 to out [oh][ow][3] float in 0..255 (not rounded) with PIL's
  * BILINEAR filter: triangle kernel whose support is scaled by the factor when
@@ -474,6 +511,10 @@ typedef enum {
  * (results agree within 1 level).  Same size: exact copy.                  */
 gr_status gr_image_resize(const gr_image *img, int oh, int ow, gr_resize_mode fit, float *out,
                           gr_error *err);
+/* The same with a recipe's resize mode, interpolation and crop fraction
+ * (its normalization is not applied: gr_preprocess_apply does that).      */
+gr_status gr_image_resize_recipe(const gr_image *img, int oh, int ow, const gr_recipe *r, float *out,
+                                 gr_error *err);
 
 /* In place on x [n_pixels][3] RGB float 0..255:
  *   NONE    unchanged;   CAFFE  -> BGR, minus (103.939, 116.779, 123.68) (B, G, R);
@@ -496,9 +537,13 @@ typedef struct {
     gr_split split;          /* CIFAR directories/archives: which batches */
     gr_data_format format;
     gr_label_kind labels;
-    int h, w;                /* samples' size; 0 = native (32 for CIFAR; folders/CSV need it) */
+    int h, w;                /* samples' size; 0 = native (32 for CIFAR; folders/CSV: default_h/w) */
+    int default_h, default_w;    /* the size when h, w are 0 and the data has no native size
+                              * (folders, CSV): e.g. the network's own input size         */
     gr_resize_mode fit;
     gr_preprocess preprocess;
+    gr_interp interp;        /* resampling filter (default PIL bilinear) */
+    float crop;              /* fit = CENTER_CROP: side fraction kept (0 = 1) */
     bool skip_bad;           /* folders/CSV: decode every file at open, drop and count the
                               * ones that fail (gr_dataset_skipped); otherwise a bad file
                               * is an error naming it when it is read                    */

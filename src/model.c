@@ -86,6 +86,33 @@ int gr_preprocess_parse(const char *s, gr_preprocess *out) {
     return -1;
 }
 
+static const char *resize_names[] = {"stretch", "crop", "letterbox"};
+const char *gr_resize_mode_name(gr_resize_mode r) { return (unsigned)r < 3 ? resize_names[r] : "?"; }
+int gr_resize_mode_parse(const char *s, gr_resize_mode *out) {
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(s, resize_names[i])) { *out = (gr_resize_mode)i; return 0; }
+    return -1;
+}
+static const char *interp_names[] = {"bilinear", "darknet"};
+const char *gr_interp_name(gr_interp i) { return (unsigned)i < 2 ? interp_names[i] : "?"; }
+int gr_interp_parse(const char *s, gr_interp *out) {
+    for (int i = 0; i < 2; i++)
+        if (!strcmp(s, interp_names[i])) { *out = (gr_interp)i; return 0; }
+    return -1;
+}
+
+char *gr_recipe_describe(const gr_recipe *r, char *buf, size_t cap) {
+    static const char *norm_what[] = {"pixels 0..255", "BGR, minus the ImageNet mean",
+                                      "x/255, minus mean, over std (ImageNet)", "x/127.5 - 1", "x/255, RGB"};
+    char crop[48] = "";
+    if (r->resize == GR_RESIZE_CENTER_CROP)
+        snprintf(crop, sizeof crop, " (fraction %g)", r->crop > 0 ? r->crop : 1.0);
+    snprintf(buf, cap, "resize %s%s, %s interpolation, %s normalization (%s)", gr_resize_mode_name(r->resize),
+             crop, gr_interp_name(r->interp), gr_preprocess_name(r->norm),
+             (unsigned)r->norm < 5 ? norm_what[r->norm] : "?");
+    return buf;
+}
+
 /* ------------------------------------------------------------------ model */
 
 /* The memory budget in bytes: $GRAFT_MAX_MEMORY (MiB) when set, else the
@@ -192,6 +219,15 @@ int64_t gr_model_param_count(const gr_model *m, bool trainable_only) {
 
 void gr_model_set_preprocess(gr_model *m, gr_preprocess p) { m->prep = p; }
 gr_preprocess gr_model_preprocess(const gr_model *m) { return m->prep; }
+void gr_model_set_recipe(gr_model *m, const gr_recipe *r) {
+    m->prep = r->norm;
+    m->resize = r->resize;
+    m->interp = r->interp;
+    m->crop = r->crop;
+}
+gr_recipe gr_model_recipe(const gr_model *m) {
+    return (gr_recipe){.resize = m->resize, .interp = m->interp, .crop = m->crop, .norm = m->prep};
+}
 
 void gr_model_set_precision(gr_model *m, gr_precision p) {
     if (m->precision != p) gr_model_drop_caches(m);

@@ -58,7 +58,10 @@ struct gr_model {
      * weights (gr_model_weights_changed).  Moving w_tail_from bumps w_version. */
     uint64_t w_tail_version;
     int w_tail_from;
-    gr_preprocess prep;
+    gr_preprocess prep;  /* the input recipe: normalization, */
+    gr_resize_mode resize;   /* resize mode, */
+    gr_interp interp;    /* interpolation, */
+    float crop;          /* crop fraction (0 = 1) */
     char **class_names;  /* n_classes strings, or NULL */
     int n_classes;
     gr_precision precision;

@@ -131,12 +131,36 @@ A=(--data "$T/train.bin" --lr auto --lr-schedule constant --no-standardize -q)
   && "$G" train --resume "$T/a1.ckpt" "${A[@]}" --epochs 2 --out "$T/a1r.gft" 2>>"$T/err"; rc=$?
 if [ $rc -eq 0 ] && cmp -s "$T/a2.gft" "$T/a1r.gft" && ! cmp -s "$T/a1.gft" "$T/a1r.gft"; then pass train_lr_auto_resume
 else fail train_lr_auto_resume "rc=$rc $(cmp "$T/a2.gft" "$T/a1r.gft" 2>&1) $(cat "$T/err")"; fi
-# with the default cosine schedule the epoch count is part of the run: resuming into more is refused
+# --resume CKPT alone takes every setting from the checkpoint (data, head, schedule, --out) and may
+# extend the run (Keras' initial_epoch; the cosine schedule then spans the new total); an explicit
+# --checkpoint is kept
 "$G" train "${BASE[@]}" "${HEAD[@]}" --data "$T/train.bin" -q --epochs 1 --checkpoint "$T/c1.ckpt" --out "$T/c1.gft" 2>"$T/err" \
-  && "$G" train --resume "$T/c1.ckpt" --data "$T/train.bin" -q --epochs 2 --out "$T/c2.gft" >"$T/out" 2>"$T/err"; rc=$?
-if clean_fail $rc "$T/err" && has "$T/err" "made with epochs = 1, this run has 2" && ! [ -e "$T/c2.gft" ]; then
-  pass train_cosine_resume_epochs
-else fail train_cosine_resume_epochs "rc=$rc $(cat "$T/err")"; fi
+  && cp "$T/c1.gft" "$T/c1.first" \
+  && "$G" train --resume "$T/c1.ckpt" --epochs 2 >"$T/out" 2>"$T/err"; rc=$?
+if [ $rc -eq 0 ] && has "$T/out" "^--epochs 2: the run goes on from epoch 1 \(the cosine schedule now spans the new total\)" \
+   && has "$T/out" "^Epoch 2/2 " && ! has "$T/out" "^Epoch 1/" && ! cmp -s "$T/c1.gft" "$T/c1.first" && [ -s "$T/c1.ckpt" ] \
+   && ! [ -e model.gft ]; then
+  pass train_resume_extends_epochs
+else fail train_resume_extends_epochs "rc=$rc $(cat "$T/out" "$T/err")"; fi
+"$G" train --resume "$T/c1.ckpt" --epochs 1 -q >"$T/out" 2>"$T/err"; rc=$?   # fewer than done: refused
+if [ $rc -eq 2 ] && has "$T/err" "^graft: error: --epochs 1: .*c1.ckpt has already trained 2 epochs"; then
+  pass train_resume_fewer_epochs
+else fail train_resume_fewer_epochs "rc=$rc $(cat "$T/err")"; fi
+# the model comes from the checkpoint (or --from): options that would change it are usage errors
+bad=""
+for opt in "--cut 3" "--head gap,dense:10:softmax" "--input-size 64x64" "--crop"; do
+  "$G" train --resume "$T/c1.ckpt" $opt -q >"$T/out" 2>"$T/err"; rc=$?
+  [ $rc -eq 2 ] && has "$T/err" "^graft: error: .*(--resume|checkpoint)" || bad="$bad [$opt: rc=$rc $(cat "$T/err")]"
+done
+"$G" train --from "$T/c1.gft" --data "$T/train.bin" --cut 3 -q >"$T/out" 2>"$T/err"; rc=$?
+[ $rc -eq 2 ] && has "$T/err" "^graft: error: --cut: the model comes from --from" || bad="$bad [--from --cut: rc=$rc $(cat "$T/err")]"
+if [ -z "$bad" ]; then pass train_resume_refuses_model_options
+else fail train_resume_refuses_model_options "$bad"; fi
+# a setting given again that differs from the checkpoint's: named, values printed plainly
+"$G" train --resume "$T/c1.ckpt" --epochs 3 --lr 0.02 -q >"$T/out" 2>"$T/err"; rc=$?
+if [ $rc -eq 1 ] && has "$T/err" "the checkpoint was made with lr = 0\.01, this run has 0\.02$"; then
+  pass train_resume_mismatch_plain
+else fail train_resume_mismatch_plain "rc=$rc $(cat "$T/err")"; fi
 
 # ---- --from: continue training a model file
 "$G" train --from "$T/m.gft" --data "$T/train.bin" --epochs 1 -q --out "$T/m2.gft" >"$T/out" 2>"$T/err"; rc=$?
@@ -158,9 +182,14 @@ if [ $rc -eq 0 ]; then
   echo "SKIP train_interrupt_resume: the run finished before SIGINT arrived"
 elif [ $rc -eq 130 ] && has "$T/err" "^graft: interrupted in epoch [0-9]+ after batch [0-9]+/10; checkpoint written to $T/int.gft.ckpt" \
      && [ -s "$T/int.gft.ckpt" ] && ! [ -e "$T/int.gft" ] && ! has "$T/err" "Sanitizer|runtime error"; then
-  "$G" train --resume "$T/int.gft.ckpt" "${R[@]}" --out "$T/int.gft" --log "$T/int.csv" >"$T/out" 2>"$T/err"; rc=$?
+  # the hint works as printed: the checkpoint holds every setting (--out, --log, ...); the
+  # checkpoint it finished is removed
+  hint=$(sed -n 's/^graft: continue with: graft //p' "$T/err")
+  [ "$hint" = "train --resume $T/int.gft.ckpt" ] || fail train_interrupt_resume_hint "$(cat "$T/err")"
+  "$G" $hint >"$T/out" 2>"$T/err"; rc=$?
   # the log too: every epoch's loss and accuracy as uninterrupted (the resumed epoch's included)
   if [ $rc -eq 0 ] && cmp -s "$T/int.gft" "$T/full.gft" && [ "$(tail -1 "$T/int.csv" | cut -d, -f1)" = 40 ] \
+     && ! [ -e "$T/int.gft.ckpt" ] \
      && [ "$(cut -d, -f1-5 "$T/int.csv")" = "$(cut -d, -f1-5 "$T/full.csv")" ]; then
     pass train_interrupt_resume
   else fail train_interrupt_resume "resume rc=$rc $(cmp "$T/int.gft" "$T/full.gft" 2>&1) $(diff <(cut -d, -f1-5 "$T/int.csv") <(cut -d, -f1-5 "$T/full.csv")) $(cat "$T/err")"; fi

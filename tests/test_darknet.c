@@ -347,6 +347,10 @@ static void test_bad_cfgs(void) {
             ":8: [frobnicate] (layer 1): unknown section", 0, 0);
     bad_cfg("bad_value.cfg", NET "[convolutional]\nfilters=abc\nsize=3\n",
             ":6: [convolutional] (layer 0): filters=abc is not an integer", 0, 0);
+    bad_cfg("huge_value.cfg", NET "[convolutional]\nfilters=2000000000\nsize=3\n",
+            ":6: [convolutional] (layer 0): filters=2000000000 is out of range (1 to 1000000000)", 0, 0);
+    bad_cfg("overflow_value.cfg", NET "[convolutional]\nfilters=99999999999999999999\nsize=3\n",
+            "filters=99999999999999999999 is out of range", 0, 0);
     bad_cfg("no_net.cfg", "[convolutional]\nfilters=4\n", "must be [net]", 0, 0);
     bad_cfg("empty.cfg", "# nothing\n", "must be [net]", 0, 0);
     bad_cfg("route_far.cfg", NET "[convolutional]\nfilters=4\n[route]\nlayers=-5\n",

@@ -310,8 +310,72 @@ static void test_fuzz(void) {
     CHECK(bad > 100 && ok > 10, "ok %d bad %d", ok, bad);
 }
 
+/* The recipe's resize modes on hand-computed cases: darknet's corner-aligned
+ * bilinear, the letterbox's gray border and integer sizes, the crop fraction. */
+static void test_resize_recipe(void) {
+    gr_error err = {0};
+    /* one row of 3 pixels -> 5: steps of (3-1)/(5-1) = 0.5 source pixels,
+     * the last column copied: p0, (p0+p1)/2, p1, (p1+p2)/2, p2            */
+    uint8_t row[9] = {0, 10, 20, 100, 110, 120, 40, 50, 60};
+    gr_image r1 = {1, 3, row};
+    float out[5 * 3];
+    gr_recipe dk = {.interp = GR_INTERP_DARKNET};
+    CHECK(gr_image_resize_recipe(&r1, 1, 5, &dk, out, &err) == GR_OK, "%s", err.msg);
+    static const float want[15] = {0, 10, 20, 50, 60, 70, 100, 110, 120, 70, 80, 90, 40, 50, 60};
+    for (int i = 0; i < 15; i++) CHECK(fabsf(out[i] - want[i]) < 1e-4f, "darknet 1x3->1x5 [%d] %g want %g", i, out[i], want[i]);
+    /* 2 rows -> 3: the middle row is the mean; darknet's last row takes the source's last row */
+    uint8_t col[6] = {0, 0, 0, 200, 100, 50};
+    gr_image c1 = {2, 1, col};
+    float oc[9];
+    CHECK(gr_image_resize_recipe(&c1, 3, 1, &dk, oc, &err) == GR_OK, "%s", err.msg);
+    static const float wc[9] = {0, 0, 0, 100, 50, 25, 200, 100, 50};
+    for (int i = 0; i < 9; i++) CHECK(fabsf(oc[i] - wc[i]) < 1e-4f, "darknet 2x1->3x1 [%d] %g want %g", i, oc[i], wc[i]);
+    /* shrinking does not antialias: 5 -> 3 samples source pixels 0, 2, 4 exactly */
+    uint8_t five[15];
+    for (int i = 0; i < 15; i++) five[i] = (uint8_t)(i * 17);
+    gr_image f5 = {1, 5, five};
+    CHECK(gr_image_resize_recipe(&f5, 1, 3, &dk, out, &err) == GR_OK, "%s", err.msg);
+    for (int x = 0; x < 3; x++)
+        for (int c = 0; c < 3; c++) CHECK(out[3 * x + c] == five[3 * (2 * x) + c], "darknet 5->3 x %d", x);
+    /* letterbox 4 wide x 2 high into 4x4: the image 4x2 at rows 1..2, gray 127.5 elsewhere */
+    uint8_t px[2 * 4 * 3];
+    for (int i = 0; i < 24; i++) px[i] = (uint8_t)(i * 10);
+    gr_image img = {2, 4, px};
+    float lb[4 * 4 * 3];
+    gr_recipe lr = {.resize = GR_RESIZE_LETTERBOX, .interp = GR_INTERP_DARKNET};
+    CHECK(gr_image_resize_recipe(&img, 4, 4, &lr, lb, &err) == GR_OK, "%s", err.msg);
+    for (int y = 0; y < 4; y++)
+        for (int i = 0; i < 12; i++) {
+            float w = y == 0 || y == 3 ? 127.5f : px[(y - 1) * 12 + i];
+            CHECK(lb[y * 12 + i] == w, "letterbox y %d i %d: %g want %g", y, i, lb[y * 12 + i], w);
+        }
+    /* 4x2 into 3x5 (h x w): the width limits (5/4 < 3/2): 5 x (2*5/4 = 2), at row (3-2)/2 = 0 */
+    float l2[3 * 5 * 3];
+    CHECK(gr_image_resize_recipe(&img, 3, 5, &lr, l2, &err) == GR_OK, "%s", err.msg);
+    for (int i = 0; i < 15; i++) CHECK(l2[2 * 15 + i] == 127.5f, "letterbox 3x5 last row [%d] %g", i, l2[30 + i]);
+    CHECK(l2[0] == px[0] && l2[12] == px[9], "letterbox 3x5 corners %g %g", l2[0], l2[12]);
+    /* center crop with fraction 0.5: 8x8 -> 4x4 keeps the 4x4 box at (2, 2), copied exactly */
+    uint8_t big[8 * 8 * 3];
+    for (int i = 0; i < 192; i++) big[i] = (uint8_t)i;
+    gr_image b8 = {8, 8, big};
+    float cr[4 * 4 * 3];
+    gr_recipe cf = {.resize = GR_RESIZE_CENTER_CROP, .crop = 0.5f};
+    CHECK(gr_image_resize_recipe(&b8, 4, 4, &cf, cr, &err) == GR_OK, "%s", err.msg);
+    for (int y = 0; y < 4; y++)
+        for (int i = 0; i < 12; i++)
+            CHECK(cr[y * 12 + i] == big[((y + 2) * 8 + 2) * 3 + i], "crop 0.5 y %d i %d", y, i);
+    /* names round-trip */
+    gr_resize_mode rm;
+    gr_interp ip;
+    CHECK(!gr_resize_mode_parse("letterbox", &rm) && rm == GR_RESIZE_LETTERBOX && gr_resize_mode_parse("fill", &rm),
+          "resize names");
+    CHECK(!gr_interp_parse("darknet", &ip) && ip == GR_INTERP_DARKNET && !strcmp(gr_interp_name(ip), "darknet"),
+          "interp names");
+}
+
 int main(void) {
     RUN(test_decode_fixtures);
+    RUN(test_resize_recipe);
     RUN(test_resize_vs_pil);
     RUN(test_resize_identity_and_crop);
     RUN(test_preprocess);

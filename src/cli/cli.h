@@ -14,10 +14,43 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_probe(int argc, char **argv);
 
+/* Exit codes: 0 success, 1 a runtime error (a file missing or bad, a
+ * failed run), 2 a usage error (an unknown option, a bad or missing value). */
+enum { CLI_OK = 0, CLI_ERROR = 1, CLI_USAGE = 2 };
+
 /* Prints "graft: error: <msg>" to stderr; returns 1 (the exit code). */
 int cli_fail(const gr_error *err);
-/* printf-style variant for CLI-level errors (bad options). */
+/* printf-style variant for runtime errors found by the CLI; returns 1. */
 int cli_failf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The same for usage errors (bad options); returns 2. */
+int cli_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The data options every command that reads data shares (one parser, one
+ * help text): which samples (--format, --labels, --split, --skip-bad) and
+ * how an image becomes the network's input (--input-size and the recipe
+ * overrides --resize, --crop, --crop-fraction, --interpolation, --preprocess). */
+typedef struct {
+    const char *format, *labels, *split, *resize, *interp, *prep;
+    int skip_bad, crop, h, w;    /* h, w: --input-size (0 = the network's / the data's) */
+    float crop_fraction;         /* 0 = not given */
+} cli_data_opts;
+enum { CLI_DATA_SET = 1, CLI_DATA_RECIPE = 2, CLI_DATA_ALL = 3 };
+/* If argv[*i] is one of the data options of the groups in `which`, takes it
+ * (and its value: *i advances) and returns 1; 0 when it is not one; 2 after
+ * printing a usage error (a missing or bad value).  cmd names the command. */
+int cli_data_option(int argc, char **argv, int *i, int which, const char *cmd, cli_data_opts *d);
+/* The help lines of the data options (groups in `which`). */
+void cli_data_help(FILE *f, int which);
+/* Applies the recipe overrides of d to *r (a base's or a model's recipe). */
+void cli_recipe_apply(const cli_data_opts *d, gr_recipe *r);
+/* Opens --data: resolves a dataset name, uses d's set options, the size
+ * h x w (0: the data's native size, else the network's nh x nw) and recipe r;
+ * reports on stderr the files it skipped or ignored.  default_split: when
+ * d->split is not given.  NULL + *err on failure.                          */
+gr_dataset *cli_open_data(const char *arg, const cli_data_opts *d, gr_split default_split, int h, int w,
+                          int nh, int nw, const gr_recipe *r, gr_error *err);
+/* A base's own input size and recipe (built without weights). 0 ok. */
+int cli_base_defaults(const char *base, int *h, int *w, gr_recipe *r, gr_error *err);
 
 /* Parses "HxW" (or "N" for NxN) into h, w.  0 ok, -1 bad. */
 int cli_parse_size(const char *s, int *h, int *w);
@@ -62,10 +95,6 @@ int cli_check_classes(const gr_model *m, const gr_dataset *ds, const char *data,
  * (integer CSV labels {0, 5} make 6 classes, 4 of them empty): -1 + *err
  * naming data and the empty classes otherwise.                            */
 int cli_check_training_classes(const gr_dataset *ds, const char *data, gr_error *err);
-
-/* The preprocessing a base's published weights were trained with:
- * vgg16/resnet50 (Keras) caffe, tflite: tf, darknet networks darknet.     */
-gr_preprocess cli_default_preprocess(const char *base);
 
 /* Prints v as a JSON number (%.6f) on stdout; NaN/Inf, which JSON cannot
  * hold, as null.                                                           */

@@ -13,33 +13,37 @@ static void usage(FILE *f) {
 "Evaluates a graft model: loss (categorical cross-entropy), accuracy, top-5\n"
 "accuracy (n/a, JSON null, for 5 classes or fewer), per-class accuracy and the\n"
 "confusion matrix (rows = true class).  A model whose outputs are NaN/Inf is an\n"
-"error, not a score.\n"
+"error, not a score.  Images are prepared with the model's saved input recipe\n"
+"(see graft info MODEL).\n"
 "\n"
-"  --split train|test    CIFAR directories/archives: which part  [test]\n"
-"  --format auto|cifar10|cifar100|folder|csv   --labels fine|coarse\n"
-"  --batch N [32]   --threads N [cores]   --json (one JSON object on stdout)\n");
+"  --batch N [32]   --threads N [cores]   --json (one JSON object on stdout)\n"
+"  --quiet               print the scores only (no per-class table, no confusion matrix)\n");
+    cli_data_help(f, CLI_DATA_ALL);
+    fprintf(f, "  (CIFAR: --split [test]; --input-size must match the model's own input)\n");
 }
 
 int cmd_eval(int argc, char **argv) {
-    const char *model = NULL, *data = NULL, *split = "test", *format = NULL, *labels = NULL;
-    int batch = 32, threads = 0, json = 0;
+    const char *model = NULL, *data = NULL;
+    int batch = 32, threads = 0, json = 0, quiet = 0;
+    cli_data_opts d = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
         if (!strcmp(a, "--json")) { json = 1; continue; }
-        if (i + 1 >= argc) return cli_failf("unknown option or missing value: '%s' (see graft eval --help)", a);
+        if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) { quiet = 1; continue; }
+        int dr = cli_data_option(argc, argv, &i, CLI_DATA_ALL, "eval", &d);
+        if (dr == 1) continue;
+        if (dr) return dr;
+        if (strcmp(a, "--model") && strcmp(a, "--data") && strcmp(a, "--batch") && strcmp(a, "--threads"))
+            return cli_usage("unknown option '%s' (see graft eval --help)", a);
+        if (i + 1 >= argc) return cli_usage("%s needs a value (see graft eval --help)", a);
         const char *v = argv[++i];
         if (!strcmp(a, "--model")) model = v;
         else if (!strcmp(a, "--data")) data = v;
-        else if (!strcmp(a, "--split")) split = v;
-        else if (!strcmp(a, "--format")) format = v;
-        else if (!strcmp(a, "--labels")) labels = v;
-        else if (!strcmp(a, "--batch")) { if (cli_parse_int(v, &batch) || batch <= 0) return cli_failf("--batch '%s': expected a positive integer", v); }
-        else if (!strcmp(a, "--threads")) { if (cli_parse_int(v, &threads) || threads < 0) return cli_failf("--threads '%s': expected a non-negative integer", v); }
-        else return cli_failf("unknown option '%s' (see graft eval --help)", a);
+        else if (!strcmp(a, "--batch")) { if (cli_parse_int(v, &batch) || batch <= 0) return cli_usage("--batch '%s': expected a positive integer", v); }
+        else if (cli_parse_int(v, &threads) || threads < 0) return cli_usage("--threads '%s': expected a non-negative integer", v);
     }
-    if (!model || !data) return cli_failf("--model and --data are required (see graft eval --help)");
-    if (strcmp(split, "train") && strcmp(split, "test")) return cli_failf("--split '%s': expected train or test", split);
+    if (!model || !data) return cli_usage("--model and --data are required (see graft eval --help)");
     gr_set_threads(threads);
     gr_error err = {0};
     gr_dataset *ds = NULL;
@@ -49,20 +53,13 @@ int cmd_eval(int argc, char **argv) {
     if (!m) return cli_fail(&err);
     int h, w, c;
     gr_model_layer_shape(m, -1, &h, &w, &c);
-    char path[4096];
-    if (cli_resolve_data(data, path, sizeof path, &err)) goto fail;
-    gr_dataset_opts o = {.split = strcmp(split, "train") ? GR_SPLIT_TEST : GR_SPLIT_TRAIN, .h = h, .w = w,
-                         .preprocess = gr_model_preprocess(m)};
-    if (format) {
-        static const char *names[] = {"auto", "cifar10", "cifar100", "folder", "csv"};
-        int k = 0;
-        while (k < 5 && strcmp(format, names[k])) k++;
-        if (k == 5) { cli_failf("--format '%s': expected auto, cifar10, cifar100, folder or csv", format); goto out; }
-        o.format = (gr_data_format)k;
+    if (d.h && (d.h != h || d.w != w)) {
+        rc = cli_usage("--input-size %dx%d: %s takes %dx%d images (its input size is fixed)", d.h, d.w, model, h, w);
+        goto out;
     }
-    if (labels) o.labels = !strcmp(labels, "coarse") ? GR_LABELS_COARSE : GR_LABELS_FINE;
-    ds = gr_dataset_open(path, &o, &err);
-    if (!ds) goto fail;
+    gr_recipe recipe = gr_model_recipe(m);   /* the model's; options override it */
+    cli_recipe_apply(&d, &recipe);
+    if (!(ds = cli_open_data(data, &d, GR_SPLIT_TEST, h, w, h, w, &recipe, &err))) goto fail;
     if (cli_check_classes(m, ds, data, model, &err)) goto fail;
     if (gr_evaluate(m, ds, NULL, 0, batch, &r, &err) != GR_OK) {
         gr_error_prefix(&err, "%s on %s", model, data);
@@ -98,10 +95,12 @@ int cmd_eval(int argc, char **argv) {
         }
         printf("]}\n");
     } else {
-        printf("%s on %s (%d images)\n", model, data, r.n);
+        if (!quiet) printf("%s on %s (%d images)\n", model, data, r.n);
         printf("Test loss: %.4f\nTest accuracy: %.4f\n", r.loss, r.accuracy);
-        if (top5) printf("Top-5 accuracy: %.4f\n\n", r.top5);
-        else printf("Top-5 accuracy: n/a (%d classes)\n\n", C);
+        if (top5) printf("Top-5 accuracy: %.4f\n", r.top5);
+        else printf("Top-5 accuracy: n/a (%d classes)\n", C);
+        if (quiet) goto done;
+        printf("\n");
         printf("%-16s %8s %8s\n", "class", "images", "accuracy");
         for (int k = 0; k < C; k++) {
             int64_t tot = 0;
@@ -126,6 +125,7 @@ int cmd_eval(int argc, char **argv) {
             }
         }
     }
+done:
     rc = 0;
     goto out;
 fail:

@@ -18,15 +18,16 @@ static void usage(FILE *f) {
 "OUT without .npy): STEM.labels.npy (int64, N: each sample's class index),\n"
 "STEM.paths.txt (N lines: each sample's file; PATH#I for record I of a CIFAR\n"
 "file) and STEM.classes.txt (the class names, one a line, in index order).\n"
+"Images are prepared with the base's input recipe (graft info --base BASE shows it).\n"
 "^C stops between batches and writes nothing (no file is left half-written).\n"
 "\n"
 "  --base vgg16|resnet50|tiny-darknet|darknet:FILE.cfg|tflite:FILE.tflite\n"
 "  --weights FILE|imagenet|none   [imagenet]; every layer must load unless --weights-partial\n"
-"  --data PATH           a CIFAR-10 .bin file or directory (--split train|test [train]),\n"
-"                        an image folder or a CSV list (then --input-size is needed)\n"
-"  --preprocess caffe|torch|tf|darknet|none   [the base's: vgg16, resnet50 caffe; darknet darknet]\n"
-"  --input-size HxW [the data's]   --batch N [64]   --threads N [cores]\n"
-"  --precision fp32|bf16 [fp32]   --quiet (no \"weights: ...\" line)\n");
+"  --data PATH           a CIFAR-10 .bin file or directory (--split [train]), an image folder\n"
+"                        or a CSV list\n"
+"  --batch N [64]   --threads N [cores]   --precision fp32|bf16 [fp32]\n"
+"  --json                a JSON summary on stdout   --quiet   no summary and no \"weights: ...\" line\n");
+    cli_data_help(f, CLI_DATA_ALL);
 }
 
 /* The .npy v1.0 header for dtype descr ("<f4", "<i8") and a shape written
@@ -88,15 +89,24 @@ static gr_status write_sidecars(const gr_dataset *ds, const char *data, const ch
 }
 
 int cmd_extract(int argc, char **argv) {
-    const char *base = NULL, *weights = NULL, *data = NULL, *layer = NULL, *out = NULL,
-               *prep_s = NULL, *split = "train", *precision = "fp32";
-    int batch = 64, threads = 0, h = 0, w = 0, quiet = 0, partial = 0;
+    const char *base = NULL, *weights = NULL, *data = NULL, *layer = NULL, *out = NULL, *precision = "fp32";
+    int batch = 64, threads = 0, h = 0, w = 0, json = 0, quiet = 0, partial = 0;
+    cli_data_opts d = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
+        if (!strcmp(a, "--json")) { json = 1; continue; }
         if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) { quiet = 1; continue; }
         if (!strcmp(a, "--weights-partial")) { partial = 1; continue; }
-        if (i + 1 >= argc) return cli_failf("unknown option or missing value: '%s' (see graft extract --help)", a);
+        int dr = cli_data_option(argc, argv, &i, CLI_DATA_ALL, "extract", &d);
+        if (dr == 1) continue;
+        if (dr) return dr;
+        static const char *const known[] = {"--base", "--weights", "--data", "--layer", "--out", "--precision",
+                                            "--batch", "--threads", NULL};
+        int k = 0;
+        while (known[k] && strcmp(a, known[k])) k++;
+        if (!known[k]) return cli_usage("unknown option '%s' (see graft extract --help)", a);
+        if (i + 1 >= argc) return cli_usage("%s needs a value (see graft extract --help)", a);
         const char *v = argv[++i];
         int bad = 0;
         if (!strcmp(a, "--base")) base = v;
@@ -104,20 +114,15 @@ int cmd_extract(int argc, char **argv) {
         else if (!strcmp(a, "--data")) data = v;
         else if (!strcmp(a, "--layer")) layer = v;
         else if (!strcmp(a, "--out")) out = v;
-        else if (!strcmp(a, "--preprocess")) prep_s = v;
-        else if (!strcmp(a, "--split")) split = v;
         else if (!strcmp(a, "--precision")) precision = v;
         else if (!strcmp(a, "--batch")) bad = cli_parse_int(v, &batch) || batch <= 0;
-        else if (!strcmp(a, "--threads")) bad = cli_parse_int(v, &threads) || threads < 0;
-        else if (!strcmp(a, "--input-size")) bad = cli_parse_size(v, &h, &w);
-        else return cli_failf("unknown option '%s' (see graft extract --help)", a);
-        if (bad) return cli_failf("%s '%s': bad value", a, v);
+        else bad = cli_parse_int(v, &threads) || threads < 0;
+        if (bad) return cli_usage("%s '%s': expected a %s integer", a, v, !strcmp(a, "--batch") ? "positive" : "non-negative");
     }
     if (!base || !data || !layer || !out)
-        return cli_failf("--base, --data, --layer and --out are required (see graft extract --help)");
+        return cli_usage("--base, --data, --layer and --out are required (see graft extract --help)");
     if (strcmp(precision, "fp32") && strcmp(precision, "bf16"))
-        return cli_failf("--precision '%s': expected fp32 or bf16", precision);
-    if (strcmp(split, "train") && strcmp(split, "test")) return cli_failf("--split '%s': expected train or test", split);
+        return cli_usage("--precision '%s': expected fp32 or bf16", precision);
     /* the outputs: OUT and its sidecars, checked and locked before any work */
     char stem[4096], lab_path[4200], paths_path[4200], cls_path[4200];
     size_t ol = strlen(out);
@@ -139,23 +144,18 @@ int cmd_extract(int argc, char **argv) {
     cli_stop stop = {0};
     gr_outfile of = {.fd = -1};
     gr_error err = {0};
-    gr_preprocess prep = cli_default_preprocess(base);
-    if (prep_s && gr_preprocess_parse(prep_s, &prep)) {
-        cli_outputs_release(&outs);
-        return cli_failf("--preprocess '%s': expected caffe, torch, tf, darknet or none", prep_s);
-    }
     gr_dataset *ds = NULL;
     gr_model *m = NULL;
     gr_batcher *b = NULL;
     float *x = NULL, *y = NULL;
-    int *lab = NULL, rc = 1;
-    char path[4096];
-    if (cli_resolve_data(data, path, sizeof path, &err)) goto fail;
-    gr_dataset_opts o = {.split = strcmp(split, "test") ? GR_SPLIT_TRAIN : GR_SPLIT_TEST, .h = h, .w = w,
-                         .preprocess = prep};
-    if (!(ds = gr_dataset_open(path, &o, &err))) goto fail;
+    int *lab = NULL, rc = 1, nh, nw;
+    gr_recipe recipe;
+    if (cli_base_defaults(base, &nh, &nw, &recipe, &err)) goto fail;
+    cli_recipe_apply(&d, &recipe);
+    if (!(ds = cli_open_data(data, &d, GR_SPLIT_TRAIN, d.h, d.w, nh, nw, &recipe, &err))) goto fail;
     gr_dataset_size(ds, &h, &w);
-    if (!(m = cli_load_base(base, weights, h, w, false, partial, quiet ? NULL : stdout, &err))) goto fail;
+    if (!(m = cli_load_base(base, weights, h, w, false, partial, quiet || json ? NULL : stdout, &err))) goto fail;
+    gr_model_set_recipe(m, &recipe);
     if (!strcmp(precision, "bf16")) gr_model_set_precision(m, GR_PRECISION_BF16);
     int upto = gr_model_find(m, layer);
     if (upto < 0) {
@@ -201,10 +201,24 @@ int cmd_extract(int argc, char **argv) {
         gr_error_set(&err, GR_ERR_IO, "%s: the data gave %d of its %d samples", data, done, n);
         goto fail;
     }
-    if (write_sidecars(ds, path, lab_path, paths_path, cls_path, &err) != GR_OK) goto fail;
+    if (write_sidecars(ds, data, lab_path, paths_path, cls_path, &err) != GR_OK) goto fail;
     if (gr_outfile_commit(&of, &err) != GR_OK) goto fail;
-    printf("%s: %d x %d x %d x %d float32 (layer '%s'); labels %s, paths %s, classes %s\n", out, done, oh, ow,
-           oc, layer, lab_path, paths_path, cls_path);
+    if (json) {
+        printf("{\"out\": ");
+        cli_json_string(out);
+        printf(", \"layer\": ");
+        cli_json_string(layer);
+        printf(", \"shape\": [%d, %d, %d, %d], \"dtype\": \"float32\", \"labels\": ", done, oh, ow, oc);
+        cli_json_string(lab_path);
+        printf(", \"paths\": ");
+        cli_json_string(paths_path);
+        printf(", \"classes\": ");
+        cli_json_string(cls_path);
+        printf("}\n");
+    } else if (!quiet) {
+        printf("%s: %d x %d x %d x %d float32 (layer '%s'); labels %s, paths %s, classes %s\n", out, done, oh, ow,
+               oc, layer, lab_path, paths_path, cls_path);
+    }
     rc = 0;
     goto out;
 fail:

@@ -7,7 +7,7 @@
 
 static void fetch_usage(FILE *f) {
     fprintf(f,
-            "usage: graft fetch [--mirror DIR] [--force] [--offline] [--quiet] NAME...\n"
+            "usage: graft fetch [--mirror DIR] [--force] [--offline] [--quiet] [--json] NAME...\n"
             "       graft fetch --list\n\n"
             "Downloads pretrained weights and datasets into the cache ($GRAFT_HOME,\n"
             "default ~/.cache/graft), checks them against the publisher's digest and\n"
@@ -20,10 +20,12 @@ static void fetch_usage(FILE *f) {
             "  --force       fetch again even when cached\n"
             "  --offline     never use the network (also GRAFT_OFFLINE=1)\n"
             "  --quiet       no progress or notes\n"
+            "  --json        one JSON object per name on stdout: {\"name\", \"path\"} (implies --quiet)\n"
             "  --list        known names, their URLs and whether they are cached\n\n"
             "environment: GRAFT_FETCH_TIMEOUT (seconds without data before giving up, default 30),\n"
             "GRAFT_FETCH_RETRIES (resumes after a dropped connection, default 3),\n"
-            "GRAFT_FETCH_BASE_URL (fetch every file from BASE/<file name>)\n");
+            "GRAFT_FETCH_BASE_URL (fetch every file from BASE/<file name>)\n"
+            "exit status: 0 fetched, 1 a download or digest failed, 2 a usage error\n");
 }
 
 static int list_known(void) {
@@ -58,7 +60,7 @@ static int list_known(void) {
 
 int cmd_fetch(int argc, char **argv) {
     gr_fetch_opts o = {0};
-    bool list = false;
+    bool list = false, json = false;
     int first = argc;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -66,7 +68,7 @@ int cmd_fetch(int argc, char **argv) {
             fetch_usage(stdout);
             return 0;
         } else if (!strcmp(a, "--mirror")) {
-            if (++i >= argc) return cli_failf("--mirror needs a directory");
+            if (++i >= argc) return cli_usage("--mirror needs a directory");
             o.mirror = argv[i];
         } else if (!strncmp(a, "--mirror=", 9)) {
             o.mirror = a + 9;
@@ -76,6 +78,8 @@ int cmd_fetch(int argc, char **argv) {
             o.offline = true;
         } else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
             o.quiet = true;
+        } else if (!strcmp(a, "--json")) {
+            json = o.quiet = true;
         } else if (!strcmp(a, "--list")) {
             list = true;
         } else if (!strcmp(a, "--")) {
@@ -83,7 +87,7 @@ int cmd_fetch(int argc, char **argv) {
             break;
         } else if (a[0] == '-') {
             fetch_usage(stderr);
-            return cli_failf("fetch: unknown option '%s'", a);
+            return cli_usage("fetch: unknown option '%s' (see graft fetch --help)", a);
         } else {
             first = i;
             break;
@@ -92,12 +96,22 @@ int cmd_fetch(int argc, char **argv) {
     if (list) return list_known();
     if (first >= argc) {
         fetch_usage(stderr);
-        return cli_failf("fetch: name what to fetch (graft fetch --list shows the names)");
+        return cli_usage("fetch: name what to fetch (graft fetch --list shows the names)");
     }
+    for (int i = first; i < argc; i++)
+        if (argv[i][0] == '-') return cli_usage("fetch: options go before the names ('%s')", argv[i]);
     for (int i = first; i < argc; i++) {
-        if (argv[i][0] == '-') return cli_failf("fetch: options go before the names ('%s')", argv[i]);
         gr_error err = {0};
         if (gr_fetch_name(argv[i], &o, &err)) return cli_fail(&err);
+        if (json) {
+            char path[4096];
+            if (gr_fetch_resolve(argv[i], NULL, &o, path, sizeof path, &err)) return cli_fail(&err);
+            printf("{\"name\": ");
+            cli_json_string(argv[i]);
+            printf(", \"path\": ");
+            cli_json_string(path);
+            printf("}\n");
+        }
     }
     return 0;
 }

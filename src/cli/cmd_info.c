@@ -8,40 +8,99 @@
 static void info_usage(FILE *f) {
     fprintf(f,
             "usage: graft info FILE\n"
-            "       graft info --base vgg16|darknet:CFG [--input-size HxW] [--include-top] [--weights FILE]\n\n"
+            "       graft info --base vgg16|resnet50|tiny-darknet|darknet:CFG|tflite:FILE [--input-size HxW]\n"
+            "                  [--include-top] [--weights FILE]\n\n"
             "FILE: a Keras .h5 (Keras 1/2 layer_names layout, model.save's model_weights/,\n"
             "Keras 3 .weights.h5) or a .safetensors file (graft or torchvision names):\n"
             "prints the format detected, each layer's tensors (dtype, shape as stored)\n"
-            "and the total parameter count.\n\n"
+            "and the total parameter count; for a graft model (.gft) also its input size\n"
+            "and input recipe (resize, interpolation, normalization), which every command applies.\n"
+            "With --base: the base's layer table and its input recipe.\n\n"
             "options:\n"
-            "  --base NAME         print the layer table of a base: vgg16, or darknet:PATH.cfg\n"
+            "  --base NAME         print the layer table of a base (vgg16, resnet50, tiny-darknet, ...)\n"
             "  --input-size HxW    input size for --base (default: the base's own, vgg16 224x224)\n"
             "  --include-top       with vgg16: keep fc1, fc2, predictions (needs 224x224)\n"
             "  --weights FILE|imagenet   with --base: load FILE into the base and print what matched\n"
-"                      (every weighted layer must match unless --weights-partial)\n"
-            "  -h, --help          this text\n");
+            "                      (every weighted layer must match unless --weights-partial)\n"
+            "  --json              one JSON object on stdout   --quiet   the totals only\n"
+            "  -h, --help          this text\n"
+            "exit status: 0 shown, 1 a missing or unreadable file, 2 a usage error\n");
 }
 
-/* Prints the layers and tensors of a weights file; returns the exit code. */
-static int info_file(const char *path) {
+/* The recipe as a JSON object's members (no braces). */
+static void json_recipe(const gr_recipe *r) {
+    printf("\"input_recipe\": {\"resize\": \"%s\", \"interpolation\": \"%s\", \"crop_fraction\": %g, "
+           "\"preprocess\": \"%s\"}", gr_resize_mode_name(r->resize), gr_interp_name(r->interp),
+           r->crop > 0 ? r->crop : 1.0, gr_preprocess_name(r->norm));
+}
+
+/* Prints the layers and tensors of a weights file (json: one JSON object;
+ * quiet: the format and totals only); returns the exit code.              */
+static int info_file(const char *path, bool json, bool quiet) {
     gr_error err = {0};
     gr_wfile *wf = gr_wfile_open(path, &err);
     if (!wf) return cli_fail(&err);
     int64_t total = 0;
     int ntens = 0, nweighted = 0;
-    printf("file: %s\nformat: %s\n", path, wf->format);
-    for (int i = 0; i < wf->n_meta; i++) {
-        const char *v = wf->meta_val[i];
-        size_t n = strlen(v);
-        printf("metadata: %s = %.*s%s\n", wf->meta_key[i], n > 60 ? 60 : (int)n, v,
-               n > 60 ? "..." : "");
+    gr_model *m = NULL;   /* a graft model: its input and recipe */
+    for (int i = 0; i < wf->n_meta && !m; i++) {
+        if (strcmp(wf->meta_key[i], "graft.format")) continue;
+        if (!(m = gr_model_load(path, &err))) {
+            gr_wfile_close(wf);
+            return cli_fail(&err);
+        }
     }
     for (int i = 0; i < wf->n_layers; i++) nweighted += wf->layers[i].n > 0;
-    printf("layers: %d (%d with weights)\n", wf->n_layers, nweighted);
+    if (json) {
+        printf("{\"file\": ");
+        cli_json_string(path);
+        printf(", \"format\": ");
+        cli_json_string(wf->format);
+    } else {
+        printf("file: %s\nformat: %s\n", path, wf->format);
+        for (int i = 0; i < wf->n_meta && !quiet; i++) {
+            const char *v = wf->meta_val[i];
+            size_t n = strlen(v);
+            printf("metadata: %s = %.*s%s\n", wf->meta_key[i], n > 60 ? 60 : (int)n, v, n > 60 ? "..." : "");
+        }
+    }
+    if (m) {
+        int h, w, c;
+        char rd[256];
+        gr_model_layer_shape(m, -1, &h, &w, &c);
+        gr_recipe r = gr_model_recipe(m);
+        if (json) {
+            printf(", \"input\": [%d, %d, %d], ", h, w, c);
+            json_recipe(&r);
+        } else {
+            printf("input: %dx%dx%d\ninput recipe: %s\n", h, w, c, gr_recipe_describe(&r, rd, sizeof rd));
+        }
+        gr_model_free(m);
+    }
+    if (json) printf(", \"layers\": [");
+    else if (!quiet) printf("layers: %d (%d with weights)\n", wf->n_layers, nweighted);
     for (int i = 0; i < wf->n_layers; i++) {
         const gr_wlayer *l = &wf->layers[i];
         int64_t lc = 0;
         for (int k = 0; k < l->n; k++) lc += gr_wtensor_count(&l->t[k]);
+        total += lc;
+        ntens += l->n;
+        if (json) {
+            printf("%s\n  {\"name\": ", i ? "," : "");
+            cli_json_string(l->name);
+            printf(", \"params\": %lld, \"tensors\": [", (long long)lc);
+            for (int k = 0; k < l->n; k++) {
+                const gr_wtensor *t = &l->t[k];
+                printf("%s{\"name\": ", k ? ", " : "");
+                cli_json_string(t->name);
+                printf(", \"dtype\": \"%s\", \"shape\": [", t->dtype);
+                for (int d = 0; d < t->ndim; d++) printf("%s%lld", d ? ", " : "", (long long)t->fshape[d]);
+                printf("]}");
+            }
+            printf("]}");
+            continue;
+        }
+        if (quiet) continue;
         if (!l->n) { printf("  %s  (no weights)\n", l->name); continue; }
         printf("  %s  (%lld params)\n", l->name, (long long)lc);
         for (int k = 0; k < l->n; k++) {
@@ -55,58 +114,85 @@ static int info_file(const char *path) {
             }
             printf("    %-40s %-5s %s%s\n", t->name, t->dtype, s, g);
         }
-        total += lc;
-        ntens += l->n;
     }
-    printf("total: %lld parameters in %d tensors\n", (long long)total, ntens);
+    if (json) printf("\n], \"params\": %lld, \"tensors\": %d}\n", (long long)total, ntens);
+    else printf("total: %lld parameters in %d tensors\n", (long long)total, ntens);
     gr_wfile_close(wf);
     return 0;
+}
+
+/* A base's layers as one JSON object. */
+static void json_base(const char *base, const gr_model *m) {
+    int h, w, c;
+    gr_model_layer_shape(m, -1, &h, &w, &c);
+    printf("{\"base\": ");
+    cli_json_string(base);
+    printf(", \"input\": [%d, %d, %d], ", h, w, c);
+    gr_recipe r = gr_model_recipe(m);
+    json_recipe(&r);
+    printf(", \"layers\": [");
+    for (int i = 0; i < gr_model_num_layers(m); i++) {
+        gr_model_layer_shape(m, i, &h, &w, &c);
+        printf("%s\n  {\"name\": ", i ? "," : "");
+        cli_json_string(gr_model_layer_name(m, i));
+        printf(", \"op\": \"%s\", \"shape\": [%d, %d, %d]}", gr_op_name(gr_model_layer_op(m, i)), h, w, c);
+    }
+    printf("\n], \"params\": %lld, \"trainable_params\": %lld}\n", (long long)gr_model_param_count(m, false),
+           (long long)gr_model_param_count(m, true));
 }
 
 int cmd_info(int argc, char **argv) {
     const char *base = NULL, *file = NULL, *weights = NULL;
     int h = 0, w = 0;
-    bool top = false, partial = false;
+    bool top = false, partial = false, json = false, quiet = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { info_usage(stdout); return 0; }
         if (!strcmp(a, "--include-top")) { top = true; continue; }
         if (!strcmp(a, "--weights-partial")) { partial = true; continue; }
+        if (!strcmp(a, "--json")) { json = true; continue; }
+        if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) { quiet = true; continue; }
         if (!strcmp(a, "--base") || !strcmp(a, "--input-size") || !strcmp(a, "--weights")) {
-            if (i + 1 >= argc) return cli_failf("info: %s needs a value", a);
+            if (i + 1 >= argc) return cli_usage("info: %s needs a value", a);
             const char *v = argv[++i];
             if (!strcmp(a, "--base")) base = v;
             else if (!strcmp(a, "--weights")) weights = v;
             else if (cli_parse_size(v, &h, &w))
-                return cli_failf("info: --input-size '%s': expected HxW, e.g. 32x32", v);
+                return cli_usage("info: --input-size '%s': expected HxW, e.g. 32x32", v);
             continue;
         }
-        if (a[0] == '-' && a[1]) return cli_failf("info: unknown option '%s' (see graft info --help)", a);
-        if (file) return cli_failf("info: one file at a time ('%s' and '%s')", file, a);
+        if (a[0] == '-' && a[1]) return cli_usage("info: unknown option '%s' (see graft info --help)", a);
+        if (file) return cli_usage("info: one file at a time ('%s' and '%s')", file, a);
         file = a;
     }
-    if (file && base) return cli_failf("info: give a FILE or --base, not both");
+    if (file && base) return cli_usage("info: give a FILE or --base, not both");
     if (file) {
         if (top || h || weights || partial)
-            return cli_failf("info: --input-size, --include-top, --weights and --weights-partial go with --base");
-        return info_file(file);
+            return cli_usage("info: --input-size, --include-top, --weights and --weights-partial go with --base");
+        return info_file(file, json, quiet);
     }
     if (!base) {
         info_usage(stderr);
-        return cli_failf("info: nothing to show: give a weights FILE or --base");
+        return cli_usage("info: nothing to show: give a weights FILE or --base");
     }
     gr_error err = {0};
     gr_model *m = cli_build_base(base, h, w, top, &err);
     if (!m) return cli_fail(&err);
     if (partial && !weights) {
         gr_model_free(m);
-        return cli_failf("info: --weights-partial goes with --weights FILE");
+        return cli_usage("info: --weights-partial goes with --weights FILE");
     }
-    if (weights && cli_load_weights(m, base, weights, top, partial, stdout, true, &err)) {
+    if (weights && cli_load_weights(m, base, weights, top, partial, json || quiet ? NULL : stdout,
+                                    !json && !quiet, &err)) {
         gr_model_free(m);
         return cli_fail(&err);
     }
-    gr_model_summary(m, stdout);
+    gr_recipe r = gr_model_recipe(m);
+    char rd[256];
+    if (json) json_base(base, m);
+    else if (quiet) printf("params: %lld\n", (long long)gr_model_param_count(m, false));
+    else gr_model_summary(m, stdout);
+    if (!json) printf("input recipe: %s\n", gr_recipe_describe(&r, rd, sizeof rd));
     gr_model_free(m);
     return 0;
 }

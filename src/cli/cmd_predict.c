@@ -14,23 +14,25 @@ static void usage(FILE *f) {
 "usage: graft predict --model MODEL [options] IMAGE...\n"
 "       graft predict --base BASE [--weights FILE] [--labels FILE] [options] IMAGE...\n"
 "\n"
-"Decodes each image (JPEG, PNG, BMP), resizes it to the network's input with\n"
-"bilinear interpolation (antialiased when shrinking, like PIL's BILINEAR),\n"
-"applies the network's preprocessing, runs it and prints the top classes\n"
-"(with their probability; a network that does not end in a softmax: its scores).\n"
+"Decodes each image (JPEG, PNG, BMP), brings it to the network's input with the\n"
+"network's recipe (the model's, or the base's own: resize mode, interpolation,\n"
+"normalization; darknet bases letterbox like darknet classify), runs it and\n"
+"prints the top classes (with their probability; a network that does not end\n"
+"in a softmax: its scores).\n"
 "\n"
-"  --model MODEL         a graft model (its class names and preprocessing are used)\n"
+"  --model MODEL         a graft model (its class names and input recipe are used)\n"
 "  --base vgg16|tiny-darknet|darknet:FILE.cfg   a pretrained classifier (vgg16: with its top)\n"
 "  --weights FILE|imagenet|none   its weights [imagenet]; every layer must load unless\n"
 "                        --weights-partial; a tflite: base has its own\n"
 "  --labels FILE         class names, one per line, one per output [tiny-darknet: its own]\n"
-"  --input-size HxW      [the network's own]   --preprocess caffe|torch|tf|darknet|none\n"
 "  --top K [5]   --json (one object per image)   --threads N [cores]\n"
-"  --quiet               no \"weights: ...\" line (with --json it goes to stderr)\n"
+"  --quiet               no \"weights: ...\" line (with --json it goes to stderr)\n");
+    cli_data_help(f, CLI_DATA_RECIPE);
+    fprintf(f,
 "An IMAGE that is a directory stands for every JPEG/PNG/BMP file under it\n"
 "(recursively, by content not name; names starting with '.' skipped), sorted by path.\n"
 "A bad image is reported (graft: error: FILE: ...) and the others are still classified;\n"
-"the exit status is then 1.\n");
+"the exit status is then 1.  Exit status 2: a usage error.\n");
 }
 
 /* Replaces each directory in images[0..n) by the images under it (sorted);
@@ -100,8 +102,9 @@ static int read_labels(const char *path, char ***out, gr_error *err) {
 }
 
 int cmd_predict(int argc, char **argv) {
-    const char *model = NULL, *base = NULL, *weights = NULL, *labels = NULL, *prep_s = NULL;
-    int top = 5, json = 0, threads = 0, h = 0, w = 0, quiet = 0, partial = 0;
+    const char *model = NULL, *base = NULL, *weights = NULL, *labels = NULL;
+    int top = 5, json = 0, quiet = 0, threads = 0, h = 0, w = 0, partial = 0;
+    cli_data_opts d = {0};
     const char **images = calloc((size_t)argc, sizeof *images);
     int n_img = 0;
     if (!images) return cli_failf("out of memory");
@@ -112,26 +115,30 @@ int cmd_predict(int argc, char **argv) {
         if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) { quiet = 1; continue; }
         if (!strcmp(a, "--weights-partial")) { partial = 1; continue; }
         if (a[0] != '-' || !a[1]) { images[n_img++] = a; continue; }
-        if (i + 1 >= argc) { free(images); return cli_failf("%s needs a value (see graft predict --help)", a); }
+        int dr = cli_data_option(argc, argv, &i, CLI_DATA_RECIPE, "predict", &d);
+        if (dr == 1) continue;
+        if (dr) { free(images); return dr; }
+        static const char *const known[] = {"--model", "--base", "--weights", "--labels", "--top", "--threads", NULL};
+        int k = 0;
+        while (known[k] && strcmp(a, known[k])) k++;
+        if (!known[k]) { free(images); return cli_usage("unknown option '%s' (see graft predict --help)", a); }
+        if (i + 1 >= argc) { free(images); return cli_usage("%s needs a value (see graft predict --help)", a); }
         const char *v = argv[++i];
         int bad = 0;
         if (!strcmp(a, "--model")) model = v;
         else if (!strcmp(a, "--base")) base = v;
         else if (!strcmp(a, "--weights")) weights = v;
         else if (!strcmp(a, "--labels")) labels = v;
-        else if (!strcmp(a, "--preprocess")) prep_s = v;
         else if (!strcmp(a, "--top")) bad = cli_parse_int(v, &top) || top <= 0;
-        else if (!strcmp(a, "--threads")) bad = cli_parse_int(v, &threads) || threads < 0;
-        else if (!strcmp(a, "--input-size")) bad = cli_parse_size(v, &h, &w);
-        else { free(images); return cli_failf("unknown option '%s' (see graft predict --help)", a); }
-        if (bad) { free(images); return cli_failf("%s '%s': bad value", a, v); }
+        else bad = cli_parse_int(v, &threads) || threads < 0;
+        if (bad) { free(images); return cli_usage("%s '%s': expected a %s integer", a, v, !strcmp(a, "--top") ? "positive" : "non-negative"); }
     }
-    if (!n_img) { free(images); return cli_failf("no images given (see graft predict --help)"); }
-    if (!model && !base) { free(images); return cli_failf("give --model MODEL or --base BASE [--weights FILE]"); }
+    h = d.h, w = d.w;
+    if (!n_img) { free(images); return cli_usage("no images given (see graft predict --help)"); }
+    if (!model && !base) { free(images); return cli_usage("give --model MODEL or --base BASE [--weights FILE]"); }
     if (model && (base || weights || partial || labels)) {
         free(images);
-        cli_failf("--model MODEL holds its network, weights and class names: drop --base/--weights/--labels");
-        return 2;
+        return cli_usage("--model MODEL holds its network, weights and class names: drop --base/--weights/--labels");
     }
     char **owned = NULL;
     int n_owned = 0;
@@ -153,11 +160,8 @@ int cmd_predict(int argc, char **argv) {
         m = cli_load_base(base, weights, h, w, true, partial, quiet ? NULL : (json ? stderr : stdout), &err);
     }
     if (!m) goto fail;
-    if (prep_s) {
-        gr_preprocess pp;
-        if (gr_preprocess_parse(prep_s, &pp)) { rc = cli_failf("--preprocess '%s': unknown mode", prep_s); goto out; }
-        gr_model_set_preprocess(m, pp);
-    }
+    gr_recipe recipe = gr_model_recipe(m);   /* the model's or the base's; options override it */
+    cli_recipe_apply(&d, &recipe);
     char lab_path[4096];
     if (!labels && base && !strcmp(base, "tiny-darknet")) {   /* the fetched labels */
         if (gr_fetch_resolve("tiny-darknet", "labels", NULL, lab_path, sizeof lab_path, &err) != GR_OK) goto fail;
@@ -181,14 +185,14 @@ int cmd_predict(int argc, char **argv) {
     for (int k = 0; k < n_img; k++) {
         gr_image img = {0};
         if (gr_image_load(images[k], &img, &err) != GR_OK ||
-            gr_image_resize(&img, h, w, GR_RESIZE_STRETCH, x, &err) != GR_OK) {
+            gr_image_resize_recipe(&img, h, w, &recipe, x, &err) != GR_OK) {
             gr_image_free(&img);
             cli_fail(&err);
             rc = 1;
             continue;
         }
         gr_image_free(&img);
-        gr_preprocess_apply(gr_model_preprocess(m), x, (size_t)h * w);
+        gr_preprocess_apply(recipe.norm, x, (size_t)h * w);
         if (gr_model_predict(m, x, 1, -1, p, &err) != GR_OK) {
             gr_error_prefix(&err, "%s on %s", model ? model : base, images[k]);
             goto fail;

@@ -30,11 +30,10 @@ static void usage(FILE *f) {
 "  --data PATH|cifar10|cifar100   training data (CIFAR dir/.bin/.tar.gz, image folder, CSV)\n"
 "  --cuts LIST           comma-separated layer names, 'all-pools' (every pooling layer up to\n"
 "                        the default cut, and the default cut) and 'default'  [all-pools]\n"
-"  --input-size HxW      network input  [the data's native size]\n"
 "  --samples N [2000]    --folds K [5]   --seed N [1]   --batch N [64]   --threads N [cores]\n"
 "  --flat-max N [8192]   largest flattened form scored (0: never)\n"
-"  --preprocess MODE     caffe|torch|tf|darknet|none  [vgg16 caffe, darknet darknet]\n"
 "  --json                machine-readable output   --quiet   no progress on stderr\n");
+    cli_data_help(f, CLI_DATA_ALL);
 }
 
 typedef struct {
@@ -82,30 +81,37 @@ static void json_score(const gr_probe_score *s) {   /* (NaN/Inf: null, as JSON h
 
 int cmd_probe(int argc, char **argv) {
     base_arg bases[MAX_BASES];
-    int nb = 0, samples = 2000, folds = 5, batch = 64, threads = 0, h = 0, w = 0, flat_max = 8192;
+    int nb = 0, samples = 2000, folds = 5, batch = 64, threads = 0, flat_max = 8192;
     int json = 0, quiet = 0, partial = 0;
     unsigned long long seed = 1;
-    const char *data = NULL, *cuts_arg = "all-pools", *prep_s = NULL;
+    const char *data = NULL, *cuts_arg = "all-pools";
+    cli_data_opts d = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
         if (!strcmp(a, "--json")) { json = 1; continue; }
         if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) { quiet = 1; continue; }
         if (!strcmp(a, "--weights-partial")) { partial = 1; continue; }
-        if (strncmp(a, "--", 2)) return cli_failf("unexpected argument '%s' (see graft probe --help)", a);
-        if (i + 1 >= argc) return cli_failf("%s needs a value (see graft probe --help)", a);
+        int dr = cli_data_option(argc, argv, &i, CLI_DATA_ALL, "probe", &d);
+        if (dr == 1) continue;
+        if (dr) return dr;
+        if (strncmp(a, "--", 2)) return cli_usage("unexpected argument '%s' (see graft probe --help)", a);
+        static const char *const known[] = {"--base", "--weights", "--data", "--cuts", "--samples", "--folds",
+                                            "--batch", "--threads", "--flat-max", "--seed", NULL};
+        int k = 0;
+        while (known[k] && strcmp(a, known[k])) k++;
+        if (!known[k]) return cli_usage("unknown option '%s' (see graft probe --help)", a);
+        if (i + 1 >= argc) return cli_usage("%s needs a value (see graft probe --help)", a);
         const char *v = argv[++i];
         int bad = 0;
         if (!strcmp(a, "--base")) {
-            if (nb == MAX_BASES) return cli_failf("at most %d --base options", MAX_BASES);
+            if (nb == MAX_BASES) return cli_usage("at most %d --base options", MAX_BASES);
             bases[nb++] = (base_arg){.name = v, .weights = "imagenet"};
         } else if (!strcmp(a, "--weights")) {
-            if (!nb) return cli_failf("--weights '%s' comes before any --base (it applies to the --base before it)", v);
+            if (!nb) return cli_usage("--weights '%s' comes before any --base (it applies to the --base before it)", v);
             bases[nb - 1].weights = v;
         } else if (!strcmp(a, "--data")) data = v;
         else if (!strcmp(a, "--cuts")) cuts_arg = v;
-        else if (!strcmp(a, "--preprocess")) prep_s = v;
-        else if (!strcmp(a, "--input-size")) bad = cli_parse_size(v, &h, &w);
         else if (!strcmp(a, "--samples")) bad = cli_parse_int(v, &samples) || samples <= 0;
         else if (!strcmp(a, "--folds")) bad = cli_parse_int(v, &folds) || folds < 2;
         else if (!strcmp(a, "--batch")) bad = cli_parse_int(v, &batch) || batch <= 0;
@@ -115,20 +121,16 @@ int cmd_probe(int argc, char **argv) {
             char *end;
             seed = strtoull(v, &end, 10);
             bad = *end || !*v || *v == '-';
-        } else return cli_failf("unknown option '%s' (see graft probe --help)", a);
+        } else return cli_usage("unknown option '%s' (see graft probe --help)", a);
         if (bad) {
-            if (!strcmp(a, "--input-size")) return cli_failf("--input-size '%s': expected HxW, e.g. 64x64", v);
-            if (!strcmp(a, "--folds")) return cli_failf("--folds '%s': expected an integer >= 2", v);
+            if (!strcmp(a, "--folds")) return cli_usage("--folds '%s': expected an integer >= 2", v);
             if (!strcmp(a, "--threads") || !strcmp(a, "--flat-max") || !strcmp(a, "--seed"))
-                return cli_failf("%s '%s': expected a non-negative integer", a, v);
-            return cli_failf("%s '%s': expected a positive integer", a, v);
+                return cli_usage("%s '%s': expected a non-negative integer", a, v);
+            return cli_usage("%s '%s': expected a positive integer", a, v);
         }
     }
-    if (!nb) return cli_failf("--base is required (see graft probe --help)");
-    if (!data) return cli_failf("--data is required (see graft probe --help)");
-    gr_preprocess forced = GR_PREP_NONE;
-    if (prep_s && gr_preprocess_parse(prep_s, &forced))
-        return cli_failf("--preprocess '%s': expected caffe, torch, tf, darknet or none", prep_s);
+    if (!nb) return cli_usage("--base is required (see graft probe --help)");
+    if (!data) return cli_usage("--data is required (see graft probe --help)");
     gr_set_threads(threads);
     for (int bi = 0; bi < nb; bi++) {
         bool shared = false;
@@ -149,9 +151,12 @@ int cmd_probe(int argc, char **argv) {
     if (!rows) { gr_error_set(&err, GR_ERR_NOMEM, "out of memory"); goto fail; }
     for (int bi = 0; bi < nb; bi++) {
         const base_arg *ba = &bases[bi];
-        gr_preprocess prep = prep_s ? forced : cli_default_preprocess(ba->name);
-        gr_dataset_opts o = {.split = GR_SPLIT_TRAIN, .h = h, .w = w, .preprocess = prep};
-        if (!(ds = gr_dataset_open(path, &o, &err))) goto fail;
+        int nh, nw;
+        gr_recipe recipe;
+        if (cli_base_defaults(ba->name, &nh, &nw, &recipe, &err)) goto fail;
+        cli_recipe_apply(&d, &recipe);
+        gr_preprocess prep = recipe.norm;
+        if (!(ds = cli_open_data(path, &d, GR_SPLIT_TRAIN, d.h, d.w, nh, nw, &recipe, &err))) goto fail;
         int dh, dw;
         gr_dataset_size(ds, &dh, &dw);
         classes = gr_dataset_num_classes(ds);
@@ -160,7 +165,7 @@ int cmd_probe(int argc, char **argv) {
             gr_error_prefix(&err, "%s", ba->name);
             goto fail;
         }
-        gr_model_set_preprocess(m, prep);
+        gr_model_set_recipe(m, &recipe);
         int nc = 0;
         if (resolve_cuts(m, ba->name, cuts_arg, cuts, &nc, &err)) goto fail;
         if (!quiet)

@@ -11,20 +11,13 @@
 #include <json.h>
 #include <unistd.h>
 #include "cli.h"
+#include "io/safetensors.h"
 
-/* Prints the command that continues an interrupted run: this command's
- * arguments (shell-quoted) without the ones --resume takes from the
- * checkpoint, and --resume CKPT.                                           */
-static void print_resume_hint(int argc, char **argv, const char *ckpt) {
-    static const char *drop[] = {"--base", "--weights", "--from", "--cut", "--head", "--input-size", "--resume"};
-    fprintf(stderr, "graft: continue with: graft train");
-    for (int i = 1; i < argc; i++) {
-        bool skip = false;
-        for (size_t k = 0; k < sizeof drop / sizeof *drop; k++) skip |= !strcmp(argv[i], drop[k]);
-        if (skip) { i++; continue; }
-        cli_print_shell_word(stderr, argv[i]);
-    }
-    fprintf(stderr, " --resume");
+/* Prints the command that continues an interrupted run: the checkpoint
+ * holds every setting (data, --out, schedule, ...), so it is only
+ * `graft train --resume CKPT` (CKPT shell-quoted).                         */
+static void print_resume_hint(const char *ckpt) {
+    fprintf(stderr, "graft: continue with: graft train --resume");
     cli_print_shell_word(stderr, ckpt);
     fputc('\n', stderr);
 }
@@ -49,16 +42,11 @@ static void usage(FILE *f) {
 "                        [whole headless base; darknet: before the last 1000-class conv]\n"
 "  --head SPEC           layers after the cut  [flatten,dense:1024:relu,dense:N:softmax]\n"
 "                        (flatten, gap, dropout:P, dense:UNITS[:ACT], batchnorm; N = classes)\n"
-"  --input-size HxW      network input  [the data's native size: 32x32 for CIFAR]\n"
-"  --preprocess MODE     caffe|torch|tf|darknet|none  [from the base: vgg16, resnet50 caffe; darknet darknet]\n"
 "data:\n"
 "  --data PATH|cifar10|cifar100   training data (CIFAR dir/.bin/.tar.gz, image folder, CSV)\n"
 "  --val PATH            validation data, or --val-split F  (a seeded stratified split)\n"
 "  --test PATH           evaluate on it at the end: prints Test loss / Test accuracy\n"
-"  --format auto|cifar10|cifar100|folder|csv, --labels fine|coarse (CIFAR-100)\n"
 "  --augment             random crop (pad 4) and horizontal flip (turns the cache off)\n"
-"  --skip-bad            skip (and count) images that fail to decode instead of stopping\n"
-"  --crop                resize keeping the aspect ratio, cropping the centre (default: stretch)\n"
 "fine-tuning:\n"
 "  --unfreeze LAYER      the base trains from LAYER on (e.g. block5_conv1, a darknet index)\n"
 "  --base-lr-mult F [1]  learning-rate multiplier for the unfrozen base layers (needs --unfreeze)\n"
@@ -82,55 +70,108 @@ static void usage(FILE *f) {
 "  --lr auto             pick the learning rate with a range test on the cached features\n"
 "  --keep best           end with the weights of the best epoch (val_accuracy, else loss)\n"
 "output:\n"
-"  --out MODEL [model.gft]   --log FILE.csv   --quiet\n"
+"  --out MODEL [model.gft]   --log FILE.csv   --quiet   --json (a JSON summary on stdout; implies --quiet)\n"
 "  --checkpoint FILE     written after every epoch and on SIGINT/SIGTERM  [MODEL.ckpt, removed at the end]\n"
-"  --resume CKPT         continue a run from its checkpoint (bit-exact; same settings required)\n"
+"  --resume CKPT         continue a run from its checkpoint (bit-exact): the model, the recipe and\n"
+"                        the training settings come from it; --epochs may extend the run\n"
 "  outputs are new paths or regular files (symlinks written through), never an input of the\n"
-"  run, and locked (<output>.lock) while it lasts; ^C stops after the batch (exit 130), twice: at once\n");
+"  run, and locked (<output>.lock) while it lasts; ^C stops after the batch (exit 130), twice: at once\n"
+"data options (shared by every command that reads data; the recipe is saved in the model):\n");
+    cli_data_help(f, CLI_DATA_ALL);
+    fprintf(f, "exit status: 0 trained, 1 a runtime error, 2 a usage error, 130 interrupted (^C)\n");
 }
 
 typedef struct {
     const char *base, *weights, *from, *cut, *head, *data, *val, *test, *out, *log, *ckpt;
-    const char *format, *labels, *prep, *optimizer, *loss, *resume, *keep, *unfreeze, *schedule, *monitor;
-    int h, w, epochs, batch, threads, quiet, no_cache, augment, nesterov, no_standardize, lr_auto;
+    const char *optimizer, *loss, *resume, *keep, *unfreeze, *schedule, *monitor;
+    cli_data_opts d;         /* --format, --labels, --split, --skip-bad, --input-size, the recipe */
+    int h, w, epochs, batch, threads, quiet, json, no_cache, augment, nesterov, no_standardize, lr_auto;
     int decay_given;         /* --decay on the command line: Keras' inverse-time schedule by default */
-    int skip_bad, crop, bn_train, lr_step, patience;
+    int bn_train, lr_step, patience;
     int weights_given, weights_partial;   /* --weights on the command line; --weights-partial */
     int base_lr_mult_given;
+    int epochs_given;        /* --epochs on the command line (with --resume: extends the run) */
+    int head_first;          /* --resume: the first trained node, from the checkpoint */
+    const char *model_opt;   /* the first of --cut/--head/--base given (refused with --resume/--from) */
     float lr, decay, momentum, val_split, smoothing, weight_decay, base_lr_mult, lr_gamma, warmup;
     unsigned long long seed;
 } train_args;
 
 #define NEED_VALUE() \
-    do { if (i + 1 >= argc) return cli_failf("%s needs a value (see graft train --help)", a); } while (0)
+    do { if (i + 1 >= argc) return cli_usage("%s needs a value (see graft train --help)", a); } while (0)
 
-static int parse(int argc, char **argv, train_args *t) {
+/* A checkpoint's settings (its "config") as the run's starting values:
+ * --resume takes every setting from the checkpoint.                       */
+static void apply_config(train_args *t, json_object *cfg) {
+    json_object_object_foreach(cfg, key, v) {
+        const char *sv = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+        float fv = (float)json_object_get_double(v);
+        int iv = json_object_get_int(v);
+        if (!strcmp(key, "data")) t->data = sv;
+        else if (!strcmp(key, "out")) t->out = sv ? sv : t->out;
+        else if (!strcmp(key, "val")) t->val = sv;
+        else if (!strcmp(key, "test")) t->test = sv;
+        else if (!strcmp(key, "log")) t->log = sv;
+        else if (!strcmp(key, "checkpoint")) t->ckpt = sv;
+        else if (!strcmp(key, "optimizer") && sv) t->optimizer = sv;
+        else if (!strcmp(key, "loss") && sv) t->loss = sv;
+        else if (!strcmp(key, "lr")) { if (sv) t->lr_auto = 1; else t->lr = fv; }
+        else if (!strcmp(key, "decay")) t->decay = fv;
+        else if (!strcmp(key, "lr_schedule")) t->schedule = sv;
+        else if (!strcmp(key, "epochs")) t->epochs = iv;
+        else if (!strcmp(key, "momentum")) t->momentum = fv;
+        else if (!strcmp(key, "nesterov")) t->nesterov = json_object_get_boolean(v);
+        else if (!strcmp(key, "batch")) t->batch = iv;
+        else if (!strcmp(key, "seed")) t->seed = (unsigned long long)json_object_get_int64(v);
+        else if (!strcmp(key, "label_smoothing")) t->smoothing = fv;
+        else if (!strcmp(key, "augment")) t->augment = json_object_get_boolean(v);
+        else if (!strcmp(key, "val_split")) t->val_split = fv;
+        else if (!strcmp(key, "weight_decay")) t->weight_decay = fv;
+        else if (!strcmp(key, "lr_step")) t->lr_step = iv;
+        else if (!strcmp(key, "lr_gamma")) t->lr_gamma = fv;
+        else if (!strcmp(key, "warmup")) t->warmup = fv;
+        else if (!strcmp(key, "patience")) t->patience = iv;
+        else if (!strcmp(key, "monitor")) t->monitor = sv;
+        else if (!strcmp(key, "keep")) t->keep = sv;
+        else if (!strcmp(key, "base_lr_mult")) t->base_lr_mult = fv;
+        else if (!strcmp(key, "bn_train")) t->bn_train = json_object_get_boolean(v);
+        else if (!strcmp(key, "no_cache")) t->no_cache = json_object_get_boolean(v);
+        else if (!strcmp(key, "head_first")) t->head_first = iv;
+        else if (!strcmp(key, "format")) t->d.format = sv;
+        else if (!strcmp(key, "labels")) t->d.labels = sv;
+        else if (!strcmp(key, "split")) t->d.split = sv;
+        else if (!strcmp(key, "skip_bad")) t->d.skip_bad = json_object_get_boolean(v);
+    }
+}
+
+static int parse(int argc, char **argv, train_args *t, json_object *cfg) {
     memset(t, 0, sizeof *t);
     t->weights = "imagenet"; t->out = "model.gft";
     t->epochs = 20; t->batch = 32; t->seed = 1; t->nesterov = 1;
     t->lr = NAN; t->decay = 1e-6f; t->momentum = 0.9f;
     t->optimizer = "sgd"; t->loss = "categorical";
+    if (cfg) apply_config(t, cfg);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char **sv = NULL;
         int *iv = NULL;
         float *fv = NULL;
+        int dr = cli_data_option(argc, argv, &i, CLI_DATA_ALL, "train", &t->d);
+        if (dr == 1) continue;
+        if (dr) return dr;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); exit(0); }
         else if (!strcmp(a, "--base")) sv = &t->base;
         else if (!strcmp(a, "--weights")) { sv = &t->weights; t->weights_given = 1; }
         else if (!strcmp(a, "--weights-partial")) t->weights_partial = 1;
         else if (!strcmp(a, "--from")) sv = &t->from;
-        else if (!strcmp(a, "--cut")) sv = &t->cut;
-        else if (!strcmp(a, "--head")) sv = &t->head;
+        else if (!strcmp(a, "--cut")) { sv = &t->cut; if (!t->model_opt) t->model_opt = a; }
+        else if (!strcmp(a, "--head")) { sv = &t->head; if (!t->model_opt) t->model_opt = a; }
         else if (!strcmp(a, "--data")) sv = &t->data;
         else if (!strcmp(a, "--val")) sv = &t->val;
         else if (!strcmp(a, "--test")) sv = &t->test;
         else if (!strcmp(a, "--out")) sv = &t->out;
         else if (!strcmp(a, "--log")) sv = &t->log;
         else if (!strcmp(a, "--checkpoint")) sv = &t->ckpt;
-        else if (!strcmp(a, "--format")) sv = &t->format;
-        else if (!strcmp(a, "--labels")) sv = &t->labels;
-        else if (!strcmp(a, "--preprocess")) sv = &t->prep;
         else if (!strcmp(a, "--optimizer")) sv = &t->optimizer;
         else if (!strcmp(a, "--loss")) sv = &t->loss;
         else if (!strcmp(a, "--resume")) sv = &t->resume;
@@ -143,13 +184,11 @@ static int parse(int argc, char **argv, train_args *t) {
         else if (!strcmp(a, "--base-lr-mult")) { fv = &t->base_lr_mult; t->base_lr_mult_given = 1; }
         else if (!strcmp(a, "--lr-gamma")) fv = &t->lr_gamma;
         else if (!strcmp(a, "--warmup")) fv = &t->warmup;
-        else if (!strcmp(a, "--skip-bad")) t->skip_bad = 1;
-        else if (!strcmp(a, "--crop")) t->crop = 1;
         else if (!strcmp(a, "--bn-train")) t->bn_train = 1;
         else if (!strcmp(a, "--keep")) sv = &t->keep;
         else if (!strcmp(a, "--no-standardize")) t->no_standardize = 1;
         else if (!strcmp(a, "--lr") && i + 1 < argc && !strcmp(argv[i + 1], "auto")) { t->lr_auto = 1; i++; }
-        else if (!strcmp(a, "--epochs")) iv = &t->epochs;
+        else if (!strcmp(a, "--epochs")) { iv = &t->epochs; t->epochs_given = 1; }
         else if (!strcmp(a, "--batch")) iv = &t->batch;
         else if (!strcmp(a, "--threads")) iv = &t->threads;
         else if (!strcmp(a, "--lr")) fv = &t->lr;
@@ -162,59 +201,66 @@ static int parse(int argc, char **argv, train_args *t) {
         else if (!strcmp(a, "--no-cache")) t->no_cache = 1;
         else if (!strcmp(a, "--augment")) t->augment = 1;
         else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) t->quiet = 1;
-        else if (!strcmp(a, "--input-size")) {
-            NEED_VALUE();
-            if (cli_parse_size(argv[++i], &t->h, &t->w)) return cli_failf("--input-size '%s': expected HxW, e.g. 64x64", argv[i]);
-        } else if (!strcmp(a, "--seed")) {
+        else if (!strcmp(a, "--json")) t->json = t->quiet = 1;
+        else if (!strcmp(a, "--seed")) {
             NEED_VALUE();
             char *end;
             t->seed = strtoull(argv[++i], &end, 10);
-            if (*end || !*argv[i]) return cli_failf("--seed '%s': expected a non-negative integer", argv[i]);
-        } else return cli_failf("unknown option '%s' (see graft train --help)", a);
+            if (*end || !*argv[i]) return cli_usage("--seed '%s': expected a non-negative integer", argv[i]);
+        } else return cli_usage("unknown option '%s' (see graft train --help)", a);
         if (sv) { NEED_VALUE(); *sv = argv[++i]; }
         if (iv) {
             NEED_VALUE();
             if (cli_parse_int(argv[++i], iv) || *iv < (iv == &t->threads ? 0 : 1))
-                return cli_failf("%s '%s': expected a positive integer", a, argv[i]);
+                return cli_usage("%s '%s': expected a positive integer", a, argv[i]);
         }
         if (fv) {
             NEED_VALUE();
             if (cli_parse_float(argv[++i], fv) || !isfinite(*fv) || *fv < 0)
-                return cli_failf("%s '%s': expected a non-negative number", a, argv[i]);
+                return cli_usage("%s '%s': expected a non-negative number", a, argv[i]);
         }
     }
-    if (!t->data) return cli_failf("--data is required (see graft train --help)");
-    if (!t->base && !t->from && !t->resume) return cli_failf("--base (or --from MODEL, --resume CKPT) is required (see graft train --help)");
-    if (t->base && t->from) return cli_failf("give --base or --from, not both");
+    t->h = t->d.h, t->w = t->d.w;
+    if (!t->data && !(t->resume && !cfg))   /* --resume: the checkpoint's (second pass) */
+        return cli_usage("--data is required (see graft train --help)");
+    if ((t->resume || t->from) && (t->model_opt || t->d.h))
+        return cli_usage("%s: the model comes from %s: --cut, --head and --input-size cannot change it",
+                         t->model_opt ? t->model_opt : "--input-size", t->resume ? "--resume's checkpoint" : "--from");
+    if (t->resume && (t->d.resize || t->d.crop || t->d.crop_fraction > 0 || t->d.interp || t->d.prep))
+        return cli_usage("--resume takes the input recipe from the checkpoint: drop --resize, --crop, "
+                         "--crop-fraction, --interpolation and --preprocess");
+    if (t->resume && t->base) return cli_usage("--resume takes the model from the checkpoint: drop --base");
+    if (!t->base && !t->from && !t->resume) return cli_usage("--base (or --from MODEL, --resume CKPT) is required (see graft train --help)");
+    if (t->base && t->from) return cli_usage("give --base or --from, not both");
     if (strcmp(t->optimizer, "sgd") && strcmp(t->optimizer, "adam") && strcmp(t->optimizer, "adamw"))
-        return cli_failf("--optimizer '%s': expected sgd, adam or adamw", t->optimizer);
+        return cli_usage("--optimizer '%s': expected sgd, adam or adamw", t->optimizer);
     if (t->schedule && strcmp(t->schedule, "constant") && strcmp(t->schedule, "inverse-time") &&
         strcmp(t->schedule, "step") && strcmp(t->schedule, "cosine"))
-        return cli_failf("--lr-schedule '%s': expected constant, inverse-time, step or cosine", t->schedule);
+        return cli_usage("--lr-schedule '%s': expected constant, inverse-time, step or cosine", t->schedule);
     if (t->monitor && strcmp(t->monitor, "val_accuracy") && strcmp(t->monitor, "val_loss"))
-        return cli_failf("--monitor '%s': expected val_accuracy or val_loss", t->monitor);
-    if (t->lr_gamma >= 1) return cli_failf("--lr-gamma %g: expected a factor below 1", t->lr_gamma);
+        return cli_usage("--monitor '%s': expected val_accuracy or val_loss", t->monitor);
+    if (t->lr_gamma >= 1) return cli_usage("--lr-gamma %g: expected a factor below 1", t->lr_gamma);
     if (strcmp(t->loss, "categorical") && strcmp(t->loss, "sparse"))
-        return cli_failf("--loss '%s': expected categorical or sparse", t->loss);
-    if (t->val_split >= 1) return cli_failf("--val-split %g: expected a fraction in (0, 1)", t->val_split);
-    if (t->val && t->val_split > 0) return cli_failf("give --val or --val-split, not both");
-    if (t->smoothing >= 1) return cli_failf("--label-smoothing %g: expected a value in [0, 1)", t->smoothing);
-    if (t->momentum >= 1) return cli_failf("--momentum %g: expected a value in [0, 1)", t->momentum);
+        return cli_usage("--loss '%s': expected categorical or sparse", t->loss);
+    if (t->val_split >= 1) return cli_usage("--val-split %g: expected a fraction in (0, 1)", t->val_split);
+    if (t->val && t->val_split > 0) return cli_usage("give --val or --val-split, not both");
+    if (t->smoothing >= 1) return cli_usage("--label-smoothing %g: expected a value in [0, 1)", t->smoothing);
+    if (t->momentum >= 1) return cli_usage("--momentum %g: expected a value in [0, 1)", t->momentum);
     if (t->keep && strcmp(t->keep, "best") && strcmp(t->keep, "last"))
-        return cli_failf("--keep '%s': expected best or last", t->keep);
-    if (t->resume && t->from) return cli_failf("give --resume or --from, not both");
+        return cli_usage("--keep '%s': expected best or last", t->keep);
+    if (t->resume && t->from) return cli_usage("give --resume or --from, not both");
     /* settings that would silently do nothing (or something else than asked) */
     if ((t->patience || t->monitor) && !t->val && !(t->val_split > 0))
-        return cli_failf("--%s watches the validation data: add --val-split F (a held-out part of --data) or "
+        return cli_usage("--%s watches the validation data: add --val-split F (a held-out part of --data) or "
                          "--val PATH", t->patience ? "patience" : "monitor");
     if (t->warmup > 0 && t->warmup >= t->epochs)
-        return cli_failf("--warmup %g: the run has %d epoch%s, so the rate would never reach --lr (give fewer "
+        return cli_usage("--warmup %g: the run has %d epoch%s, so the rate would never reach --lr (give fewer "
                          "warmup epochs or more --epochs)", t->warmup, t->epochs, t->epochs == 1 ? "" : "s");
     if ((t->bn_train || t->base_lr_mult_given) && !t->unfreeze)
-        return cli_failf("%s applies to unfrozen base layers: add --unfreeze LAYER (the base is frozen)",
+        return cli_usage("%s applies to unfrozen base layers: add --unfreeze LAYER (the base is frozen)",
                          t->bn_train ? "--bn-train" : "--base-lr-mult");
     if ((t->from || t->resume) && (t->weights_given || t->weights_partial))
-        return cli_failf("--weights%s: %s holds its weights; --weights goes with --base",
+        return cli_usage("--weights%s: %s holds its weights; --weights goes with --base",
                          t->weights_partial && !t->weights_given ? "-partial" : "", t->from ? "--from MODEL" : "--resume CKPT");
     /* the default schedule: a cosine decay to 0 makes the run settle on any
      * base and cut (the seed's lr 0.01 with Keras' decay 1e-6 barely moves
@@ -223,30 +269,17 @@ static int parse(int argc, char **argv, train_args *t) {
     if (!t->schedule) t->schedule = t->no_standardize || t->decay_given ? "inverse-time" : "cosine";
     if (isnan(t->lr)) t->lr = strcmp(t->optimizer, "sgd") ? 0.001f : 0.01f;
     if (!strcmp(t->optimizer, "adamw") && t->weight_decay == 0) t->weight_decay = 0.01f;
-    if (!(t->lr > 0)) return cli_failf("--lr %g: must be positive", t->lr);
+    if (!(t->lr > 0)) return cli_usage("--lr %g: must be positive", t->lr);
     return 0;
 }
 
-static int parse_format(const char *s, gr_data_format *f) {
-    static const char *names[] = {"auto", "cifar10", "cifar100", "folder", "csv"};
-    for (int i = 0; i < 5; i++)
-        if (!strcmp(s, names[i])) { *f = (gr_data_format)i; return 0; }
-    return -1;
-}
-
-/* Opens a dataset for the model's input size and preprocessing. */
-static gr_dataset *open_data(const char *arg, const train_args *t, gr_split split, int h, int w,
-                             gr_preprocess prep, gr_error *err) {
-    char path[4096];
-    if (cli_resolve_data(arg, path, sizeof path, err)) return NULL;
-    gr_dataset_opts o = {.split = split, .h = h, .w = w, .preprocess = prep, .skip_bad = t->skip_bad,
-                         .fit = t->crop ? GR_RESIZE_CENTER_CROP : GR_RESIZE_STRETCH};
-    if (t->format && parse_format(t->format, &o.format)) {
-        gr_error_set(err, GR_ERR_ARG, "--format '%s': expected auto, cifar10, cifar100, folder or csv", t->format);
-        return NULL;
-    }
-    if (t->labels) o.labels = !strcmp(t->labels, "coarse") ? GR_LABELS_COARSE : GR_LABELS_FINE;
-    return gr_dataset_open(path, &o, err);
+/* Opens a dataset for the network's input size and recipe (h, w = 0: the
+ * data's native size, else the network's nh x nw).                        */
+static gr_dataset *open_data(const char *arg, const train_args *t, gr_split split, int h, int w, int nh, int nw,
+                             const gr_recipe *r, gr_error *err) {
+    cli_data_opts d = t->d;
+    if (split == GR_SPLIT_TEST) d.split = NULL;   /* --val, --test: their test part; --split is --data's */
+    return cli_open_data(arg, &d, split, h, w, nh, nw, r, err);
 }
 
 /* --base B1,B2,...: probes each base (at its default cut, or at the --cut
@@ -258,8 +291,11 @@ static int choose_base(train_args *t, char **bases, char **weights, int nb, gr_e
     double best_acc = -1;
     printf("--base: probing %d bases on a stratified sample of the training data\n", nb);
     for (int k = 0; k < nb; k++) {
-        gr_preprocess prep = cli_default_preprocess(bases[k]);
-        gr_dataset *ds = open_data(t->data, t, GR_SPLIT_TRAIN, t->h, t->w, prep, err);
+        int nh, nw;
+        gr_recipe rc;
+        if (cli_base_defaults(bases[k], &nh, &nw, &rc, err)) { gr_error_prefix(err, "--base %s", bases[k]); return -1; }
+        cli_recipe_apply(&t->d, &rc);
+        gr_dataset *ds = open_data(t->data, t, GR_SPLIT_TRAIN, t->h, t->w, nh, nw, &rc, err);
         if (!ds) return -1;
         int h, w;
         gr_dataset_size(ds, &h, &w);
@@ -300,22 +336,53 @@ static int split_list(char *s, char **out, int cap) {
     return n;
 }
 
+/* The settings saved in a checkpoint (its graft.training "config"), or NULL
+ * + *err.  The caller frees with json_object_put.                          */
+static json_object *checkpoint_config(const char *path, int *epochs_done, gr_error *err) {
+    gr_st_file *sf = gr_st_open(path, err);
+    if (!sf) return NULL;
+    const char *tr = gr_st_meta(sf, "graft.training");
+    json_object *root = tr ? json_tokener_parse(tr) : NULL, *cfg = NULL, *ep;
+    if (root && json_object_object_get_ex(root, "config", &cfg) && json_object_is_type(cfg, json_type_object) &&
+        json_object_object_get_ex(root, "epoch", &ep)) {
+        *epochs_done = json_object_get_int(ep);
+        json_object_get(cfg);
+    } else {
+        cfg = NULL;
+        gr_error_set(err, GR_ERR_FORMAT, "--resume %s: not a graft checkpoint (no training settings)", path);
+    }
+    json_object_put(root);
+    gr_st_close(sf);
+    return cfg;
+}
+
 int cmd_train(int argc, char **argv) {
     train_args t;
-    if (parse(argc, argv, &t)) return 2;
+    gr_error err = {0};
+    int prc = parse(argc, argv, &t, NULL), epochs_done = 0;
+    if (prc) return prc;
+    json_object *resume_cfg = NULL;   /* --resume: the checkpoint's settings, the run's defaults */
+    if (t.resume) {
+        if (!(resume_cfg = checkpoint_config(t.resume, &epochs_done, &err))) return cli_fail(&err);
+        if ((prc = parse(argc, argv, &t, resume_cfg))) { json_object_put(resume_cfg); return prc; }
+        if (t.epochs_given && t.epochs < epochs_done) {
+            json_object_put(resume_cfg);
+            return cli_usage("--epochs %d: %s has already trained %d epochs (give more to extend the run)", t.epochs,
+                             t.resume, epochs_done);
+        }
+    }
     gr_set_threads(t.threads);
     cli_stop_prepare();
-    gr_error err = {0};
     gr_model *m = NULL;
     gr_dataset *train = NULL, *val = NULL, *test = NULL;
     int *tr_idx = NULL, *va_idx = NULL, n_tr = 0, n_va = 0, rc = 1;
-    gr_preprocess prep = GR_PREP_NONE;
-    int h = t.h, w = t.w;
+    gr_recipe recipe = {0};
+    int h = t.h, w = t.w, base_h = 0, base_w = 0;   /* the network's own size */
 
     /* the outputs: checked against the inputs and locked before any work */
     char ckpt[4200];
-    snprintf(ckpt, sizeof ckpt, "%s", t.ckpt ? t.ckpt : t.out);
-    if (!t.ckpt) strncat(ckpt, ".ckpt", sizeof ckpt - strlen(ckpt) - 1);
+    snprintf(ckpt, sizeof ckpt, "%s", t.ckpt ? t.ckpt : t.resume ? t.resume : t.out);
+    if (!t.ckpt && !t.resume) strncat(ckpt, ".ckpt", sizeof ckpt - strlen(ckpt) - 1);
     cli_outputs outs = {0};
     cli_outputs_add(&outs, "--out", t.out, NULL);
     cli_outputs_add(&outs, "--checkpoint", ckpt, t.resume);   /* a resumed run rewrites its checkpoint */
@@ -326,7 +393,10 @@ int cmd_train(int argc, char **argv) {
         if (t.base && (!strncmp(t.base, "darknet:", 8) || !strncmp(t.base, "tflite:", 7)))
             ins[6].path = strchr(t.base, ':') + 1;
         int orc = cli_outputs_claim(&outs, ins, 8);
-        if (orc) return orc;
+        if (orc) {
+            json_object_put(resume_cfg);
+            return orc;
+        }
     }
     cli_stop stop = {0};
     char base_list[4096], weights_list[4096];
@@ -351,32 +421,30 @@ int cmd_train(int argc, char **argv) {
         if (!m) goto fail;
         int c;
         gr_model_layer_shape(m, -1, &h, &w, &c);
-        prep = gr_model_preprocess(m);
-    } else {
-        prep = cli_default_preprocess(t.base);
+        base_h = h, base_w = w;
+        recipe = gr_model_recipe(m);
+    } else if (cli_base_defaults(t.base, &base_h, &base_w, &recipe, &err)) {
+        goto fail;
     }
-    if (t.prep && gr_preprocess_parse(t.prep, &prep)) {
-        cli_failf("--preprocess '%s': expected caffe, torch, tf, darknet or none", t.prep);
-        goto out;
-    }
-    /* the training data decides the native size (CIFAR stays 32x32) */
-    train = open_data(t.data, &t, GR_SPLIT_TRAIN, h, w, prep, &err);
+    cli_recipe_apply(&t.d, &recipe);   /* the base's (or model's) recipe, with the options' overrides */
+    /* the training data decides the native size (CIFAR stays 32x32; folders: the base's own) */
+    train = open_data(t.data, &t, GR_SPLIT_TRAIN, h, w, base_h, base_w, &recipe, &err);
     if (!train) goto fail;
     gr_dataset_size(train, &h, &w);
     int classes = gr_dataset_num_classes(train);
     if (cli_check_training_classes(train, t.data, &err)) goto fail;
+    char rdesc[256];
     if (!t.quiet)
-        printf("data: %s: %d images, %d classes, %dx%d, preprocessing %s\n", t.data,
-               gr_dataset_count(train), classes, h, w, gr_preprocess_name(prep));
+        printf("data: %s: %d images, %d classes, %dx%d, preprocessing %s (input recipe: %s)\n", t.data,
+               gr_dataset_count(train), classes, h, w, gr_preprocess_name(recipe.norm),
+               gr_recipe_describe(&recipe, rdesc, sizeof rdesc));
 
-    if (t.resume && t.base) {
-        gr_error_set(&err, GR_ERR_ARG, "--resume takes the model from the checkpoint: drop --base");
-        goto fail;
-    }
     if (!t.from) {
         m = cli_load_base(t.base, t.weights, h, w, false, t.weights_partial, t.quiet ? NULL : stdout, &err);
         if (!m) goto fail;
-        gr_model_set_preprocess(m, prep);
+    }
+    gr_model_set_recipe(m, &recipe);   /* saved with the model: eval and predict apply it */
+    if (!t.from) {
         int cut = cli_default_cut(m);
         if (t.cut && !strcmp(t.cut, "auto")) {
             /* candidates: every pooling layer, the default cut, and each layer
@@ -451,24 +519,34 @@ int cmd_train(int argc, char **argv) {
         }
         if (cli_check_classes(m, train, t.data, t.from, &err)) goto fail;
     }
-    int head_first = 0;
-    if (t.unfreeze) {
+    int head_first = t.resume ? t.head_first : 0;   /* a checkpoint's layers keep their frozen flags */
+    if (t.unfreeze && !t.resume) {
         /* the frozen prefix ends just before LAYER; the head keeps the full rate */
         /* a darknet layer N is the nodes "N/conv", "N/bn", "N": start at its first */
         char sub[128];
         snprintf(sub, sizeof sub, "%s/conv", t.unfreeze);
         int u = gr_model_find(m, sub);
         if (u < 0) u = gr_model_find(m, t.unfreeze);
-        if (u < 0) {
-            gr_error_set(&err, GR_ERR_ARG, "--unfreeze: the model has no layer '%s' (graft info --base lists them)",
-                         t.unfreeze);
-            goto fail;
-        }
         int n_layers = gr_model_num_layers(m);
         for (int i = 0; i < n_layers; i++)
             if (!gr_model_layer_frozen(m, i)) { head_first = i; break; }
-        if (u >= head_first) {
-            gr_error_set(&err, GR_ERR_ARG, "--unfreeze %s: that layer is already in the trainable head", t.unfreeze);
+        if (u < 0 || u >= head_first) {
+            /* the frozen part ends at the cut: name it and what may be unfrozen */
+            char cut_name[128], first[128];   /* darknet layer N's nodes are "N/conv", "N/bn", "N" */
+            snprintf(cut_name, sizeof cut_name, "%s", head_first > 0 ? gr_model_layer_name(m, head_first - 1) : "(none)");
+            snprintf(first, sizeof first, "%s", gr_model_layer_name(m, 0));
+            first[strcspn(first, "/")] = 0;
+            if (u < 0 && t.base)
+                gr_error_set(&err, GR_ERR_ARG, "--unfreeze %s: the model has no layer '%s'; the base is cut at "
+                             "'%s', so --unfreeze takes a layer from '%s' to '%s' (graft info --base %s lists them)",
+                             t.unfreeze, t.unfreeze, cut_name, first, cut_name, t.base);
+            else if (u < 0)
+                gr_error_set(&err, GR_ERR_ARG, "--unfreeze %s: the model has no layer '%s'; its frozen part ends at "
+                             "'%s', so --unfreeze takes a layer from '%s' to '%s' (graft info %s lists them)",
+                             t.unfreeze, t.unfreeze, cut_name, first, cut_name, t.from);
+            else
+                gr_error_set(&err, GR_ERR_ARG, "--unfreeze %s: that layer is above the cut ('%s'), in the trainable "
+                             "head; --unfreeze takes a layer from '%s' to '%s'", t.unfreeze, cut_name, first, cut_name);
             goto fail;
         }
         int u0 = gr_model_train_start(m, u);
@@ -484,11 +562,11 @@ int cmd_train(int argc, char **argv) {
     if (t.val_split > 0) {
         if (gr_dataset_split(train, t.val_split, t.seed, &tr_idx, &n_tr, &va_idx, &n_va, &err) != GR_OK) goto fail;
     } else if (t.val) {
-        val = open_data(t.val, &t, GR_SPLIT_TEST, h, w, prep, &err);
+        val = open_data(t.val, &t, GR_SPLIT_TEST, h, w, h, w, &recipe, &err);
         if (!val || cli_check_classes(m, val, t.val, "the model", &err)) goto fail;
     }
     if (t.test) {
-        test = open_data(t.test, &t, GR_SPLIT_TEST, h, w, prep, &err);
+        test = open_data(t.test, &t, GR_SPLIT_TEST, h, w, h, w, &recipe, &err);
         if (!test || cli_check_classes(m, test, t.test, "the model", &err)) goto fail;
         if (gr_dataset_num_classes(test) > classes) {   /* found now, not after training */
             gr_error_set(&err, GR_ERR_SHAPE, "--test %s has %d classes but the model has %d outputs", t.test,
@@ -506,26 +584,55 @@ int cmd_train(int argc, char **argv) {
     json_object_object_add(cj, "lr", t.lr_auto ? json_object_new_string("auto") : json_object_new_double(t.lr));
     json_object_object_add(cj, "decay", json_object_new_double(t.decay));
     json_object_object_add(cj, "lr_schedule", json_object_new_string(t.schedule));
-    /* a cosine schedule spans the run: resuming into more epochs would change it */
-    if (!strcmp(t.schedule, "cosine")) json_object_object_add(cj, "epochs", json_object_new_int(t.epochs));
+    json_object_object_add(cj, "epochs", json_object_new_int(t.epochs));
     json_object_object_add(cj, "momentum", json_object_new_double(t.momentum));
     json_object_object_add(cj, "nesterov", json_object_new_boolean(t.nesterov));
     json_object_object_add(cj, "batch", json_object_new_int(t.batch));
     json_object_object_add(cj, "seed", json_object_new_int64((int64_t)t.seed));
     json_object_object_add(cj, "label_smoothing", json_object_new_double(t.smoothing));
     json_object_object_add(cj, "augment", json_object_new_boolean(t.augment));
-    char config[2048];
+    /* the rest of the run, so that --resume CKPT alone continues it as it was */
+#define ADD_STR(k, v) if (v) json_object_object_add(cj, k, json_object_new_string(v))
+    ADD_STR("val", t.val);
+    ADD_STR("test", t.test);
+    ADD_STR("monitor", t.monitor);
+    ADD_STR("keep", t.keep);
+    ADD_STR("format", t.d.format);
+    ADD_STR("labels", t.d.labels);
+    ADD_STR("split", t.d.split);
+    json_object_object_add(cj, "loss", json_object_new_string(t.loss));
+    if (t.val_split > 0) json_object_object_add(cj, "val_split", json_object_new_double(t.val_split));
+    json_object_object_add(cj, "weight_decay", json_object_new_double(t.weight_decay));
+    json_object_object_add(cj, "lr_step", json_object_new_int(t.lr_step));
+    json_object_object_add(cj, "lr_gamma", json_object_new_double(t.lr_gamma));
+    json_object_object_add(cj, "warmup", json_object_new_double(t.warmup));
+    json_object_object_add(cj, "patience", json_object_new_int(t.patience));
+    json_object_object_add(cj, "base_lr_mult", json_object_new_double(t.base_lr_mult));
+    json_object_object_add(cj, "bn_train", json_object_new_boolean(t.bn_train));
+    json_object_object_add(cj, "skip_bad", json_object_new_boolean(t.d.skip_bad));
+    json_object_object_add(cj, "head_first", json_object_new_int(head_first));
+    char config[4096], ckpt_config[4096];   /* saved in the model; in checkpoints, + where the run writes */
     int clen = snprintf(config, sizeof config, "%s", json_object_to_json_string_ext(cj, JSON_C_TO_STRING_PLAIN));
+    json_object_object_add(cj, "out", json_object_new_string(t.out));
+    ADD_STR("log", t.log);
+    ADD_STR("checkpoint", t.ckpt);
+#undef ADD_STR
+    json_object_object_add(cj, "no_cache", json_object_new_boolean(t.no_cache));   /* same numbers either way */
+    int klen = snprintf(ckpt_config, sizeof ckpt_config, "%s", json_object_to_json_string_ext(cj, JSON_C_TO_STRING_PLAIN));
     json_object_put(cj);
-    if (clen < 0 || (size_t)clen >= sizeof config) {
+    if (clen < 0 || (size_t)clen >= sizeof config || klen < 0 || (size_t)klen >= sizeof ckpt_config) {
         gr_error_set(&err, GR_ERR_ARG, "the run's settings (paths included) exceed %zu characters", sizeof config);
         goto fail;
     }
+    if (t.resume && !t.quiet && t.epochs_given)
+        printf("--epochs %d: the run goes on from epoch %d%s\n", t.epochs, epochs_done,
+               !strcmp(t.schedule, "cosine") ? " (the cosine schedule now spans the new total)" : "");
+
     gr_fit_opts fo = {.epochs = t.epochs, .batch = t.batch, .seed = t.seed,
                       .label_smoothing = t.smoothing, .no_cache = t.no_cache,
                       .pad = t.augment ? 4 : 0, .hflip = t.augment, .log_csv = t.log,
                       .verbose = t.quiet ? 0 : 2, .checkpoint = ckpt, .stop = NULL,
-                      .resume = t.resume, .reuse_statistics = t.from != NULL, .config_json = config,
+                      .resume = t.resume, .reuse_statistics = t.from != NULL, .config_json = ckpt_config,
                       .keep_best = t.keep && !strcmp(t.keep, "best"), .lr_auto = t.lr_auto};
     fo.optim = !strcmp(t.optimizer, "sgd")
                    ? gr_sgd((gr_sgd_opts){.lr = t.lr, .decay = t.decay, .momentum = t.momentum, .nesterov = t.nesterov})
@@ -556,7 +663,7 @@ int cmd_train(int argc, char **argv) {
         if (strstr(err.msg, "checkpoint written to") || t.resume) {
             if (!strstr(err.msg, "checkpoint written to"))
                 fprintf(stderr, "graft: the checkpoint %s is as it was\n", t.resume);
-            print_resume_hint(argc, argv, strstr(err.msg, "checkpoint written to") ? ckpt : t.resume);
+            print_resume_hint(strstr(err.msg, "checkpoint written to") ? ckpt : t.resume);
         } else {
             fprintf(stderr, "graft: no checkpoint yet (stopped before the first training step): run the same "
                     "command again to start over\n");
@@ -566,20 +673,29 @@ int cmd_train(int argc, char **argv) {
     }
     if (st != GR_OK) goto fail;
     if (gr_model_save(m, t.out, config, &err) != GR_OK) goto fail;
-    if (!t.ckpt) unlink(ckpt);   /* the default checkpoint is only for interruptions */
+    if (!t.ckpt) unlink(ckpt);   /* the default checkpoint (or the one resumed) is only for interruptions */
     if (!t.quiet) printf("saved %s\n", t.out);
+    gr_eval_result r = {0};
     if (test) {
-        gr_eval_result r;
         if (gr_evaluate(m, test, NULL, 0, t.batch, &r, &err) != GR_OK) goto fail;
-        printf("Test loss: %.4f\nTest accuracy: %.4f\n", r.loss, r.accuracy);
-        gr_eval_result_free(&r);
+        if (!t.json) printf("Test loss: %.4f\nTest accuracy: %.4f\n", r.loss, r.accuracy);
     }
+    if (t.json) {
+        printf("{\"out\": ");
+        cli_json_string(t.out);
+        printf(", \"epochs\": %d, \"classes\": %d, \"samples\": %d", t.epochs, classes,
+               tr_idx ? n_tr : gr_dataset_count(train));
+        if (test) printf(", \"test_loss\": %.6f, \"test_accuracy\": %.6f", r.loss, r.accuracy);
+        printf("}\n");
+    }
+    gr_eval_result_free(&r);
     rc = 0;
     goto out;
 fail:
     rc = cli_fail(&err);
 out:
     cli_outputs_release(&outs);
+    json_object_put(resume_cfg);
     free(tr_idx);
     free(va_idx);
     gr_dataset_free(train);

@@ -48,10 +48,123 @@ gr_model *cli_build_base(const char *base, int h, int w, bool include_top, gr_er
         if (!h) { h = 224; w = 224; }
         return gr_resnet50(h, w, include_top, err);
     }
+    if (!strcmp(base, "tiny-darknet")) {   /* the fetched Tiny Darknet's cfg */
+        char cfg[4096];
+        if (gr_fetch_resolve("tiny-darknet", "cfg", NULL, cfg, sizeof cfg, err) != GR_OK) return NULL;
+        return gr_darknet_load_cfg(cfg, h, w, err);
+    }
     if (!strncmp(base, "tflite:", 7)) return gr_tflite_load_sized(base + 7, h, w, err);
     if (!strncmp(base, "darknet:", 8)) return gr_darknet_load_cfg(base + 8, h, w, err);
-    gr_error_set(err, GR_ERR_ARG, "unknown base '%s' (known: vgg16, resnet50, darknet:PATH.cfg)", base);
+    gr_error_set(err, GR_ERR_ARG, "unknown base '%s' (known: vgg16, resnet50, tiny-darknet, darknet:FILE.cfg, "
+                 "tflite:FILE.tflite)", base);
     return NULL;
+}
+
+int cli_base_defaults(const char *base, int *h, int *w, gr_recipe *r, gr_error *err) {
+    gr_model *m = cli_build_base(base, 0, 0, false, err);
+    if (!m) return -1;
+    int c;
+    gr_model_layer_shape(m, -1, h, w, &c);
+    *r = gr_model_recipe(m);
+    gr_model_free(m);
+    return 0;
+}
+
+/* ------------------------------------------------------------ data options */
+
+static int one_of(const char *v, const char *const *names) {
+    for (int k = 0; names[k]; k++)
+        if (!strcmp(v, names[k])) return k;
+    return -1;
+}
+
+static const char *const format_names[] = {"auto", "cifar10", "cifar100", "folder", "csv", NULL};
+static const char *const label_names[] = {"fine", "coarse", NULL};
+static const char *const split_names[] = {"train", "test", NULL};
+
+int cli_data_option(int argc, char **argv, int *i, int which, const char *cmd, cli_data_opts *d) {
+    const char *a = argv[*i];
+    static const char *const set_opts[] = {"--format", "--labels", "--split", "--skip-bad", NULL};
+    static const char *const rec_opts[] = {"--input-size", "--resize", "--crop", "--crop-fraction",
+                                           "--interpolation", "--preprocess", NULL};
+    bool is_set = one_of(a, set_opts) >= 0, is_rec = one_of(a, rec_opts) >= 0;
+    if (!((is_set && (which & CLI_DATA_SET)) || (is_rec && (which & CLI_DATA_RECIPE)))) return 0;
+    if (!strcmp(a, "--skip-bad")) { d->skip_bad = 1; return 1; }
+    if (!strcmp(a, "--crop")) { d->crop = 1; return 1; }
+    if (*i + 1 >= argc) return cli_usage("%s needs a value (see graft %s --help)", a, cmd);
+    const char *v = argv[++*i];
+    if (!strcmp(a, "--format")) {
+        if (one_of(v, format_names) < 0)
+            return cli_usage("--format '%s': expected auto, cifar10, cifar100, folder or csv", v);
+        d->format = v;
+    } else if (!strcmp(a, "--labels")) {
+        if (one_of(v, label_names) < 0) return cli_usage("--labels '%s': expected fine or coarse (CIFAR-100)", v);
+        d->labels = v;
+    } else if (!strcmp(a, "--split")) {
+        if (one_of(v, split_names) < 0) return cli_usage("--split '%s': expected train or test", v);
+        d->split = v;
+    } else if (!strcmp(a, "--input-size")) {
+        if (cli_parse_size(v, &d->h, &d->w)) return cli_usage("--input-size '%s': expected HxW, e.g. 64x64", v);
+    } else if (!strcmp(a, "--resize")) {
+        gr_resize_mode r;
+        if (gr_resize_mode_parse(v, &r)) return cli_usage("--resize '%s': expected stretch, crop or letterbox", v);
+        d->resize = v;
+    } else if (!strcmp(a, "--crop-fraction")) {
+        if (cli_parse_float(v, &d->crop_fraction) || !(d->crop_fraction > 0 && d->crop_fraction <= 1))
+            return cli_usage("--crop-fraction '%s': expected a fraction in (0, 1], e.g. 0.875", v);
+    } else if (!strcmp(a, "--interpolation")) {
+        gr_interp ip;
+        if (gr_interp_parse(v, &ip)) return cli_usage("--interpolation '%s': expected bilinear or darknet", v);
+        d->interp = v;
+    } else {   /* --preprocess */
+        gr_preprocess p;
+        if (gr_preprocess_parse(v, &p))
+            return cli_usage("--preprocess '%s': expected caffe, torch, tf, darknet or none", v);
+        d->prep = v;
+    }
+    return 1;
+}
+
+void cli_data_help(FILE *f, int which) {
+    if (which & CLI_DATA_SET)
+        fprintf(f,
+"  --format auto|cifar10|cifar100|folder|csv [auto]   --labels fine|coarse (CIFAR-100) [fine]\n"
+"  --split train|test    CIFAR directories/archives: which part\n"
+"  --skip-bad            skip (and count) images that fail to decode instead of stopping\n");
+    if (which & CLI_DATA_RECIPE)
+        fprintf(f,
+"  --input-size HxW      network input  [CIFAR: 32x32; folders, CSV, images: the network's own]\n"
+"input recipe (default: the one saved in the model, or the base's own; see graft info):\n"
+"  --resize stretch|crop|letterbox   --crop (= --resize crop)   --crop-fraction F (crop; 0.875 =\n"
+"                        Resize(256)+CenterCrop(224))   --interpolation bilinear|darknet\n"
+"  --preprocess caffe|torch|tf|darknet|none   normalization (vgg16, resnet50 caffe; darknet darknet)\n");
+}
+
+void cli_recipe_apply(const cli_data_opts *d, gr_recipe *r) {
+    if (d->resize) gr_resize_mode_parse(d->resize, &r->resize);
+    if (d->crop || d->crop_fraction > 0) r->resize = GR_RESIZE_CENTER_CROP;
+    if (d->crop_fraction > 0) r->crop = d->crop_fraction;
+    if (d->interp) gr_interp_parse(d->interp, &r->interp);
+    if (d->prep) gr_preprocess_parse(d->prep, &r->norm);
+}
+
+gr_dataset *cli_open_data(const char *arg, const cli_data_opts *d, gr_split default_split, int h, int w,
+                          int nh, int nw, const gr_recipe *r, gr_error *err) {
+    char path[4096];
+    if (cli_resolve_data(arg, path, sizeof path, err)) return NULL;
+    gr_dataset_opts o = {.split = d->split ? (gr_split)one_of(d->split, split_names) : default_split,
+                         .h = h, .w = w, .default_h = nh, .default_w = nw, .skip_bad = d->skip_bad,
+                         .fit = r->resize, .interp = r->interp, .crop = r->crop, .preprocess = r->norm};
+    if (d->format) o.format = (gr_data_format)one_of(d->format, format_names);
+    if (d->labels) o.labels = one_of(d->labels, label_names) ? GR_LABELS_COARSE : GR_LABELS_FINE;
+    gr_dataset *ds = gr_dataset_open(path, &o, err);
+    if (!ds) return NULL;
+    int sk = gr_dataset_skipped(ds), ig = gr_dataset_ignored(ds);
+    if (ig) fprintf(stderr, "graft: warning: %s: ignored %d file%s that %s not JPEG, PNG or BMP images (empty, "
+                    "GIF, WebP, TIFF, ...)\n", arg, ig, ig == 1 ? "" : "s", ig == 1 ? "is" : "are");
+    if (sk) fprintf(stderr, "graft: warning: %s: skipped %d image%s that failed to decode (--skip-bad)\n", arg, sk,
+                    sk == 1 ? "" : "s");
+    return ds;
 }
 
 /* An existing path is used as is; a known dataset name (cifar10, cifar100)
@@ -137,14 +250,7 @@ int cli_load_weights(gr_model *m, const char *base, const char *weights, bool in
 
 gr_model *cli_load_base(const char *base, const char *weights, int h, int w, bool include_top, bool partial,
                         FILE *say, gr_error *err) {
-    char cfg[4096];
-    const char *b = base;
-    if (!strcmp(base, "tiny-darknet")) {   /* the fetched Tiny Darknet: cfg + weights */
-        if (gr_fetch_resolve("tiny-darknet", "cfg", NULL, cfg + 8, sizeof cfg - 8, err) != GR_OK) return NULL;
-        memcpy(cfg, "darknet:", 8);
-        b = cfg;
-    }
-    gr_model *m = cli_build_base(b, h, w, include_top, err);
+    gr_model *m = cli_build_base(base, h, w, include_top, err);
     if (m && cli_load_weights(m, base, weights, include_top, partial, say, false, err)) {
         gr_model_free(m);
         return NULL;
@@ -219,12 +325,6 @@ int cli_check_training_classes(const gr_dataset *ds, const char *data, gr_error 
         return -1;
     }
     return 0;
-}
-
-gr_preprocess cli_default_preprocess(const char *base) {
-    if (!strncmp(base, "tflite:", 7)) return GR_PREP_TF;
-    if (!strncmp(base, "vgg", 3) || !strncmp(base, "resnet", 6)) return GR_PREP_CAFFE;
-    return GR_PREP_DARKNET;
 }
 
 void cli_json_number(double v) {

@@ -27,7 +27,10 @@ static void usage(FILE *f) {
                "usage: graft <command> [options]   (graft <command> --help for its options)\n\n"
                "commands:\n", GRAFT_VERSION);
     for (int i = 0; i < NCMD; i++) fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].help);
-    fprintf(f, "\nenvironment: GRAFT_HOME (cache, default ~/.cache/graft), GRAFT_MIRROR (local mirror)\n");
+    fprintf(f, "\nenvironment: GRAFT_HOME (cache, default ~/.cache/graft), GRAFT_MIRROR (local mirror)\n"
+               "exit status: 0 success, 1 runtime error (a missing or bad file, a failed run),\n"
+               "             2 usage error (an unknown option, a bad or missing value),\n"
+               "             130 interrupted (^C: SIGINT/SIGTERM)\n");
 }
 
 int cli_fail(const gr_error *err) {
@@ -42,7 +45,17 @@ int cli_failf(const char *fmt, ...) {
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
-    return 1;
+    return CLI_ERROR;
+}
+
+int cli_usage(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("graft: error: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return CLI_USAGE;
 }
 
 /* OpenMP threads that spin while idle fight with the decode threads and with

@@ -149,6 +149,8 @@ static gr_status open_csv(gr_dataset *ds, const char *csv, gr_error *err) {
     bool all_int = true;
     while (st == GR_OK && fgets(line, sizeof line, f)) {
         ln++;
+        if (ln == 1 && !strncmp(line, "\xEF\xBB\xBF", 3))   /* a UTF-8 byte-order mark (Excel's CSV) */
+            memmove(line, line + 3, strlen(line + 3) + 1);
         char *c = strrchr(line, ',');
         if (!c) {
             if (*trim(line)) st = gr_error_set(err, GR_ERR_FORMAT, "%s:%d: want \"path,label\"", csv, ln);
@@ -261,6 +263,8 @@ gr_dataset *gr_dataset_open(const char *path, const gr_dataset_opts *opts, gr_er
     snprintf(ds->source, sizeof ds->source, "%s", path);
     ds->fit = o.fit;
     ds->prep = o.preprocess;
+    ds->interp = o.interp;
+    ds->crop = o.crop;
     gr_data_format fmt = o.format;
     struct stat sb;
     gr_status st = GR_OK;
@@ -280,10 +284,11 @@ gr_dataset *gr_dataset_open(const char *path, const gr_dataset_opts *opts, gr_er
     if (st == GR_OK && fmt == GR_DATA_CSV) st = open_csv(ds, path, err);
     if (st == GR_OK && ds->paths && o.skip_bad) st = drop_bad(ds, err);
     if (st == GR_OK) {
-        ds->h = o.h ? o.h : ds->ih;
-        ds->w = o.w ? o.w : ds->iw;
+        ds->h = o.h ? o.h : ds->ih ? ds->ih : o.default_h;
+        ds->w = o.w ? o.w : ds->iw ? ds->iw : o.default_w;
         if (ds->h <= 0 || ds->w <= 0)
-            st = gr_error_set(err, GR_ERR_ARG, "%s: image folders and lists need a sample size (h, w)", path);
+            st = gr_error_set(err, GR_ERR_ARG, "%s: image folders and lists need a sample size (h, w; "
+                              "--input-size HxW on the command line)", path);
     }
     if (st != GR_OK) {
         gr_dataset_free(ds);
@@ -332,14 +337,15 @@ gr_status gr_dataset_load_resized(const gr_dataset *ds, int i, float *out, gr_sa
                                   gr_error *err) {
     if (i < 0 || i >= ds->n)
         return gr_error_set(err, GR_ERR_ARG, "%s: sample %d out of range 0..%d", ds->source, i, ds->n - 1);
+    gr_recipe rc = {.resize = ds->fit, .interp = ds->interp, .crop = ds->crop};
     if (ds->pixels)
         return gr_resize_rgb8(ds->pixels + (size_t)i * ds->ih * ds->iw * 3, ds->ih, ds->iw, ds->h, ds->w,
-                              ds->fit, out, &s->rs, err);
+                              &rc, out, &s->rs, err);
     size_t n = 0;
     gr_image img;
     gr_status st = gr_file_read_all(ds->paths[i], &s->file, &n, err);
     if (st == GR_OK) st = gr_image_decode_into(s->file.p, n, ds->paths[i], &s->pix, &img, err);
-    if (st == GR_OK) st = gr_resize_rgb8(img.data, img.h, img.w, ds->h, ds->w, ds->fit, out, &s->rs, err);
+    if (st == GR_OK) st = gr_resize_rgb8(img.data, img.h, img.w, ds->h, ds->w, &rc, out, &s->rs, err);
     return st;
 }
 

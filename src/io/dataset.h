@@ -14,6 +14,8 @@ struct gr_dataset {
     int h, w;                  /* a sample's size (after resizing) */
     gr_resize_mode fit;
     gr_preprocess prep;
+    gr_interp interp;
+    float crop;
     /* in-memory images (CIFAR): [n][ih][iw][3] RGB8, owned */
     uint8_t *pixels;
     int ih, iw;

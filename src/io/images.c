@@ -391,38 +391,21 @@ static int coeffs(int in, double b0, double bsize, int out, float **k, size_t *k
     return ksize;
 }
 
-gr_status gr_resize_rgb8(const uint8_t *src, int h, int w, int oh, int ow, gr_resize_mode fit, float *out,
-                         gr_resize_scratch *s, gr_error *err) {
-    if (h <= 0 || w <= 0 || oh <= 0 || ow <= 0)
-        return gr_error_set(err, GR_ERR_ARG, "resize: bad sizes %dx%d -> %dx%d", w, h, ow, oh);
-    int bx = 0, by = 0, bw = w, bh = h;     /* source box */
-    if (fit == GR_RESIZE_CENTER_CROP) {
-        int ch = (int)((long long)w * oh / ow), cw = (int)((long long)h * ow / oh);
-        if (ch > h) ch = h;
-        if (cw > w) cw = w;
-        if (ch < 1) ch = 1;
-        if (cw < 1) cw = 1;
-        by = (h - ch) / 2, bx = (w - cw) / 2, bh = ch, bw = cw;
-    }
-    if (bw == ow && bh == oh) {             /* same size: exact copy of the box */
-        for (int y = 0; y < oh; y++) {
-            const uint8_t *r = src + ((size_t)(by + y) * w + bx) * 3;
-            float *o = out + (size_t)y * ow * 3;
-            for (int i = 0; i < ow * 3; i++) o[i] = r[i];
-        }
-        return GR_OK;
-    }
-    int kx = coeffs(w, bx, bw, ow, &s->kx, &s->kx_cap, &s->ix, &s->ix_cap, err);
-    int ky = coeffs(h, by, bh, oh, &s->ky, &s->ky_cap, &s->iy, &s->iy_cap, err);
+/* PIL's bilinear (see coeffs) from the source box (bx, by, bw, bh) of src
+ * [h][w][3] to the nw x nh rectangle at (ox, oy) of out [..][ow][3].       */
+static gr_status resize_pil(const uint8_t *src, int h, int w, int bx, int by, int bw, int bh, float *out,
+                            int ow, int ox, int oy, int nw, int nh, gr_resize_scratch *s, gr_error *err) {
+    int kx = coeffs(w, bx, bw, nw, &s->kx, &s->kx_cap, &s->ix, &s->ix_cap, err);
+    int ky = coeffs(h, by, bh, nh, &s->ky, &s->ky_cap, &s->iy, &s->iy_cap, err);
     if (kx < 0 || ky < 0) return GR_ERR_NOMEM;
     /* rows the vertical pass reads */
-    int y0 = s->iy[0], y1 = s->iy[2 * (oh - 1)] + s->iy[2 * (oh - 1) + 1];
+    int y0 = s->iy[0], y1 = s->iy[2 * (nh - 1)] + s->iy[2 * (nh - 1) + 1];
     if (y1 <= y0) y1 = y0 + 1;
-    if (grow_f(&s->tmp, &s->tmp_cap, (size_t)(y1 - y0) * ow * 3, err)) return GR_ERR_NOMEM;
-    for (int y = y0; y < y1; y++) {          /* horizontal pass -> tmp [y1-y0][ow][3] */
+    if (grow_f(&s->tmp, &s->tmp_cap, (size_t)(y1 - y0) * nw * 3, err)) return GR_ERR_NOMEM;
+    for (int y = y0; y < y1; y++) {          /* horizontal pass -> tmp [y1-y0][nw][3] */
         const uint8_t *r = src + (size_t)y * w * 3;
-        float *t = s->tmp + (size_t)(y - y0) * ow * 3;
-        for (int o = 0; o < ow; o++) {
+        float *t = s->tmp + (size_t)(y - y0) * nw * 3;
+        for (int o = 0; o < nw; o++) {
             const float *k = s->kx + (size_t)o * kx;
             int lo = s->ix[2 * o], len = s->ix[2 * o + 1];
             float a = 0, b = 0, c = 0;
@@ -433,26 +416,112 @@ gr_status gr_resize_rgb8(const uint8_t *src, int h, int w, int oh, int ow, gr_re
             t[3 * o] = a, t[3 * o + 1] = b, t[3 * o + 2] = c;
         }
     }
-    for (int o = 0; o < oh; o++) {           /* vertical pass -> out */
+    for (int o = 0; o < nh; o++) {           /* vertical pass -> out */
         const float *k = s->ky + (size_t)o * ky;
         int lo = s->iy[2 * o], len = s->iy[2 * o + 1];
-        float *dst = out + (size_t)o * ow * 3;
-        for (int i = 0; i < ow * 3; i++) dst[i] = 0;
+        float *dst = out + ((size_t)(oy + o) * ow + ox) * 3;
+        for (int i = 0; i < nw * 3; i++) dst[i] = 0;
         for (int j = 0; j < len; j++) {
-            const float *t = s->tmp + (size_t)(lo + j - y0) * ow * 3;
+            const float *t = s->tmp + (size_t)(lo + j - y0) * nw * 3;
             float kj = k[j];
-            for (int i = 0; i < ow * 3; i++) dst[i] += kj * t[i];
+            for (int i = 0; i < nw * 3; i++) dst[i] += kj * t[i];
         }
     }
     return GR_OK;
 }
 
-gr_status gr_image_resize(const gr_image *img, int oh, int ow, gr_resize_mode fit, float *out,
-                          gr_error *err) {
+/* darknet's resize_image, written from its maths: the output grid's corners
+ * sit on the source box's corner pixels, so output pixel c samples source
+ * x = c * (bw-1)/(nw-1) (float), linearly between its two neighbours; the
+ * last column copies the box's last column.  Rows first (into tmp), then
+ * columns, where darknet skips the lower neighbour's term on the last row
+ * and for a one-row source.  No antialiasing.  Same arguments as resize_pil. */
+static gr_status resize_darknet(const uint8_t *src, int w, int bx, int by, int bw, int bh, float *out,
+                                int ow, int ox, int oy, int nw, int nh, gr_resize_scratch *s, gr_error *err) {
+    if (grow_f(&s->tmp, &s->tmp_cap, (size_t)bh * nw * 3, err)) return GR_ERR_NOMEM;
+    float xs = nw > 1 ? (float)(bw - 1) / (float)(nw - 1) : 0.0f;
+    float ys = nh > 1 ? (float)(bh - 1) / (float)(nh - 1) : 0.0f;
+    for (int y = 0; y < bh; y++) {           /* horizontal pass -> tmp [bh][nw][3] */
+        const uint8_t *r = src + ((size_t)(by + y) * w + bx) * 3;
+        float *t = s->tmp + (size_t)y * nw * 3;
+        for (int c = 0; c < nw; c++) {
+            if (c == nw - 1 || bw == 1) {
+                for (int k = 0; k < 3; k++) t[3 * c + k] = r[(size_t)(bw - 1) * 3 + k];
+                continue;
+            }
+            float sx = (float)c * xs;
+            int ix = (int)sx;
+            if (ix > bw - 2) ix = bw - 2;
+            float dx = sx - (float)ix;
+            for (int k = 0; k < 3; k++)
+                t[3 * c + k] = (1 - dx) * r[(size_t)ix * 3 + k] + dx * r[(size_t)(ix + 1) * 3 + k];
+        }
+    }
+    for (int o = 0; o < nh; o++) {           /* vertical pass -> out */
+        float sy = (float)o * ys;
+        int iy = (int)sy;
+        if (iy > bh - 1) iy = bh - 1;
+        float dy = sy - (float)iy;
+        const float *t0 = s->tmp + (size_t)iy * nw * 3;
+        float *dst = out + ((size_t)(oy + o) * ow + ox) * 3;
+        for (int i = 0; i < nw * 3; i++) dst[i] = (1 - dy) * t0[i];
+        if (o == nh - 1 || bh == 1 || iy + 1 >= bh) continue;
+        const float *t1 = t0 + (size_t)nw * 3;
+        for (int i = 0; i < nw * 3; i++) dst[i] += dy * t1[i];
+    }
+    return GR_OK;
+}
+
+gr_status gr_resize_rgb8(const uint8_t *src, int h, int w, int oh, int ow, const gr_recipe *rc, float *out,
+                         gr_resize_scratch *s, gr_error *err) {
+    if (h <= 0 || w <= 0 || oh <= 0 || ow <= 0)
+        return gr_error_set(err, GR_ERR_ARG, "resize: bad sizes %dx%d -> %dx%d", w, h, ow, oh);
+    gr_recipe r = rc ? *rc : (gr_recipe){0};
+    int bx = 0, by = 0, bw = w, bh = h;     /* source box */
+    int ox = 0, oy = 0, nw = ow, nh = oh;   /* where it goes in out */
+    if (r.resize == GR_RESIZE_CENTER_CROP) {
+        double f = r.crop > 0 && r.crop < 1 ? r.crop : 1.0;
+        int ch = (int)((long long)w * oh / ow), cw = (int)((long long)h * ow / oh);
+        if (ch > h) ch = h;
+        if (cw > w) cw = w;
+        if (f < 1) ch = (int)lround(ch * f), cw = (int)lround(cw * f);
+        if (ch < 1) ch = 1;
+        if (cw < 1) cw = 1;
+        by = (h - ch) / 2, bx = (w - cw) / 2, bh = ch, bw = cw;
+    } else if (r.resize == GR_RESIZE_LETTERBOX) {
+        /* the side that limits the scale fills the canvas; the other keeps
+         * the aspect ratio, in integers, as darknet's letterbox_image does */
+        if ((float)ow / w < (float)oh / h) nw = ow, nh = (int)((long long)h * ow / w);
+        else nh = oh, nw = (int)((long long)w * oh / h);
+        if (nw < 1) nw = 1;
+        if (nh < 1) nh = 1;
+        ox = (ow - nw) / 2, oy = (oh - nh) / 2;
+        if (nw != ow || nh != oh)
+            for (size_t i = 0; i < (size_t)oh * ow * 3; i++) out[i] = 127.5f;   /* darknet's 0.5 gray */
+    }
+    if (bw == nw && bh == nh) {             /* same size: exact copy of the box */
+        for (int y = 0; y < nh; y++) {
+            const uint8_t *row = src + ((size_t)(by + y) * w + bx) * 3;
+            float *o = out + ((size_t)(oy + y) * ow + ox) * 3;
+            for (int i = 0; i < nw * 3; i++) o[i] = row[i];
+        }
+        return GR_OK;
+    }
+    if (r.interp == GR_INTERP_DARKNET) return resize_darknet(src, w, bx, by, bw, bh, out, ow, ox, oy, nw, nh, s, err);
+    return resize_pil(src, h, w, bx, by, bw, bh, out, ow, ox, oy, nw, nh, s, err);
+}
+
+gr_status gr_image_resize_recipe(const gr_image *img, int oh, int ow, const gr_recipe *r, float *out,
+                                 gr_error *err) {
     gr_resize_scratch s = {0};
-    gr_status st = gr_resize_rgb8(img->data, img->h, img->w, oh, ow, fit, out, &s, err);
+    gr_status st = gr_resize_rgb8(img->data, img->h, img->w, oh, ow, r, out, &s, err);
     gr_resize_scratch_free(&s);
     return st;
+}
+
+gr_status gr_image_resize(const gr_image *img, int oh, int ow, gr_resize_mode fit, float *out,
+                          gr_error *err) {
+    return gr_image_resize_recipe(img, oh, ow, &(gr_recipe){.resize = fit}, out, err);
 }
 
 void gr_preprocess_apply(gr_preprocess p, float *x, size_t n) {

@@ -41,7 +41,9 @@ typedef struct {
 void gr_resize_scratch_free(gr_resize_scratch *s);
 
 /* src [h][w][3] RGB8 -> out [oh][ow][3] float 0..255 (see gr_image_resize). */
-gr_status gr_resize_rgb8(const uint8_t *src, int h, int w, int oh, int ow, gr_resize_mode fit,
+/* The recipe's resize, interpolation and crop are used (NULL: stretch,
+ * PIL bilinear); its normalization is not applied.                        */
+gr_status gr_resize_rgb8(const uint8_t *src, int h, int w, int oh, int ow, const gr_recipe *r,
                          float *out, gr_resize_scratch *s, gr_error *err);
 
 #endif

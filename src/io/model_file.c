@@ -3,6 +3,9 @@
  *   "graft.format"        "graft-model-1"
  *   "graft.version"       the graft version that wrote it
  *   "graft.architecture"  JSON: {"input": [h, w, c], "preprocess": "caffe",
+ *                         "resize": "stretch"|"crop"|"letterbox", "interpolation":
+ *                         "bilinear"|"darknet", "crop_fraction": 1.0 (the input
+ *                         recipe; files without the last three: stretch, bilinear, 1),
  *                         "classes": [...], "layers": [{"name", "op", ...}]}
  *   "graft.training"      JSON given by the caller (training config, epoch)
  * Python's safetensors (or numpy) reads the tensors unchanged.              */
@@ -50,6 +53,10 @@ static char *architecture_json(const gr_model *m, gr_error *err) {
     int in[3] = {m->in_h, m->in_w, m->in_c};
     json_object_object_add(root, "input", ints(in, 3));
     json_object_object_add(root, "preprocess", json_object_new_string(gr_preprocess_name(m->prep)));
+    /* the rest of the input recipe (absent in files before it: stretch, bilinear, 1) */
+    json_object_object_add(root, "resize", json_object_new_string(gr_resize_mode_name(m->resize)));
+    json_object_object_add(root, "interpolation", json_object_new_string(gr_interp_name(m->interp)));
+    json_object_object_add(root, "crop_fraction", json_object_new_double(m->crop > 0 ? m->crop : 1.0));
     json_object *cl = json_object_new_array();
     for (int i = 0; i < m->n_classes; i++) json_object_array_add(cl, json_object_new_string(m->class_names[i]));
     json_object_object_add(root, "classes", cl);
@@ -172,6 +179,21 @@ static gr_model *build(json_object *root, const char *path, gr_error *err) {
         gr_error_set(err, GR_ERR_FORMAT, "%s: unknown preprocessing '%s'", path, prep);
         goto fail;
     }
+    const char *rs = jstr(root, "resize"), *ip = jstr(root, "interpolation");
+    if (rs && gr_resize_mode_parse(rs, &m->resize) != 0) {
+        gr_error_set(err, GR_ERR_FORMAT, "%s: unknown resize mode '%s' (known: stretch, crop, letterbox)", path, rs);
+        goto fail;
+    }
+    if (ip && gr_interp_parse(ip, &m->interp) != 0) {
+        gr_error_set(err, GR_ERR_FORMAT, "%s: unknown interpolation '%s' (known: bilinear, darknet)", path, ip);
+        goto fail;
+    }
+    double cf = jdbl(root, "crop_fraction", 1.0);
+    if (!(cf > 0 && cf <= 1)) {
+        gr_error_set(err, GR_ERR_FORMAT, "%s: crop_fraction %g is not in (0, 1]", path, cf);
+        goto fail;
+    }
+    m->crop = (float)cf;
     json_object *layers, *cl;
     if (json_object_object_get_ex(root, "classes", &cl) && json_object_is_type(cl, json_type_array)) {
         int n = (int)json_object_array_length(cl);

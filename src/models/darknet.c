@@ -159,8 +159,12 @@ static gr_status kv_int(dk_cfg *c, const char *key, int def, int lo, int *out) {
     errno = 0;
     long v = strtol(kv->val, &end, 10);
     char what[256];
-    if (!kv->val[0] || *end || errno || v < -1000000000L || v > 1000000000L) {
+    if (!kv->val[0] || *end) {
         snprintf(what, sizeof what, "%s=%s is not an integer", key, kv->val);
+        return sec_error(c, GR_ERR_FORMAT, kv->line, what);
+    }
+    if (errno == ERANGE || v < -1000000000L || v > 1000000000L) {
+        snprintf(what, sizeof what, "%s=%s is out of range (%d to 1000000000)", key, kv->val, lo);
         return sec_error(c, GR_ERR_FORMAT, kv->line, what);
     }
     if (v < lo) {
@@ -601,7 +605,10 @@ gr_model *gr_darknet_load_cfg(const char *cfg_path, int h, int w, gr_error *err)
         gr_error_set(err, GR_ERR_FORMAT, "%s: the network has no layers graft can run", cfg_path);
         goto fail;
     }
-    gr_model_set_preprocess(m, GR_PREP_DARKNET);
+    /* darknet's classifiers see their input letterboxed with darknet's own
+     * resize (examples/classifier.c predict_classifier), pixels x/255     */
+    gr_model_set_recipe(m, &(gr_recipe){.resize = GR_RESIZE_LETTERBOX, .interp = GR_INTERP_DARKNET,
+                                        .norm = GR_PREP_DARKNET});
     free(out_node);
     cfg_free(&c);
     return m;

@@ -65,6 +65,9 @@ gr_status gr_features_key(gr_model *m, int upto, const gr_dataset *ds, const int
     EVP_DigestUpdate(c, in, sizeof in);
     EVP_DigestUpdate(c, flags, sizeof flags);
     EVP_DigestUpdate(c, &m->prep, sizeof m->prep);
+    /* how the samples were made: the dataset's resize recipe (--crop, ...) */
+    float rcp[3] = {(float)ds->fit, (float)ds->interp, ds->crop};
+    EVP_DigestUpdate(c, rcp, sizeof rcp);
     for (int i = 0; i <= upto; i++) {
         const gr_node *nd = &m->nodes[i];
         EVP_DigestUpdate(c, &nd->s, sizeof nd->s);

@@ -330,6 +330,16 @@ static gr_status save_checkpoint(gr_model *m, gr_trainer *t, const char *path, i
     return gr_model_save_ex(m, path, json, e, s2 ? 2 : 1, err);
 }
 
+/* A setting's value for a message: numbers with %g (a float stored as
+ * 0.0099999997764825821 reads 0.01), strings as they are (no JSON escapes). */
+static const char *json_plain(json_object *v, char *buf, size_t cap) {
+    if (!v) snprintf(buf, cap, "(none)");
+    else if (json_object_is_type(v, json_type_double)) snprintf(buf, cap, "%g", (double)(float)json_object_get_double(v));
+    else if (json_object_is_type(v, json_type_string)) snprintf(buf, cap, "%s", json_object_get_string(v));
+    else snprintf(buf, cap, "%s", json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
+    return buf;
+}
+
 /* Restores the trainer's state from a checkpoint; *epoch = epochs done. */
 static gr_status load_checkpoint(gr_trainer *t, const char *path, const char *config, int *epoch,
                                  int *step, run_state *rs, gr_error *err) {
@@ -360,11 +370,18 @@ static gr_status load_checkpoint(gr_trainer *t, const char *path, const char *co
         if (want) {
             json_object_object_foreach(want, key, val) {
                 json_object *had;
-                if (!json_object_object_get_ex(cfg, key, &had) || !json_object_equal(had, val)) {
+                /* the run may be extended (Keras' initial_epoch) and write
+                 * elsewhere; settings an older checkpoint did not record
+                 * are not compared                                          */
+                if (!strcmp(key, "epochs") || !strcmp(key, "out") || !strcmp(key, "log") ||
+                    !strcmp(key, "checkpoint") || !strcmp(key, "no_cache") ||
+                    !json_object_object_get_ex(cfg, key, &had))
+                    continue;
+                if (!json_object_equal(had, val)) {
+                    char a[1024], b[1024];
                     st = gr_error_set(err, GR_ERR_ARG,
-                                      "--resume %s: the checkpoint was made with %s = %s, this run has %s",
-                                      path, key, had ? json_object_to_json_string(had) : "(none)",
-                                      json_object_to_json_string(val));
+                                      "--resume %s: the checkpoint was made with %s = %s, this run has %s", path, key,
+                                      json_plain(had, a, sizeof a), json_plain(val, b, sizeof b));
                     break;
                 }
             }
