@@ -14,11 +14,14 @@ static void usage(FILE *f) {
 "\n"
 "  --split train|test    CIFAR directories/archives: which part  [test]\n"
 "  --format auto|cifar10|cifar100|folder|csv   --labels fine|coarse\n"
-"  --batch N [32]   --threads N [cores]   --json (one JSON object on stdout)\n");
+"  --batch N [32]   --threads N [cores]   --json (one JSON object on stdout)\n"
+"  --report DIR          write the results and an HTML report into DIR (confusion matrix, per-class\n"
+"                        precision/recall/F1, the most confused images); added to a train run's report\n"
+"                        when DIR holds one\n");
 }
 
 int cmd_eval(int argc, char **argv) {
-    const char *model = NULL, *data = NULL, *split = "test", *format = NULL, *labels = NULL;
+    const char *model = NULL, *data = NULL, *split = "test", *format = NULL, *labels = NULL, *report = NULL;
     int batch = 32, threads = 0, json = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -31,6 +34,7 @@ int cmd_eval(int argc, char **argv) {
         else if (!strcmp(a, "--split")) split = v;
         else if (!strcmp(a, "--format")) format = v;
         else if (!strcmp(a, "--labels")) labels = v;
+        else if (!strcmp(a, "--report")) report = v;
         else if (!strcmp(a, "--batch")) { if (cli_parse_int(v, &batch) || batch <= 0) return cli_failf("--batch '%s': expected a positive integer", v); }
         else if (!strcmp(a, "--threads")) { if (cli_parse_int(v, &threads) || threads < 0) return cli_failf("--threads '%s': expected a non-negative integer", v); }
         else return cli_failf("unknown option '%s' (see graft eval --help)", a);
@@ -42,8 +46,10 @@ int cmd_eval(int argc, char **argv) {
     gr_dataset *ds = NULL;
     gr_eval_result r = {0};
     int rc = 1;
+    cli_run rep;
+    if (cli_run_begin(&rep, report, NULL, true, argc, argv, &err)) { cli_run_free(&rep); return cli_fail(&err); }
     gr_model *m = gr_model_load(model, &err);
-    if (!m) return cli_fail(&err);
+    if (!m) { cli_run_free(&rep); return cli_fail(&err); }
     int h, w, c;
     gr_model_layer_shape(m, -1, &h, &w, &c);
     char path[4096];
@@ -62,6 +68,15 @@ int cmd_eval(int argc, char **argv) {
     if (!ds) goto fail;
     if (cli_check_classes(m, ds, data, model, &err)) goto fail;
     if (gr_evaluate(m, ds, NULL, 0, batch, &r, &err) != GR_OK) goto fail;
+    if (rep.run) {
+        json_object *mf = NULL;
+        if (!json_object_object_get_ex(rep.run, "model_file", &mf) &&
+            gr_report_set(rep.run, "model_file", json_object_new_string(model), &err) != GR_OK) goto fail;
+        if (!json_object_object_get_ex(rep.run, "model", &mf) && gr_report_add_model(rep.run, m, 0, 0, &err) != GR_OK)
+            goto fail;
+        if (gr_report_add_data(rep.run, "evaluation", data, ds, NULL, 0, &err) != GR_OK) goto fail;
+    }
+    if (cli_run_eval(&rep, m, ds, data, &r, &err) || cli_run_finish(&rep, NULL, false, json, &err)) goto fail;
     int C = r.n_classes;
     if (json) {
         printf("{\"loss\": %.6f, \"accuracy\": %.6f, \"top5\": %.6f, \"n\": %d, \"classes\": [", r.loss,
@@ -115,6 +130,7 @@ int cmd_eval(int argc, char **argv) {
 fail:
     rc = cli_fail(&err);
 out:
+    cli_run_free(&rep);
     gr_eval_result_free(&r);
     gr_dataset_free(ds);
     gr_model_free(m);

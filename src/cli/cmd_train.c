@@ -96,6 +96,9 @@ static void usage(FILE *f) {
 "  --keep best           end with the weights of the best epoch (val_accuracy, else loss)\n"
 "output:\n"
 "  --out MODEL [model.gft]   --log FILE.csv   --quiet\n"
+"  --report DIR          write the run's record and an HTML report (DIR/index.html: curves, confusion\n"
+"                        matrix, most confused images, layers); graft report DIR rebuilds it\n"
+"  --tensorboard DIR     per-epoch scalars (loss, accuracy, val_*, lr, images/s) as a TensorBoard event file\n"
 "  --checkpoint FILE     written after every epoch and on SIGINT/SIGTERM  [MODEL.ckpt, removed at the end]\n"
 "  --resume CKPT         continue a run from its checkpoint (bit-exact; same settings required)\n");
 }
@@ -103,6 +106,7 @@ static void usage(FILE *f) {
 typedef struct {
     const char *base, *weights, *from, *cut, *head, *data, *val, *test, *out, *log, *ckpt;
     const char *format, *labels, *prep, *optimizer, *loss, *resume, *keep, *unfreeze, *schedule, *monitor;
+    const char *report, *tensorboard;
     int h, w, epochs, batch, threads, quiet, no_cache, augment, nesterov, no_standardize, lr_auto;
     int decay_given;         /* --decay on the command line: Keras' inverse-time schedule by default */
     int skip_bad, crop, bn_train, lr_step, patience;
@@ -135,6 +139,8 @@ static int parse(int argc, char **argv, train_args *t) {
         else if (!strcmp(a, "--test")) sv = &t->test;
         else if (!strcmp(a, "--out")) sv = &t->out;
         else if (!strcmp(a, "--log")) sv = &t->log;
+        else if (!strcmp(a, "--report")) sv = &t->report;
+        else if (!strcmp(a, "--tensorboard")) sv = &t->tensorboard;
         else if (!strcmp(a, "--checkpoint")) sv = &t->ckpt;
         else if (!strcmp(a, "--format")) sv = &t->format;
         else if (!strcmp(a, "--labels")) sv = &t->labels;
@@ -306,6 +312,8 @@ int cmd_train(int argc, char **argv) {
     int *tr_idx = NULL, *va_idx = NULL, n_tr = 0, n_va = 0, rc = 1;
     gr_preprocess prep = GR_PREP_NONE;
     int h = t.h, w = t.w;
+    cli_run rep;
+    if (cli_run_begin(&rep, t.report, t.tensorboard, false, argc, argv, &err)) goto fail;
 
     {   /* fail before any training when --out's directory cannot be written */
         char d[4096];
@@ -394,6 +402,7 @@ int cmd_train(int argc, char **argv) {
                 printf("--cut auto: '%s' (best 5-fold ridge probe accuracy; default cut '%s')\n",
                        gr_model_layer_name(m, best), gr_model_layer_name(m, cut));
             }
+            if (pst == GR_OK && cli_run_probe(&rep, rows, nc, best, &err)) pst = err.code;
             free(rows);
             if (pst != GR_OK) goto fail;
             cut = best;
@@ -539,6 +548,15 @@ int cmd_train(int argc, char **argv) {
     if (strcmp(t.optimizer, "sgd") && !strcmp(t.schedule, "inverse-time")) fo.optim.decay = t.decay;
     if (va_idx) { fo.val = train; fo.val_idx = va_idx; fo.n_val = n_va; }
     else if (val) fo.val = val;
+    fo.on_epoch = cli_run_on_epoch;
+    fo.on_epoch_ctx = &rep;
+    if (!fo.log_csv && rep.run) fo.log_csv = rep.history;
+    if (cli_run_train_info(&rep, &(cli_run_train){.model = m, .base = t.base, .weights = t.from ? NULL : t.weights,
+            .model_file = t.out, .config_json = config, .monitor = t.monitor, .epochs = t.epochs,
+            .patience = t.patience, .head_first = head_first, .lr = t.lr, .base_lr_mult = t.base_lr_mult,
+            .train = train, .val = va_idx ? train : val, .test = test, .train_src = t.data,
+            .val_src = va_idx ? t.data : t.val, .test_src = t.test, .tr_idx = tr_idx, .va_idx = va_idx,
+            .n_tr = n_tr, .n_va = n_va}, &err)) goto fail;
     sigset_t sigs, old_mask;
     stop_signals(&sigs);
     pthread_sigmask(SIG_BLOCK, &sigs, &old_mask);   /* every thread started from here on inherits it */
@@ -558,6 +576,7 @@ int cmd_train(int argc, char **argv) {
     if (st == GR_ERR_INTERRUPTED) {
         fprintf(stderr, "graft: %s\ngraft: continue with: graft train --resume %s --data %s ...\n", err.msg,
                 ckpt, t.data);
+        if (cli_run_finish(&rep, fo.log_csv, true, t.quiet, &err)) cli_fail(&err);
         rc = 1;
         goto out;
     }
@@ -569,13 +588,17 @@ int cmd_train(int argc, char **argv) {
         gr_eval_result r;
         if (gr_evaluate(m, test, NULL, 0, t.batch, &r, &err) != GR_OK) goto fail;
         printf("Test loss: %.4f\nTest accuracy: %.4f\n", r.loss, r.accuracy);
+        int bad = cli_run_eval(&rep, m, test, t.test, &r, &err);
         gr_eval_result_free(&r);
+        if (bad) goto fail;
     }
+    if (cli_run_finish(&rep, fo.log_csv, false, t.quiet, &err)) goto fail;
     rc = 0;
     goto out;
 fail:
     rc = cli_fail(&err);
 out:
+    cli_run_free(&rep);
     free(tr_idx);
     free(va_idx);
     gr_dataset_free(train);
