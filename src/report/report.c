@@ -137,7 +137,7 @@ static const char *CSS =
     "td.n{text-align:right;font-variant-numeric:tabular-nums}th{background:#f5f5f5}"
     "table.kv th{width:190px}code,.cmd{font-family:'DejaVu Sans Mono',monospace;font-size:12px}"
     ".cmd{background:#f5f5f5;padding:6px 8px;display:block;white-space:pre-wrap;word-break:break-all}"
-    "".charts{display:flex;flex-wrap:wrap;gap:8px}.charts img{max-width:100%;height:auto;border:1px solid #eee}"
+    ".charts{display:flex;flex-wrap:wrap;gap:8px}.charts img{max-width:100%;height:auto;border:1px solid #eee}"
     ".charts img.half{width:calc(50% - 6px)}"
     ".grid{display:flex;flex-wrap:wrap;gap:8px}.grid figure{margin:0;width:104px;text-align:center;font-size:11px}"
     ".grid img{width:96px;height:96px;image-rendering:pixelated;border:1px solid #ccc}"
