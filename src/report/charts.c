@@ -29,10 +29,10 @@ static double nice_step(double r, int target) {
 }
 
 static void fmt_tick(char *buf, size_t cap, double v, double step) {
-    if (fabs(v) < step * 1e-6) v = 0;
+    if (fabs(v) < step * 1e-6) { snprintf(buf, cap, "0"); return; }
+    if (step < 1e-3 || fabs(v) >= 1e5) { snprintf(buf, cap, "%.1e", v); return; }   /* one style per axis */
     int dec = step >= 1 ? 0 : (int)ceil(-log10(step) - 1e-9);
-    if (fabs(v) != 0 && (fabs(v) < 1e-3 || fabs(v) >= 1e5)) snprintf(buf, cap, "%.1e", v);
-    else snprintf(buf, cap, "%.*f", dec, v);
+    snprintf(buf, cap, "%.*f", dec, v);
 }
 
 static void draw_lines(cairo_t *cr, int W, int H, const gr_chart_series *s, int ns, const gr_chart_opts *o) {
