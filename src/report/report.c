@@ -141,7 +141,8 @@ static const char *CSS =
     ".charts img.half{width:calc(50% - 6px)}"
     ".grid{display:flex;flex-wrap:wrap;gap:8px}.grid figure{margin:0;width:104px;text-align:center;font-size:11px}"
     ".grid img{width:96px;height:96px;image-rendering:pixelated;border:1px solid #ccc}"
-    "tr.best td{background:#e8f5e9}tr.frozen td{color:#777}.muted{color:#777}";
+    "tr.best td{background:#e8f5e9}tr.frozen td{color:#777}.muted{color:#777}"
+    ".row{display:flex;flex-wrap:wrap;gap:28px;align-items:flex-start}";
 
 gr_status gr_report_build(const char *dir, gr_error *err) {
     json_object *run = gr_report_load(dir, err);
@@ -225,7 +226,7 @@ gr_status gr_report_build(const char *dir, gr_error *err) {
     /* at a glance */
     fprintf(f, "<h2 id=glance-h>The run at a glance</h2>\n<span class=cmd>");
     esc(f, jstr(run, "command"));
-    fprintf(f, "</span>\n<table class=kv id=glance>\n");
+    fprintf(f, "</span>\n<div class=row><div><table class=kv id=glance>\n");
     if (jstr(run, "base")) kv(f, "base", "%s (weights %s)", jstr(run, "base"), jstr(run, "weights") ? jstr(run, "weights") : "?");
     if (jstr(run, "model_file")) kv(f, "model", "%s", jstr(run, "model_file"));
     if (model) {
@@ -255,11 +256,11 @@ gr_status gr_report_build(const char *dir, gr_error *err) {
         kv(f, "evaluation accuracy", "%.4f (top-5 %.4f) on %s", jnum(ev, "accuracy"), jnum(ev, "top5"),
            jstr(ev, "source") ? jstr(ev, "source") : "?");
     }
-    fprintf(f, "</table>\n");
+    fprintf(f, "</table></div>\n");
 
-    /* data */
+    /* data (beside the glance table) */
     if (data && json_object_object_length(data) > 0) {
-        fprintf(f, "<h2>Data</h2>\n<table id=data><tr><th>split</th><th>source</th><th>images</th><th>classes</th></tr>\n");
+        fprintf(f, "<div><h3>Data</h3>\n<table id=data><tr><th>split</th><th>source</th><th>images</th><th>classes</th></tr>\n");
         json_object *first = NULL;
         json_object_object_foreach(data, split, d) {
             if (!first) first = d;
@@ -292,14 +293,17 @@ gr_status gr_report_build(const char *dir, gr_error *err) {
             }
             fprintf(f, "</table></details>\n");
         }
+        fprintf(f, "</div>");
     }
+    fprintf(f, "</div>\n");
 
     /* curves */
     if (have_curves) {
         fprintf(f, "<h2>Training curves</h2>\n<div class=charts>"
                    "<img class=half src=\"loss.png\" width=640 height=360 alt=\"loss per epoch\">"
-                   "<img class=half src=\"accuracy.png\" width=640 height=360 alt=\"accuracy per epoch\">"
-                   "<img class=half src=\"lr.png\" width=640 height=360 alt=\"learning rate per epoch\"></div>\n");
+                   "<img class=half src=\"accuracy.png\" width=640 height=360 alt=\"accuracy per epoch\"></div>\n"
+                   "<div class=\"row charts\" style=\"margin-top:8px\">"
+                   "<img class=half src=\"lr.png\" width=640 height=360 alt=\"learning rate per epoch\"><div>\n");
         fprintf(f, "<table id=history><tr>");
         for (int k = 0; k < 7; k++) fprintf(f, "<th>%s</th>", COLS[k]);
         fprintf(f, "</tr>\n");
@@ -313,6 +317,7 @@ gr_status gr_report_build(const char *dir, gr_error *err) {
         fprintf(f, "</table>\n");
         if (best >= 0) fprintf(f, "<p class=muted>The highlighted row is the best epoch%s.</p>\n",
                                stopped ? "; training stopped early after it" : "");
+        fprintf(f, "</div></div>\n");
     }
 
     /* evaluation */
@@ -324,12 +329,13 @@ gr_status gr_report_build(const char *dir, gr_error *err) {
         kv(f, "accuracy", "%.4f", jnum(ev, "accuracy"));
         kv(f, "top-5 accuracy", "%.4f", jnum(ev, "top5"));
         fprintf(f, "</table>\n");
+        fprintf(f, "<div class=row>");
         if (have_conf)
-            fprintf(f, "<h3>Confusion matrix</h3>\n<div class=charts><img src=\"confusion.png\" width=%d height=%d "
-                       "alt=\"confusion matrix\"></div>\n", conf_w, conf_h);
+            fprintf(f, "<div><h3>Confusion matrix</h3>\n<div class=charts><img src=\"confusion.png\" width=%d height=%d "
+                       "alt=\"confusion matrix\"></div></div>\n", conf_w, conf_h);
         json_object *pc = jget(ev, "per_class");
         if (pc && (int)json_object_array_length(pc) == C) {
-            fprintf(f, "<h3>Per class</h3>\n<table id=per-class><tr><th>class</th><th>images</th><th>precision</th>"
+            fprintf(f, "<div><h3>Per class</h3>\n<table id=per-class><tr><th>class</th><th>images</th><th>precision</th>"
                        "<th>recall</th><th>F1</th></tr>\n");
             for (int k = 0; k < C; k++) {
                 json_object *o = json_object_array_get_idx(pc, k);
@@ -341,8 +347,9 @@ gr_status gr_report_build(const char *dir, gr_error *err) {
                 num_cell(f, jnum(o, "f1"), 4);
                 fprintf(f, "</tr>\n");
             }
-            fprintf(f, "</table>\n");
+            fprintf(f, "</table></div>\n");
         }
+        fprintf(f, "</div>\n");
         json_object *pairs = jget(ev, "confused");
         int np = pairs ? (int)json_object_array_length(pairs) : 0;
         if (np > 0) {
