@@ -135,3 +135,20 @@ if clean_fail $rc "$T/err" "afile" && ! [ -e "$T/m2.gft" ]; then pass report_ten
 else fail report_tensorboard_dir_bad "rc=$rc $(cat "$T/err")"; fi
 "$G" report >"$T/out" 2>"$T/err"; rc=$?
 if [ $rc -eq 2 ] && has "$T/err" "usage: graft report"; then pass report_usage; else fail report_usage "rc=$rc"; fi
+
+# ---- --json: one JSON event per line on stdout, the epochs equal the CSV log
+"$G" "${TRAIN[@]}" --out "$T/m3.gft" --log "$T/log3.csv" --json >"$T/out" 2>"$T/err"; rc=$?
+if [ $rc -eq 0 ] && "$PY" - "$T/out" "$T/log3.csv" <<'EOF2'
+import csv, json, math, sys
+ev = [json.loads(l) for l in open(sys.argv[1])]          # every line is one JSON object
+rows = list(csv.DictReader(open(sys.argv[2])))
+ep = [e for e in ev if e["event"] == "epoch"]
+assert [e["epoch"] for e in ep] == [int(r["epoch"]) for r in rows] and all(e["epochs"] == 3 for e in ep), ep
+for e, r in zip(ep, rows):
+    for k in ("loss", "accuracy", "val_loss", "val_accuracy", "lr"):
+        assert abs(e[k] - float(r[k])) <= 1e-6 + 1e-5 * abs(float(r[k])), (k, e[k], r[k])
+    assert e["images_per_second"] > 0
+assert [e["event"] for e in ev[len(ep):]] == ["saved", "test"], ev[len(ep):]
+assert 0 <= ev[-1]["accuracy"] <= 1 and math.isfinite(ev[-1]["loss"])
+EOF2
+then pass report_json_progress; else fail report_json_progress "rc=$rc $(head -c 600 "$T/out") $(cat "$T/err")"; fi

@@ -64,7 +64,8 @@ typedef struct {
     gr_tb_writer *tb;        /* --tensorboard, or NULL */
     char history[4200];      /* DIR/history.csv */
     double t0, images, seconds;
-    int n_train;
+    int n_train, epochs;
+    bool json;               /* --json: epoch events as JSON lines on stdout */
     bool tb_failed;
     gr_error tb_err;
 } cli_run;
@@ -87,6 +88,9 @@ int cli_run_begin(cli_run *r, const char *report_dir, const char *tb_dir, bool k
                   char **argv, gr_error *err);
 /* gr_fit_opts.on_epoch (ctx = the cli_run): TensorBoard scalars, img/s. */
 void cli_run_on_epoch(const gr_epoch_log *e, void *ctx);
+/* With --json: prints {"event": event, key: value[, "loss", "accuracy"]} (NaN: left out). */
+void cli_run_event(const cli_run *r, const char *event, const char *key, const char *value, double loss,
+                   double accuracy);
 int cli_run_train_info(cli_run *r, const cli_run_train *t, gr_error *err);
 int cli_run_probe(cli_run *r, const gr_probe_row *rows, int n, int chosen, gr_error *err);
 int cli_run_eval(cli_run *r, const gr_model *m, const gr_dataset *ds, const char *src, const gr_eval_result *res,

@@ -49,11 +49,52 @@ int cli_run_begin(cli_run *r, const char *report_dir, const char *tb_dir, bool k
     return 0;
 }
 
+/* Adds key: v to o when v is finite. */
+static void add_num(json_object *o, const char *key, double v) {
+    if (isfinite(v)) json_object_object_add(o, key, json_object_new_double(v));
+}
+
+static void print_event(json_object *o) {
+    if (!o) return;
+    const char *txt = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+    if (txt) printf("%s\n", txt);
+    fflush(stdout);
+    json_object_put(o);
+}
+
+void cli_run_event(const cli_run *r, const char *event, const char *key, const char *value, double loss,
+                   double accuracy) {
+    if (!r->json) return;
+    json_object *o = json_object_new_object();
+    if (!o) return;
+    json_object_object_add(o, "event", json_object_new_string(event));
+    if (key && value) json_object_object_add(o, key, json_object_new_string(value));
+    add_num(o, "loss", loss);
+    add_num(o, "accuracy", accuracy);
+    print_event(o);
+}
+
 void cli_run_on_epoch(const gr_epoch_log *e, void *ctx) {
     cli_run *r = ctx;
     if (e->seconds > 0) {
         r->images += r->n_train;
         r->seconds += e->seconds;
+    }
+    if (r->json) {
+        json_object *o = json_object_new_object();
+        if (o) {
+            json_object_object_add(o, "event", json_object_new_string("epoch"));
+            json_object_object_add(o, "epoch", json_object_new_int(e->epoch));
+            json_object_object_add(o, "epochs", json_object_new_int(r->epochs));
+            add_num(o, "loss", e->loss);
+            add_num(o, "accuracy", e->accuracy);
+            add_num(o, "val_loss", e->val_loss);
+            add_num(o, "val_accuracy", e->val_accuracy);
+            add_num(o, "lr", e->lr);
+            add_num(o, "seconds", e->seconds);
+            add_num(o, "images_per_second", e->seconds > 0 ? r->n_train / e->seconds : NAN);
+            print_event(o);
+        }
     }
     if (!r->tb || r->tb_failed) return;
     const char *tags[6] = {"loss", "accuracy", "val_loss", "val_accuracy", "lr", "images_per_second"};
@@ -121,6 +162,7 @@ static int copy_file(const char *src, const char *dst, gr_error *err) {
 int cli_run_finish(cli_run *r, const char *log_csv, bool interrupted, bool quiet, gr_error *err) {
     if (r->tb_failed) { *err = r->tb_err; return -1; }
     if (r->tb && !quiet) printf("tensorboard: %s\n", gr_tb_path(r->tb));
+    if (r->tb) cli_run_event(r, "tensorboard", "path", gr_tb_path(r->tb), NAN, NAN);
     if (!r->run) return 0;
     struct rusage ru;
     json_object *run = r->run;
@@ -136,6 +178,9 @@ int cli_run_finish(cli_run *r, const char *log_csv, bool interrupted, bool quiet
         return -1;
     if (gr_report_save(r->dir, run, err) != GR_OK || gr_report_build(r->dir, err) != GR_OK) return -1;
     if (!quiet) printf("report: %s/index.html\n", r->dir);
+    char page[4300];
+    snprintf(page, sizeof page, "%s/index.html", r->dir);
+    cli_run_event(r, "report", "path", page, NAN, NAN);
     return 0;
 }
 

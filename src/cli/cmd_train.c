@@ -96,6 +96,8 @@ static void usage(FILE *f) {
 "  --keep best           end with the weights of the best epoch (val_accuracy, else loss)\n"
 "output:\n"
 "  --out MODEL [model.gft]   --log FILE.csv   --quiet\n"
+"  --json                one JSON object per line on stdout instead of the text: an \"epoch\" event per\n"
+"                        epoch (loss, accuracy, val_*, lr, seconds, images_per_second), then \"saved\", \"test\"\n"
 "  --report DIR          write the run's record and an HTML report (DIR/index.html: curves, confusion\n"
 "                        matrix, most confused images, layers); graft report DIR rebuilds it\n"
 "  --tensorboard DIR     per-epoch scalars (loss, accuracy, val_*, lr, images/s) as a TensorBoard event file\n"
@@ -107,7 +109,7 @@ typedef struct {
     const char *base, *weights, *from, *cut, *head, *data, *val, *test, *out, *log, *ckpt;
     const char *format, *labels, *prep, *optimizer, *loss, *resume, *keep, *unfreeze, *schedule, *monitor;
     const char *report, *tensorboard;
-    int h, w, epochs, batch, threads, quiet, no_cache, augment, nesterov, no_standardize, lr_auto;
+    int h, w, epochs, batch, threads, quiet, json, no_cache, augment, nesterov, no_standardize, lr_auto;
     int decay_given;         /* --decay on the command line: Keras' inverse-time schedule by default */
     int skip_bad, crop, bn_train, lr_step, patience;
     float lr, decay, momentum, val_split, smoothing, weight_decay, base_lr_mult, lr_gamma, warmup;
@@ -176,6 +178,7 @@ static int parse(int argc, char **argv, train_args *t) {
         else if (!strcmp(a, "--no-cache")) t->no_cache = 1;
         else if (!strcmp(a, "--augment")) t->augment = 1;
         else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) t->quiet = 1;
+        else if (!strcmp(a, "--json")) t->json = t->quiet = 1;
         else if (!strcmp(a, "--input-size")) {
             NEED_VALUE();
             if (cli_parse_size(argv[++i], &t->h, &t->w)) return cli_failf("--input-size '%s': expected HxW, e.g. 64x64", argv[i]);
@@ -314,6 +317,8 @@ int cmd_train(int argc, char **argv) {
     int h = t.h, w = t.w;
     cli_run rep;
     if (cli_run_begin(&rep, t.report, t.tensorboard, false, argc, argv, &err)) goto fail;
+    rep.json = t.json;
+    rep.epochs = t.epochs;
 
     {   /* fail before any training when --out's directory cannot be written */
         char d[4096];
@@ -584,10 +589,12 @@ int cmd_train(int argc, char **argv) {
     if (gr_model_save(m, t.out, config, &err) != GR_OK) goto fail;
     if (!t.ckpt) unlink(ckpt);   /* the default checkpoint is only for interruptions */
     if (!t.quiet) printf("saved %s\n", t.out);
+    cli_run_event(&rep, "saved", "model", t.out, NAN, NAN);
     if (test) {
         gr_eval_result r;
         if (gr_evaluate(m, test, NULL, 0, t.batch, &r, &err) != GR_OK) goto fail;
-        printf("Test loss: %.4f\nTest accuracy: %.4f\n", r.loss, r.accuracy);
+        if (!t.json) printf("Test loss: %.4f\nTest accuracy: %.4f\n", r.loss, r.accuracy);
+        cli_run_event(&rep, "test", "data", t.test, r.loss, r.accuracy);
         int bad = cli_run_eval(&rep, m, test, t.test, &r, &err);
         gr_eval_result_free(&r);
         if (bad) goto fail;

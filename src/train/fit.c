@@ -54,7 +54,8 @@ static gr_status compute_features(gr_model *m, int upto, const gr_dataset *ds, c
                       : gr_model_run(m, 0, x, got, upto, feat + (size_t)done * F, err);
         done += got;
         if (verbose >= 2)
-            gr_log(GR_LOG_PROGRESS, "%s: %d/%d images, %.0f img/s", what, done, n, done / (now_s() - t0));
+            gr_log(GR_LOG_PROGRESS, "%s: %d/%d images, %.0f img/s, ETA %.0fs", what, done, n,
+                   done / (now_s() - t0), (now_s() - t0) / done * (n - done));
     }
     if (st == GR_OK && verbose >= 1)
         gr_log(GR_LOG_INFO, "%s: %d images in %.1fs (%.0f img/s)", what, done, now_s() - t0,
