@@ -90,7 +90,8 @@ static void draw_lines(cairo_t *cr, int W, int H, const gr_chart_series *s, int 
         cairo_set_dash(cr, d, 2, 0);
         cairo_move_to(cr, PX(mx[k]), T); cairo_line_to(cr, PX(mx[k]), T + ph); cairo_stroke(cr);
         cairo_set_dash(cr, NULL, 0, 0);
-        text(cr, PX(mx[k]) + (k ? -4 : 4), T + 4 + 14 * k, k ? 1 : 0, 0, ml[k]);
+        bool right = k == 1 || PX(mx[k]) > L + 0.85 * pw;   /* the label inside the frame */
+        text(cr, PX(mx[k]) + (right ? -4 : 4), T + 4 + 14 * k, right ? 1 : 0, 0, ml[k]);
     }
     /* the series */
     cairo_save(cr);

@@ -140,7 +140,7 @@ static const char *CSS =
     ".charts{display:flex;flex-wrap:wrap;gap:8px}.charts img{max-width:100%;height:auto;border:1px solid #eee}"
     ".charts img.half{width:calc(50% - 6px)}"
     ".grid{display:flex;flex-wrap:wrap;gap:8px}.grid figure{margin:0;width:104px;text-align:center;font-size:11px}"
-    ".grid img{width:96px;height:96px;image-rendering:pixelated;border:1px solid #ccc}"
+    ".grid img{width:96px;height:96px;object-fit:contain;image-rendering:pixelated;border:1px solid #ccc;background:#fafafa}"
     "tr.best td{background:#e8f5e9}tr.frozen td{color:#777}.muted{color:#777}"
     ".row{display:flex;flex-wrap:wrap;gap:28px;align-items:flex-start}";
 
