@@ -116,7 +116,7 @@ int cli_run_train_info(cli_run *r, const cli_run_train *t, gr_error *err) {
     json_object_object_add(cfg, "epochs_requested", json_object_new_int(t->epochs));
     json_object_object_add(cfg, "patience", json_object_new_int(t->patience));
     json_object_object_add(cfg, "monitor", json_object_new_string(t->monitor ? t->monitor : "val_accuracy"));
-    json_object_object_add(cfg, "lr", json_object_new_double(t->lr));
+    if (!json_object_object_get_ex(cfg, "lr", NULL)) json_object_object_add(cfg, "lr", json_object_new_double(t->lr));
     gr_status st = gr_report_set(r->run, "train", cfg, err);
     if (st == GR_OK && t->base) st = gr_report_set(r->run, "base", json_object_new_string(t->base), err);
     if (st == GR_OK && t->weights) st = gr_report_set(r->run, "weights", json_object_new_string(t->weights), err);

@@ -108,8 +108,10 @@ gr_status gr_report_add_model(json_object *run, const gr_model *m, int head_firs
         double mult = !nd->frozen && head_first > 0 && i < head_first && base_lr_mult > 0 ? base_lr_mult : 1.0;
         if (!nd->frozen && ntr > 0) json_object_object_add(l, "lr_mult", json_object_new_double(mult));
     }
-    json_object_object_add(mo, "cut", last_frozen >= 0 ? json_object_new_string(gr_model_layer_name(m, last_frozen))
-                                                       : NULL);
+    /* the cut: the last layer of the base (before the head, which starts at
+     * head_first when fine-tuning), else the end of the frozen prefix      */
+    int cut = head_first > 0 ? head_first - 1 : last_frozen;
+    json_object_object_add(mo, "cut", cut >= 0 ? json_object_new_string(gr_model_layer_name(m, cut)) : NULL);
     json_object *cls = json_object_new_array();
     for (int k = 0; cls && k < gr_model_num_classes(m); k++) {
         const char *nm = gr_model_class_name(m, k);

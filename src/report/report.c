@@ -241,8 +241,11 @@ gr_status gr_report_build(const char *dir, gr_error *err) {
     if (train) {
         json_object *aug = jget(train, "augment");
         kv(f, "augmentation", "%s", aug && json_object_get_boolean(aug) ? "random crop (pad 4) + horizontal flip" : "none");
-        kv(f, "optimizer", "%s, lr %g, schedule %s, batch %.0f", jstr(train, "optimizer") ? jstr(train, "optimizer") : "?",
-           jnum(train, "lr"), jstr(train, "lr_schedule") ? jstr(train, "lr_schedule") : "?", jnum(train, "batch"));
+        char lr[32];
+        if (jstr(train, "lr")) snprintf(lr, sizeof lr, "%s", jstr(train, "lr"));   /* "auto" */
+        else snprintf(lr, sizeof lr, "%g", jnum(train, "lr"));
+        kv(f, "optimizer", "%s, lr %s, schedule %s, batch %.0f", jstr(train, "optimizer") ? jstr(train, "optimizer") : "?",
+           lr, jstr(train, "lr_schedule") ? jstr(train, "lr_schedule") : "?", jnum(train, "batch"));
         kv(f, "seed", "%.0f", jnum(train, "seed"));
         kv(f, "epochs", "%d of %.0f%s", h.n, req, stopped ? " (early stopping)" : jget(run, "interrupted") ? " (interrupted)" : "");
         if (best >= 0)

@@ -32,7 +32,8 @@ gr_status gr_report_set(json_object *run, const char *key, json_object *val, gr_
 
 /* run["model"]: input size, preprocessing, class names, parameter counts and
  * the layers table (name, op, output shape, parameters, frozen, lr multiplier:
- * base_lr_mult for trainable nodes below head_first when head_first > 0).  */
+ * base_lr_mult for trainable nodes below head_first when head_first > 0;
+ * the cut is node head_first - 1 then, else the last frozen node).         */
 gr_status gr_report_add_model(json_object *run, const gr_model *m, int head_first, float base_lr_mult,
                               gr_error *err);
 
