@@ -58,7 +58,7 @@ LIB_SRC  := $(shell find src -name '*.c' -not -path 'src/cli/*' | sort)
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 EX_SRC   := $(sort $(wildcard examples/*.c))
-COMMANDS := fetch info extract predict train eval probe
+COMMANDS := fetch info extract predict train eval probe report
 
 # $(call objs,DIR,SOURCES)
 objs = $(patsubst %.c,$(1)/obj/%.o,$(2))
@@ -255,3 +255,26 @@ fuzz-regress: $(B)/fuzz/.built
 bench-peers: deps-test $(B)/graft
 	@B=$(B) bench/peers.sh
 .PHONY: bench-peers
+# ---- generated code: TensorBoard's event messages (src/report/tb_event.proto, protoc-c) ----
+# generated once into $(B)/gen (a pattern rule: one protoc-c run makes both files);
+# both builds compile it into their libgraft (not graft's own code: no -Werror)
+$(B)/gen/%.pb-c.c $(B)/gen/%.pb-c.h: src/report/%.proto | $(B)/config.mk
+	@mkdir -p $(B)/gen
+	@echo "PROTOC-C $<"; protoc-c --proto_path=src/report --c_out=$(B)/gen $<
+$(B)/obj/gen/%.o: $(B)/gen/%.c | $(B)/config.mk
+	@mkdir -p $(dir $@)
+	@echo "CC $<"; $(CC) $(GR_CFLAGS) $(CFLAGS) -I$(B)/gen -c $< -o $@
+$(SB)/obj/gen/%.o: $(B)/gen/%.c | $(B)/config.mk
+	@mkdir -p $(dir $@)
+	@echo "CC(san) $<"; $(CC) $(GR_CFLAGS) $(SAN_CFLAGS) -I$(B)/gen -c $< -o $@
+$(B)/obj/src/report/tb_events.o $(SB)/obj/src/report/tb_events.o: $(B)/gen/tb_event.pb-c.h
+$(B)/obj/src/report/tb_events.o $(SB)/obj/src/report/tb_events.o: GR_CFLAGS += -I$(B)/gen
+$(B)/libgraft.a $(B)/libgraft.so.$(VERSION): $(B)/obj/gen/tb_event.pb-c.o
+$(SB)/libgraft.a: $(SB)/obj/gen/tb_event.pb-c.o
+# the fuzzing build (clang) links the same generated code
+$(FB)/obj/gen/%.o: $(B)/gen/%.c | $(B)/config.mk
+	@mkdir -p $(dir $@)
+	@echo "CC(fuzz) $<"; $(FUZZ_CC) $(GR_CFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -I$(B)/gen -c $< -o $@
+$(FB)/obj/src/report/tb_events.o: $(B)/gen/tb_event.pb-c.h
+$(FB)/obj/src/report/tb_events.o: GR_CFLAGS += -I$(B)/gen
+$(FB)/libgraft.a: $(FB)/obj/gen/tb_event.pb-c.o

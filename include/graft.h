@@ -648,6 +648,9 @@ typedef struct {
     bool monitor_loss;       /* best/early stopping by val_loss (default val_accuracy) */
     int head_first;          /* see gr_trainer_opts (0 = no discriminative rates) */
     float base_lr_mult;
+    /* called after each epoch's figures are known (TensorBoard, progress events), or NULL */
+    void (*on_epoch)(const gr_epoch_log *e, void *ctx);
+    void *on_epoch_ctx;
 } gr_fit_opts;
 
 /* Trains the model's trainable layers (those after the frozen prefix set by
@@ -666,7 +669,9 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
 typedef struct {
     double loss, accuracy, top5;
     int n, n_classes;
-    int64_t *confusion;
+    int64_t *confusion;      /* [n_classes][n_classes], rows = true class */
+    int *label, *pred;       /* per sample, in the order evaluated: true and predicted class */
+    float *prob;             /* per sample: the predicted class's probability */
 } gr_eval_result;
 
 gr_status gr_evaluate(gr_model *m, const gr_dataset *ds, const int *idx, int n, int batch,

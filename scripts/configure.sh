@@ -11,7 +11,8 @@ command -v "$CC" >/dev/null || missing+=("build-essential (a C compiler: $CC)")
 # pkg-config module -> Debian package
 mods=(hdf5:libhdf5-dev libpng:libpng-dev libjpeg:libjpeg62-turbo-dev libcurl:libcurl4-openssl-dev
       json-c:libjson-c-dev libarchive:libarchive-dev zlib:zlib1g-dev libcrypto:libssl-dev
-      openblas:libopenblas-dev)
+      openblas:libopenblas-dev cairo:libcairo2-dev libprotobuf-c:libprotobuf-c-dev)
+command -v protoc-c >/dev/null || missing+=("protobuf-c-compiler (protoc-c: TensorBoard's event messages)")
 have=()
 if command -v pkg-config >/dev/null; then
     for m in "${mods[@]}"; do

@@ -88,7 +88,9 @@ bad=""
 if [ -z "$bad" ] && "$PY" - "$T" <<'EOF'
 import json, sys
 t = sys.argv[1]
-tr = json.load(open(t + "/train.json")); ev = json.load(open(t + "/eval.json"))
+lines = [json.loads(l) for l in open(t + "/train.json")]   # train --json: JSON lines, the result last
+tr = lines[-1]; assert tr["event"] == "result" and all(l["event"] == "epoch" for l in lines[:-3]), lines
+ev = json.load(open(t + "/eval.json"))
 info = json.load(open(t + "/info.json")); ib = json.load(open(t + "/infob.json"))
 ex = json.load(open(t + "/extract.json"))
 assert tr["out"].endswith("m.gft") and tr["epochs"] == 1 and abs(tr["test_loss"] - ev["loss"]) < 1e-5, (tr, ev["loss"])

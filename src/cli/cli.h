@@ -4,6 +4,7 @@
 #define GRAFT_CLI_H
 #include <stdio.h>
 #include "graft.h"
+#include "report/report.h"
 
 /* Each subcommand: argv[0] is the subcommand's name.  Returns the exit code. */
 int cmd_info(int argc, char **argv);
@@ -13,6 +14,7 @@ int cmd_fetch(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_probe(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 /* Exit codes: 0 success, 1 a runtime error (a file missing or bad, a
  * failed run), 2 a usage error (an unknown option, a bad or missing value). */
@@ -162,5 +164,47 @@ void cli_stop_end(cli_stop *s);
 
 /* Exit status of a run stopped by SIGINT/SIGTERM (128 + SIGINT, as shells). */
 #define CLI_EXIT_INTERRUPTED 130
+/* --report DIR / --tensorboard DIR of train and eval (cmd_report.c). */
+typedef struct {
+    const char *dir;         /* --report DIR, or NULL */
+    json_object *run;        /* the run record (NULL without --report) */
+    gr_tb_writer *tb;        /* --tensorboard, or NULL */
+    char history[4200];      /* DIR/history.csv */
+    double t0, images, seconds;
+    int n_train, epochs;
+    bool json;               /* --json: epoch events as JSON lines on stdout */
+    bool tb_failed;
+    gr_error tb_err;
+} cli_run;
+
+/* What a train run records (cli_run_train_info). */
+typedef struct {
+    const gr_model *model;
+    const char *base, *weights, *model_file, *config_json, *monitor;
+    int epochs, patience, head_first;
+    float lr, base_lr_mult;
+    const gr_dataset *train, *val, *test;
+    const char *train_src, *val_src, *test_src;
+    const int *tr_idx, *va_idx;
+    int n_tr, n_va;
+} cli_run_train;
+
+/* Starts the record: creates DIR (and the TensorBoard file).  keep_existing:
+ * an eval adds to DIR/run.json when a train run left one.  0 ok, -1 + *err. */
+int cli_run_begin(cli_run *r, const char *report_dir, const char *tb_dir, bool keep_existing, int argc,
+                  char **argv, gr_error *err);
+/* gr_fit_opts.on_epoch (ctx = the cli_run): TensorBoard scalars, img/s. */
+void cli_run_on_epoch(const gr_epoch_log *e, void *ctx);
+/* With --json: prints {"event": event, key: value[, "loss", "accuracy"]} (NaN: left out). */
+void cli_run_event(const cli_run *r, const char *event, const char *key, const char *value, double loss,
+                   double accuracy);
+int cli_run_train_info(cli_run *r, const cli_run_train *t, gr_error *err);
+int cli_run_probe(cli_run *r, const gr_probe_row *rows, int n, int chosen, gr_error *err);
+int cli_run_eval(cli_run *r, const gr_model *m, const gr_dataset *ds, const char *src, const gr_eval_result *res,
+                 gr_error *err);
+/* Wall time, peak RSS, img/s; copies log_csv (when not DIR/history.csv) in;
+ * writes DIR/run.json and builds DIR/index.html.  0 ok, -1 + *err.        */
+int cli_run_finish(cli_run *r, const char *log_csv, bool interrupted, bool quiet, gr_error *err);
+void cli_run_free(cli_run *r);
 
 #endif

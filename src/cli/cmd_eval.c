@@ -17,13 +17,16 @@ static void usage(FILE *f) {
 "(see graft info MODEL).\n"
 "\n"
 "  --batch N [32]   --threads N [cores]   --json (one JSON object on stdout)\n"
-"  --quiet               print the scores only (no per-class table, no confusion matrix)\n");
+"  --quiet               print the scores only (no per-class table, no confusion matrix)\n"
+"  --report DIR          write the results and an HTML report into DIR (confusion matrix, per-class\n"
+"                        precision/recall/F1, the most confused images); added to a train run's report\n"
+"                        when DIR holds one\n");
     cli_data_help(f, CLI_DATA_ALL);
     fprintf(f, "  (CIFAR: --split [test]; --input-size must match the model's own input)\n");
 }
 
 int cmd_eval(int argc, char **argv) {
-    const char *model = NULL, *data = NULL;
+    const char *model = NULL, *data = NULL, *report = NULL;
     int batch = 32, threads = 0, json = 0, quiet = 0;
     cli_data_opts d = {0};
     for (int i = 1; i < argc; i++) {
@@ -34,12 +37,14 @@ int cmd_eval(int argc, char **argv) {
         int dr = cli_data_option(argc, argv, &i, CLI_DATA_ALL, "eval", &d);
         if (dr == 1) continue;
         if (dr) return dr;
-        if (strcmp(a, "--model") && strcmp(a, "--data") && strcmp(a, "--batch") && strcmp(a, "--threads"))
+        if (strcmp(a, "--model") && strcmp(a, "--data") && strcmp(a, "--batch") && strcmp(a, "--threads") &&
+            strcmp(a, "--report"))
             return cli_usage("unknown option '%s' (see graft eval --help)", a);
         if (i + 1 >= argc) return cli_usage("%s needs a value (see graft eval --help)", a);
         const char *v = argv[++i];
         if (!strcmp(a, "--model")) model = v;
         else if (!strcmp(a, "--data")) data = v;
+        else if (!strcmp(a, "--report")) report = v;
         else if (!strcmp(a, "--batch")) { if (cli_parse_int(v, &batch) || batch <= 0) return cli_usage("--batch '%s': expected a positive integer", v); }
         else if (cli_parse_int(v, &threads) || threads < 0) return cli_usage("--threads '%s': expected a non-negative integer", v);
     }
@@ -49,8 +54,10 @@ int cmd_eval(int argc, char **argv) {
     gr_dataset *ds = NULL;
     gr_eval_result r = {0};
     int rc = 1;
+    cli_run rep;
+    if (cli_run_begin(&rep, report, NULL, true, argc, argv, &err)) { cli_run_free(&rep); return cli_fail(&err); }
     gr_model *m = gr_model_load(model, &err);
-    if (!m) return cli_fail(&err);
+    if (!m) { cli_run_free(&rep); return cli_fail(&err); }
     int h, w, c;
     gr_model_layer_shape(m, -1, &h, &w, &c);
     if (d.h && (d.h != h || d.w != w)) {
@@ -65,6 +72,15 @@ int cmd_eval(int argc, char **argv) {
         gr_error_prefix(&err, "%s on %s", model, data);
         goto fail;
     }
+    if (rep.run) {
+        json_object *mf = NULL;
+        if (!json_object_object_get_ex(rep.run, "model_file", &mf) &&
+            gr_report_set(rep.run, "model_file", json_object_new_string(model), &err) != GR_OK) goto fail;
+        if (!json_object_object_get_ex(rep.run, "model", &mf) && gr_report_add_model(rep.run, m, 0, 0, &err) != GR_OK)
+            goto fail;
+        if (gr_report_add_data(rep.run, "evaluation", data, ds, NULL, 0, &err) != GR_OK) goto fail;
+    }
+    if (cli_run_eval(&rep, m, ds, data, &r, &err) || cli_run_finish(&rep, NULL, false, json || quiet, &err)) goto fail;
     int C = r.n_classes;
     bool top5 = C > 5;   /* with 5 classes or fewer every image is a top-5 hit: not a measure */
     if (json) {
@@ -131,6 +147,7 @@ done:
 fail:
     rc = cli_fail(&err);
 out:
+    cli_run_free(&rep);
     gr_eval_result_free(&r);
     gr_dataset_free(ds);
     gr_model_free(m);

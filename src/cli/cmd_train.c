@@ -70,7 +70,13 @@ static void usage(FILE *f) {
 "  --lr auto             pick the learning rate with a range test on the cached features\n"
 "  --keep best           end with the weights of the best epoch (val_accuracy, else loss)\n"
 "output:\n"
-"  --out MODEL [model.gft]   --log FILE.csv   --quiet   --json (a JSON summary on stdout; implies --quiet)\n"
+"  --out MODEL [model.gft]   --log FILE.csv   --quiet\n"
+"  --json                one JSON object per line on stdout instead of the text: an \"epoch\" event per\n"
+"                        epoch (loss, accuracy, val_*, lr, seconds, images_per_second), then \"saved\",\n"
+"                        \"test\" (with --test) and last \"result\" (out, epochs, classes, samples, test_*)\n"
+"  --report DIR          write the run's record and an HTML report (DIR/index.html: curves, confusion\n"
+"                        matrix, most confused images, layers); graft report DIR rebuilds it\n"
+"  --tensorboard DIR     per-epoch scalars (loss, accuracy, val_*, lr, images/s) as a TensorBoard event file\n"
 "  --checkpoint FILE     written after every epoch and on SIGINT/SIGTERM  [MODEL.ckpt, removed at the end]\n"
 "  --resume CKPT         continue a run from its checkpoint (bit-exact): the model, the recipe and\n"
 "                        the training settings come from it; --epochs may extend the run\n"
@@ -84,6 +90,7 @@ static void usage(FILE *f) {
 typedef struct {
     const char *base, *weights, *from, *cut, *head, *data, *val, *test, *out, *log, *ckpt;
     const char *optimizer, *loss, *resume, *keep, *unfreeze, *schedule, *monitor;
+    const char *report, *tensorboard;
     cli_data_opts d;         /* --format, --labels, --split, --skip-bad, --input-size, the recipe */
     int h, w, epochs, batch, threads, quiet, json, no_cache, augment, nesterov, no_standardize, lr_auto;
     int decay_given;         /* --decay on the command line: Keras' inverse-time schedule by default */
@@ -171,6 +178,8 @@ static int parse(int argc, char **argv, train_args *t, json_object *cfg) {
         else if (!strcmp(a, "--test")) sv = &t->test;
         else if (!strcmp(a, "--out")) sv = &t->out;
         else if (!strcmp(a, "--log")) sv = &t->log;
+        else if (!strcmp(a, "--report")) sv = &t->report;
+        else if (!strcmp(a, "--tensorboard")) sv = &t->tensorboard;
         else if (!strcmp(a, "--checkpoint")) sv = &t->ckpt;
         else if (!strcmp(a, "--optimizer")) sv = &t->optimizer;
         else if (!strcmp(a, "--loss")) sv = &t->loss;
@@ -378,6 +387,7 @@ int cmd_train(int argc, char **argv) {
     int *tr_idx = NULL, *va_idx = NULL, n_tr = 0, n_va = 0, rc = 1;
     gr_recipe recipe = {0};
     int h = t.h, w = t.w, base_h = 0, base_w = 0;   /* the network's own size */
+    cli_run rep = {0};
 
     /* the outputs: checked against the inputs and locked before any work */
     char ckpt[4200];
@@ -398,6 +408,9 @@ int cmd_train(int argc, char **argv) {
             return orc;
         }
     }
+    if (cli_run_begin(&rep, t.report, t.tensorboard, false, argc, argv, &err)) goto fail;
+    rep.json = t.json;
+    rep.epochs = t.epochs;
     cli_stop stop = {0};
     char base_list[4096], weights_list[4096];
     if (t.base && strchr(t.base, ',')) {   /* several bases: the probe picks one */
@@ -474,6 +487,7 @@ int cmd_train(int argc, char **argv) {
                 printf("--cut auto: '%s' (best 5-fold ridge probe accuracy; default cut '%s')\n",
                        gr_model_layer_name(m, best), gr_model_layer_name(m, cut));
             }
+            if (pst == GR_OK && cli_run_probe(&rep, rows, nc, best, &err)) pst = err.code;
             free(rows);
             if (pst != GR_OK) goto fail;
             cut = best;
@@ -654,6 +668,15 @@ int cmd_train(int argc, char **argv) {
     if (strcmp(t.optimizer, "sgd") && !strcmp(t.schedule, "inverse-time")) fo.optim.decay = t.decay;
     if (va_idx) { fo.val = train; fo.val_idx = va_idx; fo.n_val = n_va; }
     else if (val) fo.val = val;
+    fo.on_epoch = cli_run_on_epoch;
+    fo.on_epoch_ctx = &rep;
+    if (!fo.log_csv && rep.run) fo.log_csv = rep.history;
+    if (cli_run_train_info(&rep, &(cli_run_train){.model = m, .base = t.base, .weights = t.from ? NULL : t.weights,
+            .model_file = t.out, .config_json = config, .monitor = t.monitor, .epochs = t.epochs,
+            .patience = t.patience, .head_first = head_first, .lr = t.lr, .base_lr_mult = t.base_lr_mult,
+            .train = train, .val = va_idx ? train : val, .test = test, .train_src = t.data,
+            .val_src = va_idx ? t.data : t.val, .test_src = t.test, .tr_idx = tr_idx, .va_idx = va_idx,
+            .n_tr = n_tr, .n_va = n_va}, &err)) goto fail;
     cli_stop_start(&stop, &outs);
     fo.stop = stop.flag;
     gr_status st = gr_fit(m, train, tr_idx, n_tr, &fo, &err);
@@ -668,6 +691,7 @@ int cmd_train(int argc, char **argv) {
             fprintf(stderr, "graft: no checkpoint yet (stopped before the first training step): run the same "
                     "command again to start over\n");
         }
+        if (cli_run_finish(&rep, fo.log_csv, true, t.quiet, &err)) cli_fail(&err);
         rc = CLI_EXIT_INTERRUPTED;
         goto out;
     }
@@ -675,17 +699,32 @@ int cmd_train(int argc, char **argv) {
     if (gr_model_save(m, t.out, config, &err) != GR_OK) goto fail;
     if (!t.ckpt) unlink(ckpt);   /* the default checkpoint (or the one resumed) is only for interruptions */
     if (!t.quiet) printf("saved %s\n", t.out);
+    cli_run_event(&rep, "saved", "model", t.out, NAN, NAN);
     gr_eval_result r = {0};
     if (test) {
         if (gr_evaluate(m, test, NULL, 0, t.batch, &r, &err) != GR_OK) goto fail;
         if (!t.json) printf("Test loss: %.4f\nTest accuracy: %.4f\n", r.loss, r.accuracy);
+        cli_run_event(&rep, "test", "data", t.test, r.loss, r.accuracy);
+        if (cli_run_eval(&rep, m, test, t.test, &r, &err)) {
+            gr_eval_result_free(&r);
+            goto fail;
+        }
     }
-    if (t.json) {
-        printf("{\"out\": ");
+    if (cli_run_finish(&rep, fo.log_csv, false, t.quiet, &err)) {
+        gr_eval_result_free(&r);
+        goto fail;
+    }
+    if (t.json) {   /* the last line: the run's result */
+        printf("{\"event\": \"result\", \"out\": ");
         cli_json_string(t.out);
         printf(", \"epochs\": %d, \"classes\": %d, \"samples\": %d", t.epochs, classes,
                tr_idx ? n_tr : gr_dataset_count(train));
-        if (test) printf(", \"test_loss\": %.6f, \"test_accuracy\": %.6f", r.loss, r.accuracy);
+        if (test) {
+            printf(", \"test_loss\": ");
+            cli_json_number(r.loss);
+            printf(", \"test_accuracy\": ");
+            cli_json_number(r.accuracy);
+        }
         printf("}\n");
     }
     gr_eval_result_free(&r);
@@ -696,6 +735,7 @@ fail:
 out:
     cli_outputs_release(&outs);
     json_object_put(resume_cfg);
+    cli_run_free(&rep);
     free(tr_idx);
     free(va_idx);
     gr_dataset_free(train);

@@ -18,6 +18,7 @@ static const struct {
     {"predict", cmd_predict, "classify images with a network and print the top classes"},
     {"train", cmd_train, "train a new head on a frozen pretrained base"},
     {"eval", cmd_eval, "evaluate a trained model on a dataset"},
+    {"report", cmd_report, "rebuild a run's HTML report (graft train/eval --report DIR) from its record"},
     {"probe", cmd_probe, "score bases and cuts by how well their features transfer (linear probe, LogME)"},
 };
 #define NCMD (int)(sizeof commands / sizeof commands[0])

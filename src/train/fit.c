@@ -64,7 +64,8 @@ static gr_status compute_features(gr_model *m, int upto, const gr_dataset *ds, c
             st = gr_error_set(err, GR_ERR_INTERRUPTED, "interrupted during the %s pass (%d of %d images done)",
                               what, done, n);
         if (verbose >= 2)
-            gr_log(GR_LOG_PROGRESS, "%s: %d/%d images, %.0f img/s", what, done, n, done / (now_s() - t0));
+            gr_log(GR_LOG_PROGRESS, "%s: %d/%d images, %.0f img/s, ETA %.0fs", what, done, n,
+                   done / (now_s() - t0), (now_s() - t0) / done * (n - done));
     }
     if (st == GR_OK && verbose >= 1)
         gr_log(GR_LOG_INFO, "%s: %d images in %.1fs (%.0f img/s)", what, done, now_s() - t0,
@@ -690,6 +691,7 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
         }
         if (o.history) o.history[ep] = e;
         last_epoch = ep + 1;
+        if (o.on_epoch) o.on_epoch(&e, o.on_epoch_ctx);
         double score = n_val > 0 ? (o.monitor_loss ? -e.val_loss : e.val_accuracy) : -e.loss;
         if (score > best_score) {
             best_score = score;
@@ -748,8 +750,11 @@ gr_status gr_evaluate(gr_model *m, const gr_dataset *ds, const int *idx, int n, 
     float *p = gr_malloc((size_t)batch * C * sizeof(float), err);
     int *lab = gr_malloc((size_t)batch * sizeof(int), err);
     res->confusion = gr_calloc((size_t)C * C, sizeof(int64_t), err);
+    res->label = gr_malloc((size_t)(n > 0 ? n : 1) * sizeof(int), err);
+    res->pred = gr_malloc((size_t)(n > 0 ? n : 1) * sizeof(int), err);
+    res->prob = gr_malloc((size_t)(n > 0 ? n : 1) * sizeof(float), err);
     res->n_classes = C;
-    gr_status st = (x && p && lab && res->confusion) ? GR_OK : GR_ERR_NOMEM;
+    gr_status st = (x && p && lab && res->confusion && res->label && res->pred && res->prob) ? GR_OK : GR_ERR_NOMEM;
     double l = 0;
     int64_t c1 = 0, c5 = 0;
     int done = 0, got = 0;
@@ -762,11 +767,14 @@ gr_status gr_evaluate(gr_model *m, const gr_dataset *ds, const int *idx, int n, 
         l += gr_cross_entropy(p, lab, got, C, 0, &a, &a5);
         c1 += a;
         c5 += a5;
-        for (int i = 0; i < got; i++) {
+        for (int i = 0; i < got && done + i < n; i++) {
             int best = 0;
             for (int k = 1; k < C; k++)
                 if (p[(size_t)i * C + k] > p[(size_t)i * C + best]) best = k;
             res->confusion[(size_t)lab[i] * C + best]++;
+            res->label[done + i] = lab[i];
+            res->pred[done + i] = best;
+            res->prob[done + i] = p[(size_t)i * C + best];
         }
         done += got;
     }
@@ -782,5 +790,10 @@ gr_status gr_evaluate(gr_model *m, const gr_dataset *ds, const int *idx, int n, 
 
 void gr_eval_result_free(gr_eval_result *res) {
     free(res->confusion);
+    free(res->label);
+    free(res->pred);
+    free(res->prob);
     res->confusion = NULL;
+    res->label = res->pred = NULL;
+    res->prob = NULL;
 }
