@@ -256,7 +256,8 @@ gr_preprocess gr_model_preprocess(const gr_model *m);
 /* Prints a Keras-summary()-like table (name, op, output shape, params). */
 void gr_model_summary(const gr_model *m, void *FILE_out);
 
-/* Number of compute threads (0 = number of cores).  Sets the process's one
+/* Number of compute threads (0 = number of cores; under mpirun, the cores
+ * over the ranks on this node: OMPI_COMM_WORLD_LOCAL_SIZE).  Sets the process's one
  * thread pool (OpenMP, shared with oneDNN).                                 */
 void gr_set_threads(int n);
 int gr_get_threads(void);
@@ -589,6 +590,10 @@ typedef struct {
     bool monitor_loss;       /* best/early stopping by val_loss (default val_accuracy) */
     int head_first;          /* see gr_trainer_opts (0 = no discriminative rates) */
     float base_lr_mult;
+    bool distributed;        /* in an MPI build (make MPI=1) running on several ranks: data
+                              * parallel over MPI_COMM_WORLD (every rank calls gr_fit with the
+                              * same arguments; batch is the global batch; rank 0 reports and
+                              * writes log_csv and checkpoints).  Ignored on one process. */
 } gr_fit_opts;
 
 /* Trains the model's trainable layers (those after the frozen prefix set by

@@ -7,7 +7,8 @@ build_pkgs=(build-essential pkg-config libdnnl-dev libhdf5-dev libpng-dev libjpe
             libopenblas-dev   # libopenblas-dev: BLAS + LAPACK (dsyevd) for graft probe
             help2man)         # help2man: the man pages, from the text of --help
 test_pkgs=(python3 python3-torch python3-torchvision python3-h5py python3-numpy
-           darknet time qemu-user)   # darknet: its cfgs in /usr/share/darknet/cfg for tests/test_darknet.c, and a peer for gen_darknet.py; time: /usr/bin/time -v for bench/bench_recipe.sh
+           darknet time qemu-user   # darknet: its cfgs in /usr/share/darknet/cfg for tests/test_darknet.c, and a peer for gen_darknet.py; time: /usr/bin/time -v for bench/bench_recipe.sh
+           openmpi-bin libopenmpi-dev)   # Open MPI: make test builds $(B)-mpi/ (make MPI=1) for tests/test_mpi.sh
 want=("${build_pkgs[@]}")
 case "${1:-all}" in
   build) ;;

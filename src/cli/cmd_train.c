@@ -11,6 +11,7 @@
 #include <json.h>
 #include <unistd.h>
 #include "cli.h"
+#include "dist/dist.h"
 
 static volatile int stop_flag = 0;   /* set on SIGINT/SIGTERM: finish the batch, checkpoint */
 
@@ -97,7 +98,10 @@ static void usage(FILE *f) {
 "output:\n"
 "  --out MODEL [model.gft]   --log FILE.csv   --quiet\n"
 "  --checkpoint FILE     written after every epoch and on SIGINT/SIGTERM  [MODEL.ckpt, removed at the end]\n"
-"  --resume CKPT         continue a run from its checkpoint (bit-exact; same settings required)\n");
+"  --resume CKPT         continue a run from its checkpoint (bit-exact; same settings required)\n"
+"several processes (an MPI build, make MPI=1):  mpirun -np N graft train ...\n"
+"                        data parallel: --batch is the global batch, split over the ranks; each\n"
+"                        rank uses cores/ranks-on-its-node threads; rank 0 prints and writes\n");
 }
 
 typedef struct {
@@ -313,7 +317,7 @@ int cmd_train(int argc, char **argv) {
         char *sl = strrchr(d, '/');
         if (!sl) snprintf(d, sizeof d, ".");
         else sl[sl == d] = 0;
-        if (access(d, W_OK | X_OK) != 0) {
+        if (gr_dist_rank() == 0 && access(d, W_OK | X_OK) != 0) {   /* (rank 0 writes it) */
             gr_error_set(&err, GR_ERR_IO, "%s: cannot write the model into %s: %s", t.out, d, strerror(errno));
             goto fail;
         }
@@ -518,7 +522,8 @@ int cmd_train(int argc, char **argv) {
                       .pad = t.augment ? 4 : 0, .hflip = t.augment, .log_csv = t.log,
                       .verbose = t.quiet ? 0 : 2, .checkpoint = ckpt, .stop = &stop_flag,
                       .resume = t.resume, .reuse_statistics = t.from != NULL, .config_json = config,
-                      .keep_best = t.keep && !strcmp(t.keep, "best"), .lr_auto = t.lr_auto};
+                      .keep_best = t.keep && !strcmp(t.keep, "best"), .lr_auto = t.lr_auto,
+                      .distributed = true};   /* under mpirun (MPI build): data parallel */
     fo.optim = !strcmp(t.optimizer, "sgd")
                    ? gr_sgd((gr_sgd_opts){.lr = t.lr, .decay = t.decay, .momentum = t.momentum, .nesterov = t.nesterov})
                    : (!strcmp(t.optimizer, "adam") ? gr_adam(t.lr) : gr_adamw(t.lr, t.weight_decay));
@@ -562,8 +567,10 @@ int cmd_train(int argc, char **argv) {
         goto out;
     }
     if (st != GR_OK) goto fail;
-    if (gr_model_save(m, t.out, config, &err) != GR_OK) goto fail;
-    if (!t.ckpt) unlink(ckpt);   /* the default checkpoint is only for interruptions */
+    if (gr_dist_rank() == 0) {   /* under mpirun, rank 0 writes */
+        if (gr_model_save(m, t.out, config, &err) != GR_OK) goto fail;
+        if (!t.ckpt) unlink(ckpt);   /* the default checkpoint is only for interruptions */
+    }
     if (!t.quiet) printf("saved %s\n", t.out);
     if (test) {
         gr_eval_result r;

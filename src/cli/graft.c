@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "cli.h"
+#include "dist/dist.h"
 
 static const struct {
     const char *name;
@@ -30,15 +31,22 @@ static void usage(FILE *f) {
     fprintf(f, "\nenvironment: GRAFT_HOME (cache, default ~/.cache/graft), GRAFT_MIRROR (local mirror)\n");
 }
 
+/* Under mpirun with several ranks, an error names its rank. */
+static void error_prefix(void) {
+    fputs("graft: error: ", stderr);
+    if (gr_dist_active()) fprintf(stderr, "rank %d of %d: ", gr_dist_rank(), gr_dist_size());
+}
+
 int cli_fail(const gr_error *err) {
-    fprintf(stderr, "graft: error: %s\n", err && err->msg[0] ? err->msg : "unknown error");
+    error_prefix();
+    fprintf(stderr, "%s\n", err && err->msg[0] ? err->msg : "unknown error");
     return 1;
 }
 
 int cli_failf(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    fputs("graft: error: ", stderr);
+    error_prefix();
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
@@ -63,10 +71,12 @@ static void ensure_passive_wait(char **argv) {
 typedef struct {
     bool tty;    /* stderr is a terminal */
     bool open;   /* a progress line is drawn and not yet ended */
+    int rank;    /* MPI rank (0 without MPI) */
 } cli_log_state;
 
 static void cli_log(void *user, gr_log_level level, const char *msg) {
     cli_log_state *s = user;
+    if (s->rank > 0 && level != GR_LOG_ERROR) return;   /* under mpirun rank 0 reports */
     if (level == GR_LOG_PROGRESS) {
         if (!s->tty) return;
         fprintf(stderr, "\r%s\033[K", msg);
@@ -88,7 +98,7 @@ static void cli_log(void *user, gr_log_level level, const char *msg) {
 }
 
 static int run_command(int i, int argc, char **argv) {
-    cli_log_state log_state = {.tty = isatty(2) == 1};
+    cli_log_state log_state = {.tty = isatty(2) == 1, .rank = gr_dist_rank()};
     gr_set_log(cli_log, &log_state);
     int rc = commands[i].run(argc, argv);
     if (log_state.open) fputc('\n', stderr);
@@ -96,8 +106,7 @@ static int run_command(int i, int argc, char **argv) {
     return rc;
 }
 
-int main(int argc, char **argv) {
-    ensure_passive_wait(argv);
+static int graft_main(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(stdout);
         return argc < 2 ? 2 : 0;
@@ -111,4 +120,15 @@ int main(int argc, char **argv) {
     fprintf(stderr, "graft: error: unknown command '%s'\n\n", argv[1]);
     usage(stderr);
     return 2;
+}
+
+/* Under mpirun (an MPI build, make MPI=1): MPI starts first; ranks other
+ * than 0 print nothing on stdout; a rank whose command fails ends the whole
+ * job (MPI_Abort in gr_dist_exit) so that no rank waits for it.            */
+int main(int argc, char **argv) {
+    ensure_passive_wait(argv);
+    gr_error err = {0};
+    if (gr_dist_init(&argc, &argv, &err) != GR_OK) return cli_fail(&err);
+    if (gr_dist_rank() > 0 && !freopen("/dev/null", "w", stdout)) return gr_dist_exit(cli_failf("cannot silence rank %d's output", gr_dist_rank()));
+    return gr_dist_exit(graft_main(argc, argv));
 }
