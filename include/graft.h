@@ -688,6 +688,8 @@ typedef struct {
     int threads;             /* decode threads (0 = 2) */
     int flat_max;            /* score the flattened form up to this many floats (0 = 8192; < 0 never) */
     int verbose;             /* 1: one progress line per step on stderr */
+    bool distributed;        /* MPI build on several ranks: each rank runs the base on its part
+                              * of the sample, the features are gathered (scores: every rank) */
 } gr_probe_opts;
 
 /* Runs base (an inference model; its input size must equal the samples')

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli.h"
+#include "dist/dist.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -14,7 +15,8 @@ static void usage(FILE *f) {
 "\n"
 "  --split train|test    CIFAR directories/archives: which part  [test]\n"
 "  --format auto|cifar10|cifar100|folder|csv   --labels fine|coarse\n"
-"  --batch N [32]   --threads N [cores]   --json (one JSON object on stdout)\n");
+"  --batch N [32]   --threads N [cores]   --json (one JSON object on stdout)\n"
+"Under mpirun (an MPI build, make MPI=1) the ranks share the images; rank 0 prints.\n");
 }
 
 int cmd_eval(int argc, char **argv) {
@@ -61,7 +63,7 @@ int cmd_eval(int argc, char **argv) {
     ds = gr_dataset_open(path, &o, &err);
     if (!ds) goto fail;
     if (cli_check_classes(m, ds, data, model, &err)) goto fail;
-    if (gr_evaluate(m, ds, NULL, 0, batch, &r, &err) != GR_OK) goto fail;
+    if (gr_dist_evaluate(m, ds, batch, &r, &err) != GR_OK) goto fail;   /* (under mpirun: sharded) */
     int C = r.n_classes;
     if (json) {
         printf("{\"loss\": %.6f, \"accuracy\": %.6f, \"top5\": %.6f, \"n\": %d, \"classes\": [", r.loss,

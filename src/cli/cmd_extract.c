@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "cli.h"
+#include "dist/dist.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -20,7 +21,8 @@ static void usage(FILE *f) {
 "                        an image folder or a CSV list (then --input-size is needed)\n"
 "  --preprocess caffe|torch|tf|darknet|none   [the base's: vgg16, resnet50 caffe; darknet darknet]\n"
 "  --input-size HxW [the data's]   --batch N [64]   --threads N [cores]\n"
-"  --precision fp32|bf16 [fp32]\n");
+"  --precision fp32|bf16 [fp32]\n"
+"Under mpirun (an MPI build, make MPI=1) the ranks share the images; rank 0 writes OUT.\n");
 }
 
 /* The .npy v1.0 header for float32 (n, h, w, c), padded to 64 bytes. */
@@ -78,8 +80,8 @@ int cmd_extract(int argc, char **argv) {
     gr_dataset *ds = NULL;
     gr_model *m = NULL;
     gr_batcher *b = NULL;
-    float *x = NULL, *y = NULL;
-    int *lab = NULL, fd = -1, rc = 1;
+    float *x = NULL, *y = NULL, *all = NULL;
+    int *lab = NULL, *mine = NULL, fd = -1, rc = 1;
     char path[4096], tmp[4200];
     tmp[0] = 0;
     if (cli_resolve_data(data, path, sizeof path, &err)) goto fail;
@@ -102,30 +104,61 @@ int cmd_extract(int argc, char **argv) {
     y = malloc((size_t)batch * F * sizeof(float));
     lab = malloc((size_t)batch * sizeof(int));
     if (!x || !y || !lab) { gr_error_set(&err, GR_ERR_NOMEM, "out of memory"); goto fail; }
+    /* Under mpirun (MPI build): the images go in chunks of batch x ranks;
+     * each rank runs its part of every chunk (gr_dist_shard) and rank 0
+     * gathers the chunk's rows and writes them, in file order.             */
+    int ranks = gr_dist_size(), rank = gr_dist_rank(), chunk = batch * ranks, n_mine = 0;
+    if (ranks > 1) {
+        if (!(mine = malloc((size_t)n * sizeof(int))) ||
+            (rank == 0 && !(all = malloc((size_t)chunk * F * sizeof(float))))) {
+            gr_error_set(&err, GR_ERR_NOMEM, "out of memory");
+            goto fail;
+        }
+        for (int c0 = 0; c0 < n; c0 += chunk) {
+            int lo, hi;
+            gr_dist_shard(n - c0 < chunk ? n - c0 : chunk, rank, ranks, &lo, &hi);
+            for (int i = lo; i < hi; i++) mine[n_mine++] = c0 + i;
+        }
+    }
     gr_batcher_opts bo = {.batch = batch, .threads = 2};
-    if (!(b = gr_batcher_new(ds, NULL, 0, &bo, &err))) goto fail;
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", out, (int)getpid());
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) { gr_error_set(&err, GR_ERR_IO, "%s: cannot create the output file", out); tmp[0] = 0; goto fail; }
-    char hdr[256];
-    size_t hl = npy_header(hdr, sizeof hdr, n, oh, ow, oc);
-    if (write(fd, hdr, hl) != (ssize_t)hl) { gr_error_set(&err, GR_ERR_IO, "%s: write failed", out); goto fail; }
+    if ((ranks == 1 || n_mine > 0) && !(b = gr_batcher_new(ds, mine, n_mine, &bo, &err))) goto fail;
+    if (rank == 0) {
+        snprintf(tmp, sizeof tmp, "%s.tmp.%d", out, (int)getpid());
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0) { gr_error_set(&err, GR_ERR_IO, "%s: cannot create the output file", out); tmp[0] = 0; goto fail; }
+        char hdr[256];
+        size_t hl = npy_header(hdr, sizeof hdr, n, oh, ow, oc);
+        if (write(fd, hdr, hl) != (ssize_t)hl) { gr_error_set(&err, GR_ERR_IO, "%s: write failed", out); goto fail; }
+    }
     int done = 0, got = 0;
     while (done < n) {
-        if (gr_batcher_next(b, x, lab, &got, &err) != GR_OK) goto fail;
-        if (got == 0) break;
-        if (gr_model_predict(m, x, got, upto, y, &err) != GR_OK) goto fail;
+        int len = n - done < chunk ? n - done : chunk, lo = 0, hi = len;
+        if (ranks > 1) gr_dist_shard(len, rank, ranks, &lo, &hi);
+        got = 0;
+        if (hi > lo) {
+            if (gr_batcher_next(b, x, lab, &got, &err) != GR_OK) goto fail;
+            if (got == 0) break;
+            if (gr_model_predict(m, x, got, upto, y, &err) != GR_OK) goto fail;
+        }
+        if (ranks > 1) {
+            if (got != hi - lo) { gr_error_set(&err, GR_ERR_IO, "rank %d: %d of %d images read", rank, got, hi - lo); goto fail; }
+            if (gr_dist_gather_rows_root(y, all, F, len, &err) != GR_OK) goto fail;
+            got = len;
+            if (rank > 0) { done += got; continue; }
+        }
         size_t bytes = (size_t)got * F * sizeof(float);
-        if (write(fd, y, bytes) != (ssize_t)bytes) {
+        if (write(fd, ranks > 1 ? all : y, bytes) != (ssize_t)bytes) {
             gr_error_set(&err, GR_ERR_IO, "%s: write failed (disk full?)", out);
             goto fail;
         }
         done += got;
     }
-    if (fsync(fd) != 0 || close(fd) != 0) { fd = -1; gr_error_set(&err, GR_ERR_IO, "%s: sync failed", out); goto fail; }
-    fd = -1;
-    if (rename(tmp, out) != 0) { gr_error_set(&err, GR_ERR_IO, "%s: cannot rename into place", out); goto fail; }
-    tmp[0] = 0;
+    if (rank == 0) {
+        if (fsync(fd) != 0 || close(fd) != 0) { fd = -1; gr_error_set(&err, GR_ERR_IO, "%s: sync failed", out); goto fail; }
+        fd = -1;
+        if (rename(tmp, out) != 0) { gr_error_set(&err, GR_ERR_IO, "%s: cannot rename into place", out); goto fail; }
+        tmp[0] = 0;
+    }
     printf("%s: %d x %d x %d x %d float32 (layer '%s')\n", out, done, oh, ow, oc, layer);
     rc = 0;
     goto out;
@@ -135,7 +168,7 @@ out:
     if (fd >= 0) close(fd);
     if (tmp[0]) unlink(tmp);
     gr_batcher_free(b);
-    free(x); free(y); free(lab);
+    free(x); free(y); free(lab); free(mine); free(all);
     gr_dataset_free(ds);
     gr_model_free(m);
     return rc;

@@ -574,7 +574,7 @@ int cmd_train(int argc, char **argv) {
     if (!t.quiet) printf("saved %s\n", t.out);
     if (test) {
         gr_eval_result r;
-        if (gr_evaluate(m, test, NULL, 0, t.batch, &r, &err) != GR_OK) goto fail;
+        if (gr_dist_evaluate(m, test, t.batch, &r, &err) != GR_OK) goto fail;   /* (under mpirun: sharded) */
         printf("Test loss: %.4f\nTest accuracy: %.4f\n", r.loss, r.accuracy);
         gr_eval_result_free(&r);
     }

@@ -31,25 +31,33 @@ static void usage(FILE *f) {
     fprintf(f, "\nenvironment: GRAFT_HOME (cache, default ~/.cache/graft), GRAFT_MIRROR (local mirror)\n");
 }
 
-/* Under mpirun with several ranks, an error names its rank. */
-static void error_prefix(void) {
-    fputs("graft: error: ", stderr);
-    if (gr_dist_active()) fprintf(stderr, "rank %d of %d: ", gr_dist_rank(), gr_dist_size());
+/* Prints "graft: error: MSG" in one write.  Under mpirun with several
+ * ranks it names the rank; a rank other than 0 waits a second first: when
+ * every rank fails alike (a bad option), rank 0's message and MPI_Abort end
+ * the job before, so the error is printed once.                           */
+static void print_error(const char *msg) {
+    char line[1200];
+    if (gr_dist_active()) {
+        if (gr_dist_rank() > 0) sleep(1);
+        snprintf(line, sizeof line, "graft: error: rank %d of %d: %s\n", gr_dist_rank(), gr_dist_size(), msg);
+    } else {
+        snprintf(line, sizeof line, "graft: error: %s\n", msg);
+    }
+    fputs(line, stderr);
 }
 
 int cli_fail(const gr_error *err) {
-    error_prefix();
-    fprintf(stderr, "%s\n", err && err->msg[0] ? err->msg : "unknown error");
+    print_error(err && err->msg[0] ? err->msg : "unknown error");
     return 1;
 }
 
 int cli_failf(const char *fmt, ...) {
+    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    error_prefix();
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    print_error(msg);
     return 1;
 }
 

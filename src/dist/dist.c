@@ -85,6 +85,19 @@ static gr_status mpi_failed(gr_error *err, const char *what, int rc) {
     return gr_error_set(err, GR_ERR_BACKEND, "rank %d: %s failed: %s", gr_dist_rank(), what, s);
 }
 
+/* Counts and displacements (in rows) of the shards of n rows over size ranks. */
+static int *shard_counts(int n, int size, gr_error *err) {
+    int *cnt = gr_malloc(2 * (size_t)size * sizeof(int), err);
+    if (!cnt) return NULL;
+    for (int r = 0; r < size; r++) {
+        int lo, hi;
+        gr_dist_shard(n, r, size, &lo, &hi);
+        cnt[r] = hi - lo;
+        cnt[size + r] = lo;
+    }
+    return cnt;
+}
+
 gr_status gr_dist_sum_f32(float *buf, size_t n, gr_error *err) {
     if (!gr_dist_active() || n == 0) return GR_OK;
     if (n > INT_MAX) return gr_error_set(err, GR_ERR_UNSUPPORTED, "all-reduce of %zu floats (max %d)", n, INT_MAX);
@@ -103,15 +116,9 @@ gr_status gr_dist_gather_rows(float *buf, size_t row, int n, gr_error *err) {
     int size = gr_dist_size();
     if (size < 2 || n == 0 || row == 0) return GR_OK;
     if (row > INT_MAX) return gr_error_set(err, GR_ERR_UNSUPPORTED, "gather of rows of %zu floats", row);
-    int *cnt = gr_malloc(2 * (size_t)size * sizeof(int), err);
+    int *cnt = shard_counts(n, size, err);
     if (!cnt) return GR_ERR_NOMEM;
     int *disp = cnt + size;
-    for (int r = 0; r < size; r++) {
-        int lo, hi;
-        gr_dist_shard(n, r, size, &lo, &hi);
-        cnt[r] = hi - lo;
-        disp[r] = lo;
-    }
     /* a row is one element, so the counts stay small for any n * row */
     MPI_Datatype t;
     int rc = MPI_Type_contiguous((int)row, MPI_FLOAT, &t);
@@ -122,6 +129,26 @@ gr_status gr_dist_gather_rows(float *buf, size_t row, int n, gr_error *err) {
     }
     free(cnt);
     return rc == MPI_SUCCESS ? GR_OK : mpi_failed(err, "MPI_Allgatherv", rc);
+}
+
+gr_status gr_dist_gather_rows_root(const float *mine, float *all, size_t row, int n, gr_error *err) {
+    int size = gr_dist_size(), rank = gr_dist_rank();
+    if (size < 2) {
+        if (all != mine && n > 0) memcpy(all, mine, (size_t)n * row * sizeof(float));
+        return GR_OK;
+    }
+    if (row == 0 || row > INT_MAX) return gr_error_set(err, GR_ERR_UNSUPPORTED, "gather of rows of %zu floats", row);
+    int *cnt = shard_counts(n, size, err);
+    if (!cnt) return GR_ERR_NOMEM;
+    MPI_Datatype t;
+    int rc = MPI_Type_contiguous((int)row, MPI_FLOAT, &t);
+    if (rc == MPI_SUCCESS) rc = MPI_Type_commit(&t);
+    if (rc == MPI_SUCCESS) {
+        rc = MPI_Gatherv(mine, cnt[rank], t, all, cnt, cnt + size, t, 0, MPI_COMM_WORLD);
+        MPI_Type_free(&t);
+    }
+    free(cnt);
+    return rc == MPI_SUCCESS ? GR_OK : mpi_failed(err, "MPI_Gatherv", rc);
 }
 
 gr_status gr_dist_bcast(void *buf, size_t bytes, int root, gr_error *err) {
@@ -151,6 +178,11 @@ gr_status gr_dist_sum_f32(float *buf, size_t n, gr_error *err) { (void)buf; (voi
 gr_status gr_dist_sum_f64(double *buf, size_t n, gr_error *err) { (void)buf; (void)n; (void)err; return GR_OK; }
 gr_status gr_dist_gather_rows(float *buf, size_t row, int n, gr_error *err) {
     (void)buf; (void)row; (void)n; (void)err;
+    return GR_OK;
+}
+gr_status gr_dist_gather_rows_root(const float *mine, float *all, size_t row, int n, gr_error *err) {
+    (void)err;
+    if (all != mine && n > 0) memcpy(all, mine, (size_t)n * row * sizeof(float));
     return GR_OK;
 }
 gr_status gr_dist_bcast(void *buf, size_t bytes, int root, gr_error *err) {

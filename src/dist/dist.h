@@ -43,7 +43,16 @@ gr_status gr_dist_sum_f64(double *buf, size_t n, gr_error *err);
 /* buf holds n rows of `row` floats; each rank has filled its shard's rows
  * (gr_dist_shard(n, rank, size)); afterwards every rank holds all rows.   */
 gr_status gr_dist_gather_rows(float *buf, size_t row, int n, gr_error *err);
+/* Rank 0 receives the rows of every rank into all (n rows of `row` floats;
+ * rank r sends its shard's gr_dist_shard(n, r, size) rows from mine; all
+ * is only written on rank 0 and may be NULL elsewhere).                 */
+gr_status gr_dist_gather_rows_root(const float *mine, float *all, size_t row, int n, gr_error *err);
 /* Copies `bytes` bytes from rank root to every rank. */
 gr_status gr_dist_bcast(void *buf, size_t bytes, int root, gr_error *err);
+
+/* gr_evaluate of all of ds, sharded over the ranks: each evaluates its
+ * part, the sums are added up (one all-reduce); every rank gets the whole
+ * result.  One process: gr_evaluate.                                      */
+gr_status gr_dist_evaluate(gr_model *m, const gr_dataset *ds, int batch, gr_eval_result *res, gr_error *err);
 
 #endif

@@ -479,6 +479,12 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
                m->n_nodes - first, m->nodes[first].s.name, n,
                (long long)gr_model_param_count(m, true), gr_model_layer_name(m, first - 1),
                cache ? "on" : (augment ? "off (augmentation)" : "off (--no-cache)"));
+    if (o.verbose && dist) {
+        int lo, hi;
+        gr_dist_shard(o.batch, 0, ranks, &lo, &hi);
+        gr_log(GR_LOG_INFO, "data parallel: %d ranks (MPI), global batch %d = %d%s per rank, %d threads on rank 0",
+               ranks, o.batch, hi - lo, o.batch % ranks ? " or one less" : "", gr_get_threads());
+    }
     if (o.verbose) {
         static const char *sched[] = {"constant", "inverse-time", "step", "cosine"};
         const gr_optim *q = &o.optim;
