@@ -667,6 +667,14 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
             break;
         }
     }
+    if (dist && o.verbose) {
+        int64_t rsteps;
+        size_t rfloats;
+        double rs_s = gr_trainer_reduce_seconds(t, &rsteps, &rfloats);
+        if (rsteps > 0)
+            gr_log(GR_LOG_INFO, "all-reduce: %.3f ms per step (%lld steps of %zu floats = %.2f MB; rank 0, waiting included)",
+                   1e3 * rs_s / (double)rsteps, (long long)rsteps, rfloats, rfloats * 4e-6);
+    }
     const char *metric = n_val > 0 ? (o.monitor_loss ? "val_loss" : "val_accuracy") : "loss";
     bool neg = n_val == 0 || o.monitor_loss;
     if (st == GR_OK && best_epoch > 0 && o.verbose)

@@ -25,6 +25,9 @@ float *gr_trainer_grad(gr_trainer *t, size_t *offset, size_t *count);
  * the sum over the ranks (a stop request every rank sees at the same step). */
 gr_status gr_trainer_step_dist(gr_trainer *t, const float *x, const int *labels, int B, int lo, int total,
                                float *loss, int *correct, int *flag, gr_error *err);
+/* Seconds spent in gr_trainer_step_dist's all-reduce so far (waiting for
+ * the slowest rank included), over *steps steps of *floats floats each.   */
+double gr_trainer_reduce_seconds(const gr_trainer *t, int64_t *steps, size_t *floats);
 
 /* The trainer's resumable state: optimizer slots s1/s2 (n floats each; s2
  * NULL unless Adam), the iteration count and the dropout RNG.               */

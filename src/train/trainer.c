@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "backend/backend.h"
 #include "dist/dist.h"
 #include "train/train.h"
@@ -44,6 +45,8 @@ struct gr_trainer {
     /* Data-parallel step (gr_trainer_step_dist): this rank's rows start at
      * shard_lo of a global batch of shard_total (0 = not sharded).        */
     int shard_lo, shard_total;
+    double reduce_s;         /* seconds spent in the steps' all-reduce (incl. waiting for peers) */
+    int64_t reduce_steps;
 };
 
 /* A dense kernel of at least this many weights is updated by the fused
@@ -709,7 +712,12 @@ gr_status gr_trainer_step_dist(gr_trainer *t, const float *x, const int *labels,
     g[t->np] = l;            /* this rank's loss sum / total */
     g[t->np + 1] = (float)c;
     g[t->np + 2] = (float)(flag ? *flag : 0);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     if ((st = gr_dist_sum_f32(g, t->np + DIST_EXTRA, err)) != GR_OK) return st;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    t->reduce_s += (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    t->reduce_steps++;
     if (loss) *loss = g[t->np];
     if (correct) *correct = (int)lrintf(g[t->np + 1]);
     if (flag) *flag = (int)lrintf(g[t->np + 2]);
@@ -722,4 +730,10 @@ gr_status gr_trainer_step_dist(gr_trainer *t, const float *x, const int *labels,
                             "a non-finite gradient at iteration %lld: lower the learning rate (now %g)",
                             (long long)t->it, gr_optim_lr(&t->o.optim, t->it));
     return apply_update(t, x, B, err);
+}
+
+double gr_trainer_reduce_seconds(const gr_trainer *t, int64_t *steps, size_t *floats) {
+    if (steps) *steps = t->reduce_steps;
+    if (floats) *floats = t->np + DIST_EXTRA;
+    return t->reduce_s;
 }
