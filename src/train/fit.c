@@ -640,6 +640,14 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
         if (n_val > 0) {
             st = eval_features(m, first, vfeat, vlab, n_val, o.batch, probs, &e.val_loss,
                                &e.val_accuracy, err);
+            /* dist: rank 0's figures decide (best epoch, early stopping) on every rank, so
+             * that ranks with other thread counts cannot take different branches */
+            if (st == GR_OK && dist) {
+                float v[2] = {e.val_loss, e.val_accuracy};
+                st = gr_dist_bcast(v, sizeof v, 0, err);
+                e.val_loss = v[0];
+                e.val_accuracy = v[1];
+            }
             if (st != GR_OK) break;
         }
         e.seconds = now_s() - t0;
