@@ -561,8 +561,10 @@ int cmd_train(int argc, char **argv) {
     signal(SIGTERM, SIG_DFL);
     if (have_waiter) pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
     if (st == GR_ERR_INTERRUPTED) {
-        fprintf(stderr, "graft: %s\ngraft: continue with: graft train --resume %s --data %s ...\n", err.msg,
-                ckpt, t.data);
+        if (gr_dist_rank() == 0)
+            fprintf(stderr, "graft: %s\ngraft: continue with: graft train --resume %s --data %s ...\n", err.msg,
+                    ckpt, t.data);
+        gr_dist_finalize();   /* under mpirun every rank stopped after the same batch: no MPI_Abort */
         rc = 1;
         goto out;
     }

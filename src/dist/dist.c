@@ -71,6 +71,10 @@ void gr_dist_abort(int code) {
     exit(code);
 }
 
+void gr_dist_finalize(void) {
+    if (initialized()) MPI_Finalize();
+}
+
 int gr_dist_exit(int rc) {
     if (!initialized()) return rc;
     if (rc != 0 && gr_dist_size() > 1) gr_dist_abort(rc);
@@ -170,6 +174,7 @@ gr_status gr_dist_init(int *argc, char ***argv, gr_error *err) {
     return GR_OK;
 }
 int gr_dist_exit(int rc) { return rc; }
+void gr_dist_finalize(void) {}
 void gr_dist_abort(int code) { exit(code); }
 bool gr_dist_active(void) { return false; }
 int gr_dist_rank(void) { return 0; }

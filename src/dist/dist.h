@@ -24,6 +24,9 @@ gr_status gr_dist_init(int *argc, char ***argv, gr_error *err);
 /* Ends the process's MPI part and returns rc: MPI_Finalize when rc == 0,
  * MPI_Abort(rc) (every rank ends) when rc != 0 and there are several ranks. */
 int gr_dist_exit(int rc);
+/* MPI_Finalize now, for an end every rank reaches together (a stop that
+ * travelled in the all-reduce); gr_dist_exit then only returns rc.       */
+void gr_dist_finalize(void);
 /* Ends every rank now (MPI_Abort); without MPI, exit(code). */
 void gr_dist_abort(int code);
 
