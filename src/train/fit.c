@@ -154,7 +154,7 @@ static void progress(int verbose, int epoch, int epochs, int step, int steps, do
  * stores them in the standardize layer `node`.  A feature that never
  * changes gets std 1 (it is only centred).                                 */
 static gr_status fit_standardize(gr_model *m, int node, const float *feat, const gr_dataset *ds,
-                                 const int *idx, int n, int batch, int threads, gr_error *err) {
+                                 const int *idx, int n, int batch, int threads, bool dist, gr_error *err) {
     size_t F = (size_t)gr_node_size(m, node - 1);
     double *sum = gr_calloc(F, sizeof(double), err), *sq = gr_calloc(F, sizeof(double), err);
     float *buf = NULL;
@@ -164,13 +164,14 @@ static gr_status fit_standardize(gr_model *m, int node, const float *feat, const
             const float *r = feat + (size_t)i * F;
             for (size_t k = 0; k < F; k++) { sum[k] += r[k]; sq[k] += (double)r[k] * r[k]; }
         }
-    } else if (st == GR_OK) {   /* one pass over the data, batch by batch */
-        int chunk = batch;
+    } else if (st == GR_OK) {   /* one pass over the data, batch by batch (dist: this rank's part) */
+        int chunk = batch, lo = 0, hi = n;
+        if (dist) gr_dist_shard(n, gr_dist_rank(), gr_dist_size(), &lo, &hi);
         buf = gr_malloc((size_t)chunk * F * sizeof(float), err);
         int *sub = gr_malloc((size_t)chunk * sizeof(int), err);
         if (!buf || !sub) st = GR_ERR_NOMEM;
-        for (int s0 = 0; st == GR_OK && s0 < n; s0 += chunk) {
-            int B = n - s0 < chunk ? n - s0 : chunk;
+        for (int s0 = lo; st == GR_OK && s0 < hi; s0 += chunk) {
+            int B = hi - s0 < chunk ? hi - s0 : chunk;
             for (int b = 0; b < B; b++) sub[b] = idx ? idx[s0 + b] : s0 + b;
             st = compute_features(m, node - 1, ds, sub, B, batch, threads, buf, "statistics", 0, err);
             for (int i = 0; st == GR_OK && i < B; i++) {
@@ -179,6 +180,10 @@ static gr_status fit_standardize(gr_model *m, int node, const float *feat, const
             }
         }
         free(sub);
+        if (st == GR_OK && dist) {   /* the sums of every rank's part */
+            st = gr_dist_sum_f64(sum, F, err);
+            if (st == GR_OK) st = gr_dist_sum_f64(sq, F, err);
+        }
     }
     if (st == GR_OK) {
         float *mean = gr_param_data(m, m->nodes[node].p0), *sd = gr_param_data(m, m->nodes[node].p0 + 1);
@@ -519,7 +524,7 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
         /* from the cache when it sits at the cut; otherwise one pass over the
          * training set before the first epoch (an unfrozen base then moves
          * on, the standardization stays fixed) */
-        st = fit_standardize(m, sd, sd == first ? feat : NULL, ds, idx, n, o.batch, o.threads, err);
+        st = fit_standardize(m, sd, sd == first ? feat : NULL, ds, idx, n, o.batch, o.threads, dist, err);
         if (st != GR_OK) goto done;
         if (o.verbose) gr_log(GR_LOG_INFO, "standardized the %lld features at '%s' with the training set's mean and std",
                               (long long)gr_node_size(m, sd - 1), gr_model_layer_name(m, sd - 1));
