@@ -24,6 +24,15 @@ CFLAGS     ?= -O2 -g
 NATIVE     ?= 0
 WERROR     ?= 0
 
+# MPI=1: the data-parallel build (src/dist over Open MPI: pkg-config ompi-c,
+# -DGRAFT_MPI; run it under mpirun), in its own directory build-mpi.  The
+# default build links no MPI library; `make test` also builds $(MB) and runs
+# tests/test_mpi.sh when Open MPI is installed (scripts/deps.sh test list).
+MPI ?= 0
+ifeq ($(MPI),1)
+B  ?= build-mpi
+SB ?= build-mpi-san
+endif
 # Build directories (helpers working side by side pass their own: make B=/tmp/x/build SB=/tmp/x/san)
 B  ?= build
 SB ?= build-san
@@ -52,6 +61,16 @@ endif
 GR_CFLAGS := -std=c11 -D_GNU_SOURCE -fopenmp -fPIC -fvisibility=hidden -Iinclude -Isrc \
              $(PKG_CFLAGS) $(WARN) $(ARCH) -MMD -MP
 GR_LIBS   := $(PKG_LIBS) -lm -lpthread -fopenmp
+ifeq ($(MPI),1)
+ifneq ($(filter-out $(NO_CONFIG_GOALS),$(or $(MAKECMDGOALS),all)),)
+ifneq ($(shell pkg-config --exists ompi-c && echo yes),yes)
+$(error MPI=1 needs Open MPI's development files: apt-get install libopenmpi-dev openmpi-bin)
+endif
+endif
+GR_CFLAGS += $(shell pkg-config --cflags ompi-c) -DGRAFT_MPI
+GR_LIBS   += $(shell pkg-config --libs ompi-c)
+endif
+MB ?= $(B)-mpi
 SAN_CFLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 LIB_SRC  := $(shell find src -name '*.c' -not -path 'src/cli/*' | sort)
@@ -84,7 +103,8 @@ help:
 	@echo "make fresh-demo   the README's first command on a fresh minimal Debian (debootstrap chroot; root)"
 	@echo "make test-fresh   the README's second command there (slow: installs PyTorch)"
 	@echo "make bench        benchmarks against PyTorch (prints ratios)"
-	@echo "variables: PREFIX DESTDIR CC CFLAGS LDFLAGS NATIVE=1 WERROR=1 NO_DEPS=1 B=builddir"
+	@echo "make MPI=1        the MPI (data-parallel) build in build-mpi/: mpirun -np N build-mpi/graft train ..."
+	@echo "variables: PREFIX DESTDIR CC CFLAGS LDFLAGS NATIVE=1 WERROR=1 NO_DEPS=1 MPI=1 B=builddir"
 
 deps:
 	@scripts/deps.sh build
@@ -142,7 +162,9 @@ $(SB)/tests-built: $(patsubst tests/%.c,$(SB)/tests/%,$(TEST_SRC)) $(SB)/graft
 test:
 	@$(MAKE) --no-print-directory WERROR=1 check
 check: deps-test $(B)/graft $(B)/libgraft.so $(B)/tests-built examples man $(SB)/tests-built
-	@B=$(B) SB=$(SB) tests/run.sh
+	@if [ "$(MPI)" != 1 ] && pkg-config --exists ompi-c && command -v mpirun >/dev/null; then \
+	    $(MAKE) --no-print-directory MPI=1 B=$(MB) SB=$(MB)-san $(MB)/graft || exit 1; fi
+	@B=$(B) SB=$(SB) GRAFT_MPI_BIN=$(abspath $(MB))/graft tests/run.sh
 
 test-fast: $(B)/graft $(B)/libgraft.so $(B)/tests-built examples man
 	@GRAFT_TEST_NO_SAN=1 B=$(B) tests/run.sh

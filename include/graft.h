@@ -298,7 +298,8 @@ gr_recipe gr_model_recipe(const gr_model *m);
 /* Prints a Keras-summary()-like table (name, op, output shape, params). */
 void gr_model_summary(const gr_model *m, void *FILE_out);
 
-/* Number of compute threads (0 = number of cores).  Sets the process's one
+/* Number of compute threads (0 = number of cores; under mpirun, the cores
+ * over the ranks on this node: OMPI_COMM_WORLD_LOCAL_SIZE).  Sets the process's one
  * thread pool (OpenMP, shared with oneDNN).                                 */
 void gr_set_threads(int n);
 int gr_get_threads(void);
@@ -651,6 +652,10 @@ typedef struct {
     /* called after each epoch's figures are known (TensorBoard, progress events), or NULL */
     void (*on_epoch)(const gr_epoch_log *e, void *ctx);
     void *on_epoch_ctx;
+    bool distributed;        /* in an MPI build (make MPI=1) running on several ranks: data
+                              * parallel over MPI_COMM_WORLD (every rank calls gr_fit with the
+                              * same arguments; batch is the global batch; rank 0 reports and
+                              * writes log_csv and checkpoints).  Ignored on one process. */
 } gr_fit_opts;
 
 /* Trains the model's trainable layers (those after the frozen prefix set by
@@ -747,6 +752,8 @@ typedef struct {
     int threads;             /* decode threads (0 = 2) */
     int flat_max;            /* score the flattened form up to this many floats (0 = 8192; < 0 never) */
     int verbose;             /* 1: one progress line per step on stderr */
+    bool distributed;        /* MPI build on several ranks: each rank runs the base on its part
+                              * of the sample, the features are gathered (scores: every rank) */
 } gr_probe_opts;
 
 /* Runs base (an inference model; its input size must equal the samples')

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <math.h>
 #include <string.h>
+#include <unistd.h>
 #include <omp.h>
 #include "model.h"
 #include "backend/backend.h"
@@ -238,7 +239,14 @@ done:
 }
 
 void gr_set_threads(int n) {
-    if (n <= 0) n = omp_get_num_procs();
+    if (n <= 0) {   /* the cores, shared by the MPI ranks on this node (mpirun sets LOCAL_SIZE) */
+        const char *ls = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+        int local = ls ? atoi(ls) : 1;
+        long online = sysconf(_SC_NPROCESSORS_ONLN);
+        n = omp_get_num_procs();
+        if (local > 1 && online > 0 && online / local < n) n = (int)(online / local);
+        if (n < 1) n = 1;
+    }
     omp_set_num_threads(n);
 }
 

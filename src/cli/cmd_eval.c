@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli.h"
+#include "dist/dist.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -22,7 +23,8 @@ static void usage(FILE *f) {
 "                        precision/recall/F1, the most confused images); added to a train run's report\n"
 "                        when DIR holds one\n");
     cli_data_help(f, CLI_DATA_ALL);
-    fprintf(f, "  (CIFAR: --split [test]; --input-size must match the model's own input)\n");
+    fprintf(f, "  (CIFAR: --split [test]; --input-size must match the model's own input)\n"
+               "Under mpirun (an MPI build, make MPI=1) the ranks share the images; rank 0 prints.\n");
 }
 
 int cmd_eval(int argc, char **argv) {
@@ -68,7 +70,7 @@ int cmd_eval(int argc, char **argv) {
     cli_recipe_apply(&d, &recipe);
     if (!(ds = cli_open_data(data, &d, GR_SPLIT_TEST, h, w, h, w, &recipe, &err))) goto fail;
     if (cli_check_classes(m, ds, data, model, &err)) goto fail;
-    if (gr_evaluate(m, ds, NULL, 0, batch, &r, &err) != GR_OK) {
+    if (gr_dist_evaluate(m, ds, batch, &r, &err) != GR_OK) {   /* (under mpirun: sharded) */
         gr_error_prefix(&err, "%s on %s", model, data);
         goto fail;
     }

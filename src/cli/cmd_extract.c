@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "cli.h"
+#include "dist/dist.h"
 #include "io/outfile.h"
 
 static void usage(FILE *f) {
@@ -28,6 +29,7 @@ static void usage(FILE *f) {
 "  --batch N [64]   --threads N [cores]   --precision fp32|bf16 [fp32]\n"
 "  --json                a JSON summary on stdout   --quiet   no summary and no \"weights: ...\" line\n");
     cli_data_help(f, CLI_DATA_ALL);
+    fprintf(f, "Under mpirun (an MPI build, make MPI=1) the ranks share the images; rank 0 writes OUT.\n");
 }
 
 /* The .npy v1.0 header for dtype descr ("<f4", "<i8") and a shape written
@@ -147,8 +149,8 @@ int cmd_extract(int argc, char **argv) {
     gr_dataset *ds = NULL;
     gr_model *m = NULL;
     gr_batcher *b = NULL;
-    float *x = NULL, *y = NULL;
-    int *lab = NULL, rc = 1, nh, nw;
+    float *x = NULL, *y = NULL, *all = NULL;
+    int *lab = NULL, *mine = NULL, rc = 1, nh, nw;
     gr_recipe recipe;
     if (cli_base_defaults(base, &nh, &nw, &recipe, &err)) goto fail;
     cli_recipe_apply(&d, &recipe);
@@ -170,13 +172,31 @@ int cmd_extract(int argc, char **argv) {
     y = malloc((size_t)batch * F * sizeof(float));
     lab = malloc((size_t)batch * sizeof(int));
     if (!x || !y || !lab) { gr_error_set(&err, GR_ERR_NOMEM, "out of memory"); goto fail; }
+    /* Under mpirun (MPI build): the images go in chunks of batch x ranks;
+     * each rank runs its part of every chunk (gr_dist_shard) and rank 0
+     * gathers the chunk's rows and writes them, in file order.             */
+    int ranks = gr_dist_size(), rank = gr_dist_rank(), chunk = batch * ranks, n_mine = 0;
+    if (ranks > 1) {
+        if (!(mine = malloc((size_t)n * sizeof(int))) ||
+            (rank == 0 && !(all = malloc((size_t)chunk * F * sizeof(float))))) {
+            gr_error_set(&err, GR_ERR_NOMEM, "out of memory");
+            goto fail;
+        }
+        for (int c0 = 0; c0 < n; c0 += chunk) {
+            int lo, hi;
+            gr_dist_shard(n - c0 < chunk ? n - c0 : chunk, rank, ranks, &lo, &hi);
+            for (int i = lo; i < hi; i++) mine[n_mine++] = c0 + i;
+        }
+    }
     gr_batcher_opts bo = {.batch = batch, .threads = 2};
-    if (!(b = gr_batcher_new(ds, NULL, 0, &bo, &err))) goto fail;
-    if (gr_outfile_open(&of, out, &err) != GR_OK) goto fail;
-    char hdr[256], shape[96];
-    snprintf(shape, sizeof shape, "%d, %d, %d, %d", n, oh, ow, oc);
-    size_t hl = npy_header(hdr, sizeof hdr, "<f4", shape);
-    if (gr_outfile_write(&of, hdr, hl, &err) != GR_OK) goto fail;
+    if ((ranks == 1 || n_mine > 0) && !(b = gr_batcher_new(ds, mine, n_mine, &bo, &err))) goto fail;
+    if (rank == 0) {
+        if (gr_outfile_open(&of, out, &err) != GR_OK) goto fail;
+        char hdr[256], shape[96];
+        snprintf(shape, sizeof shape, "%d, %d, %d, %d", n, oh, ow, oc);
+        size_t hl = npy_header(hdr, sizeof hdr, "<f4", shape);
+        if (gr_outfile_write(&of, hdr, hl, &err) != GR_OK) goto fail;
+    }
     cli_stop_start(&stop, &outs);
     int done = 0, got = 0;
     while (done < n) {
@@ -187,13 +207,24 @@ int cmd_extract(int argc, char **argv) {
             rc = CLI_EXIT_INTERRUPTED;
             goto out;
         }
-        if (gr_batcher_next(b, x, lab, &got, &err) != GR_OK) goto fail;
-        if (got == 0) break;
-        if (gr_model_predict(m, x, got, upto, y, &err) != GR_OK) {
-            gr_error_prefix(&err, "%s on %s", base, data);
-            goto fail;
+        int len = n - done < chunk ? n - done : chunk, lo = 0, hi = len;
+        if (ranks > 1) gr_dist_shard(len, rank, ranks, &lo, &hi);
+        got = 0;
+        if (hi > lo) {
+            if (gr_batcher_next(b, x, lab, &got, &err) != GR_OK) goto fail;
+            if (got == 0) break;
+            if (gr_model_predict(m, x, got, upto, y, &err) != GR_OK) {
+                gr_error_prefix(&err, "%s on %s", base, data);
+                goto fail;
+            }
         }
-        if (gr_outfile_write(&of, y, (size_t)got * F * sizeof(float), &err) != GR_OK) goto fail;
+        if (ranks > 1) {
+            if (got != hi - lo) { gr_error_set(&err, GR_ERR_IO, "rank %d: %d of %d images read", rank, got, hi - lo); goto fail; }
+            if (gr_dist_gather_rows_root(y, all, F, len, &err) != GR_OK) goto fail;
+            got = len;
+            if (rank > 0) { done += got; continue; }
+        }
+        if (gr_outfile_write(&of, ranks > 1 ? all : y, (size_t)got * F * sizeof(float), &err) != GR_OK) goto fail;
         done += got;
     }
     cli_stop_end(&stop);
@@ -201,8 +232,10 @@ int cmd_extract(int argc, char **argv) {
         gr_error_set(&err, GR_ERR_IO, "%s: the data gave %d of its %d samples", data, done, n);
         goto fail;
     }
-    if (write_sidecars(ds, data, lab_path, paths_path, cls_path, &err) != GR_OK) goto fail;
-    if (gr_outfile_commit(&of, &err) != GR_OK) goto fail;
+    if (rank == 0) {
+        if (write_sidecars(ds, data, lab_path, paths_path, cls_path, &err) != GR_OK) goto fail;
+        if (gr_outfile_commit(&of, &err) != GR_OK) goto fail;
+    }
     if (json) {
         printf("{\"out\": ");
         cli_json_string(out);
@@ -228,7 +261,7 @@ out:
     gr_outfile_abort(&of);
     cli_outputs_release(&outs);
     gr_batcher_free(b);
-    free(x); free(y); free(lab);
+    free(x); free(y); free(lab); free(mine); free(all);
     gr_dataset_free(ds);
     gr_model_free(m);
     return rc;

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 #include "cli.h"
+#include "dist/dist.h"
 
 #define MAX_BASES 16
 #define MAX_CUTS 256
@@ -168,11 +169,12 @@ int cmd_probe(int argc, char **argv) {
         gr_model_set_recipe(m, &recipe);
         int nc = 0;
         if (resolve_cuts(m, ba->name, cuts_arg, cuts, &nc, &err)) goto fail;
-        if (!quiet)
+        if (!quiet && gr_dist_rank() == 0)   /* (under mpirun, rank 0 reports) */
             fprintf(stderr, "probe: %s at %dx%d (%s) on %s: %d images, %d classes\n", ba->name, dh, dw,
                     gr_preprocess_name(prep), data, gr_dataset_count(ds), classes);
         gr_probe_opts po = {.samples = samples, .seed = seed, .folds = folds, .batch = batch,
-                            .flat_max = flat_max ? flat_max : -1, .verbose = !quiet};
+                            .flat_max = flat_max ? flat_max : -1, .verbose = !quiet,
+                            .distributed = true};   /* under mpirun (MPI build): sharded features */
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         if (gr_probe_cuts(m, ds, cuts, nc, &po, rows + (size_t)bi * MAX_CUTS, &n_rows[bi], &n_samp, &err) != GR_OK) {

@@ -11,6 +11,7 @@
 #include <json.h>
 #include <unistd.h>
 #include "cli.h"
+#include "dist/dist.h"
 #include "io/safetensors.h"
 
 /* Prints the command that continues an interrupted run: the checkpoint
@@ -82,6 +83,9 @@ static void usage(FILE *f) {
 "                        the training settings come from it; --epochs may extend the run\n"
 "  outputs are new paths or regular files (symlinks written through), never an input of the\n"
 "  run, and locked (<output>.lock) while it lasts; ^C stops after the batch (exit 130), twice: at once\n"
+"several processes (an MPI build, make MPI=1):  mpirun -np N graft train ...\n"
+"                        data parallel: --batch is the global batch, split over the ranks; each\n"
+"                        rank uses cores/ranks-on-its-node threads; rank 0 prints and writes\n"
 "data options (shared by every command that reads data; the recipe is saved in the model):\n");
     cli_data_help(f, CLI_DATA_ALL);
     fprintf(f, "exit status: 0 trained, 1 a runtime error, 2 a usage error, 130 interrupted (^C)\n");
@@ -408,6 +412,7 @@ int cmd_train(int argc, char **argv) {
             return orc;
         }
     }
+    if (gr_dist_rank() > 0) t.report = t.tensorboard = NULL;   /* under mpirun rank 0 reports */
     if (cli_run_begin(&rep, t.report, t.tensorboard, false, argc, argv, &err)) goto fail;
     rep.json = t.json;
     rep.epochs = t.epochs;
@@ -647,7 +652,8 @@ int cmd_train(int argc, char **argv) {
                       .pad = t.augment ? 4 : 0, .hflip = t.augment, .log_csv = t.log,
                       .verbose = t.quiet ? 0 : 2, .checkpoint = ckpt, .stop = NULL,
                       .resume = t.resume, .reuse_statistics = t.from != NULL, .config_json = ckpt_config,
-                      .keep_best = t.keep && !strcmp(t.keep, "best"), .lr_auto = t.lr_auto};
+                      .keep_best = t.keep && !strcmp(t.keep, "best"), .lr_auto = t.lr_auto,
+                      .distributed = true};   /* under mpirun (MPI build): data parallel */
     fo.optim = !strcmp(t.optimizer, "sgd")
                    ? gr_sgd((gr_sgd_opts){.lr = t.lr, .decay = t.decay, .momentum = t.momentum, .nesterov = t.nesterov})
                    : (!strcmp(t.optimizer, "adam") ? gr_adam(t.lr) : gr_adamw(t.lr, t.weight_decay));
@@ -682,27 +688,32 @@ int cmd_train(int argc, char **argv) {
     gr_status st = gr_fit(m, train, tr_idx, n_tr, &fo, &err);
     cli_stop_end(&stop);
     if (st == GR_ERR_INTERRUPTED) {
-        fprintf(stderr, "graft: %s\n", err.msg);
-        if (strstr(err.msg, "checkpoint written to") || t.resume) {
-            if (!strstr(err.msg, "checkpoint written to"))
-                fprintf(stderr, "graft: the checkpoint %s is as it was\n", t.resume);
-            print_resume_hint(strstr(err.msg, "checkpoint written to") ? ckpt : t.resume);
-        } else {
-            fprintf(stderr, "graft: no checkpoint yet (stopped before the first training step): run the same "
-                    "command again to start over\n");
+        if (gr_dist_rank() == 0) {
+            fprintf(stderr, "graft: %s\n", err.msg);
+            if (strstr(err.msg, "checkpoint written to") || t.resume) {
+                if (!strstr(err.msg, "checkpoint written to"))
+                    fprintf(stderr, "graft: the checkpoint %s is as it was\n", t.resume);
+                print_resume_hint(strstr(err.msg, "checkpoint written to") ? ckpt : t.resume);
+            } else {
+                fprintf(stderr, "graft: no checkpoint yet (stopped before the first training step): run the same "
+                        "command again to start over\n");
+            }
+            if (cli_run_finish(&rep, fo.log_csv, true, t.quiet, &err)) cli_fail(&err);
         }
-        if (cli_run_finish(&rep, fo.log_csv, true, t.quiet, &err)) cli_fail(&err);
+        gr_dist_finalize();   /* under mpirun every rank stopped after the same batch: no MPI_Abort */
         rc = CLI_EXIT_INTERRUPTED;
         goto out;
     }
     if (st != GR_OK) goto fail;
-    if (gr_model_save(m, t.out, config, &err) != GR_OK) goto fail;
-    if (!t.ckpt) unlink(ckpt);   /* the default checkpoint (or the one resumed) is only for interruptions */
+    if (gr_dist_rank() == 0) {   /* under mpirun, rank 0 writes */
+        if (gr_model_save(m, t.out, config, &err) != GR_OK) goto fail;
+        if (!t.ckpt) unlink(ckpt);   /* the default checkpoint (or the one resumed) is only for interruptions */
+    }
     if (!t.quiet) printf("saved %s\n", t.out);
     cli_run_event(&rep, "saved", "model", t.out, NAN, NAN);
     gr_eval_result r = {0};
     if (test) {
-        if (gr_evaluate(m, test, NULL, 0, t.batch, &r, &err) != GR_OK) goto fail;
+        if (gr_dist_evaluate(m, test, t.batch, &r, &err) != GR_OK) goto fail;   /* (under mpirun: sharded) */
         if (!t.json) printf("Test loss: %.4f\nTest accuracy: %.4f\n", r.loss, r.accuracy);
         cli_run_event(&rep, "test", "data", t.test, r.loss, r.accuracy);
         if (cli_run_eval(&rep, m, test, t.test, &r, &err)) {

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "cli.h"
+#include "dist/dist.h"
 
 static const struct {
     const char *name;
@@ -34,28 +35,43 @@ static void usage(FILE *f) {
                "             130 interrupted (^C: SIGINT/SIGTERM)\n");
 }
 
+/* Prints "graft: error: MSG" in one write.  Under mpirun with several
+ * ranks it names the rank; a rank other than 0 waits a second first: when
+ * every rank fails alike (a bad option), rank 0's message and MPI_Abort end
+ * the job before, so the error is printed once.                           */
+static void print_error(const char *msg) {
+    char line[1200];
+    if (gr_dist_active()) {
+        if (gr_dist_rank() > 0) sleep(1);
+        snprintf(line, sizeof line, "graft: error: rank %d of %d: %s\n", gr_dist_rank(), gr_dist_size(), msg);
+    } else {
+        snprintf(line, sizeof line, "graft: error: %s\n", msg);
+    }
+    fputs(line, stderr);
+}
+
 int cli_fail(const gr_error *err) {
-    fprintf(stderr, "graft: error: %s\n", err && err->msg[0] ? err->msg : "unknown error");
-    return 1;
+    print_error(err && err->msg[0] ? err->msg : "unknown error");
+    return CLI_ERROR;
 }
 
 int cli_failf(const char *fmt, ...) {
+    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    fputs("graft: error: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    print_error(msg);
     return CLI_ERROR;
 }
 
 int cli_usage(const char *fmt, ...) {
+    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    fputs("graft: error: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    print_error(msg);
     return CLI_USAGE;
 }
 
@@ -77,10 +93,12 @@ static void ensure_passive_wait(char **argv) {
 typedef struct {
     bool tty;    /* stderr is a terminal */
     bool open;   /* a progress line is drawn and not yet ended */
+    int rank;    /* MPI rank (0 without MPI) */
 } cli_log_state;
 
 static void cli_log(void *user, gr_log_level level, const char *msg) {
     cli_log_state *s = user;
+    if (s->rank > 0 && level != GR_LOG_ERROR) return;   /* under mpirun rank 0 reports */
     if (level == GR_LOG_PROGRESS) {
         if (!s->tty) return;
         fprintf(stderr, "\r%s\033[K", msg);
@@ -102,7 +120,7 @@ static void cli_log(void *user, gr_log_level level, const char *msg) {
 }
 
 static int run_command(int i, int argc, char **argv) {
-    cli_log_state log_state = {.tty = isatty(2) == 1};
+    cli_log_state log_state = {.tty = isatty(2) == 1, .rank = gr_dist_rank()};
     gr_set_log(cli_log, &log_state);
     int rc = commands[i].run(argc, argv);
     if (log_state.open) fputc('\n', stderr);
@@ -110,8 +128,7 @@ static int run_command(int i, int argc, char **argv) {
     return rc;
 }
 
-int main(int argc, char **argv) {
-    ensure_passive_wait(argv);
+static int graft_main(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(stdout);
         return argc < 2 ? 2 : 0;
@@ -125,4 +142,15 @@ int main(int argc, char **argv) {
     fprintf(stderr, "graft: error: unknown command '%s'\n\n", argv[1]);
     usage(stderr);
     return 2;
+}
+
+/* Under mpirun (an MPI build, make MPI=1): MPI starts first; ranks other
+ * than 0 print nothing on stdout; a rank whose command fails ends the whole
+ * job (MPI_Abort in gr_dist_exit) so that no rank waits for it.            */
+int main(int argc, char **argv) {
+    ensure_passive_wait(argv);
+    gr_error err = {0};
+    if (gr_dist_init(&argc, &argv, &err) != GR_OK) return cli_fail(&err);
+    if (gr_dist_rank() > 0 && !freopen("/dev/null", "w", stdout)) return gr_dist_exit(cli_failf("cannot silence rank %d's output", gr_dist_rank()));
+    return gr_dist_exit(graft_main(argc, argv));
 }

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "cli.h"
+#include "dist/dist.h"
 #include "io/outfile.h"
 #include "train/train.h"
 
@@ -125,6 +126,7 @@ int cli_outputs_claim(cli_outputs *o, const cli_input *inputs, int n_in) {
                                    "part of that input; choose another path", o->opt[k], o->path[k], inputs[i].opt, in);
         }
     }
+    if (gr_dist_rank() > 0) return 0;   /* under mpirun rank 0 alone writes the outputs, and locks them */
     for (int k = 0; k < o->n; k++) {
         int rc = take_lock(o, k);
         if (rc) { cli_outputs_release(o); return rc; }

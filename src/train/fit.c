@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <json.h>
+#include "dist/dist.h"
 #include "io/safetensors.h"
 #include "train/train.h"
 
@@ -96,6 +97,31 @@ static gr_status cached_features(gr_model *m, int upto, const gr_dataset *ds, co
     return st;
 }
 
+/* cached_features for all n samples, sharded when dist: each rank computes
+ * its contiguous part (gr_dist_shard), then every rank gathers the rest.  */
+static gr_status shared_features(gr_model *m, int upto, const gr_dataset *ds, const int *idx, int n,
+                                 int batch, int threads, float *feat, const char *what, int verbose,
+                                 volatile int *stop, bool dist, gr_error *err) {
+    if (!dist) return cached_features(m, upto, ds, idx, n, batch, threads, feat, what, verbose, stop, err);
+    int lo, hi;
+    gr_dist_shard(n, gr_dist_rank(), gr_dist_size(), &lo, &hi);
+    size_t F = (size_t)gr_node_size(m, upto);
+    gr_status st = GR_OK;
+    if (hi > lo) {
+        int *sub = gr_malloc((size_t)(hi - lo) * sizeof(int), err);
+        if (!sub) return GR_ERR_NOMEM;
+        for (int i = lo; i < hi; i++) sub[i - lo] = idx ? idx[i] : i;
+        st = cached_features(m, upto, ds, sub, hi - lo, batch, threads, feat + (size_t)lo * F, what, verbose, stop,
+                             err);
+        free(sub);
+        if (st != GR_OK) {
+            gr_error_prefix(err, "rank %d (samples %d..%d of %d)", gr_dist_rank(), lo, hi - 1, n);
+            return st;
+        }
+    }
+    return gr_dist_gather_rows(feat, F, n, err);
+}
+
 /* Mean loss and accuracy of layers first.. on cached features. */
 static gr_status eval_features(gr_model *m, int first, const float *feat, const int *labels, int n,
                                int batch, float *probs, float *loss, float *acc, gr_error *err) {
@@ -152,7 +178,7 @@ static void progress(int verbose, int epoch, int epochs, int step, int steps, do
  * changes gets std 1 (it is only centred).                                 */
 static gr_status fit_standardize(gr_model *m, int node, const float *feat, const gr_dataset *ds,
                                  const int *idx, int n, int batch, int threads, volatile int *stop,
-                                 gr_error *err) {
+                                 bool dist, gr_error *err) {
     size_t F = (size_t)gr_node_size(m, node - 1);
     double *sum = gr_calloc(F, sizeof(double), err), *sq = gr_calloc(F, sizeof(double), err);
     float *buf = NULL;
@@ -162,16 +188,17 @@ static gr_status fit_standardize(gr_model *m, int node, const float *feat, const
             const float *r = feat + (size_t)i * F;
             for (size_t k = 0; k < F; k++) { sum[k] += r[k]; sq[k] += (double)r[k] * r[k]; }
         }
-    } else if (st == GR_OK) {   /* one pass over the data, batch by batch */
-        int chunk = batch;
+    } else if (st == GR_OK) {   /* one pass over the data, batch by batch (dist: this rank's part) */
+        int chunk = batch, lo = 0, hi = n;
+        if (dist) gr_dist_shard(n, gr_dist_rank(), gr_dist_size(), &lo, &hi);
         buf = gr_malloc((size_t)chunk * F * sizeof(float), err);
         int *sub = gr_malloc((size_t)chunk * sizeof(int), err);
         if (!buf || !sub) st = GR_ERR_NOMEM;
-        for (int s0 = 0; st == GR_OK && s0 < n; s0 += chunk) {
-            int B = n - s0 < chunk ? n - s0 : chunk;
+        for (int s0 = lo; st == GR_OK && s0 < hi; s0 += chunk) {
+            int B = hi - s0 < chunk ? hi - s0 : chunk;
             for (int b = 0; b < B; b++) sub[b] = idx ? idx[s0 + b] : s0 + b;
             st = compute_features(m, node - 1, ds, sub, B, batch, threads, buf, "statistics", 0, NULL, err);
-            if (st == GR_OK && stop && *stop && s0 + B < n)
+            if (st == GR_OK && stop && *stop && s0 + B < hi)
                 st = gr_error_set(err, GR_ERR_INTERRUPTED, "interrupted while measuring the feature statistics");
             for (int i = 0; st == GR_OK && i < B; i++) {
                 const float *r = buf + (size_t)i * F;
@@ -179,6 +206,10 @@ static gr_status fit_standardize(gr_model *m, int node, const float *feat, const
             }
         }
         free(sub);
+        if (st == GR_OK && dist) {   /* the sums of every rank's part */
+            st = gr_dist_sum_f64(sum, F, err);
+            if (st == GR_OK) st = gr_dist_sum_f64(sq, F, err);
+        }
     }
     if (st == GR_OK) {
         float *mean = gr_param_data(m, m->nodes[node].p0), *sd = gr_param_data(m, m->nodes[node].p0 + 1);
@@ -476,6 +507,16 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
     if (o.lr_auto && !cache)
         return gr_error_set(err, GR_ERR_ARG, "--lr auto needs the features cache (no augmentation, no --no-cache)");
     int steps = (n + o.batch - 1) / o.batch;
+    /* Data parallel (MPI): every rank runs this same loop on the same
+     * permutation; a rank takes its part of each global batch (gr_dist_shard:
+     * the first B % N ranks one row more) and one all-reduce per step sums the
+     * gradients.  Rank 0 alone reports, writes the log and checkpoints.     */
+    bool dist = o.distributed && gr_dist_active();
+    int rank = dist ? gr_dist_rank() : 0, ranks = dist ? gr_dist_size() : 1;
+    if (dist && o.batch < ranks)
+        return gr_error_set(err, GR_ERR_ARG, "--batch %d is the global batch: it must be at least the number of ranks (%d)",
+                            o.batch, ranks);
+    if (rank > 0) { o.verbose = 0; o.log_csv = NULL; o.checkpoint = NULL; }
     o.optim.epoch_iters = steps;
     o.optim.total_iters = (int64_t)steps * o.epochs;
     o.optim.warmup_iters = (int64_t)(o.warmup_epochs * steps);
@@ -535,6 +576,12 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
                m->n_nodes - first, m->nodes[first].s.name, n,
                (long long)gr_model_param_count(m, true), gr_model_layer_name(m, first - 1),
                cache ? "on" : (augment ? "off (augmentation)" : "off (--no-cache)"));
+    if (o.verbose && dist) {
+        int lo, hi;
+        gr_dist_shard(o.batch, 0, ranks, &lo, &hi);
+        gr_log(GR_LOG_INFO, "data parallel: %d ranks (MPI), global batch %d = %d%s per rank, %d threads on rank 0",
+               ranks, o.batch, hi - lo, o.batch % ranks ? " or one less" : "", gr_get_threads());
+    }
     if (o.verbose) {
         static const char *sched[] = {"constant", "inverse-time", "step", "cosine"};
         const gr_optim *q = &o.optim;
@@ -556,8 +603,8 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
             st = GR_ERR_NOMEM;
             goto done;
         }
-        st = cached_features(m, first - 1, ds, idx, n, o.batch, o.threads, feat, "features (train)",
-                             o.verbose, o.stop, err);
+        st = shared_features(m, first - 1, ds, idx, n, o.batch, o.threads, feat, "features (train)",
+                             o.verbose, o.stop, dist, err);
         if (st != GR_OK) goto done;
     } else if (!(xi = gr_malloc((size_t)o.batch * img * sizeof(float), err))) {
         st = GR_ERR_NOMEM;
@@ -569,7 +616,7 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
         /* from the cache when it sits at the cut; otherwise one pass over the
          * training set before the first epoch (an unfrozen base then moves
          * on, the standardization stays fixed) */
-        st = fit_standardize(m, sd, sd == first ? feat : NULL, ds, idx, n, o.batch, o.threads, o.stop, err);
+        st = fit_standardize(m, sd, sd == first ? feat : NULL, ds, idx, n, o.batch, o.threads, o.stop, dist, err);
         if (st != GR_OK) goto done;
         if (o.verbose) gr_log(GR_LOG_INFO, "standardized the %lld features at '%s' with the training set's mean and std",
                               (long long)gr_node_size(m, sd - 1), gr_model_layer_name(m, sd - 1));
@@ -580,13 +627,14 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
         vlab = gr_malloc((size_t)n_val * sizeof(int), err);
         if (!vfeat || !vlab) { st = GR_ERR_NOMEM; goto done; }
         for (int i = 0; i < n_val; i++) vlab[i] = gr_dataset_label(o.val, o.val_idx ? o.val_idx[i] : i);
-        st = cached_features(m, first - 1, o.val, o.val_idx, n_val, o.batch, o.threads, vfeat,
-                             "features (validation)", o.verbose, o.stop, err);
+        st = shared_features(m, first - 1, o.val, o.val_idx, n_val, o.batch, o.threads, vfeat,
+                             "features (validation)", o.verbose, o.stop, dist, err);
         if (st != GR_OK) goto done;
     }
     if (o.lr_auto && !o.resume) {
         float lr = o.optim.lr;   /* the default, kept when the test is inconclusive */
         st = lr_range_test(m, t, feat, lab, n, o.batch, F, xb, blab, o.seed, o.verbose, &lr, err);
+        if (st == GR_OK && dist) st = gr_dist_bcast(&lr, sizeof lr, 0, err);   /* rank 0's pick for all */
         if (st != GR_OK) goto done;
         o.optim.lr = lr;
         gr_trainer_set_lr(t, lr);
@@ -611,8 +659,22 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
         if (!cache && s0 < steps) {
             gr_batcher_opts bo = {.batch = o.batch, .seed = o.seed + 7919u * (uint64_t)ep,
                                   .pad = o.pad, .hflip = o.hflip, .threads = o.threads};
-            bt = gr_batcher_new(ds, order + (size_t)s0 * o.batch, n - s0 * o.batch, &bo, err);
-            if (!bt) { st = err ? err->code : GR_ERR_ARG; break; }
+            const int *list = order + (size_t)s0 * o.batch;
+            int len = n - s0 * o.batch;
+            if (dist) {   /* this rank's rows of each step, in order (perm is no longer needed) */
+                len = 0;
+                for (int s = s0; s < steps; s++) {
+                    int B = n - s * o.batch < o.batch ? n - s * o.batch : o.batch, lo, hi;
+                    gr_dist_shard(B, rank, ranks, &lo, &hi);
+                    for (int b = lo; b < hi; b++) perm[len++] = order[s * o.batch + b];
+                }
+                list = perm;
+                int lo, hi;
+                gr_dist_shard(o.batch, rank, ranks, &lo, &hi);
+                bo.batch = hi - lo;   /* a full step's rows here; the last step may have fewer */
+            }
+            bt = len > 0 ? gr_batcher_new(ds, list, len, &bo, err) : NULL;
+            if (len > 0 && !bt) { st = err ? err->code : GR_ERR_ARG; break; }
         }
         double lsum = 0;
         int64_t csum = 0;
@@ -620,25 +682,28 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
         if (s0 > 0) { lsum = rs.loss_sum; csum = rs.correct; seen = rs.seen; }   /* the epoch's earlier batches */
         for (int s = s0; s < steps && st == GR_OK; s++) {
             int B = n - s * o.batch < o.batch ? n - s * o.batch : o.batch;
+            int lo = 0, hi = B;   /* this rank's rows of the step's B */
+            if (dist) gr_dist_shard(B, rank, ranks, &lo, &hi);
             if (cache) {
-                for (int b = 0; b < B; b++) {
+                for (int b = lo; b < hi; b++) {
                     int k = perm[s * o.batch + b];
-                    memcpy(xb + (size_t)b * F, feat + (size_t)k * F, F * sizeof(float));
-                    blab[b] = lab[k];
+                    memcpy(xb + (size_t)(b - lo) * F, feat + (size_t)k * F, F * sizeof(float));
+                    blab[b - lo] = lab[k];
                 }
-            } else {
+            } else if (hi > lo) {
                 int got = 0;
                 st = gr_batcher_next(bt, xi, blab, &got, err);
                 if (st != GR_OK) break;
-                if (got != B) { st = gr_error_set(err, GR_ERR_ARG, "batcher gave %d of %d samples", got, B); break; }
-                st = first > 0 ? gr_model_run(m, 0, xi, B, first - 1, xb, err)
-                               : (memcpy(xb, xi, (size_t)B * F * sizeof(float)), GR_OK);
-                if (st == GR_OK && first > 0) st = gr_outputs_check(m, first - 1, xb, B, err);
+                if (got != hi - lo) { st = gr_error_set(err, GR_ERR_ARG, "batcher gave %d of %d samples", got, hi - lo); break; }
+                st = first > 0 ? gr_model_run(m, 0, xi, got, first - 1, xb, err)
+                               : (memcpy(xb, xi, (size_t)got * F * sizeof(float)), GR_OK);
+                if (st == GR_OK && first > 0) st = gr_outputs_check(m, first - 1, xb, got, err);
                 if (st != GR_OK) break;
             }
             float l;
-            int c;
-            st = gr_trainer_step(t, xb, blab, B, &l, &c, err);
+            int c, stop_now = o.stop && *o.stop;
+            st = dist ? gr_trainer_step_dist(t, xb, blab, hi - lo, lo, B, &l, &c, &stop_now, err)
+                      : gr_trainer_step(t, xb, blab, B, &l, &c, err);
             if (st != GR_OK) break;
             lsum += (double)l * B;
             csum += c;
@@ -654,7 +719,7 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
                 warned = true;
             }
             progress(o.verbose, ep + 1, o.epochs, s + 1, steps, t0, lsum / seen, (double)csum / seen);
-            if (o.stop && *o.stop) {
+            if (stop_now) {   /* (dist: a stop on any rank stops every rank at this step) */
                 run_state now = {o.optim.lr, lsum, csum, seen};
                 if (o.checkpoint && save_checkpoint(m, t, o.checkpoint, ep, s + 1, &now, o.config_json, err) != GR_OK) {
                     st = err ? err->code : GR_ERR_IO;
@@ -675,6 +740,14 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
         if (n_val > 0) {
             st = eval_features(m, first, vfeat, vlab, n_val, o.batch, probs, &e.val_loss,
                                &e.val_accuracy, err);
+            /* dist: rank 0's figures decide (best epoch, early stopping) on every rank, so
+             * that ranks with other thread counts cannot take different branches */
+            if (st == GR_OK && dist) {
+                float v[2] = {e.val_loss, e.val_accuracy};
+                st = gr_dist_bcast(v, sizeof v, 0, err);
+                e.val_loss = v[0];
+                e.val_accuracy = v[1];
+            }
             if (st != GR_OK) break;
         }
         e.seconds = now_s() - t0;
@@ -703,6 +776,14 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
             if (o.verbose) gr_log(GR_LOG_INFO, "early stopping: no improvement for %d epochs", o.patience);
             break;
         }
+    }
+    if (dist && o.verbose) {
+        int64_t rsteps;
+        size_t rfloats;
+        double rs_s = gr_trainer_reduce_seconds(t, &rsteps, &rfloats);
+        if (rsteps > 0)
+            gr_log(GR_LOG_INFO, "all-reduce: %.3f ms per step (%lld steps of %zu floats = %.2f MB; rank 0, waiting included)",
+                   1e3 * rs_s / (double)rsteps, (long long)rsteps, rfloats, rfloats * 4e-6);
     }
     const char *metric = n_val > 0 ? (o.monitor_loss ? "val_loss" : "val_accuracy") : "loss";
     bool neg = n_val == 0 || o.monitor_loss;

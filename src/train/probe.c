@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include "dist/dist.h"
 #include "train/probe.h"
 
 static double now_s(void) {
@@ -168,12 +169,19 @@ gr_status gr_probe_cuts(gr_model *m, const gr_dataset *ds, const int *cuts, int 
         }
     }
 
-    /* one pass: every cut's features for every sample */
+    /* one pass: every cut's features for every sample (under MPI: this
+     * rank's part [lo, hi) of the sample, then every rank gathers the rest) */
+    int lo = 0, hi = n;
+    bool dist = o.distributed && gr_dist_active();
+    if (dist) {
+        gr_dist_shard(n, gr_dist_rank(), gr_dist_size(), &lo, &hi);
+        for (int i = 0; i < n; i++) labels[i] = gr_dataset_label(ds, idx[i]);
+    }
     gr_batcher_opts bo = {.batch = o.batch, .threads = o.threads};
-    if (!(b = gr_batcher_new(ds, idx, n, &bo, err))) { st = err ? err->code : GR_ERR_ARG; goto out; }
+    if (hi > lo && !(b = gr_batcher_new(ds, idx + lo, hi - lo, &bo, err))) { st = err ? err->code : GR_ERR_ARG; goto out; }
     double t0 = now_s();
-    int done = 0, got = 0;
-    while (done < n) {
+    int done = lo, got = 0;
+    while (done < hi) {
         if ((st = gr_batcher_next(b, x, blab, &got, err)) != GR_OK) goto out;
         if (got == 0) break;
         memcpy(labels + done, blab, (size_t)got * sizeof(int));
@@ -183,7 +191,7 @@ gr_status gr_probe_cuts(gr_model *m, const gr_dataset *ds, const int *cuts, int 
             double ts = now_s();
             if ((st = gr_model_run(m, c->from, in, got, c->node, c->out, err)) != GR_OK ||
                 (st = gr_outputs_check(m, c->node, c->out, got, err)) != GR_OK) goto out;
-            if (done > 0 || got == n) c->seconds += now_s() - ts;   /* the first batch warms up */
+            if (done > lo || got == hi - lo) c->seconds += now_s() - ts;   /* the first batch warms up */
             int hw = c->h * c->w;
             for (int i = 0; i < got; i++) {
                 const float *src = c->out + (size_t)i * c->size;
@@ -199,11 +207,16 @@ gr_status gr_probe_cuts(gr_model *m, const gr_dataset *ds, const int *cuts, int 
         done += got;
         if (o.verbose) gr_log(GR_LOG_PROGRESS, "probe: features %d/%d images (%.1fs)", done, n, now_s() - t0);
     }
-    if (o.verbose) gr_log(GR_LOG_NOTE, "probe: features of %d images at %d cuts in %.1fs", done, nc, now_s() - t0);
-    if (done != n) {
-        st = gr_error_set(err, GR_ERR_IO, "probe: the data gave %d of %d samples", done, n);
+    if (o.verbose) gr_log(GR_LOG_NOTE, "probe: features of %d images at %d cuts in %.1fs", done - lo, nc, now_s() - t0);
+    if (done != hi) {
+        st = gr_error_set(err, GR_ERR_IO, "probe: the data gave %d of %d samples", done - lo, hi - lo);
         goto out;
     }
+    for (int k = 0; dist && k < nc && st == GR_OK; k++) {
+        st = gr_dist_gather_rows(cb[k].pooled, (size_t)cb[k].c, n, err);
+        if (st == GR_OK && cb[k].flat) st = gr_dist_gather_rows(cb[k].flat, cb[k].size, n, err);
+    }
+    if (st != GR_OK) goto out;
 
     /* score every cut */
     for (int k = 0; k < nc; k++) {
@@ -218,7 +231,7 @@ gr_status gr_probe_cuts(gr_model *m, const gr_dataset *ds, const int *cuts, int 
             cum += cb[j].seconds;
             if (cb[j].from == 0) break;
         }
-        r->fwd_ms = 1e3 * cum / (n > o.batch ? n - o.batch : n);
+        r->fwd_ms = 1e3 * cum / (hi - lo > o.batch ? hi - lo - o.batch : (hi > lo ? hi - lo : 1));
         if (o.verbose) gr_log(GR_LOG_NOTE, "probe: scoring cut '%s' (%dx%dx%d)", r->name, c->h, c->w, c->c);
         st = score_form(c->pooled, labels, n, c->c, C, o.folds, c->h * c->w > 1 ? GR_PROBE_GAP : GR_PROBE_VEC,
                         &r->pooled, err);

@@ -16,6 +16,19 @@ gr_status gr_trainer_gradients(gr_trainer *t, const float *x, const int *labels,
                                float *loss, int *correct, gr_error *err);
 float *gr_trainer_grad(gr_trainer *t, size_t *offset, size_t *count);
 
+/* One data-parallel step (with MPI, src/dist): this rank holds rows
+ * [lo, lo+B) of a global batch of `total` rows (B may be 0).  Gradients,
+ * loss and correct count are summed over the ranks with one all-reduce, so
+ * every rank makes the update a single process makes on the whole batch
+ * (up to the order of the sums).  *loss = the global batch's mean loss,
+ * *correct its correct count; *flag (may be NULL) in: this rank's flag, out:
+ * the sum over the ranks (a stop request every rank sees at the same step). */
+gr_status gr_trainer_step_dist(gr_trainer *t, const float *x, const int *labels, int B, int lo, int total,
+                               float *loss, int *correct, int *flag, gr_error *err);
+/* Seconds spent in gr_trainer_step_dist's all-reduce so far (waiting for
+ * the slowest rank included), over *steps steps of *floats floats each.   */
+double gr_trainer_reduce_seconds(const gr_trainer *t, int64_t *steps, size_t *floats);
+
 /* The trainer's resumable state: optimizer slots s1/s2 (n floats each; s2
  * NULL unless Adam), the iteration count and the dropout RNG.               */
 void gr_trainer_state(gr_trainer *t, float **s1, float **s2, size_t *n, int64_t **it, gr_rng **rng);

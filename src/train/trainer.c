@@ -11,7 +11,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "backend/backend.h"
+#include "dist/dist.h"
 #include "train/train.h"
 
 struct gr_trainer {
@@ -40,6 +42,11 @@ struct gr_trainer {
     bool *own_din, *no_zero;
     bool *fast_fwd;          /* per layer: this step's forward ran in the backend
                               * (pooling workspace, batch-norm batch statistics) */
+    /* Data-parallel step (gr_trainer_step_dist): this rank's rows start at
+     * shard_lo of a global batch of shard_total (0 = not sharded).        */
+    int shard_lo, shard_total;
+    double reduce_s;         /* seconds spent in the steps' all-reduce (incl. waiting for peers) */
+    int64_t reduce_steps;
 };
 
 /* A dense kernel of at least this many weights is updated by the fused
@@ -48,6 +55,8 @@ struct gr_trainer {
 /* A tile of the fused path covers whole kernel rows, about this many weights
  * (256 KB: the tile's gradient stays in the core's L2 while it is applied). */
 #define FUSE_TILE_WEIGHTS 65536
+/* Floats after the gradients in the data-parallel step's buffer. */
+#define DIST_EXTRA 3
 
 static int64_t node_out(const gr_model *m, int i) { return gr_node_size(m, i); }
 
@@ -144,7 +153,9 @@ gr_trainer *gr_trainer_new(gr_model *m, int first, const gr_trainer_opts *o, gr_
     int p0 = m->nodes[first].p0;
     t->off0 = p0 < m->n_params ? m->params[p0].offset : m->w_count;
     t->np = m->w_count - t->off0;
-    if (!(t->grad = gr_calloc(t->np, sizeof(float), err))) goto fail;
+    /* + DIST_EXTRA floats: the data-parallel step reduces its loss sum, correct
+     * count and stop flag in the same buffer as the gradients */
+    if (!(t->grad = gr_calloc(t->np + DIST_EXTRA, sizeof(float), err))) goto fail;
     if (!(t->s1 = gr_calloc(t->np, sizeof(float), err))) goto fail;
     if (o->optim.kind != GR_OPTIM_SGD && !(t->s2 = gr_calloc(t->np, sizeof(float), err))) goto fail;
     if (!(t->fuse = gr_calloc((size_t)k, sizeof(bool), err))) goto fail;
@@ -284,7 +295,11 @@ static void forward(gr_trainer *t, int i, const float *x, int B) {
     case GR_OP_DROPOUT: {
         float *mask = t->mask[i - t->first];
         float keep = 1.0f - s->rate, scale = keep > 0 ? 1.0f / keep : 0.0f;
+        int64_t per = isz / (B > 0 ? B : 1);   /* sharded: the draws of the global batch's other rows are skipped */
+        for (int64_t k = 0; t->shard_total && k < (int64_t)t->shard_lo * per; k++) gr_rng_uniform(&t->rng);
         for (int64_t k = 0; k < isz; k++) mask[k] = gr_rng_uniform(&t->rng) < keep ? scale : 0.0f;
+        for (int64_t k = 0; t->shard_total && k < (int64_t)(t->shard_total - t->shard_lo - B) * per; k++)
+            gr_rng_uniform(&t->rng);
         gr_dropout_forward(out, in, mask, (size_t)isz);
         return;
     }
@@ -494,7 +509,7 @@ static bool any_nonfinite(const float *g, size_t n) {
 /* Forward and backward of one batch.  fuse: large dense kernels leave their
  * gradient to dense_step_fused (t->deferred marks them); their part of
  * t->grad is then neither zeroed nor filled.                              */
-static gr_status gradients(gr_trainer *t, const float *x, const int *labels, int B, float *loss,
+static gr_status gradients(gr_trainer *t, const float *x, const int *labels, int B, int div, float *loss,
                            int *correct, bool fuse, gr_error *err) {
     gr_model *m = t->m;
     if (B <= 0 || B > t->o.max_batch)
@@ -507,10 +522,10 @@ static gr_status gradients(gr_trainer *t, const float *x, const int *labels, int
     for (int i = t->first; i < t->n; i++) forward(t, i, x, B);
     const float *p = t->act[last - t->first];
     int c1 = 0;
-    double l = gr_cross_entropy(p, labels, B, C, t->o.label_smoothing, &c1, NULL) / B;
+    double l = gr_cross_entropy(p, labels, B, C, t->o.label_smoothing, &c1, NULL) / div;
     if (loss) *loss = (float)l;
     if (correct) *correct = c1;
-    if (!isfinite(l))
+    if (!isfinite(l) && !t->shard_total)   /* sharded: checked on the sums of all ranks */
         return gr_error_set(err, GR_ERR_NUMERIC,
                             "the loss became %g at iteration %lld: lower the learning rate (now %g)",
                             l, (long long)t->it, gr_optim_lr(&t->o.optim, t->it));
@@ -528,17 +543,18 @@ static gr_status gradients(gr_trainer *t, const float *x, const int *labels, int
         done = hi;
     }
     memset(t->grad + done, 0, (t->np - done) * sizeof(float));
-    /* dL/dlogits of softmax + cross-entropy: (p - y) / B */
+    /* dL/dlogits of softmax + cross-entropy: (p - y) / div (the global batch) */
     float *d = t->dact[last - t->first];
     float ls = t->o.label_smoothing;
     for (int b = 0; b < B; b++)
         for (int c = 0; c < C; c++) {
             float yc = (c == labels[b] ? 1.0f - ls : 0.0f) + ls / C;
-            d[(size_t)b * C + c] = (p[(size_t)b * C + c] - yc) / (float)B;
+            d[(size_t)b * C + c] = (p[(size_t)b * C + c] - yc) / (float)div;
         }
     for (int i = last; i >= t->p_first; i--)
         backward(t, i, x, B, i == last && softmax_last(&m->nodes[i]), fuse);
     /* every gradient computed so far must be finite (fused kernels: checked per tile) */
+    if (t->shard_total) return GR_OK;   /* sharded: checked after the all-reduce */
     done = 0;
     bool bad = false;
     for (int i = t->first; i < t->n && !bad; i++) {
@@ -557,7 +573,7 @@ static gr_status gradients(gr_trainer *t, const float *x, const int *labels, int
 
 gr_status gr_trainer_gradients(gr_trainer *t, const float *x, const int *labels, int B,
                                float *loss, int *correct, gr_error *err) {
-    return gradients(t, x, labels, B, loss, correct, false, err);
+    return gradients(t, x, labels, B, B, loss, correct, false, err);
 }
 
 float *gr_trainer_grad(gr_trainer *t, size_t *offset, size_t *count) {
@@ -621,10 +637,19 @@ static gr_status dense_step_fused(gr_trainer *t, int i, const float *x, int B, g
     return GR_OK;
 }
 
+static gr_status apply_update(gr_trainer *t, const float *x, int B, gr_error *err);
+
 gr_status gr_trainer_step(gr_trainer *t, const float *x, const int *labels, int B, float *loss,
                           int *correct, gr_error *err) {
-    gr_status st = gradients(t, x, labels, B, loss, correct, true, err);
+    gr_status st = gradients(t, x, labels, B, B, loss, correct, true, err);
     if (st != GR_OK) return st;
+    return apply_update(t, x, B, err);
+}
+
+/* The update of a step whose gradients are in t->grad (and, for deferred
+ * fused kernels, still to be computed from the batch x of B rows).        */
+static gr_status apply_update(gr_trainer *t, const float *x, int B, gr_error *err) {
+    gr_status st = GR_OK;
     /* per parameter: fixed statistics never move; fused kernels update themselves */
     const gr_model *m = t->m;
     for (int p = m->nodes[t->first].p0; p < m->n_params; p++) {
@@ -658,3 +683,58 @@ void gr_trainer_state(gr_trainer *t, float **s1, float **s2, size_t *n, int64_t 
 void gr_trainer_set_lr(gr_trainer *t, float lr) { t->o.optim.lr = lr; }
 
 gr_optim *gr_trainer_optim(gr_trainer *t) { return &t->o.optim; }
+/* Data-parallel step: the gradients of this rank's rows, scaled for the
+ * global batch ((p - y) / total), the batch's loss sum, correct count and
+ * flag after them in one buffer, summed over the ranks by one all-reduce;
+ * then every rank applies the same update (the fused dense path is off:
+ * the whole gradient must exist before the reduction).  Non-finite values
+ * are checked on the sums, so every rank fails alike.                     */
+gr_status gr_trainer_step_dist(gr_trainer *t, const float *x, const int *labels, int B, int lo, int total,
+                               float *loss, int *correct, int *flag, gr_error *err) {
+    if (total <= 0 || B < 0 || lo < 0 || lo + B > total)
+        return gr_error_set(err, GR_ERR_ARG, "trainer: rows [%d, %d) of a global batch of %d", lo, lo + B, total);
+    t->shard_lo = lo;
+    t->shard_total = total;
+    gr_status st = GR_OK;
+    float l = 0;
+    int c = 0;
+    if (B > 0) {
+        st = gradients(t, x, labels, B, total, &l, &c, false, err);
+    } else {   /* no rows here: a zero gradient, and the dropout draws of the other rows */
+        for (int i = t->first; i < t->n; i++) t->deferred[i - t->first] = false;
+        memset(t->grad, 0, t->np * sizeof(float));
+        for (int i = t->first; i < t->n; i++)
+            if (t->m->nodes[i].s.op == GR_OP_DROPOUT)
+                for (int64_t k = 0; k < (int64_t)total * node_out(t->m, i); k++) gr_rng_uniform(&t->rng);
+    }
+    t->shard_lo = t->shard_total = 0;
+    if (st != GR_OK) return st;   /* (a local failure: the caller ends the job) */
+    float *g = t->grad;
+    g[t->np] = l;            /* this rank's loss sum / total */
+    g[t->np + 1] = (float)c;
+    g[t->np + 2] = (float)(flag ? *flag : 0);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if ((st = gr_dist_sum_f32(g, t->np + DIST_EXTRA, err)) != GR_OK) return st;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    t->reduce_s += (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    t->reduce_steps++;
+    if (loss) *loss = g[t->np];
+    if (correct) *correct = (int)lrintf(g[t->np + 1]);
+    if (flag) *flag = (int)lrintf(g[t->np + 2]);
+    if (!isfinite(g[t->np]))
+        return gr_error_set(err, GR_ERR_NUMERIC,
+                            "the loss became %g at iteration %lld: lower the learning rate (now %g)",
+                            (double)g[t->np], (long long)t->it, gr_optim_lr(&t->o.optim, t->it));
+    if (any_nonfinite(g, t->np))
+        return gr_error_set(err, GR_ERR_NUMERIC,
+                            "a non-finite gradient at iteration %lld: lower the learning rate (now %g)",
+                            (long long)t->it, gr_optim_lr(&t->o.optim, t->it));
+    return apply_update(t, x, B, err);
+}
+
+double gr_trainer_reduce_seconds(const gr_trainer *t, int64_t *steps, size_t *floats) {
+    if (steps) *steps = t->reduce_steps;
+    if (floats) *floats = t->np + DIST_EXTRA;
+    return t->reduce_s;
+}
