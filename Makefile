@@ -90,7 +90,7 @@ SAN_FLAGS := $(CC) $(GR_CFLAGS) $(SAN_CFLAGS)
 
 .SECONDARY:
 .PHONY: all examples deps deps-test test check test-fast test-san bench demo clean help install \
-        uninstall install-files fresh-demo fresh-test test-fresh man
+        uninstall install-files fresh-demo fresh-test test-fresh man check-layers
 all: $(B)/graft $(B)/libgraft.a $(B)/libgraft.so $(B)/tests-built examples man
 
 help:
@@ -103,8 +103,12 @@ help:
 	@echo "make fresh-demo   the README's first command on a fresh minimal Debian (debootstrap chroot; root)"
 	@echo "make test-fresh   the README's second command there (slow: installs PyTorch)"
 	@echo "make bench        benchmarks against PyTorch (prints ratios)"
+	@echo "make check-layers the library's layers depend one way, no include cycle (scripts/check_layers.py)"
 	@echo "make MPI=1        the MPI (data-parallel) build in build-mpi/: mpirun -np N build-mpi/graft train ..."
 	@echo "variables: PREFIX DESTDIR CC CFLAGS LDFLAGS NATIVE=1 WERROR=1 NO_DEPS=1 MPI=1 B=builddir"
+
+check-layers:
+	@python3 scripts/check_layers.py
 
 deps:
 	@scripts/deps.sh build

@@ -23,7 +23,7 @@
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
-#include "model.h"
+#include "graph/model.h"
 #include "bench_common.h"
 
 typedef struct {

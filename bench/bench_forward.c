@@ -17,7 +17,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 #include <time.h>
-#include "model.h"
+#include "graph/model.h"
 #include "bench_common.h"
 
 /* Multiply-add FLOPs of every conv of m for one image (2 per MAC). */

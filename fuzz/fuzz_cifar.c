@@ -1,4 +1,4 @@
-/* fuzz_cifar.c — CIFAR binary batches (src/io/cifar.c): the input as a
+/* fuzz_cifar.c — CIFAR binary batches (src/data/cifar.c): the input as a
  * CIFAR-10 batch, then as a CIFAR-100 one (fine and coarse labels), and
  * every sample read back through gr_dataset_get.                          */
 #include "fuzz.h"

@@ -1,4 +1,4 @@
-/* fuzz_cifar_targz.c — CIFAR archives (src/io/cifar.c through libarchive):
+/* fuzz_cifar_targz.c — CIFAR archives (src/data/cifar.c through libarchive):
  * the input as a .tar.gz, opened as the training and the test split.     */
 #include "fuzz.h"
 

@@ -1,4 +1,4 @@
-/* fuzz_csv.c — CSV dataset lists (src/io/dataset.c): the input as list.csv
+/* fuzz_csv.c — CSV dataset lists (src/data/dataset.c): the input as list.csv
  * in a directory that also holds two small images (a.png, b.bmp), opened
  * with and without skip_bad, every listed sample read at 6x5.             */
 #include "fuzz.h"

@@ -1,5 +1,5 @@
 /* fuzz_darknet_weights.c — the darknet .weights reader
- * (src/models/darknet_weights.c) against a fixed network: the cfg of
+ * (src/format/darknet_weights.c) against a fixed network: the cfg of
  * tests/fixtures/darknet/synth.cfg, which uses every section graft reads
  * (conv with/without BN, groups, connected with BN, shortcut, route).     */
 #include "fuzz.h"

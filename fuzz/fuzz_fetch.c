@@ -4,14 +4,14 @@
  * callback (resume at an offset: the server honours the range, ignores it
  * or answers from another byte), the progress line (sizes the server
  * declares), the digest check and commit of the finished file, and a
- * mirror's SHA256SUMS lookup.  src/io/fetch.c is included so that its
+ * mirror's SHA256SUMS lookup.  src/hub/fetch.c is included so that its
  * static callbacks can be called; libgraft.a's fetch.o is then not linked.
  *
  * Input: byte 0 flags (bit 0: resume at an offset, bit 1: draw as on a
  * tty), bytes 1..16 two int64 (declared total, bytes now) for the progress
  * line, then up to four parts separated by NUL bytes: header lines
  * (separated by '\n'), the body, the expected digest, a SHA256SUMS file.  */
-#include "../src/io/fetch.c"
+#include "../src/hub/fetch.c"
 #include "fuzz.h"
 
 static const uint8_t *part(const uint8_t **p, const uint8_t *end, size_t *n) {

@@ -1,4 +1,4 @@
-/* fuzz_image.c — image decoding (src/io/images.c: the libjpeg and libpng
+/* fuzz_image.c — image decoding (src/data/images.c: the libjpeg and libpng
  * wrappers and graft's own BMP reader) from memory, then both resize modes
  * to a small odd size.                                                    */
 #include "fuzz.h"

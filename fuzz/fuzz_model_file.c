@@ -1,4 +1,4 @@
-/* fuzz_model_file.c — graft's model file (src/io/model_file.c: the
+/* fuzz_model_file.c — graft's model file (src/format/model_file.c: the
  * safetensors layout with the architecture as JSON metadata): load, and run
  * the model once on zeros when it is small.                               */
 #include "fuzz.h"

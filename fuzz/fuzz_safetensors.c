@@ -1,9 +1,9 @@
-/* fuzz_safetensors.c — the safetensors reader (src/io/safetensors.c) and its
- * view as a weights file (src/io/weights.c: graft / torchvision names,
+/* fuzz_safetensors.c — the safetensors reader (src/format/safetensors.c) and its
+ * view as a weights file (src/format/weights.c: graft / torchvision names,
  * layouts): open, then read every tensor of a sane size as float32.       */
 #include "fuzz.h"
-#include "io/safetensors.h"
-#include "io/weights.h"
+#include "format/safetensors.h"
+#include "format/weights.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (fuzz_is_hdf5(data, size)) return 0;

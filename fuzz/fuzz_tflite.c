@@ -1,7 +1,7 @@
-/* fuzz_tflite.c — the TFLite flatbuffer reader (src/io/tflite.c) and the
- * graph builder on top (src/models/tflite_net.c), then one small run.     */
+/* fuzz_tflite.c — the TFLite flatbuffer reader (src/format/tflite.c) and the
+ * graph builder on top (src/format/tflite_net.c), then one small run.     */
 #include "fuzz.h"
-#include "io/tflite.h"
+#include "format/tflite.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *path = fuzz_input_file("in.tflite", data, size);

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include "graft.h"
-#include "io/safetensors.h"
+#include "format/safetensors.h"
 
 static const char *out;
 

@@ -474,7 +474,7 @@ gr_status gr_fetch_url(const char *url, const char *dest, const char *digest,
 /* --------------------------------------------------------------- end fetch */
 
 /* ---------------------------------------------------------------- datasets
- * Data input (src/io/images.c, cifar.c, dataset.c, batcher.c): decoding,
+ * Data input (src/data/images.c, cifar.c, dataset.c, batcher.c): decoding,
  * resizing, preprocessing, CIFAR-10/100, image folders, CSV lists, a
  * seeded stratified split and a prefetching batch iterator.
  *
@@ -788,8 +788,8 @@ gr_status gr_probe_logme(const float *X, const int *y, int n, int F, int C, doub
 /* ---------------------------------------------------------------- end probe */
 
 /* ------------------------------------------------------------------- tflite
- * A TFLite flatbuffer (.tflite) as a float graft model (src/io/tflite.c,
- * src/models/tflite_net.c): uint8/int8/int32 weights are dequantized once,
+ * A TFLite flatbuffer (.tflite) as a float graft model (src/format/tflite.c,
+ * src/format/tflite_net.c): uint8/int8/int32 weights are dequantized once,
  * (q - zero_point) * scale; activations run in float32.  Operators: CONV_2D,
  * DEPTHWISE_CONV_2D, ADD, AVERAGE/MAX_POOL_2D, MEAN, RESHAPE, SQUEEZE,
  * FULLY_CONNECTED, SOFTMAX, RELU, RELU6, LOGISTIC, CONCATENATION,

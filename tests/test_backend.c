@@ -1,5 +1,5 @@
 /* test_backend.c — the oneDNN backend against the reference layers
- * (src/layers/, themselves checked against PyTorch in test_layers):
+ * (src/ops/, themselves checked against PyTorch in test_layers):
  * per-node conv / dense / pool over a spread of shapes, chains (VGG-like and
  * darknet-like with folded batch norm) against the per-node reference path,
  * bf16 with a loose tolerance, conv / dense backward (accumulating, and
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "check.h"
-#include "model.h"
+#include "graph/model.h"
 #include "backend/backend.h"
 #include "backend/dnnl_util.h"
 

@@ -16,7 +16,7 @@
 #include <string.h>
 #include "backend/backend.h"
 #include "check.h"
-#include "layers/layers.h"
+#include "ops/ops.h"
 
 typedef struct {
     const char *what;

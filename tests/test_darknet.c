@@ -7,8 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 #include "graft.h"
-#include "model.h"
-#include "models/darknet.h"
+#include "graph/model.h"
+#include "arch/darknet.h"
 #include "check.h"
 
 #define FIX "tests/fixtures/darknet"

@@ -6,7 +6,7 @@
  * by different routes.  The 2-rank runs are tests/test_mpi.sh.            */
 #include "check.h"
 #include "dist/dist.h"
-#include "model.h"
+#include "graph/model.h"
 #include "train/train.h"
 
 static void test_shard(void) {

@@ -12,7 +12,7 @@
 #include <unistd.h>
 #include "check.h"
 #include "graft.h"
-#include "model.h"
+#include "graph/model.h"
 
 static char home[256], bin[300];
 

@@ -16,8 +16,8 @@
 
 #include "check.h"
 #include "graft.h"
-#include "io/digest.h"
-#include "io/fetch.h"
+#include "hub/digest.h"
+#include "hub/fetch.h"
 
 /* The test server: one per run. */
 static pid_t srv_pid = -1;

@@ -19,8 +19,8 @@
 #include <unistd.h>
 #include "check.h"
 #include "graft.h"
-#include "model.h"
-#include "io/safetensors.h"
+#include "graph/model.h"
+#include "format/safetensors.h"
 
 static char dir[256];
 static char bin_train[300], bin_test[300], cfg_path[300];

@@ -1,5 +1,5 @@
 /* test_h5_mutants.c — structure-level fuzzing of the Keras .h5 reader
- * (src/io/keras_h5.c) and the weights binder (src/io/weights.c).
+ * (src/format/keras_h5.c) and the weights binder (src/format/weights.c).
  *
  * tests/fixtures/gen_h5_mutants.py writes 300 valid HDF5 files (seeded):
  * the tiny Keras model of gen_weights.py with its groups, attributes,
@@ -13,8 +13,8 @@
 #include <unistd.h>
 #include "check.h"
 #include "graft.h"
-#include "model.h"
-#include "io/weights.h"
+#include "graph/model.h"
+#include "format/weights.h"
 
 enum { N_MUTANTS = 300 };
 

@@ -9,8 +9,8 @@
 
 #include "check.h"
 #include "graft.h"
-#include "io/images.h"
-#include "model.h"
+#include "data/images.h"
+#include "graph/model.h"
 
 #define FIX "tests/fixtures/data/"
 

@@ -1,4 +1,4 @@
-/* test_layers.c — the plain-C reference layers (src/layers/) against three
+/* test_layers.c — the plain-C reference layers (src/ops/) against three
  * independent oracles:
  *   1. central finite differences of L = sum(out * R) (R random), for every
  *      backward: input AND parameter gradients, each checked to ACCUMULATE
@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <omp.h>
 #include "check.h"
-#include "layers/layers.h"
+#include "ops/ops.h"
 
 #define GBASE 0.5f   /* initial value of every gradient buffer */
 

@@ -15,8 +15,8 @@
 #include <zlib.h>
 #include "check.h"
 #include "graft.h"
-#include "model.h"
-#include "io/safetensors.h"
+#include "graph/model.h"
+#include "format/safetensors.h"
 
 static char dir[64];
 

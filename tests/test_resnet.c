@@ -11,7 +11,7 @@
 #include <unistd.h>
 #include "check.h"
 #include "graft.h"
-#include "model.h"
+#include "graph/model.h"
 
 static char tmpdir[64];
 static int fx_ready = -1;

@@ -1,5 +1,5 @@
-/* test_tflite.c — TFLite MobileNets as graft models (src/io/tflite.c,
- * src/models/tflite_net.c) against the PyTorch float reference of
+/* test_tflite.c — TFLite MobileNets as graft models (src/format/tflite.c,
+ * src/format/tflite_net.c) against the PyTorch float reference of
  * tests/fixtures/gen_tflite.py (its own flatbuffer parser, the same
  * dequantized weights), on exact crops of the real BMPs; and bad files:
  * truncated, a corrupted offset, not a flatbuffer, an unsupported operator,

@@ -5,7 +5,7 @@
 #include <omp.h>
 #include "check.h"
 #include "graft.h"
-#include "model.h"
+#include "graph/model.h"
 #include "train/train.h"
 
 /* Mean cross-entropy of the whole model on x (inference path + gr_cross_entropy). */

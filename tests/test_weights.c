@@ -11,9 +11,9 @@
 #include <unistd.h>
 #include "check.h"
 #include "graft.h"
-#include "model.h"
-#include "io/safetensors.h"
-#include "io/weights.h"
+#include "graph/model.h"
+#include "format/safetensors.h"
+#include "format/weights.h"
 
 #define FIX "tests/fixtures/weights/"
 static char tmpdir[64];

@@ -12,8 +12,8 @@
 #include <unistd.h>
 #include "check.h"
 #include "graft.h"
-#include "model.h"
-#include "io/safetensors.h"
+#include "graph/model.h"
+#include "format/safetensors.h"
 #include "train/train.h"
 
 static char dir[64];

@@ -6,7 +6,7 @@
  * steady state.                                                             */
 #ifndef GRAFT_BACKEND_H
 #define GRAFT_BACKEND_H
-#include "model.h"
+#include "graph/model.h"
 
 /* Inference forward of one node: ins[k] inputs, out output, NHWC, batch B.
  * conv2d, max/avg pool, batch norm, activation (not softmax) and dense.

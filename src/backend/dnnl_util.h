@@ -11,7 +11,7 @@
 #ifndef GRAFT_DNNL_UTIL_H
 #define GRAFT_DNNL_UTIL_H
 #include <oneapi/dnnl/dnnl.h>
-#include "model.h"
+#include "graph/model.h"
 
 #define DN_MAX_ARGS 10
 #define DN_MAX_BUFS 4

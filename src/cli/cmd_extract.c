@@ -8,7 +8,7 @@
 #include <unistd.h>
 #include "cli.h"
 #include "dist/dist.h"
-#include "io/outfile.h"
+#include "core/outfile.h"
 
 static void usage(FILE *f) {
     fprintf(f,

@@ -3,7 +3,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include "cli.h"
-#include "io/fetch.h"
+#include "hub/fetch.h"
 
 static void fetch_usage(FILE *f) {
     fprintf(f,

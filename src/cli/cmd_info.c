@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli.h"
-#include "io/weights.h"
+#include "format/weights.h"
 
 static void info_usage(FILE *f) {
     fprintf(f,

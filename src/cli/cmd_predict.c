@@ -7,7 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include "cli.h"
-#include "io/dataset.h"
+#include "data/dataset.h"
 
 static void usage(FILE *f) {
     fprintf(f,

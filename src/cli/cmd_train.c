@@ -12,7 +12,7 @@
 #include <unistd.h>
 #include "cli.h"
 #include "dist/dist.h"
-#include "io/safetensors.h"
+#include "format/safetensors.h"
 
 /* Prints the command that continues an interrupted run: the checkpoint
  * holds every setting (data, --out, schedule, ...), so it is only

@@ -16,7 +16,7 @@
 #include <unistd.h>
 #include "cli.h"
 #include "dist/dist.h"
-#include "io/outfile.h"
+#include "core/outfile.h"
 #include "train/train.h"
 
 void cli_outputs_add(cli_outputs *o, const char *opt, const char *path, const char *may_be) {

@@ -3,7 +3,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "model.h"
+#include <unistd.h>
+#include "core/core.h"
 
 gr_status gr_error_set(gr_error *err, gr_status code, const char *fmt, ...) {
     if (err) {
@@ -108,4 +109,18 @@ char *gr_strdup(const char *s, gr_error *err) {
     char *p = gr_malloc(n, err);
     if (p) memcpy(p, s, n);
     return p;
+}
+
+/* The memory budget in bytes: $GRAFT_MAX_MEMORY (MiB) when set, else the
+ * machine's physical memory.  Sizes read from files are checked against it
+ * before anything is allocated.                                            */
+uint64_t gr_memory_budget(void) {
+    const char *e = getenv("GRAFT_MAX_MEMORY");
+    if (e && *e) {
+        char *end;
+        unsigned long long mb = strtoull(e, &end, 10);
+        if (end != e && !*end && mb > 0) return (uint64_t)mb << 20;
+    }
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    return pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : (uint64_t)8 << 30;
 }

@@ -1,7 +1,7 @@
 /* rng.c — graft's own small RNG: xoshiro256** seeded by splitmix64.
  * Deterministic on every platform; the state is 32 bytes (checkpointable). */
 #include <math.h>
-#include "model.h"
+#include "core/core.h"
 
 static uint64_t splitmix64(uint64_t *x) {
     uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);

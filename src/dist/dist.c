@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "dist/dist.h"
-#include "model.h"
+#include "graph/model.h"
 #ifdef GRAFT_MPI
 #include <mpi.h>
 #endif

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "dist/dist.h"
-#include "model.h"
+#include "graph/model.h"
 
 gr_status gr_dist_evaluate(gr_model *m, const gr_dataset *ds, int batch, gr_eval_result *res, gr_error *err) {
     if (!gr_dist_active()) return gr_evaluate(m, ds, NULL, 0, batch, res, err);

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include "model.h"
+#include "graph/model.h"
 #include "report/report.h"
 
 gr_status gr_report_mkdir(const char *dir, gr_error *err) {

@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include "model.h"
+#include "graph/model.h"
 #include "report/report.h"
 
 #define N_PAIRS 6      /* most confused pairs shown */

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "model.h"
+#include "graph/model.h"
 #include "report/report.h"
 
 typedef struct {

@@ -24,8 +24,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include "io/dataset.h"
-#include "io/outfile.h"
+#include "data/dataset.h"
+#include "core/outfile.h"
 #include "train/train.h"
 
 #define FC_MAGIC "GRFC"

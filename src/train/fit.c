@@ -16,7 +16,7 @@
 #include <unistd.h>
 #include <json.h>
 #include "dist/dist.h"
-#include "io/safetensors.h"
+#include "format/safetensors.h"
 #include "train/train.h"
 
 static double now_s(void) {

@@ -1,7 +1,7 @@
 /* train.h — the training module's internal pieces. */
 #ifndef GRAFT_TRAIN_H
 #define GRAFT_TRAIN_H
-#include "model.h"
+#include "graph/model.h"
 
 /* One optimizer update over n parameters: w, gradient g, state s1 (SGD
  * velocity / Adam m) and s2 (Adam v).  it = iterations done before;

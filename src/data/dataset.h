@@ -1,0 +1,57 @@
+/* dataset.h — the inside of gr_dataset, shared by dataset.c (open, folders,
+ * CSV, split), cifar.c (CIFAR-10/100 loaders) and batcher.c (prefetch).    */
+#ifndef GRAFT_IO_DATASET_H
+#define GRAFT_IO_DATASET_H
+#include "graft.h"
+#include "data/images.h"
+
+struct gr_dataset {
+    char source[512];          /* the path opened (for messages) */
+    int n;                     /* samples */
+    int n_classes;
+    int *labels;               /* [n] in 0..n_classes-1 */
+    char **class_names;        /* [n_classes], owned */
+    int h, w;                  /* a sample's size (after resizing) */
+    gr_resize_mode fit;
+    gr_preprocess prep;
+    gr_interp interp;
+    float crop;
+    /* in-memory images (CIFAR): [n][ih][iw][3] RGB8, owned */
+    uint8_t *pixels;
+    int ih, iw;
+    /* files (folders, CSV), decoded on demand: [n] owned paths */
+    char **paths;
+    int skipped, ignored;
+};
+
+/* Per-thread buffers for loading samples (grown, reused; no per-sample malloc). */
+typedef struct {
+    gr_bytes file, pix;
+    gr_resize_scratch rs;
+} gr_sample_scratch;
+
+void gr_sample_scratch_free(gr_sample_scratch *s);
+
+/* Sample i resized to out [ds->h][ds->w][3] float 0..255, RGB, not yet
+ * preprocessed.  Errors name the file (and record).                      */
+gr_status gr_dataset_load_resized(const gr_dataset *ds, int i, float *out, gr_sample_scratch *s,
+                                  gr_error *err);
+
+/* cifar.c: fills ds->n, labels, class_names, pixels (32x32), n_classes from
+ * a CIFAR-10/100 directory, single .bin or .tar.gz at path.  fmt is
+ * GR_DATA_CIFAR10, GR_DATA_CIFAR100 or GR_DATA_AUTO (decided from names
+ * and sizes); *fmt_out is what was loaded.                                */
+gr_status gr_cifar_load(gr_dataset *ds, const char *path, gr_data_format fmt, gr_split split,
+                        gr_label_kind lk, gr_data_format *fmt_out, gr_error *err);
+
+/* True when path looks like CIFAR (a .bin / .tar.gz / .tgz file, or a
+ * directory holding CIFAR batch files or a cifar-1*-b* subdirectory).     */
+bool gr_cifar_detect(const char *path);
+
+/* Every JPEG/PNG/BMP file (by magic) under dir, recursively, skipping names
+ * that start with '.', sorted bytewise by path ("dir/a/x.png" form).
+ * *paths (n strings) is owned by the caller (free each, then the array);
+ * *ignored counts the other files.                                        */
+gr_status gr_image_list(const char *dir, char ***paths, int *n, int *ignored, gr_error *err);
+
+#endif

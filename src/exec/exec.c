@@ -1,0 +1,253 @@
+/* exec.c — running a model in inference mode: one node at a time through
+ * the fast backend when it has the op, else through the reference layers;
+ * activation buffers are recycled as soon as their last reader has run.   */
+#include <stdlib.h>
+#include <math.h>
+#include <string.h>
+#include <unistd.h>
+#include <omp.h>
+#include "graph/model.h"
+#include "backend/backend.h"
+
+/* A pool of reusable float buffers, kept in the model between calls. */
+struct gr_workspace {
+    float **buf;
+    size_t *cap;
+    int *busy;
+    int n;
+};
+
+void gr_workspace_free(struct gr_workspace *ws) {
+    if (!ws) return;
+    for (int i = 0; i < ws->n; i++) free(ws->buf[i]);
+    free(ws->buf);
+    free(ws->cap);
+    free(ws->busy);
+    free(ws);
+}
+
+/* Returns a free buffer of at least n floats (index into the pool), or -1. */
+static int ws_acquire(struct gr_workspace *ws, size_t n, gr_error *err) {
+    int best = -1;
+    for (int i = 0; i < ws->n; i++)
+        if (!ws->busy[i] && ws->cap[i] >= n && (best < 0 || ws->cap[i] < ws->cap[best])) best = i;
+    if (best < 0) {   /* grow the largest free buffer, or add one */
+        for (int i = 0; i < ws->n; i++)
+            if (!ws->busy[i] && (best < 0 || ws->cap[i] > ws->cap[best])) best = i;
+        if (best < 0) {
+            int k = ws->n + 1;
+            float **b = realloc(ws->buf, (size_t)k * sizeof *b);
+            if (b) ws->buf = b;
+            size_t *c = realloc(ws->cap, (size_t)k * sizeof *c);
+            if (c) ws->cap = c;
+            int *u = realloc(ws->busy, (size_t)k * sizeof *u);
+            if (u) ws->busy = u;
+            if (!b || !c || !u) {
+                gr_error_set(err, GR_ERR_NOMEM, "out of memory for activation buffers");
+                return -1;
+            }
+            best = ws->n++;
+            ws->buf[best] = NULL;
+            ws->cap[best] = 0;
+            ws->busy[best] = 0;
+        }
+        free(ws->buf[best]);
+        ws->buf[best] = gr_malloc(n * sizeof(float), err);
+        if (!ws->buf[best]) { ws->cap[best] = 0; return -1; }
+        ws->cap[best] = n;
+    }
+    ws->busy[best] = 1;
+    return best;
+}
+
+/* Inputs of node n: layers below `from` are the given input x. */
+static const float *const *in_ptrs(const gr_node *n, int from, const float *x, float **acts,
+                                   const float **tmp) {
+    for (int k = 0; k < n->n_in; k++) tmp[k] = n->in[k] < from ? x : acts[n->in[k]];
+    return tmp;
+}
+
+/* The reference forward of one node (inference mode). */
+static void node_forward_ref(gr_model *m, int i, const float *const *ins, float *out, int B) {
+    const gr_node *n = &m->nodes[i];
+    const gr_layer_spec *s = &n->s;
+    int64_t isz = (int64_t)n->ih * n->iw * n->ic, osz = (int64_t)n->oh * n->ow * n->oc;
+    const float *in = ins[0];
+    switch (s->op) {
+    case GR_OP_CONV2D: {
+        gr_conv_dims d = gr_node_conv_dims(m, i, B);
+        int pb = gr_node_param(m, i, "bias");
+        gr_conv2d_forward(out, in, gr_param_data(m, gr_node_param(m, i, "kernel")),
+                          pb >= 0 ? gr_param_data(m, pb) : NULL, &d);
+        break;
+    }
+    case GR_OP_DENSE: {
+        int pb = gr_node_param(m, i, "bias");
+        gr_dense_forward(out, in, gr_param_data(m, gr_node_param(m, i, "kernel")),
+                         pb >= 0 ? gr_param_data(m, pb) : NULL, B, n->ic, n->oc);
+        break;
+    }
+    case GR_OP_BATCHNORM:
+        gr_batchnorm_forward(out, in, gr_param_data(m, n->p0), gr_param_data(m, n->p0 + 1),
+                             gr_param_data(m, n->p0 + 2), gr_param_data(m, n->p0 + 3), s->eps,
+                             (int64_t)B * n->ih * n->iw, n->ic);
+        break;
+    case GR_OP_ACTIVATION:
+        if (s->act == GR_ACT_SOFTMAX) gr_softmax_forward(out, in, (int64_t)B * n->oh * n->ow, n->oc);
+        else gr_act_forward(out, in, (size_t)(B * osz), s->act, s->alpha);
+        return;
+    case GR_OP_MAXPOOL: {
+        gr_pool_dims d = gr_node_pool_dims(m, i, B);
+        gr_maxpool_forward(out, in, &d);
+        break;
+    }
+    case GR_OP_AVGPOOL: {
+        gr_pool_dims d = gr_node_pool_dims(m, i, B);
+        gr_avgpool_forward(out, in, &d);
+        break;
+    }
+    case GR_OP_GLOBAL_AVGPOOL: gr_gap_forward(out, in, B, n->ih * n->iw, n->ic); break;
+    case GR_OP_SOFTMAX: gr_softmax_forward(out, in, (int64_t)B * n->oh * n->ow, n->oc); return;
+    case GR_OP_ADD: gr_add_forward(out, ins, n->n_in, (size_t)(B * osz)); break;
+    case GR_OP_CONCAT: {
+        int cs[GR_MAX_INPUTS];
+        for (int k = 0; k < n->n_in; k++) cs[k] = (int)(gr_node_size(m, n->in[k]) / (n->oh * n->ow));
+        gr_concat_forward(out, ins, cs, n->n_in, (int64_t)B * n->oh * n->ow);
+        break;
+    }
+    case GR_OP_STANDARDIZE:
+        gr_standardize_forward(out, in, gr_param_data(m, n->p0), gr_param_data(m, n->p0 + 1), B,
+                               (int)isz);
+        break;
+    case GR_OP_FLATTEN:
+    case GR_OP_DROPOUT:   /* identity in inference */
+    default:
+        memcpy(out, in, (size_t)(B * isz) * sizeof(float));
+        return;
+    }
+    /* fused activation of conv / dense / add (darknet shortcut) */
+    if (s->op == GR_OP_CONV2D || s->op == GR_OP_DENSE || s->op == GR_OP_ADD) {
+        if (s->act == GR_ACT_SOFTMAX) gr_softmax_forward(out, out, (int64_t)B * n->oh * n->ow, n->oc);
+        else if (s->act != GR_ACT_LINEAR) gr_act_forward(out, out, (size_t)(B * osz), s->act, s->alpha);
+    }
+}
+
+gr_status gr_node_forward_infer(gr_model *m, int i, const float *const *ins, float *out, int B,
+                                gr_error *err) {
+    if (!getenv("GRAFT_REFERENCE")) {
+        gr_status st = gr_backend_forward(m, i, ins, out, B, err);
+        if (st != GR_ERR_UNSUPPORTED) return st;
+    }
+    node_forward_ref(m, i, ins, out, B);
+    return GR_OK;
+}
+
+gr_status gr_outputs_check(const gr_model *m, int node, const float *out, int B, gr_error *err) {
+    if (node < 0) node = m->n_nodes - 1;
+    size_t F = (size_t)gr_node_size(m, node), total = (size_t)B * F, bad = 0, first = 0;
+    for (size_t i = 0; i < total; i++)
+        if (!isfinite(out[i]) && !bad++) first = i;
+    if (!bad) return GR_OK;
+    return gr_error_set(err, GR_ERR_NUMERIC,
+                        "layer '%s' outputs NaN/Inf (%zu of %zu values in a batch of %d, first in image %zu "
+                        "of the batch): the weights or the input hold non-finite values, no result is "
+                        "meaningful", m->nodes[node].s.name, bad, total, B, first / F + 1);
+}
+
+gr_status gr_model_predict(gr_model *m, const float *x, int B, int upto, float *out,
+                           gr_error *err) {
+    gr_status st = gr_model_run(m, 0, x, B, upto, out, err);
+    return st == GR_OK ? gr_outputs_check(m, upto, out, B, err) : st;
+}
+
+gr_status gr_model_run(gr_model *m, int from, const float *x, int B, int upto, float *out,
+                       gr_error *err) {
+    if (upto < 0) upto = m->n_nodes - 1;
+    if (upto >= m->n_nodes || B <= 0 || from < 0 || from > upto + 1)
+        return gr_error_set(err, GR_ERR_ARG, "run: layers %d..%d of %d, batch %d", from, upto,
+                            m->n_nodes, B);
+    for (int i = from; i <= upto; i++)
+        for (int k = 0; k < m->nodes[i].n_in; k++)
+            if (m->nodes[i].in[k] < from - 1)
+                return gr_error_set(err, GR_ERR_ARG, "run from layer '%s': layer '%s' reads below it",
+                                    m->nodes[from].s.name, m->nodes[i].s.name);
+    if (upto < from) {   /* nothing to run: identity */
+        memcpy(out, x, (size_t)B * gr_node_size(m, from - 1) * sizeof(float));
+        return GR_OK;
+    }
+    if (!m->ws) {
+        m->ws = gr_calloc(1, sizeof *m->ws, err);
+        if (!m->ws) return GR_ERR_NOMEM;
+    }
+    struct gr_workspace *ws = m->ws;
+    int n = upto + 1;
+    int *last = gr_malloc((size_t)n * sizeof(int), err);
+    int *slot = gr_malloc((size_t)n * sizeof(int), err);
+    float **acts = gr_calloc((size_t)n, sizeof(float *), err);
+    gr_status st = GR_OK;
+    if (!last || !slot || !acts) { st = GR_ERR_NOMEM; goto done; }
+    for (int i = 0; i < n; i++) { last[i] = i; slot[i] = -1; }
+    for (int i = from; i < n; i++)
+        for (int k = 0; k < m->nodes[i].n_in; k++)
+            if (m->nodes[i].in[k] >= 0) last[m->nodes[i].in[k]] = i;
+    int fast = !getenv("GRAFT_REFERENCE"), nochain_upto = -1;
+    for (int i = from; i < n && st == GR_OK; i++) {
+        gr_node *nd = &m->nodes[i];
+        /* the fast backend runs a maximal chain i..e of nodes it supports, each
+         * the only reader of its predecessor, in its own layout (one call) */
+        int e = i;
+        if (fast && i > nochain_upto && nd->n_in == 1 && gr_backend_chain_supports(m, i))
+            while (e + 1 < n && last[e] == e + 1 && m->nodes[e + 1].n_in == 1 &&
+                   m->nodes[e + 1].in[0] == e && gr_backend_chain_supports(m, e + 1))
+                e++;
+        float *o;
+        if (e == upto) o = out;
+        else {
+            slot[e] = ws_acquire(ws, (size_t)B * (size_t)gr_node_size(m, e), err);
+            if (slot[e] < 0) { st = GR_ERR_NOMEM; break; }
+            o = ws->buf[slot[e]];
+        }
+        acts[e] = o;
+        const float *tmp[GR_MAX_INPUTS];
+        if (e > i) {
+            st = gr_backend_forward_chain(m, i, e, in_ptrs(nd, from, x, acts, tmp)[0], o, B, err);
+            if (st == GR_ERR_UNSUPPORTED) {   /* redo these nodes one by one */
+                if (slot[e] >= 0) { ws->busy[slot[e]] = 0; slot[e] = -1; }
+                st = GR_OK;
+                nochain_upto = e;
+                i--;
+                continue;
+            }
+        } else {
+            st = gr_node_forward_infer(m, i, in_ptrs(nd, from, x, acts, tmp), o, B, err);
+        }
+        for (int t = i; t <= e; t++)
+            for (int k = 0; k < m->nodes[t].n_in; k++) {
+                int j = m->nodes[t].in[k];
+                if (j >= 0 && last[j] == t && slot[j] >= 0) { ws->busy[slot[j]] = 0; slot[j] = -1; }
+            }
+        i = e;
+    }
+done:
+    if (slot)
+        for (int i = 0; i < n; i++)
+            if (slot[i] >= 0) ws->busy[slot[i]] = 0;
+    free(last);
+    free(slot);
+    free(acts);
+    return st;
+}
+
+void gr_set_threads(int n) {
+    if (n <= 0) {   /* the cores, shared by the MPI ranks on this node (mpirun sets LOCAL_SIZE) */
+        const char *ls = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+        int local = ls ? atoi(ls) : 1;
+        long online = sysconf(_SC_NPROCESSORS_ONLN);
+        n = omp_get_num_procs();
+        if (local > 1 && online > 0 && online / local < n) n = (int)(online / local);
+        if (n < 1) n = 1;
+    }
+    omp_set_num_threads(n);
+}
+
+int gr_get_threads(void) { return omp_get_max_threads(); }

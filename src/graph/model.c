@@ -1,0 +1,582 @@
+/* model.c — building a model: layer specs, shape inference, the parameter
+ * table, names, freezing, cutting, and the summary table. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "graph/model.h"
+#include "backend/backend.h"
+
+/* ------------------------------------------------------------ layer specs */
+
+static gr_layer_spec spec(gr_op op) {
+    gr_layer_spec s;
+    memset(&s, 0, sizeof s);
+    s.op = op;
+    return s;
+}
+gr_layer_spec gr_conv2d(int filters, int kh, int kw, int stride, gr_padding pad, gr_act act) {
+    gr_layer_spec s = spec(GR_OP_CONV2D);
+    s.units = filters; s.kh = kh; s.kw = kw; s.sh = s.sw = stride;
+    s.padding = pad; s.act = act; s.use_bias = true;
+    return s;
+}
+gr_layer_spec gr_dense(int units, gr_act act) {
+    gr_layer_spec s = spec(GR_OP_DENSE);
+    s.units = units; s.act = act; s.use_bias = true;
+    return s;
+}
+gr_layer_spec gr_flatten(void) { return spec(GR_OP_FLATTEN); }
+gr_layer_spec gr_maxpool(int k, int stride) {
+    gr_layer_spec s = spec(GR_OP_MAXPOOL);
+    s.kh = s.kw = k; s.sh = s.sw = stride;
+    return s;
+}
+gr_layer_spec gr_avgpool(int k, int stride) {
+    gr_layer_spec s = spec(GR_OP_AVGPOOL);
+    s.kh = s.kw = k; s.sh = s.sw = stride;
+    return s;
+}
+gr_layer_spec gr_global_avgpool(void) { return spec(GR_OP_GLOBAL_AVGPOOL); }
+gr_layer_spec gr_batchnorm(float eps) {
+    gr_layer_spec s = spec(GR_OP_BATCHNORM);
+    s.eps = eps;
+    return s;
+}
+gr_layer_spec gr_activation(gr_act act, float alpha) {
+    gr_layer_spec s = spec(GR_OP_ACTIVATION);
+    s.act = act; s.alpha = alpha;
+    return s;
+}
+gr_layer_spec gr_dropout(float rate) {
+    gr_layer_spec s = spec(GR_OP_DROPOUT);
+    s.rate = rate;
+    return s;
+}
+gr_layer_spec gr_softmax(void) { return spec(GR_OP_SOFTMAX); }
+gr_layer_spec gr_named(gr_layer_spec s, const char *name) {
+    snprintf(s.name, sizeof s.name, "%s", name);
+    return s;
+}
+
+static const char *op_names[GR_OP__COUNT] = {
+    "input", "conv2d", "batch_normalization", "activation", "max_pooling2d",
+    "average_pooling2d", "global_average_pooling2d", "flatten", "dense", "dropout",
+    "softmax", "add", "concatenate", "standardize"};
+const char *gr_op_name(gr_op op) { return (unsigned)op < GR_OP__COUNT ? op_names[op] : "?"; }
+
+static const char *act_names[GR_ACT__COUNT] = {"linear", "relu", "leaky", "relu6",
+                                               "sigmoid", "tanh", "softmax"};
+const char *gr_act_name(gr_act a) { return (unsigned)a < GR_ACT__COUNT ? act_names[a] : "?"; }
+int gr_act_parse(const char *s, gr_act *out) {
+    for (int i = 0; i < GR_ACT__COUNT; i++)
+        if (!strcmp(s, act_names[i])) { *out = (gr_act)i; return 0; }
+    if (!strcmp(s, "none")) { *out = GR_ACT_LINEAR; return 0; }
+    return -1;
+}
+
+static const char *prep_names[] = {"none", "caffe", "torch", "tf", "darknet"};
+const char *gr_preprocess_name(gr_preprocess p) {
+    return (unsigned)p < 5 ? prep_names[p] : "?";
+}
+int gr_preprocess_parse(const char *s, gr_preprocess *out) {
+    for (int i = 0; i < 5; i++)
+        if (!strcmp(s, prep_names[i])) { *out = (gr_preprocess)i; return 0; }
+    return -1;
+}
+
+static const char *resize_names[] = {"stretch", "crop", "letterbox"};
+const char *gr_resize_mode_name(gr_resize_mode r) { return (unsigned)r < 3 ? resize_names[r] : "?"; }
+int gr_resize_mode_parse(const char *s, gr_resize_mode *out) {
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(s, resize_names[i])) { *out = (gr_resize_mode)i; return 0; }
+    return -1;
+}
+static const char *interp_names[] = {"bilinear", "darknet"};
+const char *gr_interp_name(gr_interp i) { return (unsigned)i < 2 ? interp_names[i] : "?"; }
+int gr_interp_parse(const char *s, gr_interp *out) {
+    for (int i = 0; i < 2; i++)
+        if (!strcmp(s, interp_names[i])) { *out = (gr_interp)i; return 0; }
+    return -1;
+}
+
+char *gr_recipe_describe(const gr_recipe *r, char *buf, size_t cap) {
+    static const char *norm_what[] = {"pixels 0..255", "BGR, minus the ImageNet mean",
+                                      "x/255, minus mean, over std (ImageNet)", "x/127.5 - 1", "x/255, RGB"};
+    char crop[48] = "";
+    if (r->resize == GR_RESIZE_CENTER_CROP)
+        snprintf(crop, sizeof crop, " (fraction %g)", r->crop > 0 ? r->crop : 1.0);
+    snprintf(buf, cap, "resize %s%s, %s interpolation, %s normalization (%s)", gr_resize_mode_name(r->resize),
+             crop, gr_interp_name(r->interp), gr_preprocess_name(r->norm),
+             (unsigned)r->norm < 5 ? norm_what[r->norm] : "?");
+    return buf;
+}
+
+/* ------------------------------------------------------------------ model */
+
+gr_model *gr_model_new(int h, int w, int c, gr_error *err) {
+    if (h <= 0 || w <= 0 || c <= 0) {
+        gr_error_set(err, GR_ERR_ARG, "model input %dx%dx%d: every size must be positive", h, w, c);
+        return NULL;
+    }
+    if ((int64_t)h * w * c > GR_MAX_SAMPLE_FLOATS) {
+        gr_error_set(err, GR_ERR_ARG, "model input %dx%dx%d: %lld values per image, more than the limit of %lld",
+                     h, w, c, (long long)h * w * c, (long long)GR_MAX_SAMPLE_FLOATS);
+        return NULL;
+    }
+    gr_model *m = gr_calloc(1, sizeof *m, err);
+    if (!m) return NULL;
+    m->in_h = h; m->in_w = w; m->in_c = c;
+    return m;
+}
+
+void gr_model_drop_caches(gr_model *m) {
+    for (int i = 0; i < m->n_nodes; i++) {
+        gr_backend_node_free(m->nodes[i].fast);
+        m->nodes[i].fast = NULL;
+    }
+    gr_workspace_free(m->ws);
+    m->ws = NULL;
+    for (size_t b = 0; b < sizeof m->bwd_buf / sizeof m->bwd_buf[0]; b++) {
+        free(m->bwd_buf[b]);
+        m->bwd_buf[b] = NULL;
+        m->bwd_buf_size[b] = 0;
+    }
+}
+
+void gr_model_free(gr_model *m) {
+    if (!m) return;
+    gr_model_drop_caches(m);
+    for (int i = 0; i < m->n_classes; i++) free(m->class_names[i]);
+    free(m->class_names);
+    free(m->nodes);
+    free(m->params);
+    free(m->w);
+    free(m);
+}
+
+int gr_model_num_layers(const gr_model *m) { return m->n_nodes; }
+
+int gr_model_find(const gr_model *m, const char *name) {
+    for (int i = 0; i < m->n_nodes; i++)
+        if (!strcmp(m->nodes[i].s.name, name)) return i;
+    return -1;
+}
+
+const char *gr_model_layer_name(const gr_model *m, int node) {
+    return (node >= 0 && node < m->n_nodes) ? m->nodes[node].s.name : "input";
+}
+
+gr_op gr_model_layer_op(const gr_model *m, int node) {
+    return (node >= 0 && node < m->n_nodes) ? m->nodes[node].s.op : GR_OP_INPUT;
+}
+
+void gr_model_layer_shape(const gr_model *m, int node, int *h, int *w, int *c) {
+    if (node < 0) { *h = m->in_h; *w = m->in_w; *c = m->in_c; return; }
+    *h = m->nodes[node].oh; *w = m->nodes[node].ow; *c = m->nodes[node].oc;
+}
+
+int64_t gr_node_size(const gr_model *m, int node) {
+    int h, w, c;
+    gr_model_layer_shape(m, node, &h, &w, &c);
+    return (int64_t)h * w * c;
+}
+
+int gr_node_param(const gr_model *m, int node, const char *kind) {
+    const gr_node *n = &m->nodes[node];
+    for (int p = n->p0; p < n->p0 + n->np; p++)
+        if (!strcmp(m->params[p].kind, kind)) return p;
+    return -1;
+}
+
+bool gr_param_is_statistic(const char *kind) {
+    return !strcmp(kind, "moving_mean") || !strcmp(kind, "moving_variance") || !strcmp(kind, "mean") ||
+           !strcmp(kind, "std");
+}
+
+int64_t gr_model_param_count(const gr_model *m, bool trainable_only) {
+    int64_t n = 0;
+    for (int p = 0; p < m->n_params; p++)
+        if (!trainable_only || (!m->nodes[m->params[p].node].frozen && !gr_param_is_statistic(m->params[p].kind)))
+            n += (int64_t)m->params[p].count;
+    return n;
+}
+
+void gr_model_set_preprocess(gr_model *m, gr_preprocess p) { m->prep = p; }
+gr_preprocess gr_model_preprocess(const gr_model *m) { return m->prep; }
+void gr_model_set_recipe(gr_model *m, const gr_recipe *r) {
+    m->prep = r->norm;
+    m->resize = r->resize;
+    m->interp = r->interp;
+    m->crop = r->crop;
+}
+gr_recipe gr_model_recipe(const gr_model *m) {
+    return (gr_recipe){.resize = m->resize, .interp = m->interp, .crop = m->crop, .norm = m->prep};
+}
+
+void gr_model_set_precision(gr_model *m, gr_precision p) {
+    if (m->precision != p) gr_model_drop_caches(m);
+    m->precision = p;
+}
+
+void gr_model_freeze_upto(gr_model *m, int node) {
+    for (int i = 0; i < m->n_nodes; i++) m->nodes[i].frozen = i <= node;
+}
+
+bool gr_model_layer_frozen(const gr_model *m, int node) {
+    return node >= 0 && node < m->n_nodes && m->nodes[node].frozen;
+}
+
+int gr_model_train_start(const gr_model *m, int node) {
+    if (node < 0 || node >= m->n_nodes) return -1;
+    /* lower the start until no layer from it on reads below its input, one
+     * tensor: a residual block's shortcut reads the block's input too      */
+    for (bool moved = true; moved;) {
+        moved = false;
+        for (int i = node; i < m->n_nodes && !moved; i++)
+            for (int k = 0; k < m->nodes[i].n_in; k++)
+                if (m->nodes[i].in[k] < node - 1) {
+                    node = m->nodes[i].in[k] + 1;
+                    moved = true;
+                    break;
+                }
+    }
+    return node;
+}
+
+gr_status gr_model_truncate(gr_model *m, int node, gr_error *err) {
+    if (node < -1 || node >= m->n_nodes)
+        return gr_error_set(err, GR_ERR_ARG, "cut at layer index %d: the model has %d layers",
+                            node, m->n_nodes);
+    gr_model_drop_caches(m);
+    m->n_nodes = node + 1;
+    int np = 0;
+    while (np < m->n_params && m->params[np].node <= node) np++;
+    m->n_params = np;
+    m->w_count = np ? m->params[np - 1].offset + m->params[np - 1].count : 0;
+    m->w_version++;
+    return GR_OK;
+}
+
+/* Adds a parameter view for node; grows m->w (one allocation). */
+static int add_param(gr_model *m, int node, const char *kind, int ndim, const int64_t *shape,
+                     gr_error *err) {
+    if (m->n_params == m->cap_params) {
+        int cap = m->cap_params ? 2 * m->cap_params : 32;
+        gr_param *p = gr_realloc(m->params, (size_t)cap * sizeof *p, err);
+        if (!p) return -1;
+        m->params = p;
+        m->cap_params = cap;
+    }
+    /* the size comes from a file: checked (overflow, budget) before allocating */
+    uint64_t count = 1, budget = gr_memory_budget() / sizeof(float);
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0 || (shape[i] > 0 && count > budget / (uint64_t)shape[i])) { count = budget + 1; break; }
+        count *= (uint64_t)shape[i];
+    }
+    if (count > budget || m->w_count + count > budget) {
+        gr_error_set(err, GR_ERR_SHAPE,
+                     "layer '%s': its %s would bring the model to more than %llu parameters "
+                     "(%.1f GB, the memory budget; GRAFT_MAX_MEMORY=<MiB> sets it)",
+                     m->nodes[node].s.name, kind, (unsigned long long)budget, (double)budget * 4 / 1e9);
+        return -1;
+    }
+    if (m->w_count + count > m->w_cap) {
+        size_t cap = m->w_cap ? m->w_cap : 1024;
+        while (cap < m->w_count + count) cap *= 2;
+        float *w = gr_realloc(m->w, cap * sizeof(float), err);
+        if (!w) return -1;
+        m->w = w;
+        m->w_cap = cap;
+    }
+    gr_param *p = &m->params[m->n_params];
+    memset(p, 0, sizeof *p);
+    snprintf(p->name, sizeof p->name, "%s/%s", m->nodes[node].s.name, kind);
+    snprintf(p->kind, sizeof p->kind, "%s", kind);
+    p->node = node;
+    p->ndim = ndim;
+    for (int i = 0; i < ndim; i++) p->shape[i] = shape[i];
+    p->offset = m->w_count;
+    p->count = count;
+    memset(m->w + p->offset, 0, count * sizeof(float));
+    m->w_count += count;
+    return m->n_params++;
+}
+
+static void fill(float *p, size_t n, float v) {
+    for (size_t i = 0; i < n; i++) p[i] = v;
+}
+
+/* Keras defaults: glorot_uniform kernels, zero biases, BN gamma 1 var 1. */
+void gr_model_init_params(gr_model *m, int first_node, uint64_t seed) {
+    for (int p = 0; p < m->n_params; p++) {
+        gr_param *q = &m->params[p];
+        if (q->node < first_node) continue;
+        float *d = m->w + q->offset;
+        if (!strcmp(q->kind, "kernel")) {
+            int64_t fan_in = 1, fan_out = q->shape[q->ndim - 1];
+            for (int i = 0; i < q->ndim - 1; i++) fan_in *= q->shape[i];
+            if (q->ndim == 4) fan_out *= q->shape[0] * q->shape[1];
+            float lim = sqrtf(6.0f / (float)(fan_in + fan_out));
+            gr_rng r;
+            gr_rng_seed(&r, seed * 1000003ULL + (uint64_t)p);
+            for (size_t i = 0; i < q->count; i++) d[i] = (2.0f * gr_rng_uniform(&r) - 1.0f) * lim;
+        } else if (!strcmp(q->kind, "gamma") || !strcmp(q->kind, "moving_variance") ||
+                   !strcmp(q->kind, "std")) {
+            fill(d, q->count, 1.0f);
+        } else {
+            fill(d, q->count, 0.0f);
+        }
+    }
+    m->w_version++;
+}
+
+static const char *auto_base(gr_op op) { return gr_op_name(op); }
+
+static void auto_name(gr_model *m, gr_layer_spec *s) {
+    const char *base = auto_base(s->op);
+    for (int k = 0;; k++) {
+        if (k == 0) snprintf(s->name, sizeof s->name, "%s", base);
+        else snprintf(s->name, sizeof s->name, "%s_%d", base, k);
+        if (gr_model_find(m, s->name) < 0) return;
+    }
+}
+
+/* Resolves one spatial dimension of a conv or pool (k, s, pads <= GR_MAX_WINDOW,
+ * checked by the caller, so nothing here overflows). */
+static int out_dim(int in, int k, int s, gr_padding pad, int *pt, int *pb, int forced) {
+    if (pad == GR_PAD_SAME) {
+        int out = (in + s - 1) / s;
+        int64_t t64 = (int64_t)(out - 1) * s + k - in;
+        int total = t64 > GR_MAX_WINDOW ? GR_MAX_WINDOW : (int)t64;
+        if (total < 0) total = 0;
+        *pt = total / 2;
+        *pb = total - *pt;
+        return out;
+    }
+    if (pad == GR_PAD_VALID) *pt = *pb = 0;
+    if (forced > 0) return forced;
+    int span = in + *pt + *pb - k;
+    return span < 0 ? 0 : span / s + 1;
+}
+
+/* A shape error naming the layer and its op, then the printf-style detail. */
+static gr_status bad(gr_error *err, const gr_layer_spec *s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static gr_status bad(gr_error *err, const gr_layer_spec *s, const char *fmt, ...) {
+    char what[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    return gr_error_set(err, GR_ERR_SHAPE, "layer '%s' (%s): %s", s->name, gr_op_name(s->op), what);
+}
+
+int gr_model_append(gr_model *m, gr_layer_spec s, gr_error *err) {
+    if ((unsigned)s.op >= GR_OP__COUNT || s.op == GR_OP_INPUT) {
+        gr_error_set(err, GR_ERR_ARG, "layer '%s': unknown op %d", s.name, (int)s.op);
+        return -1;
+    }
+    if (!s.name[0]) auto_name(m, &s);
+    else if (gr_model_find(m, s.name) >= 0) {
+        gr_error_set(err, GR_ERR_ARG, "layer name '%s' is used twice", s.name);
+        return -1;
+    }
+    if (m->n_nodes == m->cap_nodes) {
+        int cap = m->cap_nodes ? 2 * m->cap_nodes : 32;
+        gr_node *nn = gr_realloc(m->nodes, (size_t)cap * sizeof *nn, err);
+        if (!nn) return -1;
+        m->nodes = nn;
+        m->cap_nodes = cap;
+    }
+    int id = m->n_nodes;
+    gr_node *n = &m->nodes[id];
+    memset(n, 0, sizeof *n);
+    if (s.n_inputs <= 0) { n->n_in = 1; n->in[0] = id - 1; }
+    else {
+        if (s.n_inputs > GR_MAX_INPUTS) {
+            gr_error_set(err, GR_ERR_ARG, "layer '%s': %d inputs (at most %d)", s.name, s.n_inputs, GR_MAX_INPUTS);
+            return -1;
+        }
+        n->n_in = s.n_inputs;
+        for (int k = 0; k < s.n_inputs; k++) {
+            if (s.inputs[k] < -1 || s.inputs[k] >= id) {
+                gr_error_set(err, GR_ERR_ARG, "layer '%s': input %d is not an earlier layer", s.name, s.inputs[k]);
+                return -1;
+            }
+            n->in[k] = s.inputs[k];
+        }
+    }
+    int H, W, C;
+    gr_model_layer_shape(m, n->in[0], &H, &W, &C);
+    n->ih = H; n->iw = W; n->ic = C;
+    /* windows, strides and pads come from files: bounded before any arithmetic */
+    if (s.kh > GR_MAX_WINDOW || s.kw > GR_MAX_WINDOW || s.sh > GR_MAX_WINDOW || s.sw > GR_MAX_WINDOW ||
+        s.pad_t < 0 || s.pad_l < 0 || s.pad_b < 0 || s.pad_r < 0 || s.pad_t > GR_MAX_WINDOW ||
+        s.pad_l > GR_MAX_WINDOW || s.pad_b > GR_MAX_WINDOW || s.pad_r > GR_MAX_WINDOW ||
+        s.out_h < 0 || s.out_w < 0 || s.out_h > GR_MAX_WINDOW || s.out_w > GR_MAX_WINDOW) {
+        gr_error_set(err, GR_ERR_SHAPE, "layer '%s' (%s): a kernel, stride, padding or output size out of range "
+                     "(kernel %dx%d, stride %dx%d, pads %d,%d,%d,%d; at most %d)", s.name, gr_op_name(s.op),
+                     s.kh, s.kw, s.sh, s.sw, s.pad_t, s.pad_l, s.pad_b, s.pad_r, GR_MAX_WINDOW);
+        return -1;
+    }
+    int OH = H, OW = W, OC = C;
+    int64_t shp[4];
+    int need_params = 0;
+    switch (s.op) {
+    case GR_OP_CONV2D:
+        if (s.units <= 0 || s.kh <= 0 || s.kw <= 0) {
+            bad(err, &s, "filters %d and kernel %dx%d must be positive", s.units, s.kh, s.kw);
+            return -1;
+        }
+        if (s.sh <= 0) s.sh = 1;
+        if (s.sw <= 0) s.sw = 1;
+        if (s.groups <= 0) s.groups = 1;
+        if (C % s.groups || s.units % s.groups) {
+            bad(err, &s, "groups %d must divide input channels %d and filters %d", s.groups, C, s.units);
+            return -1;
+        }
+        OH = out_dim(H, s.kh, s.sh, s.padding, &s.pad_t, &s.pad_b, 0);
+        OW = out_dim(W, s.kw, s.sw, s.padding, &s.pad_l, &s.pad_r, 0);
+        OC = s.units;
+        if (OH <= 0 || OW <= 0) {
+            bad(err, &s, "a %dx%d input is too small for this kernel (output %dx%d)", H, W, OH, OW);
+            return -1;
+        }
+        need_params = 1;
+        break;
+    case GR_OP_MAXPOOL:
+    case GR_OP_AVGPOOL:
+        if (s.kh <= 0 || s.kw <= 0) { bad(err, &s, "pool size %dx%d must be positive", s.kh, s.kw); return -1; }
+        if (s.sh <= 0) s.sh = s.kh;
+        if (s.sw <= 0) s.sw = s.kw;
+        OH = out_dim(H, s.kh, s.sh, s.padding, &s.pad_t, &s.pad_b, s.out_h);
+        OW = out_dim(W, s.kw, s.sw, s.padding, &s.pad_l, &s.pad_r, s.out_w);
+        if (OH <= 0 || OW <= 0) {
+            bad(err, &s, "a %dx%d input is too small for a %d-wide pool", H, W, s.kh);
+            return -1;
+        }
+        break;
+    case GR_OP_GLOBAL_AVGPOOL: OH = OW = 1; break;
+    case GR_OP_FLATTEN: OH = OW = 1; OC = H * W * C; break;
+    case GR_OP_DENSE:
+        if (H != 1 || W != 1) {
+            bad(err, &s, "needs a flat input but gets %dx%dx%d: put flatten or global average pooling before it", H, W, C);
+            return -1;
+        }
+        if (s.units <= 0) { bad(err, &s, "units %d must be positive", s.units); return -1; }
+        OC = s.units;
+        need_params = 1;
+        break;
+    case GR_OP_BATCHNORM:
+        if (s.eps <= 0) s.eps = 1e-3f;
+        if (s.momentum <= 0) s.momentum = 0.99f;
+        need_params = 1;
+        break;
+    case GR_OP_DROPOUT:
+        if (!(s.rate >= 0 && s.rate < 1)) { bad(err, &s, "rate %g must be in [0, 1)", (double)s.rate); return -1; }
+        break;
+    case GR_OP_ADD:
+    case GR_OP_CONCAT:
+        if (s.op == GR_OP_CONCAT) OC = 0;
+        for (int k = 0; k < n->n_in; k++) {
+            int h2, w2, c2;
+            gr_model_layer_shape(m, n->in[k], &h2, &w2, &c2);
+            if (h2 != H || w2 != W || (s.op == GR_OP_ADD && c2 != C)) {
+                bad(err, &s, "inputs differ in shape (input %d is %dx%d)", k, h2, w2);
+                return -1;
+            }
+            if (s.op == GR_OP_CONCAT) OC += c2;
+        }
+        break;
+    case GR_OP_STANDARDIZE: need_params = 1; break;
+    default: break;
+    }
+    if (OC <= 0 || (int64_t)OH * OW * OC > GR_MAX_SAMPLE_FLOATS) {
+        gr_error_set(err, GR_ERR_SHAPE, "layer '%s' (%s): an output of %dx%dx%d per image (limit %lld values)",
+                     s.name, gr_op_name(s.op), OH, OW, OC, (long long)GR_MAX_SAMPLE_FLOATS);
+        return -1;
+    }
+    n->s = s;
+    n->oh = OH; n->ow = OW; n->oc = OC;
+    n->p0 = m->n_params;
+    m->n_nodes++;
+    if (need_params) {
+        int ok = 1;
+        if (s.op == GR_OP_CONV2D) {
+            shp[0] = s.kh; shp[1] = s.kw; shp[2] = C / s.groups; shp[3] = s.units;
+            ok = add_param(m, id, "kernel", 4, shp, err) >= 0;
+            if (ok && s.use_bias) { shp[0] = s.units; ok = add_param(m, id, "bias", 1, shp, err) >= 0; }
+        } else if (s.op == GR_OP_DENSE) {
+            shp[0] = C; shp[1] = s.units;
+            ok = add_param(m, id, "kernel", 2, shp, err) >= 0;
+            if (ok && s.use_bias) { shp[0] = s.units; ok = add_param(m, id, "bias", 1, shp, err) >= 0; }
+        } else if (s.op == GR_OP_BATCHNORM) {
+            const char *k[] = {"gamma", "beta", "moving_mean", "moving_variance"};
+            shp[0] = C;
+            for (int i = 0; i < 4 && ok; i++) ok = add_param(m, id, k[i], 1, shp, err) >= 0;
+        } else if (s.op == GR_OP_STANDARDIZE) {
+            shp[0] = (int64_t)H * W * C;
+            ok = add_param(m, id, "mean", 1, shp, err) >= 0 && add_param(m, id, "std", 1, shp, err) >= 0;
+        }
+        if (!ok) { gr_model_truncate(m, id - 1, NULL); return -1; }
+        n = &m->nodes[id];
+        n->np = m->n_params - n->p0;
+        /* initialize just this node's params (deterministic per index) */
+        gr_model_init_params(m, id, 0);
+    }
+    m->w_version++;
+    return id;
+}
+
+gr_status gr_stack_n(gr_model *m, gr_error *err, int n, const gr_layer_spec *specs) {
+    for (int i = 0; i < n; i++)
+        if (gr_model_append(m, specs[i], err) < 0) return err ? err->code : GR_ERR_ARG;
+    return GR_OK;
+}
+
+gr_conv_dims gr_node_conv_dims(const gr_model *m, int node, int B) {
+    const gr_node *n = &m->nodes[node];
+    gr_conv_dims d = {B, n->ih, n->iw, n->ic, n->oh, n->ow, n->oc, n->s.kh, n->s.kw,
+                      n->s.sh, n->s.sw, n->s.pad_t, n->s.pad_l, n->s.groups};
+    return d;
+}
+
+gr_pool_dims gr_node_pool_dims(const gr_model *m, int node, int B) {
+    const gr_node *n = &m->nodes[node];
+    gr_pool_dims d = {B, n->ih, n->iw, n->ic, n->oh, n->ow, n->s.kh, n->s.kw,
+                      n->s.sh, n->s.sw, n->s.pad_t, n->s.pad_l};
+    return d;
+}
+
+void gr_model_summary(const gr_model *m, void *out) {
+    FILE *f = out ? (FILE *)out : stdout;
+    fprintf(f, "%-4s %-28s %-26s %-20s %12s  %s\n", "#", "Layer (name)", "Type", "Output shape",
+            "Param #", "");
+    fprintf(f, "%.*s\n", 100, "====================================================================================================");
+    fprintf(f, "%-4s %-28s %-26s (None, %d, %d, %d)%*s %12d\n", "", "input", "InputLayer",
+            m->in_h, m->in_w, m->in_c, 0, "", 0);
+    for (int i = 0; i < m->n_nodes; i++) {
+        const gr_node *n = &m->nodes[i];
+        char shape[64], type[64];
+        if (n->oh == 1 && n->ow == 1 && (n->s.op == GR_OP_DENSE || n->s.op == GR_OP_FLATTEN ||
+                                         n->s.op == GR_OP_GLOBAL_AVGPOOL || n->ih == 1))
+            snprintf(shape, sizeof shape, "(None, %d)", n->oc);
+        else
+            snprintf(shape, sizeof shape, "(None, %d, %d, %d)", n->oh, n->ow, n->oc);
+        if ((n->s.op == GR_OP_CONV2D || n->s.op == GR_OP_DENSE) && n->s.act != GR_ACT_LINEAR)
+            snprintf(type, sizeof type, "%s+%s", gr_op_name(n->s.op), gr_act_name(n->s.act));
+        else if (n->s.op == GR_OP_ACTIVATION)
+            snprintf(type, sizeof type, "activation:%s", gr_act_name(n->s.act));
+        else
+            snprintf(type, sizeof type, "%s", gr_op_name(n->s.op));
+        int64_t np = 0;
+        for (int p = n->p0; p < n->p0 + n->np; p++) np += (int64_t)m->params[p].count;
+        fprintf(f, "%-4d %-28s %-26s %-20s %12lld  %s\n", i, n->s.name, type, shape,
+                (long long)np, n->frozen ? "frozen" : "");
+    }
+    fprintf(f, "%.*s\n", 100, "====================================================================================================");
+    int64_t total = gr_model_param_count(m, false), tr = gr_model_param_count(m, true);
+    fprintf(f, "Total params: %lld\nTrainable params: %lld\nNon-trainable params: %lld\n",
+            (long long)total, (long long)tr, (long long)(total - tr));
+}

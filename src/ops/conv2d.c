@@ -1,0 +1,139 @@
+/* conv2d.c — reference 2-D convolution (NHWC input, HWIO kernel, groups).
+ *
+ * Shapes (see layers.h):
+ *   in  [B, H, W, C]   w [KH, KW, C/groups, OC]   b [OC] or NULL
+ *   out [B, OH, OW, OC]
+ * Input cells outside the image read as zero.  Output channel o belongs to
+ * group g = o / (OC/groups), which reads input channels g*Cg .. g*Cg+Cg-1.
+ *
+ * Loops keep the contiguous output-channel dimension innermost.  Every
+ * parallel loop gives each thread a disjoint set of output elements and sums
+ * in a fixed order, so results do not depend on the number of threads.     */
+#include "ops/ops.h"
+
+/* Forward.  Parallel over (batch, output row); each thread owns whole rows. */
+void gr_conv2d_forward(float *out, const float *in, const float *w, const float *b,
+                       const gr_conv_dims *d) {
+    const int Cg = d->C / d->groups, OCg = d->OC / d->groups;
+    const int64_t rows = (int64_t)d->B * d->OH;
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+        const int bi = (int)(r / d->OH), oy = (int)(r % d->OH);
+        for (int ox = 0; ox < d->OW; ox++) {
+            float *o_row = out + ((size_t)r * d->OW + ox) * d->OC;   /* [OC] */
+            for (int o = 0; o < d->OC; o++) o_row[o] = b ? b[o] : 0.0f;
+            for (int ky = 0; ky < d->KH; ky++) {
+                const int iy = oy * d->SH - d->PT + ky;
+                if (iy < 0 || iy >= d->H) continue;
+                for (int kx = 0; kx < d->KW; kx++) {
+                    const int ix = ox * d->SW - d->PL + kx;
+                    if (ix < 0 || ix >= d->W) continue;
+                    const float *i_px = in + (((size_t)bi * d->H + iy) * d->W + ix) * d->C;
+                    const float *w_k = w + ((size_t)ky * d->KW + kx) * Cg * d->OC;
+                    for (int g = 0; g < d->groups; g++) {
+                        float *og = o_row + (size_t)g * OCg;
+                        for (int cc = 0; cc < Cg; cc++) {
+                            const float v = i_px[g * Cg + cc];
+                            const float *wr = w_k + (size_t)cc * d->OC + (size_t)g * OCg;
+                            for (int o = 0; o < OCg; o++) og[o] += v * wr[o];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* din[b,iy,ix,c] += sum over (ky,kx) with iy = oy*SH-PT+ky, ix = ox*SW-PL+kx
+ *                   and o in group(c) of dout[b,oy,ox,o] * w[ky,kx,c',o].
+ * Gather form: parallel over (batch, input row), each thread owns its rows. */
+static void conv_backward_input(const float *dout, const float *w, const gr_conv_dims *d,
+                                float *din) {
+    const int Cg = d->C / d->groups, OCg = d->OC / d->groups;
+    const int64_t rows = (int64_t)d->B * d->H;
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+        const int bi = (int)(r / d->H), iy = (int)(r % d->H);
+        for (int ix = 0; ix < d->W; ix++) {
+            float *di_px = din + ((size_t)r * d->W + ix) * d->C;   /* [C] */
+            for (int ky = 0; ky < d->KH; ky++) {
+                const int ty = iy + d->PT - ky;
+                if (ty < 0 || ty % d->SH) continue;
+                const int oy = ty / d->SH;
+                if (oy >= d->OH) continue;
+                for (int kx = 0; kx < d->KW; kx++) {
+                    const int tx = ix + d->PL - kx;
+                    if (tx < 0 || tx % d->SW) continue;
+                    const int ox = tx / d->SW;
+                    if (ox >= d->OW) continue;
+                    const float *do_px = dout + (((size_t)bi * d->OH + oy) * d->OW + ox) * d->OC;
+                    const float *w_k = w + ((size_t)ky * d->KW + kx) * Cg * d->OC;
+                    for (int g = 0; g < d->groups; g++) {
+                        const float *dg = do_px + (size_t)g * OCg;
+                        for (int cc = 0; cc < Cg; cc++) {
+                            const float *wr = w_k + (size_t)cc * d->OC + (size_t)g * OCg;
+                            float acc = 0.0f;
+                            for (int o = 0; o < OCg; o++) acc += dg[o] * wr[o];
+                            di_px[g * Cg + cc] += acc;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* dw[ky,kx,c',o] += sum_{b,oy,ox} in[b,iy,ix,c] * dout[b,oy,ox,o].
+ * Parallel over (kernel position, block of CB input channels of the group
+ * layout); each task owns the dw rows [ky,kx,c'..c'+CB) and sums over
+ * (b,oy,ox) in order. */
+#define CONV_DW_CB 16
+static void conv_backward_weight(const float *dout, const float *in, const gr_conv_dims *d,
+                                 float *dw) {
+    const int Cg = d->C / d->groups, OCg = d->OC / d->groups;
+    const int nblk = (Cg + CONV_DW_CB - 1) / CONV_DW_CB;
+    const int ntask = d->KH * d->KW * nblk;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int t = 0; t < ntask; t++) {
+        const int kpos = t / nblk, blk = t % nblk;
+        const int ky = kpos / d->KW, kx = kpos % d->KW;
+        const int c0 = blk * CONV_DW_CB;
+        const int c1 = c0 + CONV_DW_CB < Cg ? c0 + CONV_DW_CB : Cg;
+        float *dw_k = dw + (size_t)kpos * Cg * d->OC;
+        for (int bi = 0; bi < d->B; bi++)
+            for (int oy = 0; oy < d->OH; oy++) {
+                const int iy = oy * d->SH - d->PT + ky;
+                if (iy < 0 || iy >= d->H) continue;
+                for (int ox = 0; ox < d->OW; ox++) {
+                    const int ix = ox * d->SW - d->PL + kx;
+                    if (ix < 0 || ix >= d->W) continue;
+                    const float *i_px = in + (((size_t)bi * d->H + iy) * d->W + ix) * d->C;
+                    const float *do_px = dout + (((size_t)bi * d->OH + oy) * d->OW + ox) * d->OC;
+                    for (int g = 0; g < d->groups; g++) {
+                        const float *dg = do_px + (size_t)g * OCg;
+                        for (int cc = c0; cc < c1; cc++) {
+                            const float v = i_px[g * Cg + cc];
+                            float *wr = dw_k + (size_t)cc * d->OC + (size_t)g * OCg;
+                            for (int o = 0; o < OCg; o++) wr[o] += v * dg[o];
+                        }
+                    }
+                }
+            }
+    }
+}
+
+/* db[o] += sum_{b,oy,ox} dout[b,oy,ox,o]; sequential over pixels (cheap). */
+static void conv_backward_bias(const float *dout, const gr_conv_dims *d, float *db) {
+    const int64_t px = (int64_t)d->B * d->OH * d->OW;
+    for (int64_t p = 0; p < px; p++) {
+        const float *row = dout + (size_t)p * d->OC;
+        for (int o = 0; o < d->OC; o++) db[o] += row[o];
+    }
+}
+
+void gr_conv2d_backward(const float *dout, const float *in, const float *w,
+                        const gr_conv_dims *d, float *din, float *dw, float *db) {
+    if (din) conv_backward_input(dout, w, d, din);
+    if (dw) conv_backward_weight(dout, in, d, dw);
+    if (db) conv_backward_bias(dout, d, db);
+}

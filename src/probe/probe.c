@@ -1,0 +1,280 @@
+/* probe.c — which cut of a base transfers best, by measurement.
+ *
+ * One pass of the base over a stratified, seeded sample of the data takes
+ * the features at every candidate cut: the cuts are sorted, and each batch
+ * runs in stages 0..c1, c1+1..c2, ... each stage starting from the previous
+ * cut's output (a stage whose layers read below the previous cut, e.g. a
+ * darknet route, runs from the input instead).  Per cut the features are
+ * kept global-average-pooled [n, c] and, when small enough, flattened
+ * [n, h*w*c]; each form is then scored by the ridge probe and LogME
+ * (probe_linear.c).                                                        */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "dist/dist.h"
+#include "probe/probe.h"
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int gr_probe_pool_cuts(const gr_model *m, int default_cut, int *cuts, int cap) {
+    int n = 0;
+    if (default_cut >= m->n_nodes) default_cut = m->n_nodes - 1;
+    for (int i = 0; i < default_cut; i++) {
+        gr_op op = m->nodes[i].s.op;
+        if (op == GR_OP_MAXPOOL || op == GR_OP_AVGPOOL || op == GR_OP_GLOBAL_AVGPOOL) {
+            if (n < cap) cuts[n] = i;
+            n++;
+        }
+    }
+    if (default_cut >= 0) {
+        if (n < cap) cuts[n] = default_cut;
+        n++;
+    }
+    return n;
+}
+
+int gr_probe_pick(const gr_probe_row *rows, int n) {
+    int best = -1;
+    double ba = 0, bl = 0;
+    for (int i = 0; i < n; i++) {
+        const gr_probe_score *s = rows[i].use_flat ? &rows[i].flat : &rows[i].pooled;
+        if (best < 0 || s->ridge_acc > ba || (s->ridge_acc == ba && s->logme > bl) ||
+            (s->ridge_acc == ba && s->logme == bl && rows[i].node < rows[best].node)) {
+            best = i;
+            ba = s->ridge_acc;
+            bl = s->logme;
+        }
+    }
+    return best;
+}
+
+/* A cut being collected. */
+typedef struct {
+    int node, from;          /* the stage runs layers from..node */
+    int h, w, c;
+    size_t size;             /* h*w*c */
+    float *out;              /* [batch, size] this batch's output */
+    float *pooled;           /* [n, c] */
+    float *flat;             /* [n, size] or NULL */
+    double seconds;          /* this stage's forward time (after the first batch) */
+} cut_buf;
+
+static int cmp_int(const void *a, const void *b) {
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+/* True when layers from..upto read only layer from-1's output or later ones. */
+static bool stage_ok(const gr_model *m, int from, int upto) {
+    for (int i = from; i <= upto; i++)
+        for (int k = 0; k < m->nodes[i].n_in; k++)
+            if (m->nodes[i].in[k] < from - 1) return false;
+    return true;
+}
+
+/* The sample: all of ds, or a stratified seeded subset of about `samples`. */
+static gr_status sample_indices(const gr_dataset *ds, int samples, uint64_t seed, int **idx, int *n,
+                                gr_error *err) {
+    int total = gr_dataset_count(ds);
+    *idx = NULL;
+    if (samples >= total) {
+        *idx = gr_malloc((size_t)(total ? total : 1) * sizeof(int), err);
+        if (!*idx) return GR_ERR_NOMEM;
+        for (int i = 0; i < total; i++) (*idx)[i] = i;
+        *n = total;
+        return GR_OK;
+    }
+    int *tr = NULL, ntr = 0;
+    gr_status st = gr_dataset_split(ds, (float)((double)samples / total), seed, &tr, &ntr, idx, n, err);
+    free(tr);
+    return st;
+}
+
+/* Scores one form of features X [n, F]. */
+static gr_status score_form(const float *X, const int *y, int n, int F, int C, int folds,
+                            gr_probe_form form, gr_probe_score *s, gr_error *err) {
+    double t0 = now_s();
+    s->form = form;
+    s->features = F;
+    gr_status st = gr_probe_score_both(X, y, n, F, C, folds, &s->ridge_acc, &s->ridge_lambda, &s->logme, err);
+    s->seconds = now_s() - t0;
+    return st;
+}
+
+gr_status gr_probe_cuts(gr_model *m, const gr_dataset *ds, const int *cuts, int n_cuts,
+                        const gr_probe_opts *opts, gr_probe_row *rows, int *n_rows,
+                        int *n_samples, gr_error *err) {
+    gr_probe_opts o = opts ? *opts : (gr_probe_opts){0};
+    if (o.samples <= 0) o.samples = 2000;
+    if (o.folds <= 0) o.folds = 5;
+    if (o.batch <= 0) o.batch = 64;
+    if (o.threads <= 0) o.threads = 2;
+    if (o.flat_max == 0) o.flat_max = 8192;
+    *n_rows = 0;
+    if (n_cuts <= 0) return gr_error_set(err, GR_ERR_ARG, "probe: no cuts to score");
+    for (int k = 0; k < n_cuts; k++)
+        if (cuts[k] < 0 || cuts[k] >= m->n_nodes)
+            return gr_error_set(err, GR_ERR_ARG, "probe: cut %d is not a layer of the base (0..%d)", cuts[k],
+                                m->n_nodes - 1);
+    int h, w, C = gr_dataset_num_classes(ds);
+    gr_dataset_size(ds, &h, &w);
+    if (h != m->in_h || w != m->in_w || m->in_c != 3)
+        return gr_error_set(err, GR_ERR_SHAPE, "probe: the data's samples are %dx%dx3 but the base takes %dx%dx%d",
+                            h, w, m->in_h, m->in_w, m->in_c);
+    if (C < 2) return gr_error_set(err, GR_ERR_ARG, "probe: the data has %d class(es); scoring needs at least 2", C);
+
+    /* distinct cuts, ascending */
+    int *sorted = gr_malloc((size_t)n_cuts * sizeof(int), err);
+    if (!sorted) return GR_ERR_NOMEM;
+    memcpy(sorted, cuts, (size_t)n_cuts * sizeof(int));
+    qsort(sorted, (size_t)n_cuts, sizeof(int), cmp_int);
+    int nc = 0;
+    for (int k = 0; k < n_cuts; k++)
+        if (!nc || sorted[k] != sorted[nc - 1]) sorted[nc++] = sorted[k];
+
+    int *idx = NULL, n = 0, *labels = NULL, *blab = NULL;
+    float *x = NULL;
+    gr_batcher *b = NULL;
+    cut_buf *cb = gr_calloc((size_t)nc, sizeof *cb, err);
+    gr_status st = cb ? GR_OK : GR_ERR_NOMEM;
+    if (st == GR_OK) st = sample_indices(ds, o.samples, o.seed, &idx, &n, err);
+    if (st != GR_OK) goto out;
+    if (n < 2 * o.folds) {
+        st = gr_error_set(err, GR_ERR_ARG, "probe: %d samples are too few for %d-fold cross-validation", n, o.folds);
+        goto out;
+    }
+    labels = gr_malloc((size_t)n * sizeof(int), err);
+    blab = gr_malloc((size_t)o.batch * sizeof(int), err);
+    x = gr_malloc((size_t)o.batch * h * w * 3 * sizeof(float), err);
+    if (!labels || !blab || !x) { st = GR_ERR_NOMEM; goto out; }
+    for (int k = 0; k < nc; k++) {
+        cut_buf *c = &cb[k];
+        c->node = sorted[k];
+        c->from = k > 0 && stage_ok(m, sorted[k - 1] + 1, c->node) ? sorted[k - 1] + 1 : 0;
+        gr_model_layer_shape(m, c->node, &c->h, &c->w, &c->c);
+        c->size = (size_t)c->h * c->w * c->c;
+        c->out = gr_malloc((size_t)o.batch * c->size * sizeof(float), err);
+        c->pooled = gr_malloc((size_t)n * c->c * sizeof(float), err);
+        if (!c->out || !c->pooled) { st = GR_ERR_NOMEM; goto out; }
+        if (c->h * c->w > 1 && o.flat_max > 0 && c->size <= (size_t)o.flat_max) {
+            c->flat = gr_malloc((size_t)n * c->size * sizeof(float), err);
+            if (!c->flat) { st = GR_ERR_NOMEM; goto out; }
+        }
+    }
+
+    /* one pass: every cut's features for every sample (under MPI: this
+     * rank's part [lo, hi) of the sample, then every rank gathers the rest) */
+    int lo = 0, hi = n;
+    bool dist = o.distributed && gr_dist_active();
+    if (dist) {
+        gr_dist_shard(n, gr_dist_rank(), gr_dist_size(), &lo, &hi);
+        for (int i = 0; i < n; i++) labels[i] = gr_dataset_label(ds, idx[i]);
+    }
+    gr_batcher_opts bo = {.batch = o.batch, .threads = o.threads};
+    if (hi > lo && !(b = gr_batcher_new(ds, idx + lo, hi - lo, &bo, err))) { st = err ? err->code : GR_ERR_ARG; goto out; }
+    double t0 = now_s();
+    int done = lo, got = 0;
+    while (done < hi) {
+        if ((st = gr_batcher_next(b, x, blab, &got, err)) != GR_OK) goto out;
+        if (got == 0) break;
+        memcpy(labels + done, blab, (size_t)got * sizeof(int));
+        for (int k = 0; k < nc; k++) {
+            cut_buf *c = &cb[k];
+            const float *in = c->from == 0 ? x : cb[k - 1].out;
+            double ts = now_s();
+            if ((st = gr_model_run(m, c->from, in, got, c->node, c->out, err)) != GR_OK ||
+                (st = gr_outputs_check(m, c->node, c->out, got, err)) != GR_OK) goto out;
+            if (done > lo || got == hi - lo) c->seconds += now_s() - ts;   /* the first batch warms up */
+            int hw = c->h * c->w;
+            for (int i = 0; i < got; i++) {
+                const float *src = c->out + (size_t)i * c->size;
+                float *dst = c->pooled + (size_t)(done + i) * c->c;
+                for (int ch = 0; ch < c->c; ch++) {
+                    double s = 0;
+                    for (int p = 0; p < hw; p++) s += src[(size_t)p * c->c + ch];
+                    dst[ch] = (float)(s / hw);
+                }
+                if (c->flat) memcpy(c->flat + (size_t)(done + i) * c->size, src, c->size * sizeof(float));
+            }
+        }
+        done += got;
+        if (o.verbose) gr_log(GR_LOG_PROGRESS, "probe: features %d/%d images (%.1fs)", done, n, now_s() - t0);
+    }
+    if (o.verbose) gr_log(GR_LOG_NOTE, "probe: features of %d images at %d cuts in %.1fs", done - lo, nc, now_s() - t0);
+    if (done != hi) {
+        st = gr_error_set(err, GR_ERR_IO, "probe: the data gave %d of %d samples", done - lo, hi - lo);
+        goto out;
+    }
+    for (int k = 0; dist && k < nc && st == GR_OK; k++) {
+        st = gr_dist_gather_rows(cb[k].pooled, (size_t)cb[k].c, n, err);
+        if (st == GR_OK && cb[k].flat) st = gr_dist_gather_rows(cb[k].flat, cb[k].size, n, err);
+    }
+    if (st != GR_OK) goto out;
+
+    /* score every cut */
+    for (int k = 0; k < nc; k++) {
+        cut_buf *c = &cb[k];
+        gr_probe_row *r = &rows[k];
+        memset(r, 0, sizeof *r);
+        r->node = c->node;
+        snprintf(r->name, sizeof r->name, "%s", m->nodes[c->node].s.name);
+        r->h = c->h, r->w = c->w, r->c = c->c;
+        double cum = 0;
+        for (int j = k; j >= 0; j--) {   /* the stages that lead to this cut */
+            cum += cb[j].seconds;
+            if (cb[j].from == 0) break;
+        }
+        r->fwd_ms = 1e3 * cum / (hi - lo > o.batch ? hi - lo - o.batch : (hi > lo ? hi - lo : 1));
+        if (o.verbose) gr_log(GR_LOG_NOTE, "probe: scoring cut '%s' (%dx%dx%d)", r->name, c->h, c->w, c->c);
+        st = score_form(c->pooled, labels, n, c->c, C, o.folds, c->h * c->w > 1 ? GR_PROBE_GAP : GR_PROBE_VEC,
+                        &r->pooled, err);
+        if (st == GR_OK && c->flat)
+            st = score_form(c->flat, labels, n, (int)c->size, C, o.folds, GR_PROBE_FLAT, &r->flat, err);
+        if (st != GR_OK) {
+            gr_error_prefix(err, "probe: cut '%s'", r->name);
+            goto out;
+        }
+        r->flat.form = GR_PROBE_FLAT;
+        r->use_flat = r->flat.features > 0 &&
+                      (r->flat.ridge_acc > r->pooled.ridge_acc ||
+                       (r->flat.ridge_acc == r->pooled.ridge_acc && r->flat.logme > r->pooled.logme));
+        free(c->pooled), c->pooled = NULL;
+        free(c->flat), c->flat = NULL;
+    }
+    *n_rows = nc;
+    if (n_samples) *n_samples = n;
+out:
+    gr_batcher_free(b);
+    for (int k = 0; cb && k < nc; k++) {
+        free(cb[k].out);
+        free(cb[k].pooled);
+        free(cb[k].flat);
+    }
+    free(cb);
+    free(sorted);
+    free(idx);
+    free(labels);
+    free(blab);
+    free(x);
+    return st;
+}
+
+gr_status gr_probe_best_cut(gr_model *base, const gr_dataset *ds, const int *cuts, int n_cuts,
+                            int samples, uint64_t seed, int *best, gr_probe_row *rows,
+                            gr_error *err) {
+    gr_probe_row *r = rows;
+    if (!r && n_cuts > 0 && !(r = gr_malloc((size_t)n_cuts * sizeof *r, err))) return GR_ERR_NOMEM;
+    gr_probe_opts o = {.samples = samples, .seed = seed};
+    int nr = 0;
+    gr_status st = gr_probe_cuts(base, ds, cuts, n_cuts, &o, r, &nr, NULL, err);
+    if (st == GR_OK) *best = r[gr_probe_pick(r, nr)].node;
+    if (r != rows) free(r);
+    return st;
+}
