@@ -7,7 +7,7 @@
  *
  *   bench_finetune MODE H B SECONDS [TURN_IN TURN_OUT [THREADS]]  -> one key=value line
  *     MODE block5:        layers up to block4_pool run in inference mode
- *                         (gr_model_run), then gr_trainer_step from
+ *                         (gr_ctx_run, the trainer's context), then gr_trainer_step from
  *                         block5_conv1 on their output (like for like with
  *                         PyTorch's no_grad prefix);
  *          block5_cached: the trainer step only, on the cut's output
@@ -23,6 +23,7 @@
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
+#include "exec/ctx.h"
 #include "graph/model.h"
 #include "bench_common.h"
 
@@ -40,7 +41,7 @@ typedef struct {
 static int step(step_ctx *c, double *loss_out) {
     gr_error err = {0};
     const float *in = c->first == 0 ? c->x : c->cut;
-    if (c->prefix && gr_model_run(c->m, 0, c->x, c->B, c->first - 1, c->cut, &err)) {
+    if (c->prefix && gr_ctx_run(gr_trainer_ctx(c->t), 0, c->x, c->B, c->first - 1, c->cut, &err)) {
         fprintf(stderr, "bench: %s\n", err.msg);
         return 1;
     }
@@ -84,7 +85,7 @@ static int bench(const char *mode, int H, int B, double secs, const char *tin, c
     for (size_t i = 0; i < nin; i++) x[i] = 255.0f * gr_rng_uniform(&r) - 128.0f;
     for (int b = 0; b < B; b++) labels[b] = (int)(gr_rng_next(&r) % 10);
     step_ctx c = {m, t, first, B, block5, x, cut, labels};
-    if (cached && gr_model_run(m, 0, x, B, first - 1, cut, &err)) {
+    if (cached && gr_ctx_run(gr_trainer_ctx(t), 0, x, B, first - 1, cut, &err)) {
         fprintf(stderr, "bench: %s\n", err.msg);
         return 1;
     }

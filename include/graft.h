@@ -305,15 +305,53 @@ void gr_set_threads(int n);
 int gr_get_threads(void);
 
 typedef enum { GR_PRECISION_FP32 = 0, GR_PRECISION_BF16 } gr_precision;
-/* Inference precision of the fast path (bf16 where the CPU has it). */
+/* The inference precision of the fast path (bf16 where the CPU has it) that
+ * contexts made for m afterwards start with, and gr_model_predict uses.     */
 void gr_model_set_precision(gr_model *m, gr_precision p);
 
-/* Runs the model in inference mode on x [B, h, w, c] (preprocessed) and
- * writes the output of node `upto` (-1 = last) to out (caller-allocated,
- * B * h*w*c of that node).  Uses the fast backend when it supports the layer.
- * An output holding NaN/Inf is an error (GR_ERR_NUMERIC naming the layer):
- * no score or label computed from it would mean anything.                   */
-gr_status gr_model_predict(gr_model *m, const float *x, int batch, int upto,
+/* ------------------------------------------------------ execution context
+ * A model is its graph and its weights.  What running it needs -- the fast
+ * path's oneDNN primitives and packed weights, activation buffers, the
+ * precision, and whether $GRAFT_REFERENCE asks for the plain-C reference
+ * layers (read once, when the context is made) -- lives in an execution
+ * context made for the model.  Keep a context and reuse it across batches:
+ * its first run at a batch size builds the primitives, later runs only
+ * compute.  A context reads the model's weights at every run (new weights
+ * are packed again by themselves; layers added or removed rebuild it).
+ *
+ *   gr_ctx *cx = gr_ctx_new(m, &err);
+ *   for (...) gr_ctx_predict(cx, x, B, -1, probs, &err);
+ *   gr_ctx_free(cx);                        (before the model is freed)
+ *
+ * Threads.  A model that no call is changing may be shared by any number of
+ * threads: calls taking a const gr_model * only read it and may run at the
+ * same time (gr_ctx_new, gr_model_predict, gr_model_save, the accessors).
+ * Each thread runs the model through its own context (gr_ctx_predict) or
+ * through gr_model_predict; a context is used by one thread at a time.
+ * Calls taking a gr_model * change it (gr_model_append, _truncate,
+ * _load_weights, _init_params, _freeze_upto, _set_*, gr_fit, a trainer's
+ * steps ...) and must not run while any other call uses that model.
+ * gr_set_threads and gr_set_log are process-wide settings.                  */
+typedef struct gr_ctx gr_ctx;
+
+/* A context for m (which must outlive it).  NULL (err set) when out of memory. */
+gr_ctx *gr_ctx_new(const gr_model *m, gr_error *err);
+void gr_ctx_free(gr_ctx *cx);           /* NULL is fine */
+/* This context's inference precision (starts as the model's). */
+void gr_ctx_set_precision(gr_ctx *cx, gr_precision p);
+
+/* Runs the context's model in inference mode on x [B, h, w, c]
+ * (preprocessed) and writes the output of node `upto` (-1 = last) to out
+ * (caller-allocated, B * h*w*c of that node).  Uses the fast backend when it
+ * supports the layer.  An output holding NaN/Inf is an error
+ * (GR_ERR_NUMERIC naming the layer): no score or label computed from it
+ * would mean anything.                                                      */
+gr_status gr_ctx_predict(gr_ctx *cx, const float *x, int batch, int upto, float *out,
+                         gr_error *err);
+/* The same through a context made for this one call and freed: thread-safe
+ * on a shared model and simple, but it builds the fast path's primitives
+ * at every call -- for repeated calls keep a context (gr_ctx_predict).     */
+gr_status gr_model_predict(const gr_model *m, const float *x, int batch, int upto,
                            float *out, gr_error *err);
 
 /* ------------------------------------------------------------ architectures */
@@ -424,8 +462,13 @@ typedef struct {
     float base_lr_mult;      /* trainable layers at lr * base_lr_mult (0 = 1) */
 } gr_trainer_opts;
 
+/* The trainer changes m's weights (m must outlive it); it runs the layers
+ * through an execution context of its own, which gr_trainer_ctx returns:
+ * run the frozen layers and evaluate through it while training to share its
+ * primitives and buffers (it belongs to the trainer: never free it).      */
 gr_trainer *gr_trainer_new(gr_model *m, int first, const gr_trainer_opts *o, gr_error *err);
 void gr_trainer_free(gr_trainer *t);
+gr_ctx *gr_trainer_ctx(gr_trainer *t);
 
 /* One optimizer step on a batch: x [B, features at first-1], labels [B]
  * (class indices).  Returns the batch's mean categorical cross-entropy in
@@ -679,7 +722,7 @@ typedef struct {
     float *prob;             /* per sample: the predicted class's probability */
 } gr_eval_result;
 
-gr_status gr_evaluate(gr_model *m, const gr_dataset *ds, const int *idx, int n, int batch,
+gr_status gr_evaluate(const gr_model *m, const gr_dataset *ds, const int *idx, int n, int batch,
                       gr_eval_result *res, gr_error *err);
 void gr_eval_result_free(gr_eval_result *res);
 

@@ -12,6 +12,7 @@
 #include "graph/model.h"
 #include "backend/backend.h"
 #include "backend/dnnl_util.h"
+#include "exec/ctx.h"
 
 static void fill_rand(float *p, size_t n, uint64_t seed, float lo, float hi) {
     gr_rng r;
@@ -23,6 +24,13 @@ static float *falloc(size_t n) {
     float *p = calloc(n ? n : 1, sizeof(float));
     if (!p) { fprintf(stderr, "out of memory\n"); exit(2); }
     return p;
+}
+
+/* The fast path's state for a test model (its nodes as they are now). */
+static gr_backend *be_of(const gr_model *m) {
+    gr_backend *be = gr_backend_new(m, m->precision, NULL);
+    if (!be) { fprintf(stderr, "out of memory\n"); exit(2); }
+    return be;
 }
 
 /* Random non-zero biases / BN statistics so every parameter matters. */
@@ -64,6 +72,7 @@ static void run_conv_case(const conv_case *cc) {
     CHECK(id == 0, "%s: %s", cc->what, err.msg);
     if (id != 0) { gr_model_free(m); return; }
     randomize_params(m, 11);
+    gr_backend *fp = be_of(m);
     const gr_node *n = &m->nodes[0];
     size_t nin = (size_t)cc->B * cc->H * cc->W * cc->C, nout = (size_t)cc->B * n->oh * n->ow * n->oc;
     float *x = falloc(nin), *got = falloc(nout), *want = falloc(nout);
@@ -74,14 +83,15 @@ static void run_conv_case(const conv_case *cc) {
                       pb >= 0 ? gr_param_data(m, pb) : NULL, &d);
     if (cc->act != GR_ACT_LINEAR) gr_act_forward(want, want, nout, cc->act, cc->alpha);
     const float *ins[1] = {x};
-    gr_status st = gr_backend_forward(m, 0, ins, got, cc->B, &err);
+    gr_status st = gr_backend_forward(fp, 0, ins, got, cc->B, &err);
     CHECK(st == GR_OK, "%s: %s", cc->what, err.msg);
     if (st == GR_OK) CHECK_CLOSE(cc->what, got, want, nout, 1e-4, 1e-4);
     /* a second call (cached primitives) gives the same numbers */
     float *again = falloc(nout);
-    st = gr_backend_forward(m, 0, ins, again, cc->B, &err);
+    st = gr_backend_forward(fp, 0, ins, again, cc->B, &err);
     CHECK(st == GR_OK && !memcmp(again, got, nout * sizeof(float)), "%s: second call differs", cc->what);
     free(again); free(x); free(got); free(want);
+    gr_backend_free(fp);
     gr_model_free(m);
 }
 
@@ -111,6 +121,7 @@ static void dense_case(int B, int IN, int OUT, gr_act act, bool bias) {
     s.use_bias = bias;
     CHECK(gr_model_append(m, s, &err) == 0, "%s", err.msg);
     randomize_params(m, 3);
+    gr_backend *fp = be_of(m);
     float *x = falloc((size_t)B * IN), *got = falloc((size_t)B * OUT), *want = falloc((size_t)B * OUT);
     fill_rand(x, (size_t)B * IN, 9, -1, 1);
     int pb = gr_node_param(m, 0, "bias");
@@ -119,7 +130,7 @@ static void dense_case(int B, int IN, int OUT, gr_act act, bool bias) {
     if (act == GR_ACT_SOFTMAX) gr_softmax_forward(want, want, B, OUT);
     else if (act != GR_ACT_LINEAR) gr_act_forward(want, want, (size_t)B * OUT, act, 0);
     const float *ins[1] = {x};
-    gr_status st = gr_backend_forward(m, 0, ins, got, B, &err);
+    gr_status st = gr_backend_forward(fp, 0, ins, got, B, &err);
     CHECK(st == GR_OK, "%s", err.msg);
     char what[64];
     snprintf(what, sizeof what, "dense B%d %dx%d %s", B, IN, OUT, gr_act_name(act));
@@ -131,9 +142,10 @@ static void dense_case(int B, int IN, int OUT, gr_act act, bool bias) {
     gr_dense_forward(want, x, k, pb >= 0 ? gr_param_data(m, pb) : NULL, B, IN, OUT);
     if (act == GR_ACT_SOFTMAX) gr_softmax_forward(want, want, B, OUT);
     else if (act != GR_ACT_LINEAR) gr_act_forward(want, want, (size_t)B * OUT, act, 0);
-    st = gr_backend_forward(m, 0, ins, got, B, &err);
+    st = gr_backend_forward(fp, 0, ins, got, B, &err);
     if (st == GR_OK) CHECK_CLOSE("dense after weight change", got, want, (size_t)B * OUT, 1e-5, 1e-4);
     free(x); free(got); free(want);
+    gr_backend_free(fp);
     gr_model_free(m);
 }
 
@@ -153,6 +165,7 @@ static void pool_case(const char *what, int B, int H, int W, int C, gr_layer_spe
     gr_error err = {0};
     gr_model *m = gr_model_new(H, W, C, &err);
     CHECK(gr_model_append(m, s, &err) == 0, "%s: %s", what, err.msg);
+    gr_backend *fp = be_of(m);
     const gr_node *n = &m->nodes[0];
     size_t nin = (size_t)B * H * W * C, nout = (size_t)B * n->oh * n->ow * n->oc;
     float *x = falloc(nin), *got = falloc(nout), *want = falloc(nout), *dout = falloc(nout);
@@ -165,32 +178,33 @@ static void pool_case(const char *what, int B, int H, int W, int C, gr_layer_spe
     if (mx) gr_maxpool_forward(want, x, &d);
     else gr_avgpool_forward(want, x, &d);
     const float *ins[1] = {x};
-    gr_status st = gr_backend_forward(m, 0, ins, got, B, &err);
+    gr_status st = gr_backend_forward(fp, 0, ins, got, B, &err);
     CHECK(st == GR_OK, "%s: %s", what, err.msg);
     if (st == GR_OK) CHECK_CLOSE(what, got, want, nout, 1e-6, 1e-5);
     memset(got, 0, nout * sizeof(float));
-    st = gr_backend_pool_forward_train(m, 0, x, got, B, &err);
+    st = gr_backend_pool_forward_train(fp, 0, x, got, B, &err);
     CHECK(st == GR_OK, "%s forward train: %s", what, err.msg);
     if (st == GR_OK) CHECK_CLOSE(what, got, want, nout, 1e-6, 1e-5);
     fill_rand(din, nin, 23, -1, 1);
     memcpy(rdin, din, nin * sizeof(float));
     if (mx) gr_maxpool_backward(dout, x, &d, rdin);
     else gr_avgpool_backward(dout, &d, rdin);
-    st = gr_backend_pool_backward(m, 0, dout, x, B, din, false, &err);
+    st = gr_backend_pool_backward(fp, 0, dout, x, B, din, false, &err);
     CHECK(st == GR_OK, "%s backward: %s", what, err.msg);
     if (st == GR_OK) CHECK_CLOSE("pool din (accumulated)", din, rdin, nin, 1e-6, 1e-5);
     fill_rand(din, nin, 24, -1e3f, 1e3f);
     memset(rdin, 0, nin * sizeof(float));
     if (mx) gr_maxpool_backward(dout, x, &d, rdin);
     else gr_avgpool_backward(dout, &d, rdin);
-    st = gr_backend_pool_backward(m, 0, dout, x, B, din, true, &err);
+    st = gr_backend_pool_backward(fp, 0, dout, x, B, din, true, &err);
     CHECK(st == GR_OK, "%s backward (overwrite): %s", what, err.msg);
     if (st == GR_OK) CHECK_CLOSE("pool din (overwritten)", din, rdin, nin, 1e-6, 1e-5);
     if (mx) {
-        st = gr_backend_pool_backward(m, 0, dout, din, B, rdin, false, &err);
+        st = gr_backend_pool_backward(fp, 0, dout, din, B, rdin, false, &err);
         CHECK(st == GR_ERR_UNSUPPORTED, "%s: backward of another input: %d", what, st);
     }
     free(x); free(got); free(want); free(dout); free(din); free(rdin);
+    gr_backend_free(fp);
     gr_model_free(m);
 }
 
@@ -222,15 +236,17 @@ static void test_pool_unsupported(void) {
     gr_model *m = gr_model_new(5, 5, 3, &err);
     CHECK(m && gr_model_append(m, s, &err) == 0, "%s", err.msg);
     if (!m) return;
+    gr_backend *fp = be_of(m);
     size_t nin = 5 * 5 * 3, nout = (size_t)gr_node_size(m, 0);
     float *x = falloc(nin), *y = falloc(nout);
     for (int k = 0; k < 2; k++) {
-        gr_status st = gr_backend_pool_forward_train(m, 0, x, y, 1, &err);
+        gr_status st = gr_backend_pool_forward_train(fp, 0, x, y, 1, &err);
         CHECK(st == GR_ERR_UNSUPPORTED && strstr(err.msg, m->nodes[0].s.name), "call %d: %d %s", k, st, err.msg);
         /* the second call answers from the remembered refusal, not a new build */
         if (k == 1) CHECK(strstr(err.msg, "not in oneDNN") != NULL, "not remembered: %s", err.msg);
     }
     free(x); free(y);
+    gr_backend_free(fp);
     gr_model_free(m);
 }
 
@@ -303,6 +319,7 @@ static void test_chain_vgg_like(void) {
     CHECK(m != NULL, "%s", err.msg);
     if (!m) return;
     randomize_params(m, 5);
+    gr_backend *fp = be_of(m);
     compare_predict("vgg-like B=3", m, 3, 1e-5, 1e-4);
     compare_predict("vgg-like B=1", m, 1, 1e-5, 1e-4);
     /* the chain entry directly: nodes 0..5 (conv conv pool conv conv pool) */
@@ -314,7 +331,7 @@ static void test_chain_vgg_like(void) {
     gr_status st = gr_model_predict(m, x, B, 5, want, &err);
     unsetenv("GRAFT_REFERENCE");
     CHECK(st == GR_OK, "%s", err.msg);
-    st = gr_backend_forward_chain(m, 0, 5, x, got, B, &err);
+    st = gr_backend_forward_chain(fp, 0, 5, x, got, B, &err);
     CHECK(st == GR_OK, "%s", err.msg);
     if (st == GR_OK) CHECK_CLOSE("chain 0..5", got, want, nout, 1e-5, 1e-4);
     /* weights change: the chain re-packs */
@@ -322,12 +339,13 @@ static void test_chain_vgg_like(void) {
     setenv("GRAFT_REFERENCE", "1", 1);
     gr_model_predict(m, x, B, 5, want, &err);
     unsetenv("GRAFT_REFERENCE");
-    st = gr_backend_forward_chain(m, 0, 5, x, got, B, &err);
+    st = gr_backend_forward_chain(fp, 0, 5, x, got, B, &err);
     if (st == GR_OK) CHECK_CLOSE("chain 0..5 new weights", got, want, nout, 1e-5, 1e-4);
     /* a chain over a node the backend lacks is refused cleanly */
-    st = gr_backend_forward_chain(m, 4, 7, x, got, B, &err);
+    st = gr_backend_forward_chain(fp, 4, 7, x, got, B, &err);
     CHECK(st == GR_ERR_UNSUPPORTED, "chain over flatten/dense: status %d", st);
     free(x); free(got); free(want);
+    gr_backend_free(fp);
     gr_model_free(m);
 }
 
@@ -339,8 +357,17 @@ static void test_chain_darknet_like(void) {
     randomize_params(m, 9);
     compare_predict("darknet-like B=3", m, 3, 1e-4, 1e-4);
     /* the executor ran one chain from node 0 (bn folded: node 1 has no cache) */
-    CHECK(m->nodes[0].fast && ((gr_fast *)m->nodes[0].fast)->chain, "no chain cache at node 0");
-    CHECK(!m->nodes[1].fast, "node 1 (folded bn) ran on its own");
+    gr_ctx *cx = gr_ctx_new(m, &err);
+    size_t nin = (size_t)3 * gr_node_size(m, -1), nout = (size_t)3 * gr_node_size(m, m->n_nodes - 1);
+    float *x = falloc(nin), *y = falloc(nout);
+    fill_rand(x, nin, 77, -1, 1);
+    CHECK(cx && gr_ctx_predict(cx, x, 3, -1, y, &err) == GR_OK, "%s", err.msg);
+    if (cx) {
+        CHECK(cx->be->fast[0] && cx->be->fast[0]->chain, "no chain cache at node 0");
+        CHECK(!cx->be->fast[1], "node 1 (folded bn) ran on its own");
+    }
+    gr_ctx_free(cx);
+    free(x); free(y);
     compare_predict("darknet-like B=1", m, 1, 1e-4, 1e-4);
     gr_model_free(m);
 }
@@ -399,6 +426,7 @@ static void conv_bwd_case(const conv_case *cc) {
     s.groups = cc->groups; s.use_bias = cc->bias;
     CHECK(gr_model_append(m, s, &err) == 0, "%s", err.msg);
     randomize_params(m, 12);
+    gr_backend *fp = be_of(m);
     const gr_node *n = &m->nodes[0];
     int B = cc->B;
     size_t nin = (size_t)B * cc->H * cc->W * cc->C, nout = (size_t)B * n->oh * n->ow * n->oc;
@@ -415,7 +443,7 @@ static void conv_bwd_case(const conv_case *cc) {
     gr_conv_dims d = gr_node_conv_dims(m, 0, B);
     const float *w = gr_param_data(m, gr_node_param(m, 0, "kernel"));
     gr_conv2d_backward(dout, x, w, &d, rdin, rdw, cc->bias ? rdb : NULL);
-    gr_status st = gr_backend_conv2d_backward(m, 0, dout, x, B, din, dw, cc->bias ? db : NULL, &err);
+    gr_status st = gr_backend_conv2d_backward(fp, 0, dout, x, B, din, dw, cc->bias ? db : NULL, &err);
     CHECK(st == GR_OK, "%s: %s", cc->what, err.msg);
     if (st == GR_OK) {
         CHECK_CLOSE("conv din", din, rdin, nin, 1e-4, 1e-4);
@@ -427,15 +455,16 @@ static void conv_bwd_case(const conv_case *cc) {
     fill_rand(odin, nin, 6, -1e3f, 1e3f);
     memset(rdin, 0, nin * sizeof(float));
     gr_conv2d_backward(dout, x, w, &d, rdin, NULL, NULL);
-    st = gr_backend_conv2d_backward_ow(m, 0, dout, x, B, odin, true, NULL, NULL, &err);
+    st = gr_backend_conv2d_backward_ow(fp, 0, dout, x, B, odin, true, NULL, NULL, &err);
     CHECK(st == GR_OK, "%s (overwrite): %s", cc->what, err.msg);
     if (st == GR_OK) CHECK_CLOSE("conv din overwritten", odin, rdin, nin, 1e-4, 1e-4);
     free(odin);
     /* only dw this time (din NULL): din must stay untouched */
     memcpy(rdin, din, nin * sizeof(float));
-    st = gr_backend_conv2d_backward(m, 0, dout, x, B, NULL, dw, NULL, &err);
+    st = gr_backend_conv2d_backward(fp, 0, dout, x, B, NULL, dw, NULL, &err);
     CHECK(st == GR_OK && !memcmp(rdin, din, nin * sizeof(float)), "%s: dw-only call", cc->what);
     free(x); free(dout); free(din); free(dw); free(db); free(rdin); free(rdw); free(rdb);
+    gr_backend_free(fp);
     gr_model_free(m);
 }
 
@@ -456,6 +485,7 @@ static void test_dense_backward(void) {
     gr_model *m = gr_model_new(1, 1, IN, &err);
     CHECK(gr_model_append(m, gr_dense(OUT, GR_ACT_RELU), &err) == 0, "%s", err.msg);
     randomize_params(m, 2);
+    gr_backend *fp = be_of(m);
     float *x = falloc((size_t)B * IN), *dout = falloc((size_t)B * OUT);
     float *din = falloc((size_t)B * IN), *dw = falloc((size_t)IN * OUT), *db = falloc((size_t)OUT);
     float *rdin = falloc((size_t)B * IN), *rdw = falloc((size_t)IN * OUT), *rdb = falloc((size_t)OUT);
@@ -466,7 +496,7 @@ static void test_dense_backward(void) {
     fill_rand(db, (size_t)OUT, 5, -1, 1); memcpy(rdb, db, (size_t)OUT * sizeof(float));
     gr_dense_backward(dout, x, gr_param_data(m, gr_node_param(m, 0, "kernel")), B, IN, OUT, rdin,
                       rdw, rdb);
-    gr_status st = gr_backend_dense_backward(m, 0, dout, x, B, din, dw, db, &err);
+    gr_status st = gr_backend_dense_backward(fp, 0, dout, x, B, din, dw, db, &err);
     CHECK(st == GR_OK, "%s", err.msg);
     if (st == GR_OK) {
         CHECK_CLOSE("dense din", din, rdin, (size_t)B * IN, 1e-5, 1e-4);
@@ -474,6 +504,7 @@ static void test_dense_backward(void) {
         CHECK_CLOSE("dense db", db, rdb, (size_t)OUT, 1e-5, 1e-4);
     }
     free(x); free(dout); free(din); free(dw); free(db); free(rdin); free(rdw); free(rdb);
+    gr_backend_free(fp);
     gr_model_free(m);
 }
 
@@ -487,6 +518,7 @@ static void test_batchnorm_train(void) {
     gr_model *m = gr_model_new(H, W, C, &err);
     CHECK(gr_model_append(m, gr_batchnorm(1e-3f), &err) == 0, "%s", err.msg);
     randomize_params(m, 9);
+    gr_backend *fp = be_of(m);
     const gr_node *n = &m->nodes[0];
     size_t N = (size_t)B * H * W, nx = N * C;
     float *x = falloc(nx), *dout = falloc(nx), *y = falloc(nx), *ry = falloc(nx);
@@ -500,7 +532,7 @@ static void test_batchnorm_train(void) {
         const char *what = batch ? "batch statistics" : "stored statistics";
         if (batch) {
             gr_batchnorm_forward_train(ry, x, g, be, n->s.eps, (int64_t)N, C, rbm, rbv);
-            gr_status st = gr_backend_batchnorm_forward_train(m, 0, x, y, B, bm, bv, &err);
+            gr_status st = gr_backend_batchnorm_forward_train(fp, 0, x, y, B, bm, bv, &err);
             CHECK(st == GR_OK, "forward train: %s", err.msg);
             CHECK_CLOSE("bn forward train out", y, ry, nx, 1e-5, 1e-4);
             CHECK_CLOSE("bn batch mean", bm, rbm, (size_t)C, 1e-6, 1e-5);
@@ -514,7 +546,7 @@ static void test_batchnorm_train(void) {
             fill_rand(db, C, 35, -1, 1); memcpy(rdb, db, C * sizeof(float));
             if (batch) gr_batchnorm_backward_train(dout, x, g, rbm, rbv, n->s.eps, (int64_t)N, C, rdin, rdg, rdb);
             else gr_batchnorm_backward(dout, x, g, mm, mv, n->s.eps, (int64_t)N, C, rdin, rdg, rdb);
-            gr_status st = gr_backend_batchnorm_backward(m, 0, dout, x, B, batch ? bm : NULL, batch ? bv : NULL,
+            gr_status st = gr_backend_batchnorm_backward(fp, 0, dout, x, B, batch ? bm : NULL, batch ? bv : NULL,
                                                          din, ow, dg, db, &err);
             CHECK(st == GR_OK, "%s backward: %s", what, err.msg);
             if (st != GR_OK) continue;
@@ -524,10 +556,11 @@ static void test_batchnorm_train(void) {
         }
     }
     /* wrong node kinds: a clean error */
-    gr_status st = gr_backend_pool_forward_train(m, 0, x, y, B, &err);
+    gr_status st = gr_backend_pool_forward_train(fp, 0, x, y, B, &err);
     CHECK(st == GR_ERR_ARG, "batch norm node as pooling: %d", st);
     free(x); free(dout); free(y); free(ry); free(din); free(rdin); free(bm); free(bv); free(rbm);
     free(rbv); free(dg); free(db); free(rdg); free(rdb);
+    gr_backend_free(fp);
     gr_model_free(m);
 }
 
@@ -544,16 +577,18 @@ static void test_act_train(void) {
         gr_error err = {0};
         gr_model *m = gr_model_new(H, W, C, &err);
         CHECK(gr_model_append(m, gr_activation(acts[a], 0.1f), &err) == 0, "%s", err.msg);
+        gr_backend *fp = be_of(m);
         gr_act_forward(y, x, nx, acts[a], 0.1f);
         for (int ow = 0; ow < 2; ow++) {
             fill_rand(din, nx, 43, ow ? -1e3f : -1, ow ? 1e3f : 1);
             if (ow) memset(rdin, 0, nx * sizeof(float));
             else memcpy(rdin, din, nx * sizeof(float));
             gr_act_backward(dout, x, y, nx, acts[a], 0.1f, rdin);
-            gr_status st = gr_backend_act_backward(m, 0, dout, x, B, din, ow, &err);
+            gr_status st = gr_backend_act_backward(fp, 0, dout, x, B, din, ow, &err);
             CHECK(st == GR_OK, "activation %d: %s", (int)acts[a], err.msg);
             if (st == GR_OK) CHECK_CLOSE(ow ? "act din (overwritten)" : "act din (accumulated)", din, rdin, nx, 1e-6, 1e-5);
         }
+        gr_backend_free(fp);
         gr_model_free(m);
     }
     free(x); free(y); free(dout); free(din); free(rdin);
@@ -595,16 +630,17 @@ static void test_tiny_darknet(void) {
 static void test_bad_args(void) {
     gr_error err = {0};
     gr_model *m = vgg_like(16, &err);
+    gr_backend *fp = be_of(m);
     float buf[16] = {0};
-    gr_status st = gr_backend_conv2d_backward(m, 2, buf, buf, 1, buf, NULL, NULL, &err);
+    gr_status st = gr_backend_conv2d_backward(fp, 2, buf, buf, 1, buf, NULL, NULL, &err);
     CHECK(st == GR_ERR_ARG && strstr(err.msg, "conv2d"), "pool node as conv: %d %s", st, err.msg);
-    st = gr_backend_dense_backward(m, 0, buf, buf, 1, buf, NULL, NULL, &err);
+    st = gr_backend_dense_backward(fp, 0, buf, buf, 1, buf, NULL, NULL, &err);
     CHECK(st == GR_ERR_ARG && strstr(err.msg, "dense"), "conv node as dense: %d %s", st, err.msg);
-    st = gr_backend_forward_chain(m, 3, 1, buf, buf, 1, &err);
+    st = gr_backend_forward_chain(fp, 3, 1, buf, buf, 1, &err);
     CHECK(st == GR_ERR_ARG, "reversed chain: %d", st);
-    st = gr_backend_forward_chain(m, 0, 99, buf, buf, 1, &err);
+    st = gr_backend_forward_chain(fp, 0, 99, buf, buf, 1, &err);
     CHECK(st == GR_ERR_ARG, "chain past the end: %d", st);
-    st = gr_backend_forward_chain(m, 0, 1, buf, buf, 0, &err);
+    st = gr_backend_forward_chain(fp, 0, 1, buf, buf, 0, &err);
     CHECK(st == GR_ERR_ARG, "batch 0: %d", st);
     /* softmax as an activation layer is not a chain op: the executor falls back */
     gr_model *s = gr_model_new(4, 4, 3, &err);
@@ -613,6 +649,7 @@ static void test_bad_args(void) {
     CHECK(!gr_backend_chain_supports(s, 1), "softmax activation claimed by the chain");
     compare_predict("conv + softmax activation", s, 2, 1e-6, 1e-4);
     gr_model_free(s);
+    gr_backend_free(fp);
     gr_model_free(m);
 }
 
@@ -626,9 +663,11 @@ static void test_deterministic(void) {
     size_t nin = (size_t)B * gr_node_size(m, -1), nout = (size_t)B * gr_node_size(m, m->n_nodes - 1);
     float *x = falloc(nin), *a = falloc(nout), *b = falloc(nout);
     fill_rand(x, nin, 4, -1, 1);
-    CHECK(gr_model_predict(m, x, B, -1, a, &err) == GR_OK, "%s", err.msg);
-    CHECK(gr_model_predict(m, x, B, -1, b, &err) == GR_OK, "%s", err.msg);
+    gr_ctx *cx = gr_ctx_new(m, &err);   /* the second run: from the context's cached primitives */
+    CHECK(cx && gr_ctx_predict(cx, x, B, -1, a, &err) == GR_OK, "%s", err.msg);
+    CHECK(cx && gr_ctx_predict(cx, x, B, -1, b, &err) == GR_OK, "%s", err.msg);
     CHECK(!memcmp(a, b, nout * sizeof(float)), "two runs differ");
+    gr_ctx_free(cx);
     /* a fresh model with the same seed gives the same bits too */
     gr_model *m2 = darknet_like(&err);
     randomize_params(m2, 1);

@@ -71,11 +71,15 @@ static double fd(float *p, size_t at, const float *x, const float *w, const floa
 }
 
 /* given: a model built by one_conv(c) to reuse (its backend cache too), or NULL. */
-static void run_case(const bcase *c, gr_model *given) {
+/* given (with its backend state given_be): the model of an earlier case. */
+static void run_case(const bcase *c, gr_model *given, gr_backend *given_be) {
     gr_error err = {0};
     gr_model *m = given ? given : one_conv(c, &err);
     CHECK(m != NULL, "%s: %s", c->what, err.msg);
     if (!m) return;
+    gr_backend *fp = given_be ? given_be : gr_backend_new(m, GR_PRECISION_FP32, &err);
+    CHECK(fp != NULL, "%s", err.msg);
+    if (!fp) return;
     const gr_node *n = &m->nodes[0];
     int B = c->B;
     size_t nin = (size_t)B * c->H * c->W * c->C, nout = (size_t)B * n->oh * n->ow * n->oc;
@@ -95,7 +99,7 @@ static void run_case(const bcase *c, gr_model *given) {
     fill(dw, nw, 4, -1, 1); memcpy(rdw, dw, nw * sizeof(float));
     fill(db, nb, 5, -1, 1); memcpy(rdb, db, nb * sizeof(float));
     gr_conv2d_backward(dout, x, w, &d, rdin, rdw, c->bias ? rdb : NULL);
-    gr_status st = gr_backend_conv2d_backward(m, 0, dout, x, B, din, dw, c->bias ? db : NULL, &err);
+    gr_status st = gr_backend_conv2d_backward(fp, 0, dout, x, B, din, dw, c->bias ? db : NULL, &err);
     CHECK(st == GR_OK, "%s: %s", c->what, err.msg);
     if (st == GR_OK) {
         CHECK_CLOSE(c->what, din, rdin, nin, 1e-4, 1e-4);
@@ -107,7 +111,7 @@ static void run_case(const bcase *c, gr_model *given) {
     memset(din, 0, nin * sizeof(float));
     memset(dw, 0, nw * sizeof(float));
     memset(db, 0, nb * sizeof(float));
-    st = gr_backend_conv2d_backward(m, 0, dout, x, B, din, dw, c->bias ? db : NULL, &err);
+    st = gr_backend_conv2d_backward(fp, 0, dout, x, B, din, dw, c->bias ? db : NULL, &err);
     CHECK(st == GR_OK, "%s: %s", c->what, err.msg);
     int bad = 0;
     for (int k = 0; k < 12 && st == GR_OK; k++) {
@@ -133,18 +137,19 @@ static void run_case(const bcase *c, gr_model *given) {
     CHECK(bad == 0, "%s: %d gradient entries differ from finite differences", c->what, bad);
 
     /* 3. the same call again: the same bits */
-    st = gr_backend_conv2d_backward(m, 0, dout, x, B, din2, dw2, c->bias ? db2 : NULL, &err);
+    st = gr_backend_conv2d_backward(fp, 0, dout, x, B, din2, dw2, c->bias ? db2 : NULL, &err);
     CHECK(st == GR_OK && !memcmp(din, din2, nin * sizeof(float)) && !memcmp(dw, dw2, nw * sizeof(float)) &&
               !memcmp(db, db2, nb * sizeof(float)),
           "%s: a second identical call gave different bits", c->what);
 
     /* 4. dw only: din untouched */
     memcpy(rdin, din, nin * sizeof(float));
-    st = gr_backend_conv2d_backward(m, 0, dout, x, B, NULL, dw2, NULL, &err);
+    st = gr_backend_conv2d_backward(fp, 0, dout, x, B, NULL, dw2, NULL, &err);
     CHECK(st == GR_OK && !memcmp(rdin, din, nin * sizeof(float)), "%s: dw-only call", c->what);
 
     free(x); free(dout); free(out); free(din); free(dw); free(db);
     free(rdin); free(rdw); free(rdb); free(din2); free(dw2); free(db2);
+    if (!given_be) gr_backend_free(fp);
     if (!given) gr_model_free(m);
 }
 
@@ -159,7 +164,7 @@ static void test_conv_backward_vgg_shapes(void) {
         /* 4 x 16 x 16 = 1024 output pixels: the Winograd backward (blocked layouts) */
         {"Winograd 16->32 16x16", 4, 16, 16, 16, 32, 3, 1, GR_PAD_SAME, true},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i], NULL);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i], NULL, NULL);
 }
 
 /* Batch changes rebuild the cache: the second batch size is right too. */
@@ -169,9 +174,13 @@ static void test_conv_backward_batch_change(void) {
     gr_model *m = one_conv(&c, &err);
     CHECK(m != NULL, "%s", err.msg);
     if (!m) return;
-    run_case(&c, m);
+    gr_backend *fp = gr_backend_new(m, GR_PRECISION_FP32, &err);
+    CHECK(fp != NULL, "%s", err.msg);
+    if (!fp) return;
+    run_case(&c, m, fp);
     c.B = 5;
-    run_case(&c, m);
+    run_case(&c, m, fp);
+    gr_backend_free(fp);
     gr_model_free(m);
 }
 

@@ -5,6 +5,7 @@
 #include <omp.h>
 #include "check.h"
 #include "graft.h"
+#include "exec/ctx.h"
 #include "graph/model.h"
 #include "train/train.h"
 
@@ -471,19 +472,22 @@ static void test_caches_follow_training(void) {
     for (int k = 0; k < B * N; k++) x[k] = gr_rng_uniform(&r);
     int lab[B] = {0, 1, 2, 3};
     gr_error e;
-    CHECK(gr_model_predict(m, x, B, -1, p0, &e) == GR_OK, "%s", e.msg);   /* packs every chain */
+    gr_ctx *cx = gr_ctx_new(m, &e);   /* a context kept across the training steps */
+    CHECK(cx && gr_ctx_predict(cx, x, B, -1, p0, &e) == GR_OK, "%s", e.msg);   /* packs every chain */
     gr_trainer_opts o = {.optim = gr_sgd((gr_sgd_opts){.lr = 0.05f, .momentum = 0.9f}), .max_batch = B};
     gr_trainer *t = gr_trainer_new(m, 3, &o, &e);   /* layers 0-2 frozen: conv, conv, pool */
     CHECK(t != NULL, "%s", e.msg);
     if (!t) return;
     for (int s = 0; s < 5; s++) {
-        CHECK(gr_model_run(m, 0, x, B, 2, feat, &e) == GR_OK, "%s", e.msg);   /* the frozen part */
+        /* the frozen part, through the trainer's context */
+        CHECK(gr_ctx_run(gr_trainer_ctx(t), 0, x, B, 2, feat, &e) == GR_OK, "%s", e.msg);
         CHECK(gr_trainer_step(t, feat, lab, B, NULL, NULL, &e) == GR_OK, "%s", e.msg);
         /* an evaluation between steps (as after every epoch) re-packs what it uses */
-        CHECK(gr_model_predict(m, x, B, -1, p1, &e) == GR_OK, "%s", e.msg);
+        CHECK(gr_ctx_predict(cx, x, B, -1, p1, &e) == GR_OK, "%s", e.msg);
     }
     gr_trainer_free(t);
-    CHECK(gr_model_predict(m, x, B, -1, p1, &e) == GR_OK, "%s", e.msg);
+    CHECK(gr_ctx_predict(cx, x, B, -1, p1, &e) == GR_OK, "%s", e.msg);
+    gr_ctx_free(cx);
     memcpy(fresh->w, m->w, m->w_count * sizeof(float));
     CHECK(gr_model_predict(fresh, x, B, -1, p2, &e) == GR_OK, "%s", e.msg);
     CHECK_CLOSE("predict after training vs a fresh copy", p1, p2, B * 4, 1e-6, 1e-5);

@@ -8,8 +8,8 @@
  * Winograd; the caller's tensors are then reordered in and the results
  * reordered out with a sum post-op (dst += src).  The weights are reordered
  * on every call (they change every training step).  The blocked copies and
- * the scratchpad live in the model's shared backward buffers (one layer
- * runs at a time).  Cache (node->fast->bwd): keyed by B.                  */
+ * the scratchpad live in the backend's shared backward buffers (one layer
+ * runs at a time).  Cache (be->fast[node]->bwd): keyed by B.              */
 #include <stdlib.h>
 #include <string.h>
 #include "backend/backend.h"
@@ -72,7 +72,7 @@ static gr_status build_steps(struct dn_bwd *b, const_dnnl_primitive_desc_t pdd,
                                err);
     dnnl_memory_t w = dd ? dn_mem_slot(net, md_of(pdd, dnnl_query_weights_md), 2, err) : NULL;
     dnnl_memory_t ds = w ? dn_mem_slot(net, dsmd, 3, err) : NULL;
-    if (!ds) return err ? err->code : GR_ERR_NOMEM;
+    if (!ds) return err->code;
     if ((st = dn_add_reorder(net, b->w, w, 0, nd, layer, err))) return st;
     dnnl_exec_arg_t a[4] = {{DNNL_ARG_DIFF_DST, dd}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_DIFF_SRC, ds}};
     if ((st = dn_add_step(net, pdd, direct ? NEED_DIN : nd, 3, a, layer, err))) return st;
@@ -87,12 +87,12 @@ static gr_status build_steps(struct dn_bwd *b, const_dnnl_primitive_desc_t pdd,
     dnnl_memory_t dd2 = same_dd ? dd : read_as(b, b->dout, md_of(pdw, dnnl_query_diff_dst_md), 1, nw, layer, err);
     dnnl_memory_t src = dd2 ? read_as(b, b->in, md_of(pdw, dnnl_query_src_md), 2, nw, layer, err) : NULL;
     dnnl_memory_t dw = src ? dn_mem_slot(net, md_of(pdw, dnnl_query_diff_weights_md), 3, err) : NULL;
-    if (!dw) return err ? err->code : GR_ERR_NOMEM;
+    if (!dw) return err->code;
     dnnl_memory_t db = NULL;
     if (has_bias) {
         const dnnl_memory_desc_t *bmd = dnnl_primitive_desc_query_md(pdw, dnnl_query_diff_weights_md, 1);
         db = dn_mem(net, bmd, DNNL_MEMORY_ALLOCATE, err);
-        if (!db) return err ? err->code : GR_ERR_NOMEM;
+        if (!db) return err->code;
     }
     dnnl_exec_arg_t c[4] = {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, dd2}, {DNNL_ARG_DIFF_WEIGHTS, dw},
                             {DNNL_ARG_DIFF_BIAS, db}};
@@ -109,14 +109,14 @@ static bool is_ref(const_dnnl_primitive_desc_t pd) {
     return strncmp(impl, "ref", 3) == 0;
 }
 
-static gr_status conv_build(gr_model *m, int node, int B, struct dn_bwd *b, gr_error *err) {
+static gr_status conv_build(const gr_model *m, int node, int B, struct dn_bwd *b, gr_error *err) {
     const gr_node *n = &m->nodes[node];
     const gr_layer_spec *s = &n->s;
     const char *name = s->name;
     int G = s->groups, ICg = n->ic / G, has_bias = gr_node_param(m, node, "bias") >= 0;
     gr_status st = dn_net_init(&b->net, err);
     if (st) return st;
-    b->net.lent = true;   /* scratchpad and blocked copies in the model's shared buffers */
+    b->net.lent = true;   /* scratchpad and blocked copies in the backend's shared buffers */
     dnnl_memory_desc_t in_u = dn_md_nhwc(B, n->ic, n->ih, n->iw, dnnl_f32);
     dnnl_memory_desc_t out_u = dn_md_nhwc(B, n->oc, n->oh, n->ow, dnnl_f32);
     dnnl_memory_desc_t w_u = dn_md_hwio(s->kh, s->kw, ICg, n->oc, G);
@@ -131,7 +131,7 @@ static gr_status conv_build(gr_model *m, int node, int B, struct dn_bwd *b, gr_e
     b->w = dn_mem(&b->net, &w_u, DNNL_MEMORY_NONE, err);
     b->dw = dn_mem(&b->net, &w_u, DNNL_MEMORY_NONE, err);
     b->db = dn_mem(&b->net, &b_u, DNNL_MEMORY_NONE, err);
-    if (!b->dout || !b->in || !b->din || !b->w || !b->dw || !b->db) return err ? err->code : GR_ERR_NOMEM;
+    if (!b->dout || !b->in || !b->din || !b->w || !b->dw || !b->db) return err->code;
     /* Activations: first the caller's NHWC itself (no reorder of dout, in,
      * din; measured ~10% less backward time on VGG16 at 32x32 b64 than the
      * blocked layouts oneDNN picks, whose reorders cost more than the
@@ -182,14 +182,17 @@ static gr_status conv_build(gr_model *m, int node, int B, struct dn_bwd *b, gr_e
     return st;
 }
 
-static gr_status backward(gr_model *m, int node, gr_op op, const float *dout, const float *in,
+static gr_status backward(gr_backend *be, int node, gr_op op, const float *dout, const float *in,
                           int B, float *din, bool din_set, float *dw, float *db, gr_error *err) {
-    if (node < 0 || node >= m->n_nodes || m->nodes[node].s.op != op || B <= 0)
+    gr_error local;
+    if (!err) err = &local;
+    const gr_model *m = be->m;
+    if (node < 0 || node >= be->n_nodes || m->nodes[node].s.op != op || B <= 0)
         return gr_error_set(err, GR_ERR_ARG, "backend backward: node %d is not a %s (batch %d)",
                             node, gr_op_name(op), B);
-    gr_node *n = &m->nodes[node];
-    gr_fast *f = dn_fast_of(n, err);
-    if (!f) return GR_ERR_NOMEM;
+    const gr_node *n = &m->nodes[node];
+    gr_fast *f = dn_fast_of(be, node, err);
+    if (!f) return err->code;
     struct dn_bwd *b = f->bwd;
     if (b && b->B != B) {
         dn_bwd_free(b);
@@ -220,23 +223,23 @@ static gr_status backward(gr_model *m, int node, gr_op op, const float *dout, co
     if (!mask) return GR_OK;
     dn_set(b->dout, dout);
     dn_set(b->in, in);
-    dn_set(b->w, gr_param_data(m, gr_node_param(m, node, "kernel")));
+    dn_set(b->w, gr_param_cdata(m, gr_node_param(m, node, "kernel")));
     dn_set(b->din, din);
     dn_set(b->dw, dw);
     dn_set(b->db, db);
-    gr_status st = dn_net_bind_lent(&b->net, m, err);
+    gr_status st = dn_net_bind_lent(&b->net, be, err);
     return st ? st : dn_net_run(&b->net, mask, err);
 }
 
-gr_status gr_backend_conv2d_backward(gr_model *m, int node, const float *dout, const float *in,
+gr_status gr_backend_conv2d_backward(gr_backend *be, int node, const float *dout, const float *in,
                                      int B, float *din, float *dw, float *db, gr_error *err) {
-    return backward(m, node, GR_OP_CONV2D, dout, in, B, din, false, dw, db, err);
+    return backward(be, node, GR_OP_CONV2D, dout, in, B, din, false, dw, db, err);
 }
 
-gr_status gr_backend_conv2d_backward_ow(gr_model *m, int node, const float *dout, const float *in,
+gr_status gr_backend_conv2d_backward_ow(gr_backend *be, int node, const float *dout, const float *in,
                                         int B, float *din, bool din_overwrite, float *dw, float *db,
                                         gr_error *err) {
-    return backward(m, node, GR_OP_CONV2D, dout, in, B, din, din_overwrite, dw, db, err);
+    return backward(be, node, GR_OP_CONV2D, dout, in, B, din, din_overwrite, dw, db, err);
 }
 
 /* Dense backward through the one GEMM entry: the trainer's weights change
@@ -244,14 +247,15 @@ gr_status gr_backend_conv2d_backward_ow(gr_model *m, int node, const float *dout
  * would cost more than the GEMMs (measured: the oneDNN inner-product
  * backward took 3.1 s per 313-step epoch of a 512-1024-10 head, the GEMMs 2.0-2.4 s).
  *   dw [IN, OUT] += in^T dout,  din [B, IN] += dout w^T,  db += sum_b dout */
-gr_status gr_backend_dense_backward(gr_model *m, int node, const float *dout, const float *in,
+gr_status gr_backend_dense_backward(gr_backend *be, int node, const float *dout, const float *in,
                                     int B, float *din, float *dw, float *db, gr_error *err) {
-    if (node < 0 || node >= m->n_nodes || m->nodes[node].s.op != GR_OP_DENSE || B <= 0)
+    const gr_model *m = be->m;
+    if (node < 0 || node >= be->n_nodes || m->nodes[node].s.op != GR_OP_DENSE || B <= 0)
         return gr_error_set(err, GR_ERR_ARG, "backend backward: node %d is not a %s (batch %d)",
                             node, gr_op_name(GR_OP_DENSE), B);
     const gr_node *n = &m->nodes[node];
     int IN = n->ic * n->ih * n->iw, OUT = n->oc, pb = gr_node_param(m, node, "bias");
-    const float *w = gr_param_data(m, gr_node_param(m, node, "kernel"));
+    const float *w = gr_param_cdata(m, gr_node_param(m, node, "kernel"));
     gr_status st = GR_OK;
     if (dw) st = gr_gemm(true, false, IN, OUT, B, 1.0f, in, IN, dout, OUT, 1.0f, dw, OUT, err);
     if (st == GR_OK && din) st = gr_gemm(false, true, B, IN, OUT, 1.0f, dout, OUT, w, OUT, 1.0f, din, IN, err);

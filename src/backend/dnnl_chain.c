@@ -5,13 +5,13 @@
  * Fusions (inference):
  *   conv (linear) -> batchnorm          BN folded into the conv's weights/bias
  *   conv [-> bn] -> activation           activation as an eltwise post-op
- * Precision: m->precision == GR_PRECISION_BF16 runs bf16 activations and
+ * Precision: be->precision == GR_PRECISION_BF16 runs bf16 activations and
  * weights inside the chain (bias and the boundaries stay f32) when the CPU
  * has native bf16; otherwise f32 with a warning.
  *
- * The cache (node[first]->fast->chain) holds the primitives, keyed by
- * (last, B, precision); the packed weights are refreshed whenever
- * m->w_version changes (no primitive is rebuilt for that).               */
+ * The cache (be->fast[first]->chain) holds the primitives, keyed by
+ * (last, B, precision); the packed weights are refreshed whenever the
+ * model's weights change (no primitive is rebuilt for that).             */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,7 +84,8 @@ bool gr_backend_chain_supports(const gr_model *m, int node) {
 
 typedef struct {
     struct dn_chain *c;
-    gr_model *m;
+    const gr_backend *be;
+    const gr_model *m;
     dnnl_data_type_t dt;
     dnnl_memory_t cur;            /* the current activation */
     dnnl_memory_desc_t cur_md;
@@ -100,7 +101,7 @@ static gr_status to_layout(builder *bd, const dnnl_memory_desc_t *md, const char
     if (dnnl_memory_desc_equal(&bd->cur_md, md)) return GR_OK;
     int slot = next_slot(bd);
     dnnl_memory_t m = dn_mem_slot(&bd->c->net, md, slot, bd->err);
-    if (!m) return bd->err ? bd->err->code : GR_ERR_NOMEM;
+    if (!m) return bd->err->code;
     gr_status st = dn_add_reorder(&bd->c->net, bd->cur, m, 0, ~0u, layer, bd->err);
     if (st) return st;
     bd->cur = m;
@@ -131,7 +132,7 @@ static gr_status attr_with_act(dnnl_primitive_attr_t *attr, gr_act act, float al
 
 /* conv node i (+ folded bn + fused activation); *consumed = nodes used. */
 static gr_status build_conv(builder *bd, int i, int last, int *consumed) {
-    gr_model *m = bd->m;
+    const gr_model *m = bd->m;
     const gr_node *n = &m->nodes[i];
     const gr_layer_spec *s = &n->s;
     gr_error *err = bd->err;
@@ -171,7 +172,7 @@ static gr_status build_conv(builder *bd, int i, int last, int *consumed) {
      * blocks 1-3 yes, blocks 4-5 no).                                       */
     int wino = bd->dt == dnnl_f32 && s->kh == 3 && s->kw == 3 && s->sh == 1 && s->sw == 1 &&
                G == 1 && n->ic >= 16 && n->oc >= 16 &&
-               (!n->training || (int64_t)bd->c->B * n->oh * n->ow >= 2048);
+               (!dn_training(bd->be, i) || (int64_t)bd->c->B * n->oh * n->ow >= 2048);
     dnnl_primitive_attr_t attr = NULL;
     gr_status st = attr_with_act(&attr, act, alpha, s->name, err);
     dnnl_primitive_desc_t pd = NULL;
@@ -207,7 +208,7 @@ static gr_status build_conv(builder *bd, int i, int last, int *consumed) {
         }
         out = cp->wp && (cp->bias || !has_bias) ? dn_mem_slot(&bd->c->net, &pdst, next_slot(bd), err)
                                                 : NULL;
-        if (!out) st = err ? err->code : GR_ERR_NOMEM;
+        if (!out) st = err->code;
     }
     if (!st) st = dn_make_reorder(&bd->c->net, cp->wu, cp->wp, &cp->reorder, s->name, err);
     if (!st) {
@@ -253,7 +254,7 @@ static gr_status build_pool(builder *bd, int i) {
     if (ds != dnnl_success) return dn_fail(err, ds, "pooling", s->name);
     dnnl_memory_desc_t pdst = *dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
     dnnl_memory_t out = dn_mem_slot(&bd->c->net, &pdst, next_slot(bd), err);
-    gr_status st = out ? GR_OK : (err ? err->code : GR_ERR_NOMEM);
+    gr_status st = out ? GR_OK : err->code;
     if (!st) {
         dnnl_exec_arg_t a[2] = {{DNNL_ARG_SRC, bd->cur}, {DNNL_ARG_DST, out}};
         st = dn_add_step(&bd->c->net, pd, ~0u, 2, a, s->name, err);
@@ -305,7 +306,7 @@ static gr_status build_inplace(builder *bd, int i) {
         slot = next_slot(bd);
         out = dn_mem_slot(&bd->c->net, &pdst, slot, err);
     }
-    gr_status st = out ? GR_OK : (err ? err->code : GR_ERR_NOMEM);
+    gr_status st = out ? GR_OK : err->code;
     if (!st) {
         dnnl_exec_arg_t a[6] = {{DNNL_ARG_SRC, bd->cur}, {DNNL_ARG_DST, out}};
         int na = 2;
@@ -317,7 +318,7 @@ static gr_status build_inplace(builder *bd, int i) {
             b->var = b->mean ? dn_mem(&bd->c->net, &c1, DNNL_MEMORY_NONE, err) : NULL;
             b->scale = b->var ? dn_mem(&bd->c->net, &c1, DNNL_MEMORY_NONE, err) : NULL;
             b->shift = b->scale ? dn_mem(&bd->c->net, &c1, DNNL_MEMORY_NONE, err) : NULL;
-            if (!b->shift) st = err ? err->code : GR_ERR_NOMEM;
+            if (!b->shift) st = err->code;
             a[2] = (dnnl_exec_arg_t){DNNL_ARG_MEAN, b->mean};
             a[3] = (dnnl_exec_arg_t){DNNL_ARG_VARIANCE, b->var};
             a[4] = (dnnl_exec_arg_t){DNNL_ARG_SCALE, b->scale};
@@ -337,16 +338,17 @@ static gr_status build_inplace(builder *bd, int i) {
     return GR_OK;
 }
 
-static gr_status chain_build(gr_model *m, int first, int last, int B, struct dn_chain *c,
+static gr_status chain_build(const gr_backend *be, int first, int last, int B, struct dn_chain *c,
                              gr_error *err) {
+    const gr_model *m = be->m;
     gr_status st = dn_net_init(&c->net, err);
     if (st) return st;
     int n = last - first + 1;
     c->convs = gr_calloc((size_t)n, sizeof *c->convs, err);
     c->bns = gr_calloc((size_t)n, sizeof *c->bns, err);
     if (!c->convs || !c->bns) return GR_ERR_NOMEM;
-    builder bd = {c, m, dnnl_f32, NULL, {0}, 0, -1, 0, err};
-    if (m->precision == GR_PRECISION_BF16) {
+    builder bd = {c, be, m, dnnl_f32, NULL, {0}, 0, -1, 0, err};
+    if (c->prec == GR_PRECISION_BF16) {
         if (dn_bf16_native()) bd.dt = dnnl_bf16;
         else gr_warn("bf16 requested but this CPU has no native bf16 (avx512_bf16): running f32");
     }
@@ -355,7 +357,7 @@ static gr_status chain_build(gr_model *m, int first, int last, int B, struct dn_
     dnnl_memory_desc_t out_md = dn_md_nhwc(B, nl->oc, nl->oh, nl->ow, dnnl_f32);
     c->in = dn_mem(&c->net, &in_md, DNNL_MEMORY_NONE, err);
     c->out = c->in ? dn_mem(&c->net, &out_md, DNNL_MEMORY_NONE, err) : NULL;
-    if (!c->out) return err ? err->code : GR_ERR_NOMEM;
+    if (!c->out) return err->code;
     bd.cur = c->in;
     bd.cur_md = in_md;
     for (int i = first; i <= last && !st;) {
@@ -397,23 +399,23 @@ static gr_status chain_build(gr_model *m, int first, int last, int B, struct dn_
 }
 
 /* Refreshes packed weights and parameter pointers from m->w. */
-static gr_status chain_pack(gr_model *m, struct dn_chain *c, gr_error *err) {
+static gr_status chain_pack(const gr_model *m, struct dn_chain *c, gr_error *err) {
     for (int k = 0; k < c->n_convs; k++) {
         dn_conv_pack *cp = &c->convs[k];
         const gr_node *n = &m->nodes[cp->node];
         int OC = n->oc;
-        const float *w = gr_param_data(m, gr_node_param(m, cp->node, "kernel"));
+        const float *w = gr_param_cdata(m, gr_node_param(m, cp->node, "kernel"));
         int pb = gr_node_param(m, cp->node, "bias");
-        const float *b = pb >= 0 ? gr_param_data(m, pb) : NULL;
+        const float *b = pb >= 0 ? gr_param_cdata(m, pb) : NULL;
         if (cp->bn < 0) {
             dn_set(cp->wu, w);
             if (cp->bias) dn_set(cp->bias, b);
         } else {
             const gr_node *bn = &m->nodes[cp->bn];
-            const float *g = gr_param_data(m, gr_node_param(m, cp->bn, "gamma"));
-            const float *be = gr_param_data(m, gr_node_param(m, cp->bn, "beta"));
-            const float *mu = gr_param_data(m, gr_node_param(m, cp->bn, "moving_mean"));
-            const float *var = gr_param_data(m, gr_node_param(m, cp->bn, "moving_variance"));
+            const float *g = gr_param_cdata(m, gr_node_param(m, cp->bn, "gamma"));
+            const float *be = gr_param_cdata(m, gr_node_param(m, cp->bn, "beta"));
+            const float *mu = gr_param_cdata(m, gr_node_param(m, cp->bn, "moving_mean"));
+            const float *var = gr_param_cdata(m, gr_node_param(m, cp->bn, "moving_variance"));
             float *fb = NULL;
             dnnl_memory_get_data_handle(cp->bias, (void **)&fb);
             size_t nw = (size_t)n->s.kh * n->s.kw * (n->ic / n->s.groups) * OC;
@@ -433,31 +435,34 @@ static gr_status chain_pack(gr_model *m, struct dn_chain *c, gr_error *err) {
     }
     for (int k = 0; k < c->n_bns; k++) {
         dn_bn_bind *b = &c->bns[k];
-        dn_set(b->scale, gr_param_data(m, gr_node_param(m, b->node, "gamma")));
-        dn_set(b->shift, gr_param_data(m, gr_node_param(m, b->node, "beta")));
-        dn_set(b->mean, gr_param_data(m, gr_node_param(m, b->node, "moving_mean")));
-        dn_set(b->var, gr_param_data(m, gr_node_param(m, b->node, "moving_variance")));
+        dn_set(b->scale, gr_param_cdata(m, gr_node_param(m, b->node, "gamma")));
+        dn_set(b->shift, gr_param_cdata(m, gr_node_param(m, b->node, "beta")));
+        dn_set(b->mean, gr_param_cdata(m, gr_node_param(m, b->node, "moving_mean")));
+        dn_set(b->var, gr_param_cdata(m, gr_node_param(m, b->node, "moving_variance")));
     }
     return GR_OK;
 }
 
-gr_status gr_backend_forward_chain(gr_model *m, int first, int last, const float *in,
+gr_status gr_backend_forward_chain(gr_backend *be, int first, int last, const float *in,
                                    float *out, int B, gr_error *err) {
-    if (first < 0 || last < first || last >= m->n_nodes || B <= 0)
+    gr_error local;
+    if (!err) err = &local;
+    const gr_model *m = be->m;
+    if (first < 0 || last < first || last >= be->n_nodes || B <= 0)
         return gr_error_set(err, GR_ERR_ARG, "fast chain: nodes %d..%d of %d, batch %d", first,
-                            last, m->n_nodes, B);
+                            last, be->n_nodes, B);
     for (int i = first; i <= last; i++) {
         const gr_node *n = &m->nodes[i];
         if (!gr_backend_chain_supports(m, i) || n->n_in != 1 || (i > first && n->in[0] != i - 1))
             return GR_ERR_UNSUPPORTED;
     }
-    gr_fast *f = dn_fast_of(&m->nodes[first], err);
-    if (!f) return GR_ERR_NOMEM;
+    gr_fast *f = dn_fast_of(be, first, err);
+    if (!f) return err->code;
     /* a node alone has its own slot: per-node calls and the executor's
      * chain from the same node do not evict each other */
     struct dn_chain **slot = first == last ? &f->single : &f->chain;
     struct dn_chain *c = *slot;
-    if (c && (c->last != last || c->B != B || c->prec != m->precision)) {
+    if (c && (c->last != last || c->B != B || c->prec != be->precision)) {
         chain_free(c);
         c = *slot = NULL;
     }
@@ -466,8 +471,8 @@ gr_status gr_backend_forward_chain(gr_model *m, int first, int last, const float
         if (!c) return GR_ERR_NOMEM;
         c->last = last;
         c->B = B;
-        c->prec = m->precision;
-        gr_status st = chain_build(m, first, last, B, c, err);
+        c->prec = be->precision;
+        gr_status st = chain_build(be, first, last, B, c, err);
         if (st) {
             chain_free(c);
             return st;

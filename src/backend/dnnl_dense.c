@@ -2,8 +2,8 @@
  * in [B, IN] f32, kernel [IN, OUT] (Keras order), bias [OUT], out [B, OUT].
  * relu / leaky / relu6 / sigmoid / tanh are fused as a post-op; softmax is
  * applied afterwards by the reference softmax (over OUT).  Always f32.
- * Cache (node->fast->dense): the primitive keyed by B; the packed kernel is
- * refreshed when m->w_version changes.                                     */
+ * Cache (be->fast[node]->dense): the primitive keyed by B; the packed
+ * kernel is refreshed when the model's weights change.                     */
 #include <stdlib.h>
 #include <string.h>
 #include "backend/backend.h"
@@ -23,7 +23,7 @@ void dn_dense_free(struct dn_dense *d) {
     free(d);
 }
 
-static gr_status dense_build(gr_model *m, int node, int B, struct dn_dense *d, gr_error *err) {
+static gr_status dense_build(const gr_model *m, int node, int B, struct dn_dense *d, gr_error *err) {
     const gr_node *n = &m->nodes[node];
     const char *name = n->s.name;
     int IN = n->ic * n->ih * n->iw, OUT = n->oc;
@@ -61,7 +61,7 @@ static gr_status dense_build(gr_model *m, int node, int B, struct dn_dense *d, g
     d->wu = d->dst ? dn_mem(&d->net, &wio, DNNL_MEMORY_NONE, err) : NULL;
     d->wp = d->wu ? dn_mem(&d->net, &pw, DNNL_MEMORY_ALLOCATE, err) : NULL;
     d->bias = d->wp && has_bias ? dn_mem(&d->net, &bmd, DNNL_MEMORY_NONE, err) : NULL;
-    st = d->wp && (d->bias || !has_bias) ? GR_OK : (err ? err->code : GR_ERR_NOMEM);
+    st = d->wp && (d->bias || !has_bias) ? GR_OK : err->code;
     if (!st) st = dn_make_reorder(&d->net, d->wu, d->wp, &d->reorder, name, err);
     if (!st) {
         dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, d->src}, {DNNL_ARG_DST, d->dst},
@@ -73,16 +73,17 @@ static gr_status dense_build(gr_model *m, int node, int B, struct dn_dense *d, g
     return dn_net_finalize(&d->net, err);
 }
 
-gr_status dn_dense_forward(gr_model *m, int node, const float *in, float *out, int B,
+gr_status dn_dense_forward(gr_backend *be, int node, const float *in, float *out, int B,
                            gr_error *err) {
-    gr_node *n = &m->nodes[node];
+    const gr_model *m = be->m;
+    const gr_node *n = &m->nodes[node];
     if (n->s.act != GR_ACT_SOFTMAX && n->s.act != GR_ACT_LINEAR) {
         dnnl_alg_kind_t alg;
         float a, b;
         if (dn_act_eltwise(n->s.act, n->s.alpha, &alg, &a, &b) < 0) return GR_ERR_UNSUPPORTED;
     }
-    gr_fast *f = dn_fast_of(n, err);
-    if (!f) return GR_ERR_NOMEM;
+    gr_fast *f = dn_fast_of(be, node, err);
+    if (!f) return err->code;
     struct dn_dense *d = f->dense;
     if (d && d->B != B) {
         dn_dense_free(d);
@@ -101,8 +102,8 @@ gr_status dn_dense_forward(gr_model *m, int node, const float *in, float *out, i
         f->dense = d;
     }
     if (gr_model_weights_changed(m, node, &d->wver, &d->tver)) {
-        dn_set(d->wu, gr_param_data(m, gr_node_param(m, node, "kernel")));
-        if (d->bias) dn_set(d->bias, gr_param_data(m, gr_node_param(m, node, "bias")));
+        dn_set(d->wu, gr_param_cdata(m, gr_node_param(m, node, "kernel")));
+        if (d->bias) dn_set(d->bias, gr_param_cdata(m, gr_node_param(m, node, "bias")));
         gr_status st = dn_exec_reorder(&d->net, d->reorder, d->wu, d->wp, err);
         if (st) {
             d->wver = m->w_version - 1;   /* not packed: retry next time */

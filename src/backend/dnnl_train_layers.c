@@ -15,7 +15,7 @@
  * caller says it may be overwritten (a gradient buffer that only this layer
  * writes): oneDNN then writes straight into it, with no zeroing, no
  * temporary and no read-add pass.  Both forms are steps of one net chosen by
- * the run mask.  Cache (node->fast->tl): keyed by B and the BN mode.       */
+ * the run mask.  Cache (be->fast[node]->tl): keyed by B and the BN mode.   */
 #include <stdlib.h>
 #include <string.h>
 #include "backend/backend.h"
@@ -50,7 +50,7 @@ static gr_status add_bwd_steps(struct dn_tl *t, const_dnnl_primitive_desc_t pd, 
     if ((st = dn_add_step(&t->net, pd, BWD_SET, n, args, layer, err))) return st;
     dnnl_memory_t tmp = dn_mem_slot(&t->net, dnnl_primitive_desc_query_md(pd, dnnl_query_diff_src_md, 0), 1,
                                     err);
-    if (!tmp) return err ? err->code : GR_ERR_NOMEM;
+    if (!tmp) return err->code;
     args[0].memory = tmp;
     if ((st = dn_add_step(&t->net, pd, BWD_ACC, n, args, layer, err))) return st;
     return dn_add_reorder(&t->net, tmp, t->din, 1, BWD_ACC, layer, err);
@@ -64,7 +64,7 @@ static gr_status build_end(struct dn_tl *t, dnnl_primitive_desc_t pf, dnnl_primi
     return st ? st : dn_net_finalize(&t->net, err);
 }
 
-static gr_status pool_build(gr_model *m, int node, struct dn_tl *t, gr_error *err) {
+static gr_status pool_build(const gr_model *m, int node, struct dn_tl *t, gr_error *err) {
     const gr_node *n = &m->nodes[node];
     const gr_layer_spec *s = &n->s;
     const char *name = s->name;
@@ -81,7 +81,7 @@ static gr_status pool_build(gr_model *m, int node, struct dn_tl *t, gr_error *er
     t->out = dn_mem(&t->net, &out_u, DNNL_MEMORY_NONE, err);
     t->dout = dn_mem(&t->net, &out_u, DNNL_MEMORY_NONE, err);
     t->din = dn_mem(&t->net, &in_u, DNNL_MEMORY_NONE, err);
-    if (!t->in || !t->out || !t->dout || !t->din) return err ? err->code : GR_ERR_NOMEM;
+    if (!t->in || !t->out || !t->dout || !t->din) return err->code;
     dnnl_alg_kind_t alg = s->op == GR_OP_MAXPOOL ? dnnl_pooling_max : dnnl_pooling_avg_exclude_padding;
     dnnl_dims_t strides = {s->sh, s->sw}, kernel = {s->kh, s->kw}, pl = {s->pad_t, s->pad_l}, prr = {pb, pr};
     dnnl_pooling_desc_t fd, bd;
@@ -96,7 +96,7 @@ static gr_status pool_build(gr_model *m, int node, struct dn_tl *t, gr_error *er
     if (!st) {
         const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(pf, dnnl_query_workspace_md, 0);
         bool has_ws = wmd && dnnl_memory_desc_get_size(wmd) > 0;
-        if (has_ws && !(t->ws = dn_mem(&t->net, wmd, DNNL_MEMORY_ALLOCATE, err))) st = err ? err->code : GR_ERR_NOMEM;
+        if (has_ws && !(t->ws = dn_mem(&t->net, wmd, DNNL_MEMORY_ALLOCATE, err))) st = err->code;
         dnnl_exec_arg_t a[3] = {{DNNL_ARG_SRC, t->in}, {DNNL_ARG_DST, t->out}, {DNNL_ARG_WORKSPACE, t->ws}};
         if (!st) st = dn_add_step(&t->net, pf, FWD, has_ws ? 3 : 2, a, name, err);
         dnnl_exec_arg_t b[3] = {{DNNL_ARG_DIFF_SRC, NULL}, {DNNL_ARG_DIFF_DST, t->dout},
@@ -106,7 +106,7 @@ static gr_status pool_build(gr_model *m, int node, struct dn_tl *t, gr_error *er
     return build_end(t, pf, pbw, st, err);
 }
 
-static gr_status act_build(gr_model *m, int node, struct dn_tl *t, gr_error *err) {
+static gr_status act_build(const gr_model *m, int node, struct dn_tl *t, gr_error *err) {
     const gr_node *n = &m->nodes[node];
     const char *name = n->s.name;
     dnnl_alg_kind_t alg;
@@ -119,7 +119,7 @@ static gr_status act_build(gr_model *m, int node, struct dn_tl *t, gr_error *err
     t->in = dn_mem(&t->net, &x, DNNL_MEMORY_NONE, err);
     t->dout = dn_mem(&t->net, &x, DNNL_MEMORY_NONE, err);
     t->din = dn_mem(&t->net, &x, DNNL_MEMORY_NONE, err);
-    if (!t->in || !t->dout || !t->din) return err ? err->code : GR_ERR_NOMEM;
+    if (!t->in || !t->dout || !t->din) return err->code;
     dnnl_eltwise_desc_t fd, bd;
     DN_TRY(dnnl_eltwise_forward_desc_init(&fd, dnnl_forward_training, alg, &x, a, b), "eltwise", name);
     DN_TRY(dnnl_eltwise_backward_desc_init(&bd, alg, &x, &x, a, b), "eltwise backward", name);
@@ -133,7 +133,7 @@ static gr_status act_build(gr_model *m, int node, struct dn_tl *t, gr_error *err
     return build_end(t, pf, pbw, st, err);
 }
 
-static gr_status bn_build(gr_model *m, int node, struct dn_tl *t, gr_error *err) {
+static gr_status bn_build(const gr_model *m, int node, struct dn_tl *t, gr_error *err) {
     const gr_node *n = &m->nodes[node];
     const char *name = n->s.name;
     float eps = n->s.eps;
@@ -152,7 +152,7 @@ static gr_status bn_build(gr_model *m, int node, struct dn_tl *t, gr_error *err)
     t->dshift = dn_mem(&t->net, &c, DNNL_MEMORY_ALLOCATE, err);
     if (!t->in || !t->out || !t->dout || !t->din || !t->mean || !t->var || !t->scale || !t->shift ||
         !t->dscale || !t->dshift)
-        return err ? err->code : GR_ERR_NOMEM;
+        return err->code;
     unsigned flags = dnnl_use_scale | dnnl_use_shift | (t->bn_batch_stats ? 0u : dnnl_use_global_stats);
     dnnl_batch_normalization_desc_t fd, bd;
     DN_TRY(dnnl_batch_normalization_forward_desc_init(&fd, dnnl_forward_training, &x, eps, flags),
@@ -180,7 +180,8 @@ static gr_status bn_build(gr_model *m, int node, struct dn_tl *t, gr_error *err)
 }
 
 /* The node's cache for batch B (and BN mode), built on first use. */
-static struct dn_tl *tl_of(gr_model *m, int node, gr_op op, int B, int bn_batch_stats, gr_error *err) {
+static struct dn_tl *tl_of(gr_backend *be, int node, gr_op op, int B, int bn_batch_stats, gr_error *err) {
+    const gr_model *m = be->m;
     gr_op got = node >= 0 && node < m->n_nodes ? m->nodes[node].s.op : GR_OP_INPUT;
     bool ok = op == GR_OP_MAXPOOL ? (got == GR_OP_MAXPOOL || got == GR_OP_AVGPOOL) : got == op;
     if (!ok || B <= 0) {
@@ -189,8 +190,8 @@ static struct dn_tl *tl_of(gr_model *m, int node, gr_op op, int B, int bn_batch_
                      B);
         return NULL;
     }
-    gr_node *n = &m->nodes[node];
-    gr_fast *f = dn_fast_of(n, err);
+    const gr_node *n = &m->nodes[node];
+    gr_fast *f = dn_fast_of(be, node, err);
     if (!f) return NULL;
     struct dn_tl *t = f->tl;
     if (t && (t->B != B || t->bn_batch_stats != bn_batch_stats)) {
@@ -221,10 +222,12 @@ static struct dn_tl *tl_of(gr_model *m, int node, gr_op op, int B, int bn_batch_
     return f->tl = t;
 }
 
-gr_status gr_backend_pool_forward_train(gr_model *m, int node, const float *in, float *out, int B,
+gr_status gr_backend_pool_forward_train(gr_backend *be, int node, const float *in, float *out, int B,
                                         gr_error *err) {
-    struct dn_tl *t = tl_of(m, node, GR_OP_MAXPOOL, B, 0, err);
-    if (!t) return err ? err->code : GR_ERR_NOMEM;
+    gr_error local;
+    if (!err) err = &local;
+    struct dn_tl *t = tl_of(be, node, GR_OP_MAXPOOL, B, 0, err);
+    if (!t) return err->code;
     dn_set(t->in, in);
     dn_set(t->out, out);
     t->ws_in = NULL;
@@ -233,48 +236,54 @@ gr_status gr_backend_pool_forward_train(gr_model *m, int node, const float *in, 
     return st;
 }
 
-gr_status gr_backend_pool_backward(gr_model *m, int node, const float *dout, const float *in, int B,
+gr_status gr_backend_pool_backward(gr_backend *be, int node, const float *dout, const float *in, int B,
                                    float *din, bool overwrite, gr_error *err) {
+    gr_error local;
+    if (!err) err = &local;
     if (!din) return GR_OK;
-    struct dn_tl *t = tl_of(m, node, GR_OP_MAXPOOL, B, 0, err);
-    if (!t) return err ? err->code : GR_ERR_NOMEM;
+    struct dn_tl *t = tl_of(be, node, GR_OP_MAXPOOL, B, 0, err);
+    if (!t) return err->code;
     /* max pooling reads the workspace of the forward of this very input */
     if (t->ws && t->ws_in != in)
         return gr_error_set(err, GR_ERR_UNSUPPORTED, "layer '%s': no pooling forward in training for this input",
-                            m->nodes[node].s.name);
+                            be->m->nodes[node].s.name);
     dn_set(t->dout, dout);
     dn_set(t->din, din);
     return dn_net_run(&t->net, overwrite ? BWD_SET : BWD_ACC, err);
 }
 
-gr_status gr_backend_batchnorm_forward_train(gr_model *m, int node, const float *in, float *out, int B,
+gr_status gr_backend_batchnorm_forward_train(gr_backend *be, int node, const float *in, float *out, int B,
                                              float *bmean, float *bvar, gr_error *err) {
-    struct dn_tl *t = tl_of(m, node, GR_OP_BATCHNORM, B, 1, err);
-    if (!t) return err ? err->code : GR_ERR_NOMEM;
-    const gr_node *n = &m->nodes[node];
+    gr_error local;
+    if (!err) err = &local;
+    struct dn_tl *t = tl_of(be, node, GR_OP_BATCHNORM, B, 1, err);
+    if (!t) return err->code;
+    const gr_node *n = &be->m->nodes[node];
     dn_set(t->in, in);
     dn_set(t->out, out);
     dn_set(t->mean, bmean);
     dn_set(t->var, bvar);
-    dn_set(t->scale, gr_param_data(m, n->p0));
-    dn_set(t->shift, gr_param_data(m, n->p0 + 1));
+    dn_set(t->scale, gr_param_cdata(be->m, n->p0));
+    dn_set(t->shift, gr_param_cdata(be->m, n->p0 + 1));
     return dn_net_run(&t->net, FWD, err);
 }
 
-gr_status gr_backend_batchnorm_backward(gr_model *m, int node, const float *dout, const float *in, int B,
+gr_status gr_backend_batchnorm_backward(gr_backend *be, int node, const float *dout, const float *in, int B,
                                         const float *bmean, const float *bvar, float *din, bool overwrite,
                                         float *dgamma, float *dbeta, gr_error *err) {
+    gr_error local;
+    if (!err) err = &local;
     bool batch = bmean != NULL;
-    struct dn_tl *t = tl_of(m, node, GR_OP_BATCHNORM, B, batch, err);
-    if (!t) return err ? err->code : GR_ERR_NOMEM;
-    const gr_node *n = &m->nodes[node];
+    struct dn_tl *t = tl_of(be, node, GR_OP_BATCHNORM, B, batch, err);
+    if (!t) return err->code;
+    const gr_node *n = &be->m->nodes[node];
     dn_set(t->in, in);
     dn_set(t->dout, dout);
     dn_set(t->din, din);
-    dn_set(t->mean, batch ? bmean : gr_param_data(m, n->p0 + 2));
-    dn_set(t->var, batch ? bvar : gr_param_data(m, n->p0 + 3));
-    dn_set(t->scale, gr_param_data(m, n->p0));
-    dn_set(t->shift, gr_param_data(m, n->p0 + 1));
+    dn_set(t->mean, batch ? bmean : gr_param_cdata(be->m, n->p0 + 2));
+    dn_set(t->var, batch ? bvar : gr_param_cdata(be->m, n->p0 + 3));
+    dn_set(t->scale, gr_param_cdata(be->m, n->p0));
+    dn_set(t->shift, gr_param_cdata(be->m, n->p0 + 1));
     if (!din) {
         /* oneDNN always writes diff_src: into the temporary, never added */
         gr_error_set(err, GR_ERR_UNSUPPORTED, "layer '%s': batch norm backward without din", n->s.name);
@@ -292,11 +301,13 @@ gr_status gr_backend_batchnorm_backward(gr_model *m, int node, const float *dout
     return GR_OK;
 }
 
-gr_status gr_backend_act_backward(gr_model *m, int node, const float *dout, const float *in, int B, float *din,
+gr_status gr_backend_act_backward(gr_backend *be, int node, const float *dout, const float *in, int B, float *din,
                                   bool overwrite, gr_error *err) {
+    gr_error local;
+    if (!err) err = &local;
     if (!din) return GR_OK;
-    struct dn_tl *t = tl_of(m, node, GR_OP_ACTIVATION, B, 0, err);
-    if (!t) return err ? err->code : GR_ERR_NOMEM;
+    struct dn_tl *t = tl_of(be, node, GR_OP_ACTIVATION, B, 0, err);
+    if (!t) return err->code;
     dn_set(t->in, in);
     dn_set(t->dout, dout);
     dn_set(t->din, din);

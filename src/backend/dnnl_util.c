@@ -5,9 +5,13 @@
 #include <oneapi/dnnl/dnnl_debug.h>
 #include "backend/dnnl_util.h"
 
-gr_fast *dn_fast_of(gr_node *n, gr_error *err) {
-    if (!n->fast) n->fast = gr_calloc(1, sizeof(gr_fast), err);
-    return n->fast;
+gr_fast *dn_fast_of(gr_backend *be, int node, gr_error *err) {
+    if (node < 0 || node >= be->n_nodes) {
+        gr_error_set(err, GR_ERR_ARG, "backend: node %d of %d", node, be->n_nodes);
+        return NULL;
+    }
+    if (!be->fast[node]) be->fast[node] = gr_calloc(1, sizeof(gr_fast), err);
+    return be->fast[node];
 }
 
 gr_status dn_fail(gr_error *err, dnnl_status_t st, const char *what, const char *layer) {
@@ -104,7 +108,7 @@ gr_status dn_add_step(dn_net *net, const_dnnl_primitive_desc_t pd, unsigned need
     const dnnl_memory_desc_t *sp = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
     if (sp && dnnl_memory_desc_get_size(sp) > 0) {
         dnnl_memory_t m = dn_mem_slot(net, sp, 0, err);
-        if (!m) return err ? err->code : GR_ERR_NOMEM;
+        if (!m) return err->code;
         s = &net->steps[net->n_steps - 1];
         s->args[s->nargs].arg = DNNL_ARG_SCRATCHPAD;
         s->args[s->nargs].memory = m;
@@ -192,21 +196,19 @@ gr_status dn_net_finalize(dn_net *net, gr_error *err) {
     return GR_OK;
 }
 
-_Static_assert(DN_MAX_BUFS == sizeof(((gr_model *)0)->bwd_buf) / sizeof(void *), "model's lent buffers");
-
-gr_status dn_net_bind_lent(dn_net *net, gr_model *m, gr_error *err) {
+gr_status dn_net_bind_lent(dn_net *net, gr_backend *be, gr_error *err) {
     if (!net->lent) return GR_OK;
     for (int b = 0; b < DN_MAX_BUFS; b++) {
-        if (m->bwd_buf_size[b] >= net->buf_size[b]) continue;
+        if (be->bwd_buf_size[b] >= net->buf_size[b]) continue;
         size_t sz = (net->buf_size[b] + 63) / 64 * 64;
         void *p = aligned_alloc(64, sz);
         if (!p) return gr_error_set(err, GR_ERR_NOMEM, "out of memory for %zu bytes of oneDNN buffers", sz);
-        free(m->bwd_buf[b]);
-        m->bwd_buf[b] = p;
-        m->bwd_buf_size[b] = sz;
+        free(be->bwd_buf[b]);
+        be->bwd_buf[b] = p;
+        be->bwd_buf_size[b] = sz;
     }
     for (int i = 0; i < net->n_bound; i++)
-        DN_TRY(dnnl_memory_set_data_handle(net->bound[i].mem, m->bwd_buf[net->bound[i].buf]), "set handle",
+        DN_TRY(dnnl_memory_set_data_handle(net->bound[i].mem, be->bwd_buf[net->bound[i].buf]), "set handle",
                "backend");
     return GR_OK;
 }

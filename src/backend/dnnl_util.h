@@ -11,7 +11,7 @@
 #ifndef GRAFT_DNNL_UTIL_H
 #define GRAFT_DNNL_UTIL_H
 #include <oneapi/dnnl/dnnl.h>
-#include "graph/model.h"
+#include "backend/backend.h"
 
 #define DN_MAX_ARGS 10
 #define DN_MAX_BUFS 4
@@ -41,10 +41,10 @@ typedef struct {
     int n_bound, cap_bound;
     size_t buf_size[DN_MAX_BUFS];
     void *buf[DN_MAX_BUFS];
-    bool lent;                    /* slots not allocated: the model's are bound (dn_net_bind_lent) */
+    bool lent;                    /* slots not allocated: the backend's shared ones are bound (dn_net_bind_lent) */
 } dn_net;
 
-/* The cache a node carries in node->fast (see backend.h). */
+/* One node's cache (be->fast[node], see backend.h). */
 typedef struct gr_fast {
     struct dn_chain *chain;   /* the executor's chain starting at this node */
     struct dn_chain *single;  /* this node alone (gr_backend_forward) */
@@ -53,8 +53,28 @@ typedef struct gr_fast {
     struct dn_tl *tl;         /* pooling / batch norm in training (dnnl_train_layers.c) */
 } gr_fast;
 
-/* node->fast, created on first use; NULL (err set) when out of memory. */
-gr_fast *dn_fast_of(gr_node *n, gr_error *err);
+/* One user's fast-path state for one model (backend.h). */
+struct gr_backend {
+    const gr_model *m;
+    int n_nodes;              /* m->n_nodes when made: fast[] covers these */
+    gr_fast **fast;           /* per node, NULL until used */
+    gr_precision precision;
+    int train_from;           /* nodes >= train_from are updated every step (-1: none) */
+    /* Buffers shared by the nodes' backward nets (they run one at a time):
+     * oneDNN's scratchpad and the blocked copies of a layer's tensors, each
+     * sized for the largest layer rather than summed over layers (Winograd
+     * backward on VGG16 at batch 64: ~100 MB of scratchpad per layer).      */
+    void *bwd_buf[DN_MAX_BUFS];
+    size_t bwd_buf_size[DN_MAX_BUFS];
+};
+
+/* be->fast[node], created on first use; NULL (err set) when out of memory
+ * or when node is not one of the model's nodes the backend was made for.  */
+gr_fast *dn_fast_of(gr_backend *be, int node, gr_error *err);
+/* Whether a trainer updates node every step. */
+static inline bool dn_training(const gr_backend *be, int node) {
+    return be->train_from >= 0 && node >= be->train_from;
+}
 
 /* Converts a oneDNN status: unimplemented / invalid_arguments ->
  * GR_ERR_UNSUPPORTED, out of
@@ -95,9 +115,9 @@ gr_status dn_exec_reorder(dn_net *net, dnnl_primitive_t r, dnnl_memory_t src, dn
 
 /* Allocates the slot buffers and binds the memories placed in them. */
 gr_status dn_net_finalize(dn_net *net, gr_error *err);
-/* For a lent net: points its slots (scratchpad included) at the model's
- * shared buffers m->bwd_buf, grown to the net's need.  Before each run.    */
-gr_status dn_net_bind_lent(dn_net *net, gr_model *m, gr_error *err);
+/* For a lent net: points its slots (scratchpad included) at the backend's
+ * shared buffers be->bwd_buf, grown to the net's need.  Before each run.  */
+gr_status dn_net_bind_lent(dn_net *net, gr_backend *be, gr_error *err);
 /* Runs the steps whose need matches mask (all: ~0u), then waits. */
 gr_status dn_net_run(dn_net *net, unsigned mask, gr_error *err);
 
@@ -129,7 +149,7 @@ void dn_chain_free(struct dn_chain *c);
 void dn_dense_free(struct dn_dense *d);
 void dn_bwd_free(struct dn_bwd *b);
 void dn_tl_free(struct dn_tl *t);
-gr_status dn_dense_forward(gr_model *m, int node, const float *in, float *out, int B,
+gr_status dn_dense_forward(gr_backend *be, int node, const float *in, float *out, int B,
                            gr_error *err);
 
 #endif

@@ -148,6 +148,7 @@ int cmd_extract(int argc, char **argv) {
     gr_error err = {0};
     gr_dataset *ds = NULL;
     gr_model *m = NULL;
+    gr_ctx *cx = NULL;   /* one execution context for every batch */
     gr_batcher *b = NULL;
     float *x = NULL, *y = NULL, *all = NULL;
     int *lab = NULL, *mine = NULL, rc = 1, nh, nw;
@@ -158,7 +159,8 @@ int cmd_extract(int argc, char **argv) {
     gr_dataset_size(ds, &h, &w);
     if (!(m = cli_load_base(base, weights, h, w, false, partial, quiet || json ? NULL : stdout, &err))) goto fail;
     gr_model_set_recipe(m, &recipe);
-    if (!strcmp(precision, "bf16")) gr_model_set_precision(m, GR_PRECISION_BF16);
+    if (!(cx = gr_ctx_new(m, &err))) goto fail;
+    if (!strcmp(precision, "bf16")) gr_ctx_set_precision(cx, GR_PRECISION_BF16);
     int upto = gr_model_find(m, layer);
     if (upto < 0) {
         gr_error_set(&err, GR_ERR_ARG, "--layer: base '%s' has no layer '%s' (graft info --base %s lists them)",
@@ -213,7 +215,7 @@ int cmd_extract(int argc, char **argv) {
         if (hi > lo) {
             if (gr_batcher_next(b, x, lab, &got, &err) != GR_OK) goto fail;
             if (got == 0) break;
-            if (gr_model_predict(m, x, got, upto, y, &err) != GR_OK) {
+            if (gr_ctx_predict(cx, x, got, upto, y, &err) != GR_OK) {
                 gr_error_prefix(&err, "%s on %s", base, data);
                 goto fail;
             }
@@ -263,6 +265,7 @@ out:
     gr_batcher_free(b);
     free(x); free(y); free(lab); free(mine); free(all);
     gr_dataset_free(ds);
+    gr_ctx_free(cx);
     gr_model_free(m);
     return rc;
 }

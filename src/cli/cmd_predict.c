@@ -151,6 +151,7 @@ int cmd_predict(int argc, char **argv) {
     gr_set_threads(threads);
     gr_error err = {0};
     gr_model *m = NULL;
+    gr_ctx *cx = NULL;   /* one execution context for every image: the fast path is built once */
     char **names = NULL;
     int n_names = 0, rc = 0;
     float *x = NULL, *p = NULL;
@@ -182,6 +183,7 @@ int cmd_predict(int argc, char **argv) {
     x = malloc((size_t)h * w * 3 * sizeof(float));
     p = malloc((size_t)C * sizeof(float));
     if (!x || !p) { gr_error_set(&err, GR_ERR_NOMEM, "out of memory"); goto fail; }
+    if (!(cx = gr_ctx_new(m, &err))) goto fail;
     for (int k = 0; k < n_img; k++) {
         gr_image img = {0};
         if (gr_image_load(images[k], &img, &err) != GR_OK ||
@@ -193,7 +195,7 @@ int cmd_predict(int argc, char **argv) {
         }
         gr_image_free(&img);
         gr_preprocess_apply(recipe.norm, x, (size_t)h * w);
-        if (gr_model_predict(m, x, 1, -1, p, &err) != GR_OK) {
+        if (gr_ctx_predict(cx, x, 1, -1, p, &err) != GR_OK) {
             gr_error_prefix(&err, "%s on %s", model ? model : base, images[k]);
             goto fail;
         }
@@ -245,6 +247,7 @@ out:
     free(images);
     for (int i = 0; i < n_owned; i++) free(owned[i]);
     free(owned);
+    gr_ctx_free(cx);
     gr_model_free(m);
     return rc;
 }

@@ -1,15 +1,15 @@
-/* exec.c — running a model in inference mode: one node at a time through
- * the fast backend when it has the op, else through the reference layers;
+/* exec.c — running a model in inference mode through an execution context
+ * (ctx.h): maximal chains of nodes, or one node at a time, through the fast
+ * backend when it has the op, else through the reference layers;
  * activation buffers are recycled as soon as their last reader has run.   */
 #include <stdlib.h>
 #include <math.h>
 #include <string.h>
 #include <unistd.h>
 #include <omp.h>
-#include "graph/model.h"
-#include "backend/backend.h"
+#include "exec/ctx.h"
 
-/* A pool of reusable float buffers, kept in the model between calls. */
+/* A pool of reusable float buffers, kept in the context between calls. */
 struct gr_workspace {
     float **buf;
     size_t *cap;
@@ -68,7 +68,7 @@ static const float *const *in_ptrs(const gr_node *n, int from, const float *x, f
 }
 
 /* The reference forward of one node (inference mode). */
-static void node_forward_ref(gr_model *m, int i, const float *const *ins, float *out, int B) {
+static void node_forward_ref(const gr_model *m, int i, const float *const *ins, float *out, int B) {
     const gr_node *n = &m->nodes[i];
     const gr_layer_spec *s = &n->s;
     int64_t isz = (int64_t)n->ih * n->iw * n->ic, osz = (int64_t)n->oh * n->ow * n->oc;
@@ -77,19 +77,19 @@ static void node_forward_ref(gr_model *m, int i, const float *const *ins, float 
     case GR_OP_CONV2D: {
         gr_conv_dims d = gr_node_conv_dims(m, i, B);
         int pb = gr_node_param(m, i, "bias");
-        gr_conv2d_forward(out, in, gr_param_data(m, gr_node_param(m, i, "kernel")),
-                          pb >= 0 ? gr_param_data(m, pb) : NULL, &d);
+        gr_conv2d_forward(out, in, gr_param_cdata(m, gr_node_param(m, i, "kernel")),
+                          pb >= 0 ? gr_param_cdata(m, pb) : NULL, &d);
         break;
     }
     case GR_OP_DENSE: {
         int pb = gr_node_param(m, i, "bias");
-        gr_dense_forward(out, in, gr_param_data(m, gr_node_param(m, i, "kernel")),
-                         pb >= 0 ? gr_param_data(m, pb) : NULL, B, n->ic, n->oc);
+        gr_dense_forward(out, in, gr_param_cdata(m, gr_node_param(m, i, "kernel")),
+                         pb >= 0 ? gr_param_cdata(m, pb) : NULL, B, n->ic, n->oc);
         break;
     }
     case GR_OP_BATCHNORM:
-        gr_batchnorm_forward(out, in, gr_param_data(m, n->p0), gr_param_data(m, n->p0 + 1),
-                             gr_param_data(m, n->p0 + 2), gr_param_data(m, n->p0 + 3), s->eps,
+        gr_batchnorm_forward(out, in, gr_param_cdata(m, n->p0), gr_param_cdata(m, n->p0 + 1),
+                             gr_param_cdata(m, n->p0 + 2), gr_param_cdata(m, n->p0 + 3), s->eps,
                              (int64_t)B * n->ih * n->iw, n->ic);
         break;
     case GR_OP_ACTIVATION:
@@ -116,7 +116,7 @@ static void node_forward_ref(gr_model *m, int i, const float *const *ins, float 
         break;
     }
     case GR_OP_STANDARDIZE:
-        gr_standardize_forward(out, in, gr_param_data(m, n->p0), gr_param_data(m, n->p0 + 1), B,
+        gr_standardize_forward(out, in, gr_param_cdata(m, n->p0), gr_param_cdata(m, n->p0 + 1), B,
                                (int)isz);
         break;
     case GR_OP_FLATTEN:
@@ -132,13 +132,14 @@ static void node_forward_ref(gr_model *m, int i, const float *const *ins, float 
     }
 }
 
-gr_status gr_node_forward_infer(gr_model *m, int i, const float *const *ins, float *out, int B,
+gr_status gr_node_forward_infer(gr_ctx *c, int i, const float *const *ins, float *out, int B,
                                 gr_error *err) {
-    if (!getenv("GRAFT_REFERENCE")) {
-        gr_status st = gr_backend_forward(m, i, ins, out, B, err);
+    gr_backend *be = gr_ctx_backend(c);
+    if (be) {
+        gr_status st = gr_backend_forward(be, i, ins, out, B, err);
         if (st != GR_ERR_UNSUPPORTED) return st;
     }
-    node_forward_ref(m, i, ins, out, B);
+    node_forward_ref(c->m, i, ins, out, B);
     return GR_OK;
 }
 
@@ -154,14 +155,10 @@ gr_status gr_outputs_check(const gr_model *m, int node, const float *out, int B,
                         "meaningful", m->nodes[node].s.name, bad, total, B, first / F + 1);
 }
 
-gr_status gr_model_predict(gr_model *m, const float *x, int B, int upto, float *out,
-                           gr_error *err) {
-    gr_status st = gr_model_run(m, 0, x, B, upto, out, err);
-    return st == GR_OK ? gr_outputs_check(m, upto, out, B, err) : st;
-}
-
-gr_status gr_model_run(gr_model *m, int from, const float *x, int B, int upto, float *out,
-                       gr_error *err) {
+gr_status gr_ctx_run(gr_ctx *c, int from, const float *x, int B, int upto, float *out, gr_error *err) {
+    gr_error local;
+    if (!err) err = &local;
+    const gr_model *m = c->m;
     if (upto < 0) upto = m->n_nodes - 1;
     if (upto >= m->n_nodes || B <= 0 || from < 0 || from > upto + 1)
         return gr_error_set(err, GR_ERR_ARG, "run: layers %d..%d of %d, batch %d", from, upto,
@@ -175,28 +172,30 @@ gr_status gr_model_run(gr_model *m, int from, const float *x, int B, int upto, f
         memcpy(out, x, (size_t)B * gr_node_size(m, from - 1) * sizeof(float));
         return GR_OK;
     }
-    if (!m->ws) {
-        m->ws = gr_calloc(1, sizeof *m->ws, err);
-        if (!m->ws) return GR_ERR_NOMEM;
+    gr_status st = gr_ctx_sync(c, err);
+    if (st != GR_OK) return st;
+    if (!c->ws) {
+        c->ws = gr_calloc(1, sizeof *c->ws, err);
+        if (!c->ws) return GR_ERR_NOMEM;
     }
-    struct gr_workspace *ws = m->ws;
+    struct gr_workspace *ws = c->ws;
+    gr_backend *be = gr_ctx_backend(c);
     int n = upto + 1;
     int *last = gr_malloc((size_t)n * sizeof(int), err);
     int *slot = gr_malloc((size_t)n * sizeof(int), err);
     float **acts = gr_calloc((size_t)n, sizeof(float *), err);
-    gr_status st = GR_OK;
     if (!last || !slot || !acts) { st = GR_ERR_NOMEM; goto done; }
     for (int i = 0; i < n; i++) { last[i] = i; slot[i] = -1; }
     for (int i = from; i < n; i++)
         for (int k = 0; k < m->nodes[i].n_in; k++)
             if (m->nodes[i].in[k] >= 0) last[m->nodes[i].in[k]] = i;
-    int fast = !getenv("GRAFT_REFERENCE"), nochain_upto = -1;
+    int nochain_upto = -1;
     for (int i = from; i < n && st == GR_OK; i++) {
-        gr_node *nd = &m->nodes[i];
+        const gr_node *nd = &m->nodes[i];
         /* the fast backend runs a maximal chain i..e of nodes it supports, each
          * the only reader of its predecessor, in its own layout (one call) */
         int e = i;
-        if (fast && i > nochain_upto && nd->n_in == 1 && gr_backend_chain_supports(m, i))
+        if (be && i > nochain_upto && nd->n_in == 1 && gr_backend_chain_supports(m, i))
             while (e + 1 < n && last[e] == e + 1 && m->nodes[e + 1].n_in == 1 &&
                    m->nodes[e + 1].in[0] == e && gr_backend_chain_supports(m, e + 1))
                 e++;
@@ -210,7 +209,7 @@ gr_status gr_model_run(gr_model *m, int from, const float *x, int B, int upto, f
         acts[e] = o;
         const float *tmp[GR_MAX_INPUTS];
         if (e > i) {
-            st = gr_backend_forward_chain(m, i, e, in_ptrs(nd, from, x, acts, tmp)[0], o, B, err);
+            st = gr_backend_forward_chain(be, i, e, in_ptrs(nd, from, x, acts, tmp)[0], o, B, err);
             if (st == GR_ERR_UNSUPPORTED) {   /* redo these nodes one by one */
                 if (slot[e] >= 0) { ws->busy[slot[e]] = 0; slot[e] = -1; }
                 st = GR_OK;
@@ -219,7 +218,7 @@ gr_status gr_model_run(gr_model *m, int from, const float *x, int B, int upto, f
                 continue;
             }
         } else {
-            st = gr_node_forward_infer(m, i, in_ptrs(nd, from, x, acts, tmp), o, B, err);
+            st = gr_node_forward_infer(c, i, in_ptrs(nd, from, x, acts, tmp), o, B, err);
         }
         for (int t = i; t <= e; t++)
             for (int k = 0; k < m->nodes[t].n_in; k++) {

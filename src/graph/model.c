@@ -6,7 +6,6 @@
 #include <string.h>
 #include <unistd.h>
 #include "graph/model.h"
-#include "backend/backend.h"
 
 /* ------------------------------------------------------------ layer specs */
 
@@ -131,23 +130,8 @@ gr_model *gr_model_new(int h, int w, int c, gr_error *err) {
     return m;
 }
 
-void gr_model_drop_caches(gr_model *m) {
-    for (int i = 0; i < m->n_nodes; i++) {
-        gr_backend_node_free(m->nodes[i].fast);
-        m->nodes[i].fast = NULL;
-    }
-    gr_workspace_free(m->ws);
-    m->ws = NULL;
-    for (size_t b = 0; b < sizeof m->bwd_buf / sizeof m->bwd_buf[0]; b++) {
-        free(m->bwd_buf[b]);
-        m->bwd_buf[b] = NULL;
-        m->bwd_buf_size[b] = 0;
-    }
-}
-
 void gr_model_free(gr_model *m) {
     if (!m) return;
-    gr_model_drop_caches(m);
     for (int i = 0; i < m->n_classes; i++) free(m->class_names[i]);
     free(m->class_names);
     free(m->nodes);
@@ -215,10 +199,7 @@ gr_recipe gr_model_recipe(const gr_model *m) {
     return (gr_recipe){.resize = m->resize, .interp = m->interp, .crop = m->crop, .norm = m->prep};
 }
 
-void gr_model_set_precision(gr_model *m, gr_precision p) {
-    if (m->precision != p) gr_model_drop_caches(m);
-    m->precision = p;
-}
+void gr_model_set_precision(gr_model *m, gr_precision p) { m->precision = p; }
 
 void gr_model_freeze_upto(gr_model *m, int node) {
     for (int i = 0; i < m->n_nodes; i++) m->nodes[i].frozen = i <= node;
@@ -249,8 +230,8 @@ gr_status gr_model_truncate(gr_model *m, int node, gr_error *err) {
     if (node < -1 || node >= m->n_nodes)
         return gr_error_set(err, GR_ERR_ARG, "cut at layer index %d: the model has %d layers",
                             node, m->n_nodes);
-    gr_model_drop_caches(m);
     m->n_nodes = node + 1;
+    m->g_version++;
     int np = 0;
     while (np < m->n_params && m->params[np].node <= node) np++;
     m->n_params = np;
@@ -501,6 +482,7 @@ int gr_model_append(gr_model *m, gr_layer_spec s, gr_error *err) {
     n->oh = OH; n->ow = OW; n->oc = OC;
     n->p0 = m->n_params;
     m->n_nodes++;
+    m->g_version++;
     if (need_params) {
         int ok = 1;
         if (s.op == GR_OP_CONV2D) {

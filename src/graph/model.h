@@ -39,8 +39,6 @@ typedef struct {
     int oh, ow, oc;      /* output per sample */
     int p0, np;          /* range in m->params */
     bool frozen;
-    bool training;       /* updated by a live trainer every step (set by gr_trainer_new) */
-    void *fast;          /* the fast backend's cached state (owned by the backend) */
 } gr_node;
 
 struct gr_model {
@@ -57,24 +55,24 @@ struct gr_model {
      * weights (gr_model_weights_changed).  Moving w_tail_from bumps w_version. */
     uint64_t w_tail_version;
     int w_tail_from;
+    /* Bumped whenever nodes are added or removed: an execution context
+     * (exec/ctx.h) drops its per-node caches when it sees a new value.      */
+    uint64_t g_version;
     gr_preprocess prep;  /* the input recipe: normalization, */
     gr_resize_mode resize;   /* resize mode, */
     gr_interp interp;    /* interpolation, */
     float crop;          /* crop fraction (0 = 1) */
     char **class_names;  /* n_classes strings, or NULL */
     int n_classes;
+    /* The precision a context made for this model starts with (a setting,
+     * gr_model_set_precision; the running state is in the context).       */
     gr_precision precision;
-    struct gr_workspace *ws;   /* inference buffers, grown on demand */
-    /* Buffers shared by the nodes' backward nets (they run one at a time):
-     * oneDNN's scratchpad and the blocked copies of a layer's tensors, each
-     * sized for the largest layer rather than summed over layers (Winograd
-     * backward on VGG16 at batch 64: ~100 MB of scratchpad per layer).      */
-    void *bwd_buf[4];
-    size_t bwd_buf_size[4];
 };
 
 /* Pointer to the first float of param p. */
 static inline float *gr_param_data(gr_model *m, int p) { return m->w + m->params[p].offset; }
+/* The same, read-only (a model shared by execution contexts). */
+static inline const float *gr_param_cdata(const gr_model *m, int p) { return m->w + m->params[p].offset; }
 /* Fixed statistics (BN moving mean/variance, standardize mean/std): stored
  * with the model, never trained. */
 bool gr_param_is_statistic(const char *kind);
@@ -98,22 +96,6 @@ gr_pool_dims gr_node_pool_dims(const gr_model *m, int node, int B);
 /* exec.c: GR_OK when the B outputs of node (-1: the last) in out are all
  * finite; else GR_ERR_NUMERIC naming the layer, the count and the image.   */
 gr_status gr_outputs_check(const gr_model *m, int node, const float *out, int B, gr_error *err);
-
-/* exec.c: frees the inference workspace. */
-void gr_workspace_free(struct gr_workspace *ws);
-
-/* Frees the inference workspace and the backend caches (after structural changes). */
-void gr_model_drop_caches(gr_model *m);
-
-/* Runs one node in inference mode (reference or fast path).  ins[k] are the
- * node's inputs, out its output, for a batch of B.                          */
-gr_status gr_node_forward_infer(gr_model *m, int node, const float *const *ins, float *out,
-                                int B, gr_error *err);
-
-/* Runs layers from..upto in inference mode; x is the output of layer
- * from-1 (the model input when from = 0).  out: B * size of layer upto.   */
-gr_status gr_model_run(gr_model *m, int from, const float *x, int B, int upto, float *out,
-                       gr_error *err);
 
 /* gr_model_save with extra tensors (e.g. optimizer state in checkpoints);
  * entries are gr_st_entry (io/safetensors.h).                              */

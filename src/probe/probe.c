@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "dist/dist.h"
+#include "exec/ctx.h"
 #include "probe/probe.h"
 
 static double now_s(void) {
@@ -142,8 +143,9 @@ gr_status gr_probe_cuts(gr_model *m, const gr_dataset *ds, const int *cuts, int 
     int *idx = NULL, n = 0, *labels = NULL, *blab = NULL;
     float *x = NULL;
     gr_batcher *b = NULL;
+    gr_ctx *cx = gr_ctx_new(m, err);   /* one context for every cut's stage: its caches live across batches */
     cut_buf *cb = gr_calloc((size_t)nc, sizeof *cb, err);
-    gr_status st = cb ? GR_OK : GR_ERR_NOMEM;
+    gr_status st = cb && cx ? GR_OK : GR_ERR_NOMEM;
     if (st == GR_OK) st = sample_indices(ds, o.samples, o.seed, &idx, &n, err);
     if (st != GR_OK) goto out;
     if (n < 2 * o.folds) {
@@ -189,7 +191,7 @@ gr_status gr_probe_cuts(gr_model *m, const gr_dataset *ds, const int *cuts, int 
             cut_buf *c = &cb[k];
             const float *in = c->from == 0 ? x : cb[k - 1].out;
             double ts = now_s();
-            if ((st = gr_model_run(m, c->from, in, got, c->node, c->out, err)) != GR_OK ||
+            if ((st = gr_ctx_run(cx, c->from, in, got, c->node, c->out, err)) != GR_OK ||
                 (st = gr_outputs_check(m, c->node, c->out, got, err)) != GR_OK) goto out;
             if (done > lo || got == hi - lo) c->seconds += now_s() - ts;   /* the first batch warms up */
             int hw = c->h * c->w;
@@ -252,6 +254,7 @@ gr_status gr_probe_cuts(gr_model *m, const gr_dataset *ds, const int *cuts, int 
     if (n_samples) *n_samples = n;
 out:
     gr_batcher_free(b);
+    gr_ctx_free(cx);
     for (int k = 0; cb && k < nc; k++) {
         free(cb[k].out);
         free(cb[k].pooled);

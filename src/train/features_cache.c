@@ -26,6 +26,7 @@
 #include <unistd.h>
 #include "data/dataset.h"
 #include "core/outfile.h"
+#include "exec/ctx.h"
 #include "train/train.h"
 
 #define FC_MAGIC "GRFC"
@@ -52,15 +53,15 @@ int gr_features_cache_dir(char *out, size_t cap) {
     return 0;
 }
 
-gr_status gr_features_key(gr_model *m, int upto, const gr_dataset *ds, const int *idx, int n,
+gr_status gr_features_key(const gr_ctx *cx, int upto, const gr_dataset *ds, const int *idx, int n,
                           char hex[65], gr_error *err) {
+    const gr_model *m = gr_ctx_model(cx);
     EVP_MD_CTX *c = EVP_MD_CTX_new();
     if (!c || EVP_DigestInit_ex(c, EVP_sha256(), NULL) != 1) {
         EVP_MD_CTX_free(c);
         return gr_error_set(err, GR_ERR_NOMEM, "features cache: cannot start a digest");
     }
-    int in[3] = {m->in_h, m->in_w, m->in_c}, flags[3] = {upto, (int)m->precision,
-                                                        getenv("GRAFT_REFERENCE") != NULL};
+    int in[3] = {m->in_h, m->in_w, m->in_c}, flags[3] = {upto, (int)cx->precision, gr_ctx_reference(cx)};
     EVP_DigestUpdate(c, FC_MAGIC, 4);
     EVP_DigestUpdate(c, in, sizeof in);
     EVP_DigestUpdate(c, flags, sizeof flags);

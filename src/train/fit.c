@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <json.h>
 #include "dist/dist.h"
+#include "exec/ctx.h"
 #include "format/safetensors.h"
 #include "train/train.h"
 
@@ -37,9 +38,10 @@ static int first_trainable(const gr_model *m) {
  * stop (may be NULL) is read between batches: non-zero ends the pass with
  * GR_ERR_INTERRUPTED (a ^C during a long features pass is acted on within
  * a batch).                                                                */
-static gr_status compute_features(gr_model *m, int upto, const gr_dataset *ds, const int *idx,
+static gr_status compute_features(gr_ctx *cx, int upto, const gr_dataset *ds, const int *idx,
                                   int n, int batch, int threads, float *feat, const char *what,
                                   int verbose, volatile int *stop, gr_error *err) {
+    const gr_model *m = gr_ctx_model(cx);
     int h, w;
     gr_dataset_size(ds, &h, &w);
     size_t F = (size_t)gr_node_size(m, upto), img = (size_t)h * w * 3;
@@ -58,7 +60,7 @@ static gr_status compute_features(gr_model *m, int upto, const gr_dataset *ds, c
         st = gr_batcher_next(b, x, lab, &got, err);
         if (st != GR_OK || got == 0) break;
         st = upto < 0 ? (memcpy(feat + (size_t)done * F, x, (size_t)got * F * sizeof(float)), GR_OK)
-                      : gr_model_run(m, 0, x, got, upto, feat + (size_t)done * F, err);
+                      : gr_ctx_run(cx, 0, x, got, upto, feat + (size_t)done * F, err);
         if (st == GR_OK && upto >= 0) st = gr_outputs_check(m, upto, feat + (size_t)done * F, got, err);
         done += got;
         if (st == GR_OK && stop && *stop && done < n)
@@ -78,13 +80,14 @@ static gr_status compute_features(gr_model *m, int upto, const gr_dataset *ds, c
 }
 
 /* compute_features through the disk cache: a hit skips the base. */
-static gr_status cached_features(gr_model *m, int upto, const gr_dataset *ds, const int *idx, int n,
+static gr_status cached_features(gr_ctx *cx, int upto, const gr_dataset *ds, const int *idx, int n,
                                  int batch, int threads, float *feat, const char *what, int verbose,
                                  volatile int *stop, gr_error *err) {
+    const gr_model *m = gr_ctx_model(cx);
     char key[65], path[4096];
     size_t F = (size_t)gr_node_size(m, upto);
     gr_error kerr;
-    bool keyed = upto >= 0 && gr_features_key(m, upto, ds, idx, n, key, &kerr) == GR_OK;
+    bool keyed = upto >= 0 && gr_features_key(cx, upto, ds, idx, n, key, &kerr) == GR_OK;
     gr_features_hit hit = keyed ? gr_features_load(key, (size_t)n, F, feat, path, sizeof path) : GR_FEATURES_MISS;
     if (hit == GR_FEATURES_HIT) {
         if (verbose) gr_log(GR_LOG_INFO, "%s: %d images, reused from the features cache (%s)", what, n, path);
@@ -92,17 +95,18 @@ static gr_status cached_features(gr_model *m, int upto, const gr_dataset *ds, co
     }
     if (hit == GR_FEATURES_DAMAGED)
         gr_warn("%s: the features cache entry is damaged (its digest or size does not match): recomputing it", path);
-    gr_status st = compute_features(m, upto, ds, idx, n, batch, threads, feat, what, verbose, stop, err);
+    gr_status st = compute_features(cx, upto, ds, idx, n, batch, threads, feat, what, verbose, stop, err);
     if (st == GR_OK && keyed) gr_features_store(key, (size_t)n, F, feat);
     return st;
 }
 
 /* cached_features for all n samples, sharded when dist: each rank computes
  * its contiguous part (gr_dist_shard), then every rank gathers the rest.  */
-static gr_status shared_features(gr_model *m, int upto, const gr_dataset *ds, const int *idx, int n,
+static gr_status shared_features(gr_ctx *cx, int upto, const gr_dataset *ds, const int *idx, int n,
                                  int batch, int threads, float *feat, const char *what, int verbose,
                                  volatile int *stop, bool dist, gr_error *err) {
-    if (!dist) return cached_features(m, upto, ds, idx, n, batch, threads, feat, what, verbose, stop, err);
+    const gr_model *m = gr_ctx_model(cx);
+    if (!dist) return cached_features(cx, upto, ds, idx, n, batch, threads, feat, what, verbose, stop, err);
     int lo, hi;
     gr_dist_shard(n, gr_dist_rank(), gr_dist_size(), &lo, &hi);
     size_t F = (size_t)gr_node_size(m, upto);
@@ -111,7 +115,7 @@ static gr_status shared_features(gr_model *m, int upto, const gr_dataset *ds, co
         int *sub = gr_malloc((size_t)(hi - lo) * sizeof(int), err);
         if (!sub) return GR_ERR_NOMEM;
         for (int i = lo; i < hi; i++) sub[i - lo] = idx ? idx[i] : i;
-        st = cached_features(m, upto, ds, sub, hi - lo, batch, threads, feat + (size_t)lo * F, what, verbose, stop,
+        st = cached_features(cx, upto, ds, sub, hi - lo, batch, threads, feat + (size_t)lo * F, what, verbose, stop,
                              err);
         free(sub);
         if (st != GR_OK) {
@@ -123,15 +127,16 @@ static gr_status shared_features(gr_model *m, int upto, const gr_dataset *ds, co
 }
 
 /* Mean loss and accuracy of layers first.. on cached features. */
-static gr_status eval_features(gr_model *m, int first, const float *feat, const int *labels, int n,
+static gr_status eval_features(gr_ctx *cx, int first, const float *feat, const int *labels, int n,
                                int batch, float *probs, float *loss, float *acc, gr_error *err) {
+    const gr_model *m = gr_ctx_model(cx);
     size_t F = (size_t)gr_node_size(m, first - 1);
     int C = m->nodes[m->n_nodes - 1].oc;
     double l = 0;
     int64_t c = 0;
     for (int s = 0; s < n; s += batch) {
         int B = n - s < batch ? n - s : batch;
-        gr_status st = gr_model_run(m, first, feat + (size_t)s * F, B, -1, probs, err);
+        gr_status st = gr_ctx_run(cx, first, feat + (size_t)s * F, B, -1, probs, err);
         if (st == GR_OK) st = gr_outputs_check(m, -1, probs, B, err);
         if (st != GR_OK) return st;
         int c1;
@@ -176,7 +181,7 @@ static void progress(int verbose, int epoch, int epochs, int step, int steps, do
  * the training set (from the cache, or one pass without augmentation) and
  * stores them in the standardize layer `node`.  A feature that never
  * changes gets std 1 (it is only centred).                                 */
-static gr_status fit_standardize(gr_model *m, int node, const float *feat, const gr_dataset *ds,
+static gr_status fit_standardize(gr_model *m, gr_ctx *cx, int node, const float *feat, const gr_dataset *ds,
                                  const int *idx, int n, int batch, int threads, volatile int *stop,
                                  bool dist, gr_error *err) {
     size_t F = (size_t)gr_node_size(m, node - 1);
@@ -197,7 +202,7 @@ static gr_status fit_standardize(gr_model *m, int node, const float *feat, const
         for (int s0 = lo; st == GR_OK && s0 < hi; s0 += chunk) {
             int B = hi - s0 < chunk ? hi - s0 : chunk;
             for (int b = 0; b < B; b++) sub[b] = idx ? idx[s0 + b] : s0 + b;
-            st = compute_features(m, node - 1, ds, sub, B, batch, threads, buf, "statistics", 0, NULL, err);
+            st = compute_features(cx, node - 1, ds, sub, B, batch, threads, buf, "statistics", 0, NULL, err);
             if (st == GR_OK && stop && *stop && s0 + B < hi)
                 st = gr_error_set(err, GR_ERR_INTERRUPTED, "interrupted while measuring the feature statistics");
             for (int i = 0; st == GR_OK && i < B; i++) {
@@ -526,6 +531,7 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
                           .head_first = o.head_first, .base_lr_mult = o.base_lr_mult};
     gr_trainer *t = gr_trainer_new(m, first, &to, err);
     if (!t) return err ? err->code : GR_ERR_ARG;
+    gr_ctx *cx = gr_trainer_ctx(t);   /* the base, the features and evaluation run through the trainer's */
 
     size_t F = (size_t)gr_node_size(m, first - 1), img = (size_t)h * w * 3;
     int n_val = o.val ? (o.val_idx ? o.n_val : gr_dataset_count(o.val)) : 0;
@@ -603,7 +609,7 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
             st = GR_ERR_NOMEM;
             goto done;
         }
-        st = shared_features(m, first - 1, ds, idx, n, o.batch, o.threads, feat, "features (train)",
+        st = shared_features(cx, first - 1, ds, idx, n, o.batch, o.threads, feat, "features (train)",
                              o.verbose, o.stop, dist, err);
         if (st != GR_OK) goto done;
     } else if (!(xi = gr_malloc((size_t)o.batch * img * sizeof(float), err))) {
@@ -616,7 +622,7 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
         /* from the cache when it sits at the cut; otherwise one pass over the
          * training set before the first epoch (an unfrozen base then moves
          * on, the standardization stays fixed) */
-        st = fit_standardize(m, sd, sd == first ? feat : NULL, ds, idx, n, o.batch, o.threads, o.stop, dist, err);
+        st = fit_standardize(m, cx, sd, sd == first ? feat : NULL, ds, idx, n, o.batch, o.threads, o.stop, dist, err);
         if (st != GR_OK) goto done;
         if (o.verbose) gr_log(GR_LOG_INFO, "standardized the %lld features at '%s' with the training set's mean and std",
                               (long long)gr_node_size(m, sd - 1), gr_model_layer_name(m, sd - 1));
@@ -627,7 +633,7 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
         vlab = gr_malloc((size_t)n_val * sizeof(int), err);
         if (!vfeat || !vlab) { st = GR_ERR_NOMEM; goto done; }
         for (int i = 0; i < n_val; i++) vlab[i] = gr_dataset_label(o.val, o.val_idx ? o.val_idx[i] : i);
-        st = shared_features(m, first - 1, o.val, o.val_idx, n_val, o.batch, o.threads, vfeat,
+        st = shared_features(cx, first - 1, o.val, o.val_idx, n_val, o.batch, o.threads, vfeat,
                              "features (validation)", o.verbose, o.stop, dist, err);
         if (st != GR_OK) goto done;
     }
@@ -695,7 +701,7 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
                 st = gr_batcher_next(bt, xi, blab, &got, err);
                 if (st != GR_OK) break;
                 if (got != hi - lo) { st = gr_error_set(err, GR_ERR_ARG, "batcher gave %d of %d samples", got, hi - lo); break; }
-                st = first > 0 ? gr_model_run(m, 0, xi, got, first - 1, xb, err)
+                st = first > 0 ? gr_ctx_run(cx, 0, xi, got, first - 1, xb, err)
                                : (memcpy(xb, xi, (size_t)got * F * sizeof(float)), GR_OK);
                 if (st == GR_OK && first > 0) st = gr_outputs_check(m, first - 1, xb, got, err);
                 if (st != GR_OK) break;
@@ -738,7 +744,7 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
                           .val_loss = NAN, .val_accuracy = NAN,
                           .lr = gr_optim_lr(&o.optim, gr_trainer_iterations(t))};
         if (n_val > 0) {
-            st = eval_features(m, first, vfeat, vlab, n_val, o.batch, probs, &e.val_loss,
+            st = eval_features(cx, first, vfeat, vlab, n_val, o.batch, probs, &e.val_loss,
                                &e.val_accuracy, err);
             /* dist: rank 0's figures decide (best epoch, early stopping) on every rank, so
              * that ranks with other thread counts cannot take different branches */
@@ -809,7 +815,7 @@ done:
     return st;
 }
 
-gr_status gr_evaluate(gr_model *m, const gr_dataset *ds, const int *idx, int n, int batch,
+gr_status gr_evaluate(const gr_model *m, const gr_dataset *ds, const int *idx, int n, int batch,
                       gr_eval_result *res, gr_error *err) {
     memset(res, 0, sizeof *res);
     if (!idx) n = gr_dataset_count(ds);
@@ -830,19 +836,20 @@ gr_status gr_evaluate(gr_model *m, const gr_dataset *ds, const int *idx, int n, 
     float *x = gr_malloc((size_t)batch * h * w * 3 * sizeof(float), err);
     float *p = gr_malloc((size_t)batch * C * sizeof(float), err);
     int *lab = gr_malloc((size_t)batch * sizeof(int), err);
+    gr_ctx *cx = gr_ctx_new(m, err);
     res->confusion = gr_calloc((size_t)C * C, sizeof(int64_t), err);
     res->label = gr_malloc((size_t)(n > 0 ? n : 1) * sizeof(int), err);
     res->pred = gr_malloc((size_t)(n > 0 ? n : 1) * sizeof(int), err);
     res->prob = gr_malloc((size_t)(n > 0 ? n : 1) * sizeof(float), err);
     res->n_classes = C;
-    gr_status st = (x && p && lab && res->confusion && res->label && res->pred && res->prob) ? GR_OK : GR_ERR_NOMEM;
+    gr_status st = (x && p && lab && cx && res->confusion && res->label && res->pred && res->prob) ? GR_OK : GR_ERR_NOMEM;
     double l = 0;
     int64_t c1 = 0, c5 = 0;
     int done = 0, got = 0;
     while (st == GR_OK && done < n) {
         st = gr_batcher_next(b, x, lab, &got, err);
         if (st != GR_OK || got == 0) break;
-        st = gr_model_predict(m, x, got, -1, p, err);
+        st = gr_ctx_predict(cx, x, got, -1, p, err);
         if (st != GR_OK) break;
         int a, a5;
         l += gr_cross_entropy(p, lab, got, C, 0, &a, &a5);
@@ -860,6 +867,7 @@ gr_status gr_evaluate(gr_model *m, const gr_dataset *ds, const int *idx, int n, 
         done += got;
     }
     gr_batcher_free(b);
+    gr_ctx_free(cx);
     free(x); free(p); free(lab);
     if (st != GR_OK) { gr_eval_result_free(res); return st; }
     res->n = done;

@@ -49,12 +49,12 @@ int gr_lr_range_pick(const double *smoothed, int n);
 
 /* The features cache on disk (features_cache.c).  gr_features_key digests
  * everything the features at layer upto depend on (the files' content, not
- * their names or times); load fills feat (n*F) and says whether the entry
+ * their names or times; the context's precision and reference switch); load fills feat (n*F) and says whether the entry
  * was there and intact (its payload digest checked; path_out: the file);
  * store keeps them.  gr_features_cache_dir writes the cache directory
  * (with a final '/'); -1 when the disk cache is off or no home is known.  */
 typedef enum { GR_FEATURES_MISS = 0, GR_FEATURES_HIT, GR_FEATURES_DAMAGED } gr_features_hit;
-gr_status gr_features_key(gr_model *m, int upto, const gr_dataset *ds, const int *idx, int n,
+gr_status gr_features_key(const gr_ctx *cx, int upto, const gr_dataset *ds, const int *idx, int n,
                           char hex[65], gr_error *err);
 gr_features_hit gr_features_load(const char key[65], size_t n, size_t F, float *feat, char *path_out,
                                  size_t cap);

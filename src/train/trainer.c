@@ -14,10 +14,12 @@
 #include <time.h>
 #include "backend/backend.h"
 #include "dist/dist.h"
+#include "exec/ctx.h"
 #include "train/train.h"
 
 struct gr_trainer {
     gr_model *m;
+    gr_ctx *ctx;             /* the trainer's execution context (owned) */
     int first, n;            /* trainable layers first .. n-1 */
     gr_trainer_opts o;
     float **act, **dact;     /* per layer (index i - first) */
@@ -27,7 +29,7 @@ struct gr_trainer {
     float *grad, *s1, *s2;   /* np floats each */
     int64_t it;
     gr_rng rng;
-    bool reference;          /* GRAFT_REFERENCE set: plain-C layers only */
+    bool reference;          /* the context runs plain-C layers only (GRAFT_REFERENCE) */
     int p_first;             /* the first layer with trainable parameters */
     /* Fused dense step (see dense_step_fused): per layer, whether its kernel
      * gradient is left to the update; per-thread tile buffers.              */
@@ -62,7 +64,7 @@ static int64_t node_out(const gr_model *m, int i) { return gr_node_size(m, i); }
 
 void gr_trainer_free(gr_trainer *t) {
     if (!t) return;
-    for (int i = t->first; t->m && i < t->n; i++) t->m->nodes[i].training = false;
+    gr_ctx_free(t->ctx);
     int k = t->n - t->first;
     for (int j = 0; j < k; j++) {
         if (t->act) free(t->act[j]);
@@ -81,6 +83,8 @@ void gr_trainer_free(gr_trainer *t) {
 }
 
 gr_trainer *gr_trainer_new(gr_model *m, int first, const gr_trainer_opts *o, gr_error *err) {
+    gr_error local;
+    if (!err) err = &local;
     if (first < 0 || first >= m->n_nodes) {
         gr_error_set(err, GR_ERR_ARG, "trainer: first trainable layer %d of %d", first, m->n_nodes);
         return NULL;
@@ -118,7 +122,9 @@ gr_trainer *gr_trainer_new(gr_model *m, int first, const gr_trainer_opts *o, gr_
     if (!t) return NULL;
     t->m = m; t->first = first; t->n = m->n_nodes; t->o = *o;
     gr_rng_seed(&t->rng, o->seed ^ 0x5eedULL);
-    t->reference = getenv("GRAFT_REFERENCE") != NULL;
+    if (!(t->ctx = gr_ctx_new(m, err))) goto fail;
+    gr_ctx_set_training(t->ctx, first);   /* layers first.. change every step */
+    t->reference = gr_ctx_reference(t->ctx);
     int k = t->n - first;
     t->act = gr_calloc((size_t)k, sizeof(float *), err);
     t->dact = gr_calloc((size_t)k, sizeof(float *), err);
@@ -139,7 +145,6 @@ gr_trainer *gr_trainer_new(gr_model *m, int first, const gr_trainer_opts *o, gr_
             if (!(t->bvar[j] = gr_calloc((size_t)m->nodes[i].oc, sizeof(float), err))) goto fail;
         }
         m->nodes[i].frozen = false;
-        m->nodes[i].training = true;
     }
     for (int i = 0; i < first; i++) m->nodes[i].frozen = true;
     t->p_first = t->n;
@@ -196,6 +201,11 @@ fail:
 
 int64_t gr_trainer_iterations(const gr_trainer *t) { return t->it; }
 
+gr_ctx *gr_trainer_ctx(gr_trainer *t) { return t->ctx; }
+
+/* The fast path to offer layers to, or NULL (plain-C layers only). */
+static gr_backend *fast(const gr_trainer *t) { return gr_ctx_backend(t->ctx); }
+
 static const float *input_of(const gr_trainer *t, int i, int k, const float *x) {
     int j = t->m->nodes[i].in[k];
     return j == t->first - 1 ? x : t->act[j - t->first];
@@ -216,8 +226,10 @@ static bool softmax_last(const gr_node *n) {
     return n->s.op == GR_OP_SOFTMAX || n->s.act == GR_ACT_SOFTMAX;
 }
 
-/* Forward of layer i in training mode. */
-static void forward(gr_trainer *t, int i, const float *x, int B) {
+/* Forward of layer i in training mode.  The fast path serves the layers it
+ * has; GR_ERR_UNSUPPORTED from it means the plain-C layer runs instead, any
+ * other failure (oneDNN, out of memory) is returned.                       */
+static gr_status forward(gr_trainer *t, int i, const float *x, int B, gr_error *err) {
     gr_model *m = t->m;
     gr_node *n = &m->nodes[i];
     const gr_layer_spec *s = &n->s;
@@ -225,24 +237,25 @@ static void forward(gr_trainer *t, int i, const float *x, int B) {
     const float *in = input_of(t, i, 0, x);
     int64_t osz = (int64_t)B * node_out(m, i), isz = (int64_t)B * n->ih * n->iw * n->ic;
     int64_t rows = (int64_t)B * n->oh * n->ow;
-    if (s->op == GR_OP_DENSE && !t->reference) {
+    gr_backend *fp = fast(t);
+    gr_status st;
+    if (s->op == GR_OP_DENSE && fp) {
         /* out = in W (+ b) by the one GEMM entry; the activation follows below */
         int pb = gr_node_param(m, i, "bias");
-        gr_error e;
-        if (gr_gemm(false, false, B, n->oc, n->ic, 1.0f, in, n->ic, pdata(t, gr_node_param(m, i, "kernel")),
-                    n->oc, 0.0f, out, n->oc, &e) == GR_OK) {
-            if (pb >= 0) {
-                const float *bias = pdata(t, pb);
-                for (int b = 0; b < B; b++)
-                    for (int o = 0; o < n->oc; o++) out[(size_t)b * n->oc + o] += bias[o];
-            }
-            goto activation;
+        st = gr_gemm(false, false, B, n->oc, n->ic, 1.0f, in, n->ic, pdata(t, gr_node_param(m, i, "kernel")),
+                     n->oc, 0.0f, out, n->oc, err);
+        if (st != GR_OK) return st;
+        if (pb >= 0) {
+            const float *bias = pdata(t, pb);
+            for (int b = 0; b < B; b++)
+                for (int o = 0; o < n->oc; o++) out[(size_t)b * n->oc + o] += bias[o];
         }
+        goto activation;
     }
-    if (s->op == GR_OP_CONV2D && !t->reference) {
+    if (s->op == GR_OP_CONV2D && fp) {
         /* the fast path computes the layer with its fused activation */
-        gr_error e;
-        if (gr_backend_forward(m, i, &in, out, B, &e) == GR_OK) return;
+        st = gr_backend_forward(fp, i, &in, out, B, err);
+        if (st != GR_ERR_UNSUPPORTED) return st;
     }
     switch (s->op) {
     case GR_OP_CONV2D: {
@@ -260,9 +273,10 @@ static void forward(gr_trainer *t, int i, const float *x, int B) {
         float *mm = gr_param_data(m, n->p0 + 2), *mv = gr_param_data(m, n->p0 + 3);
         if (t->o.bn_train) {
             int j = i - t->first;
-            gr_error e;
-            t->fast_fwd[j] = !t->reference && gr_backend_batchnorm_forward_train(m, i, in, out, B, t->bmean[j],
-                                                                                  t->bvar[j], &e) == GR_OK;
+            st = fp ? gr_backend_batchnorm_forward_train(fp, i, in, out, B, t->bmean[j], t->bvar[j], err)
+                    : GR_ERR_UNSUPPORTED;
+            if (st != GR_OK && st != GR_ERR_UNSUPPORTED) return st;
+            t->fast_fwd[j] = st == GR_OK;
             if (!t->fast_fwd[j])
                 gr_batchnorm_forward_train(out, in, g, be, s->eps, rows, n->oc, t->bmean[j], t->bvar[j]);
             double unb = rows > 1 ? (double)rows / (double)(rows - 1) : 1.0;
@@ -273,25 +287,26 @@ static void forward(gr_trainer *t, int i, const float *x, int B) {
         } else {
             gr_batchnorm_forward(out, in, g, be, mm, mv, s->eps, rows, n->oc);
         }
-        return;
+        return GR_OK;
     }
     case GR_OP_ACTIVATION:
         if (s->act == GR_ACT_SOFTMAX) gr_softmax_forward(out, in, rows, n->oc);
         else gr_act_forward(out, in, (size_t)osz, s->act, s->alpha);
-        return;
+        return GR_OK;
     case GR_OP_MAXPOOL:
     case GR_OP_AVGPOOL: {
-        gr_error e;
         int j = i - t->first;
-        t->fast_fwd[j] = !t->reference && gr_backend_pool_forward_train(m, i, in, out, B, &e) == GR_OK;
-        if (t->fast_fwd[j]) return;
+        st = fp ? gr_backend_pool_forward_train(fp, i, in, out, B, err) : GR_ERR_UNSUPPORTED;
+        if (st != GR_OK && st != GR_ERR_UNSUPPORTED) return st;
+        t->fast_fwd[j] = st == GR_OK;
+        if (t->fast_fwd[j]) return GR_OK;
         gr_pool_dims d = gr_node_pool_dims(m, i, B);
         if (s->op == GR_OP_MAXPOOL) gr_maxpool_forward(out, in, &d);
         else gr_avgpool_forward(out, in, &d);
-        return;
+        return GR_OK;
     }
-    case GR_OP_GLOBAL_AVGPOOL: gr_gap_forward(out, in, B, n->ih * n->iw, n->ic); return;
-    case GR_OP_SOFTMAX: gr_softmax_forward(out, in, rows, n->oc); return;
+    case GR_OP_GLOBAL_AVGPOOL: gr_gap_forward(out, in, B, n->ih * n->iw, n->ic); return GR_OK;
+    case GR_OP_SOFTMAX: gr_softmax_forward(out, in, rows, n->oc); return GR_OK;
     case GR_OP_DROPOUT: {
         float *mask = t->mask[i - t->first];
         float keep = 1.0f - s->rate, scale = keep > 0 ? 1.0f / keep : 0.0f;
@@ -301,7 +316,7 @@ static void forward(gr_trainer *t, int i, const float *x, int B) {
         for (int64_t k = 0; t->shard_total && k < (int64_t)(t->shard_total - t->shard_lo - B) * per; k++)
             gr_rng_uniform(&t->rng);
         gr_dropout_forward(out, in, mask, (size_t)isz);
-        return;
+        return GR_OK;
     }
     case GR_OP_ADD: {
         const float *ins[GR_MAX_INPUTS];
@@ -317,20 +332,21 @@ static void forward(gr_trainer *t, int i, const float *x, int B) {
             cs[k] = (int)(gr_node_size(m, n->in[k]) / (n->oh * n->ow));
         }
         gr_concat_forward(out, ins, cs, n->n_in, rows);
-        return;
+        return GR_OK;
     }
     case GR_OP_STANDARDIZE:
         gr_standardize_forward(out, in, gr_param_data(m, n->p0), gr_param_data(m, n->p0 + 1), B,
                                (int)(isz / B));
-        return;
+        return GR_OK;
     case GR_OP_FLATTEN:
     default:
         memcpy(out, in, (size_t)isz * sizeof(float));
-        return;
+        return GR_OK;
     }
 activation:   /* fused activation of conv / dense / add */
     if (s->act == GR_ACT_SOFTMAX) gr_softmax_forward(out, out, rows, n->oc);
     else if (s->act != GR_ACT_LINEAR) gr_act_forward(out, out, (size_t)osz, s->act, s->alpha);
+    return GR_OK;
 }
 
 /* dy <- dy * act'(.) computed from the activation's output y (in place). */
@@ -348,9 +364,48 @@ static void fused_act_backward(float *dy, const float *y, size_t n, gr_act act, 
     }
 }
 
+/* The fast path's part of the backward of layer i (see backward), din
+ * overwritten when ow: GR_OK when it did the layer, GR_ERR_UNSUPPORTED when
+ * the plain-C layer must (it lacks the layer, or the forward was not its),
+ * else the failure.                                                        */
+static gr_status backward_fast(gr_trainer *t, int i, const float *x, int B, bool logits, bool fuse, bool ow,
+                               gr_error *err) {
+    gr_backend *fp = fast(t);
+    if (!fp) return GR_ERR_UNSUPPORTED;
+    const gr_model *m = t->m;
+    const gr_node *n = &m->nodes[i];
+    const gr_layer_spec *s = &n->s;
+    int j = i - t->first;
+    float *dy = t->dact[j], *din = grad_of(t, i, 0);
+    const float *in = input_of(t, i, 0, x);
+    if (s->op == GR_OP_DENSE || s->op == GR_OP_CONV2D) {
+        int pk = gr_node_param(m, i, "kernel"), pb = gr_node_param(m, i, "bias");
+        /* a fused layer's kernel gradient is computed tile by tile as it is applied */
+        bool defer = fuse && t->fuse[j];
+        gr_status st = s->op == GR_OP_DENSE
+                           ? gr_backend_dense_backward(fp, i, dy, in, B, din, defer ? NULL : pgrad(t, pk),
+                                                       pgrad(t, pb), err)
+                           : gr_backend_conv2d_backward_ow(fp, i, dy, in, B, din, ow, pgrad(t, pk),
+                                                           pgrad(t, pb), err);
+        if (st == GR_OK) t->deferred[j] = defer;
+        /* the plain-C layer accumulates into a kernel gradient that was not zeroed */
+        else if (st == GR_ERR_UNSUPPORTED && defer) memset(pgrad(t, pk), 0, m->params[pk].count * sizeof(float));
+        return st;
+    }
+    if ((s->op == GR_OP_MAXPOOL || s->op == GR_OP_AVGPOOL) && din && t->fast_fwd[j])
+        return gr_backend_pool_backward(fp, i, dy, in, B, din, ow, err);
+    if (s->op == GR_OP_BATCHNORM && din && (!t->o.bn_train || t->fast_fwd[j]))
+        return gr_backend_batchnorm_backward(fp, i, dy, in, B, t->o.bn_train ? t->bmean[j] : NULL,
+                                             t->o.bn_train ? t->bvar[j] : NULL, din, ow, pgrad(t, n->p0),
+                                             pgrad(t, n->p0 + 1), err);
+    if (s->op == GR_OP_ACTIVATION && s->act != GR_ACT_SOFTMAX && !logits && din)
+        return gr_backend_act_backward(fp, i, dy, in, B, din, ow, err);
+    return GR_ERR_UNSUPPORTED;
+}
+
 /* Backward of layer i: dact[i] holds dL/d(output) (or dL/d(logits) for the
  * final softmax, see `logits`).                                             */
-static void backward(gr_trainer *t, int i, const float *x, int B, bool logits, bool fuse) {
+static gr_status backward(gr_trainer *t, int i, const float *x, int B, bool logits, bool fuse, gr_error *err) {
     gr_model *m = t->m;
     gr_node *n = &m->nodes[i];
     const gr_layer_spec *s = &n->s;
@@ -375,38 +430,8 @@ static void backward(gr_trainer *t, int i, const float *x, int B, bool logits, b
         memset(din, 0, (size_t)isz * sizeof(float));
         ow = false;
     }
-    if ((s->op == GR_OP_DENSE || s->op == GR_OP_CONV2D) && !t->reference) {
-        int pk = gr_node_param(m, i, "kernel"), pb = gr_node_param(m, i, "bias");
-        gr_error e;
-        /* a fused layer's kernel gradient is computed tile by tile as it is applied */
-        bool defer = fuse && t->fuse[j];
-        gr_status st = s->op == GR_OP_DENSE
-                           ? gr_backend_dense_backward(m, i, dy, in, B, din, defer ? NULL : pgrad(t, pk),
-                                                       pgrad(t, pb), &e)
-                           : gr_backend_conv2d_backward_ow(m, i, dy, in, B, din, ow, pgrad(t, pk),
-                                                           pgrad(t, pb), &e);
-        if (st == GR_OK) {
-            t->deferred[j] = defer;
-            return;
-        }
-        /* the plain-C layer below accumulates into a kernel gradient that was not zeroed */
-        if (defer) memset(pgrad(t, pk), 0, m->params[pk].count * sizeof(float));
-    }
-    if ((s->op == GR_OP_MAXPOOL || s->op == GR_OP_AVGPOOL) && din && t->fast_fwd[j]) {
-        gr_error e;
-        if (gr_backend_pool_backward(m, i, dy, in, B, din, ow, &e) == GR_OK) return;
-    }
-    if (s->op == GR_OP_BATCHNORM && din && !t->reference && (!t->o.bn_train || t->fast_fwd[j])) {
-        gr_error e;
-        if (gr_backend_batchnorm_backward(m, i, dy, in, B, t->o.bn_train ? t->bmean[j] : NULL,
-                                          t->o.bn_train ? t->bvar[j] : NULL, din, ow,
-                                          pgrad(t, n->p0), pgrad(t, n->p0 + 1), &e) == GR_OK)
-            return;
-    }
-    if (s->op == GR_OP_ACTIVATION && s->act != GR_ACT_SOFTMAX && !logits && din && !t->reference) {
-        gr_error e;
-        if (gr_backend_act_backward(m, i, dy, in, B, din, ow, &e) == GR_OK) return;
-    }
+    gr_status st = backward_fast(t, i, x, B, logits, fuse, ow, err);
+    if (st != GR_ERR_UNSUPPORTED) return st;
     if (ow) memset(din, 0, (size_t)isz * sizeof(float));
     switch (s->op) {
     case GR_OP_CONV2D: {
@@ -483,6 +508,7 @@ static void backward(gr_trainer *t, int i, const float *x, int B, bool logits, b
             for (int64_t k = 0; k < isz; k++) din[k] += dy[k];
         break;
     }
+    return GR_OK;
 }
 
 /* The parameter range [lo, hi) of m->w that node i's kernel covers, relative to
@@ -519,7 +545,10 @@ static gr_status gradients(gr_trainer *t, const float *x, const int *labels, int
     for (int b = 0; b < B; b++)
         if (labels[b] < 0 || labels[b] >= C)
             return gr_error_set(err, GR_ERR_ARG, "label %d out of range for %d classes", labels[b], C);
-    for (int i = t->first; i < t->n; i++) forward(t, i, x, B);
+    for (int i = t->first; i < t->n; i++) {
+        gr_status st = forward(t, i, x, B, err);
+        if (st != GR_OK) return st;
+    }
     const float *p = t->act[last - t->first];
     int c1 = 0;
     double l = gr_cross_entropy(p, labels, B, C, t->o.label_smoothing, &c1, NULL) / div;
@@ -551,8 +580,10 @@ static gr_status gradients(gr_trainer *t, const float *x, const int *labels, int
             float yc = (c == labels[b] ? 1.0f - ls : 0.0f) + ls / C;
             d[(size_t)b * C + c] = (p[(size_t)b * C + c] - yc) / (float)div;
         }
-    for (int i = last; i >= t->p_first; i--)
-        backward(t, i, x, B, i == last && softmax_last(&m->nodes[i]), fuse);
+    for (int i = last; i >= t->p_first; i--) {
+        gr_status st = backward(t, i, x, B, i == last && softmax_last(&m->nodes[i]), fuse, err);
+        if (st != GR_OK) return st;
+    }
     /* every gradient computed so far must be finite (fused kernels: checked per tile) */
     if (t->shard_total) return GR_OK;   /* sharded: checked after the all-reduce */
     done = 0;
@@ -573,6 +604,8 @@ static gr_status gradients(gr_trainer *t, const float *x, const int *labels, int
 
 gr_status gr_trainer_gradients(gr_trainer *t, const float *x, const int *labels, int B,
                                float *loss, int *correct, gr_error *err) {
+    gr_error local;
+    if (!err) err = &local;
     return gradients(t, x, labels, B, B, loss, correct, false, err);
 }
 
@@ -641,6 +674,8 @@ static gr_status apply_update(gr_trainer *t, const float *x, int B, gr_error *er
 
 gr_status gr_trainer_step(gr_trainer *t, const float *x, const int *labels, int B, float *loss,
                           int *correct, gr_error *err) {
+    gr_error local;
+    if (!err) err = &local;
     gr_status st = gradients(t, x, labels, B, B, loss, correct, true, err);
     if (st != GR_OK) return st;
     return apply_update(t, x, B, err);
@@ -691,6 +726,8 @@ gr_optim *gr_trainer_optim(gr_trainer *t) { return &t->o.optim; }
  * are checked on the sums, so every rank fails alike.                     */
 gr_status gr_trainer_step_dist(gr_trainer *t, const float *x, const int *labels, int B, int lo, int total,
                                float *loss, int *correct, int *flag, gr_error *err) {
+    gr_error local;
+    if (!err) err = &local;
     if (total <= 0 || B < 0 || lo < 0 || lo + B > total)
         return gr_error_set(err, GR_ERR_ARG, "trainer: rows [%d, %d) of a global batch of %d", lo, lo + B, total);
     t->shard_lo = lo;
