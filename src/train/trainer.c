@@ -11,45 +11,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include "backend/backend.h"
-#include "dist/dist.h"
-#include "exec/ctx.h"
-#include "train/train.h"
-
-struct gr_trainer {
-    gr_model *m;
-    gr_ctx *ctx;             /* the trainer's execution context (owned) */
-    int first, n;            /* trainable layers first .. n-1 */
-    gr_trainer_opts o;
-    float **act, **dact;     /* per layer (index i - first) */
-    float **aux;             /* per layer: the op's training state (dropout mask, batch statistics) */
-    float **pre;             /* per layer: the fused activation's input, when its derivative needs it */
-    size_t off0, np;         /* trainable parameter range in m->w */
-    float *grad, *s1, *s2;   /* np floats each */
-    int64_t it;
-    gr_rng rng;
-    bool reference;          /* the context runs plain-C layers only (GRAFT_REFERENCE) */
-    int p_first;             /* the first layer with trainable parameters */
-    /* Fused dense step (see dense_step_fused): per layer, whether its kernel
-     * gradient is left to the update; per-thread tile buffers.              */
-    bool *fuse;              /* per layer: a dense layer large enough to fuse */
-    bool *deferred;          /* per layer: this step's kernel gradient is pending */
-    float **tile;            /* tile_thr buffers of tile_cap floats */
-    int tile_thr;
-    size_t tile_cap;
-    /* Gradient buffers with a single writer: own_din[j] = layer j's input
-     * gradient buffer is written by layer j alone, which then overwrites it
-     * (no zeroing, no read-add pass); no_zero[j] = buffer j is such a one. */
-    bool *own_din, *no_zero;
-    bool *fast_fwd;          /* per layer: this step's forward ran in the backend
-                              * (pooling workspace, batch-norm batch statistics) */
-    /* Data-parallel step (gr_trainer_step_dist): this rank's rows start at
-     * shard_lo of a global batch of shard_total (0 = not sharded).        */
-    int shard_lo, shard_total;
-    double reduce_s;         /* seconds spent in the steps' all-reduce (incl. waiting for peers) */
-    int64_t reduce_steps;
-};
+#include "train/trainer_impl.h"
 
 /* A dense kernel of at least this many weights is updated by the fused
  * path: below it the gradient buffer stays in cache and fusing gains nothing. */
@@ -57,8 +20,6 @@ struct gr_trainer {
 /* A tile of the fused path covers whole kernel rows, about this many weights
  * (256 KB: the tile's gradient stays in the core's L2 while it is applied). */
 #define FUSE_TILE_WEIGHTS 65536
-/* Floats after the gradients in the data-parallel step's buffer. */
-#define DIST_EXTRA 3
 
 static int64_t node_out(const gr_model *m, int i) { return gr_node_size(m, i); }
 
@@ -81,42 +42,37 @@ void gr_trainer_free(gr_trainer *t) {
     free(t);
 }
 
+/* The trainer's arguments: the layers from `first` on must be trainable
+ * alone, the model must end in softmax, the options must make sense.     */
+static gr_status check_args(const gr_model *m, int first, const gr_trainer_opts *o, gr_error *err) {
+    if (first < 0 || first >= m->n_nodes)
+        return gr_error_set(err, GR_ERR_ARG, "trainer: first trainable layer %d of %d", first, m->n_nodes);
+    if (o->max_batch <= 0)
+        return gr_error_set(err, GR_ERR_ARG, "trainer: batch size %d must be positive", o->max_batch);
+    if (!(o->optim.lr > 0) || o->optim.decay < 0 || o->optim.momentum < 0 || o->optim.momentum >= 1)
+        return gr_error_set(err, GR_ERR_ARG, "optimizer: lr %g must be > 0, decay %g >= 0, momentum %g in [0, 1)",
+                            o->optim.lr, o->optim.decay, o->optim.momentum);
+    if (o->label_smoothing < 0 || o->label_smoothing >= 1)
+        return gr_error_set(err, GR_ERR_ARG, "label smoothing %g must be in [0, 1)", o->label_smoothing);
+    const gr_node *last = &m->nodes[m->n_nodes - 1];
+    if (!(last->s.op == GR_OP_SOFTMAX || (last->s.op == GR_OP_DENSE && last->s.act == GR_ACT_SOFTMAX) ||
+          (last->s.op == GR_OP_ACTIVATION && last->s.act == GR_ACT_SOFTMAX)))
+        return gr_error_set(err, GR_ERR_ARG,
+                            "the model's last layer '%s' must end in softmax for categorical cross-entropy",
+                            last->s.name);
+    for (int i = first; i < m->n_nodes; i++)
+        for (int k = 0; k < m->nodes[i].n_in; k++)
+            if (m->nodes[i].in[k] < first - 1)
+                return gr_error_set(err, GR_ERR_UNSUPPORTED,
+                                    "trainable layer '%s' reads layer '%s', below the first trainable layer's input",
+                                    m->nodes[i].s.name, gr_model_layer_name(m, m->nodes[i].in[k]));
+    return GR_OK;
+}
+
 gr_trainer *gr_trainer_new(gr_model *m, int first, const gr_trainer_opts *o, gr_error *err) {
     gr_error local;
     if (!err) err = &local;
-    if (first < 0 || first >= m->n_nodes) {
-        gr_error_set(err, GR_ERR_ARG, "trainer: first trainable layer %d of %d", first, m->n_nodes);
-        return NULL;
-    }
-    if (o->max_batch <= 0) {
-        gr_error_set(err, GR_ERR_ARG, "trainer: batch size %d must be positive", o->max_batch);
-        return NULL;
-    }
-    if (!(o->optim.lr > 0) || o->optim.decay < 0 || o->optim.momentum < 0 || o->optim.momentum >= 1) {
-        gr_error_set(err, GR_ERR_ARG, "optimizer: lr %g must be > 0, decay %g >= 0, momentum %g in [0, 1)",
-                     o->optim.lr, o->optim.decay, o->optim.momentum);
-        return NULL;
-    }
-    if (o->label_smoothing < 0 || o->label_smoothing >= 1) {
-        gr_error_set(err, GR_ERR_ARG, "label smoothing %g must be in [0, 1)", o->label_smoothing);
-        return NULL;
-    }
-    const gr_node *last = &m->nodes[m->n_nodes - 1];
-    if (!(last->s.op == GR_OP_SOFTMAX || (last->s.op == GR_OP_DENSE && last->s.act == GR_ACT_SOFTMAX) ||
-          (last->s.op == GR_OP_ACTIVATION && last->s.act == GR_ACT_SOFTMAX))) {
-        gr_error_set(err, GR_ERR_ARG,
-                     "the model's last layer '%s' must end in softmax for categorical cross-entropy",
-                     last->s.name);
-        return NULL;
-    }
-    for (int i = first; i < m->n_nodes; i++)
-        for (int k = 0; k < m->nodes[i].n_in; k++)
-            if (m->nodes[i].in[k] < first - 1) {
-                gr_error_set(err, GR_ERR_UNSUPPORTED,
-                             "trainable layer '%s' reads layer '%s', below the first trainable layer's input",
-                             m->nodes[i].s.name, gr_model_layer_name(m, m->nodes[i].in[k]));
-                return NULL;
-            }
+    if (check_args(m, first, o, err) != GR_OK) return NULL;
     gr_trainer *t = gr_calloc(1, sizeof *t, err);
     if (!t) return NULL;
     t->m = m; t->first = first; t->n = m->n_nodes; t->o = *o;
@@ -366,7 +322,7 @@ static void kernel_range(const gr_trainer *t, int i, size_t *lo, size_t *hi) {
 
 /* Whether any of g[0..n) is Inf or NaN: an exponent of all ones, tested on
  * the bits so that the loop vectorizes; split over threads when large.     */
-static bool any_nonfinite(const float *g, size_t n) {
+bool gr_grad_nonfinite(const float *g, size_t n) {
     uint32_t bad = 0;
 #pragma omp parallel for simd schedule(static) reduction(| : bad) if (parallel: n > 262144)
     for (size_t k = 0; k < n; k++) {
@@ -380,8 +336,8 @@ static bool any_nonfinite(const float *g, size_t n) {
 /* Forward and backward of one batch.  fuse: large dense kernels leave their
  * gradient to dense_step_fused (t->deferred marks them); their part of
  * t->grad is then neither zeroed nor filled.                              */
-static gr_status gradients(gr_trainer *t, const float *x, const int *labels, int B, int div, float *loss,
-                           int *correct, bool fuse, gr_error *err) {
+gr_status gr_trainer_batch_gradients(gr_trainer *t, const float *x, const int *labels, int B, int div,
+                                     float *loss, int *correct, bool fuse, gr_error *err) {
     gr_model *m = t->m;
     if (B <= 0 || B > t->o.max_batch)
         return gr_error_set(err, GR_ERR_ARG, "trainer: batch %d (max %d)", B, t->o.max_batch);
@@ -437,10 +393,10 @@ static gr_status gradients(gr_trainer *t, const float *x, const int *labels, int
         if (!t->deferred[i - t->first]) continue;
         size_t lo, hi;
         kernel_range(t, i, &lo, &hi);
-        bad = any_nonfinite(t->grad + done, lo - done);
+        bad = gr_grad_nonfinite(t->grad + done, lo - done);
         done = hi;
     }
-    if (bad || any_nonfinite(t->grad + done, t->np - done))
+    if (bad || gr_grad_nonfinite(t->grad + done, t->np - done))
         return gr_error_set(err, GR_ERR_NUMERIC,
                             "a non-finite gradient at iteration %lld: lower the learning rate (now %g)",
                             (long long)t->it, gr_optim_lr(&t->o.optim, t->it));
@@ -451,7 +407,7 @@ gr_status gr_trainer_gradients(gr_trainer *t, const float *x, const int *labels,
                                float *loss, int *correct, gr_error *err) {
     gr_error local;
     if (!err) err = &local;
-    return gradients(t, x, labels, B, B, loss, correct, false, err);
+    return gr_trainer_batch_gradients(t, x, labels, B, B, loss, correct, false, err);
 }
 
 float *gr_trainer_grad(gr_trainer *t, size_t *offset, size_t *count) {
@@ -498,7 +454,7 @@ static gr_status dense_step_fused(gr_trainer *t, int i, const float *x, int B, g
                 failed = 1;
                 continue;
             }
-            if (any_nonfinite(g, cnt)) {
+            if (gr_grad_nonfinite(g, cnt)) {
                 bad = 1;
                 continue;
             }
@@ -515,20 +471,18 @@ static gr_status dense_step_fused(gr_trainer *t, int i, const float *x, int B, g
     return GR_OK;
 }
 
-static gr_status apply_update(gr_trainer *t, const float *x, int B, gr_error *err);
-
 gr_status gr_trainer_step(gr_trainer *t, const float *x, const int *labels, int B, float *loss,
                           int *correct, gr_error *err) {
     gr_error local;
     if (!err) err = &local;
-    gr_status st = gradients(t, x, labels, B, B, loss, correct, true, err);
+    gr_status st = gr_trainer_batch_gradients(t, x, labels, B, B, loss, correct, true, err);
     if (st != GR_OK) return st;
-    return apply_update(t, x, B, err);
+    return gr_trainer_apply_update(t, x, B, err);
 }
 
 /* The update of a step whose gradients are in t->grad (and, for deferred
  * fused kernels, still to be computed from the batch x of B rows).        */
-static gr_status apply_update(gr_trainer *t, const float *x, int B, gr_error *err) {
+gr_status gr_trainer_apply_update(gr_trainer *t, const float *x, int B, gr_error *err) {
     gr_status st = GR_OK;
     /* per parameter: fixed statistics never move; fused kernels update themselves */
     const gr_model *m = t->m;
@@ -563,60 +517,3 @@ void gr_trainer_state(gr_trainer *t, float **s1, float **s2, size_t *n, int64_t 
 void gr_trainer_set_lr(gr_trainer *t, float lr) { t->o.optim.lr = lr; }
 
 gr_optim *gr_trainer_optim(gr_trainer *t) { return &t->o.optim; }
-/* Data-parallel step: the gradients of this rank's rows, scaled for the
- * global batch ((p - y) / total), the batch's loss sum, correct count and
- * flag after them in one buffer, summed over the ranks by one all-reduce;
- * then every rank applies the same update (the fused dense path is off:
- * the whole gradient must exist before the reduction).  Non-finite values
- * are checked on the sums, so every rank fails alike.                     */
-gr_status gr_trainer_step_dist(gr_trainer *t, const float *x, const int *labels, int B, int lo, int total,
-                               float *loss, int *correct, int *flag, gr_error *err) {
-    gr_error local;
-    if (!err) err = &local;
-    if (total <= 0 || B < 0 || lo < 0 || lo + B > total)
-        return gr_error_set(err, GR_ERR_ARG, "trainer: rows [%d, %d) of a global batch of %d", lo, lo + B, total);
-    t->shard_lo = lo;
-    t->shard_total = total;
-    gr_status st = GR_OK;
-    float l = 0;
-    int c = 0;
-    if (B > 0) {
-        st = gradients(t, x, labels, B, total, &l, &c, false, err);
-    } else {   /* no rows here: a zero gradient, and the dropout draws of the other rows */
-        for (int i = t->first; i < t->n; i++) t->deferred[i - t->first] = false;
-        memset(t->grad, 0, t->np * sizeof(float));
-        for (int i = t->first; i < t->n; i++)
-            if (gr_op_get(t->m->nodes[i].s.op)->flags & GR_OPF_RNG)
-                for (int64_t k = 0; k < (int64_t)total * node_out(t->m, i); k++) gr_rng_uniform(&t->rng);
-    }
-    t->shard_lo = t->shard_total = 0;
-    if (st != GR_OK) return st;   /* (a local failure: the caller ends the job) */
-    float *g = t->grad;
-    g[t->np] = l;            /* this rank's loss sum / total */
-    g[t->np + 1] = (float)c;
-    g[t->np + 2] = (float)(flag ? *flag : 0);
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    if ((st = gr_dist_sum_f32(g, t->np + DIST_EXTRA, err)) != GR_OK) return st;
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    t->reduce_s += (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
-    t->reduce_steps++;
-    if (loss) *loss = g[t->np];
-    if (correct) *correct = (int)lrintf(g[t->np + 1]);
-    if (flag) *flag = (int)lrintf(g[t->np + 2]);
-    if (!isfinite(g[t->np]))
-        return gr_error_set(err, GR_ERR_NUMERIC,
-                            "the loss became %g at iteration %lld: lower the learning rate (now %g)",
-                            (double)g[t->np], (long long)t->it, gr_optim_lr(&t->o.optim, t->it));
-    if (any_nonfinite(g, t->np))
-        return gr_error_set(err, GR_ERR_NUMERIC,
-                            "a non-finite gradient at iteration %lld: lower the learning rate (now %g)",
-                            (long long)t->it, gr_optim_lr(&t->o.optim, t->it));
-    return apply_update(t, x, B, err);
-}
-
-double gr_trainer_reduce_seconds(const gr_trainer *t, int64_t *steps, size_t *floats) {
-    if (steps) *steps = t->reduce_steps;
-    if (floats) *floats = t->np + DIST_EXTRA;
-    return t->reduce_s;
-}
