@@ -67,69 +67,10 @@ static const float *const *in_ptrs(const gr_node *n, int from, const float *x, f
     return tmp;
 }
 
-/* The reference forward of one node (inference mode). */
-static void node_forward_ref(gr_model *m, int i, const float *const *ins, float *out, int B) {
-    const gr_node *n = &m->nodes[i];
-    const gr_layer_spec *s = &n->s;
-    int64_t isz = (int64_t)n->ih * n->iw * n->ic, osz = (int64_t)n->oh * n->ow * n->oc;
-    const float *in = ins[0];
-    switch (s->op) {
-    case GR_OP_CONV2D: {
-        gr_conv_dims d = gr_node_conv_dims(m, i, B);
-        int pb = gr_node_param(m, i, "bias");
-        gr_conv2d_forward(out, in, gr_param_data(m, gr_node_param(m, i, "kernel")),
-                          pb >= 0 ? gr_param_data(m, pb) : NULL, &d);
-        break;
-    }
-    case GR_OP_DENSE: {
-        int pb = gr_node_param(m, i, "bias");
-        gr_dense_forward(out, in, gr_param_data(m, gr_node_param(m, i, "kernel")),
-                         pb >= 0 ? gr_param_data(m, pb) : NULL, B, n->ic, n->oc);
-        break;
-    }
-    case GR_OP_BATCHNORM:
-        gr_batchnorm_forward(out, in, gr_param_data(m, n->p0), gr_param_data(m, n->p0 + 1),
-                             gr_param_data(m, n->p0 + 2), gr_param_data(m, n->p0 + 3), s->eps,
-                             (int64_t)B * n->ih * n->iw, n->ic);
-        break;
-    case GR_OP_ACTIVATION:
-        if (s->act == GR_ACT_SOFTMAX) gr_softmax_forward(out, in, (int64_t)B * n->oh * n->ow, n->oc);
-        else gr_act_forward(out, in, (size_t)(B * osz), s->act, s->alpha);
-        return;
-    case GR_OP_MAXPOOL: {
-        gr_pool_dims d = gr_node_pool_dims(m, i, B);
-        gr_maxpool_forward(out, in, &d);
-        break;
-    }
-    case GR_OP_AVGPOOL: {
-        gr_pool_dims d = gr_node_pool_dims(m, i, B);
-        gr_avgpool_forward(out, in, &d);
-        break;
-    }
-    case GR_OP_GLOBAL_AVGPOOL: gr_gap_forward(out, in, B, n->ih * n->iw, n->ic); break;
-    case GR_OP_SOFTMAX: gr_softmax_forward(out, in, (int64_t)B * n->oh * n->ow, n->oc); return;
-    case GR_OP_ADD: gr_add_forward(out, ins, n->n_in, (size_t)(B * osz)); break;
-    case GR_OP_CONCAT: {
-        int cs[GR_MAX_INPUTS];
-        for (int k = 0; k < n->n_in; k++) cs[k] = (int)(gr_node_size(m, n->in[k]) / (n->oh * n->ow));
-        gr_concat_forward(out, ins, cs, n->n_in, (int64_t)B * n->oh * n->ow);
-        break;
-    }
-    case GR_OP_STANDARDIZE:
-        gr_standardize_forward(out, in, gr_param_data(m, n->p0), gr_param_data(m, n->p0 + 1), B,
-                               (int)isz);
-        break;
-    case GR_OP_FLATTEN:
-    case GR_OP_DROPOUT:   /* identity in inference */
-    default:
-        memcpy(out, in, (size_t)(B * isz) * sizeof(float));
-        return;
-    }
-    /* fused activation of conv / dense / add (darknet shortcut) */
-    if (s->op == GR_OP_CONV2D || s->op == GR_OP_DENSE || s->op == GR_OP_ADD) {
-        if (s->act == GR_ACT_SOFTMAX) gr_softmax_forward(out, out, (int64_t)B * n->oh * n->ow, n->oc);
-        else if (s->act != GR_ACT_LINEAR) gr_act_forward(out, out, (size_t)(B * osz), s->act, s->alpha);
-    }
+/* The reference forward of one node (inference mode): its op's, as training runs it. */
+static void node_forward_ref(const gr_model *m, int i, const float *const *ins, float *out, int B) {
+    gr_op_run r = gr_node_run(m, i, B, ins);
+    gr_op_forward(&r, out);
 }
 
 gr_status gr_node_forward_infer(gr_model *m, int i, const float *const *ins, float *out, int B,

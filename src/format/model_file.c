@@ -80,16 +80,14 @@ static char *architecture_json(const gr_model *m, gr_error *err) {
             }
         }
         if (s->groups > 1) json_object_object_add(l, "groups", json_object_new_int(s->groups));
-        if (s->op == GR_OP_CONV2D || s->op == GR_OP_DENSE)
-            json_object_object_add(l, "use_bias", json_object_new_boolean(s->use_bias));
-        if (s->act != GR_ACT_LINEAR || s->op == GR_OP_ACTIVATION)
+        unsigned attrs = gr_op_get(s->op)->attrs;   /* what the op's spec holds (ops/op.h) */
+        if (attrs & GR_ATTR_BIAS) json_object_object_add(l, "use_bias", json_object_new_boolean(s->use_bias));
+        if (s->act != GR_ACT_LINEAR || (attrs & GR_ATTR_ACT))
             json_object_object_add(l, "activation", json_object_new_string(gr_act_name(s->act)));
         if (s->alpha != 0) json_object_object_add(l, "alpha", json_object_new_double(s->alpha));
-        if (s->op == GR_OP_BATCHNORM) {
-            json_object_object_add(l, "epsilon", json_object_new_double(s->eps));
-            json_object_object_add(l, "momentum", json_object_new_double(s->momentum));
-        }
-        if (s->op == GR_OP_DROPOUT) json_object_object_add(l, "rate", json_object_new_double(s->rate));
+        if (attrs & (GR_ATTR_NORM | GR_ATTR_EPS)) json_object_object_add(l, "epsilon", json_object_new_double(s->eps));
+        if (attrs & GR_ATTR_NORM) json_object_object_add(l, "momentum", json_object_new_double(s->momentum));
+        if (attrs & GR_ATTR_RATE) json_object_object_add(l, "rate", json_object_new_double(s->rate));
         json_object_object_add(l, "inputs", ints(n->in, n->n_in));
         json_object_object_add(l, "frozen", json_object_new_boolean(n->frozen));
         json_object_array_add(layers, l);
@@ -216,9 +214,7 @@ static gr_model *build(json_object *root, const char *path, gr_error *err) {
         memset(&s, 0, sizeof s);
         const char *name = jstr(l, "name"), *op = jstr(l, "op"), *act = jstr(l, "activation"),
                    *pad = jstr(l, "padding");
-        s.op = GR_OP__COUNT;
-        for (int k = 1; op && k < GR_OP__COUNT; k++)
-            if (!strcmp(op, gr_op_name((gr_op)k))) s.op = (gr_op)k;
+        s.op = op ? gr_op_parse(op) : GR_OP__COUNT;
         if (!name || s.op == GR_OP__COUNT) {
             gr_error_set(err, GR_ERR_FORMAT, "%s: layer %d has no name or an unknown op '%s'", path, i,
                          op ? op : "(none)");

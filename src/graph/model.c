@@ -60,22 +60,6 @@ gr_layer_spec gr_named(gr_layer_spec s, const char *name) {
     return s;
 }
 
-static const char *op_names[GR_OP__COUNT] = {
-    "input", "conv2d", "batch_normalization", "activation", "max_pooling2d",
-    "average_pooling2d", "global_average_pooling2d", "flatten", "dense", "dropout",
-    "softmax", "add", "concatenate", "standardize"};
-const char *gr_op_name(gr_op op) { return (unsigned)op < GR_OP__COUNT ? op_names[op] : "?"; }
-
-static const char *act_names[GR_ACT__COUNT] = {"linear", "relu", "leaky", "relu6",
-                                               "sigmoid", "tanh", "softmax"};
-const char *gr_act_name(gr_act a) { return (unsigned)a < GR_ACT__COUNT ? act_names[a] : "?"; }
-int gr_act_parse(const char *s, gr_act *out) {
-    for (int i = 0; i < GR_ACT__COUNT; i++)
-        if (!strcmp(s, act_names[i])) { *out = (gr_act)i; return 0; }
-    if (!strcmp(s, "none")) { *out = GR_ACT_LINEAR; return 0; }
-    return -1;
-}
-
 static const char *prep_names[] = {"none", "caffe", "torch", "tf", "darknet"};
 const char *gr_preprocess_name(gr_preprocess p) {
     return (unsigned)p < 5 ? prep_names[p] : "?";
@@ -343,37 +327,78 @@ static void auto_name(gr_model *m, gr_layer_spec *s) {
     }
 }
 
-/* Resolves one spatial dimension of a conv or pool (k, s, pads <= GR_MAX_WINDOW,
- * checked by the caller, so nothing here overflows). */
-static int out_dim(int in, int k, int s, gr_padding pad, int *pt, int *pb, int forced) {
-    if (pad == GR_PAD_SAME) {
-        int out = (in + s - 1) / s;
-        int64_t t64 = (int64_t)(out - 1) * s + k - in;
-        int total = t64 > GR_MAX_WINDOW ? GR_MAX_WINDOW : (int)t64;
-        if (total < 0) total = 0;
-        *pt = total / 2;
-        *pb = total - *pt;
-        return out;
+/* The inputs of node id from spec s (none given: the previous layer). */
+static gr_status node_inputs(gr_node *n, const gr_layer_spec *s, int id, gr_error *err) {
+    if (s->n_inputs <= 0) {
+        n->n_in = 1;
+        n->in[0] = id - 1;
+        return GR_OK;
     }
-    if (pad == GR_PAD_VALID) *pt = *pb = 0;
-    if (forced > 0) return forced;
-    int span = in + *pt + *pb - k;
-    return span < 0 ? 0 : span / s + 1;
+    if (s->n_inputs > GR_MAX_INPUTS)
+        return gr_error_set(err, GR_ERR_ARG, "layer '%s': %d inputs (at most %d)", s->name, s->n_inputs,
+                            GR_MAX_INPUTS);
+    n->n_in = s->n_inputs;
+    for (int k = 0; k < s->n_inputs; k++) {
+        if (s->inputs[k] < -1 || s->inputs[k] >= id)
+            return gr_error_set(err, GR_ERR_ARG, "layer '%s': input %d is not an earlier layer", s->name,
+                                s->inputs[k]);
+        n->in[k] = s->inputs[k];
+    }
+    return GR_OK;
 }
 
-/* A shape error naming the layer and its op, then the printf-style detail. */
-static gr_status bad(gr_error *err, const gr_layer_spec *s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static gr_status bad(gr_error *err, const gr_layer_spec *s, const char *fmt, ...) {
-    char what[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
-    va_end(ap);
-    return gr_error_set(err, GR_ERR_SHAPE, "layer '%s' (%s): %s", s->name, gr_op_name(s->op), what);
+/* Windows, strides and pads come from files: bounded before any arithmetic. */
+static gr_status check_window(const gr_layer_spec *s, gr_error *err) {
+    if (s->kh > GR_MAX_WINDOW || s->kw > GR_MAX_WINDOW || s->sh > GR_MAX_WINDOW || s->sw > GR_MAX_WINDOW ||
+        s->pad_t < 0 || s->pad_l < 0 || s->pad_b < 0 || s->pad_r < 0 || s->pad_t > GR_MAX_WINDOW ||
+        s->pad_l > GR_MAX_WINDOW || s->pad_b > GR_MAX_WINDOW || s->pad_r > GR_MAX_WINDOW ||
+        s->out_h < 0 || s->out_w < 0 || s->out_h > GR_MAX_WINDOW || s->out_w > GR_MAX_WINDOW)
+        return gr_error_set(err, GR_ERR_SHAPE, "layer '%s' (%s): a kernel, stride, padding or output size out of range "
+                            "(kernel %dx%d, stride %dx%d, pads %d,%d,%d,%d; at most %d)", s->name, gr_op_name(s->op),
+                            s->kh, s->kw, s->sh, s->sw, s->pad_t, s->pad_l, s->pad_b, s->pad_r, GR_MAX_WINDOW);
+    return GR_OK;
+}
+
+/* The shape rule of s's op on node n's inputs: resolves s's defaults, sets
+ * n's shapes. */
+static gr_status node_shape(const gr_model *m, const gr_op_def *def, gr_node *n, gr_layer_spec *s,
+                            gr_error *err) {
+    gr_dims3 in[GR_MAX_INPUTS], out;
+    for (int k = 0; k < n->n_in; k++) gr_model_layer_shape(m, n->in[k], &in[k].h, &in[k].w, &in[k].c);
+    n->ih = in[0].h; n->iw = in[0].w; n->ic = in[0].c;
+    if (check_window(s, err) != GR_OK) return GR_ERR_SHAPE;
+    out = in[0];
+    if (def->shape && def->shape(s, in, n->n_in, &out, err) != GR_OK) return GR_ERR_SHAPE;
+    if (out.c <= 0 || gr_dims3_size(out) > GR_MAX_SAMPLE_FLOATS)
+        return gr_error_set(err, GR_ERR_SHAPE, "layer '%s' (%s): an output of %dx%dx%d per image (limit %lld values)",
+                            s->name, gr_op_name(s->op), out.h, out.w, out.c, (long long)GR_MAX_SAMPLE_FLOATS);
+    n->oh = out.h; n->ow = out.w; n->oc = out.c;
+    return GR_OK;
+}
+
+/* The parameters node id's op declares, added in order and initialized. */
+static gr_status node_params(gr_model *m, const gr_op_def *def, int id, gr_error *err) {
+    gr_node *n = &m->nodes[id];
+    gr_param_decl d[GR_OP_MAX_PARAMS];
+    gr_dims3 in = {n->ih, n->iw, n->ic};
+    int np = def->params ? def->params(&n->s, &in, d) : 0;
+    for (int k = 0; k < np; k++)
+        if (add_param(m, id, d[k].kind, d[k].ndim, d[k].shape, err) < 0) {
+            gr_model_truncate(m, id - 1, NULL);
+            return GR_ERR_SHAPE;
+        }
+    if (np > 0) {
+        n = &m->nodes[id];
+        n->np = m->n_params - n->p0;
+        /* initialize just this node's params (deterministic per index) */
+        gr_model_init_params(m, id, 0);
+    }
+    return GR_OK;
 }
 
 int gr_model_append(gr_model *m, gr_layer_spec s, gr_error *err) {
-    if ((unsigned)s.op >= GR_OP__COUNT || s.op == GR_OP_INPUT) {
+    const gr_op_def *def = gr_op_get(s.op);
+    if (!def) {
         gr_error_set(err, GR_ERR_ARG, "layer '%s': unknown op %d", s.name, (int)s.op);
         return -1;
     }
@@ -392,141 +417,29 @@ int gr_model_append(gr_model *m, gr_layer_spec s, gr_error *err) {
     int id = m->n_nodes;
     gr_node *n = &m->nodes[id];
     memset(n, 0, sizeof *n);
-    if (s.n_inputs <= 0) { n->n_in = 1; n->in[0] = id - 1; }
-    else {
-        if (s.n_inputs > GR_MAX_INPUTS) {
-            gr_error_set(err, GR_ERR_ARG, "layer '%s': %d inputs (at most %d)", s.name, s.n_inputs, GR_MAX_INPUTS);
-            return -1;
-        }
-        n->n_in = s.n_inputs;
-        for (int k = 0; k < s.n_inputs; k++) {
-            if (s.inputs[k] < -1 || s.inputs[k] >= id) {
-                gr_error_set(err, GR_ERR_ARG, "layer '%s': input %d is not an earlier layer", s.name, s.inputs[k]);
-                return -1;
-            }
-            n->in[k] = s.inputs[k];
-        }
-    }
-    int H, W, C;
-    gr_model_layer_shape(m, n->in[0], &H, &W, &C);
-    n->ih = H; n->iw = W; n->ic = C;
-    /* windows, strides and pads come from files: bounded before any arithmetic */
-    if (s.kh > GR_MAX_WINDOW || s.kw > GR_MAX_WINDOW || s.sh > GR_MAX_WINDOW || s.sw > GR_MAX_WINDOW ||
-        s.pad_t < 0 || s.pad_l < 0 || s.pad_b < 0 || s.pad_r < 0 || s.pad_t > GR_MAX_WINDOW ||
-        s.pad_l > GR_MAX_WINDOW || s.pad_b > GR_MAX_WINDOW || s.pad_r > GR_MAX_WINDOW ||
-        s.out_h < 0 || s.out_w < 0 || s.out_h > GR_MAX_WINDOW || s.out_w > GR_MAX_WINDOW) {
-        gr_error_set(err, GR_ERR_SHAPE, "layer '%s' (%s): a kernel, stride, padding or output size out of range "
-                     "(kernel %dx%d, stride %dx%d, pads %d,%d,%d,%d; at most %d)", s.name, gr_op_name(s.op),
-                     s.kh, s.kw, s.sh, s.sw, s.pad_t, s.pad_l, s.pad_b, s.pad_r, GR_MAX_WINDOW);
-        return -1;
-    }
-    int OH = H, OW = W, OC = C;
-    int64_t shp[4];
-    int need_params = 0;
-    switch (s.op) {
-    case GR_OP_CONV2D:
-        if (s.units <= 0 || s.kh <= 0 || s.kw <= 0) {
-            bad(err, &s, "filters %d and kernel %dx%d must be positive", s.units, s.kh, s.kw);
-            return -1;
-        }
-        if (s.sh <= 0) s.sh = 1;
-        if (s.sw <= 0) s.sw = 1;
-        if (s.groups <= 0) s.groups = 1;
-        if (C % s.groups || s.units % s.groups) {
-            bad(err, &s, "groups %d must divide input channels %d and filters %d", s.groups, C, s.units);
-            return -1;
-        }
-        OH = out_dim(H, s.kh, s.sh, s.padding, &s.pad_t, &s.pad_b, 0);
-        OW = out_dim(W, s.kw, s.sw, s.padding, &s.pad_l, &s.pad_r, 0);
-        OC = s.units;
-        if (OH <= 0 || OW <= 0) {
-            bad(err, &s, "a %dx%d input is too small for this kernel (output %dx%d)", H, W, OH, OW);
-            return -1;
-        }
-        need_params = 1;
-        break;
-    case GR_OP_MAXPOOL:
-    case GR_OP_AVGPOOL:
-        if (s.kh <= 0 || s.kw <= 0) { bad(err, &s, "pool size %dx%d must be positive", s.kh, s.kw); return -1; }
-        if (s.sh <= 0) s.sh = s.kh;
-        if (s.sw <= 0) s.sw = s.kw;
-        OH = out_dim(H, s.kh, s.sh, s.padding, &s.pad_t, &s.pad_b, s.out_h);
-        OW = out_dim(W, s.kw, s.sw, s.padding, &s.pad_l, &s.pad_r, s.out_w);
-        if (OH <= 0 || OW <= 0) {
-            bad(err, &s, "a %dx%d input is too small for a %d-wide pool", H, W, s.kh);
-            return -1;
-        }
-        break;
-    case GR_OP_GLOBAL_AVGPOOL: OH = OW = 1; break;
-    case GR_OP_FLATTEN: OH = OW = 1; OC = H * W * C; break;
-    case GR_OP_DENSE:
-        if (H != 1 || W != 1) {
-            bad(err, &s, "needs a flat input but gets %dx%dx%d: put flatten or global average pooling before it", H, W, C);
-            return -1;
-        }
-        if (s.units <= 0) { bad(err, &s, "units %d must be positive", s.units); return -1; }
-        OC = s.units;
-        need_params = 1;
-        break;
-    case GR_OP_BATCHNORM:
-        if (s.eps <= 0) s.eps = 1e-3f;
-        if (s.momentum <= 0) s.momentum = 0.99f;
-        need_params = 1;
-        break;
-    case GR_OP_DROPOUT:
-        if (!(s.rate >= 0 && s.rate < 1)) { bad(err, &s, "rate %g must be in [0, 1)", (double)s.rate); return -1; }
-        break;
-    case GR_OP_ADD:
-    case GR_OP_CONCAT:
-        if (s.op == GR_OP_CONCAT) OC = 0;
-        for (int k = 0; k < n->n_in; k++) {
-            int h2, w2, c2;
-            gr_model_layer_shape(m, n->in[k], &h2, &w2, &c2);
-            if (h2 != H || w2 != W || (s.op == GR_OP_ADD && c2 != C)) {
-                bad(err, &s, "inputs differ in shape (input %d is %dx%d)", k, h2, w2);
-                return -1;
-            }
-            if (s.op == GR_OP_CONCAT) OC += c2;
-        }
-        break;
-    case GR_OP_STANDARDIZE: need_params = 1; break;
-    default: break;
-    }
-    if (OC <= 0 || (int64_t)OH * OW * OC > GR_MAX_SAMPLE_FLOATS) {
-        gr_error_set(err, GR_ERR_SHAPE, "layer '%s' (%s): an output of %dx%dx%d per image (limit %lld values)",
-                     s.name, gr_op_name(s.op), OH, OW, OC, (long long)GR_MAX_SAMPLE_FLOATS);
-        return -1;
-    }
+    if (node_inputs(n, &s, id, err) != GR_OK || node_shape(m, def, n, &s, err) != GR_OK) return -1;
     n->s = s;
-    n->oh = OH; n->ow = OW; n->oc = OC;
     n->p0 = m->n_params;
     m->n_nodes++;
-    if (need_params) {
-        int ok = 1;
-        if (s.op == GR_OP_CONV2D) {
-            shp[0] = s.kh; shp[1] = s.kw; shp[2] = C / s.groups; shp[3] = s.units;
-            ok = add_param(m, id, "kernel", 4, shp, err) >= 0;
-            if (ok && s.use_bias) { shp[0] = s.units; ok = add_param(m, id, "bias", 1, shp, err) >= 0; }
-        } else if (s.op == GR_OP_DENSE) {
-            shp[0] = C; shp[1] = s.units;
-            ok = add_param(m, id, "kernel", 2, shp, err) >= 0;
-            if (ok && s.use_bias) { shp[0] = s.units; ok = add_param(m, id, "bias", 1, shp, err) >= 0; }
-        } else if (s.op == GR_OP_BATCHNORM) {
-            const char *k[] = {"gamma", "beta", "moving_mean", "moving_variance"};
-            shp[0] = C;
-            for (int i = 0; i < 4 && ok; i++) ok = add_param(m, id, k[i], 1, shp, err) >= 0;
-        } else if (s.op == GR_OP_STANDARDIZE) {
-            shp[0] = (int64_t)H * W * C;
-            ok = add_param(m, id, "mean", 1, shp, err) >= 0 && add_param(m, id, "std", 1, shp, err) >= 0;
-        }
-        if (!ok) { gr_model_truncate(m, id - 1, NULL); return -1; }
-        n = &m->nodes[id];
-        n->np = m->n_params - n->p0;
-        /* initialize just this node's params (deterministic per index) */
-        gr_model_init_params(m, id, 0);
-    }
+    if (node_params(m, def, id, err) != GR_OK) return -1;
     m->w_version++;
     return id;
+}
+
+gr_op_run gr_node_run(const gr_model *m, int node, int B, const float *const *ins) {
+    const gr_node *n = &m->nodes[node];
+    gr_op_run r;
+    memset(&r, 0, sizeof r);
+    r.s = &n->s;
+    r.B = B;
+    r.n_in = n->n_in;
+    for (int k = 0; k < n->n_in; k++) {
+        gr_model_layer_shape(m, n->in[k], &r.in[k].h, &r.in[k].w, &r.in[k].c);
+        r.ins[k] = ins[k];
+    }
+    r.out = (gr_dims3){n->oh, n->ow, n->oc};
+    for (int k = 0; k < n->np && k < GR_OP_MAX_PARAMS; k++) r.p[k] = m->w + m->params[n->p0 + k].offset;
+    return r;
 }
 
 gr_status gr_stack_n(gr_model *m, gr_error *err, int n, const gr_layer_spec *specs) {

@@ -11,15 +11,13 @@
 #include <stdarg.h>
 #include "graft.h"
 #include "core/core.h"
-#include "ops/ops.h"
-
-#define GR_MAX_INPUTS 4
+#include "ops/op.h"
 
 /* Limits checked before allocating (sizes read from files): values per
- * image at any node (1 GiB of float32) and a kernel/stride/pad/pool size;
- * the parameters must also fit in gr_memory_budget() (core.h).            */
+ * image at any node (1 GiB of float32) and a kernel/stride/pad/pool size
+ * (GR_MAX_WINDOW, ops/op.h); the parameters must also fit in
+ * gr_memory_budget() (core.h).                                            */
 #define GR_MAX_SAMPLE_FLOATS ((int64_t)1 << 28)
-#define GR_MAX_WINDOW 65536
 
 typedef struct {
     char name[96];       /* "<layer>/<kind>" */
@@ -91,9 +89,12 @@ int gr_node_param(const gr_model *m, int node, const char *kind);
 /* Output floats per sample of node (-1: the model input). */
 int64_t gr_node_size(const gr_model *m, int node);
 
-/* Fills gr_conv_dims / gr_pool_dims for node with batch B (see layers.h). */
+/* Fills gr_conv_dims / gr_pool_dims for node with batch B (see ops.h). */
 gr_conv_dims gr_node_conv_dims(const gr_model *m, int node, int B);
 gr_pool_dims gr_node_pool_dims(const gr_model *m, int node, int B);
+/* The op-table view of node for a batch of B with inputs ins (shapes,
+ * spec, parameters; inference mode, no training state).                    */
+gr_op_run gr_node_run(const gr_model *m, int node, int B, const float *const *ins);
 
 /* exec.c: GR_OK when the B outputs of node (-1: the last) in out are all
  * finite; else GR_ERR_NUMERIC naming the layer, the count and the image.   */

@@ -7,7 +7,8 @@
  * alpha, relu6'(0) = relu6'(6) = 0), as PyTorch does.
  * GR_ACT_SOFTMAX is not elementwise (use gr_softmax_*): here it copies.    */
 #include <math.h>
-#include "ops/ops.h"
+#include <string.h>
+#include "ops/op.h"
 
 static float sigmoidf_(float x) {
     /* stable on both tails */
@@ -93,3 +94,75 @@ void gr_softmax_backward(const float *dout, const float *out, int64_t N, int C, 
         for (int c = 0; c < C; c++) dx[c] += y[c] * (float)(dy[c] - s);
     }
 }
+
+/* ---- names -------------------------------------------------------------------*/
+static const char *const act_names[GR_ACT__COUNT] = {
+    [GR_ACT_LINEAR] = "linear", [GR_ACT_RELU] = "relu",       [GR_ACT_LEAKY] = "leaky",
+    [GR_ACT_RELU6] = "relu6",   [GR_ACT_SIGMOID] = "sigmoid", [GR_ACT_TANH] = "tanh",
+    [GR_ACT_SOFTMAX] = "softmax",
+};
+const char *gr_act_name(gr_act a) { return (unsigned)a < GR_ACT__COUNT ? act_names[a] : "?"; }
+int gr_act_parse(const char *s, gr_act *out) {
+    for (int i = 0; i < GR_ACT__COUNT; i++)
+        if (!strcmp(s, act_names[i])) { *out = (gr_act)i; return 0; }
+    if (!strcmp(s, "none")) { *out = GR_ACT_LINEAR; return 0; }
+    return -1;
+}
+
+bool gr_act_needs_input(gr_act act) {
+    (void)act;
+    return false;
+}
+
+/* dy <- dy * f'(.) in place: from the output y (relu kinks take the "off" side). */
+void gr_act_grad_inplace(float *dy, const float *x, const float *y, size_t n, gr_act act, float alpha) {
+    (void)x;
+    switch (act) {
+    case GR_ACT_RELU:   /* the common case, over whole conv activations: elementwise, split over threads */
+#pragma omp parallel for simd schedule(static) if (parallel: n > 262144)
+        for (size_t k = 0; k < n; k++) dy[k] = y[k] > 0 ? dy[k] : 0.0f;
+        break;
+    case GR_ACT_LEAKY: for (size_t k = 0; k < n; k++) if (!(y[k] > 0)) dy[k] *= alpha; break;
+    case GR_ACT_RELU6: for (size_t k = 0; k < n; k++) if (!(y[k] > 0 && y[k] < 6)) dy[k] = 0; break;
+    case GR_ACT_SIGMOID: for (size_t k = 0; k < n; k++) dy[k] *= y[k] * (1 - y[k]); break;
+    case GR_ACT_TANH: for (size_t k = 0; k < n; k++) dy[k] *= 1 - y[k] * y[k]; break;
+    default: break;
+    }
+}
+
+/* ---- the ops: an activation layer (elementwise, or softmax over channels) and
+ * a softmax layer (over the last axis) --------------------------------------- */
+static void act_op_forward(const gr_op_run *r, float *out) {
+    const gr_layer_spec *s = r->s;
+    if (s->act == GR_ACT_SOFTMAX) gr_softmax_forward(out, r->ins[0], (int64_t)r->B * r->out.h * r->out.w, r->out.c);
+    else gr_act_forward(out, r->ins[0], (size_t)((int64_t)r->B * gr_dims3_size(r->out)), s->act, s->alpha);
+}
+
+static void act_op_backward(const gr_op_run *r, const float *out, const float *dout, float *const *din,
+                            float *const *dp) {
+    (void)dp;
+    const gr_layer_spec *s = r->s;
+    if (s->act == GR_ACT_SOFTMAX)
+        gr_softmax_backward(dout, out, (int64_t)r->B * r->out.h * r->out.w, r->out.c, din[0]);
+    else
+        gr_act_backward(dout, r->ins[0], out, (size_t)((int64_t)r->B * gr_dims3_size(r->out)), s->act, s->alpha,
+                        din[0]);
+}
+
+static void softmax_op_forward(const gr_op_run *r, float *out) {
+    gr_softmax_forward(out, r->ins[0], (int64_t)r->B * r->out.h * r->out.w, r->out.c);
+}
+
+static void softmax_op_backward(const gr_op_run *r, const float *out, const float *dout, float *const *din,
+                                float *const *dp) {
+    (void)dp;
+    gr_softmax_backward(dout, out, (int64_t)r->B * r->out.h * r->out.w, r->out.c, din[0]);
+}
+
+const gr_op_def gr_op_activation_def = {
+    .name = "activation", .attrs = GR_ATTR_ACT, .fast = GR_FAST_ACT,
+    .forward = act_op_forward, .backward = act_op_backward,
+};
+const gr_op_def gr_op_softmax_def = {
+    .name = "softmax", .forward = softmax_op_forward, .backward = softmax_op_backward,
+};

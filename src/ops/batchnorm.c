@@ -7,7 +7,7 @@
  * are done in double, channel block by channel block (CB channels on the
  * stack), in row order: deterministic whatever the thread count.           */
 #include <math.h>
-#include "ops/ops.h"
+#include "ops/op.h"
 
 #define BN_CB 64   /* channels per block of per-channel accumulators */
 
@@ -132,3 +132,69 @@ void gr_batchnorm_backward_train(const float *dout, const float *in, const float
         }
     }
 }
+
+void gr_batchnorm_running_update(float *mm, float *mv, const float *bmean, const float *bvar, float momentum,
+                                 int64_t N, int C) {
+    double unb = N > 1 ? (double)N / (double)(N - 1) : 1.0;
+    for (int c = 0; c < C; c++) {
+        mm[c] = momentum * mm[c] + (1 - momentum) * bmean[c];
+        mv[c] = momentum * mv[c] + (1 - momentum) * (float)(bvar[c] * unb);
+    }
+}
+
+/* ---- the op: Keras BatchNormalization over channels ------------------------
+ * params gamma, beta, moving_mean, moving_variance [C]; a training run keeps
+ * the batch mean and variance in aux [2C] and moves the running averages.  */
+static gr_status bn_shape(gr_layer_spec *s, const gr_dims3 *in, int n_in, gr_dims3 *o, gr_error *err) {
+    (void)n_in;
+    (void)err;
+    if (s->eps <= 0) s->eps = 1e-3f;
+    if (s->momentum <= 0) s->momentum = 0.99f;
+    *o = in[0];
+    return GR_OK;
+}
+
+static int bn_params(const gr_layer_spec *s, const gr_dims3 *in, gr_param_decl *d) {
+    (void)s;
+    static const char *k[] = {"gamma", "beta", "moving_mean", "moving_variance"};
+    for (int i = 0; i < 4; i++) d[i] = (gr_param_decl){k[i], 1, {in[0].c}};
+    return 4;
+}
+
+static size_t bn_aux(const gr_layer_spec *s, const gr_dims3 *in, const gr_dims3 *out, int B) {
+    (void)s;
+    (void)out;
+    (void)B;
+    return 2 * (size_t)in[0].c;
+}
+
+static void bn_forward(const gr_op_run *r, float *out) {
+    const gr_layer_spec *s = r->s;
+    int64_t rows = (int64_t)r->B * r->in[0].h * r->in[0].w;
+    int C = r->in[0].c;
+    if (!r->training) {
+        gr_batchnorm_forward(out, r->ins[0], r->p[0], r->p[1], r->p[2], r->p[3], s->eps, rows, C);
+        return;
+    }
+    gr_batchnorm_forward_train(out, r->ins[0], r->p[0], r->p[1], s->eps, rows, C, r->aux, r->aux + C);
+    gr_batchnorm_running_update(r->p[2], r->p[3], r->aux, r->aux + C, s->momentum, rows, C);
+}
+
+static void bn_backward(const gr_op_run *r, const float *out, const float *dout, float *const *din,
+                        float *const *dp) {
+    (void)out;
+    const gr_layer_spec *s = r->s;
+    int64_t rows = (int64_t)r->B * r->in[0].h * r->in[0].w;
+    int C = r->in[0].c;
+    if (r->training)
+        gr_batchnorm_backward_train(dout, r->ins[0], r->p[0], r->aux, r->aux + C, s->eps, rows, C, din[0], dp[0],
+                                    dp[1]);
+    else
+        gr_batchnorm_backward(dout, r->ins[0], r->p[0], r->p[2], r->p[3], s->eps, rows, C, din[0], dp[0], dp[1]);
+}
+
+const gr_op_def gr_op_batchnorm_def = {
+    .name = "batch_normalization", .attrs = GR_ATTR_NORM, .flags = GR_OPF_BATCH_STATS,
+    .fast = GR_FAST_BATCHNORM, .shape = bn_shape, .params = bn_params, .aux_floats = bn_aux,
+    .forward = bn_forward, .backward = bn_backward,
+};

@@ -9,7 +9,7 @@
  * Loops keep the contiguous output-channel dimension innermost.  Every
  * parallel loop gives each thread a disjoint set of output elements and sums
  * in a fixed order, so results do not depend on the number of threads.     */
-#include "ops/ops.h"
+#include "ops/op.h"
 
 /* Forward.  Parallel over (batch, output row); each thread owns whole rows. */
 void gr_conv2d_forward(float *out, const float *in, const float *w, const float *b,
@@ -137,3 +137,52 @@ void gr_conv2d_backward(const float *dout, const float *in, const float *w,
     if (dw) conv_backward_weight(dout, in, d, dw);
     if (db) conv_backward_bias(dout, d, db);
 }
+
+/* ---- the op: Keras Conv2D (HWIO kernel, optional bias, fused activation) -- */
+static gr_status conv_shape(gr_layer_spec *s, const gr_dims3 *in, int n_in, gr_dims3 *o, gr_error *err) {
+    (void)n_in;
+    int H = in[0].h, W = in[0].w, C = in[0].c;
+    if (s->units <= 0 || s->kh <= 0 || s->kw <= 0)
+        return gr_op_bad(err, s, "filters %d and kernel %dx%d must be positive", s->units, s->kh, s->kw);
+    if (s->sh <= 0) s->sh = 1;
+    if (s->sw <= 0) s->sw = 1;
+    if (s->groups <= 0) s->groups = 1;
+    if (C % s->groups || s->units % s->groups)
+        return gr_op_bad(err, s, "groups %d must divide input channels %d and filters %d", s->groups, C, s->units);
+    o->h = gr_op_out_dim(H, s->kh, s->sh, s->padding, &s->pad_t, &s->pad_b, 0);
+    o->w = gr_op_out_dim(W, s->kw, s->sw, s->padding, &s->pad_l, &s->pad_r, 0);
+    o->c = s->units;
+    if (o->h <= 0 || o->w <= 0)
+        return gr_op_bad(err, s, "a %dx%d input is too small for this kernel (output %dx%d)", H, W, o->h, o->w);
+    return GR_OK;
+}
+
+static int conv_params(const gr_layer_spec *s, const gr_dims3 *in, gr_param_decl *d) {
+    d[0] = (gr_param_decl){"kernel", 4, {s->kh, s->kw, in[0].c / s->groups, s->units}};
+    d[1] = (gr_param_decl){"bias", 1, {s->units}};
+    return s->use_bias ? 2 : 1;
+}
+
+static gr_conv_dims conv_dims(const gr_op_run *r) {
+    const gr_layer_spec *s = r->s;
+    gr_conv_dims d = {r->B, r->in[0].h, r->in[0].w, r->in[0].c, r->out.h, r->out.w, r->out.c,
+                      s->kh, s->kw, s->sh, s->sw, s->pad_t, s->pad_l, s->groups};
+    return d;
+}
+
+static void conv_forward(const gr_op_run *r, float *out) {
+    gr_conv_dims d = conv_dims(r);
+    gr_conv2d_forward(out, r->ins[0], r->p[0], r->p[1], &d);
+}
+
+static void conv_backward(const gr_op_run *r, const float *out, const float *dout, float *const *din,
+                          float *const *dp) {
+    (void)out;
+    gr_conv_dims d = conv_dims(r);
+    gr_conv2d_backward(dout, r->ins[0], r->p[0], &d, din[0], dp[0], dp[1]);
+}
+
+const gr_op_def gr_op_conv2d_def = {
+    .name = "conv2d", .attrs = GR_ATTR_BIAS, .flags = GR_OPF_FUSED_ACT, .fast = GR_FAST_CONV,
+    .shape = conv_shape, .params = conv_params, .forward = conv_forward, .backward = conv_backward,
+};

@@ -3,7 +3,7 @@
  *   out[b,o] = b[o] + sum_i in[b,i] * w[i,o]
  * Parallel loops give each thread disjoint outputs and sum in a fixed order
  * (deterministic whatever the thread count).                               */
-#include "ops/ops.h"
+#include "ops/op.h"
 
 #define DENSE_OB 256   /* output columns per forward task */
 
@@ -62,3 +62,35 @@ void gr_dense_backward(const float *dout, const float *in, const float *w,
         }
     }
 }
+
+/* ---- the op: Keras Dense on a flat input (fused activation) -------------- */
+static gr_status dense_shape(gr_layer_spec *s, const gr_dims3 *in, int n_in, gr_dims3 *o, gr_error *err) {
+    (void)n_in;
+    if (in[0].h != 1 || in[0].w != 1)
+        return gr_op_bad(err, s, "needs a flat input but gets %dx%dx%d: put flatten or global average pooling before it",
+                         in[0].h, in[0].w, in[0].c);
+    if (s->units <= 0) return gr_op_bad(err, s, "units %d must be positive", s->units);
+    *o = (gr_dims3){1, 1, s->units};
+    return GR_OK;
+}
+
+static int dense_params(const gr_layer_spec *s, const gr_dims3 *in, gr_param_decl *d) {
+    d[0] = (gr_param_decl){"kernel", 2, {in[0].c, s->units}};
+    d[1] = (gr_param_decl){"bias", 1, {s->units}};
+    return s->use_bias ? 2 : 1;
+}
+
+static void dense_fwd(const gr_op_run *r, float *out) {
+    gr_dense_forward(out, r->ins[0], r->p[0], r->p[1], r->B, r->in[0].c, r->out.c);
+}
+
+static void dense_bwd(const gr_op_run *r, const float *out, const float *dout, float *const *din,
+                      float *const *dp) {
+    (void)out;
+    gr_dense_backward(dout, r->ins[0], r->p[0], r->B, r->in[0].c, r->out.c, din[0], dp[0], dp[1]);
+}
+
+const gr_op_def gr_op_dense_def = {
+    .name = "dense", .attrs = GR_ATTR_BIAS, .flags = GR_OPF_FUSED_ACT, .fast = GR_FAST_DENSE,
+    .shape = dense_shape, .params = dense_params, .forward = dense_fwd, .backward = dense_bwd,
+};

@@ -54,6 +54,10 @@ void gr_batchnorm_forward_train(float *out, const float *in, const float *gamma,
 void gr_batchnorm_backward_train(const float *dout, const float *in, const float *gamma,
                                  const float *bmean, const float *bvar, float eps,
                                  int64_t N, int C, float *din, float *dgamma, float *dbeta);
+/* Keras' running averages after a training batch of N rows: m = mom*m +
+ * (1-mom)*bmean, v = mom*v + (1-mom)*bvar*N/(N-1) (unbiased).             */
+void gr_batchnorm_running_update(float *mm, float *mv, const float *bmean, const float *bvar, float momentum,
+                                 int64_t N, int C);
 
 /* ---- elementwise activations (n values) -------------------------------------
  * GR_ACT_SOFTMAX is not elementwise: use gr_softmax_*.  backward takes the

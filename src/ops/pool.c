@@ -9,7 +9,7 @@
  * Max ties and backward go to the FIRST maximal cell in (ky, kx) order.
  * Backward scatters into din; it runs parallel over images only (each
  * thread owns whole images), so it is race-free and deterministic.        */
-#include "ops/ops.h"
+#include "ops/op.h"
 
 /* Clamp the window [o*S-P, o*S-P+K) to [0, n): writes lo/hi (hi exclusive). */
 static void win_range(int o, int S, int P, int K, int n, int *lo, int *hi) {
@@ -151,3 +151,78 @@ void gr_gap_backward(const float *dout, int B, int HW, int C, float *din) {
             for (int c = 0; c < C; c++) x[c] += g[c] * inv;
         }
 }
+
+/* ---- the ops: max / average pooling (window, stride, padding; darknet's
+ * forced output size) and global average pooling ------------------------- */
+static gr_status pool_shape(gr_layer_spec *s, const gr_dims3 *in, int n_in, gr_dims3 *o, gr_error *err) {
+    (void)n_in;
+    int H = in[0].h, W = in[0].w;
+    if (s->kh <= 0 || s->kw <= 0) return gr_op_bad(err, s, "pool size %dx%d must be positive", s->kh, s->kw);
+    if (s->sh <= 0) s->sh = s->kh;
+    if (s->sw <= 0) s->sw = s->kw;
+    o->h = gr_op_out_dim(H, s->kh, s->sh, s->padding, &s->pad_t, &s->pad_b, s->out_h);
+    o->w = gr_op_out_dim(W, s->kw, s->sw, s->padding, &s->pad_l, &s->pad_r, s->out_w);
+    o->c = in[0].c;
+    if (o->h <= 0 || o->w <= 0)
+        return gr_op_bad(err, s, "a %dx%d input is too small for a %d-wide pool", H, W, s->kh);
+    return GR_OK;
+}
+
+static gr_pool_dims pool_dims(const gr_op_run *r) {
+    const gr_layer_spec *s = r->s;
+    gr_pool_dims d = {r->B, r->in[0].h, r->in[0].w, r->in[0].c, r->out.h, r->out.w, s->kh, s->kw,
+                      s->sh, s->sw, s->pad_t, s->pad_l};
+    return d;
+}
+
+static void maxpool_fwd(const gr_op_run *r, float *out) {
+    gr_pool_dims d = pool_dims(r);
+    gr_maxpool_forward(out, r->ins[0], &d);
+}
+static void maxpool_bwd(const gr_op_run *r, const float *out, const float *dout, float *const *din,
+                        float *const *dp) {
+    (void)out;
+    (void)dp;
+    gr_pool_dims d = pool_dims(r);
+    gr_maxpool_backward(dout, r->ins[0], &d, din[0]);
+}
+static void avgpool_fwd(const gr_op_run *r, float *out) {
+    gr_pool_dims d = pool_dims(r);
+    gr_avgpool_forward(out, r->ins[0], &d);
+}
+static void avgpool_bwd(const gr_op_run *r, const float *out, const float *dout, float *const *din,
+                        float *const *dp) {
+    (void)out;
+    (void)dp;
+    gr_pool_dims d = pool_dims(r);
+    gr_avgpool_backward(dout, &d, din[0]);
+}
+
+static gr_status gap_shape(gr_layer_spec *s, const gr_dims3 *in, int n_in, gr_dims3 *o, gr_error *err) {
+    (void)s;
+    (void)n_in;
+    (void)err;
+    *o = (gr_dims3){1, 1, in[0].c};
+    return GR_OK;
+}
+static void gap_fwd(const gr_op_run *r, float *out) {
+    gr_gap_forward(out, r->ins[0], r->B, r->in[0].h * r->in[0].w, r->in[0].c);
+}
+static void gap_bwd(const gr_op_run *r, const float *out, const float *dout, float *const *din,
+                    float *const *dp) {
+    (void)out;
+    (void)dp;
+    gr_gap_backward(dout, r->B, r->in[0].h * r->in[0].w, r->in[0].c, din[0]);
+}
+
+const gr_op_def gr_op_maxpool_def = {
+    .name = "max_pooling2d", .fast = GR_FAST_POOL, .shape = pool_shape, .forward = maxpool_fwd,
+    .backward = maxpool_bwd,
+};
+const gr_op_def gr_op_avgpool_def = {
+    .name = "average_pooling2d", .fast = GR_FAST_POOL, .shape = pool_shape, .forward = avgpool_fwd,
+    .backward = avgpool_bwd,
+};
+const gr_op_def gr_op_gap_def = {
+    .name = "global_average_pooling2d", .shape = gap_shape, .forward = gap_fwd, .backward = gap_bwd,
+};

@@ -21,8 +21,8 @@ struct gr_trainer {
     int first, n;            /* trainable layers first .. n-1 */
     gr_trainer_opts o;
     float **act, **dact;     /* per layer (index i - first) */
-    float **mask;            /* dropout masks */
-    float **bmean, **bvar;   /* batch-norm batch statistics (training form) */
+    float **aux;             /* per layer: the op's training state (dropout mask, batch statistics) */
+    float **pre;             /* per layer: the fused activation's input, when its derivative needs it */
     size_t off0, np;         /* trainable parameter range in m->w */
     float *grad, *s1, *s2;   /* np floats each */
     int64_t it;
@@ -67,11 +67,10 @@ void gr_trainer_free(gr_trainer *t) {
     for (int j = 0; j < k; j++) {
         if (t->act) free(t->act[j]);
         if (t->dact) free(t->dact[j]);
-        if (t->mask) free(t->mask[j]);
-        if (t->bmean) free(t->bmean[j]);
-        if (t->bvar) free(t->bvar[j]);
+        if (t->aux) free(t->aux[j]);
+        if (t->pre) free(t->pre[j]);
     }
-    free(t->act); free(t->dact); free(t->mask); free(t->bmean); free(t->bvar);
+    free(t->act); free(t->dact); free(t->aux); free(t->pre);
     free(t->grad); free(t->s1); free(t->s2);
     if (t->tile)
         for (int j = 0; j < t->tile_thr; j++) free(t->tile[j]);
@@ -122,22 +121,20 @@ gr_trainer *gr_trainer_new(gr_model *m, int first, const gr_trainer_opts *o, gr_
     int k = t->n - first;
     t->act = gr_calloc((size_t)k, sizeof(float *), err);
     t->dact = gr_calloc((size_t)k, sizeof(float *), err);
-    t->mask = gr_calloc((size_t)k, sizeof(float *), err);
-    t->bmean = gr_calloc((size_t)k, sizeof(float *), err);
-    t->bvar = gr_calloc((size_t)k, sizeof(float *), err);
-    if (!t->act || !t->dact || !t->mask || !t->bmean || !t->bvar) goto fail;
+    t->aux = gr_calloc((size_t)k, sizeof(float *), err);
+    t->pre = gr_calloc((size_t)k, sizeof(float *), err);
+    if (!t->act || !t->dact || !t->aux || !t->pre) goto fail;
     size_t B = (size_t)o->max_batch;
     for (int i = first; i < t->n; i++) {
         size_t sz = B * (size_t)node_out(m, i);
         int j = i - first;
         if (!(t->act[j] = gr_malloc(sz * sizeof(float), err))) goto fail;
         if (!(t->dact[j] = gr_malloc(sz * sizeof(float), err))) goto fail;
-        if (m->nodes[i].s.op == GR_OP_DROPOUT && !(t->mask[j] = gr_malloc(sz * sizeof(float), err)))
-            goto fail;
-        if (m->nodes[i].s.op == GR_OP_BATCHNORM) {
-            if (!(t->bmean[j] = gr_calloc((size_t)m->nodes[i].oc, sizeof(float), err))) goto fail;
-            if (!(t->bvar[j] = gr_calloc((size_t)m->nodes[i].oc, sizeof(float), err))) goto fail;
-        }
+        const float *none[GR_MAX_INPUTS] = {NULL};
+        gr_op_run r = gr_node_run(m, i, o->max_batch, none);
+        size_t na = gr_op_aux_floats(r.s, r.in, &r.out, o->max_batch), npre = gr_op_pre_floats(r.s, &r.out, o->max_batch);
+        if (na && !(t->aux[j] = gr_calloc(na, sizeof(float), err))) goto fail;
+        if (npre && !(t->pre[j] = gr_calloc(npre, sizeof(float), err))) goto fail;
         m->nodes[i].frozen = false;
         m->nodes[i].training = true;
     }
@@ -210,279 +207,137 @@ static float *grad_of(gr_trainer *t, int i, int k) {
 }
 
 static float *pgrad(gr_trainer *t, int p) { return p < 0 ? NULL : t->grad + (t->m->params[p].offset - t->off0); }
-static float *pdata(gr_trainer *t, int p) { return p < 0 ? NULL : gr_param_data(t->m, p); }
 
 static bool softmax_last(const gr_node *n) {
     return n->s.op == GR_OP_SOFTMAX || n->s.act == GR_ACT_SOFTMAX;
 }
 
-/* Forward of layer i in training mode. */
-static void forward(gr_trainer *t, int i, const float *x, int B) {
-    gr_model *m = t->m;
-    gr_node *n = &m->nodes[i];
-    const gr_layer_spec *s = &n->s;
-    float *out = t->act[i - t->first];
-    const float *in = input_of(t, i, 0, x);
-    int64_t osz = (int64_t)B * node_out(m, i), isz = (int64_t)B * n->ih * n->iw * n->ic;
-    int64_t rows = (int64_t)B * n->oh * n->ow;
-    if (s->op == GR_OP_DENSE && !t->reference) {
-        /* out = in W (+ b) by the one GEMM entry; the activation follows below */
-        int pb = gr_node_param(m, i, "bias");
-        gr_error e;
-        if (gr_gemm(false, false, B, n->oc, n->ic, 1.0f, in, n->ic, pdata(t, gr_node_param(m, i, "kernel")),
-                    n->oc, 0.0f, out, n->oc, &e) == GR_OK) {
-            if (pb >= 0) {
-                const float *bias = pdata(t, pb);
-                for (int b = 0; b < B; b++)
-                    for (int o = 0; o < n->oc; o++) out[(size_t)b * n->oc + o] += bias[o];
-            }
-            goto activation;
-        }
-    }
-    if (s->op == GR_OP_CONV2D && !t->reference) {
-        /* the fast path computes the layer with its fused activation */
-        gr_error e;
-        if (gr_backend_forward(m, i, &in, out, B, &e) == GR_OK) return;
-    }
-    switch (s->op) {
-    case GR_OP_CONV2D: {
-        gr_conv_dims d = gr_node_conv_dims(m, i, B);
-        gr_conv2d_forward(out, in, pdata(t, gr_node_param(m, i, "kernel")),
-                          pdata(t, gr_node_param(m, i, "bias")), &d);
-        break;
-    }
-    case GR_OP_DENSE:
-        gr_dense_forward(out, in, pdata(t, gr_node_param(m, i, "kernel")),
-                         pdata(t, gr_node_param(m, i, "bias")), B, n->ic, n->oc);
-        break;
-    case GR_OP_BATCHNORM: {
-        float *g = gr_param_data(m, n->p0), *be = gr_param_data(m, n->p0 + 1);
-        float *mm = gr_param_data(m, n->p0 + 2), *mv = gr_param_data(m, n->p0 + 3);
-        if (t->o.bn_train) {
-            int j = i - t->first;
-            gr_error e;
-            t->fast_fwd[j] = !t->reference && gr_backend_batchnorm_forward_train(m, i, in, out, B, t->bmean[j],
-                                                                                  t->bvar[j], &e) == GR_OK;
-            if (!t->fast_fwd[j])
-                gr_batchnorm_forward_train(out, in, g, be, s->eps, rows, n->oc, t->bmean[j], t->bvar[j]);
-            double unb = rows > 1 ? (double)rows / (double)(rows - 1) : 1.0;
-            for (int c = 0; c < n->oc; c++) {
-                mm[c] = s->momentum * mm[c] + (1 - s->momentum) * t->bmean[j][c];
-                mv[c] = s->momentum * mv[c] + (1 - s->momentum) * (float)(t->bvar[j][c] * unb);
-            }
-        } else {
-            gr_batchnorm_forward(out, in, g, be, mm, mv, s->eps, rows, n->oc);
-        }
-        return;
-    }
-    case GR_OP_ACTIVATION:
-        if (s->act == GR_ACT_SOFTMAX) gr_softmax_forward(out, in, rows, n->oc);
-        else gr_act_forward(out, in, (size_t)osz, s->act, s->alpha);
-        return;
-    case GR_OP_MAXPOOL:
-    case GR_OP_AVGPOOL: {
-        gr_error e;
-        int j = i - t->first;
-        t->fast_fwd[j] = !t->reference && gr_backend_pool_forward_train(m, i, in, out, B, &e) == GR_OK;
-        if (t->fast_fwd[j]) return;
-        gr_pool_dims d = gr_node_pool_dims(m, i, B);
-        if (s->op == GR_OP_MAXPOOL) gr_maxpool_forward(out, in, &d);
-        else gr_avgpool_forward(out, in, &d);
-        return;
-    }
-    case GR_OP_GLOBAL_AVGPOOL: gr_gap_forward(out, in, B, n->ih * n->iw, n->ic); return;
-    case GR_OP_SOFTMAX: gr_softmax_forward(out, in, rows, n->oc); return;
-    case GR_OP_DROPOUT: {
-        float *mask = t->mask[i - t->first];
-        float keep = 1.0f - s->rate, scale = keep > 0 ? 1.0f / keep : 0.0f;
-        int64_t per = isz / (B > 0 ? B : 1);   /* sharded: the draws of the global batch's other rows are skipped */
-        for (int64_t k = 0; t->shard_total && k < (int64_t)t->shard_lo * per; k++) gr_rng_uniform(&t->rng);
-        for (int64_t k = 0; k < isz; k++) mask[k] = gr_rng_uniform(&t->rng) < keep ? scale : 0.0f;
-        for (int64_t k = 0; t->shard_total && k < (int64_t)(t->shard_total - t->shard_lo - B) * per; k++)
-            gr_rng_uniform(&t->rng);
-        gr_dropout_forward(out, in, mask, (size_t)isz);
-        return;
-    }
-    case GR_OP_ADD: {
-        const float *ins[GR_MAX_INPUTS];
-        for (int k = 0; k < n->n_in; k++) ins[k] = input_of(t, i, k, x);
-        gr_add_forward(out, ins, n->n_in, (size_t)osz);
-        break;
-    }
-    case GR_OP_CONCAT: {
-        const float *ins[GR_MAX_INPUTS];
-        int cs[GR_MAX_INPUTS];
-        for (int k = 0; k < n->n_in; k++) {
-            ins[k] = input_of(t, i, k, x);
-            cs[k] = (int)(gr_node_size(m, n->in[k]) / (n->oh * n->ow));
-        }
-        gr_concat_forward(out, ins, cs, n->n_in, rows);
-        return;
-    }
-    case GR_OP_STANDARDIZE:
-        gr_standardize_forward(out, in, gr_param_data(m, n->p0), gr_param_data(m, n->p0 + 1), B,
-                               (int)(isz / B));
-        return;
-    case GR_OP_FLATTEN:
-    default:
-        memcpy(out, in, (size_t)isz * sizeof(float));
-        return;
-    }
-activation:   /* fused activation of conv / dense / add */
-    if (s->act == GR_ACT_SOFTMAX) gr_softmax_forward(out, out, rows, n->oc);
-    else if (s->act != GR_ACT_LINEAR) gr_act_forward(out, out, (size_t)osz, s->act, s->alpha);
+/* The op-table view of trainable node i for a batch of B. */
+static gr_op_run run_of(gr_trainer *t, int i, const float *x, int B) {
+    const gr_node *n = &t->m->nodes[i];
+    const float *ins[GR_MAX_INPUTS];
+    for (int k = 0; k < n->n_in; k++) ins[k] = input_of(t, i, k, x);
+    gr_op_run r = gr_node_run(t->m, i, B, ins);
+    /* batch statistics only when asked (else frozen statistics, Keras' training=False) */
+    r.training = !(gr_op_get(n->s.op)->flags & GR_OPF_BATCH_STATS) || t->o.bn_train;
+    r.aux = t->aux[i - t->first];
+    r.pre = t->pre[i - t->first];
+    r.rng = &t->rng;
+    r.shard_lo = t->shard_lo;
+    r.shard_total = t->shard_total;
+    return r;
 }
 
-/* dy <- dy * act'(.) computed from the activation's output y (in place). */
-static void fused_act_backward(float *dy, const float *y, size_t n, gr_act act, float alpha) {
-    switch (act) {
-    case GR_ACT_RELU:   /* the common case, over whole conv activations: elementwise, split over threads */
-#pragma omp parallel for simd schedule(static) if (parallel: n > 262144)
-        for (size_t k = 0; k < n; k++) dy[k] = y[k] > 0 ? dy[k] : 0.0f;
-        break;
-    case GR_ACT_LEAKY: for (size_t k = 0; k < n; k++) if (!(y[k] > 0)) dy[k] *= alpha; break;
-    case GR_ACT_RELU6: for (size_t k = 0; k < n; k++) if (!(y[k] > 0 && y[k] < 6)) dy[k] = 0; break;
-    case GR_ACT_SIGMOID: for (size_t k = 0; k < n; k++) dy[k] *= y[k] * (1 - y[k]); break;
-    case GR_ACT_TANH: for (size_t k = 0; k < n; k++) dy[k] *= 1 - y[k] * y[k]; break;
-    default: break;
+/* The backend's training forward of node i, when its op has one: true when
+ * it ran.  Dense: one GEMM (+ bias), then the activation; conv: the fused
+ * primitive; pools and batch norm (batch statistics) keep what their
+ * backward needs (t->fast_fwd).                                            */
+static bool forward_fast(gr_trainer *t, int i, const gr_op_run *r, float *out) {
+    gr_model *m = t->m;
+    const gr_node *n = &m->nodes[i];
+    int j = i - t->first, B = r->B;
+    gr_error e;
+    switch (gr_op_get(n->s.op)->fast) {
+    case GR_FAST_DENSE:
+        if (gr_gemm(false, false, B, n->oc, n->ic, 1.0f, r->ins[0], n->ic, r->p[0], n->oc, 0.0f, out, n->oc, &e) !=
+            GR_OK)
+            return false;
+        if (r->p[1])
+            for (int b = 0; b < B; b++)
+                for (int o = 0; o < n->oc; o++) out[(size_t)b * n->oc + o] += r->p[1][o];
+        gr_op_act_forward(r, out);
+        return true;
+    case GR_FAST_CONV: return gr_backend_forward(m, i, r->ins, out, B, &e) == GR_OK;
+    case GR_FAST_BATCHNORM:
+        if (!r->training) return false;
+        t->fast_fwd[j] = gr_backend_batchnorm_forward_train(m, i, r->ins[0], out, B, r->aux, r->aux + n->oc, &e) == GR_OK;
+        if (t->fast_fwd[j])
+            gr_batchnorm_running_update(r->p[2], r->p[3], r->aux, r->aux + n->oc, n->s.momentum,
+                                        (int64_t)B * n->oh * n->ow, n->oc);
+        return t->fast_fwd[j];
+    case GR_FAST_POOL:
+        t->fast_fwd[j] = gr_backend_pool_forward_train(m, i, r->ins[0], out, B, &e) == GR_OK;
+        return t->fast_fwd[j];
+    default: return false;
     }
+}
+
+/* Forward of layer i in training mode: the op's forward, as inference runs it. */
+static void forward(gr_trainer *t, int i, const float *x, int B) {
+    gr_op_run r = run_of(t, i, x, B);
+    float *out = t->act[i - t->first];
+    if (!t->reference && forward_fast(t, i, &r, out)) return;
+    gr_op_forward(&r, out);
+}
+
+/* The backend's backward of node i, when its op has one: true when it ran.
+ * *ow: din is this layer's alone and still to be overwritten (the backend
+ * paths overwrite it; a dense one accumulates, so it is zeroed first).    */
+static bool backward_fast(gr_trainer *t, int i, const gr_op_run *r, float *dy, float *din, bool *ow, bool logits,
+                          bool fuse) {
+    gr_model *m = t->m;
+    const gr_node *n = &m->nodes[i];
+    gr_fast_kind fk = gr_op_get(n->s.op)->fast;
+    int j = i - t->first, B = r->B;
+    gr_error e;
+    if (fk == GR_FAST_DENSE || fk == GR_FAST_CONV) {
+        int pk = gr_node_param(m, i, "kernel"), pb = gr_node_param(m, i, "bias");
+        if (*ow && fk == GR_FAST_DENSE) {
+            memset(din, 0, (size_t)B * (size_t)gr_dims3_size(r->in[0]) * sizeof(float));
+            *ow = false;
+        }
+        /* a fused layer's kernel gradient is computed tile by tile as it is applied */
+        bool defer = fuse && t->fuse[j];
+        gr_status st = fk == GR_FAST_DENSE
+                           ? gr_backend_dense_backward(m, i, dy, r->ins[0], B, din, defer ? NULL : pgrad(t, pk),
+                                                       pgrad(t, pb), &e)
+                           : gr_backend_conv2d_backward_ow(m, i, dy, r->ins[0], B, din, *ow, pgrad(t, pk),
+                                                           pgrad(t, pb), &e);
+        if (st == GR_OK) {
+            t->deferred[j] = defer;
+            return true;
+        }
+        /* the plain-C layer accumulates into a kernel gradient that was not zeroed */
+        if (defer) memset(pgrad(t, pk), 0, m->params[pk].count * sizeof(float));
+        return false;
+    }
+    if (!din) return false;
+    if (fk == GR_FAST_POOL)
+        return t->fast_fwd[j] && gr_backend_pool_backward(m, i, dy, r->ins[0], B, din, *ow, &e) == GR_OK;
+    if (fk == GR_FAST_BATCHNORM && (!t->o.bn_train || t->fast_fwd[j]))
+        return gr_backend_batchnorm_backward(m, i, dy, r->ins[0], B, t->o.bn_train ? r->aux : NULL,
+                                             t->o.bn_train ? r->aux + n->oc : NULL, din, *ow, pgrad(t, n->p0),
+                                             pgrad(t, n->p0 + 1), &e) == GR_OK;
+    if (fk == GR_FAST_ACT && n->s.act != GR_ACT_SOFTMAX && !logits)
+        return gr_backend_act_backward(m, i, dy, r->ins[0], B, din, *ow, &e) == GR_OK;
+    return false;
 }
 
 /* Backward of layer i: dact[i] holds dL/d(output) (or dL/d(logits) for the
  * final softmax, see `logits`).                                             */
 static void backward(gr_trainer *t, int i, const float *x, int B, bool logits, bool fuse) {
     gr_model *m = t->m;
-    gr_node *n = &m->nodes[i];
-    const gr_layer_spec *s = &n->s;
+    const gr_node *n = &m->nodes[i];
+    const gr_op_def *def = gr_op_get(n->s.op);
     int j = i - t->first;
     float *dy = t->dact[j];
     const float *y = t->act[j];
-    const float *in = input_of(t, i, 0, x);
+    gr_op_run r = run_of(t, i, x, B);
     float *din = grad_of(t, i, 0);
-    int64_t osz = (int64_t)B * node_out(m, i), isz = (int64_t)B * n->ih * n->iw * n->ic;
-    int64_t rows = (int64_t)B * n->oh * n->ow;
-    if (s->op == GR_OP_CONV2D || s->op == GR_OP_DENSE || s->op == GR_OP_ADD) {
-        if (s->act == GR_ACT_SOFTMAX) {
-            if (!logits) gr_softmax_backward(dy, y, rows, n->oc, dy);  /* not reached: softmax is last */
-        } else {
-            fused_act_backward(dy, y, (size_t)osz, s->act, s->alpha);
-        }
-    }
-    /* din is this layer's alone: overwritten by the backend paths below, else
-     * zeroed here for the accumulating ones */
+    gr_op_act_backward(&r, y, dy);   /* the fused activation (a last softmax: dy is dL/dlogits) */
     bool ow = din && t->own_din[j];
-    if (ow && s->op == GR_OP_DENSE) {
-        memset(din, 0, (size_t)isz * sizeof(float));
-        ow = false;
-    }
-    if ((s->op == GR_OP_DENSE || s->op == GR_OP_CONV2D) && !t->reference) {
-        int pk = gr_node_param(m, i, "kernel"), pb = gr_node_param(m, i, "bias");
-        gr_error e;
-        /* a fused layer's kernel gradient is computed tile by tile as it is applied */
-        bool defer = fuse && t->fuse[j];
-        gr_status st = s->op == GR_OP_DENSE
-                           ? gr_backend_dense_backward(m, i, dy, in, B, din, defer ? NULL : pgrad(t, pk),
-                                                       pgrad(t, pb), &e)
-                           : gr_backend_conv2d_backward_ow(m, i, dy, in, B, din, ow, pgrad(t, pk),
-                                                           pgrad(t, pb), &e);
-        if (st == GR_OK) {
-            t->deferred[j] = defer;
-            return;
-        }
-        /* the plain-C layer below accumulates into a kernel gradient that was not zeroed */
-        if (defer) memset(pgrad(t, pk), 0, m->params[pk].count * sizeof(float));
-    }
-    if ((s->op == GR_OP_MAXPOOL || s->op == GR_OP_AVGPOOL) && din && t->fast_fwd[j]) {
-        gr_error e;
-        if (gr_backend_pool_backward(m, i, dy, in, B, din, ow, &e) == GR_OK) return;
-    }
-    if (s->op == GR_OP_BATCHNORM && din && !t->reference && (!t->o.bn_train || t->fast_fwd[j])) {
-        gr_error e;
-        if (gr_backend_batchnorm_backward(m, i, dy, in, B, t->o.bn_train ? t->bmean[j] : NULL,
-                                          t->o.bn_train ? t->bvar[j] : NULL, din, ow,
-                                          pgrad(t, n->p0), pgrad(t, n->p0 + 1), &e) == GR_OK)
-            return;
-    }
-    if (s->op == GR_OP_ACTIVATION && s->act != GR_ACT_SOFTMAX && !logits && din && !t->reference) {
-        gr_error e;
-        if (gr_backend_act_backward(m, i, dy, in, B, din, ow, &e) == GR_OK) return;
-    }
-    if (ow) memset(din, 0, (size_t)isz * sizeof(float));
-    switch (s->op) {
-    case GR_OP_CONV2D: {
-        gr_conv_dims d = gr_node_conv_dims(m, i, B);
-        int pk = gr_node_param(m, i, "kernel"), pb = gr_node_param(m, i, "bias");
-        gr_conv2d_backward(dy, in, pdata(t, pk), &d, din, pgrad(t, pk), pgrad(t, pb));
-        break;
-    }
-    case GR_OP_DENSE: {
-        int pk = gr_node_param(m, i, "kernel"), pb = gr_node_param(m, i, "bias");
-        gr_dense_backward(dy, in, pdata(t, pk), B, n->ic, n->oc, din, pgrad(t, pk), pgrad(t, pb));
-        break;
-    }
-    case GR_OP_BATCHNORM: {
-        float *g = gr_param_data(m, n->p0);
-        float *dg = pgrad(t, n->p0), *db = pgrad(t, n->p0 + 1);
-        if (t->o.bn_train)
-            gr_batchnorm_backward_train(dy, in, g, t->bmean[j], t->bvar[j], s->eps, rows, n->oc,
-                                        din, dg, db);
-        else
-            gr_batchnorm_backward(dy, in, g, gr_param_data(m, n->p0 + 2), gr_param_data(m, n->p0 + 3),
-                                  s->eps, rows, n->oc, din, dg, db);
-        break;
-    }
-    case GR_OP_ACTIVATION:
-    case GR_OP_SOFTMAX:
-        if (!din) break;
-        if (logits) {
-            for (int64_t k = 0; k < osz; k++) din[k] += dy[k];
-        } else if (s->op == GR_OP_SOFTMAX || s->act == GR_ACT_SOFTMAX) {
-            gr_softmax_backward(dy, y, rows, n->oc, din);
-        } else {
-            gr_act_backward(dy, in, y, (size_t)osz, s->act, s->alpha, din);
-        }
-        break;
-    case GR_OP_MAXPOOL: {
-        gr_pool_dims d = gr_node_pool_dims(m, i, B);
-        if (din) gr_maxpool_backward(dy, in, &d, din);
-        break;
-    }
-    case GR_OP_AVGPOOL: {
-        gr_pool_dims d = gr_node_pool_dims(m, i, B);
-        if (din) gr_avgpool_backward(dy, &d, din);
-        break;
-    }
-    case GR_OP_GLOBAL_AVGPOOL:
-        if (din) gr_gap_backward(dy, B, n->ih * n->iw, n->ic, din);
-        break;
-    case GR_OP_DROPOUT:
-        if (din) gr_dropout_backward(dy, t->mask[j], (size_t)isz, din);
-        break;
-    case GR_OP_ADD: {
-        float *dins[GR_MAX_INPUTS];
-        for (int k = 0; k < n->n_in; k++) dins[k] = grad_of(t, i, k);
-        gr_add_backward(dy, n->n_in, (size_t)osz, dins);
-        break;
-    }
-    case GR_OP_CONCAT: {
-        float *dins[GR_MAX_INPUTS];
-        int cs[GR_MAX_INPUTS];
-        for (int k = 0; k < n->n_in; k++) {
-            dins[k] = grad_of(t, i, k);
-            cs[k] = (int)(gr_node_size(m, n->in[k]) / (n->oh * n->ow));
-        }
-        gr_concat_backward(dy, cs, n->n_in, rows, dins);
-        break;
-    }
-    case GR_OP_STANDARDIZE:
-        if (din) gr_standardize_backward(dy, gr_param_data(m, n->p0 + 1), B, (int)(isz / B), din);
-        break;
-    case GR_OP_FLATTEN:
-    default:
+    if (!t->reference && backward_fast(t, i, &r, dy, din, &ow, logits, fuse)) return;
+    size_t isz = (size_t)B * (size_t)gr_dims3_size(r.in[0]);
+    if (ow) memset(din, 0, isz * sizeof(float));
+    if (logits && !(def->flags & GR_OPF_FUSED_ACT)) {   /* a last softmax layer: dy is dL/dlogits */
         if (din)
-            for (int64_t k = 0; k < isz; k++) din[k] += dy[k];
-        break;
+            for (size_t k = 0; k < isz; k++) din[k] += dy[k];
+        return;
     }
+    float *dins[GR_MAX_INPUTS], *dp[GR_OP_MAX_PARAMS] = {NULL};
+    for (int k = 0; k < n->n_in; k++) dins[k] = grad_of(t, i, k);
+    for (int k = 0; k < n->np && k < GR_OP_MAX_PARAMS; k++) dp[k] = pgrad(t, n->p0 + k);
+    def->backward(&r, y, dy, dins, dp);
 }
 
 /* The parameter range [lo, hi) of m->w that node i's kernel covers, relative to
@@ -704,7 +559,7 @@ gr_status gr_trainer_step_dist(gr_trainer *t, const float *x, const int *labels,
         for (int i = t->first; i < t->n; i++) t->deferred[i - t->first] = false;
         memset(t->grad, 0, t->np * sizeof(float));
         for (int i = t->first; i < t->n; i++)
-            if (t->m->nodes[i].s.op == GR_OP_DROPOUT)
+            if (gr_op_get(t->m->nodes[i].s.op)->flags & GR_OPF_RNG)
                 for (int64_t k = 0; k < (int64_t)total * node_out(t->m, i); k++) gr_rng_uniform(&t->rng);
     }
     t->shard_lo = t->shard_total = 0;
