@@ -137,6 +137,8 @@ typedef enum {
     GR_OP_ADD,           /* elementwise sum of inputs (darknet shortcut, ResNet add) */
     GR_OP_CONCAT,        /* channel concatenation (darknet route) */
     GR_OP_STANDARDIZE,   /* fixed (x - mean) / std per feature */
+    GR_OP_MUL,           /* a * b, b [B,H,W,C] or [B,1,1,C] (squeeze-and-excitation scale) */
+    GR_OP_LAYERNORM,     /* layer normalization over channels, gamma and beta [C] */
     GR_OP__COUNT
 } gr_op;
 
@@ -148,6 +150,10 @@ typedef enum {
     GR_ACT_SIGMOID,
     GR_ACT_TANH,
     GR_ACT_SOFTMAX,      /* softmax over channels (dense outputs) */
+    GR_ACT_SWISH,        /* x * sigmoid(x): "swish", SiLU (torch.nn.SiLU) */
+    GR_ACT_HARDSWISH,    /* x * relu6(x + 3) / 6 (torch.nn.Hardswish) */
+    GR_ACT_HARDSIGMOID,  /* relu6(x + 3) / 6 (torch.nn.Hardsigmoid; not Keras 2's 0.2x + 0.5) */
+    GR_ACT_GELU,         /* x * Phi(x), the exact erf form (torch.nn.GELU()) */
     GR_ACT__COUNT
 } gr_act;
 
@@ -189,6 +195,8 @@ gr_layer_spec gr_batchnorm(float eps);
 gr_layer_spec gr_activation(gr_act act, float alpha);
 gr_layer_spec gr_dropout(float rate);
 gr_layer_spec gr_softmax(void);
+gr_layer_spec gr_multiply(int a, int b);     /* node a times node b (b may be [1,1,C]) */
+gr_layer_spec gr_layernorm(float eps);        /* over channels; eps 0 = 1e-5 (PyTorch) */
 gr_layer_spec gr_named(gr_layer_spec s, const char *name);   /* returns s with a name */
 
 const char *gr_op_name(gr_op op);

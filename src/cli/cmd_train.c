@@ -42,7 +42,7 @@ static void usage(FILE *f) {
 "                        auto = the cut a linear probe scores best (see graft probe)\n"
 "                        [whole headless base; darknet: before the last 1000-class conv]\n"
 "  --head SPEC           layers after the cut  [flatten,dense:1024:relu,dense:N:softmax]\n"
-"                        (flatten, gap, dropout:P, dense:UNITS[:ACT], batchnorm; N = classes)\n"
+"                        (flatten, gap, dropout:P, dense:UNITS[:ACT], batchnorm, layernorm; N = classes)\n"
 "data:\n"
 "  --data PATH|cifar10|cifar100   training data (CIFAR dir/.bin/.tar.gz, image folder, CSV)\n"
 "  --val PATH            validation data, or --val-split F  (a seeded stratified split)\n"

@@ -1,5 +1,5 @@
 /* head.c — the --head spec: comma-separated layers appended after the cut.
- *   flatten | gap | dropout:P | dense:UNITS[:ACTIVATION] | batchnorm
+ *   flatten | gap | dropout:P | dense:UNITS[:ACTIVATION] | batchnorm | layernorm
  * UNITS may be N (the number of classes).  Default activation: linear.     */
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +22,7 @@ int cli_append_head(gr_model *m, const char *spec, int n_classes, gr_error *err)
         if (!strcmp(f[0], "flatten") && nf == 1) s = gr_flatten();
         else if ((!strcmp(f[0], "gap") || !strcmp(f[0], "global_average_pooling")) && nf == 1) s = gr_global_avgpool();
         else if (!strcmp(f[0], "batchnorm") && nf == 1) s = gr_batchnorm(1e-3f);
+        else if (!strcmp(f[0], "layernorm") && nf == 1) s = gr_layernorm(0);
         else if (!strcmp(f[0], "dropout") && nf == 2) {
             float r;
             if (cli_parse_float(f[1], &r) || !(r >= 0 && r < 1)) {
@@ -38,13 +39,14 @@ int cli_append_head(gr_model *m, const char *spec, int n_classes, gr_error *err)
             }
             gr_act a = GR_ACT_LINEAR;
             if (nf == 3 && gr_act_parse(f[2], &a) != 0) {
-                gr_error_set(err, GR_ERR_ARG, "--head: unknown activation '%s' (relu, leaky, relu6, sigmoid, tanh, softmax, linear)", f[2]);
+                gr_error_set(err, GR_ERR_ARG, "--head: unknown activation '%s' (relu, leaky, relu6, sigmoid, tanh, softmax, "
+                                            "swish, hardswish, hardsigmoid, gelu, linear)", f[2]);
                 return -1;
             }
             s = gr_dense(units, a);
         } else {
             gr_error_set(err, GR_ERR_ARG,
-                         "--head: cannot read layer %d '%s' (use flatten, gap, dropout:P, dense:UNITS[:ACT], batchnorm)",
+                         "--head: cannot read layer %d '%s' (use flatten, gap, dropout:P, dense:UNITS[:ACT], batchnorm, layernorm)",
                          count + 1, f[0]);
             return -1;
         }
