@@ -47,6 +47,39 @@ static json_object *ints(const int *v, int n) {
     return a;
 }
 
+/* One layer's spec as JSON: name, op, the generic fields when set, the
+ * fields its op declares (GR_ATTR_*, ops/op.h), inputs and frozen.        */
+static json_object *layer_to_json(const gr_node *n) {
+    const gr_layer_spec *s = &n->s;
+    json_object *l = json_object_new_object();
+    json_object_object_add(l, "name", json_object_new_string(s->name));
+    json_object_object_add(l, "op", json_object_new_string(gr_op_name(s->op)));
+    if (s->units) json_object_object_add(l, "units", json_object_new_int(s->units));
+    if (s->kh) {
+        int k[2] = {s->kh, s->kw}, st[2] = {s->sh, s->sw}, p[4] = {s->pad_t, s->pad_l, s->pad_b, s->pad_r};
+        json_object_object_add(l, "kernel", ints(k, 2));
+        json_object_object_add(l, "strides", ints(st, 2));
+        json_object_object_add(l, "padding", json_object_new_string(pad_names[s->padding]));
+        json_object_object_add(l, "pads", ints(p, 4));
+        if (s->out_h) {
+            int o[2] = {s->out_h, s->out_w};
+            json_object_object_add(l, "out", ints(o, 2));
+        }
+    }
+    if (s->groups > 1) json_object_object_add(l, "groups", json_object_new_int(s->groups));
+    unsigned attrs = gr_op_get(s->op)->attrs;   /* what the op's spec holds (ops/op.h) */
+    if (attrs & GR_ATTR_BIAS) json_object_object_add(l, "use_bias", json_object_new_boolean(s->use_bias));
+    if (s->act != GR_ACT_LINEAR || (attrs & GR_ATTR_ACT))
+        json_object_object_add(l, "activation", json_object_new_string(gr_act_name(s->act)));
+    if (s->alpha != 0) json_object_object_add(l, "alpha", json_object_new_double(s->alpha));
+    if (attrs & (GR_ATTR_NORM | GR_ATTR_EPS)) json_object_object_add(l, "epsilon", json_object_new_double(s->eps));
+    if (attrs & GR_ATTR_NORM) json_object_object_add(l, "momentum", json_object_new_double(s->momentum));
+    if (attrs & GR_ATTR_RATE) json_object_object_add(l, "rate", json_object_new_double(s->rate));
+    json_object_object_add(l, "inputs", ints(n->in, n->n_in));
+    json_object_object_add(l, "frozen", json_object_new_boolean(n->frozen));
+    return l;
+}
+
 /* The architecture as a JSON text (caller frees). */
 static char *architecture_json(const gr_model *m, gr_error *err) {
     json_object *root = json_object_new_object();
@@ -62,35 +95,7 @@ static char *architecture_json(const gr_model *m, gr_error *err) {
     json_object_object_add(root, "classes", cl);
     json_object *layers = json_object_new_array();
     for (int i = 0; i < m->n_nodes; i++) {
-        const gr_node *n = &m->nodes[i];
-        const gr_layer_spec *s = &n->s;
-        json_object *l = json_object_new_object();
-        json_object_object_add(l, "name", json_object_new_string(s->name));
-        json_object_object_add(l, "op", json_object_new_string(gr_op_name(s->op)));
-        if (s->units) json_object_object_add(l, "units", json_object_new_int(s->units));
-        if (s->kh) {
-            int k[2] = {s->kh, s->kw}, st[2] = {s->sh, s->sw}, p[4] = {s->pad_t, s->pad_l, s->pad_b, s->pad_r};
-            json_object_object_add(l, "kernel", ints(k, 2));
-            json_object_object_add(l, "strides", ints(st, 2));
-            json_object_object_add(l, "padding", json_object_new_string(pad_names[s->padding]));
-            json_object_object_add(l, "pads", ints(p, 4));
-            if (s->out_h) {
-                int o[2] = {s->out_h, s->out_w};
-                json_object_object_add(l, "out", ints(o, 2));
-            }
-        }
-        if (s->groups > 1) json_object_object_add(l, "groups", json_object_new_int(s->groups));
-        unsigned attrs = gr_op_get(s->op)->attrs;   /* what the op's spec holds (ops/op.h) */
-        if (attrs & GR_ATTR_BIAS) json_object_object_add(l, "use_bias", json_object_new_boolean(s->use_bias));
-        if (s->act != GR_ACT_LINEAR || (attrs & GR_ATTR_ACT))
-            json_object_object_add(l, "activation", json_object_new_string(gr_act_name(s->act)));
-        if (s->alpha != 0) json_object_object_add(l, "alpha", json_object_new_double(s->alpha));
-        if (attrs & (GR_ATTR_NORM | GR_ATTR_EPS)) json_object_object_add(l, "epsilon", json_object_new_double(s->eps));
-        if (attrs & GR_ATTR_NORM) json_object_object_add(l, "momentum", json_object_new_double(s->momentum));
-        if (attrs & GR_ATTR_RATE) json_object_object_add(l, "rate", json_object_new_double(s->rate));
-        json_object_object_add(l, "inputs", ints(n->in, n->n_in));
-        json_object_object_add(l, "frozen", json_object_new_boolean(n->frozen));
-        json_object_array_add(layers, l);
+        json_object_array_add(layers, layer_to_json(&m->nodes[i]));
     }
     json_object_object_add(root, "layers", layers);
     char *txt = gr_strdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN), err);
@@ -155,6 +160,44 @@ static int jints(json_object *o, const char *key, int *v, int n) {
     return k;
 }
 
+/* Layer i of the architecture's list as a spec (the reverse of layer_to_json). */
+static gr_status layer_from_json(json_object *l, int i, const char *path, gr_layer_spec *s, gr_error *err) {
+    memset(s, 0, sizeof *s);
+    const char *name = jstr(l, "name"), *op = jstr(l, "op"), *act = jstr(l, "activation"),
+               *pad = jstr(l, "padding");
+    s->op = op ? gr_op_parse(op) : GR_OP__COUNT;
+    if (!name || s->op == GR_OP__COUNT) {
+        gr_error_set(err, GR_ERR_FORMAT, "%s: layer %d has no name or an unknown op '%s'", path, i,
+                     op ? op : "(none)");
+        return GR_ERR_FORMAT;
+    }
+    snprintf(s->name, sizeof s->name, "%s", name);
+    s->units = jint(l, "units", 0);
+    int k2[2] = {0, 0}, st2[2] = {0, 0}, p4[4] = {0, 0, 0, 0}, o2[2] = {0, 0};
+    jints(l, "kernel", k2, 2);
+    jints(l, "strides", st2, 2);
+    jints(l, "pads", p4, 4);
+    jints(l, "out", o2, 2);
+    s->kh = k2[0]; s->kw = k2[1]; s->sh = st2[0]; s->sw = st2[1];
+    s->pad_t = p4[0]; s->pad_l = p4[1]; s->pad_b = p4[2]; s->pad_r = p4[3];
+    s->out_h = o2[0]; s->out_w = o2[1];
+    for (int k = 0; pad && k < 3; k++)
+        if (!strcmp(pad, pad_names[k])) s->padding = (gr_padding)k;
+    s->groups = jint(l, "groups", 1);
+    json_object *v;
+    s->use_bias = json_object_object_get_ex(l, "use_bias", &v) && json_object_get_boolean(v);
+    if (act && gr_act_parse(act, &s->act) != 0) {
+        gr_error_set(err, GR_ERR_FORMAT, "%s: layer '%s': unknown activation '%s'", path, name, act);
+        return GR_ERR_FORMAT;
+    }
+    s->alpha = (float)jdbl(l, "alpha", 0);
+    s->eps = (float)jdbl(l, "epsilon", 0);
+    s->momentum = (float)jdbl(l, "momentum", 0);
+    s->rate = (float)jdbl(l, "rate", 0);
+    s->n_inputs = jints(l, "inputs", s->inputs, 4);
+    return GR_OK;
+}
+
 static gr_model *build(json_object *root, const char *path, gr_error *err) {
     int in[3] = {0, 0, 0};
     if (jints(root, "input", in, 3) != 3) {
@@ -211,43 +254,12 @@ static gr_model *build(json_object *root, const char *path, gr_error *err) {
     for (int i = 0; i < nl; i++) {
         json_object *l = json_object_array_get_idx(layers, (size_t)i);
         gr_layer_spec s;
-        memset(&s, 0, sizeof s);
-        const char *name = jstr(l, "name"), *op = jstr(l, "op"), *act = jstr(l, "activation"),
-                   *pad = jstr(l, "padding");
-        s.op = op ? gr_op_parse(op) : GR_OP__COUNT;
-        if (!name || s.op == GR_OP__COUNT) {
-            gr_error_set(err, GR_ERR_FORMAT, "%s: layer %d has no name or an unknown op '%s'", path, i,
-                         op ? op : "(none)");
-            goto fail;
-        }
-        snprintf(s.name, sizeof s.name, "%s", name);
-        s.units = jint(l, "units", 0);
-        int k2[2] = {0, 0}, st2[2] = {0, 0}, p4[4] = {0, 0, 0, 0}, o2[2] = {0, 0};
-        jints(l, "kernel", k2, 2);
-        jints(l, "strides", st2, 2);
-        jints(l, "pads", p4, 4);
-        jints(l, "out", o2, 2);
-        s.kh = k2[0]; s.kw = k2[1]; s.sh = st2[0]; s.sw = st2[1];
-        s.pad_t = p4[0]; s.pad_l = p4[1]; s.pad_b = p4[2]; s.pad_r = p4[3];
-        s.out_h = o2[0]; s.out_w = o2[1];
-        for (int k = 0; pad && k < 3; k++)
-            if (!strcmp(pad, pad_names[k])) s.padding = (gr_padding)k;
-        s.groups = jint(l, "groups", 1);
-        json_object *v;
-        s.use_bias = json_object_object_get_ex(l, "use_bias", &v) && json_object_get_boolean(v);
-        if (act && gr_act_parse(act, &s.act) != 0) {
-            gr_error_set(err, GR_ERR_FORMAT, "%s: layer '%s': unknown activation '%s'", path, name, act);
-            goto fail;
-        }
-        s.alpha = (float)jdbl(l, "alpha", 0);
-        s.eps = (float)jdbl(l, "epsilon", 0);
-        s.momentum = (float)jdbl(l, "momentum", 0);
-        s.rate = (float)jdbl(l, "rate", 0);
-        s.n_inputs = jints(l, "inputs", s.inputs, 4);
+        if (layer_from_json(l, i, path, &s, err) != GR_OK) goto fail;
         if (gr_model_append(m, s, err) < 0) {
             gr_error_prefix(err, "%s", path);
             goto fail;
         }
+        json_object *v;
         if (json_object_object_get_ex(l, "frozen", &v) && json_object_get_boolean(v)) last_frozen = i;
     }
     if (nl == 0) {

@@ -425,8 +425,10 @@ gr_op_run gr_node_run(const gr_model *m, int node, int B, const float *const *in
 }
 
 gr_status gr_stack_n(gr_model *m, gr_error *err, int n, const gr_layer_spec *specs) {
+    gr_error local;
+    if (!err) err = &local;
     for (int i = 0; i < n; i++)
-        if (gr_model_append(m, specs[i], err) < 0) return err ? err->code : GR_ERR_ARG;
+        if (gr_model_append(m, specs[i], err) < 0) return err->code;
     return GR_OK;
 }
 
