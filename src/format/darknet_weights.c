@@ -3,7 +3,16 @@
  *
  * The layout is computed before a byte of data is read, so a file that runs
  * out is an error naming the darknet layer before anything is loaded.  The
- * data is little-endian float32, as darknet writes on every machine.       */
+ * data is little-endian float32, as darknet writes on every machine.
+ *
+ * What stays here rather than in the binder, because the file cannot say
+ * it: which model layers are darknet's (names "i", "i/conv", "i/bn"; the
+ * cfg reader's fixed layers are marked so the binder neither counts nor
+ * loads them), where the file ends relative to the model (a partial load
+ * stops there; a strict one names the darknet layer), and darknet's
+ * batch-norm formula (the rolling variance is rewritten by the read
+ * callback).  Name matching, shapes, OIHW / CHW-flatten conversion, NaN
+ * reporting, staging and the report are the binder's, as for every format. */
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
