@@ -9,6 +9,7 @@
 #include "graft.h"
 #include "graph/model.h"
 #include "arch/darknet.h"
+#include "format/darknet_weights.h"
 #include "check.h"
 
 #define FIX "tests/fixtures/darknet"

@@ -4,6 +4,7 @@
 #include <hdf5.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/core.h"
 #include "format/keras_h5.h"
 
 typedef struct {
@@ -219,6 +220,8 @@ static gr_status add_dataset(gr_wfile *wf, gr_wlayer *l, const char *path, const
     t->idx = im->n_paths++;
     t->ndim = nd;
     for (int i = 0; i < nd; i++) t->shape[i] = t->fshape[i] = (int64_t)dims[i];
+    haddr_t off = H5Dget_offset(d);   /* contiguous data only; chunked has none */
+    t->offset = off == HADDR_UNDEF ? -1 : (int64_t)off;
     snprintf(t->dtype, sizeof t->dtype, "%s%d", cls == H5T_FLOAT ? "F" : "I", (int)H5Tget_size(ty) * 8);
 done:
     if (ty >= 0) H5Tclose(ty);

@@ -1,4 +1,4 @@
-/* keras_h5.h — Keras HDF5 weights as a gr_wfile (see io/weights.h).
+/* keras_h5.h — Keras HDF5 weights as a named-tensor table (format/wtable.h).
  *
  * Layouts read:
  *  - legacy (Keras 1 and 2 save_weights, and model.save under model_weights/):
@@ -11,7 +11,7 @@
  * Tensors keep the file's shapes (Keras already uses HWIO and [in][out]).   */
 #ifndef GRAFT_IO_KERAS_H5_H
 #define GRAFT_IO_KERAS_H5_H
-#include "format/weights.h"
+#include "format/wtable.h"
 
 /* Fills wf (already holding path) from the HDF5 file; on failure *err names
  * the file and the problem (wf is then closed by the caller).              */

@@ -13,8 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "format/safetensors.h"
-#include "format/weights.h"
+#include "format/bind.h"
+#include "format/st_table.h"
 #include "graph/model.h"
 
 gr_status gr_model_set_classes(gr_model *m, int n, const char *const *names, gr_error *err) {
@@ -105,6 +105,8 @@ static char *architecture_json(const gr_model *m, gr_error *err) {
 
 gr_status gr_model_save_ex(const gr_model *m, const char *path, const char *extra_json,
                            const void *extra_entries, int n_extra, gr_error *err) {
+    gr_error local;
+    if (!err) err = &local;
     const gr_st_entry *extra = extra_entries;
     int n = m->n_params + n_extra;
     gr_st_entry *e = gr_calloc((size_t)(n ? n : 1), sizeof *e, err);
@@ -283,6 +285,8 @@ fail:
 }
 
 gr_model *gr_model_load(const char *path, gr_error *err) {
+    gr_error local;
+    if (!err) err = &local;
     gr_st_file *sf = gr_st_open(path, err);
     if (!sf) return NULL;
     gr_model *m = NULL;
@@ -299,34 +303,12 @@ gr_model *gr_model_load(const char *path, gr_error *err) {
     m = build(root, path, err);
     json_object_put(root);
     if (!m) goto out;
-    for (int p = 0; p < m->n_params; p++) {
-        const gr_param *q = &m->params[p];
-        int i = gr_st_find(sf, q->name);
-        if (i < 0) {
-            gr_error_set(err, GR_ERR_FORMAT, "%s: tensor '%s' is missing", path, q->name);
-            goto fail;
-        }
-        bool same = sf->t[i].ndim == q->ndim;
-        for (int d = 0; same && d < q->ndim; d++) same = sf->t[i].shape[d] == q->shape[d];
-        if (!same) {   /* every dimension: a transposed kernel has the right count */
-            char want[96], got[96];
-            gr_shape_str(want, sizeof want, q->shape, q->ndim);
-            gr_shape_str(got, sizeof got, sf->t[i].shape, sf->t[i].ndim);
-            gr_error_set(err, GR_ERR_SHAPE, "%s: tensor '%s' has shape %s, the architecture's layer needs %s",
-                         path, q->name, got, want);
-            goto fail;
-        }
-        if (gr_st_read_f32(sf, i, m->w + q->offset, (int64_t)q->count, err) != GR_OK) goto fail;
-    }
-    for (int i = 0; i < sf->n; i++) {   /* a tensor no layer reads: the file was edited or mixed */
-        const char *tn = sf->t[i].name;
-        bool known = !strncmp(tn, "__", 2);
-        for (int p = 0; !known && p < m->n_params; p++) known = !strcmp(m->params[p].name, tn);
-        if (!known) {
-            gr_error_set(err, GR_ERR_FORMAT, "%s: tensor '%s' belongs to no layer of the architecture", path, tn);
-            goto fail;
-        }
-    }
+    gr_wfile *wf = gr_st_table_flat(sf, err);   /* owns sf from here */
+    if (!wf) goto fail;
+    sf = NULL;
+    gr_status st = gr_bind_exact(m, wf, err);
+    gr_wfile_close(wf);
+    if (st) goto fail;
     m->w_version++;
     goto out;
 fail:

@@ -201,6 +201,8 @@ out:
 }
 
 gr_st_file *gr_st_open(const char *path, gr_error *err) {
+    gr_error local;
+    if (!err) err = &local;
     gr_st_file *sf = gr_calloc(1, sizeof *sf, err);
     if (!sf) return NULL;
     char *text = NULL;
@@ -356,9 +358,11 @@ done:
 
 gr_status gr_st_write(const char *path, const gr_st_entry *t, int n, const char *const *meta,
                       int n_meta, gr_error *err) {
+    gr_error local;
+    if (!err) err = &local;
     size_t hlen = 0;
     char *header = build_header(t, n, meta, n_meta, path, &hlen, err);
-    if (!header) return err ? err->code : GR_ERR_ARG;
+    if (!header) return err->code;
     /* a temp file beside the (symlink-resolved) target, renamed over it */
     gr_outfile o;
     gr_status st = gr_outfile_open(&o, path, err);

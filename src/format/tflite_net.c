@@ -1,7 +1,9 @@
 /* tflite_net.c — a TFLite model (io/tflite.c) as a graft model, in float.
  *
- * Weights are dequantized once, (q - zero_point) * scale (per tensor or per
- * channel); activations run in float32, so the quantization of activations
+ * The graph is built first; its weights form a named-tensor table (node
+ * name, kind, the file's tensor, stored shape and layout) that the binder
+ * (bind.h) loads at the end, dequantized once, (q - zero_point) * scale
+ * (per tensor or per channel), by the table's read callback; activations run in float32, so the quantization of activations
  * is dropped (QUANTIZE / DEQUANTIZE are identities).  Operator mapping:
  *   CONV_2D            conv2d, kernel OHWI -> HWIO, bias (int32: its own
  *                      scale, or input_scale * weight_scale when absent),
@@ -33,7 +35,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include "graph/model.h"
+#include "format/bind.h"
 #include "format/tflite.h"
+
+/* Where a weight of the table comes from (by gr_wtensor.idx). */
+typedef struct {
+    int t;                   /* the file's tensor */
+    int in_t, w_t;           /* an int32 bias without a scale: input and weights tensors, else -1 */
+} tfl_src;
+
+typedef struct {
+    const gr_tfl_model *f;
+    tfl_src *src;
+    int n, cap;
+} tfl_impl;
 
 typedef struct {
     gr_tfl_model *f;
@@ -42,6 +57,8 @@ typedef struct {
     bool native;             /* built at the file's input size: check shapes */
     gr_error *err;
     int op;                  /* the op being built */
+    gr_wfile *wf;            /* the weights, as a named-tensor table bound at the end */
+    tfl_impl *im;
 } tb;
 
 /* Error about op b->op: "PATH: operator K (NAME, output 'T'): ..." */
@@ -111,28 +128,78 @@ static int append(tb *b, gr_layer_spec s, int in, const char *suffix) {
     int id = gr_model_append(b->m, s, b->err);
     if (id < 0) {
         char msg[sizeof b->err->msg];
-        snprintf(msg, sizeof msg, "%s", b->err ? b->err->msg : "");
-        op_error(b, b->err ? b->err->code : GR_ERR_SHAPE, "%s", msg);
+        snprintf(msg, sizeof msg, "%s", b->err->msg);   /* b->err is never NULL (gr_tflite_load_sized) */
+        op_error(b, b->err->code, "%s", msg);
     }
     return id;
 }
 
-/* Dequantized constant tensor t ([count] floats, caller frees) or NULL. */
-static float *const_floats(tb *b, int t, int64_t *count) {
-    if (t < 0 || t >= b->f->n_tensors) { op_error(b, GR_ERR_FORMAT, "a weight operand is missing"); return NULL; }
-    int64_t n = gr_tfl_tensor_count(&b->f->tensors[t]);
-    if (n <= 0) { op_error(b, GR_ERR_FORMAT, "weight tensor '%s' is empty", b->f->tensors[t].name); return NULL; }
-    float *v = gr_malloc((size_t)n * sizeof(float), b->err);
-    if (!v) return NULL;
-    if (gr_tfl_tensor_floats(b->f, t, v, n, b->err)) { free(v); return NULL; }
-    *count = n;
-    return v;
+/* Reads a weight: dequantized (gr_tfl_tensor_floats), or an int32 bias
+ * without a scale as q * input_scale * weight_scale (per channel).       */
+static gr_status tfl_read(gr_wfile *wf, const gr_wtensor *t, float *out, int64_t count, gr_error *err) {
+    const tfl_impl *im = wf->impl;
+    const tfl_src *s = &im->src[t->idx];
+    if (s->in_t < 0) return gr_tfl_tensor_floats(im->f, s->t, out, count, err);
+    const gr_tfl_tensor *ti = &im->f->tensors[s->in_t], *tw = &im->f->tensors[s->w_t];
+    const gr_tfl_buffer *buf = &im->f->buffers[im->f->tensors[s->t].buffer];
+    for (int64_t o = 0; o < count; o++) {
+        int32_t q;
+        memcpy(&q, buf->data + 4 * o, 4);
+        out[o] = (float)((double)q * ti->scale[0] * tw->scale[tw->n_scale == count ? o : 0]);
+    }
+    return GR_OK;
+}
+
+static void tfl_close(gr_wfile *wf) {
+    tfl_impl *im = wf->impl;
+    if (im) free(im->src);
+    free(im);
+    wf->impl = NULL;
+}
+
+/* Adds file tensor t as param `kind` of node id to the table: stored shape
+ * fs[nd], graft shape the param's; in_t/w_t for an unscaled int32 bias.   */
+static gr_status add_weight(tb *b, int id, const char *kind, int t, const int64_t *fs, int nd,
+                            gr_wt_layout layout, int in_t, int w_t) {
+    tfl_impl *im = b->im;
+    const gr_param *q = &b->m->params[gr_node_param(b->m, id, kind)];
+    if (im->n == im->cap) {
+        int cap = im->cap ? 2 * im->cap : 64;
+        tfl_src *p = gr_realloc(im->src, (size_t)cap * sizeof *p, b->err);
+        if (!p) return GR_ERR_NOMEM;
+        im->src = p;
+        im->cap = cap;
+    }
+    const char *name = b->m->nodes[id].s.name;
+    gr_wlayer *l = gr_wfile_find_layer(b->wf, name);
+    if (!l && !(l = gr_wfile_add_layer(b->wf, name, b->err))) return GR_ERR_NOMEM;
+    gr_wtensor *w = gr_wlayer_add_tensor(l, b->f->tensors[t].name, b->err);
+    if (!w) return GR_ERR_NOMEM;
+    im->src[im->n] = (tfl_src){t, in_t, w_t};
+    w->idx = im->n++;
+    snprintf(w->kind, sizeof w->kind, "%s", kind);
+    snprintf(w->dtype, sizeof w->dtype, "%s", b->f->tensors[t].type == GR_TFL_FLOAT32 ? "F32" : "Q");
+    w->ndim = q->ndim;
+    for (int d = 0; d < q->ndim; d++) w->shape[d] = q->shape[d];
+    for (int d = 0; d < nd; d++) w->fshape[d] = fs[d];
+    w->layout = layout;
+    const gr_tfl_buffer *buf = &b->f->buffers[b->f->tensors[t].buffer];
+    w->offset = buf->data ? (int64_t)(buf->data - b->f->bytes) : -1;
+    return GR_OK;
+}
+
+/* The kernel of node id: file tensor t, which must exist and hold values. */
+static gr_status add_kernel(tb *b, int id, int t, const int64_t *fs, int nd, gr_wt_layout layout) {
+    if (t < 0 || t >= b->f->n_tensors) return op_error(b, GR_ERR_FORMAT, "a weight operand is missing");
+    if (gr_tfl_tensor_count(&b->f->tensors[t]) <= 0)
+        return op_error(b, GR_ERR_FORMAT, "weight tensor '%s' is empty", b->f->tensors[t].name);
+    return add_weight(b, id, "kernel", t, fs, nd, layout, -1, -1);
 }
 
 /* Bias of a conv / dense: int32 without a scale uses input_scale * weight_scale. */
-static gr_status load_bias(tb *b, int id, int bt, int in_t, int w_t, int OC) {
-    float *dst = gr_param_data(b->m, gr_node_param(b->m, id, "bias"));
+static gr_status add_bias(tb *b, int id, int bt, int in_t, int w_t, int OC) {
     gr_tfl_tensor *t = &b->f->tensors[bt];
+    int64_t fs[1] = {OC};
     if (gr_tfl_tensor_count(t) != OC)
         return op_error(b, GR_ERR_FORMAT, "bias '%s' has %lld values for %d outputs", t->name,
                         (long long)gr_tfl_tensor_count(t), OC);
@@ -141,14 +208,9 @@ static gr_status load_bias(tb *b, int id, int bt, int in_t, int w_t, int OC) {
         const gr_tfl_buffer *buf = &b->f->buffers[t->buffer];
         if (ti->n_scale < 1 || tw->n_scale < 1 || buf->size != (size_t)OC * 4)
             return op_error(b, GR_ERR_FORMAT, "int32 bias '%s' has no scale and neither can be derived", t->name);
-        for (int o = 0; o < OC; o++) {
-            int32_t q;
-            memcpy(&q, buf->data + 4 * o, 4);
-            dst[o] = (float)((double)q * ti->scale[0] * tw->scale[tw->n_scale == OC ? o : 0]);
-        }
-        return GR_OK;
+        return add_weight(b, id, "bias", bt, fs, 1, GR_WT_ASIS, in_t, w_t);
     }
-    return gr_tfl_tensor_floats(b->f, bt, dst, OC, b->err);
+    return add_weight(b, id, "bias", bt, fs, 1, GR_WT_ASIS, -1, -1);
 }
 
 static int build_conv(tb *b, const gr_tfl_op *op, bool depthwise) {
@@ -196,19 +258,11 @@ static int build_conv(tb *b, const gr_tfl_op *op, bool depthwise) {
     s.use_bias = op->n_in > 2 && op->inputs[2] >= 0;
     int id = append(b, s, in, NULL);
     if (id < 0) return -2;
-    int64_t n;
-    float *w = const_floats(b, op->inputs[1], &n);
-    if (!w) return -2;
-    float *k = gr_param_data(b->m, gr_node_param(b->m, id, "kernel"));   /* [KH][KW][I][OC] */
-    if (depthwise) memcpy(k, w, (size_t)n * sizeof(float));              /* [1][KH][KW][OC] */
-    else
-        for (int oc = 0; oc < OC; oc++)                                  /* [OC][KH][KW][I] */
-            for (int y = 0; y < KH; y++)
-                for (int x = 0; x < KW; x++)
-                    for (int i = 0; i < I; i++)
-                        k[(((size_t)y * KW + x) * I + i) * OC + oc] = w[(((size_t)oc * KH + y) * KW + x) * I + i];
-    free(w);
-    if (s.use_bias && load_bias(b, id, op->inputs[2], op->inputs[0], op->inputs[1], OC)) return -2;
+    /* graft's kernel is [KH][KW][I][OC]: depthwise [1][KH][KW][OC] is the
+     * same bytes, a conv's [OC][KH][KW][I] is transposed by the binder     */
+    int64_t fs[4] = {depthwise ? I : OC, KH, KW, depthwise ? OC : I};
+    if (add_kernel(b, id, op->inputs[1], fs, 4, depthwise ? GR_WT_ASIS : GR_WT_OHWI)) return -2;
+    if (s.use_bias && add_bias(b, id, op->inputs[2], op->inputs[0], op->inputs[1], OC)) return -2;
     return id;
 }
 
@@ -277,14 +331,9 @@ static int build_dense(tb *b, const gr_tfl_op *op) {
     s.use_bias = op->n_in > 2 && op->inputs[2] >= 0;
     int id = append(b, s, in, NULL);
     if (id < 0) return -2;
-    int64_t n;
-    float *wv = const_floats(b, op->inputs[1], &n);
-    if (!wv) return -2;
-    float *k = gr_param_data(b->m, gr_node_param(b->m, id, "kernel"));   /* [I][O] */
-    for (int o = 0; o < O; o++)
-        for (int i = 0; i < I; i++) k[(size_t)i * O + o] = wv[(size_t)o * I + i];
-    free(wv);
-    if (s.use_bias && load_bias(b, id, op->inputs[2], op->inputs[0], op->inputs[1], O)) return -2;
+    int64_t fs[2] = {O, I};   /* [O][I] -> graft's [I][O] */
+    if (add_kernel(b, id, op->inputs[1], fs, 2, GR_WT_OUT_IN)) return -2;
+    if (s.use_bias && add_bias(b, id, op->inputs[2], op->inputs[0], op->inputs[1], O)) return -2;
     return id;
 }
 
@@ -414,6 +463,12 @@ gr_model *gr_tflite_load_sized(const char *path, int h, int w, gr_error *err) {
     b.err = err;
     if (!(b.f = gr_tfl_open(path, err))) return NULL;
     gr_tfl_model *f = b.f;
+    if (!(b.wf = gr_wfile_new(path, err)) || !(b.im = gr_calloc(1, sizeof *b.im, err))) goto fail;
+    b.im->f = f;
+    b.wf->impl = b.im;
+    b.wf->read = tfl_read;
+    b.wf->close_impl = tfl_close;
+    snprintf(b.wf->format, sizeof b.wf->format, "TFLite flatbuffer version %u", f->version);
     if (f->n_inputs != 1 || f->n_outputs != 1) {
         gr_error_set(err, GR_ERR_UNSUPPORTED, "%s: %d inputs and %d outputs (graft needs one of each)", path,
                      f->n_inputs, f->n_outputs);
@@ -460,14 +515,17 @@ gr_model *gr_tflite_load_sized(const char *path, int h, int w, gr_error *err) {
                      f->tensors[f->outputs[0]].name, last);
         goto fail;
     }
+    gr_bind_opts bo = {.partial = false, .by_order = false};   /* the weights, once the graph is whole */
+    if (gr_bind(b.m, b.wf, &bo, NULL, err)) goto fail;
     gr_model_set_preprocess(b.m, GR_PREP_TF);
-    b.m->w_version++;
     free(b.node_of);
+    gr_wfile_close(b.wf);
     gr_tfl_close(f);
     return b.m;
 fail:
     if (err->code == GR_OK) gr_error_set(err, GR_ERR_FORMAT, "%s: cannot build the TFLite model", path);
     free(b.node_of);
+    gr_wfile_close(b.wf);
     gr_model_free(b.m);
     gr_tfl_close(f);
     return NULL;
