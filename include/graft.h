@@ -368,6 +368,8 @@ gr_status gr_model_load_weights_partial(gr_model *m, const char *path, gr_load_r
 /* ----------------------------------------------------------------- training */
 
 typedef enum { GR_OPTIM_SGD = 0, GR_OPTIM_ADAM, GR_OPTIM_ADAMW } gr_optim_kind;
+const char *gr_optim_kind_name(gr_optim_kind k);                 /* "sgd", "adam", "adamw" ("?" unknown) */
+int gr_optim_kind_parse(const char *s, gr_optim_kind *out);      /* 0 ok, -1 unknown */
 
 /* Learning-rate schedules (per iteration; `decay` > 0 alone = inverse-time). */
 typedef enum {
@@ -376,6 +378,8 @@ typedef enum {
     GR_SCHEDULE_STEP,          /* lr * gamma ^ floor(epoch / step_epochs) */
     GR_SCHEDULE_COSINE         /* lr * (1 + cos(pi * t / total)) / 2 over the run */
 } gr_schedule;
+const char *gr_schedule_name(gr_schedule s);   /* "constant", "inverse-time", "step", "cosine" ("?" unknown) */
+int gr_schedule_parse(const char *s, gr_schedule *out);          /* 0 ok, -1 unknown */
 
 /* An optimizer's settings.  SGD follows Keras' legacy SGD exactly:
  *   lr_t = lr / (1 + decay * iterations)        (iterations = batches so far)
