@@ -477,6 +477,8 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
 
 gr_status gr_evaluate(gr_model *m, const gr_dataset *ds, const int *idx, int n, int batch,
                       gr_eval_result *res, gr_error *err) {
+    gr_error local;
+    if (!err) err = &local;
     memset(res, 0, sizeof *res);
     if (!idx) n = gr_dataset_count(ds);
     if (batch <= 0) batch = 32;
@@ -492,7 +494,7 @@ gr_status gr_evaluate(gr_model *m, const gr_dataset *ds, const int *idx, int n, 
                             gr_dataset_num_classes(ds), C);
     gr_batcher_opts bo = {.batch = batch, .threads = 2};
     gr_batcher *b = gr_batcher_new(ds, idx, n, &bo, err);
-    if (!b) return err ? err->code : GR_ERR_ARG;
+    if (!b) return err->code;
     float *x = gr_malloc((size_t)batch * h * w * 3 * sizeof(float), err);
     float *p = gr_malloc((size_t)batch * C * sizeof(float), err);
     int *lab = gr_malloc((size_t)batch * sizeof(int), err);
