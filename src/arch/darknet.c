@@ -16,226 +16,7 @@
 #include <string.h>
 #include "graph/model.h"
 #include "arch/darknet.h"
-
-typedef struct {
-    char *key, *val;
-    int line;
-    bool used;
-} dk_kv;
-
-typedef struct {
-    char *name;          /* without brackets */
-    int line;
-    dk_kv *kv;
-    int n_kv, cap_kv;
-} dk_section;
-
-typedef struct {
-    const char *path;
-    dk_section *sec;
-    int n_sec, cap_sec;
-    gr_error *err;
-    /* the section being built, for error messages */
-    dk_section *cur;
-    int layer;
-} dk_cfg;
-
-static void cfg_free(dk_cfg *c) {
-    for (int i = 0; i < c->n_sec; i++) {
-        for (int k = 0; k < c->sec[i].n_kv; k++) {
-            free(c->sec[i].kv[k].key);
-            free(c->sec[i].kv[k].val);
-        }
-        free(c->sec[i].kv);
-        free(c->sec[i].name);
-    }
-    free(c->sec);
-}
-
-/* Removes every whitespace character in place (darknet's strip()). */
-static void strip_ws(char *s) {
-    char *o = s;
-    for (; *s; s++)
-        if (*s != ' ' && *s != '\t' && *s != '\r' && *s != '\n' && *s != '\v' && *s != '\f')
-            *o++ = *s;
-    *o = 0;
-}
-
-/* Reads the file into c->sec.  GR_OK or an error naming the file and line. */
-static gr_status cfg_read(dk_cfg *c) {
-    FILE *f = fopen(c->path, "r");
-    if (!f)
-        return gr_error_set(c->err, GR_ERR_IO, "%s: cannot open darknet cfg: %s", c->path,
-                            strerror(errno));
-    char *line = NULL;
-    size_t cap = 0;
-    int lineno = 0;
-    gr_status st = GR_OK;
-    while (st == GR_OK && getline(&line, &cap, f) >= 0) {
-        lineno++;
-        strip_ws(line);
-        if (!line[0] || line[0] == '#' || line[0] == ';') continue;
-        if (line[0] == '[') {
-            size_t n = strlen(line);
-            if (n < 3 || line[n - 1] != ']') {
-                st = gr_error_set(c->err, GR_ERR_FORMAT, "%s:%d: malformed section header '%s'",
-                                  c->path, lineno, line);
-                break;
-            }
-            if (c->n_sec == c->cap_sec) {
-                int nc = c->cap_sec ? 2 * c->cap_sec : 64;
-                dk_section *ns = gr_realloc(c->sec, (size_t)nc * sizeof *ns, c->err);
-                if (!ns) { st = GR_ERR_NOMEM; break; }
-                c->sec = ns;
-                c->cap_sec = nc;
-            }
-            dk_section *s = &c->sec[c->n_sec];
-            memset(s, 0, sizeof *s);
-            line[n - 1] = 0;
-            s->name = gr_strdup(line + 1, c->err);
-            if (!s->name) { st = GR_ERR_NOMEM; break; }
-            s->line = lineno;
-            c->n_sec++;
-            continue;
-        }
-        char *eq = strchr(line, '=');
-        if (!eq || eq == line) {
-            st = gr_error_set(c->err, GR_ERR_FORMAT, "%s:%d: expected key=value, got '%s'",
-                              c->path, lineno, line);
-            break;
-        }
-        if (c->n_sec == 0) {
-            st = gr_error_set(c->err, GR_ERR_FORMAT,
-                              "%s:%d: '%s' before any section (the file must start with [net])",
-                              c->path, lineno, line);
-            break;
-        }
-        dk_section *s = &c->sec[c->n_sec - 1];
-        if (s->n_kv == s->cap_kv) {
-            int nc = s->cap_kv ? 2 * s->cap_kv : 16;
-            dk_kv *nk = gr_realloc(s->kv, (size_t)nc * sizeof *nk, c->err);
-            if (!nk) { st = GR_ERR_NOMEM; break; }
-            s->kv = nk;
-            s->cap_kv = nc;
-        }
-        *eq = 0;
-        dk_kv *kv = &s->kv[s->n_kv];
-        kv->key = gr_strdup(line, c->err);
-        kv->val = gr_strdup(eq + 1, c->err);
-        kv->line = lineno;
-        kv->used = false;
-        s->n_kv++;
-        if (!kv->key || !kv->val) st = GR_ERR_NOMEM;
-    }
-    free(line);
-    if (st == GR_OK && ferror(f))
-        st = gr_error_set(c->err, GR_ERR_IO, "%s: read error: %s", c->path, strerror(errno));
-    fclose(f);
-    return st;
-}
-
-/* ------------------------------------------------------------- key lookup */
-
-/* Error about the current section: "file:line: [sec] (layer i): ...". */
-static gr_status sec_error(dk_cfg *c, gr_status code, int line, const char *what) {
-    if (c->layer >= 0)
-        return gr_error_set(c->err, code, "%s:%d: [%s] (layer %d): %s", c->path, line,
-                            c->cur->name, c->layer, what);
-    return gr_error_set(c->err, code, "%s:%d: [%s]: %s", c->path, line, c->cur->name, what);
-}
-
-static dk_kv *kv_find(dk_cfg *c, const char *key) {
-    dk_section *s = c->cur;
-    for (int k = 0; k < s->n_kv; k++)
-        if (!strcmp(s->kv[k].key, key)) { s->kv[k].used = true; return &s->kv[k]; }
-    return NULL;
-}
-
-/* Reads integer `key` (default def) into *out; checks *out >= lo. */
-static gr_status kv_int(dk_cfg *c, const char *key, int def, int lo, int *out) {
-    dk_kv *kv = kv_find(c, key);
-    if (!kv) { *out = def; return GR_OK; }
-    char *end;
-    errno = 0;
-    long v = strtol(kv->val, &end, 10);
-    char what[256];
-    if (!kv->val[0] || *end) {
-        snprintf(what, sizeof what, "%s=%s is not an integer", key, kv->val);
-        return sec_error(c, GR_ERR_FORMAT, kv->line, what);
-    }
-    if (errno == ERANGE || v < -1000000000L || v > 1000000000L) {
-        snprintf(what, sizeof what, "%s=%s is out of range (%d to 1000000000)", key, kv->val, lo);
-        return sec_error(c, GR_ERR_FORMAT, kv->line, what);
-    }
-    if (v < lo) {
-        snprintf(what, sizeof what, "%s=%ld must be >= %d", key, v, lo);
-        return sec_error(c, GR_ERR_FORMAT, kv->line, what);
-    }
-    *out = (int)v;
-    return GR_OK;
-}
-
-static gr_status kv_float(dk_cfg *c, const char *key, float def, float *out) {
-    dk_kv *kv = kv_find(c, key);
-    if (!kv) { *out = def; return GR_OK; }
-    char *end;
-    errno = 0;
-    float v = strtof(kv->val, &end);
-    if (!kv->val[0] || *end || errno || v != v) {
-        char what[256];
-        snprintf(what, sizeof what, "%s=%s is not a number", key, kv->val);
-        return sec_error(c, GR_ERR_FORMAT, kv->line, what);
-    }
-    *out = v;
-    return GR_OK;
-}
-
-/* An integer key that graft only supports at one value (e.g. dilation=1). */
-static gr_status kv_int_fixed(dk_cfg *c, const char *key, int want) {
-    int v;
-    gr_status st = kv_int(c, key, want, -1000000000, &v);
-    if (st) return st;
-    if (v != want) {
-        char what[256];
-        snprintf(what, sizeof what, "%s=%d is not supported (only %d)", key, v, want);
-        return sec_error(c, GR_ERR_UNSUPPORTED, kv_find(c, key)->line, what);
-    }
-    return GR_OK;
-}
-
-/* Darknet activation names -> graft's. */
-static gr_status kv_act(dk_cfg *c, const char *def, gr_act *act, float *alpha) {
-    dk_kv *kv = kv_find(c, "activation");
-    const char *v = kv ? kv->val : def;
-    *alpha = 0;
-    if (!strcmp(v, "leaky")) { *act = GR_ACT_LEAKY; *alpha = 0.1f; }
-    else if (!strcmp(v, "relu")) *act = GR_ACT_RELU;
-    else if (!strcmp(v, "linear")) *act = GR_ACT_LINEAR;
-    else if (!strcmp(v, "logistic")) *act = GR_ACT_SIGMOID;
-    else if (!strcmp(v, "tanh")) *act = GR_ACT_TANH;
-    else {
-        char what[256];
-        snprintf(what, sizeof what, "activation=%s is not supported (leaky, relu, linear, "
-                 "logistic, tanh)", v);
-        return sec_error(c, GR_ERR_UNSUPPORTED, kv ? kv->line : c->cur->line, what);
-    }
-    return GR_OK;
-}
-
-/* Marks keys that only matter for training as used. */
-static void kv_ignore(dk_cfg *c, const char *const *keys) {
-    for (; *keys; keys++) kv_find(c, *keys);
-}
-
-static gr_status check_unused(dk_cfg *c) {
-    for (int k = 0; k < c->cur->n_kv; k++)
-        if (!c->cur->kv[k].used) {
-            char what[256];
-            snprintf(what, sizeof what, "unknown key '%s'", c->cur->kv[k].key);
-            return sec_error(c, GR_ERR_FORMAT, c->cur->kv[k].line, what);
-        }
-    return GR_OK;
-}
+#include "arch/darknet_cfg.h"
 
 /* ------------------------------------------------------------ building */
 
@@ -275,12 +56,12 @@ static int build_conv(dk_cfg *c, gr_model *m, int prev) {
     int filters, size, stride, pad, padding, groups, bn;
     gr_act act;
     float alpha;
-    if (kv_int(c, "filters", 1, 1, &filters) || kv_int(c, "size", 1, 1, &size) ||
-        kv_int(c, "stride", 1, 1, &stride) || kv_int(c, "pad", 0, 0, &pad) ||
-        kv_int(c, "padding", 0, 0, &padding) || kv_int(c, "groups", 1, 1, &groups) ||
-        kv_int(c, "batch_normalize", 0, 0, &bn) || kv_act(c, "logistic", &act, &alpha) ||
-        kv_int_fixed(c, "binary", 0) || kv_int_fixed(c, "xnor", 0) ||
-        kv_int_fixed(c, "dilation", 1) || kv_int_fixed(c, "flipped", 0))
+    if (dk_int(c, "filters", 1, 1, &filters) != GR_OK || dk_int(c, "size", 1, 1, &size) != GR_OK ||
+        dk_int(c, "stride", 1, 1, &stride) != GR_OK || dk_int(c, "pad", 0, 0, &pad) != GR_OK ||
+        dk_int(c, "padding", 0, 0, &padding) != GR_OK || dk_int(c, "groups", 1, 1, &groups) != GR_OK ||
+        dk_int(c, "batch_normalize", 0, 0, &bn) != GR_OK || dk_act(c, "logistic", &act, &alpha) != GR_OK ||
+        dk_int_fixed(c, "binary", 0) != GR_OK || dk_int_fixed(c, "xnor", 0) != GR_OK ||
+        dk_int_fixed(c, "dilation", 1) != GR_OK || dk_int_fixed(c, "flipped", 0) != GR_OK)
         return -1;
     if (pad) padding = size / 2;
     gr_layer_spec s = gr_conv2d(filters, size, size, stride, GR_PAD_EXPLICIT, bn ? GR_ACT_LINEAR : act);
@@ -300,8 +81,8 @@ static int build_connected(dk_cfg *c, gr_model *m, int prev) {
     int out, bn;
     gr_act act;
     float alpha;
-    if (kv_int(c, "output", 1, 1, &out) || kv_int(c, "batch_normalize", 0, 0, &bn) ||
-        kv_act(c, "logistic", &act, &alpha))
+    if (dk_int(c, "output", 1, 1, &out) != GR_OK || dk_int(c, "batch_normalize", 0, 0, &bn) != GR_OK ||
+        dk_act(c, "logistic", &act, &alpha) != GR_OK)
         return -1;
     int in = flatten_if_needed(c, m, prev);
     if (in < -1) return -1;
@@ -320,8 +101,8 @@ static int build_connected(dk_cfg *c, gr_model *m, int prev) {
  * o*stride - padding/2, cells outside the image ignored. */
 static int build_maxpool(dk_cfg *c, gr_model *m, int prev) {
     int stride, size, padding;
-    if (kv_int(c, "stride", 1, 1, &stride) || kv_int(c, "size", stride, 1, &size) ||
-        kv_int(c, "padding", size - 1, 0, &padding))
+    if (dk_int(c, "stride", 1, 1, &stride) != GR_OK || dk_int(c, "size", stride, 1, &size) != GR_OK ||
+        dk_int(c, "padding", size - 1, 0, &padding) != GR_OK)
         return -1;
     int h, w, ch;
     gr_model_layer_shape(m, prev, &h, &w, &ch);
@@ -333,7 +114,7 @@ static int build_maxpool(dk_cfg *c, gr_model *m, int prev) {
     if (oh < 0 || ow < 0) {
         char what[256];
         snprintf(what, sizeof what, "a %dx%d input is too small for a size-%d maxpool", h, w, size);
-        sec_error(c, GR_ERR_SHAPE, c->cur->line, what);
+        dk_error(c, GR_ERR_SHAPE, c->cur->line, what);
         return -1;
     }
     s.out_h = oh / stride + 1;
@@ -343,9 +124,9 @@ static int build_maxpool(dk_cfg *c, gr_model *m, int prev) {
 
 static int build_softmax(dk_cfg *c, gr_model *m, int prev) {
     float temp;
-    if (kv_int_fixed(c, "groups", 1) || kv_float(c, "temperature", 1, &temp)) return -1;
+    if (dk_int_fixed(c, "groups", 1) != GR_OK || dk_float(c, "temperature", 1, &temp) != GR_OK) return -1;
     if (temp != 1) {
-        sec_error(c, GR_ERR_UNSUPPORTED, c->cur->line, "temperature other than 1 is not supported");
+        dk_error(c, GR_ERR_UNSUPPORTED, c->cur->line, "temperature other than 1 is not supported");
         return -1;
     }
     int in = flatten_if_needed(c, m, prev);
@@ -359,7 +140,7 @@ static gr_status layer_ref(dk_cfg *c, int v, int line, int *out) {
     if (idx < 0 || idx >= c->layer) {
         char what[256];
         snprintf(what, sizeof what, "refers to layer %d, which is not an earlier layer", idx);
-        return sec_error(c, GR_ERR_FORMAT, line, what);
+        return dk_error(c, GR_ERR_FORMAT, line, what);
     }
     *out = idx;
     return GR_OK;
@@ -370,15 +151,15 @@ static int build_shortcut(dk_cfg *c, gr_model *m, int prev, const int *out_node)
     float a, b;
     gr_act act;
     float alpha;
-    dk_kv *kv = kv_find(c, "from");
-    if (!kv) { sec_error(c, GR_ERR_FORMAT, c->cur->line, "missing from="); return -1; }
+    dk_kv *kv = dk_find(c, "from");
+    if (!kv) { dk_error(c, GR_ERR_FORMAT, c->cur->line, "missing from="); return -1; }
     kv->used = false;   /* re-read strictly below */
-    if (kv_int(c, "from", 0, -1000000, &from) || layer_ref(c, from, kv->line, &from) ||
-        kv_act(c, "linear", &act, &alpha) || kv_float(c, "alpha", 1, &a) ||
-        kv_float(c, "beta", 1, &b))
+    if (dk_int(c, "from", 0, -1000000, &from) != GR_OK || layer_ref(c, from, kv->line, &from) != GR_OK ||
+        dk_act(c, "linear", &act, &alpha) != GR_OK || dk_float(c, "alpha", 1, &a) != GR_OK ||
+        dk_float(c, "beta", 1, &b) != GR_OK)
         return -1;
     if (a != 1 || b != 1) {
-        sec_error(c, GR_ERR_UNSUPPORTED, c->cur->line, "alpha/beta other than 1 are not supported");
+        dk_error(c, GR_ERR_UNSUPPORTED, c->cur->line, "alpha/beta other than 1 are not supported");
         return -1;
     }
     int addn = out_node[from];
@@ -395,7 +176,7 @@ static int build_shortcut(dk_cfg *c, gr_model *m, int prev, const int *out_node)
             char what[256];
             snprintf(what, sizeof what, "adding a %dx%d layer to a %dx%d one is not supported",
                      h1, w1, h2, w2);
-            sec_error(c, GR_ERR_UNSUPPORTED, c->cur->line, what);
+            dk_error(c, GR_ERR_UNSUPPORTED, c->cur->line, what);
             return -1;
         }
         gr_layer_spec p = gr_conv2d(c2, 1, 1, st, GR_PAD_VALID, GR_ACT_LINEAR);
@@ -420,8 +201,8 @@ static int build_shortcut(dk_cfg *c, gr_model *m, int prev, const int *out_node)
 }
 
 static int build_route(dk_cfg *c, gr_model *m, const int *out_node) {
-    dk_kv *kv = kv_find(c, "layers");
-    if (!kv || !kv->val[0]) { sec_error(c, GR_ERR_FORMAT, c->cur->line, "missing layers="); return -1; }
+    dk_kv *kv = dk_find(c, "layers");
+    if (!kv || !kv->val[0]) { dk_error(c, GR_ERR_FORMAT, c->cur->line, "missing layers="); return -1; }
     gr_layer_spec s;
     memset(&s, 0, sizeof s);
     s.op = GR_OP_CONCAT;
@@ -433,14 +214,14 @@ static int build_route(dk_cfg *c, gr_model *m, const int *out_node) {
         char what[256];
         if (end == p || errno || (*end && *end != ',') || v < -1000000 || v > 1000000) {
             snprintf(what, sizeof what, "layers=%s is not a list of integers", kv->val);
-            sec_error(c, GR_ERR_FORMAT, kv->line, what);
+            dk_error(c, GR_ERR_FORMAT, kv->line, what);
             return -1;
         }
         int idx = 0;
-        if (layer_ref(c, (int)v, kv->line, &idx)) return -1;
+        if (layer_ref(c, (int)v, kv->line, &idx) != GR_OK) return -1;
         if (s.n_inputs == GR_MAX_INPUTS) {
             snprintf(what, sizeof what, "more than %d routed layers are not supported", GR_MAX_INPUTS);
-            sec_error(c, GR_ERR_UNSUPPORTED, kv->line, what);
+            dk_error(c, GR_ERR_UNSUPPORTED, kv->line, what);
             return -1;
         }
         s.inputs[s.n_inputs++] = out_node[idx];
@@ -455,8 +236,8 @@ static int build_crop(dk_cfg *c, gr_model *m, bool *no_node) {
     static const char *const ign[] = {"crop_height", "crop_width", "flip", "angle",
                                       "saturation", "exposure", "shift", NULL};
     int noadjust;
-    if (kv_int(c, "noadjust", 0, 0, &noadjust)) return -1;
-    kv_ignore(c, ign);
+    if (dk_int(c, "noadjust", 0, 0, &noadjust) != GR_OK) return -1;
+    dk_ignore(c, ign);
     *no_node = noadjust != 0;
     if (noadjust) return -1;   /* no node: layer 0 is the input */
     gr_layer_spec s;
@@ -497,14 +278,14 @@ static int build_layer(dk_cfg *c, gr_model *m, int prev, const int *out_node, bo
     else if (!strcmp(n, "softmax") || !strcmp(n, "soft")) r = build_softmax(c, m, prev);
     else if (!strcmp(n, "dropout")) {
         float p;
-        if (kv_float(c, "probability", 0.5f, &p)) return -2;
+        if (dk_float(c, "probability", 0.5f, &p) != GR_OK) return -2;
         if (!(p >= 0 && p < 1)) {
-            sec_error(c, GR_ERR_FORMAT, c->cur->line, "probability must be in [0, 1)");
+            dk_error(c, GR_ERR_FORMAT, c->cur->line, "probability must be in [0, 1)");
             return -2;
         }
         r = add(c, m, from_node(named(gr_dropout(p), c->layer, NULL), prev));
     } else if (!strcmp(n, "shortcut")) {
-        if (c->layer == 0) { sec_error(c, GR_ERR_FORMAT, c->cur->line, "shortcut as the first layer"); return -2; }
+        if (c->layer == 0) { dk_error(c, GR_ERR_FORMAT, c->cur->line, "shortcut as the first layer"); return -2; }
         r = build_shortcut(c, m, prev, out_node);
     } else if (!strcmp(n, "route")) r = build_route(c, m, out_node);
     else if (!strcmp(n, "cost")) {
@@ -513,17 +294,17 @@ static int build_layer(dk_cfg *c, gr_model *m, int prev, const int *out_node, bo
         return prev;
     } else if (!strcmp(n, "crop")) {
         if (c->layer != 0) {
-            sec_error(c, GR_ERR_UNSUPPORTED, c->cur->line, "[crop] is supported only as the first layer");
+            dk_error(c, GR_ERR_UNSUPPORTED, c->cur->line, "[crop] is supported only as the first layer");
             return -2;
         }
         bool no_node = false;
         r = build_crop(c, m, &no_node);
         if (no_node) { *ok = true; return -1; }
     } else if (is_unsupported_section(n)) {
-        sec_error(c, GR_ERR_UNSUPPORTED, c->cur->line, "this kind of layer is not supported by graft");
+        dk_error(c, GR_ERR_UNSUPPORTED, c->cur->line, "this kind of layer is not supported by graft");
         return -2;
     } else {
-        sec_error(c, GR_ERR_FORMAT, c->cur->line, "unknown section");
+        dk_error(c, GR_ERR_FORMAT, c->cur->line, "unknown section");
         return -2;
     }
     if (r < 0) return -2;
@@ -534,14 +315,14 @@ static int build_layer(dk_cfg *c, gr_model *m, int prev, const int *out_node, bo
 /* Reads [net]: input size and channels (h, w override when > 0). */
 static gr_status read_net(dk_cfg *c, int *h, int *w, int *ch) {
     int nh, nw;
-    if (kv_int(c, "height", 0, 0, &nh) || kv_int(c, "width", 0, 0, &nw) ||
-        kv_int(c, "channels", 0, 0, ch))
+    if (dk_int(c, "height", 0, 0, &nh) != GR_OK || dk_int(c, "width", 0, 0, &nw) != GR_OK ||
+        dk_int(c, "channels", 0, 0, ch) != GR_OK)
         return c->err ? c->err->code : GR_ERR_FORMAT;
-    if (*ch <= 0) return sec_error(c, GR_ERR_FORMAT, c->cur->line, "channels= is missing or 0");
+    if (*ch <= 0) return dk_error(c, GR_ERR_FORMAT, c->cur->line, "channels= is missing or 0");
     if (*h <= 0) *h = nh;
     if (*w <= 0) *w = nw;
     if (*h <= 0 || *w <= 0)
-        return sec_error(c, GR_ERR_FORMAT, c->cur->line,
+        return dk_error(c, GR_ERR_FORMAT, c->cur->line,
                          "height=/width= are missing and no input size was given");
     return GR_OK;
 }
@@ -561,7 +342,7 @@ gr_model *gr_darknet_load_cfg(const char *cfg_path, int h, int w, gr_error *err)
     c.layer = -1;
     gr_model *m = NULL;
     int *out_node = NULL;
-    if (cfg_read(&c)) goto fail;
+    if (dk_cfg_read(&c) != GR_OK) goto fail;
     if (c.n_sec == 0 || (strcmp(c.sec[0].name, "net") && strcmp(c.sec[0].name, "network"))) {
         gr_error_set(err, GR_ERR_FORMAT, "%s:%d: the first section must be [net] (found %s%s%s)",
                      cfg_path, c.n_sec ? c.sec[0].line : 1, c.n_sec ? "[" : "no section",
@@ -578,11 +359,11 @@ gr_model *gr_darknet_load_cfg(const char *cfg_path, int h, int w, gr_error *err)
         /* the input is the crop: its size replaces [net]'s */
         c.cur = &c.sec[1];
         c.layer = 0;
-        if (kv_int(&c, "crop_height", 0, 1, &h) || kv_int(&c, "crop_width", 0, 1, &w)) goto fail;
+        if (dk_int(&c, "crop_height", 0, 1, &h) != GR_OK || dk_int(&c, "crop_width", 0, 1, &w) != GR_OK) goto fail;
         c.cur = &c.sec[0];
         c.layer = -1;
     }
-    if (read_net(&c, &h, &w, &ch)) goto fail;   /* [net]'s other keys: training only */
+    if (read_net(&c, &h, &w, &ch) != GR_OK) goto fail;   /* [net]'s other keys: training only */
     m = gr_model_new(h, w, ch, err);
     if (!m) {
         gr_error_prefix(err, "%s", cfg_path);   /* e.g. an absurd input size */
@@ -597,7 +378,7 @@ gr_model *gr_darknet_load_cfg(const char *cfg_path, int h, int w, gr_error *err)
         bool ok;
         int r = build_layer(&c, m, prev, out_node, &ok);
         if (!ok) goto fail;
-        if (check_unused(&c)) goto fail;
+        if (dk_check_unused(&c) != GR_OK) goto fail;
         out_node[i - 1] = r;
         prev = r;
     }
@@ -610,12 +391,12 @@ gr_model *gr_darknet_load_cfg(const char *cfg_path, int h, int w, gr_error *err)
     gr_model_set_recipe(m, &(gr_recipe){.resize = GR_RESIZE_LETTERBOX, .interp = GR_INTERP_DARKNET,
                                         .norm = GR_PREP_DARKNET});
     free(out_node);
-    cfg_free(&c);
+    dk_cfg_free(&c);
     return m;
 fail:
     if (err->code == GR_OK) gr_error_set(err, GR_ERR_FORMAT, "%s: cannot read the darknet cfg", cfg_path);
     free(out_node);
-    cfg_free(&c);
+    dk_cfg_free(&c);
     gr_model_free(m);
     return NULL;
 }

@@ -370,7 +370,7 @@ static int coeffs(int in, double b0, double bsize, int out, float **k, size_t *k
                   size_t *icap, gr_error *err) {
     double scale = bsize / out, fs = scale > 1 ? scale : 1.0, support = fs;
     int ksize = (int)ceil(support) * 2 + 1;
-    if (grow_f(k, kcap, (size_t)out * ksize, err) || grow_i(idx, icap, (size_t)out * 2, err)) return -1;
+    if (grow_f(k, kcap, (size_t)out * ksize, err) != GR_OK || grow_i(idx, icap, (size_t)out * 2, err) != GR_OK) return -1;
     for (int o = 0; o < out; o++) {
         double center = b0 + (o + 0.5) * scale, ss = 1.0 / fs, sum = 0;
         int lo = (int)(center - support + 0.5), hi = (int)(center + support + 0.5);
@@ -401,7 +401,7 @@ static gr_status resize_pil(const uint8_t *src, int h, int w, int bx, int by, in
     /* rows the vertical pass reads */
     int y0 = s->iy[0], y1 = s->iy[2 * (nh - 1)] + s->iy[2 * (nh - 1) + 1];
     if (y1 <= y0) y1 = y0 + 1;
-    if (grow_f(&s->tmp, &s->tmp_cap, (size_t)(y1 - y0) * nw * 3, err)) return GR_ERR_NOMEM;
+    if (grow_f(&s->tmp, &s->tmp_cap, (size_t)(y1 - y0) * nw * 3, err) != GR_OK) return GR_ERR_NOMEM;
     for (int y = y0; y < y1; y++) {          /* horizontal pass -> tmp [y1-y0][nw][3] */
         const uint8_t *r = src + (size_t)y * w * 3;
         float *t = s->tmp + (size_t)(y - y0) * nw * 3;
@@ -438,7 +438,7 @@ static gr_status resize_pil(const uint8_t *src, int h, int w, int bx, int by, in
  * and for a one-row source.  No antialiasing.  Same arguments as resize_pil. */
 static gr_status resize_darknet(const uint8_t *src, int w, int bx, int by, int bw, int bh, float *out,
                                 int ow, int ox, int oy, int nw, int nh, gr_resize_scratch *s, gr_error *err) {
-    if (grow_f(&s->tmp, &s->tmp_cap, (size_t)bh * nw * 3, err)) return GR_ERR_NOMEM;
+    if (grow_f(&s->tmp, &s->tmp_cap, (size_t)bh * nw * 3, err) != GR_OK) return GR_ERR_NOMEM;
     float xs = nw > 1 ? (float)(bw - 1) / (float)(nw - 1) : 0.0f;
     float ys = nh > 1 ? (float)(bh - 1) / (float)(nh - 1) : 0.0f;
     for (int y = 0; y < bh; y++) {           /* horizontal pass -> tmp [bh][nw][3] */
