@@ -317,7 +317,7 @@ static gr_status read_net(dk_cfg *c, int *h, int *w, int *ch) {
     int nh, nw;
     if (dk_int(c, "height", 0, 0, &nh) != GR_OK || dk_int(c, "width", 0, 0, &nw) != GR_OK ||
         dk_int(c, "channels", 0, 0, ch) != GR_OK)
-        return c->err ? c->err->code : GR_ERR_FORMAT;
+        return c->err->code;
     if (*ch <= 0) return dk_error(c, GR_ERR_FORMAT, c->cur->line, "channels= is missing or 0");
     if (*h <= 0) *h = nh;
     if (*w <= 0) *w = nw;

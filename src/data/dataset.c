@@ -252,6 +252,8 @@ static bool ends_with(const char *s, const char *suf) {
 }
 
 gr_dataset *gr_dataset_open(const char *path, const gr_dataset_opts *opts, gr_error *err) {
+    gr_error local;
+    if (!err) err = &local;
     gr_dataset_opts o = opts ? *opts : (gr_dataset_opts){0};
     if (!path) { gr_error_set(err, GR_ERR_ARG, "dataset: no path"); return NULL; }
     if (o.h < 0 || o.w < 0 || o.h > 8192 || o.w > 8192) {
@@ -350,6 +352,8 @@ gr_status gr_dataset_load_resized(const gr_dataset *ds, int i, float *out, gr_sa
 }
 
 gr_status gr_dataset_get(const gr_dataset *ds, int i, float *out, gr_error *err) {
+    gr_error local;
+    if (!err) err = &local;
     if (!ds || !out) return gr_error_set(err, GR_ERR_ARG, "gr_dataset_get: NULL argument");
     gr_sample_scratch s = {0};
     gr_status st = gr_dataset_load_resized(ds, i, out, &s, err);
@@ -362,6 +366,8 @@ gr_status gr_dataset_get(const gr_dataset *ds, int i, float *out, gr_error *err)
 
 gr_status gr_dataset_split(const gr_dataset *ds, float val, uint64_t seed, int **train, int *n_train,
                            int **valid, int *n_valid, gr_error *err) {
+    gr_error local;
+    if (!err) err = &local;
     *train = *valid = NULL;
     *n_train = *n_valid = 0;
     if (!(val >= 0 && val < 1))

@@ -386,6 +386,8 @@ static gr_status download_part(const char *url, const char *part, const char *la
 
 gr_status gr_fetch_url(const char *url, const char *dest, const char *digest,
                        const gr_fetch_opts *opts, gr_error *err) {
+    gr_error local;
+    if (!err) err = &local;
     const gr_fetch_opts *o = opts ? opts : &default_opts;
     char part[PATH_CAP];
     if (gr_fetch_pathf(part, sizeof part, "%s.part", dest) < 0)
@@ -497,6 +499,8 @@ static gr_status fetch_name(const char *name, const gr_fetch_opts *opts, bool an
 }
 
 gr_status gr_fetch_name(const char *name, const gr_fetch_opts *opts, gr_error *err) {
+    gr_error local;
+    if (!err) err = &local;
     return fetch_name(name, opts, true, err);
 }
 
@@ -517,6 +521,8 @@ static const gr_fetch_file *pick_file(const gr_fetch_entry *e, const char *hint)
 
 gr_status gr_fetch_resolve(const char *name, const char *file_hint, const gr_fetch_opts *opts,
                            char *path_out, size_t cap, gr_error *err) {
+    gr_error local;
+    if (!err) err = &local;
     const gr_fetch_entry *e = gr_fetch_lookup(name);
     if (!e) return unknown_name(name, err);
     const gr_fetch_file *f = pick_file(e, file_hint);

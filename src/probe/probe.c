@@ -323,6 +323,8 @@ gr_status gr_probe_cuts(gr_model *m, const gr_dataset *ds, const int *cuts, int 
 gr_status gr_probe_best_cut(gr_model *base, const gr_dataset *ds, const int *cuts, int n_cuts,
                             int samples, uint64_t seed, int *best, gr_probe_row *rows,
                             gr_error *err) {
+    gr_error local;
+    if (!err) err = &local;
     gr_probe_row *r = rows;
     if (!r && n_cuts > 0 && !(r = gr_malloc((size_t)n_cuts * sizeof *r, err))) return GR_ERR_NOMEM;
     gr_probe_opts o = {.samples = samples, .seed = seed};
