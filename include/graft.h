@@ -536,6 +536,15 @@ typedef enum {
     GR_DATA_CSV          /* lines "path,label" */
 } gr_data_format;
 typedef enum { GR_LABELS_FINE = 0, GR_LABELS_COARSE } gr_label_kind;  /* CIFAR-100 */
+/* The names the CLI and the files use: "auto", "cifar10", "cifar100", "folder",
+ * "csv"; "train", "test"; "fine", "coarse" ("?" for a value out of range).
+ * parse: 0 and *out set, or -1 for an unknown name.                       */
+const char *gr_data_format_name(gr_data_format f);
+int gr_data_format_parse(const char *s, gr_data_format *out);
+const char *gr_split_name(gr_split s);
+int gr_split_parse(const char *s, gr_split *out);
+const char *gr_label_kind_name(gr_label_kind k);
+int gr_label_kind_parse(const char *s, gr_label_kind *out);
 
 /* Zero fields are defaults. */
 typedef struct {

@@ -251,6 +251,30 @@ static bool ends_with(const char *s, const char *suf) {
     return a >= b && !strcasecmp(s + a - b, suf);
 }
 
+static const char *const format_names[] = {"auto", "cifar10", "cifar100", "folder", "csv"};
+const char *gr_data_format_name(gr_data_format f) { return (unsigned)f < 5 ? format_names[f] : "?"; }
+int gr_data_format_parse(const char *s, gr_data_format *out) {
+    for (int i = 0; i < 5; i++)
+        if (!strcmp(s, format_names[i])) { *out = (gr_data_format)i; return 0; }
+    return -1;
+}
+
+static const char *const split_names[] = {"train", "test"};
+const char *gr_split_name(gr_split s) { return (unsigned)s < 2 ? split_names[s] : "?"; }
+int gr_split_parse(const char *s, gr_split *out) {
+    for (int i = 0; i < 2; i++)
+        if (!strcmp(s, split_names[i])) { *out = (gr_split)i; return 0; }
+    return -1;
+}
+
+static const char *const label_names[] = {"fine", "coarse"};
+const char *gr_label_kind_name(gr_label_kind k) { return (unsigned)k < 2 ? label_names[k] : "?"; }
+int gr_label_kind_parse(const char *s, gr_label_kind *out) {
+    for (int i = 0; i < 2; i++)
+        if (!strcmp(s, label_names[i])) { *out = (gr_label_kind)i; return 0; }
+    return -1;
+}
+
 gr_dataset *gr_dataset_open(const char *path, const gr_dataset_opts *opts, gr_error *err) {
     gr_error local;
     if (!err) err = &local;
