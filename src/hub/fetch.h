@@ -57,4 +57,7 @@ gr_status gr_fetch_mirror_file(const char *mirror, const gr_fetch_entry *e, cons
 gr_status gr_fetch_mirror_dir(const char *mirror, const gr_fetch_entry *e, const char *cache_dir,
                               const gr_fetch_opts *o, bool *missing, gr_error *err);
 bool gr_fetch_unpacked_complete(const gr_fetch_entry *e, const char *dir);
+/* Looks rel ("weights/x/y") up in dir/SHA256SUMS ("<hex>  [./]rel" lines):
+ * 1 and hex filled when listed, 0 when not (or no SHA256SUMS).            */
+int gr_fetch_mirror_sum(const char *dir, const char *rel, char *hex);
 #endif

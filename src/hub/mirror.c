@@ -18,7 +18,7 @@
 
 /* Looks rel ("weights/x/y") up in dir/SHA256SUMS ("<hex>  [./]rel" lines).
  * Returns 1 and fills hex when listed, 0 when not (or no SHA256SUMS). */
-static int mirror_sum(const char *dir, const char *rel, char *hex) {
+int gr_fetch_mirror_sum(const char *dir, const char *rel, char *hex) {
     char path[PATH_CAP], line[PATH_CAP + 80];
     gr_fetch_pathf(path, sizeof path, "%s/SHA256SUMS", dir);
     FILE *f = fopen(path, "r");
@@ -94,7 +94,7 @@ gr_status gr_fetch_mirror_file(const char *mirror, const gr_fetch_entry *e, cons
     char want[GR_DIGEST_HEX_MAX], got[GR_DIGEST_HEX_MAX], part[PATH_CAP];
     const char *origin;
     gr_digest_kind kind = GR_DIGEST_SHA256;
-    if (mirror_sum(mirror, rel, want)) {
+    if (gr_fetch_mirror_sum(mirror, rel, want)) {
         origin = "the mirror's SHA256SUMS";
     } else if (f->digest) {
         gr_fetch_pathf(want, sizeof want, "%s", f->digest);
@@ -152,7 +152,7 @@ gr_status gr_fetch_mirror_dir(const char *mirror, const gr_fetch_entry *e, const
     for (int i = 0; e->unpacked_files[i]; i++) {
         char want[GR_DIGEST_HEX_MAX], got[GR_DIGEST_HEX_MAX];
         gr_fetch_pathf(rel, sizeof rel, "%s/%s", rels[k], e->unpacked_files[i]);
-        if (!mirror_sum(mirror, rel, want)) continue;
+        if (!gr_fetch_mirror_sum(mirror, rel, want)) continue;
         gr_fetch_pathf(p, sizeof p, "%s/%s", src, e->unpacked_files[i]);
         gr_status st = gr_digest_file(GR_DIGEST_SHA256, p, got, err);
         if (st != GR_OK) return st;
