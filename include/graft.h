@@ -711,7 +711,7 @@ gr_model *gr_model_load(const char *path, gr_error *err);
 
 
 /* -------------------------------------------------------------------- probe
- * "Which base, which cut?" by measurement (src/train/probe*.c, `graft probe`).
+ * "Which base, which cut?" by measurement (src/probe/probe*.c, `graft probe`).
  * A base runs once over a stratified sample of the data, taking the features
  * at every candidate cut in the same pass; each cut's features are scored
  * by two fast transferability estimates on standardized features:

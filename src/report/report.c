@@ -116,7 +116,7 @@ static void num_cell(FILE *f, double v, int dec) {
     else fprintf(f, "<td class=n>&ndash;</td>");
 }
 
-/* The epoch the run kept as best: fit.c's rule (val_accuracy, or -val_loss
+/* The epoch the run kept as best: fit.c's rule, epoch_end (val_accuracy, or -val_loss
  * with monitor val_loss, or -loss without validation; the first maximum). */
 static int best_epoch(const history *h, const char *monitor) {
     int best = -1;

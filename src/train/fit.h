@@ -49,14 +49,9 @@ double gr_fit_now(void);   /* monotonic seconds */
 /* perm = a permutation of 0..n-1 drawn from (seed, epoch). */
 void gr_fit_shuffle(int *perm, int n, uint64_t seed, int epoch);
 
-/* fit_features.c.  Runs layers 0..upto on samples idx[0..n) (upto = -1:
- * the preprocessed images) into feat [n, F]; stop (may be NULL) is read
- * between batches (GR_ERR_INTERRUPTED).                                    */
-gr_status gr_fit_compute_features(gr_model *m, int upto, const gr_dataset *ds, const int *idx, int n,
-                                  int batch, int threads, float *feat, const char *what, int verbose,
-                                  volatile int *stop, gr_error *err);
-/* The features phase: the training features (cache) or the image buffer,
- * the standardize layer's statistics, the validation features.            */
+/* fit_features.c.  The features phase: the training features (cache) or
+ * the image buffer, the standardize layer's statistics, the validation
+ * features.                                                                */
 gr_status gr_fit_features(gr_fit_run *r);
 /* Mean loss and accuracy of layers first.. on cached features. */
 gr_status gr_fit_eval_features(gr_model *m, int first, const float *feat, const int *labels, int n,

@@ -18,7 +18,7 @@
  * stop (may be NULL) is read between batches: non-zero ends the pass with
  * GR_ERR_INTERRUPTED (a ^C during a long features pass is acted on within
  * a batch).                                                                */
-gr_status gr_fit_compute_features(gr_model *m, int upto, const gr_dataset *ds, const int *idx, int n,
+static gr_status compute_features(gr_model *m, int upto, const gr_dataset *ds, const int *idx, int n,
                                   int batch, int threads, float *feat, const char *what, int verbose,
                                   volatile int *stop, gr_error *err) {
     int h, w;
@@ -58,7 +58,7 @@ gr_status gr_fit_compute_features(gr_model *m, int upto, const gr_dataset *ds, c
     return st;
 }
 
-/* gr_fit_compute_features through the disk cache: a hit skips the base. */
+/* compute_features through the disk cache: a hit skips the base. */
 static gr_status cached_features(gr_model *m, int upto, const gr_dataset *ds, const int *idx, int n,
                                  int batch, int threads, float *feat, const char *what, int verbose,
                                  volatile int *stop, gr_error *err) {
@@ -73,7 +73,7 @@ static gr_status cached_features(gr_model *m, int upto, const gr_dataset *ds, co
     }
     if (hit == GR_FEATURES_DAMAGED)
         gr_warn("%s: the features cache entry is damaged (its digest or size does not match): recomputing it", path);
-    gr_status st = gr_fit_compute_features(m, upto, ds, idx, n, batch, threads, feat, what, verbose, stop, err);
+    gr_status st = compute_features(m, upto, ds, idx, n, batch, threads, feat, what, verbose, stop, err);
     if (st == GR_OK && keyed) gr_features_store(key, (size_t)n, F, feat);
     return st;
 }
@@ -143,8 +143,8 @@ static gr_status pass_moments(gr_fit_run *r, int node, double *sum, double *sq) 
     for (int s0 = lo; st == GR_OK && s0 < hi; s0 += chunk) {
         int B = hi - s0 < chunk ? hi - s0 : chunk;
         for (int b = 0; b < B; b++) sub[b] = r->idx ? r->idx[s0 + b] : s0 + b;
-        st = gr_fit_compute_features(r->m, node - 1, r->ds, sub, B, r->o.batch, r->o.threads, buf, "statistics", 0,
-                                     NULL, r->err);
+        st = compute_features(r->m, node - 1, r->ds, sub, B, r->o.batch, r->o.threads, buf, "statistics", 0, NULL,
+                              r->err);
         if (st == GR_OK && r->o.stop && *r->o.stop && s0 + B < hi)
             st = gr_error_set(r->err, GR_ERR_INTERRUPTED, "interrupted while measuring the feature statistics");
         if (st == GR_OK) add_moments(buf, B, F, sum, sq);
