@@ -1,4 +1,4 @@
-/* fuzz_checkpoint.c — training checkpoints (src/train/fit.c: a model file
+/* fuzz_checkpoint.c — training checkpoints (src/train/checkpoint.c: a model file
  * with the optimizer state and the run's position as metadata): load the
  * model from the input, then resume gr_fit from it on a fixed 4-image
  * CIFAR-10 set (32x32, 10 classes), as `graft train --resume` does.       */

@@ -1,4 +1,4 @@
-/* fuzz_darknet_cfg.c — the darknet .cfg reader (src/arch/darknet.c): build
+/* fuzz_darknet_cfg.c — the darknet .cfg reader (src/arch/darknet.c, darknet_cfg.c): build
  * a model from the input, and run it once on zeros when it is small.      */
 #include "fuzz.h"
 

@@ -4,7 +4,7 @@
  * callback (resume at an offset: the server honours the range, ignores it
  * or answers from another byte), the progress line (sizes the server
  * declares), the digest check and commit of the finished file, and a
- * mirror's SHA256SUMS lookup.  src/hub/fetch.c is included so that its
+ * mirror's SHA256SUMS lookup (mirror.c).  src/hub/fetch.c is included so that its
  * static callbacks can be called; libgraft.a's fetch.o is then not linked.
  *
  * Input: byte 0 flags (bit 0: resume at an offset, bit 1: draw as on a
@@ -84,6 +84,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char sp[256], hex[GR_DIGEST_HEX_MAX];
     fuzz_path(sp, sizeof sp, "SHA256SUMS");
     fuzz_write(sp, sums, ns);
-    (void)mirror_sum(fuzz_dir(), "weights/darknet-tiny/tiny.cfg", hex);
+    (void)gr_fetch_mirror_sum(fuzz_dir(), "weights/darknet-tiny/tiny.cfg", hex);
     return 0;
 }

@@ -414,6 +414,8 @@ gr_status gr_model_load_weights_partial(gr_model *m, const char *path, gr_load_r
 /* ----------------------------------------------------------------- training */
 
 typedef enum { GR_OPTIM_SGD = 0, GR_OPTIM_ADAM, GR_OPTIM_ADAMW } gr_optim_kind;
+const char *gr_optim_kind_name(gr_optim_kind k);                 /* "sgd", "adam", "adamw" ("?" unknown) */
+int gr_optim_kind_parse(const char *s, gr_optim_kind *out);      /* 0 ok, -1 unknown */
 
 /* Learning-rate schedules (per iteration; `decay` > 0 alone = inverse-time). */
 typedef enum {
@@ -422,6 +424,8 @@ typedef enum {
     GR_SCHEDULE_STEP,          /* lr * gamma ^ floor(epoch / step_epochs) */
     GR_SCHEDULE_COSINE         /* lr * (1 + cos(pi * t / total)) / 2 over the run */
 } gr_schedule;
+const char *gr_schedule_name(gr_schedule s);   /* "constant", "inverse-time", "step", "cosine" ("?" unknown) */
+int gr_schedule_parse(const char *s, gr_schedule *out);          /* 0 ok, -1 unknown */
 
 /* An optimizer's settings.  SGD follows Keras' legacy SGD exactly:
  *   lr_t = lr / (1 + decay * iterations)        (iterations = batches so far)
@@ -583,6 +587,15 @@ typedef enum {
     GR_DATA_CSV          /* lines "path,label" */
 } gr_data_format;
 typedef enum { GR_LABELS_FINE = 0, GR_LABELS_COARSE } gr_label_kind;  /* CIFAR-100 */
+/* The names the CLI and the files use: "auto", "cifar10", "cifar100", "folder",
+ * "csv"; "train", "test"; "fine", "coarse" ("?" for a value out of range).
+ * parse: 0 and *out set, or -1 for an unknown name.                       */
+const char *gr_data_format_name(gr_data_format f);
+int gr_data_format_parse(const char *s, gr_data_format *out);
+const char *gr_split_name(gr_split s);
+int gr_split_parse(const char *s, gr_split *out);
+const char *gr_label_kind_name(gr_label_kind k);
+int gr_label_kind_parse(const char *s, gr_label_kind *out);
 
 /* Zero fields are defaults. */
 typedef struct {
@@ -749,7 +762,7 @@ gr_model *gr_model_load(const char *path, gr_error *err);
 
 
 /* -------------------------------------------------------------------- probe
- * "Which base, which cut?" by measurement (src/train/probe*.c, `graft probe`).
+ * "Which base, which cut?" by measurement (src/probe/probe*.c, `graft probe`).
  * A base runs once over a stratified sample of the data, taking the features
  * at every candidate cut in the same pass; each cut's features are scored
  * by two fast transferability estimates on standardized features:

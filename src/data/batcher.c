@@ -158,6 +158,8 @@ static void *worker_main(void *arg) {
 
 gr_batcher *gr_batcher_new(const gr_dataset *ds, const int *indices, int n, const gr_batcher_opts *opts,
                            gr_error *err) {
+    gr_error local;
+    if (!err) err = &local;
     if (!ds || !opts || opts->batch <= 0 || opts->threads < 0 || opts->pad < 0 || opts->prefetch < 0) {
         gr_error_set(err, GR_ERR_ARG, "gr_batcher_new: bad arguments (batch %d, threads %d)",
                      opts ? opts->batch : 0, opts ? opts->threads : 0);
@@ -228,9 +230,11 @@ gr_batcher *gr_batcher_new(const gr_dataset *ds, const int *indices, int n, cons
 }
 
 gr_status gr_batcher_next(gr_batcher *b, float *x, int *labels, int *n_out, gr_error *err) {
+    gr_error local;
+    if (!err) err = &local;
     *n_out = 0;
     if (b->failed) {
-        if (err) *err = b->ferr;
+        *err = b->ferr;
         return b->failed;
     }
     if (b->pending_end) {           /* end of epoch marker */
@@ -258,7 +262,7 @@ gr_status gr_batcher_next(gr_batcher *b, float *x, int *labels, int *n_out, gr_e
     } else {
         b->failed = st;
         b->ferr = s->err;
-        if (err) *err = s->err;
+        *err = s->err;
     }
     if (b->o.threads) pthread_mutex_lock(&b->mu);
     s->state = SLOT_FREE;

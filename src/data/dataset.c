@@ -251,7 +251,33 @@ static bool ends_with(const char *s, const char *suf) {
     return a >= b && !strcasecmp(s + a - b, suf);
 }
 
+static const char *const format_names[] = {"auto", "cifar10", "cifar100", "folder", "csv"};
+const char *gr_data_format_name(gr_data_format f) { return (unsigned)f < 5 ? format_names[f] : "?"; }
+int gr_data_format_parse(const char *s, gr_data_format *out) {
+    for (int i = 0; i < 5; i++)
+        if (!strcmp(s, format_names[i])) { *out = (gr_data_format)i; return 0; }
+    return -1;
+}
+
+static const char *const split_names[] = {"train", "test"};
+const char *gr_split_name(gr_split s) { return (unsigned)s < 2 ? split_names[s] : "?"; }
+int gr_split_parse(const char *s, gr_split *out) {
+    for (int i = 0; i < 2; i++)
+        if (!strcmp(s, split_names[i])) { *out = (gr_split)i; return 0; }
+    return -1;
+}
+
+static const char *const label_names[] = {"fine", "coarse"};
+const char *gr_label_kind_name(gr_label_kind k) { return (unsigned)k < 2 ? label_names[k] : "?"; }
+int gr_label_kind_parse(const char *s, gr_label_kind *out) {
+    for (int i = 0; i < 2; i++)
+        if (!strcmp(s, label_names[i])) { *out = (gr_label_kind)i; return 0; }
+    return -1;
+}
+
 gr_dataset *gr_dataset_open(const char *path, const gr_dataset_opts *opts, gr_error *err) {
+    gr_error local;
+    if (!err) err = &local;
     gr_dataset_opts o = opts ? *opts : (gr_dataset_opts){0};
     if (!path) { gr_error_set(err, GR_ERR_ARG, "dataset: no path"); return NULL; }
     if (o.h < 0 || o.w < 0 || o.h > 8192 || o.w > 8192) {
@@ -350,6 +376,8 @@ gr_status gr_dataset_load_resized(const gr_dataset *ds, int i, float *out, gr_sa
 }
 
 gr_status gr_dataset_get(const gr_dataset *ds, int i, float *out, gr_error *err) {
+    gr_error local;
+    if (!err) err = &local;
     if (!ds || !out) return gr_error_set(err, GR_ERR_ARG, "gr_dataset_get: NULL argument");
     gr_sample_scratch s = {0};
     gr_status st = gr_dataset_load_resized(ds, i, out, &s, err);
@@ -362,6 +390,8 @@ gr_status gr_dataset_get(const gr_dataset *ds, int i, float *out, gr_error *err)
 
 gr_status gr_dataset_split(const gr_dataset *ds, float val, uint64_t seed, int **train, int *n_train,
                            int **valid, int *n_valid, gr_error *err) {
+    gr_error local;
+    if (!err) err = &local;
     *train = *valid = NULL;
     *n_train = *n_valid = 0;
     if (!(val >= 0 && val < 1))

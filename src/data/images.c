@@ -117,13 +117,12 @@ static gr_status decode_jpeg(const uint8_t *bytes, size_t n, const char *name, g
     bool cmyk = d.jpeg_color_space == JCS_CMYK || d.jpeg_color_space == JCS_YCCK;
     d.out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
     jpeg_start_decompress(&d);
-    if (check_dims(name, d.output_width, d.output_height, err) != GR_OK ||
-        d.output_components != (cmyk ? 4 : 3)) {
-        if (d.output_components != (cmyk ? 4 : 3))
-            gr_error_set(err, GR_ERR_UNSUPPORTED, "%s: JPEG with %d components", name,
-                         d.output_components);
+    gr_status dst = check_dims(name, d.output_width, d.output_height, err);
+    if (d.output_components != (cmyk ? 4 : 3))
+        dst = gr_error_set(err, GR_ERR_UNSUPPORTED, "%s: JPEG with %d components", name, d.output_components);
+    if (dst != GR_OK) {
         jpeg_destroy_decompress(&d);
-        return err ? err->code : GR_ERR_FORMAT;
+        return dst;
     }
     size_t W = d.output_width, H = d.output_height, C = (size_t)d.output_components;
     if (grow(pix, W * H * C, err) != GR_OK) {
@@ -301,6 +300,8 @@ static gr_status decode_bmp(const uint8_t *b, size_t n, const char *name, gr_byt
 
 gr_status gr_image_decode_into(const uint8_t *bytes, size_t n, const char *name, gr_bytes *pix,
                                gr_image *out, gr_error *err) {
+    gr_error local;
+    if (!err) err = &local;
     switch (gr_image_sniff(bytes, n)) {
     case GR_IMG_JPEG: return decode_jpeg(bytes, n, name, pix, out, err);
     case GR_IMG_PNG: return decode_png(bytes, n, name, pix, out, err);
@@ -312,6 +313,8 @@ gr_status gr_image_decode_into(const uint8_t *bytes, size_t n, const char *name,
 
 gr_status gr_image_decode(const void *bytes, size_t n, const char *name, gr_image *out,
                           gr_error *err) {
+    gr_error local;
+    if (!err) err = &local;
     gr_bytes pix = {0};
     memset(out, 0, sizeof *out);
     gr_status st = gr_image_decode_into(bytes, n, name ? name : "<memory>", &pix, out, err);
@@ -323,6 +326,8 @@ gr_status gr_image_decode(const void *bytes, size_t n, const char *name, gr_imag
 }
 
 gr_status gr_image_load(const char *path, gr_image *out, gr_error *err) {
+    gr_error local;
+    if (!err) err = &local;
     gr_bytes file = {0};
     size_t n = 0;
     memset(out, 0, sizeof *out);
@@ -370,7 +375,7 @@ static int coeffs(int in, double b0, double bsize, int out, float **k, size_t *k
                   size_t *icap, gr_error *err) {
     double scale = bsize / out, fs = scale > 1 ? scale : 1.0, support = fs;
     int ksize = (int)ceil(support) * 2 + 1;
-    if (grow_f(k, kcap, (size_t)out * ksize, err) || grow_i(idx, icap, (size_t)out * 2, err)) return -1;
+    if (grow_f(k, kcap, (size_t)out * ksize, err) != GR_OK || grow_i(idx, icap, (size_t)out * 2, err) != GR_OK) return -1;
     for (int o = 0; o < out; o++) {
         double center = b0 + (o + 0.5) * scale, ss = 1.0 / fs, sum = 0;
         int lo = (int)(center - support + 0.5), hi = (int)(center + support + 0.5);
@@ -401,7 +406,7 @@ static gr_status resize_pil(const uint8_t *src, int h, int w, int bx, int by, in
     /* rows the vertical pass reads */
     int y0 = s->iy[0], y1 = s->iy[2 * (nh - 1)] + s->iy[2 * (nh - 1) + 1];
     if (y1 <= y0) y1 = y0 + 1;
-    if (grow_f(&s->tmp, &s->tmp_cap, (size_t)(y1 - y0) * nw * 3, err)) return GR_ERR_NOMEM;
+    if (grow_f(&s->tmp, &s->tmp_cap, (size_t)(y1 - y0) * nw * 3, err) != GR_OK) return GR_ERR_NOMEM;
     for (int y = y0; y < y1; y++) {          /* horizontal pass -> tmp [y1-y0][nw][3] */
         const uint8_t *r = src + (size_t)y * w * 3;
         float *t = s->tmp + (size_t)(y - y0) * nw * 3;
@@ -438,7 +443,7 @@ static gr_status resize_pil(const uint8_t *src, int h, int w, int bx, int by, in
  * and for a one-row source.  No antialiasing.  Same arguments as resize_pil. */
 static gr_status resize_darknet(const uint8_t *src, int w, int bx, int by, int bw, int bh, float *out,
                                 int ow, int ox, int oy, int nw, int nh, gr_resize_scratch *s, gr_error *err) {
-    if (grow_f(&s->tmp, &s->tmp_cap, (size_t)bh * nw * 3, err)) return GR_ERR_NOMEM;
+    if (grow_f(&s->tmp, &s->tmp_cap, (size_t)bh * nw * 3, err) != GR_OK) return GR_ERR_NOMEM;
     float xs = nw > 1 ? (float)(bw - 1) / (float)(nw - 1) : 0.0f;
     float ys = nh > 1 ? (float)(bh - 1) / (float)(nh - 1) : 0.0f;
     for (int y = 0; y < bh; y++) {           /* horizontal pass -> tmp [bh][nw][3] */
@@ -513,6 +518,8 @@ gr_status gr_resize_rgb8(const uint8_t *src, int h, int w, int oh, int ow, const
 
 gr_status gr_image_resize_recipe(const gr_image *img, int oh, int ow, const gr_recipe *r, float *out,
                                  gr_error *err) {
+    gr_error local;
+    if (!err) err = &local;
     gr_resize_scratch s = {0};
     gr_status st = gr_resize_rgb8(img->data, img->h, img->w, oh, ow, r, out, &s, err);
     gr_resize_scratch_free(&s);
@@ -521,6 +528,8 @@ gr_status gr_image_resize_recipe(const gr_image *img, int oh, int ow, const gr_r
 
 gr_status gr_image_resize(const gr_image *img, int oh, int ow, gr_resize_mode fit, float *out,
                           gr_error *err) {
+    gr_error local;
+    if (!err) err = &local;
     return gr_image_resize_recipe(img, oh, ow, &(gr_recipe){.resize = fit}, out, err);
 }
 

@@ -69,19 +69,23 @@ gr_status gr_digest_final(gr_digest *d, char *hex_out, gr_error *err) {
 
 gr_status gr_digest_buf(gr_digest_kind k, const void *data, size_t n, char *hex_out,
                         gr_error *err) {
+    gr_error local;
+    if (!err) err = &local;
     gr_digest *d = gr_digest_new(k, err);
-    if (!d) return err ? err->code : GR_ERR_NOMEM;
-    if (gr_digest_update(d, data, n, err)) {
+    if (!d) return err->code;
+    if (gr_digest_update(d, data, n, err) != GR_OK) {
         gr_digest_free(d);
-        return err ? err->code : GR_ERR_UNSUPPORTED;
+        return err->code;
     }
     return gr_digest_final(d, hex_out, err);
 }
 
 gr_status gr_digest_stream(gr_digest_kind k, FILE *f, const char *name, char *hex_out,
                            gr_error *err) {
+    gr_error local;
+    if (!err) err = &local;
     gr_digest *d = gr_digest_new(k, err);
-    if (!d) return err ? err->code : GR_ERR_NOMEM;
+    if (!d) return err->code;
     enum { CHUNK = 1 << 16 };
     unsigned char *buf = malloc(CHUNK);
     if (!buf) {
@@ -93,9 +97,9 @@ gr_status gr_digest_stream(gr_digest_kind k, FILE *f, const char *name, char *he
     while ((got = fread(buf, 1, CHUNK, f)) > 0)
         if ((st = gr_digest_update(d, buf, got, err))) break;
     free(buf);
-    if (!st && ferror(f))
+    if (st == GR_OK && ferror(f))
         st = gr_error_set(err, GR_ERR_IO, "%s: read error while hashing", name);
-    if (st) {
+    if (st != GR_OK) {
         gr_digest_free(d);
         return st;
     }

@@ -26,13 +26,12 @@
 #include "hub/digest.h"
 #include "core/core.h"
 
-#define PATH_CAP 4096
+#define PATH_CAP GR_FETCH_PATH_CAP
 
 static const gr_fetch_opts default_opts = {NULL, false, false, false};
 
 /* snprintf for paths: returns -1 when the result was truncated. */
-static int pathf(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int pathf(char *buf, size_t cap, const char *fmt, ...) {
+int gr_fetch_pathf(char *buf, size_t cap, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(buf, cap, fmt, ap);
@@ -55,18 +54,17 @@ static long env_long(const char *name, long def, long lo, long hi) {
     return v;
 }
 
-static bool is_file(const char *p) {
+bool gr_fetch_is_file(const char *p) {
     struct stat st;
     return stat(p, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-static bool is_dir(const char *p) {
+bool gr_fetch_is_dir(const char *p) {
     struct stat st;
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-static void note(const gr_fetch_opts *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void note(const gr_fetch_opts *o, const char *fmt, ...) {
+void gr_fetch_note(const gr_fetch_opts *o, const char *fmt, ...) {
     if (o->quiet) return;
     va_list ap;
     va_start(ap, fmt);
@@ -77,7 +75,7 @@ static void note(const gr_fetch_opts *o, const char *fmt, ...) {
 /* Creates dir and its parents (mode 0755). */
 static gr_status mkdir_p(const char *dir, gr_error *err) {
     char buf[PATH_CAP];
-    if (pathf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf)
+    if (gr_fetch_pathf(buf, sizeof buf, "%s", dir) < 0)
         return gr_error_set(err, GR_ERR_ARG, "%s: path too long", dir);
     for (char *p = buf + 1;; p++) {
         if (*p == '/' || *p == 0) {
@@ -90,16 +88,16 @@ static gr_status mkdir_p(const char *dir, gr_error *err) {
             *p = c;
         }
     }
-    if (!is_dir(buf)) return gr_error_set(err, GR_ERR_IO, "%s: not a directory", buf);
+    if (!gr_fetch_is_dir(buf)) return gr_error_set(err, GR_ERR_IO, "%s: not a directory", buf);
     return GR_OK;
 }
 
 /* fsync the directory holding path, so a rename into it is durable. */
-static void fsync_parent(const char *path) {
+void gr_fetch_fsync_parent(const char *path) {
     char buf[PATH_CAP];
-    pathf(buf, sizeof buf, "%s", path);
+    gr_fetch_pathf(buf, sizeof buf, "%s", path);
     char *slash = strrchr(buf, '/');
-    if (!slash) pathf(buf, sizeof buf, ".");
+    if (!slash) gr_fetch_pathf(buf, sizeof buf, ".");
     else if (slash == buf) buf[1] = 0;
     else *slash = 0;
     int fd = open(buf, O_RDONLY | O_DIRECTORY);
@@ -109,7 +107,7 @@ static void fsync_parent(const char *path) {
     }
 }
 
-static gr_status write_all(int fd, const void *data, size_t n, const char *path, gr_error *err) {
+gr_status gr_fetch_write_all(int fd, const void *data, size_t n, const char *path, gr_error *err) {
     const char *p = data;
     while (n) {
         ssize_t w = write(fd, p, n);
@@ -136,7 +134,7 @@ static gr_status verify_and_commit(const char *part, const char *dest, const cha
         }
         char got[GR_DIGEST_HEX_MAX];
         gr_status st = gr_digest_file((gr_digest_kind)kind, part, got, err);
-        if (st) return st;
+        if (st != GR_OK) return st;
         if (!gr_digest_equal(got, digest)) {
             unlink(part);
             return gr_error_set(err, GR_ERR_DIGEST,
@@ -147,11 +145,11 @@ static gr_status verify_and_commit(const char *part, const char *dest, const cha
     }
     if (rename(part, dest) != 0)
         return gr_error_set(err, GR_ERR_IO, "%s: cannot rename to %s: %s", part, dest, strerror(errno));
-    fsync_parent(dest);
+    gr_fetch_fsync_parent(dest);
     if (!digest && !o->quiet) {
         char sha[GR_DIGEST_HEX_MAX];
         if (gr_digest_file(GR_DIGEST_SHA256, dest, sha, NULL) == GR_OK)
-            note(o, "%s: no published digest, not verified (sha256 %s)", dest, sha);
+            gr_fetch_note(o, "%s: no published digest, not verified (sha256 %s)", dest, sha);
     }
     return GR_OK;
 }
@@ -208,7 +206,7 @@ static size_t write_cb(char *data, size_t size, size_t n, void *user) {
                                          strerror(errno));
                     return 0;
                 }
-                note(d->o, "%s: the server ignored the range request; downloading from the start",
+                gr_fetch_note(d->o, "%s: the server ignored the range request; downloading from the start",
                      d->url);
                 d->offset = 0;
                 d->restarted = true;
@@ -220,7 +218,7 @@ static size_t write_cb(char *data, size_t size, size_t n, void *user) {
             }
         }
     }
-    if (write_all(d->fd, data, len, d->part, d->err)) {
+    if (gr_fetch_write_all(d->fd, data, len, d->part, d->err) != GR_OK) {
         d->st = GR_ERR_IO;
         return 0;
     }
@@ -262,7 +260,7 @@ static int progress_cb(void *user, curl_off_t dltotal, curl_off_t dlnow, curl_of
     if (total > 0 && speed > 0) {
         double left = (total - have) / speed;
         long s = left > 0 ? (long)(left < 1e8 ? left : 1e8) : 0;
-        pathf(eta, sizeof eta, "ETA %ld:%02ld", s / 60, s % 60);
+        gr_fetch_pathf(eta, sizeof eta, "ETA %ld:%02ld", s / 60, s % 60);
     }
     if (d->tty) {
         char bar[31];
@@ -347,18 +345,18 @@ static gr_status download_part(const char *url, const char *part, const char *la
         off_t size = lseek(d.fd, 0, SEEK_END);
         d.offset = size > 0 ? (curl_off_t)size : 0;
         d.st = GR_OK;
-        if (d.offset > 0) note(o, "%s: resuming at byte %ld", label, (long)d.offset);
+        if (d.offset > 0) gr_fetch_note(o, "%s: resuming at byte %ld", label, (long)d.offset);
         long code = 0;
         CURLcode rc = request_once(c, &d, timeout, &code, ebuf);
         if (rc == CURLE_OK && fsync(d.fd) != 0)
             st = gr_error_set(err, GR_ERR_IO, "%s: fsync failed: %s", part, strerror(errno));
         close(d.fd);
-        if (st) break;
+        if (st != GR_OK) break;
         if (rc == CURLE_OK) break;
         if (d.st) { st = d.st; break; }
         if (rc == CURLE_HTTP_RETURNED_ERROR && code == 416 && d.offset > 0 && attempt < tries) {
             /* "range not satisfiable": the .part is as long as the file or longer; start over */
-            note(o, "%s: the server refused to resume; downloading from the start", label);
+            gr_fetch_note(o, "%s: the server refused to resume; downloading from the start", label);
             if (truncate(part, 0) != 0) {
                 st = gr_error_set(err, GR_ERR_IO, "%s: cannot truncate: %s", part, strerror(errno));
                 break;
@@ -366,7 +364,7 @@ static gr_status download_part(const char *url, const char *part, const char *la
             continue;
         }
         if (transient(rc) && attempt < tries) {
-            note(o, "%s: connection lost after %ld bytes (%s); resuming", label,
+            gr_fetch_note(o, "%s: connection lost after %ld bytes (%s); resuming", label,
                  (long)(d.offset + d.written), ebuf[0] ? ebuf : curl_easy_strerror(rc));
             continue;
         }
@@ -382,182 +380,25 @@ static gr_status download_part(const char *url, const char *part, const char *la
     }
     curl_easy_cleanup(c);
     struct stat sb;
-    if (st && stat(part, &sb) == 0 && sb.st_size == 0) unlink(part);
+    if (st != GR_OK && stat(part, &sb) == 0 && sb.st_size == 0) unlink(part);
     return st;
 }
 
 gr_status gr_fetch_url(const char *url, const char *dest, const char *digest,
                        const gr_fetch_opts *opts, gr_error *err) {
+    gr_error local;
+    if (!err) err = &local;
     const gr_fetch_opts *o = opts ? opts : &default_opts;
     char part[PATH_CAP];
-    if (pathf(part, sizeof part, "%s.part", dest) >= (int)sizeof part)
+    if (gr_fetch_pathf(part, sizeof part, "%s.part", dest) < 0)
         return gr_error_set(err, GR_ERR_ARG, "%s: path too long", dest);
     if (digest && gr_digest_kind_of_hex(digest) < 0)
         return gr_error_set(err, GR_ERR_ARG, "%s: '%s' is not an md5 or sha256 hex digest", url, digest);
     if (o->force) unlink(part);
     const char *label = strrchr(dest, '/') ? strrchr(dest, '/') + 1 : dest;
     gr_status st = download_part(url, part, label, o, err);
-    if (st) return st;
+    if (st != GR_OK) return st;
     return verify_and_commit(part, dest, digest, url, "published", o, err);
-}
-
-/* ------------------------------------------------------------------ mirrors */
-
-/* Looks rel ("weights/x/y") up in dir/SHA256SUMS ("<hex>  [./]rel" lines).
- * Returns 1 and fills hex when listed, 0 when not (or no SHA256SUMS). */
-static int mirror_sum(const char *dir, const char *rel, char *hex) {
-    char path[PATH_CAP], line[PATH_CAP + 80];
-    pathf(path, sizeof path, "%s/SHA256SUMS", dir);
-    FILE *f = fopen(path, "r");
-    if (!f) return 0;
-    int found = 0;
-    while (!found && fgets(line, sizeof line, f)) {
-        line[strcspn(line, "\r\n")] = 0;
-        char *sp = strchr(line, ' ');
-        if (!sp || sp - line != 64) continue;
-        char *name = sp;
-        while (*name == ' ' || *name == '*') name++;
-        if (!strncmp(name, "./", 2)) name += 2;
-        if (!strcmp(name, rel)) {
-            memcpy(hex, line, 64);
-            hex[64] = 0;
-            found = 1;
-        }
-    }
-    fclose(f);
-    return found;
-}
-
-/* Copies src to part while hashing it with kind; hex gets the digest. */
-static gr_status copy_hashing(const char *src, const char *part, gr_digest_kind kind, char *hex,
-                              gr_error *err) {
-    FILE *in = fopen(src, "rb");
-    if (!in) return gr_error_set(err, GR_ERR_IO, "%s: cannot open: %s", src, strerror(errno));
-    int fd = open(part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        fclose(in);
-        return gr_error_set(err, GR_ERR_IO, "%s: cannot open for writing: %s", part, strerror(errno));
-    }
-    gr_status st = GR_OK;
-    gr_digest *d = gr_digest_new(kind, err);
-    char *buf = malloc(1 << 16);
-    if (!d || !buf) st = d ? gr_error_set(err, GR_ERR_NOMEM, "out of memory copying %s", src) : GR_ERR_NOMEM;
-    size_t got;
-    while (!st && (got = fread(buf, 1, 1 << 16, in)) > 0) {
-        st = gr_digest_update(d, buf, got, err);
-        if (!st) st = write_all(fd, buf, got, part, err);
-    }
-    if (!st && ferror(in)) st = gr_error_set(err, GR_ERR_IO, "%s: read error", src);
-    if (!st && fsync(fd) != 0) st = gr_error_set(err, GR_ERR_IO, "%s: fsync failed: %s", part, strerror(errno));
-    if (!st) {
-        st = gr_digest_final(d, hex, err);
-        d = NULL;
-    }
-    gr_digest_free(d);
-    free(buf);
-    fclose(in);
-    close(fd);
-    if (st) unlink(part);
-    return st;
-}
-
-/* Tries to fill dest from the mirror.  Returns GR_OK when done, GR_ERR_IO with
- * *missing = true when the mirror lacks the file, any other error as is. */
-static gr_status mirror_file(const char *mirror, const gr_fetch_entry *e, const gr_fetch_file *f,
-                             const char *dest, const gr_fetch_opts *o, bool *missing, gr_error *err) {
-    char rels[3][PATH_CAP], src[PATH_CAP];
-    int nrel = 0;
-    pathf(rels[nrel++], PATH_CAP, "%s", f->file);
-    if (f->mirror_alt) pathf(rels[nrel++], PATH_CAP, "%s", f->mirror_alt);
-    pathf(rels[nrel++], PATH_CAP, "%s/%s", e->subdir, f->file);
-    *missing = true;
-    const char *rel = NULL;
-    for (int i = 0; i < nrel && !rel; i++) {
-        pathf(src, sizeof src, "%s/%s", mirror, rels[i]);
-        if (is_file(src)) rel = rels[i];
-    }
-    if (!rel) return GR_ERR_IO;
-    *missing = false;
-    char want[GR_DIGEST_HEX_MAX], got[GR_DIGEST_HEX_MAX], part[PATH_CAP];
-    const char *origin;
-    gr_digest_kind kind = GR_DIGEST_SHA256;
-    if (mirror_sum(mirror, rel, want)) {
-        origin = "the mirror's SHA256SUMS";
-    } else if (f->digest) {
-        pathf(want, sizeof want, "%s", f->digest);
-        kind = (gr_digest_kind)gr_digest_kind_of_hex(f->digest);
-        origin = "published";
-    } else {
-        want[0] = 0;
-        origin = NULL;
-    }
-    note(o, "%s: using mirror file %s", f->file, src);
-    pathf(part, sizeof part, "%s.part", dest);
-    gr_status st = copy_hashing(src, part, kind, got, err);
-    if (st) return st;
-    if (origin && !gr_digest_equal(want, got)) {
-        unlink(part);
-        return gr_error_set(err, GR_ERR_DIGEST, "mirror file %s: %s mismatch: expected %s (%s), got %s",
-                            src, gr_digest_name(kind), want, origin, got);
-    }
-    if (rename(part, dest) != 0)
-        return gr_error_set(err, GR_ERR_IO, "%s: cannot rename to %s: %s", part, dest, strerror(errno));
-    fsync_parent(dest);
-    if (origin) note(o, "%s: %s matches %s", f->file, gr_digest_name(kind), origin);
-    else note(o, "%s: not in %s/SHA256SUMS and no published digest: not verified", src, mirror);
-    return GR_OK;
-}
-
-/* The dataset's unpacked directory is complete in dir (all listed files). */
-static bool unpacked_complete(const gr_fetch_entry *e, const char *dir) {
-    char p[PATH_CAP];
-    if (!is_dir(dir)) return false;
-    for (int i = 0; e->unpacked_files[i]; i++) {
-        pathf(p, sizeof p, "%s/%s", dir, e->unpacked_files[i]);
-        if (!is_file(p)) return false;
-    }
-    return true;
-}
-
-/* Links the mirror's unpacked dataset directory into the cache after checking
- * every file the mirror's SHA256SUMS lists for it.  *missing as mirror_file. */
-static gr_status mirror_dir(const char *mirror, const gr_fetch_entry *e, const char *cache_dir,
-                            const gr_fetch_opts *o, bool *missing, gr_error *err) {
-    char rels[2][PATH_CAP], src[PATH_CAP], real[PATH_CAP], p[PATH_CAP], rel[PATH_CAP + 64];
-    pathf(rels[0], PATH_CAP, "%s", e->unpacked);
-    pathf(rels[1], PATH_CAP, "%s/%s", e->subdir, e->unpacked);
-    *missing = true;
-    int k = -1;
-    for (int i = 0; i < 2 && k < 0; i++) {
-        pathf(src, sizeof src, "%s/%s", mirror, rels[i]);
-        if (unpacked_complete(e, src)) k = i;
-    }
-    if (k < 0) return GR_ERR_IO;
-    *missing = false;
-    note(o, "%s: using mirror directory %s", e->name, src);
-    int checked = 0;
-    for (int i = 0; e->unpacked_files[i]; i++) {
-        char want[GR_DIGEST_HEX_MAX], got[GR_DIGEST_HEX_MAX];
-        pathf(rel, sizeof rel, "%s/%s", rels[k], e->unpacked_files[i]);
-        if (!mirror_sum(mirror, rel, want)) continue;
-        pathf(p, sizeof p, "%s/%s", src, e->unpacked_files[i]);
-        gr_status st = gr_digest_file(GR_DIGEST_SHA256, p, got, err);
-        if (st) return st;
-        if (!gr_digest_equal(want, got))
-            return gr_error_set(err, GR_ERR_DIGEST,
-                                "mirror file %s: sha256 mismatch: expected %s (the mirror's SHA256SUMS), got %s",
-                                p, want, got);
-        checked++;
-    }
-    if (!checked) note(o, "%s: no SHA256SUMS entries for %s: not verified", e->name, src);
-    else note(o, "%s: %d files match the mirror's SHA256SUMS", e->name, checked);
-    if (!realpath(src, real))
-        return gr_error_set(err, GR_ERR_IO, "%s: cannot resolve path: %s", src, strerror(errno));
-    pathf(p, sizeof p, "%s/%s", cache_dir, e->unpacked);
-    unlink(p);   /* a stale link */
-    if (symlink(real, p) != 0)
-        return gr_error_set(err, GR_ERR_IO, "%s: cannot link to %s: %s", p, real, strerror(errno));
-    return GR_OK;
 }
 
 /* --------------------------------------------------------------- by name */
@@ -574,13 +415,13 @@ static gr_status unknown_name(const char *name, gr_error *err) {
 
 /* A cached file is current: present and, with a published digest, matching it. */
 static bool cached_ok(const gr_fetch_file *f, const char *dest, const gr_fetch_opts *o) {
-    if (!is_file(dest)) return false;
+    if (!gr_fetch_is_file(dest)) return false;
     if (!f->digest) return true;
     char got[GR_DIGEST_HEX_MAX];
     int kind = gr_digest_kind_of_hex(f->digest);
     if (gr_digest_file((gr_digest_kind)kind, dest, got, NULL) == GR_OK && gr_digest_equal(got, f->digest))
         return true;
-    note(o, "%s: cached copy does not match its published digest; fetching again", dest);
+    gr_fetch_note(o, "%s: cached copy does not match its published digest; fetching again", dest);
     unlink(dest);
     return false;
 }
@@ -598,66 +439,68 @@ static gr_status fetch_name(const char *name, const gr_fetch_opts *opts, bool an
     if (!e) return unknown_name(name, err);
     char home[PATH_CAP], dir[PATH_CAP], dest[PATH_CAP], url[PATH_CAP];
     gr_status st = gr_fetch_home(home, sizeof home, err);
-    if (st) return st;
-    if (pathf(dir, sizeof dir, "%s/%s", home, e->subdir) || strlen(dir) > PATH_CAP - 256)
+    if (st != GR_OK) return st;
+    if (gr_fetch_pathf(dir, sizeof dir, "%s/%s", home, e->subdir) || strlen(dir) > PATH_CAP - 256)
         return gr_error_set(err, GR_ERR_ARG, "%s: cache path too long", home);
     if ((st = mkdir_p(dir, err))) return st;
     const char *mirror = o->mirror ? o->mirror : getenv("GRAFT_MIRROR");
     if (mirror && !*mirror) mirror = NULL;
-    if (mirror && !is_dir(mirror))
+    if (mirror && !gr_fetch_is_dir(mirror))
         return gr_error_set(err, GR_ERR_ARG, "mirror %s: not a directory", mirror);
     bool offline = o->offline || env_long("GRAFT_OFFLINE", 0, 0, 1) == 1;
 
     if (e->unpacked) {   /* a dataset: an unpacked directory in the cache counts as present */
-        pathf(dest, sizeof dest, "%s/%s", dir, e->unpacked);
+        gr_fetch_pathf(dest, sizeof dest, "%s/%s", dir, e->unpacked);
         if (o->force) {
             struct stat sb;
             if (lstat(dest, &sb) == 0 && S_ISLNK(sb.st_mode)) unlink(dest);
-        } else if (unpacked_complete(e, dest)) {
-            if (announce) note(o, "%s: up to date (%s)", name, dest);
+        } else if (gr_fetch_unpacked_complete(e, dest)) {
+            if (announce) gr_fetch_note(o, "%s: up to date (%s)", name, dest);
             return GR_OK;
         }
     }
     for (int i = 0; i < e->n_files; i++) {
         const gr_fetch_file *f = &e->files[i];
-        pathf(dest, sizeof dest, "%s/%s", dir, f->file);
+        gr_fetch_pathf(dest, sizeof dest, "%s/%s", dir, f->file);
         if (o->force) unlink(dest);
         else if (cached_ok(f, dest, o)) {
-            if (announce) note(o, "%s: up to date (%s)", name, dest);
+            if (announce) gr_fetch_note(o, "%s: up to date (%s)", name, dest);
             continue;
         }
         bool missing = true;
         if (mirror) {
-            st = mirror_file(mirror, e, f, dest, o, &missing, err);
+            st = gr_fetch_mirror_file(mirror, e, f, dest, o, &missing, err);
             if (!missing) {
-                if (st) return st;
+                if (st != GR_OK) return st;
                 continue;
             }
             if (e->unpacked && i == 0) {
-                st = mirror_dir(mirror, e, dir, o, &missing, err);
+                st = gr_fetch_mirror_dir(mirror, e, dir, o, &missing, err);
                 if (!missing) return st;
             }
-            note(o, "%s: not in mirror %s", f->file, mirror);
+            gr_fetch_note(o, "%s: not in mirror %s", f->file, mirror);
         }
         gr_fetch_file_url(f, url, sizeof url);
         if (offline) {
             gr_error_set(err, GR_ERR_NET, "offline (GRAFT_OFFLINE)");
             return offline_hint(err, url, dest, f->file);
         }
-        note(o, "%s: downloading %s", name, url);
+        gr_fetch_note(o, "%s: downloading %s", name, url);
         char part[PATH_CAP];
-        pathf(part, sizeof part, "%s.part", dest);
+        gr_fetch_pathf(part, sizeof part, "%s.part", dest);
         const char *label = f->file;
         st = download_part(url, part, label, o, err);
         if (st == GR_ERR_NET) return offline_hint(err, url, dest, f->file);
-        if (st) return st;
+        if (st != GR_OK) return st;
         st = verify_and_commit(part, dest, f->digest, url, "published", o, err);
-        if (st) return st;
+        if (st != GR_OK) return st;
     }
     return GR_OK;
 }
 
 gr_status gr_fetch_name(const char *name, const gr_fetch_opts *opts, gr_error *err) {
+    gr_error local;
+    if (!err) err = &local;
     return fetch_name(name, opts, true, err);
 }
 
@@ -678,19 +521,21 @@ static const gr_fetch_file *pick_file(const gr_fetch_entry *e, const char *hint)
 
 gr_status gr_fetch_resolve(const char *name, const char *file_hint, const gr_fetch_opts *opts,
                            char *path_out, size_t cap, gr_error *err) {
+    gr_error local;
+    if (!err) err = &local;
     const gr_fetch_entry *e = gr_fetch_lookup(name);
     if (!e) return unknown_name(name, err);
     const gr_fetch_file *f = pick_file(e, file_hint);
     if (!f && !e->unpacked)
         return gr_error_set(err, GR_ERR_ARG, "%s has no file matching '%s'", name, file_hint);
     gr_status st = fetch_name(name, opts, false, err);
-    if (st) return st;
+    if (st != GR_OK) return st;
     char home[PATH_CAP], p[PATH_CAP];
     if ((st = gr_fetch_home(home, sizeof home, err))) return st;
     int n;
     if (e->unpacked) {
-        pathf(p, sizeof p, "%s/%s/%s", home, e->subdir, e->unpacked);
-        if (unpacked_complete(e, p)) {
+        gr_fetch_pathf(p, sizeof p, "%s/%s/%s", home, e->subdir, e->unpacked);
+        if (gr_fetch_unpacked_complete(e, p)) {
             if (file_hint && *file_hint && !pick_file(e, file_hint)) {
                 n = snprintf(path_out, cap, "%s/%s", p, file_hint);
             } else {

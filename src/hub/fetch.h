@@ -36,4 +36,28 @@ gr_status gr_fetch_home(char *buf, size_t cap, gr_error *err);
 /* The URL a file is fetched from: $GRAFT_FETCH_BASE_URL + "/" + file when that
  * environment variable is set (tests, private mirrors), else the canonical URL. */
 void gr_fetch_file_url(const gr_fetch_file *f, char *buf, size_t cap);
+
+/* fetch.c's helpers, shared with mirror.c.  pathf: snprintf for paths, -1
+ * when truncated; note: a GR_LOG_NOTE line unless o->quiet; fsync_parent:
+ * fsyncs the directory holding path (a rename into it is durable).        */
+#define GR_FETCH_PATH_CAP 4096
+int gr_fetch_pathf(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+bool gr_fetch_is_file(const char *p);
+bool gr_fetch_is_dir(const char *p);
+void gr_fetch_note(const gr_fetch_opts *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void gr_fetch_fsync_parent(const char *path);
+gr_status gr_fetch_write_all(int fd, const void *data, size_t n, const char *path, gr_error *err);
+
+/* mirror.c.  Fill dest (a file of entry e) or the cache's dataset directory
+ * from the mirror directory: GR_OK when done, GR_ERR_IO with *missing =
+ * true when the mirror lacks it, any other error as is.  unpacked_complete:
+ * dir holds every file of e's unpacked dataset.                            */
+gr_status gr_fetch_mirror_file(const char *mirror, const gr_fetch_entry *e, const gr_fetch_file *f,
+                               const char *dest, const gr_fetch_opts *o, bool *missing, gr_error *err);
+gr_status gr_fetch_mirror_dir(const char *mirror, const gr_fetch_entry *e, const char *cache_dir,
+                              const gr_fetch_opts *o, bool *missing, gr_error *err);
+bool gr_fetch_unpacked_complete(const gr_fetch_entry *e, const char *dir);
+/* Looks rel ("weights/x/y") up in dir/SHA256SUMS ("<hex>  [./]rel" lines):
+ * 1 and hex filled when listed, 0 when not (or no SHA256SUMS).            */
+int gr_fetch_mirror_sum(const char *dir, const char *rel, char *hex);
 #endif

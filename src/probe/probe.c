@@ -109,169 +109,226 @@ static gr_status score_form(const float *X, const int *y, int n, int F, int C, i
     return st;
 }
 
+/* One gr_probe_cuts call: the settings, the distinct cuts ascending (cb),
+ * the sample and, for this rank, its part [lo, hi).                        */
+typedef struct {
+    gr_model *m;
+    const gr_dataset *ds;
+    gr_probe_opts o;
+    gr_error *err;
+    int h, w, C;
+    int *sorted, nc;         /* the distinct cuts, ascending */
+    cut_buf *cb;             /* [nc] */
+    int *idx, n;             /* the sample */
+    int lo, hi;              /* this rank's part of it */
+    bool dist;
+    int *labels, *blab;
+    float *x;
+    gr_batcher *b;
+    gr_ctx *cx;              /* one context for every cut's stage: its caches live across batches */
+} probe_run;
+
+static void probe_defaults(gr_probe_opts *o) {
+    if (o->samples <= 0) o->samples = 2000;
+    if (o->folds <= 0) o->folds = 5;
+    if (o->batch <= 0) o->batch = 64;
+    if (o->threads <= 0) o->threads = 2;
+    if (o->flat_max == 0) o->flat_max = 8192;
+}
+
+static gr_status probe_check(probe_run *r, const int *cuts, int n_cuts) {
+    const gr_model *m = r->m;
+    if (n_cuts <= 0) return gr_error_set(r->err, GR_ERR_ARG, "probe: no cuts to score");
+    for (int k = 0; k < n_cuts; k++)
+        if (cuts[k] < 0 || cuts[k] >= m->n_nodes)
+            return gr_error_set(r->err, GR_ERR_ARG, "probe: cut %d is not a layer of the base (0..%d)", cuts[k],
+                                m->n_nodes - 1);
+    r->C = gr_dataset_num_classes(r->ds);
+    gr_dataset_size(r->ds, &r->h, &r->w);
+    if (r->h != m->in_h || r->w != m->in_w || m->in_c != 3)
+        return gr_error_set(r->err, GR_ERR_SHAPE, "probe: the data's samples are %dx%dx3 but the base takes %dx%dx%d",
+                            r->h, r->w, m->in_h, m->in_w, m->in_c);
+    if (r->C < 2)
+        return gr_error_set(r->err, GR_ERR_ARG, "probe: the data has %d class(es); scoring needs at least 2", r->C);
+    /* distinct cuts, ascending */
+    r->sorted = gr_malloc((size_t)n_cuts * sizeof(int), r->err);
+    if (!r->sorted) return GR_ERR_NOMEM;
+    memcpy(r->sorted, cuts, (size_t)n_cuts * sizeof(int));
+    qsort(r->sorted, (size_t)n_cuts, sizeof(int), cmp_int);
+    r->nc = 0;
+    for (int k = 0; k < n_cuts; k++)
+        if (!r->nc || r->sorted[k] != r->sorted[r->nc - 1]) r->sorted[r->nc++] = r->sorted[k];
+    return GR_OK;
+}
+
+/* The sample, the batch buffers and each cut's stage and buffers. */
+static gr_status probe_setup(probe_run *r) {
+    const gr_probe_opts *o = &r->o;
+    gr_error *err = r->err;
+    r->cb = gr_calloc((size_t)r->nc, sizeof *r->cb, err);
+    r->cx = gr_ctx_new(r->m, err);
+    if (!r->cb || !r->cx) return GR_ERR_NOMEM;
+    gr_status st = sample_indices(r->ds, o->samples, o->seed, &r->idx, &r->n, err);
+    if (st != GR_OK) return st;
+    int n = r->n;
+    if (n < 2 * o->folds)
+        return gr_error_set(err, GR_ERR_ARG, "probe: %d samples are too few for %d-fold cross-validation", n, o->folds);
+    r->labels = gr_malloc((size_t)n * sizeof(int), err);
+    r->blab = gr_malloc((size_t)o->batch * sizeof(int), err);
+    r->x = gr_malloc((size_t)o->batch * r->h * r->w * 3 * sizeof(float), err);
+    if (!r->labels || !r->blab || !r->x) return GR_ERR_NOMEM;
+    for (int k = 0; k < r->nc; k++) {
+        cut_buf *c = &r->cb[k];
+        c->node = r->sorted[k];
+        c->from = k > 0 && stage_ok(r->m, r->sorted[k - 1] + 1, c->node) ? r->sorted[k - 1] + 1 : 0;
+        gr_model_layer_shape(r->m, c->node, &c->h, &c->w, &c->c);
+        c->size = (size_t)c->h * c->w * c->c;
+        c->out = gr_malloc((size_t)o->batch * c->size * sizeof(float), err);
+        c->pooled = gr_malloc((size_t)n * c->c * sizeof(float), err);
+        if (!c->out || !c->pooled) return GR_ERR_NOMEM;
+        if (c->h * c->w > 1 && o->flat_max > 0 && c->size <= (size_t)o->flat_max) {
+            c->flat = gr_malloc((size_t)n * c->size * sizeof(float), err);
+            if (!c->flat) return GR_ERR_NOMEM;
+        }
+    }
+    return GR_OK;
+}
+
+/* Keeps samples done..done+got of cut c's batch output: pooled, flat. */
+static void keep_features(cut_buf *c, int done, int got) {
+    int hw = c->h * c->w;
+    for (int i = 0; i < got; i++) {
+        const float *src = c->out + (size_t)i * c->size;
+        float *dst = c->pooled + (size_t)(done + i) * c->c;
+        for (int ch = 0; ch < c->c; ch++) {
+            double s = 0;
+            for (int p = 0; p < hw; p++) s += src[(size_t)p * c->c + ch];
+            dst[ch] = (float)(s / hw);
+        }
+        if (c->flat) memcpy(c->flat + (size_t)(done + i) * c->size, src, c->size * sizeof(float));
+    }
+}
+
+/* One pass: every cut's features for every sample (under MPI: this rank's
+ * part [lo, hi) of the sample, then every rank gathers the rest).         */
+static gr_status probe_pass(probe_run *r) {
+    const gr_probe_opts *o = &r->o;
+    gr_error *err = r->err;
+    int n = r->n, lo = 0, hi = n;
+    r->dist = o->distributed && gr_dist_active();
+    if (r->dist) {
+        gr_dist_shard(n, gr_dist_rank(), gr_dist_size(), &lo, &hi);
+        for (int i = 0; i < n; i++) r->labels[i] = gr_dataset_label(r->ds, r->idx[i]);
+    }
+    r->lo = lo;
+    r->hi = hi;
+    gr_batcher_opts bo = {.batch = o->batch, .threads = o->threads};
+    if (hi > lo && !(r->b = gr_batcher_new(r->ds, r->idx + lo, hi - lo, &bo, err))) return err->code;
+    double t0 = now_s();
+    int done = lo, got = 0;
+    gr_status st;
+    while (done < hi) {
+        if ((st = gr_batcher_next(r->b, r->x, r->blab, &got, err)) != GR_OK) return st;
+        if (got == 0) break;
+        memcpy(r->labels + done, r->blab, (size_t)got * sizeof(int));
+        for (int k = 0; k < r->nc; k++) {
+            cut_buf *c = &r->cb[k];
+            const float *in = c->from == 0 ? r->x : r->cb[k - 1].out;
+            double ts = now_s();
+            if ((st = gr_ctx_run(r->cx, c->from, in, got, c->node, c->out, err)) != GR_OK ||
+                (st = gr_outputs_check(r->m, c->node, c->out, got, err)) != GR_OK)
+                return st;
+            if (done > lo || got == hi - lo) c->seconds += now_s() - ts;   /* the first batch warms up */
+            keep_features(c, done, got);
+        }
+        done += got;
+        if (o->verbose) gr_log(GR_LOG_PROGRESS, "probe: features %d/%d images (%.1fs)", done, n, now_s() - t0);
+    }
+    if (o->verbose)
+        gr_log(GR_LOG_NOTE, "probe: features of %d images at %d cuts in %.1fs", done - lo, r->nc, now_s() - t0);
+    if (done != hi) return gr_error_set(err, GR_ERR_IO, "probe: the data gave %d of %d samples", done - lo, hi - lo);
+    st = GR_OK;
+    for (int k = 0; r->dist && k < r->nc && st == GR_OK; k++) {
+        st = gr_dist_gather_rows(r->cb[k].pooled, (size_t)r->cb[k].c, n, err);
+        if (st == GR_OK && r->cb[k].flat) st = gr_dist_gather_rows(r->cb[k].flat, r->cb[k].size, n, err);
+    }
+    return st;
+}
+
+/* Scores cut k's forms into *row (and frees its features). */
+static gr_status score_cut(probe_run *r, int k, gr_probe_row *row) {
+    const gr_probe_opts *o = &r->o;
+    cut_buf *c = &r->cb[k];
+    memset(row, 0, sizeof *row);
+    row->node = c->node;
+    snprintf(row->name, sizeof row->name, "%s", r->m->nodes[c->node].s.name);
+    row->h = c->h, row->w = c->w, row->c = c->c;
+    double cum = 0;
+    for (int j = k; j >= 0; j--) {   /* the stages that lead to this cut */
+        cum += r->cb[j].seconds;
+        if (r->cb[j].from == 0) break;
+    }
+    int lo = r->lo, hi = r->hi;
+    row->fwd_ms = 1e3 * cum / (hi - lo > o->batch ? hi - lo - o->batch : (hi > lo ? hi - lo : 1));
+    if (o->verbose) gr_log(GR_LOG_NOTE, "probe: scoring cut '%s' (%dx%dx%d)", row->name, c->h, c->w, c->c);
+    gr_status st = score_form(c->pooled, r->labels, r->n, c->c, r->C, o->folds,
+                              c->h * c->w > 1 ? GR_PROBE_GAP : GR_PROBE_VEC, &row->pooled, r->err);
+    if (st == GR_OK && c->flat)
+        st = score_form(c->flat, r->labels, r->n, (int)c->size, r->C, o->folds, GR_PROBE_FLAT, &row->flat, r->err);
+    if (st != GR_OK) {
+        gr_error_prefix(r->err, "probe: cut '%s'", row->name);
+        return st;
+    }
+    row->flat.form = GR_PROBE_FLAT;
+    row->use_flat = row->flat.features > 0 &&
+                    (row->flat.ridge_acc > row->pooled.ridge_acc ||
+                     (row->flat.ridge_acc == row->pooled.ridge_acc && row->flat.logme > row->pooled.logme));
+    free(c->pooled), c->pooled = NULL;
+    free(c->flat), c->flat = NULL;
+    return GR_OK;
+}
+
+static void probe_free(probe_run *r) {
+    gr_batcher_free(r->b);
+    gr_ctx_free(r->cx);
+    for (int k = 0; r->cb && k < r->nc; k++) {
+        free(r->cb[k].out);
+        free(r->cb[k].pooled);
+        free(r->cb[k].flat);
+    }
+    free(r->cb);
+    free(r->sorted);
+    free(r->idx);
+    free(r->labels);
+    free(r->blab);
+    free(r->x);
+}
+
 gr_status gr_probe_cuts(gr_model *m, const gr_dataset *ds, const int *cuts, int n_cuts,
                         const gr_probe_opts *opts, gr_probe_row *rows, int *n_rows,
                         int *n_samples, gr_error *err) {
-    gr_probe_opts o = opts ? *opts : (gr_probe_opts){0};
-    if (o.samples <= 0) o.samples = 2000;
-    if (o.folds <= 0) o.folds = 5;
-    if (o.batch <= 0) o.batch = 64;
-    if (o.threads <= 0) o.threads = 2;
-    if (o.flat_max == 0) o.flat_max = 8192;
+    gr_error local;
+    if (!err) err = &local;
+    probe_run r = {.m = m, .ds = ds, .o = opts ? *opts : (gr_probe_opts){0}, .err = err};
+    probe_defaults(&r.o);
     *n_rows = 0;
-    if (n_cuts <= 0) return gr_error_set(err, GR_ERR_ARG, "probe: no cuts to score");
-    for (int k = 0; k < n_cuts; k++)
-        if (cuts[k] < 0 || cuts[k] >= m->n_nodes)
-            return gr_error_set(err, GR_ERR_ARG, "probe: cut %d is not a layer of the base (0..%d)", cuts[k],
-                                m->n_nodes - 1);
-    int h, w, C = gr_dataset_num_classes(ds);
-    gr_dataset_size(ds, &h, &w);
-    if (h != m->in_h || w != m->in_w || m->in_c != 3)
-        return gr_error_set(err, GR_ERR_SHAPE, "probe: the data's samples are %dx%dx3 but the base takes %dx%dx%d",
-                            h, w, m->in_h, m->in_w, m->in_c);
-    if (C < 2) return gr_error_set(err, GR_ERR_ARG, "probe: the data has %d class(es); scoring needs at least 2", C);
-
-    /* distinct cuts, ascending */
-    int *sorted = gr_malloc((size_t)n_cuts * sizeof(int), err);
-    if (!sorted) return GR_ERR_NOMEM;
-    memcpy(sorted, cuts, (size_t)n_cuts * sizeof(int));
-    qsort(sorted, (size_t)n_cuts, sizeof(int), cmp_int);
-    int nc = 0;
-    for (int k = 0; k < n_cuts; k++)
-        if (!nc || sorted[k] != sorted[nc - 1]) sorted[nc++] = sorted[k];
-
-    int *idx = NULL, n = 0, *labels = NULL, *blab = NULL;
-    float *x = NULL;
-    gr_batcher *b = NULL;
-    gr_ctx *cx = gr_ctx_new(m, err);   /* one context for every cut's stage: its caches live across batches */
-    cut_buf *cb = gr_calloc((size_t)nc, sizeof *cb, err);
-    gr_status st = cb && cx ? GR_OK : GR_ERR_NOMEM;
-    if (st == GR_OK) st = sample_indices(ds, o.samples, o.seed, &idx, &n, err);
-    if (st != GR_OK) goto out;
-    if (n < 2 * o.folds) {
-        st = gr_error_set(err, GR_ERR_ARG, "probe: %d samples are too few for %d-fold cross-validation", n, o.folds);
-        goto out;
+    gr_status st = probe_check(&r, cuts, n_cuts);
+    if (st == GR_OK) st = probe_setup(&r);
+    if (st == GR_OK) st = probe_pass(&r);
+    for (int k = 0; st == GR_OK && k < r.nc; k++) st = score_cut(&r, k, &rows[k]);
+    if (st == GR_OK) {
+        *n_rows = r.nc;
+        if (n_samples) *n_samples = r.n;
     }
-    labels = gr_malloc((size_t)n * sizeof(int), err);
-    blab = gr_malloc((size_t)o.batch * sizeof(int), err);
-    x = gr_malloc((size_t)o.batch * h * w * 3 * sizeof(float), err);
-    if (!labels || !blab || !x) { st = GR_ERR_NOMEM; goto out; }
-    for (int k = 0; k < nc; k++) {
-        cut_buf *c = &cb[k];
-        c->node = sorted[k];
-        c->from = k > 0 && stage_ok(m, sorted[k - 1] + 1, c->node) ? sorted[k - 1] + 1 : 0;
-        gr_model_layer_shape(m, c->node, &c->h, &c->w, &c->c);
-        c->size = (size_t)c->h * c->w * c->c;
-        c->out = gr_malloc((size_t)o.batch * c->size * sizeof(float), err);
-        c->pooled = gr_malloc((size_t)n * c->c * sizeof(float), err);
-        if (!c->out || !c->pooled) { st = GR_ERR_NOMEM; goto out; }
-        if (c->h * c->w > 1 && o.flat_max > 0 && c->size <= (size_t)o.flat_max) {
-            c->flat = gr_malloc((size_t)n * c->size * sizeof(float), err);
-            if (!c->flat) { st = GR_ERR_NOMEM; goto out; }
-        }
-    }
-
-    /* one pass: every cut's features for every sample (under MPI: this
-     * rank's part [lo, hi) of the sample, then every rank gathers the rest) */
-    int lo = 0, hi = n;
-    bool dist = o.distributed && gr_dist_active();
-    if (dist) {
-        gr_dist_shard(n, gr_dist_rank(), gr_dist_size(), &lo, &hi);
-        for (int i = 0; i < n; i++) labels[i] = gr_dataset_label(ds, idx[i]);
-    }
-    gr_batcher_opts bo = {.batch = o.batch, .threads = o.threads};
-    if (hi > lo && !(b = gr_batcher_new(ds, idx + lo, hi - lo, &bo, err))) { st = err ? err->code : GR_ERR_ARG; goto out; }
-    double t0 = now_s();
-    int done = lo, got = 0;
-    while (done < hi) {
-        if ((st = gr_batcher_next(b, x, blab, &got, err)) != GR_OK) goto out;
-        if (got == 0) break;
-        memcpy(labels + done, blab, (size_t)got * sizeof(int));
-        for (int k = 0; k < nc; k++) {
-            cut_buf *c = &cb[k];
-            const float *in = c->from == 0 ? x : cb[k - 1].out;
-            double ts = now_s();
-            if ((st = gr_ctx_run(cx, c->from, in, got, c->node, c->out, err)) != GR_OK ||
-                (st = gr_outputs_check(m, c->node, c->out, got, err)) != GR_OK) goto out;
-            if (done > lo || got == hi - lo) c->seconds += now_s() - ts;   /* the first batch warms up */
-            int hw = c->h * c->w;
-            for (int i = 0; i < got; i++) {
-                const float *src = c->out + (size_t)i * c->size;
-                float *dst = c->pooled + (size_t)(done + i) * c->c;
-                for (int ch = 0; ch < c->c; ch++) {
-                    double s = 0;
-                    for (int p = 0; p < hw; p++) s += src[(size_t)p * c->c + ch];
-                    dst[ch] = (float)(s / hw);
-                }
-                if (c->flat) memcpy(c->flat + (size_t)(done + i) * c->size, src, c->size * sizeof(float));
-            }
-        }
-        done += got;
-        if (o.verbose) gr_log(GR_LOG_PROGRESS, "probe: features %d/%d images (%.1fs)", done, n, now_s() - t0);
-    }
-    if (o.verbose) gr_log(GR_LOG_NOTE, "probe: features of %d images at %d cuts in %.1fs", done - lo, nc, now_s() - t0);
-    if (done != hi) {
-        st = gr_error_set(err, GR_ERR_IO, "probe: the data gave %d of %d samples", done - lo, hi - lo);
-        goto out;
-    }
-    for (int k = 0; dist && k < nc && st == GR_OK; k++) {
-        st = gr_dist_gather_rows(cb[k].pooled, (size_t)cb[k].c, n, err);
-        if (st == GR_OK && cb[k].flat) st = gr_dist_gather_rows(cb[k].flat, cb[k].size, n, err);
-    }
-    if (st != GR_OK) goto out;
-
-    /* score every cut */
-    for (int k = 0; k < nc; k++) {
-        cut_buf *c = &cb[k];
-        gr_probe_row *r = &rows[k];
-        memset(r, 0, sizeof *r);
-        r->node = c->node;
-        snprintf(r->name, sizeof r->name, "%s", m->nodes[c->node].s.name);
-        r->h = c->h, r->w = c->w, r->c = c->c;
-        double cum = 0;
-        for (int j = k; j >= 0; j--) {   /* the stages that lead to this cut */
-            cum += cb[j].seconds;
-            if (cb[j].from == 0) break;
-        }
-        r->fwd_ms = 1e3 * cum / (hi - lo > o.batch ? hi - lo - o.batch : (hi > lo ? hi - lo : 1));
-        if (o.verbose) gr_log(GR_LOG_NOTE, "probe: scoring cut '%s' (%dx%dx%d)", r->name, c->h, c->w, c->c);
-        st = score_form(c->pooled, labels, n, c->c, C, o.folds, c->h * c->w > 1 ? GR_PROBE_GAP : GR_PROBE_VEC,
-                        &r->pooled, err);
-        if (st == GR_OK && c->flat)
-            st = score_form(c->flat, labels, n, (int)c->size, C, o.folds, GR_PROBE_FLAT, &r->flat, err);
-        if (st != GR_OK) {
-            gr_error_prefix(err, "probe: cut '%s'", r->name);
-            goto out;
-        }
-        r->flat.form = GR_PROBE_FLAT;
-        r->use_flat = r->flat.features > 0 &&
-                      (r->flat.ridge_acc > r->pooled.ridge_acc ||
-                       (r->flat.ridge_acc == r->pooled.ridge_acc && r->flat.logme > r->pooled.logme));
-        free(c->pooled), c->pooled = NULL;
-        free(c->flat), c->flat = NULL;
-    }
-    *n_rows = nc;
-    if (n_samples) *n_samples = n;
-out:
-    gr_batcher_free(b);
-    gr_ctx_free(cx);
-    for (int k = 0; cb && k < nc; k++) {
-        free(cb[k].out);
-        free(cb[k].pooled);
-        free(cb[k].flat);
-    }
-    free(cb);
-    free(sorted);
-    free(idx);
-    free(labels);
-    free(blab);
-    free(x);
+    probe_free(&r);
     return st;
 }
 
 gr_status gr_probe_best_cut(gr_model *base, const gr_dataset *ds, const int *cuts, int n_cuts,
                             int samples, uint64_t seed, int *best, gr_probe_row *rows,
                             gr_error *err) {
+    gr_error local;
+    if (!err) err = &local;
     gr_probe_row *r = rows;
     if (!r && n_cuts > 0 && !(r = gr_malloc((size_t)n_cuts * sizeof *r, err))) return GR_ERR_NOMEM;
     gr_probe_opts o = {.samples = samples, .seed = seed};

@@ -1,4 +1,4 @@
-/* probe.h — the probe module's internal pieces (src/train/probe*.c).
+/* probe.h — the probe module's internal pieces (src/probe/probe*.c).
  *
  * probe_linear.c scores a feature matrix: standardization, the ridge probe
  * with k-fold cross-validation and LogME.  probe.c samples a dataset, runs a

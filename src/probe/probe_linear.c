@@ -296,6 +296,8 @@ out:
 
 gr_status gr_probe_ridge_cv(const float *X, const int *y, int n, int F, int C, int folds,
                             double *acc, double *lambda, double *acc_grid, gr_error *err) {
+    gr_error local;
+    if (!err) err = &local;
     gr_status st = check_inputs("ridge probe", y, n, F, C, err);
     if (st != GR_OK) return st;
     if (folds < 2 || folds > n)
@@ -309,6 +311,8 @@ gr_status gr_probe_ridge_cv(const float *X, const int *y, int n, int F, int C, i
 
 gr_status gr_probe_logme(const float *X, const int *y, int n, int F, int C, double *score,
                          gr_error *err) {
+    gr_error local;
+    if (!err) err = &local;
     gr_status st = check_inputs("LogME", y, n, F, C, err);
     if (st != GR_OK) return st;
     gr_probe_spectrum sp;

@@ -35,10 +35,17 @@ static void fmt_tick(char *buf, size_t cap, double v, double step) {
     snprintf(buf, cap, "%.*f", dec, v);
 }
 
-static void draw_lines(cairo_t *cr, int W, int H, const gr_chart_series *s, int ns, const gr_chart_opts *o) {
-    rgb(cr, 0xffffff);
-    cairo_paint(cr);
-    cairo_select_font_face(cr, FONT, CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
+/* A line chart's plot area (left L, top T, pw x ph pixels) and its data range. */
+typedef struct {
+    double L, T, pw, ph;
+    double x0, x1, y0, y1, ys;   /* ys: the y tick step */
+} frame;
+
+static double px(const frame *f, double v) { return f->L + (v - f->x0) / (f->x1 - f->x0) * f->pw; }
+static double py(const frame *f, double v) { return f->T + f->ph - (v - f->y0) / (f->y1 - f->y0) * f->ph; }
+
+/* The range of the finite points, padded, y on whole tick steps. */
+static void lines_range(frame *f, const gr_chart_series *s, int ns) {
     double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
     for (int k = 0; k < ns; k++)
         for (int i = 0; i < s[k].n; i++) {
@@ -51,30 +58,33 @@ static void draw_lines(cairo_t *cr, int W, int H, const gr_chart_series *s, int 
     else { double pad = (x1 - x0) * 0.04; x0 -= pad; x1 += pad; }   /* the first and last points off the frame */
     if (y1 - y0 < 1e-12) { double d = fabs(y0) > 0 ? fabs(y0) * 0.1 : 1; y0 -= d; y1 += d; }
     double ys = nice_step(y1 - y0, 5);
-    y0 = floor(y0 / ys) * ys;
-    y1 = ceil(y1 / ys) * ys;
-    const double L = 70, R = 20, T = 36, B = 48;
-    double pw = W - L - R, ph = H - T - B;
-#define PX(v) (L + ((v) - x0) / (x1 - x0) * pw)
-#define PY(v) (T + ph - ((v) - y0) / (y1 - y0) * ph)
-    /* grid and ticks */
+    f->y0 = floor(y0 / ys) * ys;
+    f->y1 = ceil(y1 / ys) * ys;
+    f->x0 = x0;
+    f->x1 = x1;
+    f->ys = ys;
+}
+
+/* Grid lines, tick labels, the frame; the best-epoch and early-stop markers. */
+static void draw_grid(cairo_t *cr, const frame *f, const gr_chart_opts *o) {
+    double L = f->L, T = f->T, pw = f->pw, ph = f->ph, ys = f->ys;
     cairo_set_font_size(cr, 11);
     cairo_set_line_width(cr, 1);
     char buf[32];
-    for (double v = y0; v <= y1 + ys * 1e-6; v += ys) {
+    for (double v = f->y0; v <= f->y1 + ys * 1e-6; v += ys) {
         rgb(cr, 0xe6e6e6);
-        cairo_move_to(cr, L, round(PY(v)) + 0.5); cairo_line_to(cr, L + pw, round(PY(v)) + 0.5); cairo_stroke(cr);
+        cairo_move_to(cr, L, round(py(f, v)) + 0.5); cairo_line_to(cr, L + pw, round(py(f, v)) + 0.5); cairo_stroke(cr);
         rgb(cr, 0x444444);
         fmt_tick(buf, sizeof buf, v, ys);
-        text(cr, L - 6, PY(v), 1, 0.5, buf);
+        text(cr, L - 6, py(f, v), 1, 0.5, buf);
     }
-    double xs = fmax(1, nice_step(x1 - x0, 8));
-    for (double v = ceil(x0 / xs) * xs; v <= x1 + 1e-9; v += xs) {
+    double xs = fmax(1, nice_step(f->x1 - f->x0, 8));
+    for (double v = ceil(f->x0 / xs) * xs; v <= f->x1 + 1e-9; v += xs) {
         rgb(cr, 0xf0f0f0);
-        cairo_move_to(cr, round(PX(v)) + 0.5, T); cairo_line_to(cr, round(PX(v)) + 0.5, T + ph); cairo_stroke(cr);
+        cairo_move_to(cr, round(px(f, v)) + 0.5, T); cairo_line_to(cr, round(px(f, v)) + 0.5, T + ph); cairo_stroke(cr);
         rgb(cr, 0x444444);
         snprintf(buf, sizeof buf, "%g", v);
-        text(cr, PX(v), T + ph + 6, 0.5, 0, buf);
+        text(cr, px(f, v), T + ph + 6, 0.5, 0, buf);
     }
     rgb(cr, 0x888888);
     cairo_rectangle(cr, L + 0.5, T + 0.5, pw - 1, ph - 1);
@@ -84,18 +94,21 @@ static void draw_lines(cairo_t *cr, int W, int H, const gr_chart_series *s, int 
     const char *ml[2] = {"best", "early stop"};
     const unsigned mc[2] = {0x2e7d32, 0xc62828};
     for (int k = 0; k < 2; k++) {
-        if (!isfinite(mx[k]) || mx[k] < x0 || mx[k] > x1) continue;
+        if (!isfinite(mx[k]) || mx[k] < f->x0 || mx[k] > f->x1) continue;
         rgb(cr, mc[k]);
         double d[2] = {5, 4};
         cairo_set_dash(cr, d, 2, 0);
-        cairo_move_to(cr, PX(mx[k]), T); cairo_line_to(cr, PX(mx[k]), T + ph); cairo_stroke(cr);
+        cairo_move_to(cr, px(f, mx[k]), T); cairo_line_to(cr, px(f, mx[k]), T + ph); cairo_stroke(cr);
         cairo_set_dash(cr, NULL, 0, 0);
-        bool right = k == 1 || PX(mx[k]) > L + 0.85 * pw;   /* the label inside the frame */
-        text(cr, PX(mx[k]) + (right ? -4 : 4), T + 4 + 14 * k, right ? 1 : 0, 0, ml[k]);
+        bool right = k == 1 || px(f, mx[k]) > L + 0.85 * pw;   /* the label inside the frame */
+        text(cr, px(f, mx[k]) + (right ? -4 : 4), T + 4 + 14 * k, right ? 1 : 0, 0, ml[k]);
     }
-    /* the series */
+}
+
+/* The series, clipped to the frame: lines with dots, or diamonds (points). */
+static void draw_series(cairo_t *cr, const frame *f, const gr_chart_series *s, int ns) {
     cairo_save(cr);
-    cairo_rectangle(cr, L, T, pw, ph);
+    cairo_rectangle(cr, f->L, f->T, f->pw, f->ph);
     cairo_clip(cr);
     for (int k = 0; k < ns; k++) {
         rgb(cr, s[k].rgb);
@@ -104,8 +117,8 @@ static void draw_lines(cairo_t *cr, int W, int H, const gr_chart_series *s, int 
         bool pen = false;
         for (int i = 0; i < s[k].n && !s[k].points; i++) {
             if (!isfinite(s[k].y[i])) { pen = false; continue; }
-            if (pen) cairo_line_to(cr, PX(s[k].x[i]), PY(s[k].y[i]));
-            else cairo_move_to(cr, PX(s[k].x[i]), PY(s[k].y[i]));
+            if (pen) cairo_line_to(cr, px(f, s[k].x[i]), py(f, s[k].y[i]));
+            else cairo_move_to(cr, px(f, s[k].x[i]), py(f, s[k].y[i]));
             pen = true;
         }
         cairo_stroke(cr);
@@ -114,22 +127,26 @@ static void draw_lines(cairo_t *cr, int W, int H, const gr_chart_series *s, int 
             if (!isfinite(s[k].y[i])) continue;
             double r = s[k].points ? 6 : (s[k].n <= 40 ? 2.5 : 0);
             if (r == 0) continue;
+            double X = px(f, s[k].x[i]), Y = py(f, s[k].y[i]);
             if (s[k].points) {   /* a diamond */
-                cairo_move_to(cr, PX(s[k].x[i]), PY(s[k].y[i]) - r);
-                cairo_line_to(cr, PX(s[k].x[i]) + r, PY(s[k].y[i]));
-                cairo_line_to(cr, PX(s[k].x[i]), PY(s[k].y[i]) + r);
-                cairo_line_to(cr, PX(s[k].x[i]) - r, PY(s[k].y[i]));
+                cairo_move_to(cr, X, Y - r);
+                cairo_line_to(cr, X + r, Y);
+                cairo_line_to(cr, X, Y + r);
+                cairo_line_to(cr, X - r, Y);
                 cairo_close_path(cr);
             } else {
-                cairo_arc(cr, PX(s[k].x[i]), PY(s[k].y[i]), r, 0, 2 * M_PI);
+                cairo_arc(cr, X, Y, r, 0, 2 * M_PI);
             }
             cairo_fill(cr);
         }
     }
     cairo_restore(cr);
-#undef PX
-#undef PY
-    /* title, axis labels, legend */
+}
+
+/* Title, axis labels, legend (right to left along the top). */
+static void draw_labels(cairo_t *cr, int H, const frame *f, const gr_chart_series *s, int ns,
+                        const gr_chart_opts *o) {
+    double L = f->L, T = f->T, pw = f->pw, ph = f->ph;
     rgb(cr, 0x222222);
     cairo_select_font_face(cr, FONT, CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_BOLD);
     cairo_set_font_size(cr, 14);
@@ -161,6 +178,20 @@ static void draw_lines(cairo_t *cr, int W, int H, const gr_chart_series *s, int 
         else { cairo_set_line_width(cr, 2); cairo_move_to(cr, lx - 24, 18); cairo_line_to(cr, lx - 4, 18); cairo_stroke(cr); }
         lx -= 36;
     }
+}
+
+static void draw_lines(cairo_t *cr, int W, int H, const gr_chart_series *s, int ns, const gr_chart_opts *o) {
+    rgb(cr, 0xffffff);
+    cairo_paint(cr);
+    cairo_select_font_face(cr, FONT, CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
+    frame f = {.L = 70, .T = 36};
+    const double R = 20, B = 48;
+    f.pw = W - f.L - R;
+    f.ph = H - f.T - B;
+    lines_range(&f, s, ns);
+    draw_grid(cr, &f, o);
+    draw_series(cr, &f, s, ns);
+    draw_labels(cr, H, &f, s, ns, o);
 }
 
 /* Draws with fn into a PNG (and an SVG when svg != NULL) of W x H. */

@@ -27,6 +27,22 @@ gr_optim gr_adamw(float lr, float weight_decay) {
     return r;
 }
 
+static const char *const optim_names[] = {"sgd", "adam", "adamw"};
+const char *gr_optim_kind_name(gr_optim_kind k) { return (unsigned)k < 3 ? optim_names[k] : "?"; }
+int gr_optim_kind_parse(const char *s, gr_optim_kind *out) {
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(s, optim_names[i])) { *out = (gr_optim_kind)i; return 0; }
+    return -1;
+}
+
+static const char *const schedule_names[] = {"constant", "inverse-time", "step", "cosine"};
+const char *gr_schedule_name(gr_schedule s) { return (unsigned)s < 4 ? schedule_names[s] : "?"; }
+int gr_schedule_parse(const char *s, gr_schedule *out) {
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(s, schedule_names[i])) { *out = (gr_schedule)i; return 0; }
+    return -1;
+}
+
 float gr_optim_lr(const gr_optim *o, int64_t it) {
     double lr = o->lr;
     switch (o->schedule) {

@@ -1,0 +1,76 @@
+/* fit.h — gr_fit's pieces (internal): the run every phase works on, the
+ * features passes (fit_features.c), checkpoints (checkpoint.c) and the
+ * learning-rate range test (lr_range.c).                                   */
+#ifndef GRAFT_TRAIN_FIT_H
+#define GRAFT_TRAIN_FIT_H
+#include <stdio.h>
+#include "exec/ctx.h"
+#include "train/train.h"
+
+/* What a checkpoint keeps of the run besides the trainer: the base rate in
+ * use (--lr auto picks it once) and, mid-epoch, the epoch's sums so far
+ * (zero at an epoch's end).                                                */
+typedef struct {
+    float lr;
+    double loss_sum;   /* sum over the epoch's samples so far of the loss */
+    int64_t correct;
+    int seen;
+} gr_run_state;
+
+/* One gr_fit call: its inputs, settings (defaults filled in), buffers and
+ * the state carried from epoch to epoch.                                   */
+typedef struct {
+    gr_model *m;
+    const gr_dataset *ds;
+    const int *idx;          /* the training samples (NULL = all n) */
+    int n;
+    gr_fit_opts o;           /* the caller's options with the defaults filled in */
+    gr_error *err;
+    int C, first, h, w, steps, n_val;
+    bool augment, cache, dist;
+    int rank, ranks;
+    gr_trainer *t;
+    gr_ctx *cx;              /* the trainer's context: the base, the features and evaluation run through it */
+    size_t F, img;           /* floats per cut output / per input image */
+    size_t np, off;          /* trainable parameters: m->w[off .. off+np) */
+    float *feat, *vfeat;     /* cached features: training [n, F], validation [n_val, F] */
+    float *xb, *xi, *probs, *best_w;
+    int *lab, *vlab, *perm, *order, *blab;
+    FILE *log;
+    gr_batcher *bt;          /* without the cache: this epoch's images */
+    int start_epoch, start_step, best_epoch, last_epoch;
+    gr_run_state rs;         /* from a checkpoint: the partial epoch's sums */
+    double best_score;
+    /* divergence guard: the smoothed loss and how long since its lowest */
+    double ema, ema_best;
+    int64_t since_best, step_count;
+    bool warned;
+} gr_fit_run;
+
+double gr_fit_now(void);   /* monotonic seconds */
+/* perm = a permutation of 0..n-1 drawn from (seed, epoch). */
+void gr_fit_shuffle(int *perm, int n, uint64_t seed, int epoch);
+
+/* fit_features.c.  The features phase: the training features (cache) or
+ * the image buffer, the standardize layer's statistics, the validation
+ * features.                                                                */
+gr_status gr_fit_features(gr_fit_run *r);
+/* Mean loss and accuracy of layers first.. on cached features. */
+gr_status gr_fit_eval_features(gr_ctx *cx, int first, const float *feat, const int *labels, int n,
+                               int batch, float *probs, float *loss, float *acc, gr_error *err);
+
+/* checkpoint.c.  Save: the model + optimizer state + iteration + RNG +
+ * epoch/step, rs and the run's settings (config, a JSON object or NULL).
+ * Load: restores the trainer and rs; *epoch = epochs done, *step = batches
+ * done of the next; the settings must equal config's (but epochs, out, log,
+ * checkpoint, no_cache).                                                   */
+gr_status gr_checkpoint_save(gr_model *m, gr_trainer *t, const char *path, int epoch, int step,
+                             const gr_run_state *rs, const char *config, gr_error *err);
+gr_status gr_checkpoint_load(gr_trainer *t, const char *path, const char *config, int *epoch, int *step,
+                             gr_run_state *rs, gr_error *err);
+
+/* lr_range.c: the learning-rate range test on the cached features (see
+ * there); *lr_out in: the default rate, out: the pick.                     */
+gr_status gr_lr_range_test(gr_fit_run *r, float *lr_out);
+
+#endif
