@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include "graft.h"
 #include "report/report.h"
+#include "opts.h"
 
 /* Each subcommand: argv[0] is the subcommand's name.  Returns the exit code. */
 int cmd_info(int argc, char **argv);
@@ -37,6 +38,8 @@ typedef struct {
     float crop_fraction;         /* 0 = not given */
 } cli_data_opts;
 enum { CLI_DATA_SET = 1, CLI_DATA_RECIPE = 2, CLI_DATA_ALL = 3 };
+/* Their option tables (common.c), for a command's table: OPT_GROUP(d, cli_data_all_table). */
+extern const cli_opt cli_data_set_table[], cli_data_recipe_table[], cli_data_all_table[];
 /* If argv[*i] is one of the data options of the groups in `which`, takes it
  * (and its value: *i advances) and returns 1; 0 when it is not one; 2 after
  * printing a usage error (a missing or bad value).  cmd names the command. */
