@@ -28,7 +28,8 @@ static const cli_opt extract_opts[] = {
     OPT_STR("--out", out, "OUT.npy", NULL, "the features (and the sidecars beside it)"),
     OPT_INT("--batch", batch, 1, "64", "images per forward pass"),
     OPT_INT("--threads", threads, 0, "cores", "compute threads"),
-    OPT_ENUM("--precision", precision, cli_precision_names, "fp32", "bf16: the fast path in bfloat16 where the CPU has it"),
+    OPT_ENUM("--precision", precision, cli_precision_names, "fp32",
+             "bf16: the fast path in bfloat16 where the CPU has it"),
     OPT_JSON_QUIET(json, "a JSON summary on stdout", quiet, "no summary and no \"weights: ...\" line"),
     OPT_HEAD("data options:"),
     OPT_GROUP(d, cli_data_all_table),
@@ -216,7 +217,8 @@ static int run(const extract_args *a, extract_run *r, const volatile int *stop, 
             }
         }
         if (ranks > 1) {
-            if (got != hi - lo) return gr_error_set(err, GR_ERR_IO, "rank %d: %d of %d images read", rank, got, hi - lo), -1;
+            if (got != hi - lo)
+                return gr_error_set(err, GR_ERR_IO, "rank %d: %d of %d images read", rank, got, hi - lo), -1;
             if (gr_dist_gather_rows_root(r->y, r->all, r->F, len, err) != GR_OK) return -1;
             got = len;
             if (rank > 0) { r->done += got; continue; }
@@ -225,7 +227,8 @@ static int run(const extract_args *a, extract_run *r, const volatile int *stop, 
             return -1;
         r->done += got;
     }
-    if (r->done != r->n) return gr_error_set(err, GR_ERR_IO, "%s: the data gave %d of its %d samples", a->data, r->done, r->n), -1;
+    if (r->done != r->n)
+        return gr_error_set(err, GR_ERR_IO, "%s: the data gave %d of its %d samples", a->data, r->done, r->n), -1;
     if (rank == 0 && (write_sidecars(r->ds, a->data, r->lab_path, r->paths_path, r->cls_path, err) != GR_OK ||
                       gr_outfile_commit(&r->of, err) != GR_OK)) return -1;
     return 0;

@@ -26,13 +26,15 @@ static int add_image(void *obj, const char *arg) {
 #define T predict_args
 static const cli_opt predict_opts[] = {
     OPT_STR("--model", model, "MODEL", NULL, "a graft model (its class names and input recipe are used)"),
-    OPT_STR("--base", base, "vgg16|tiny-darknet|darknet:FILE.cfg", NULL, "a pretrained classifier (vgg16: with its top)"),
+    OPT_STR("--base", base, "vgg16|tiny-darknet|darknet:FILE.cfg", NULL,
+            "a pretrained classifier (vgg16: with its top)"),
     OPT_STR("--weights", weights, "FILE|imagenet|none", "imagenet",
             "its weights; every layer must load unless\n--weights-partial; a tflite: base has its own"),
     OPT_FLAG("--weights-partial", partial, 1, "allow a weights file that fits only some layers"),
     OPT_STR("--labels", labels, "FILE", NULL, "class names, one per line, one per output [tiny-darknet: its own]"),
     OPT_INT("--top", top, 1, "5", "the classes printed per image"),
-    OPT_JSON_QUIET(json, "one JSON object per image", quiet, "no \"weights: ...\" line (with --json it goes to stderr)"),
+    OPT_JSON_QUIET(json, "one JSON object per image", quiet,
+                   "no \"weights: ...\" line (with --json it goes to stderr)"),
     OPT_INT("--threads", threads, 0, "cores", "compute threads"),
     OPT_GROUP(d, cli_data_recipe_table),
     OPT_END};

@@ -259,7 +259,8 @@ static int check_model(train_run *r, gr_error *err) {
 static void unfreeze_error(const train_run *r, int u, gr_error *err) {
     const train_args *t = &r->t;
     char cut_name[128], first[128];   /* darknet layer N's nodes are "N/conv", "N/bn", "N" */
-    snprintf(cut_name, sizeof cut_name, "%s", r->head_first > 0 ? gr_model_layer_name(r->m, r->head_first - 1) : "(none)");
+    snprintf(cut_name, sizeof cut_name, "%s",
+             r->head_first > 0 ? gr_model_layer_name(r->m, r->head_first - 1) : "(none)");
     snprintf(first, sizeof first, "%s", gr_model_layer_name(r->m, 0));
     first[strcspn(first, "/")] = 0;
     if (u < 0 && t->base)
@@ -333,13 +334,15 @@ static void fit_options(train_run *r) {
                         .no_cache = t->no_cache, .pad = t->augment ? 4 : 0, .hflip = t->augment, .log_csv = t->log,
                         .verbose = t->quiet ? 0 : 2, .checkpoint = r->ckpt, .stop = NULL, .resume = t->resume,
                         .reuse_statistics = t->from != NULL, .config_json = r->ckpt_config,
-                        .keep_best = t->keep && !strcmp(t->keep, "best"), .lr_auto = t->lr_auto,
+                        .keep_best = t->keep && cli_enum_parse(cli_keep_names, t->keep) == CLI_KEEP_BEST,
+                        .lr_auto = t->lr_auto,
                         .distributed = true};   /* under mpirun (MPI build): data parallel */
     gr_optim_kind opt = (gr_optim_kind)cli_enum_parse(cli_optimizer_names, t->optimizer);
     /* (parse always sets t->schedule: given, or the default) */
     gr_schedule sched = (gr_schedule)cli_enum_parse(cli_schedule_names, t->schedule);
     fo->optim = opt == GR_OPTIM_SGD
-                    ? gr_sgd((gr_sgd_opts){.lr = t->lr, .decay = t->decay, .momentum = t->momentum, .nesterov = t->nesterov})
+                    ? gr_sgd((gr_sgd_opts){.lr = t->lr, .decay = t->decay, .momentum = t->momentum,
+                                           .nesterov = t->nesterov})
                     : (opt == GR_OPTIM_ADAM ? gr_adam(t->lr) : gr_adamw(t->lr, t->weight_decay));
     fo->optim.weight_decay = t->weight_decay;
     fo->optim.schedule = sched;
@@ -349,7 +352,7 @@ static void fit_options(train_run *r) {
     fo->optim.gamma = t->lr_gamma;
     fo->warmup_epochs = t->warmup;
     fo->patience = t->patience;
-    fo->monitor_loss = t->monitor && !strcmp(t->monitor, "val_loss");
+    fo->monitor_loss = t->monitor && cli_enum_parse(cli_monitor_names, t->monitor) == CLI_MONITOR_LOSS;
     fo->bn_train = t->bn_train;
     fo->head_first = r->head_first;
     fo->base_lr_mult = t->base_lr_mult;
@@ -454,7 +457,8 @@ static int prepare(train_run *r, int argc, char **argv, gr_error *err) {
                      sizeof r->config, r->ckpt_config, sizeof r->ckpt_config, err)) return -1;
     if (t->resume && !t->quiet && t->epochs_given)
         printf("--epochs %d: the run goes on from epoch %d%s\n", t->epochs, r->epochs_done,
-               !strcmp(t->schedule, "cosine") ? " (the cosine schedule now spans the new total)" : "");
+               cli_enum_parse(cli_schedule_names, t->schedule) == GR_SCHEDULE_COSINE
+                   ? " (the cosine schedule now spans the new total)" : "");
     return 0;
 }
 

@@ -28,7 +28,8 @@ static const cli_opt train_opts[] = {
      .help = "weights for the base (.h5, .safetensors, .weights;\n"
              "imagenet = the canonical file, fetched/cached); every\n"
              "weighted layer of the base must load (a tflite: base has its own)"},
-    OPT_FLAG("--weights-partial", weights_partial, 1, "allow a file that fits only some layers (the others stay untrained)"),
+    OPT_FLAG("--weights-partial", weights_partial, 1,
+             "allow a file that fits only some layers (the others stay untrained)"),
     OPT_STR("--from", from, "MODEL", NULL, "continue training a graft model file instead"),
     OPT_STR("--cut", cut, "LAYER|auto", NULL,
             "keep the base up to and including LAYER (name or darknet index);\n"
@@ -48,7 +49,8 @@ static const cli_opt train_opts[] = {
     {.kind = CLI_FLAG, .name = "--augment", .off = offsetof(T, augment), .val = 1, .cfg = "augment",
      .help = "random crop (pad 4) and horizontal flip (turns the cache off)"},
     OPT_HEAD("fine-tuning:"),
-    OPT_STR("--unfreeze", unfreeze, "LAYER", NULL, "the base trains from LAYER on (e.g. block5_conv1, a darknet index)"),
+    OPT_STR("--unfreeze", unfreeze, "LAYER", NULL,
+            "the base trains from LAYER on (e.g. block5_conv1, a darknet index)"),
     {.kind = CLI_FLOAT, .name = "--base-lr-mult", .off = offsetof(T, base_lr_mult), .meta = "F", .def = "1",
      GIVEN(base_lr_mult_given), .cfg = "base_lr_mult",
      .help = "learning-rate multiplier for the unfrozen base layers (needs --unfreeze)"},
@@ -184,7 +186,8 @@ static int check(train_args *t, json_object *cfg) {
         return cli_usage("--resume takes the input recipe from the checkpoint: drop --resize, --crop, "
                          "--crop-fraction, --interpolation and --preprocess");
     if (t->resume && t->base) return cli_usage("--resume takes the model from the checkpoint: drop --base");
-    if (!t->base && !t->from && !t->resume) return cli_usage("--base (or --from MODEL, --resume CKPT) is required (see graft train --help)");
+    if (!t->base && !t->from && !t->resume)
+        return cli_usage("--base (or --from MODEL, --resume CKPT) is required (see graft train --help)");
     if (t->base && t->from) return cli_usage("give --base or --from, not both");
     if (t->lr_gamma >= 1) return cli_usage("--lr-gamma %g: expected a factor below 1", t->lr_gamma);
     if (t->val_split >= 1) return cli_usage("--val-split %g: expected a fraction in (0, 1)", t->val_split);
@@ -204,14 +207,16 @@ static int check(train_args *t, json_object *cfg) {
                          t->bn_train ? "--bn-train" : "--base-lr-mult");
     if ((t->from || t->resume) && (t->weights_given || t->weights_partial))
         return cli_usage("--weights%s: %s holds its weights; --weights goes with --base",
-                         t->weights_partial && !t->weights_given ? "-partial" : "", t->from ? "--from MODEL" : "--resume CKPT");
+                         t->weights_partial && !t->weights_given ? "-partial" : "",
+                         t->from ? "--from MODEL" : "--resume CKPT");
     /* the default schedule: a cosine decay to 0 makes the run settle on any
      * base and cut (the seed's lr 0.01 with Keras' decay 1e-6 barely moves
      * in 20 epochs, and on standardized features the loss then climbs);
      * the exact Keras recipe keeps Keras' inverse-time decay             */
     if (!t->schedule) t->schedule = t->no_standardize || t->decay_given ? "inverse-time" : "cosine";
     if (isnan(t->lr)) t->lr = cli_enum_parse(cli_optimizer_names, t->optimizer) != GR_OPTIM_SGD ? 0.001f : 0.01f;
-    if (cli_enum_parse(cli_optimizer_names, t->optimizer) == GR_OPTIM_ADAMW && t->weight_decay == 0) t->weight_decay = 0.01f;
+    if (cli_enum_parse(cli_optimizer_names, t->optimizer) == GR_OPTIM_ADAMW && t->weight_decay == 0)
+        t->weight_decay = 0.01f;
     if (!(t->lr > 0)) return cli_usage("--lr %g: must be positive", t->lr);
     return 0;
 }
