@@ -128,8 +128,7 @@ int cli_data_option(int argc, char **argv, int *i, int which, const char *cmd, c
         return 1;
     }
     if (*i + 1 >= argc) return cli_usage("%s needs a value (see graft %s --help)", argv[*i], cmd);
-    cli_cmd c = {.name = cmd};
-    return cli_set_opt(&c, o, d, argv[++*i]) ? CLI_USAGE : 1;
+    return cli_set_opt(o, d, argv[++*i]) ? CLI_USAGE : 1;
 }
 
 void cli_data_help(FILE *f, int which) {

@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include "cli.h"
+#include "graft.h"
 #include "opts.h"
 
 /* ------------------------------------------------------------ enum names */
@@ -109,8 +109,7 @@ static const char *expectation(const cli_opt *o, char *buf, size_t cap) {
     }
 }
 
-int cli_set_opt(const cli_cmd *cmd, const cli_opt *o, void *obj, const char *v) {
-    (void)cmd;
+int cli_set_opt(const cli_opt *o, void *obj, const char *v) {
     void *field = (char *)obj + o->off;
     int bad = 0;
     switch (o->kind) {
@@ -154,7 +153,7 @@ static int take_option(const cli_cmd *cmd, int argc, char **argv, int *i, void *
         return 0;
     }
     if (!eq && *i + 1 >= argc) return cli_usage("%s needs a value (see graft %s --help)", name, cmd->name);
-    return cli_set_opt(cmd, o, at, eq ? eq + 1 : argv[++*i]);
+    return cli_set_opt(o, at, eq ? eq + 1 : argv[++*i]);
 }
 
 int cli_parse(const cli_cmd *cmd, int argc, char **argv, void *obj) {

@@ -8,6 +8,12 @@
 #include <stddef.h>
 #include <stdio.h>
 
+/* Prints "graft: error: <msg>" for a usage error (bad options); returns 2 (graft.c). */
+int cli_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Parses an int / a float option value; -1 when malformed (common.c). */
+int cli_parse_int(const char *s, int *out);
+int cli_parse_float(const char *s, float *out);
+
 /* ---- enum names ----
  * An enum is a function giving the name of value k = 0, 1, ... and NULL
  * after the last.  Where the library names an enum (gr_resize_mode_name,
@@ -94,7 +100,7 @@ const cli_opt *cli_find_opt(const cli_opt *opts, const char *name, size_t *base)
 const cli_opt *cli_find_cfg(const cli_opt *opts, const char *key, size_t *base);
 /* Sets o's field in obj from the text v as the command line would (o takes
  * a value): 0 ok, else 2 after printing the usage error.                 */
-int cli_set_opt(const cli_cmd *cmd, const cli_opt *o, void *obj, const char *v);
+int cli_set_opt(const cli_opt *o, void *obj, const char *v);
 
 /* Table-entry shorthands; T is the command's struct (#define T ...). */
 #define OPT_FLAG(nm, fld, v, hlp) {.kind = CLI_FLAG, .name = nm, .off = offsetof(T, fld), .val = v, .help = hlp}

@@ -162,7 +162,7 @@ static int apply_config(train_args *t, json_object *cfg) {
         switch (o->kind) {
         case CLI_STR:
         case CLI_ENUM:
-            if (sv && cli_set_opt(&train_cmd, o, obj, sv)) return CLI_USAGE;
+            if (sv && cli_set_opt(o, obj, sv)) return CLI_USAGE;
             break;
         case CLI_FLAG: *(int *)field = json_object_get_boolean(v); break;
         case CLI_INT: *(int *)field = json_object_get_int(v); break;
