@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include "graft.h"
 #include "report/report.h"
+#include "opts.h"
 
 /* Each subcommand: argv[0] is the subcommand's name.  Returns the exit code. */
 int cmd_info(int argc, char **argv);
@@ -24,8 +25,7 @@ enum { CLI_OK = 0, CLI_ERROR = 1, CLI_USAGE = 2 };
 int cli_fail(const gr_error *err);
 /* printf-style variant for runtime errors found by the CLI; returns 1. */
 int cli_failf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* The same for usage errors (bad options); returns 2. */
-int cli_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* (cli_usage, for usage errors: opts.h) */
 
 /* The data options every command that reads data shares (one parser, one
  * help text): which samples (--format, --labels, --split, --skip-bad) and
@@ -37,6 +37,8 @@ typedef struct {
     float crop_fraction;         /* 0 = not given */
 } cli_data_opts;
 enum { CLI_DATA_SET = 1, CLI_DATA_RECIPE = 2, CLI_DATA_ALL = 3 };
+/* Their option tables (common.c), for a command's table: OPT_GROUP(d, cli_data_all_table). */
+extern const cli_opt cli_data_set_table[], cli_data_recipe_table[], cli_data_all_table[];
 /* If argv[*i] is one of the data options of the groups in `which`, takes it
  * (and its value: *i advances) and returns 1; 0 when it is not one; 2 after
  * printing a usage error (a missing or bad value).  cmd names the command. */
@@ -56,9 +58,7 @@ int cli_base_defaults(const char *base, int *h, int *w, gr_recipe *r, gr_error *
 
 /* Parses "HxW" (or "N" for NxN) into h, w.  0 ok, -1 bad. */
 int cli_parse_size(const char *s, int *h, int *w);
-/* Parses a positive int / a float option value; -1 when malformed. */
-int cli_parse_int(const char *s, int *out);
-int cli_parse_float(const char *s, float *out);
+/* (cli_parse_int, cli_parse_float: opts.h) */
 
 /* Builds a base from "--base" text: "vgg16" or "darknet:PATH.cfg"; h, w = 0
  * means the base's native size (vgg16: 224x224; darknet: [net] size).      */

@@ -7,57 +7,116 @@
 #include "cli.h"
 #include "dist/dist.h"
 
-static void usage(FILE *f) {
-    fprintf(f,
-"usage: graft eval --model MODEL --data PATH|cifar10|cifar100 [options]\n"
-"\n"
-"Evaluates a graft model: loss (categorical cross-entropy), accuracy, top-5\n"
-"accuracy (n/a, JSON null, for 5 classes or fewer), per-class accuracy and the\n"
-"confusion matrix (rows = true class).  A model whose outputs are NaN/Inf is an\n"
-"error, not a score.  Images are prepared with the model's saved input recipe\n"
-"(see graft info MODEL).\n"
-"\n"
-"  --batch N [32]   --threads N [cores]   --json (one JSON object on stdout)\n"
-"  --quiet               print the scores only (no per-class table, no confusion matrix)\n"
-"  --report DIR          write the results and an HTML report into DIR (confusion matrix, per-class\n"
-"                        precision/recall/F1, the most confused images); added to a train run's report\n"
-"                        when DIR holds one\n");
-    cli_data_help(f, CLI_DATA_ALL);
-    fprintf(f, "  (CIFAR: --split [test]; --input-size must match the model's own input)\n"
-               "Under mpirun (an MPI build, make MPI=1) the ranks share the images; rank 0 prints.\n");
+typedef struct {
+    const char *model, *data, *report;
+    int batch, threads, json, quiet;
+    cli_data_opts d;
+} eval_args;
+
+#define T eval_args
+static const cli_opt eval_opts[] = {
+    OPT_STR("--model", model, "MODEL", NULL, "the graft model to evaluate"),
+    OPT_STR("--data", data, "PATH|cifar10|cifar100", NULL, "the data (CIFAR dir/.bin/.tar.gz, image folder, CSV)"),
+    OPT_INT("--batch", batch, 1, "32", "images per forward pass"),
+    OPT_INT("--threads", threads, 0, "cores", "compute threads"),
+    OPT_JSON_QUIET(json, "one JSON object on stdout", quiet,
+                   "print the scores only (no per-class table, no confusion matrix)"),
+    OPT_STR("--report", report, "DIR", NULL,
+            "write the results and an HTML report into DIR (confusion matrix, per-class\n"
+            "precision/recall/F1, the most confused images); added to a train run's report\n"
+            "when DIR holds one"),
+    OPT_HEAD("data options (CIFAR: --split [test]; --input-size must match the model's own input):"),
+    OPT_GROUP(d, cli_data_all_table),
+    OPT_END};
+#undef T
+
+static const cli_cmd eval_cmd = {
+    .name = "eval",
+    .intro = "usage: graft eval --model MODEL --data PATH|cifar10|cifar100 [options]\n"
+             "\n"
+             "Evaluates a graft model: loss (categorical cross-entropy), accuracy, top-5\n"
+             "accuracy (n/a, JSON null, for 5 classes or fewer), per-class accuracy and the\n"
+             "confusion matrix (rows = true class).  A model whose outputs are NaN/Inf is an\n"
+             "error, not a score.  Images are prepared with the model's saved input recipe\n"
+             "(see graft info MODEL).\n"
+             "\n",
+    .opts = eval_opts,
+    .outro = "Under mpirun (an MPI build, make MPI=1) the ranks share the images; rank 0 prints.\n"};
+
+/* The scores as one JSON object on stdout. */
+static void print_json(const gr_model *m, const gr_eval_result *r, bool top5) {
+    int C = r->n_classes;
+    printf("{\"loss\": ");
+    cli_json_number(r->loss);
+    printf(", \"accuracy\": ");
+    cli_json_number(r->accuracy);
+    printf(", \"top5\": ");
+    cli_json_number(top5 ? r->top5 : NAN);
+    printf(", \"n\": %d, \"classes\": [", r->n);
+    for (int k = 0; k < C; k++) {
+        if (k) printf(", ");
+        const char *nm = gr_model_class_name(m, k);
+        cli_json_string(nm ? nm : "");
+    }
+    printf("], \"per_class_accuracy\": [");
+    for (int k = 0; k < C; k++) {
+        int64_t tot = 0;
+        for (int j = 0; j < C; j++) tot += r->confusion[(size_t)k * C + j];
+        printf("%s", k ? ", " : "");
+        cli_json_number(tot ? (double)r->confusion[(size_t)k * C + k] / tot : NAN);   /* no images: null */
+    }
+    printf("], \"confusion\": [");
+    for (int k = 0; k < C; k++) {
+        printf("%s[", k ? ", " : "");
+        for (int j = 0; j < C; j++) printf("%s%lld", j ? ", " : "", (long long)r->confusion[(size_t)k * C + j]);
+        printf("]");
+    }
+    printf("]}\n");
+}
+
+/* The per-class table and (20 classes or fewer) the confusion matrix. */
+static void print_classes(const gr_model *m, const gr_eval_result *r) {
+    int C = r->n_classes;
+    printf("\n");
+    printf("%-16s %8s %8s\n", "class", "images", "accuracy");
+    for (int k = 0; k < C; k++) {
+        int64_t tot = 0;
+        for (int j = 0; j < C; j++) tot += r->confusion[(size_t)k * C + j];
+        const char *nm = gr_model_class_name(m, k);
+        if (tot) printf("%-16.16s %8lld %8.4f\n", nm ? nm : "?", (long long)tot,
+                        (double)r->confusion[(size_t)k * C + k] / tot);
+        else printf("%-16.16s %8d %8s\n", nm ? nm : "?", 0, "n/a");
+    }
+    if (C > 20) return;
+    printf("\nconfusion matrix (rows: true class, columns: predicted)\n%10s", "");
+    for (int j = 0; j < C; j++) {
+        const char *nm = gr_model_class_name(m, j);
+        printf(" %6.6s", nm ? nm : "?");
+    }
+    printf("\n");
+    for (int k = 0; k < C; k++) {
+        const char *nm = gr_model_class_name(m, k);
+        printf("%10.10s", nm ? nm : "?");
+        for (int j = 0; j < C; j++) printf(" %6lld", (long long)r->confusion[(size_t)k * C + j]);
+        printf("\n");
+    }
 }
 
 int cmd_eval(int argc, char **argv) {
-    const char *model = NULL, *data = NULL, *report = NULL;
-    int batch = 32, threads = 0, json = 0, quiet = 0;
-    cli_data_opts d = {0};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
-        if (!strcmp(a, "--json")) { json = 1; continue; }
-        if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) { quiet = 1; continue; }
-        int dr = cli_data_option(argc, argv, &i, CLI_DATA_ALL, "eval", &d);
-        if (dr == 1) continue;
-        if (dr) return dr;
-        if (strcmp(a, "--model") && strcmp(a, "--data") && strcmp(a, "--batch") && strcmp(a, "--threads") &&
-            strcmp(a, "--report"))
-            return cli_usage("unknown option '%s' (see graft eval --help)", a);
-        if (i + 1 >= argc) return cli_usage("%s needs a value (see graft eval --help)", a);
-        const char *v = argv[++i];
-        if (!strcmp(a, "--model")) model = v;
-        else if (!strcmp(a, "--data")) data = v;
-        else if (!strcmp(a, "--report")) report = v;
-        else if (!strcmp(a, "--batch")) { if (cli_parse_int(v, &batch) || batch <= 0) return cli_usage("--batch '%s': expected a positive integer", v); }
-        else if (cli_parse_int(v, &threads) || threads < 0) return cli_usage("--threads '%s': expected a non-negative integer", v);
-    }
+    eval_args ea = {.batch = 32};
+    int prc = cli_parse(&eval_cmd, argc, argv, &ea);
+    if (prc) return prc == CLI_HELP ? 0 : prc;
+    const char *model = ea.model, *data = ea.data;
+    int batch = ea.batch, json = ea.json, quiet = ea.quiet;
+    const cli_data_opts d = ea.d;
     if (!model || !data) return cli_usage("--model and --data are required (see graft eval --help)");
-    gr_set_threads(threads);
+    gr_set_threads(ea.threads);
     gr_error err = {0};
     gr_dataset *ds = NULL;
     gr_eval_result r = {0};
     int rc = 1;
     cli_run rep;
-    if (cli_run_begin(&rep, report, NULL, true, argc, argv, &err)) { cli_run_free(&rep); return cli_fail(&err); }
+    if (cli_run_begin(&rep, ea.report, NULL, true, argc, argv, &err)) { cli_run_free(&rep); return cli_fail(&err); }
     gr_model *m = gr_model_load(model, &err);
     if (!m) { cli_run_free(&rep); return cli_fail(&err); }
     int h, w, c;
@@ -86,64 +145,14 @@ int cmd_eval(int argc, char **argv) {
     int C = r.n_classes;
     bool top5 = C > 5;   /* with 5 classes or fewer every image is a top-5 hit: not a measure */
     if (json) {
-        printf("{\"loss\": ");
-        cli_json_number(r.loss);
-        printf(", \"accuracy\": ");
-        cli_json_number(r.accuracy);
-        printf(", \"top5\": ");
-        cli_json_number(top5 ? r.top5 : NAN);
-        printf(", \"n\": %d, \"classes\": [", r.n);
-        for (int k = 0; k < C; k++) {
-            if (k) printf(", ");
-            const char *nm = gr_model_class_name(m, k);
-            cli_json_string(nm ? nm : "");
-        }
-        printf("], \"per_class_accuracy\": [");
-        for (int k = 0; k < C; k++) {
-            int64_t tot = 0;
-            for (int j = 0; j < C; j++) tot += r.confusion[(size_t)k * C + j];
-            printf("%s", k ? ", " : "");
-            cli_json_number(tot ? (double)r.confusion[(size_t)k * C + k] / tot : NAN);   /* no images: null */
-        }
-        printf("], \"confusion\": [");
-        for (int k = 0; k < C; k++) {
-            printf("%s[", k ? ", " : "");
-            for (int j = 0; j < C; j++) printf("%s%lld", j ? ", " : "", (long long)r.confusion[(size_t)k * C + j]);
-            printf("]");
-        }
-        printf("]}\n");
+        print_json(m, &r, top5);
     } else {
         if (!quiet) printf("%s on %s (%d images)\n", model, data, r.n);
         printf("Test loss: %.4f\nTest accuracy: %.4f\n", r.loss, r.accuracy);
         if (top5) printf("Top-5 accuracy: %.4f\n", r.top5);
         else printf("Top-5 accuracy: n/a (%d classes)\n", C);
-        if (quiet) goto done;
-        printf("\n");
-        printf("%-16s %8s %8s\n", "class", "images", "accuracy");
-        for (int k = 0; k < C; k++) {
-            int64_t tot = 0;
-            for (int j = 0; j < C; j++) tot += r.confusion[(size_t)k * C + j];
-            const char *nm = gr_model_class_name(m, k);
-            if (tot) printf("%-16.16s %8lld %8.4f\n", nm ? nm : "?", (long long)tot,
-                            (double)r.confusion[(size_t)k * C + k] / tot);
-            else printf("%-16.16s %8d %8s\n", nm ? nm : "?", 0, "n/a");
-        }
-        if (C <= 20) {
-            printf("\nconfusion matrix (rows: true class, columns: predicted)\n%10s", "");
-            for (int j = 0; j < C; j++) {
-                const char *nm = gr_model_class_name(m, j);
-                printf(" %6.6s", nm ? nm : "?");
-            }
-            printf("\n");
-            for (int k = 0; k < C; k++) {
-                const char *nm = gr_model_class_name(m, k);
-                printf("%10.10s", nm ? nm : "?");
-                for (int j = 0; j < C; j++) printf(" %6lld", (long long)r.confusion[(size_t)k * C + j]);
-                printf("\n");
-            }
-        }
+        if (!quiet) print_classes(m, &r);
     }
-done:
     rc = 0;
     goto out;
 fail:

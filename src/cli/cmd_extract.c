@@ -10,27 +10,46 @@
 #include "dist/dist.h"
 #include "core/outfile.h"
 
-static void usage(FILE *f) {
-    fprintf(f,
-"usage: graft extract --base BASE [--weights FILE] --data PATH --layer NAME --out OUT.npy [options]\n"
-"\n"
-"Runs the base up to and including layer NAME on every image of PATH (in file\n"
-"order) and writes a float32 .npy of shape (N, H, W, C), and beside it (STEM =\n"
-"OUT without .npy): STEM.labels.npy (int64, N: each sample's class index),\n"
-"STEM.paths.txt (N lines: each sample's file; PATH#I for record I of a CIFAR\n"
-"file) and STEM.classes.txt (the class names, one a line, in index order).\n"
-"Images are prepared with the base's input recipe (graft info --base BASE shows it).\n"
-"^C stops between batches and writes nothing (no file is left half-written).\n"
-"\n"
-"  --base vgg16|resnet50|tiny-darknet|darknet:FILE.cfg|tflite:FILE.tflite\n"
-"  --weights FILE|imagenet|none   [imagenet]; every layer must load unless --weights-partial\n"
-"  --data PATH           a CIFAR-10 .bin file or directory (--split [train]), an image folder\n"
-"                        or a CSV list\n"
-"  --batch N [64]   --threads N [cores]   --precision fp32|bf16 [fp32]\n"
-"  --json                a JSON summary on stdout   --quiet   no summary and no \"weights: ...\" line\n");
-    cli_data_help(f, CLI_DATA_ALL);
-    fprintf(f, "Under mpirun (an MPI build, make MPI=1) the ranks share the images; rank 0 writes OUT.\n");
-}
+typedef struct {
+    const char *base, *weights, *data, *layer, *out, *precision;
+    int batch, threads, json, quiet, partial;
+    cli_data_opts d;
+} extract_args;
+
+#define T extract_args
+static const cli_opt extract_opts[] = {
+    OPT_STR("--base", base, "vgg16|resnet50|tiny-darknet|darknet:FILE.cfg|tflite:FILE.tflite", NULL, "the base"),
+    OPT_STR("--weights", weights, "FILE|imagenet|none", "imagenet",
+            "its weights; every layer must load unless --weights-partial"),
+    OPT_FLAG("--weights-partial", partial, 1, "allow a weights file that fits only some layers"),
+    OPT_STR("--data", data, "PATH", NULL,
+            "a CIFAR-10 .bin file or directory (--split [train]), an image folder\nor a CSV list"),
+    OPT_STR("--layer", layer, "NAME", NULL, "the last layer run (graft info --base BASE lists them)"),
+    OPT_STR("--out", out, "OUT.npy", NULL, "the features (and the sidecars beside it)"),
+    OPT_INT("--batch", batch, 1, "64", "images per forward pass"),
+    OPT_INT("--threads", threads, 0, "cores", "compute threads"),
+    OPT_ENUM("--precision", precision, cli_precision_names, "fp32",
+             "bf16: the fast path in bfloat16 where the CPU has it"),
+    OPT_JSON_QUIET(json, "a JSON summary on stdout", quiet, "no summary and no \"weights: ...\" line"),
+    OPT_HEAD("data options:"),
+    OPT_GROUP(d, cli_data_all_table),
+    OPT_END};
+#undef T
+
+static const cli_cmd extract_cmd = {
+    .name = "extract",
+    .intro = "usage: graft extract --base BASE [--weights FILE] --data PATH --layer NAME --out OUT.npy [options]\n"
+             "\n"
+             "Runs the base up to and including layer NAME on every image of PATH (in file\n"
+             "order) and writes a float32 .npy of shape (N, H, W, C), and beside it (STEM =\n"
+             "OUT without .npy): STEM.labels.npy (int64, N: each sample's class index),\n"
+             "STEM.paths.txt (N lines: each sample's file; PATH#I for record I of a CIFAR\n"
+             "file) and STEM.classes.txt (the class names, one a line, in index order).\n"
+             "Images are prepared with the base's input recipe (graft info --base BASE shows it).\n"
+             "^C stops between batches and writes nothing (no file is left half-written).\n"
+             "\n",
+    .opts = extract_opts,
+    .outro = "Under mpirun (an MPI build, make MPI=1) the ranks share the images; rank 0 writes OUT.\n"};
 
 /* The .npy v1.0 header for dtype descr ("<f4", "<i8") and a shape written
  * as the inside of a Python tuple ("10, 4, 4, 8" or "10,"), padded to 64.  */
@@ -90,182 +109,178 @@ static gr_status write_sidecars(const gr_dataset *ds, const char *data, const ch
     return st;
 }
 
-int cmd_extract(int argc, char **argv) {
-    const char *base = NULL, *weights = NULL, *data = NULL, *layer = NULL, *out = NULL, *precision = "fp32";
-    int batch = 64, threads = 0, h = 0, w = 0, json = 0, quiet = 0, partial = 0;
-    cli_data_opts d = {0};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
-        if (!strcmp(a, "--json")) { json = 1; continue; }
-        if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) { quiet = 1; continue; }
-        if (!strcmp(a, "--weights-partial")) { partial = 1; continue; }
-        int dr = cli_data_option(argc, argv, &i, CLI_DATA_ALL, "extract", &d);
-        if (dr == 1) continue;
-        if (dr) return dr;
-        static const char *const known[] = {"--base", "--weights", "--data", "--layer", "--out", "--precision",
-                                            "--batch", "--threads", NULL};
-        int k = 0;
-        while (known[k] && strcmp(a, known[k])) k++;
-        if (!known[k]) return cli_usage("unknown option '%s' (see graft extract --help)", a);
-        if (i + 1 >= argc) return cli_usage("%s needs a value (see graft extract --help)", a);
-        const char *v = argv[++i];
-        int bad = 0;
-        if (!strcmp(a, "--base")) base = v;
-        else if (!strcmp(a, "--weights")) weights = v;
-        else if (!strcmp(a, "--data")) data = v;
-        else if (!strcmp(a, "--layer")) layer = v;
-        else if (!strcmp(a, "--out")) out = v;
-        else if (!strcmp(a, "--precision")) precision = v;
-        else if (!strcmp(a, "--batch")) bad = cli_parse_int(v, &batch) || batch <= 0;
-        else bad = cli_parse_int(v, &threads) || threads < 0;
-        if (bad) return cli_usage("%s '%s': expected a %s integer", a, v, !strcmp(a, "--batch") ? "positive" : "non-negative");
-    }
-    if (!base || !data || !layer || !out)
-        return cli_usage("--base, --data, --layer and --out are required (see graft extract --help)");
-    if (strcmp(precision, "fp32") && strcmp(precision, "bf16"))
-        return cli_usage("--precision '%s': expected fp32 or bf16", precision);
-    /* the outputs: OUT and its sidecars, checked and locked before any work */
-    char stem[4096], lab_path[4200], paths_path[4200], cls_path[4200];
-    size_t ol = strlen(out);
-    snprintf(stem, sizeof stem, "%.*s", (int)(ol > 4 && !strcmp(out + ol - 4, ".npy") ? ol - 4 : ol), out);
-    snprintf(lab_path, sizeof lab_path, "%s.labels.npy", stem);
-    snprintf(paths_path, sizeof paths_path, "%s.paths.txt", stem);
-    snprintf(cls_path, sizeof cls_path, "%s.classes.txt", stem);
-    cli_outputs outs = {0};
-    cli_outputs_add(&outs, "--out", out, NULL);
-    cli_outputs_add(&outs, "--out (labels)", lab_path, NULL);
-    cli_outputs_add(&outs, "--out (paths)", paths_path, NULL);
-    cli_outputs_add(&outs, "--out (classes)", cls_path, NULL);
-    cli_input ins[3] = {{"--data", data}, {"--weights", weights}, {"--base", NULL}};
-    if (!strncmp(base, "darknet:", 8) || !strncmp(base, "tflite:", 7)) ins[2].path = strchr(base, ':') + 1;
-    int orc = cli_outputs_claim(&outs, ins, 3);
-    if (orc) return orc;
-    gr_set_threads(threads);
-    cli_stop_prepare();
-    cli_stop stop = {0};
-    gr_outfile of = {.fd = -1};
-    gr_error err = {0};
-    gr_dataset *ds = NULL;
-    gr_model *m = NULL;
-    gr_ctx *cx = NULL;   /* one execution context for every batch */
-    gr_batcher *b = NULL;
-    float *x = NULL, *y = NULL, *all = NULL;
-    int *lab = NULL, *mine = NULL, rc = 1, nh, nw;
+/* One extract run: its outputs, data, model and buffers. */
+typedef struct {
+    char lab_path[4200], paths_path[4200], cls_path[4200];
+    cli_outputs outs;
+    gr_outfile of;
+    gr_dataset *ds;
+    gr_model *m;
+    gr_ctx *cx;              /* one execution context for every batch */
+    gr_batcher *b;
+    float *x, *y, *all;
+    int *lab, *mine;
+    int upto, h, w, oh, ow, oc, n, done;
+    size_t F;
+} extract_run;
+
+/* OUT and its sidecars, checked against the inputs and locked: 0 or the exit code. */
+static int claim_outputs(const extract_args *a, extract_run *r) {
+    char stem[4096];
+    size_t ol = strlen(a->out);
+    snprintf(stem, sizeof stem, "%.*s", (int)(ol > 4 && !strcmp(a->out + ol - 4, ".npy") ? ol - 4 : ol), a->out);
+    snprintf(r->lab_path, sizeof r->lab_path, "%s.labels.npy", stem);
+    snprintf(r->paths_path, sizeof r->paths_path, "%s.paths.txt", stem);
+    snprintf(r->cls_path, sizeof r->cls_path, "%s.classes.txt", stem);
+    cli_outputs_add(&r->outs, "--out", a->out, NULL);
+    cli_outputs_add(&r->outs, "--out (labels)", r->lab_path, NULL);
+    cli_outputs_add(&r->outs, "--out (paths)", r->paths_path, NULL);
+    cli_outputs_add(&r->outs, "--out (classes)", r->cls_path, NULL);
+    cli_input ins[3] = {{"--data", a->data}, {"--weights", a->weights}, {"--base", NULL}};
+    if (!strncmp(a->base, "darknet:", 8) || !strncmp(a->base, "tflite:", 7)) ins[2].path = strchr(a->base, ':') + 1;
+    return cli_outputs_claim(&r->outs, ins, 3);
+}
+
+/* The data, the base up to --layer, the batch buffers.  0 ok, -1 + *err. */
+static int open_model(const extract_args *a, extract_run *r, gr_error *err) {
+    int nh, nw;
     gr_recipe recipe;
-    if (cli_base_defaults(base, &nh, &nw, &recipe, &err)) goto fail;
-    cli_recipe_apply(&d, &recipe);
-    if (!(ds = cli_open_data(data, &d, GR_SPLIT_TRAIN, d.h, d.w, nh, nw, &recipe, &err))) goto fail;
-    gr_dataset_size(ds, &h, &w);
-    if (!(m = cli_load_base(base, weights, h, w, false, partial, quiet || json ? NULL : stdout, &err))) goto fail;
-    gr_model_set_recipe(m, &recipe);
-    if (!(cx = gr_ctx_new(m, &err))) goto fail;
-    if (!strcmp(precision, "bf16")) gr_ctx_set_precision(cx, GR_PRECISION_BF16);
-    int upto = gr_model_find(m, layer);
-    if (upto < 0) {
-        gr_error_set(&err, GR_ERR_ARG, "--layer: base '%s' has no layer '%s' (graft info --base %s lists them)",
-                     base, layer, base);
-        goto fail;
+    if (cli_base_defaults(a->base, &nh, &nw, &recipe, err)) return -1;
+    cli_recipe_apply(&a->d, &recipe);
+    if (!(r->ds = cli_open_data(a->data, &a->d, GR_SPLIT_TRAIN, a->d.h, a->d.w, nh, nw, &recipe, err))) return -1;
+    gr_dataset_size(r->ds, &r->h, &r->w);
+    r->m = cli_load_base(a->base, a->weights, r->h, r->w, false, a->partial, a->quiet || a->json ? NULL : stdout, err);
+    if (!r->m) return -1;
+    gr_model_set_recipe(r->m, &recipe);
+    if (!(r->cx = gr_ctx_new(r->m, err))) return -1;
+    gr_ctx_set_precision(r->cx, (gr_precision)cli_enum_parse(cli_precision_names, a->precision));
+    if ((r->upto = gr_model_find(r->m, a->layer)) < 0) {
+        gr_error_set(err, GR_ERR_ARG, "--layer: base '%s' has no layer '%s' (graft info --base %s lists them)",
+                     a->base, a->layer, a->base);
+        return -1;
     }
-    int oh, ow, oc, n = gr_dataset_count(ds);
-    gr_model_layer_shape(m, upto, &oh, &ow, &oc);
-    size_t F = (size_t)oh * ow * oc;
-    x = malloc((size_t)batch * h * w * 3 * sizeof(float));
-    y = malloc((size_t)batch * F * sizeof(float));
-    lab = malloc((size_t)batch * sizeof(int));
-    if (!x || !y || !lab) { gr_error_set(&err, GR_ERR_NOMEM, "out of memory"); goto fail; }
-    /* Under mpirun (MPI build): the images go in chunks of batch x ranks;
-     * each rank runs its part of every chunk (gr_dist_shard) and rank 0
-     * gathers the chunk's rows and writes them, in file order.             */
-    int ranks = gr_dist_size(), rank = gr_dist_rank(), chunk = batch * ranks, n_mine = 0;
+    r->n = gr_dataset_count(r->ds);
+    gr_model_layer_shape(r->m, r->upto, &r->oh, &r->ow, &r->oc);
+    r->F = (size_t)r->oh * r->ow * r->oc;
+    r->x = malloc((size_t)a->batch * r->h * r->w * 3 * sizeof(float));
+    r->y = malloc((size_t)a->batch * r->F * sizeof(float));
+    r->lab = malloc((size_t)a->batch * sizeof(int));
+    if (!r->x || !r->y || !r->lab) { gr_error_set(err, GR_ERR_NOMEM, "out of memory"); return -1; }
+    return 0;
+}
+
+/* Under mpirun (MPI build): the images go in chunks of batch x ranks;
+ * each rank runs its part of every chunk (gr_dist_shard) and rank 0
+ * gathers the chunk's rows and writes them, in file order.  Makes this
+ * rank's batcher and (rank 0) opens OUT with its header.  0 ok, -1 + *err. */
+static int start(const extract_args *a, extract_run *r, gr_error *err) {
+    int ranks = gr_dist_size(), rank = gr_dist_rank(), chunk = a->batch * ranks, n_mine = 0;
     if (ranks > 1) {
-        if (!(mine = malloc((size_t)n * sizeof(int))) ||
-            (rank == 0 && !(all = malloc((size_t)chunk * F * sizeof(float))))) {
-            gr_error_set(&err, GR_ERR_NOMEM, "out of memory");
-            goto fail;
+        if (!(r->mine = malloc((size_t)r->n * sizeof(int))) ||
+            (rank == 0 && !(r->all = malloc((size_t)chunk * r->F * sizeof(float))))) {
+            gr_error_set(err, GR_ERR_NOMEM, "out of memory");
+            return -1;
         }
-        for (int c0 = 0; c0 < n; c0 += chunk) {
+        for (int c0 = 0; c0 < r->n; c0 += chunk) {
             int lo, hi;
-            gr_dist_shard(n - c0 < chunk ? n - c0 : chunk, rank, ranks, &lo, &hi);
-            for (int i = lo; i < hi; i++) mine[n_mine++] = c0 + i;
+            gr_dist_shard(r->n - c0 < chunk ? r->n - c0 : chunk, rank, ranks, &lo, &hi);
+            for (int i = lo; i < hi; i++) r->mine[n_mine++] = c0 + i;
         }
     }
-    gr_batcher_opts bo = {.batch = batch, .threads = 2};
-    if ((ranks == 1 || n_mine > 0) && !(b = gr_batcher_new(ds, mine, n_mine, &bo, &err))) goto fail;
-    if (rank == 0) {
-        if (gr_outfile_open(&of, out, &err) != GR_OK) goto fail;
-        char hdr[256], shape[96];
-        snprintf(shape, sizeof shape, "%d, %d, %d, %d", n, oh, ow, oc);
-        size_t hl = npy_header(hdr, sizeof hdr, "<f4", shape);
-        if (gr_outfile_write(&of, hdr, hl, &err) != GR_OK) goto fail;
-    }
-    cli_stop_start(&stop, &outs);
-    int done = 0, got = 0;
-    while (done < n) {
-        if (*stop.flag) {
-            cli_stop_end(&stop);
+    gr_batcher_opts bo = {.batch = a->batch, .threads = 2};
+    if ((ranks == 1 || n_mine > 0) && !(r->b = gr_batcher_new(r->ds, r->mine, n_mine, &bo, err))) return -1;
+    if (rank > 0) return 0;
+    if (gr_outfile_open(&r->of, a->out, err) != GR_OK) return -1;
+    char hdr[256], shape[96];
+    snprintf(shape, sizeof shape, "%d, %d, %d, %d", r->n, r->oh, r->ow, r->oc);
+    size_t hl = npy_header(hdr, sizeof hdr, "<f4", shape);
+    return gr_outfile_write(&r->of, hdr, hl, err) == GR_OK ? 0 : -1;
+}
+
+/* The features, chunk by chunk, into OUT: 0 ok, CLI_EXIT_INTERRUPTED
+ * (^C: nothing written), -1 + *err.                                       */
+static int run(const extract_args *a, extract_run *r, const volatile int *stop, gr_error *err) {
+    int ranks = gr_dist_size(), rank = gr_dist_rank(), chunk = a->batch * ranks, got = 0;
+    while (r->done < r->n) {
+        if (*stop) {
             fprintf(stderr, "graft: interrupted after %d of %d images: nothing written (run the same command "
-                    "again to start over)\n", done, n);
-            rc = CLI_EXIT_INTERRUPTED;
-            goto out;
+                    "again to start over)\n", r->done, r->n);
+            return CLI_EXIT_INTERRUPTED;
         }
-        int len = n - done < chunk ? n - done : chunk, lo = 0, hi = len;
+        int len = r->n - r->done < chunk ? r->n - r->done : chunk, lo = 0, hi = len;
         if (ranks > 1) gr_dist_shard(len, rank, ranks, &lo, &hi);
         got = 0;
         if (hi > lo) {
-            if (gr_batcher_next(b, x, lab, &got, &err) != GR_OK) goto fail;
+            if (gr_batcher_next(r->b, r->x, r->lab, &got, err) != GR_OK) return -1;
             if (got == 0) break;
-            if (gr_ctx_predict(cx, x, got, upto, y, &err) != GR_OK) {
-                gr_error_prefix(&err, "%s on %s", base, data);
-                goto fail;
+            if (gr_ctx_predict(r->cx, r->x, got, r->upto, r->y, err) != GR_OK) {
+                gr_error_prefix(err, "%s on %s", a->base, a->data);
+                return -1;
             }
         }
         if (ranks > 1) {
-            if (got != hi - lo) { gr_error_set(&err, GR_ERR_IO, "rank %d: %d of %d images read", rank, got, hi - lo); goto fail; }
-            if (gr_dist_gather_rows_root(y, all, F, len, &err) != GR_OK) goto fail;
+            if (got != hi - lo)
+                return gr_error_set(err, GR_ERR_IO, "rank %d: %d of %d images read", rank, got, hi - lo), -1;
+            if (gr_dist_gather_rows_root(r->y, r->all, r->F, len, err) != GR_OK) return -1;
             got = len;
-            if (rank > 0) { done += got; continue; }
+            if (rank > 0) { r->done += got; continue; }
         }
-        if (gr_outfile_write(&of, ranks > 1 ? all : y, (size_t)got * F * sizeof(float), &err) != GR_OK) goto fail;
-        done += got;
+        if (gr_outfile_write(&r->of, ranks > 1 ? r->all : r->y, (size_t)got * r->F * sizeof(float), err) != GR_OK)
+            return -1;
+        r->done += got;
     }
-    cli_stop_end(&stop);
-    if (done != n) {
-        gr_error_set(&err, GR_ERR_IO, "%s: the data gave %d of its %d samples", data, done, n);
-        goto fail;
-    }
-    if (rank == 0) {
-        if (write_sidecars(ds, data, lab_path, paths_path, cls_path, &err) != GR_OK) goto fail;
-        if (gr_outfile_commit(&of, &err) != GR_OK) goto fail;
-    }
-    if (json) {
+    if (r->done != r->n)
+        return gr_error_set(err, GR_ERR_IO, "%s: the data gave %d of its %d samples", a->data, r->done, r->n), -1;
+    if (rank == 0 && (write_sidecars(r->ds, a->data, r->lab_path, r->paths_path, r->cls_path, err) != GR_OK ||
+                      gr_outfile_commit(&r->of, err) != GR_OK)) return -1;
+    return 0;
+}
+
+static void print_summary(const extract_args *a, const extract_run *r) {
+    if (a->json) {
         printf("{\"out\": ");
-        cli_json_string(out);
+        cli_json_string(a->out);
         printf(", \"layer\": ");
-        cli_json_string(layer);
-        printf(", \"shape\": [%d, %d, %d, %d], \"dtype\": \"float32\", \"labels\": ", done, oh, ow, oc);
-        cli_json_string(lab_path);
+        cli_json_string(a->layer);
+        printf(", \"shape\": [%d, %d, %d, %d], \"dtype\": \"float32\", \"labels\": ", r->done, r->oh, r->ow, r->oc);
+        cli_json_string(r->lab_path);
         printf(", \"paths\": ");
-        cli_json_string(paths_path);
+        cli_json_string(r->paths_path);
         printf(", \"classes\": ");
-        cli_json_string(cls_path);
+        cli_json_string(r->cls_path);
         printf("}\n");
-    } else if (!quiet) {
-        printf("%s: %d x %d x %d x %d float32 (layer '%s'); labels %s, paths %s, classes %s\n", out, done, oh, ow,
-               oc, layer, lab_path, paths_path, cls_path);
+    } else if (!a->quiet) {
+        printf("%s: %d x %d x %d x %d float32 (layer '%s'); labels %s, paths %s, classes %s\n", a->out, r->done,
+               r->oh, r->ow, r->oc, a->layer, r->lab_path, r->paths_path, r->cls_path);
     }
-    rc = 0;
-    goto out;
-fail:
-    rc = cli_fail(&err);
-out:
-    cli_stop_end(&stop);
-    gr_outfile_abort(&of);
-    cli_outputs_release(&outs);
-    gr_batcher_free(b);
-    free(x); free(y); free(lab); free(mine); free(all);
-    gr_dataset_free(ds);
-    gr_ctx_free(cx);
-    gr_model_free(m);
+}
+
+int cmd_extract(int argc, char **argv) {
+    extract_args a = {.precision = "fp32", .batch = 64};
+    int rc = cli_parse(&extract_cmd, argc, argv, &a);
+    if (rc) return rc == CLI_HELP ? 0 : rc;
+    if (!a.base || !a.data || !a.layer || !a.out)
+        return cli_usage("--base, --data, --layer and --out are required (see graft extract --help)");
+    extract_run r = {.of = {.fd = -1}};
+    if ((rc = claim_outputs(&a, &r))) return rc;
+    gr_set_threads(a.threads);
+    cli_stop_prepare();
+    cli_stop stop = {0};
+    gr_error err = {0};
+    rc = open_model(&a, &r, &err) || start(&a, &r, &err) ? -1 : 0;
+    if (!rc) {
+        cli_stop_start(&stop, &r.outs);
+        rc = run(&a, &r, stop.flag, &err);
+        cli_stop_end(&stop);
+    }
+    if (rc < 0) rc = cli_fail(&err);
+    else if (rc == 0) print_summary(&a, &r);
+    gr_outfile_abort(&r.of);
+    cli_outputs_release(&r.outs);
+    gr_batcher_free(r.b);
+    free(r.x); free(r.y); free(r.lab); free(r.mine); free(r.all);
+    gr_dataset_free(r.ds);
+    gr_ctx_free(r.cx);
+    gr_model_free(r.m);
     return rc;
 }

@@ -5,27 +5,53 @@
 #include "cli.h"
 #include "format/weights.h"
 
-static void info_usage(FILE *f) {
-    fprintf(f,
-            "usage: graft info FILE\n"
-            "       graft info --base vgg16|resnet50|tiny-darknet|darknet:CFG|tflite:FILE [--input-size HxW]\n"
-            "                  [--include-top] [--weights FILE]\n\n"
-            "FILE: a Keras .h5 (Keras 1/2 layer_names layout, model.save's model_weights/,\n"
-            "Keras 3 .weights.h5) or a .safetensors file (graft or torchvision names):\n"
-            "prints the format detected, each layer's tensors (dtype, shape as stored)\n"
-            "and the total parameter count; for a graft model (.gft) also its input size\n"
-            "and input recipe (resize, interpolation, normalization), which every command applies.\n"
-            "With --base: the base's layer table and its input recipe.\n\n"
-            "options:\n"
-            "  --base NAME         print the layer table of a base (vgg16, resnet50, tiny-darknet, ...)\n"
-            "  --input-size HxW    input size for --base (default: the base's own, vgg16 224x224)\n"
-            "  --include-top       with vgg16: keep fc1, fc2, predictions (needs 224x224)\n"
-            "  --weights FILE|imagenet   with --base: load FILE into the base and print what matched\n"
-            "                      (every weighted layer must match unless --weights-partial)\n"
-            "  --json              one JSON object on stdout   --quiet   the totals only\n"
-            "  -h, --help          this text\n"
-            "exit status: 0 shown, 1 a missing or unreadable file, 2 a usage error\n");
+typedef struct {
+    const char *base, *file, *weights;
+    int h, w, top, partial, json, quiet;
+} info_args;
+
+static int set_size(void *obj, const char *v) {
+    info_args *a = obj;
+    return cli_parse_size(v, &a->h, &a->w);
 }
+
+static int set_file(void *obj, const char *arg) {
+    info_args *a = obj;
+    if (a->file) return cli_usage("info: one file at a time ('%s' and '%s')", a->file, arg);
+    a->file = arg;
+    return 0;
+}
+
+#define T info_args
+static const cli_opt info_opts[] = {
+    OPT_STR("--base", base, "NAME", NULL, "print the layer table of a base (vgg16, resnet50, tiny-darknet, ...)"),
+    OPT_FUNC("--input-size", set_size, "HxW", "HxW, e.g. 32x32", NULL,
+             "input size for --base (default: the base's own, vgg16 224x224)"),
+    OPT_FLAG("--include-top", top, 1, "with vgg16: keep fc1, fc2, predictions (needs 224x224)"),
+    OPT_STR("--weights", weights, "FILE|imagenet", NULL,
+            "with --base: load FILE into the base and print what matched\n"
+            "(every weighted layer must match unless --weights-partial)"),
+    OPT_FLAG("--weights-partial", partial, 1, "with --weights: allow a file that fits only some layers"),
+    OPT_JSON_QUIET(json, "one JSON object on stdout", quiet, "the totals only"),
+    OPT_NOTE("  -h, --help            this text\n"),
+    OPT_END};
+#undef T
+
+static const cli_cmd info_cmd = {
+    .name = "info",
+    .intro = "usage: graft info FILE\n"
+             "       graft info --base vgg16|resnet50|tiny-darknet|darknet:CFG|tflite:FILE [--input-size HxW]\n"
+             "                  [--include-top] [--weights FILE]\n\n"
+             "FILE: a Keras .h5 (Keras 1/2 layer_names layout, model.save's model_weights/,\n"
+             "Keras 3 .weights.h5) or a .safetensors file (graft or torchvision names):\n"
+             "prints the format detected, each layer's tensors (dtype, shape as stored)\n"
+             "and the total parameter count; for a graft model (.gft) also its input size\n"
+             "and input recipe (resize, interpolation, normalization), which every command applies.\n"
+             "With --base: the base's layer table and its input recipe.\n\n"
+             "options:\n",
+    .opts = info_opts,
+    .outro = "exit status: 0 shown, 1 a missing or unreadable file, 2 a usage error\n",
+    .operand = set_file};
 
 /* The recipe as a JSON object's members (no braces). */
 static void json_recipe(const gr_recipe *r) {
@@ -142,29 +168,12 @@ static void json_base(const char *base, const gr_model *m) {
 }
 
 int cmd_info(int argc, char **argv) {
-    const char *base = NULL, *file = NULL, *weights = NULL;
-    int h = 0, w = 0;
-    bool top = false, partial = false, json = false, quiet = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { info_usage(stdout); return 0; }
-        if (!strcmp(a, "--include-top")) { top = true; continue; }
-        if (!strcmp(a, "--weights-partial")) { partial = true; continue; }
-        if (!strcmp(a, "--json")) { json = true; continue; }
-        if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) { quiet = true; continue; }
-        if (!strcmp(a, "--base") || !strcmp(a, "--input-size") || !strcmp(a, "--weights")) {
-            if (i + 1 >= argc) return cli_usage("info: %s needs a value", a);
-            const char *v = argv[++i];
-            if (!strcmp(a, "--base")) base = v;
-            else if (!strcmp(a, "--weights")) weights = v;
-            else if (cli_parse_size(v, &h, &w))
-                return cli_usage("info: --input-size '%s': expected HxW, e.g. 32x32", v);
-            continue;
-        }
-        if (a[0] == '-' && a[1]) return cli_usage("info: unknown option '%s' (see graft info --help)", a);
-        if (file) return cli_usage("info: one file at a time ('%s' and '%s')", file, a);
-        file = a;
-    }
+    info_args a = {0};
+    int rc = cli_parse(&info_cmd, argc, argv, &a);
+    if (rc) return rc == CLI_HELP ? 0 : rc;
+    const char *base = a.base, *file = a.file, *weights = a.weights;
+    int h = a.h, w = a.w;
+    bool top = a.top, partial = a.partial, json = a.json, quiet = a.quiet;
     if (file && base) return cli_usage("info: give a FILE or --base, not both");
     if (file) {
         if (top || h || weights || partial)
@@ -172,7 +181,7 @@ int cmd_info(int argc, char **argv) {
         return info_file(file, json, quiet);
     }
     if (!base) {
-        info_usage(stderr);
+        cli_help(&info_cmd, stderr);
         return cli_usage("info: nothing to show: give a weights FILE or --base");
     }
     gr_error err = {0};

@@ -9,31 +9,54 @@
 #include "cli.h"
 #include "data/dataset.h"
 
-static void usage(FILE *f) {
-    fprintf(f,
-"usage: graft predict --model MODEL [options] IMAGE...\n"
-"       graft predict --base BASE [--weights FILE] [--labels FILE] [options] IMAGE...\n"
-"\n"
-"Decodes each image (JPEG, PNG, BMP), brings it to the network's input with the\n"
-"network's recipe (the model's, or the base's own: resize mode, interpolation,\n"
-"normalization; darknet bases letterbox like darknet classify), runs it and\n"
-"prints the top classes (with their probability; a network that does not end\n"
-"in a softmax: its scores).\n"
-"\n"
-"  --model MODEL         a graft model (its class names and input recipe are used)\n"
-"  --base vgg16|tiny-darknet|darknet:FILE.cfg   a pretrained classifier (vgg16: with its top)\n"
-"  --weights FILE|imagenet|none   its weights [imagenet]; every layer must load unless\n"
-"                        --weights-partial; a tflite: base has its own\n"
-"  --labels FILE         class names, one per line, one per output [tiny-darknet: its own]\n"
-"  --top K [5]   --json (one object per image)   --threads N [cores]\n"
-"  --quiet               no \"weights: ...\" line (with --json it goes to stderr)\n");
-    cli_data_help(f, CLI_DATA_RECIPE);
-    fprintf(f,
-"An IMAGE that is a directory stands for every JPEG/PNG/BMP file under it\n"
-"(recursively, by content not name; names starting with '.' skipped), sorted by path.\n"
-"A bad image is reported (graft: error: FILE: ...) and the others are still classified;\n"
-"the exit status is then 1.  Exit status 2: a usage error.\n");
+typedef struct {
+    const char *model, *base, *weights, *labels;
+    int top, json, quiet, threads, partial;
+    cli_data_opts d;
+    const char **images;     /* the IMAGE arguments (argc entries allocated) */
+    int n_img;
+} predict_args;
+
+static int add_image(void *obj, const char *arg) {
+    predict_args *a = obj;
+    a->images[a->n_img++] = arg;
+    return 0;
 }
+
+#define T predict_args
+static const cli_opt predict_opts[] = {
+    OPT_STR("--model", model, "MODEL", NULL, "a graft model (its class names and input recipe are used)"),
+    OPT_STR("--base", base, "vgg16|tiny-darknet|darknet:FILE.cfg", NULL,
+            "a pretrained classifier (vgg16: with its top)"),
+    OPT_STR("--weights", weights, "FILE|imagenet|none", "imagenet",
+            "its weights; every layer must load unless\n--weights-partial; a tflite: base has its own"),
+    OPT_FLAG("--weights-partial", partial, 1, "allow a weights file that fits only some layers"),
+    OPT_STR("--labels", labels, "FILE", NULL, "class names, one per line, one per output [tiny-darknet: its own]"),
+    OPT_INT("--top", top, 1, "5", "the classes printed per image"),
+    OPT_JSON_QUIET(json, "one JSON object per image", quiet,
+                   "no \"weights: ...\" line (with --json it goes to stderr)"),
+    OPT_INT("--threads", threads, 0, "cores", "compute threads"),
+    OPT_GROUP(d, cli_data_recipe_table),
+    OPT_END};
+#undef T
+
+static const cli_cmd predict_cmd = {
+    .name = "predict",
+    .intro = "usage: graft predict --model MODEL [options] IMAGE...\n"
+             "       graft predict --base BASE [--weights FILE] [--labels FILE] [options] IMAGE...\n"
+             "\n"
+             "Decodes each image (JPEG, PNG, BMP), brings it to the network's input with the\n"
+             "network's recipe (the model's, or the base's own: resize mode, interpolation,\n"
+             "normalization; darknet bases letterbox like darknet classify), runs it and\n"
+             "prints the top classes (with their probability; a network that does not end\n"
+             "in a softmax: its scores).\n"
+             "\n",
+    .opts = predict_opts,
+    .outro = "An IMAGE that is a directory stands for every JPEG/PNG/BMP file under it\n"
+             "(recursively, by content not name; names starting with '.' skipped), sorted by path.\n"
+             "A bad image is reported (graft: error: FILE: ...) and the others are still classified;\n"
+             "the exit status is then 1.  Exit status 2: a usage error.\n",
+    .operand = add_image};
 
 /* Replaces each directory in images[0..n) by the images under it (sorted);
  * *owned collects the strings allocated here.  Returns the new count, -1
@@ -101,153 +124,149 @@ static int read_labels(const char *path, char ***out, gr_error *err) {
     return n;
 }
 
-int cmd_predict(int argc, char **argv) {
-    const char *model = NULL, *base = NULL, *weights = NULL, *labels = NULL;
-    int top = 5, json = 0, quiet = 0, threads = 0, h = 0, w = 0, partial = 0;
-    cli_data_opts d = {0};
-    const char **images = calloc((size_t)argc, sizeof *images);
-    int n_img = 0;
-    if (!images) return cli_failf("out of memory");
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); free(images); return 0; }
-        if (!strcmp(a, "--json")) { json = 1; continue; }
-        if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) { quiet = 1; continue; }
-        if (!strcmp(a, "--weights-partial")) { partial = 1; continue; }
-        if (a[0] != '-' || !a[1]) { images[n_img++] = a; continue; }
-        int dr = cli_data_option(argc, argv, &i, CLI_DATA_RECIPE, "predict", &d);
-        if (dr == 1) continue;
-        if (dr) { free(images); return dr; }
-        static const char *const known[] = {"--model", "--base", "--weights", "--labels", "--top", "--threads", NULL};
-        int k = 0;
-        while (known[k] && strcmp(a, known[k])) k++;
-        if (!known[k]) { free(images); return cli_usage("unknown option '%s' (see graft predict --help)", a); }
-        if (i + 1 >= argc) { free(images); return cli_usage("%s needs a value (see graft predict --help)", a); }
-        const char *v = argv[++i];
-        int bad = 0;
-        if (!strcmp(a, "--model")) model = v;
-        else if (!strcmp(a, "--base")) base = v;
-        else if (!strcmp(a, "--weights")) weights = v;
-        else if (!strcmp(a, "--labels")) labels = v;
-        else if (!strcmp(a, "--top")) bad = cli_parse_int(v, &top) || top <= 0;
-        else bad = cli_parse_int(v, &threads) || threads < 0;
-        if (bad) { free(images); return cli_usage("%s '%s': expected a %s integer", a, v, !strcmp(a, "--top") ? "positive" : "non-negative"); }
-    }
-    h = d.h, w = d.w;
-    if (!n_img) { free(images); return cli_usage("no images given (see graft predict --help)"); }
-    if (!model && !base) { free(images); return cli_usage("give --model MODEL or --base BASE [--weights FILE]"); }
-    if (model && (base || weights || partial || labels)) {
-        free(images);
-        return cli_usage("--model MODEL holds its network, weights and class names: drop --base/--weights/--labels");
-    }
-    char **owned = NULL;
-    int n_owned = 0;
-    if ((n_img = expand_dirs(&images, n_img, &owned, &n_owned)) < 0) {
-        for (int i = 0; i < n_owned; i++) free(owned[i]);
-        free(owned);
-        free(images);
-        return 1;
-    }
-    gr_set_threads(threads);
-    gr_error err = {0};
-    gr_model *m = NULL;
-    gr_ctx *cx = NULL;   /* one execution context for every image: the fast path is built once */
-    char **names = NULL;
-    int n_names = 0, rc = 0;
-    float *x = NULL, *p = NULL;
-    if (model) {
-        m = gr_model_load(model, &err);
-    } else {   /* the whole network, with its classifier; weights default to imagenet */
-        m = cli_load_base(base, weights, h, w, true, partial, quiet ? NULL : (json ? stderr : stdout), &err);
-    }
-    if (!m) goto fail;
-    gr_recipe recipe = gr_model_recipe(m);   /* the model's or the base's; options override it */
-    cli_recipe_apply(&d, &recipe);
+/* The network and what it needs to label its outputs. */
+typedef struct {
+    gr_model *m;
+    gr_ctx *cx;              /* one execution context for every image: the fast path is built once */
+    gr_recipe recipe;
+    char **names;            /* --labels' lines (a base), or NULL */
+    int n_names, h, w, C;
+    float *x, *p;
+} predict_net;
+
+/* Loads --model or --base, the recipe, the labels and the buffers.  0 ok, -1 + *err. */
+static int open_network(const predict_args *a, predict_net *n, gr_error *err) {
+    if (a->model) n->m = gr_model_load(a->model, err);
+    else   /* the whole network, with its classifier; weights default to imagenet */
+        n->m = cli_load_base(a->base, a->weights, a->d.h, a->d.w, true, a->partial,
+                             a->quiet ? NULL : (a->json ? stderr : stdout), err);
+    if (!n->m || !(n->cx = gr_ctx_new(n->m, err))) return -1;
+    n->recipe = gr_model_recipe(n->m);   /* the model's or the base's; options override it */
+    cli_recipe_apply(&a->d, &n->recipe);
+    const char *labels = a->labels;
     char lab_path[4096];
-    if (!labels && base && !strcmp(base, "tiny-darknet")) {   /* the fetched labels */
-        if (gr_fetch_resolve("tiny-darknet", "labels", NULL, lab_path, sizeof lab_path, &err) != GR_OK) goto fail;
+    if (!labels && a->base && !strcmp(a->base, "tiny-darknet")) {   /* the fetched labels */
+        if (gr_fetch_resolve("tiny-darknet", "labels", NULL, lab_path, sizeof lab_path, err) != GR_OK) return -1;
         labels = lab_path;
     }
-    if (labels && (n_names = read_labels(labels, &names, &err)) < 0) goto fail;
-    int c, C;
-    gr_model_layer_shape(m, -1, &h, &w, &c);
-    int hh, ww;
-    gr_model_layer_shape(m, gr_model_num_layers(m) - 1, &hh, &ww, &C);
-    C *= hh * ww;
-    if (labels && n_names != C) {   /* names for other classes would label every answer wrongly */
-        gr_error_set(&err, GR_ERR_ARG, "%s: %d class names (one per line) but the network has %d outputs", labels,
-                     n_names, C);
-        goto fail;
+    if (labels && (n->n_names = read_labels(labels, &n->names, err)) < 0) return -1;
+    int c, hh, ww;
+    gr_model_layer_shape(n->m, -1, &n->h, &n->w, &c);
+    gr_model_layer_shape(n->m, gr_model_num_layers(n->m) - 1, &hh, &ww, &n->C);
+    n->C *= hh * ww;
+    if (labels && n->n_names != n->C) {   /* names for other classes would label every answer wrongly */
+        gr_error_set(err, GR_ERR_ARG, "%s: %d class names (one per line) but the network has %d outputs", labels,
+                     n->n_names, n->C);
+        return -1;
     }
-    if (top > C) top = C;
-    x = malloc((size_t)h * w * 3 * sizeof(float));
-    p = malloc((size_t)C * sizeof(float));
-    if (!x || !p) { gr_error_set(&err, GR_ERR_NOMEM, "out of memory"); goto fail; }
-    if (!(cx = gr_ctx_new(m, &err))) goto fail;
-    for (int k = 0; k < n_img; k++) {
+    n->x = malloc((size_t)n->h * n->w * 3 * sizeof(float));
+    n->p = malloc((size_t)n->C * sizeof(float));
+    if (!n->x || !n->p) { gr_error_set(err, GR_ERR_NOMEM, "out of memory"); return -1; }
+    return 0;
+}
+
+/* Prints the top classes of one image's outputs n->p. */
+static void print_top(const predict_args *a, const predict_net *n, const char *image) {
+    const float *p = n->p;
+    int C = n->C, top = a->top < C ? a->top : C;
+    if (a->json) { printf("{\"image\": "); cli_json_string(image); printf(", \"top\": ["); }
+    else printf("%s\n", image);
+    /* a network that does not end in a softmax gives scores, not probabilities:
+     * printed as scores (a "141%" would be a wrong answer)                    */
+    double sum = 0;
+    bool is_prob = true;
+    for (int j = 0; j < C; j++) {
+        is_prob &= p[j] >= 0 && p[j] <= 1;
+        sum += p[j];
+    }
+    is_prob &= fabs(sum - 1) < 1e-3;
+    int best_k[64];
+    if (top > 64) top = 64;
+    for (int t = 0; t < top; t++) {
+        int best = -1;
+        for (int j = 0; j < C; j++) {
+            int taken = 0;
+            for (int u = 0; u < t; u++) taken |= best_k[u] == j;
+            if (!taken && (best < 0 || p[j] > p[best])) best = j;
+        }
+        best_k[t] = best;
+        const char *label = a->model ? gr_model_class_name(n->m, best) : (best < n->n_names ? n->names[best] : NULL);
+        if (a->json) {
+            printf("%s{\"index\": %d, \"label\": ", t ? ", " : "", best);
+            cli_json_string(label ? label : "");
+            printf(is_prob ? ", \"prob\": " : ", \"score\": ");
+            cli_json_number(p[best]);
+            printf("}");
+        } else if (is_prob) {
+            printf("  %6.2f%%  %s (%d)\n", 100.0 * p[best], label ? label : "?", best);
+        } else {
+            printf("  score %.4g  %s (%d)\n", p[best], label ? label : "?", best);
+        }
+    }
+    if (a->json) printf("]}\n");
+    fflush(stdout);
+}
+
+/* Classifies every image: 0, 1 when an image could not be read (reported,
+ * the others still classified), -1 + *err when the network fails.        */
+static int classify(const predict_args *a, predict_net *n, gr_error *err) {
+    int rc = 0;
+    for (int k = 0; k < a->n_img; k++) {
         gr_image img = {0};
-        if (gr_image_load(images[k], &img, &err) != GR_OK ||
-            gr_image_resize_recipe(&img, h, w, &recipe, x, &err) != GR_OK) {
+        if (gr_image_load(a->images[k], &img, err) != GR_OK ||
+            gr_image_resize_recipe(&img, n->h, n->w, &n->recipe, n->x, err) != GR_OK) {
             gr_image_free(&img);
-            cli_fail(&err);
+            cli_fail(err);
             rc = 1;
             continue;
         }
         gr_image_free(&img);
-        gr_preprocess_apply(recipe.norm, x, (size_t)h * w);
-        if (gr_ctx_predict(cx, x, 1, -1, p, &err) != GR_OK) {
-            gr_error_prefix(&err, "%s on %s", model ? model : base, images[k]);
-            goto fail;
+        gr_preprocess_apply(n->recipe.norm, n->x, (size_t)n->h * n->w);
+        if (gr_ctx_predict(n->cx, n->x, 1, -1, n->p, err) != GR_OK) {
+            gr_error_prefix(err, "%s on %s", a->model ? a->model : a->base, a->images[k]);
+            return -1;
         }
-        if (json) { printf("{\"image\": "); cli_json_string(images[k]); printf(", \"top\": ["); }
-        else printf("%s\n", images[k]);
-        /* a network that does not end in a softmax gives scores, not probabilities:
-         * printed as scores (a "141%" would be a wrong answer)                    */
-        double sum = 0;
-        bool is_prob = true;
-        for (int j = 0; j < C; j++) {
-            is_prob &= p[j] >= 0 && p[j] <= 1;
-            sum += p[j];
-        }
-        is_prob &= fabs(sum - 1) < 1e-3;
-        int best_k[64];
-        if (top > 64) top = 64;
-        for (int t = 0; t < top; t++) {
-            int best = -1;
-            for (int j = 0; j < C; j++) {
-                int taken = 0;
-                for (int u = 0; u < t; u++) taken |= best_k[u] == j;
-                if (!taken && (best < 0 || p[j] > p[best])) best = j;
-            }
-            best_k[t] = best;
-            const char *label = model ? gr_model_class_name(m, best) : (best < n_names ? names[best] : NULL);
-            if (json) {
-                printf("%s{\"index\": %d, \"label\": ", t ? ", " : "", best);
-                cli_json_string(label ? label : "");
-                printf(is_prob ? ", \"prob\": " : ", \"score\": ");
-                cli_json_number(p[best]);
-                printf("}");
-            } else if (is_prob) {
-                printf("  %6.2f%%  %s (%d)\n", 100.0 * p[best], label ? label : "?", best);
-            } else {
-                printf("  score %.4g  %s (%d)\n", p[best], label ? label : "?", best);
-            }
-        }
-        if (json) printf("]}\n");
-        fflush(stdout);
+        print_top(a, n, a->images[k]);
     }
-    goto out;
-fail:
-    rc = cli_fail(&err);
-out:
-    for (int i = 0; i < n_names; i++) free(names[i]);
-    free(names);
-    free(x);
-    free(p);
-    free(images);
+    return rc;
+}
+
+/* The usage errors of a parsed command line: 0 or the exit code. */
+static int check_args(const predict_args *a) {
+    if (!a->n_img) return cli_usage("no images given (see graft predict --help)");
+    if (!a->model && !a->base) return cli_usage("give --model MODEL or --base BASE [--weights FILE]");
+    if (a->model && (a->base || a->weights || a->partial || a->labels))
+        return cli_usage("--model MODEL holds its network, weights and class names: drop --base/--weights/--labels");
+    return 0;
+}
+
+int cmd_predict(int argc, char **argv) {
+    predict_args a = {.top = 5, .images = calloc((size_t)argc, sizeof(const char *))};
+    if (!a.images) return cli_failf("out of memory");
+    int rc = cli_parse(&predict_cmd, argc, argv, &a);
+    if (rc || (rc = check_args(&a))) {
+        free(a.images);
+        return rc == CLI_HELP ? 0 : rc;
+    }
+    char **owned = NULL;
+    int n_owned = 0;
+    predict_net n = {0};
+    gr_error err = {0};
+    if ((a.n_img = expand_dirs(&a.images, a.n_img, &owned, &n_owned)) < 0) {
+        rc = 1;
+    } else {
+        gr_set_threads(a.threads);
+        rc = open_network(&a, &n, &err) ? -1 : classify(&a, &n, &err);
+        if (rc < 0) rc = cli_fail(&err);
+    }
+    for (int i = 0; i < n.n_names; i++) free(n.names[i]);
+    free(n.names);
+    free(n.x);
+    free(n.p);
+    free(a.images);
     for (int i = 0; i < n_owned; i++) free(owned[i]);
     free(owned);
-    gr_ctx_free(cx);
-    gr_model_free(m);
+    gr_ctx_free(n.cx);
+    gr_model_free(n.m);
     return rc;
 }

@@ -191,25 +191,30 @@ void cli_run_free(cli_run *r) {
     r->tb = NULL;
 }
 
-static void usage(FILE *f) {
-    fprintf(f,
-"usage: graft report RUN_DIR\n"
-"\n"
-"Rebuilds RUN_DIR/index.html and its charts (loss, accuracy, learning rate,\n"
-"confusion matrix: .png and .svg) from the run record that `graft train\n"
-"--report RUN_DIR` or `graft eval --report RUN_DIR` left there (run.json,\n"
-"history.csv, thumbs/).  The page is self-contained: open it from file://.\n");
+static int set_dir(void *obj, const char *arg) {
+    const char **dir = obj;
+    if (*dir) return cli_usage("one RUN_DIR, please (got '%s' and '%s')", *dir, arg);
+    *dir = arg;
+    return 0;
 }
+
+static const cli_opt report_opts[] = {OPT_END};
+static const cli_cmd report_cmd = {
+    .name = "report",
+    .intro = "usage: graft report RUN_DIR\n"
+             "\n"
+             "Rebuilds RUN_DIR/index.html and its charts (loss, accuracy, learning rate,\n"
+             "confusion matrix: .png and .svg) from the run record that `graft train\n"
+             "--report RUN_DIR` or `graft eval --report RUN_DIR` left there (run.json,\n"
+             "history.csv, thumbs/).  The page is self-contained: open it from file://.\n",
+    .opts = report_opts,
+    .operand = set_dir};
 
 int cmd_report(int argc, char **argv) {
     const char *dir = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { usage(stdout); return 0; }
-        if (argv[i][0] == '-') return cli_failf("unknown option '%s' (see graft report --help)", argv[i]);
-        if (dir) return cli_failf("one RUN_DIR, please (got '%s' and '%s')", dir, argv[i]);
-        dir = argv[i];
-    }
-    if (!dir) { usage(stderr); return 2; }
+    int rc = cli_parse(&report_cmd, argc, argv, &dir);
+    if (rc) return rc == CLI_HELP ? 0 : rc;
+    if (!dir) { cli_help(&report_cmd, stderr); return CLI_USAGE; }
     gr_error err = {0};
     if (gr_report_build(dir, &err) != GR_OK) return cli_fail(&err);
     printf("report: %s/index.html\n", dir);

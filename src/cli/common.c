@@ -1,10 +1,12 @@
 /* common.c — option parsing helpers shared by the subcommands. */
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include "cli.h"
+#include "opts.h"
 
 int cli_parse_int(const char *s, int *out) {
     char *end;
@@ -72,72 +74,65 @@ int cli_base_defaults(const char *base, int *h, int *w, gr_recipe *r, gr_error *
 
 /* ------------------------------------------------------------ data options */
 
-static int one_of(const char *v, const char *const *names) {
-    for (int k = 0; names[k]; k++)
-        if (!strcmp(v, names[k])) return k;
-    return -1;
+#define T cli_data_opts
+static int set_input_size(void *o, const char *v) {
+    cli_data_opts *d = o;
+    return cli_parse_size(v, &d->h, &d->w);
+}
+static int set_crop_fraction(void *o, const char *v) {
+    cli_data_opts *d = o;
+    return cli_parse_float(v, &d->crop_fraction) || !(d->crop_fraction > 0 && d->crop_fraction <= 1) ? -1 : 0;
+}
+/* which samples (the cfg keys: a train run's settings, saved for --resume) */
+const cli_opt cli_data_set_table[] = {
+    {.kind = CLI_ENUM, .name = "--format", .off = offsetof(T, format), .names = cli_format_names, .def = "auto",
+     .help = "what --data is (auto: CIFAR batches (.tar.gz, .bin, a directory),\n"
+             "a .csv list, else an image folder)",
+     .cfg = "format"},
+    {.kind = CLI_ENUM, .name = "--labels", .off = offsetof(T, labels), .names = cli_labels_names, .def = "fine",
+     .expect = "fine or coarse (CIFAR-100)", .help = "CIFAR-100: the 100 fine or the 20 coarse classes",
+     .cfg = "labels"},
+    {.kind = CLI_ENUM, .name = "--split", .off = offsetof(T, split), .names = cli_split_names,
+     .help = "CIFAR directories/archives: which part", .cfg = "split"},
+    {.kind = CLI_FLAG, .name = "--skip-bad", .off = offsetof(T, skip_bad), .val = 1,
+     .help = "skip (and count) images that fail to decode instead of stopping", .cfg = "skip_bad"},
+    OPT_END};
+/* how an image becomes the network's input */
+const cli_opt cli_data_recipe_table[] = {
+    OPT_FUNC("--input-size", set_input_size, "HxW", "HxW, e.g. 64x64", NULL,
+             "network input  [CIFAR: 32x32; folders, CSV, images: the network's own]"),
+    OPT_HEAD("input recipe (default: the one saved in the model, or the base's own; see graft info):"),
+    OPT_ENUM("--resize", resize, cli_resize_names, NULL, "how an image is brought to the input size"),
+    OPT_FLAG("--crop", crop, 1, "= --resize crop"),
+    OPT_FUNC("--crop-fraction", set_crop_fraction, "F", "a fraction in (0, 1], e.g. 0.875", NULL,
+             "crop: the side fraction kept (0.875 = Resize(256)+CenterCrop(224))"),
+    OPT_ENUM("--interpolation", interp, cli_interp_names, NULL, "bilinear: PIL's; darknet: darknet's resize"),
+    OPT_ENUM("--preprocess", prep, cli_preprocess_names, NULL,
+             "normalization (vgg16, resnet50 caffe; darknet darknet)"),
+    OPT_END};
+#undef T
+const cli_opt cli_data_all_table[] = {
+    {.kind = CLI_GROUP, .sub = cli_data_set_table}, {.kind = CLI_GROUP, .sub = cli_data_recipe_table}, OPT_END};
+
+static const cli_opt *data_table(int which) {
+    return which == CLI_DATA_ALL ? cli_data_all_table : which == CLI_DATA_SET ? cli_data_set_table
+                                                                             : cli_data_recipe_table;
 }
 
-static const char *const format_names[] = {"auto", "cifar10", "cifar100", "folder", "csv", NULL};
-static const char *const label_names[] = {"fine", "coarse", NULL};
-static const char *const split_names[] = {"train", "test", NULL};
-
 int cli_data_option(int argc, char **argv, int *i, int which, const char *cmd, cli_data_opts *d) {
-    const char *a = argv[*i];
-    static const char *const set_opts[] = {"--format", "--labels", "--split", "--skip-bad", NULL};
-    static const char *const rec_opts[] = {"--input-size", "--resize", "--crop", "--crop-fraction",
-                                           "--interpolation", "--preprocess", NULL};
-    bool is_set = one_of(a, set_opts) >= 0, is_rec = one_of(a, rec_opts) >= 0;
-    if (!((is_set && (which & CLI_DATA_SET)) || (is_rec && (which & CLI_DATA_RECIPE)))) return 0;
-    if (!strcmp(a, "--skip-bad")) { d->skip_bad = 1; return 1; }
-    if (!strcmp(a, "--crop")) { d->crop = 1; return 1; }
-    if (*i + 1 >= argc) return cli_usage("%s needs a value (see graft %s --help)", a, cmd);
-    const char *v = argv[++*i];
-    if (!strcmp(a, "--format")) {
-        if (one_of(v, format_names) < 0)
-            return cli_usage("--format '%s': expected auto, cifar10, cifar100, folder or csv", v);
-        d->format = v;
-    } else if (!strcmp(a, "--labels")) {
-        if (one_of(v, label_names) < 0) return cli_usage("--labels '%s': expected fine or coarse (CIFAR-100)", v);
-        d->labels = v;
-    } else if (!strcmp(a, "--split")) {
-        if (one_of(v, split_names) < 0) return cli_usage("--split '%s': expected train or test", v);
-        d->split = v;
-    } else if (!strcmp(a, "--input-size")) {
-        if (cli_parse_size(v, &d->h, &d->w)) return cli_usage("--input-size '%s': expected HxW, e.g. 64x64", v);
-    } else if (!strcmp(a, "--resize")) {
-        gr_resize_mode r;
-        if (gr_resize_mode_parse(v, &r)) return cli_usage("--resize '%s': expected stretch, crop or letterbox", v);
-        d->resize = v;
-    } else if (!strcmp(a, "--crop-fraction")) {
-        if (cli_parse_float(v, &d->crop_fraction) || !(d->crop_fraction > 0 && d->crop_fraction <= 1))
-            return cli_usage("--crop-fraction '%s': expected a fraction in (0, 1], e.g. 0.875", v);
-    } else if (!strcmp(a, "--interpolation")) {
-        gr_interp ip;
-        if (gr_interp_parse(v, &ip)) return cli_usage("--interpolation '%s': expected bilinear or darknet", v);
-        d->interp = v;
-    } else {   /* --preprocess */
-        gr_preprocess p;
-        if (gr_preprocess_parse(v, &p))
-            return cli_usage("--preprocess '%s': expected caffe, torch, tf, darknet or none", v);
-        d->prep = v;
+    size_t base;
+    const cli_opt *o = cli_find_opt(data_table(which), argv[*i], &base);
+    if (!o) return 0;
+    if (o->kind == CLI_FLAG) {
+        *(int *)((char *)d + o->off) = o->val;
+        return 1;
     }
-    return 1;
+    if (*i + 1 >= argc) return cli_usage("%s needs a value (see graft %s --help)", argv[*i], cmd);
+    return cli_set_opt(o, d, argv[++*i]) ? CLI_USAGE : 1;
 }
 
 void cli_data_help(FILE *f, int which) {
-    if (which & CLI_DATA_SET)
-        fprintf(f,
-"  --format auto|cifar10|cifar100|folder|csv [auto]   --labels fine|coarse (CIFAR-100) [fine]\n"
-"  --split train|test    CIFAR directories/archives: which part\n"
-"  --skip-bad            skip (and count) images that fail to decode instead of stopping\n");
-    if (which & CLI_DATA_RECIPE)
-        fprintf(f,
-"  --input-size HxW      network input  [CIFAR: 32x32; folders, CSV, images: the network's own]\n"
-"input recipe (default: the one saved in the model, or the base's own; see graft info):\n"
-"  --resize stretch|crop|letterbox   --crop (= --resize crop)   --crop-fraction F (crop; 0.875 =\n"
-"                        Resize(256)+CenterCrop(224))   --interpolation bilinear|darknet\n"
-"  --preprocess caffe|torch|tf|darknet|none   normalization (vgg16, resnet50 caffe; darknet darknet)\n");
+    cli_help_table(data_table(which), f);
 }
 
 void cli_recipe_apply(const cli_data_opts *d, gr_recipe *r) {
@@ -152,11 +147,11 @@ gr_dataset *cli_open_data(const char *arg, const cli_data_opts *d, gr_split defa
                           int nh, int nw, const gr_recipe *r, gr_error *err) {
     char path[4096];
     if (cli_resolve_data(arg, path, sizeof path, err)) return NULL;
-    gr_dataset_opts o = {.split = d->split ? (gr_split)one_of(d->split, split_names) : default_split,
+    gr_dataset_opts o = {.split = d->split ? (gr_split)cli_enum_parse(cli_split_names, d->split) : default_split,
                          .h = h, .w = w, .default_h = nh, .default_w = nw, .skip_bad = d->skip_bad,
                          .fit = r->resize, .interp = r->interp, .crop = r->crop, .preprocess = r->norm};
-    if (d->format) o.format = (gr_data_format)one_of(d->format, format_names);
-    if (d->labels) o.labels = one_of(d->labels, label_names) ? GR_LABELS_COARSE : GR_LABELS_FINE;
+    if (d->format) o.format = (gr_data_format)cli_enum_parse(cli_format_names, d->format);
+    if (d->labels) o.labels = (gr_label_kind)cli_enum_parse(cli_labels_names, d->labels);
     gr_dataset *ds = gr_dataset_open(path, &o, err);
     if (!ds) return NULL;
     int sk = gr_dataset_skipped(ds), ig = gr_dataset_ignored(ds);
