@@ -23,6 +23,7 @@
 #include <unistd.h>
 #include "graft.h"
 #include "core/core.h"
+#include "graph/model.h"
 
 /* UNDER_SAN: 1 in the AddressSanitizer build (tests skip what is too slow there). */
 #if defined(__SANITIZE_ADDRESS__)
@@ -280,5 +281,26 @@ static inline gr_model *check_tiny_model(void) {
     }
     if (!m) fprintf(stderr, "  tiny model: %s\n", err.msg);
     return m;
+}
+
+/* gr_model_load_weights(m, path) must fail: with code (any error when
+ * code is GR_OK), a message naming the file and holding frag1 and frag2
+ * (each when not NULL), and m's weights unchanged.                          */
+static inline void check_load_fails(gr_model *m, const char *path, gr_status code, const char *frag1,
+                                    const char *frag2) {
+    size_t nw = m->w_count;
+    float *before = malloc((nw ? nw : 1) * sizeof(float));
+    if (!before) { CHECK(0, "out of memory"); return; }
+    memcpy(before, m->w, nw * sizeof(float));
+    gr_error err = {0};
+    gr_status st = gr_model_load_weights(m, path, NULL, &err);
+    CHECK(st != GR_OK, "%s: loaded but should not", path);
+    if (code != GR_OK) CHECK(st == code, "%s: status %s (%s)", path, gr_status_name(st), err.msg);
+    CHECK(strstr(err.msg, path) != NULL, "message does not name the file: %s", err.msg);
+    if (frag1) CHECK(strstr(err.msg, frag1) != NULL, "message lacks '%s': %s", frag1, err.msg);
+    if (frag2) CHECK(strstr(err.msg, frag2) != NULL, "message lacks '%s': %s", frag2, err.msg);
+    CHECK(!memcmp(before, m->w, nw * sizeof(float)), "a failed load changed the weights");
+    if (getenv("CHECK_VERBOSE")) fprintf(stderr, "  error: %s\n", err.msg);
+    free(before);
 }
 #endif

@@ -248,16 +248,7 @@ static void expect_fail(const char *file, gr_status code, const char *frag1, con
     gr_error err = {0};
     gr_model *m = gr_resnet50(32, 32, false, &err);
     if (!m) { CHECK(0, "%s", err.msg); return; }
-    float *before = malloc(m->w_count * sizeof(float));
-    memcpy(before, m->w, m->w_count * sizeof(float));
-    gr_status st = gr_model_load_weights(m, p, NULL, &err);
-    CHECK(st == code, "%s: status %s (%s)", file, gr_status_name(st), err.msg);
-    CHECK(strstr(err.msg, p) != NULL, "message does not name the file: %s", err.msg);
-    if (frag1) CHECK(strstr(err.msg, frag1) != NULL, "message lacks '%s': %s", frag1, err.msg);
-    if (frag2) CHECK(strstr(err.msg, frag2) != NULL, "message lacks '%s': %s", frag2, err.msg);
-    CHECK(!memcmp(before, m->w, m->w_count * sizeof(float)), "a failed load changed the weights");
-    if (getenv("CHECK_VERBOSE")) fprintf(stderr, "  error: %s\n", err.msg);
-    free(before);
+    check_load_fails(m, p, code, frag1, frag2);
     gr_model_free(m);
 }
 
