@@ -226,6 +226,22 @@ static inline void check_fill(float *p, size_t n, uint64_t seed, float lo, float
     for (size_t i = 0; i < n; i++) p[i] = lo + (hi - lo) * gr_rng_uniform(&r);
 }
 
+/* n floats, malloc'd, each v; exits on out of memory. */
+static inline float *check_filled(size_t n, float v) {
+    float *p = malloc((n ? n : 1) * sizeof *p);
+    if (!p) { fprintf(stderr, "out of memory\n"); exit(2); }
+    for (size_t i = 0; i < n; i++) p[i] = v;
+    return p;
+}
+
+/* A xorshift64 stream for hand-made inputs: check_xs r = {seed}. */
+typedef struct { uint64_t s; } check_xs;
+static inline float check_xs_u(check_xs *r) {   /* [0, 1) */
+    r->s ^= r->s << 13; r->s ^= r->s >> 7; r->s ^= r->s << 17;
+    return (float)((r->s >> 40) * (1.0 / 16777216.0));
+}
+static inline float check_xs_sym(check_xs *r, float a) { return (2.0f * check_xs_u(r) - 1.0f) * a; }   /* [-a, a) */
+
 /* A CIFAR-10 .bin of n records (1 label byte + R, G, B planes of 32x32):
  * record(i, rec, user) fills each of the 3073 bytes.  0, or -1 after a
  * failed check naming the file.                                             */
@@ -302,5 +318,59 @@ static inline void check_load_fails(gr_model *m, const char *path, gr_status cod
     CHECK(!memcmp(before, m->w, nw * sizeof(float)), "a failed load changed the weights");
     if (getenv("CHECK_VERBOSE")) fprintf(stderr, "  error: %s\n", err.msg);
     free(before);
+}
+
+/* ---- PyTorch fixtures ------------------------------------------------------ */
+
+/* A GRFX file (tests/fixtures/gen_layers.py's format): "GRFX", uint32
+ * count, then per array a 32-byte name, uint32 n and n float32 values.     */
+#define CHECK_FX_MAX 32
+typedef struct {
+    int count;
+    char name[CHECK_FX_MAX][32];
+    uint32_t n[CHECK_FX_MAX];
+    float *data[CHECK_FX_MAX];
+} check_fx;
+
+static inline void check_fx_free(check_fx *f) {
+    for (int i = 0; i < f->count; i++) free(f->data[i]);
+    f->count = 0;
+}
+
+/* Loads dir/name.bin; 0 ok, -1 (after a failed check) when it is missing or corrupt. */
+static inline int check_fx_load(check_fx *f, const char *dir, const char *name) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s.bin", dir, name);
+    memset(f, 0, sizeof *f);
+    FILE *fp = fopen(path, "rb");
+    CHECK(fp != NULL, "cannot open %s (run from the repo root)", path);
+    if (!fp) return -1;
+    char magic[4];
+    uint32_t count = 0;
+    int ok = fread(magic, 1, 4, fp) == 4 && !memcmp(magic, "GRFX", 4) && fread(&count, 4, 1, fp) == 1 &&
+             count <= CHECK_FX_MAX;
+    for (uint32_t i = 0; ok && i < count; i++) {
+        ok = fread(f->name[i], 1, 32, fp) == 32 && fread(&f->n[i], 4, 1, fp) == 1 && f->n[i] < (1u << 24);
+        if (!ok) break;
+        f->name[i][31] = 0;
+        f->data[i] = malloc((f->n[i] ? f->n[i] : 1) * sizeof(float));
+        f->count = (int)i + 1;
+        ok = f->data[i] && fread(f->data[i], sizeof(float), f->n[i], fp) == f->n[i];
+    }
+    fclose(fp);
+    CHECK(ok, "%s: truncated or corrupt fixture", path);
+    if (!ok) check_fx_free(f);
+    return ok ? 0 : -1;
+}
+
+/* The array `name` with exactly n values (NULL and a failed check if not). */
+static inline float *check_fx_get(check_fx *f, const char *name, size_t n) {
+    for (int i = 0; i < f->count; i++)
+        if (!strcmp(f->name[i], name)) {
+            CHECK(f->n[i] == n, "fixture array %s has %u values, want %zu", name, f->n[i], n);
+            return f->n[i] == n ? f->data[i] : NULL;
+        }
+    CHECK(0, "fixture array %s missing", name);
+    return NULL;
 }
 #endif
