@@ -241,6 +241,12 @@ static inline float check_xs_u(check_xs *r) {   /* [0, 1) */
     return (float)((r->s >> 40) * (1.0 / 16777216.0));
 }
 static inline float check_xs_sym(check_xs *r, float a) { return (2.0f * check_xs_u(r) - 1.0f) * a; }   /* [-a, a) */
+/* n values of the stream in [-a, a), malloc'd. */
+static inline float *check_xs_fill(check_xs *r, size_t n, float a) {
+    float *p = check_filled(n, 0);
+    for (size_t i = 0; i < n; i++) p[i] = check_xs_sym(r, a);
+    return p;
+}
 
 /* A CIFAR-10 .bin of n records (1 label byte + R, G, B planes of 32x32):
  * record(i, rec, user) fills each of the 3073 bytes.  0, or -1 after a

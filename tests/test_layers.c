@@ -17,11 +17,6 @@
 #define GBASE 0.5f   /* initial value of every gradient buffer */
 
 /* ---- small helpers --------------------------------------------------------- */
-static float *fill(check_xs *r, size_t n, float a) {
-    float *p = check_filled(n, 0);
-    for (size_t i = 0; i < n; i++) p[i] = check_xs_sym(r, a);
-    return p;
-}
 /* grad - GBASE into a fresh array (what the backward added) */
 static float *added(const float *g, size_t n) {
     float *p = check_filled(n, 0);
@@ -107,7 +102,7 @@ static void fd_check(layer *t, const char *what, float *x, size_t n, const float
 
 static void lalloc(layer *t, check_xs *r) {
     t->out = check_filled(t->nout, 0);
-    t->R = fill(r, t->nout, 1.0f);
+    t->R = check_xs_fill(r, t->nout, 1.0f);
 }
 static void lfree(layer *t) {
     free(t->in); free(t->in2); free(t->w); free(t->b); free(t->gamma); free(t->beta);
@@ -126,9 +121,9 @@ static void fd_conv(int B, int H, int W, int C, int OC, int K, int S, int PT, in
     t.nin = (size_t)B * H * W * C;
     const size_t nw = (size_t)K * K * (C / groups) * OC;
     t.nout = (size_t)B * d.OH * d.OW * OC;
-    t.in = fill(&r, t.nin, 1.0f);
-    t.w = fill(&r, nw, 0.5f);
-    t.b = bias ? fill(&r, OC, 1.0f) : NULL;
+    t.in = check_xs_fill(&r, t.nin, 1.0f);
+    t.w = check_xs_fill(&r, nw, 0.5f);
+    t.b = bias ? check_xs_fill(&r, OC, 1.0f) : NULL;
     lalloc(&t, &r);
     lforward(&t);
     float *din = check_filled(t.nin, GBASE), *dw = check_filled(nw, GBASE), *db = check_filled(OC, GBASE);
@@ -165,7 +160,7 @@ static void test_fd_dense(void) {
     layer t = {0};
     t.k = K_DENSE; t.B = 3; t.IN = 6; t.OUT = 5;
     t.nin = 18; t.nout = 15;
-    t.in = fill(&r, t.nin, 1.0f); t.w = fill(&r, 30, 0.5f); t.b = fill(&r, 5, 1.0f);
+    t.in = check_xs_fill(&r, t.nin, 1.0f); t.w = check_xs_fill(&r, 30, 0.5f); t.b = check_xs_fill(&r, 5, 1.0f);
     lalloc(&t, &r);
     lforward(&t);
     float *din = check_filled(18, GBASE), *dw = check_filled(30, GBASE), *db = check_filled(5, GBASE);
@@ -183,10 +178,10 @@ static void fd_bn(int train, int with_affine) {
     layer t = {0};
     t.k = train ? K_BNT : K_BN; t.N = 12; t.C = 3; t.eps = 1e-3f;
     t.nin = t.nout = 36;
-    t.in = fill(&r, t.nin, 2.0f);
-    t.gamma = with_affine ? fill(&r, 3, 1.5f) : NULL;
-    t.beta = with_affine ? fill(&r, 3, 1.0f) : NULL;
-    t.mean = fill(&r, 3, 0.5f);
+    t.in = check_xs_fill(&r, t.nin, 2.0f);
+    t.gamma = with_affine ? check_xs_fill(&r, 3, 1.5f) : NULL;
+    t.beta = with_affine ? check_xs_fill(&r, 3, 1.0f) : NULL;
+    t.mean = check_xs_fill(&r, 3, 0.5f);
     t.var = check_filled(3, 0);
     for (int c = 0; c < 3; c++) t.var[c] = 0.5f + check_xs_u(&r);
     lalloc(&t, &r);
@@ -223,7 +218,7 @@ static void test_fd_batchnorm_train(void) { fd_bn(1, 1); fd_bn(1, 0); }
 
 /* values in [-8, 8] at least 0.05 away from the kinks 0 and 6 */
 static float *fill_off_kinks(check_xs *r, size_t n) {
-    float *p = fill(r, n, 8.0f);
+    float *p = check_xs_fill(r, n, 8.0f);
     for (size_t i = 0; i < n; i++) {
         if (fabsf(p[i]) < 0.05f) p[i] += p[i] < 0 ? -0.1f : 0.1f;
         if (fabsf(p[i] - 6.0f) < 0.05f) p[i] += 0.1f;
@@ -269,7 +264,7 @@ static void test_fd_softmax(void) {
     layer t = {0};
     t.k = K_SOFTMAX; t.N = 3; t.C = 7;
     t.nin = t.nout = 21;
-    t.in = fill(&r, 21, 3.0f);
+    t.in = check_xs_fill(&r, 21, 3.0f);
     lalloc(&t, &r);
     lforward(&t);
     float *din = check_filled(21, GBASE);
@@ -334,7 +329,7 @@ static void test_fd_gap(void) {
     layer t = {0};
     t.k = K_GAP; t.B = 2; t.HW = 6; t.C = 3;
     t.nin = 36; t.nout = 6;
-    t.in = fill(&r, 36, 1.0f);
+    t.in = check_xs_fill(&r, 36, 1.0f);
     lalloc(&t, &r);
     lforward(&t);
     float *din = check_filled(36, GBASE);
@@ -349,7 +344,7 @@ static void test_fd_dropout(void) {
     check_xs r = {81};
     layer t = {0};
     t.k = K_DROP; t.nin = t.nout = 30;
-    t.in = fill(&r, 30, 1.0f);
+    t.in = check_xs_fill(&r, 30, 1.0f);
     t.mask = check_filled(30, 0);
     for (int i = 0; i < 30; i++) t.mask[i] = check_xs_u(&r) < 0.3f ? 0.0f : 1.0f / 0.7f;
     lalloc(&t, &r);
@@ -366,7 +361,7 @@ static void test_fd_add(void) {
     check_xs r = {91};
     layer t = {0};
     t.k = K_ADD; t.nin = t.nout = 20;
-    t.in = fill(&r, 20, 1.0f); t.in2 = fill(&r, 20, 1.0f);
+    t.in = check_xs_fill(&r, 20, 1.0f); t.in2 = check_xs_fill(&r, 20, 1.0f);
     lalloc(&t, &r);
     lforward(&t);
     float *d1 = check_filled(20, GBASE), *d2 = check_filled(20, GBASE);
@@ -385,7 +380,7 @@ static void test_fd_concat(void) {
     layer t = {0};
     t.k = K_CONCAT; t.N = 6; t.cs[0] = 2; t.cs[1] = 3;
     t.nin = 12; t.nout = 30;
-    t.in = fill(&r, 12, 1.0f); t.in2 = fill(&r, 18, 1.0f);
+    t.in = check_xs_fill(&r, 12, 1.0f); t.in2 = check_xs_fill(&r, 18, 1.0f);
     lalloc(&t, &r);
     lforward(&t);
     CHECK(t.out[0] == t.in[0] && t.out[2] == t.in2[0] && t.out[5] == t.in[2],
@@ -406,7 +401,7 @@ static void test_fd_standardize(void) {
     layer t = {0};
     t.k = K_STD; t.N = 5; t.C = 4;
     t.nin = t.nout = 20;
-    t.in = fill(&r, 20, 3.0f); t.mean = fill(&r, 4, 1.0f);
+    t.in = check_xs_fill(&r, 20, 3.0f); t.mean = check_xs_fill(&r, 4, 1.0f);
     t.std = check_filled(4, 0);
     for (int f = 0; f < 4; f++) t.std[f] = 0.3f + 2 * check_xs_u(&r);
     lalloc(&t, &r);
@@ -658,8 +653,8 @@ static void test_thread_independence(void) {
     check_xs r = {121};
     gr_conv_dims d = {2, 9, 8, 20, 5, 4, 24, 3, 3, 2, 2, 1, 1, 1};
     const size_t nin = 2 * 9 * 8 * 20, nw = 9 * 20 * 24, nout = 2 * 5 * 4 * 24;
-    float *in = fill(&r, nin, 1), *w = fill(&r, nw, 1), *b = fill(&r, 24, 1), *R = fill(&r, nout, 1);
-    float *dR = fill(&r, 900, 1), *dwt = fill(&r, 12000, 1);
+    float *in = check_xs_fill(&r, nin, 1), *w = check_xs_fill(&r, nw, 1), *b = check_xs_fill(&r, 24, 1), *R = check_xs_fill(&r, nout, 1);
+    float *dR = check_xs_fill(&r, 900, 1), *dwt = check_xs_fill(&r, 12000, 1);
     float *o[2], *di[2], *dw[2], *db[2], *od[2], *ddw[2];
     for (int k = 0; k < 2; k++) {
         o[k] = check_filled(nout, 0); di[k] = check_filled(nin, 0); dw[k] = check_filled(nw, 0);
