@@ -14,18 +14,6 @@
 #include "backend/dnnl_util.h"
 #include "exec/ctx.h"
 
-static void fill_rand(float *p, size_t n, uint64_t seed, float lo, float hi) {
-    gr_rng r;
-    gr_rng_seed(&r, seed);
-    for (size_t i = 0; i < n; i++) p[i] = lo + (hi - lo) * gr_rng_uniform(&r);
-}
-
-static float *falloc(size_t n) {
-    float *p = calloc(n ? n : 1, sizeof(float));
-    if (!p) { fprintf(stderr, "out of memory\n"); exit(2); }
-    return p;
-}
-
 /* The fast path's state for a test model (its nodes as they are now). */
 static gr_backend *be_of(const gr_model *m) {
     gr_backend *be = gr_backend_new(m, m->precision, NULL);
@@ -40,9 +28,9 @@ static void randomize_params(gr_model *m, uint64_t seed) {
         gr_param *q = &m->params[p];
         float *d = gr_param_data(m, p);
         if (!strcmp(q->kind, "bias") || !strcmp(q->kind, "beta") || !strcmp(q->kind, "moving_mean"))
-            fill_rand(d, q->count, seed + 7 * (uint64_t)p, -0.5f, 0.5f);
+            check_fill(d, q->count, seed + 7 * (uint64_t)p, -0.5f, 0.5f);
         else if (!strcmp(q->kind, "gamma") || !strcmp(q->kind, "moving_variance"))
-            fill_rand(d, q->count, seed + 7 * (uint64_t)p, 0.5f, 1.5f);
+            check_fill(d, q->count, seed + 7 * (uint64_t)p, 0.5f, 1.5f);
     }
     m->w_version++;
 }
@@ -75,8 +63,8 @@ static void run_conv_case(const conv_case *cc) {
     gr_backend *fp = be_of(m);
     const gr_node *n = &m->nodes[0];
     size_t nin = (size_t)cc->B * cc->H * cc->W * cc->C, nout = (size_t)cc->B * n->oh * n->ow * n->oc;
-    float *x = falloc(nin), *got = falloc(nout), *want = falloc(nout);
-    fill_rand(x, nin, 5, -1, 1);
+    float *x = check_falloc(nin), *got = check_falloc(nout), *want = check_falloc(nout);
+    check_fill(x, nin, 5, -1, 1);
     gr_conv_dims d = gr_node_conv_dims(m, 0, cc->B);
     int pb = gr_node_param(m, 0, "bias");
     gr_conv2d_forward(want, x, gr_param_data(m, gr_node_param(m, 0, "kernel")),
@@ -87,7 +75,7 @@ static void run_conv_case(const conv_case *cc) {
     CHECK(st == GR_OK, "%s: %s", cc->what, err.msg);
     if (st == GR_OK) CHECK_CLOSE(cc->what, got, want, nout, 1e-4, 1e-4);
     /* a second call (cached primitives) gives the same numbers */
-    float *again = falloc(nout);
+    float *again = check_falloc(nout);
     st = gr_backend_forward(fp, 0, ins, again, cc->B, &err);
     CHECK(st == GR_OK && !memcmp(again, got, nout * sizeof(float)), "%s: second call differs", cc->what);
     free(again); free(x); free(got); free(want);
@@ -122,8 +110,8 @@ static void dense_case(int B, int IN, int OUT, gr_act act, bool bias) {
     CHECK(gr_model_append(m, s, &err) == 0, "%s", err.msg);
     randomize_params(m, 3);
     gr_backend *fp = be_of(m);
-    float *x = falloc((size_t)B * IN), *got = falloc((size_t)B * OUT), *want = falloc((size_t)B * OUT);
-    fill_rand(x, (size_t)B * IN, 9, -1, 1);
+    float *x = check_falloc((size_t)B * IN), *got = check_falloc((size_t)B * OUT), *want = check_falloc((size_t)B * OUT);
+    check_fill(x, (size_t)B * IN, 9, -1, 1);
     int pb = gr_node_param(m, 0, "bias");
     gr_dense_forward(want, x, gr_param_data(m, gr_node_param(m, 0, "kernel")),
                      pb >= 0 ? gr_param_data(m, pb) : NULL, B, IN, OUT);
@@ -168,11 +156,11 @@ static void pool_case(const char *what, int B, int H, int W, int C, gr_layer_spe
     gr_backend *fp = be_of(m);
     const gr_node *n = &m->nodes[0];
     size_t nin = (size_t)B * H * W * C, nout = (size_t)B * n->oh * n->ow * n->oc;
-    float *x = falloc(nin), *got = falloc(nout), *want = falloc(nout), *dout = falloc(nout);
-    float *din = falloc(nin), *rdin = falloc(nin);
+    float *x = check_falloc(nin), *got = check_falloc(nout), *want = check_falloc(nout), *dout = check_falloc(nout);
+    float *din = check_falloc(nin), *rdin = check_falloc(nin);
     /* mostly negative: padding must not win a max; continuous: no ties in a window */
-    fill_rand(x, nin, 21, -2, 1);
-    fill_rand(dout, nout, 22, -1, 1);
+    check_fill(x, nin, 21, -2, 1);
+    check_fill(dout, nout, 22, -1, 1);
     gr_pool_dims d = gr_node_pool_dims(m, 0, B);
     bool mx = s.op == GR_OP_MAXPOOL;
     if (mx) gr_maxpool_forward(want, x, &d);
@@ -185,14 +173,14 @@ static void pool_case(const char *what, int B, int H, int W, int C, gr_layer_spe
     st = gr_backend_pool_forward_train(fp, 0, x, got, B, &err);
     CHECK(st == GR_OK, "%s forward train: %s", what, err.msg);
     if (st == GR_OK) CHECK_CLOSE(what, got, want, nout, 1e-6, 1e-5);
-    fill_rand(din, nin, 23, -1, 1);
+    check_fill(din, nin, 23, -1, 1);
     memcpy(rdin, din, nin * sizeof(float));
     if (mx) gr_maxpool_backward(dout, x, &d, rdin);
     else gr_avgpool_backward(dout, &d, rdin);
     st = gr_backend_pool_backward(fp, 0, dout, x, B, din, false, &err);
     CHECK(st == GR_OK, "%s backward: %s", what, err.msg);
     if (st == GR_OK) CHECK_CLOSE("pool din (accumulated)", din, rdin, nin, 1e-6, 1e-5);
-    fill_rand(din, nin, 24, -1e3f, 1e3f);
+    check_fill(din, nin, 24, -1e3f, 1e3f);
     memset(rdin, 0, nin * sizeof(float));
     if (mx) gr_maxpool_backward(dout, x, &d, rdin);
     else gr_avgpool_backward(dout, &d, rdin);
@@ -238,7 +226,7 @@ static void test_pool_unsupported(void) {
     if (!m) return;
     gr_backend *fp = be_of(m);
     size_t nin = 5 * 5 * 3, nout = (size_t)gr_node_size(m, 0);
-    float *x = falloc(nin), *y = falloc(nout);
+    float *x = check_falloc(nin), *y = check_falloc(nout);
     for (int k = 0; k < 2; k++) {
         gr_status st = gr_backend_pool_forward_train(fp, 0, x, y, 1, &err);
         CHECK(st == GR_ERR_UNSUPPORTED && strstr(err.msg, m->nodes[0].s.name), "call %d: %d %s", k, st, err.msg);
@@ -297,8 +285,8 @@ static gr_model *darknet_like(gr_error *err) {
 static void compare_predict(const char *what, gr_model *m, int B, double atol, double rtol) {
     gr_error err = {0};
     size_t nin = (size_t)B * gr_node_size(m, -1), nout = (size_t)B * gr_node_size(m, m->n_nodes - 1);
-    float *x = falloc(nin), *got = falloc(nout), *want = falloc(nout);
-    fill_rand(x, nin, 77, -1, 1);
+    float *x = check_falloc(nin), *got = check_falloc(nout), *want = check_falloc(nout);
+    check_fill(x, nin, 77, -1, 1);
     setenv("GRAFT_REFERENCE", "1", 1);
     gr_status st = gr_model_predict(m, x, B, -1, want, &err);
     unsetenv("GRAFT_REFERENCE");
@@ -325,8 +313,8 @@ static void test_chain_vgg_like(void) {
     /* the chain entry directly: nodes 0..5 (conv conv pool conv conv pool) */
     int B = 2;
     size_t nin = (size_t)B * 16 * 16 * 3, nout = (size_t)B * gr_node_size(m, 5);
-    float *x = falloc(nin), *got = falloc(nout), *want = falloc(nout);
-    fill_rand(x, nin, 8, -1, 1);
+    float *x = check_falloc(nin), *got = check_falloc(nout), *want = check_falloc(nout);
+    check_fill(x, nin, 8, -1, 1);
     setenv("GRAFT_REFERENCE", "1", 1);
     gr_status st = gr_model_predict(m, x, B, 5, want, &err);
     unsetenv("GRAFT_REFERENCE");
@@ -359,8 +347,8 @@ static void test_chain_darknet_like(void) {
     /* the executor ran one chain from node 0 (bn folded: node 1 has no cache) */
     gr_ctx *cx = gr_ctx_new(m, &err);
     size_t nin = (size_t)3 * gr_node_size(m, -1), nout = (size_t)3 * gr_node_size(m, m->n_nodes - 1);
-    float *x = falloc(nin), *y = falloc(nout);
-    fill_rand(x, nin, 77, -1, 1);
+    float *x = check_falloc(nin), *y = check_falloc(nout);
+    check_fill(x, nin, 77, -1, 1);
     CHECK(cx && gr_ctx_predict(cx, x, 3, -1, y, &err) == GR_OK, "%s", err.msg);
     if (cx) {
         CHECK(cx->be->fast[0] && cx->be->fast[0]->chain, "no chain cache at node 0");
@@ -398,8 +386,8 @@ static void test_bf16(void) {
     m->precision = GR_PRECISION_BF16;
     int B = 2;
     size_t nin = (size_t)B * 16 * 16 * 3, nout = (size_t)B * gr_node_size(m, 5);
-    float *x = falloc(nin), *got = falloc(nout), *want = falloc(nout), *f32 = falloc(nout);
-    fill_rand(x, nin, 8, -1, 1);
+    float *x = check_falloc(nin), *got = check_falloc(nout), *want = check_falloc(nout), *f32 = check_falloc(nout);
+    check_fill(x, nin, 8, -1, 1);
     setenv("GRAFT_REFERENCE", "1", 1);
     gr_model_predict(m, x, B, 5, want, &err);
     unsetenv("GRAFT_REFERENCE");
@@ -431,15 +419,15 @@ static void conv_bwd_case(const conv_case *cc) {
     int B = cc->B;
     size_t nin = (size_t)B * cc->H * cc->W * cc->C, nout = (size_t)B * n->oh * n->ow * n->oc;
     size_t nw = (size_t)cc->k * cc->k * (cc->C / cc->groups) * cc->OC;
-    float *x = falloc(nin), *dout = falloc(nout);
-    float *din = falloc(nin), *dw = falloc(nw), *db = falloc((size_t)cc->OC);
-    float *rdin = falloc(nin), *rdw = falloc(nw), *rdb = falloc((size_t)cc->OC);
-    fill_rand(x, nin, 1, -1, 1);
-    fill_rand(dout, nout, 2, -1, 1);
+    float *x = check_falloc(nin), *dout = check_falloc(nout);
+    float *din = check_falloc(nin), *dw = check_falloc(nw), *db = check_falloc((size_t)cc->OC);
+    float *rdin = check_falloc(nin), *rdw = check_falloc(nw), *rdb = check_falloc((size_t)cc->OC);
+    check_fill(x, nin, 1, -1, 1);
+    check_fill(dout, nout, 2, -1, 1);
     /* pre-filled: both must accumulate */
-    fill_rand(din, nin, 3, -1, 1); memcpy(rdin, din, nin * sizeof(float));
-    fill_rand(dw, nw, 4, -1, 1); memcpy(rdw, dw, nw * sizeof(float));
-    fill_rand(db, (size_t)cc->OC, 5, -1, 1); memcpy(rdb, db, (size_t)cc->OC * sizeof(float));
+    check_fill(din, nin, 3, -1, 1); memcpy(rdin, din, nin * sizeof(float));
+    check_fill(dw, nw, 4, -1, 1); memcpy(rdw, dw, nw * sizeof(float));
+    check_fill(db, (size_t)cc->OC, 5, -1, 1); memcpy(rdb, db, (size_t)cc->OC * sizeof(float));
     gr_conv_dims d = gr_node_conv_dims(m, 0, B);
     const float *w = gr_param_data(m, gr_node_param(m, 0, "kernel"));
     gr_conv2d_backward(dout, x, w, &d, rdin, rdw, cc->bias ? rdb : NULL);
@@ -451,8 +439,8 @@ static void conv_bwd_case(const conv_case *cc) {
         CHECK_CLOSE("conv db", db, rdb, (size_t)cc->OC, 1e-3, 1e-4);
     }
     /* the overwriting form: din's prior content (garbage) is replaced */
-    float *odin = falloc(nin);
-    fill_rand(odin, nin, 6, -1e3f, 1e3f);
+    float *odin = check_falloc(nin);
+    check_fill(odin, nin, 6, -1e3f, 1e3f);
     memset(rdin, 0, nin * sizeof(float));
     gr_conv2d_backward(dout, x, w, &d, rdin, NULL, NULL);
     st = gr_backend_conv2d_backward_ow(fp, 0, dout, x, B, odin, true, NULL, NULL, &err);
@@ -486,14 +474,14 @@ static void test_dense_backward(void) {
     CHECK(gr_model_append(m, gr_dense(OUT, GR_ACT_RELU), &err) == 0, "%s", err.msg);
     randomize_params(m, 2);
     gr_backend *fp = be_of(m);
-    float *x = falloc((size_t)B * IN), *dout = falloc((size_t)B * OUT);
-    float *din = falloc((size_t)B * IN), *dw = falloc((size_t)IN * OUT), *db = falloc((size_t)OUT);
-    float *rdin = falloc((size_t)B * IN), *rdw = falloc((size_t)IN * OUT), *rdb = falloc((size_t)OUT);
-    fill_rand(x, (size_t)B * IN, 1, -1, 1);
-    fill_rand(dout, (size_t)B * OUT, 2, -1, 1);
-    fill_rand(din, (size_t)B * IN, 3, -1, 1); memcpy(rdin, din, (size_t)B * IN * sizeof(float));
-    fill_rand(dw, (size_t)IN * OUT, 4, -1, 1); memcpy(rdw, dw, (size_t)IN * OUT * sizeof(float));
-    fill_rand(db, (size_t)OUT, 5, -1, 1); memcpy(rdb, db, (size_t)OUT * sizeof(float));
+    float *x = check_falloc((size_t)B * IN), *dout = check_falloc((size_t)B * OUT);
+    float *din = check_falloc((size_t)B * IN), *dw = check_falloc((size_t)IN * OUT), *db = check_falloc((size_t)OUT);
+    float *rdin = check_falloc((size_t)B * IN), *rdw = check_falloc((size_t)IN * OUT), *rdb = check_falloc((size_t)OUT);
+    check_fill(x, (size_t)B * IN, 1, -1, 1);
+    check_fill(dout, (size_t)B * OUT, 2, -1, 1);
+    check_fill(din, (size_t)B * IN, 3, -1, 1); memcpy(rdin, din, (size_t)B * IN * sizeof(float));
+    check_fill(dw, (size_t)IN * OUT, 4, -1, 1); memcpy(rdw, dw, (size_t)IN * OUT * sizeof(float));
+    check_fill(db, (size_t)OUT, 5, -1, 1); memcpy(rdb, db, (size_t)OUT * sizeof(float));
     gr_dense_backward(dout, x, gr_param_data(m, gr_node_param(m, 0, "kernel")), B, IN, OUT, rdin,
                       rdw, rdb);
     gr_status st = gr_backend_dense_backward(fp, 0, dout, x, B, din, dw, db, &err);
@@ -521,11 +509,11 @@ static void test_batchnorm_train(void) {
     gr_backend *fp = be_of(m);
     const gr_node *n = &m->nodes[0];
     size_t N = (size_t)B * H * W, nx = N * C;
-    float *x = falloc(nx), *dout = falloc(nx), *y = falloc(nx), *ry = falloc(nx);
-    float *din = falloc(nx), *rdin = falloc(nx), *bm = falloc(C), *bv = falloc(C), *rbm = falloc(C),
-          *rbv = falloc(C), *dg = falloc(C), *db = falloc(C), *rdg = falloc(C), *rdb = falloc(C);
-    fill_rand(x, nx, 31, -1, 3);
-    fill_rand(dout, nx, 32, -1, 1);
+    float *x = check_falloc(nx), *dout = check_falloc(nx), *y = check_falloc(nx), *ry = check_falloc(nx);
+    float *din = check_falloc(nx), *rdin = check_falloc(nx), *bm = check_falloc(C), *bv = check_falloc(C), *rbm = check_falloc(C),
+          *rbv = check_falloc(C), *dg = check_falloc(C), *db = check_falloc(C), *rdg = check_falloc(C), *rdb = check_falloc(C);
+    check_fill(x, nx, 31, -1, 3);
+    check_fill(dout, nx, 32, -1, 1);
     const float *g = gr_param_data(m, n->p0), *be = gr_param_data(m, n->p0 + 1);
     const float *mm = gr_param_data(m, n->p0 + 2), *mv = gr_param_data(m, n->p0 + 3);
     for (int batch = 0; batch < 2; batch++) {
@@ -539,11 +527,11 @@ static void test_batchnorm_train(void) {
             CHECK_CLOSE("bn batch variance", bv, rbv, (size_t)C, 1e-5, 1e-4);
         }
         for (int ow = 0; ow < 2; ow++) {
-            fill_rand(din, nx, 33, ow ? -1e3f : -1, ow ? 1e3f : 1);
+            check_fill(din, nx, 33, ow ? -1e3f : -1, ow ? 1e3f : 1);
             if (ow) memset(rdin, 0, nx * sizeof(float));
             else memcpy(rdin, din, nx * sizeof(float));
-            fill_rand(dg, C, 34, -1, 1); memcpy(rdg, dg, C * sizeof(float));
-            fill_rand(db, C, 35, -1, 1); memcpy(rdb, db, C * sizeof(float));
+            check_fill(dg, C, 34, -1, 1); memcpy(rdg, dg, C * sizeof(float));
+            check_fill(db, C, 35, -1, 1); memcpy(rdb, db, C * sizeof(float));
             if (batch) gr_batchnorm_backward_train(dout, x, g, rbm, rbv, n->s.eps, (int64_t)N, C, rdin, rdg, rdb);
             else gr_batchnorm_backward(dout, x, g, mm, mv, n->s.eps, (int64_t)N, C, rdin, rdg, rdb);
             gr_status st = gr_backend_batchnorm_backward(fp, 0, dout, x, B, batch ? bm : NULL, batch ? bv : NULL,
@@ -570,9 +558,9 @@ static void test_act_train(void) {
     const gr_act acts[] = {GR_ACT_RELU, GR_ACT_LEAKY, GR_ACT_RELU6, GR_ACT_SIGMOID, GR_ACT_TANH};
     int B = 2, H = 5, W = 7, C = 24;
     size_t nx = (size_t)B * H * W * C;
-    float *x = falloc(nx), *y = falloc(nx), *dout = falloc(nx), *din = falloc(nx), *rdin = falloc(nx);
-    fill_rand(x, nx, 41, -8, 8);   /* spans relu6's both ends */
-    fill_rand(dout, nx, 42, -1, 1);
+    float *x = check_falloc(nx), *y = check_falloc(nx), *dout = check_falloc(nx), *din = check_falloc(nx), *rdin = check_falloc(nx);
+    check_fill(x, nx, 41, -8, 8);   /* spans relu6's both ends */
+    check_fill(dout, nx, 42, -1, 1);
     for (size_t a = 0; a < sizeof acts / sizeof acts[0]; a++) {
         gr_error err = {0};
         gr_model *m = gr_model_new(H, W, C, &err);
@@ -580,7 +568,7 @@ static void test_act_train(void) {
         gr_backend *fp = be_of(m);
         gr_act_forward(y, x, nx, acts[a], 0.1f);
         for (int ow = 0; ow < 2; ow++) {
-            fill_rand(din, nx, 43, ow ? -1e3f : -1, ow ? 1e3f : 1);
+            check_fill(din, nx, 43, ow ? -1e3f : -1, ow ? 1e3f : 1);
             if (ow) memset(rdin, 0, nx * sizeof(float));
             else memcpy(rdin, din, nx * sizeof(float));
             gr_act_backward(dout, x, y, nx, acts[a], 0.1f, rdin);
@@ -613,8 +601,8 @@ static void test_tiny_darknet(void) {
     /* inputs like darknet's: 0..1 */
     int B = 2;
     size_t nin = (size_t)B * gr_node_size(m, -1), nout = (size_t)B * gr_node_size(m, m->n_nodes - 1);
-    float *x = falloc(nin), *got = falloc(nout), *want = falloc(nout);
-    fill_rand(x, nin, 31, 0, 1);
+    float *x = check_falloc(nin), *got = check_falloc(nout), *want = check_falloc(nout);
+    check_fill(x, nin, 31, 0, 1);
     setenv("GRAFT_REFERENCE", "1", 1);
     gr_status st = gr_model_predict(m, x, B, -1, want, &err);
     unsetenv("GRAFT_REFERENCE");
@@ -661,8 +649,8 @@ static void test_deterministic(void) {
     randomize_params(m, 1);
     int B = 3;
     size_t nin = (size_t)B * gr_node_size(m, -1), nout = (size_t)B * gr_node_size(m, m->n_nodes - 1);
-    float *x = falloc(nin), *a = falloc(nout), *b = falloc(nout);
-    fill_rand(x, nin, 4, -1, 1);
+    float *x = check_falloc(nin), *a = check_falloc(nout), *b = check_falloc(nout);
+    check_fill(x, nin, 4, -1, 1);
     gr_ctx *cx = gr_ctx_new(m, &err);   /* the second run: from the context's cached primitives */
     CHECK(cx && gr_ctx_predict(cx, x, B, -1, a, &err) == GR_OK, "%s", err.msg);
     CHECK(cx && gr_ctx_predict(cx, x, B, -1, b, &err) == GR_OK, "%s", err.msg);

@@ -25,18 +25,6 @@ typedef struct {
     bool bias;
 } bcase;
 
-static float *falloc(size_t n) {
-    float *p = calloc(n ? n : 1, sizeof(float));
-    if (!p) { fprintf(stderr, "out of memory\n"); exit(1); }
-    return p;
-}
-
-static void fill(float *p, size_t n, uint64_t seed, float lo, float hi) {
-    gr_rng r;
-    gr_rng_seed(&r, seed);
-    for (size_t i = 0; i < n; i++) p[i] = lo + (hi - lo) * gr_rng_uniform(&r);
-}
-
 static gr_model *one_conv(const bcase *c, gr_error *err) {
     gr_model *m = gr_model_new(c->H, c->W, c->C, err);
     if (!m) return NULL;
@@ -44,8 +32,8 @@ static gr_model *one_conv(const bcase *c, gr_error *err) {
     s.use_bias = c->bias;
     if (gr_model_append(m, s, err) < 0) { gr_model_free(m); return NULL; }
     int pk = gr_node_param(m, 0, "kernel"), pb = gr_node_param(m, 0, "bias");
-    fill(gr_param_data(m, pk), m->params[pk].count, 11, -0.3f, 0.3f);
-    if (pb >= 0) fill(gr_param_data(m, pb), m->params[pb].count, 12, -0.5f, 0.5f);
+    check_fill(gr_param_data(m, pk), m->params[pk].count, 11, -0.3f, 0.3f);
+    if (pb >= 0) check_fill(gr_param_data(m, pb), m->params[pb].count, 12, -0.5f, 0.5f);
     return m;
 }
 
@@ -84,20 +72,20 @@ static void run_case(const bcase *c, gr_model *given, gr_backend *given_be) {
     int B = c->B;
     size_t nin = (size_t)B * c->H * c->W * c->C, nout = (size_t)B * n->oh * n->ow * n->oc;
     size_t nw = (size_t)c->k * c->k * c->C * c->OC, nb = (size_t)c->OC;
-    float *x = falloc(nin), *dout = falloc(nout), *out = falloc(nout);
-    float *din = falloc(nin), *dw = falloc(nw), *db = falloc(nb);
-    float *rdin = falloc(nin), *rdw = falloc(nw), *rdb = falloc(nb);
-    float *din2 = falloc(nin), *dw2 = falloc(nw), *db2 = falloc(nb);
-    fill(x, nin, 1, -1, 1);
-    fill(dout, nout, 2, -1, 1);
+    float *x = check_falloc(nin), *dout = check_falloc(nout), *out = check_falloc(nout);
+    float *din = check_falloc(nin), *dw = check_falloc(nw), *db = check_falloc(nb);
+    float *rdin = check_falloc(nin), *rdw = check_falloc(nw), *rdb = check_falloc(nb);
+    float *din2 = check_falloc(nin), *dw2 = check_falloc(nw), *db2 = check_falloc(nb);
+    check_fill(x, nin, 1, -1, 1);
+    check_fill(dout, nout, 2, -1, 1);
     float *w = gr_param_data(m, gr_node_param(m, 0, "kernel"));
     float *b = c->bias ? gr_param_data(m, gr_node_param(m, 0, "bias")) : NULL;
     gr_conv_dims d = gr_node_conv_dims(m, 0, B);
 
     /* 1. against the reference, both accumulating into the same pre-fill */
-    fill(din, nin, 3, -1, 1); memcpy(rdin, din, nin * sizeof(float));
-    fill(dw, nw, 4, -1, 1); memcpy(rdw, dw, nw * sizeof(float));
-    fill(db, nb, 5, -1, 1); memcpy(rdb, db, nb * sizeof(float));
+    check_fill(din, nin, 3, -1, 1); memcpy(rdin, din, nin * sizeof(float));
+    check_fill(dw, nw, 4, -1, 1); memcpy(rdw, dw, nw * sizeof(float));
+    check_fill(db, nb, 5, -1, 1); memcpy(rdb, db, nb * sizeof(float));
     gr_conv2d_backward(dout, x, w, &d, rdin, rdw, c->bias ? rdb : NULL);
     gr_status st = gr_backend_conv2d_backward(fp, 0, dout, x, B, din, dw, c->bias ? db : NULL, &err);
     CHECK(st == GR_OK, "%s: %s", c->what, err.msg);

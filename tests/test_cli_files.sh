@@ -13,31 +13,16 @@
 #   printed; `graft extract` writes labels/paths/classes beside the features
 #   (read back with numpy); `graft predict DIR` classifies the images under it.
 set -u
-G=${GRAFT_BIN:-build/graft}
-PY=/usr/bin/python3
-GEN=tests/fixtures/gen_cli.py
-T=$(mktemp -d /tmp/graft-test-cli-files-XXXXXX)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done; rm -rf "$T"; }
-trap cleanup EXIT
+. "$(dirname "$0")/lib.sh"
 export GRAFT_HOME="$T/home"
 
-pass() { echo "PASS $1"; }
-fail() { echo "FAIL $1: $2"; }
-has() { grep -qE -- "$2" "$1"; }
-no_san() { ! has "$1" "Sanitizer|runtime error"; }
 usage_fail() {  # $1 = rc, $2 = stderr: exit 2, one "graft: error:" line
-  [ "$1" -eq 2 ] && has "$2" "^graft: error: " && no_san "$2"
+  [ "$1" -eq 2 ] && has "$2" "^graft: error: " && clean "$2"
 }
 sum() { md5sum "$1" | cut -d' ' -f1; }
-# waits (up to 120 s) until file $1 holds a line matching $2
-wait_for() { for _ in $(seq 1200); do has "$1" "$2" && return 0; sleep 0.1; done; return 1; }
 leftovers() { find "$T" -name '*.tmp.*' -o -name '*.lock'; }
 
-if ! [ -x "$PY" ] || ! "$PY" -c 'import numpy, PIL' 2>/dev/null; then
-  echo "SKIP cli_files: /usr/bin/python3 with numpy and PIL is needed to make the test data"
-  exit 0
-fi
+need_numpy_pil cli_files "to make the test data"
 "$PY" "$GEN" cifar "$T/train.bin" 100 1 && "$PY" "$GEN" folder "$T/fold" 4 3 \
   || { echo "FAIL cli_files_setup: gen_cli.py"; exit 1; }
 cp tests/fixtures/cli/tiny.cfg "$T/tiny.cfg"
@@ -134,12 +119,12 @@ GRAFT_FEATURES_CACHE=0 "$G" "${SLOW[@]}" --out "$T/s.gft" >"$T/o1" 2>"$T/e1" & p
 if wait_for "$T/o1" "^features \(train\): running the frozen base on 400 images"; then
   "$G" "${TRAIN[@]}" --data "$T/train.bin" --out "$T/s.gft" >"$T/o2" 2>"$T/e2"; rc2=$?
   if [ $rc2 -eq 1 ] && has "$T/e2" "^graft: error: --out $T/s.gft is the output of another graft run .*pid $p1[;)]" \
-     && no_san "$T/e2"; then pass second_run_same_out_refused
+     && clean "$T/e2"; then pass second_run_same_out_refused
   else fail second_run_same_out_refused "rc=$rc2 $(cat "$T/e2")"; fi
   kill -INT "$p1"; wait "$p1"; rc=$?
   done_n=$(sed -n 's/.*interrupted during the features (train) pass (\([0-9]*\) of 400 images done).*/\1/p' "$T/e1")
   if [ $rc -eq 130 ] && [ -n "$done_n" ] && [ "$done_n" -lt 400 ] && ! has "$T/o1" "^features \(train\): 400 images in" \
-     && has "$T/e1" "no checkpoint yet" && ! [ -e "$T/s.gft" ] && [ -z "$(leftovers)" ] && no_san "$T/e1"; then
+     && has "$T/e1" "no checkpoint yet" && ! [ -e "$T/s.gft" ] && [ -z "$(leftovers)" ] && clean "$T/e1"; then
     pass sigint_in_features_pass_stops
   else fail sigint_in_features_pass_stops "rc=$rc done=$done_n $(cat "$T/e1"; leftovers)"; fi
 else
@@ -155,7 +140,7 @@ if wait_for "$T/o1" "^features \(train\): running the frozen base"; then
   wait_for "$T/e1" "stopping after the current batch" || true
   kill -INT "$p1"; wait "$p1"; rc=$?
   if [ $rc -eq 130 ] && has "$T/e1" "stopped at once" && ! has "$T/e1" "interrupted during" \
-     && [ -z "$(leftovers)" ] && no_san "$T/e1"; then pass second_sigint_exits_at_once
+     && [ -z "$(leftovers)" ] && clean "$T/e1"; then pass second_sigint_exits_at_once
   else fail second_sigint_exits_at_once "rc=$rc $(cat "$T/e1"; leftovers)"; fi
 else fail second_sigint_exits_at_once "no features pass: $(cat "$T/o1" "$T/e1")"; kill -KILL "$p1" 2>/dev/null; fi
 
@@ -212,7 +197,7 @@ then pass predict_directory
 else fail predict_directory "rc=$rc $(cat "$T/e" "$T/o" | head)"; fi
 mkdir "$T/noimg"; echo x >"$T/noimg/a.txt"
 "$G" predict --model "$T/fm.gft" "$T/noimg" >"$T/o" 2>"$T/e"; rc=$?
-if [ $rc -ne 0 ] && has "$T/e" "^graft: error: $T/noimg: a directory with no JPEG/PNG/BMP images" && no_san "$T/e"; then
+if [ $rc -ne 0 ] && has "$T/e" "^graft: error: $T/noimg: a directory with no JPEG/PNG/BMP images" && clean "$T/e"; then
   pass predict_empty_directory_error
 else fail predict_empty_directory_error "rc=$rc $(cat "$T/e")"; fi
 exit 0

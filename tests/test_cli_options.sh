@@ -8,14 +8,7 @@
 #   - the messages a new user found unclear: --unfreeze above the cut names
 #     the cut and the range.
 set -u
-G=${GRAFT_BIN:-build/graft}
-PY=/usr/bin/python3
-T=$(mktemp -d /tmp/graft-test-cli-options-XXXXXX)
-trap 'rm -rf "$T"' EXIT
-pass() { echo "PASS $1"; }
-fail() { echo "FAIL $1: $2"; }
-has() { grep -qE -- "$2" "$1"; }
-clean() { ! has "$1" "Sanitizer|runtime error"; }
+. "$(dirname "$0")/lib.sh"
 CFG=tests/fixtures/cli/tiny.cfg
 NO=$T/no/such
 

@@ -9,24 +9,9 @@
 #   predict path's probabilities for a whole classifier; clean failures that
 #   leave no temp file and keep an existing output.
 set -u
-G=${GRAFT_BIN:-build/graft}
-PY=/usr/bin/python3
-GEN=tests/fixtures/gen_cli.py
-DATA=${GRAFT_DATA:-../shared/data}
-T=$(mktemp -d /tmp/graft-test-cli-predict-XXXXXX)
-trap 'rm -rf "$T"' EXIT
+. "$(dirname "$0")/lib.sh"
 
-pass() { echo "PASS $1"; }
-fail() { echo "FAIL $1: $2"; }
-has() { grep -qE -- "$2" "$1"; }
-clean_fail() {  # $1 = rc, $2 = stderr file
-  [ "$1" -ge 1 ] && [ "$1" -le 2 ] && has "$2" "^graft: error: " && ! has "$2" "Sanitizer|runtime error"
-}
-
-if ! [ -x "$PY" ] || ! "$PY" -c 'import numpy, PIL' 2>/dev/null; then
-  echo "SKIP cli_predict: /usr/bin/python3 with numpy and PIL is needed to make the test data"
-  exit 0
-fi
+need_numpy_pil cli_predict "to make the test data"
 mkdir -p "$T/img"
 "$PY" "$GEN" cifar "$T/train.bin" 200 1 && "$PY" "$GEN" images "$T/img" \
   || { echo "FAIL cli_predict_setup: gen_cli.py"; exit 1; }

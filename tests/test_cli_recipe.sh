@@ -16,15 +16,7 @@
 #     files that are not images are counted and reported; a CSV with a UTF-8
 #     byte-order mark is read.
 set -u
-G=${GRAFT_BIN:-build/graft}
-PY=/usr/bin/python3
-DATA=${GRAFT_DATA:-../shared/data}
-T=$(mktemp -d /tmp/graft-test-cli-recipe-XXXXXX)
-trap 'rm -rf "$T"' EXIT
-pass() { echo "PASS $1"; }
-fail() { echo "FAIL $1: $2"; }
-has() { grep -qE -- "$2" "$1"; }
-clean() { ! has "$1" "Sanitizer|runtime error"; }
+. "$(dirname "$0")/lib.sh"
 
 # ---- 1. darknet classify parity on the real Tiny Darknet
 FIX=tests/fixtures/darknet_classify/tiny.txt

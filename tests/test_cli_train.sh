@@ -9,24 +9,9 @@
 #   checked for consistency in python, and bad inputs: each a "graft: error:"
 #   line, a non-zero exit, no crash or sanitizer report, no clobbered --out.
 set -u
-G=${GRAFT_BIN:-build/graft}
-PY=/usr/bin/python3
-GEN=tests/fixtures/gen_cli.py
-T=$(mktemp -d /tmp/graft-test-cli-train-XXXXXX)
-trap 'rm -rf "$T"' EXIT
+. "$(dirname "$0")/lib.sh"
 
-pass() { echo "PASS $1"; }
-fail() { echo "FAIL $1: $2"; }
-has() { grep -qE -- "$2" "$1"; }
-# a clean failure: exit 1 or 2, "graft: error: " on stderr, no sanitizer report
-clean_fail() {  # $1 = rc, $2 = stderr file
-  [ "$1" -ge 1 ] && [ "$1" -le 2 ] && has "$2" "^graft: error: " && ! has "$2" "Sanitizer|runtime error"
-}
-
-if ! [ -x "$PY" ] || ! "$PY" -c 'import numpy, PIL' 2>/dev/null; then
-  echo "SKIP cli_train: /usr/bin/python3 with numpy and PIL is needed to make the test data"
-  exit 0
-fi
+need_numpy_pil cli_train "to make the test data"
 "$PY" "$GEN" cifar "$T/train.bin" 300 1 && "$PY" "$GEN" cifar "$T/test.bin" 100 2 \
   && "$PY" "$GEN" folder "$T/fold" 6 3 || { echo "FAIL cli_train_setup: gen_cli.py"; exit 1; }
 cp tests/fixtures/cli/tiny.cfg "$T/tiny.cfg"   # conv+bn+leaky+maxpool x2

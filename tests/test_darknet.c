@@ -14,20 +14,6 @@
 
 #define FIX "tests/fixtures/darknet"
 
-/* Reads a whole file; NULL if absent.  *n = bytes. */
-static unsigned char *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc(sz > 0 ? (size_t)sz : 1);
-    if (b && fread(b, 1, (size_t)sz, f) != (size_t)sz) { free(b); b = NULL; }
-    fclose(f);
-    *n = (size_t)sz;
-    return b;
-}
-
 static int exists(const char *p) { return access(p, R_OK) == 0; }
 
 /* Floats per sample of a node's output. */
@@ -72,7 +58,7 @@ static gr_model *load_synth(gr_error *err, gr_load_report *rep) {
 /* Compares every darknet layer output of the synthetic net with PyTorch's. */
 static void compare_synth(gr_model *m, int max_layer) {
     size_t sz;
-    unsigned char *buf = slurp(FIX "/synth_io.bin", &sz);
+    unsigned char *buf = check_read_file(FIX "/synth_io.bin", &sz);
     CHECK(buf != NULL, "missing " FIX "/synth_io.bin");
     if (!buf) return;
     io_rec recs[64];
@@ -193,13 +179,11 @@ static void test_synth_cut(void) {
 /* A partial load stops where the file does when it ends between layers;
  * a strict load calls that a truncated file. */
 static void test_synth_partial_prefix(void) {
-    char dir[] = "/tmp/graft-darknet-partial-XXXXXX", path[256];
-    if (!mkdtemp(dir)) { CHECK(0, "mkdtemp"); return; }
+    const char *path = check_tmp("prefix.weights");
     gr_error err = {0};
     gr_model *m = gr_darknet_load_cfg(FIX "/synth.cfg", 0, 0, &err);
     CHECK(m != NULL, "%s", err.msg);
     FILE *in = fopen(FIX "/synth.weights", "rb");
-    snprintf(path, sizeof path, "%s/prefix.weights", dir);
     FILE *out = fopen(path, "wb");
     if (!m || !in || !out) { if (in) fclose(in); if (out) fclose(out); gr_model_free(m); return; }
     /* header (20 bytes for version >= 0.2) + layer 0: biases, 3 BN vectors, kernel */
@@ -224,7 +208,6 @@ static void test_synth_partial_prefix(void) {
           strstr(rep.report, "after the end of the file"), "loaded %d of %d: %s", rep.layers_loaded,
           rep.layers_total, rep.report);
     unlink(path);
-    rmdir(dir);
     gr_model_free(m);
 }
 
@@ -236,8 +219,8 @@ static void run_tiny(const char *dir, const char *img, int size, int idx) {
     snprintf(wts, sizeof wts, "%s/weights/darknet-tiny/tiny.weights", dir);
     snprintf(px, sizeof px, FIX "/tiny_%s%d.u8", img, size);
     size_t n, ne;
-    unsigned char *u8 = slurp(px, &n);
-    float *want = (float *)slurp(FIX "/tiny_expected.bin", &ne);
+    unsigned char *u8 = check_read_file(px, &n);
+    float *want = (float *)check_read_file(FIX "/tiny_expected.bin", &ne);
     CHECK(u8 && n == (size_t)size * size * 3 && want && ne == 3 * 1000 * 4, "fixtures %s", px);
     gr_error err = {0};
     gr_model *m = u8 && want ? gr_darknet_load_cfg(cfg, size, size, &err) : NULL;
@@ -318,19 +301,9 @@ static void test_debian_cfgs(void) {
 
 /* ------------------------------------------------------------- bad inputs */
 
-static char tmpdir[64];
-
-static const char *write_tmp(const char *name, const void *data, size_t n) {
-    static char path[256];
-    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
-    FILE *f = fopen(path, "wb");
-    if (f) { fwrite(data, 1, n, f); fclose(f); }
-    return path;
-}
-
 /* Loads cfg text and expects an error whose message has path and `needle`. */
 static void bad_cfg(const char *name, const char *text, const char *needle, int h, int w) {
-    const char *p = write_tmp(name, text, strlen(text));
+    const char *p = check_tmp_write(name, text, strlen(text));
     char path[256];
     snprintf(path, sizeof path, "%s", p);
     gr_error err = {0};
@@ -380,7 +353,7 @@ static void test_bad_cfgs(void) {
 
 static void bad_weights(const char *name, const void *data, size_t n, const char *needle) {
     char path[256];
-    snprintf(path, sizeof path, "%s", write_tmp(name, data, n));
+    snprintf(path, sizeof path, "%s", check_tmp_write(name, data, n));
     gr_error err = {0};
     gr_model *m = gr_darknet_load_cfg(FIX "/synth.cfg", 0, 0, &err);
     CHECK(m != NULL, "%s", err.msg);
@@ -396,7 +369,7 @@ static void bad_weights(const char *name, const void *data, size_t n, const char
 
 static void test_bad_weights(void) {
     size_t n;
-    unsigned char *w = slurp(FIX "/synth.weights", &n);
+    unsigned char *w = check_read_file(FIX "/synth.weights", &n);
     CHECK(w != NULL, "missing synth.weights");
     if (!w) return;
     bad_weights("half.weights", w, n / 2, "ends inside darknet layer");
@@ -414,7 +387,7 @@ static void test_bad_weights(void) {
     memcpy(longer, w, n);
     memset(longer + n, 0, 16);
     char path[256];
-    snprintf(path, sizeof path, "%s", write_tmp("long.weights", longer, n + 16));
+    snprintf(path, sizeof path, "%s", check_tmp_write("long.weights", longer, n + 16));
     gr_error err = {0};
     gr_model *m = gr_darknet_load_cfg(FIX "/synth.cfg", 0, 0, &err);
     gr_load_report rep;
@@ -424,7 +397,7 @@ static void test_bad_weights(void) {
     /* a NaN weight: loads, warns, says so in the report */
     float nan = NAN;
     memcpy(longer + 20, &nan, 4);    /* layer 0's first beta */
-    snprintf(path, sizeof path, "%s", write_tmp("nan.weights", longer, n));
+    snprintf(path, sizeof path, "%s", check_tmp_write("nan.weights", longer, n));
     m = gr_darknet_load_cfg(FIX "/synth.cfg", 0, 0, &err);
     CHECK(m && gr_darknet_load_weights(m, path, &rep, &err) == GR_OK, "%s", err.msg);
     CHECK(strstr(rep.report, "layer 0 (convolutional): NaN/Inf weights: 1") != NULL, "report: %s",
@@ -448,8 +421,7 @@ static void test_dispatch(void) {
 }
 
 int main(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/graft-darknet-XXXXXX");
-    if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
+    if (check_tmp_open("darknet")) return 1;
     RUN(test_synth_structure);
     RUN(test_synth_parity);
     RUN(test_synth_parity_reference);
@@ -460,8 +432,6 @@ int main(void) {
     RUN(test_bad_cfgs);
     RUN(test_bad_weights);
     RUN(test_dispatch);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    check_tmp_close();
     return check_summary();
 }

@@ -13,29 +13,8 @@
 #include "graft.h"
 #include "graph/model.h"
 
-static char tmpdir[64];
-
 static const char *c10names[10] = {"airplane", "automobile", "bird", "cat", "deer",
                                    "dog", "frog", "horse", "ship", "truck"};
-
-static void write_file(const char *path, const void *p, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (!f) { CHECK(0, "cannot write %s", path); return; }
-    fwrite(p, 1, n, f);
-    fclose(f);
-}
-static uint8_t *read_file(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *p = malloc(len > 0 ? (size_t)len : 1);
-    if (p && fread(p, 1, (size_t)len, f) != (size_t)len) { free(p); p = NULL; }
-    fclose(f);
-    *n = (size_t)len;
-    return p;
-}
 
 /* Labels of the official train set from trainLabels.csv ("id,label,..."). */
 static int *train_labels(int *n) {
@@ -92,7 +71,7 @@ static void test_cifar_lossless(void) {
     CHECK(bad == 0, "%d labels differ from trainLabels.csv", bad);
     /* pixel spot checks against the raw record layout */
     size_t n;
-    uint8_t *raw = read_file(p, &n);
+    uint8_t *raw = check_read_file(p, &n);
     float img[32 * 32 * 3];
     int recs[3] = {0, 57, 199};
     for (int k = 0; raw && k < 3; k++) {
@@ -136,25 +115,25 @@ static void test_cifar_dir(void) {
 /* Generated CIFAR-10 batches: directory, single .bin, and a .tar.gz. */
 static void test_cifar_generated(void) {
     char d[256], p[512];
-    snprintf(d, sizeof d, "%s/cifar-10-batches-bin", tmpdir);
+    snprintf(d, sizeof d, "%s/cifar-10-batches-bin", check_tmp_dir());
     mkdir(d, 0755);
     uint8_t *buf = malloc(3073 * 4);
     for (int b = 1; b <= 5; b++) {
         make_records(buf, 3, 1, b * 10, 10, 0);
         snprintf(p, sizeof p, "%s/data_batch_%d.bin", d, b);
-        write_file(p, buf, 3073 * 3);
+        check_write_file(p, buf, 3073 * 3);
     }
     make_records(buf, 4, 1, 99, 10, 0);
     snprintf(p, sizeof p, "%s/test_batch.bin", d);
-    write_file(p, buf, 3073 * 4);
+    check_write_file(p, buf, 3073 * 4);
     snprintf(p, sizeof p, "%s/batches.meta.txt", d);
-    write_file(p, "a0\na1\na2\na3\na4\na5\na6\na7\na8\na9\n\n", 31);
+    check_write_file(p, "a0\na1\na2\na3\na4\na5\na6\na7\na8\na9\n\n", 31);
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "cd %s && tar czf cifar-10-binary.tar.gz cifar-10-batches-bin", tmpdir);
+    snprintf(cmd, sizeof cmd, "cd %s && tar czf cifar-10-binary.tar.gz cifar-10-batches-bin", check_tmp_dir());
     CHECK(system(cmd) == 0, "tar failed");
-    const char *srcs[3] = {d, tmpdir, NULL};
+    const char *srcs[3] = {d, check_tmp_dir(), NULL};
     char tgz[512];
-    snprintf(tgz, sizeof tgz, "%s/cifar-10-binary.tar.gz", tmpdir);
+    snprintf(tgz, sizeof tgz, "%s/cifar-10-binary.tar.gz", check_tmp_dir());
     srcs[2] = tgz;
     for (int s = 0; s < 3; s++) {
         gr_error err = {0};
@@ -191,14 +170,14 @@ static void test_cifar_generated(void) {
 
 static void test_cifar100(void) {
     char d[256], p[512];
-    snprintf(d, sizeof d, "%s/c100", tmpdir);
+    snprintf(d, sizeof d, "%s/c100", check_tmp_dir());
     mkdir(d, 0755);
     uint8_t *buf = malloc(3074 * 7);
     make_records(buf, 7, 2, 5, 100, 20);
     snprintf(p, sizeof p, "%s/train.bin", d);
-    write_file(p, buf, 3074 * 7);
+    check_write_file(p, buf, 3074 * 7);
     snprintf(p, sizeof p, "%s/test.bin", d);
-    write_file(p, buf, 3074 * 2);
+    check_write_file(p, buf, 3074 * 2);
     FILE *f;
     snprintf(p, sizeof p, "%s/fine_label_names.txt", d);
     if ((f = fopen(p, "w"))) { for (int i = 0; i < 100; i++) fprintf(f, "fine%d\n", i); fclose(f); }
@@ -243,33 +222,33 @@ static void test_cifar_bad(void) {
     char p[600], d[256];
     uint8_t *buf = malloc(3073 * 5);
     make_records(buf, 5, 1, 0, 10, 0);
-    snprintf(p, sizeof p, "%s/trunc.bin", tmpdir);
-    write_file(p, buf, 3073 * 5 - 100);
+    snprintf(p, sizeof p, "%s/trunc.bin", check_tmp_dir());
+    check_write_file(p, buf, 3073 * 5 - 100);
     expect_open_fails(p, &(gr_dataset_opts){.format = GR_DATA_CIFAR10}, p, "multiple");
     expect_open_fails(p, &(gr_dataset_opts){0}, p, "truncated");
     buf[3073 * 2] = 10;
-    snprintf(p, sizeof p, "%s/badlabel.bin", tmpdir);
-    write_file(p, buf, 3073 * 5);
+    snprintf(p, sizeof p, "%s/badlabel.bin", check_tmp_dir());
+    check_write_file(p, buf, 3073 * 5);
     expect_open_fails(p, &(gr_dataset_opts){0}, p, "record 2: label 10 out of range");
     /* a directory missing a batch */
-    snprintf(d, sizeof d, "%s/c10missing", tmpdir);
+    snprintf(d, sizeof d, "%s/c10missing", check_tmp_dir());
     mkdir(d, 0755);
     snprintf(p, sizeof p, "%s/data_batch_1.bin", d);
     make_records(buf, 2, 1, 0, 10, 0);
-    write_file(p, buf, 3073 * 2);
+    check_write_file(p, buf, 3073 * 2);
     expect_open_fails(d, &(gr_dataset_opts){0}, "data_batch_2.bin", NULL);
     /* an archive without the batches, and a corrupt archive */
-    snprintf(p, sizeof p, "%s/empty.tar.gz", tmpdir);
+    snprintf(p, sizeof p, "%s/empty.tar.gz", check_tmp_dir());
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "cd %s && tar czf empty.tar.gz c100/fine_label_names.txt", tmpdir);
+    snprintf(cmd, sizeof cmd, "cd %s && tar czf empty.tar.gz c100/fine_label_names.txt", check_tmp_dir());
     CHECK(system(cmd) == 0, "tar");
     expect_open_fails(p, &(gr_dataset_opts){.format = GR_DATA_CIFAR100}, p, "train.bin");
-    snprintf(p, sizeof p, "%s/cifar-10-binary.tar.gz", tmpdir);
+    snprintf(p, sizeof p, "%s/cifar-10-binary.tar.gz", check_tmp_dir());
     size_t n;
-    uint8_t *t = read_file(p, &n);
+    uint8_t *t = check_read_file(p, &n);
     if (t) {
-        snprintf(p, sizeof p, "%s/cut.tar.gz", tmpdir);
-        write_file(p, t, n / 2);
+        snprintf(p, sizeof p, "%s/cut.tar.gz", check_tmp_dir());
+        check_write_file(p, t, n / 2);
         expect_open_fails(p, &(gr_dataset_opts){0}, p, NULL);
     }
     free(t);
@@ -279,9 +258,9 @@ static void test_cifar_bad(void) {
 /* Truncations and byte flips of CIFAR files and archives: errors or valid datasets. */
 static void test_cifar_fuzz(void) {
     char src[512], p[512];
-    snprintf(src, sizeof src, "%s/cifar-10-binary.tar.gz", tmpdir);
+    snprintf(src, sizeof src, "%s/cifar-10-binary.tar.gz", check_tmp_dir());
     size_t ntgz, nbin;
-    uint8_t *tgz = read_file(src, &ntgz);
+    uint8_t *tgz = check_read_file(src, &ntgz);
     uint8_t *bin = malloc(3073 * 6);
     make_records(bin, 6, 1, 3, 10, 0);
     nbin = 3073 * 6;
@@ -298,8 +277,8 @@ static void test_cifar_fuzz(void) {
         if (gr_rng_below(&r, 2)) n = gr_rng_below(&r, (uint32_t)n + 1);
         int flips = (int)gr_rng_below(&r, 4);
         for (int k = 0; k < flips && n; k++) b[gr_rng_below(&r, (uint32_t)n)] ^= (uint8_t)(1 + gr_rng_below(&r, 255));
-        snprintf(p, sizeof p, "%s/fuzz%s", tmpdir, arc ? ".tar.gz" : ".bin");
-        write_file(p, b, n);
+        snprintf(p, sizeof p, "%s/fuzz%s", check_tmp_dir(), arc ? ".tar.gz" : ".bin");
+        check_write_file(p, b, n);
         free(b);
         gr_error err = {0};
         gr_dataset *ds = gr_dataset_open(p, &(gr_dataset_opts){0}, &err);
@@ -320,21 +299,14 @@ static void test_cifar_fuzz(void) {
 
 /* A 24-bit BMP of w x h with pixel (y, x) = (v + x, v + 2y, v + 3x + y). */
 static void write_bmp(const char *path, int w, int h, int v) {
-    int stride = (w * 3 + 3) & ~3;
-    size_t n = 54 + (size_t)stride * h;
-    uint8_t *b = calloc(1, n);
-    b[0] = 'B', b[1] = 'M';
-    uint32_t v32[] = {(uint32_t)n, 0, 54, 40, (uint32_t)w, (uint32_t)h};
-    memcpy(b + 2, &v32[0], 4), memcpy(b + 10, &v32[2], 4), memcpy(b + 14, &v32[3], 4);
-    memcpy(b + 18, &v32[4], 4), memcpy(b + 22, &v32[5], 4);
-    b[26] = 1, b[28] = 24;
+    uint8_t rgb[16 * 16 * 3];
+    if (w * h > 16 * 16) { CHECK(0, "write_bmp: %dx%d too large", w, h); return; }
     for (int y = 0; y < h; y++)
         for (int x = 0; x < w; x++) {
-            uint8_t *q = b + 54 + (size_t)(h - 1 - y) * stride + 3 * x;
-            q[2] = (uint8_t)(v + x), q[1] = (uint8_t)(v + 2 * y), q[0] = (uint8_t)(v + 3 * x + y);
+            uint8_t *q = rgb + (y * w + x) * 3;
+            q[0] = (uint8_t)(v + x), q[1] = (uint8_t)(v + 2 * y), q[2] = (uint8_t)(v + 3 * x + y);
         }
-    write_file(path, b, n);
-    free(b);
+    check_write_bmp(path, w, h, rgb);
 }
 
 static void make_folder(const char *root) {
@@ -349,15 +321,15 @@ static void make_folder(const char *root) {
             write_bmp(p, 4, 3, 10 * c + k);
         }
         snprintf(p, sizeof p, "%s/%s/notes.txt", root, cls[c]);
-        write_file(p, "hello", 5);
+        check_write_file(p, "hello", 5);
     }
     snprintf(p, sizeof p, "%s/README", root);
-    write_file(p, "x", 1);
+    check_write_file(p, "x", 1);
 }
 
 static void test_folder_and_csv(void) {
     char root[256], p[600];
-    snprintf(root, sizeof root, "%s/folder", tmpdir);
+    snprintf(root, sizeof root, "%s/folder", check_tmp_dir());
     make_folder(root);
     gr_error err = {0};
     gr_dataset *ds = gr_dataset_open(root, &(gr_dataset_opts){.h = 3, .w = 4}, &err);
@@ -386,7 +358,7 @@ static void test_folder_and_csv(void) {
     }
     gr_dataset_free(ds);
     /* CSV with a header, relative paths, class-name labels */
-    snprintf(p, sizeof p, "%s/list.csv", tmpdir);
+    snprintf(p, sizeof p, "%s/list.csv", check_tmp_dir());
     FILE *f = fopen(p, "w");
     if (f) {
         fprintf(f, "path,label\nfolder/zebra/img9.dat,zz\nfolder/ant/img8.dat, aa\r\n\nfolder/moose/img9.dat,mm\n");
@@ -402,7 +374,7 @@ static void test_folder_and_csv(void) {
         CHECK(gr_dataset_get(ds, 1, x, &err) == GR_OK, "%s", err.msg);
     }
     gr_dataset_free(ds);
-    snprintf(p, sizeof p, "%s/ints.csv", tmpdir);
+    snprintf(p, sizeof p, "%s/ints.csv", check_tmp_dir());
     if ((f = fopen(p, "w"))) { fprintf(f, "folder/zebra/img9.dat,4\nfolder/ant/img8.dat,1\n"); fclose(f); }
     ds = gr_dataset_open(p, &(gr_dataset_opts){.h = 8, .w = 8}, &err);
     CHECK(ds && gr_dataset_num_classes(ds) == 5 && gr_dataset_label(ds, 0) == 4, "int labels: %s", err.msg);
@@ -411,7 +383,7 @@ static void test_folder_and_csv(void) {
 
 static void test_folder_bad(void) {
     char root[256], p[600];
-    snprintf(root, sizeof root, "%s/badfolder", tmpdir);
+    snprintf(root, sizeof root, "%s/badfolder", check_tmp_dir());
     make_folder(root);
     gr_dataset_opts o = {.h = 4, .w = 4};
     /* an empty class folder */
@@ -428,7 +400,7 @@ static void test_folder_bad(void) {
     }
     expect_open_fails("/nonexistent/dir", &o, "/nonexistent/dir", NULL);
     /* CSV naming a missing file: names the CSV and the line */
-    snprintf(p, sizeof p, "%s/missing.csv", tmpdir);
+    snprintf(p, sizeof p, "%s/missing.csv", check_tmp_dir());
     FILE *f = fopen(p, "w");
     if (f) { fprintf(f, "badfolder/ant/img8.dat,a\nbadfolder/ant/nope.png,a\n"); fclose(f); }
     char want[700];
@@ -436,14 +408,14 @@ static void test_folder_bad(void) {
     expect_open_fails(p, &o, want, "nope.png");
     /* a corrupt PNG and a truncated JPEG among the images */
     size_t n;
-    uint8_t *png = read_file("tests/fixtures/data/rgb8.png", &n);
+    uint8_t *png = check_read_file("tests/fixtures/data/rgb8.png", &n);
     char bad1[600], bad2[600];
     snprintf(bad1, sizeof bad1, "%s/moose/corrupt.png", root);
-    if (png) { png[n / 2] ^= 0x33; write_file(bad1, png, n); }
+    if (png) { png[n / 2] ^= 0x33; check_write_file(bad1, png, n); }
     free(png);
-    uint8_t *jpg = read_file("tests/fixtures/data/rgb.jpg", &n);
+    uint8_t *jpg = check_read_file("tests/fixtures/data/rgb.jpg", &n);
     snprintf(bad2, sizeof bad2, "%s/zebra/cut.jpg", root);
-    if (jpg) write_file(bad2, jpg, n * 2 / 3);
+    if (jpg) check_write_file(bad2, jpg, n * 2 / 3);
     free(jpg);
     gr_error err = {0};
     gr_dataset *ds = gr_dataset_open(root, &o, &err);
@@ -509,10 +481,10 @@ static float *run_batches(const gr_dataset *ds, const int *idx, int n, gr_batche
 
 static gr_dataset *gen_cifar(int n) {
     char p[512];
-    snprintf(p, sizeof p, "%s/gen%d.bin", tmpdir, n);
+    snprintf(p, sizeof p, "%s/gen%d.bin", check_tmp_dir(), n);
     uint8_t *buf = malloc((size_t)3073 * n);
     make_records(buf, n, 1, 1, 10, 0);
-    write_file(p, buf, (size_t)3073 * n);
+    check_write_file(p, buf, (size_t)3073 * n);
     free(buf);
     gr_error err = {0};
     gr_dataset *ds = gr_dataset_open(p, &(gr_dataset_opts){.preprocess = GR_PREP_NONE}, &err);
@@ -593,7 +565,7 @@ static void test_batcher_determinism(void) {
 static void test_split(void) {
     /* classes with 100, 50 and 30 samples (CSV with int labels over one image) */
     char p[512];
-    snprintf(p, sizeof p, "%s/split.csv", tmpdir);
+    snprintf(p, sizeof p, "%s/split.csv", check_tmp_dir());
     FILE *f = fopen(p, "w");
     int counts[3] = {100, 50, 30};
     if (f) {
@@ -629,8 +601,7 @@ static void test_split(void) {
 }
 
 int main(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/graft_ds_XXXXXX");
-    if (!mkdtemp(tmpdir)) { printf("FAIL mkdtemp\n"); return 1; }
+    if (check_tmp_open("dataset")) { printf("FAIL mkdtemp\n"); return 1; }
     RUN(test_cifar_lossless);
     RUN(test_cifar_dir);
     RUN(test_cifar_generated);
@@ -641,8 +612,6 @@ int main(void) {
     RUN(test_folder_bad);
     RUN(test_batcher_determinism);
     RUN(test_split);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    check_tmp_close();
     return check_summary();
 }

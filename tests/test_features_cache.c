@@ -65,27 +65,15 @@ static void entry_path(char *f, size_t cap) {
     if (n != 1) f[0] = 0;
 }
 
-static unsigned char *read_all(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = len > 0 ? malloc((size_t)len) : NULL;
-    *n = b && fread(b, 1, (size_t)len, f) == (size_t)len ? (size_t)len : 0;
-    fclose(f);
-    return b;
-}
-
 static bool same_weights(const gr_model *a, const gr_model *b) {
     return a && b && a->w_count == b->w_count && !memcmp(a->w, b->w, a->w_count * sizeof(float));
 }
 
 /* Clears the cache directory. */
 static void clear_cache(void) {
-    char cmd[500];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s/cache'", home);
-    if (system(cmd) != 0) fprintf(stderr, "  could not clear %s/cache\n", home);
+    char d[400];
+    snprintf(d, sizeof d, "%s/cache", home);
+    check_rmtree(d);
 }
 
 /* One byte of the payload flipped (same size, same header): the digest in
@@ -98,7 +86,7 @@ static void test_flipped_byte(void) {
     entry_path(f, sizeof f);
     CHECK(a && f[0], "one cache entry after the first run");
     size_t n0 = 0;
-    unsigned char *orig = f[0] ? read_all(f, &n0) : NULL;
+    unsigned char *orig = f[0] ? check_read_file(f, &n0) : NULL;
     CHECK(orig && n0 > 100, "entry readable");
     if (!orig || !a) { free(orig); gr_model_free(a); return; }
     int fd = open(f, O_RDWR);
@@ -108,7 +96,7 @@ static void test_flipped_byte(void) {
     gr_model *b = train_once(0);
     CHECK(same_weights(a, b), "a cache entry with a flipped byte was used (the weights differ from a computed run)");
     size_t n1 = 0;
-    unsigned char *now = read_all(f, &n1);
+    unsigned char *now = check_read_file(f, &n1);
     CHECK(now && n1 == n0 && !memcmp(now, orig, n0), "the damaged entry was not rewritten");
     free(orig); free(now);
     gr_model_free(a); gr_model_free(b);
@@ -116,26 +104,16 @@ static void test_flipped_byte(void) {
 
 /* A w x h 24-bit BMP of one colour + a bright square at (k, k). */
 static void write_bmp(const char *path, int w, int h, unsigned char r, unsigned char g, unsigned char b, int k) {
-    int row = (w * 3 + 3) & ~3;
-    uint32_t size = 54 + (uint32_t)(row * h);
-    unsigned char hd[54] = {'B', 'M'};
-    hd[2] = (unsigned char)size; hd[3] = (unsigned char)(size >> 8);
-    hd[10] = 54; hd[14] = 40;
-    hd[18] = (unsigned char)w; hd[22] = (unsigned char)h;
-    hd[26] = 1; hd[28] = 24;
-    FILE *f = fopen(path, "wb");
-    if (!f) return;
-    fwrite(hd, 1, 54, f);
-    unsigned char *px = calloc((size_t)row, 1);
-    for (int y = 0; y < h; y++) {
+    uint8_t *rgb = malloc((size_t)w * h * 3);
+    if (!rgb) { CHECK(0, "out of memory"); return; }
+    for (int y = 0; y < h; y++)   /* y counts from the bottom row, as BMP stores them */
         for (int x = 0; x < w; x++) {
             bool sq = x >= k && x < k + 6 && y >= k && y < k + 6;
-            px[3 * x] = sq ? 255 : b; px[3 * x + 1] = sq ? 255 : g; px[3 * x + 2] = sq ? 255 : r;
+            uint8_t *q = rgb + ((size_t)(h - 1 - y) * w + x) * 3;
+            q[0] = sq ? 255 : r, q[1] = sq ? 255 : g, q[2] = sq ? 255 : b;
         }
-        fwrite(px, 1, (size_t)row, f);
-    }
-    free(px);
-    fclose(f);
+    check_write_bmp(path, w, h, rgb);
+    free(rgb);
 }
 
 /* Every image of a folder replaced by another of the same size, with the
@@ -211,26 +189,22 @@ static void test_reuse_and_damage(void) {
     gr_model_free(a); gr_model_free(b); gr_model_free(c); gr_model_free(x); gr_model_free(y);
 }
 
+/* CIFAR record i: label i % 10, random pixels. */
+static void random_record(int i, uint8_t rec[3073], void *rng) {
+    rec[0] = (uint8_t)(i % 10);
+    for (int k = 1; k < 3073; k++) rec[k] = (uint8_t)gr_rng_below(rng, 256);
+}
+
 int main(void) {
-    snprintf(home, sizeof home, "/tmp/graft-fc-XXXXXX");
-    if (!mkdtemp(home)) return 1;
+    if (check_mkdtemp(home, sizeof home, "fc")) return 1;
     setenv("GRAFT_HOME", home, 1);
     snprintf(bin, sizeof bin, "%s/data.bin", home);
-    FILE *f = fopen(bin, "wb");
     gr_rng r;
     gr_rng_seed(&r, 9);
-    for (int i = 0; i < 64; i++) {
-        uint8_t rec[3073];
-        rec[0] = (uint8_t)(i % 10);
-        for (int k = 1; k < 3073; k++) rec[k] = (uint8_t)gr_rng_below(&r, 256);
-        fwrite(rec, 1, sizeof rec, f);
-    }
-    fclose(f);
+    if (check_write_cifar(bin, 64, random_record, &r)) return 1;
     RUN(test_reuse_and_damage);
     RUN(test_flipped_byte);
     RUN(test_same_size_same_mtime);
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", home);
-    if (system(cmd) != 0) fprintf(stderr, "  could not remove %s\n", home);
+    check_rmtree(home);
     return check_summary();
 }

@@ -43,26 +43,6 @@ static double now_s(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static int write_file(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (!f) return -1;
-    size_t w = fwrite(data, 1, n, f);
-    return fclose(f) == 0 && w == n ? 0 : -1;
-}
-
-static unsigned char *read_file(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc(len > 0 ? (size_t)len : 1);
-    if (b && fread(b, 1, (size_t)len, f) != (size_t)len) { free(b); b = NULL; }
-    fclose(f);
-    *n = (size_t)len;
-    return b;
-}
-
 static int exists(const char *p) {
     struct stat st;
     return lstat(p, &st) == 0;
@@ -70,7 +50,7 @@ static int exists(const char *p) {
 
 static int same_as_blob(const char *path) {
     size_t n;
-    unsigned char *b = read_file(path, &n);
+    unsigned char *b = check_read_file(path, &n);
     int ok = b && n == blob_n && !memcmp(b, blob, n);
     free(b);
     return ok;
@@ -221,7 +201,7 @@ static void test_resume_existing_part(void) {
     gr_error err = {0};
     fmt(dest, sizeof dest, "%s/resume206.bin", tmp_root);
     fmt(part, sizeof part, "%s.part", dest);
-    CHECK(write_file(part, blob, 1000) == 0, "write part");
+    CHECK(check_write_file(part, blob, 1000) == 0, "write part");
     url_of(url, sizeof url, "ok", "data.bin");
     int before = log_count("/ok/data.bin range=bytes=1000-");
     CHECK(gr_fetch_url(url, dest, blob_sha, &quiet, &err) == GR_OK, "%s", err.msg);
@@ -230,7 +210,7 @@ static void test_resume_existing_part(void) {
 
     fmt(dest, sizeof dest, "%s/resume200.bin", tmp_root);
     fmt(part, sizeof part, "%s.part", dest);
-    CHECK(write_file(part, "garbage that must not stay", 26) == 0, "write part");
+    CHECK(check_write_file(part, "garbage that must not stay", 26) == 0, "write part");
     url_of(url, sizeof url, "norange", "data.bin");
     CHECK(gr_fetch_url(url, dest, blob_sha, &quiet, &err) == GR_OK, "%s", err.msg);
     CHECK(same_as_blob(dest), "restarted file differs (server ignored Range)");
@@ -244,7 +224,7 @@ static void test_resume_complete_part_416(void) {
     gr_error err = {0};
     fmt(dest, sizeof dest, "%s/resume416.bin", tmp_root);
     fmt(part, sizeof part, "%s.part", dest);
-    CHECK(write_file(part, blob, blob_n) == 0, "write part");
+    CHECK(check_write_file(part, blob, blob_n) == 0, "write part");
     url_of(url, sizeof url, "ok", "data.bin");
     CHECK(gr_fetch_url(url, dest, blob_sha, &quiet, &err) == GR_OK, "%s", err.msg);
     CHECK(same_as_blob(dest), "file differs after a 416");
@@ -316,13 +296,13 @@ static void test_known_names_from_server(void) {
     const char *files[] = {"tiny.weights", "tiny.cfg", "imagenet.shortnames.list"};
     for (int i = 0; i < 3; i++) {
         fmt(p, sizeof p, "%s/%s", srv_root, files[i]);
-        write_file(p, files[i], strlen(files[i]));
+        check_write_file(p, files[i], strlen(files[i]));
     }
     CHECK(gr_fetch_name("tiny-darknet", &quiet, &err) == GR_OK, "%s", err.msg);
     for (int i = 0; i < 3; i++) {
         fmt(p, sizeof p, "%s/weights/darknet-tiny/%s", home, files[i]);
         size_t n;
-        unsigned char *b = read_file(p, &n);
+        unsigned char *b = check_read_file(p, &n);
         CHECK(b && n == strlen(files[i]) && !memcmp(b, files[i], n), "%s not cached", p);
         free(b);
     }
@@ -335,7 +315,7 @@ static void test_known_names_from_server(void) {
     CHECK(log_count("/ok/tiny") == before, "cached files were downloaded again");
 
     fmt(p, sizeof p, "%s/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5", srv_root);
-    write_file(p, "not the real weights", 20);
+    check_write_file(p, "not the real weights", 20);
     gr_status st = gr_fetch_name("vgg16", &quiet, &err);
     CHECK(st == GR_ERR_DIGEST, "status %d: %s", st, err.msg);
     CHECK(strstr(err.msg, "6d6bbae143d832006294945121d1f1fc") && strstr(err.msg, base),
@@ -373,17 +353,17 @@ static void test_mirror(void) {
     mkdir(mir, 0755);
     const char *name = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5";
     fmt(p, sizeof p, "%s/%s", mir, name);
-    write_file(p, blob, 5000);
+    check_write_file(p, blob, 5000);
     gr_digest_buf(GR_DIGEST_SHA256, blob, 5000, hex, &err);
     fmt(sums, sizeof sums, "%s  ./%s\n", hex, name);
     fmt(p, sizeof p, "%s/SHA256SUMS", mir);
-    write_file(p, sums, strlen(sums));
+    check_write_file(p, sums, strlen(sums));
     setenv("GRAFT_OFFLINE", "1", 1);   /* a mirror hit must not need the network */
     gr_fetch_opts o = quiet;
     o.mirror = mir;
     CHECK(gr_fetch_resolve("vgg16", NULL, &o, path, sizeof path, &err) == GR_OK, "%s", err.msg);
     size_t n;
-    unsigned char *b = read_file(path, &n);
+    unsigned char *b = check_read_file(path, &n);
     CHECK(b && n == 5000 && !memcmp(b, blob, 5000), "mirror copy differs: %s", path);
     free(b);
 
@@ -399,9 +379,9 @@ static void test_mirror(void) {
     CHECK(rename(from, to) == 0, "rename");
     fmt(sums, sizeof sums, "%s  weights/vgg16/%s\n", hex, name);
     fmt(p, sizeof p, "%s/SHA256SUMS", mir);
-    write_file(p, sums, strlen(sums));
+    check_write_file(p, sums, strlen(sums));
     CHECK(gr_fetch_resolve("vgg16", NULL, &o, path, sizeof path, &err) == GR_OK, "layout: %s", err.msg);
-    b = read_file(path, &n);
+    b = check_read_file(path, &n);
     CHECK(b && n == 5000 && !memcmp(b, blob, 5000), "mirror copy (layout) differs: %s", path);
     free(b);
     CHECK(rename(to, from) == 0, "rename back");
@@ -410,7 +390,7 @@ static void test_mirror(void) {
     unlink(path);
     fmt(sums, sizeof sums, "%064d  ./%s\n", 1, name);
     fmt(p, sizeof p, "%s/SHA256SUMS", mir);
-    write_file(p, sums, strlen(sums));
+    check_write_file(p, sums, strlen(sums));
     gr_status st = gr_fetch_name("vgg16", &o, &err);
     fmt(p, sizeof p, "%s/%s", mir, name);
     CHECK(st == GR_ERR_DIGEST && strstr(err.msg, p) && strstr(err.msg, "SHA256SUMS"),
@@ -433,13 +413,13 @@ static void test_mirror_dataset_dir(void) {
                            "batches.meta.txt"};
     for (int i = 0; i < 7; i++) {
         fmt(p, sizeof p, "%s/%s", d, files[i]);
-        write_file(p, blob + i * 100, 3073);
+        check_write_file(p, blob + i * 100, 3073);
         gr_digest_buf(GR_DIGEST_SHA256, blob + i * 100, 3073, hex, &err);
         size_t len = strlen(sums);
         fmt(sums + len, sizeof sums - len, "%s  ./cifar-10-batches-bin/%s\n", hex, files[i]);
     }
     fmt(p, sizeof p, "%s/SHA256SUMS", mir);
-    write_file(p, sums, strlen(sums));
+    check_write_file(p, sums, strlen(sums));
     setenv("GRAFT_OFFLINE", "1", 1);
     gr_fetch_opts o = quiet;
     o.mirror = mir;
@@ -453,7 +433,7 @@ static void test_mirror_dataset_dir(void) {
     fmt(p, sizeof p, "%s/datasets/cifar10/cifar-10-batches-bin", home);
     unlink(p);
     fmt(p, sizeof p, "%s/test_batch.bin", d);
-    write_file(p, blob, 3073);
+    check_write_file(p, blob, 3073);
     gr_status st = gr_fetch_name("cifar10", &o, &err);
     CHECK(st == GR_ERR_DIGEST && strstr(err.msg, p), "status %d: %s", st, err.msg);
     unsetenv("GRAFT_OFFLINE");
@@ -480,9 +460,7 @@ static void test_mirror_shared_data(void) {
 }
 
 int main(void) {
-    char tmpl[] = "/tmp/graft-test-fetch-XXXXXX";
-    if (!mkdtemp(tmpl)) { perror("mkdtemp"); return 1; }
-    fmt(tmp_root, sizeof tmp_root, "%s", tmpl);
+    if (check_mkdtemp(tmp_root, sizeof tmp_root, "fetch")) return 1;
     unsetenv("GRAFT_MIRROR");
     unsetenv("GRAFT_FETCH_BASE_URL");
     unsetenv("GRAFT_OFFLINE");
@@ -497,7 +475,7 @@ int main(void) {
     }
     char p[400];
     fmt(p, sizeof p, "%s/www/data.bin", tmp_root);
-    write_file(p, blob, blob_n);
+    check_write_file(p, blob, blob_n);
     gr_digest_buf(GR_DIGEST_SHA256, blob, blob_n, blob_sha, NULL);
     RUN(test_digest_file_vs_coreutils);
     if (!have_server) {
@@ -520,8 +498,6 @@ int main(void) {
     RUN(test_mirror_shared_data);
     stop_server();
     free(blob);
-    char cmd[400];
-    fmt(cmd, sizeof cmd, "rm -rf '%s'", tmp_root);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp_root);
+    check_rmtree(tmp_root);
     return check_summary();
 }

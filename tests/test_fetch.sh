@@ -4,18 +4,11 @@
 # "up to date" without a second download, a publisher-digest mismatch, the
 # offline message, and ../shared/data as a mirror (skipped when absent).
 set -u
-G=${GRAFT_BIN:-build/graft}
-DATA=${GRAFT_DATA:-../shared/data}
-T=$(mktemp -d /tmp/graft-test-fetch-sh-XXXXXX)
-srv=""
-cleanup() { [ -n "$srv" ] && kill "$srv" 2>/dev/null && wait "$srv" 2>/dev/null; rm -rf "$T"; }
-trap cleanup EXIT
+. "$(dirname "$0")/lib.sh"
 unset GRAFT_MIRROR GRAFT_FETCH_BASE_URL GRAFT_OFFLINE
 export GRAFT_FETCH_TIMEOUT=5
 
-pass() { echo "PASS $1"; }
-fail() { echo "FAIL $1: $2"; }
-has() { grep -q -- "$2" "$1"; }
+has() { grep -q -- "$2" "$1"; }   # basic regular expressions in this file
 
 # --help, --list, bad arguments
 if "$G" fetch --help >"$T/out" 2>&1 && has "$T/out" "--mirror" && has "$T/out" "GRAFT_HOME"; then
@@ -43,7 +36,7 @@ mkdir -p "$T/www"
 printf 'weights' >"$T/www/tiny.weights"; printf '[net]\n' >"$T/www/tiny.cfg"; printf 'tench\n' >"$T/www/imagenet.shortnames.list"
 printf 'fake' >"$T/www/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
 /usr/bin/python3 tests/fixtures/http_server.py "$T/www" "$T/log" 40 >"$T/port" &
-srv=$!
+srv=$!; PIDS+=("$srv")
 for _ in $(seq 100); do grep -q PORT "$T/port" 2>/dev/null && break; sleep 0.1; done
 port=$(sed -n 's/^PORT //p' "$T/port")
 if [ -z "$port" ]; then

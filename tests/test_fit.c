@@ -31,27 +31,23 @@ static const uint8_t colours[10][3] = {{220, 40, 40},  {40, 220, 40},   {40, 40,
                                        {220, 40, 220}, {40, 220, 220},  {230, 230, 230}, {30, 30, 30},
                                        {220, 130, 40}, {130, 40, 220}};
 
-/* n CIFAR-10 records: label i % 10, the class pattern plus N(0, 24) noise. */
+/* CIFAR-10 record i: label i % 10, the class pattern plus N(0, 24) noise. */
+static void pattern_record(int i, uint8_t rec[3073], void *rng) {
+    int k = i % 10;
+    rec[0] = (uint8_t)k;
+    for (int c = 0; c < 3; c++)
+        for (int y = 0; y < 32; y++)
+            for (int x = 0; x < 32; x++) {
+                float v = colours[k][c];
+                if (y >= 4 * k && y < 4 * k + 3) v *= 0.5f;
+                v += 24.0f * gr_rng_normal(rng);
+                rec[1 + c * 1024 + y * 32 + x] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : lrintf(v));
+            }
+}
 static int write_bin(const char *path, int n, uint64_t seed) {
-    FILE *f = fopen(path, "wb");
-    if (!f) return -1;
     gr_rng r;
     gr_rng_seed(&r, seed);
-    uint8_t rec[3073];
-    for (int i = 0; i < n; i++) {
-        int k = i % 10;
-        rec[0] = (uint8_t)k;
-        for (int c = 0; c < 3; c++)
-            for (int y = 0; y < 32; y++)
-                for (int x = 0; x < 32; x++) {
-                    float v = colours[k][c];
-                    if (y >= 4 * k && y < 4 * k + 3) v *= 0.5f;
-                    v += 24.0f * gr_rng_normal(&r);
-                    rec[1 + c * 1024 + y * 32 + x] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : lrintf(v));
-                }
-        if (fwrite(rec, 1, sizeof rec, f) != sizeof rec) { fclose(f); return -1; }
-    }
-    return fclose(f);
+    return check_write_cifar(path, n, pattern_record, &r);
 }
 
 static int write_cfg(const char *path) {
@@ -65,19 +61,14 @@ static int write_cfg(const char *path) {
 }
 
 static int setup(void) {
-    snprintf(dir, sizeof dir, "/tmp/graft-test-fit-XXXXXX");
-    if (!mkdtemp(dir)) return -1;
+    if (check_mkdtemp(dir, sizeof dir, "fit")) return -1;
     snprintf(bin_train, sizeof bin_train, "%s/train.bin", dir);
     snprintf(bin_test, sizeof bin_test, "%s/test.bin", dir);
     snprintf(cfg_path, sizeof cfg_path, "%s/tiny.cfg", dir);
     return write_bin(bin_train, N_TRAIN, 1) || write_bin(bin_test, N_TEST, 2) || write_cfg(cfg_path) ? -1 : 0;
 }
 
-static void teardown(void) {
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
-}
+static void teardown(void) { check_rmtree(dir); }
 
 static gr_dataset *open_bin(const char *path) {
     gr_error e = {0};
@@ -449,27 +440,21 @@ static void test_bad_inputs(void) {
     snprintf(plain, sizeof plain, "%s/plain.safetensors", dir);
     CHECK(m && gr_model_save(m, path, NULL, &e) == GR_OK, "save: %s", e.msg);
     gr_model_free(m);
-    FILE *f = fopen(path, "rb");
-    static char buf[1 << 20];
-    size_t n = f ? fread(buf, 1, sizeof buf, f) : 0;
-    if (f) fclose(f);
-    CHECK(n > 1000 && n < sizeof buf, "model file size %zu", n);
-    f = fopen(trunc, "wb");
-    if (f) { fwrite(buf, 1, n - 100, f); fclose(f); }
+    size_t n;
+    unsigned char *buf = check_read_file(path, &n);
+    CHECK(n > 1000 && n < (1 << 20), "model file size %zu", n);
+    if (buf && n > 100) check_write_file(trunc, buf, n - 100);
+    free(buf);
     memset(&e, 0, sizeof e);
     gr_model *t = gr_model_load(trunc, &e);
     CHECK(!t && e.code != GR_OK && strstr(e.msg, trunc), "truncated: code %d: %s", e.code, e.msg);
     gr_model_free(t);
     const char hdr[] = "{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}";
     uint64_t hl = sizeof hdr - 1;
-    f = fopen(plain, "wb");
-    if (f) {
-        float v[2] = {1, 2};
-        fwrite(&hl, 8, 1, f);
-        fwrite(hdr, 1, hl, f);
-        fwrite(v, sizeof v, 1, f);
-        fclose(f);
-    }
+    unsigned char st[8 + sizeof hdr - 1 + 8];
+    float v[2] = {1, 2};
+    memcpy(st, &hl, 8), memcpy(st + 8, hdr, hl), memcpy(st + 8 + hl, v, sizeof v);
+    check_write_file(plain, st, sizeof st);
     memset(&e, 0, sizeof e);
     t = gr_model_load(plain, &e);
     CHECK(!t && e.code == GR_ERR_FORMAT && strstr(e.msg, plain) && strstr(e.msg, "not a graft model"),

@@ -18,22 +18,6 @@
 
 enum { N_MUTANTS = 300 };
 
-static gr_model *tiny_model(void) {
-    gr_error err = {0};
-    gr_model *m = gr_model_new(8, 8, 3, &err);
-    if (!m) return NULL;
-    gr_layer_spec conv = gr_named(gr_conv2d(4, 3, 3, 1, GR_PAD_SAME, GR_ACT_RELU), "conv1");
-    conv.use_bias = true;
-    gr_layer_spec fc = gr_named(gr_dense(5, GR_ACT_LINEAR), "fc");
-    fc.use_bias = true;
-    if (gr_stack(m, &err, conv, gr_named(gr_batchnorm(1e-3f), "bn1"), gr_named(gr_maxpool(2, 2), "pool1"),
-                 gr_named(gr_flatten(), "flatten"), fc) != GR_OK) {
-        gr_model_free(m);
-        return NULL;
-    }
-    return m;
-}
-
 /* Opens path as a weights file and reads every tensor; 1 ok, 0 clean error,
  * -1 an error without a message naming the file.                          */
 static int read_all(const char *path, gr_error *err) {
@@ -55,13 +39,13 @@ static int read_all(const char *path, gr_error *err) {
 }
 
 static void test_h5_mutants(void) {
-    char dir[] = "/tmp/test_h5_mutants_XXXXXX", cmd[512];
+    char dir[128], cmd[512];
     if (access("/usr/bin/python3", X_OK) || system("/usr/bin/python3 -c 'import h5py, numpy' 2>/dev/null"))
         SKIP("/usr/bin/python3 with h5py and numpy is needed (scripts/deps.sh test)");
-    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    if (check_mkdtemp(dir, sizeof dir, "h5-mutants")) { CHECK(0, "mkdtemp"); return; }
     snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/fixtures/gen_h5_mutants.py %s %d 15", dir, N_MUTANTS);
     CHECK(system(cmd) == 0, "%s failed", cmd);
-    gr_model *m = tiny_model();
+    gr_model *m = check_tiny_model();
     CHECK(m != NULL, "tiny model");
     if (!m) return;
     int loaded = 0, refused = 0, read_ok = 0;
@@ -87,8 +71,7 @@ static void test_h5_mutants(void) {
     gr_error err = {0};
     CHECK(gr_model_load_weights(m, "tests/fixtures/weights/tiny_k2.h5", NULL, &err) == GR_OK, "%s", err.msg);
     gr_model_free(m);
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd)) { /* best effort */ }
+    check_rmtree(dir);
 }
 
 int main(void) {

@@ -14,26 +14,6 @@
 
 #define FIX "tests/fixtures/data/"
 
-static uint8_t *read_file(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *p = malloc(len > 0 ? (size_t)len : 1);
-    if (p && fread(p, 1, (size_t)len, f) != (size_t)len) { free(p); p = NULL; }
-    fclose(f);
-    *n = (size_t)len;
-    return p;
-}
-
-static void write_file(const char *path, const void *p, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (!f) return;
-    fwrite(p, 1, n, f);
-    fclose(f);
-}
-
 /* decode <file> <w> <h> <expected.rgb> <tol> — from the manifest */
 static void test_decode_fixtures(void) {
     FILE *m = fopen(FIX "manifest.txt", "r");
@@ -55,7 +35,7 @@ static void test_decode_fixtures(void) {
         if (st != GR_OK) continue;
         CHECK(img.w == w && img.h == h, "%s: size %dx%d want %dx%d", file, img.w, img.h, w, h);
         size_t en = 0;
-        uint8_t *want = read_file(epath, &en);
+        uint8_t *want = check_read_file(epath, &en);
         CHECK(want && en == (size_t)w * h * 3, "%s: expected file", exp);
         if (want && en == (size_t)img.w * img.h * 3) {
             int worst = 0;
@@ -90,7 +70,7 @@ static void test_resize_vs_pil(void) {
         gr_error err = {0};
         if (gr_image_load(path, &img, &err) != GR_OK) { CHECK(0, "%s", err.msg); continue; }
         size_t en = 0;
-        uint8_t *want = read_file(epath, &en);
+        uint8_t *want = check_read_file(epath, &en);
         float *got = malloc(sizeof(float) * ow * oh * 3), *wf = malloc(sizeof(float) * ow * oh * 3);
         CHECK(want && en == (size_t)ow * oh * 3, "%s", exp);
         if (want && got && wf && en == (size_t)ow * oh * 3) {
@@ -204,14 +184,14 @@ static void test_real_photos(void) {
  * a message naming the file (and containing `why` when given).            */
 static void expect_bad(const char *tmpdir, const char *src, size_t keep, int flip_at, const char *why) {
     size_t n;
-    uint8_t *p = read_file(src, &n);
+    uint8_t *p = check_read_file(src, &n);
     CHECK(p != NULL, "%s", src);
     if (!p) return;
     if (keep < n) n = keep;
     if (flip_at >= 0 && (size_t)flip_at < n) p[flip_at] ^= 0x5A;
     char path[512];
     snprintf(path, sizeof path, "%s/bad_%zu_%d", tmpdir, keep, flip_at);
-    write_file(path, p, n);
+    check_write_file(path, p, n);
     gr_image img;
     gr_error err = {0};
     gr_status st = gr_image_load(path, &img, &err);
@@ -224,10 +204,8 @@ static void expect_bad(const char *tmpdir, const char *src, size_t keep, int fli
 }
 
 static void test_bad_inputs(void) {
-    char tmpl[] = "/tmp/graft_img_XXXXXX";
-    char *dir = mkdtemp(tmpl);
-    CHECK(dir != NULL, "mkdtemp");
-    if (!dir) return;
+    char dir[128];
+    if (check_mkdtemp(dir, sizeof dir, "images")) { CHECK(0, "mkdtemp"); return; }
     expect_bad(dir, FIX "rgb8.png", 60, -1, "PNG");          /* truncated in IDAT */
     expect_bad(dir, FIX "rgb8.png", 1 << 30, 70, "PNG");     /* corrupt byte (CRC) */
     expect_bad(dir, FIX "rgb8.png", 20, -1, "PNG");          /* truncated header */
@@ -243,7 +221,7 @@ static void test_bad_inputs(void) {
     CHECK(strstr(err.msg, "/nonexistent/x.png") != NULL, "%s", err.msg);
     /* corrupt JPEG marker segment: SOF with an absurd component count */
     size_t n;
-    uint8_t *p = read_file(FIX "rgb.jpg", &n);
+    uint8_t *p = check_read_file(FIX "rgb.jpg", &n);
     for (size_t i = 0; p && i + 10 < n; i++)
         if (p[i] == 0xFF && p[i + 1] == 0xC0) { p[i + 9] = 77; break; }
     if (p) {
@@ -253,7 +231,7 @@ static void test_bad_inputs(void) {
         if (st == GR_OK) gr_image_free(&img);
     }
     free(p);
-    rmdir(dir);
+    check_rmtree(dir);
 }
 
 /* Truncations and byte flips of real files must give an error or a valid
@@ -269,7 +247,7 @@ static void test_fuzz(void) {
     int ok = 0, bad = 0;
     for (int it = 0; it < 600; it++) {
         size_t n;
-        uint8_t *p = read_file(files[it % nf], &n);
+        uint8_t *p = check_read_file(files[it % nf], &n);
         if (!p) { CHECK(0, "%s", files[it % nf]); continue; }
         int mode = (int)gr_rng_below(&r, 3);
         if (mode == 0 || mode == 2) n = gr_rng_below(&r, (uint32_t)n + 1);
@@ -296,7 +274,7 @@ static void test_fuzz(void) {
         char path[512];
         snprintf(path, sizeof path, "%s/images/%s", check_data_dir(), real[it % 2]);
         size_t n;
-        uint8_t *p = read_file(path, &n);
+        uint8_t *p = check_read_file(path, &n);
         if (!p) break;
         if (it & 2) n = gr_rng_below(&r, (uint32_t)n + 1);
         for (int k = 0; k < 3 && n; k++) p[gr_rng_below(&r, (uint32_t)n)] ^= 0xA5;

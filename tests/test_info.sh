@@ -4,14 +4,9 @@
 # a base's layer table (--base vgg16: Keras' published parameter counts),
 # loading with --weights, and clean errors with a non-zero exit.
 set -u
-G=${GRAFT_BIN:-build/graft}
+. "$(dirname "$0")/lib.sh"
 FIX=tests/fixtures/weights
-T=$(mktemp -d /tmp/graft-test-info-XXXXXX)
-trap 'rm -rf "$T"' EXIT
-
-pass() { echo "PASS $1"; }
-fail() { echo "FAIL $1: $2"; }
-has() { grep -q -- "$2" "$1"; }
+has() { grep -q -- "$2" "$1"; }   # basic regular expressions in this file
 
 "$G" info --help >"$T/out" 2>&1; rc=$?
 if [ $rc -eq 0 ] && has "$T/out" "--base" && has "$T/out" "--input-size"; then pass info_help; else fail info_help "rc=$rc"; fi

@@ -17,28 +17,9 @@
 #define GBASE 0.5f   /* initial value of every gradient buffer */
 
 /* ---- small helpers --------------------------------------------------------- */
-typedef struct { uint64_t s; } trng;
-static float trng_u(trng *r) {          /* [0,1) */
-    r->s ^= r->s << 13; r->s ^= r->s >> 7; r->s ^= r->s << 17;
-    return (float)((r->s >> 40) * (1.0 / 16777216.0));
-}
-static float trng_sym(trng *r, float a) { return (2.0f * trng_u(r) - 1.0f) * a; }   /* [-a,a) */
-
-static float *fill(trng *r, size_t n, float a) {
-    float *p = malloc(n * sizeof *p);
-    if (!p) { fprintf(stderr, "out of memory\n"); exit(2); }
-    for (size_t i = 0; i < n; i++) p[i] = trng_sym(r, a);
-    return p;
-}
-static float *filled(size_t n, float v) {
-    float *p = malloc((n ? n : 1) * sizeof *p);
-    if (!p) { fprintf(stderr, "out of memory\n"); exit(2); }
-    for (size_t i = 0; i < n; i++) p[i] = v;
-    return p;
-}
 /* grad - GBASE into a fresh array (what the backward added) */
 static float *added(const float *g, size_t n) {
-    float *p = filled(n, 0);
+    float *p = check_filled(n, 0);
     for (size_t i = 0; i < n; i++) p[i] = g[i] - GBASE;
     return p;
 }
@@ -103,7 +84,7 @@ static double lloss(layer *t) {
  * with respect to x[0..n). */
 static void fd_check(layer *t, const char *what, float *x, size_t n, const float *got,
                      float h, double atol, double rtol) {
-    float *num = filled(n, 0);
+    float *num = check_filled(n, 0);
     for (size_t i = 0; i < n; i++) {
         const float x0 = x[i];
         x[i] = x0 + h;
@@ -119,9 +100,9 @@ static void fd_check(layer *t, const char *what, float *x, size_t n, const float
     lforward(t);   /* restore outputs / batch statistics of the unperturbed input */
 }
 
-static void lalloc(layer *t, trng *r) {
-    t->out = filled(t->nout, 0);
-    t->R = fill(r, t->nout, 1.0f);
+static void lalloc(layer *t, check_xs *r) {
+    t->out = check_filled(t->nout, 0);
+    t->R = check_xs_fill(r, t->nout, 1.0f);
 }
 static void lfree(layer *t) {
     free(t->in); free(t->in2); free(t->w); free(t->b); free(t->gamma); free(t->beta);
@@ -131,7 +112,7 @@ static void lfree(layer *t) {
 /* ---- 1. finite differences ---------------------------------------------------- */
 static void fd_conv(int B, int H, int W, int C, int OC, int K, int S, int PT, int PB,
                     int PL, int PR, int groups, int bias, uint64_t seed) {
-    trng r = {seed};
+    check_xs r = {seed};
     layer t = {0};
     t.k = K_CONV;
     gr_conv_dims d = {B, H, W, C, (H + PT + PB - K) / S + 1, (W + PL + PR - K) / S + 1, OC,
@@ -140,12 +121,12 @@ static void fd_conv(int B, int H, int W, int C, int OC, int K, int S, int PT, in
     t.nin = (size_t)B * H * W * C;
     const size_t nw = (size_t)K * K * (C / groups) * OC;
     t.nout = (size_t)B * d.OH * d.OW * OC;
-    t.in = fill(&r, t.nin, 1.0f);
-    t.w = fill(&r, nw, 0.5f);
-    t.b = bias ? fill(&r, OC, 1.0f) : NULL;
+    t.in = check_xs_fill(&r, t.nin, 1.0f);
+    t.w = check_xs_fill(&r, nw, 0.5f);
+    t.b = bias ? check_xs_fill(&r, OC, 1.0f) : NULL;
     lalloc(&t, &r);
     lforward(&t);
-    float *din = filled(t.nin, GBASE), *dw = filled(nw, GBASE), *db = filled(OC, GBASE);
+    float *din = check_filled(t.nin, GBASE), *dw = check_filled(nw, GBASE), *db = check_filled(OC, GBASE);
     gr_conv2d_backward(t.R, t.in, t.w, &t.cd, din, dw, bias ? db : NULL);
     float *a = added(din, t.nin);
     fd_check(&t, "conv din", t.in, t.nin, a, 1e-2f, 1e-3, 1e-3);
@@ -162,7 +143,7 @@ static void fd_conv(int B, int H, int W, int C, int OC, int K, int S, int PT, in
     }
     /* NULL grads are skipped; a dw-only call adds the same dw again */
     gr_conv2d_backward(t.R, t.in, t.w, &t.cd, NULL, NULL, NULL);
-    float *dw2 = filled(nw, GBASE);
+    float *dw2 = check_filled(nw, GBASE);
     gr_conv2d_backward(t.R, t.in, t.w, &t.cd, NULL, dw2, NULL);
     CHECK_CLOSE("conv dw-only call", dw2, dw, nw, 0, 0);
     free(dw2); free(din); free(dw); free(db);
@@ -175,14 +156,14 @@ static void test_fd_conv_depthwise(void) { fd_conv(2, 4, 4, 3, 6, 3, 1, 1, 1, 1,
 static void test_fd_conv_groups_nobias(void) { fd_conv(1, 5, 4, 4, 6, 2, 2, 1, 0, 0, 1, 2, 0, 14); }
 
 static void test_fd_dense(void) {
-    trng r = {21};
+    check_xs r = {21};
     layer t = {0};
     t.k = K_DENSE; t.B = 3; t.IN = 6; t.OUT = 5;
     t.nin = 18; t.nout = 15;
-    t.in = fill(&r, t.nin, 1.0f); t.w = fill(&r, 30, 0.5f); t.b = fill(&r, 5, 1.0f);
+    t.in = check_xs_fill(&r, t.nin, 1.0f); t.w = check_xs_fill(&r, 30, 0.5f); t.b = check_xs_fill(&r, 5, 1.0f);
     lalloc(&t, &r);
     lforward(&t);
-    float *din = filled(18, GBASE), *dw = filled(30, GBASE), *db = filled(5, GBASE);
+    float *din = check_filled(18, GBASE), *dw = check_filled(30, GBASE), *db = check_filled(5, GBASE);
     gr_dense_backward(t.R, t.in, t.w, 3, 6, 5, din, dw, db);
     float *a = added(din, 18); fd_check(&t, "dense din", t.in, 18, a, 1e-2f, 1e-3, 1e-3); free(a);
     a = added(dw, 30); fd_check(&t, "dense dw", t.w, 30, a, 1e-2f, 1e-3, 1e-3); free(a);
@@ -193,19 +174,19 @@ static void test_fd_dense(void) {
 }
 
 static void fd_bn(int train, int with_affine) {
-    trng r = {31 + (uint64_t)train};
+    check_xs r = {31 + (uint64_t)train};
     layer t = {0};
     t.k = train ? K_BNT : K_BN; t.N = 12; t.C = 3; t.eps = 1e-3f;
     t.nin = t.nout = 36;
-    t.in = fill(&r, t.nin, 2.0f);
-    t.gamma = with_affine ? fill(&r, 3, 1.5f) : NULL;
-    t.beta = with_affine ? fill(&r, 3, 1.0f) : NULL;
-    t.mean = fill(&r, 3, 0.5f);
-    t.var = filled(3, 0);
-    for (int c = 0; c < 3; c++) t.var[c] = 0.5f + trng_u(&r);
+    t.in = check_xs_fill(&r, t.nin, 2.0f);
+    t.gamma = with_affine ? check_xs_fill(&r, 3, 1.5f) : NULL;
+    t.beta = with_affine ? check_xs_fill(&r, 3, 1.0f) : NULL;
+    t.mean = check_xs_fill(&r, 3, 0.5f);
+    t.var = check_filled(3, 0);
+    for (int c = 0; c < 3; c++) t.var[c] = 0.5f + check_xs_u(&r);
     lalloc(&t, &r);
     lforward(&t);
-    float *din = filled(36, GBASE), *dg = filled(3, GBASE), *dbt = filled(3, GBASE);
+    float *din = check_filled(36, GBASE), *dg = check_filled(3, GBASE), *dbt = check_filled(3, GBASE);
     if (train)
         gr_batchnorm_backward_train(t.R, t.in, t.gamma, t.bmean, t.bvar, t.eps, t.N, t.C,
                                     din, dg, dbt);
@@ -236,8 +217,8 @@ static void test_fd_batchnorm_eval(void) { fd_bn(0, 1); fd_bn(0, 0); }
 static void test_fd_batchnorm_train(void) { fd_bn(1, 1); fd_bn(1, 0); }
 
 /* values in [-8, 8] at least 0.05 away from the kinks 0 and 6 */
-static float *fill_off_kinks(trng *r, size_t n) {
-    float *p = fill(r, n, 8.0f);
+static float *fill_off_kinks(check_xs *r, size_t n) {
+    float *p = check_xs_fill(r, n, 8.0f);
     for (size_t i = 0; i < n; i++) {
         if (fabsf(p[i]) < 0.05f) p[i] += p[i] < 0 ? -0.1f : 0.1f;
         if (fabsf(p[i] - 6.0f) < 0.05f) p[i] += 0.1f;
@@ -249,7 +230,7 @@ static void test_fd_activations(void) {
     const gr_act acts[] = {GR_ACT_LINEAR, GR_ACT_RELU, GR_ACT_LEAKY, GR_ACT_RELU6,
                            GR_ACT_SIGMOID, GR_ACT_TANH};
     for (size_t k = 0; k < sizeof acts / sizeof acts[0]; k++) {
-        trng r = {41 + k};
+        check_xs r = {41 + k};
         layer t = {0};
         t.k = K_ACT; t.act = acts[k]; t.alpha = 0.1f;
         t.nin = t.nout = 40;
@@ -258,7 +239,7 @@ static void test_fd_activations(void) {
             for (int i = 0; i < 40; i++) t.in[i] *= 0.4f;   /* keep the slope non-tiny */
         lalloc(&t, &r);
         lforward(&t);
-        float *din = filled(40, GBASE);
+        float *din = check_filled(40, GBASE);
         gr_act_backward(t.R, t.in, t.out, 40, t.act, t.alpha, din);
         float *a = added(din, 40);
         char what[64];
@@ -279,14 +260,14 @@ static void test_fd_activations(void) {
 }
 
 static void test_fd_softmax(void) {
-    trng r = {51};
+    check_xs r = {51};
     layer t = {0};
     t.k = K_SOFTMAX; t.N = 3; t.C = 7;
     t.nin = t.nout = 21;
-    t.in = fill(&r, 21, 3.0f);
+    t.in = check_xs_fill(&r, 21, 3.0f);
     lalloc(&t, &r);
     lforward(&t);
-    float *din = filled(21, GBASE);
+    float *din = check_filled(21, GBASE);
     gr_softmax_backward(t.R, t.out, t.N, t.C, din);
     float *a = added(din, 21);
     fd_check(&t, "softmax din", t.in, 21, a, 1e-2f, 1e-3, 1e-3);
@@ -300,11 +281,11 @@ static void test_fd_softmax(void) {
 }
 
 /* a permutation of distinct values 0.1 apart: no ties, no flip within +-h */
-static float *fill_distinct(trng *r, size_t n) {
-    float *p = filled(n, 0);
+static float *fill_distinct(check_xs *r, size_t n) {
+    float *p = check_filled(n, 0);
     for (size_t i = 0; i < n; i++) p[i] = 0.1f * (float)i - 0.05f * (float)n;
     for (size_t i = n; i > 1; i--) {
-        size_t j = (size_t)(trng_u(r) * (float)i);
+        size_t j = (size_t)(check_xs_u(r) * (float)i);
         if (j >= i) j = i - 1;
         float tmp = p[i - 1]; p[i - 1] = p[j]; p[j] = tmp;
     }
@@ -313,7 +294,7 @@ static float *fill_distinct(trng *r, size_t n) {
 
 static void fd_pool(kind k, int B, int H, int W, int C, int K, int S, int PT, int PB, int PL,
                     int PR, uint64_t seed) {
-    trng r = {seed};
+    check_xs r = {seed};
     layer t = {0};
     t.k = k;
     gr_pool_dims d = {B, H, W, C, (H + PT + PB - K) / S + 1, (W + PL + PR - K) / S + 1,
@@ -324,7 +305,7 @@ static void fd_pool(kind k, int B, int H, int W, int C, int K, int S, int PT, in
     t.in = fill_distinct(&r, t.nin);
     lalloc(&t, &r);
     lforward(&t);
-    float *din = filled(t.nin, GBASE);
+    float *din = check_filled(t.nin, GBASE);
     if (k == K_MAX) gr_maxpool_backward(t.R, t.in, &t.pd, din);
     else gr_avgpool_backward(t.R, &t.pd, din);
     float *a = added(din, t.nin);
@@ -344,14 +325,14 @@ static void test_fd_avgpool(void) {
 }
 
 static void test_fd_gap(void) {
-    trng r = {71};
+    check_xs r = {71};
     layer t = {0};
     t.k = K_GAP; t.B = 2; t.HW = 6; t.C = 3;
     t.nin = 36; t.nout = 6;
-    t.in = fill(&r, 36, 1.0f);
+    t.in = check_xs_fill(&r, 36, 1.0f);
     lalloc(&t, &r);
     lforward(&t);
-    float *din = filled(36, GBASE);
+    float *din = check_filled(36, GBASE);
     gr_gap_backward(t.R, 2, 6, 3, din);
     float *a = added(din, 36);
     fd_check(&t, "gap din", t.in, 36, a, 1e-2f, 1e-3, 1e-3);
@@ -360,15 +341,15 @@ static void test_fd_gap(void) {
 }
 
 static void test_fd_dropout(void) {
-    trng r = {81};
+    check_xs r = {81};
     layer t = {0};
     t.k = K_DROP; t.nin = t.nout = 30;
-    t.in = fill(&r, 30, 1.0f);
-    t.mask = filled(30, 0);
-    for (int i = 0; i < 30; i++) t.mask[i] = trng_u(&r) < 0.3f ? 0.0f : 1.0f / 0.7f;
+    t.in = check_xs_fill(&r, 30, 1.0f);
+    t.mask = check_filled(30, 0);
+    for (int i = 0; i < 30; i++) t.mask[i] = check_xs_u(&r) < 0.3f ? 0.0f : 1.0f / 0.7f;
     lalloc(&t, &r);
     lforward(&t);
-    float *din = filled(30, GBASE);
+    float *din = check_filled(30, GBASE);
     gr_dropout_backward(t.R, t.mask, 30, din);
     float *a = added(din, 30);
     fd_check(&t, "dropout din", t.in, 30, a, 1e-2f, 1e-3, 1e-3);
@@ -377,13 +358,13 @@ static void test_fd_dropout(void) {
 }
 
 static void test_fd_add(void) {
-    trng r = {91};
+    check_xs r = {91};
     layer t = {0};
     t.k = K_ADD; t.nin = t.nout = 20;
-    t.in = fill(&r, 20, 1.0f); t.in2 = fill(&r, 20, 1.0f);
+    t.in = check_xs_fill(&r, 20, 1.0f); t.in2 = check_xs_fill(&r, 20, 1.0f);
     lalloc(&t, &r);
     lforward(&t);
-    float *d1 = filled(20, GBASE), *d2 = filled(20, GBASE);
+    float *d1 = check_filled(20, GBASE), *d2 = check_filled(20, GBASE);
     float *const dins[2] = {d1, d2};
     gr_add_backward(t.R, 2, 20, dins);
     float *a = added(d1, 20); fd_check(&t, "add din0", t.in, 20, a, 1e-2f, 1e-3, 1e-3); free(a);
@@ -395,16 +376,16 @@ static void test_fd_add(void) {
 }
 
 static void test_fd_concat(void) {
-    trng r = {101};
+    check_xs r = {101};
     layer t = {0};
     t.k = K_CONCAT; t.N = 6; t.cs[0] = 2; t.cs[1] = 3;
     t.nin = 12; t.nout = 30;
-    t.in = fill(&r, 12, 1.0f); t.in2 = fill(&r, 18, 1.0f);
+    t.in = check_xs_fill(&r, 12, 1.0f); t.in2 = check_xs_fill(&r, 18, 1.0f);
     lalloc(&t, &r);
     lforward(&t);
     CHECK(t.out[0] == t.in[0] && t.out[2] == t.in2[0] && t.out[5] == t.in[2],
           "concat layout wrong");
-    float *d1 = filled(12, GBASE), *d2 = filled(18, GBASE);
+    float *d1 = check_filled(12, GBASE), *d2 = check_filled(18, GBASE);
     float *const dins[2] = {d1, d2};
     gr_concat_backward(t.R, t.cs, 2, t.N, dins);
     float *a = added(d1, 12); fd_check(&t, "concat din0", t.in, 12, a, 1e-2f, 1e-3, 1e-3); free(a);
@@ -416,17 +397,17 @@ static void test_fd_concat(void) {
 }
 
 static void test_fd_standardize(void) {
-    trng r = {111};
+    check_xs r = {111};
     layer t = {0};
     t.k = K_STD; t.N = 5; t.C = 4;
     t.nin = t.nout = 20;
-    t.in = fill(&r, 20, 3.0f); t.mean = fill(&r, 4, 1.0f);
-    t.std = filled(4, 0);
-    for (int f = 0; f < 4; f++) t.std[f] = 0.3f + 2 * trng_u(&r);
+    t.in = check_xs_fill(&r, 20, 3.0f); t.mean = check_xs_fill(&r, 4, 1.0f);
+    t.std = check_filled(4, 0);
+    for (int f = 0; f < 4; f++) t.std[f] = 0.3f + 2 * check_xs_u(&r);
     lalloc(&t, &r);
     lforward(&t);
     CHECK(fabsf(t.out[5] - (t.in[5] - t.mean[1]) / t.std[1]) < 1e-6f, "standardize value");
-    float *din = filled(20, GBASE);
+    float *din = check_filled(20, GBASE);
     gr_standardize_backward(t.R, t.std, 5, 4, din);
     float *a = added(din, 20);
     fd_check(&t, "standardize din", t.in, 20, a, 1e-2f, 1e-3, 1e-3);
@@ -435,73 +416,24 @@ static void test_fd_standardize(void) {
 }
 
 /* ---- 2. PyTorch fixtures ----------------------------------------------------- */
-#define FX_MAX 16
-typedef struct {
-    int count;
-    char name[FX_MAX][32];
-    uint32_t n[FX_MAX];
-    float *data[FX_MAX];
-} fixture;
-
-static void fx_free(fixture *f) {
-    for (int i = 0; i < f->count; i++) free(f->data[i]);
-    f->count = 0;
-}
-
-/* Loads tests/fixtures/layers/<name>.bin; 0 ok, -1 (after a CHECK failure). */
-static int fx_load(fixture *f, const char *name) {
-    char path[256];
-    snprintf(path, sizeof path, "tests/fixtures/layers/%s.bin", name);
-    memset(f, 0, sizeof *f);
-    FILE *fp = fopen(path, "rb");
-    CHECK(fp != NULL, "cannot open %s (run from the repo root)", path);
-    if (!fp) return -1;
-    char magic[4];
-    uint32_t count = 0;
-    int ok = fread(magic, 1, 4, fp) == 4 && !memcmp(magic, "GRFX", 4) &&
-             fread(&count, 4, 1, fp) == 1 && count <= FX_MAX;
-    for (uint32_t i = 0; ok && i < count; i++) {
-        ok = fread(f->name[i], 1, 32, fp) == 32 && fread(&f->n[i], 4, 1, fp) == 1 &&
-             f->n[i] < (1u << 24);
-        if (!ok) break;
-        f->name[i][31] = 0;
-        f->data[i] = malloc((f->n[i] ? f->n[i] : 1) * sizeof(float));
-        f->count = (int)i + 1;
-        ok = f->data[i] && fread(f->data[i], sizeof(float), f->n[i], fp) == f->n[i];
-    }
-    fclose(fp);
-    CHECK(ok, "%s: truncated or corrupt fixture", path);
-    if (!ok) fx_free(f);
-    return ok ? 0 : -1;
-}
-
-/* The array `name` with exactly n values (NULL and a CHECK failure if not). */
-static float *fx_get(fixture *f, const char *name, size_t n) {
-    for (int i = 0; i < f->count; i++)
-        if (!strcmp(f->name[i], name)) {
-            CHECK(f->n[i] == n, "fixture array %s has %u values, want %zu", name, f->n[i], n);
-            return f->n[i] == n ? f->data[i] : NULL;
-        }
-    CHECK(0, "fixture array %s missing", name);
-    return NULL;
-}
+#define FX_DIR "tests/fixtures/layers"
 
 #define PT_ATOL 1e-5
 #define PT_RTOL 1e-4
 
 static void pt_conv(const char *name, int B, int H, int W, int C, int OC, int K, int S, int PT,
                     int PB, int PL, int PR, int groups) {
-    fixture f;
-    if (fx_load(&f, name)) return;
+    check_fx f;
+    if (check_fx_load(&f, FX_DIR, name)) return;
     gr_conv_dims d = {B, H, W, C, (H + PT + PB - K) / S + 1, (W + PL + PR - K) / S + 1, OC,
                       K, K, S, S, PT, PL, groups};
     const size_t nin = (size_t)B * H * W * C, nw = (size_t)K * K * (C / groups) * OC;
     const size_t nout = (size_t)B * d.OH * d.OW * OC;
-    float *in = fx_get(&f, "in", nin), *w = fx_get(&f, "w", nw), *b = fx_get(&f, "b", OC);
-    float *want = fx_get(&f, "out", nout), *R = fx_get(&f, "R", nout);
-    float *wdin = fx_get(&f, "din", nin), *wdw = fx_get(&f, "dw", nw), *wdb = fx_get(&f, "db", OC);
+    float *in = check_fx_get(&f, "in", nin), *w = check_fx_get(&f, "w", nw), *b = check_fx_get(&f, "b", OC);
+    float *want = check_fx_get(&f, "out", nout), *R = check_fx_get(&f, "R", nout);
+    float *wdin = check_fx_get(&f, "din", nin), *wdw = check_fx_get(&f, "dw", nw), *wdb = check_fx_get(&f, "db", OC);
     if (in && w && b && want && R && wdin && wdw && wdb) {
-        float *out = filled(nout, 0), *din = filled(nin, 0), *dw = filled(nw, 0), *db = filled(OC, 0);
+        float *out = check_filled(nout, 0), *din = check_filled(nin, 0), *dw = check_filled(nw, 0), *db = check_filled(OC, 0);
         gr_conv2d_forward(out, in, w, b, &d);
         gr_conv2d_backward(R, in, w, &d, din, dw, db);
         char what[96];
@@ -511,7 +443,7 @@ static void pt_conv(const char *name, int B, int H, int W, int C, int OC, int K,
         snprintf(what, sizeof what, "%s db", name); CHECK_CLOSE(what, db, wdb, OC, PT_ATOL, PT_RTOL);
         free(out); free(din); free(dw); free(db);
     }
-    fx_free(&f);
+    check_fx_free(&f);
 }
 static void test_torch_conv(void) {
     pt_conv("conv_same", 2, 5, 6, 3, 4, 3, 1, 1, 1, 1, 1, 1);
@@ -521,11 +453,11 @@ static void test_torch_conv(void) {
 }
 
 static void test_torch_dense(void) {
-    fixture f;
-    if (fx_load(&f, "dense")) return;
-    float *in = fx_get(&f, "in", 21), *w = fx_get(&f, "w", 35), *b = fx_get(&f, "b", 5);
-    float *want = fx_get(&f, "out", 15), *R = fx_get(&f, "R", 15);
-    float *wdin = fx_get(&f, "din", 21), *wdw = fx_get(&f, "dw", 35), *wdb = fx_get(&f, "db", 5);
+    check_fx f;
+    if (check_fx_load(&f, FX_DIR, "dense")) return;
+    float *in = check_fx_get(&f, "in", 21), *w = check_fx_get(&f, "w", 35), *b = check_fx_get(&f, "b", 5);
+    float *want = check_fx_get(&f, "out", 15), *R = check_fx_get(&f, "R", 15);
+    float *wdin = check_fx_get(&f, "din", 21), *wdw = check_fx_get(&f, "dw", 35), *wdb = check_fx_get(&f, "db", 5);
     if (in && w && b && want && R && wdin && wdw && wdb) {
         float out[15], din[21] = {0}, dw[35] = {0}, db[5] = {0};
         gr_dense_forward(out, in, w, b, 3, 7, 5);
@@ -535,19 +467,19 @@ static void test_torch_dense(void) {
         CHECK_CLOSE("dense dw", dw, wdw, 35, PT_ATOL, PT_RTOL);
         CHECK_CLOSE("dense db", db, wdb, 5, PT_ATOL, PT_RTOL);
     }
-    fx_free(&f);
+    check_fx_free(&f);
 }
 
 static void pt_bn(int train) {
-    fixture f;
+    check_fx f;
     const char *name = train ? "bn_train" : "bn_eval";
-    if (fx_load(&f, name)) return;
+    if (check_fx_load(&f, FX_DIR, name)) return;
     enum { N = 24, C = 5, NC = N * C };
     const float eps = 1e-3f;
-    float *in = fx_get(&f, "in", NC), *g = fx_get(&f, "gamma", C), *be = fx_get(&f, "beta", C);
-    float *want = fx_get(&f, "out", NC), *R = fx_get(&f, "R", NC), *wdin = fx_get(&f, "din", NC);
-    float *wdg = fx_get(&f, "dgamma", C), *wdb = fx_get(&f, "dbeta", C);
-    float *m = fx_get(&f, train ? "bmean" : "mean", C), *v = fx_get(&f, train ? "bvar" : "var", C);
+    float *in = check_fx_get(&f, "in", NC), *g = check_fx_get(&f, "gamma", C), *be = check_fx_get(&f, "beta", C);
+    float *want = check_fx_get(&f, "out", NC), *R = check_fx_get(&f, "R", NC), *wdin = check_fx_get(&f, "din", NC);
+    float *wdg = check_fx_get(&f, "dgamma", C), *wdb = check_fx_get(&f, "dbeta", C);
+    float *m = check_fx_get(&f, train ? "bmean" : "mean", C), *v = check_fx_get(&f, train ? "bvar" : "var", C);
     if (in && g && be && want && R && wdin && wdg && wdb && m && v) {
         float out[NC], din[NC] = {0}, dg[C] = {0}, db[C] = {0}, bm[C], bv[C];
         if (train) {
@@ -565,21 +497,21 @@ static void pt_bn(int train) {
         snprintf(what, sizeof what, "%s dgamma", name); CHECK_CLOSE(what, dg, wdg, C, PT_ATOL, PT_RTOL);
         snprintf(what, sizeof what, "%s dbeta", name); CHECK_CLOSE(what, db, wdb, C, PT_ATOL, PT_RTOL);
     }
-    fx_free(&f);
+    check_fx_free(&f);
 }
 static void test_torch_batchnorm(void) { pt_bn(0); pt_bn(1); }
 
 static void pt_pool(const char *name, int is_max, int B, int H, int W, int C, int K, int S,
                     int PT, int PB, int PL, int PR) {
-    fixture f;
-    if (fx_load(&f, name)) return;
+    check_fx f;
+    if (check_fx_load(&f, FX_DIR, name)) return;
     gr_pool_dims d = {B, H, W, C, (H + PT + PB - K) / S + 1, (W + PL + PR - K) / S + 1,
                       K, K, S, S, PT, PL};
     const size_t nin = (size_t)B * H * W * C, nout = (size_t)B * d.OH * d.OW * C;
-    float *in = fx_get(&f, "in", nin), *want = fx_get(&f, "out", nout);
-    float *R = fx_get(&f, "R", nout), *wdin = fx_get(&f, "din", nin);
+    float *in = check_fx_get(&f, "in", nin), *want = check_fx_get(&f, "out", nout);
+    float *R = check_fx_get(&f, "R", nout), *wdin = check_fx_get(&f, "din", nin);
     if (in && want && R && wdin) {
-        float *out = filled(nout, 0), *din = filled(nin, 0);
+        float *out = check_filled(nout, 0), *din = check_filled(nin, 0);
         if (is_max) {
             gr_maxpool_forward(out, in, &d);
             gr_maxpool_backward(R, in, &d, din);
@@ -592,7 +524,7 @@ static void pt_pool(const char *name, int is_max, int B, int H, int W, int C, in
         snprintf(what, sizeof what, "%s din", name); CHECK_CLOSE(what, din, wdin, nin, PT_ATOL, PT_RTOL);
         free(out); free(din);
     }
-    fx_free(&f);
+    check_fx_free(&f);
 }
 static void test_torch_pool(void) {
     pt_pool("maxpool_ceil", 1, 1, 5, 5, 3, 2, 2, 0, 1, 0, 1);   /* darknet size 2 stride 2, 5x5 -> 3x3 */
@@ -603,10 +535,10 @@ static void test_torch_pool(void) {
 }
 
 static void test_torch_softmax_leaky(void) {
-    fixture f;
-    if (!fx_load(&f, "softmax")) {
-        float *in = fx_get(&f, "in", 40), *want = fx_get(&f, "out", 40);
-        float *R = fx_get(&f, "R", 40), *wdin = fx_get(&f, "din", 40);
+    check_fx f;
+    if (!check_fx_load(&f, FX_DIR, "softmax")) {
+        float *in = check_fx_get(&f, "in", 40), *want = check_fx_get(&f, "out", 40);
+        float *R = check_fx_get(&f, "R", 40), *wdin = check_fx_get(&f, "din", 40);
         if (in && want && R && wdin) {
             float out[40], din[40] = {0};
             gr_softmax_forward(out, in, 4, 10);
@@ -614,11 +546,11 @@ static void test_torch_softmax_leaky(void) {
             CHECK_CLOSE("softmax out", out, want, 40, PT_ATOL, PT_RTOL);
             CHECK_CLOSE("softmax din", din, wdin, 40, PT_ATOL, PT_RTOL);
         }
-        fx_free(&f);
+        check_fx_free(&f);
     }
-    if (!fx_load(&f, "leaky")) {
-        float *in = fx_get(&f, "in", 60), *want = fx_get(&f, "out", 60);
-        float *R = fx_get(&f, "R", 60), *wdin = fx_get(&f, "din", 60);
+    if (!check_fx_load(&f, FX_DIR, "leaky")) {
+        float *in = check_fx_get(&f, "in", 60), *want = check_fx_get(&f, "out", 60);
+        float *R = check_fx_get(&f, "R", 60), *wdin = check_fx_get(&f, "din", 60);
         if (in && want && R && wdin) {
             float out[60], din[60] = {0};
             gr_act_forward(out, in, 60, GR_ACT_LEAKY, 0.1f);
@@ -626,7 +558,7 @@ static void test_torch_softmax_leaky(void) {
             CHECK_CLOSE("leaky out", out, want, 60, PT_ATOL, PT_RTOL);
             CHECK_CLOSE("leaky din", din, wdin, 60, PT_ATOL, PT_RTOL);
         }
-        fx_free(&f);
+        check_fx_free(&f);
     }
 }
 
@@ -718,15 +650,15 @@ static void run_conv_dense(int nthreads, float *out, float *din, float *dw, floa
     gr_dense_backward(dR, in, dwt, 3, 40, 300, NULL, ddw, NULL);
 }
 static void test_thread_independence(void) {
-    trng r = {121};
+    check_xs r = {121};
     gr_conv_dims d = {2, 9, 8, 20, 5, 4, 24, 3, 3, 2, 2, 1, 1, 1};
     const size_t nin = 2 * 9 * 8 * 20, nw = 9 * 20 * 24, nout = 2 * 5 * 4 * 24;
-    float *in = fill(&r, nin, 1), *w = fill(&r, nw, 1), *b = fill(&r, 24, 1), *R = fill(&r, nout, 1);
-    float *dR = fill(&r, 900, 1), *dwt = fill(&r, 12000, 1);
+    float *in = check_xs_fill(&r, nin, 1), *w = check_xs_fill(&r, nw, 1), *b = check_xs_fill(&r, 24, 1), *R = check_xs_fill(&r, nout, 1);
+    float *dR = check_xs_fill(&r, 900, 1), *dwt = check_xs_fill(&r, 12000, 1);
     float *o[2], *di[2], *dw[2], *db[2], *od[2], *ddw[2];
     for (int k = 0; k < 2; k++) {
-        o[k] = filled(nout, 0); di[k] = filled(nin, 0); dw[k] = filled(nw, 0);
-        db[k] = filled(24, 0); od[k] = filled(900, 0); ddw[k] = filled(12000, 0);
+        o[k] = check_filled(nout, 0); di[k] = check_filled(nin, 0); dw[k] = check_filled(nw, 0);
+        db[k] = check_filled(24, 0); od[k] = check_filled(900, 0); ddw[k] = check_filled(12000, 0);
         run_conv_dense(k ? 3 : 1, o[k], di[k], dw[k], db[k], od[k], ddw[k], in, w, b, R, &d,
                        nin, nw, 24, dR, dwt);
     }

@@ -18,23 +18,6 @@
 #include "graph/model.h"
 #include "format/safetensors.h"
 
-static char dir[64];
-
-static const char *tmp(const char *name) {
-    static char p[4][256];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(p[k], sizeof p[k], "%s/%s", dir, name);
-    return p[k];
-}
-
-static int write_text(const char *path, const char *text) {
-    FILE *f = fopen(path, "w");
-    if (!f) return -1;
-    fputs(text, f);
-    return fclose(f);
-}
-
 /* err must be set with code and a message holding each of a, b (may be NULL). */
 #define CHECK_ERR(err, want_code, a, b)                                                            \
     CHECK((err).code == (want_code) && strstr((err).msg, (a)) && (!(b) || strstr((err).msg, (b))), \
@@ -53,7 +36,7 @@ static void test_model_input_limit(void) {
 
 /* A graft model file holding only metadata: the architecture JSON given. */
 static const char *model_file(const char *name, const char *arch) {
-    const char *p = tmp(name);
+    const char *p = check_tmp(name);
     const char *meta[] = {"graft.format", "graft-model-1", "graft.architecture", arch};
     gr_error err = {0};
     if (gr_st_write(p, NULL, 0, meta, 2, &err) != GR_OK) fprintf(stderr, "%s\n", err.msg);
@@ -86,14 +69,14 @@ static void test_model_file_limits(void) {
 
 static void test_cfg_limits(void) {
     gr_error err = {0};
-    const char *p = tmp("huge_in.cfg");
-    write_text(p, "[net]\nheight=100000\nwidth=100000\nchannels=3\n\n[avgpool]\n");
+    const char *p = check_tmp("huge_in.cfg");
+    check_write_text(p, "[net]\nheight=100000\nwidth=100000\nchannels=3\n\n[avgpool]\n");
     CHECK(gr_darknet_load_cfg(p, 0, 0, &err) == NULL, "a 100000x100000 cfg accepted");
     CHECK_ERR(err, GR_ERR_ARG, p, "100000x100000x3");
     /* 3x3x4096x100000 floats = 15 GB of parameters against a 64 MiB budget */
     memset(&err, 0, sizeof err);
-    p = tmp("huge_filters.cfg");
-    write_text(p, "[net]\nheight=8\nwidth=8\nchannels=4096\n\n[convolutional]\nfilters=100000\nsize=3\n"
+    p = check_tmp("huge_filters.cfg");
+    check_write_text(p, "[net]\nheight=8\nwidth=8\nchannels=4096\n\n[convolutional]\nfilters=100000\nsize=3\n"
                   "stride=1\npad=1\nactivation=leaky\n");
     setenv("GRAFT_MAX_MEMORY", "64", 1);
     CHECK(gr_memory_budget() == (uint64_t)64 << 20, "GRAFT_MAX_MEMORY=64: budget %llu",
@@ -103,8 +86,8 @@ static void test_cfg_limits(void) {
     unsetenv("GRAFT_MAX_MEMORY");
     /* a kernel of 10^9 pixels a side */
     memset(&err, 0, sizeof err);
-    p = tmp("huge_kernel.cfg");
-    write_text(p, "[net]\nheight=8\nwidth=8\nchannels=3\n\n[maxpool]\nsize=1000000000\nstride=1\n");
+    p = check_tmp("huge_kernel.cfg");
+    check_write_text(p, "[net]\nheight=8\nwidth=8\nchannels=3\n\n[maxpool]\nsize=1000000000\nstride=1\n");
     CHECK(gr_darknet_load_cfg(p, 0, 0, &err) == NULL, "a 10^9 pool accepted");
     CHECK_ERR(err, GR_ERR_SHAPE, p, "out of range");
 }
@@ -164,7 +147,7 @@ static void tar_header(uint8_t h[512], const char *name, uint64_t size) {
 
 static void test_targz_bomb(void) {
     /* data_batch_1.bin of 256 MiB of zeros: a ~250 KB .tar.gz */
-    const char *p = tmp("bomb.tar.gz");
+    const char *p = check_tmp("bomb.tar.gz");
     gzFile gz = gzopen(p, "wb9");
     CHECK(gz != NULL, "gzopen");
     if (!gz) return;
@@ -188,15 +171,12 @@ static void test_targz_bomb(void) {
 }
 
 int main(void) {
-    snprintf(dir, sizeof dir, "/tmp/test_limits_XXXXXX");
-    if (!mkdtemp(dir)) return 1;
+    if (check_tmp_open("limits")) return 1;
     RUN(test_model_input_limit);
     RUN(test_model_file_limits);
     RUN(test_cfg_limits);
     RUN(test_png_bomb);
     RUN(test_targz_bomb);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd)) { /* best effort */ }
+    check_tmp_close();
     return check_summary();
 }

@@ -10,14 +10,12 @@
 #   - a 1 KB PNG declaring 50000x50000 (predict)
 #   - a .tar.gz whose entry declares 64 GiB (eval)
 set -u
-G=${GRAFT_BIN:-build/graft}
+. "$(dirname "$0")/lib.sh"
 # ASan reserves terabytes of address space, so a ulimit -v cannot apply to it:
 # under ASan the same 1.5 GB bound is ASan's own (an allocation past it fails)
 ASAN_BUILD=0
 if ldd "$G" 2>/dev/null | grep -q libasan; then ASAN_BUILD=1; fi
-PY=/usr/bin/python3
 if ! [ -x "$PY" ]; then echo "SKIP test_limits.sh: no /usr/bin/python3"; exit 0; fi
-T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 LIMIT_KB=1500000   # 1.5 GB of address space: the 15 GB / 100000^2 cases cannot fit
 
 "$PY" - "$T" <<'PY'

@@ -13,12 +13,8 @@
 #   extract, sharded eval and probe, SIGTERM (one checkpoint, one message), and faults: a missing data file on rank 1 and a rank killed
 #   (kill -9) mid-run each end the job with a message naming the rank.
 set -u
-G=${GRAFT_BIN:-build/graft}
+. "$(dirname "$0")/lib.sh"
 M=${GRAFT_MPI_BIN:-build-mpi/graft}
-PY=/usr/bin/python3
-pass() { echo "PASS $1"; }
-fail() { echo "FAIL $1: $2"; }
-has() { grep -qE -- "$2" "$1"; }
 
 # the MPI tests run once, with the release build (not again under the sanitizers)
 sb=${SB:-build-san}
@@ -27,11 +23,7 @@ if [ -d "$sb" ] && [ "$(cd "$(dirname "$G")" && pwd)" = "$(cd "$sb" && pwd)" ]; 
 fi
 if ! command -v mpirun >/dev/null; then echo "SKIP mpi: no mpirun (apt-get install openmpi-bin libopenmpi-dev)"; exit 0; fi
 if ! [ -x "$M" ]; then echo "SKIP mpi: no MPI build at $M (make MPI=1)"; exit 0; fi
-if ! [ -x "$PY" ] || ! "$PY" -c 'import numpy, PIL' 2>/dev/null; then
-  echo "SKIP mpi: /usr/bin/python3 with numpy and PIL is needed"; exit 0
-fi
-T=$(mktemp -d /tmp/graft-test-mpi-XXXXXX)
-trap 'rm -rf "$T"' EXIT
+need_numpy_pil mpi
 cd "$T" || exit 1
 export GRAFT_HOME=${GRAFT_HOME:-$T/home} OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 G=$(cd "$OLDPWD" && realpath "$G"); M=$(cd "$OLDPWD" && realpath "$M")

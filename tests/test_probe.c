@@ -127,29 +127,26 @@ static void test_bad_inputs(void) {
     CHECK(gr_probe_logme(X, y, 10, 4, 1, &a, &err) == GR_ERR_ARG, "one class");
 }
 
-/* A CIFAR-10-like .bin: class c images are tinted by class (so the probe has
- * something to find) plus noise.  Returns the path in dir. */
-static int write_cifar(const char *path, int n) {
-    FILE *f = fopen(path, "wb");
-    if (!f) return -1;
-    uint64_t s = 99;
-    unsigned char rec[3073];
-    for (int i = 0; i < n; i++) {
-        int c = i % 10;
-        rec[0] = (unsigned char)c;
-        for (int p = 0; p < 3072; p++) {
-            s = s * 6364136223846793005ULL + 1442695040888963407ULL;
-            int ch = p / 1024, v = (int)((s >> 33) % 96) + ((c >> ch) & 1) * 120 + (c == 9 ? 30 : 0);
-            rec[1 + p] = (unsigned char)(v > 255 ? 255 : v);
-        }
-        fwrite(rec, 1, sizeof rec, f);
+/* A CIFAR-10-like record: class c images are tinted by class (so the probe
+ * has something to find) plus noise from the LCG state *s. */
+static void tinted_record(int i, uint8_t rec[3073], void *state) {
+    uint64_t *s = state;
+    int c = i % 10;
+    rec[0] = (unsigned char)c;
+    for (int p = 0; p < 3072; p++) {
+        *s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
+        int ch = p / 1024, v = (int)((*s >> 33) % 96) + ((c >> ch) & 1) * 120 + (c == 9 ? 30 : 0);
+        rec[1 + p] = (unsigned char)(v > 255 ? 255 : v);
     }
-    return fclose(f);
+}
+static int write_cifar(const char *path, int n) {
+    uint64_t s = 99;
+    return check_write_cifar(path, n, tinted_record, &s);
 }
 
 static void test_probe_cuts_synth(void) {
-    char dir[] = "/tmp/graft-test-probe-XXXXXX", bin[128];
-    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    char dir[128], bin[200];
+    if (check_mkdtemp(dir, sizeof dir, "probe")) { CHECK(0, "mkdtemp"); return; }
     snprintf(bin, sizeof bin, "%s/data.bin", dir);
     CHECK(write_cifar(bin, 300) == 0, "write %s", bin);
     gr_error err = {0};
@@ -219,8 +216,7 @@ static void test_probe_cuts_synth(void) {
 out:
     gr_model_free(m);
     gr_dataset_free(ds);
-    unlink(bin);
-    rmdir(dir);
+    check_rmtree(dir);
 }
 
 int main(void) {

@@ -4,17 +4,10 @@
 # first 200 CIFAR-10 images (SKIP when ../shared/data is absent), and clean
 # errors (unknown cut, --samples 0, missing data, options in the wrong place).
 set -u
-G=${GRAFT_BIN:-build/graft}
-PY=/usr/bin/python3
-DATA=${GRAFT_DATA:-../shared/data}
+. "$(dirname "$0")/lib.sh"
 SYN="darknet:tests/fixtures/darknet/synth.cfg"
 SYNW=tests/fixtures/darknet/synth.weights
-T=$(mktemp -d /tmp/graft-test-probe-XXXXXX)
-trap 'rm -rf "$T"' EXIT
-
-pass() { echo "PASS $1"; }
-fail() { echo "FAIL $1: $2"; }
-has() { grep -q -- "$2" "$1"; }
+has() { grep -q -- "$2" "$1"; }   # basic regular expressions in this file
 
 "$G" probe --help >"$T/out" 2>&1; rc=$?
 if [ $rc -eq 0 ] && has "$T/out" "--cuts" && has "$T/out" "all-pools" && has "$T/out" "--samples"; then

@@ -13,27 +13,13 @@
 #   reachable); bad inputs: each a "graft: error:" line naming the file, a
 #   non-zero exit, no sanitizer report.
 set -u
-G=${GRAFT_BIN:-build/graft}
-PY=/usr/bin/python3
-GEN=tests/fixtures/gen_cli.py
+. "$(dirname "$0")/lib.sh"
 CHK=tests/fixtures/report_check.py
 BDIR=${B:-build}
 # fontconfig's process-wide caches (under cairo's chart labels) are not leaks of graft's
 export LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$PWD/tests/lsan-fontconfig.supp"
-T=$(mktemp -d /tmp/graft-test-report-XXXXXX)
-trap 'rm -rf "$T"' EXIT
 
-pass() { echo "PASS $1"; }
-fail() { echo "FAIL $1: $2"; }
-has() { grep -qE -- "$2" "$1"; }
-clean_fail() {  # $1 = rc, $2 = stderr file, $3 = text the message must contain
-  [ "$1" -ge 1 ] && [ "$1" -le 2 ] && has "$2" "^graft: error: .*$3" && ! has "$2" "Sanitizer|runtime error"
-}
-
-if ! [ -x "$PY" ] || ! "$PY" -c 'import numpy, PIL' 2>/dev/null; then
-  echo "SKIP report: /usr/bin/python3 with numpy and PIL is needed"
-  exit 0
-fi
+need_numpy_pil report
 "$PY" "$GEN" cifar "$T/train.bin" 300 1 && "$PY" "$GEN" cifar "$T/test.bin" 100 2 \
   || { echo "FAIL report_setup: gen_cli.py"; exit 1; }
 cp tests/fixtures/cli/tiny.cfg "$T/tiny.cfg"
@@ -160,25 +146,15 @@ then pass report_json_progress; else fail report_json_progress "rc=$rc $(head -c
 # ---- fine-tuning: the layers table says which layers trained at which rate
 "$G" "${TRAIN[@]}" --epochs 1 --unfreeze 2 --base-lr-mult 0.1 --out "$T/m4.gft" --report "$T/ft" >"$T/out" 2>"$T/err"; rc=$?
 if [ $rc -eq 0 ] && "$PY" - "$T/ft" <<'EOF2'
-import json, sys, html.parser
+import json, sys
+sys.path.insert(0, "tests/fixtures")
+from report_check import table_rows
 r = json.load(open(sys.argv[1] + "/run.json"))
 lay = {l["name"]: l for l in r["model"]["layers"]}
 assert r["model"]["cut"] == "3", r["model"]["cut"]                       # the base still ends at 3
 assert all(lay[n]["frozen"] for n in ("0/conv", "0/bn", "0", "1")), lay
 assert abs(lay["2/conv"]["lr_mult"] - 0.1) < 1e-7 and abs(lay["2/bn"]["lr_mult"] - 0.1) < 1e-7 and lay["dense"]["lr_mult"] == 1
-class P(html.parser.HTMLParser):
-    rows, row, cell, on = [], None, None, False
-    def handle_starttag(self, t, a):
-        if t == "table": self.on = dict(a).get("id") == "layers"
-        elif t == "tr" and self.on: self.row = []; self.rows.append(self.row)
-        elif t == "td" and self.on: self.cell = []
-    def handle_endtag(self, t):
-        if t == "td" and self.cell is not None: self.row.append("".join(self.cell)); self.cell = None
-        elif t == "table": self.on = False
-    def handle_data(self, d):
-        if self.cell is not None: self.cell.append(d)
-p = P(); p.feed(open(sys.argv[1] + "/index.html").read())
-rate = {row[0]: row[4] for row in p.rows if row}
+rate = {row[0]: row[4] for row in table_rows(sys.argv[1] + "/index.html", "layers")}
 assert rate["0/conv"] == "frozen" and rate["2/conv"] == "lr 3e-05 (\u00d7 0.1)" and rate["dense"] == "lr 0.0003 (\u00d7 1)", rate
 EOF2
 then pass report_finetune_rates; else fail report_finetune_rates "rc=$rc $(tail -3 "$T/err")"; fi
@@ -186,25 +162,15 @@ then pass report_finetune_rates; else fail report_finetune_rates "rc=$rc $(tail 
 # ---- --cut auto: the probe table on the page is the one train printed
 "$G" "${TRAIN[@]}" --epochs 1 --cut auto --out "$T/m5.gft" --report "$T/probe" >"$T/out" 2>"$T/err"; rc=$?
 if [ $rc -eq 0 ] && "$PY" - "$T/probe" "$T/out" <<'EOF2'
-import re, sys, html.parser
+import re, sys
+sys.path.insert(0, "tests/fixtures")
+from report_check import table_rows
 printed = {}
 for line in open(sys.argv[2]):
     m = re.match(r"^  (\S+)\s+(\d+x\d+x\d+)\s+(\w+)\s+ridge ([0-9.]+)\s+LogME\s+(-?[0-9.]+)(  <- chosen)?$", line)
     if m: printed[m.group(1)] = (m.group(2), m.group(3), float(m.group(4)), float(m.group(5)), bool(m.group(6)))
 assert printed, "train printed no probe table"
-class P(html.parser.HTMLParser):
-    rows, row, cell, on = [], None, None, False
-    def handle_starttag(self, t, a):
-        if t == "table": self.on = dict(a).get("id") == "probe"
-        elif t == "tr" and self.on: self.row = []; self.rows.append(self.row)
-        elif t == "td" and self.on: self.cell = []
-    def handle_endtag(self, t):
-        if t == "td" and self.cell is not None: self.row.append("".join(self.cell)); self.cell = None
-        elif t == "table": self.on = False
-    def handle_data(self, d):
-        if self.cell is not None: self.cell.append(d)
-p = P(); p.feed(open(sys.argv[1] + "/index.html").read())
-page = {r[0]: r for r in p.rows if r}
+page = {r[0]: r for r in table_rows(sys.argv[1] + "/index.html", "probe")}
 assert sorted(page) == sorted(printed), (sorted(page), sorted(printed))
 for name, (shape, form, ridge, logme, chosen) in printed.items():
     r = page[name]

@@ -13,19 +13,16 @@
 #include "graft.h"
 #include "graph/model.h"
 
-static char tmpdir[64];
 static int fx_ready = -1;
 
 static bool fixtures(void) {
     if (fx_ready < 0) {
         char cmd[512];
-        snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/fixtures/gen_resnet.py %s >/dev/null 2>&1", tmpdir);
+        snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/fixtures/gen_resnet.py %s >/dev/null 2>&1", check_tmp_dir());
         fx_ready = system(cmd) == 0;
     }
     return fx_ready;
 }
-
-static void fx(char *buf, size_t n, const char *name) { snprintf(buf, n, "%s/%s", tmpdir, name); }
 
 /* ------------------------------------------------------------ architecture */
 
@@ -114,7 +111,7 @@ static const char *OUTS[] = {"pool1_pool", "conv2_block1_out", "conv3_block1_add
 
 static gr_model *loaded(int size, bool top, gr_load_report *rep) {
     char p[256];
-    fx(p, sizeof p, "resnet_notop.h5");
+    check_tmp_path(p, sizeof p, "resnet_notop.h5");
     gr_error err = {0};
     gr_model *m = gr_resnet50(size, size, top, &err);
     CHECK(m != NULL, "%s", err.msg);
@@ -130,7 +127,7 @@ static void parity(int size) {
     gr_load_report rep;
     gr_model *m = loaded(size, false, &rep);
     char p[256];
-    snprintf(p, sizeof p, "%s/rn_in_%d.bin", tmpdir, size);
+    snprintf(p, sizeof p, "%s/rn_in_%d.bin", check_tmp_dir(), size);
     float *x = check_read_floats(p, (size_t)B * size * size * 3);
     CHECK(m && x, "setup");
     if (!m || !x) goto out;
@@ -143,7 +140,7 @@ static void parity(int size) {
         CHECK(node >= 0, "no %s", OUTS[k]);
         if (node < 0) continue;
         size_t n = (size_t)B * (size_t)gr_node_size(m, node);
-        snprintf(p, sizeof p, "%s/rn_%d_%s.bin", tmpdir, size, OUTS[k]);
+        snprintf(p, sizeof p, "%s/rn_%d_%s.bin", check_tmp_dir(), size, OUTS[k]);
         float *want = check_read_floats(p, n), *y = malloc(n * sizeof *y);
         CHECK(want && y, "%s: %zu floats", p, n);
         gr_error err = {0};
@@ -178,7 +175,7 @@ static void test_keras_notop_h5_64(void) {
 static void test_top_predictions(void) {
     if (!fixtures()) SKIP("no fixtures");
     char p[256];
-    fx(p, sizeof p, "resnet_notop.h5");
+    check_tmp_path(p, sizeof p, "resnet_notop.h5");
     gr_error err = {0};
     gr_model *t = gr_resnet50(32, 32, true, &err);
     CHECK(t != NULL, "%s", err.msg);
@@ -192,13 +189,13 @@ static void test_top_predictions(void) {
     /* the base's parameters are a prefix of the top model's (same order) */
     CHECK(m->w_count < t->w_count && m->n_params + 2 == t->n_params, "param tables");
     memcpy(t->w, m->w, m->w_count * sizeof(float));
-    fx(p, sizeof p, "rn_pred_kernel.bin");
+    check_tmp_path(p, sizeof p, "rn_pred_kernel.bin");
     K = check_read_floats(p, 2048 * 1000);
-    fx(p, sizeof p, "rn_pred_bias.bin");
+    check_tmp_path(p, sizeof p, "rn_pred_bias.bin");
     b = check_read_floats(p, 1000);
-    fx(p, sizeof p, "rn_in_32.bin");
+    check_tmp_path(p, sizeof p, "rn_in_32.bin");
     x = check_read_floats(p, 2 * 32 * 32 * 3);
-    fx(p, sizeof p, "rn_32_predictions.bin");
+    check_tmp_path(p, sizeof p, "rn_32_predictions.bin");
     want = check_read_floats(p, 2000);
     CHECK(K && b && x && want, "fixtures");
     if (!K || !b || !x || !want) goto out;
@@ -220,8 +217,8 @@ static void test_save_load_roundtrip(void) {
     if (!fixtures()) SKIP("no fixtures");
     gr_model *m = loaded(32, false, NULL), *r = NULL;
     char p[256], mp[256];
-    fx(p, sizeof p, "rn_in_32.bin");
-    fx(mp, sizeof mp, "resnet.gft");
+    check_tmp_path(p, sizeof p, "rn_in_32.bin");
+    check_tmp_path(mp, sizeof mp, "resnet.gft");
     float *x = check_read_floats(p, 2 * 32 * 32 * 3), y1[2 * 2048], y2[2 * 2048];
     gr_error err = {0};
     CHECK(m && x, "setup");
@@ -247,20 +244,11 @@ out:
  * the fragments, weights unchanged. */
 static void expect_fail(const char *file, gr_status code, const char *frag1, const char *frag2) {
     char p[256];
-    fx(p, sizeof p, file);
+    check_tmp_path(p, sizeof p, file);
     gr_error err = {0};
     gr_model *m = gr_resnet50(32, 32, false, &err);
     if (!m) { CHECK(0, "%s", err.msg); return; }
-    float *before = malloc(m->w_count * sizeof(float));
-    memcpy(before, m->w, m->w_count * sizeof(float));
-    gr_status st = gr_model_load_weights(m, p, NULL, &err);
-    CHECK(st == code, "%s: status %s (%s)", file, gr_status_name(st), err.msg);
-    CHECK(strstr(err.msg, p) != NULL, "message does not name the file: %s", err.msg);
-    if (frag1) CHECK(strstr(err.msg, frag1) != NULL, "message lacks '%s': %s", frag1, err.msg);
-    if (frag2) CHECK(strstr(err.msg, frag2) != NULL, "message lacks '%s': %s", frag2, err.msg);
-    CHECK(!memcmp(before, m->w, m->w_count * sizeof(float)), "a failed load changed the weights");
-    if (getenv("CHECK_VERBOSE")) fprintf(stderr, "  error: %s\n", err.msg);
-    free(before);
+    check_load_fails(m, p, code, frag1, frag2);
     gr_model_free(m);
 }
 
@@ -310,8 +298,7 @@ static void test_train_start(void) {
 }
 
 int main(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/graft-resnet-XXXXXX");
-    if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
+    if (check_tmp_open("resnet")) return 1;
     RUN(test_architecture_counts);
     RUN(test_input_sizes);
     RUN(test_keras_notop_h5_32);
@@ -323,8 +310,6 @@ int main(void) {
     RUN(test_file_of_another_network);
     RUN(test_torchvision_refused);
     RUN(test_train_start);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd)) fprintf(stderr, "could not remove %s\n", tmpdir);
+    check_tmp_close();
     return check_summary();
 }

@@ -30,19 +30,6 @@ static gr_model *load(const char *name, gr_error *err) {
     return gr_tflite_load(p, err);
 }
 
-static unsigned char *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc((size_t)sz + 1);
-    if (b && fread(b, 1, (size_t)sz, f) != (size_t)sz) { free(b); b = NULL; }
-    fclose(f);
-    *n = (size_t)sz;
-    return b;
-}
-
 /* The same input as gen_tflite.py: a centered 224 crop, or a centered 256
  * crop averaged over 2x2 blocks (128); then tf preprocessing. */
 static int make_input(const char *img, int size, float *x) {
@@ -70,7 +57,7 @@ static int make_input(const char *img, int size, float *x) {
 /* Reference values of "model:layer" from layers.bin (malloc'ed) or NULL. */
 static float *ref_layer(const char *key, int *count) {
     size_t n;
-    unsigned char *b = slurp(FIX "layers.bin", &n), *p = b;
+    unsigned char *b = check_read_file(FIX "layers.bin", &n), *p = b;
     float *out = NULL;
     while (b && p + 8 <= b + n) {
         int32_t ln, cnt;
@@ -223,16 +210,6 @@ static void test_other_size(void) {
 
 /* ---- bad files ------------------------------------------------------------ */
 
-static char g_dir[256];
-
-static const char *write_tmp(const char *name, const unsigned char *b, size_t n) {
-    static char p[512];   /* test-only scratch */
-    snprintf(p, sizeof p, "%s/%s", g_dir, name);
-    FILE *f = fopen(p, "wb");
-    if (f) { fwrite(b, 1, n, f); fclose(f); }
-    return p;
-}
-
 /* Loads path expecting failure with code and text in the message (and the path). */
 static void expect_fail(const char *path, gr_status code, const char *text) {
     gr_error err = {0};
@@ -259,17 +236,16 @@ static void test_bad_files(void) {
     char p[1200];
     snprintf(p, sizeof p, "%s/mobilenet_v1_0.25_128_quant.tflite", g_tfl);
     size_t n;
-    unsigned char *b = slurp(p, &n);
+    unsigned char *b = check_read_file(p, &n);
     CHECK(b != NULL && n > 100000, "read %s", p);
     if (!b) return;
-    snprintf(g_dir, sizeof g_dir, "/tmp/test_tflite_XXXXXX");
-    CHECK(mkdtemp(g_dir) != NULL, "mkdtemp");
+    CHECK(check_tmp_open("tflite") == 0, "mkdtemp");
 
-    expect_fail(write_tmp("trunc_half.tflite", b, n / 2), GR_ERR_FORMAT, "corrupt flatbuffer");
-    expect_fail(write_tmp("trunc_100.tflite", b, 100), GR_ERR_FORMAT, "past the end");
-    expect_fail(write_tmp("trunc_3.tflite", b, 3), GR_ERR_FORMAT, "too short");
+    expect_fail(check_tmp_write("trunc_half.tflite", b, n / 2), GR_ERR_FORMAT, "corrupt flatbuffer");
+    expect_fail(check_tmp_write("trunc_100.tflite", b, 100), GR_ERR_FORMAT, "past the end");
+    expect_fail(check_tmp_write("trunc_3.tflite", b, 3), GR_ERR_FORMAT, "too short");
     const char *txt = "this is not a flatbuffer at all, just some text\n";
-    expect_fail(write_tmp("text.tflite", (const unsigned char *)txt, strlen(txt)), GR_ERR_FORMAT, NULL);
+    expect_fail(check_tmp_write("text.tflite", (const unsigned char *)txt, strlen(txt)), GR_ERR_FORMAT, NULL);
     expect_fail("/nonexistent/model.tflite", GR_ERR_IO, "cannot open");
 
     unsigned char *c = malloc(n);
@@ -279,7 +255,7 @@ static void test_bad_files(void) {
         memcpy(c, b, n);
         uint32_t bad = 0x7ffffff0u;
         memcpy(c + toff, &bad, 4);
-        expect_fail(write_tmp("bad_offset.tflite", c, n), GR_ERR_FORMAT, "tensors");
+        expect_fail(check_tmp_write("bad_offset.tflite", c, n), GR_ERR_FORMAT, "tensors");
     }
     /* AVERAGE_POOL_2D's opcode -> TRANSPOSE (39): named in the error */
     long dep = patch_value("opcode", 0), bc = patch_value("opcode", 1);
@@ -287,7 +263,7 @@ static void test_bad_files(void) {
     memcpy(c, b, n);
     if (dep > 0 && (size_t)dep < n) c[dep] = 39;
     if (bc > 0 && (size_t)bc + 4 <= n) { int32_t v = 39; memcpy(c + bc, &v, 4); }
-    expect_fail(write_tmp("transpose.tflite", c, n), GR_ERR_UNSUPPORTED, "TRANSPOSE");
+    expect_fail(check_tmp_write("transpose.tflite", c, n), GR_ERR_UNSUPPORTED, "TRANSPOSE");
 
     /* random byte flips: an error or a model, never a crash (ASan watches) */
     uint64_t s = 12345;
@@ -300,7 +276,7 @@ static void test_bad_files(void) {
             c[pos] ^= (unsigned char)(1u << ((s >> 20) & 7));
         }
         gr_error err = {0};
-        gr_model *m = gr_tflite_load(write_tmp("flip.tflite", c, n), &err);
+        gr_model *m = gr_tflite_load(check_tmp_write("flip.tflite", c, n), &err);
         if (getenv("CHECK_VERBOSE") && !m) fprintf(stderr, "  flip %d: %s\n", it, err.msg);
         if (m) loaded++;
         else {
@@ -312,13 +288,7 @@ static void test_bad_files(void) {
     CHECK(failed + loaded == 40, "flips");
     free(c);
     free(b);
-    const char *names[] = {"trunc_half", "trunc_100", "trunc_3", "text", "bad_offset", "transpose", "flip"};
-    for (int k = 0; k < 7; k++) {
-        char q[600];
-        snprintf(q, sizeof q, "%s/%s.tflite", g_dir, names[k]);
-        unlink(q);
-    }
-    rmdir(g_dir);
+    check_tmp_close();
 }
 
 int main(void) {

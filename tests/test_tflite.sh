@@ -7,14 +7,10 @@
 #   class 286 (Egyptian cat); a copy with an unsupported operator is a clean
 #   error naming it.  SKIP without ../shared/data.
 set -u
-G=${GRAFT_BIN:-build/graft}
-DATA=${GRAFT_DATA:-../shared/data}
+. "$(dirname "$0")/lib.sh"
 M=$DATA/weights/coral-tflite/mobilenet_v1_0.25_128_quant.tflite
-PY=/usr/bin/python3
 if ! [ -r "$M" ]; then echo "SKIP tflite_cli: no $M"; exit 0; fi
 if ! "$PY" -c 'import numpy, PIL' 2>/dev/null; then echo "SKIP tflite_cli: python3 numpy/PIL needed"; exit 0; fi
-T=$(mktemp -d /tmp/graft-test-tflite-XXXXXX)
-trap 'rm -rf "$T"' EXIT
 
 "$PY" - "$T/ds" <<'PY'
 import sys, os, numpy as np

@@ -16,48 +16,9 @@
 #include "format/weights.h"
 
 #define FIX "tests/fixtures/weights/"
-static char tmpdir[64];
-
-static int write_bytes(const char *path, const void *b, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (!f) return -1;
-    size_t w = fwrite(b, 1, n, f);
-    return fclose(f) || w != n ? -1 : 0;
-}
-
-static unsigned char *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc((size_t)sz + 1);
-    if (b && fread(b, 1, (size_t)sz, f) != (size_t)sz) { free(b); b = NULL; }
-    fclose(f);
-    *n = (size_t)sz;
-    return b;
-}
-
-static void tmp_path(char *buf, size_t n, const char *name) { snprintf(buf, n, "%s/%s", tmpdir, name); }
-
-/* conv1 (3x3, 4, same, relu) -> bn1 -> pool1 -> flatten -> fc (5), input 8x8x3 */
-static gr_model *tiny_model(void) {
-    gr_error err;
-    gr_model *m = gr_model_new(8, 8, 3, &err);
-    if (!m) return NULL;
-    if (gr_stack(m, &err, gr_named(gr_conv2d(4, 3, 3, 1, GR_PAD_SAME, GR_ACT_RELU), "conv1"),
-                 gr_named(gr_batchnorm(1e-3f), "bn1"), gr_named(gr_maxpool(2, 2), "pool1"),
-                 gr_named(gr_flatten(), "flatten"), gr_named(gr_dense(5, GR_ACT_LINEAR), "fc"))) {
-        fprintf(stderr, "  tiny model: %s\n", err.msg);
-        gr_model_free(m);
-        return NULL;
-    }
-    return m;
-}
-
 /* Loads path into the tiny model and compares its output with want_path. */
 static void tiny_check(const char *path, const char *want_path, bool by_order) {
-    gr_model *m = tiny_model();
+    gr_model *m = check_tiny_model();
     float *x = check_read_floats(FIX "tiny_in.bin", 2 * 8 * 8 * 3), *want = check_read_floats(want_path, 10);
     CHECK(m && x && want, "fixtures missing (run gen_weights.py tiny)");
     if (!m || !x || !want) goto out;
@@ -86,24 +47,11 @@ static void test_tiny_torch_safetensors_by_order(void) {
     tiny_check(FIX "tiny_torch.safetensors", FIX "tiny_out_torch.bin", true);
 }
 
-/* Loads a file expected to fail; checks the code, that the message names the
- * file and holds every extra fragment, and that the model is unchanged.     */
+/* Loads a file expected to fail into the tiny model (check_load_fails). */
 static void expect_fail(const char *path, gr_status code, const char *frag1, const char *frag2) {
-    gr_model *m = tiny_model();
+    gr_model *m = check_tiny_model();
     if (!m) { CHECK(0, "tiny model"); return; }
-    size_t nw = m->w_count;
-    float *before = malloc(nw * sizeof(float));
-    memcpy(before, m->w, nw * sizeof(float));
-    gr_error err = {0};
-    gr_status st = gr_model_load_weights(m, path, NULL, &err);
-    CHECK(st != GR_OK, "%s: loaded but should not", path);
-    if (code != GR_OK) CHECK(st == code, "%s: status %s (%s)", path, gr_status_name(st), err.msg);
-    CHECK(strstr(err.msg, path) != NULL, "message does not name the file: %s", err.msg);
-    if (frag1) CHECK(strstr(err.msg, frag1) != NULL, "message lacks '%s': %s", frag1, err.msg);
-    if (frag2) CHECK(strstr(err.msg, frag2) != NULL, "message lacks '%s': %s", frag2, err.msg);
-    CHECK(!memcmp(before, m->w, nw * sizeof(float)), "a failed load changed the weights");
-    if (getenv("CHECK_VERBOSE")) fprintf(stderr, "  error: %s\n", err.msg);
-    free(before);
+    check_load_fails(m, path, code, frag1, frag2);
     gr_model_free(m);
 }
 
@@ -114,7 +62,7 @@ static void test_wrong_shape(void) {
 static void test_missing_layer(void) { expect_fail(FIX "tiny_missing.h5", GR_ERR_SHAPE, "bn1", NULL); }
 
 static void test_nan_weights_warn_but_load(void) {
-    gr_model *m = tiny_model();
+    gr_model *m = check_tiny_model();
     gr_error err = {0};
     gr_load_report rep;
     gr_status st = gr_model_load_weights(m, FIX "tiny_nan.h5", &rep, &err);
@@ -127,10 +75,10 @@ static void test_nan_weights_warn_but_load(void) {
 
 static void test_truncated_h5(void) {
     size_t n;
-    unsigned char *b = slurp(FIX "tiny_k2.h5", &n);
+    unsigned char *b = check_read_file(FIX "tiny_k2.h5", &n);
     char p[128];
-    tmp_path(p, sizeof p, "truncated.h5");
-    CHECK(b && !write_bytes(p, b, n / 2), "setup");
+    check_tmp_path(p, sizeof p, "truncated.h5");
+    CHECK(b && !check_write_file(p, b, n / 2), "setup");
     expect_fail(p, GR_ERR_FORMAT, "HDF5", NULL);
     free(b);
 }
@@ -139,7 +87,7 @@ static void test_truncated_h5(void) {
  * the file with junk (what a bad disk or a partial copy does).             */
 static void test_corrupt_h5(void) {
     size_t n;
-    unsigned char *b = slurp(FIX "tiny_k2.h5", &n);
+    unsigned char *b = check_read_file(FIX "tiny_k2.h5", &n);
     CHECK(b != NULL, "setup");
     if (!b) return;
     int hits = 0;
@@ -149,8 +97,8 @@ static void test_corrupt_h5(void) {
             hits++;
         }
     char p[128];
-    tmp_path(p, sizeof p, "corrupt.h5");
-    CHECK(hits > 0 && !write_bytes(p, b, n), "setup: %d signatures", hits);
+    check_tmp_path(p, sizeof p, "corrupt.h5");
+    CHECK(hits > 0 && !check_write_file(p, b, n), "setup: %d signatures", hits);
     expect_fail(p, GR_OK, NULL, NULL);
     free(b);
 }
@@ -169,7 +117,7 @@ static void write_st(const char *path, uint64_t hlen_field, const char *header, 
 static void test_bad_safetensors(void) {
     char p[128];
     const char *h;
-    tmp_path(p, sizeof p, "lies.safetensors");
+    check_tmp_path(p, sizeof p, "lies.safetensors");
     h = "{\"conv1/kernel\":{\"dtype\":\"F32\",\"shape\":[3,3,3,4],\"data_offsets\":[0,432]}}";
     write_st(p, strlen(h), h, 100);        /* data ends before the tensor does */
     expect_fail(p, GR_ERR_FORMAT, "past the end", "conv1/kernel");
@@ -199,26 +147,26 @@ static void test_bad_safetensors(void) {
 static void test_not_a_weights_file(void) {
     char p[128];
     const char *txt = "just some text, not weights\n";
-    tmp_path(p, sizeof p, "notes.txt");
-    write_bytes(p, txt, strlen(txt));
+    check_tmp_path(p, sizeof p, "notes.txt");
+    check_write_file(p, txt, strlen(txt));
     expect_fail(p, GR_ERR_FORMAT, "not a weights file", NULL);
-    tmp_path(p, sizeof p, "fake.h5");
-    write_bytes(p, txt, strlen(txt));
+    check_tmp_path(p, sizeof p, "fake.h5");
+    check_write_file(p, txt, strlen(txt));
     expect_fail(p, GR_ERR_FORMAT, "HDF5", NULL);
-    tmp_path(p, sizeof p, "missing.h5");
+    check_tmp_path(p, sizeof p, "missing.h5");
     expect_fail(p, GR_ERR_IO, NULL, NULL);
     /* raw floats with no header */
     expect_fail(FIX "tiny_in.bin", GR_ERR_FORMAT, "not a weights file", NULL);
     /* .weights goes to the darknet reader (with a model from a .cfg) */
-    tmp_path(p, sizeof p, "short.weights");
-    write_bytes(p, "abc", 3);
+    check_tmp_path(p, sizeof p, "short.weights");
+    check_write_file(p, "abc", 3);
     expect_fail(p, GR_OK, "darknet", NULL);
 }
 
 /* F16 and BF16 tensors are converted (hand-computed values). */
 static void test_safetensors_f16_bf16(void) {
     char p[128];
-    tmp_path(p, sizeof p, "half.safetensors");
+    check_tmp_path(p, sizeof p, "half.safetensors");
     const char *h = "{\"h\":{\"dtype\":\"F16\",\"shape\":[4],\"data_offsets\":[0,8]},"
                     "\"b\":{\"dtype\":\"BF16\",\"shape\":[2],\"data_offsets\":[8,12]}}";
     unsigned char buf[256];
@@ -228,7 +176,7 @@ static void test_safetensors_f16_bf16(void) {
     /* F16: 1.0, -2.0, 65504, smallest subnormal; BF16: 1.0, -0.5 (LE) */
     const unsigned char d[12] = {0x00, 0x3c, 0x00, 0xc0, 0xff, 0x7b, 0x01, 0x00, 0x80, 0x3f, 0x00, 0xbf};
     memcpy(buf + 8 + hl, d, 12);
-    CHECK(!write_bytes(p, buf, 8 + hl + 12), "setup");
+    CHECK(!check_write_file(p, buf, 8 + hl + 12), "setup");
     gr_error err = {0};
     gr_st_file *sf = gr_st_open(p, &err);
     CHECK(sf != NULL, "%s", err.msg);
@@ -253,14 +201,14 @@ static int count_dir(const char *dir) {
 /* Writer: model params under graft names + metadata, read back by the
  * reader and by gr_model_load_weights (PyTorch output as the oracle). */
 static void test_safetensors_write_roundtrip(void) {
-    gr_model *m = tiny_model();
+    gr_model *m = check_tiny_model();
     gr_error err = {0};
     CHECK(gr_model_load_weights(m, FIX "tiny_k2.h5", NULL, &err) == GR_OK, "%s", err.msg);
     char dir[128], p[160];
-    tmp_path(dir, sizeof dir, "rt");
+    check_tmp_path(dir, sizeof dir, "rt");
     mkdir(dir, 0755);
     snprintf(p, sizeof p, "%s/tiny.safetensors", dir);
-    write_bytes(p, "old", 3);   /* replaced atomically */
+    check_write_file(p, "old", 3);   /* replaced atomically */
     gr_st_entry *e = calloc((size_t)m->n_params, sizeof *e);
     for (int i = 0; i < m->n_params; i++)
         e[i] = (gr_st_entry){m->params[i].name, "F32", m->params[i].ndim, m->params[i].shape,
@@ -312,7 +260,7 @@ static void test_long_report_keeps_summary(void) {
     for (int i = 0; i < a->n_params; i++)
         e[i] = (gr_st_entry){a->params[i].name, "F32", a->params[i].ndim, a->params[i].shape, gr_param_data(a, i)};
     char p[128];
-    tmp_path(p, sizeof p, "long.safetensors");
+    check_tmp_path(p, sizeof p, "long.safetensors");
     gr_error err = {0};
     CHECK(gr_st_write(p, e, a->n_params, NULL, 0, &err) == GR_OK, "%s", err.msg);
     gr_load_report rep;
@@ -333,7 +281,7 @@ static int big_ready = -1;
 
 static bool big_fixtures(void) {
     if (big_ready < 0) {
-        snprintf(bigdir, sizeof bigdir, "%s/big", tmpdir);
+        check_tmp_path(bigdir, sizeof bigdir, "big");
         mkdir(bigdir, 0755);
         char cmd[512];
         snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/fixtures/gen_weights.py big %s >/dev/null 2>&1", bigdir);
@@ -394,8 +342,7 @@ static void test_vgg16_torchvision_safetensors(void) {
 }
 
 int main(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/graft-weights-XXXXXX");
-    if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
+    if (check_tmp_open("weights")) return 1;
     RUN(test_tiny_keras2_h5);
     RUN(test_tiny_bn_without_scale);
     RUN(test_tiny_torch_safetensors_by_order);
@@ -413,8 +360,6 @@ int main(void) {
     RUN(test_vgg16_keras2_model_weights_h5);
     RUN(test_vgg16_keras3_weights_h5);
     RUN(test_vgg16_torchvision_safetensors);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd)) fprintf(stderr, "could not remove %s\n", tmpdir);
+    check_tmp_close();
     return check_summary();
 }

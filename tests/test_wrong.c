@@ -16,8 +16,6 @@
 #include "format/safetensors.h"
 #include "train/train.h"
 
-static char dir[64];
-
 static void test_lr_range_smooth(void) {
     double c[30], out[30];
     for (int i = 0; i < 30; i++) c[i] = 2.5;
@@ -102,7 +100,7 @@ static void test_partial_load(void) {
         if (a->params[i].node != 1)
             e[k++] = (gr_st_entry){a->params[i].name, "F32", a->params[i].ndim, a->params[i].shape, gr_param_data(a, i)};
     char p[128];
-    snprintf(p, sizeof p, "%s/no_d1.safetensors", dir);
+    check_tmp_path(p, sizeof p, "no_d1.safetensors");
     gr_error err = {0};
     CHECK(gr_st_write(p, e, k, NULL, 0, &err) == GR_OK, "%s", err.msg);
     float before[64];
@@ -129,13 +127,12 @@ static void test_partial_load(void) {
 }
 
 int main(void) {
-    snprintf(dir, sizeof dir, "/tmp/graft-wrong-XXXXXX");
-    if (!mkdtemp(dir)) { perror("mkdtemp"); return 1; }
+    if (check_tmp_open("wrong")) return 1;
     RUN(test_lr_range_smooth);
     RUN(test_lr_range_pick);
     RUN(test_nan_is_not_a_hit);
     RUN(test_predict_refuses_nan);
     RUN(test_partial_load);
-    rmdir(dir);
+    check_tmp_close();
     return check_summary();
 }

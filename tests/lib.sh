@@ -1,0 +1,46 @@
+# tests/lib.sh — what the shell tests share.  A test begins with
+#   set -u
+#   . "$(dirname "$0")/lib.sh"
+# (run from the repository root, as tests/run.sh does) and has:
+#   G     the graft command ($GRAFT_BIN, else build/graft)
+#   PY    /usr/bin/python3 (the oracles' python, with numpy/PIL/torch from scripts/deps.sh)
+#   GEN   tests/fixtures/gen_cli.py (tiny CIFAR .bin files and image folders)
+#   DATA  the shared real data ($GRAFT_DATA, else ../shared/data)
+#   T     a fresh directory /tmp/graft-test-<name>-XXXXXX, removed at exit after
+#         every process whose pid the test added to PIDS is killed
+#   pass NAME / fail NAME WHY     the result lines tests/run.sh counts
+#   has FILE ERE                  FILE has a line matching the extended regexp
+#   clean FILE                    FILE holds no sanitizer report
+#   clean_fail RC ERRFILE [TEXT]  a clean failure: exit 1 or 2, a line
+#                                 "graft: error: ...TEXT" in ERRFILE, clean
+#   wait_for FILE ERE             waits (up to 120 s) for a line matching in FILE
+#   need_numpy_pil NAME [WHY]     SKIP NAME and exit unless $PY has numpy and PIL
+G=${GRAFT_BIN:-build/graft}
+PY=/usr/bin/python3
+GEN=tests/fixtures/gen_cli.py
+DATA=${GRAFT_DATA:-../shared/data}
+
+lib_name=$(basename "$0" .sh); lib_name=${lib_name#test_}
+T=$(mktemp -d "/tmp/graft-test-${lib_name//_/-}-XXXXXX") || { echo "FAIL ${lib_name}_setup: mktemp"; exit 1; }
+PIDS=()
+lib_cleanup() {
+  local p
+  for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+  rm -rf "$T"
+}
+trap lib_cleanup EXIT
+
+pass() { echo "PASS $1"; }
+fail() { echo "FAIL $1: $2"; }
+has() { grep -qE -- "$2" "$1"; }
+clean() { ! has "$1" "Sanitizer|runtime error"; }
+clean_fail() {
+  [ "$1" -ge 1 ] && [ "$1" -le 2 ] && has "$2" "^graft: error: .*${3:-}" && clean "$2"
+}
+wait_for() { local _; for _ in $(seq 1200); do has "$1" "$2" && return 0; sleep 0.1; done; return 1; }
+need_numpy_pil() {
+  if ! [ -x "$PY" ] || ! "$PY" -c 'import numpy, PIL' 2>/dev/null; then
+    echo "SKIP $1: /usr/bin/python3 with numpy and PIL is needed${2:+ $2}"
+    exit 0
+  fi
+}
