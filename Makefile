@@ -307,7 +307,7 @@ $(FB)/libgraft.a: $(FB)/obj/gen/tb_event.pb-c.o
 # ---- generated code: the ONNX reader (Debian's onnx.proto from libonnx-dev, protoc-c) ----
 # generated into $(B)/gen like tb_event; src/format/onnx*.c include onnx.pb-c.h
 ONNX_PROTO ?= /usr/include/onnx/onnx.proto
-ONNX_SRC   := $(wildcard src/format/onnx*.c)
+ONNX_SRC   := $(wildcard src/format/onnx*.c) fuzz/fuzz_onnx.c
 $(B)/gen/onnx.pb-c.c: $(ONNX_PROTO) | $(B)/config.mk
 	@mkdir -p $(B)/gen
 	@echo "PROTOC-C $<"; protoc-c --proto_path=$(dir $(ONNX_PROTO)) --c_out=$(B)/gen $(ONNX_PROTO)

@@ -23,14 +23,14 @@ static float *to_nhwc(const float *x, int B, int C, int H, int W) {
 }
 
 /* graft's output of `path` (top: logits, else the pre-logits features) vs
- * PyTorch's NAME.out / NAME.feat, batch 2.                                 */
-static void parity(const char *path, const char *name, int H, int W, bool top, int n_out) {
-    char p[256];
-    snprintf(p, sizeof p, FX "%s.in", name);
+ * PyTorch's IO.out / IO.feat on IO.in, batch 2.                                */
+static void parity(const char *path, const char *io, int H, int W, bool top, int n_out) {
+    char p[600];
+    snprintf(p, sizeof p, "%s.in", io);
     float *x = check_read_floats(p, (size_t)2 * 3 * H * W);
-    snprintf(p, sizeof p, FX "%s.%s", name, top ? "out" : "feat");
+    snprintf(p, sizeof p, "%s.%s", io, top ? "out" : "feat");
     float *want = check_read_floats(p, (size_t)2 * n_out);
-    CHECK(x && want, "fixtures for %s missing (run tests/fixtures/gen_onnx.py)", name);
+    CHECK(x && want, "fixtures %s.* missing (run tests/fixtures/gen_onnx.py)", io);
     gr_error err = {0};
     gr_model *m = x && want ? gr_onnx_load(path, 0, 0, top, &err) : NULL;
     CHECK(m, "%s: %s", path, err.msg);
@@ -56,32 +56,32 @@ static void parity(const char *path, const char *name, int H, int W, bool top, i
 }
 
 static void test_parity_small(void) {
-    parity(FX "small.onnx", "small", 32, 32, true, 10);
-    parity(FX "small.onnx", "small", 32, 32, false, 16);
+    parity(FX "small.onnx", FX "small", 32, 32, true, 10);
+    parity(FX "small.onnx", FX "small", 32, 32, false, 16);
 }
 
 /* BatchNormalization kept (folded by graft) and the view's Shape/Gather/Unsqueeze/Concat folded */
 static void test_parity_small_unfolded(void) {
-    parity(FX "small_bn.onnx", "small_bn", 32, 32, true, 10);
-    parity(FX "small_bn.onnx", "small_bn", 32, 32, false, 16);
+    parity(FX "small_bn.onnx", FX "small_bn", 32, 32, true, 10);
+    parity(FX "small_bn.onnx", FX "small_bn", 32, 32, false, 16);
 }
 
 /* a Flatten of a 6x6x8 map into a dense layer: ONNX's CHW order vs graft's HWC */
 static void test_parity_flatten(void) {
-    parity(FX "flat.onnx", "flat", 16, 16, true, 5);
-    parity(FX "flat.onnx", "flat", 16, 16, false, 32);
-    parity(FX "flat_nhwc.onnx", "flat_nhwc", 16, 16, true, 5);
+    parity(FX "flat.onnx", FX "flat", 16, 16, true, 5);
+    parity(FX "flat.onnx", FX "flat", 16, 16, false, 32);
+    parity(FX "flat_nhwc.onnx", FX "flat_nhwc", 16, 16, true, 5);
 }
 
 static void test_parity_mobilenet_v2(void) {
-    parity(FX "mnv2.onnx", "mnv2", 64, 64, true, 10);
-    parity(FX "mnv2.onnx", "mnv2", 64, 64, false, 1280);
+    parity(FX "mnv2.onnx", FX "mnv2", 64, 64, true, 10);
+    parity(FX "mnv2.onnx", FX "mnv2", 64, 64, false, 1280);
 }
 
 static void test_weights_storage(void) {
-    parity(FX "flat_fp16.onnx", "flat_fp16", 16, 16, true, 5);        /* FLOAT16 initializers */
-    parity(FX "small_typed.onnx", "small_typed", 32, 32, true, 10);   /* float_data, int64_data */
-    parity(FX "ext/small_ext.onnx", "small", 32, 32, true, 10);       /* external data */
+    parity(FX "flat_fp16.onnx", FX "flat_fp16", 16, 16, true, 5);        /* FLOAT16 initializers */
+    parity(FX "small_typed.onnx", FX "small_typed", 32, 32, true, 10);   /* float_data, int64_data */
+    parity(FX "ext/small_ext.onnx", FX "small", 32, 32, true, 10);       /* external data */
 }
 
 /* hand-computed IEEE half values */
@@ -158,7 +158,25 @@ static void test_truncated(void) {
     rmdir(dir);
 }
 
-int main(void) {
+/* `test_onnx NAME DIR SIZE CLASSES FEATURES`: DIR/NAME.onnx made by gen_onnx.py
+ * --torchvision NAME SIZE DIR (tests/test_onnx.sh): logits and pre-logits.  */
+static char **tv_args;
+static void test_parity_torchvision(void) {
+    char p[512], io[512];
+    snprintf(p, sizeof p, "%s/%s.onnx", tv_args[2], tv_args[1]);
+    snprintf(io, sizeof io, "%s/%s", tv_args[2], tv_args[1]);
+    int size = atoi(tv_args[3]);
+    parity(p, io, size, size, true, atoi(tv_args[4]));
+    parity(p, io, size, size, false, atoi(tv_args[5]));
+}
+
+int main(int argc, char **argv) {
+    if (argc == 6) {
+        tv_args = argv;
+        printf("  torchvision %s at %sx%s\n", argv[1], argv[3], argv[3]);
+        RUN(test_parity_torchvision);
+        return check_summary();
+    }
     RUN(test_half);
     RUN(test_parity_small);
     RUN(test_parity_small_unfolded);

@@ -159,11 +159,15 @@ gr_status gr_onnx_tensor_count(const gr_onnx_file *f, const tensor *t, int64_t *
         return terr(err, f, t, GR_ERR_UNSUPPORTED, "rank %zu (at most %d)", t->n_dims, GR_ONNX_MAX_RANK);
     if (t->segment) return terr(err, f, t, GR_ERR_UNSUPPORTED, "segmented tensors are not supported");
     uint64_t c = 1;
+    int64_t nz = 1;
     const uint64_t cap = (uint64_t)1 << 62;
     char dims[200] = "";
     for (size_t k = 0, o = 0; k < t->n_dims; k++) {
         if (o < sizeof dims - 24) o += (size_t)snprintf(dims + o, sizeof dims - o, "%s%lld", k ? "," : "", (long long)t->dims[k]);
         if (t->dims[k] < 0) return terr(err, f, t, GR_ERR_FORMAT, "negative dimension in [%s]", dims);
+        nz = gr_onnx_smul(nz, t->dims[k] ? t->dims[k] : 1);
+        if (nz > ((int64_t)1 << 40))   /* so no product of dims overflows later, even with a zero among them */
+            return terr(err, f, t, GR_ERR_FORMAT, "dims [%s...] are absurd (over 2^40 values)", dims);
         if (t->dims[k] && c > cap / (uint64_t)t->dims[k]) c = cap;
         else c *= (uint64_t)t->dims[k];
     }
@@ -247,7 +251,7 @@ static int64_t raw_i(const uint8_t *p, int dt, int64_t i) {
     case ONNX__TENSOR_PROTO__DATA_TYPE__UINT32: { uint32_t v; memcpy(&v, p + 4 * i, 4); return v; }
     case ONNX__TENSOR_PROTO__DATA_TYPE__INT64:
     case ONNX__TENSOR_PROTO__DATA_TYPE__UINT64: { int64_t v; memcpy(&v, p + 8 * i, 8); return v; }
-    default: return (int64_t)raw_f(p, dt, i);
+    default: return gr_onnx_f2i(raw_f(p, dt, i));
     }
 }
 
@@ -285,12 +289,12 @@ static gr_status read_values(const gr_onnx_file *f, const tensor *t, float *dst_
         double v;
         int64_t iv;
         switch (dt) {
-        case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT: v = t->float_data[i]; iv = (int64_t)v; break;
-        case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE: v = t->double_data[i]; iv = (int64_t)v; break;
+        case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT: v = t->float_data[i]; iv = gr_onnx_f2i(v); break;
+        case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE: v = t->double_data[i]; iv = gr_onnx_f2i(v); break;
         case ONNX__TENSOR_PROTO__DATA_TYPE__INT64: iv = t->int64_data[i]; v = (double)iv; break;
         case ONNX__TENSOR_PROTO__DATA_TYPE__UINT32:
         case ONNX__TENSOR_PROTO__DATA_TYPE__UINT64: iv = (int64_t)t->uint64_data[i]; v = (double)iv; break;
-        case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16: v = gr_half_to_float((uint16_t)t->int32_data[i]); iv = (int64_t)v; break;
+        case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16: v = gr_half_to_float((uint16_t)t->int32_data[i]); iv = gr_onnx_f2i(v); break;
         default: iv = t->int32_data[i]; v = (double)iv; break;
         }
         if (dst_f) dst_f[i] = (float)v;
@@ -350,6 +354,9 @@ static gr_status check_model(gr_onnx_file *f, gr_error *err) {
     const Onnx__ModelProto *pb = f->pb;
     if (!pb->graph || (!pb->graph->n_node && !pb->graph->n_input))
         return gr_error_set(err, GR_ERR_FORMAT, "%s: not an ONNX model (no graph: is this an ONNX file?)", f->path);
+    for (size_t k = 0; k < pb->graph->n_node; k++)
+        if (!pb->graph->node[k]->op_type || !pb->graph->node[k]->op_type[0])
+            return gr_error_set(err, GR_ERR_FORMAT, "%s: node %zu has no operator type", f->path, k);
     f->opset = -1;
     for (size_t k = 0; k < pb->n_opset_import; k++) {
         const Onnx__OperatorSetIdProto *o = pb->opset_import[k];

@@ -50,6 +50,22 @@ gr_status gr_onnx_tensor_floats(const gr_onnx_file *f, const Onnx__TensorProto *
 gr_status gr_onnx_tensor_ints(const gr_onnx_file *f, const Onnx__TensorProto *t, int64_t *dst, int64_t n,
                               gr_error *err);
 
+/* double -> int64 without undefined behaviour: truncated toward zero,
+ * saturated at the int64 range, NaN -> 0.                                 */
+static inline int64_t gr_onnx_f2i(double v) {
+    if (!(v == v)) return 0;
+    if (v >= 9223372036854775807.0) return INT64_MAX;
+    if (v <= -9223372036854775808.0) return INT64_MIN;
+    return (int64_t)v;
+}
+
+/* a * b for non-negative a, b, saturated at 2^62 (no overflow). */
+static inline int64_t gr_onnx_smul(int64_t a, int64_t b) {
+    const int64_t cap = (int64_t)1 << 62;
+    if (a < 0 || b < 0) return -1;
+    return a && b > cap / a ? cap : a * b;
+}
+
 /* IEEE half -> float (subnormals, infinities and NaN kept). */
 float gr_half_to_float(uint16_t h);
 

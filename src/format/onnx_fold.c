@@ -5,6 +5,7 @@
  * Min/Max/Where/Neg/Abs/Floor/Ceil/Sqrt with numpy broadcasting, whenever
  * every input is a constant.  Values are int64 (CT_I) or float32 (CT_F). */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include "format/onnx_net.h"
@@ -22,7 +23,7 @@ static val *cin(gr_onnx_b *b, onode *n, size_t k) {
 }
 
 static double fv(const val *v, int64_t i) { return v->ct == CT_F ? v->f[i] : (double)v->i[i]; }
-static int64_t iv(const val *v, int64_t i) { return v->ct == CT_I ? v->i[i] : (int64_t)v->f[i]; }
+static int64_t iv(const val *v, int64_t i) { return v->ct == CT_I ? v->i[i] : gr_onnx_f2i(v->f[i]); }
 
 /* Makes output k a constant of type ct and the given dims (values zeroed). */
 static val *cset(gr_onnx_b *b, onode *n, size_t k, int ct, int rank, const int64_t *dims) {
@@ -30,9 +31,10 @@ static val *cset(gr_onnx_b *b, onode *n, size_t k, int ct, int rank, const int64
         gr_onnx_nerr(b, GR_ERR_UNSUPPORTED, "a rank-%d result", rank);
         return NULL;
     }
-    int64_t c = 1;
+    int64_t c = 1, nz = 1;   /* nz: the product without zeros, bounded too (no overflow later) */
     for (int d = 0; d < rank; d++) {
-        if (dims[d] < 0 || (dims[d] && c > GR_ONNX_MAX_FOLD / dims[d])) {
+        nz = gr_onnx_smul(nz, dims[d] ? dims[d] : 1);
+        if (dims[d] < 0 || nz > GR_ONNX_MAX_FOLD) {
             gr_onnx_nerr(b, GR_ERR_SHAPE, "a constant of more than %lld values (dimension %d is %lld)",
                          (long long)GR_ONNX_MAX_FOLD, d, (long long)dims[d]);
             return NULL;
@@ -55,7 +57,7 @@ static val *cset(gr_onnx_b *b, onode *n, size_t k, int ct, int rank, const int64
 
 static void put(val *o, int64_t i, double x) {
     if (o->ct == CT_F) o->f[i] = (float)x;
-    else o->i[i] = (int64_t)x;
+    else o->i[i] = gr_onnx_f2i(x);
 }
 
 /* Normalizes axis a of rank r (negative counts from the end); -1 if out of range. */
@@ -144,7 +146,7 @@ static int fold_unary(gr_onnx_b *b, onode *n, const char *op) {
         else if (!strcmp(op, "Ceil")) a = ceil(a);
         else if (!strcmp(op, "Sqrt")) a = sqrt(a);
         else if (!strcmp(op, "Cast") && gr_onnx_attr_i(n, "to", 0) == 9) a = a != 0;
-        if (ct == CT_I && x->ct == CT_I) o->i[i] = !strcmp(op, "Neg") ? -x->i[i] : (int64_t)a;
+        if (ct == CT_I && x->ct == CT_I) o->i[i] = !strcmp(op, "Neg") ? (int64_t)(0 - (uint64_t)x->i[i]) : gr_onnx_f2i(a);
         else put(o, i, a);
     }
     return 1;
@@ -299,21 +301,22 @@ static int fold_reshape(gr_onnx_b *b, onode *n, const char *op) {
             od[r] = iv(s, k);
             if (od[r] == 0 && !gr_onnx_attr_i(n, "allowzero", 0)) od[r] = k < x->rank ? x->dims[k] : 0;
             if (od[r] == -1) neg = r;
-            else known *= od[r];
+            else known = gr_onnx_smul(known, od[r]);
             r++;
         }
         if (neg >= 0) od[neg] = known ? x->n / known : 0;
     } else if (!strcmp(op, "Flatten")) {
         int ax = axis_of(gr_onnx_attr_i(n, "axis", 1), x->rank + 1);
         od[0] = od[1] = 1;
-        for (int d = 0; d < x->rank; d++) od[d < ax ? 0 : 1] *= x->dims[d];
+        if (ax < 0) return gr_onnx_nerr(b, GR_ERR_SHAPE, "axis out of range"), -1;
+        for (int d = 0; d < x->rank; d++) od[d < ax ? 0 : 1] = gr_onnx_smul(od[d < ax ? 0 : 1], x->dims[d]);
         r = 2;
     } else {
         r = x->rank;
         memcpy(od, x->dims, sizeof od);
     }
     int64_t c = 1;
-    for (int d = 0; d < r; d++) c *= od[d] < 0 ? 0 : od[d];
+    for (int d = 0; d < r; d++) c = gr_onnx_smul(c, od[d] < 0 ? 0 : od[d]);
     if (c != x->n) return gr_onnx_nerr(b, GR_ERR_SHAPE, "%lld values cannot take the new shape", (long long)x->n), -1;
     val *o = cset(b, n, 0, x->ct, r, od);
     if (!o) return -1;
@@ -374,7 +377,7 @@ static int fold_slice(gr_onnx_b *b, onode *n) {
     for (int64_t k = 0; k < st->n && k < en->n; k++) {
         int a = axis_of(ax ? iv(ax, k) : k, x->rank);
         int64_t s = iv(st, k), e = iv(en, k), p = sp ? iv(sp, k) : 1, D = x->dims[a < 0 ? 0 : a];
-        if (a < 0 || p == 0) return gr_onnx_nerr(b, GR_ERR_SHAPE, "bad axis or step"), -1;
+        if (a < 0 || p == 0 || p == INT64_MIN) return gr_onnx_nerr(b, GR_ERR_SHAPE, "bad axis or step"), -1;
         if (s < 0) s += D;
         if (e < 0) e += D;
         if (p > 0) { s = s < 0 ? 0 : s > D ? D : s; e = e < 0 ? 0 : e > D ? D : e; od[a] = e > s ? (e - s + p - 1) / p : 0; }
@@ -408,7 +411,7 @@ static int fold_transpose(gr_onnx_b *b, onode *n) {
         if (p[d] < 0 || p[d] >= c) return gr_onnx_nerr(b, GR_ERR_SHAPE, "bad perm"), -1;
         od[d] = x->dims[p[d]];
     }
-    for (int d = c - 1, s = 1; d >= 0; d--) { xs[d] = s; s *= (int)x->dims[d]; }
+    for (int64_t d = c - 1, s = 1; d >= 0; d--) { xs[d] = s; s = gr_onnx_smul(s, x->dims[d]); }
     val *o = cset(b, n, 0, x->ct, c, od);
     if (!o) return -1;
     for (int64_t i = 0; i < o->n; i++) {

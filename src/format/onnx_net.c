@@ -176,36 +176,62 @@ static gr_status check_functions(gr_onnx_b *b) {
     return GR_OK;
 }
 
-/* Every operator graft neither maps nor folds, by name and count, in one error. */
+/* Whether node n is one graft cannot build: an operator it neither maps nor
+ * folds, or one it only folds reading a value computed from the image.   */
+static bool node_unsupported(const gr_onnx_b *b, onode *n) {
+    if (!is_default_domain(n->domain) || !gr_onnx_op_known(n->op_type)) return true;
+    if (gr_onnx_op_mapped(n->op_type) || !strcmp(n->op_type, "Shape")) return false;
+    for (size_t i = 0; i < n->n_input; i++) {
+        int v = n->input[i][0] ? vfind(b, n->input[i]) : -1;
+        if (v >= 0 && b->v[v].dyn) return true;
+    }
+    return false;
+}
+
+/* Marks which values are computed from the image (Shape's output is not). */
+static void mark_dynamic(gr_onnx_b *b) {
+    b->v[0].dyn = true;   /* the input */
+    for (size_t k = 0; k < b->g->n_node; k++) {
+        onode *n = b->g->node[k];
+        bool dyn = false;
+        for (size_t i = 0; i < n->n_input && strcmp(n->op_type, "Shape"); i++) {
+            int v = n->input[i][0] ? vfind(b, n->input[i]) : -1;
+            dyn |= v >= 0 && b->v[v].dyn;
+        }
+        for (size_t i = 0; i < n->n_output; i++) {
+            int v = n->output[i][0] ? vfind(b, n->output[i]) : -1;
+            if (v >= 0) b->v[v].dyn = dyn;
+        }
+    }
+}
+
+/* Every operator graft cannot build, by name and count, in one error. */
 static gr_status check_ops(gr_onnx_b *b) {
     char list[700] = "";
     size_t o = 0;
     int n_bad = 0;
+    mark_dynamic(b);
     for (size_t k = 0; k < b->g->n_node; k++) {
         onode *n = b->g->node[k];
-        const char *op = n->op_type ? n->op_type : "";
-        bool dom = is_default_domain(n->domain);
-        if (dom && gr_onnx_op_known(op)) continue;
+        if (!node_unsupported(b, n)) continue;
+        const char *op = n->op_type, *dom = n->domain ? n->domain : "";
         bool seen = false;   /* counted already? */
         for (size_t j = 0; j < k && !seen; j++) {
             onode *p = b->g->node[j];
-            seen = p->op_type && !strcmp(p->op_type, op) && !strcmp(p->domain ? p->domain : "", n->domain ? n->domain : "") &&
-                   !(is_default_domain(p->domain) && gr_onnx_op_known(p->op_type));
+            seen = !strcmp(p->op_type, op) && !strcmp(p->domain ? p->domain : "", dom) && node_unsupported(b, p);
         }
         if (seen) continue;
         int count = 0;
-        const char *first = NULL;
         for (size_t j = k; j < b->g->n_node; j++) {
             onode *p = b->g->node[j];
-            if (p->op_type && !strcmp(p->op_type, op) && !strcmp(p->domain ? p->domain : "", n->domain ? n->domain : "")) {
-                if (!first) first = p->name && p->name[0] ? p->name : "";
-                count++;
-            }
+            count += !strcmp(p->op_type, op) && !strcmp(p->domain ? p->domain : "", dom) && node_unsupported(b, p);
         }
         n_bad++;
-        if (o < sizeof list - 120)
-            o += (size_t)snprintf(list + o, sizeof list - o, "%s%s%s%s x%d (first: '%.60s')", o ? ", " : "",
-                                  dom ? "" : n->domain, dom ? "" : ".", op, count, first);
+        bool folded = is_default_domain(n->domain) && gr_onnx_op_known(op);
+        if (o < sizeof list - 140)
+            o += (size_t)snprintf(list + o, sizeof list - o, "%s%s%s%s x%d%s (first: '%.60s')", o ? ", " : "",
+                                  is_default_domain(dom) ? "" : dom, is_default_domain(dom) ? "" : ".", op, count,
+                                  folded ? " on activations" : "", n->name ? n->name : "");
     }
     if (!n_bad) return GR_OK;
     return gr_error_set(b->err, GR_ERR_UNSUPPORTED, "%s: %d operator type%s graft cannot run yet (opset %lld): %s",
@@ -280,6 +306,8 @@ static gr_status make_values(gr_onnx_b *b, const Onnx__ValueInfoProto *in) {
                                     b->f->path, k, t->name ? t->name : "");
         v->kind = V_CONST;
         v->init = t;
+        int64_t count;   /* every initializer checked now (dtype, dims against its bytes), used or not */
+        if (gr_onnx_tensor_count(b->f, t, &count, b->err)) return b->err->code;
     }
     /* readers: every input must be the graph input, an initializer, or an earlier node's output */
     for (size_t k = 0; k < b->g->n_node; k++) {
@@ -365,13 +393,12 @@ gr_model *gr_onnx_load(const char *path, int h, int w, bool include_top, gr_erro
     b.g = b.f->pb->graph;
     const Onnx__ValueInfoProto *in;
     int c = 0;
-    if (check_functions(&b) || check_ops(&b) || !(in = find_input(&b)) || input_shape(&b, in, &h, &w, &c))
-        goto fail;
+    if (check_functions(&b) || !(in = find_input(&b)) || input_shape(&b, in, &h, &w, &c)) goto fail;
     if (!(b.m = gr_model_new(h, w, c, err))) {
         gr_error_prefix(err, "%s", path);
         goto fail;
     }
-    if (make_values(&b, in)) goto fail;
+    if (make_values(&b, in) || check_ops(&b)) goto fail;
     if (finish(&b, include_top)) goto fail;
     gr_recipe r = {.resize = GR_RESIZE_CENTER_CROP, .interp = GR_INTERP_BILINEAR, .crop = 0.875f,
                    .norm = GR_PREP_TORCH};

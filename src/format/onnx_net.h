@@ -41,6 +41,7 @@ typedef struct {
     bool fmap;                     /* rank 2 flattened from a spatial map in ONNX order: */
     int fh, fw, fc, fperm[4];      /*   the map and its perm                            */
     int consumers;                 /* nodes reading it (+1 when a graph output) */
+    bool dyn;                      /* computed from the image (not shape arithmetic) */
     bool primary;                  /* the node's own output (not an alias): an activation may fuse into it */
 } gr_onnx_val;
 
@@ -87,7 +88,8 @@ int gr_onnx_act_dims(const gr_onnx_b *b, const gr_onnx_val *v, int64_t dims[4]);
 int gr_onnx_fold(gr_onnx_b *b, onode *n);
 /* onnx_ops.c: maps node n onto graft layers.  0 or -1 (error set). */
 int gr_onnx_map(gr_onnx_b *b, onode *n);
-/* Whether op (default domain) is one graft maps or folds. */
+/* Whether op (default domain) is one graft maps or folds / maps onto layers. */
 bool gr_onnx_op_known(const char *op);
+bool gr_onnx_op_mapped(const char *op);
 
 #endif

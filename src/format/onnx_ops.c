@@ -22,8 +22,13 @@ static const char *const folded_ops[] = {
     "Constant", "Shape", "Gather", "Cast", "ConstantOfShape", "Slice", "Expand", "Range", "Sub", "Mul", "Div",
     "Pow", "Equal", "Less", "Greater", "Min", "Max", "Where", "Neg", "Abs", "Floor", "Ceil", "Sqrt", NULL};
 
-bool gr_onnx_op_known(const char *op) {
+bool gr_onnx_op_mapped(const char *op) {
     for (int k = 0; mapped_ops[k]; k++) if (!strcmp(op, mapped_ops[k])) return true;
+    return false;
+}
+
+bool gr_onnx_op_known(const char *op) {
+    if (gr_onnx_op_mapped(op)) return true;
     for (int k = 0; folded_ops[k]; k++) if (!strcmp(op, folded_ops[k])) return true;
     return false;
 }
@@ -453,7 +458,7 @@ static int map_layout(gr_onnx_b *b, onode *n, const char *op) {
         for (int k = 1; k < tr; k++) {
             t[k] = s->i[k] == 0 && k < r ? d[k] : s->i[k];
             if (t[k] == -1) neg = k;
-            else known *= t[k];
+            else known = gr_onnx_smul(known, t[k]);
         }
         if (neg >= 0 && known > 0) t[neg] = total / known;
     } else {   /* Squeeze / Unsqueeze: the resulting dims */
@@ -570,13 +575,11 @@ static int map_dense(gr_onnx_b *b, onode *n, bool gemm) {
 
 /* ------------------------------------------------------------------ joins */
 
+/* Add / Sum / Concat of activations; more than GR_MAX_INPUTS operands are
+ * chained (concat(concat(a,b,c,d), e, ...)), one operand is the operand.  */
 static int map_join(gr_onnx_b *b, onode *n, const char *op) {
     bool cat = !strcmp(op, "Concat");
-    if (n->n_input < 2 || n->n_input > GR_MAX_INPUTS)
-        return gr_onnx_nerr(b, GR_ERR_UNSUPPORTED, "%zu operands (2..%d supported)", n->n_input, GR_MAX_INPUTS), -1;
-    gr_layer_spec s;
-    memset(&s, 0, sizeof s);
-    s.op = cat ? GR_OP_CONCAT : GR_OP_ADD;
+    if (n->n_input < 1 || n->n_input > 4096) return gr_onnx_nerr(b, GR_ERR_FORMAT, "%zu operands", n->n_input), -1;
     val *x0 = NULL;
     for (size_t k = 0; k < n->n_input; k++) {
         val *x = gr_onnx_in(b, n, k);
@@ -587,7 +590,6 @@ static int map_join(gr_onnx_b *b, onode *n, const char *op) {
         if (!x0) x0 = x;
         else if (x->rank != x0->rank || memcmp(x->perm, x0->perm, sizeof x->perm) || x->fmap != x0->fmap)
             return gr_onnx_nerr(b, GR_ERR_UNSUPPORTED, "operands in different layouts"), -1;
-        s.inputs[k] = x->node;
     }
     if (x0->fmap) return gr_onnx_nerr(b, GR_ERR_UNSUPPORTED, "%s of flattened maps is not supported", op), -1;
     if (cat) {
@@ -596,9 +598,19 @@ static int map_join(gr_onnx_b *b, onode *n, const char *op) {
         bool chan = x0->rank == 2 ? ax == 1 : ax >= 0 && ax < 4 && x0->perm[ax] == 3;
         if (!chan) return gr_onnx_nerr(b, GR_ERR_UNSUPPORTED, "only concatenation over channels is supported"), -1;
     }
-    s.n_inputs = (int)n->n_input;
-    int id = append(b, n, s, 0, NULL);
-    return id < 0 || !set_act(b, n, 0, id, x0, true) ? -1 : 0;
+    if (n->n_input == 1) return set_act(b, n, 0, x0->node, x0, false) ? 0 : -1;
+    int id = -1, part = 0;
+    for (size_t k = 0; k < n->n_input;) {
+        gr_layer_spec s;
+        memset(&s, 0, sizeof s);
+        s.op = cat ? GR_OP_CONCAT : GR_OP_ADD;
+        if (id >= 0) s.inputs[s.n_inputs++] = id;
+        while (s.n_inputs < GR_MAX_INPUTS && k < n->n_input) s.inputs[s.n_inputs++] = gr_onnx_in(b, n, k++)->node;
+        char suffix[24];
+        snprintf(suffix, sizeof suffix, "part%d", ++part);
+        if ((id = append(b, n, s, 0, k < n->n_input ? suffix : NULL)) < 0) return -1;
+    }
+    return set_act(b, n, 0, id, x0, true) ? 0 : -1;
 }
 
 static int map_softmax(gr_onnx_b *b, onode *n) {
