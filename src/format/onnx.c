@@ -150,6 +150,8 @@ static int64_t typed_count(const tensor *t) {
 }
 
 gr_status gr_onnx_tensor_count(const gr_onnx_file *f, const tensor *t, int64_t *n, gr_error *err) {
+    gr_error local;
+    if (!err) err = &local;
     char nb[16];
     int es = dtype_size(t->data_type);
     if (!es)
@@ -304,10 +306,14 @@ static gr_status read_values(const gr_onnx_file *f, const tensor *t, float *dst_
 }
 
 gr_status gr_onnx_tensor_floats(const gr_onnx_file *f, const tensor *t, float *dst, int64_t n, gr_error *err) {
+    gr_error local;
+    if (!err) err = &local;
     return read_values(f, t, dst, NULL, n, err);
 }
 
 gr_status gr_onnx_tensor_ints(const gr_onnx_file *f, const tensor *t, int64_t *dst, int64_t n, gr_error *err) {
+    gr_error local;
+    if (!err) err = &local;
     return read_values(f, t, NULL, dst, n, err);
 }
 

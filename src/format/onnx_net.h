@@ -86,6 +86,22 @@ int gr_onnx_act_dims(const gr_onnx_b *b, const gr_onnx_val *v, int64_t dims[4]);
 /* onnx_fold.c: folds node n when it is shape arithmetic over constants (or
  * Shape of an activation).  1 = folded, 0 = not a constant node, -1 = error. */
 int gr_onnx_fold(gr_onnx_b *b, onode *n);
+/* onnx_ops.c: helpers of the mappers.  Appends s reading node `in` (unless
+ * s.n_inputs is set), named after the node (+ "/suffix"): id or -1.        */
+int gr_onnx_append(gr_onnx_b *b, onode *n, gr_layer_spec s, int in, const char *suffix);
+/* Activation input k, or NULL with an error (absent, or a constant). */
+gr_onnx_val *gr_onnx_ain(gr_onnx_b *b, onode *n, size_t k);
+/* Constant float input k with `count` values (< 0: any), or NULL with an error. */
+gr_onnx_val *gr_onnx_cfloats(gr_onnx_b *b, onode *n, size_t k, int64_t count, const char *what);
+/* Output k of n as an activation on graft node id, with x's layout (NULL: NCHW). */
+gr_onnx_val *gr_onnx_set_act(gr_onnx_b *b, onode *n, size_t k, int id, const gr_onnx_val *x, bool primary);
+/* Per-sample shape of graft node `node`. */
+void gr_onnx_shape(gr_onnx_b *b, int node, int *h, int *w, int *c);
+/* onnx_layout.c: layout changes, dense layers, joins, softmax (0 or -1). */
+int gr_onnx_map_layout(gr_onnx_b *b, onode *n, const char *op);
+int gr_onnx_map_dense(gr_onnx_b *b, onode *n, bool gemm);
+int gr_onnx_map_join(gr_onnx_b *b, onode *n, const char *op);
+int gr_onnx_map_softmax(gr_onnx_b *b, onode *n);
 /* onnx_ops.c: maps node n onto graft layers.  0 or -1 (error set). */
 int gr_onnx_map(gr_onnx_b *b, onode *n);
 /* Whether op (default domain) is one graft maps or folds / maps onto layers. */

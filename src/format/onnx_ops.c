@@ -57,7 +57,7 @@ static void layer_name(gr_onnx_b *b, onode *n, const char *suffix, char name[64]
 }
 
 /* Appends s reading `in` (unless s.n_inputs is set); -1 with the node named. */
-static int append(gr_onnx_b *b, onode *n, gr_layer_spec s, int in, const char *suffix) {
+int gr_onnx_append(gr_onnx_b *b, onode *n, gr_layer_spec s, int in, const char *suffix) {
     layer_name(b, n, suffix, s.name);
     if (s.n_inputs == 0) { s.n_inputs = 1; s.inputs[0] = in; }
     gr_error e = {0};
@@ -67,7 +67,7 @@ static int append(gr_onnx_b *b, onode *n, gr_layer_spec s, int in, const char *s
 }
 
 /* The activation input k: NULL with an error when absent or constant. */
-static val *ain(gr_onnx_b *b, onode *n, size_t k) {
+val *gr_onnx_ain(gr_onnx_b *b, onode *n, size_t k) {
     val *v = gr_onnx_in(b, n, k);
     if (!v || v->kind != V_ACT) {
         gr_onnx_nerr(b, v ? GR_ERR_UNSUPPORTED : GR_ERR_FORMAT, "input %zu %s", k,
@@ -78,7 +78,7 @@ static val *ain(gr_onnx_b *b, onode *n, size_t k) {
 }
 
 /* A constant input k read as floats with exactly `count` values (count < 0: any). */
-static val *cfloats(gr_onnx_b *b, onode *n, size_t k, int64_t count, const char *what) {
+val *gr_onnx_cfloats(gr_onnx_b *b, onode *n, size_t k, int64_t count, const char *what) {
     val *v = gr_onnx_in(b, n, k);
     if (!v || v->kind != V_CONST) {
         gr_onnx_nerr(b, v ? GR_ERR_UNSUPPORTED : GR_ERR_FORMAT, "%s (input %zu) %s", what, k,
@@ -96,7 +96,7 @@ static val *cfloats(gr_onnx_b *b, onode *n, size_t k, int64_t count, const char 
 }
 
 /* Output k of n as an activation on node `id` with x's layout (x NULL: rank 4 NCHW). */
-static val *set_act(gr_onnx_b *b, onode *n, size_t k, int id, const val *x, bool primary) {
+val *gr_onnx_set_act(gr_onnx_b *b, onode *n, size_t k, int id, const val *x, bool primary) {
     val *o = gr_onnx_out(b, n, k);
     if (!o) return NULL;
     o->kind = V_ACT;
@@ -124,7 +124,7 @@ static int need_nchw(gr_onnx_b *b, const val *x) {
     return -1;
 }
 
-static void shape_of(gr_onnx_b *b, int node, int *h, int *w, int *c) { gr_model_layer_shape(b->m, node, h, w, c); }
+void gr_onnx_shape(gr_onnx_b *b, int node, int *h, int *w, int *c) { gr_model_layer_shape(b->m, node, h, w, c); }
 
 /* An activation after x may fuse into x's layer (conv, dense, add not yet activated). */
 static bool can_fuse(gr_onnx_b *b, const val *x) {
@@ -146,8 +146,8 @@ static int bn_affine(gr_onnx_b *b, onode *bn, int C, float **scale, float **shif
             gr_onnx_nerr(b, GR_ERR_UNSUPPORTED, "the running statistics outputs are used (training graph)");
             return -1;
         }
-    val *g = cfloats(b, bn, 1, C, "scale"), *be = cfloats(b, bn, 2, C, "bias"), *mu = cfloats(b, bn, 3, C, "mean"),
-        *var = cfloats(b, bn, 4, C, "variance");
+    val *g = gr_onnx_cfloats(b, bn, 1, C, "scale"), *be = gr_onnx_cfloats(b, bn, 2, C, "bias"), *mu = gr_onnx_cfloats(b, bn, 3, C, "mean"),
+        *var = gr_onnx_cfloats(b, bn, 4, C, "variance");
     if (!g || !be || !mu || !var) return -1;
     float eps = gr_onnx_attr_f(bn, "epsilon", 1e-5f);
     *scale = gr_malloc((size_t)C * 2 * sizeof(float), b->err);
@@ -201,12 +201,12 @@ static gr_status window(gr_onnx_b *b, onode *n, int64_t ks[2], int64_t st[2], bo
 }
 
 static int map_conv(gr_onnx_b *b, onode *n) {
-    val *x = ain(b, n, 0);
+    val *x = gr_onnx_ain(b, n, 0);
     if (!x || need_nchw(b, x)) return -1;
-    val *wv = cfloats(b, n, 1, -1, "weights");
+    val *wv = gr_onnx_cfloats(b, n, 1, -1, "weights");
     if (!wv) return -1;
     int H, W, C;
-    shape_of(b, x->node, &H, &W, &C);
+    gr_onnx_shape(b, x->node, &H, &W, &C);
     int64_t g = gr_onnx_attr_i(n, "group", 1), ks[2] = {0, 0}, st[2];
     if (wv->rank != 4) return gr_onnx_nerr(b, GR_ERR_UNSUPPORTED, "weights of rank %d (2-D convolutions only)", wv->rank);
     int64_t OC = wv->dims[0], I = wv->dims[1], KH = wv->dims[2], KW = wv->dims[3];
@@ -217,7 +217,7 @@ static int map_conv(gr_onnx_b *b, onode *n) {
     if ((ks[0] || ks[1]) && (ks[0] != KH || ks[1] != KW))
         return gr_onnx_nerr(b, GR_ERR_SHAPE, "kernel_shape %lldx%lld differs from the weights' %lldx%lld",
                             (long long)ks[0], (long long)ks[1], (long long)KH, (long long)KW), -1;
-    val *bias = gr_onnx_in(b, n, 2) ? cfloats(b, n, 2, OC, "bias") : NULL;
+    val *bias = gr_onnx_in(b, n, 2) ? gr_onnx_cfloats(b, n, 2, OC, "bias") : NULL;
     if (gr_onnx_in(b, n, 2) && !bias) return -1;
     int bn = gr_onnx_sole_consumer(b, n->output[0]);
     onode *bnn = bn >= 0 ? b->g->node[bn] : NULL;
@@ -236,7 +236,7 @@ static int map_conv(gr_onnx_b *b, onode *n) {
         b->node = keep;
         if (r) return -1;
     }
-    int id = append(b, n, s, x->node, NULL);
+    int id = gr_onnx_append(b, n, s, x->node, NULL);
     if (id < 0) { free(scale); return -1; }
     float *k = gr_param_data(b->m, gr_node_param(b->m, id, "kernel"));   /* [KH][KW][I][OC] */
     for (int64_t o = 0; o < OC; o++)                                     /* from [OC][I][KH][KW] */
@@ -252,12 +252,12 @@ static int map_conv(gr_onnx_b *b, onode *n) {
         }
     }
     free(scale);
-    if (!set_act(b, n, 0, id, NULL, !bnn)) return -1;
+    if (!gr_onnx_set_act(b, n, 0, id, NULL, !bnn)) return -1;
     if (bnn) {
         b->done[bn] = true;
         int keep = b->node;
         b->node = bn;
-        val *o = set_act(b, bnn, 0, id, NULL, true);
+        val *o = gr_onnx_set_act(b, bnn, 0, id, NULL, true);
         b->node = keep;
         if (!o) return -1;
     }
@@ -265,35 +265,35 @@ static int map_conv(gr_onnx_b *b, onode *n) {
 }
 
 static int map_batchnorm(gr_onnx_b *b, onode *n) {
-    val *x = ain(b, n, 0);
+    val *x = gr_onnx_ain(b, n, 0);
     if (!x) return -1;
     if ((x->rank == 4 && need_nchw(b, x)) || (x->rank == 2 && x->fmap))
         return x->rank == 2 ? (gr_onnx_nerr(b, GR_ERR_UNSUPPORTED, "batch norm of a flattened map"), -1) : -1;
     int H, W, C;
-    shape_of(b, x->node, &H, &W, &C);
+    gr_onnx_shape(b, x->node, &H, &W, &C);
     float *scale, *shift;
     if (bn_affine(b, n, C, &scale, &shift)) return -1;
     free(scale);   /* only validates; the layer keeps the four statistics */
     gr_layer_spec s = gr_batchnorm(gr_onnx_attr_f(n, "epsilon", 1e-5f));
     s.momentum = gr_onnx_attr_f(n, "momentum", 0.9f);
-    int id = append(b, n, s, x->node, NULL);
+    int id = gr_onnx_append(b, n, s, x->node, NULL);
     if (id < 0) return -1;
     const char *kinds[4] = {"gamma", "beta", "moving_mean", "moving_variance"};
     for (int k = 0; k < 4; k++) {
         val *v = gr_onnx_in(b, n, (size_t)k + 1);
         memcpy(gr_param_data(b->m, gr_node_param(b->m, id, kinds[k])), v->f, (size_t)C * sizeof(float));
     }
-    return set_act(b, n, 0, id, x, true) ? 0 : -1;
+    return gr_onnx_set_act(b, n, 0, id, x, true) ? 0 : -1;
 }
 
 /* ------------------------------------------------------------------ activations */
 
 static int map_act(gr_onnx_b *b, onode *n, gr_act act, float alpha) {
-    val *x = ain(b, n, 0);
+    val *x = gr_onnx_ain(b, n, 0);
     if (!x) return -1;
     if (can_fuse(b, x) && act != GR_ACT_LEAKY) {
         b->m->nodes[x->node].s.act = act;
-        return set_act(b, n, 0, x->node, x, true) ? 0 : -1;
+        return gr_onnx_set_act(b, n, 0, x->node, x, true) ? 0 : -1;
     }
     /* PyTorch exports ReLU6 as Relu + Clip(0, 6): the layer's relu becomes a relu6 */
     gr_layer_spec *prev = x->node >= 0 ? &b->m->nodes[x->node].s : NULL;
@@ -301,17 +301,17 @@ static int map_act(gr_onnx_b *b, onode *n, gr_act act, float alpha) {
         x->node == gr_model_num_layers(b->m) - 1 && (prev->op == GR_OP_CONV2D || prev->op == GR_OP_DENSE ||
                                                      prev->op == GR_OP_ADD || prev->op == GR_OP_ACTIVATION)) {
         prev->act = GR_ACT_RELU6;
-        return set_act(b, n, 0, x->node, x, true) ? 0 : -1;
+        return gr_onnx_set_act(b, n, 0, x->node, x, true) ? 0 : -1;
     }
-    int id = append(b, n, gr_activation(act, alpha), x->node, NULL);
-    return id < 0 || !set_act(b, n, 0, id, x, true) ? -1 : 0;
+    int id = gr_onnx_append(b, n, gr_activation(act, alpha), x->node, NULL);
+    return id < 0 || !gr_onnx_set_act(b, n, 0, id, x, true) ? -1 : 0;
 }
 
 static int map_clip(gr_onnx_b *b, onode *n) {
     float lo = -INFINITY, hi = INFINITY;
     for (size_t k = 1; k <= 2; k++) {
         if (!gr_onnx_in(b, n, k)) continue;
-        val *v = cfloats(b, n, k, 1, k == 1 ? "min" : "max");
+        val *v = gr_onnx_cfloats(b, n, k, 1, k == 1 ? "min" : "max");
         if (!v) return -1;
         *(k == 1 ? &lo : &hi) = v->f[0];
     }
@@ -324,12 +324,12 @@ static int map_clip(gr_onnx_b *b, onode *n) {
 /* ------------------------------------------------------------------ pools */
 
 static int map_pool(gr_onnx_b *b, onode *n, bool avg) {
-    val *x = ain(b, n, 0);
+    val *x = gr_onnx_ain(b, n, 0);
     if (!x || need_nchw(b, x)) return -1;
     if (n->n_output > 1 && n->output[1][0] && gr_onnx_get(b, n->output[1])->consumers)
         return gr_onnx_nerr(b, GR_ERR_UNSUPPORTED, "the Indices output is used"), -1;
     int H, W, C;
-    shape_of(b, x->node, &H, &W, &C);
+    gr_onnx_shape(b, x->node, &H, &W, &C);
     int64_t ks[2], st[2];
     if (window(b, n, ks, st, true)) return -1;
     if (ks[0] < 1 || ks[1] < 1 || ks[0] > GR_MAX_WINDOW || ks[1] > GR_MAX_WINDOW)
@@ -353,19 +353,19 @@ static int map_pool(gr_onnx_b *b, onode *n, bool avg) {
         s.out_h = out[0];
         s.out_w = out[1];
     }
-    int id = append(b, n, s, x->node, NULL);
-    return id < 0 || !set_act(b, n, 0, id, NULL, true) ? -1 : 0;
+    int id = gr_onnx_append(b, n, s, x->node, NULL);
+    return id < 0 || !gr_onnx_set_act(b, n, 0, id, NULL, true) ? -1 : 0;
 }
 
 static int map_global_pool(gr_onnx_b *b, onode *n, bool avg, bool keep4) {
-    val *x = ain(b, n, 0);
+    val *x = gr_onnx_ain(b, n, 0);
     if (!x || need_nchw(b, x)) return -1;
     int H, W, C;
-    shape_of(b, x->node, &H, &W, &C);
+    gr_onnx_shape(b, x->node, &H, &W, &C);
     gr_layer_spec s = avg ? gr_global_avgpool() : gr_maxpool(H, 1);
     if (!avg) { s.kw = W; s.sw = 1; }
-    int id = append(b, n, s, x->node, NULL);
-    val *o = id < 0 ? NULL : set_act(b, n, 0, id, NULL, true);
+    int id = gr_onnx_append(b, n, s, x->node, NULL);
+    val *o = id < 0 ? NULL : gr_onnx_set_act(b, n, 0, id, NULL, true);
     if (o && !keep4) o->rank = 2;
     return o ? 0 : -1;
 }
@@ -388,246 +388,6 @@ static int map_reduce_mean(gr_onnx_b *b, onode *n) {
     return map_global_pool(b, n, true, gr_onnx_attr_i(n, "keepdims", 1) != 0);
 }
 
-/* ------------------------------------------------------------------ layout */
-
-/* x as a rank-2 [N, F] value (Flatten at axis 1): a graft flatten when spatial. */
-static int to_vector(gr_onnx_b *b, onode *n, val *x) {
-    if (x->rank == 2) return set_act(b, n, 0, x->node, x, false) ? 0 : -1;
-    int H, W, C;
-    shape_of(b, x->node, &H, &W, &C);
-    if (H == 1 && W == 1) {
-        val *o = set_act(b, n, 0, x->node, x, false);
-        if (o) o->rank = 2;
-        return o ? 0 : -1;
-    }
-    int id = append(b, n, gr_flatten(), x->node, NULL);
-    val *o = id < 0 ? NULL : set_act(b, n, 0, id, x, true);
-    if (!o) return -1;
-    static const int NHWC[4] = {0, 1, 2, 3};
-    o->rank = 2;
-    o->fmap = memcmp(x->perm, NHWC, sizeof NHWC) != 0;   /* ONNX's flat order differs from graft's HWC */
-    o->fh = H; o->fw = W; o->fc = C;
-    memcpy(o->fperm, x->perm, sizeof o->fperm);
-    return 0;
-}
-
-static int map_layout(gr_onnx_b *b, onode *n, const char *op) {
-    val *x = ain(b, n, 0);
-    if (!x) return -1;
-    int64_t d[4], t[GR_ONNX_MAX_RANK] = {0};
-    int r = gr_onnx_act_dims(b, x, d), tr = -1;
-    if (!strcmp(op, "Identity") || !strcmp(op, "Dropout")) return set_act(b, n, 0, x->node, x, false) ? 0 : -1;
-    if (!strcmp(op, "Pad")) {   /* the exporter pads by zero before an AveragePool: nothing */
-        val *p = gr_onnx_in(b, n, 1);
-        bool zero = p && p->kind == V_CONST && !gr_onnx_cload(b, p) && p->ct == CT_I;
-        for (int64_t k = 0; zero && k < p->n; k++) zero = p->i[k] == 0;
-        if (zero) return set_act(b, n, 0, x->node, x, false) ? 0 : -1;
-        return gr_onnx_nerr(b, GR_ERR_UNSUPPORTED, "a Pad that adds cells is not supported yet (give the padding "
-                            "to the Conv or pool)"), -1;
-    }
-    if (!strcmp(op, "Flatten")) {
-        if (gr_onnx_attr_i(n, "axis", 1) == 1) return to_vector(b, n, x);
-        return gr_onnx_nerr(b, GR_ERR_UNSUPPORTED, "Flatten at axis %lld (axis 1 only)",
-                            (long long)gr_onnx_attr_i(n, "axis", 1)), -1;
-    }
-    if (!strcmp(op, "Transpose")) {
-        int64_t p[4];
-        int c = gr_onnx_attr_ints(n, "perm", p, 4);
-        if (c != r) return gr_onnx_nerr(b, GR_ERR_UNSUPPORTED, "a perm of %d axes on a rank-%d tensor", c, r), -1;
-        if (r == 2 && p[0] == 0 && p[1] == 1) return set_act(b, n, 0, x->node, x, false) ? 0 : -1;
-        if (r != 4 || p[0] != 0) return gr_onnx_nerr(b, GR_ERR_UNSUPPORTED, "only layout transposes of 4-D tensors that "
-                                                      "keep the batch axis first are supported"), -1;
-        val *o = set_act(b, n, 0, x->node, x, false);
-        if (!o) return -1;
-        for (int k = 0; k < 4; k++) {
-            if (p[k] < 0 || p[k] > 3) return gr_onnx_nerr(b, GR_ERR_FORMAT, "bad perm"), -1;
-            o->perm[k] = x->perm[p[k]];
-        }
-        return 0;
-    }
-    if (!strcmp(op, "Reshape")) {
-        val *s = gr_onnx_in(b, n, 1);
-        if (!s || s->kind != V_CONST || gr_onnx_cload(b, s) || s->ct != CT_I || s->n > GR_ONNX_MAX_RANK)
-            return gr_onnx_nerr(b, GR_ERR_UNSUPPORTED, "the target shape is not a constant at this input size"), -1;
-        int64_t known = 1, neg = -1, total = r == 2 ? d[1] : d[1] * d[2] * d[3];
-        tr = (int)s->n;
-        int64_t t0 = tr ? (s->i[0] == 0 ? d[0] : s->i[0]) : 0;
-        if (tr < 1 || (t0 != d[0] && t0 != -1 && t0 != 1))
-            return gr_onnx_nerr(b, GR_ERR_UNSUPPORTED, "a reshape that changes the batch dimension"), -1;
-        t[0] = d[0];
-        for (int k = 1; k < tr; k++) {
-            t[k] = s->i[k] == 0 && k < r ? d[k] : s->i[k];
-            if (t[k] == -1) neg = k;
-            else known = gr_onnx_smul(known, t[k]);
-        }
-        if (neg >= 0 && known > 0) t[neg] = total / known;
-    } else {   /* Squeeze / Unsqueeze: the resulting dims */
-        int64_t axes[4] = {0};
-        int na = 0;
-        if (b->f->opset < 13) na = gr_onnx_attr_ints(n, "axes", axes, 4);
-        else if (gr_onnx_in(b, n, 1)) {
-            val *a = gr_onnx_in(b, n, 1);
-            if (a->kind != V_CONST || gr_onnx_cload(b, a) || a->ct != CT_I || a->n > 4)
-                return gr_onnx_nerr(b, GR_ERR_UNSUPPORTED, "axes must be a constant"), -1;
-            na = (int)a->n;
-            for (int k = 0; k < na; k++) axes[k] = a->i[k];
-        }
-        bool sq = !strcmp(op, "Squeeze");
-        int orank = sq ? r : r + na;
-        bool mark[8] = {0};
-        for (int k = 0; k < na; k++) {
-            int64_t a = axes[k] < 0 ? axes[k] + orank : axes[k];
-            if (a < 0 || a >= orank) return gr_onnx_nerr(b, GR_ERR_SHAPE, "axis %lld", (long long)axes[k]), -1;
-            mark[a] = true;
-        }
-        tr = 0;
-        for (int k = 0, s = 0; k < orank; k++) {
-            if (sq) { if (!(na ? mark[k] : d[k] == 1 && k > 0)) t[tr++] = d[k]; }
-            else t[tr++] = mark[k] ? 1 : d[s++];
-        }
-    }
-    /* the same dims: nothing; [1, F]: a vector; a vector to [1, F, 1, 1]: the same 1x1 map */
-    if (tr == r && !memcmp(t, d, sizeof(int64_t) * (size_t)r)) return set_act(b, n, 0, x->node, x, false) ? 0 : -1;
-    if (tr == 2 && t[0] == d[0] && t[1] == (r == 2 ? d[1] : d[1] * d[2] * d[3])) return to_vector(b, n, x);
-    if (r == 2 && !x->fmap && tr == 4 && t[0] == d[0] && t[1] == d[1] && t[2] == 1 && t[3] == 1) {
-        val *o = set_act(b, n, 0, x->node, NULL, false);
-        return o ? 0 : -1;
-    }
-    return gr_onnx_nerr(b, GR_ERR_UNSUPPORTED, "this reshape of a rank-%d activation to rank %d is not supported "
-                        "(graft maps flattening to [N, F] and layout-only changes)", r, tr), -1;
-}
-
-/* ------------------------------------------------------------------ dense */
-
-static int map_dense(gr_onnx_b *b, onode *n, bool gemm) {
-    val *a = ain(b, n, 0);
-    if (!a) return -1;
-    if (a->rank != 2) return gr_onnx_nerr(b, GR_ERR_UNSUPPORTED, "a rank-%d input (graft maps [N, F] x [F, O]; "
-                                          "batched MatMul comes with the op table)", a->rank), -1;
-    val *wv = cfloats(b, n, 1, -1, "weights");
-    if (!wv) return -1;
-    int h, w, I;
-    shape_of(b, a->node, &h, &w, &I);
-    bool tb = gemm && gr_onnx_attr_i(n, "transB", 0);
-    if (gemm && gr_onnx_attr_i(n, "transA", 0)) return gr_onnx_nerr(b, GR_ERR_UNSUPPORTED, "transA=1"), -1;
-    if (wv->rank != 2 || wv->dims[tb ? 1 : 0] != I)
-        return gr_onnx_nerr(b, GR_ERR_SHAPE, "weights '%.200s' are not [%s%d%s] for %d input features", wv->name,
-                            tb ? "units, " : "", I, tb ? "" : ", units", I), -1;
-    int64_t O = wv->dims[tb ? 0 : 1];
-    float alpha = gemm ? gr_onnx_attr_f(n, "alpha", 1.0f) : 1.0f, beta = gemm ? gr_onnx_attr_f(n, "beta", 1.0f) : 1.0f;
-    val *bias = NULL;
-    onode *addn = NULL;
-    int addk = -1;
-    if (gemm && gr_onnx_in(b, n, 2)) {
-        bias = cfloats(b, n, 2, -1, "bias");
-        if (!bias) return -1;
-    } else if (!gemm) {   /* MatMul + Add(constant) = one dense layer with a bias */
-        int k = gr_onnx_sole_consumer(b, n->output[0]);
-        onode *c = k >= 0 ? b->g->node[k] : NULL;
-        if (c && !strcmp(c->op_type, "Add") && c->n_input == 2) {
-            val *other = gr_onnx_get(b, !strcmp(c->input[0], n->output[0]) ? c->input[1] : c->input[0]);
-            if (other && other->kind == V_CONST && !gr_onnx_cload(b, other) && other->ct == CT_F && other->n == O) {
-                bias = other;
-                addn = c;
-                addk = k;
-                b->done[k] = true;
-            }
-        }
-    }
-    if (bias && bias->n != O && bias->n != 1)
-        return gr_onnx_nerr(b, GR_ERR_SHAPE, "bias has %lld values for %lld units", (long long)bias->n, (long long)O), -1;
-    gr_layer_spec s = gr_dense((int)O, GR_ACT_LINEAR);
-    s.use_bias = bias != NULL;
-    int id = append(b, n, s, a->node, NULL);
-    if (id < 0) return -1;
-    int *row = gr_malloc((size_t)I * sizeof(int), b->err);   /* graft row p <- ONNX row row[p] */
-    if (!row) return -1;
-    for (int p = 0; p < I; p++) row[p] = p;
-    if (a->fmap) {
-        int L[4], phys[4] = {1, a->fh, a->fw, a->fc}, c[4];
-        for (int k = 0; k < 4; k++) L[k] = phys[a->fperm[k]];
-        for (int p = 0; p < I; p++) {
-            c[0] = 0; c[1] = p / (a->fw * a->fc); c[2] = p / a->fc % a->fw; c[3] = p % a->fc;
-            row[p] = (c[a->fperm[1]] * L[2] + c[a->fperm[2]]) * L[3] + c[a->fperm[3]];
-        }
-    }
-    float *k = gr_param_data(b->m, gr_node_param(b->m, id, "kernel"));   /* [I][O] */
-    for (int p = 0; p < I; p++)
-        for (int64_t o = 0; o < O; o++)
-            k[(size_t)p * O + o] = alpha * (tb ? wv->f[o * I + row[p]] : wv->f[(int64_t)row[p] * O + o]);
-    free(row);
-    if (bias) {
-        float *bb = gr_param_data(b->m, gr_node_param(b->m, id, "bias"));
-        for (int64_t o = 0; o < O; o++) bb[o] = beta * bias->f[bias->n == 1 ? 0 : o];
-    }
-    if (!set_act(b, n, 0, id, NULL, !addn)) return -1;
-    val *o = gr_onnx_get(b, n->output[0]);
-    o->rank = 2;
-    if (addn) {
-        int keep = b->node;
-        b->node = addk;
-        val *o2 = set_act(b, addn, 0, id, o, true);
-        b->node = keep;
-        if (!o2) return -1;
-    }
-    return 0;
-}
-
-/* ------------------------------------------------------------------ joins */
-
-/* Add / Sum / Concat of activations; more than GR_MAX_INPUTS operands are
- * chained (concat(concat(a,b,c,d), e, ...)), one operand is the operand.  */
-static int map_join(gr_onnx_b *b, onode *n, const char *op) {
-    bool cat = !strcmp(op, "Concat");
-    if (n->n_input < 1 || n->n_input > 4096) return gr_onnx_nerr(b, GR_ERR_FORMAT, "%zu operands", n->n_input), -1;
-    val *x0 = NULL;
-    for (size_t k = 0; k < n->n_input; k++) {
-        val *x = gr_onnx_in(b, n, k);
-        if (x && x->kind == V_CONST)
-            return gr_onnx_nerr(b, GR_ERR_UNSUPPORTED, "%s of an activation and a constant ('%.200s') is not supported "
-                                "yet (a bias outside Gemm/MatMul)", op, x->name), -1;
-        if (!(x = ain(b, n, k))) return -1;
-        if (!x0) x0 = x;
-        else if (x->rank != x0->rank || memcmp(x->perm, x0->perm, sizeof x->perm) || x->fmap != x0->fmap)
-            return gr_onnx_nerr(b, GR_ERR_UNSUPPORTED, "operands in different layouts"), -1;
-    }
-    if (x0->fmap) return gr_onnx_nerr(b, GR_ERR_UNSUPPORTED, "%s of flattened maps is not supported", op), -1;
-    if (cat) {
-        int64_t ax = gr_onnx_attr_i(n, "axis", 1);
-        if (ax < 0) ax += x0->rank;
-        bool chan = x0->rank == 2 ? ax == 1 : ax >= 0 && ax < 4 && x0->perm[ax] == 3;
-        if (!chan) return gr_onnx_nerr(b, GR_ERR_UNSUPPORTED, "only concatenation over channels is supported"), -1;
-    }
-    if (n->n_input == 1) return set_act(b, n, 0, x0->node, x0, false) ? 0 : -1;
-    int id = -1, part = 0;
-    for (size_t k = 0; k < n->n_input;) {
-        gr_layer_spec s;
-        memset(&s, 0, sizeof s);
-        s.op = cat ? GR_OP_CONCAT : GR_OP_ADD;
-        if (id >= 0) s.inputs[s.n_inputs++] = id;
-        while (s.n_inputs < GR_MAX_INPUTS && k < n->n_input) s.inputs[s.n_inputs++] = gr_onnx_in(b, n, k++)->node;
-        char suffix[24];
-        snprintf(suffix, sizeof suffix, "part%d", ++part);
-        if ((id = append(b, n, s, 0, k < n->n_input ? suffix : NULL)) < 0) return -1;
-    }
-    return set_act(b, n, 0, id, x0, true) ? 0 : -1;
-}
-
-static int map_softmax(gr_onnx_b *b, onode *n) {
-    val *x = ain(b, n, 0);
-    if (!x) return -1;
-    int64_t ax = gr_onnx_attr_i(n, "axis", b->f->opset < 13 ? 1 : -1);
-    if (ax < 0) ax += x->rank;
-    int H, W, C;
-    shape_of(b, x->node, &H, &W, &C);
-    bool ok = x->rank == 2 ? ax == 1 && !x->fmap
-                           : (b->f->opset >= 13 ? ax >= 0 && ax < 4 && x->perm[ax] == 3 : ax == 1 && H == 1 && W == 1);
-    if (!ok) return gr_onnx_nerr(b, GR_ERR_UNSUPPORTED, "softmax over axis %lld of a rank-%d tensor (graft: over "
-                                 "channels)", (long long)ax, x->rank), -1;
-    int id = append(b, n, gr_softmax(), x->node, NULL);
-    return id < 0 || !set_act(b, n, 0, id, x, true) ? -1 : 0;
-}
-
 int gr_onnx_map(gr_onnx_b *b, onode *n) {
     const char *op = n->op_type;
     if (!strcmp(op, "Conv")) return map_conv(b, n);
@@ -640,11 +400,11 @@ int gr_onnx_map(gr_onnx_b *b, onode *n) {
     if (!strcmp(op, "MaxPool") || !strcmp(op, "AveragePool")) return map_pool(b, n, op[0] == 'A');
     if (!strcmp(op, "GlobalAveragePool") || !strcmp(op, "GlobalMaxPool")) return map_global_pool(b, n, op[6] == 'A', true);
     if (!strcmp(op, "ReduceMean")) return map_reduce_mean(b, n);
-    if (!strcmp(op, "Gemm") || !strcmp(op, "MatMul")) return map_dense(b, n, op[0] == 'G');
-    if (!strcmp(op, "Add") || !strcmp(op, "Sum") || !strcmp(op, "Concat")) return map_join(b, n, op);
-    if (!strcmp(op, "Softmax")) return map_softmax(b, n);
+    if (!strcmp(op, "Gemm") || !strcmp(op, "MatMul")) return gr_onnx_map_dense(b, n, op[0] == 'G');
+    if (!strcmp(op, "Add") || !strcmp(op, "Sum") || !strcmp(op, "Concat")) return gr_onnx_map_join(b, n, op);
+    if (!strcmp(op, "Softmax")) return gr_onnx_map_softmax(b, n);
     static const char *const layout[] = {"Identity", "Dropout", "Pad", "Flatten", "Reshape", "Transpose", "Squeeze", "Unsqueeze", NULL};
-    for (int k = 0; layout[k]; k++) if (!strcmp(op, layout[k])) return map_layout(b, n, op);
+    for (int k = 0; layout[k]; k++) if (!strcmp(op, layout[k])) return gr_onnx_map_layout(b, n, op);
     return gr_onnx_nerr(b, GR_ERR_UNSUPPORTED, "%s on activations is not supported yet (graft folds it only over "
                         "constants: shape arithmetic)", op), -1;
 }
