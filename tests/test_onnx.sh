@@ -46,6 +46,18 @@ PY
   "$G" predict --model "$T/m.gft" "$T/ds/red/0.png" >"$T/pred" 2>"$T/err"
   if [ $? -eq 0 ] && grep -qE '^ +[0-9.]+% +(red|blue) \([01]\)$' "$T/pred"; then pass onnx_predict_trained
   else fail onnx_predict_trained "$T/pred" "$T/err"; fi
+  # fine-tuning from an ONNX layer name on: the layers after it train
+  "$G" train --base "onnx:$FX/small.onnx" --data "$T/ds" --epochs 2 --head dense:2:softmax --unfreeze pw/Conv \
+      --out "$T/u.gft" >"$T/out" 2>"$T/err"
+  if [ $? -eq 0 ] && grep -q "^Training 5 layers from 'pw/Conv'" "$T/out" && grep -q "^Epoch 2/2 " "$T/out"; then
+    pass onnx_train_unfreeze
+  else fail onnx_train_unfreeze "$T/out" "$T/err"; fi
+  # probe ranks two ONNX bases' cuts
+  "$G" probe --base "onnx:$FX/small.onnx" --base "onnx:$FX/mnv2.onnx" --data "$T/ds" --input-size 64 \
+      >"$T/out" 2>"$T/err"
+  if [ $? -eq 0 ] && grep -q "^onnx:$FX/mnv2.onnx  *GlobalAveragePool 1x1x1280 " "$T/out" \
+     && grep -q "^recommendation: --base onnx:$FX/" "$T/out"; then pass onnx_probe
+  else fail onnx_probe "$T/out" "$T/err"; fi
   "$G" predict --base "onnx:$FX/small.onnx" "$T/ds/red/0.png" >"$T/pred" 2>"$T/err"
   if [ $? -eq 0 ] && [ "$(grep -cE '^ +score -?[0-9.]+ +\? \([0-9]\)$' "$T/pred")" -eq 5 ]; then pass onnx_predict_base
   else fail onnx_predict_base "$T/pred" "$T/err"; fi

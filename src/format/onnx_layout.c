@@ -33,20 +33,44 @@ static int to_vector(gr_onnx_b *b, onode *n, val *x) {
     return 0;
 }
 
+/* Pad: all zeros (PyTorch's before an AveragePool) is nothing; zeros added
+ * around H and W, read only by a Conv, become that Conv's padding.         */
+static int map_pad(gr_onnx_b *b, onode *n, val *x) {
+    val *p = gr_onnx_in(b, n, 1), *cv = gr_onnx_in(b, n, 2);
+    bool ok = p && p->kind == V_CONST && !gr_onnx_cload(b, p) && p->ct == CT_I && p->n == 2 * x->rank;
+    bool zero = ok;
+    for (int64_t k = 0; zero && k < p->n; k++) zero = p->i[k] == 0;
+    if (zero) return gr_onnx_set_act(b, n, 0, x->node, x, false) ? 0 : -1;
+    const Onnx__AttributeProto *mode = gr_onnx_attr(n, "mode");
+    bool constant = !mode || !mode->has_s || (mode->s.len == 8 && !memcmp(mode->s.data, "constant", 8));
+    if (cv && (cv->kind != V_CONST || gr_onnx_cload(b, cv) || cv->n != 1 ||
+               (cv->ct == CT_F ? cv->f[0] != 0 : cv->i[0] != 0)))
+        constant = false;
+    int k = gr_onnx_sole_consumer(b, n->output[0]);
+    onode *c = k >= 0 ? b->g->node[k] : NULL;
+    static const int NCHW[4] = {0, 3, 1, 2};
+    if (ok && constant && c && !strcmp(c->op_type, "Conv") && !strcmp(c->input[0], n->output[0]) &&
+        x->rank == 4 && !memcmp(x->perm, NCHW, sizeof NCHW) && !p->i[0] && !p->i[1] && !p->i[4] && !p->i[5]) {
+        val *o = gr_onnx_set_act(b, n, 0, x->node, x, false);
+        if (!o) return -1;
+        const int64_t pads[4] = {p->i[2], p->i[3], p->i[6], p->i[7]};
+        for (int d = 0; d < 4; d++) {
+            if (pads[d] < 0 || pads[d] + x->xpad[d] > GR_MAX_WINDOW) return gr_onnx_nerr(b, GR_ERR_UNSUPPORTED, "padding %lld", (long long)pads[d]), -1;
+            o->xpad[d] = x->xpad[d] + (int)pads[d];
+        }
+        return 0;
+    }
+    return gr_onnx_nerr(b, GR_ERR_UNSUPPORTED, "a Pad that adds cells is supported only as zeros around H and W "
+                        "read by one Conv"), -1;
+}
+
 int gr_onnx_map_layout(gr_onnx_b *b, onode *n, const char *op) {
     val *x = gr_onnx_ain(b, n, 0);
     if (!x) return -1;
     int64_t d[4], t[GR_ONNX_MAX_RANK] = {0};
     int r = gr_onnx_act_dims(b, x, d), tr = -1;
     if (!strcmp(op, "Identity") || !strcmp(op, "Dropout")) return gr_onnx_set_act(b, n, 0, x->node, x, false) ? 0 : -1;
-    if (!strcmp(op, "Pad")) {   /* the exporter pads by zero before an AveragePool: nothing */
-        val *p = gr_onnx_in(b, n, 1);
-        bool zero = p && p->kind == V_CONST && !gr_onnx_cload(b, p) && p->ct == CT_I;
-        for (int64_t k = 0; zero && k < p->n; k++) zero = p->i[k] == 0;
-        if (zero) return gr_onnx_set_act(b, n, 0, x->node, x, false) ? 0 : -1;
-        return gr_onnx_nerr(b, GR_ERR_UNSUPPORTED, "a Pad that adds cells is not supported yet (give the padding "
-                            "to the Conv or pool)"), -1;
-    }
+    if (!strcmp(op, "Pad")) return map_pad(b, n, x);
     if (!strcmp(op, "Flatten")) {
         if (gr_onnx_attr_i(n, "axis", 1) == 1) return to_vector(b, n, x);
         return gr_onnx_nerr(b, GR_ERR_UNSUPPORTED, "Flatten at axis %lld (axis 1 only)",
@@ -178,6 +202,7 @@ int gr_onnx_map_dense(gr_onnx_b *b, onode *n, bool gemm) {
         for (int64_t o = 0; o < O; o++)
             k[(size_t)p * O + o] = alpha * (tb ? wv->f[o * I + row[p]] : wv->f[(int64_t)row[p] * O + o]);
     free(row);
+    gr_onnx_release(wv);
     if (bias) {
         float *bb = gr_param_data(b->m, gr_node_param(b->m, id, "bias"));
         for (int64_t o = 0; o < O; o++) bb[o] = beta * bias->f[bias->n == 1 ? 0 : o];

@@ -90,8 +90,18 @@ gr_status gr_onnx_cload(gr_onnx_b *b, gr_onnx_val *v) {
     v->n = n;
     v->rank = (int)t->n_dims;
     for (int k = 0; k < v->rank; k++) v->dims[k] = t->dims[k];
+    v->src = t;
     v->init = NULL;
     return GR_OK;
+}
+
+void gr_onnx_release(gr_onnx_val *v) {
+    if (!v || !v->src || v->consumers > 1) return;
+    free(v->f);
+    free(v->i);
+    v->f = NULL;
+    v->i = NULL;
+    v->init = v->src;
 }
 
 static void vfree(gr_onnx_val *v) {

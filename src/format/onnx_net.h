@@ -29,6 +29,7 @@ typedef struct {
     int kind;                      /* V_* */
     /* V_CONST */
     const Onnx__TensorProto *init; /* not read yet (f, i NULL) */
+    const Onnx__TensorProto *src;  /* the tensor it was read from (gr_onnx_release) */
     int ct;                        /* CT_F / CT_I once read */
     int rank;
     int64_t dims[GR_ONNX_MAX_RANK];
@@ -42,6 +43,7 @@ typedef struct {
     int fh, fw, fc, fperm[4];      /*   the map and its perm                            */
     int consumers;                 /* nodes reading it (+1 when a graph output) */
     bool dyn;                      /* computed from the image (not shape arithmetic) */
+    int xpad[4];                   /* a zero Pad (top, left, bottom, right) the Conv reading it takes over */
     bool primary;                  /* the node's own output (not an alias): an activation may fuse into it */
 } gr_onnx_val;
 
@@ -71,6 +73,9 @@ gr_onnx_val *gr_onnx_in(gr_onnx_b *b, onode *n, size_t k);
 gr_onnx_val *gr_onnx_out(gr_onnx_b *b, onode *n, size_t k);
 /* Reads a lazy initializer into v->f / v->i. */
 gr_status gr_onnx_cload(gr_onnx_b *b, gr_onnx_val *v);
+/* Frees the values of a weight read from a tensor once its only reader has
+ * copied them (read again from the tensor if ever needed).                */
+void gr_onnx_release(gr_onnx_val *v);
 /* Attributes (NULL / default when absent). */
 const Onnx__AttributeProto *gr_onnx_attr(onode *n, const char *name);
 int64_t gr_onnx_attr_i(onode *n, const char *name, int64_t def);

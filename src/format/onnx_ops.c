@@ -228,6 +228,10 @@ static int map_conv(gr_onnx_b *b, onode *n) {
     s.groups = (int)g;
     s.use_bias = bias || bnn;
     if (conv_padding(b, n, &s, H, W)) return -1;
+    if (x->xpad[0] || x->xpad[1] || x->xpad[2] || x->xpad[3]) {   /* a Pad before it */
+        if (s.padding != GR_PAD_EXPLICIT) return gr_onnx_nerr(b, GR_ERR_UNSUPPORTED, "a Pad before a Conv with auto_pad"), -1;
+        s.pad_t += x->xpad[0]; s.pad_l += x->xpad[1]; s.pad_b += x->xpad[2]; s.pad_r += x->xpad[3];
+    }
     float *scale = NULL, *shift = NULL;
     if (bnn) {
         int keep = b->node;
@@ -252,6 +256,7 @@ static int map_conv(gr_onnx_b *b, onode *n) {
         }
     }
     free(scale);
+    gr_onnx_release(wv);
     if (!gr_onnx_set_act(b, n, 0, id, NULL, !bnn)) return -1;
     if (bnn) {
         b->done[bn] = true;
