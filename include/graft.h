@@ -813,9 +813,10 @@ gr_model *gr_tflite_load_sized(const char *path, int h, int w, gr_error *err);
  * ...) is folded at the chosen input size.  Weights: float32 or float16, in
  * the file or in external data files inside the model's folder.  Any other
  * operator is GR_ERR_UNSUPPORTED listing them by name and count.  h = w = 0
- * takes the file's input size.  include_top = false ends the model at the
- * pre-logits tensor (the input of the last Gemm/MatMul).  The input recipe
- * is torchvision's ImageNet one (torch normalization, crop 0.875).         */
+ * takes the file's input size (224x224 when it is symbolic).  include_top =
+ * false ends the model at the pre-logits tensor (the input of the last
+ * Gemm/MatMul).  The input recipe is torchvision's ImageNet one (torch
+ * normalization, crop 0.875).                                              */
 gr_model *gr_onnx_load(const char *path, int h, int w, bool include_top, gr_error *err);
 /* ------------------------------------------------------------------ end onnx */
 

@@ -24,7 +24,7 @@ static float *to_nhwc(const float *x, int B, int C, int H, int W) {
 
 /* graft's output of `path` (top: logits, else the pre-logits features) vs
  * PyTorch's IO.out / IO.feat on IO.in, batch 2.                                */
-static void parity(const char *path, const char *io, int H, int W, bool top, int n_out) {
+static void parity_at(const char *path, const char *io, int H, int W, int load, bool top, int n_out) {
     char p[600];
     snprintf(p, sizeof p, "%s.in", io);
     float *x = check_read_floats(p, (size_t)2 * 3 * H * W);
@@ -32,7 +32,7 @@ static void parity(const char *path, const char *io, int H, int W, bool top, int
     float *want = check_read_floats(p, (size_t)2 * n_out);
     CHECK(x && want, "fixtures %s.* missing (run tests/fixtures/gen_onnx.py)", io);
     gr_error err = {0};
-    gr_model *m = x && want ? gr_onnx_load(path, 0, 0, top, &err) : NULL;
+    gr_model *m = x && want ? gr_onnx_load(path, load, load, top, &err) : NULL;
     CHECK(m, "%s: %s", path, err.msg);
     if (m) {
         int n = gr_model_num_layers(m), h, w, c;
@@ -55,6 +55,9 @@ static void parity(const char *path, const char *io, int H, int W, bool top, int
     free(want);
 }
 
+/* at the file's own input size */
+#define parity(path, io, H, W, top, n_out) parity_at(path, io, H, W, 0, top, n_out)
+
 static void test_parity_small(void) {
     parity(FX "small.onnx", FX "small", 32, 32, true, 10);
     parity(FX "small.onnx", FX "small", 32, 32, false, 16);
@@ -71,6 +74,18 @@ static void test_parity_flatten(void) {
     parity(FX "flat.onnx", FX "flat", 16, 16, true, 5);
     parity(FX "flat.onnx", FX "flat", 16, 16, false, 32);
     parity(FX "flat_nhwc.onnx", FX "flat_nhwc", 16, 16, true, 5);
+}
+
+/* exported with a symbolic batch, height and width: 224x224 by default, 32x32 asked */
+static void test_symbolic_size(void) {
+    gr_error err = {0};
+    gr_model *m = gr_onnx_load(FX "small_dyn.onnx", 0, 0, false, &err);
+    CHECK(m, "%s", err.msg);
+    int h = 0, w = 0, c = 0;
+    if (m) gr_model_layer_shape(m, -1, &h, &w, &c);
+    CHECK(h == 224 && w == 224 && c == 3, "default input %dx%dx%d", h, w, c);
+    gr_model_free(m);
+    parity_at(FX "small_dyn.onnx", FX "small", 32, 32, 32, true, 10);
 }
 
 static void test_parity_mobilenet_v2(void) {
@@ -181,6 +196,7 @@ int main(int argc, char **argv) {
     RUN(test_parity_small);
     RUN(test_parity_small_unfolded);
     RUN(test_parity_flatten);
+    RUN(test_symbolic_size);
     RUN(test_parity_mobilenet_v2);
     RUN(test_weights_storage);
     RUN(test_malformed);

@@ -286,11 +286,11 @@ static gr_status input_shape(gr_onnx_b *b, const Onnx__ValueInfoProto *in, int *
     *c = (int)d[1];
     b->batch = d[0] >= 1 && d[0] <= 65536 ? d[0] : 1;   /* a fixed batch of the file, seen by its shape arithmetic */
     if (*h) return GR_OK;
-    if (d[2] < 1 || d[3] < 1 || d[2] > GR_MAX_WINDOW || d[3] > GR_MAX_WINDOW)
-        return gr_error_set(b->err, GR_ERR_ARG, "%s: input '%.200s' has no fixed height and width: give "
-                            "--input-size HxW", b->f->path, in->name);
-    *h = (int)d[2];
-    *w = (int)d[3];
+    if ((d[2] < 1 && d[2] != -1) || (d[3] < 1 && d[3] != -1) || d[2] > GR_MAX_WINDOW || d[3] > GR_MAX_WINDOW)
+        return gr_error_set(b->err, GR_ERR_FORMAT, "%s: input '%.200s' has size %lldx%lld", b->f->path, in->name,
+                            (long long)d[2], (long long)d[3]);
+    *h = d[2] < 0 ? 224 : (int)d[2];   /* a symbolic size: torchvision's 224 unless --input-size says */
+    *w = d[3] < 0 ? 224 : (int)d[3];
     return GR_OK;
 }
 
