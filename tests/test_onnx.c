@@ -44,7 +44,7 @@ static void parity_at(const char *path, const char *io, int H, int W, int load, 
             float worst = 0, scale = 1;
             for (int i = 0; i < 2 * n_out; i++) scale = fmaxf(scale, fabsf(want[i]));
             for (int i = 0; i < 2 * n_out; i++) worst = fmaxf(worst, fabsf(out[i] - want[i]));
-            printf("  %s (%s): max |graft - torch| = %.3g (scale %.3g)\n", path, top ? "logits" : "features", worst, scale);
+            printf("  %s (%s): max |graft - oracle| = %.3g (scale %.3g)\n", path, top ? "logits" : "features", worst, scale);
             CHECK(worst <= 1e-4f * scale, "%s: worst difference %g", path, worst);
         }
         free(xn);
@@ -74,6 +74,8 @@ static void test_parity_flatten(void) {
     parity(FX "flat.onnx", FX "flat", 16, 16, true, 5);
     parity(FX "flat.onnx", FX "flat", 16, 16, false, 32);
     parity(FX "flat_nhwc.onnx", FX "flat_nhwc", 16, 16, true, 5);
+    parity(FX "mm.onnx", FX "mm", 4, 4, true, 4);    /* MatMul + Add, Gemm transB=0 alpha beta (numpy) */
+    parity(FX "mm.onnx", FX "mm", 4, 4, false, 6);
 }
 
 /* exported with a symbolic batch, height and width: 224x224 by default, 32x32 asked */
