@@ -76,6 +76,8 @@ static void test_parity_flatten(void) {
     parity(FX "flat_nhwc.onnx", FX "flat_nhwc", 16, 16, true, 5);
     parity(FX "mm.onnx", FX "mm", 4, 4, true, 4);    /* MatMul + Add, Gemm transB=0 alpha beta (numpy) */
     parity(FX "mm.onnx", FX "mm", 4, 4, false, 6);
+    parity(FX "rm18.onnx", FX "rm18", 5, 6, true, 3);   /* opset 18 ReduceMean(axes input), LeakyRelu, Tanh */
+    parity(FX "rm18.onnx", FX "rm18", 5, 6, false, 4);
 }
 
 /* exported with a symbolic batch, height and width: 224x224 by default, 32x32 asked */
