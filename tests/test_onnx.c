@@ -78,6 +78,8 @@ static void test_parity_flatten(void) {
     parity(FX "mm.onnx", FX "mm", 4, 4, false, 6);
     parity(FX "rm18.onnx", FX "rm18", 5, 6, true, 3);   /* opset 18 ReduceMean(axes input), LeakyRelu, Tanh */
     parity(FX "rm18.onnx", FX "rm18", 5, 6, false, 4);
+    parity(FX "nhwc.onnx", FX "nhwc", 5, 6, true, 3);   /* NHWC input transposed by the graph */
+    parity(FX "nhwc.onnx", FX "nhwc", 5, 6, false, 120);
 }
 
 /* exported with a symbolic batch, height and width: 224x224 by default, 32x32 asked */

@@ -268,6 +268,24 @@ static const Onnx__ValueInfoProto *find_input(gr_onnx_b *b) {
     return in;
 }
 
+/* Whether the image input is NHWC: every node reading it is a Transpose to
+ * NCHW (tf2onnx's Keras models).                                         */
+static bool input_is_nhwc(const gr_onnx_b *b, const char *name) {
+    int readers = 0;
+    for (size_t k = 0; k < b->g->n_node; k++) {
+        onode *n = b->g->node[k];
+        for (size_t i = 0; i < n->n_input; i++) {
+            if (strcmp(n->input[i], name)) continue;
+            int64_t p[4];
+            if (strcmp(n->op_type, "Transpose") || gr_onnx_attr_ints(n, "perm", p, 4) != 4 || p[0] != 0 || p[1] != 3 ||
+                p[2] != 1 || p[3] != 2)
+                return false;
+            readers++;
+        }
+    }
+    return readers > 0;
+}
+
 /* The input's [C, H, W] (h, w: the chosen size or 0 for the file's own). */
 static gr_status input_shape(gr_onnx_b *b, const Onnx__ValueInfoProto *in, int *h, int *w, int *c) {
     const Onnx__TypeProto *tp = in->type;
@@ -279,6 +297,12 @@ static gr_status input_shape(gr_onnx_b *b, const Onnx__ValueInfoProto *in, int *
     for (int k = 0; k < 4; k++) {
         const Onnx__TensorShapeProto__Dimension *dm = sh->dim[k];
         d[k] = dm->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE ? dm->dim_value : -1;
+    }
+    if ((b->in_nhwc = input_is_nhwc(b, in->name))) {   /* [N,H,W,C] -> [N,C,H,W] */
+        int64_t c3 = d[3];
+        d[3] = d[2];
+        d[2] = d[1];
+        d[1] = c3;
     }
     if (d[1] < 1 || d[1] > 4096)
         return gr_error_set(b->err, GR_ERR_UNSUPPORTED, "%s: input '%.200s' has %lld channels (graft needs a known "
@@ -308,7 +332,7 @@ static gr_status make_values(gr_onnx_b *b, const Onnx__ValueInfoProto *in) {
     x->kind = V_ACT;
     x->node = -1;
     x->rank = 4;
-    memcpy(x->perm, (int[4]){0, 3, 1, 2}, sizeof x->perm);
+    memcpy(x->perm, b->in_nhwc ? (int[4]){0, 1, 2, 3} : (int[4]){0, 3, 1, 2}, sizeof x->perm);
     for (size_t k = 0; k < b->g->n_initializer; k++) {
         const Onnx__TensorProto *t = b->g->initializer[k];
         gr_onnx_val *v = t->name ? vadd(b, t->name) : NULL;

@@ -57,6 +57,7 @@ typedef struct {
     int hcap;
     bool *done;                    /* per ONNX node: absorbed by an earlier one */
     int node;                      /* the ONNX node being built */
+    bool in_nhwc;                  /* the image input is NHWC, transposed by the graph (tf2onnx) */
     int64_t batch;                 /* the batch the shape arithmetic sees: the file's fixed one, else 1 */
     gr_error *err;
 } gr_onnx_b;
