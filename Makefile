@@ -276,6 +276,20 @@ test-fast: $(B)/fuzz/.built
 fuzz-regress: $(B)/fuzz/.built
 	@GRAFT_BIN=$(CURDIR)/$(B)/graft bash tests/test_fuzz_regress.sh
 
+# ---- generated code: the ONNX reader (Debian's onnx.proto from libonnx-dev, protoc-c) ----
+# generated into $(B)/gen like tb_event; src/format/onnx*.c include onnx.pb-c.h
+ONNX_PROTO ?= /usr/include/onnx/onnx.proto
+ONNX_SRC   := $(wildcard src/format/onnx*.c) fuzz/fuzz_onnx.c
+$(B)/gen/onnx.pb-c.c: $(ONNX_PROTO) | $(B)/config.mk
+	@mkdir -p $(B)/gen
+	@echo "PROTOC-C $<"; protoc-c --proto_path=$(dir $(ONNX_PROTO)) --c_out=$(B)/gen $(ONNX_PROTO)
+$(B)/gen/onnx.pb-c.h: $(B)/gen/onnx.pb-c.c
+	@test -f $@ || protoc-c --proto_path=$(dir $(ONNX_PROTO)) --c_out=$(B)/gen $(ONNX_PROTO)
+$(call objs,$(B),$(ONNX_SRC)) $(call objs,$(SB),$(ONNX_SRC)) $(call objs,$(FB),$(ONNX_SRC)): $(B)/gen/onnx.pb-c.h
+$(call objs,$(B),$(ONNX_SRC)) $(call objs,$(SB),$(ONNX_SRC)) $(call objs,$(FB),$(ONNX_SRC)): GR_CFLAGS += -I$(B)/gen
+$(B)/libgraft.a $(B)/libgraft.so.$(VERSION): $(B)/obj/gen/onnx.pb-c.o
+$(SB)/libgraft.a: $(SB)/obj/gen/onnx.pb-c.o
+$(FB)/libgraft.a: $(FB)/obj/gen/onnx.pb-c.o
 # ---- peers (issue 18): graft vs current PyTorch (eager, torch.compile), ONNX Runtime,
 # OpenVINO and Keras 3 from the package index, in $(B)/peers-venv (bench/peers.sh) ----
 bench-peers: deps-test $(B)/graft

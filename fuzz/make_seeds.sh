@@ -10,7 +10,7 @@ S=$FB/seeds
 DATA=${GRAFT_DATA:-$(cd .. && pwd)/shared/data}
 PY=/usr/bin/python3
 rm -rf "$S"; mkdir -p "$S"
-for t in safetensors darknet_cfg darknet_weights tflite model_file checkpoint cifar cifar_targz image csv fetch; do
+for t in safetensors darknet_cfg darknet_weights tflite onnx model_file checkpoint cifar cifar_targz image csv fetch; do
   mkdir -p "$S/$t"
 done
 
@@ -33,6 +33,10 @@ cp tests/fixtures/data/*.png tests/fixtures/data/*.jpg tests/fixtures/data/*.bmp
 # TFLite: two small generated models (float; uint8 per-channel) — the real
 # ones (0.5-4 MB) are too big for libFuzzer to mutate well
 $PY fuzz/gen_tflite_seed.py "$S/tflite"
+
+# ONNX: the small PyTorch-exported fixtures (mobilenet_v2's 1 MB is too big to mutate well)
+cp tests/fixtures/onnx/small.onnx tests/fixtures/onnx/small_bn.onnx tests/fixtures/onnx/flat.onnx \
+   tests/fixtures/onnx/flat_nhwc.onnx tests/fixtures/onnx/flat_fp16.onnx tests/fixtures/onnx/small_typed.onnx "$S/onnx/"
 
 # CIFAR batches and archives, CSV lists
 $PY - "$S" <<'PY'

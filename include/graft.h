@@ -866,6 +866,23 @@ gr_model *gr_tflite_load(const char *path, gr_error *err);        /* the file's 
  * over the file's whole map becomes a global average pool.                */
 gr_model *gr_tflite_load_sized(const char *path, int h, int w, gr_error *err);
 /* ---------------------------------------------------------------- end tflite */
+/* --------------------------------------------------------------------- onnx
+ * An ONNX classifier (.onnx, opsets 11-18) as a graft model, mapped once at
+ * load from NCHW onto graft's NHWC layers (src/format/onnx*.c): Conv
+ * (groups, depthwise), BatchNormalization (folded into the conv before it),
+ * Relu/Clip(0,6)/Sigmoid/Tanh/LeakyRelu, MaxPool/AveragePool/Global*Pool,
+ * ReduceMean over H,W, Gemm/MatMul(+Add), Add, Concat (channels), Softmax,
+ * Flatten/Reshape to [N, F], layout-only Transposes, Dropout/Identity; the
+ * shape arithmetic (Shape, Gather, Concat, Cast, ConstantOfShape, Unsqueeze,
+ * ...) is folded at the chosen input size.  Weights: float32 or float16, in
+ * the file or in external data files inside the model's folder.  Any other
+ * operator is GR_ERR_UNSUPPORTED listing them by name and count.  h = w = 0
+ * takes the file's input size (224x224 when it is symbolic).  include_top =
+ * false ends the model at the pre-logits tensor (the input of the last
+ * Gemm/MatMul).  The input recipe is torchvision's ImageNet one (torch
+ * normalization, crop 0.875).                                              */
+gr_model *gr_onnx_load(const char *path, int h, int w, bool include_top, gr_error *err);
+/* ------------------------------------------------------------------ end onnx */
 
 #if defined(__GNUC__) && !defined(GRAFT_NO_VISIBILITY)
 #pragma GCC visibility pop

@@ -13,6 +13,7 @@ mods=(hdf5:libhdf5-dev libpng:libpng-dev libjpeg:libjpeg62-turbo-dev libcurl:lib
       json-c:libjson-c-dev libarchive:libarchive-dev zlib:zlib1g-dev libcrypto:libssl-dev
       openblas:libopenblas-dev cairo:libcairo2-dev libprotobuf-c:libprotobuf-c-dev)
 command -v protoc-c >/dev/null || missing+=("protobuf-c-compiler (protoc-c: TensorBoard's event messages)")
+[ -f "${ONNX_PROTO:-/usr/include/onnx/onnx.proto}" ] || missing+=("libonnx-dev (/usr/include/onnx/onnx.proto: the ONNX reader)")
 have=()
 if command -v pkg-config >/dev/null; then
     for m in "${mods[@]}"; do

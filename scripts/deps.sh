@@ -6,7 +6,8 @@ build_pkgs=(build-essential pkg-config libdnnl-dev libhdf5-dev libpng-dev libjpe
             libcurl4-openssl-dev libssl-dev libjson-c-dev libarchive-dev zlib1g-dev
             libopenblas-dev   # libopenblas-dev: BLAS + LAPACK (dsyevd) for graft probe
             help2man          # help2man: the man pages, from the text of --help
-            libcairo2-dev libprotobuf-c-dev protobuf-c-compiler)   # the report's charts; TensorBoard event files
+            libcairo2-dev libprotobuf-c-dev protobuf-c-compiler   # the report's charts; TensorBoard event files
+            libonnx-dev)      # libonnx-dev: /usr/include/onnx/onnx.proto, the ONNX reader is generated from it
 test_pkgs=(python3 python3-torch python3-torchvision python3-h5py python3-numpy
            darknet time qemu-user clang libclang-rt-dev libomp-dev python3-venv python3-dev
            chromium python3-websocket openmpi-bin libopenmpi-dev)
@@ -15,6 +16,9 @@ test_pkgs=(python3 python3-torch python3-torchvision python3-h5py python3-numpy
 # tests/test_darknet.c and a peer for gen_darknet.py; time: /usr/bin/time -v for bench/bench_recipe.sh;
 # chromium (+ DevTools over python3-websocket): tests/test_report.sh; Open MPI: make test builds $(B)-mpi/
 # (make MPI=1) for tests/test_mpi.sh
+# python3-onnx: tests/fixtures/gen_onnx.py edits exported models (float16, typed fields, external data,
+# malformed files) and tests/test_onnx.sh exports torchvision models with it
+test_pkgs+=(python3-onnx)
 want=("${build_pkgs[@]}")
 case "${1:-all}" in
   build) ;;

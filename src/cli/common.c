@@ -56,9 +56,10 @@ gr_model *cli_build_base(const char *base, int h, int w, bool include_top, gr_er
         return gr_darknet_load_cfg(cfg, h, w, err);
     }
     if (!strncmp(base, "tflite:", 7)) return gr_tflite_load_sized(base + 7, h, w, err);
+    if (!strncmp(base, "onnx:", 5)) return gr_onnx_load(base + 5, h, w, include_top, err);
     if (!strncmp(base, "darknet:", 8)) return gr_darknet_load_cfg(base + 8, h, w, err);
     gr_error_set(err, GR_ERR_ARG, "unknown base '%s' (known: vgg16, resnet50, tiny-darknet, darknet:FILE.cfg, "
-                 "tflite:FILE.tflite)", base);
+                 "tflite:FILE.tflite, onnx:FILE.onnx)", base);
     return NULL;
 }
 
@@ -187,13 +188,14 @@ int cli_load_weights(gr_model *m, const char *base, const char *weights, bool in
                      FILE *say, bool full_report, gr_error *err) {
     if (!weights) weights = "imagenet";
     bool none = !strcmp(weights, "none") || !strcmp(weights, "random");
-    if (!strncmp(base, "tflite:", 7)) {   /* the weights are in the .tflite file itself */
+    if (!strncmp(base, "tflite:", 7) || !strncmp(base, "onnx:", 5)) {   /* the weights are in the file itself */
+        const char *file = strchr(base, ':') + 1, *kind = base[0] == 't' ? "tflite" : "onnx";
         if (strcmp(weights, "imagenet")) {
-            gr_error_set(err, GR_ERR_ARG, "--weights %s: a tflite: base carries its own weights (in %s); drop "
-                         "--weights", weights, base + 7);
+            gr_error_set(err, GR_ERR_ARG, "--weights %s: a %s: base carries its own weights (in %s); drop "
+                         "--weights", weights, kind, file);
             return -1;
         }
-        if (say) fprintf(say, "weights: %s (in the .tflite file)\n", base + 7);
+        if (say) fprintf(say, "weights: %s (in the .%s file)\n", file, kind);
         return 0;
     }
     if (none) {
