@@ -28,6 +28,13 @@ if [ $rc -eq 0 ] && [ "$(grep -cE '^Epoch [1-3]/3 - 10/10 - [0-9.]+s - loss: [0-
   pass train_epochs_and_test_score
 else fail train_epochs_and_test_score "rc=$rc $(cat "$T/out" "$T/err" | tail -20)"; fi
 acc=$(sed -n 's/^Test accuracy: //p' "$T/out")
+# --input-size: the 32x32 CIFAR images are resized to 48x40 and the model takes 48x40
+# (the saved model's input as graft info prints it)
+"$G" train "${BASE[@]}" "${HEAD[@]}" --data "$T/train.bin" --input-size 48x40 --epochs 1 -q \
+  --out "$T/m48.gft" >"$T/out" 2>"$T/err"; rc=$?
+"$G" info "$T/m48.gft" >"$T/info" 2>&1
+if [ $rc -eq 0 ] && has "$T/info" '^input: 48x40x3$'; then pass train_input_size_used
+else fail train_input_size_used "rc=$rc $(cat "$T/err"; grep -i input "$T/info")"; fi
 if "$PY" -c "import sys; sys.exit(0 if float('${acc:-0}') >= 0.6 else 1)"; then pass train_learns_pattern
 else fail train_learns_pattern "test accuracy ${acc:-none} after 3 epochs (chance 0.1)"; fi
 

@@ -149,6 +149,8 @@ static int open_model_data(train_run *r, gr_error *err) {
         r->recipe = gr_model_recipe(r->m);
     } else if (cli_base_defaults(t->base, &r->base_h, &r->base_w, &r->recipe, err)) {
         return -1;
+    } else {
+        r->h = t->h, r->w = t->w;   /* --input-size (0: the data's size, or the base's for folders) */
     }
     cli_recipe_apply(&t->d, &r->recipe);   /* the base's (or model's) recipe, with the options' overrides */
     /* the training data decides the native size (CIFAR stays 32x32; folders: the base's own) */
