@@ -18,16 +18,23 @@ static void win_range(int o, int S, int P, int K, int n, int *lo, int *hi) {
     *hi = b > n ? n : b;
 }
 
+/* The input rows [y0, y1) and columns [x0, x1) output (oy, ox) pools over. */
+typedef struct { int y0, y1, x0, x1; } pool_win;
+static pool_win window_at(const gr_pool_dims *d, int oy, int ox) {
+    pool_win w;
+    win_range(oy, d->SH, d->PT, d->KH, d->H, &w.y0, &w.y1);
+    win_range(ox, d->SW, d->PL, d->KW, d->W, &w.x0, &w.x1);
+    return w;
+}
+
 void gr_maxpool_forward(float *out, const float *in, const gr_pool_dims *d) {
     const int64_t rows = (int64_t)d->B * d->OH;
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < rows; r++) {
         const int bi = (int)(r / d->OH), oy = (int)(r % d->OH);
-        int y0, y1;
-        win_range(oy, d->SH, d->PT, d->KH, d->H, &y0, &y1);
         for (int ox = 0; ox < d->OW; ox++) {
-            int x0, x1;
-            win_range(ox, d->SW, d->PL, d->KW, d->W, &x0, &x1);
+            const pool_win wd = window_at(d, oy, ox);
+            const int y0 = wd.y0, y1 = wd.y1, x0 = wd.x0, x1 = wd.x1;
             float *o = out + ((size_t)r * d->OW + ox) * d->C;
             for (int c = 0; c < d->C; c++) {
                 int first = 1;
@@ -51,11 +58,9 @@ void gr_maxpool_backward(const float *dout, const float *in, const gr_pool_dims 
         const float *img = in + (size_t)bi * d->H * d->W * d->C;
         float *dimg = din + (size_t)bi * d->H * d->W * d->C;
         for (int oy = 0; oy < d->OH; oy++) {
-            int y0, y1;
-            win_range(oy, d->SH, d->PT, d->KH, d->H, &y0, &y1);
             for (int ox = 0; ox < d->OW; ox++) {
-                int x0, x1;
-                win_range(ox, d->SW, d->PL, d->KW, d->W, &x0, &x1);
+                const pool_win wd = window_at(d, oy, ox);
+                const int y0 = wd.y0, y1 = wd.y1, x0 = wd.x0, x1 = wd.x1;
                 const float *g = dout + (((size_t)bi * d->OH + oy) * d->OW + ox) * d->C;
                 for (int c = 0; c < d->C; c++) {
                     size_t best = 0;
@@ -78,11 +83,9 @@ void gr_avgpool_forward(float *out, const float *in, const gr_pool_dims *d) {
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < rows; r++) {
         const int bi = (int)(r / d->OH), oy = (int)(r % d->OH);
-        int y0, y1;
-        win_range(oy, d->SH, d->PT, d->KH, d->H, &y0, &y1);
         for (int ox = 0; ox < d->OW; ox++) {
-            int x0, x1;
-            win_range(ox, d->SW, d->PL, d->KW, d->W, &x0, &x1);
+            const pool_win wd = window_at(d, oy, ox);
+            const int y0 = wd.y0, y1 = wd.y1, x0 = wd.x0, x1 = wd.x1;
             float *o = out + ((size_t)r * d->OW + ox) * d->C;
             for (int c = 0; c < d->C; c++) o[c] = 0.0f;
             const int cnt = (y1 > y0 && x1 > x0) ? (y1 - y0) * (x1 - x0) : 0;
@@ -103,11 +106,9 @@ void gr_avgpool_backward(const float *dout, const gr_pool_dims *d, float *din) {
 #pragma omp parallel for schedule(static)
     for (int bi = 0; bi < d->B; bi++) {
         for (int oy = 0; oy < d->OH; oy++) {
-            int y0, y1;
-            win_range(oy, d->SH, d->PT, d->KH, d->H, &y0, &y1);
             for (int ox = 0; ox < d->OW; ox++) {
-                int x0, x1;
-                win_range(ox, d->SW, d->PL, d->KW, d->W, &x0, &x1);
+                const pool_win wd = window_at(d, oy, ox);
+                const int y0 = wd.y0, y1 = wd.y1, x0 = wd.x0, x1 = wd.x1;
                 const int cnt = (y1 > y0 && x1 > x0) ? (y1 - y0) * (x1 - x0) : 0;
                 if (!cnt) continue;
                 const float inv = 1.0f / (float)cnt;
