@@ -17,72 +17,16 @@
 
 #define GBASE 0.5f
 
-/* ---- fixtures (gen_layers.py's format) ----------------------------------------- */
-#define FX_MAX 32
-typedef struct {
-    int count;
-    char name[FX_MAX][32];
-    uint32_t n[FX_MAX];
-    float *data[FX_MAX];
-} fixture;
-
-static void fx_free(fixture *f) {
-    for (int i = 0; i < f->count; i++) free(f->data[i]);
-    f->count = 0;
-}
-
-static int fx_load(fixture *f, const char *name) {
-    char path[256];
-    snprintf(path, sizeof path, "tests/fixtures/ops/%s.bin", name);
-    memset(f, 0, sizeof *f);
-    FILE *fp = fopen(path, "rb");
-    CHECK(fp != NULL, "cannot open %s (run from the repo root)", path);
-    if (!fp) return -1;
-    char magic[4];
-    uint32_t count = 0;
-    int ok = fread(magic, 1, 4, fp) == 4 && !memcmp(magic, "GRFX", 4) && fread(&count, 4, 1, fp) == 1 &&
-             count <= FX_MAX;
-    for (uint32_t i = 0; ok && i < count; i++) {
-        ok = fread(f->name[i], 1, 32, fp) == 32 && fread(&f->n[i], 4, 1, fp) == 1 && f->n[i] < (1u << 24);
-        if (!ok) break;
-        f->name[i][31] = 0;
-        f->data[i] = malloc((f->n[i] ? f->n[i] : 1) * sizeof(float));
-        f->count = (int)i + 1;
-        ok = f->data[i] && fread(f->data[i], sizeof(float), f->n[i], fp) == f->n[i];
-    }
-    fclose(fp);
-    CHECK(ok, "%s: truncated or corrupt fixture", path);
-    if (!ok) fx_free(f);
-    return ok ? 0 : -1;
-}
-
-static float *fx_get(fixture *f, const char *name, size_t n) {
-    for (int i = 0; i < f->count; i++)
-        if (!strcmp(f->name[i], name)) {
-            CHECK(f->n[i] == n, "fixture array %s has %u values, want %zu", name, f->n[i], n);
-            return f->n[i] == n ? f->data[i] : NULL;
-        }
-    CHECK(0, "fixture array %s missing", name);
-    return NULL;
-}
+/* ---- fixtures: tests/fixtures/ops/<case>.bin (check.h's GRFX reader) ---------- */
+typedef check_fx fixture;
+#define fx_free check_fx_free
+#define fx_get check_fx_get
+static int fx_load(fixture *f, const char *name) { return check_fx_load(f, "tests/fixtures/ops", name); }
 
 /* ---- helpers ------------------------------------------------------------------- */
-static uint64_t rng_s = 88172645463325252ULL;
-static float urand(void) {   /* [-1, 1) */
-    rng_s ^= rng_s << 13; rng_s ^= rng_s >> 7; rng_s ^= rng_s << 17;
-    return (float)((rng_s >> 40) * (2.0 / 16777216.0)) - 1.0f;
-}
-static float *arr(size_t n, float v) {
-    float *p = malloc((n ? n : 1) * sizeof *p);
-    if (!p) { fprintf(stderr, "out of memory\n"); exit(2); }
-    for (size_t i = 0; i < n; i++) p[i] = v;
-    return p;
-}
-static float *rand_arr(size_t n, float a) {
-    float *p = arr(n, 0);
-    for (size_t i = 0; i < n; i++) p[i] = urand() * a;
-    return p;
-}
+static check_xs rng = {88172645463325252ULL};
+#define arr check_filled
+static float *rand_arr(size_t n, float a) { return check_xs_fill(&rng, n, a); }
 static float *added(const float *g, size_t n) {
     float *p = arr(n, 0);
     for (size_t i = 0; i < n; i++) p[i] = g[i] - GBASE;
