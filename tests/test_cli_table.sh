@@ -8,13 +8,7 @@
 #   - --name=value is --name value; bad values name what was expected (the
 #     enum's names, the integer's range), exit 2; --help exits 0 on stdout.
 set -u
-G=${GRAFT_BIN:-build/graft}
-T=$(mktemp -d /tmp/graft-test-cli-table-XXXXXX)
-trap 'rm -rf "$T"' EXIT
-pass() { echo "PASS $1"; }
-fail() { echo "FAIL $1: $2"; }
-has() { grep -qE -- "$2" "$1"; }
-clean() { ! has "$1" "Sanitizer|runtime error"; }
+. "$(dirname "$0")/lib.sh"
 CMDS="fetch info extract predict train eval probe report"
 
 # ---- every option of --help is an option of the parser; value or not as shown

@@ -6,21 +6,8 @@
 # safetensors header), evaluates, and an unknown activation or an edited
 # model file naming one is a clean "graft: error:" with a non-zero exit.
 set -u
-G=${GRAFT_BIN:-build/graft}
-PY=/usr/bin/python3
-GEN=tests/fixtures/gen_cli.py
-T=$(mktemp -d /tmp/graft-test-ops-cli-XXXXXX)
-trap 'rm -rf "$T"' EXIT
-pass() { echo "PASS $1"; }
-fail() { echo "FAIL $1: $2"; }
-has() { grep -qE -- "$2" "$1"; }
-clean_fail() {  # $1 = rc, $2 = stderr file
-  [ "$1" -ge 1 ] && [ "$1" -le 2 ] && has "$2" "^graft: error: " && ! has "$2" "Sanitizer|runtime error"
-}
-if ! [ -x "$PY" ] || ! "$PY" -c 'import numpy, PIL' 2>/dev/null; then
-  echo "SKIP ops_cli: /usr/bin/python3 with numpy and PIL is needed to make the test data"
-  exit 0
-fi
+. "$(dirname "$0")/lib.sh"
+need_numpy_pil ops_cli "to make the test data"
 "$PY" "$GEN" cifar "$T/train.bin" 120 1 || { echo "FAIL ops_cli_setup: gen_cli.py"; exit 1; }
 cp tests/fixtures/cli/tiny.cfg "$T/tiny.cfg"
 BASE=(--base "darknet:$T/tiny.cfg" --weights none --data "$T/train.bin" --epochs 1 --batch 40 -q)
