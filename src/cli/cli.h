@@ -39,6 +39,8 @@ typedef struct {
 enum { CLI_DATA_SET = 1, CLI_DATA_RECIPE = 2, CLI_DATA_ALL = 3 };
 /* Their option tables (common.c), for a command's table: OPT_GROUP(d, cli_data_all_table). */
 extern const cli_opt cli_data_set_table[], cli_data_recipe_table[], cli_data_all_table[];
+/* A command's data options under their usual heading. */
+#define OPT_DATA_OPTIONS(fld) OPT_HEAD("data options:"), OPT_GROUP(fld, cli_data_all_table)
 /* If argv[*i] is one of the data options of the groups in `which`, takes it
  * (and its value: *i advances) and returns 1; 0 when it is not one; 2 after
  * printing a usage error (a missing or bad value).  cmd names the command. */

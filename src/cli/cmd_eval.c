@@ -18,7 +18,7 @@ static const cli_opt eval_opts[] = {
     OPT_STR("--model", model, "MODEL", NULL, "the graft model to evaluate"),
     OPT_STR("--data", data, "PATH|cifar10|cifar100", NULL, "the data (CIFAR dir/.bin/.tar.gz, image folder, CSV)"),
     OPT_INT("--batch", batch, 1, "32", "images per forward pass"),
-    OPT_INT("--threads", threads, 0, "cores", "compute threads"),
+    OPT_THREADS(threads),
     OPT_JSON_QUIET(json, "one JSON object on stdout", quiet,
                    "print the scores only (no per-class table, no confusion matrix)"),
     OPT_STR("--report", report, "DIR", NULL,

@@ -27,12 +27,11 @@ static const cli_opt extract_opts[] = {
     OPT_STR("--layer", layer, "NAME", NULL, "the last layer run (graft info --base BASE lists them)"),
     OPT_STR("--out", out, "OUT.npy", NULL, "the features (and the sidecars beside it)"),
     OPT_INT("--batch", batch, 1, "64", "images per forward pass"),
-    OPT_INT("--threads", threads, 0, "cores", "compute threads"),
+    OPT_THREADS(threads),
     OPT_ENUM("--precision", precision, cli_precision_names, "fp32",
              "bf16: the fast path in bfloat16 where the CPU has it"),
     OPT_JSON_QUIET(json, "a JSON summary on stdout", quiet, "no summary and no \"weights: ...\" line"),
-    OPT_HEAD("data options:"),
-    OPT_GROUP(d, cli_data_all_table),
+    OPT_DATA_OPTIONS(d),
     OPT_END};
 #undef T
 

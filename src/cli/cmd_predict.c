@@ -35,7 +35,7 @@ static const cli_opt predict_opts[] = {
     OPT_INT("--top", top, 1, "5", "the classes printed per image"),
     OPT_JSON_QUIET(json, "one JSON object per image", quiet,
                    "no \"weights: ...\" line (with --json it goes to stderr)"),
-    OPT_INT("--threads", threads, 0, "cores", "compute threads"),
+    OPT_THREADS(threads),
     OPT_GROUP(d, cli_data_recipe_table),
     OPT_END};
 #undef T

@@ -54,11 +54,10 @@ static const cli_opt probe_opts[] = {
     OPT_INT("--folds", folds, 2, "5", "cross-validation folds of the ridge probe"),
     OPT_U64("--seed", seed, "1", "the sample's and the folds' seed"),
     OPT_INT("--batch", batch, 1, "64", "images per forward pass"),
-    OPT_INT("--threads", threads, 0, "cores", "compute threads"),
+    OPT_THREADS(threads),
     OPT_INT("--flat-max", flat_max, 0, "8192", "largest flattened form scored (0: never)"),
     OPT_JSON_QUIET(json, "machine-readable output", quiet, "no progress on stderr"),
-    OPT_HEAD("data options:"),
-    OPT_GROUP(d, cli_data_all_table),
+    OPT_DATA_OPTIONS(d),
     OPT_END};
 #undef T
 

@@ -118,6 +118,8 @@ int cli_set_opt(const cli_opt *o, void *obj, const char *v);
     {.kind = CLI_FUNC, .name = nm, .set = fn, .meta = mt, .expect = exp, .def = df, .help = hlp}
 #define OPT_GROUP(fld, tbl) {.kind = CLI_GROUP, .off = offsetof(T, fld), .sub = tbl}
 #define OPT_HEAD(text) {.kind = CLI_HEAD, .help = text}
+/* The compute-thread count every command takes (0 = the cores). */
+#define OPT_THREADS(fld) OPT_INT("--threads", fld, 0, "cores", "compute threads")
 #define OPT_NOTE(text) {.kind = CLI_NOTE, .help = text}
 #define OPT_JSON_QUIET(json_fld, json_help, quiet_fld, quiet_help) \
     OPT_FLAG("--json", json_fld, 1, json_help), \

@@ -94,7 +94,7 @@ static const cli_opt train_opts[] = {
      .cfg = "batch", .help = "images per step"},
     {.kind = CLI_U64, .name = "--seed", .off = offsetof(T, seed), .meta = "N", .def = "1", .cfg = "seed",
      .help = "the seed of the initialization, the shuffles and the split"},
-    OPT_INT("--threads", threads, 0, "cores", "compute threads"),
+    OPT_THREADS(threads),
     {.kind = CLI_FLAG, .name = "--no-cache", .off = offsetof(T, no_cache), .val = 1, .cfg = "no_cache",
      .help = "recompute the base every batch"},
     OPT_FLAG("--no-standardize", no_standardize, 1,
