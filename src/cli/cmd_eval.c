@@ -129,7 +129,7 @@ int cmd_eval(int argc, char **argv) {
     cli_recipe_apply(&d, &recipe);
     if (!(ds = cli_open_data(data, &d, GR_SPLIT_TEST, h, w, h, w, &recipe, &err))) goto fail;
     if (cli_check_classes(m, ds, data, model, &err)) goto fail;
-    if (gr_dist_evaluate(m, ds, batch, &r, &err) != GR_OK) {   /* (under mpirun: sharded) */
+    if (gr_dist_evaluate(m, ds, batch, json || quiet ? NULL : "eval", &r, &err) != GR_OK) {   /* (under mpirun: sharded) */
         gr_error_prefix(&err, "%s on %s", model, data);
         goto fail;
     }

@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include "cli.h"
 #include "dist/dist.h"
+#include "progress.h"
 
 static const struct {
     const char *name;
@@ -87,44 +88,11 @@ static void ensure_passive_wait(char **argv) {
     /* exec failed: carry on with the default policy */
 }
 
-/* The library's log: info on stdout (the run's report), notes and warnings
- * on stderr, progress redrawn in place on a terminal and dropped otherwise
- * (a log file gets one line per epoch, never carriage-return spam).       */
-typedef struct {
-    bool tty;    /* stderr is a terminal */
-    bool open;   /* a progress line is drawn and not yet ended */
-    int rank;    /* MPI rank (0 without MPI) */
-} cli_log_state;
-
-static void cli_log(void *user, gr_log_level level, const char *msg) {
-    cli_log_state *s = user;
-    if (s->rank > 0 && level != GR_LOG_ERROR) return;   /* under mpirun rank 0 reports */
-    if (level == GR_LOG_PROGRESS) {
-        if (!s->tty) return;
-        fprintf(stderr, "\r%s\033[K", msg);
-        s->open = true;
-        return;
-    }
-    if (level == GR_LOG_DEBUG && !getenv("GRAFT_DEBUG")) return;
-    if (s->open) {
-        fputc('\n', stderr);
-        s->open = false;
-    }
-    if (level == GR_LOG_INFO) {
-        puts(msg);
-        fflush(stdout);
-        return;
-    }
-    fprintf(stderr, "graft: %s%s%s\n", level == GR_LOG_NOTE ? "" : gr_log_level_name(level),
-            level == GR_LOG_NOTE ? "" : ": ", msg);
-}
-
 static int run_command(int i, int argc, char **argv) {
-    cli_log_state log_state = {.tty = isatty(2) == 1, .rank = gr_dist_rank()};
-    gr_set_log(cli_log, &log_state);
+    cli_log_state log_state;   /* the library's log: progress.h */
+    cli_log_begin(&log_state, gr_dist_rank());
     int rc = commands[i].run(argc, argv);
-    if (log_state.open) fputc('\n', stderr);
-    gr_set_log(NULL, NULL);
+    cli_log_end(&log_state);
     return rc;
 }
 
