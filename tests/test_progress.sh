@@ -26,7 +26,20 @@ cat >"$T/check.py" <<'EOF'
 import re, sys
 raw = open(sys.argv[1], "rb").read().decode("utf-8", "replace")
 kw = dict(a.split("=", 1) for a in sys.argv[2:])
-segs = re.findall(r"\r([^\r\n]*?)\x1b\[K", raw)
+segs = [s for s in re.findall(r"\r([^\r\n]*?)\x1b\[K", raw) if s]
+def render(raw):   # the screen's lines: "\r" to column 0, "\033[K" clears to the end, "\n"
+    lines, col, i = [""], 0, 0
+    while i < len(raw):
+        if raw.startswith("\x1b[K", i):
+            lines[-1] = lines[-1][:col]; i += 3; continue
+        c = raw[i]
+        if c == "\r": col = 0
+        elif c == "\n": lines.append(""); col = 0
+        else:
+            l = lines[-1]; lines[-1] = l[:col] + c + l[col + 1:]; col += 1
+        i += 1
+    return "\n".join(lines)
+screen = render(raw)
 def cols(s): return len(s)
 def bar(s):
     m = re.search(r"\[([=>.]+)\]", s)
@@ -42,7 +55,9 @@ if "width" in kw:
 if "none" in kw:
     assert not segs and "\x1b[K" not in raw, "progress drawn: %r" % segs[:3]
 if "line" in kw:
-    assert re.search(kw["line"], raw, re.M), "no line like %s in %r" % (kw["line"], raw[-800:])
+    assert re.search(kw["line"], screen, re.M), "no line like %s on the screen %r" % (kw["line"], screen[-800:])
+if "noline" in kw:                     # a progress line replaced by the next line of the report
+    assert not re.search(kw["noline"], screen, re.M), "left on the screen: %s in %r" % (kw["noline"], screen[-800:])
 if "resized" in kw:                    # DRAWS:COLS: the redraws before the resize, the new width
     d, c = map(int, kw["resized"].split(":"))
     before, last = segs[0], segs[-1]
@@ -52,11 +67,11 @@ print("%d segments" % len(segs))
 EOF
 check() { "$PY" "$T/check.py" "$@" 2>&1; }
 
-# ---- eval on a terminal: "eval: N/M images, R img/s, ETA Ss" in place, then one line
+# ---- eval on a terminal: "eval: N/M images, R img/s, ETA Ss" in place, then one line in its place
 out=$("$PY" "$PTY" --cols 60 "$T/eval.tty" "$G" eval --model "$T/m.gft" --data "$T/test.bin" --batch 4)
 if [ "$out" != "${out#exit 0}" ] && r=$(check "$T/eval.tty" segments=1 width=60 \
-     'match=eval: \d+/100 images, \d+ img/s, ETA \d+s' 'line=^graft: eval: 100 images in [0-9.]+s \(\d+ img/s\)\r$' \
-     'line=^Test accuracy: '); then
+     'match=eval: \d+/100 images, \d+ img/s, ETA \d+s' 'line=^graft: eval: 100 images in [0-9.]+s \(\d+ img/s\)$' \
+     'line=^Test accuracy: ' 'noline=^eval: '); then
   pass "progress_eval_tty ($r)"
 else fail progress_eval_tty "$out $r"; fi
 
@@ -106,7 +121,7 @@ out=$("$PY" "$PTY" --cols 100 --resize 3:50 --intr 3 "$T/train.tty" "$G" "${TRAI
       --out "$T/m2.gft")
 if [ "$out" != "${out#exit 130}" ] && r=$(check "$T/train.tty" segments=6 width=100 resized=3:50 \
      'match=Epoch \d+/1000 \d+/60 \[[=>.]+\] - ETA: .*' \
-     'line=\x1b\[K\^C\r$' "line=^graft: continue with: graft train --resume '?$T/m2.gft.ckpt'?\r$"); then
+     'line=^Epoch \d+/1000 .*\^C$' "line=^graft: continue with: graft train --resume '?$T/m2.gft.ckpt'?$"); then
   pass "progress_train_tty_resize_intr ($r)"
 else fail progress_train_tty_resize_intr "$out $r"; fi
 

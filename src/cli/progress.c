@@ -117,7 +117,10 @@ static void cli_log(void *user, gr_log_level level, const char *msg) {
     if (level == GR_LOG_DEBUG && !getenv("GRAFT_DEBUG")) return;
     fflush(stdout);   /* what the command printed comes first (a log file gets both in order) */
     if (s->open) {
-        fputc('\n', stderr);
+        /* the line replaces the progress line when it goes to the same
+         * terminal (the screen then reads like the log file); otherwise the
+         * progress line stays, ended */
+        fputs(level != GR_LOG_INFO || s->out_tty ? "\r\033[K" : "\n", stderr);
         s->open = false;
     }
     if (level == GR_LOG_INFO) {
@@ -130,7 +133,7 @@ static void cli_log(void *user, gr_log_level level, const char *msg) {
 }
 
 void cli_log_begin(cli_log_state *s, int rank) {
-    *s = (cli_log_state){.tty = isatty(STDERR_FILENO) == 1, .rank = rank};
+    *s = (cli_log_state){.tty = isatty(STDERR_FILENO) == 1, .out_tty = isatty(STDOUT_FILENO) == 1, .rank = rank};
     gr_set_log(cli_log, s);
 }
 

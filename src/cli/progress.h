@@ -2,12 +2,13 @@
  * person.  Info lines go to stdout (the run's report), notes, warnings and
  * errors to stderr.  Progress lines (GR_LOG_PROGRESS: "eval: 320/10000
  * images, 812 img/s, ETA 12s", Keras' epoch bar) are redrawn in place on a
- * terminal, fitted to its current width (the bar shrinks, then the line is
- * cut) so that a line never wraps, even after the window is resized, and
- * redrawn at most ~10 times a second; when stderr is not a terminal (a log
- * file, CI, nohup) they are dropped: such a log gets the one line per epoch
- * or phase that the library logs at the end of each, never carriage-return
- * spam.                                                                    */
+ * terminal at most ~10 times a second, fitted to its current width (the bar
+ * shrinks, then the line is cut) so that a line never wraps, even after the
+ * window is resized; the next line of the run's report replaces the
+ * progress line (the screen then reads like a log file).  When stderr is
+ * not a terminal (a log file, CI, nohup) progress lines are dropped: such a
+ * log gets the one line per epoch or phase that the library logs at the end
+ * of each, never carriage-return spam.                                     */
 #ifndef GRAFT_CLI_PROGRESS_H
 #define GRAFT_CLI_PROGRESS_H
 #include <stdbool.h>
@@ -16,6 +17,7 @@
 
 typedef struct {
     bool tty;           /* stderr is a terminal */
+    bool out_tty;       /* stdout is a terminal (the same one, in practice) */
     bool open;          /* a progress line is drawn and not yet ended */
     int rank;           /* MPI rank (0 without MPI): only rank 0 reports */
     double last_draw;   /* when the progress line was last drawn (monotonic s) */
