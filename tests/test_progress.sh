@@ -81,6 +81,18 @@ if [ "$out" != "${out#exit 0}" ] && r=$(check "$T/eval24.tty" segments=1 width=2
   pass "progress_eval_narrow ($r)"
 else fail progress_eval_narrow "$out $r"; fi
 
+# ---- an error in the middle of the pass: the progress line stays, the error
+# starts a line of its own
+"$PY" "$GEN" folder "$T/fold" 12 3 >/dev/null && head -c 100 "$T/fold/green/00.png" >"$T/fold/green/99.png" \
+  || echo "FAIL progress_setup: folder"
+"$G" train --base "darknet:$T/tiny.cfg" --weights none --head flatten,dense:3:softmax --data "$T/fold" --epochs 1 \
+  --out "$T/f.gft" -q --skip-bad >"$T/out" 2>&1 || echo "FAIL progress_setup: $(tail -3 "$T/out")"
+out=$("$PY" "$PTY" --cols 80 "$T/bad.tty" "$G" eval --model "$T/f.gft" --data "$T/fold" --batch 4)
+if [ "$out" != "${out#exit 1}" ] && r=$(check "$T/bad.tty" segments=1 'line=^eval: \d+/37 images' \
+     'line=^graft: error: .*99\.png: corrupt PNG'); then
+  pass progress_error_own_line
+else fail progress_error_own_line "$out $r"; fi
+
 # ---- --quiet on a terminal: no progress
 out=$("$PY" "$PTY" "$T/evalq.tty" "$G" eval --model "$T/m.gft" --data "$T/test.bin" --batch 4 --quiet)
 if [ "$out" != "${out#exit 0}" ] && r=$(check "$T/evalq.tty" none=1 'line=^Test accuracy: '); then

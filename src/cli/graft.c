@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "cli.h"
+#include "core/core.h"
 #include "dist/dist.h"
 #include "progress.h"
 
@@ -36,18 +37,25 @@ static void usage(FILE *f) {
                "             130 interrupted (^C: SIGINT/SIGTERM)\n");
 }
 
-/* Prints "graft: error: MSG" in one write.  Under mpirun with several
- * ranks it names the rank; a rank other than 0 waits a second first: when
- * every rank fails alike (a bad option), rank 0's message and MPI_Abort end
- * the job before, so the error is printed once.                           */
+/* Prints "graft: error: MSG" in one write, through the log sink when it is
+ * installed (progress.c: an open progress line is ended first).  Under
+ * mpirun with several ranks it names the rank; a rank other than 0 waits a
+ * second first: when every rank fails alike (a bad option), rank 0's
+ * message and MPI_Abort end the job before, so the error is printed once. */
 static void print_error(const char *msg) {
-    char line[1200];
+    char body[1200];
     if (gr_dist_active()) {
         if (gr_dist_rank() > 0) sleep(1);
-        snprintf(line, sizeof line, "graft: error: rank %d of %d: %s\n", gr_dist_rank(), gr_dist_size(), msg);
+        snprintf(body, sizeof body, "rank %d of %d: %s", gr_dist_rank(), gr_dist_size(), msg);
     } else {
-        snprintf(line, sizeof line, "graft: error: %s\n", msg);
+        snprintf(body, sizeof body, "%s", msg);
     }
+    if (gr_log_enabled()) {
+        gr_log(GR_LOG_ERROR, "%s", body);
+        return;
+    }
+    char line[1300];
+    snprintf(line, sizeof line, "graft: error: %s\n", body);
     fputs(line, stderr);
 }
 

@@ -117,10 +117,12 @@ static void cli_log(void *user, gr_log_level level, const char *msg) {
     if (level == GR_LOG_DEBUG && !getenv("GRAFT_DEBUG")) return;
     fflush(stdout);   /* what the command printed comes first (a log file gets both in order) */
     if (s->open) {
-        /* the line replaces the progress line when it goes to the same
-         * terminal (the screen then reads like the log file); otherwise the
-         * progress line stays, ended */
-        fputs(level != GR_LOG_INFO || s->out_tty ? "\r\033[K" : "\n", stderr);
+        /* a line of the run's report replaces the progress line when it
+         * goes to the same terminal (the screen then reads like the log
+         * file); before a warning or an error, or a line that goes
+         * elsewhere, the progress line stays (it says where the run was) */
+        bool same = level == GR_LOG_NOTE || (level == GR_LOG_INFO && s->out_tty);
+        fputs(same ? "\r\033[K" : "\n", stderr);
         s->open = false;
     }
     if (level == GR_LOG_INFO) {
@@ -128,8 +130,10 @@ static void cli_log(void *user, gr_log_level level, const char *msg) {
         fflush(stdout);
         return;
     }
-    fprintf(stderr, "graft: %s%s%s\n", level == GR_LOG_NOTE ? "" : gr_log_level_name(level),
-            level == GR_LOG_NOTE ? "" : ": ", msg);
+    char line[2200];   /* one write (under mpirun several ranks share stderr) */
+    snprintf(line, sizeof line, "graft: %s%s%s\n", level == GR_LOG_NOTE ? "" : gr_log_level_name(level),
+             level == GR_LOG_NOTE ? "" : ": ", msg);
+    fputs(line, stderr);
 }
 
 void cli_log_begin(cli_log_state *s, int rank) {
