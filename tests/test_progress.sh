@@ -114,7 +114,7 @@ out=$("$PY" "$PTY" --cols 80 "$T/probe.tty" "$G" probe --base "darknet:$T/tiny.c
 if [ "$out" != "${out#exit 0}" ] && r=$(check "$T/probe.tty" segments=1 width=80 \
      'match=probe: features \d+/200 images, \d+ img/s, ETA \d+s' \
      'line=^graft: probe: features of 200 images at 2 cuts in [0-9.]+s \(\d+ img/s\)' \
-     "line=^graft: probe: scoring cut 2/2 '3'"); then
+     "line=^graft: probe: scoring cut 2/2 '3' \(8x8x16\); 1 scored in [0-9.]+s, ETA ~\d+s$"); then
   pass "progress_probe_tty ($r)"
 else fail progress_probe_tty "$out $r"; fi
 for b in 4 50; do

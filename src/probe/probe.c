@@ -126,6 +126,7 @@ typedef struct {
     float *x;
     gr_batcher *b;
     gr_ctx *cx;              /* one context for every cut's stage: its caches live across batches */
+    double score_t0;         /* when the scoring of the first cut began */
 } probe_run;
 
 static void probe_defaults(gr_probe_opts *o) {
@@ -275,7 +276,14 @@ static gr_status score_cut(probe_run *r, int k, gr_probe_row *row) {
     }
     int lo = r->lo, hi = r->hi;
     row->fwd_ms = 1e3 * cum / (hi - lo > o->batch ? hi - lo - o->batch : (hi > lo ? hi - lo : 1));
-    if (o->verbose) gr_log(GR_LOG_NOTE, "probe: scoring cut %d/%d '%s' (%dx%dx%d)", k + 1, r->nc, row->name, c->h, c->w, c->c);
+    if (o->verbose && k == 0) {
+        r->score_t0 = now_s();
+        gr_log(GR_LOG_NOTE, "probe: scoring cut 1/%d '%s' (%dx%dx%d)", r->nc, row->name, c->h, c->w, c->c);
+    } else if (o->verbose) {   /* the ETA: the cuts so far took this long on average (a rough guide) */
+        double el = now_s() - r->score_t0;
+        gr_log(GR_LOG_NOTE, "probe: scoring cut %d/%d '%s' (%dx%dx%d); %d scored in %.1fs, ETA ~%.0fs", k + 1,
+               r->nc, row->name, c->h, c->w, c->c, k, el, el / k * (r->nc - k));
+    }
     gr_status st = score_form(c->pooled, r->labels, r->n, c->c, r->C, o->folds,
                               c->h * c->w > 1 ? GR_PROBE_GAP : GR_PROBE_VEC, &row->pooled, r->err);
     if (st == GR_OK && c->flat)
