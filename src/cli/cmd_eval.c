@@ -20,7 +20,7 @@ static const cli_opt eval_opts[] = {
     OPT_INT("--batch", batch, 1, "32", "images per forward pass"),
     OPT_THREADS(threads),
     OPT_JSON_QUIET(json, "one JSON object on stdout", quiet,
-                   "print the scores only (no per-class table, no confusion matrix)"),
+                   "print the scores only (no progress, no per-class table, no confusion matrix)"),
     OPT_STR("--report", report, "DIR", NULL,
             "write the results and an HTML report into DIR (confusion matrix, per-class\n"
             "precision/recall/F1, the most confused images); added to a train run's report\n"
