@@ -745,6 +745,12 @@ typedef struct {
 
 gr_status gr_evaluate(const gr_model *m, const gr_dataset *ds, const int *idx, int n, int batch,
                       gr_eval_result *res, gr_error *err);
+/* gr_evaluate that says how far it is: label (e.g. "eval") non-NULL logs
+ * "label: N/M images, R img/s, ETA Ss" (GR_LOG_PROGRESS) after each batch
+ * and "label: M images in Ts (R img/s)" (GR_LOG_NOTE) at the end; NULL is
+ * gr_evaluate (silent).                                                    */
+gr_status gr_evaluate_progress(const gr_model *m, const gr_dataset *ds, const int *idx, int n, int batch,
+                               const char *label, gr_eval_result *res, gr_error *err);
 void gr_eval_result_free(gr_eval_result *res);
 
 /* Class names stored with a model (copied); gr_model_class_name(m, c) or NULL. */

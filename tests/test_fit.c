@@ -244,6 +244,22 @@ static void test_learns_pattern(void) {
     gr_eval_result_free(&r);
 }
 
+typedef struct { int progress, bad, notes; char last[256], note[256]; } eval_seen;
+static void collect_eval_log(void *user, gr_log_level level, const char *msg) {
+    eval_seen *s = user;
+    if (level == GR_LOG_PROGRESS) {
+        int done, n, rate, eta, end = 0;
+        s->progress++;
+        if (sscanf(msg, "eval: %d/%d images, %d img/s, ETA %ds%n", &done, &n, &rate, &eta, &end) != 4 ||
+            msg[end] || n != 100)
+            s->bad++;
+        snprintf(s->last, sizeof s->last, "%s", msg);
+    } else if (level == GR_LOG_NOTE) {
+        s->notes++;
+        snprintf(s->note, sizeof s->note, "%s", msg);
+    }
+}
+
 /* Oracle: every test image through gr_dataset_get + gr_model_predict one at a time. */
 static void test_evaluate_against_oracle(void) {
     gr_model *m = trained;
@@ -289,6 +305,25 @@ static void test_evaluate_against_oracle(void) {
           (double)correct / N_TEST);
     CHECK(fabs(r.top5 - (double)top5 / N_TEST) < 1e-12, "top5 %g oracle %g", r.top5, (double)top5 / N_TEST);
     CHECK(fabs(r.loss - loss / N_TEST) < 1e-4 * (1 + loss / N_TEST), "loss %.7g oracle %.7g", r.loss, loss / N_TEST);
+
+    /* gr_evaluate_progress: the same result; a progress line per batch
+     * (100 = 14 * 7 + 2: 15 batches) with the rate and ETA, one closing note */
+    eval_seen seen = {0};
+    gr_eval_result r2;
+    gr_set_log(collect_eval_log, &seen);
+    gr_status st = gr_evaluate_progress(m, test_ds, NULL, 0, 7, "eval", &r2, &e);
+    gr_set_log(NULL, NULL);
+    CHECK(st == GR_OK, "%s", e.msg);
+    if (st == GR_OK) {
+        CHECK(!memcmp(r2.confusion, r.confusion, 100 * sizeof(int64_t)) && r2.loss == r.loss && r2.n == r.n,
+              "gr_evaluate_progress differs from gr_evaluate");
+        CHECK(seen.progress == 15 && seen.bad == 0 && !strncmp(seen.last, "eval: 100/100 images, ", 22),
+              "progress lines %d (%d not 'eval: N/100 images, R img/s, ETA Ss'), last '%s'", seen.progress, seen.bad,
+              seen.last);
+        CHECK(seen.notes == 1 && !strncmp(seen.note, "eval: 100 images in ", 20) && strstr(seen.note, " img/s)"),
+              "closing notes %d: '%s'", seen.notes, seen.note);
+        gr_eval_result_free(&r2);
+    }
     gr_eval_result_free(&r);
     CHECK(r.confusion == NULL, "gr_eval_result_free left the pointer");
 }

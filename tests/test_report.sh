@@ -178,3 +178,21 @@ for name, (shape, form, ridge, logme, chosen) in printed.items():
     assert abs(float(r[5]) - logme) <= 5.1e-5 and (r[6] == "chosen") == chosen, (r, printed[name])
 EOF2
 then pass report_probe_table; else fail report_probe_table "rc=$rc $(tail -3 "$T/err")"; fi
+
+# ---- early stopping: the page says so (the epochs row, the note under the
+# history table, whose highlighted row is the best epoch the log names)
+"$G" "${TRAIN[@]}" --epochs 40 --patience 2 --out "$T/m6.gft" --report "$T/es" >"$T/out" 2>"$T/err"; rc=$?
+if [ $rc -eq 0 ] && has "$T/out" "^early stopping: no improvement for 2 epochs" && "$PY" - "$T/es" "$T/out" <<'EOF2'
+import re, sys
+sys.path.insert(0, "tests/fixtures")
+from report_check import table_rows
+page = open(sys.argv[1] + "/index.html").read()
+hist = table_rows(sys.argv[1] + "/index.html", "history")
+best = int(re.search(r"^best epoch: (\d+) ", open(sys.argv[2]).read(), re.M).group(1))
+n = len(hist)            # (the rows under the header)
+assert n < 40 and best < n, (n, best)
+assert re.search(r"<th>epochs</th><td>%d of 40 \(early stopping\)</td>" % n, page), "epochs row"
+assert "training stopped early after it" in page
+assert re.search(r"<tr class=best><td class=n>%d</td>" % best, page), "best row"
+EOF2
+then pass report_early_stopping; else fail report_early_stopping "rc=$rc $(tail -n 3 "$T/out" "$T/err")"; fi

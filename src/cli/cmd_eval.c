@@ -20,7 +20,7 @@ static const cli_opt eval_opts[] = {
     OPT_INT("--batch", batch, 1, "32", "images per forward pass"),
     OPT_THREADS(threads),
     OPT_JSON_QUIET(json, "one JSON object on stdout", quiet,
-                   "print the scores only (no per-class table, no confusion matrix)"),
+                   "print the scores only (no progress, no per-class table, no confusion matrix)"),
     OPT_STR("--report", report, "DIR", NULL,
             "write the results and an HTML report into DIR (confusion matrix, per-class\n"
             "precision/recall/F1, the most confused images); added to a train run's report\n"
@@ -129,7 +129,11 @@ int cmd_eval(int argc, char **argv) {
     cli_recipe_apply(&d, &recipe);
     if (!(ds = cli_open_data(data, &d, GR_SPLIT_TEST, h, w, h, w, &recipe, &err))) goto fail;
     if (cli_check_classes(m, ds, data, model, &err)) goto fail;
-    if (gr_dist_evaluate(m, ds, batch, &r, &err) != GR_OK) {   /* (under mpirun: sharded) */
+    if (!json && !quiet) {   /* (before the pass: its progress and closing line come under it) */
+        printf("%s on %s (%d images)\n", model, data, gr_dataset_count(ds));
+        fflush(stdout);
+    }
+    if (gr_dist_evaluate(m, ds, batch, json || quiet ? NULL : "eval", &r, &err) != GR_OK) {   /* (under mpirun: sharded) */
         gr_error_prefix(&err, "%s on %s", model, data);
         goto fail;
     }
@@ -147,7 +151,6 @@ int cmd_eval(int argc, char **argv) {
     if (json) {
         print_json(m, &r, top5);
     } else {
-        if (!quiet) printf("%s on %s (%d images)\n", model, data, r.n);
         printf("Test loss: %.4f\nTest accuracy: %.4f\n", r.loss, r.accuracy);
         if (top5) printf("Top-5 accuracy: %.4f\n", r.top5);
         else printf("Top-5 accuracy: n/a (%d classes)\n", C);

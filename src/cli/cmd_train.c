@@ -432,7 +432,7 @@ static int save_and_test(train_run *r, gr_error *err) {
     gr_eval_result res = {0};
     int rc = 0;
     if (r->test) {
-        if (gr_dist_evaluate(r->m, r->test, t->batch, &res, err) != GR_OK) return -1;   /* (under mpirun: sharded) */
+        if (gr_dist_evaluate(r->m, r->test, t->batch, t->quiet ? NULL : "test", &res, err) != GR_OK) return -1;   /* (under mpirun: sharded) */
         if (!t->json) printf("Test loss: %.4f\nTest accuracy: %.4f\n", res.loss, res.accuracy);
         cli_run_event(&r->rep, "test", "data", t->test, res.loss, res.accuracy);
         rc = cli_run_eval(&r->rep, r->m, r->test, t->test, &res, err);

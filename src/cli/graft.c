@@ -6,7 +6,9 @@
 #include <string.h>
 #include <unistd.h>
 #include "cli.h"
+#include "core/core.h"
 #include "dist/dist.h"
+#include "progress.h"
 
 static const struct {
     const char *name;
@@ -35,18 +37,25 @@ static void usage(FILE *f) {
                "             130 interrupted (^C: SIGINT/SIGTERM)\n");
 }
 
-/* Prints "graft: error: MSG" in one write.  Under mpirun with several
- * ranks it names the rank; a rank other than 0 waits a second first: when
- * every rank fails alike (a bad option), rank 0's message and MPI_Abort end
- * the job before, so the error is printed once.                           */
+/* Prints "graft: error: MSG" in one write, through the log sink when it is
+ * installed (progress.c: an open progress line is ended first).  Under
+ * mpirun with several ranks it names the rank; a rank other than 0 waits a
+ * second first: when every rank fails alike (a bad option), rank 0's
+ * message and MPI_Abort end the job before, so the error is printed once. */
 static void print_error(const char *msg) {
-    char line[1200];
+    char body[1200];
     if (gr_dist_active()) {
         if (gr_dist_rank() > 0) sleep(1);
-        snprintf(line, sizeof line, "graft: error: rank %d of %d: %s\n", gr_dist_rank(), gr_dist_size(), msg);
+        snprintf(body, sizeof body, "rank %d of %d: %s", gr_dist_rank(), gr_dist_size(), msg);
     } else {
-        snprintf(line, sizeof line, "graft: error: %s\n", msg);
+        snprintf(body, sizeof body, "%s", msg);
     }
+    if (gr_log_enabled()) {
+        gr_log(GR_LOG_ERROR, "%s", body);
+        return;
+    }
+    char line[1300];
+    snprintf(line, sizeof line, "graft: error: %s\n", body);
     fputs(line, stderr);
 }
 
@@ -87,44 +96,11 @@ static void ensure_passive_wait(char **argv) {
     /* exec failed: carry on with the default policy */
 }
 
-/* The library's log: info on stdout (the run's report), notes and warnings
- * on stderr, progress redrawn in place on a terminal and dropped otherwise
- * (a log file gets one line per epoch, never carriage-return spam).       */
-typedef struct {
-    bool tty;    /* stderr is a terminal */
-    bool open;   /* a progress line is drawn and not yet ended */
-    int rank;    /* MPI rank (0 without MPI) */
-} cli_log_state;
-
-static void cli_log(void *user, gr_log_level level, const char *msg) {
-    cli_log_state *s = user;
-    if (s->rank > 0 && level != GR_LOG_ERROR) return;   /* under mpirun rank 0 reports */
-    if (level == GR_LOG_PROGRESS) {
-        if (!s->tty) return;
-        fprintf(stderr, "\r%s\033[K", msg);
-        s->open = true;
-        return;
-    }
-    if (level == GR_LOG_DEBUG && !getenv("GRAFT_DEBUG")) return;
-    if (s->open) {
-        fputc('\n', stderr);
-        s->open = false;
-    }
-    if (level == GR_LOG_INFO) {
-        puts(msg);
-        fflush(stdout);
-        return;
-    }
-    fprintf(stderr, "graft: %s%s%s\n", level == GR_LOG_NOTE ? "" : gr_log_level_name(level),
-            level == GR_LOG_NOTE ? "" : ": ", msg);
-}
-
 static int run_command(int i, int argc, char **argv) {
-    cli_log_state log_state = {.tty = isatty(2) == 1, .rank = gr_dist_rank()};
-    gr_set_log(cli_log, &log_state);
+    cli_log_state log_state;   /* the library's log: progress.h */
+    cli_log_begin(&log_state, gr_dist_rank());
     int rc = commands[i].run(argc, argv);
-    if (log_state.open) fputc('\n', stderr);
-    gr_set_log(NULL, NULL);
+    cli_log_end(&log_state);
     return rc;
 }
 

@@ -126,6 +126,7 @@ typedef struct {
     float *x;
     gr_batcher *b;
     gr_ctx *cx;              /* one context for every cut's stage: its caches live across batches */
+    double score_t0;         /* when the scoring of the first cut began */
 } probe_run;
 
 static void probe_defaults(gr_probe_opts *o) {
@@ -242,10 +243,15 @@ static gr_status probe_pass(probe_run *r) {
             keep_features(c, done, got);
         }
         done += got;
-        if (o->verbose) gr_log(GR_LOG_PROGRESS, "probe: features %d/%d images (%.1fs)", done, n, now_s() - t0);
+        if (o->verbose) {   /* (under mpirun: rank 0's shard) */
+            double el = now_s() - t0 + 1e-9;
+            gr_log(GR_LOG_PROGRESS, "probe: features %d/%d images, %.0f img/s, ETA %.0fs", done - lo, hi - lo,
+                   (done - lo) / el, el / (done - lo) * (hi - done));
+        }
     }
     if (o->verbose)
-        gr_log(GR_LOG_NOTE, "probe: features of %d images at %d cuts in %.1fs", done - lo, r->nc, now_s() - t0);
+        gr_log(GR_LOG_NOTE, "probe: features of %d images at %d cuts in %.1fs (%.0f img/s)", done - lo, r->nc,
+               now_s() - t0, (done - lo) / (now_s() - t0 + 1e-9));
     if (done != hi) return gr_error_set(err, GR_ERR_IO, "probe: the data gave %d of %d samples", done - lo, hi - lo);
     st = GR_OK;
     for (int k = 0; r->dist && k < r->nc && st == GR_OK; k++) {
@@ -270,7 +276,14 @@ static gr_status score_cut(probe_run *r, int k, gr_probe_row *row) {
     }
     int lo = r->lo, hi = r->hi;
     row->fwd_ms = 1e3 * cum / (hi - lo > o->batch ? hi - lo - o->batch : (hi > lo ? hi - lo : 1));
-    if (o->verbose) gr_log(GR_LOG_NOTE, "probe: scoring cut '%s' (%dx%dx%d)", row->name, c->h, c->w, c->c);
+    if (o->verbose && k == 0) {
+        r->score_t0 = now_s();
+        gr_log(GR_LOG_NOTE, "probe: scoring cut 1/%d '%s' (%dx%dx%d)", r->nc, row->name, c->h, c->w, c->c);
+    } else if (o->verbose) {   /* the ETA: the cuts so far took this long on average (a rough guide) */
+        double el = now_s() - r->score_t0;
+        gr_log(GR_LOG_NOTE, "probe: scoring cut %d/%d '%s' (%dx%dx%d); %d scored in %.1fs, ETA ~%.0fs", k + 1,
+               r->nc, row->name, c->h, c->w, c->c, k, el, el / k * (r->nc - k));
+    }
     gr_status st = score_form(c->pooled, r->labels, r->n, c->c, r->C, o->folds,
                               c->h * c->w > 1 ? GR_PROBE_GAP : GR_PROBE_VEC, &row->pooled, r->err);
     if (st == GR_OK && c->flat)

@@ -174,7 +174,10 @@ static void draw_labels(cairo_t *cr, int H, const frame *f, const gr_chart_serie
         rgb(cr, 0x333333);
         text(cr, lx, 18, 0, 0.5, s[k].name);
         rgb(cr, s[k].rgb);
-        if (s[k].points) { cairo_arc(cr, lx - 10, 18, 4, 0, 2 * M_PI); cairo_fill(cr); }
+        if (s[k].points) {   /* the diamond the chart draws */
+            cairo_move_to(cr, lx - 10, 13); cairo_line_to(cr, lx - 5, 18); cairo_line_to(cr, lx - 10, 23);
+            cairo_line_to(cr, lx - 15, 18); cairo_close_path(cr); cairo_fill(cr);
+        }
         else { cairo_set_line_width(cr, 2); cairo_move_to(cr, lx - 24, 18); cairo_line_to(cr, lx - 4, 18); cairo_stroke(cr); }
         lx -= 36;
     }

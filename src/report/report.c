@@ -139,7 +139,7 @@ static const char *CSS =
     ".cmd{background:#f5f5f5;padding:6px 8px;display:block;white-space:pre-wrap;word-break:break-all}"
     ".charts{display:flex;flex-wrap:wrap;gap:8px}.charts img{max-width:100%;height:auto;border:1px solid #eee}"
     ".charts img.half{width:calc(50% - 6px)}"
-    ".grid{display:flex;flex-wrap:wrap;gap:8px}.grid figure{margin:0;width:104px;text-align:center;font-size:11px}"
+    ".grid{display:flex;flex-wrap:wrap;gap:8px}.grid figure{margin:0;width:120px;text-align:center;font-size:11px;line-height:1.3}"
     ".grid img{width:96px;height:96px;object-fit:contain;image-rendering:pixelated;border:1px solid #ccc;background:#fafafa}"
     "tr.best td{background:#e8f5e9}tr.frozen td{color:#777}.muted{color:#777}"
     ".row{display:flex;flex-wrap:wrap;gap:28px;align-items:flex-start}";
@@ -402,11 +402,11 @@ static void write_confused(FILE *f, const page *p, json_object *pairs) {
             esc(f, jstr(x, "thumb"));
             fprintf(f, "\" alt=\"image %.0f\" title=\"", jnum(x, "index"));
             esc(f, jstr(x, "path") ? jstr(x, "path") : "");
-            fprintf(f, "\"><figcaption>#%.0f ", jnum(x, "index"));
+            fprintf(f, "\"><figcaption>");   /* "true → predicted" (wraps after the arrow), "#index · p" */
             esc(f, a);
-            fprintf(f, " &rarr; ");
+            fprintf(f, "&nbsp;&rarr; ");
             esc(f, b);
-            fprintf(f, " %.2f</figcaption></figure>\n", jnum(x, "prob"));
+            fprintf(f, "<br>#%.0f &middot; %.2f</figcaption></figure>\n", jnum(x, "index"), jnum(x, "prob"));
         }
         fprintf(f, "</div>\n");
     }

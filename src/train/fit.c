@@ -478,6 +478,11 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
 
 gr_status gr_evaluate(const gr_model *m, const gr_dataset *ds, const int *idx, int n, int batch,
                       gr_eval_result *res, gr_error *err) {
+    return gr_evaluate_progress(m, ds, idx, n, batch, NULL, res, err);
+}
+
+gr_status gr_evaluate_progress(const gr_model *m, const gr_dataset *ds, const int *idx, int n, int batch,
+                               const char *label, gr_eval_result *res, gr_error *err) {
     gr_error local;
     if (!err) err = &local;
     memset(res, 0, sizeof *res);
@@ -509,6 +514,7 @@ gr_status gr_evaluate(const gr_model *m, const gr_dataset *ds, const int *idx, i
     double l = 0;
     int64_t c1 = 0, c5 = 0;
     int done = 0, got = 0;
+    double t0 = gr_fit_now();
     while (st == GR_OK && done < n) {
         st = gr_batcher_next(b, x, lab, &got, err);
         if (st != GR_OK || got == 0) break;
@@ -528,7 +534,15 @@ gr_status gr_evaluate(const gr_model *m, const gr_dataset *ds, const int *idx, i
             res->prob[done + i] = p[(size_t)i * C + best];
         }
         done += got;
+        if (label) {
+            double el = gr_fit_now() - t0 + 1e-9;
+            gr_log(GR_LOG_PROGRESS, "%s: %d/%d images, %.0f img/s, ETA %.0fs", label, done, n, done / el,
+                   el / done * (n - done));
+        }
     }
+    if (st == GR_OK && label)
+        gr_log(GR_LOG_NOTE, "%s: %d images in %.1fs (%.0f img/s)", label, done, gr_fit_now() - t0,
+               done / (gr_fit_now() - t0 + 1e-9));
     gr_batcher_free(b);
     gr_ctx_free(cx);
     free(x); free(p); free(lab);
