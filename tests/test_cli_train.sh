@@ -153,6 +153,14 @@ else fail train_resume_refuses_model_options "$bad"; fi
 if [ $rc -eq 1 ] && has "$T/err" "the checkpoint was made with lr = 0\.01, this run has 0\.02$"; then
   pass train_resume_mismatch_plain
 else fail train_resume_mismatch_plain "rc=$rc $(cat "$T/err")"; fi
+# an --lr auto checkpoint resumed with an explicit --lr: refused, never trained on at the rate the range
+# test picked (before the option tables --lr 0.05 was taken and silently ignored: the run went on at 0.01)
+cp "$T/a1.ckpt" "$T/a1b.ckpt"
+"$G" train --resume "$T/a1b.ckpt" --epochs 3 --lr 0.05 -q --out "$T/a1b.gft" >"$T/out" 2>"$T/err"; rc=$?
+if [ $rc -eq 1 ] && has "$T/err" "^graft: error: .*the checkpoint was made with lr = auto, this run has 0\.05$" \
+   && ! [ -e "$T/a1b.gft" ] && cmp -s "$T/a1.ckpt" "$T/a1b.ckpt"; then
+  pass train_resume_lr_auto_mismatch
+else fail train_resume_lr_auto_mismatch "rc=$rc $(cat "$T/err")"; fi
 
 # ---- --from: continue training a model file
 "$G" train --from "$T/m.gft" --data "$T/train.bin" --epochs 1 -q --out "$T/m2.gft" >"$T/out" 2>"$T/err"; rc=$?
