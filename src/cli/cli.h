@@ -36,17 +36,10 @@ typedef struct {
     int skip_bad, crop, h, w;    /* h, w: --input-size (0 = the network's / the data's) */
     float crop_fraction;         /* 0 = not given */
 } cli_data_opts;
-enum { CLI_DATA_SET = 1, CLI_DATA_RECIPE = 2, CLI_DATA_ALL = 3 };
 /* Their option tables (common.c), for a command's table: OPT_GROUP(d, cli_data_all_table). */
 extern const cli_opt cli_data_set_table[], cli_data_recipe_table[], cli_data_all_table[];
 /* A command's data options under their usual heading. */
 #define OPT_DATA_OPTIONS(fld) OPT_HEAD("data options:"), OPT_GROUP(fld, cli_data_all_table)
-/* If argv[*i] is one of the data options of the groups in `which`, takes it
- * (and its value: *i advances) and returns 1; 0 when it is not one; 2 after
- * printing a usage error (a missing or bad value).  cmd names the command. */
-int cli_data_option(int argc, char **argv, int *i, int which, const char *cmd, cli_data_opts *d);
-/* The help lines of the data options (groups in `which`). */
-void cli_data_help(FILE *f, int which);
 /* Applies the recipe overrides of d to *r (a base's or a model's recipe). */
 void cli_recipe_apply(const cli_data_opts *d, gr_recipe *r);
 /* Opens --data: resolves a dataset name, uses d's set options, the size

@@ -115,27 +115,6 @@ const cli_opt cli_data_recipe_table[] = {
 const cli_opt cli_data_all_table[] = {
     {.kind = CLI_GROUP, .sub = cli_data_set_table}, {.kind = CLI_GROUP, .sub = cli_data_recipe_table}, OPT_END};
 
-static const cli_opt *data_table(int which) {
-    return which == CLI_DATA_ALL ? cli_data_all_table : which == CLI_DATA_SET ? cli_data_set_table
-                                                                             : cli_data_recipe_table;
-}
-
-int cli_data_option(int argc, char **argv, int *i, int which, const char *cmd, cli_data_opts *d) {
-    size_t base;
-    const cli_opt *o = cli_find_opt(data_table(which), argv[*i], &base);
-    if (!o) return 0;
-    if (o->kind == CLI_FLAG) {
-        *(int *)((char *)d + o->off) = o->val;
-        return 1;
-    }
-    if (*i + 1 >= argc) return cli_usage("%s needs a value (see graft %s --help)", argv[*i], cmd);
-    return cli_set_opt(o, d, argv[++*i]) ? CLI_USAGE : 1;
-}
-
-void cli_data_help(FILE *f, int which) {
-    cli_help_table(data_table(which), f);
-}
-
 void cli_recipe_apply(const cli_data_opts *d, gr_recipe *r) {
     if (d->resize) gr_resize_mode_parse(d->resize, &r->resize);
     if (d->crop || d->crop_fraction > 0) r->resize = GR_RESIZE_CENTER_CROP;
