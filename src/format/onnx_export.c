@@ -1,0 +1,850 @@
+/* onnx_export.c — a graft model written as one ONNX file (gr_model_export_onnx).
+ *
+ * The messages are built as protobuf-c structures (the code generated at
+ * build time from Debian's onnx.proto, see the Makefile) and packed by
+ * protobuf-c; the bytes go through gr_outfile (temp file, fsync, rename), so
+ * an error leaves no file.
+ *
+ * Layout.  The graph takes the preprocessed image as NCHW float32 [N, C, H, W]
+ * (torchvision's convention; N symbolic unless opts.batch) and every spatial
+ * tensor inside it is NCHW: conv kernels go from graft's HWIO to OIHW, per-
+ * feature constants of a spatial map from HWC to CHW.  A flat tensor is
+ * [N, F].  graft's flatten is channels_last (HWC order); the ONNX Flatten of
+ * an NCHW map gives CHW order.  Rather than a Transpose before each Flatten,
+ * the flattened value is marked "permuted" and its consumers absorb the
+ * permutation once in their constants: a dense layer's kernel rows, the
+ * per-feature constants of batchnorm and standardize, nothing for an
+ * elementwise activation or dropout.  Any other consumer (or the output)
+ * gets the HWC order back (Transpose + Flatten, or a Gather).
+ *
+ * Every op of the op table maps to standard operators of opsets 11..18
+ * (LayerNormalization only from 17, decomposed before; ReLU6, HardSwish,
+ * GELU and SiLU as elementwise formulas that every runtime has).  A fused
+ * activation becomes its own operator.  Dropout is left out (inference).
+ * Preprocessing and class names are recorded in metadata_props (README
+ * "Export to ONNX" lists the keys).                                        */
+#include <json.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/outfile.h"
+#include "format/onnx.h"
+#include "graph/model.h"
+
+/* ------------------------------------------------------------ the builder */
+
+/* Every allocation of an export hangs from one list, freed at the end. */
+typedef union ex_block {
+    union ex_block *next;
+    max_align_t align;
+} ex_block;
+
+/* A node's output as the ONNX graph holds it. */
+typedef struct {
+    const char *name;
+    int rank;            /* 4: [N, C, H, W]; 2: [N, F] */
+    int h, w, c;         /* graft's per-sample shape (flat: 1, 1, F) */
+    bool perm;           /* rank 2 holding a flattened HxWxC map in CHW order */
+    int ph, pw, pc;      /* perm: that map's shape */
+    const char *src4d;   /* perm: the NCHW map it is the plain Flatten of (or NULL) */
+} ex_val;
+
+typedef struct {
+    const gr_model *m;
+    int opset;
+    gr_error *err;
+    bool failed;         /* an error is set */
+    ex_block *blocks;
+    Onnx__NodeProto **nodes;
+    size_t n_nodes, cap_nodes;
+    Onnx__TensorProto **inits;
+    size_t n_inits, cap_inits;
+    ex_val *vals;        /* [n_nodes + 1]: vals[0] the input, vals[i + 1] node i */
+    int layer;           /* the node being exported (messages) */
+    int serial;          /* for unique intermediate names */
+} ex;
+
+static void *ex_alloc(ex *e, size_t n) {
+    if (e->failed) return NULL;
+    ex_block *b = calloc(1, sizeof(ex_block) + n);
+    if (!b) {
+        gr_error_set(e->err, GR_ERR_NOMEM, "out of memory while exporting to ONNX (%zu bytes)", n);
+        e->failed = true;
+        return NULL;
+    }
+    b->next = e->blocks;
+    e->blocks = b;
+    return b + 1;
+}
+
+static char *ex_strf(ex *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static char *ex_strf(ex *e, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *s = n >= 0 ? ex_alloc(e, (size_t)n + 1) : NULL;
+    if (!s) return NULL;
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+static gr_status ex_fail(ex *e, gr_status code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static gr_status ex_fail(ex *e, gr_status code, const char *fmt, ...) {
+    if (e->failed) return e->err ? e->err->code : code;
+    char what[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    const gr_node *n = &e->m->nodes[e->layer];
+    e->failed = true;
+    return gr_error_set(e->err, code, "layer '%s' (%s) cannot be exported to ONNX: %s", n->s.name,
+                        gr_op_name(n->s.op), what);
+}
+
+/* Room for one more node / initializer. */
+static bool ex_nomem(ex *e) {
+    e->failed = true;
+    gr_error_set(e->err, GR_ERR_NOMEM, "out of memory while exporting to ONNX");
+    return false;
+}
+static bool ex_grow_nodes(ex *e) {
+    if (e->failed) return false;
+    if (e->n_nodes < e->cap_nodes) return true;
+    size_t nc = e->cap_nodes ? 2 * e->cap_nodes : 64;
+    Onnx__NodeProto **a = realloc(e->nodes, nc * sizeof *a);
+    if (!a) return ex_nomem(e);
+    e->nodes = a, e->cap_nodes = nc;
+    return true;
+}
+static bool ex_grow_inits(ex *e) {
+    if (e->failed) return false;
+    if (e->n_inits < e->cap_inits) return true;
+    size_t nc = e->cap_inits ? 2 * e->cap_inits : 64;
+    Onnx__TensorProto **a = realloc(e->inits, nc * sizeof *a);
+    if (!a) return ex_nomem(e);
+    e->inits = a, e->cap_inits = nc;
+    return true;
+}
+
+/* A fresh intermediate tensor name of the current layer. */
+static const char *ex_tmp(ex *e) {
+    return ex_strf(e, "%s/t%d", e->m->nodes[e->layer].s.name, e->serial++);
+}
+
+/* Appends a node op_type(in...) -> out; NULL on failure (error set). */
+static Onnx__NodeProto *ex_node(ex *e, const char *op, int n_in, const char *const *in, const char *out) {
+    Onnx__NodeProto *n = ex_alloc(e, sizeof *n);
+    char **ins = ex_alloc(e, (size_t)(n_in ? n_in : 1) * sizeof *ins);
+    char **outs = ex_alloc(e, sizeof *outs);
+    if (!n || !ins || !outs || !out || !ex_grow_nodes(e)) return NULL;
+    for (int k = 0; k < n_in; k++) {
+        if (!in[k]) return NULL;
+        ins[k] = (char *)in[k];
+    }
+    *n = (Onnx__NodeProto)ONNX__NODE_PROTO__INIT;
+    outs[0] = (char *)out;
+    n->n_input = (size_t)n_in;
+    n->input = ins;
+    n->n_output = 1;
+    n->output = outs;
+    n->op_type = (char *)op;
+    n->name = ex_strf(e, "%s/%s_%d", e->m->nodes[e->layer].s.name, op, e->serial++);
+    if (!n->name) return NULL;
+    e->nodes[e->n_nodes++] = n;
+    return n;
+}
+
+/* Adds an attribute to n (NULL n: nothing). */
+static Onnx__AttributeProto *ex_attr(ex *e, Onnx__NodeProto *n, const char *name) {
+    if (!n) return NULL;
+    Onnx__AttributeProto *a = ex_alloc(e, sizeof *a);
+    Onnx__AttributeProto **v = ex_alloc(e, (n->n_attribute + 1) * sizeof *v);
+    if (!a || !v) return NULL;
+    *a = (Onnx__AttributeProto)ONNX__ATTRIBUTE_PROTO__INIT;
+    a->name = (char *)name;
+    if (n->n_attribute) memcpy(v, n->attribute, n->n_attribute * sizeof *v);
+    v[n->n_attribute++] = a;
+    n->attribute = v;
+    return a;
+}
+static void attr_i(ex *e, Onnx__NodeProto *n, const char *name, int64_t i) {
+    Onnx__AttributeProto *a = ex_attr(e, n, name);
+    if (!a) return;
+    a->has_type = 1, a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT;
+    a->has_i = 1, a->i = i;
+}
+static void attr_f(ex *e, Onnx__NodeProto *n, const char *name, float f) {
+    Onnx__AttributeProto *a = ex_attr(e, n, name);
+    if (!a) return;
+    a->has_type = 1, a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT;
+    a->has_f = 1, a->f = f;
+}
+static void attr_ints(ex *e, Onnx__NodeProto *n, const char *name, const int64_t *v, int k) {
+    Onnx__AttributeProto *a = ex_attr(e, n, name);
+    int64_t *d = ex_alloc(e, (size_t)k * sizeof *d);
+    if (!a || !d) return;
+    memcpy(d, v, (size_t)k * sizeof *d);
+    a->has_type = 1, a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS;
+    a->n_ints = (size_t)k, a->ints = d;
+}
+
+/* An initializer (float32 or int64, raw little-endian data) of the given
+ * dims; returns its name, data is copied.  ndim 0: a scalar.              */
+static const char *ex_init(ex *e, const char *name, bool i64, const void *data, int64_t count, int ndim,
+                           const int64_t *dims) {
+    Onnx__TensorProto *t = ex_alloc(e, sizeof *t);
+    int64_t *d = ex_alloc(e, (size_t)(ndim ? ndim : 1) * sizeof *d);
+    size_t bytes = (size_t)count * (i64 ? 8 : 4);
+    uint8_t *raw = ex_alloc(e, bytes ? bytes : 1);
+    if (!t || !d || !raw || !name || !ex_grow_inits(e)) return NULL;
+    *t = (Onnx__TensorProto)ONNX__TENSOR_PROTO__INIT;
+    if (ndim) memcpy(d, dims, (size_t)ndim * sizeof *d);
+    memcpy(raw, data, bytes);   /* x86-64 and every target graft builds on: little-endian */
+    t->n_dims = (size_t)ndim, t->dims = d;
+    t->has_data_type = 1;
+    t->data_type = i64 ? ONNX__TENSOR_PROTO__DATA_TYPE__INT64 : ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
+    t->name = (char *)name;
+    t->has_raw_data = 1, t->raw_data.len = bytes, t->raw_data.data = raw;
+    e->inits[e->n_inits++] = t;
+    return name;
+}
+
+/* A float scalar constant (shared by value). */
+static const char *ex_scalar(ex *e, float v) {
+    char name[64];
+    snprintf(name, sizeof name, "const/%.9g", (double)v);
+    for (size_t k = 0; k < e->n_inits; k++)
+        if (!strcmp(e->inits[k]->name, name)) return e->inits[k]->name;
+    return ex_init(e, ex_strf(e, "%s", name), false, &v, 1, 0, NULL);
+}
+
+/* An int64 vector constant. */
+static const char *ex_ints(ex *e, const int64_t *v, int k) {
+    int64_t dims[1] = {k};
+    return ex_init(e, ex_tmp(e), true, v, k, 1, dims);
+}
+
+/* A float constant of the current layer's parameter kind, shaped dims. */
+static const char *ex_param(ex *e, const char *kind, const float *data, int64_t count, int ndim,
+                            const int64_t *dims) {
+    return ex_init(e, ex_strf(e, "%s/%s", e->m->nodes[e->layer].s.name, kind), false, data, count, ndim, dims);
+}
+
+/* One node with 1 or 2 inputs, out = a fresh name (or dst). */
+static const char *op1(ex *e, const char *op, const char *x, const char *dst) {
+    const char *out = dst ? dst : ex_tmp(e);
+    return ex_node(e, op, 1, &x, out) ? out : NULL;
+}
+static const char *op2(ex *e, const char *op, const char *a, const char *b, const char *dst) {
+    const char *out = dst ? dst : ex_tmp(e);
+    const char *in[2] = {a, b};
+    return ex_node(e, op, 2, in, out) ? out : NULL;
+}
+
+/* ------------------------------------------------------ layout helpers */
+
+/* CHW position of the value at HWC position i of an h x w x c map. */
+static int64_t chw_of(int64_t i, int h, int w, int c) {
+    int64_t ch = i % c, px = i / c;
+    return ch * h * w + px;
+}
+
+/* The value x with graft's HWC feature order (no permutation left). */
+static const char *ex_unperm(ex *e, const ex_val *x) {
+    if (!x->perm) return x->name;
+    if (x->src4d) {
+        const char *t = op1(e, "Transpose", x->src4d, NULL);
+        int64_t perm[4] = {0, 2, 3, 1};
+        attr_ints(e, e->nodes[e->n_nodes - 1], "perm", perm, 4);
+        const char *f = op1(e, "Flatten", t, NULL);
+        if (f) attr_i(e, e->nodes[e->n_nodes - 1], "axis", 1);
+        return f;
+    }
+    int64_t n = (int64_t)x->ph * x->pw * x->pc;
+    int64_t *idx = malloc((size_t)n * sizeof *idx);
+    if (!idx) {
+        ex_fail(e, GR_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    for (int64_t i = 0; i < n; i++) idx[i] = chw_of(i, x->ph, x->pw, x->pc);
+    const char *ind = ex_ints(e, idx, (int)n);
+    free(idx);
+    const char *g = op2(e, "Gather", x->name, ind, NULL);
+    if (g) attr_i(e, e->nodes[e->n_nodes - 1], "axis", 1);
+    return g;
+}
+
+/* x as [N, F] (a 4-D x must be 1x1 spatially, as graft checked). */
+static const char *ex_as2(ex *e, const ex_val *x) {
+    if (x->rank == 2) return ex_unperm(e, x);
+    const char *f = op1(e, "Flatten", x->name, NULL);
+    if (f) attr_i(e, e->nodes[e->n_nodes - 1], "axis", 1);
+    return f;
+}
+
+/* x as [N, C, H, W] ([N, F] becomes [N, F, 1, 1]). */
+static const char *ex_as4(ex *e, const ex_val *x) {
+    if (x->rank == 4) return x->name;
+    const char *f = ex_unperm(e, x);
+    int64_t shape[4] = {0, -1, 1, 1};
+    return op2(e, "Reshape", f, ex_ints(e, shape, 4), NULL);
+}
+
+/* Per-feature constants p[h*w*c] (HWC order) as the ONNX value x needs them:
+ * [C, H, W] for a map (rank 4), [F] for a flat value (CHW order when x is
+ * permuted).  Writes dims, returns ndim; out has h*w*c floats.             */
+static int ex_feature_layout(const ex_val *x, const float *p, float *out, int64_t *dims) {
+    int h = x->perm ? x->ph : x->h, w = x->perm ? x->pw : x->w, c = x->perm ? x->pc : x->c;
+    int64_t n = (int64_t)h * w * c;
+    if (x->rank == 2 && !x->perm) {
+        memcpy(out, p, (size_t)n * sizeof *out);
+        dims[0] = n;
+        return 1;
+    }
+    for (int64_t i = 0; i < n; i++) out[chw_of(i, h, w, c)] = p[i];
+    if (x->rank == 2) {
+        dims[0] = n;
+        return 1;
+    }
+    dims[0] = c, dims[1] = h, dims[2] = w;
+    return 3;
+}
+
+/* -------------------------------------------------------- activations */
+
+/* clamp(alpha * x + beta, 0, 1).  relu6 and the hard activations go through
+ * HardSigmoid, not Clip: opset 11 moved Clip's bounds to inputs, which
+ * OpenCV 4.6's importer refuses (it takes Clip with attributes only).     */
+static const char *ex_hardsig(ex *e, const char *x, float alpha, float beta, const char *dst) {
+    const char *o = op1(e, "HardSigmoid", x, dst);
+    Onnx__NodeProto *n = o ? e->nodes[e->n_nodes - 1] : NULL;
+    attr_f(e, n, "alpha", alpha);
+    attr_f(e, n, "beta", beta);
+    return o;
+}
+
+/* Softmax over graft's channels: axis 1 of [N, F] or [N, C, H, W]; before
+ * opset 13 Softmax flattens from its axis on, so a map goes through NHWC. */
+static const char *ex_softmax(ex *e, const char *x, int rank, const char *dst) {
+    if (rank == 2 || e->opset >= 13) {
+        const char *o = op1(e, "Softmax", x, dst);
+        if (o) attr_i(e, e->nodes[e->n_nodes - 1], "axis", 1);
+        return o;
+    }
+    static const int64_t to_nhwc[4] = {0, 2, 3, 1}, to_nchw[4] = {0, 3, 1, 2};
+    const char *t = op1(e, "Transpose", x, NULL);
+    attr_ints(e, t ? e->nodes[e->n_nodes - 1] : NULL, "perm", to_nhwc, 4);
+    const char *s = op1(e, "Softmax", t, NULL);
+    if (s) attr_i(e, e->nodes[e->n_nodes - 1], "axis", 3);
+    const char *o = op1(e, "Transpose", s, dst);
+    attr_ints(e, o ? e->nodes[e->n_nodes - 1] : NULL, "perm", to_nchw, 4);
+    return o;
+}
+
+/* dst = act(x) (a fresh name when dst is NULL). */
+static const char *ex_act(ex *e, const char *x, gr_act act, float alpha, int rank, const char *dst) {
+    switch (act) {
+    case GR_ACT_LINEAR: return dst ? op1(e, "Identity", x, dst) : x;
+    case GR_ACT_RELU: return op1(e, "Relu", x, dst);
+    case GR_ACT_LEAKY: {
+        const char *o = op1(e, "LeakyRelu", x, dst);
+        if (o) attr_f(e, e->nodes[e->n_nodes - 1], "alpha", alpha);
+        return o;
+    }
+    case GR_ACT_RELU6:         /* 6 * clamp((x - 3) / 6 + 1/2, 0, 1): OpenVINO (2026.4) reads a HardSigmoid
+                                * beta of 0 as its default 0.5, so beta stays 0.5 */
+        return op2(e, "Mul", ex_hardsig(e, op2(e, "Sub", x, ex_scalar(e, 3.0f), NULL), 1.0f / 6, 0.5f, NULL),
+                   ex_scalar(e, 6.0f), dst);
+    case GR_ACT_SIGMOID: return op1(e, "Sigmoid", x, dst);
+    case GR_ACT_TANH: return op1(e, "Tanh", x, dst);
+    case GR_ACT_SOFTMAX: return ex_softmax(e, x, rank, dst);
+    case GR_ACT_SWISH: return op2(e, "Mul", x, op1(e, "Sigmoid", x, NULL), dst);
+    case GR_ACT_HARDSIGMOID:   /* relu6(x + 3) / 6 = clamp(x / 6 + 1/2, 0, 1) */
+        return ex_hardsig(e, x, 1.0f / 6, 0.5f, dst);
+    case GR_ACT_HARDSWISH:     /* x * relu6(x + 3) / 6 (HardSwish is opset 14) */
+        return op2(e, "Mul", x, ex_hardsig(e, x, 1.0f / 6, 0.5f, NULL), dst);
+    case GR_ACT_GELU: {        /* x * 0.5 * (1 + erf(x / sqrt 2)) */
+        const char *r = op1(e, "Erf", op2(e, "Div", x, ex_scalar(e, (float)M_SQRT2), NULL), NULL);
+        const char *h = op2(e, "Mul", x, op2(e, "Add", r, ex_scalar(e, 1.0f), NULL), NULL);
+        return op2(e, "Mul", h, ex_scalar(e, 0.5f), dst);
+    }
+    default: break;
+    }
+    ex_fail(e, GR_ERR_UNSUPPORTED, "activation %s has no ONNX form", gr_act_name(act));
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- ops */
+
+/* The pad at the end of a spatial axis so that ONNX's floor((in + pb + pe -
+ * k) / s) + 1 gives graft's out; -1 when no pad >= 0 does.               */
+static int end_pad(int in, int k, int s, int pb, int out) {
+    int pe = (out - 1) * s + k - in - pb;
+    if (pe < 0) pe = 0;
+    return (in + pb + pe - k) / s + 1 == out ? pe : -1;
+}
+
+static const char *ex_conv(ex *e, int i, const ex_val *x, const char *dst) {
+    const gr_model *m = e->m;
+    const gr_node *n = &m->nodes[i];
+    gr_conv_dims d = gr_node_conv_dims(m, i, 1);
+    int pb = end_pad(d.H, d.KH, d.SH, d.PT, d.OH), pr = end_pad(d.W, d.KW, d.SW, d.PL, d.OW);
+    if (pb < 0 || pr < 0) {
+        ex_fail(e, GR_ERR_UNSUPPORTED, "its output %dx%d is not what ONNX's padding rule gives", d.OH, d.OW);
+        return NULL;
+    }
+    int Cg = d.C / d.groups;
+    int64_t count = (int64_t)d.KH * d.KW * Cg * d.OC;
+    float *w = malloc((size_t)count * sizeof *w);
+    if (!w) {
+        ex_fail(e, GR_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    const float *hwio = gr_param_cdata(m, gr_node_param(m, i, "kernel"));
+    for (int ky = 0; ky < d.KH; ky++)   /* HWIO -> OIHW */
+        for (int kx = 0; kx < d.KW; kx++)
+            for (int ci = 0; ci < Cg; ci++)
+                for (int o = 0; o < d.OC; o++)
+                    w[(((size_t)o * Cg + ci) * d.KH + ky) * d.KW + kx] = hwio[(((size_t)ky * d.KW + kx) * Cg + ci) * d.OC + o];
+    int64_t wd[4] = {d.OC, Cg, d.KH, d.KW};
+    const char *in[3] = {ex_as4(e, x), ex_param(e, "kernel", w, count, 4, wd), NULL};
+    free(w);
+    int bi = n->s.use_bias ? gr_node_param(m, i, "bias") : -1;
+    if (bi >= 0) {
+        int64_t bd[1] = {d.OC};
+        in[2] = ex_param(e, "bias", gr_param_cdata(m, bi), d.OC, 1, bd);
+    }
+    const char *pre = n->s.act == GR_ACT_LINEAR ? dst : ex_tmp(e);
+    Onnx__NodeProto *c = ex_node(e, "Conv", bi >= 0 ? 3 : 2, in, pre);
+    int64_t ks[2] = {d.KH, d.KW}, st[2] = {d.SH, d.SW}, pads[4] = {d.PT, d.PL, pb, pr}, dil[2] = {1, 1};
+    attr_ints(e, c, "kernel_shape", ks, 2);
+    attr_ints(e, c, "strides", st, 2);
+    attr_ints(e, c, "pads", pads, 4);
+    attr_ints(e, c, "dilations", dil, 2);
+    attr_i(e, c, "group", d.groups);
+    if (!c) return NULL;
+    return n->s.act == GR_ACT_LINEAR ? pre : ex_act(e, pre, n->s.act, n->s.alpha, 4, dst);
+}
+
+static const char *ex_dense(ex *e, int i, const ex_val *x, const char *dst) {
+    const gr_model *m = e->m;
+    const gr_node *n = &m->nodes[i];
+    int IN = n->ic, OUT = n->oc;
+    float *bt = malloc((size_t)IN * OUT * sizeof *bt), *bias = calloc((size_t)OUT, sizeof *bias);
+    if (!bt || !bias) {
+        free(bt), free(bias);
+        ex_fail(e, GR_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    /* Gemm(x, B, C, transB=1) with B [OUT, IN] (torch's Linear layout); a
+     * permuted x takes the kernel rows in its CHW order.                   */
+    const float *k = gr_param_cdata(m, gr_node_param(m, i, "kernel"));
+    bool perm = x->rank == 2 && x->perm;
+    for (int r = 0; r < IN; r++) {
+        int64_t j = perm ? chw_of(r, x->ph, x->pw, x->pc) : r;
+        for (int o = 0; o < OUT; o++) bt[(size_t)o * IN + j] = k[(size_t)r * OUT + o];
+    }
+    int bi = n->s.use_bias ? gr_node_param(m, i, "bias") : -1;
+    if (bi >= 0) memcpy(bias, gr_param_cdata(m, bi), (size_t)OUT * sizeof *bias);
+    int64_t wd[2] = {OUT, IN}, bd[1] = {OUT};
+    const char *in[3] = {perm ? x->name : ex_as2(e, x), ex_param(e, "kernel", bt, (int64_t)IN * OUT, 2, wd),
+                         ex_param(e, "bias", bias, OUT, 1, bd)};
+    free(bt), free(bias);
+    const char *pre = n->s.act == GR_ACT_LINEAR ? dst : ex_tmp(e);
+    Onnx__NodeProto *g = ex_node(e, "Gemm", 3, in, pre);
+    attr_i(e, g, "transB", 1);
+    if (!g) return NULL;
+    return n->s.act == GR_ACT_LINEAR ? pre : ex_act(e, pre, n->s.act, n->s.alpha, 2, dst);
+}
+
+static const char *ex_pool(ex *e, int i, const ex_val *x, const char *dst) {
+    const gr_node *n = &e->m->nodes[i];
+    gr_pool_dims d = gr_node_pool_dims(e->m, i, 1);
+    int pb = end_pad(d.H, d.KH, d.SH, d.PT, d.OH), pr = end_pad(d.W, d.KW, d.SW, d.PL, d.OW);
+    if (pb < 0 || pr < 0) {
+        ex_fail(e, GR_ERR_UNSUPPORTED, "its output %dx%d is not what ONNX's padding rule gives", d.OH, d.OW);
+        return NULL;
+    }
+    if (d.PT >= d.KH || d.PL >= d.KW || pb >= d.KH || pr >= d.KW) {
+        ex_fail(e, GR_ERR_UNSUPPORTED, "a pad of %d,%d,%d,%d is not smaller than its %dx%d window", d.PT, d.PL, pb,
+                pr, d.KH, d.KW);
+        return NULL;
+    }
+    const char *o = op1(e, n->s.op == GR_OP_MAXPOOL ? "MaxPool" : "AveragePool", ex_as4(e, x), dst);
+    Onnx__NodeProto *p = o ? e->nodes[e->n_nodes - 1] : NULL;
+    int64_t ks[2] = {d.KH, d.KW}, st[2] = {d.SH, d.SW}, pads[4] = {d.PT, d.PL, pb, pr};
+    attr_ints(e, p, "kernel_shape", ks, 2);
+    attr_ints(e, p, "strides", st, 2);
+    attr_ints(e, p, "pads", pads, 4);
+    if (n->s.op == GR_OP_AVGPOOL) attr_i(e, p, "count_include_pad", 0);   /* graft ignores outside cells */
+    return o;
+}
+
+/* y = gamma * (x - mean) / sqrt(var + eps) + beta over the last axis, as
+ * PyTorch exports LayerNorm before opset 17 (ReduceMean, Sub, Pow, ReduceMean,
+ * Add, Sqrt, Div, Mul, Add): the pattern runtimes fuse back into one layer
+ * (OpenCV 4.6 has no LayerNormalization).  gamma, beta: [C].               */
+static const char *ex_layernorm(ex *e, const char *x, const char *gamma, const char *beta, float eps,
+                                const char *dst) {
+    int64_t axes[1] = {-1};
+    const char *axes_in = e->opset >= 18 ? ex_ints(e, axes, 1) : NULL;   /* opset 18: axes is an input */
+    const char *mean = NULL, *d = NULL, *var = NULL;
+    for (int k = 0; k < 2; k++) {
+        if (k) d = op2(e, "Sub", x, mean, NULL);
+        const char *in[2] = {k ? op2(e, "Pow", d, ex_scalar(e, 2.0f), NULL) : x, axes_in};
+        const char *out = ex_tmp(e);
+        Onnx__NodeProto *n = ex_node(e, "ReduceMean", axes_in ? 2 : 1, in, out);
+        if (!axes_in) attr_ints(e, n, "axes", axes, 1);
+        attr_i(e, n, "keepdims", 1);
+        if (!n) return NULL;
+        *(k ? &var : &mean) = out;
+    }
+    const char *sd = op1(e, "Sqrt", op2(e, "Add", var, ex_scalar(e, eps), NULL), NULL);
+    const char *y = op2(e, "Mul", op2(e, "Div", d, sd, NULL), gamma, NULL);
+    return op2(e, "Add", y, beta, dst);
+}
+
+/* Exports node i into vals[i + 1]; dst: its output name. */
+static void ex_layer(ex *e, int i, const char *dst) {
+    const gr_model *m = e->m;
+    const gr_node *n = &m->nodes[i];
+    e->layer = i;
+    const ex_val *x = &e->vals[n->in[0] + 1];
+    ex_val *y = &e->vals[i + 1];
+    *y = (ex_val){.name = NULL, .rank = x->rank, .h = n->oh, .w = n->ow, .c = n->oc};
+    switch (n->s.op) {
+    case GR_OP_CONV2D:
+        y->rank = 4;
+        y->name = ex_conv(e, i, x, dst);
+        break;
+    case GR_OP_DENSE:
+        y->rank = 2;
+        y->name = ex_dense(e, i, x, dst);
+        break;
+    case GR_OP_MAXPOOL:
+    case GR_OP_AVGPOOL:
+        y->rank = 4;
+        y->name = ex_pool(e, i, x, dst);
+        break;
+    case GR_OP_GLOBAL_AVGPOOL:
+        y->rank = 2;
+        if ((y->name = op1(e, "Flatten", op1(e, "GlobalAveragePool", ex_as4(e, x), NULL), dst)))
+            attr_i(e, e->nodes[e->n_nodes - 1], "axis", 1);
+        break;
+    case GR_OP_FLATTEN:
+        if (x->rank == 2) {   /* already flat: nothing to do */
+            *y = *x;
+            y->name = x->name;
+            break;
+        }
+        y->rank = 2;
+        if ((y->name = op1(e, "Flatten", x->name, dst))) attr_i(e, e->nodes[e->n_nodes - 1], "axis", 1);
+        if (n->ih * n->iw > 1)   /* CHW order: the consumers absorb it */
+            y->perm = true, y->ph = n->ih, y->pw = n->iw, y->pc = n->ic, y->src4d = x->name;
+        break;
+    case GR_OP_DROPOUT:
+        *y = *x;   /* the identity in inference */
+        break;
+    case GR_OP_ACTIVATION:
+        if (n->s.act == GR_ACT_SOFTMAX) {
+            const char *v = x->rank == 2 ? ex_unperm(e, x) : x->name;
+            y->name = ex_softmax(e, v, x->rank, dst);
+        } else {   /* elementwise: a permuted value stays permuted */
+            *y = *x;
+            y->name = ex_act(e, x->name, n->s.act, n->s.alpha, x->rank, dst);
+            y->src4d = NULL;
+        }
+        break;
+    case GR_OP_SOFTMAX:
+        y->name = ex_softmax(e, x->rank == 2 ? ex_unperm(e, x) : x->name, x->rank, dst);
+        break;
+    case GR_OP_BATCHNORM:
+    case GR_OP_STANDARDIZE: {
+        int64_t F = n->s.op == GR_OP_BATCHNORM ? n->ic : (int64_t)n->ih * n->iw * n->ic;
+        bool perm = x->rank == 2 && x->perm;
+        float *buf = malloc((size_t)F * 4 * sizeof *buf);
+        if (!buf) {
+            ex_fail(e, GR_ERR_NOMEM, "out of memory");
+            break;
+        }
+        static const char *bn_kinds[4] = {"gamma", "beta", "moving_mean", "moving_variance"};
+        static const char *st_kinds[2] = {"mean", "std"};
+        int np = n->s.op == GR_OP_BATCHNORM ? 4 : 2;
+        const char *pn[4];
+        for (int k = 0; k < np; k++) {
+            const char *kind = np == 4 ? bn_kinds[k] : st_kinds[k];
+            const float *p = gr_param_cdata(m, gr_node_param(m, i, kind));
+            int64_t dims[3];
+            int nd;
+            if (np == 4) {   /* per channel: [C] for BatchNormalization (a permuted flat: per feature) */
+                ex_val v = *x;
+                if (!perm) v.rank = 2, v.perm = false, v.h = v.w = 1, v.c = (int)F;
+                nd = ex_feature_layout(&v, p, buf + k * F, dims);
+            } else {
+                nd = ex_feature_layout(x, p, buf + k * F, dims);
+            }
+            pn[k] = ex_param(e, kind, buf + k * F, F, nd, dims);
+        }
+        free(buf);
+        *y = *x;   /* same shape, same layout */
+        y->src4d = NULL;
+        if (np == 4) {
+            const char *in[5] = {x->name, pn[0], pn[1], pn[2], pn[3]};
+            const char *out = dst;
+            Onnx__NodeProto *b = ex_node(e, "BatchNormalization", 5, in, out);
+            attr_f(e, b, "epsilon", n->s.eps);
+            y->name = b ? out : NULL;
+        } else {
+            y->name = op2(e, "Div", op2(e, "Sub", x->name, pn[0], NULL), pn[1], dst);
+        }
+        break;
+    }
+    case GR_OP_LAYERNORM: {
+        int C = n->ic;
+        const float *g = gr_param_cdata(m, gr_node_param(m, i, "gamma"));
+        const float *b = gr_param_cdata(m, gr_node_param(m, i, "beta"));
+        int64_t dims[1] = {C};
+        const char *gn = ex_param(e, "gamma", g, C, 1, dims), *bn = ex_param(e, "beta", b, C, 1, dims);
+        if (x->rank == 2) {
+            y->name = ex_layernorm(e, ex_unperm(e, x), gn, bn, n->s.eps, dst);
+            break;
+        }
+        /* a map: over its channels in NHWC (as torchvision's ConvNeXt exports) */
+        static const int64_t to_nhwc[4] = {0, 2, 3, 1}, to_nchw[4] = {0, 3, 1, 2};
+        const char *t = op1(e, "Transpose", x->name, NULL);
+        attr_ints(e, t ? e->nodes[e->n_nodes - 1] : NULL, "perm", to_nhwc, 4);
+        const char *l = ex_layernorm(e, t, gn, bn, n->s.eps, NULL);
+        y->name = op1(e, "Transpose", l, dst);
+        attr_ints(e, y->name ? e->nodes[e->n_nodes - 1] : NULL, "perm", to_nchw, 4);
+        break;
+    }
+    case GR_OP_ADD:
+    case GR_OP_CONCAT:
+    case GR_OP_MUL: {
+        bool all4 = true;
+        for (int k = 0; k < n->n_in; k++) all4 = all4 && e->vals[n->in[k] + 1].rank == 4;
+        /* mul's second input [N, C] scales a map: it becomes [N, C, 1, 1] */
+        if (n->s.op == GR_OP_MUL && e->vals[n->in[0] + 1].rank == 4) all4 = true;
+        const char *in[GR_MAX_INPUTS];
+        for (int k = 0; k < n->n_in; k++) {
+            const ex_val *v = &e->vals[n->in[k] + 1];
+            in[k] = all4 ? ex_as4(e, v) : ex_as2(e, v);
+        }
+        y->rank = all4 ? 4 : 2;
+        y->perm = false;
+        bool act = n->s.op == GR_OP_ADD && n->s.act != GR_ACT_LINEAR;
+        const char *out = act ? ex_tmp(e) : dst;
+        if (n->s.op == GR_OP_CONCAT) {
+            Onnx__NodeProto *c = ex_node(e, "Concat", n->n_in, in, out);
+            attr_i(e, c, "axis", 1);
+            y->name = c ? out : NULL;
+        } else {
+            const char *acc = in[0];
+            for (int k = 1; k < n->n_in; k++)
+                acc = op2(e, n->s.op == GR_OP_MUL ? "Mul" : "Add", acc, in[k], k == n->n_in - 1 ? out : NULL);
+            y->name = n->n_in > 1 ? acc : op1(e, "Identity", acc, out);
+        }
+        if (act && y->name) y->name = ex_act(e, y->name, n->s.act, n->s.alpha, y->rank, dst);
+        break;
+    }
+    default:
+        ex_fail(e, GR_ERR_UNSUPPORTED, "no ONNX form for this op");
+        return;
+    }
+    if (!y->name && !e->failed) ex_fail(e, GR_ERR_NOMEM, "out of memory");
+}
+
+/* ------------------------------------------------------- the model */
+
+static Onnx__ValueInfoProto *ex_value_info(ex *e, const char *name, int ndim, const int64_t *dims,
+                                           const char *sym0) {
+    Onnx__ValueInfoProto *v = ex_alloc(e, sizeof *v);
+    Onnx__TypeProto *t = ex_alloc(e, sizeof *t);
+    Onnx__TypeProto__Tensor *tt = ex_alloc(e, sizeof *tt);
+    Onnx__TensorShapeProto *sh = ex_alloc(e, sizeof *sh);
+    Onnx__TensorShapeProto__Dimension **dv = ex_alloc(e, (size_t)ndim * sizeof *dv);
+    if (!v || !t || !tt || !sh || !dv) return NULL;
+    for (int k = 0; k < ndim; k++) {
+        if (!(dv[k] = ex_alloc(e, sizeof *dv[k]))) return NULL;
+        *dv[k] = (Onnx__TensorShapeProto__Dimension)ONNX__TENSOR_SHAPE_PROTO__DIMENSION__INIT;
+        if (k == 0 && sym0) {
+            dv[k]->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM;
+            dv[k]->dim_param = (char *)sym0;
+        } else {
+            dv[k]->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
+            dv[k]->dim_value = dims[k];
+        }
+    }
+    *sh = (Onnx__TensorShapeProto)ONNX__TENSOR_SHAPE_PROTO__INIT;
+    sh->n_dim = (size_t)ndim, sh->dim = dv;
+    *tt = (Onnx__TypeProto__Tensor)ONNX__TYPE_PROTO__TENSOR__INIT;
+    tt->has_elem_type = 1, tt->elem_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, tt->shape = sh;
+    *t = (Onnx__TypeProto)ONNX__TYPE_PROTO__INIT;
+    t->value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE, t->tensor_type = tt;
+    *v = (Onnx__ValueInfoProto)ONNX__VALUE_INFO_PROTO__INIT;
+    v->name = (char *)name, v->type = t;
+    return v;
+}
+
+/* The metadata_props: graft's version, the input layout and recipe (the
+ * normalization as numbers: x = (pixel / scale - mean) / std per channel, in
+ * the channel order given), class names as a JSON array.                  */
+static int ex_metadata(ex *e, Onnx__StringStringEntryProto ***out) {
+    const gr_model *m = e->m;
+    gr_recipe r = gr_model_recipe(m);
+    double scale = 1, mean[3] = {0, 0, 0}, sd[3] = {1, 1, 1};
+    const char *order = "RGB";
+    switch (r.norm) {
+    case GR_PREP_CAFFE:
+        order = "BGR", mean[0] = 103.939, mean[1] = 116.779, mean[2] = 123.68;
+        break;
+    case GR_PREP_TORCH:
+        scale = 255, mean[0] = 0.485, mean[1] = 0.456, mean[2] = 0.406, sd[0] = 0.229, sd[1] = 0.224, sd[2] = 0.225;
+        break;
+    case GR_PREP_TF: scale = 127.5, mean[0] = mean[1] = mean[2] = 1; break;
+    case GR_PREP_DARKNET: scale = 255; break;
+    default: break;
+    }
+    char crop[32];
+    snprintf(crop, sizeof crop, "%g", (double)(r.crop > 0 ? r.crop : 1.0f));
+    const char *kv[][2] = {
+        {"producer", "graft " GRAFT_VERSION},
+        {"graft.input_layout", "NCHW"},
+        {"graft.input_size", ex_strf(e, "%dx%d", m->in_h, m->in_w)},
+        {"graft.input_channels", ex_strf(e, "%d", m->in_c)},
+        {"graft.channel_order", order},
+        {"graft.preprocess", gr_preprocess_name(r.norm)},
+        {"graft.pixel_scale", ex_strf(e, "%.9g", scale)},
+        {"graft.mean", ex_strf(e, "%.9g,%.9g,%.9g", mean[0], mean[1], mean[2])},
+        {"graft.std", ex_strf(e, "%.9g,%.9g,%.9g", sd[0], sd[1], sd[2])},
+        {"graft.resize", gr_resize_mode_name(r.resize)},
+        {"graft.interpolation", gr_interp_name(r.interp)},
+        {"graft.crop_fraction", ex_strf(e, "%s", crop)},
+        {"graft.output", NULL},
+        {"class_names", NULL},
+    };
+    int nkv = (int)(sizeof kv / sizeof kv[0]);
+    const gr_node *last = &m->nodes[m->n_nodes - 1];
+    bool probs = last->s.op == GR_OP_SOFTMAX || (last->s.op == GR_OP_ACTIVATION && last->s.act == GR_ACT_SOFTMAX) ||
+                 (last->s.op == GR_OP_DENSE && last->s.act == GR_ACT_SOFTMAX);
+    kv[nkv - 2][1] = probs ? "probabilities" : "scores";
+    if (m->n_classes > 0 && m->class_names) {
+        json_object *a = json_object_new_array();
+        for (int c = 0; a && c < m->n_classes; c++) json_object_array_add(a, json_object_new_string(m->class_names[c]));
+        const char *s = a ? json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
+                          : NULL;
+        kv[nkv - 1][1] = s ? ex_strf(e, "%s", s) : NULL;
+        json_object_put(a);
+        if (!s) return -1;
+    } else {
+        nkv--;
+    }
+    Onnx__StringStringEntryProto **v = ex_alloc(e, (size_t)nkv * sizeof *v);
+    if (!v) return -1;
+    for (int k = 0; k < nkv; k++) {
+        if (!kv[k][1] || !(v[k] = ex_alloc(e, sizeof *v[k]))) return -1;
+        *v[k] = (Onnx__StringStringEntryProto)ONNX__STRING_STRING_ENTRY_PROTO__INIT;
+        v[k]->key = (char *)kv[k][0], v[k]->value = (char *)kv[k][1];
+    }
+    *out = v;
+    return nkv;
+}
+
+static gr_status ex_build(ex *e, const gr_onnx_export_opts *o, const char *path, uint8_t **bytes, size_t *len) {
+    const gr_model *m = e->m;
+    e->vals = calloc((size_t)m->n_nodes + 1, sizeof *e->vals);
+    if (!e->vals) return gr_error_set(e->err, GR_ERR_NOMEM, "%s: out of memory", path);
+    e->vals[0] = (ex_val){.name = "input", .rank = 4, .h = m->in_h, .w = m->in_w, .c = m->in_c};
+    for (int i = 0; i < m->n_nodes && !e->failed; i++) {
+        const char *nm = m->nodes[i].s.name;   /* a layer's output tensor: its name */
+        ex_layer(e, i, i == m->n_nodes - 1 ? "output"
+                       : strcmp(nm, "input") && strcmp(nm, "output") ? nm : ex_strf(e, "%s/y", nm));
+    }
+    if (e->failed) return e->err->code;
+    /* the output: graft's order (a permuted flat value is put back), named "output" */
+    e->layer = m->n_nodes - 1;
+    ex_val *last = &e->vals[m->n_nodes];
+    if (last->perm) {
+        const char *v = ex_unperm(e, last);
+        last->name = op1(e, "Identity", v, "output");
+        last->perm = false;
+    } else if (last->name && strcmp(last->name, "output")) {
+        last->name = op1(e, "Identity", last->name, "output");
+    }
+    const char *sym = o->batch > 0 ? NULL : "N";
+    int64_t in_dims[4] = {o->batch, m->in_c, m->in_h, m->in_w};
+    int64_t out_dims[4] = {o->batch, last->rank == 4 ? last->c : (int64_t)last->h * last->w * last->c, last->h, last->w};
+    Onnx__ValueInfoProto *vin = ex_value_info(e, "input", 4, in_dims, sym);
+    Onnx__ValueInfoProto *vout = ex_value_info(e, "output", last->rank, out_dims, sym);
+    Onnx__OperatorSetIdProto *ops = ex_alloc(e, sizeof *ops);
+    Onnx__GraphProto *g = ex_alloc(e, sizeof *g);
+    Onnx__ValueInfoProto **gi = ex_alloc(e, sizeof *gi), **go = ex_alloc(e, sizeof *go);
+    Onnx__StringStringEntryProto **md = NULL;
+    int nmd = ex_metadata(e, &md);
+    if (e->failed || !vin || !vout || !ops || !g || !gi || !go || nmd < 0 || !last->name) {
+        if (!e->failed) gr_error_set(e->err, GR_ERR_NOMEM, "%s: out of memory", path);
+        return e->err->code ? e->err->code : GR_ERR_NOMEM;
+    }
+    *ops = (Onnx__OperatorSetIdProto)ONNX__OPERATOR_SET_ID_PROTO__INIT;
+    ops->domain = "", ops->has_version = 1, ops->version = e->opset;
+    gi[0] = vin, go[0] = vout;
+    *g = (Onnx__GraphProto)ONNX__GRAPH_PROTO__INIT;
+    g->name = "graft";
+    g->n_node = e->n_nodes, g->node = e->nodes;
+    g->n_initializer = e->n_inits, g->initializer = e->inits;
+    g->n_input = 1, g->input = gi;
+    g->n_output = 1, g->output = go;
+    Onnx__ModelProto mp = ONNX__MODEL_PROTO__INIT;
+    /* the IR version of the ONNX release that introduced the opset */
+    mp.has_ir_version = 1, mp.ir_version = e->opset <= 11 ? 6 : e->opset <= 14 ? 7 : 8;
+    mp.n_opset_import = 1, mp.opset_import = &ops;
+    mp.producer_name = "graft", mp.producer_version = GRAFT_VERSION;
+    mp.graph = g;
+    mp.n_metadata_props = (size_t)nmd, mp.metadata_props = md;
+    size_t n = onnx__model_proto__get_packed_size(&mp);
+    if (n >= ((size_t)1 << 31))
+        return gr_error_set(e->err, GR_ERR_UNSUPPORTED,
+                            "%s: the model needs %zu bytes, more than the 2 GiB one ONNX (protobuf) file holds", path, n);
+    if (!(*bytes = malloc(n ? n : 1))) return gr_error_set(e->err, GR_ERR_NOMEM, "%s: out of memory (%zu bytes)", path, n);
+    *len = onnx__model_proto__pack(&mp, *bytes);
+    return GR_OK;
+}
+
+gr_status gr_model_export_onnx(const gr_model *m, const char *path, const gr_onnx_export_opts *opts, gr_error *err) {
+    gr_onnx_export_opts o = opts ? *opts : (gr_onnx_export_opts){0};
+    if (!o.opset) o.opset = GR_ONNX_EXPORT_OPSET;
+    if (!m || !path) return gr_error_set(err, GR_ERR_ARG, "gr_model_export_onnx: no model or no path");
+    if (o.opset < GR_ONNX_OPSET_MIN || o.opset > GR_ONNX_OPSET_MAX)
+        return gr_error_set(err, GR_ERR_ARG, "%s: ONNX opset %d is not supported (%d..%d)", path, o.opset,
+                            GR_ONNX_OPSET_MIN, GR_ONNX_OPSET_MAX);
+    if (o.batch < 0) return gr_error_set(err, GR_ERR_ARG, "%s: batch %d must be positive (0: dynamic)", path, o.batch);
+    if (m->n_nodes < 1) return gr_error_set(err, GR_ERR_ARG, "%s: the model has no layers to export", path);
+    ex e = {.m = m, .opset = o.opset, .err = err};
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    gr_status st = ex_build(&e, &o, path, &bytes, &len);
+    free(e.vals);
+    free(e.nodes);
+    free(e.inits);
+    while (e.blocks) {
+        ex_block *b = e.blocks;
+        e.blocks = b->next;
+        free(b);
+    }
+    if (st != GR_OK) return st;
+    gr_outfile f;
+    st = gr_outfile_open(&f, path, err);
+    if (st == GR_OK) st = gr_outfile_write(&f, bytes, len, err);
+    if (st == GR_OK) st = gr_outfile_commit(&f, err);
+    else gr_outfile_abort(&f);
+    free(bytes);
+    return st;
+}
