@@ -298,24 +298,15 @@ static const char *ex_as4(ex *e, const ex_val *x) {
     return op2(e, "Reshape", f, ex_ints(e, shape, 4), NULL);
 }
 
-/* Per-feature constants p[h*w*c] (HWC order) as the ONNX value x needs them:
- * [C, H, W] for a map (rank 4), [F] for a flat value (CHW order when x is
- * permuted).  Writes dims, returns ndim; out has h*w*c floats.             */
+/* Per-feature constants p[h*w*c] (HWC order) as a flat ONNX value x takes
+ * them: [F], in CHW order when x is permuted.  out has F floats; returns
+ * the rank (1) and writes dims.                                            */
 static int ex_feature_layout(const ex_val *x, const float *p, float *out, int64_t *dims) {
     int h = x->perm ? x->ph : x->h, w = x->perm ? x->pw : x->w, c = x->perm ? x->pc : x->c;
     int64_t n = (int64_t)h * w * c;
-    if (x->rank == 2 && !x->perm) {
-        memcpy(out, p, (size_t)n * sizeof *out);
-        dims[0] = n;
-        return 1;
-    }
-    for (int64_t i = 0; i < n; i++) out[chw_of(i, h, w, c)] = p[i];
-    if (x->rank == 2) {
-        dims[0] = n;
-        return 1;
-    }
-    dims[0] = c, dims[1] = h, dims[2] = w;
-    return 3;
+    for (int64_t i = 0; i < n; i++) out[x->perm ? chw_of(i, h, w, c) : i] = p[i];
+    dims[0] = n;
+    return 1;
 }
 
 /* -------------------------------------------------------- activations */
@@ -588,8 +579,10 @@ static void ex_layer(ex *e, int i, const char *dst) {
                 ex_val v = *x;
                 if (!perm) v.rank = 2, v.perm = false, v.h = v.w = 1, v.c = (int)F;
                 nd = ex_feature_layout(&v, p, buf + k * F, dims);
-            } else {
-                nd = ex_feature_layout(x, p, buf + k * F, dims);
+            } else {   /* a map's constants in its flattened CHW order */
+                ex_val v = *x;
+                if (x->rank == 4) v.rank = 2, v.perm = true, v.ph = x->h, v.pw = x->w, v.pc = x->c;
+                nd = ex_feature_layout(&v, p, buf + k * F, dims);
             }
             pn[k] = ex_param(e, kind, buf + k * F, F, nd, dims);
         }
@@ -602,8 +595,17 @@ static void ex_layer(ex *e, int i, const char *dst) {
             Onnx__NodeProto *b = ex_node(e, "BatchNormalization", 5, in, out);
             attr_f(e, b, "epsilon", n->s.eps);
             y->name = b ? out : NULL;
-        } else {
+        } else if (x->rank == 2) {
             y->name = op2(e, "Div", op2(e, "Sub", x->name, pn[0], NULL), pn[1], dst);
+        } else {
+            /* a map: on its flattened [N, C*H*W] values with [C*H*W] constants and back,
+             * since OpenCV 4.6 folds a [C, H, W] constant after a conv into the conv as
+             * if it were per channel (and refuses [1, C, H, W])                      */
+            const char *f = op1(e, "Flatten", x->name, NULL);
+            if (f) attr_i(e, e->nodes[e->n_nodes - 1], "axis", 1);
+            const char *v = op2(e, "Div", op2(e, "Sub", f, pn[0], NULL), pn[1], NULL);
+            int64_t shape[4] = {0, x->c, x->h, x->w};
+            y->name = op2(e, "Reshape", v, ex_ints(e, shape, 4), dst);
         }
         break;
     }
