@@ -13,7 +13,9 @@
 # leaky/relu/sigmoid/tanh/relu6/swish/hardswish/hardsigmoid/gelu/softmax,
 # maxpool with darknet's odd padding, global average pool, add (shortcut),
 # concat (route), standardize on a map, flatten over a spatial map (HWC
-# order kept), dropout, dense; opsets 11, 13, 17, 18; a fixed batch.  The
+# order kept), dropout, dense; opsets 11, 13, 17, 18; a fixed batch; the
+# C API's models of tests/test_onnx_export.c (multiply, layer norm, average
+# pool, softmax over a map: ops no CLI-trained model has).  The
 # round trip: graft imports its own export (--base onnx:FILE) and predicts
 # the same.  Bad inputs: each a clean "graft: error:", a non-zero exit and
 # no file left (an existing --out untouched).
@@ -150,6 +152,22 @@ fi
 # (mean/std from the metadata), stretch resize so the 32x32 images are fed as they are
 train "$T/o.gft" --base onnx:tests/fixtures/onnx/small.onnx --resize stretch --head dense:N:softmax &&
   check export_onnx_base "$T/o.gft"
+
+# models built with the C API (tests/test_onnx_export.c DIR): every op on a non-square map
+# (depthwise conv with uneven pads, 'same' average pool, softmax over a map's channels,
+# concats of flat values...) at opsets 11..18; layer norm and a squeeze-and-excitation
+# multiply (OpenCV 4.6 runs neither: checker and ONNX Runtime only)
+mkdir -p "$T/fx"
+if "$(dirname "$G")/tests/test_onnx_export" "$T/fx" >"$T/fxout" 2>&1; then
+  for op in 11 13 17 18; do
+    for n in maps norms; do
+      rt=$RT; [ $n = norms ] && rt=${RT/,opencv/}
+      if "$PY" "$CHK" "$T/fx/$n-opset$op.onnx" --raw "$T/fx/$n.in.f32" "$T/fx/$n.out.f32" "$rt" >"$T/chk" 2>"$T/err"
+      then pass "export_api_${n}_opset$op"; sed 's/^/  /' "$T/chk"
+      else fail "export_api_${n}_opset$op" "$(cat "$T/chk") $(grep -v '^\[ERROR' "$T/err" | tail -5)"; fi
+    done
+  done
+else fail export_api_models "$(cat "$T/fxout")"; fi
 
 # the metadata a user needs: layout, recipe, class names, graft's version
 if "$PY" - "$T/export_darknet_flatten_head.onnx" <<'EOF'

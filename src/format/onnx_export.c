@@ -15,7 +15,7 @@
  * permutation once in their constants: a dense layer's kernel rows, the
  * per-feature constants of batchnorm and standardize, nothing for an
  * elementwise activation or dropout.  Any other consumer (or the output)
- * gets the HWC order back (Transpose + Flatten, or a Gather).
+ * gets the HWC order back (Transpose + Flatten).
  *
  * Every op of the op table maps to standard operators of opsets 11..18
  * (LayerNormalization only from 17, decomposed before; ReLU6, HardSwish,
@@ -257,29 +257,22 @@ static int64_t chw_of(int64_t i, int h, int w, int c) {
     return ch * h * w + px;
 }
 
-/* The value x with graft's HWC feature order (no permutation left). */
+/* The value x with graft's HWC feature order (no permutation left): its
+ * NCHW map (the value reshaped to [N, C, H, W] when it is not the plain
+ * Flatten of one) transposed to NHWC and flattened.                        */
 static const char *ex_unperm(ex *e, const ex_val *x) {
     if (!x->perm) return x->name;
-    if (x->src4d) {
-        const char *t = op1(e, "Transpose", x->src4d, NULL);
-        int64_t perm[4] = {0, 2, 3, 1};
-        attr_ints(e, e->nodes[e->n_nodes - 1], "perm", perm, 4);
-        const char *f = op1(e, "Flatten", t, NULL);
-        if (f) attr_i(e, e->nodes[e->n_nodes - 1], "axis", 1);
-        return f;
+    const char *map = x->src4d;
+    if (!map) {
+        int64_t shape[4] = {0, x->pc, x->ph, x->pw};
+        map = op2(e, "Reshape", x->name, ex_ints(e, shape, 4), NULL);
     }
-    int64_t n = (int64_t)x->ph * x->pw * x->pc;
-    int64_t *idx = malloc((size_t)n * sizeof *idx);
-    if (!idx) {
-        ex_fail(e, GR_ERR_NOMEM, "out of memory");
-        return NULL;
-    }
-    for (int64_t i = 0; i < n; i++) idx[i] = chw_of(i, x->ph, x->pw, x->pc);
-    const char *ind = ex_ints(e, idx, (int)n);
-    free(idx);
-    const char *g = op2(e, "Gather", x->name, ind, NULL);
-    if (g) attr_i(e, e->nodes[e->n_nodes - 1], "axis", 1);
-    return g;
+    static const int64_t to_nhwc[4] = {0, 2, 3, 1};
+    const char *t = op1(e, "Transpose", map, NULL);
+    attr_ints(e, t ? e->nodes[e->n_nodes - 1] : NULL, "perm", to_nhwc, 4);
+    const char *f = op1(e, "Flatten", t, NULL);
+    if (f) attr_i(e, e->nodes[e->n_nodes - 1], "axis", 1);
+    return f;
 }
 
 /* x as [N, F] (a 4-D x must be 1x1 spatially, as graft checked). */
@@ -425,7 +418,22 @@ static const char *ex_conv(ex *e, int i, const ex_val *x, const char *dst) {
     return n->s.act == GR_ACT_LINEAR ? pre : ex_act(e, pre, n->s.act, n->s.alpha, 4, dst);
 }
 
-static const char *ex_dense(ex *e, int i, const ex_val *x, const char *dst) {
+/* Whether node i's output reaches, through elementwise layers, the second
+ * input of a multiply of a map (a squeeze-and-excitation scale).          */
+static bool feeds_scale(const gr_model *m, int i, int depth) {
+    for (int k = i + 1; k < m->n_nodes && depth < 8; k++) {
+        const gr_node *n = &m->nodes[k];
+        if (n->s.op == GR_OP_MUL && n->n_in == 2 && n->in[1] == i && (n->oh > 1 || n->ow > 1)) return true;
+        bool elementwise = n->s.op == GR_OP_DROPOUT || (n->s.op == GR_OP_ACTIVATION && n->s.act != GR_ACT_SOFTMAX);
+        if (elementwise && n->in[0] == i && feeds_scale(m, k, depth + 1)) return true;
+    }
+    return false;
+}
+
+/* A dense layer: Gemm on [N, F]; on a [N, C, 1, 1] value that scales a map
+ * (rank 4), a 1x1 Conv keeping it 4-D, as PyTorch's SE blocks export (OpenCV
+ * 4.6 multiplies a map only by a scale that stayed 4-D).                  */
+static const char *ex_dense(ex *e, int i, const ex_val *x, int rank, const char *dst) {
     const gr_model *m = e->m;
     const gr_node *n = &m->nodes[i];
     int IN = n->ic, OUT = n->oc;
@@ -445,15 +453,21 @@ static const char *ex_dense(ex *e, int i, const ex_val *x, const char *dst) {
     }
     int bi = n->s.use_bias ? gr_node_param(m, i, "bias") : -1;
     if (bi >= 0) memcpy(bias, gr_param_cdata(m, bi), (size_t)OUT * sizeof *bias);
-    int64_t wd[2] = {OUT, IN}, bd[1] = {OUT};
-    const char *in[3] = {perm ? x->name : ex_as2(e, x), ex_param(e, "kernel", bt, (int64_t)IN * OUT, 2, wd),
+    int64_t wd[4] = {OUT, IN, 1, 1}, bd[1] = {OUT};
+    const char *in[3] = {rank == 4 ? x->name : perm ? x->name : ex_as2(e, x),
+                         ex_param(e, "kernel", bt, (int64_t)IN * OUT, rank == 4 ? 4 : 2, wd),
                          ex_param(e, "bias", bias, OUT, 1, bd)};
     free(bt), free(bias);
     const char *pre = n->s.act == GR_ACT_LINEAR ? dst : ex_tmp(e);
-    Onnx__NodeProto *g = ex_node(e, "Gemm", 3, in, pre);
-    attr_i(e, g, "transB", 1);
+    Onnx__NodeProto *g = ex_node(e, rank == 4 ? "Conv" : "Gemm", 3, in, pre);
+    if (rank == 4) {
+        int64_t ones[2] = {1, 1};
+        attr_ints(e, g, "kernel_shape", ones, 2);
+    } else {
+        attr_i(e, g, "transB", 1);
+    }
     if (!g) return NULL;
-    return n->s.act == GR_ACT_LINEAR ? pre : ex_act(e, pre, n->s.act, n->s.alpha, 2, dst);
+    return n->s.act == GR_ACT_LINEAR ? pre : ex_act(e, pre, n->s.act, n->s.alpha, rank, dst);
 }
 
 static const char *ex_pool(ex *e, int i, const ex_val *x, const char *dst) {
@@ -517,18 +531,17 @@ static void ex_layer(ex *e, int i, const char *dst) {
         y->name = ex_conv(e, i, x, dst);
         break;
     case GR_OP_DENSE:
-        y->rank = 2;
-        y->name = ex_dense(e, i, x, dst);
+        y->rank = x->rank == 4 && feeds_scale(m, i, 0) ? 4 : 2;
+        y->name = ex_dense(e, i, x, y->rank, dst);
         break;
     case GR_OP_MAXPOOL:
     case GR_OP_AVGPOOL:
         y->rank = 4;
         y->name = ex_pool(e, i, x, dst);
         break;
-    case GR_OP_GLOBAL_AVGPOOL:
-        y->rank = 2;
-        if ((y->name = op1(e, "Flatten", op1(e, "GlobalAveragePool", ex_as4(e, x), NULL), dst)))
-            attr_i(e, e->nodes[e->n_nodes - 1], "axis", 1);
+    case GR_OP_GLOBAL_AVGPOOL:   /* [N, C, 1, 1], flattened where a consumer needs [N, C] */
+        y->rank = 4;
+        y->name = op1(e, "GlobalAveragePool", ex_as4(e, x), dst);
         break;
     case GR_OP_FLATTEN:
         if (x->rank == 2) {   /* already flat: nothing to do */
@@ -774,10 +787,23 @@ static gr_status ex_build(ex *e, const gr_onnx_export_opts *o, const char *path,
     /* the output: graft's order (a permuted flat value is put back), named "output" */
     e->layer = m->n_nodes - 1;
     ex_val *last = &e->vals[m->n_nodes];
+    bool flat4 = last->rank == 4 && last->h == 1 && last->w == 1;   /* [N, C, 1, 1] -> [N, C] */
+    if ((last->perm || flat4) && !strcmp(last->name, "output")) {
+        /* the last node wrote "output": it becomes an inner tensor */
+        Onnx__NodeProto *p = e->nodes[e->n_nodes - 1];
+        char *inner = ex_strf(e, "output/inner");
+        if (!inner || strcmp(p->output[0], "output")) return ex_fail(e, GR_ERR_NOMEM, "out of memory");
+        p->output[0] = inner;
+        last->name = inner;
+        if (last->src4d && !strcmp(last->src4d, "output")) last->src4d = inner;
+    }
     if (last->perm) {
-        const char *v = ex_unperm(e, last);
-        last->name = op1(e, "Identity", v, "output");
+        last->name = op1(e, "Identity", ex_unperm(e, last), "output");
         last->perm = false;
+    } else if (flat4) {
+        last->name = op1(e, "Flatten", last->name, "output");
+        attr_i(e, last->name ? e->nodes[e->n_nodes - 1] : NULL, "axis", 1);
+        last->rank = 2;
     } else if (last->name && strcmp(last->name, "output")) {
         last->name = op1(e, "Identity", last->name, "output");
     }
