@@ -10,6 +10,8 @@
 #                every activation on dense layers after a flatten (opset 13 and 17)
 #   layernorm    a gap + layernorm head (OpenCV 4.6 cannot run it)
 #   onnx-base    tests/fixtures/onnx/small.onnx as the base (relu6, depthwise)
+#   api-maps     tests/test_onnx_export.c's model of every op on maps (opsets 11, 18)
+#   api-norms    its layer norm + squeeze-and-excitation model (OpenCV 4.6 cannot run it)
 #   tiny-darknet the real pretrained Tiny Darknet (../shared/data) at 224x224
 #                with a gap + dense head trained on the real photos there
 # Prints one line per model and runtime: "<runtime> max_abs_diff=<d>" (the
@@ -63,6 +65,19 @@ train "$T/d.gft" --base "darknet:$T/tiny.cfg" --weights none --data "$T/fold" --
   run layernorm "$T/d.gft" "$T/fold"
 train "$T/o.gft" --base onnx:tests/fixtures/onnx/small.onnx --resize stretch --data "$T/fold" --head dense:N:softmax &&
   run onnx-base "$T/o.gft" "$T/fold"
+
+# the C API's models (tests/test_onnx_export.c): every op on maps; layer norm + squeeze-excitation
+if [ -x "$B/tests/test_onnx_export" ] && "$B/tests/test_onnx_export" "$T" >/dev/null; then
+  for n in maps norms; do
+    for op in 11 18; do
+      echo "== api-$n (--opset $op)"
+      "$VPY" "$CHK" "$T/$n-opset$op.onnx" --raw "$T/$n.in.f32" "$T/$n.out.f32" checker,onnxruntime,openvino 2>&1 |
+        grep -v '^\[' | sed 's/^/   /'
+      [ $n = maps ] && /usr/bin/python3 "$CHK" "$T/$n-opset$op.onnx" --raw "$T/$n.in.f32" "$T/$n.out.f32" opencv 2>&1 |
+        grep -v '^\[' | sed 's/^/   /'
+    done
+  done
+fi
 
 W=$DATA/weights/darknet-tiny
 if [ -f "$W/tiny.weights" ] && [ -d "$DATA/images" ]; then
