@@ -169,6 +169,17 @@ if "$(dirname "$G")/tests/test_onnx_export" "$T/fx" >"$T/fxout" 2>&1; then
   done
 else fail export_api_models "$(cat "$T/fxout")"; fi
 
+# graft train --export-onnx: the same file as graft export
+if train "$T/e.gft" --base "darknet:$T/tiny.cfg" --weights none --head gap,dense:N:softmax --export-onnx "$T/e.onnx" &&
+   "$G" export "$T/e.gft" --out "$T/e2.onnx" -q && cmp -s "$T/e.onnx" "$T/e2.onnx" &&
+   "$G" predict --model "$T/e.gft" --json --top 3 "${IMGS[@]}" >"$T/pred.jsonl" 2>"$T/err" &&
+   "$PY" "$CHK" "$T/e.onnx" "$T/pred.jsonl" "$RT" >"$T/chk" 2>&1; then pass train_export_onnx
+else fail train_export_onnx "$(cat "$T/terr" "$T/chk" 2>/dev/null | tail -5)"; fi
+"$G" train --base "darknet:$T/tiny.cfg" --weights none --data "$T/fold" --epochs 1 --out "$T/f.gft" \
+  --export-onnx "$T/nodir/f.onnx" >"$T/out" 2>"$T/err"; rc=$?
+if [ $rc -ne 0 ] && clean_fail $rc "$T/err" "nodir" && ! [ -e "$T/f.gft" ]; then pass train_export_onnx_unwritable
+else fail train_export_onnx_unwritable "rc=$rc $(cat "$T/err")"; fi
+
 # the metadata a user needs: layout, recipe, class names, graft's version
 if "$PY" - "$T/export_darknet_flatten_head.onnx" <<'EOF'
 import json, onnx, sys
