@@ -18,11 +18,12 @@
  * gets the HWC order back (Transpose + Flatten).
  *
  * Every op of the op table maps to standard operators of opsets 11..18
- * (LayerNormalization only from 17, decomposed before; ReLU6, HardSwish,
- * GELU and SiLU as elementwise formulas that every runtime has).  A fused
- * activation becomes its own operator.  Dropout is left out (inference).
+ * (layer normalization as the ReduceMean/Sub/Pow/Sqrt/Div form PyTorch
+ * exports; ReLU6, HardSwish, GELU and SiLU as elementwise formulas that
+ * every runtime has, avoiding what OpenCV 4.6 and OpenVINO misread, see the
+ * comments at each).  A fused activation becomes its own operator.  Dropout is left out (inference).
  * Preprocessing and class names are recorded in metadata_props (README
- * "Export to ONNX" lists the keys).                                        */
+ * "Export to ONNX" lists the keys).  The protobuf-c builder is onnx_emit.c. */
 #include <json.h>
 #include <math.h>
 #include <stdarg.h>
@@ -32,222 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/outfile.h"
-#include "format/onnx.h"
-#include "graph/model.h"
-
-/* ------------------------------------------------------------ the builder */
-
-/* Every allocation of an export hangs from one list, freed at the end. */
-typedef union ex_block {
-    union ex_block *next;
-    max_align_t align;
-} ex_block;
-
-/* A node's output as the ONNX graph holds it. */
-typedef struct {
-    const char *name;
-    int rank;            /* 4: [N, C, H, W]; 2: [N, F] */
-    int h, w, c;         /* graft's per-sample shape (flat: 1, 1, F) */
-    bool perm;           /* rank 2 holding a flattened HxWxC map in CHW order */
-    int ph, pw, pc;      /* perm: that map's shape */
-    const char *src4d;   /* perm: the NCHW map it is the plain Flatten of (or NULL) */
-} ex_val;
-
-typedef struct {
-    const gr_model *m;
-    int opset;
-    gr_error *err;
-    bool failed;         /* an error is set */
-    ex_block *blocks;
-    Onnx__NodeProto **nodes;
-    size_t n_nodes, cap_nodes;
-    Onnx__TensorProto **inits;
-    size_t n_inits, cap_inits;
-    ex_val *vals;        /* [n_nodes + 1]: vals[0] the input, vals[i + 1] node i */
-    int layer;           /* the node being exported (messages) */
-    int serial;          /* for unique intermediate names */
-} ex;
-
-static void *ex_alloc(ex *e, size_t n) {
-    if (e->failed) return NULL;
-    ex_block *b = calloc(1, sizeof(ex_block) + n);
-    if (!b) {
-        gr_error_set(e->err, GR_ERR_NOMEM, "out of memory while exporting to ONNX (%zu bytes)", n);
-        e->failed = true;
-        return NULL;
-    }
-    b->next = e->blocks;
-    e->blocks = b;
-    return b + 1;
-}
-
-static char *ex_strf(ex *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static char *ex_strf(ex *e, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    char *s = n >= 0 ? ex_alloc(e, (size_t)n + 1) : NULL;
-    if (!s) return NULL;
-    va_start(ap, fmt);
-    vsnprintf(s, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    return s;
-}
-
-static gr_status ex_fail(ex *e, gr_status code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static gr_status ex_fail(ex *e, gr_status code, const char *fmt, ...) {
-    if (e->failed) return e->err ? e->err->code : code;
-    char what[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
-    va_end(ap);
-    const gr_node *n = &e->m->nodes[e->layer];
-    e->failed = true;
-    return gr_error_set(e->err, code, "layer '%s' (%s) cannot be exported to ONNX: %s", n->s.name,
-                        gr_op_name(n->s.op), what);
-}
-
-/* Room for one more node / initializer. */
-static bool ex_nomem(ex *e) {
-    e->failed = true;
-    gr_error_set(e->err, GR_ERR_NOMEM, "out of memory while exporting to ONNX");
-    return false;
-}
-static bool ex_grow_nodes(ex *e) {
-    if (e->failed) return false;
-    if (e->n_nodes < e->cap_nodes) return true;
-    size_t nc = e->cap_nodes ? 2 * e->cap_nodes : 64;
-    Onnx__NodeProto **a = realloc(e->nodes, nc * sizeof *a);
-    if (!a) return ex_nomem(e);
-    e->nodes = a, e->cap_nodes = nc;
-    return true;
-}
-static bool ex_grow_inits(ex *e) {
-    if (e->failed) return false;
-    if (e->n_inits < e->cap_inits) return true;
-    size_t nc = e->cap_inits ? 2 * e->cap_inits : 64;
-    Onnx__TensorProto **a = realloc(e->inits, nc * sizeof *a);
-    if (!a) return ex_nomem(e);
-    e->inits = a, e->cap_inits = nc;
-    return true;
-}
-
-/* A fresh intermediate tensor name of the current layer. */
-static const char *ex_tmp(ex *e) {
-    return ex_strf(e, "%s/t%d", e->m->nodes[e->layer].s.name, e->serial++);
-}
-
-/* Appends a node op_type(in...) -> out; NULL on failure (error set). */
-static Onnx__NodeProto *ex_node(ex *e, const char *op, int n_in, const char *const *in, const char *out) {
-    Onnx__NodeProto *n = ex_alloc(e, sizeof *n);
-    char **ins = ex_alloc(e, (size_t)(n_in ? n_in : 1) * sizeof *ins);
-    char **outs = ex_alloc(e, sizeof *outs);
-    if (!n || !ins || !outs || !out || !ex_grow_nodes(e)) return NULL;
-    for (int k = 0; k < n_in; k++) {
-        if (!in[k]) return NULL;
-        ins[k] = (char *)in[k];
-    }
-    *n = (Onnx__NodeProto)ONNX__NODE_PROTO__INIT;
-    outs[0] = (char *)out;
-    n->n_input = (size_t)n_in;
-    n->input = ins;
-    n->n_output = 1;
-    n->output = outs;
-    n->op_type = (char *)op;
-    n->name = ex_strf(e, "%s/%s_%d", e->m->nodes[e->layer].s.name, op, e->serial++);
-    if (!n->name) return NULL;
-    e->nodes[e->n_nodes++] = n;
-    return n;
-}
-
-/* Adds an attribute to n (NULL n: nothing). */
-static Onnx__AttributeProto *ex_attr(ex *e, Onnx__NodeProto *n, const char *name) {
-    if (!n) return NULL;
-    Onnx__AttributeProto *a = ex_alloc(e, sizeof *a);
-    Onnx__AttributeProto **v = ex_alloc(e, (n->n_attribute + 1) * sizeof *v);
-    if (!a || !v) return NULL;
-    *a = (Onnx__AttributeProto)ONNX__ATTRIBUTE_PROTO__INIT;
-    a->name = (char *)name;
-    if (n->n_attribute) memcpy(v, n->attribute, n->n_attribute * sizeof *v);
-    v[n->n_attribute++] = a;
-    n->attribute = v;
-    return a;
-}
-static void attr_i(ex *e, Onnx__NodeProto *n, const char *name, int64_t i) {
-    Onnx__AttributeProto *a = ex_attr(e, n, name);
-    if (!a) return;
-    a->has_type = 1, a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT;
-    a->has_i = 1, a->i = i;
-}
-static void attr_f(ex *e, Onnx__NodeProto *n, const char *name, float f) {
-    Onnx__AttributeProto *a = ex_attr(e, n, name);
-    if (!a) return;
-    a->has_type = 1, a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT;
-    a->has_f = 1, a->f = f;
-}
-static void attr_ints(ex *e, Onnx__NodeProto *n, const char *name, const int64_t *v, int k) {
-    Onnx__AttributeProto *a = ex_attr(e, n, name);
-    int64_t *d = ex_alloc(e, (size_t)k * sizeof *d);
-    if (!a || !d) return;
-    memcpy(d, v, (size_t)k * sizeof *d);
-    a->has_type = 1, a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS;
-    a->n_ints = (size_t)k, a->ints = d;
-}
-
-/* An initializer (float32 or int64, raw little-endian data) of the given
- * dims; returns its name, data is copied.  ndim 0: a scalar.              */
-static const char *ex_init(ex *e, const char *name, bool i64, const void *data, int64_t count, int ndim,
-                           const int64_t *dims) {
-    Onnx__TensorProto *t = ex_alloc(e, sizeof *t);
-    int64_t *d = ex_alloc(e, (size_t)(ndim ? ndim : 1) * sizeof *d);
-    size_t bytes = (size_t)count * (i64 ? 8 : 4);
-    uint8_t *raw = ex_alloc(e, bytes ? bytes : 1);
-    if (!t || !d || !raw || !name || !ex_grow_inits(e)) return NULL;
-    *t = (Onnx__TensorProto)ONNX__TENSOR_PROTO__INIT;
-    if (ndim) memcpy(d, dims, (size_t)ndim * sizeof *d);
-    memcpy(raw, data, bytes);   /* x86-64 and every target graft builds on: little-endian */
-    t->n_dims = (size_t)ndim, t->dims = d;
-    t->has_data_type = 1;
-    t->data_type = i64 ? ONNX__TENSOR_PROTO__DATA_TYPE__INT64 : ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
-    t->name = (char *)name;
-    t->has_raw_data = 1, t->raw_data.len = bytes, t->raw_data.data = raw;
-    e->inits[e->n_inits++] = t;
-    return name;
-}
-
-/* A float scalar constant (shared by value). */
-static const char *ex_scalar(ex *e, float v) {
-    char name[64];
-    snprintf(name, sizeof name, "const/%.9g", (double)v);
-    for (size_t k = 0; k < e->n_inits; k++)
-        if (!strcmp(e->inits[k]->name, name)) return e->inits[k]->name;
-    return ex_init(e, ex_strf(e, "%s", name), false, &v, 1, 0, NULL);
-}
-
-/* An int64 vector constant. */
-static const char *ex_ints(ex *e, const int64_t *v, int k) {
-    int64_t dims[1] = {k};
-    return ex_init(e, ex_tmp(e), true, v, k, 1, dims);
-}
-
-/* A float constant of the current layer's parameter kind, shaped dims. */
-static const char *ex_param(ex *e, const char *kind, const float *data, int64_t count, int ndim,
-                            const int64_t *dims) {
-    return ex_init(e, ex_strf(e, "%s/%s", e->m->nodes[e->layer].s.name, kind), false, data, count, ndim, dims);
-}
-
-/* One node with 1 or 2 inputs, out = a fresh name (or dst). */
-static const char *op1(ex *e, const char *op, const char *x, const char *dst) {
-    const char *out = dst ? dst : ex_tmp(e);
-    return ex_node(e, op, 1, &x, out) ? out : NULL;
-}
-static const char *op2(ex *e, const char *op, const char *a, const char *b, const char *dst) {
-    const char *out = dst ? dst : ex_tmp(e);
-    const char *in[2] = {a, b};
-    return ex_node(e, op, 2, in, out) ? out : NULL;
-}
+#include "format/onnx_emit.h"
 
 /* ------------------------------------------------------ layout helpers */
 
@@ -260,41 +46,41 @@ static int64_t chw_of(int64_t i, int h, int w, int c) {
 /* The value x with graft's HWC feature order (no permutation left): its
  * NCHW map (the value reshaped to [N, C, H, W] when it is not the plain
  * Flatten of one) transposed to NHWC and flattened.                        */
-static const char *ex_unperm(ex *e, const ex_val *x) {
+static const char *oxe_unperm(oxe *e, const oxe_val *x) {
     if (!x->perm) return x->name;
     const char *map = x->src4d;
     if (!map) {
         int64_t shape[4] = {0, x->pc, x->ph, x->pw};
-        map = op2(e, "Reshape", x->name, ex_ints(e, shape, 4), NULL);
+        map = oxe_op2(e, "Reshape", x->name, oxe_ints(e, shape, 4), NULL);
     }
     static const int64_t to_nhwc[4] = {0, 2, 3, 1};
-    const char *t = op1(e, "Transpose", map, NULL);
-    attr_ints(e, t ? e->nodes[e->n_nodes - 1] : NULL, "perm", to_nhwc, 4);
-    const char *f = op1(e, "Flatten", t, NULL);
-    if (f) attr_i(e, e->nodes[e->n_nodes - 1], "axis", 1);
+    const char *t = oxe_op1(e, "Transpose", map, NULL);
+    oxe_attr_ints(e, t ? e->nodes[e->n_nodes - 1] : NULL, "perm", to_nhwc, 4);
+    const char *f = oxe_op1(e, "Flatten", t, NULL);
+    if (f) oxe_attr_i(e, e->nodes[e->n_nodes - 1], "axis", 1);
     return f;
 }
 
 /* x as [N, F] (a 4-D x must be 1x1 spatially, as graft checked). */
-static const char *ex_as2(ex *e, const ex_val *x) {
-    if (x->rank == 2) return ex_unperm(e, x);
-    const char *f = op1(e, "Flatten", x->name, NULL);
-    if (f) attr_i(e, e->nodes[e->n_nodes - 1], "axis", 1);
+static const char *oxe_as2(oxe *e, const oxe_val *x) {
+    if (x->rank == 2) return oxe_unperm(e, x);
+    const char *f = oxe_op1(e, "Flatten", x->name, NULL);
+    if (f) oxe_attr_i(e, e->nodes[e->n_nodes - 1], "axis", 1);
     return f;
 }
 
 /* x as [N, C, H, W] ([N, F] becomes [N, F, 1, 1]). */
-static const char *ex_as4(ex *e, const ex_val *x) {
+static const char *oxe_as4(oxe *e, const oxe_val *x) {
     if (x->rank == 4) return x->name;
-    const char *f = ex_unperm(e, x);
+    const char *f = oxe_unperm(e, x);
     int64_t shape[4] = {0, -1, 1, 1};
-    return op2(e, "Reshape", f, ex_ints(e, shape, 4), NULL);
+    return oxe_op2(e, "Reshape", f, oxe_ints(e, shape, 4), NULL);
 }
 
 /* Per-feature constants p[h*w*c] (HWC order) as a flat ONNX value x takes
  * them: [F], in CHW order when x is permuted.  out has F floats; returns
  * the rank (1) and writes dims.                                            */
-static int ex_feature_layout(const ex_val *x, const float *p, float *out, int64_t *dims) {
+static int oxe_feature_layout(const oxe_val *x, const float *p, float *out, int64_t *dims) {
     int h = x->perm ? x->ph : x->h, w = x->perm ? x->pw : x->w, c = x->perm ? x->pc : x->c;
     int64_t n = (int64_t)h * w * c;
     for (int64_t i = 0; i < n; i++) out[x->perm ? chw_of(i, h, w, c) : i] = p[i];
@@ -307,62 +93,62 @@ static int ex_feature_layout(const ex_val *x, const float *p, float *out, int64_
 /* clamp(alpha * x + beta, 0, 1).  relu6 and the hard activations go through
  * HardSigmoid, not Clip: opset 11 moved Clip's bounds to inputs, which
  * OpenCV 4.6's importer refuses (it takes Clip with attributes only).     */
-static const char *ex_hardsig(ex *e, const char *x, float alpha, float beta, const char *dst) {
-    const char *o = op1(e, "HardSigmoid", x, dst);
+static const char *oxe_hardsig(oxe *e, const char *x, float alpha, float beta, const char *dst) {
+    const char *o = oxe_op1(e, "HardSigmoid", x, dst);
     Onnx__NodeProto *n = o ? e->nodes[e->n_nodes - 1] : NULL;
-    attr_f(e, n, "alpha", alpha);
-    attr_f(e, n, "beta", beta);
+    oxe_attr_f(e, n, "alpha", alpha);
+    oxe_attr_f(e, n, "beta", beta);
     return o;
 }
 
 /* Softmax over graft's channels: axis 1 of [N, F] or [N, C, H, W]; before
  * opset 13 Softmax flattens from its axis on, so a map goes through NHWC. */
-static const char *ex_softmax(ex *e, const char *x, int rank, const char *dst) {
+static const char *oxe_softmax(oxe *e, const char *x, int rank, const char *dst) {
     if (rank == 2 || e->opset >= 13) {
-        const char *o = op1(e, "Softmax", x, dst);
-        if (o) attr_i(e, e->nodes[e->n_nodes - 1], "axis", 1);
+        const char *o = oxe_op1(e, "Softmax", x, dst);
+        if (o) oxe_attr_i(e, e->nodes[e->n_nodes - 1], "axis", 1);
         return o;
     }
     static const int64_t to_nhwc[4] = {0, 2, 3, 1}, to_nchw[4] = {0, 3, 1, 2};
-    const char *t = op1(e, "Transpose", x, NULL);
-    attr_ints(e, t ? e->nodes[e->n_nodes - 1] : NULL, "perm", to_nhwc, 4);
-    const char *s = op1(e, "Softmax", t, NULL);
-    if (s) attr_i(e, e->nodes[e->n_nodes - 1], "axis", 3);
-    const char *o = op1(e, "Transpose", s, dst);
-    attr_ints(e, o ? e->nodes[e->n_nodes - 1] : NULL, "perm", to_nchw, 4);
+    const char *t = oxe_op1(e, "Transpose", x, NULL);
+    oxe_attr_ints(e, t ? e->nodes[e->n_nodes - 1] : NULL, "perm", to_nhwc, 4);
+    const char *s = oxe_op1(e, "Softmax", t, NULL);
+    if (s) oxe_attr_i(e, e->nodes[e->n_nodes - 1], "axis", 3);
+    const char *o = oxe_op1(e, "Transpose", s, dst);
+    oxe_attr_ints(e, o ? e->nodes[e->n_nodes - 1] : NULL, "perm", to_nchw, 4);
     return o;
 }
 
 /* dst = act(x) (a fresh name when dst is NULL). */
-static const char *ex_act(ex *e, const char *x, gr_act act, float alpha, int rank, const char *dst) {
+static const char *oxe_act(oxe *e, const char *x, gr_act act, float alpha, int rank, const char *dst) {
     switch (act) {
-    case GR_ACT_LINEAR: return dst ? op1(e, "Identity", x, dst) : x;
-    case GR_ACT_RELU: return op1(e, "Relu", x, dst);
+    case GR_ACT_LINEAR: return dst ? oxe_op1(e, "Identity", x, dst) : x;
+    case GR_ACT_RELU: return oxe_op1(e, "Relu", x, dst);
     case GR_ACT_LEAKY: {
-        const char *o = op1(e, "LeakyRelu", x, dst);
-        if (o) attr_f(e, e->nodes[e->n_nodes - 1], "alpha", alpha);
+        const char *o = oxe_op1(e, "LeakyRelu", x, dst);
+        if (o) oxe_attr_f(e, e->nodes[e->n_nodes - 1], "alpha", alpha);
         return o;
     }
     case GR_ACT_RELU6:         /* 6 * clamp((x - 3) / 6 + 1/2, 0, 1): OpenVINO (2026.4) reads a HardSigmoid
                                 * beta of 0 as its default 0.5, so beta stays 0.5 */
-        return op2(e, "Mul", ex_hardsig(e, op2(e, "Sub", x, ex_scalar(e, 3.0f), NULL), 1.0f / 6, 0.5f, NULL),
-                   ex_scalar(e, 6.0f), dst);
-    case GR_ACT_SIGMOID: return op1(e, "Sigmoid", x, dst);
-    case GR_ACT_TANH: return op1(e, "Tanh", x, dst);
-    case GR_ACT_SOFTMAX: return ex_softmax(e, x, rank, dst);
-    case GR_ACT_SWISH: return op2(e, "Mul", x, op1(e, "Sigmoid", x, NULL), dst);
+        return oxe_op2(e, "Mul", oxe_hardsig(e, oxe_op2(e, "Sub", x, oxe_scalar(e, 3.0f), NULL), 1.0f / 6, 0.5f, NULL),
+                   oxe_scalar(e, 6.0f), dst);
+    case GR_ACT_SIGMOID: return oxe_op1(e, "Sigmoid", x, dst);
+    case GR_ACT_TANH: return oxe_op1(e, "Tanh", x, dst);
+    case GR_ACT_SOFTMAX: return oxe_softmax(e, x, rank, dst);
+    case GR_ACT_SWISH: return oxe_op2(e, "Mul", x, oxe_op1(e, "Sigmoid", x, NULL), dst);
     case GR_ACT_HARDSIGMOID:   /* relu6(x + 3) / 6 = clamp(x / 6 + 1/2, 0, 1) */
-        return ex_hardsig(e, x, 1.0f / 6, 0.5f, dst);
+        return oxe_hardsig(e, x, 1.0f / 6, 0.5f, dst);
     case GR_ACT_HARDSWISH:     /* x * relu6(x + 3) / 6 (HardSwish is opset 14) */
-        return op2(e, "Mul", x, ex_hardsig(e, x, 1.0f / 6, 0.5f, NULL), dst);
+        return oxe_op2(e, "Mul", x, oxe_hardsig(e, x, 1.0f / 6, 0.5f, NULL), dst);
     case GR_ACT_GELU: {        /* x * 0.5 * (1 + erf(x / sqrt 2)) */
-        const char *r = op1(e, "Erf", op2(e, "Div", x, ex_scalar(e, (float)M_SQRT2), NULL), NULL);
-        const char *h = op2(e, "Mul", x, op2(e, "Add", r, ex_scalar(e, 1.0f), NULL), NULL);
-        return op2(e, "Mul", h, ex_scalar(e, 0.5f), dst);
+        const char *r = oxe_op1(e, "Erf", oxe_op2(e, "Div", x, oxe_scalar(e, (float)M_SQRT2), NULL), NULL);
+        const char *h = oxe_op2(e, "Mul", x, oxe_op2(e, "Add", r, oxe_scalar(e, 1.0f), NULL), NULL);
+        return oxe_op2(e, "Mul", h, oxe_scalar(e, 0.5f), dst);
     }
     default: break;
     }
-    ex_fail(e, GR_ERR_UNSUPPORTED, "activation %s has no ONNX form", gr_act_name(act));
+    oxe_fail(e, GR_ERR_UNSUPPORTED, "activation %s has no ONNX form", gr_act_name(act));
     return NULL;
 }
 
@@ -376,20 +162,20 @@ static int end_pad(int in, int k, int s, int pb, int out) {
     return (in + pb + pe - k) / s + 1 == out ? pe : -1;
 }
 
-static const char *ex_conv(ex *e, int i, const ex_val *x, const char *dst) {
+static const char *oxe_conv(oxe *e, int i, const oxe_val *x, const char *dst) {
     const gr_model *m = e->m;
     const gr_node *n = &m->nodes[i];
     gr_conv_dims d = gr_node_conv_dims(m, i, 1);
     int pb = end_pad(d.H, d.KH, d.SH, d.PT, d.OH), pr = end_pad(d.W, d.KW, d.SW, d.PL, d.OW);
     if (pb < 0 || pr < 0) {
-        ex_fail(e, GR_ERR_UNSUPPORTED, "its output %dx%d is not what ONNX's padding rule gives", d.OH, d.OW);
+        oxe_fail(e, GR_ERR_UNSUPPORTED, "its output %dx%d is not what ONNX's padding rule gives", d.OH, d.OW);
         return NULL;
     }
     int Cg = d.C / d.groups;
     int64_t count = (int64_t)d.KH * d.KW * Cg * d.OC;
     float *w = malloc((size_t)count * sizeof *w);
     if (!w) {
-        ex_fail(e, GR_ERR_NOMEM, "out of memory");
+        oxe_fail(e, GR_ERR_NOMEM, "out of memory");
         return NULL;
     }
     const float *hwio = gr_param_cdata(m, gr_node_param(m, i, "kernel"));
@@ -399,23 +185,23 @@ static const char *ex_conv(ex *e, int i, const ex_val *x, const char *dst) {
                 for (int o = 0; o < d.OC; o++)
                     w[(((size_t)o * Cg + ci) * d.KH + ky) * d.KW + kx] = hwio[(((size_t)ky * d.KW + kx) * Cg + ci) * d.OC + o];
     int64_t wd[4] = {d.OC, Cg, d.KH, d.KW};
-    const char *in[3] = {ex_as4(e, x), ex_param(e, "kernel", w, count, 4, wd), NULL};
+    const char *in[3] = {oxe_as4(e, x), oxe_param(e, "kernel", w, count, 4, wd), NULL};
     free(w);
     int bi = n->s.use_bias ? gr_node_param(m, i, "bias") : -1;
     if (bi >= 0) {
         int64_t bd[1] = {d.OC};
-        in[2] = ex_param(e, "bias", gr_param_cdata(m, bi), d.OC, 1, bd);
+        in[2] = oxe_param(e, "bias", gr_param_cdata(m, bi), d.OC, 1, bd);
     }
-    const char *pre = n->s.act == GR_ACT_LINEAR ? dst : ex_tmp(e);
-    Onnx__NodeProto *c = ex_node(e, "Conv", bi >= 0 ? 3 : 2, in, pre);
+    const char *pre = n->s.act == GR_ACT_LINEAR ? dst : oxe_tmp(e);
+    Onnx__NodeProto *c = oxe_node(e, "Conv", bi >= 0 ? 3 : 2, in, pre);
     int64_t ks[2] = {d.KH, d.KW}, st[2] = {d.SH, d.SW}, pads[4] = {d.PT, d.PL, pb, pr}, dil[2] = {1, 1};
-    attr_ints(e, c, "kernel_shape", ks, 2);
-    attr_ints(e, c, "strides", st, 2);
-    attr_ints(e, c, "pads", pads, 4);
-    attr_ints(e, c, "dilations", dil, 2);
-    attr_i(e, c, "group", d.groups);
+    oxe_attr_ints(e, c, "kernel_shape", ks, 2);
+    oxe_attr_ints(e, c, "strides", st, 2);
+    oxe_attr_ints(e, c, "pads", pads, 4);
+    oxe_attr_ints(e, c, "dilations", dil, 2);
+    oxe_attr_i(e, c, "group", d.groups);
     if (!c) return NULL;
-    return n->s.act == GR_ACT_LINEAR ? pre : ex_act(e, pre, n->s.act, n->s.alpha, 4, dst);
+    return n->s.act == GR_ACT_LINEAR ? pre : oxe_act(e, pre, n->s.act, n->s.alpha, 4, dst);
 }
 
 /* Whether node i's output reaches, through elementwise layers, the second
@@ -433,14 +219,14 @@ static bool feeds_scale(const gr_model *m, int i, int depth) {
 /* A dense layer: Gemm on [N, F]; on a [N, C, 1, 1] value that scales a map
  * (rank 4), a 1x1 Conv keeping it 4-D, as PyTorch's SE blocks export (OpenCV
  * 4.6 multiplies a map only by a scale that stayed 4-D).                  */
-static const char *ex_dense(ex *e, int i, const ex_val *x, int rank, const char *dst) {
+static const char *oxe_dense(oxe *e, int i, const oxe_val *x, int rank, const char *dst) {
     const gr_model *m = e->m;
     const gr_node *n = &m->nodes[i];
     int IN = n->ic, OUT = n->oc;
     float *bt = malloc((size_t)IN * OUT * sizeof *bt), *bias = calloc((size_t)OUT, sizeof *bias);
     if (!bt || !bias) {
         free(bt), free(bias);
-        ex_fail(e, GR_ERR_NOMEM, "out of memory");
+        oxe_fail(e, GR_ERR_NOMEM, "out of memory");
         return NULL;
     }
     /* Gemm(x, B, C, transB=1) with B [OUT, IN] (torch's Linear layout); a
@@ -454,42 +240,42 @@ static const char *ex_dense(ex *e, int i, const ex_val *x, int rank, const char 
     int bi = n->s.use_bias ? gr_node_param(m, i, "bias") : -1;
     if (bi >= 0) memcpy(bias, gr_param_cdata(m, bi), (size_t)OUT * sizeof *bias);
     int64_t wd[4] = {OUT, IN, 1, 1}, bd[1] = {OUT};
-    const char *in[3] = {rank == 4 ? x->name : perm ? x->name : ex_as2(e, x),
-                         ex_param(e, "kernel", bt, (int64_t)IN * OUT, rank == 4 ? 4 : 2, wd),
-                         ex_param(e, "bias", bias, OUT, 1, bd)};
+    const char *in[3] = {rank == 4 ? x->name : perm ? x->name : oxe_as2(e, x),
+                         oxe_param(e, "kernel", bt, (int64_t)IN * OUT, rank == 4 ? 4 : 2, wd),
+                         oxe_param(e, "bias", bias, OUT, 1, bd)};
     free(bt), free(bias);
-    const char *pre = n->s.act == GR_ACT_LINEAR ? dst : ex_tmp(e);
-    Onnx__NodeProto *g = ex_node(e, rank == 4 ? "Conv" : "Gemm", 3, in, pre);
+    const char *pre = n->s.act == GR_ACT_LINEAR ? dst : oxe_tmp(e);
+    Onnx__NodeProto *g = oxe_node(e, rank == 4 ? "Conv" : "Gemm", 3, in, pre);
     if (rank == 4) {
         int64_t ones[2] = {1, 1};
-        attr_ints(e, g, "kernel_shape", ones, 2);
+        oxe_attr_ints(e, g, "kernel_shape", ones, 2);
     } else {
-        attr_i(e, g, "transB", 1);
+        oxe_attr_i(e, g, "transB", 1);
     }
     if (!g) return NULL;
-    return n->s.act == GR_ACT_LINEAR ? pre : ex_act(e, pre, n->s.act, n->s.alpha, rank, dst);
+    return n->s.act == GR_ACT_LINEAR ? pre : oxe_act(e, pre, n->s.act, n->s.alpha, rank, dst);
 }
 
-static const char *ex_pool(ex *e, int i, const ex_val *x, const char *dst) {
+static const char *oxe_pool(oxe *e, int i, const oxe_val *x, const char *dst) {
     const gr_node *n = &e->m->nodes[i];
     gr_pool_dims d = gr_node_pool_dims(e->m, i, 1);
     int pb = end_pad(d.H, d.KH, d.SH, d.PT, d.OH), pr = end_pad(d.W, d.KW, d.SW, d.PL, d.OW);
     if (pb < 0 || pr < 0) {
-        ex_fail(e, GR_ERR_UNSUPPORTED, "its output %dx%d is not what ONNX's padding rule gives", d.OH, d.OW);
+        oxe_fail(e, GR_ERR_UNSUPPORTED, "its output %dx%d is not what ONNX's padding rule gives", d.OH, d.OW);
         return NULL;
     }
     if (d.PT >= d.KH || d.PL >= d.KW || pb >= d.KH || pr >= d.KW) {
-        ex_fail(e, GR_ERR_UNSUPPORTED, "a pad of %d,%d,%d,%d is not smaller than its %dx%d window", d.PT, d.PL, pb,
+        oxe_fail(e, GR_ERR_UNSUPPORTED, "a pad of %d,%d,%d,%d is not smaller than its %dx%d window", d.PT, d.PL, pb,
                 pr, d.KH, d.KW);
         return NULL;
     }
-    const char *o = op1(e, n->s.op == GR_OP_MAXPOOL ? "MaxPool" : "AveragePool", ex_as4(e, x), dst);
+    const char *o = oxe_op1(e, n->s.op == GR_OP_MAXPOOL ? "MaxPool" : "AveragePool", oxe_as4(e, x), dst);
     Onnx__NodeProto *p = o ? e->nodes[e->n_nodes - 1] : NULL;
     int64_t ks[2] = {d.KH, d.KW}, st[2] = {d.SH, d.SW}, pads[4] = {d.PT, d.PL, pb, pr};
-    attr_ints(e, p, "kernel_shape", ks, 2);
-    attr_ints(e, p, "strides", st, 2);
-    attr_ints(e, p, "pads", pads, 4);
-    if (n->s.op == GR_OP_AVGPOOL) attr_i(e, p, "count_include_pad", 0);   /* graft ignores outside cells */
+    oxe_attr_ints(e, p, "kernel_shape", ks, 2);
+    oxe_attr_ints(e, p, "strides", st, 2);
+    oxe_attr_ints(e, p, "pads", pads, 4);
+    if (n->s.op == GR_OP_AVGPOOL) oxe_attr_i(e, p, "count_include_pad", 0);   /* graft ignores outside cells */
     return o;
 }
 
@@ -497,51 +283,51 @@ static const char *ex_pool(ex *e, int i, const ex_val *x, const char *dst) {
  * PyTorch exports LayerNorm before opset 17 (ReduceMean, Sub, Pow, ReduceMean,
  * Add, Sqrt, Div, Mul, Add): the pattern runtimes fuse back into one layer
  * (OpenCV 4.6 has no LayerNormalization).  gamma, beta: [C].               */
-static const char *ex_layernorm(ex *e, const char *x, const char *gamma, const char *beta, float eps,
+static const char *oxe_layernorm(oxe *e, const char *x, const char *gamma, const char *beta, float eps,
                                 const char *dst) {
     int64_t axes[1] = {-1};
-    const char *axes_in = e->opset >= 18 ? ex_ints(e, axes, 1) : NULL;   /* opset 18: axes is an input */
+    const char *axes_in = e->opset >= 18 ? oxe_ints(e, axes, 1) : NULL;   /* opset 18: axes is an input */
     const char *mean = NULL, *d = NULL, *var = NULL;
     for (int k = 0; k < 2; k++) {
-        if (k) d = op2(e, "Sub", x, mean, NULL);
-        const char *in[2] = {k ? op2(e, "Pow", d, ex_scalar(e, 2.0f), NULL) : x, axes_in};
-        const char *out = ex_tmp(e);
-        Onnx__NodeProto *n = ex_node(e, "ReduceMean", axes_in ? 2 : 1, in, out);
-        if (!axes_in) attr_ints(e, n, "axes", axes, 1);
-        attr_i(e, n, "keepdims", 1);
+        if (k) d = oxe_op2(e, "Sub", x, mean, NULL);
+        const char *in[2] = {k ? oxe_op2(e, "Pow", d, oxe_scalar(e, 2.0f), NULL) : x, axes_in};
+        const char *out = oxe_tmp(e);
+        Onnx__NodeProto *n = oxe_node(e, "ReduceMean", axes_in ? 2 : 1, in, out);
+        if (!axes_in) oxe_attr_ints(e, n, "axes", axes, 1);
+        oxe_attr_i(e, n, "keepdims", 1);
         if (!n) return NULL;
         *(k ? &var : &mean) = out;
     }
-    const char *sd = op1(e, "Sqrt", op2(e, "Add", var, ex_scalar(e, eps), NULL), NULL);
-    const char *y = op2(e, "Mul", op2(e, "Div", d, sd, NULL), gamma, NULL);
-    return op2(e, "Add", y, beta, dst);
+    const char *sd = oxe_op1(e, "Sqrt", oxe_op2(e, "Add", var, oxe_scalar(e, eps), NULL), NULL);
+    const char *y = oxe_op2(e, "Mul", oxe_op2(e, "Div", d, sd, NULL), gamma, NULL);
+    return oxe_op2(e, "Add", y, beta, dst);
 }
 
 /* Exports node i into vals[i + 1]; dst: its output name. */
-static void ex_layer(ex *e, int i, const char *dst) {
+static void oxe_layer(oxe *e, int i, const char *dst) {
     const gr_model *m = e->m;
     const gr_node *n = &m->nodes[i];
     e->layer = i;
-    const ex_val *x = &e->vals[n->in[0] + 1];
-    ex_val *y = &e->vals[i + 1];
-    *y = (ex_val){.name = NULL, .rank = x->rank, .h = n->oh, .w = n->ow, .c = n->oc};
+    const oxe_val *x = &e->vals[n->in[0] + 1];
+    oxe_val *y = &e->vals[i + 1];
+    *y = (oxe_val){.name = NULL, .rank = x->rank, .h = n->oh, .w = n->ow, .c = n->oc};
     switch (n->s.op) {
     case GR_OP_CONV2D:
         y->rank = 4;
-        y->name = ex_conv(e, i, x, dst);
+        y->name = oxe_conv(e, i, x, dst);
         break;
     case GR_OP_DENSE:
         y->rank = x->rank == 4 && feeds_scale(m, i, 0) ? 4 : 2;
-        y->name = ex_dense(e, i, x, y->rank, dst);
+        y->name = oxe_dense(e, i, x, y->rank, dst);
         break;
     case GR_OP_MAXPOOL:
     case GR_OP_AVGPOOL:
         y->rank = 4;
-        y->name = ex_pool(e, i, x, dst);
+        y->name = oxe_pool(e, i, x, dst);
         break;
     case GR_OP_GLOBAL_AVGPOOL:   /* [N, C, 1, 1], flattened where a consumer needs [N, C] */
         y->rank = 4;
-        y->name = op1(e, "GlobalAveragePool", ex_as4(e, x), dst);
+        y->name = oxe_op1(e, "GlobalAveragePool", oxe_as4(e, x), dst);
         break;
     case GR_OP_FLATTEN:
         if (x->rank == 2) {   /* already flat: nothing to do */
@@ -550,7 +336,7 @@ static void ex_layer(ex *e, int i, const char *dst) {
             break;
         }
         y->rank = 2;
-        if ((y->name = op1(e, "Flatten", x->name, dst))) attr_i(e, e->nodes[e->n_nodes - 1], "axis", 1);
+        if ((y->name = oxe_op1(e, "Flatten", x->name, dst))) oxe_attr_i(e, e->nodes[e->n_nodes - 1], "axis", 1);
         if (n->ih * n->iw > 1)   /* CHW order: the consumers absorb it */
             y->perm = true, y->ph = n->ih, y->pw = n->iw, y->pc = n->ic, y->src4d = x->name;
         break;
@@ -559,16 +345,16 @@ static void ex_layer(ex *e, int i, const char *dst) {
         break;
     case GR_OP_ACTIVATION:
         if (n->s.act == GR_ACT_SOFTMAX) {
-            const char *v = x->rank == 2 ? ex_unperm(e, x) : x->name;
-            y->name = ex_softmax(e, v, x->rank, dst);
+            const char *v = x->rank == 2 ? oxe_unperm(e, x) : x->name;
+            y->name = oxe_softmax(e, v, x->rank, dst);
         } else {   /* elementwise: a permuted value stays permuted */
             *y = *x;
-            y->name = ex_act(e, x->name, n->s.act, n->s.alpha, x->rank, dst);
+            y->name = oxe_act(e, x->name, n->s.act, n->s.alpha, x->rank, dst);
             y->src4d = NULL;
         }
         break;
     case GR_OP_SOFTMAX:
-        y->name = ex_softmax(e, x->rank == 2 ? ex_unperm(e, x) : x->name, x->rank, dst);
+        y->name = oxe_softmax(e, x->rank == 2 ? oxe_unperm(e, x) : x->name, x->rank, dst);
         break;
     case GR_OP_BATCHNORM:
     case GR_OP_STANDARDIZE: {
@@ -576,7 +362,7 @@ static void ex_layer(ex *e, int i, const char *dst) {
         bool perm = x->rank == 2 && x->perm;
         float *buf = malloc((size_t)F * 4 * sizeof *buf);
         if (!buf) {
-            ex_fail(e, GR_ERR_NOMEM, "out of memory");
+            oxe_fail(e, GR_ERR_NOMEM, "out of memory");
             break;
         }
         static const char *bn_kinds[4] = {"gamma", "beta", "moving_mean", "moving_variance"};
@@ -589,15 +375,15 @@ static void ex_layer(ex *e, int i, const char *dst) {
             int64_t dims[3];
             int nd;
             if (np == 4) {   /* per channel: [C] for BatchNormalization (a permuted flat: per feature) */
-                ex_val v = *x;
+                oxe_val v = *x;
                 if (!perm) v.rank = 2, v.perm = false, v.h = v.w = 1, v.c = (int)F;
-                nd = ex_feature_layout(&v, p, buf + k * F, dims);
+                nd = oxe_feature_layout(&v, p, buf + k * F, dims);
             } else {   /* a map's constants in its flattened CHW order */
-                ex_val v = *x;
+                oxe_val v = *x;
                 if (x->rank == 4) v.rank = 2, v.perm = true, v.ph = x->h, v.pw = x->w, v.pc = x->c;
-                nd = ex_feature_layout(&v, p, buf + k * F, dims);
+                nd = oxe_feature_layout(&v, p, buf + k * F, dims);
             }
-            pn[k] = ex_param(e, kind, buf + k * F, F, nd, dims);
+            pn[k] = oxe_param(e, kind, buf + k * F, F, nd, dims);
         }
         free(buf);
         *y = *x;   /* same shape, same layout */
@@ -605,20 +391,20 @@ static void ex_layer(ex *e, int i, const char *dst) {
         if (np == 4) {
             const char *in[5] = {x->name, pn[0], pn[1], pn[2], pn[3]};
             const char *out = dst;
-            Onnx__NodeProto *b = ex_node(e, "BatchNormalization", 5, in, out);
-            attr_f(e, b, "epsilon", n->s.eps);
+            Onnx__NodeProto *b = oxe_node(e, "BatchNormalization", 5, in, out);
+            oxe_attr_f(e, b, "epsilon", n->s.eps);
             y->name = b ? out : NULL;
         } else if (x->rank == 2) {
-            y->name = op2(e, "Div", op2(e, "Sub", x->name, pn[0], NULL), pn[1], dst);
+            y->name = oxe_op2(e, "Div", oxe_op2(e, "Sub", x->name, pn[0], NULL), pn[1], dst);
         } else {
             /* a map: on its flattened [N, C*H*W] values with [C*H*W] constants and back,
              * since OpenCV 4.6 folds a [C, H, W] constant after a conv into the conv as
              * if it were per channel (and refuses [1, C, H, W])                      */
-            const char *f = op1(e, "Flatten", x->name, NULL);
-            if (f) attr_i(e, e->nodes[e->n_nodes - 1], "axis", 1);
-            const char *v = op2(e, "Div", op2(e, "Sub", f, pn[0], NULL), pn[1], NULL);
+            const char *f = oxe_op1(e, "Flatten", x->name, NULL);
+            if (f) oxe_attr_i(e, e->nodes[e->n_nodes - 1], "axis", 1);
+            const char *v = oxe_op2(e, "Div", oxe_op2(e, "Sub", f, pn[0], NULL), pn[1], NULL);
             int64_t shape[4] = {0, x->c, x->h, x->w};
-            y->name = op2(e, "Reshape", v, ex_ints(e, shape, 4), dst);
+            y->name = oxe_op2(e, "Reshape", v, oxe_ints(e, shape, 4), dst);
         }
         break;
     }
@@ -627,18 +413,18 @@ static void ex_layer(ex *e, int i, const char *dst) {
         const float *g = gr_param_cdata(m, gr_node_param(m, i, "gamma"));
         const float *b = gr_param_cdata(m, gr_node_param(m, i, "beta"));
         int64_t dims[1] = {C};
-        const char *gn = ex_param(e, "gamma", g, C, 1, dims), *bn = ex_param(e, "beta", b, C, 1, dims);
+        const char *gn = oxe_param(e, "gamma", g, C, 1, dims), *bn = oxe_param(e, "beta", b, C, 1, dims);
         if (x->rank == 2) {
-            y->name = ex_layernorm(e, ex_unperm(e, x), gn, bn, n->s.eps, dst);
+            y->name = oxe_layernorm(e, oxe_unperm(e, x), gn, bn, n->s.eps, dst);
             break;
         }
         /* a map: over its channels in NHWC (as torchvision's ConvNeXt exports) */
         static const int64_t to_nhwc[4] = {0, 2, 3, 1}, to_nchw[4] = {0, 3, 1, 2};
-        const char *t = op1(e, "Transpose", x->name, NULL);
-        attr_ints(e, t ? e->nodes[e->n_nodes - 1] : NULL, "perm", to_nhwc, 4);
-        const char *l = ex_layernorm(e, t, gn, bn, n->s.eps, NULL);
-        y->name = op1(e, "Transpose", l, dst);
-        attr_ints(e, y->name ? e->nodes[e->n_nodes - 1] : NULL, "perm", to_nchw, 4);
+        const char *t = oxe_op1(e, "Transpose", x->name, NULL);
+        oxe_attr_ints(e, t ? e->nodes[e->n_nodes - 1] : NULL, "perm", to_nhwc, 4);
+        const char *l = oxe_layernorm(e, t, gn, bn, n->s.eps, NULL);
+        y->name = oxe_op1(e, "Transpose", l, dst);
+        oxe_attr_ints(e, y->name ? e->nodes[e->n_nodes - 1] : NULL, "perm", to_nchw, 4);
         break;
     }
     case GR_OP_ADD:
@@ -650,69 +436,39 @@ static void ex_layer(ex *e, int i, const char *dst) {
         if (n->s.op == GR_OP_MUL && e->vals[n->in[0] + 1].rank == 4) all4 = true;
         const char *in[GR_MAX_INPUTS];
         for (int k = 0; k < n->n_in; k++) {
-            const ex_val *v = &e->vals[n->in[k] + 1];
-            in[k] = all4 ? ex_as4(e, v) : ex_as2(e, v);
+            const oxe_val *v = &e->vals[n->in[k] + 1];
+            in[k] = all4 ? oxe_as4(e, v) : oxe_as2(e, v);
         }
         y->rank = all4 ? 4 : 2;
         y->perm = false;
         bool act = n->s.op == GR_OP_ADD && n->s.act != GR_ACT_LINEAR;
-        const char *out = act ? ex_tmp(e) : dst;
+        const char *out = act ? oxe_tmp(e) : dst;
         if (n->s.op == GR_OP_CONCAT) {
-            Onnx__NodeProto *c = ex_node(e, "Concat", n->n_in, in, out);
-            attr_i(e, c, "axis", 1);
+            Onnx__NodeProto *c = oxe_node(e, "Concat", n->n_in, in, out);
+            oxe_attr_i(e, c, "axis", 1);
             y->name = c ? out : NULL;
         } else {
             const char *acc = in[0];
             for (int k = 1; k < n->n_in; k++)
-                acc = op2(e, n->s.op == GR_OP_MUL ? "Mul" : "Add", acc, in[k], k == n->n_in - 1 ? out : NULL);
-            y->name = n->n_in > 1 ? acc : op1(e, "Identity", acc, out);
+                acc = oxe_op2(e, n->s.op == GR_OP_MUL ? "Mul" : "Add", acc, in[k], k == n->n_in - 1 ? out : NULL);
+            y->name = n->n_in > 1 ? acc : oxe_op1(e, "Identity", acc, out);
         }
-        if (act && y->name) y->name = ex_act(e, y->name, n->s.act, n->s.alpha, y->rank, dst);
+        if (act && y->name) y->name = oxe_act(e, y->name, n->s.act, n->s.alpha, y->rank, dst);
         break;
     }
     default:
-        ex_fail(e, GR_ERR_UNSUPPORTED, "no ONNX form for this op");
+        oxe_fail(e, GR_ERR_UNSUPPORTED, "no ONNX form for this op");
         return;
     }
-    if (!y->name && !e->failed) ex_fail(e, GR_ERR_NOMEM, "out of memory");
+    if (!y->name && !e->failed) oxe_fail(e, GR_ERR_NOMEM, "out of memory");
 }
 
 /* ------------------------------------------------------- the model */
 
-static Onnx__ValueInfoProto *ex_value_info(ex *e, const char *name, int ndim, const int64_t *dims,
-                                           const char *sym0) {
-    Onnx__ValueInfoProto *v = ex_alloc(e, sizeof *v);
-    Onnx__TypeProto *t = ex_alloc(e, sizeof *t);
-    Onnx__TypeProto__Tensor *tt = ex_alloc(e, sizeof *tt);
-    Onnx__TensorShapeProto *sh = ex_alloc(e, sizeof *sh);
-    Onnx__TensorShapeProto__Dimension **dv = ex_alloc(e, (size_t)ndim * sizeof *dv);
-    if (!v || !t || !tt || !sh || !dv) return NULL;
-    for (int k = 0; k < ndim; k++) {
-        if (!(dv[k] = ex_alloc(e, sizeof *dv[k]))) return NULL;
-        *dv[k] = (Onnx__TensorShapeProto__Dimension)ONNX__TENSOR_SHAPE_PROTO__DIMENSION__INIT;
-        if (k == 0 && sym0) {
-            dv[k]->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM;
-            dv[k]->dim_param = (char *)sym0;
-        } else {
-            dv[k]->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
-            dv[k]->dim_value = dims[k];
-        }
-    }
-    *sh = (Onnx__TensorShapeProto)ONNX__TENSOR_SHAPE_PROTO__INIT;
-    sh->n_dim = (size_t)ndim, sh->dim = dv;
-    *tt = (Onnx__TypeProto__Tensor)ONNX__TYPE_PROTO__TENSOR__INIT;
-    tt->has_elem_type = 1, tt->elem_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, tt->shape = sh;
-    *t = (Onnx__TypeProto)ONNX__TYPE_PROTO__INIT;
-    t->value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE, t->tensor_type = tt;
-    *v = (Onnx__ValueInfoProto)ONNX__VALUE_INFO_PROTO__INIT;
-    v->name = (char *)name, v->type = t;
-    return v;
-}
-
 /* The metadata_props: graft's version, the input layout and recipe (the
  * normalization as numbers: x = (pixel / scale - mean) / std per channel, in
  * the channel order given), class names as a JSON array.                  */
-static int ex_metadata(ex *e, Onnx__StringStringEntryProto ***out) {
+static int oxe_metadata(oxe *e, Onnx__StringStringEntryProto ***out) {
     const gr_model *m = e->m;
     gr_recipe r = gr_model_recipe(m);
     double scale = 1, mean[3] = {0, 0, 0}, sd[3] = {1, 1, 1};
@@ -733,16 +489,16 @@ static int ex_metadata(ex *e, Onnx__StringStringEntryProto ***out) {
     const char *kv[][2] = {
         {"producer", "graft " GRAFT_VERSION},
         {"graft.input_layout", "NCHW"},
-        {"graft.input_size", ex_strf(e, "%dx%d", m->in_h, m->in_w)},
-        {"graft.input_channels", ex_strf(e, "%d", m->in_c)},
+        {"graft.input_size", oxe_strf(e, "%dx%d", m->in_h, m->in_w)},
+        {"graft.input_channels", oxe_strf(e, "%d", m->in_c)},
         {"graft.channel_order", order},
         {"graft.preprocess", gr_preprocess_name(r.norm)},
-        {"graft.pixel_scale", ex_strf(e, "%.9g", scale)},
-        {"graft.mean", ex_strf(e, "%.9g,%.9g,%.9g", mean[0], mean[1], mean[2])},
-        {"graft.std", ex_strf(e, "%.9g,%.9g,%.9g", sd[0], sd[1], sd[2])},
+        {"graft.pixel_scale", oxe_strf(e, "%.9g", scale)},
+        {"graft.mean", oxe_strf(e, "%.9g,%.9g,%.9g", mean[0], mean[1], mean[2])},
+        {"graft.std", oxe_strf(e, "%.9g,%.9g,%.9g", sd[0], sd[1], sd[2])},
         {"graft.resize", gr_resize_mode_name(r.resize)},
         {"graft.interpolation", gr_interp_name(r.interp)},
-        {"graft.crop_fraction", ex_strf(e, "%s", crop)},
+        {"graft.crop_fraction", oxe_strf(e, "%s", crop)},
         {"graft.output", NULL},
         {"class_names", NULL},
     };
@@ -756,16 +512,16 @@ static int ex_metadata(ex *e, Onnx__StringStringEntryProto ***out) {
         for (int c = 0; a && c < m->n_classes; c++) json_object_array_add(a, json_object_new_string(m->class_names[c]));
         const char *s = a ? json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
                           : NULL;
-        kv[nkv - 1][1] = s ? ex_strf(e, "%s", s) : NULL;
+        kv[nkv - 1][1] = s ? oxe_strf(e, "%s", s) : NULL;
         json_object_put(a);
         if (!s) return -1;
     } else {
         nkv--;
     }
-    Onnx__StringStringEntryProto **v = ex_alloc(e, (size_t)nkv * sizeof *v);
+    Onnx__StringStringEntryProto **v = oxe_alloc(e, (size_t)nkv * sizeof *v);
     if (!v) return -1;
     for (int k = 0; k < nkv; k++) {
-        if (!kv[k][1] || !(v[k] = ex_alloc(e, sizeof *v[k]))) return -1;
+        if (!kv[k][1] || !(v[k] = oxe_alloc(e, sizeof *v[k]))) return -1;
         *v[k] = (Onnx__StringStringEntryProto)ONNX__STRING_STRING_ENTRY_PROTO__INIT;
         v[k]->key = (char *)kv[k][0], v[k]->value = (char *)kv[k][1];
     }
@@ -773,50 +529,50 @@ static int ex_metadata(ex *e, Onnx__StringStringEntryProto ***out) {
     return nkv;
 }
 
-static gr_status ex_build(ex *e, const gr_onnx_export_opts *o, const char *path, uint8_t **bytes, size_t *len) {
+static gr_status oxe_build(oxe *e, const gr_onnx_export_opts *o, const char *path, uint8_t **bytes, size_t *len) {
     const gr_model *m = e->m;
     e->vals = calloc((size_t)m->n_nodes + 1, sizeof *e->vals);
     if (!e->vals) return gr_error_set(e->err, GR_ERR_NOMEM, "%s: out of memory", path);
-    e->vals[0] = (ex_val){.name = "input", .rank = 4, .h = m->in_h, .w = m->in_w, .c = m->in_c};
+    e->vals[0] = (oxe_val){.name = "input", .rank = 4, .h = m->in_h, .w = m->in_w, .c = m->in_c};
     for (int i = 0; i < m->n_nodes && !e->failed; i++) {
         const char *nm = m->nodes[i].s.name;   /* a layer's output tensor: its name */
-        ex_layer(e, i, i == m->n_nodes - 1 ? "output"
-                       : strcmp(nm, "input") && strcmp(nm, "output") ? nm : ex_strf(e, "%s/y", nm));
+        oxe_layer(e, i, i == m->n_nodes - 1 ? "output"
+                       : strcmp(nm, "input") && strcmp(nm, "output") ? nm : oxe_strf(e, "%s/y", nm));
     }
     if (e->failed) return e->err->code;
     /* the output: graft's order (a permuted flat value is put back), named "output" */
     e->layer = m->n_nodes - 1;
-    ex_val *last = &e->vals[m->n_nodes];
+    oxe_val *last = &e->vals[m->n_nodes];
     bool flat4 = last->rank == 4 && last->h == 1 && last->w == 1;   /* [N, C, 1, 1] -> [N, C] */
     if ((last->perm || flat4) && !strcmp(last->name, "output")) {
         /* the last node wrote "output": it becomes an inner tensor */
         Onnx__NodeProto *p = e->nodes[e->n_nodes - 1];
-        char *inner = ex_strf(e, "output/inner");
-        if (!inner || strcmp(p->output[0], "output")) return ex_fail(e, GR_ERR_NOMEM, "out of memory");
+        char *inner = oxe_strf(e, "output/inner");
+        if (!inner || strcmp(p->output[0], "output")) return oxe_fail(e, GR_ERR_NOMEM, "out of memory");
         p->output[0] = inner;
         last->name = inner;
         if (last->src4d && !strcmp(last->src4d, "output")) last->src4d = inner;
     }
     if (last->perm) {
-        last->name = op1(e, "Identity", ex_unperm(e, last), "output");
+        last->name = oxe_op1(e, "Identity", oxe_unperm(e, last), "output");
         last->perm = false;
     } else if (flat4) {
-        last->name = op1(e, "Flatten", last->name, "output");
-        attr_i(e, last->name ? e->nodes[e->n_nodes - 1] : NULL, "axis", 1);
+        last->name = oxe_op1(e, "Flatten", last->name, "output");
+        oxe_attr_i(e, last->name ? e->nodes[e->n_nodes - 1] : NULL, "axis", 1);
         last->rank = 2;
     } else if (last->name && strcmp(last->name, "output")) {
-        last->name = op1(e, "Identity", last->name, "output");
+        last->name = oxe_op1(e, "Identity", last->name, "output");
     }
     const char *sym = o->batch > 0 ? NULL : "N";
     int64_t in_dims[4] = {o->batch, m->in_c, m->in_h, m->in_w};
     int64_t out_dims[4] = {o->batch, last->rank == 4 ? last->c : (int64_t)last->h * last->w * last->c, last->h, last->w};
-    Onnx__ValueInfoProto *vin = ex_value_info(e, "input", 4, in_dims, sym);
-    Onnx__ValueInfoProto *vout = ex_value_info(e, "output", last->rank, out_dims, sym);
-    Onnx__OperatorSetIdProto *ops = ex_alloc(e, sizeof *ops);
-    Onnx__GraphProto *g = ex_alloc(e, sizeof *g);
-    Onnx__ValueInfoProto **gi = ex_alloc(e, sizeof *gi), **go = ex_alloc(e, sizeof *go);
+    Onnx__ValueInfoProto *vin = oxe_value_info(e, "input", 4, in_dims, sym);
+    Onnx__ValueInfoProto *vout = oxe_value_info(e, "output", last->rank, out_dims, sym);
+    Onnx__OperatorSetIdProto *ops = oxe_alloc(e, sizeof *ops);
+    Onnx__GraphProto *g = oxe_alloc(e, sizeof *g);
+    Onnx__ValueInfoProto **gi = oxe_alloc(e, sizeof *gi), **go = oxe_alloc(e, sizeof *go);
     Onnx__StringStringEntryProto **md = NULL;
-    int nmd = ex_metadata(e, &md);
+    int nmd = oxe_metadata(e, &md);
     if (e->failed || !vin || !vout || !ops || !g || !gi || !go || nmd < 0 || !last->name) {
         if (!e->failed) gr_error_set(e->err, GR_ERR_NOMEM, "%s: out of memory", path);
         return e->err->code ? e->err->code : GR_ERR_NOMEM;
@@ -855,18 +611,11 @@ gr_status gr_model_export_onnx(const gr_model *m, const char *path, const gr_onn
                             GR_ONNX_OPSET_MIN, GR_ONNX_OPSET_MAX);
     if (o.batch < 0) return gr_error_set(err, GR_ERR_ARG, "%s: batch %d must be positive (0: dynamic)", path, o.batch);
     if (m->n_nodes < 1) return gr_error_set(err, GR_ERR_ARG, "%s: the model has no layers to export", path);
-    ex e = {.m = m, .opset = o.opset, .err = err};
+    oxe e = {.m = m, .opset = o.opset, .err = err};
     uint8_t *bytes = NULL;
     size_t len = 0;
-    gr_status st = ex_build(&e, &o, path, &bytes, &len);
-    free(e.vals);
-    free(e.nodes);
-    free(e.inits);
-    while (e.blocks) {
-        ex_block *b = e.blocks;
-        e.blocks = b->next;
-        free(b);
-    }
+    gr_status st = oxe_build(&e, &o, path, &bytes, &len);
+    oxe_free(&e);
     if (st != GR_OK) return st;
     gr_outfile f;
     st = gr_outfile_open(&f, path, err);
