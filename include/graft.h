@@ -766,6 +766,25 @@ int gr_model_num_classes(const gr_model *m);
 gr_status gr_model_save(const gr_model *m, const char *path, const char *extra_json, gr_error *err);
 gr_model *gr_model_load(const char *path, gr_error *err);
 
+/* ONNX export: the whole model (base + head) as one ONNX graph that ONNX
+ * Runtime, OpenCV's dnn module and OpenVINO run (README "Export to ONNX").
+ * Input "input": the preprocessed image as float32 NCHW [N, C, H, W] (the
+ * layout torchvision exports use; graft's own engine is NHWC: weights and
+ * flatten order are converted in the file).  Output "output": what
+ * gr_model_predict gives ([N, classes]: probabilities after a softmax).
+ * metadata_props hold graft's version, the input recipe (resize mode,
+ * interpolation, crop fraction, channel order, pixel scale, mean, std) and
+ * the class names (a JSON array).  Written atomically: on any error
+ * (GR_ERR_UNSUPPORTED naming the layer and op that has no ONNX form, a bad
+ * option, an unwritable path) no file is left.                            */
+#define GR_ONNX_EXPORT_OPSET 13
+typedef struct {
+    int opset;   /* the default domain's opset, 11..18; 0 = GR_ONNX_EXPORT_OPSET */
+    int batch;   /* a fixed batch size; 0 = symbolic ("N") */
+} gr_onnx_export_opts;
+gr_status gr_model_export_onnx(const gr_model *m, const char *path, const gr_onnx_export_opts *opts,
+                               gr_error *err);
+
 
 /* -------------------------------------------------------------------- probe
  * "Which base, which cut?" by measurement (src/probe/probe*.c, `graft probe`).

@@ -19,6 +19,8 @@ test_pkgs=(python3 python3-torch python3-torchvision python3-h5py python3-numpy
 # python3-onnx: tests/fixtures/gen_onnx.py edits exported models (float16, typed fields, external data,
 # malformed files) and tests/test_onnx.sh exports torchvision models with it
 test_pkgs+=(python3-onnx)
+# python3-opencv: tests/test_onnx_export.sh runs graft's ONNX exports with OpenCV's dnn module
+test_pkgs+=(python3-opencv)
 want=("${build_pkgs[@]}")
 case "${1:-all}" in
   build) ;;

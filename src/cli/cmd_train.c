@@ -58,6 +58,7 @@ static int claim_outputs(train_run *r) {
     cli_outputs_add(&r->outs, "--out", t->out, NULL);
     cli_outputs_add(&r->outs, "--checkpoint", r->ckpt, t->resume);   /* a resumed run rewrites its checkpoint */
     cli_outputs_add(&r->outs, "--log", t->log, NULL);
+    cli_outputs_add(&r->outs, "--export-onnx", t->export_onnx, NULL);
     cli_input ins[8] = {{"--data", t->data}, {"--val", t->val}, {"--test", t->test}, {"--weights", t->weights},
                         {"--from", t->from}, {"--resume", t->resume}, {"--base", NULL}, {NULL, NULL}};
     if (t->base && (!strncmp(t->base, "darknet:", 8) || !strncmp(t->base, "tflite:", 7)))
@@ -426,8 +427,10 @@ static int save_and_test(train_run *r, gr_error *err) {
     if (gr_dist_rank() == 0) {   /* under mpirun, rank 0 writes */
         if (gr_model_save(r->m, t->out, r->config, err) != GR_OK) return -1;
         if (!t->ckpt) unlink(r->ckpt);   /* the default checkpoint (or the one resumed) is only for interruptions */
+        if (t->export_onnx && gr_model_export_onnx(r->m, t->export_onnx, NULL, err) != GR_OK) return -1;
     }
     if (!t->quiet) printf("saved %s\n", t->out);
+    if (!t->quiet && t->export_onnx) printf("exported %s (ONNX, opset %d)\n", t->export_onnx, GR_ONNX_EXPORT_OPSET);
     cli_run_event(&r->rep, "saved", "model", t->out, NAN, NAN);
     gr_eval_result res = {0};
     int rc = 0;

@@ -22,6 +22,7 @@ static const struct {
     {"train", cmd_train, "train a new head on a frozen pretrained base"},
     {"eval", cmd_eval, "evaluate a trained model on a dataset"},
     {"report", cmd_report, "rebuild a run's HTML report (graft train/eval --report DIR) from its record"},
+    {"export", cmd_export, "write a trained model as an ONNX file (ONNX Runtime, OpenCV, OpenVINO)"},
     {"probe", cmd_probe, "score bases and cuts by how well their features transfer (linear probe, LogME)"},
 };
 #define NCMD (int)(sizeof commands / sizeof commands[0])

@@ -8,6 +8,7 @@
 
 typedef struct {
     const char *base, *weights, *from, *cut, *head, *data, *val, *test, *out, *log, *ckpt;
+    const char *export_onnx;   /* --export-onnx FILE: the model also as ONNX (cmd_export.c's writer) */
     const char *optimizer, *loss, *resume, *keep, *unfreeze, *schedule, *monitor;   /* enums: their names */
     const char *report, *tensorboard;
     cli_data_opts d;         /* --format, --labels, --split, --skip-bad, --input-size, the recipe */

@@ -108,6 +108,8 @@ static const cli_opt train_opts[] = {
      .help = "the trained model"},
     {.kind = CLI_STR, .name = "--log", .off = offsetof(T, log), .meta = "FILE.csv", .cfg = "log",
      .help = "one line per epoch"},
+    {.kind = CLI_STR, .name = "--export-onnx", .off = offsetof(T, export_onnx), .meta = "FILE.onnx",
+     .cfg = "export_onnx", .help = "also write the trained model as ONNX (as graft export does, opset 13)"},
     OPT_JSON_QUIET(json,
                    "one JSON object per line on stdout instead of the text: an \"epoch\" event per\n"
                    "epoch (loss, accuracy, val_*, lr, seconds, images_per_second), then \"saved\",\n"
