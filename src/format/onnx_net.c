@@ -369,6 +369,16 @@ static gr_status make_values(gr_onnx_b *b, const Onnx__ValueInfoProto *in) {
 
 /* Walks nodes [0, end): fold, or map onto layers. */
 static gr_status build_nodes(gr_onnx_b *b, size_t end) {
+    /* Constant nodes first: the patterns (onnx_elem.c) read constants that
+     * the exporter wrote between the nodes they span                       */
+    for (size_t k = 0; k < end; k++) {
+        onode *n = b->g->node[k];
+        if (strcmp(n->op_type, "Constant") || n->n_input || !is_default_domain(n->domain)) continue;
+        b->node = (int)k;
+        int r = gr_onnx_fold(b, n);
+        if (r < 0) return b->err->code;
+        b->done[k] = r > 0;
+    }
     for (size_t k = 0; k < end; k++) {
         if (b->done[k]) continue;
         onode *n = b->g->node[k];
