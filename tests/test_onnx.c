@@ -252,6 +252,7 @@ static void test_malformed(void) {
     expect_error(FX "bad_hsig.onnx", GR_ERR_UNSUPPORTED, "HardSigmoid with alpha 0.2", "'/features/");
     expect_error(FX "bad_erf.onnx", GR_ERR_UNSUPPORTED, "Erf, opset 13): Erf on activations is supported only inside",
                  "GELU");
+    expect_error(FX "bad_noout.onnx", GR_ERR_FORMAT, "(Erf, opset 13): the node has no output", NULL);
     expect_error(FX "nonexistent.onnx", GR_ERR_IO, "cannot open", NULL);
     expect_error("tests/fixtures/data/gray8.png", GR_ERR_FORMAT, NULL, NULL);   /* another kind of file */
 }

@@ -84,6 +84,8 @@ check_bad() {  # name file pattern
 }
 check_bad ops "$FX/bad_ops.onnx" "Selu x2"
 check_bad dtype "$FX/bad_bf16.onnx" "BFLOAT16"
+check_bad hsig "$FX/bad_hsig.onnx" "HardSigmoid with alpha 0.2"
+check_bad erf "$FX/bad_erf.onnx" "Erf on activations is supported only inside the patterns of GELU"
 check_bad outside "$FX/bad_outside.onnx" "outside the model's folder"
 head -c 5000 "$FX/small.onnx" >"$T/cut.onnx"
 check_bad truncated "$T/cut.onnx" "not a valid ONNX protobuf"

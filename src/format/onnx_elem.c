@@ -309,18 +309,18 @@ int gr_onnx_map_ln_decomposed(gr_onnx_b *b, onode *n, int64_t ax) {
     double c;
     onode *sub = NULL, *pw = NULL, *r2 = NULL, *ae = NULL, *sq = NULL, *dv = NULL;
     bool ok = is_chan_axis(x, ax) && gr_onnx_attr_i(n, "keepdims", 1) && x->consumers == 2;
-    ok = ok && (sub = next_op(b, n->output[0], "Sub", &k[0])) && !strcmp(sub->input[0], x->name) &&
+    ok = ok && (sub = next_op(b, n->output[0], "Sub", &k[0])) && sub->n_input == 2 && !strcmp(sub->input[0], x->name) &&
          !strcmp(sub->input[1], n->output[0]);
     val *d = ok ? gr_onnx_get(b, sub->output[0]) : NULL;
-    ok = ok && d && d->consumers == 2 && (pw = reader_op(b, sub->output[0], "Pow", &k[1])) &&
-         !strcmp(pw->input[0], sub->output[0]) && pw->n_input == 2 && cscalar(b, pw->input[1], &c) && c == 2.0;
+    ok = ok && d && d->consumers == 2 && (pw = reader_op(b, sub->output[0], "Pow", &k[1])) && pw->n_input == 2 &&
+         !strcmp(pw->input[0], sub->output[0]) && cscalar(b, pw->input[1], &c) && c == 2.0;
     ok = ok && (r2 = next_op(b, pw->output[0], "ReduceMean", &k[2])) && mean_over(b, r2, ax, x->rank);
     const char *epsn = NULL;
     double eps = 0;
     ok = ok && (ae = next_op(b, r2->output[0], "Add", &k[3])) && (epsn = other(ae, r2->output[0])) &&
          cscalar(b, epsn, &eps);
     ok = ok && (sq = next_op(b, ae->output[0], "Sqrt", &k[4])) && (dv = next_op(b, sq->output[0], "Div", &k[5])) &&
-         !strcmp(dv->input[0], sub->output[0]) && !strcmp(dv->input[1], sq->output[0]);
+         dv->n_input == 2 && !strcmp(dv->input[0], sub->output[0]) && !strcmp(dv->input[1], sq->output[0]);
     if (!ok)
         return gr_onnx_nerr(b, GR_ERR_UNSUPPORTED, "a mean over axes other than height and width is supported only as "
                             "the start of a layer norm over channels (ReduceMean, Sub, Pow 2, ReduceMean, Add, Sqrt, "
