@@ -96,6 +96,11 @@ static void test_conv_shapes(void) {
         {"groups 2", 1, 6, 6, 4, 6, 3, 1, GR_PAD_VALID, 0, 0, 0, 0, 2, GR_ACT_LINEAR, 0, true},
         {"tiny 1->1", 3, 4, 4, 1, 1, 3, 1, GR_PAD_SAME, 0, 0, 0, 0, 1, GR_ACT_LINEAR, 0, true},
         {"sigmoid 2x2 s2 valid", 1, 5, 5, 2, 3, 2, 2, GR_PAD_VALID, 0, 0, 0, 0, 1, GR_ACT_SIGMOID, 0, true},
+        /* the activations of imported EfficientNet / MobileNetV3 / ConvNeXt as post-ops */
+        {"1x1 swish", 2, 6, 5, 8, 12, 1, 1, GR_PAD_VALID, 0, 0, 0, 0, 1, GR_ACT_SWISH, 0, true},
+        {"depthwise 3x3 swish", 2, 7, 7, 16, 16, 3, 1, GR_PAD_SAME, 0, 0, 0, 0, 16, GR_ACT_SWISH, 0, true},
+        {"3x3 s2 hardswish", 2, 9, 9, 3, 16, 3, 2, GR_PAD_SAME, 0, 0, 0, 0, 1, GR_ACT_HARDSWISH, 0, true},
+        {"1x1 gelu", 2, 4, 4, 8, 32, 1, 1, GR_PAD_VALID, 0, 0, 0, 0, 1, GR_ACT_GELU, 0, true},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_conv_case(&cases[i]);
 }
@@ -141,6 +146,7 @@ static void test_dense(void) {
     dense_case(1, 37, 13, GR_ACT_RELU, true);
     dense_case(3, 64, 10, GR_ACT_SOFTMAX, true);
     dense_case(3, 5, 17, GR_ACT_LINEAR, false);
+    dense_case(2, 24, 12, GR_ACT_HARDSWISH, true);   /* MobileNetV3's classifier */
 }
 
 /* ------------------------------------------------------------ pooling */
@@ -555,7 +561,8 @@ static void test_batchnorm_train(void) {
 /* Activation layers' backward through oneDNN = the reference's, accumulated
  * onto a pre-filled din or overwriting a garbage one.                      */
 static void test_act_train(void) {
-    const gr_act acts[] = {GR_ACT_RELU, GR_ACT_LEAKY, GR_ACT_RELU6, GR_ACT_SIGMOID, GR_ACT_TANH};
+    const gr_act acts[] = {GR_ACT_RELU, GR_ACT_LEAKY, GR_ACT_RELU6, GR_ACT_SIGMOID, GR_ACT_TANH, GR_ACT_SWISH,
+                           GR_ACT_HARDSWISH, GR_ACT_GELU};
     int B = 2, H = 5, W = 7, C = 24;
     size_t nx = (size_t)B * H * W * C;
     float *x = check_falloc(nx), *y = check_falloc(nx), *dout = check_falloc(nx), *din = check_falloc(nx), *rdin = check_falloc(nx);

@@ -8,6 +8,8 @@
 #include <unistd.h>
 #include "check.h"
 #include "graft.h"
+#include "graph/model.h"
+#include "train/train.h"
 
 float gr_half_to_float(uint16_t h);   /* src/format/onnx.c */
 
@@ -99,6 +101,120 @@ static void test_parity_mobilenet_v2(void) {
     parity(FX "mnv2.onnx", FX "mnv2", 64, 64, false, 1280);
 }
 
+/* narrow torchvision MobileNetV3 (HardSigmoid * x -> hardswish, SE with
+ * HardSigmoid), EfficientNet (Sigmoid * x -> swish, SE), RegNetY (grouped
+ * convs, SE), ConvNeXt (depthwise 7x7, layer norm decomposed / as one op,
+ * Linear per position, the Erf GELU, layer scale), opsets 13 and 17       */
+static void test_parity_zoo(void) {
+    const struct { const char *name; int feat; } nets[] = {
+        {"mnv3", 320}, {"mnv3_17", 320}, {"effnet", 64}, {"regnety", 32}, {"convnext", 16}, {"convnext_17", 16}};
+    for (size_t k = 0; k < sizeof nets / sizeof *nets; k++) {
+        char p[256], io[256];
+        snprintf(p, sizeof p, FX "%s.onnx", nets[k].name);
+        snprintf(io, sizeof io, FX "%.*s", (int)strcspn(nets[k].name, "_"), nets[k].name);
+        parity(p, io, 32, 32, true, 10);
+        parity(p, io, 32, 32, false, nets[k].feat);
+    }
+    /* the patterns became single graft ops */
+    gr_error err = {0};
+    gr_model *m = gr_onnx_load(FX "convnext.onnx", 0, 0, false, &err);
+    CHECK(m, "%s", err.msg);
+    int ln = 0, gelu = 0, n = m ? gr_model_num_layers(m) : 0;
+    for (int i = 0; i < n; i++) {
+        const gr_layer_spec *s = &m->nodes[i].s;
+        ln += s->op == GR_OP_LAYERNORM;
+        gelu += s->act == GR_ACT_GELU;
+        CHECK(s->op != GR_OP_MUL, "layer %d '%s': the layer scale should fold into the conv before", i, s->name);
+    }
+    CHECK(ln == 6 && gelu == 3, "convnext: %d layer norms (want 6), %d GELUs (want 3)", ln, gelu);
+    gr_model_free(m);
+    m = gr_onnx_load(FX "effnet.onnx", 0, 0, false, &err);
+    CHECK(m, "%s", err.msg);
+    int swish = 0, mul = 0;
+    n = m ? gr_model_num_layers(m) : 0;
+    for (int i = 0; i < n; i++) {
+        const gr_layer_spec *s = &m->nodes[i].s;
+        swish += s->act == GR_ACT_SWISH;
+        mul += s->op == GR_OP_MUL;
+    }
+    CHECK(swish == 13 && mul == 4, "effnet: %d swish (want 13), %d multiply (want 4)", swish, mul);
+    gr_model_free(m);
+}
+
+/* Fine-tuning an imported model end to end: the trainer's gradient of the
+ * mean cross-entropy (the whole model trainable, a softmax appended to the
+ * logits) against central finite differences at sampled weights.         */
+static void grad_check(const char *path, int step, float logit_scale) {
+    gr_error err = {0};
+    gr_model *m = gr_onnx_load(path, 0, 0, true, &err);
+    CHECK(m, "%s", err.msg);
+    if (!m) return;
+    /* the classifier scaled to logits of about 1 (a saturated softmax has a
+     * flat clamped loss that finite differences cannot see) */
+    int last = gr_model_num_layers(m) - 1;
+    for (int p = m->nodes[last].p0; p < m->nodes[last].p0 + m->nodes[last].np; p++)
+        for (size_t i = 0; i < m->params[p].count; i++) gr_param_data(m, p)[i] *= logit_scale;
+    m->w_version++;
+    CHECK(gr_model_append(m, gr_softmax(), &err) >= 0, "%s", err.msg);
+    float *x = check_read_floats(FX "convnext.in", (size_t)2 * 3 * 32 * 32), *xn = x ? to_nhwc(x, 2, 3, 32, 32) : NULL;
+    int labels[2] = {3, 7};
+    gr_trainer_opts o = {.optim = gr_sgd((gr_sgd_opts){.lr = 0.01f}), .max_batch = 2};
+    gr_trainer *t = xn ? gr_trainer_new(m, 0, &o, &err) : NULL;
+    CHECK(t, "trainer: %s", err.msg);
+    float loss, lp, lm;
+    size_t off, cnt;
+    int bad = 0, tried = 0;
+    double worst = 0;
+    if (t && gr_trainer_gradients(t, xn, labels, 2, &loss, NULL, &err) == GR_OK) {
+        const float *g0 = gr_trainer_grad(t, &off, &cnt);
+        float *g = malloc(cnt * sizeof(float));
+        memcpy(g, g0, cnt * sizeof(float));
+        uint64_t r = 12345;
+        for (int q = 0; q < m->n_params; q += step) {   /* a weight of every step-th parameter */
+            for (int k = 0; k < 1; k++) {
+                r = r * 6364136223846793005ULL + 1442695040888963407ULL;
+                size_t i = m->params[q].offset + (size_t)(r >> 33) % m->params[q].count;
+                float *w = &m->w[i], keep = *w, h = 3e-4f;
+                *w = keep + h;
+                m->w_version++;
+                gr_trainer_gradients(t, xn, labels, 2, &lp, NULL, &err);
+                *w = keep - h;
+                m->w_version++;
+                gr_trainer_gradients(t, xn, labels, 2, &lm, NULL, &err);
+                *w = keep;
+                m->w_version++;
+                double fd = ((double)lp - lm) / (2 * h), an = g[i - off], d = fabs(fd - an);
+                tried++;
+                if (d > 2e-3 + 0.03 * fabs(fd)) {
+                    bad++;
+                    printf("    %s [%zu]: analytic %.6g, finite difference %.6g\n", m->params[q].name,
+                           i - m->params[q].offset, an, fd);
+                }
+                worst = fmax(worst, d);
+            }
+        }
+        free(g);
+    } else CHECK(0, "gradients: %s", err.msg);
+    printf("  %s: %d weights, worst |analytic - finite difference| = %.3g, %d off\n", path, tried, worst, bad);
+    CHECK(tried >= 20 && bad * 20 <= tried, "%s: %d of %d gradients differ from finite differences", path, bad, tried);
+    gr_trainer_free(t);
+    gr_model_free(m);
+    free(x);
+    free(xn);
+}
+
+static void test_finetune_gradients(void) {
+    grad_check(FX "convnext.onnx", 1, 1.0f);   /* layer norm, GELU, 1x1 convs, folded layer scale, depthwise 7x7 */
+    grad_check(FX "mnv3.onnx", 4, 0.01f);     /* hardswish, hardsigmoid, SE multiply, depthwise */
+}
+
+/* constants by channel (depthwise 1x1 conv, folded Div), Mul(Sigmoid(c), c),
+ * a scalar Mul after an activated conv, 1 - x, SE with HardSigmoid (numpy) */
+static void test_parity_elementwise(void) {
+    parity(FX "elem.onnx", FX "elem", 5, 6, true, 3);
+    parity(FX "elem.onnx", FX "elem", 5, 6, false, 4);
+}
+
 static void test_weights_storage(void) {
     parity(FX "flat_fp16.onnx", FX "flat_fp16", 16, 16, true, 5);        /* FLOAT16 initializers */
     parity(FX "small_typed.onnx", FX "small_typed", 32, 32, true, 10);   /* float_data, int64_data */
@@ -139,6 +255,10 @@ static void test_malformed(void) {
     expect_error(FX "bad_opset.onnx", GR_ERR_UNSUPPORTED, "opset 9 is not supported", NULL);
     expect_error(FX "bad_ops.onnx", GR_ERR_UNSUPPORTED, "Selu x2", "Elu x1");
     expect_error(FX "bad_func.onnx", GR_ERR_UNSUPPORTED, "local function 'local.MyRelu'", NULL);
+    expect_error(FX "bad_hsig.onnx", GR_ERR_UNSUPPORTED, "HardSigmoid with alpha 0.2", "'/features/");
+    expect_error(FX "bad_erf.onnx", GR_ERR_UNSUPPORTED, "Erf, opset 13): Erf on activations is supported only inside",
+                 "GELU");
+    expect_error(FX "bad_noout.onnx", GR_ERR_FORMAT, "(Erf, opset 13): the node has no output", NULL);
     expect_error(FX "nonexistent.onnx", GR_ERR_IO, "cannot open", NULL);
     expect_error("tests/fixtures/data/gray8.png", GR_ERR_FORMAT, NULL, NULL);   /* another kind of file */
 }
@@ -204,6 +324,9 @@ int main(int argc, char **argv) {
     RUN(test_parity_flatten);
     RUN(test_symbolic_size);
     RUN(test_parity_mobilenet_v2);
+    RUN(test_parity_zoo);
+    RUN(test_parity_elementwise);
+    RUN(test_finetune_gradients);
     RUN(test_weights_storage);
     RUN(test_malformed);
     RUN(test_truncated);

@@ -52,6 +52,16 @@ PY
   if [ $? -eq 0 ] && grep -q "^Training 5 layers from 'pw/Conv'" "$T/out" && grep -q "^Epoch 2/2 " "$T/out"; then
     pass onnx_train_unfreeze
   else fail onnx_train_unfreeze "$T/out" "$T/err"; fi
+  # fine-tuning the whole of a ConvNeXt (layer norms, GELU, 1x1 convs from
+  # MatMul) and a MobileNetV3 (hardswish, SE multiply): every op has a backward
+  for spec in "convnext features/features.0/features.0.0/Conv 23" "mnv3 features/features.0/features.0.0/Conv 69"; do
+    set -- $spec
+    "$G" train --base "onnx:$FX/$1.onnx" --data "$T/ds" --epochs 2 --head dense:2:softmax --unfreeze "$2" \
+        --out "$T/$1.gft" >"$T/out" 2>"$T/err"
+    if [ $? -eq 0 ] && grep -q "^Training $3 layers from '$2'" "$T/out" && grep -qE "^Epoch 2/2 .*loss: [0-9.]+" "$T/out"; then
+      pass "onnx_train_unfreeze_$1"
+    else fail "onnx_train_unfreeze_$1" "$T/out" "$T/err"; fi
+  done
   # probe ranks two ONNX bases' cuts
   "$G" probe --base "onnx:$FX/small.onnx" --base "onnx:$FX/mnv2.onnx" --data "$T/ds" --input-size 64 \
       >"$T/out" 2>"$T/err"
@@ -74,6 +84,8 @@ check_bad() {  # name file pattern
 }
 check_bad ops "$FX/bad_ops.onnx" "Selu x2"
 check_bad dtype "$FX/bad_bf16.onnx" "BFLOAT16"
+check_bad hsig "$FX/bad_hsig.onnx" "HardSigmoid with alpha 0.2"
+check_bad erf "$FX/bad_erf.onnx" "Erf on activations is supported only inside the patterns of GELU"
 check_bad outside "$FX/bad_outside.onnx" "outside the model's folder"
 head -c 5000 "$FX/small.onnx" >"$T/cut.onnx"
 check_bad truncated "$T/cut.onnx" "not a valid ONNX protobuf"

@@ -292,7 +292,10 @@ int dn_act_eltwise(gr_act act, float alpha, dnnl_alg_kind_t *alg, float *a, floa
     case GR_ACT_RELU6: *alg = dnnl_eltwise_clip; *a = 0.0f; *b = 6.0f; return 1;
     case GR_ACT_SIGMOID: *alg = dnnl_eltwise_logistic; return 1;
     case GR_ACT_TANH: *alg = dnnl_eltwise_tanh; return 1;
-    default: return -1;
+    case GR_ACT_SWISH: *alg = dnnl_eltwise_swish; *a = 1.0f; return 1;   /* x * sigmoid(1 * x) */
+    case GR_ACT_HARDSWISH: *alg = dnnl_eltwise_hardswish; return 1;     /* x * relu6(x + 3) / 6 */
+    case GR_ACT_GELU: *alg = dnnl_eltwise_gelu_erf; return 1;
+    default: return -1;   /* hardsigmoid: not in oneDNN 2.6 (the reference runs it) */
     }
 }
 

@@ -69,7 +69,8 @@ int gr_onnx_map_layout(gr_onnx_b *b, onode *n, const char *op) {
     if (!x) return -1;
     int64_t d[4], t[GR_ONNX_MAX_RANK] = {0};
     int r = gr_onnx_act_dims(b, x, d), tr = -1;
-    if (!strcmp(op, "Identity") || !strcmp(op, "Dropout")) return gr_onnx_set_act(b, n, 0, x->node, x, false) ? 0 : -1;
+    bool prim = x->primary && x->consumers == 1;   /* the only way to the layer's output: still fusable */
+    if (!strcmp(op, "Identity") || !strcmp(op, "Dropout")) return gr_onnx_set_act(b, n, 0, x->node, x, prim) ? 0 : -1;
     if (!strcmp(op, "Pad")) return map_pad(b, n, x);
     if (!strcmp(op, "Flatten")) {
         if (gr_onnx_attr_i(n, "axis", 1) == 1) return to_vector(b, n, x);
@@ -83,7 +84,7 @@ int gr_onnx_map_layout(gr_onnx_b *b, onode *n, const char *op) {
         if (r == 2 && p[0] == 0 && p[1] == 1) return gr_onnx_set_act(b, n, 0, x->node, x, false) ? 0 : -1;
         if (r != 4 || p[0] != 0) return gr_onnx_nerr(b, GR_ERR_UNSUPPORTED, "only layout transposes of 4-D tensors that "
                                                       "keep the batch axis first are supported"), -1;
-        val *o = gr_onnx_set_act(b, n, 0, x->node, x, false);
+        val *o = gr_onnx_set_act(b, n, 0, x->node, x, prim);
         if (!o) return -1;
         for (int k = 0; k < 4; k++) {
             if (p[k] < 0 || p[k] > 3) return gr_onnx_nerr(b, GR_ERR_FORMAT, "bad perm"), -1;
@@ -148,8 +149,13 @@ int gr_onnx_map_layout(gr_onnx_b *b, onode *n, const char *op) {
 int gr_onnx_map_dense(gr_onnx_b *b, onode *n, bool gemm) {
     val *a = gr_onnx_ain(b, n, 0);
     if (!a) return -1;
-    if (a->rank != 2) return gr_onnx_nerr(b, GR_ERR_UNSUPPORTED, "a rank-%d input (graft maps [N, F] x [F, O]; "
-                                          "batched MatMul comes with the op table)", a->rank), -1;
+    /* a MatMul over the channels of a channels-last map ([N,H,W,C] x [C,O]: a
+     * Linear per position, ConvNeXt) is a 1x1 convolution */
+    bool pos = !gemm && a->rank == 4 && a->perm[3] == 3;
+    if (a->rank != 2 && !pos)
+        return gr_onnx_nerr(b, GR_ERR_UNSUPPORTED, "a rank-%d input%s (graft maps [N, F] x [F, O] and [N, H, W, C] x "
+                            "[C, O]; batched MatMul of tokens is not supported yet)", a->rank,
+                            a->rank == 4 ? " whose last axis is not its channels" : ""), -1;
     val *wv = gr_onnx_cfloats(b, n, 1, -1, "weights");
     if (!wv) return -1;
     int h, w, I;
@@ -182,7 +188,7 @@ int gr_onnx_map_dense(gr_onnx_b *b, onode *n, bool gemm) {
     }
     if (bias && bias->n != O && bias->n != 1)
         return gr_onnx_nerr(b, GR_ERR_SHAPE, "bias has %lld values for %lld units", (long long)bias->n, (long long)O), -1;
-    gr_layer_spec s = gr_dense((int)O, GR_ACT_LINEAR);
+    gr_layer_spec s = pos ? gr_conv2d((int)O, 1, 1, 1, GR_PAD_VALID, GR_ACT_LINEAR) : gr_dense((int)O, GR_ACT_LINEAR);
     s.use_bias = bias != NULL;
     int id = gr_onnx_append(b, n, s, a->node, NULL);
     if (id < 0) return -1;
@@ -197,7 +203,7 @@ int gr_onnx_map_dense(gr_onnx_b *b, onode *n, bool gemm) {
             row[p] = (c[a->fperm[1]] * L[2] + c[a->fperm[2]]) * L[3] + c[a->fperm[3]];
         }
     }
-    float *k = gr_param_data(b->m, gr_node_param(b->m, id, "kernel"));   /* [I][O] */
+    float *k = gr_param_data(b->m, gr_node_param(b->m, id, "kernel"));   /* [I][O] (a 1x1 conv's HWIO too) */
     for (int p = 0; p < I; p++)
         for (int64_t o = 0; o < O; o++)
             k[(size_t)p * O + o] = alpha * (tb ? wv->f[o * I + row[p]] : wv->f[(int64_t)row[p] * O + o]);
@@ -207,9 +213,10 @@ int gr_onnx_map_dense(gr_onnx_b *b, onode *n, bool gemm) {
         float *bb = gr_param_data(b->m, gr_node_param(b->m, id, "bias"));
         for (int64_t o = 0; o < O; o++) bb[o] = beta * bias->f[bias->n == 1 ? 0 : o];
     }
-    if (!gr_onnx_set_act(b, n, 0, id, NULL, !addn)) return -1;
+    if (!gr_onnx_set_act(b, n, 0, id, pos ? a : NULL, !addn)) return -1;
     val *o = gr_onnx_get(b, n->output[0]);
-    o->rank = 2;
+    if (!pos) o->rank = 2;
+    o->fmap = false;
     if (addn) {
         int keep = b->node;
         b->node = addk;

@@ -347,6 +347,8 @@ static gr_status make_values(gr_onnx_b *b, const Onnx__ValueInfoProto *in) {
     for (size_t k = 0; k < b->g->n_node; k++) {
         onode *n = b->g->node[k];
         b->node = (int)k;
+        if (!n->n_output || !n->output[0][0])   /* every ONNX operator makes output 0 */
+            return gr_onnx_nerr(b, GR_ERR_FORMAT, "the node has no output");
         for (size_t i = 0; i < n->n_input; i++) {
             if (!n->input[i][0]) continue;
             gr_onnx_val *v = gr_onnx_get(b, n->input[i]);
@@ -369,6 +371,16 @@ static gr_status make_values(gr_onnx_b *b, const Onnx__ValueInfoProto *in) {
 
 /* Walks nodes [0, end): fold, or map onto layers. */
 static gr_status build_nodes(gr_onnx_b *b, size_t end) {
+    /* Constant nodes first: the patterns (onnx_elem.c) read constants that
+     * the exporter wrote between the nodes they span                       */
+    for (size_t k = 0; k < end; k++) {
+        onode *n = b->g->node[k];
+        if (strcmp(n->op_type, "Constant") || n->n_input || !is_default_domain(n->domain)) continue;
+        b->node = (int)k;
+        int r = gr_onnx_fold(b, n);
+        if (r < 0) return b->err->code;
+        b->done[k] = r > 0;
+    }
     for (size_t k = 0; k < end; k++) {
         if (b->done[k]) continue;
         onode *n = b->g->node[k];
@@ -390,7 +402,7 @@ static gr_status build_nodes(gr_onnx_b *b, size_t end) {
 static int top_node(const gr_onnx_b *b) {
     for (size_t k = b->g->n_node; k-- > 0;) {
         const char *op = b->g->node[k]->op_type ? b->g->node[k]->op_type : "";
-        if (!strcmp(op, "Gemm") || !strcmp(op, "MatMul")) return (int)k;
+        if ((!strcmp(op, "Gemm") || !strcmp(op, "MatMul")) && b->g->node[k]->n_input) return (int)k;
     }
     return -1;
 }

@@ -108,6 +108,18 @@ int gr_onnx_map_layout(gr_onnx_b *b, onode *n, const char *op);
 int gr_onnx_map_dense(gr_onnx_b *b, onode *n, bool gemm);
 int gr_onnx_map_join(gr_onnx_b *b, onode *n, const char *op);
 int gr_onnx_map_softmax(gr_onnx_b *b, onode *n);
+/* onnx_elem.c: elementwise operators and the exporter's patterns (see there). */
+/* Whether an activation after x may fuse into x's layer: x is the primary
+ * output of the last layer (conv, dense, add; not activated yet), read by
+ * exactly `consumers` inputs (those of the pattern being mapped).          */
+bool gr_onnx_can_fuse(gr_onnx_b *b, const gr_onnx_val *x, int consumers);
+int gr_onnx_map_gate(gr_onnx_b *b, onode *n, gr_act act);            /* Sigmoid, HardSigmoid (+ Mul: swish) */
+int gr_onnx_map_arith(gr_onnx_b *b, onode *n, const char *op);       /* Add, Sub, Mul, Div */
+int gr_onnx_map_layernorm(gr_onnx_b *b, onode *n);                   /* LayerNormalization */
+int gr_onnx_map_ln_decomposed(gr_onnx_b *b, onode *n, int64_t axis); /* ReduceMean over channels */
+/* The axes of ReduceMean n (attribute, or a constant input from opset 18):
+ * their count, or -1 when not a constant.                                  */
+int gr_onnx_reduce_axes(gr_onnx_b *b, onode *n, int64_t axes[4]);
 /* onnx_ops.c: maps node n onto graft layers.  0 or -1 (error set). */
 int gr_onnx_map(gr_onnx_b *b, onode *n);
 /* Whether op (default domain) is one graft maps or folds / maps onto layers. */

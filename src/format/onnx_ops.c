@@ -17,7 +17,8 @@ static const int NCHW[4] = {0, 3, 1, 2};
 static const char *const mapped_ops[] = {
     "Conv", "BatchNormalization", "Relu", "Clip", "Sigmoid", "Tanh", "LeakyRelu", "MaxPool", "AveragePool",
     "GlobalAveragePool", "GlobalMaxPool", "ReduceMean", "Gemm", "MatMul", "Add", "Sum", "Softmax", "Dropout",
-    "Identity", "Flatten", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Concat", "Pad", NULL};
+    "Identity", "Flatten", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Concat", "Pad", "HardSigmoid",
+    "HardSwish", "Mul", "Div", "Sub", "LayerNormalization", "Erf", "Pow", "Sqrt", NULL};
 static const char *const folded_ops[] = {
     "Constant", "Shape", "Gather", "Cast", "ConstantOfShape", "Slice", "Expand", "Range", "Sub", "Mul", "Div",
     "Pow", "Equal", "Less", "Greater", "Min", "Max", "Where", "Neg", "Abs", "Floor", "Ceil", "Sqrt", NULL};
@@ -126,12 +127,7 @@ static int need_nchw(gr_onnx_b *b, const val *x) {
 
 void gr_onnx_shape(gr_onnx_b *b, int node, int *h, int *w, int *c) { gr_model_layer_shape(b->m, node, h, w, c); }
 
-/* An activation after x may fuse into x's layer (conv, dense, add not yet activated). */
-static bool can_fuse(gr_onnx_b *b, const val *x) {
-    if (!x->primary || x->consumers != 1 || x->node < 0 || x->node != gr_model_num_layers(b->m) - 1) return false;
-    const gr_layer_spec *s = &b->m->nodes[x->node].s;
-    return (s->op == GR_OP_CONV2D || s->op == GR_OP_DENSE || s->op == GR_OP_ADD) && s->act == GR_ACT_LINEAR;
-}
+static bool can_fuse(gr_onnx_b *b, const val *x) { return gr_onnx_can_fuse(b, x, 1); }
 
 /* ------------------------------------------------------------------ conv, BN */
 
@@ -377,15 +373,9 @@ static int map_global_pool(gr_onnx_b *b, onode *n, bool avg, bool keep4) {
 
 static int map_reduce_mean(gr_onnx_b *b, onode *n) {
     int64_t axes[4];
-    int na = 0;
-    if (b->f->opset < 18) na = gr_onnx_attr_ints(n, "axes", axes, 4);
-    else if (gr_onnx_in(b, n, 1)) {
-        val *a = gr_onnx_in(b, n, 1);
-        if (a->kind != V_CONST || gr_onnx_cload(b, a) || a->n > 4 || a->ct != CT_I)
-            return gr_onnx_nerr(b, GR_ERR_UNSUPPORTED, "axes must be a constant"), -1;
-        na = (int)a->n;
-        for (int k = 0; k < na; k++) axes[k] = a->i[k];
-    }
+    int na = gr_onnx_reduce_axes(b, n, axes);
+    if (na < 0) return gr_onnx_nerr(b, GR_ERR_UNSUPPORTED, "axes must be a constant"), -1;
+    if (na == 1) return gr_onnx_map_ln_decomposed(b, n, axes[0]);   /* over channels: a layer norm */
     bool hw = na == 2;
     for (int k = 0; k < na && hw; k++) hw = axes[k] == 2 || axes[k] == 3 || axes[k] == -1 || axes[k] == -2;
     if (!hw || (na == 2 && (axes[0] - axes[1]) % 4 == 0))
@@ -398,7 +388,16 @@ int gr_onnx_map(gr_onnx_b *b, onode *n) {
     if (!strcmp(op, "Conv")) return map_conv(b, n);
     if (!strcmp(op, "BatchNormalization")) return map_batchnorm(b, n);
     if (!strcmp(op, "Relu")) return map_act(b, n, GR_ACT_RELU, 0);
-    if (!strcmp(op, "Sigmoid")) return map_act(b, n, GR_ACT_SIGMOID, 0);
+    if (!strcmp(op, "Sigmoid")) return gr_onnx_map_gate(b, n, GR_ACT_SIGMOID);
+    if (!strcmp(op, "HardSigmoid")) return gr_onnx_map_gate(b, n, GR_ACT_HARDSIGMOID);
+    if (!strcmp(op, "HardSwish")) return map_act(b, n, GR_ACT_HARDSWISH, 0);
+    if (!strcmp(op, "Add") || !strcmp(op, "Sub") || !strcmp(op, "Mul") || !strcmp(op, "Div"))
+        return gr_onnx_map_arith(b, n, op);
+    if (!strcmp(op, "LayerNormalization")) return gr_onnx_map_layernorm(b, n);
+    if (!strcmp(op, "Erf") || !strcmp(op, "Pow") || !strcmp(op, "Sqrt"))
+        return gr_onnx_nerr(b, GR_ERR_UNSUPPORTED, "%s on activations is supported only inside the patterns of GELU "
+                            "(x * 0.5 * (1 + Erf(x / sqrt 2))) and layer norm (ReduceMean, Sub, Pow, ReduceMean, Add, "
+                            "Sqrt, Div)", op), -1;
     if (!strcmp(op, "Tanh")) return map_act(b, n, GR_ACT_TANH, 0);
     if (!strcmp(op, "LeakyRelu")) return map_act(b, n, GR_ACT_LEAKY, gr_onnx_attr_f(n, "alpha", 0.01f));
     if (!strcmp(op, "Clip")) return map_clip(b, n);
@@ -406,7 +405,7 @@ int gr_onnx_map(gr_onnx_b *b, onode *n) {
     if (!strcmp(op, "GlobalAveragePool") || !strcmp(op, "GlobalMaxPool")) return map_global_pool(b, n, op[6] == 'A', true);
     if (!strcmp(op, "ReduceMean")) return map_reduce_mean(b, n);
     if (!strcmp(op, "Gemm") || !strcmp(op, "MatMul")) return gr_onnx_map_dense(b, n, op[0] == 'G');
-    if (!strcmp(op, "Add") || !strcmp(op, "Sum") || !strcmp(op, "Concat")) return gr_onnx_map_join(b, n, op);
+    if (!strcmp(op, "Sum") || !strcmp(op, "Concat")) return gr_onnx_map_join(b, n, op);
     if (!strcmp(op, "Softmax")) return gr_onnx_map_softmax(b, n);
     static const char *const layout[] = {"Identity", "Dropout", "Pad", "Flatten", "Reshape", "Transpose", "Squeeze", "Unsqueeze", NULL};
     for (int k = 0; layout[k]; k++) if (!strcmp(op, layout[k])) return gr_onnx_map_layout(b, n, op);

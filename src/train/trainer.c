@@ -214,7 +214,11 @@ static gr_status forward_fast(gr_trainer *t, int i, const gr_op_run *r, float *o
                 for (int o = 0; o < n->oc; o++) out[(size_t)b * n->oc + o] += r->p[1][o];
         gr_op_act_forward(r, out);
         return GR_OK;
-    case GR_FAST_CONV: return gr_backend_forward(fp, i, r->ins, out, B, err);
+    case GR_FAST_CONV:
+        /* the fused post-op does not keep the activation's input, which the
+         * backward of swish / hardswish / gelu needs: the plain-C op keeps it */
+        if (r->pre && gr_act_needs_input(n->s.act)) return GR_ERR_UNSUPPORTED;
+        return gr_backend_forward(fp, i, r->ins, out, B, err);
     case GR_FAST_BATCHNORM:
         if (!r->training) return GR_ERR_UNSUPPORTED;
         st = gr_backend_batchnorm_forward_train(fp, i, r->ins[0], out, B, r->aux, r->aux + n->oc, err);
