@@ -168,7 +168,8 @@ test:
 check: deps-test $(B)/graft $(B)/libgraft.so $(B)/tests-built examples man $(SB)/tests-built
 	@if [ "$(MPI)" != 1 ] && pkg-config --exists ompi-c && command -v mpirun >/dev/null; then \
 	    $(MAKE) --no-print-directory MPI=1 B=$(MB) SB=$(MB)-san $(MB)/graft || exit 1; fi
-	@B=$(B) SB=$(SB) GRAFT_MPI_BIN=$(abspath $(MB))/graft tests/run.sh
+	@if command -v $(FUZZ_CC) >/dev/null; then $(MAKE) --no-print-directory fuzz-build || exit 1; fi
+	@B=$(B) SB=$(SB) FB=$(FB) GRAFT_MPI_BIN=$(abspath $(MB))/graft tests/run.sh
 
 test-fast: $(B)/graft $(B)/libgraft.so $(B)/tests-built examples man
 	@GRAFT_TEST_NO_SAN=1 B=$(B) tests/run.sh
@@ -217,6 +218,8 @@ clean:
 # make fuzz-all SECONDS=<n>          each target in turn, n seconds each
 # make fuzz-merge T=<target>         minimize the run's new inputs into the committed corpus fuzz/corpus/<target>
 # make fuzz-regress                  fuzz/regress + fuzz/corpus through the normal build (make check runs them)
+# make test also builds the targets (when clang is installed) and runs each for 20 s on
+#   fuzz/corpus/<target> (tests/test_fuzz_ci.sh; GRAFT_FUZZ_SECONDS=<n> changes it, 0 skips)
 # Targets run from the repository root (they read fixtures by relative path).
 FB      ?= build-fuzz
 FUZZ_CC ?= clang

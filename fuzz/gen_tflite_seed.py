@@ -142,6 +142,7 @@ def quant_dw():
     return model(codes, tensors, [0], [8], ops, buffers)
 
 
-out = sys.argv[1]
-open(f'{out}/float_cnn.tflite', 'wb').write(float_cnn())
-open(f'{out}/quant_dw.tflite', 'wb').write(quant_dw())
+if __name__ == '__main__':   # (tests/test_limits.sh imports it to make oversized models)
+    out = sys.argv[1]
+    open(f'{out}/float_cnn.tflite', 'wb').write(float_cnn())
+    open(f'{out}/quant_dw.tflite', 'wb').write(quant_dw())

@@ -103,27 +103,44 @@ static size_t chunk(uint8_t *out, const char *type, const uint8_t *data, uint32_
     return 12 + n;
 }
 
-static void test_png_bomb(void) {
-    /* signature, IHDR 50000x50000 RGB8, a few hundred bytes of IDAT, IEND */
-    uint8_t png[1024], ihdr[13] = {0}, idat[600];
+/* A PNG of < 1 KB declaring w x h RGB8: IHDR, a few hundred bytes of IDAT
+ * (64 KB of zeros), IEND.  Returns its size (0 on a harness failure).      */
+static size_t png_bomb(uint8_t png[1024], uint32_t w, uint32_t h) {
+    uint8_t ihdr[13] = {0}, idat[600];
     static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
     size_t n = 0;
     memcpy(png, sig, 8);
     n = 8;
-    put32be(ihdr, 50000);
-    put32be(ihdr + 4, 50000);
+    put32be(ihdr, w);
+    put32be(ihdr + 4, h);
     ihdr[8] = 8, ihdr[9] = 2;
     n += chunk(png + n, "IHDR", ihdr, 13);
-    uint8_t zeros[65536] = {0};
+    static const uint8_t zeros[65536] = {0};
     uLongf zn = sizeof idat;
-    CHECK(compress2(idat, &zn, zeros, sizeof zeros, 9) == Z_OK, "zlib");
+    if (compress2(idat, &zn, zeros, sizeof zeros, 9) != Z_OK) return 0;
     n += chunk(png + n, "IDAT", idat, (uint32_t)zn);
     n += chunk(png + n, "IEND", NULL, 0);
-    CHECK(n <= 1024, "the bomb is %zu bytes", n);
+    return n;
+}
+
+static void test_png_bomb(void) {
+    uint8_t png[1024];
+    size_t n = png_bomb(png, 50000, 50000);
+    CHECK(n > 0 && n <= 1024, "the bomb is %zu bytes", n);
     gr_image img = {0};
     gr_error err = {0};
     CHECK(gr_image_decode(png, n, "bomb.png", &img, &err) == GR_ERR_FORMAT, "decoded: %dx%d", img.w, img.h);
     CHECK_ERR(err, GR_ERR_FORMAT, "bomb.png", "50000x50000");
+    gr_image_free(&img);
+    /* 8192x8192 is within the hard limits, but its 256 MiB of decoded
+     * pixels are past a 64 MiB budget: refused before decoding */
+    n = png_bomb(png, 8192, 8192);
+    setenv("GRAFT_MAX_MEMORY", "64", 1);
+    memset(&err, 0, sizeof err);
+    CHECK(gr_image_decode(png, n, "big.png", &img, &err) == GR_ERR_FORMAT, "decoded: %dx%d", img.w, img.h);
+    CHECK_ERR(err, GR_ERR_FORMAT, "big.png", "memory budget");
+    CHECK(strstr(err.msg, "8192x8192") != NULL, "%s", err.msg);
+    unsetenv("GRAFT_MAX_MEMORY");
     gr_image_free(&img);
 }
 

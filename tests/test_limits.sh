@@ -9,6 +9,10 @@
 #   - a model file declaring a 100000x100000 input (predict)
 #   - a 1 KB PNG declaring 50000x50000 (predict)
 #   - a .tar.gz whose entry declares 64 GiB (eval)
+#   - a 1 KB BMP declaring 50000x50000 (predict)
+#   - a cfg [connected] of 10^9 outputs (info)
+#   - safetensors: a 100000x100000 tensor in 16 bytes, data_offsets 10 GB past the end (info)
+#   - a TFLite and an ONNX model declaring a 100000x100000 input (info --base)
 set -u
 . "$(dirname "$0")/lib.sh"
 # ASan reserves terabytes of address space, so a ulimit -v cannot apply to it:
@@ -37,7 +41,30 @@ open(f'{T}/bomb.png', 'wb').write(png)
 ti = tarfile.TarInfo('cifar-10-batches-bin/test_batch.bin'); ti.size = 64 << 30
 raw = ti.tobuf(format=tarfile.GNU_FORMAT) + b'\0' * 65536
 open(f'{T}/bomb.tar.gz', 'wb').write(gzip.compress(raw))
+bmp = (b'BM' + struct.pack('<IHHI', 1024, 0, 0, 54) +
+       struct.pack('<IiiHHIIiiII', 40, 50000, 50000, 1, 24, 0, 0, 2835, 2835, 0, 0))
+open(f'{T}/bomb.bmp', 'wb').write(bmp + b'\0' * (1024 - len(bmp)))
+def st(path, tensors, data):  # a safetensors file
+    h = json.dumps(tensors).encode(); h += b' ' * ((8 - len(h) % 8) % 8)
+    open(path, 'wb').write(struct.pack('<Q', len(h)) + h + data)
+st(f'{T}/huge.safetensors', {"a": {"dtype": "F32", "shape": [100000, 100000], "data_offsets": [0, 16]}}, b'\0' * 16)
+st(f'{T}/past_end.safetensors', {"a": {"dtype": "F32", "shape": [50000, 50000], "data_offsets": [0, 10 ** 10]}},
+   b'\0' * 16)
+sys.path.insert(0, 'fuzz')
+import gen_tflite_seed as tfl   # its 6x6 CNN with a 100000x100000 input
+small_tensor = tfl.tensor
+tfl.tensor = lambda shape, *a: small_tensor([1, 100000, 100000, 3] if a[2] == 'input' else shape, *a)
+open(f'{T}/huge_in.tflite', 'wb').write(tfl.float_cnn())
+try:
+    import onnx
+    m = onnx.load('tests/fixtures/onnx/small.onnx')
+    for d in m.graph.input[0].type.tensor_type.shape.dim[2:]:
+        d.dim_value = 100000
+    onnx.save(m, f'{T}/huge_in.onnx')
+except ImportError:
+    pass
 PY
+printf '[net]\nheight=8\nwidth=8\nchannels=3\n\n[connected]\noutput=1000000000\nactivation=linear\n' >"$T/huge_fc.cfg"
 printf '[net]\nheight=8\nwidth=8\nchannels=4096\n\n[convolutional]\nfilters=100000\nsize=3\nstride=1\npad=1\nactivation=leaky\n' >"$T/huge.cfg"
 
 # expect NAME WANT_REGEX [ENV=VAL] -- graft args...: exit 1 or 2, the error names the file
@@ -63,3 +90,13 @@ expect limits_cfg_budget "huge.cfg.*memory budget" GRAFT_MAX_MEMORY=64 -- info -
 expect limits_model_input "huge_in.gft.*100000x100000" GRAFT_X=1 -- predict --model "$T/huge_in.gft" "$T/bomb.png"
 expect limits_png_bomb "bomb.png.*50000x50000" GRAFT_X=1 -- predict --model "$T/tiny.gft" "$T/bomb.png"
 expect limits_targz_bomb "bomb.tar.gz.*memory budget" GRAFT_X=1 -- eval --model "$T/tiny.gft" --data "$T/bomb.tar.gz" --format cifar10
+expect limits_bmp_bomb "bomb.bmp.*50000x50000" GRAFT_X=1 -- predict --model "$T/tiny.gft" "$T/bomb.bmp"
+expect limits_cfg_connected "huge_fc.cfg.*1000000000" GRAFT_X=1 -- info --base "darknet:$T/huge_fc.cfg"
+expect limits_st_shape "huge.safetensors.*'a'.*40000000000" GRAFT_X=1 -- info "$T/huge.safetensors"
+expect limits_st_offsets "past_end.safetensors.*'a'.*past the end" GRAFT_X=1 -- info "$T/past_end.safetensors"
+expect limits_tflite_input "huge_in.tflite.*100000x100000" GRAFT_X=1 -- info --base "tflite:$T/huge_in.tflite"
+if [ -f "$T/huge_in.onnx" ]; then
+  expect limits_onnx_input "huge_in.onnx.*100000x100000" GRAFT_X=1 -- info --base "onnx:$T/huge_in.onnx"
+else
+  echo "SKIP limits_onnx_input: /usr/bin/python3 has no onnx module (scripts/deps.sh test: python3-onnx)"
+fi

@@ -60,9 +60,18 @@ gr_status gr_file_read_all(const char *path, gr_bytes *buf, size_t *n, gr_error 
     return st;
 }
 
+/* The size a header declares, checked before anything is allocated for it:
+ * the hard limits, then the decoded pixels (up to 4 bytes each: CMYK)
+ * against the memory budget.                                              */
 static gr_status check_dims(const char *name, long long w, long long h, gr_error *err) {
     if (w <= 0 || h <= 0 || w > MAX_SIDE || h > MAX_SIDE || w * h > MAX_PIXELS)
-        return gr_error_set(err, GR_ERR_FORMAT, "%s: unsupported image size %lldx%lld", name, w, h);
+        return gr_error_set(err, GR_ERR_FORMAT, "%s: image size %lldx%lld is not supported (at most %d a "
+                            "side and %lld pixels)", name, w, h, MAX_SIDE, MAX_PIXELS);
+    uint64_t need = (uint64_t)w * (uint64_t)h * 4, budget = gr_memory_budget();
+    if (need > budget)
+        return gr_error_set(err, GR_ERR_FORMAT, "%s: image size %lldx%lld needs %llu MiB decoded, more than "
+                            "the memory budget (%llu MiB; GRAFT_MAX_MEMORY=<MiB> sets it)", name, w, h,
+                            (unsigned long long)(need >> 20), (unsigned long long)(budget >> 20));
     return GR_OK;
 }
 
