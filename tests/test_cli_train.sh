@@ -28,6 +28,19 @@ if [ $rc -eq 0 ] && [ "$(grep -cE '^Epoch [1-3]/3 - 10/10 - [0-9.]+s - loss: [0-
   pass train_epochs_and_test_score
 else fail train_epochs_and_test_score "rc=$rc $(cat "$T/out" "$T/err" | tail -20)"; fi
 acc=$(sed -n 's/^Test accuracy: //p' "$T/out")
+# a base whose weights file holds NaN (the first conv's kernel: floats 64..495 of
+# tiny.cfg's 1464, after the 20-byte darknet header): refused before training
+# (the fast path's ReLU can turn NaN features into zeros and train on nothing)
+"$PY" -c "
+import struct
+v = [0.5] * 1464
+for i in range(64, 496): v[i] = float('nan')
+open('$T/nan.weights', 'wb').write(struct.pack('<iiiq', 0, 2, 0, 0) + struct.pack('<%df' % len(v), *v))"
+"$G" train --base "darknet:$T/tiny.cfg" --weights "$T/nan.weights" "${HEAD[@]}" --data "$T/train.bin" --epochs 1 -q \
+  --no-cache --out "$T/mnan.gft" >"$T/out" 2>"$T/err"; rc=$?
+if clean_fail $rc "$T/err" "frozen weights '0/conv/kernel' hold NaN" && ! [ -e "$T/mnan.gft" ]; then
+  pass train_nan_base_refused
+else fail train_nan_base_refused "rc=$rc $(cat "$T/err")"; fi
 # --input-size: the 32x32 CIFAR images are resized to 48x40 and the model takes 48x40
 # (the saved model's input as graft info prints it)
 "$G" train "${BASE[@]}" "${HEAD[@]}" --data "$T/train.bin" --input-size 48x40 --epochs 1 -q \

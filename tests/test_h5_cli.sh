@@ -47,7 +47,7 @@ run() {
   local rc=$?
   if [ $rc -eq 0 ] && clean "$T/err"; then return 0; fi
   if [ $rc -ge 1 ] && [ $rc -le 2 ] && has "$T/err" "^graft: error: " && clean "$T/err" &&
-     { grep -qF "$f" "$T/err" || { [ "$1" = train ] && has "$T/err" "loss became|non-finite gradient|NaN/Inf"; }; }; then
+     { grep -qF "$f" "$T/err" || { [ "$1" = train ] && has "$T/err" "loss became|non-finite gradient|NaN/Inf|NaN or infinite"; }; }; then
     return 1
   fi
   { echo "exit $rc: graft $*"; tail -5 "$T/err"; } >"$T/why"

@@ -114,6 +114,16 @@ static gr_status fit_check(gr_fit_run *r) {
     if (r->n <= 0) return gr_error_set(r->err, GR_ERR_ARG, "no training samples");
     gr_status st = check_model_data(r);
     if (st != GR_OK) return st;
+    /* frozen weights that are not finite (a damaged weights file, warned about
+     * at load) make every feature meaningless, and the fast path's ReLU can
+     * turn NaN into 0: a head would train on nothing without a word */
+    const gr_model *m = r->m;
+    for (int q = 0; q < m->n_params && m->params[q].node < r->first; q++)
+        for (size_t k = 0; k < m->params[q].count; k++)
+            if (!isfinite(m->w[m->params[q].offset + k]))
+                return gr_error_set(r->err, GR_ERR_NUMERIC,
+                                    "the frozen weights '%s' hold NaN or infinite values (a damaged weights "
+                                    "file?): features computed from them mean nothing", m->params[q].name);
     r->augment = o->pad > 0 || o->hflip;
     r->cache = !o->no_cache && !r->augment;
     if (o->lr_auto && !r->cache)

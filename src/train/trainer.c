@@ -359,10 +359,21 @@ gr_status gr_trainer_batch_gradients(gr_trainer *t, const float *x, const int *l
     double l = gr_cross_entropy(p, labels, B, C, t->o.label_smoothing, &c1, NULL) / div;
     if (loss) *loss = (float)l;
     if (correct) *correct = c1;
-    if (!isfinite(l) && !t->shard_total)   /* sharded: checked on the sums of all ranks */
+    if (!isfinite(l) && !t->shard_total) {   /* sharded: checked on the sums of all ranks */
+        /* weights as loaded that are not finite (a damaged weights file) are
+         * the cause, not the rate: the frozen ones never change, the others
+         * only after the first step */
+        int upto = t->it == 0 ? m->n_params : m->nodes[t->first].p0;
+        for (int q = 0; q < upto; q++)
+            if (gr_grad_nonfinite(m->w + m->params[q].offset, m->params[q].count))
+                return gr_error_set(err, GR_ERR_NUMERIC,
+                                    "the loss became %g at iteration %lld: the weights '%s' hold NaN or "
+                                    "infinite values (a damaged weights file?)",
+                                    l, (long long)t->it, m->params[q].name);
         return gr_error_set(err, GR_ERR_NUMERIC,
                             "the loss became %g at iteration %lld: lower the learning rate (now %g)",
                             l, (long long)t->it, gr_optim_lr(&t->o.optim, t->it));
+    }
     /* zero gradients (the ranges of fused kernels are never read) */
     for (int i = t->p_first; i < t->n; i++)
         if (!t->no_zero[i - t->first])
