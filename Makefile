@@ -77,7 +77,7 @@ LIB_SRC  := $(shell find src -name '*.c' -not -path 'src/cli/*' | sort)
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 EX_SRC   := $(sort $(wildcard examples/*.c))
-COMMANDS := fetch info extract predict train eval probe report export
+COMMANDS := fetch info extract predict train eval probe report export cache
 
 # $(call objs,DIR,SOURCES)
 objs = $(patsubst %.c,$(1)/obj/%.o,$(2))

@@ -17,6 +17,7 @@ int cmd_eval(int argc, char **argv);
 int cmd_probe(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+int cmd_cache(int argc, char **argv);
 
 /* Exit codes: 0 success, 1 a runtime error (a file missing or bad, a
  * failed run), 2 a usage error (an unknown option, a bad or missing value). */

@@ -67,6 +67,9 @@ static gr_status cached_features(gr_ctx *cx, int upto, const gr_dataset *ds, con
     char key[65], path[4096];
     size_t F = (size_t)gr_node_size(m, upto);
     gr_error kerr;
+    uint64_t limit;   /* a bad GRAFT_CACHE_MAX is an error now, not after the features pass */
+    if (upto >= 0 && !gr_features_cache_dir(path, sizeof path) && gr_features_cache_limit(&limit, &kerr) != GR_OK)
+        return gr_error_set(err, kerr.code, "%s", kerr.msg);
     bool keyed = upto >= 0 && gr_features_key(cx, upto, ds, idx, n, key, &kerr) == GR_OK;
     gr_features_hit hit = keyed ? gr_features_load(key, (size_t)n, F, feat, path, sizeof path) : GR_FEATURES_MISS;
     if (hit == GR_FEATURES_HIT) {
