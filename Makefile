@@ -89,7 +89,7 @@ REL_FLAGS := $(CC) $(GR_CFLAGS) $(CFLAGS)
 SAN_FLAGS := $(CC) $(GR_CFLAGS) $(SAN_CFLAGS)
 
 .SECONDARY:
-.PHONY: all examples deps deps-test test check test-fast test-san bench demo clean help install \
+.PHONY: all examples deps deps-test test check test-fast test-faults test-san bench demo clean help install \
         uninstall install-files fresh-demo fresh-test test-fresh man check-layers
 all: $(B)/graft $(B)/libgraft.a $(B)/libgraft.so $(B)/tests-built examples man
 
@@ -98,6 +98,7 @@ help:
 	@echo "make demo         install missing packages, build, run the main job on the embedded default"
 	@echo "make test         install missing packages (incl. PyTorch for the oracles), build with -Werror,"
 	@echo "                  run every test (also under ASan+UBSan)"
+	@echo "make test-faults  kill -9 a training run at 50 moments (resume bit-identical), disk full"
 	@echo "make install      install into \$$(DESTDIR)\$$(PREFIX) (default /usr/local): graft, libgraft.so.$(VERSION),"
 	@echo "                  libgraft.a, graft.h, graft.pc, man pages, bash completion;  make uninstall"
 	@echo "make fresh-demo   the README's first command on a fresh minimal Debian (debootstrap chroot; root)"
@@ -159,7 +160,26 @@ $(SB)/tests/%: $(SB)/obj/tests/%.o $(SB)/libgraft.a
 $(SB)/tests-built: $(patsubst tests/%.c,$(SB)/tests/%,$(TEST_SRC)) $(SB)/graft
 	@touch $@
 
--include $(shell find $(B)/obj $(SB)/obj -name '*.d' 2>/dev/null)
+# ---- ThreadSanitizer build ($(TB)/): the tests that run threads (the batcher's
+# loader threads, the OpenMP pool in training, the CLI's signal thread), run by make check
+TB ?= build-tsan
+TSAN_CFLAGS := -O1 -g -fsanitize=thread -fno-omit-frame-pointer
+TSAN_FLAGS := $(CC) $(GR_CFLAGS) $(TSAN_CFLAGS)
+TSAN_TESTS := test_dataset test_fit test_features_cache test_probe
+$(TB)/obj/%.o: %.c $(call flags_stamp,$(TB),$(TSAN_FLAGS)) | $(B)/config.mk
+	@mkdir -p $(dir $@)
+	@echo "CC(tsan) $<"; $(CC) $(GR_CFLAGS) $(WERROR_FLAG) $(TSAN_CFLAGS) -c $< -o $@
+$(TB)/libgraft.a: $(call objs,$(TB),$(LIB_SRC))
+	@rm -f $@; ar rcs $@ $^
+$(TB)/graft: $(call objs,$(TB),$(CLI_SRC)) $(TB)/libgraft.a
+	@echo "LD(tsan) $@"; $(CC) $(TSAN_CFLAGS) $(LDFLAGS) -o $@ $(call objs,$(TB),$(CLI_SRC)) $(TB)/libgraft.a $(GR_LIBS) $(LDLIBS)
+$(TB)/tests/%: $(TB)/obj/tests/%.o $(TB)/libgraft.a
+	@mkdir -p $(dir $@)
+	@echo "LD(tsan) $@"; $(CC) $(TSAN_CFLAGS) $(LDFLAGS) -o $@ $< $(TB)/libgraft.a $(GR_LIBS) $(LDLIBS)
+$(TB)/tests-built: $(patsubst %,$(TB)/tests/%,$(TSAN_TESTS)) $(TB)/graft
+	@touch $@
+
+-include $(shell find $(B)/obj $(SB)/obj $(TB)/obj -name '*.d' 2>/dev/null)
 
 # ---- tests ----
 # make test = the README's test command: warnings are errors here.
@@ -172,6 +192,10 @@ check: deps-test $(B)/graft $(B)/libgraft.so $(B)/tests-built examples man $(SB)
 
 test-fast: $(B)/graft $(B)/libgraft.so $(B)/tests-built examples man
 	@GRAFT_TEST_NO_SAN=1 B=$(B) tests/run.sh
+
+# kill -9 at 50 moments of a training run, then disk full (tests/test_faults.sh; make test runs 5 trials)
+test-faults: $(B)/graft
+	@FAULT_TRIALS=$${FAULT_TRIALS:-50} GRAFT_BIN=$(CURDIR)/$(B)/graft bash tests/test_faults.sh
 
 bench: deps-test $(B)/graft
 	@bench/run.sh

@@ -93,6 +93,31 @@ static int take_lock(cli_outputs *o, int k) {
     return 1;
 }
 
+/* With the output's lock held, "<real>.tmp.<pid>" files beside it whose
+ * process is gone are what a killed run (kill -9, power loss) left: remove
+ * them (a live pid's file is left alone).                                  */
+static void remove_stale_temps(const char *real) {
+    char dir[PATH_MAX], path[PATH_MAX + 300];
+    const char *slash = strrchr(real, '/'), *base = slash ? slash + 1 : real;
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else snprintf(dir, sizeof dir, "%.*s", slash == real ? 1 : (int)(slash - real), real);
+    size_t bl = strlen(base);
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, base, bl) || strncmp(e->d_name + bl, ".tmp.", 5)) continue;
+        char *end;
+        errno = 0;
+        long pid = strtol(e->d_name + bl + 5, &end, 10);
+        if (*end || pid <= 0 || errno || pid == (long)getpid() || pid > INT_MAX) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        unlink(path);
+    }
+    closedir(d);
+}
+
 int cli_outputs_claim(cli_outputs *o, const cli_input *inputs, int n_in) {
     char canon[CLI_MAX_OUTPUTS][PATH_MAX];
     for (int k = 0; k < o->n; k++) {
@@ -131,6 +156,7 @@ int cli_outputs_claim(cli_outputs *o, const cli_input *inputs, int n_in) {
         int rc = take_lock(o, k);
         if (rc) { cli_outputs_release(o); return rc; }
     }
+    for (int k = 0; k < o->n; k++) remove_stale_temps(o->real[k]);
     return 0;
 }
 

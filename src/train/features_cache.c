@@ -342,7 +342,7 @@ gr_status gr_features_cache_scan(const char *dir, gr_fc_file **files, int *n, gr
         }
         gr_fc_file *f = &v[(*n)++];
         memset(f, 0, sizeof *f);
-        snprintf(f->name, sizeof f->name, "%s", e->d_name);
+        memcpy(f->name, e->d_name, strlen(e->d_name) + 1);   /* shorter than f->name: checked above */
         f->kind = (gr_fc_kind)kind;
         f->bytes = (uint64_t)sb.st_size;
         f->used_s = (int64_t)sb.st_mtim.tv_sec;
