@@ -224,8 +224,8 @@ void cli_stop_prepare(void) {
 static pthread_t waiter_thread;
 static volatile sig_atomic_t waiter_up = 0;
 static void on_signal(int sig) {
-    if (waiter_up) pthread_kill(waiter_thread, sig);
-    else stop_flag = 1;
+    if (__atomic_load_n(&waiter_up, __ATOMIC_ACQUIRE)) pthread_kill(waiter_thread, sig);
+    else __atomic_store_n(&stop_flag, 1, __ATOMIC_RELAXED);
 }
 
 /* SIGINT/SIGTERM during a run are taken by this thread alone (sigwait),
@@ -239,8 +239,8 @@ static void *signal_waiter(void *arg) {
     int sig;
     for (;;) {
         if (sigwait(&s->set, &sig) != 0) continue;
-        if (!stop_flag) {
-            stop_flag = 1;
+        if (!__atomic_load_n(&stop_flag, __ATOMIC_RELAXED)) {
+            __atomic_store_n(&stop_flag, 1, __ATOMIC_RELAXED);   /* the run reads it from another thread */
             static const char msg[] = "\ngraft: stopping after the current batch (^C again to quit at once)\n";
             if (write(2, msg, sizeof msg - 1) < 0) { /* nothing to do */ }
             continue;
@@ -259,19 +259,19 @@ static void *signal_waiter(void *arg) {
 void cli_stop_start(cli_stop *s, cli_outputs *outs) {
     s->outs = outs;
     s->flag = &stop_flag;
-    stop_flag = 0;
+    __atomic_store_n(&stop_flag, 0, __ATOMIC_RELAXED);
     stop_signals(&s->set);
     pthread_sigmask(SIG_BLOCK, &s->set, &s->old);   /* every thread started from here on inherits it */
     s->have_waiter = pthread_create(&s->waiter, NULL, signal_waiter, s) == 0;
     if (!s->have_waiter) pthread_sigmask(SIG_SETMASK, &s->old, NULL);   /* ^C then just ends the run */
     waiter_thread = s->waiter;
-    waiter_up = s->have_waiter;
+    __atomic_store_n(&waiter_up, s->have_waiter, __ATOMIC_RELEASE);   /* after waiter_thread */
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
 }
 
 void cli_stop_end(cli_stop *s) {
-    waiter_up = 0;
+    __atomic_store_n(&waiter_up, 0, __ATOMIC_RELEASE);
     if (s->have_waiter) {
         pthread_cancel(s->waiter);   /* sigwait is a cancellation point */
         pthread_join(s->waiter, NULL);
