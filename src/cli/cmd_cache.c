@@ -111,18 +111,18 @@ int cmd_cache(int argc, char **argv) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
         if (!strcmp(a, "--json")) json = true;
-        else if (a[0] == '-') { cli_failf("cache: unknown option '%s' (see graft cache --help)", a); return 2; }
-        else if (action) { cli_failf("cache: one action, list or clear (got '%s' and '%s')", action, a); return 2; }
+        else if (a[0] == '-') { cli_failf("cache: unknown option '%s' (see graft cache --help)", a); return CLI_USAGE; }
+        else if (action) { cli_failf("cache: one action, list or clear (got '%s' and '%s')", action, a); return CLI_USAGE; }
         else action = a;
     }
     if (!action) {
         usage(stderr);
         cli_failf("cache: name an action, list or clear");
-        return 2;
+        return CLI_USAGE;
     }
     if (strcmp(action, "list") && strcmp(action, "clear")) {
         cli_failf("cache: unknown action '%s': expected list or clear (see graft cache --help)", action);
-        return 2;
+        return CLI_USAGE;
     }
     char dir[4096];
     if (gr_features_cache_path(dir, sizeof dir))
