@@ -150,7 +150,7 @@ GRAFT_HOME="$T/ref/home" "$G" "${ARGS[@]}" -q --checkpoint "$MNT/c.ckpt" --out "
 cp "$MNT/c.ckpt" "$T/saved.ckpt" 2>/dev/null
 if [ $rc -eq 1 ] && has "$T/err" "^graft: error: .*$MNT/c.ckpt.*No space left on device" && ! has "$T/err" "Sanitizer|runtime error" \
    && [ -s "$T/saved.ckpt" ] && [ "$(ls -A "$MNT")" = "c.ckpt" ] && ! [ -e "$T/df1.gft" ] \
-   && GRAFT_HOME="$T/ref/home" "$G" "${RESUME[@]}" "$T/saved.ckpt" -q --out "$T/df1.gft" 2>>"$T/err" \
+   && GRAFT_HOME="$T/ref/home" "$G" "${RESUME[@]}" "$T/saved.ckpt" --checkpoint "$T/saved.ckpt" -q --out "$T/df1.gft" 2>>"$T/err" \
    && cmp -s "$T/df1.gft" "$T/ref/m.gft"; then
   pass disk_full_checkpoint
 else fail disk_full_checkpoint "rc=$rc files: $(ls -A "$MNT") $(cat "$T/err" | tail -5)"; fi
