@@ -348,3 +348,10 @@ $(FB)/obj/gen/%.o: $(B)/gen/%.c | $(B)/config.mk
 $(FB)/obj/src/report/tb_events.o: $(B)/gen/tb_event.pb-c.h
 $(FB)/obj/src/report/tb_events.o: GR_CFLAGS += -I$(B)/gen
 $(FB)/libgraft.a: $(FB)/obj/gen/tb_event.pb-c.o
+# the ThreadSanitizer build (clang) links the same generated code
+$(TB)/obj/gen/%.o: $(B)/gen/%.c | $(B)/config.mk
+	@mkdir -p $(dir $@)
+	@echo "CC(tsan) $<"; $(TSAN_CC) $(GR_CFLAGS) $(TSAN_CFLAGS) -I$(B)/gen -c $< -o $@
+$(TB)/obj/src/report/tb_events.o: $(B)/gen/tb_event.pb-c.h
+$(TB)/obj/src/report/tb_events.o: GR_CFLAGS += -I$(B)/gen
+$(TB)/libgraft.a: $(TB)/obj/gen/tb_event.pb-c.o

@@ -207,7 +207,7 @@ static void test_cache_max_parse(void) {
     static const struct { const char *s; uint64_t want; } ok[] = {
         {"0", 0}, {"1048576", 1048576}, {"2G", 2147483648ull}, {"500M", 524288000ull}, {"500m", 524288000ull},
         {"1.5G", 1610612736ull}, {"10GiB", 10737418240ull}, {"64KB", 65536}, {"1T", 1099511627776ull},
-        {"3k", 3072}, {"0.5K", 512}, {"100B", 100},
+        {"3k", 3072}, {"0.5K", 512}, {"100B", 100}, {"1.999999999T", 2199022156040ull},
     };
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         uint64_t v = 1;

@@ -227,7 +227,8 @@ gr_status gr_size_parse(const char *s, const char *what, uint64_t *out, gr_error
     if (*p == '.') {
         p++;
         while (isdigit((unsigned char)*p)) {
-            if (frac_div < 1000000000ull) { frac = frac * 10 + (uint64_t)(*p - '0'); frac_div *= 10; }
+            /* six decimals at most: frac < 2^20, so frac << 40 cannot overflow */
+            if (frac_div < 1000000ull) { frac = frac * 10 + (uint64_t)(*p - '0'); frac_div *= 10; }
             p++;
             digits = true;
         }
