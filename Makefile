@@ -355,3 +355,6 @@ $(TB)/obj/gen/%.o: $(B)/gen/%.c | $(B)/config.mk
 $(TB)/obj/src/report/tb_events.o: $(B)/gen/tb_event.pb-c.h
 $(TB)/obj/src/report/tb_events.o: GR_CFLAGS += -I$(B)/gen
 $(TB)/libgraft.a: $(TB)/obj/gen/tb_event.pb-c.o
+$(call objs,$(TB),$(ONNX_SRC)): $(B)/gen/onnx.pb-c.h
+$(call objs,$(TB),$(ONNX_SRC)): GR_CFLAGS += -I$(B)/gen
+$(TB)/libgraft.a: $(TB)/obj/gen/onnx.pb-c.o
