@@ -9,25 +9,19 @@
 #   - `graft extract` (two loader threads).
 # Each: the expected exit status and no ThreadSanitizer report.
 set -u
+. "$(dirname "$0")/lib.sh"
 G=${GRAFT_BIN:-build-tsan/graft}
-PY=/usr/bin/python3
-T=$(mktemp -d /tmp/graft-test-tsan-XXXXXX)
-trap 'rm -rf "$T"' EXIT
-pass() { echo "PASS $1"; }
-fail() { echo "FAIL $1: $2"; }
 tsan_clean() { ! grep -q "ThreadSanitizer" "$@"; }
 if ! [ -x "$G" ]; then echo "SKIP tsan_signal: no $G"; exit 0; fi
-if ! [ -x "$PY" ] || ! "$PY" -c 'import numpy, PIL' 2>/dev/null; then
-  echo "SKIP tsan_signal: /usr/bin/python3 with numpy and PIL is needed to make the test data"; exit 0
-fi
-"$PY" tests/fixtures/gen_cli.py cifar "$T/train.bin" 300 1 || { echo "FAIL tsan_setup: gen_cli.py"; exit 1; }
+need_numpy_pil tsan_signal "to make the test data"
+"$PY" "$GEN" cifar "$T/train.bin" 300 1 || { echo "FAIL tsan_setup: gen_cli.py"; exit 1; }
 cp tests/fixtures/cli/tiny.cfg "$T/tiny.cfg"
 export GRAFT_HOME="$T/home"
 R=(--data "$T/train.bin" --epochs 30 --no-cache)
 ARGS=(train --base "darknet:$T/tiny.cfg" --weights none --head flatten,dense:10:softmax "${R[@]}")
 
 # one SIGINT after the first epoch: checkpoint, exit 130, then --resume
-setsid "$G" "${ARGS[@]}" --out "$T/m.gft" >"$T/out" 2>"$T/err" & pid=$!   # its own session: signals go to it alone
+setsid "$G" "${ARGS[@]}" --out "$T/m.gft" >"$T/out" 2>"$T/err" & pid=$!; PIDS+=("$pid")   # its own session: signals go to it alone
 while kill -0 $pid 2>/dev/null && ! grep -q "^Epoch 1/" "$T/out" 2>/dev/null; do sleep 0.02; done
 kill -INT $pid 2>/dev/null; wait $pid; rc=$?
 if [ $rc -eq 0 ]; then echo "SKIP tsan_sigint_resume: the run ended before SIGINT"
@@ -36,8 +30,10 @@ elif [ $rc -eq 130 ] && [ -s "$T/m.gft.ckpt" ] && tsan_clean "$T/err" \
   pass tsan_sigint_resume
 else fail tsan_sigint_resume "rc=$rc $(grep -A12 -m1 ThreadSanitizer "$T/err" "$T/err2" 2>/dev/null) $(tail -3 "$T/err")"; fi
 
-# two SIGINTs: the second exits at once from the signal thread
-setsid "$G" "${ARGS[@]}" --out "$T/n.gft" >"$T/out" 2>"$T/err" & pid=$!
+# two SIGINTs: the second exits at once from the signal thread (out removed first: the
+# loop below must see this run's "Epoch 1/", not the last run's)
+rm -f "$T/out" "$T/err"
+setsid "$G" "${ARGS[@]}" --out "$T/n.gft" >"$T/out" 2>"$T/err" & pid=$!; PIDS+=("$pid")
 while kill -0 $pid 2>/dev/null && ! grep -q "^Epoch 1/" "$T/out" 2>/dev/null; do sleep 0.02; done
 kill -INT $pid 2>/dev/null; sleep 0.05; kill -INT $pid 2>/dev/null; wait $pid; rc=$?
 if [ $rc -eq 0 ]; then echo "SKIP tsan_second_sigint: the run ended before SIGINT"
