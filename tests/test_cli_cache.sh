@@ -10,23 +10,12 @@
 #     same model, byte for byte.
 # Data: tests/fixtures/gen_cli.py's CIFAR .bin, tests/fixtures/cli/tiny.cfg.
 set -u
-G=${GRAFT_BIN:-build/graft}
-PY=/usr/bin/python3
-T=$(mktemp -d /tmp/graft-test-cli-cache-XXXXXX)
-trap 'rm -rf "$T"' EXIT
+. "$(dirname "$0")/lib.sh"
 export GRAFT_HOME="$T/home"
 unset GRAFT_CACHE_MAX GRAFT_FEATURES_CACHE
 
-pass() { echo "PASS $1"; }
-fail() { echo "FAIL $1: $2"; }
-has() { grep -qE -- "$2" "$1"; }
-clean() { ! has "$1" "Sanitizer|runtime error"; }
-
-if ! [ -x "$PY" ] || ! "$PY" -c 'import numpy, PIL' 2>/dev/null; then
-  echo "SKIP cli_cache: /usr/bin/python3 with numpy and PIL is needed to make the test data"
-  exit 0
-fi
-"$PY" tests/fixtures/gen_cli.py cifar "$T/a.bin" 300 1 && "$PY" tests/fixtures/gen_cli.py cifar "$T/b.bin" 100 2 \
+need_numpy_pil cli_cache "to make the test data"
+"$PY" "$GEN" cifar "$T/a.bin" 300 1 && "$PY" "$GEN" cifar "$T/b.bin" 100 2 \
   || { echo "FAIL cli_cache_setup: gen_cli.py"; exit 1; }
 cp tests/fixtures/cli/tiny.cfg "$T/tiny.cfg"
 TRAIN0=(train --base "darknet:$T/tiny.cfg" --weights none --head flatten,dense:10:softmax --epochs 2)
@@ -64,8 +53,8 @@ else fail cache_max_bad_value "rc=$rc/$rc2 $(cat "$T/err" "$T/err2")"; fi
 # place.  Made deterministic: the first writer is stopped (SIGSTOP) while its temp file is half
 # written, the second writes and renames the entry meanwhile, then the first resumes and renames
 # over it; either way one complete entry, which a third run reuses (its digest checked on read).
-"$G" "${TRAIN[@]}" --data "$T/a.bin" --out "$T/c1.gft" >"$T/o1" 2>"$T/e1" & p1=$!
-"$G" "${TRAIN[@]}" --data "$T/a.bin" --out "$T/c2.gft" >"$T/o2" 2>"$T/e2" & p2=$!
+"$G" "${TRAIN[@]}" --data "$T/a.bin" --out "$T/c1.gft" >"$T/o1" 2>"$T/e1" & p1=$!; PIDS+=("$p1")
+"$G" "${TRAIN[@]}" --data "$T/a.bin" --out "$T/c2.gft" >"$T/o2" 2>"$T/e2" & p2=$!; PIDS+=("$p2")
 caught=0
 while kill -0 $p1 2>/dev/null; do
   if compgen -G "$DIR/*.f32.tmp.$p1" >/dev/null; then kill -STOP $p1; caught=1; break; fi

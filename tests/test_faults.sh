@@ -23,29 +23,22 @@
 # leave the previous checkpoint / model intact (the checkpoint still
 # resumes to the uninterrupted model) and no temp file.
 set -u
-G=${GRAFT_BIN:-build/graft}
-PY=/usr/bin/python3
-T=$(mktemp -d /tmp/graft-test-faults-XXXXXX)
+. "$(dirname "$0")/lib.sh"
 MNT=""
-cleanup() {
+faults_cleanup() {   # the tmpfs first, then lib.sh's cleanup (the main shell only, as there)
+  [ "$BASHPID" = "$$" ] || return 0
   [ -n "$MNT" ] && umount "$MNT" 2>/dev/null
-  rm -rf "$T"
+  lib_cleanup
 }
-trap cleanup EXIT
+trap faults_cleanup EXIT
 unset GRAFT_CACHE_MAX GRAFT_FEATURES_CACHE
 
-pass() { echo "PASS $1"; }
-fail() { echo "FAIL $1: $2"; }
-has() { grep -qE -- "$2" "$1"; }
 ASAN=0
 ldd "$G" 2>/dev/null | grep -q libasan && ASAN=1
 TRIALS=${FAULT_TRIALS:-$([ $ASAN = 1 ] && echo 2 || echo 5)}
 
-if ! [ -x "$PY" ] || ! "$PY" -c 'import numpy, PIL' 2>/dev/null; then
-  echo "SKIP faults: /usr/bin/python3 with numpy and PIL is needed to make the test data"
-  exit 0
-fi
-"$PY" tests/fixtures/gen_cli.py cifar "$T/train.bin" 1000 3 || { echo "FAIL faults_setup: gen_cli.py"; exit 1; }
+need_numpy_pil faults "to make the test data"
+"$PY" "$GEN" cifar "$T/train.bin" 1000 3 || { echo "FAIL faults_setup: gen_cli.py"; exit 1; }
 cp tests/fixtures/cli/tiny.cfg "$T/tiny.cfg"
 EPOCHS=4
 ARGS=(train --base "darknet:$T/tiny.cfg" --weights none --head flatten,dense:256:relu,dense:10:softmax

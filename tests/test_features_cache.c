@@ -323,9 +323,8 @@ static void test_cache_lru_eviction(void) {
     ev_key('9', key);
     snprintf(dead, sizeof dead, "%s%s.f32.tmp.%ld", ev_dir, key, (long)child);
     snprintf(live, sizeof live, "%s%s.f32.tmp.%ld", ev_dir, key, (long)getpid());
-    FILE *f1 = fopen(dead, "wb"), *f2 = fopen(live, "wb");
-    if (f1) { fputs("half", f1); fclose(f1); }
-    if (f2) { fputs("half", f2); fclose(f2); }
+    check_write_text(dead, "half");   /* a failure is a CHECK failure there */
+    check_write_text(live, "half");
     setenv("GRAFT_CACHE_MAX", "0", 1);
     ev_store('1');
     setenv("GRAFT_CACHE_MAX", lim, 1);   /* the limit applies at the next store */
