@@ -98,7 +98,8 @@ help:
 	@echo "make demo         install missing packages, build, run the main job on the embedded default"
 	@echo "make test         install missing packages (incl. PyTorch for the oracles), build with -Werror,"
 	@echo "                  run every test (also under ASan+UBSan)"
-	@echo "make test-faults  kill -9 a training run at 50 moments (resume bit-identical), disk full"
+	@echo "make test-faults  kill -9 a training run at 50 moments (resume bit-identical), disk full,"
+	@echo "                  every allocation of train/eval failed in turn (tests/test_nomem.sh)"
 	@echo "make install      install into \$$(DESTDIR)\$$(PREFIX) (default /usr/local): graft, libgraft.so.$(VERSION),"
 	@echo "                  libgraft.a, graft.h, graft.pc, man pages, bash completion;  make uninstall"
 	@echo "make fresh-demo   the README's first command on a fresh minimal Debian (debootstrap chroot; root)"
@@ -202,6 +203,7 @@ test-fast: $(B)/graft $(B)/libgraft.so $(B)/tests-built examples man
 # kill -9 at 50 moments of a training run, then disk full (tests/test_faults.sh; make test runs 5 trials)
 test-faults: $(B)/graft
 	@FAULT_TRIALS=$${FAULT_TRIALS:-50} GRAFT_BIN=$(CURDIR)/$(B)/graft bash tests/test_faults.sh
+	@NOMEM_STRIDE=1 NOMEM_FULL=1 GRAFT_BIN=$(CURDIR)/$(B)/graft bash tests/test_nomem.sh
 
 bench: deps-test $(B)/graft
 	@bench/run.sh
