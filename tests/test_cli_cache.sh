@@ -31,7 +31,7 @@ A_BYTES=$((56 + 300 * 1024 * 4))   # tiny.cfg's cut: 8x8x16 = 1024 features per 
 if [ $rc -eq 0 ] && has "$T/out" "^usage: graft cache list" && has "$T/out" "GRAFT_CACHE_MAX" \
    && [ $rc2 -eq 2 ] && has "$T/err2" "^graft: error: cache: name an action, list or clear" \
    && [ $rc3 -eq 2 ] && has "$T/err3" "^graft: error: cache: unknown action 'purge'" \
-   && [ $rc4 -eq 2 ] && has "$T/err4" "^graft: error: cache: unknown option '--bogus'" \
+   && [ $rc4 -eq 2 ] && has "$T/err4" "^graft: error: unknown option '--bogus' \(see graft cache --help\)" \
    && "$G" --help | grep -qE "^  cache +list or clear"; then
   pass cache_usage
 else fail cache_usage "rc=$rc/$rc2/$rc3/$rc4 $(cat "$T/err2" "$T/err3" "$T/err4")"; fi

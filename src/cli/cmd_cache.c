@@ -8,27 +8,6 @@
 #include "cli.h"
 #include "train/train.h"
 
-static void usage(FILE *f) {
-    fprintf(f,
-"usage: graft cache list [--json]\n"
-"       graft cache clear [--json]\n"
-"\n"
-"The features cache: the frozen base's outputs for a training set, kept so that\n"
-"a second run on the same base, weights, cut, input size, preprocessing and\n"
-"images skips the base (README \"The features cache\").  It lives in\n"
-"$GRAFT_HOME/cache/features (default ~/.cache/graft/cache/features).\n"
-"\n"
-"  list      each entry: its last use (written or read), size, images x features\n"
-"            per image and key, most recent first; then the total and the limit\n"
-"  clear     removes every entry (and temporary files left by killed runs)\n"
-"  --json    one JSON object on stdout\n"
-"\n"
-"environment: GRAFT_CACHE_MAX  the cache's size limit: bytes, or a number with K, M,\n"
-"             G or T (powers of 1024), e.g. 2G or 500M  [10G]; 0 = no limit.  Storing\n"
-"             an entry first removes the least recently used ones until it fits.\n"
-"             GRAFT_FEATURES_CACHE=0 turns the cache off.\n");
-}
-
 static void time_text(int64_t s, char *out, size_t cap) {
     time_t t = (time_t)s;
     struct tm tm;
@@ -104,26 +83,55 @@ static int clear(const char *dir, bool json) {
     return st == GR_OK ? 0 : cli_fail(&err);
 }
 
+typedef struct {
+    const char *action;   /* list or clear */
+    int json;
+} cache_args;
+
+static int set_action(void *obj, const char *arg) {
+    cache_args *a = obj;
+    if (a->action) return cli_usage("cache: one action, list or clear (got '%s' and '%s')", a->action, arg);
+    if (strcmp(arg, "list") && strcmp(arg, "clear"))
+        return cli_usage("cache: unknown action '%s': expected list or clear (see graft cache --help)", arg);
+    a->action = arg;
+    return 0;
+}
+
+#define T cache_args
+static const cli_opt cache_opts[] = {
+    OPT_FLAG("--json", json, 1, "one JSON object on stdout"),
+    OPT_END};
+#undef T
+static const cli_cmd cache_cmd = {
+    .name = "cache",
+    .intro = "usage: graft cache list [--json]\n"
+             "       graft cache clear [--json]\n"
+             "\n"
+             "The features cache: the frozen base's outputs for a training set, kept so that\n"
+             "a second run on the same base, weights, cut, input size, preprocessing and\n"
+             "images skips the base (README \"The features cache\").  It lives in\n"
+             "$GRAFT_HOME/cache/features (default ~/.cache/graft/cache/features).\n"
+             "\n"
+             "  list      each entry: its last use (written or read), size, images x features\n"
+             "            per image and key, most recent first; then the total and the limit\n"
+             "  clear     removes every entry (and temporary files left by killed runs)\n",
+    .opts = cache_opts,
+    .outro = "environment: GRAFT_CACHE_MAX  the cache's size limit: bytes, or a number with K, M,\n"
+             "             G or T (powers of 1024), e.g. 2G or 500M  [10G]; 0 = no limit.  Storing\n"
+             "             an entry first removes the least recently used ones until it fits.\n"
+             "             GRAFT_FEATURES_CACHE=0 turns the cache off.\n",
+    .operand = set_action};
+
 int cmd_cache(int argc, char **argv) {
-    const char *action = NULL;
-    bool json = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
-        if (!strcmp(a, "--json")) json = true;
-        else if (a[0] == '-') { cli_failf("cache: unknown option '%s' (see graft cache --help)", a); return CLI_USAGE; }
-        else if (action) { cli_failf("cache: one action, list or clear (got '%s' and '%s')", action, a); return CLI_USAGE; }
-        else action = a;
+    cache_args a = {0};
+    int rc = cli_parse(&cache_cmd, argc, argv, &a);
+    if (rc) return rc == CLI_HELP ? 0 : rc;
+    if (!a.action) {
+        cli_help(&cache_cmd, stderr);
+        return cli_usage("cache: name an action, list or clear");
     }
-    if (!action) {
-        usage(stderr);
-        cli_failf("cache: name an action, list or clear");
-        return CLI_USAGE;
-    }
-    if (strcmp(action, "list") && strcmp(action, "clear")) {
-        cli_failf("cache: unknown action '%s': expected list or clear (see graft cache --help)", action);
-        return CLI_USAGE;
-    }
+    const char *action = a.action;
+    bool json = a.json;
     char dir[4096];
     if (gr_features_cache_path(dir, sizeof dir))
         return cli_failf("cache: no cache directory: set GRAFT_HOME or HOME");
