@@ -77,7 +77,7 @@ LIB_SRC  := $(shell find src -name '*.c' -not -path 'src/cli/*' | sort)
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 EX_SRC   := $(sort $(wildcard examples/*.c))
-COMMANDS := fetch info extract predict train eval probe report export
+COMMANDS := fetch info extract predict train eval probe report export cache
 
 # $(call objs,DIR,SOURCES)
 objs = $(patsubst %.c,$(1)/obj/%.o,$(2))
@@ -89,7 +89,7 @@ REL_FLAGS := $(CC) $(GR_CFLAGS) $(CFLAGS)
 SAN_FLAGS := $(CC) $(GR_CFLAGS) $(SAN_CFLAGS)
 
 .SECONDARY:
-.PHONY: all examples deps deps-test test check test-fast test-san bench demo clean help install \
+.PHONY: all examples deps deps-test test check test-fast test-faults test-san bench demo clean help install \
         uninstall install-files fresh-demo fresh-test test-fresh man check-layers
 all: $(B)/graft $(B)/libgraft.a $(B)/libgraft.so $(B)/tests-built examples man
 
@@ -98,6 +98,8 @@ help:
 	@echo "make demo         install missing packages, build, run the main job on the embedded default"
 	@echo "make test         install missing packages (incl. PyTorch for the oracles), build with -Werror,"
 	@echo "                  run every test (also under ASan+UBSan)"
+	@echo "make test-faults  kill -9 a training run at 50 moments (resume bit-identical), disk full,"
+	@echo "                  every allocation of train/eval failed in turn (tests/test_nomem.sh)"
 	@echo "make install      install into \$$(DESTDIR)\$$(PREFIX) (default /usr/local): graft, libgraft.so.$(VERSION),"
 	@echo "                  libgraft.a, graft.h, graft.pc, man pages, bash completion;  make uninstall"
 	@echo "make fresh-demo   the README's first command on a fresh minimal Debian (debootstrap chroot; root)"
@@ -159,20 +161,50 @@ $(SB)/tests/%: $(SB)/obj/tests/%.o $(SB)/libgraft.a
 $(SB)/tests-built: $(patsubst tests/%.c,$(SB)/tests/%,$(TEST_SRC)) $(SB)/graft
 	@touch $@
 
--include $(shell find $(B)/obj $(SB)/obj -name '*.d' 2>/dev/null)
+# ---- ThreadSanitizer build ($(TB)/): the tests that run threads (the batcher's
+# loader threads, the OpenMP pool, the CLI's signal thread), run by make check.
+# clang + LLVM's libomp, whose Archer tool (libarcher, which libomp loads by
+# itself into a TSan program) tells TSan about OpenMP's barriers and tasks:
+# GCC's libgomp is not instrumented, so every parallel region would be a
+# false report there.  oneDNN's OpenMP calls bind to libomp too (it comes
+# first in the link order).
+TB ?= build-tsan
+TSAN_CC ?= clang
+TSAN_CFLAGS := -O1 -g -fsanitize=thread -fno-omit-frame-pointer -Wno-pass-failed
+TSAN_FLAGS := $(TSAN_CC) $(GR_CFLAGS) $(TSAN_CFLAGS)
+TSAN_TESTS := test_dataset test_fit test_features_cache test_probe
+$(TB)/obj/%.o: %.c $(call flags_stamp,$(TB),$(TSAN_FLAGS)) | $(B)/config.mk
+	@mkdir -p $(dir $@)
+	@echo "CC(tsan) $<"; $(TSAN_CC) $(GR_CFLAGS) $(TSAN_CFLAGS) -c $< -o $@
+$(TB)/libgraft.a: $(call objs,$(TB),$(LIB_SRC))
+	@rm -f $@; ar rcs $@ $^
+$(TB)/graft: $(call objs,$(TB),$(CLI_SRC)) $(TB)/libgraft.a
+	@echo "LD(tsan) $@"; $(TSAN_CC) $(TSAN_CFLAGS) $(LDFLAGS) -o $@ $(call objs,$(TB),$(CLI_SRC)) $(TB)/libgraft.a $(GR_LIBS) $(LDLIBS)
+$(TB)/tests/%: $(TB)/obj/tests/%.o $(TB)/libgraft.a
+	@mkdir -p $(dir $@)
+	@echo "LD(tsan) $@"; $(TSAN_CC) $(TSAN_CFLAGS) $(LDFLAGS) -o $@ $< $(TB)/libgraft.a $(GR_LIBS) $(LDLIBS)
+$(TB)/tests-built: $(patsubst %,$(TB)/tests/%,$(TSAN_TESTS)) $(TB)/graft
+	@touch $@
+
+-include $(shell find $(B)/obj $(SB)/obj $(TB)/obj -name '*.d' 2>/dev/null)
 
 # ---- tests ----
 # make test = the README's test command: warnings are errors here.
 test:
 	@$(MAKE) --no-print-directory WERROR=1 check
-check: deps-test $(B)/graft $(B)/libgraft.so $(B)/tests-built examples man $(SB)/tests-built
+check: deps-test $(B)/graft $(B)/libgraft.so $(B)/tests-built examples man $(SB)/tests-built $(TB)/tests-built
 	@if [ "$(MPI)" != 1 ] && pkg-config --exists ompi-c && command -v mpirun >/dev/null; then \
 	    $(MAKE) --no-print-directory MPI=1 B=$(MB) SB=$(MB)-san $(MB)/graft || exit 1; fi
 	@if command -v $(FUZZ_CC) >/dev/null; then $(MAKE) --no-print-directory fuzz-build || exit 1; fi
-	@B=$(B) SB=$(SB) FB=$(FB) GRAFT_MPI_BIN=$(abspath $(MB))/graft tests/run.sh
+	@B=$(B) SB=$(SB) TB=$(TB) FB=$(FB) GRAFT_MPI_BIN=$(abspath $(MB))/graft tests/run.sh
 
 test-fast: $(B)/graft $(B)/libgraft.so $(B)/tests-built examples man
 	@GRAFT_TEST_NO_SAN=1 B=$(B) tests/run.sh
+
+# kill -9 at 50 moments of a training run, then disk full (tests/test_faults.sh; make test runs 5 trials)
+test-faults: $(B)/graft
+	@FAULT_TRIALS=$${FAULT_TRIALS:-50} GRAFT_BIN=$(CURDIR)/$(B)/graft bash tests/test_faults.sh
+	@NOMEM_STRIDE=1 NOMEM_FULL=1 GRAFT_BIN=$(CURDIR)/$(B)/graft bash tests/test_nomem.sh
 
 bench: deps-test $(B)/graft
 	@bench/run.sh
@@ -211,7 +243,7 @@ uninstall:
 	      $(patsubst $(B)/man/%,$(DESTDIR)$(MANDIR)/man1/%,$(MAN_PAGES))
 
 clean:
-	rm -rf $(B) $(SB)
+	rm -rf $(B) $(SB) $(TB)
 
 # ---- fuzzing (fuzz/; see README "Fuzzing") ----
 # make fuzz T=<target> SECONDS=<n>   build with clang + libFuzzer + ASan/UBSan into $(FB)/ and run one target
@@ -321,3 +353,13 @@ $(FB)/obj/gen/%.o: $(B)/gen/%.c | $(B)/config.mk
 $(FB)/obj/src/report/tb_events.o: $(B)/gen/tb_event.pb-c.h
 $(FB)/obj/src/report/tb_events.o: GR_CFLAGS += -I$(B)/gen
 $(FB)/libgraft.a: $(FB)/obj/gen/tb_event.pb-c.o
+# the ThreadSanitizer build (clang) links the same generated code
+$(TB)/obj/gen/%.o: $(B)/gen/%.c | $(B)/config.mk
+	@mkdir -p $(dir $@)
+	@echo "CC(tsan) $<"; $(TSAN_CC) $(GR_CFLAGS) $(TSAN_CFLAGS) -I$(B)/gen -c $< -o $@
+$(TB)/obj/src/report/tb_events.o: $(B)/gen/tb_event.pb-c.h
+$(TB)/obj/src/report/tb_events.o: GR_CFLAGS += -I$(B)/gen
+$(TB)/libgraft.a: $(TB)/obj/gen/tb_event.pb-c.o
+$(call objs,$(TB),$(ONNX_SRC)): $(B)/gen/onnx.pb-c.h
+$(call objs,$(TB),$(ONNX_SRC)): GR_CFLAGS += -I$(B)/gen
+$(TB)/libgraft.a: $(TB)/obj/gen/onnx.pb-c.o

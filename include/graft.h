@@ -702,7 +702,9 @@ typedef struct {
     int verbose;             /* 0 silent, 1 one line per epoch, 2 a progress bar too */
     const char *checkpoint;  /* written (atomically) after every epoch, or NULL */
     const char *resume;      /* a checkpoint to continue from, or NULL */
-    volatile int *stop;      /* when it becomes non-zero: finish the batch, checkpoint, stop */
+    volatile int *stop;      /* when it becomes non-zero: finish the batch, checkpoint, stop
+                                (read with an atomic load: set it from another thread with
+                                __atomic_store_n or from a signal handler) */
     gr_epoch_log *history;   /* epochs entries, or NULL */
     bool reuse_statistics;   /* keep the standardize layer's stored mean/std (see below) */
     bool keep_best;          /* end with the weights of the best epoch (val_accuracy, else loss) */

@@ -11,7 +11,8 @@ build_pkgs=(build-essential pkg-config libdnnl-dev libhdf5-dev libpng-dev libjpe
 test_pkgs=(python3 python3-torch python3-torchvision python3-h5py python3-numpy
            darknet time qemu-user clang libclang-rt-dev libomp-dev python3-venv python3-dev
            chromium python3-websocket openmpi-bin libopenmpi-dev)
-# clang + libclang-rt-dev (libFuzzer, sanitizers) + libomp-dev: make fuzz (fuzz/); python3-venv: bench/peers.sh's
+# clang + libclang-rt-dev (libFuzzer, sanitizers) + libomp-dev: make fuzz (fuzz/) and the ThreadSanitizer
+# build of make test (libomp's Archer makes OpenMP visible to TSan); python3-venv: bench/peers.sh's
 # $B/peers-venv; python3-dev: Python.h for torch.compile there; darknet: its cfgs in /usr/share/darknet/cfg for
 # tests/test_darknet.c and a peer for gen_darknet.py; time: /usr/bin/time -v for bench/bench_recipe.sh;
 # chromium (+ DevTools over python3-websocket): tests/test_report.sh; Open MPI: make test builds $(B)-mpi/

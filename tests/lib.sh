@@ -6,8 +6,9 @@
 #   PY    /usr/bin/python3 (the oracles' python, with numpy/PIL/torch from scripts/deps.sh)
 #   GEN   tests/fixtures/gen_cli.py (tiny CIFAR .bin files and image folders)
 #   DATA  the shared real data ($GRAFT_DATA, else ../shared/data)
-#   T     a fresh directory /tmp/graft-test-<name>-XXXXXX, removed at exit after
-#         every process whose pid the test added to PIDS is killed
+#   T     a fresh directory /tmp/graft-test-<name>-XXXXXX, removed at exit (of the
+#         test's own shell, never a subshell) after every process whose pid the
+#         test added to PIDS is killed
 #   pass NAME / fail NAME WHY     the result lines tests/run.sh counts
 #   has FILE ERE                  FILE has a line matching the extended regexp
 #   clean FILE                    FILE holds no sanitizer report
@@ -23,7 +24,12 @@ DATA=${GRAFT_DATA:-../shared/data}
 lib_name=$(basename "$0" .sh); lib_name=${lib_name#test_}
 T=$(mktemp -d "/tmp/graft-test-${lib_name//_/-}-XXXXXX") || { echo "FAIL ${lib_name}_setup: mktemp"; exit 1; }
 PIDS=()
+# The main shell alone cleans up: bash runs an inherited EXIT trap in a
+# child it forked when a signal ends that child before its exec, so a
+# `kill -INT $pid` that lands between a `graft ... &`'s fork and exec would
+# otherwise remove $T under the running test.
 lib_cleanup() {
+  [ "$BASHPID" = "$$" ] || return 0
   local p
   for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
   rm -rf "$T"

@@ -46,6 +46,16 @@ for b in "${suites[@]}"; do
     run_one "$t ($b)" bash "$t"
   done
 done
+# ThreadSanitizer (make check builds them into $TB, with clang + libomp): the
+# tests that run threads, and the CLI's signal thread in tests/tsan_signal.sh
+if [ -z "${GRAFT_TEST_NO_SAN:-}" ] && [ -n "${TB:-}" ] && [ -d "$TB/tests" ]; then
+  export TSAN_OPTIONS="${TSAN_OPTIONS:-suppressions=$PWD/tests/tsan.supp:second_deadlock_stack=1}"
+  case "$TB" in /*) tb="$TB";; *) tb="$PWD/$TB";; esac
+  for t in "$TB"/tests/test_*; do
+    [ -x "$t" ] && run_one "$t" "$t"
+  done
+  run_one "tests/tsan_signal.sh ($TB)" env GRAFT_BIN="$tb/graft" bash tests/tsan_signal.sh
+fi
 echo
 [ ${#failed_names[@]} -gt 0 ] && echo "failed: ${failed_names[*]}"
 echo "$pass passed, $fail failed, $skip skipped"

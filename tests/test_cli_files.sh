@@ -134,6 +134,9 @@ fi
 
 # a second ^C exits at once: the whole pass is one batch, so the first ^C
 # cannot be acted on before the second arrives
+# (o1/e1 removed first: wait_for must see this run's lines, not the last run's, or the
+# signal may land before graft's exec; the same for the run after)
+rm -f "$T/o1" "$T/e1"
 GRAFT_FEATURES_CACHE=0 "$G" "${SLOW[@]}" --batch 400 --out "$T/s.gft" >"$T/o1" 2>"$T/e1" & p1=$!; PIDS+=("$p1")
 if wait_for "$T/o1" "^features \(train\): running the frozen base"; then
   kill -INT "$p1"
@@ -145,6 +148,7 @@ if wait_for "$T/o1" "^features \(train\): running the frozen base"; then
 else fail second_sigint_exits_at_once "no features pass: $(cat "$T/o1" "$T/e1")"; kill -KILL "$p1" 2>/dev/null; fi
 
 # ^C during training: the checkpoint is named and the printed command resumes the run as printed
+rm -f "$T/o1" "$T/e1"
 "$G" "${SLOW[@]}" --no-cache --epochs 2 --out "$T/r.gft" --checkpoint "$T/r.ckpt" >"$T/o1" 2>"$T/e1" & p1=$!; PIDS+=("$p1")
 if wait_for "$T/o1" "^standardized the"; then
   sleep 0.5; kill -INT "$p1"; wait "$p1"; rc=$?

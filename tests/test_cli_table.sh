@@ -9,7 +9,7 @@
 #     enum's names, the integer's range), exit 2; --help exits 0 on stdout.
 set -u
 . "$(dirname "$0")/lib.sh"
-CMDS="fetch info extract predict train eval probe report export"
+CMDS="fetch info extract predict train eval probe report export cache"
 
 # ---- every option of --help is an option of the parser; value or not as shown
 bad=""; n=0

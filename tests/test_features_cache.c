@@ -4,7 +4,12 @@
  * and rewritten; other base weights give another entry; images replaced by
  * others of the same size and modification time give fresh features (the
  * key is the files' content); turning the disk cache off
- * (GRAFT_FEATURES_CACHE=0) writes nothing. */
+ * (GRAFT_FEATURES_CACHE=0) writes nothing.
+ * The size limit (GRAFT_CACHE_MAX): its values parsed (hand-computed byte
+ * counts), least-recently-used eviction in the order set by the entries'
+ * times and by a hit, the limit never exceeded, an entry larger than the
+ * limit not stored, 0 = no limit, temp files of dead writers removed and a
+ * live writer's kept. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -13,6 +18,9 @@
 #include "check.h"
 #include "graft.h"
 #include "graph/model.h"
+#include "train/train.h"
+#include <sys/wait.h>
+#include <time.h>
 
 static char home[256], bin[300];
 
@@ -195,6 +203,147 @@ static void random_record(int i, uint8_t rec[3073], void *rng) {
     for (int k = 1; k < 3073; k++) rec[k] = (uint8_t)gr_rng_below(rng, 256);
 }
 
+static void test_cache_max_parse(void) {
+    static const struct { const char *s; uint64_t want; } ok[] = {
+        {"0", 0}, {"1048576", 1048576}, {"2G", 2147483648ull}, {"500M", 524288000ull}, {"500m", 524288000ull},
+        {"1.5G", 1610612736ull}, {"10GiB", 10737418240ull}, {"64KB", 65536}, {"1T", 1099511627776ull},
+        {"3k", 3072}, {"0.5K", 512}, {"100B", 100}, {"1.999999999T", 2199022156040ull},
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        uint64_t v = 1;
+        gr_error e = {0};
+        CHECK(gr_size_parse(ok[i].s, "GRAFT_CACHE_MAX", &v, &e) == GR_OK && v == ok[i].want,
+              "'%s' -> %llu (want %llu) %s", ok[i].s, (unsigned long long)v, (unsigned long long)ok[i].want, e.msg);
+    }
+    static const char *bad[] = {"", "abc", "-1", "10X", "1.5", "G", "1e9", "0x10", " 5G", "5G ", "1..2G",
+                                "99999999999999999999", "9999999999T"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        uint64_t v = 0;
+        gr_error e = {0};
+        CHECK(gr_size_parse(bad[i], "GRAFT_CACHE_MAX", &v, &e) == GR_ERR_ARG && strstr(e.msg, "GRAFT_CACHE_MAX") &&
+              strstr(e.msg, bad[i]), "'%s' accepted or unclear: '%s'", bad[i], e.msg);
+    }
+    unsetenv("GRAFT_CACHE_MAX");
+    uint64_t v = 0;
+    CHECK(gr_features_cache_limit(&v, NULL) == GR_OK && v == (10ull << 30), "default limit %llu, want 10 GiB",
+          (unsigned long long)v);
+}
+
+/* The eviction tests' own cache: entries of n = 1, F = 256 (56 + 1024 bytes),
+ * keyed by one hex digit repeated 64 times. */
+enum { EV_F = 256, EV_BYTES = 56 + EV_F * 4 };
+static char ev_dir[400];
+
+static void ev_key(char c, char key[65]) {
+    memset(key, c, 64);
+    key[64] = 0;
+}
+
+static bool ev_has(char c) {
+    char p[600], key[65];
+    ev_key(c, key);
+    snprintf(p, sizeof p, "%s%s.f32", ev_dir, key);
+    return access(p, F_OK) == 0;
+}
+
+static uint64_t ev_total(void) {
+    gr_fc_file *v;
+    int n;
+    uint64_t t = 0;
+    if (gr_features_cache_scan(ev_dir, &v, &n, NULL) != GR_OK) return UINT64_MAX;
+    for (int i = 0; i < n; i++) if (v[i].kind == GR_FC_ENTRY) t += v[i].bytes;
+    free(v);
+    return t;
+}
+
+static void ev_store(char c) {
+    float feat[EV_F];
+    for (int i = 0; i < EV_F; i++) feat[i] = (float)c + (float)i / 256;
+    char key[65];
+    ev_key(c, key);
+    gr_features_store(key, 1, EV_F, feat);
+}
+
+static void ev_set_time(char c, time_t t) {
+    char p[600], key[65];
+    ev_key(c, key);
+    snprintf(p, sizeof p, "%s%s.f32", ev_dir, key);
+    struct timespec ts[2] = {{t, 0}, {t, 0}};
+    utimensat(AT_FDCWD, p, ts, 0);
+}
+
+static void test_cache_lru_eviction(void) {
+    char h[400];
+    snprintf(h, sizeof h, "%s/lru", home);
+    setenv("GRAFT_HOME", h, 1);
+    CHECK(gr_features_cache_dir(ev_dir, sizeof ev_dir) == 0, "cache dir");
+    setenv("GRAFT_CACHE_MAX", "0", 1);   /* no limit */
+    for (char c = 'a'; c <= 'c'; c++) ev_store(c);
+    time_t t0 = time(NULL) - 1000;
+    ev_set_time('a', t0);            /* a oldest, then b, then c */
+    ev_set_time('b', t0 + 10);
+    ev_set_time('c', t0 + 20);
+    CHECK(ev_has('a') && ev_has('b') && ev_has('c') && ev_total() == 3 * EV_BYTES, "three entries, %llu bytes",
+          (unsigned long long)ev_total());
+    /* a hit on a makes it the most recently used */
+    float got[EV_F];
+    char key[65], path[600];
+    ev_key('a', key);
+    CHECK(gr_features_load(key, 1, EV_F, got, path, sizeof path) == GR_FEATURES_HIT && got[1] == 'a' + 1.0f / 256,
+          "a reads back");
+    struct stat sa;
+    CHECK(stat(path, &sa) == 0 && sa.st_mtim.tv_sec >= time(NULL) - 60, "the hit did not mark a as used (mtime %lld)",
+          (long long)sa.st_mtim.tv_sec);
+    /* room for 3 entries: storing d removes the least recently used, b */
+    char lim[32];
+    snprintf(lim, sizeof lim, "%d", 3 * EV_BYTES + 100);
+    setenv("GRAFT_CACHE_MAX", lim, 1);
+    ev_store('d');
+    CHECK(ev_has('a') && !ev_has('b') && ev_has('c') && ev_has('d'), "after d: a %d b %d c %d d %d (want b gone)",
+          ev_has('a'), ev_has('b'), ev_has('c'), ev_has('d'));
+    CHECK(ev_total() <= 3 * EV_BYTES + 100, "total %llu over the limit", (unsigned long long)ev_total());
+    /* room for 2: storing e removes c (t0+20), then d (t0+30: older than a's hit) */
+    ev_set_time('d', t0 + 30);
+    snprintf(lim, sizeof lim, "%d", 2 * EV_BYTES + 100);
+    setenv("GRAFT_CACHE_MAX", lim, 1);
+    ev_store('e');
+    CHECK(ev_has('a') && !ev_has('c') && !ev_has('d') && ev_has('e'), "after e: a %d c %d d %d e %d (want a, e)",
+          ev_has('a'), ev_has('c'), ev_has('d'), ev_has('e'));
+    CHECK(ev_total() == 2 * EV_BYTES, "total %llu, want %d", (unsigned long long)ev_total(), 2 * EV_BYTES);
+    /* an entry larger than the limit is not stored and removes nothing */
+    setenv("GRAFT_CACHE_MAX", "1000", 1);
+    ev_store('f');
+    CHECK(!ev_has('f') && ev_has('a') && ev_has('e'), "a too-large entry: f %d a %d e %d", ev_has('f'), ev_has('a'),
+          ev_has('e'));
+    /* temp files: a dead writer's goes at the next store, a live one's stays */
+    pid_t child = fork();
+    if (child == 0) _exit(0);
+    waitpid(child, NULL, 0);
+    char dead[700], live[700];
+    ev_key('9', key);
+    snprintf(dead, sizeof dead, "%s%s.f32.tmp.%ld", ev_dir, key, (long)child);
+    snprintf(live, sizeof live, "%s%s.f32.tmp.%ld", ev_dir, key, (long)getpid());
+    check_write_text(dead, "half");   /* a failure is a CHECK failure there */
+    check_write_text(live, "half");
+    setenv("GRAFT_CACHE_MAX", "0", 1);
+    ev_store('1');
+    setenv("GRAFT_CACHE_MAX", lim, 1);   /* the limit applies at the next store */
+    ev_store('2');
+    CHECK(access(dead, F_OK) != 0 && access(live, F_OK) == 0, "dead writer's temp %s, live one's %s",
+          access(dead, F_OK) ? "removed" : "kept", access(live, F_OK) ? "removed" : "kept");
+    CHECK(ev_has('2') && ev_total() <= 2 * EV_BYTES + 100, "after 2: total %llu", (unsigned long long)ev_total());
+    unlink(live);
+    /* clear removes every entry */
+    int removed = -1;
+    uint64_t freed = 0;
+    uint64_t before = ev_total();
+    CHECK(gr_features_cache_evict(ev_dir, 0, true, NULL, &removed, &freed, NULL) == GR_OK && removed == 2 &&
+          freed == before && ev_total() == 0, "clear: removed %d, freed %llu of %llu", removed,
+          (unsigned long long)freed, (unsigned long long)before);
+    unsetenv("GRAFT_CACHE_MAX");
+    setenv("GRAFT_HOME", home, 1);
+}
+
 int main(void) {
     if (check_mkdtemp(home, sizeof home, "fc")) return 1;
     setenv("GRAFT_HOME", home, 1);
@@ -205,6 +354,8 @@ int main(void) {
     RUN(test_reuse_and_damage);
     RUN(test_flipped_byte);
     RUN(test_same_size_same_mtime);
+    RUN(test_cache_max_parse);
+    RUN(test_cache_lru_eviction);
     check_rmtree(home);
     return check_summary();
 }

@@ -44,7 +44,7 @@ absent=$(comm -13 "$tmp/exported" "$tmp/declared" | while read -r f; do
 
 # man pages come from --help: every option of every command's --help is in its page
 drift=""
-for c in fetch info extract predict train eval probe report export; do
+for c in fetch info extract predict train eval probe report export cache; do
     for o in $("$prefix/bin/graft" "$c" --help 2>&1 | grep -oE -- '--[a-z0-9][a-z0-9-]*' | sort -u); do
         sed 's/\\-/-/g; s/\\f[BRI]//g' "$prefix/share/man/man1/graft-$c.1" | grep -q -- "$o" || drift+=" $c:$o"
     done

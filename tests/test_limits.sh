@@ -16,7 +16,8 @@
 set -u
 . "$(dirname "$0")/lib.sh"
 # ASan reserves terabytes of address space, so a ulimit -v cannot apply to it:
-# under ASan the same 1.5 GB bound is ASan's own (an allocation past it fails)
+# under ASan the same 1.5 GB bound is ASan's own (an allocation past it fails,
+# and a process whose resident memory grows past it is killed: a test failure)
 ASAN_BUILD=0
 if ldd "$G" 2>/dev/null | grep -q libasan; then ASAN_BUILD=1; fi
 if ! [ -x "$PY" ]; then echo "SKIP test_limits.sh: no /usr/bin/python3"; exit 0; fi
@@ -73,7 +74,7 @@ expect() {
   local envs=()
   while [ "$1" != "--" ]; do envs+=("$1"); shift; done; shift
   if [ $ASAN_BUILD = 1 ]; then
-    env "${envs[@]}" ASAN_OPTIONS="${ASAN_OPTIONS:-}:allocator_may_return_null=1:max_allocation_size_mb=$((LIMIT_KB / 1024))" \
+    env "${envs[@]}" ASAN_OPTIONS="${ASAN_OPTIONS:-}:allocator_may_return_null=1:max_allocation_size_mb=$((LIMIT_KB / 1024)):hard_rss_limit_mb=$((LIMIT_KB / 1024))" \
         "$G" "$@" >"$T/out" 2>"$T/err"
   else
     ( ulimit -v $LIMIT_KB; env "${envs[@]}" "$G" "$@" ) >"$T/out" 2>"$T/err"

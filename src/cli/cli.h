@@ -17,6 +17,7 @@ int cmd_eval(int argc, char **argv);
 int cmd_probe(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+int cmd_cache(int argc, char **argv);
 
 /* Exit codes: 0 success, 1 a runtime error (a file missing or bad, a
  * failed run), 2 a usage error (an unknown option, a bad or missing value). */
@@ -111,7 +112,8 @@ void cli_json_string(const char *s);
  * run (same st_dev/st_ino, through symlinks; an existing file inside an
  * input directory), and no two outputs may be one file.  Then each output
  * is locked ("<output>.lock" beside the real target, flock, holding the
- * pid) so a second run writing it is refused naming the first one's pid.
+ * pid) so a second run writing it is refused naming the first one's pid;
+ * once locked, temp files beside it that a killed run left are removed.
  * The files themselves are written through gr_outfile (io/outfile.h).      */
 #include <pthread.h>
 #include <signal.h>

@@ -201,7 +201,7 @@ static int start(const extract_args *a, extract_run *r, gr_error *err) {
 static int run(const extract_args *a, extract_run *r, const volatile int *stop, gr_error *err) {
     int ranks = gr_dist_size(), rank = gr_dist_rank(), chunk = a->batch * ranks, got = 0;
     while (r->done < r->n) {
-        if (*stop) {
+        if (__atomic_load_n(stop, __ATOMIC_RELAXED)) {   /* set by the signal thread */
             fprintf(stderr, "graft: interrupted after %d of %d images: nothing written (run the same command "
                     "again to start over)\n", r->done, r->n);
             return CLI_EXIT_INTERRUPTED;

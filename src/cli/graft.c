@@ -24,6 +24,7 @@ static const struct {
     {"report", cmd_report, "rebuild a run's HTML report (graft train/eval --report DIR) from its record"},
     {"export", cmd_export, "write a trained model as an ONNX file (ONNX Runtime, OpenCV, OpenVINO)"},
     {"probe", cmd_probe, "score bases and cuts by how well their features transfer (linear probe, LogME)"},
+    {"cache", cmd_cache, "list or clear the features cache (size limit: GRAFT_CACHE_MAX)"},
 };
 #define NCMD (int)(sizeof commands / sizeof commands[0])
 

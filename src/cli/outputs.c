@@ -93,6 +93,31 @@ static int take_lock(cli_outputs *o, int k) {
     return 1;
 }
 
+/* With the output's lock held, "<real>.tmp.<pid>" files beside it whose
+ * process is gone are what a killed run (kill -9, power loss) left: remove
+ * them (a live pid's file is left alone).                                  */
+static void remove_stale_temps(const char *real) {
+    char dir[PATH_MAX], path[PATH_MAX + 300];
+    const char *slash = strrchr(real, '/'), *base = slash ? slash + 1 : real;
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else snprintf(dir, sizeof dir, "%.*s", slash == real ? 1 : (int)(slash - real), real);
+    size_t bl = strlen(base);
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, base, bl) || strncmp(e->d_name + bl, ".tmp.", 5)) continue;
+        char *end;
+        errno = 0;
+        long pid = strtol(e->d_name + bl + 5, &end, 10);
+        if (*end || pid <= 0 || errno || pid == (long)getpid() || pid > INT_MAX) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        unlink(path);
+    }
+    closedir(d);
+}
+
 int cli_outputs_claim(cli_outputs *o, const cli_input *inputs, int n_in) {
     char canon[CLI_MAX_OUTPUTS][PATH_MAX];
     for (int k = 0; k < o->n; k++) {
@@ -131,6 +156,7 @@ int cli_outputs_claim(cli_outputs *o, const cli_input *inputs, int n_in) {
         int rc = take_lock(o, k);
         if (rc) { cli_outputs_release(o); return rc; }
     }
+    for (int k = 0; k < o->n; k++) remove_stale_temps(o->real[k]);
     return 0;
 }
 
@@ -198,8 +224,8 @@ void cli_stop_prepare(void) {
 static pthread_t waiter_thread;
 static volatile sig_atomic_t waiter_up = 0;
 static void on_signal(int sig) {
-    if (waiter_up) pthread_kill(waiter_thread, sig);
-    else stop_flag = 1;
+    if (__atomic_load_n(&waiter_up, __ATOMIC_ACQUIRE)) pthread_kill(waiter_thread, sig);
+    else __atomic_store_n(&stop_flag, 1, __ATOMIC_RELAXED);
 }
 
 /* SIGINT/SIGTERM during a run are taken by this thread alone (sigwait),
@@ -213,8 +239,8 @@ static void *signal_waiter(void *arg) {
     int sig;
     for (;;) {
         if (sigwait(&s->set, &sig) != 0) continue;
-        if (!stop_flag) {
-            stop_flag = 1;
+        if (!__atomic_load_n(&stop_flag, __ATOMIC_RELAXED)) {
+            __atomic_store_n(&stop_flag, 1, __ATOMIC_RELAXED);   /* the run reads it from another thread */
             static const char msg[] = "\ngraft: stopping after the current batch (^C again to quit at once)\n";
             if (write(2, msg, sizeof msg - 1) < 0) { /* nothing to do */ }
             continue;
@@ -233,19 +259,19 @@ static void *signal_waiter(void *arg) {
 void cli_stop_start(cli_stop *s, cli_outputs *outs) {
     s->outs = outs;
     s->flag = &stop_flag;
-    stop_flag = 0;
+    __atomic_store_n(&stop_flag, 0, __ATOMIC_RELAXED);
     stop_signals(&s->set);
     pthread_sigmask(SIG_BLOCK, &s->set, &s->old);   /* every thread started from here on inherits it */
     s->have_waiter = pthread_create(&s->waiter, NULL, signal_waiter, s) == 0;
     if (!s->have_waiter) pthread_sigmask(SIG_SETMASK, &s->old, NULL);   /* ^C then just ends the run */
     waiter_thread = s->waiter;
-    waiter_up = s->have_waiter;
+    __atomic_store_n(&waiter_up, s->have_waiter, __ATOMIC_RELEASE);   /* after waiter_thread */
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
 }
 
 void cli_stop_end(cli_stop *s) {
-    waiter_up = 0;
+    __atomic_store_n(&waiter_up, 0, __ATOMIC_RELEASE);
     if (s->have_waiter) {
         pthread_cancel(s->waiter);   /* sigwait is a cancellation point */
         pthread_join(s->waiter, NULL);

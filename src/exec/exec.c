@@ -125,7 +125,12 @@ gr_status gr_ctx_run(gr_ctx *c, int from, const float *x, int B, int upto, float
     int *last = gr_malloc((size_t)n * sizeof(int), err);
     int *slot = gr_malloc((size_t)n * sizeof(int), err);
     float **acts = gr_calloc((size_t)n, sizeof(float *), err);
-    if (!last || !slot || !acts) { st = GR_ERR_NOMEM; goto done; }
+    if (!last || !slot || !acts) {   /* before slot[] is set: the loop at done would read it */
+        free(last);
+        free(slot);
+        free(acts);
+        return GR_ERR_NOMEM;
+    }
     for (int i = 0; i < n; i++) { last[i] = i; slot[i] = -1; }
     for (int i = from; i < n; i++)
         for (int k = 0; k < m->nodes[i].n_in; k++)
@@ -168,10 +173,8 @@ gr_status gr_ctx_run(gr_ctx *c, int from, const float *x, int B, int upto, float
             }
         i = e;
     }
-done:
-    if (slot)
-        for (int i = 0; i < n; i++)
-            if (slot[i] >= 0) ws->busy[slot[i]] = 0;
+    for (int i = 0; i < n; i++)
+        if (slot[i] >= 0) ws->busy[slot[i]] = 0;
     free(last);
     free(slot);
     free(acts);

@@ -15,9 +15,19 @@
  * (32 bytes), then n*F float32; written through gr_outfile (temp file,
  * rename) and its digest checked on every read: a damaged entry is reported
  * and recomputed, never used.
- * GRAFT_FEATURES_CACHE=0 turns the disk cache off.                         */
+ * GRAFT_FEATURES_CACHE=0 turns the disk cache off.
+ * Size: GRAFT_CACHE_MAX (default 10G, 0 = no limit); a store removes the
+ * least recently used entries first, "used" being the file's mtime, which
+ * a write sets and every hit sets again (atime is not reliable: noatime,
+ * relatime).  Two runs storing one entry at once each write their own
+ * "<entry>.tmp.<pid>" and rename it into place: the last rename wins, and
+ * either is complete.                                                      */
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <time.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +56,10 @@ static int mkdirs(char *path) {   /* mkdir -p of the directories in path */
 int gr_features_cache_dir(char *out, size_t cap) {
     const char *off = getenv("GRAFT_FEATURES_CACHE");
     if (off && !strcmp(off, "0")) return -1;
+    return gr_features_cache_path(out, cap);
+}
+
+int gr_features_cache_path(char *out, size_t cap) {
     const char *home = getenv("GRAFT_HOME");
     if (home && *home) snprintf(out, cap, "%s/cache/features/", home);
     else if ((home = getenv("HOME")) && *home) snprintf(out, cap, "%s/.cache/graft/cache/features/", home);
@@ -143,14 +157,38 @@ gr_features_hit gr_features_load(const char key[65], size_t n, size_t F, float *
               ver == FC_VERSION && fread(&hn, 8, 1, f) == 1 && fread(&hf, 8, 1, f) == 1 && hn == n &&
               hf == F && fread(want, 1, 32, f) == 32 && fread(feat, sizeof(float), n * F, f) == n * F &&
               fgetc(f) == EOF && payload_digest(feat, n * F, got) && !memcmp(want, got, 32);
+    if (ok) {   /* a hit is a use: the LRU order reads mtime (a read-only cache just keeps its order) */
+        const struct timespec now[2] = {{0, UTIME_OMIT}, {0, UTIME_NOW}};
+        (void)futimens(fileno(f), now);
+    }
     fclose(f);
     return ok ? GR_FEATURES_HIT : GR_FEATURES_DAMAGED;
 }
 
+#define FC_HEADER (4 + 4 + 8 + 8 + 32)
+
 void gr_features_store(const char key[65], size_t n, size_t F, const float *feat) {
-    char path[4096];
-    if (gr_features_cache_dir(path, sizeof path) || mkdirs(path)) return;
-    snprintf(path + strlen(path), sizeof path - strlen(path), "%s.f32", key);
+    char path[4096], dir[4096], name[96];
+    uint64_t limit;
+    gr_error le;
+    if (gr_features_cache_dir(dir, sizeof dir) || gr_features_cache_limit(&limit, &le) != GR_OK) return;
+    uint64_t size = FC_HEADER + (uint64_t)n * F * sizeof(float);
+    char a[32], b[32];
+    if (limit && size > limit) {
+        gr_size_text(size, a, sizeof a);
+        gr_size_text(limit, b, sizeof b);
+        gr_log(GR_LOG_NOTE, "features cache: these features (%s) are larger than its limit (GRAFT_CACHE_MAX, %s): "
+               "not stored", a, b);
+        return;
+    }
+    snprintf(path, sizeof path, "%s", dir);
+    if (mkdirs(path)) return;
+    snprintf(name, sizeof name, "%s.f32", key);
+    snprintf(path + strlen(path), sizeof path - strlen(path), "%s", name);
+    int removed = 0;
+    uint64_t freed = 0;
+    /* room first, so the directory never holds more than the limit for long */
+    if (limit) gr_features_cache_evict(dir, limit - size, false, name, &removed, &freed, &le);
     uint32_t ver = FC_VERSION;
     uint64_t hn = n, hf = F;
     unsigned char d[32];
@@ -161,6 +199,196 @@ void gr_features_store(const char key[65], size_t n, size_t F, const float *feat
               gr_outfile_write(&o, &hn, 8, &e) == GR_OK && gr_outfile_write(&o, &hf, 8, &e) == GR_OK &&
               gr_outfile_write(&o, d, 32, &e) == GR_OK &&
               gr_outfile_write(&o, feat, n * F * sizeof(float), &e) == GR_OK;
-    if (ok) gr_outfile_commit(&o, &e);   /* a full disk just means no cache */
+    if (ok) ok = gr_outfile_commit(&o, &e) == GR_OK;   /* a full disk just means no cache */
     else gr_outfile_abort(&o);
+    /* again with this entry in place: another run may have stored one meanwhile */
+    int r2 = 0;
+    uint64_t f2 = 0;
+    if (ok && limit) gr_features_cache_evict(dir, limit, false, name, &r2, &f2, &le);
+    if (removed + r2 > 0) {
+        gr_size_text(freed + f2, a, sizeof a);
+        gr_size_text(limit, b, sizeof b);
+        gr_log(GR_LOG_NOTE, "features cache: removed %d least recently used entr%s (%s) to stay under its limit "
+               "(GRAFT_CACHE_MAX, %s)", removed + r2, removed + r2 == 1 ? "y" : "ies", a, b);
+    }
+}
+
+/* ---- the size limit, listing, eviction ---- */
+
+gr_status gr_size_parse(const char *s, const char *what, uint64_t *out, gr_error *err) {
+    const char *p = s ? s : "";
+    uint64_t whole = 0, frac = 0, frac_div = 1;
+    bool digits = false;
+    while (isdigit((unsigned char)*p)) {
+        if (whole > (UINT64_MAX - 9) / 10) goto bad_big;
+        whole = whole * 10 + (uint64_t)(*p++ - '0');
+        digits = true;
+    }
+    if (*p == '.') {
+        p++;
+        while (isdigit((unsigned char)*p)) {
+            /* six decimals at most: frac < 2^20, so frac << 40 cannot overflow */
+            if (frac_div < 1000000ull) { frac = frac * 10 + (uint64_t)(*p - '0'); frac_div *= 10; }
+            p++;
+            digits = true;
+        }
+    }
+    if (!digits) goto bad;
+    int shift = 0;
+    switch (toupper((unsigned char)*p)) {
+    case 'K': shift = 10; p++; break;
+    case 'M': shift = 20; p++; break;
+    case 'G': shift = 30; p++; break;
+    case 'T': shift = 40; p++; break;
+    default: break;
+    }
+    if (shift && (p[0] == 'i' || p[0] == 'I') && (p[1] == 'B' || p[1] == 'b')) p += 2;
+    else if (*p == 'B' || *p == 'b') p++;
+    if (*p) goto bad;
+    if (frac && !shift) goto bad;   /* a fraction of a byte */
+    if (whole > (UINT64_MAX >> 1) >> shift) goto bad_big;
+    *out = (whole << shift) + (frac << shift) / frac_div;
+    return GR_OK;
+bad:
+    return gr_error_set(err, GR_ERR_ARG, "%s='%s' is not a size: give bytes, or a number with K, M, G or T "
+                        "(powers of 1024), e.g. 10G or 500M; 0 = no limit", what, s ? s : "");
+bad_big:
+    return gr_error_set(err, GR_ERR_ARG, "%s='%s' is too large a size", what, s);
+}
+
+gr_status gr_features_cache_limit(uint64_t *max, gr_error *err) {
+    const char *v = getenv("GRAFT_CACHE_MAX");
+    if (!v) {
+        *max = GR_FEATURES_CACHE_MAX_DEFAULT;
+        return GR_OK;
+    }
+    return gr_size_parse(v, "GRAFT_CACHE_MAX", max, err);
+}
+
+void gr_size_text(uint64_t bytes, char *out, size_t cap) {
+    static const char *unit[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    if (bytes < 1024) {
+        snprintf(out, cap, "%llu B", (unsigned long long)bytes);
+        return;
+    }
+    double v = (double)bytes / 1024;
+    int u = 0;
+    while (v >= 1024 && u < 5) { v /= 1024; u++; }
+    snprintf(out, cap, "%.1f %s", v, unit[u]);
+}
+
+/* "<64 hex>.f32" -> entry; "<64 hex>.f32.tmp.<pid>" -> temp (pid in *pid); else -1. */
+static int classify(const char *name, long *pid) {
+    for (int k = 0; k < 64; k++)
+        if (!isxdigit((unsigned char)name[k]) || isupper((unsigned char)name[k])) return -1;
+    if (strncmp(name + 64, ".f32", 4)) return -1;
+    if (!name[68]) return GR_FC_ENTRY;
+    if (strncmp(name + 68, ".tmp.", 5) || !isdigit((unsigned char)name[73])) return -1;
+    char *end;
+    *pid = strtol(name + 73, &end, 10);
+    return *end ? -1 : GR_FC_TEMP;
+}
+
+static void read_header(int dfd, const char *name, uint64_t *n, uint64_t *F) {
+    *n = *F = 0;
+    int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    unsigned char h[24];
+    uint32_t ver;
+    if (read(fd, h, sizeof h) == (ssize_t)sizeof h && !memcmp(h, FC_MAGIC, 4) &&
+        (memcpy(&ver, h + 4, 4), ver == FC_VERSION)) {
+        memcpy(n, h + 8, 8);
+        memcpy(F, h + 16, 8);
+    }
+    close(fd);
+}
+
+static int by_use_desc(const void *pa, const void *pb) {
+    const gr_fc_file *a = pa, *b = pb;
+    if (a->used_s != b->used_s) return a->used_s > b->used_s ? -1 : 1;
+    if (a->used_ns != b->used_ns) return a->used_ns > b->used_ns ? -1 : 1;
+    return strcmp(a->name, b->name);
+}
+
+gr_status gr_features_cache_scan(const char *dir, gr_fc_file **files, int *n, gr_error *err) {
+    *files = NULL;
+    *n = 0;
+    DIR *d = opendir(dir);
+    if (!d) {
+        if (errno == ENOENT) return GR_OK;
+        return gr_error_set(err, GR_ERR_IO, "%s: cannot list the features cache: %s", dir, strerror(errno));
+    }
+    int cap = 0;
+    gr_fc_file *v = NULL;
+    struct dirent *e;
+    time_t now = time(NULL);
+    gr_status st = GR_OK;
+    while ((e = readdir(d))) {
+        long pid = 0;
+        int kind = strlen(e->d_name) < 68 ? -1 : classify(e->d_name, &pid);
+        struct stat sb;
+        if (kind < 0 || strlen(e->d_name) >= sizeof v->name || fstatat(dirfd(d), e->d_name, &sb, AT_SYMLINK_NOFOLLOW) ||
+            !S_ISREG(sb.st_mode))
+            continue;
+        if (kind == GR_FC_TEMP &&
+            ((pid > 0 && pid <= 0x7fffffff && kill((pid_t)pid, 0) != 0 && errno == ESRCH) || pid <= 0 ||
+             now - sb.st_mtim.tv_sec > 3600))
+            kind = GR_FC_STALE;
+        if (*n == cap) {
+            int nc = cap ? 2 * cap : 64;
+            gr_fc_file *nv = realloc(v, (size_t)nc * sizeof *v);
+            if (!nv) { st = gr_error_set(err, GR_ERR_NOMEM, "%s: out of memory listing the features cache", dir); break; }
+            v = nv;
+            cap = nc;
+        }
+        gr_fc_file *f = &v[(*n)++];
+        memset(f, 0, sizeof *f);
+        memcpy(f->name, e->d_name, strlen(e->d_name) + 1);   /* shorter than f->name: checked above */
+        f->kind = (gr_fc_kind)kind;
+        f->bytes = (uint64_t)sb.st_size;
+        f->used_s = (int64_t)sb.st_mtim.tv_sec;
+        f->used_ns = (int64_t)sb.st_mtim.tv_nsec;
+        if (kind == GR_FC_ENTRY) read_header(dirfd(d), e->d_name, &f->n, &f->F);
+    }
+    closedir(d);
+    if (st != GR_OK) { free(v); *n = 0; return st; }
+    if (*n > 1) qsort(v, (size_t)*n, sizeof *v, by_use_desc);
+    *files = v;
+    return GR_OK;
+}
+
+gr_status gr_features_cache_evict(const char *dir, uint64_t budget, bool all, const char *keep, int *removed,
+                                  uint64_t *freed, gr_error *err) {
+    gr_fc_file *v;
+    int n, rm = 0;
+    uint64_t fr = 0, total = 0;
+    gr_status st = gr_features_cache_scan(dir, &v, &n, err);
+    if (st != GR_OK) return st;
+    for (int i = 0; i < n; i++)
+        if (v[i].kind == GR_FC_ENTRY) total += v[i].bytes;
+    char path[4096 + 100];
+    /* oldest use first: the list is most recent first */
+    for (int i = n - 1; i >= 0; i--) {
+        bool go = v[i].kind == GR_FC_STALE ||
+                  (v[i].kind == GR_FC_ENTRY && (all || total > budget) && !(keep && !strcmp(keep, v[i].name)));
+        if (!go) continue;
+        snprintf(path, sizeof path, "%s%s%s", dir, dir[0] && dir[strlen(dir) - 1] == '/' ? "" : "/", v[i].name);
+        if (unlink(path) != 0) {
+            if (errno == ENOENT) {   /* another run removed it first */
+                if (v[i].kind == GR_FC_ENTRY) total -= v[i].bytes;
+                continue;
+            }
+            st = gr_error_set(err, GR_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
+            break;
+        }
+        if (v[i].kind == GR_FC_ENTRY) {
+            total -= v[i].bytes;
+            rm++;
+        }
+        fr += v[i].bytes;
+    }
+    free(v);
+    if (removed) *removed = rm;
+    if (freed) *freed = fr;
+    return st;
 }

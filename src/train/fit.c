@@ -329,7 +329,7 @@ static gr_status epoch_steps(gr_fit_run *r, int ep, int s0, double t0, gr_run_st
         gr_status st = step_input(r, s, lo, hi);
         if (st != GR_OK) return st;
         float l;
-        int c, stop_now = o->stop && *o->stop;
+        int c, stop_now = gr_fit_stop_requested(o->stop);
         st = r->dist ? gr_trainer_step_dist(r->t, r->xb, r->blab, hi - lo, lo, B, &l, &c, &stop_now, r->err)
                      : gr_trainer_step(r->t, r->xb, r->blab, B, &l, &c, r->err);
         if (st != GR_OK) return st;

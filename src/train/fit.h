@@ -50,6 +50,11 @@ typedef struct {
 double gr_fit_now(void);   /* monotonic seconds */
 /* perm = a permutation of 0..n-1 drawn from (seed, epoch). */
 void gr_fit_shuffle(int *perm, int n, uint64_t seed, int epoch);
+/* opts->stop, set by another thread (the CLI's signal thread) or a signal
+ * handler: read atomically (a plain read of it would be a data race). */
+static inline bool gr_fit_stop_requested(volatile int *stop) {
+    return stop && __atomic_load_n(stop, __ATOMIC_RELAXED) != 0;
+}
 
 /* fit_features.c.  The features phase: the training features (cache) or
  * the image buffer, the standardize layer's statistics, the validation

@@ -43,7 +43,7 @@ static gr_status compute_features(gr_ctx *cx, int upto, const gr_dataset *ds, co
                       : gr_ctx_run(cx, 0, x, got, upto, feat + (size_t)done * F, err);
         if (st == GR_OK && upto >= 0) st = gr_outputs_check(m, upto, feat + (size_t)done * F, got, err);
         done += got;
-        if (st == GR_OK && stop && *stop && done < n)
+        if (st == GR_OK && gr_fit_stop_requested(stop) && done < n)
             st = gr_error_set(err, GR_ERR_INTERRUPTED, "interrupted during the %s pass (%d of %d images done)",
                               what, done, n);
         if (verbose >= 2)
@@ -67,6 +67,9 @@ static gr_status cached_features(gr_ctx *cx, int upto, const gr_dataset *ds, con
     char key[65], path[4096];
     size_t F = (size_t)gr_node_size(m, upto);
     gr_error kerr;
+    uint64_t limit;   /* a bad GRAFT_CACHE_MAX is an error now, not after the features pass */
+    if (upto >= 0 && !gr_features_cache_dir(path, sizeof path) && gr_features_cache_limit(&limit, &kerr) != GR_OK)
+        return gr_error_set(err, kerr.code, "%s", kerr.msg);
     bool keyed = upto >= 0 && gr_features_key(cx, upto, ds, idx, n, key, &kerr) == GR_OK;
     gr_features_hit hit = keyed ? gr_features_load(key, (size_t)n, F, feat, path, sizeof path) : GR_FEATURES_MISS;
     if (hit == GR_FEATURES_HIT) {
@@ -149,7 +152,7 @@ static gr_status pass_moments(gr_fit_run *r, int node, double *sum, double *sq) 
         for (int b = 0; b < B; b++) sub[b] = r->idx ? r->idx[s0 + b] : s0 + b;
         st = compute_features(r->cx, node - 1, r->ds, sub, B, r->o.batch, r->o.threads, buf, "statistics", 0, NULL,
                               r->err);
-        if (st == GR_OK && r->o.stop && *r->o.stop && s0 + B < hi)
+        if (st == GR_OK && gr_fit_stop_requested(r->o.stop) && s0 + B < hi)
             st = gr_error_set(r->err, GR_ERR_INTERRUPTED, "interrupted while measuring the feature statistics");
         if (st == GR_OK) add_moments(buf, B, F, sum, sq);
     }

@@ -61,4 +61,43 @@ gr_features_hit gr_features_load(const char key[65], size_t n, size_t F, float *
 int gr_features_cache_dir(char *out, size_t cap);
 void gr_features_store(const char key[65], size_t n, size_t F, const float *feat);
 
+/* The cache's size limit (README "The features cache"): GRAFT_CACHE_MAX in
+ * bytes, or a number with a K, M, G or T suffix (powers of 1024; "2G",
+ * "500M", "1.5T"; a trailing B or iB is allowed), default 10G, 0 = no
+ * limit.  Storing an entry first removes the least recently used entries
+ * (by the time each was last written or read: a hit sets the file's mtime)
+ * until the new one fits; an entry larger than the limit is not stored.   */
+#define GR_FEATURES_CACHE_MAX_DEFAULT (10ull << 30)
+gr_status gr_size_parse(const char *s, const char *what, uint64_t *out, gr_error *err);
+gr_status gr_features_cache_limit(uint64_t *max, gr_error *err);
+/* "12.3 MiB" (bytes below 1 KiB: "812 B"). */
+void gr_size_text(uint64_t bytes, char *out, size_t cap);
+/* The cache directory (with a final '/') even when the cache is off;
+ * -1 when no home is known. */
+int gr_features_cache_path(char *out, size_t cap);
+
+/* A file of the cache directory (gr_features_cache_scan). */
+typedef enum {
+    GR_FC_ENTRY = 0,   /* "<sha256>.f32" */
+    GR_FC_TEMP,        /* "<sha256>.f32.tmp.<pid>" of a live writer */
+    GR_FC_STALE        /* a temp file left by a killed writer (its pid is gone, or older than an hour) */
+} gr_fc_kind;
+typedef struct {
+    char name[96];             /* file name inside the directory */
+    gr_fc_kind kind;
+    uint64_t bytes;
+    int64_t used_s, used_ns;   /* mtime: the last write or hit */
+    uint64_t n, F;             /* images and features per image (header); 0, 0 when unreadable */
+} gr_fc_file;
+/* Lists dir's cache files, most recently used first (*files malloc'd;
+ * *n = 0 and GR_OK when dir does not exist).  Other files are ignored.    */
+gr_status gr_features_cache_scan(const char *dir, gr_fc_file **files, int *n, gr_error *err);
+/* Removes least-recently-used entries until the entries total at most
+ * budget bytes (never the entry named keep, may be NULL), and stale temp
+ * files.  all: remove every entry and stale temp file (budget ignored).
+ * removed / freed (may be NULL): how many entries, how many bytes (stale
+ * temp files included).                                                   */
+gr_status gr_features_cache_evict(const char *dir, uint64_t budget, bool all, const char *keep, int *removed,
+                                  uint64_t *freed, gr_error *err);
+
 #endif
