@@ -167,7 +167,7 @@ gr_status gr_wino_forward(const gr_wino_plan *p, const float *in, const float *U
                                       U + (size_t)k * C * OC, OC, 0.0f, M + (size_t)k * nt * OC,
                                       OC, &e);
                 if (s != GR_OK) {
-#pragma omp critical(gr_wino_err)
+#pragma omp critical
                     if (st == GR_OK) {
                         st = s;
                         if (err) *err = e;
