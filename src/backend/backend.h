@@ -28,6 +28,9 @@ void gr_backend_set_precision(gr_backend *be, gr_precision prec);
  * A trainable conv is re-packed every step, which changes which algorithm
  * its chain picks (see dnnl_chain.c).                                       */
 void gr_backend_set_training(gr_backend *be, int from);
+/* Whether 3x3 convolutions may run Winograd (oneDNN's where it has one,
+ * else graft's, backend/winograd.h); on by default.  Off: direct only.  */
+void gr_backend_set_winograd(gr_backend *be, bool on);
 
 /* Inference forward of one node: ins[k] inputs, out output, NHWC, batch B.
  * conv2d, max/avg pool, batch norm, activation (not softmax) and dense.

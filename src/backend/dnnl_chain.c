@@ -17,6 +17,7 @@
 #include <string.h>
 #include "backend/backend.h"
 #include "backend/dnnl_util.h"
+#include "backend/winograd.h"
 
 /* One conv's weights: graft HWIO (or the BN-folded copy) -> packed. */
 typedef struct {
@@ -25,6 +26,10 @@ typedef struct {
     dnnl_memory_t bias;           /* f32 [OC] (owned when folded), or NULL */
     int bias_owned;
     dnnl_primitive_t reorder;     /* wu -> wp */
+    /* graft's Winograd instead (wino_u != NULL; the fields above unused) */
+    gr_wino_plan wino;
+    float *wino_u;                /* transformed weights, gr_wino_weights_floats */
+    float *wino_b;                /* [OC] bias (folded with the batch norm), or NULL */
 } dn_conv_pack;
 
 /* A stand-alone batch norm's parameter memories (point into m->w). */
@@ -50,6 +55,10 @@ struct dn_chain {
 static void chain_free(struct dn_chain *c) {
     if (!c) return;
     dn_net_free(&c->net);
+    for (int k = 0; c->convs && k < c->n_convs; k++) {
+        free(c->convs[k].wino_u);
+        free(c->convs[k].wino_b);
+    }
     free(c->convs);
     free(c->bns);
     free(c->staging);
@@ -130,6 +139,56 @@ static gr_status attr_with_act(dnnl_primitive_attr_t *attr, gr_act act, float al
     return GR_OK;
 }
 
+/* graft's Winograd step (winograd.h): NHWC in, NHWC out. */
+static gr_status wino_run(void *ctx, const dnnl_exec_arg_t *args, int nargs, gr_error *err) {
+    const dn_conv_pack *cp = ctx;
+    void *in = NULL, *out = NULL, *scratch = NULL;
+    for (int a = 0; a < nargs; a++) {
+        void **h = args[a].arg == DNNL_ARG_SRC ? &in : args[a].arg == DNNL_ARG_DST ? &out : &scratch;
+        dnnl_memory_get_data_handle(args[a].memory, h);
+    }
+    return gr_wino_forward(&cp->wino, in, cp->wino_u, cp->wino_b, out, scratch, false, err);
+}
+
+/* conv node i (+ folded batch norm bn, activation act) as graft's Winograd
+ * with tile m: the current activation goes NHWC (a reorder unless it is). */
+static gr_status build_wino(builder *bd, int i, int bn, gr_act act, float alpha, int m) {
+    const gr_node *n = &bd->m->nodes[i];
+    gr_error *err = bd->err;
+    int B = bd->c->B;
+    dn_conv_pack *cp = &bd->c->convs[bd->c->n_convs];
+    memset(cp, 0, sizeof *cp);
+    cp->node = i;
+    cp->bn = bn;
+    gr_status st = gr_wino_plan_init(&cp->wino, B, n->ih, n->iw, n->ic, n->oh, n->ow, n->oc,
+                                     n->s.pad_t, n->s.pad_l, m, act, alpha, err);
+    if (st) return st;
+    bd->c->n_convs++;   /* chain_free frees what follows */
+    if (!(cp->wino_u = gr_malloc(gr_wino_weights_floats(&cp->wino) * sizeof(float), err)))
+        return GR_ERR_NOMEM;
+    if ((n->s.use_bias || bn >= 0) && !(cp->wino_b = gr_malloc((size_t)n->oc * sizeof(float), err)))
+        return GR_ERR_NOMEM;
+    dnnl_memory_desc_t src = dn_md_nhwc(B, n->ic, n->ih, n->iw, dnnl_f32);
+    dnnl_memory_desc_t dst = dn_md_nhwc(B, n->oc, n->oh, n->ow, dnnl_f32);
+    if ((st = to_layout(bd, &src, n->s.name))) return st;
+    dnnl_memory_t out = dn_mem_slot(&bd->c->net, &dst, next_slot(bd), err);
+    if (!out) return err->code;
+    dnnl_exec_arg_t a[2] = {{DNNL_ARG_SRC, bd->cur}, {DNNL_ARG_DST, out}};
+    st = dn_add_custom_step(&bd->c->net, wino_run, cp, ~0u, 2, a, gr_wino_scratch_bytes(&cp->wino),
+                            err);
+    if (st) return gr_error_prefix(err, "layer '%s'", n->s.name);
+    if (bn >= 0) {
+        size_t need = (size_t)9 * n->ic * n->oc;
+        if (need > bd->c->staging_n) bd->c->staging_n = need;
+    }
+    bd->cur = out;
+    bd->cur_md = dst;
+    bd->cur_slot = next_slot(bd);
+    bd->last_dst_step = bd->c->net.n_steps - 1;
+    bd->last_dst_arg = 1;
+    return GR_OK;
+}
+
 /* conv node i (+ folded bn + fused activation); *consumed = nodes used. */
 static gr_status build_conv(builder *bd, int i, int last, int *consumed) {
     const gr_model *m = bd->m;
@@ -173,21 +232,26 @@ static gr_status build_conv(builder *bd, int i, int last, int *consumed) {
     int wino = bd->dt == dnnl_f32 && s->kh == 3 && s->kw == 3 && s->sh == 1 && s->sw == 1 &&
                G == 1 && n->ic >= 16 && n->oc >= 16 &&
                (!dn_training(bd->be, i) || (int64_t)bd->c->B * n->oh * n->ow >= 2048);
+    wino = wino && bd->be->winograd;
+    /* where oneDNN has no Winograd (AVX2 and older CPUs), graft's own */
+    int gm = wino ? gr_wino_choose(n->oh, n->ow, n->ic, n->oc, act) : 0, graft_wino = 0;
     dnnl_primitive_attr_t attr = NULL;
     gr_status st = attr_with_act(&attr, act, alpha, s->name, err);
     dnnl_primitive_desc_t pd = NULL;
-    for (int tries = wino ? 2 : 1; st == GR_OK && !pd && tries > 0; tries--) {
+    for (int tries = wino ? 2 : 1; st == GR_OK && !pd && !graft_wino && tries > 0; tries--) {
         dnnl_convolution_desc_t cd;
         dnnl_alg_kind_t alg = tries == 2 ? dnnl_convolution_winograd : dnnl_convolution_direct;
         dnnl_status_t ds = dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference, alg, &src,
                                                               &wany, has_bias ? &bmd : NULL, &dst,
                                                               strides, pl, pr);
         if (ds == dnnl_success) ds = dnnl_primitive_desc_create(&pd, &cd, attr, bd->c->net.eng, NULL);
-        if (ds != dnnl_success && (tries == 1 || ds != dnnl_unimplemented))
+        if (ds == dnnl_unimplemented && tries == 2 && gm) graft_wino = 1;
+        else if (ds != dnnl_success && (tries == 1 || ds != dnnl_unimplemented))
             st = dn_fail(err, ds, "convolution", s->name);
     }
     if (attr) dnnl_primitive_attr_destroy(attr);
     if (st) return st;
+    if (graft_wino) return build_wino(bd, i, bn, act, alpha, gm);
     dnnl_memory_desc_t psrc = *dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
     dnnl_memory_desc_t pw = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     dnnl_memory_desc_t pdst = *dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
@@ -408,6 +472,11 @@ static gr_status chain_pack(const gr_model *m, struct dn_chain *c, gr_error *err
         int pb = gr_node_param(m, cp->node, "bias");
         const float *b = pb >= 0 ? gr_param_cdata(m, pb) : NULL;
         if (cp->bn < 0) {
+            if (cp->wino_u) {
+                if (cp->wino_b) memcpy(cp->wino_b, b, (size_t)OC * sizeof(float));
+                gr_wino_weights(&cp->wino, w, cp->wino_u);
+                continue;
+            }
             dn_set(cp->wu, w);
             if (cp->bias) dn_set(cp->bias, b);
         } else {
@@ -416,8 +485,8 @@ static gr_status chain_pack(const gr_model *m, struct dn_chain *c, gr_error *err
             const float *be = gr_param_cdata(m, gr_node_param(m, cp->bn, "beta"));
             const float *mu = gr_param_cdata(m, gr_node_param(m, cp->bn, "moving_mean"));
             const float *var = gr_param_cdata(m, gr_node_param(m, cp->bn, "moving_variance"));
-            float *fb = NULL;
-            dnnl_memory_get_data_handle(cp->bias, (void **)&fb);
+            float *fb = cp->wino_b;
+            if (!fb) dnnl_memory_get_data_handle(cp->bias, (void **)&fb);
             size_t nw = (size_t)n->s.kh * n->s.kw * (n->ic / n->s.groups) * OC;
             for (int o = 0; o < OC; o++) {
                 float sc = g[o] / sqrtf(var[o] + bn->s.eps);
@@ -428,6 +497,10 @@ static gr_status chain_pack(const gr_model *m, struct dn_chain *c, gr_error *err
                     float sc = g[o] / sqrtf(var[o] + bn->s.eps);
                     c->staging[r * OC + o] = w[r * OC + o] * sc;
                 }
+            if (cp->wino_u) {
+                gr_wino_weights(&cp->wino, c->staging, cp->wino_u);
+                continue;
+            }
             dn_set(cp->wu, c->staging);
         }
         gr_status st = dn_exec_reorder(&c->net, cp->reorder, cp->wu, cp->wp, err);

@@ -33,7 +33,8 @@ gr_status dn_net_init(dn_net *net, gr_error *err) {
 }
 
 void dn_net_free(dn_net *net) {
-    for (int i = 0; i < net->n_steps; i++) dnnl_primitive_destroy(net->steps[i].prim);
+    for (int i = 0; i < net->n_steps; i++)
+        if (net->steps[i].prim) dnnl_primitive_destroy(net->steps[i].prim);
     for (int i = 0; i < net->n_prims; i++) dnnl_primitive_destroy(net->prims[i]);
     for (int i = 0; i < net->n_mems; i++) dnnl_memory_destroy(net->mems[i]);
     for (int i = 0; i < DN_MAX_BUFS; i++) free(net->buf[i]);
@@ -114,6 +115,28 @@ gr_status dn_add_step(dn_net *net, const_dnnl_primitive_desc_t pd, unsigned need
         s->args[s->nargs].memory = m;
         s->nargs++;
     }
+    return GR_OK;
+}
+
+gr_status dn_add_custom_step(dn_net *net,
+                             gr_status (*run)(void *ctx, const dnnl_exec_arg_t *args, int nargs,
+                                              gr_error *err),
+                             void *ctx, unsigned need, int n, const dnnl_exec_arg_t *args,
+                             size_t scratch_bytes, gr_error *err) {
+    dnnl_memory_t sp = NULL;
+    if (scratch_bytes > 0) {
+        dnnl_memory_desc_t md = dn_md_1d((int)((scratch_bytes + sizeof(float) - 1) / sizeof(float)));
+        if (!(sp = dn_mem_slot(net, &md, 0, err))) return err->code;
+    }
+    if (grow((void **)&net->steps, &net->cap_steps, net->n_steps, sizeof(dn_step), err))
+        return GR_ERR_NOMEM;
+    dn_step *s = &net->steps[net->n_steps++];
+    memset(s, 0, sizeof *s);
+    s->run = run;
+    s->ctx = ctx;
+    s->need = need;
+    for (int i = 0; i < n; i++) s->args[s->nargs++] = args[i];
+    if (sp) s->args[s->nargs++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, sp};
     return GR_OK;
 }
 
@@ -217,6 +240,12 @@ gr_status dn_net_run(dn_net *net, unsigned mask, gr_error *err) {
     for (int i = 0; i < net->n_steps; i++) {
         dn_step *s = &net->steps[i];
         if (!(s->need & mask)) continue;
+        if (s->run) {
+            DN_TRY(dnnl_stream_wait(net->strm), "stream wait", "backend");
+            gr_status st = s->run(s->ctx, s->args, s->nargs, err);
+            if (st) return st;
+            continue;
+        }
         DN_TRY(dnnl_primitive_execute(s->prim, net->strm, s->nargs, s->args), "execute",
                "backend");
     }

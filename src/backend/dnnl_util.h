@@ -17,10 +17,14 @@
 #define DN_MAX_BUFS 4
 
 typedef struct {
-    dnnl_primitive_t prim;
+    dnnl_primitive_t prim;    /* NULL for a step graft runs itself (run) */
     int nargs;
     dnnl_exec_arg_t args[DN_MAX_ARGS];
     unsigned need;        /* run only when (need & mask) != 0 (see dn_net_run) */
+    /* graft's own step (Winograd, winograd.h): run(ctx, args) once the
+     * stream is idle; its memories' handles are read at run time */
+    gr_status (*run)(void *ctx, const dnnl_exec_arg_t *args, int nargs, gr_error *err);
+    void *ctx;
 } dn_step;
 
 typedef struct {
@@ -60,6 +64,7 @@ struct gr_backend {
     gr_fast **fast;           /* per node, NULL until used */
     gr_precision precision;
     int train_from;           /* nodes >= train_from are updated every step (-1: none) */
+    bool winograd;            /* Winograd convolutions allowed (GRAFT_WINOGRAD, exec/ctx.h) */
     /* Buffers shared by the nodes' backward nets (they run one at a time):
      * oneDNN's scratchpad and the blocked copies of a layer's tensors, each
      * sized for the largest layer rather than summed over layers (Winograd
@@ -99,6 +104,14 @@ dnnl_memory_t dn_mem_slot(dn_net *net, const dnnl_memory_desc_t *md, int buf, gr
  * argument).  args: n pairs.  The caller still owns pd.                    */
 gr_status dn_add_step(dn_net *net, const_dnnl_primitive_desc_t pd, unsigned need, int n,
                       const dnnl_exec_arg_t *args, const char *layer, gr_error *err);
+/* Appends graft's own step run(ctx, args) (args: n pairs), with a
+ * scratch buffer of scratch_bytes in the net's scratchpad slot (passed as
+ * DNNL_ARG_SCRATCHPAD) when scratch_bytes > 0.  ctx stays the caller's.   */
+gr_status dn_add_custom_step(dn_net *net,
+                             gr_status (*run)(void *ctx, const dnnl_exec_arg_t *args, int nargs,
+                                              gr_error *err),
+                             void *ctx, unsigned need, int n, const dnnl_exec_arg_t *args,
+                             size_t scratch_bytes, gr_error *err);
 /* A primitive desc from an op desc with the user scratchpad mode and an
  * optional forward hint (what: the op, for the error message).             */
 gr_status dn_make_pd(dnnl_primitive_desc_t *pd, const void *desc, dnnl_engine_t eng,

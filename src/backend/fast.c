@@ -13,6 +13,7 @@ gr_backend *gr_backend_new(const gr_model *m, gr_precision prec, gr_error *err) 
     be->n_nodes = m->n_nodes;
     be->precision = prec;
     be->train_from = -1;
+    be->winograd = true;
     be->fast = gr_calloc((size_t)(m->n_nodes > 0 ? m->n_nodes : 1), sizeof *be->fast, err);
     if (!be->fast) {
         free(be);
@@ -43,6 +44,8 @@ void gr_backend_free(gr_backend *be) {
 void gr_backend_set_precision(gr_backend *be, gr_precision prec) { be->precision = prec; }
 
 void gr_backend_set_training(gr_backend *be, int from) { be->train_from = from; }
+
+void gr_backend_set_winograd(gr_backend *be, bool on) { be->winograd = on; }
 
 gr_status gr_backend_forward(gr_backend *be, int node, const float *const *ins, float *out,
                              int B, gr_error *err) {

@@ -2,6 +2,7 @@
  * model, kept in step with its graph, freed with its caches; and the
  * one-call gr_model_predict, which makes a context for the call.          */
 #include <stdlib.h>
+#include <string.h>
 #include "exec/ctx.h"
 
 gr_ctx *gr_ctx_new(const gr_model *m, gr_error *err) {
@@ -16,12 +17,15 @@ gr_ctx *gr_ctx_new(const gr_model *m, gr_error *err) {
     c->m = m;
     c->g_version = m->g_version;
     c->reference = getenv("GRAFT_REFERENCE") != NULL;   /* the one place it is read */
+    const char *wino = getenv("GRAFT_WINOGRAD");          /* likewise */
+    c->winograd = !(wino && !strcmp(wino, "0"));
     c->precision = m->precision;
     c->train_from = -1;
     if (!c->reference && !(c->be = gr_backend_new(m, c->precision, err))) {
         free(c);
         return NULL;
     }
+    if (c->be) gr_backend_set_winograd(c->be, c->winograd);
     return c;
 }
 
@@ -41,6 +45,7 @@ gr_status gr_ctx_sync(gr_ctx *c, gr_error *err) {
     gr_backend *be = gr_backend_new(c->m, c->precision, err);
     if (!be) return err->code;
     gr_backend_set_training(be, c->train_from);
+    gr_backend_set_winograd(be, c->winograd);
     gr_backend_free(c->be);
     c->be = be;
     c->g_version = c->m->g_version;

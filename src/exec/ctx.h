@@ -7,6 +7,9 @@
  *   - the executor's activation buffers (exec.c),
  *   - the precision it runs at and whether the plain-C reference layers are
  *     asked for (GRAFT_REFERENCE, read once, when the context is made),
+ *   - whether 3x3 convolutions may use Winograd (GRAFT_WINOGRAD=0: no,
+ *     read once, when the context is made; direct convolutions round like
+ *     the reference layers, Winograd to ~1e-5 relative),
  *   - which nodes a trainer updates every step (trainer.c sets it).
  * It reads the model's weights at every run: new weights are picked up
  * (packed again) by themselves; nodes added or removed drop every cache.  */
@@ -21,6 +24,7 @@ struct gr_ctx {
     const gr_model *m;
     uint64_t g_version;        /* m->g_version the caches were made for */
     bool reference;            /* plain-C layers only (GRAFT_REFERENCE at gr_ctx_new) */
+    bool winograd;             /* Winograd 3x3 convolutions allowed (GRAFT_WINOGRAD != 0) */
     gr_precision precision;
     int train_from;            /* a trainer updates nodes >= train_from (-1: none) */
     gr_backend *be;            /* the fast path's state; NULL with reference */

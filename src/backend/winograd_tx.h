@@ -1,0 +1,188 @@
+/* winograd_tx.h — the Winograd tile transforms, written once over a vector
+ * of WV channels; included by winograd.c (WV = 1, plain C) and by
+ * winograd_avx2.c (WV = 8, AVX2), which define first:
+ *   wv, wmask       the vector and lane-mask types
+ *   WV              lanes per vector
+ *   WMASK(n)        a mask of the first n lanes (1 <= n <= WV)
+ *   WLD(p, k)       load the lanes of mask k (others 0); WST(p, k, v) store them
+ *   WZERO, WSET(x)  broadcasts
+ *   WADD, WSUB      lane-wise a + b, a - b
+ *   WMULC(c, v)     c * v, c a float constant
+ *   WACT(v, act, al)  the fused activation (GR_WINO_ACT_*), al = WSET(alpha)
+ *   WT(name)        the function names' suffix
+ * Every operation is written out in one order and none is fused (no FMA),
+ * so both instantiations round identically.
+ *
+ * Layouts (winograd.h): V [a*a][nt][C], M [a*a][nt][OC], position k = a*row
+ * + column of the transformed tile; tile t of the chunk is global tile
+ * tile0 + t = (b * th + ty) * tw + tx.                                      */
+
+/* F(4x4,3x3) input, one line: Bt (6x6) times d0..d5 */
+#define WINO_BT6(d0, d1, d2, d3, d4, d5, t0, t1, t2, t3, t4, t5)       \
+    do {                                                                 \
+        t0 = WADD(WSUB(WMULC(4.0f, d0), WMULC(5.0f, d2)), d4);           \
+        t1 = WSUB(WADD(d3, d4), WMULC(4.0f, WADD(d1, d2)));              \
+        t2 = WADD(WSUB(d4, d3), WMULC(4.0f, WSUB(d1, d2)));              \
+        t3 = WADD(WSUB(d4, d2), WMULC(2.0f, WSUB(d3, d1)));              \
+        t4 = WADD(WSUB(d4, d2), WMULC(2.0f, WSUB(d1, d3)));              \
+        t5 = WADD(WSUB(WMULC(4.0f, d1), WMULC(5.0f, d3)), d5);           \
+    } while (0)
+
+/* F(4x4,3x3) output, one line: At (4x6) times m0..m5 */
+#define WINO_AT6(m0, m1, m2, m3, m4, m5, y0, y1, y2, y3)                 \
+    do {                                                                 \
+        wv s12_ = WADD(m1, m2), d12_ = WSUB(m1, m2);                     \
+        wv s34_ = WADD(m3, m4), d34_ = WSUB(m3, m4);                     \
+        y0 = WADD(WADD(m0, s12_), s34_);                                 \
+        y1 = WADD(d12_, WMULC(2.0f, d34_));                              \
+        y2 = WADD(s12_, WMULC(4.0f, s34_));                              \
+        y3 = WADD(WADD(d12_, WMULC(8.0f, d34_)), m5);                    \
+    } while (0)
+
+/* F(2x2,3x3) input, one line: Bt (4x4) times d0..d3 */
+#define WINO_BT4(d0, d1, d2, d3, t0, t1, t2, t3)                         \
+    do {                                                                 \
+        t0 = WSUB(d0, d2);                                               \
+        t1 = WADD(d1, d2);                                               \
+        t2 = WSUB(d2, d1);                                               \
+        t3 = WSUB(d1, d3);                                               \
+    } while (0)
+
+/* F(2x2,3x3) output, one line: At (2x4) times m0..m3 */
+#define WINO_AT4(m0, m1, m2, m3, y0, y1)                                 \
+    do {                                                                 \
+        y0 = WADD(WADD(m0, m1), m2);                                     \
+        y1 = WSUB(WSUB(m1, m2), m3);                                     \
+    } while (0)
+
+/* Loads the a x a window of tile (iy0, ix0) of image img ([H][W][C], at the
+ * channel block), cells outside the image as 0. */
+#define WINO_LOAD_WINDOW(A, d)                                                       \
+    for (int i_ = 0; i_ < A; i_++)                                                   \
+        for (int j_ = 0; j_ < A; j_++) {                                             \
+            int y_ = iy0 + i_, x_ = ix0 + j_;                                        \
+            d[i_][j_] = y_ >= 0 && y_ < p->H && x_ >= 0 && x_ < p->W                 \
+                            ? WLD(img + ((size_t)y_ * p->W + (size_t)x_) * (size_t)C, mk) \
+                            : WZERO;                                                 \
+        }
+
+static void WT(input6)(const gr_wino_plan *p, const float *in, float *V, int tile0, int nt,
+                       int t_begin, int t_end) {
+    const int C = p->C;
+    const size_t ds = (size_t)nt * C;
+    for (int t = t_begin; t < t_end; t++) {
+        int g = tile0 + t, tx = g % p->tw, ty = (g / p->tw) % p->th, b = g / (p->tw * p->th);
+        int iy0 = ty * 4 - p->pad_t, ix0 = tx * 4 - p->pad_l;
+        for (int c = 0; c < C; c += WV) {
+            wmask mk = WMASK(C - c < WV ? C - c : WV);
+            const float *img = in + (size_t)b * p->H * p->W * C + c;
+            float *dst = V + (size_t)t * C + c;
+            wv d[6][6], u[6][6];
+            WINO_LOAD_WINDOW(6, d);
+            for (int j = 0; j < 6; j++)
+                WINO_BT6(d[0][j], d[1][j], d[2][j], d[3][j], d[4][j], d[5][j], u[0][j], u[1][j],
+                         u[2][j], u[3][j], u[4][j], u[5][j]);
+            for (int i = 0; i < 6; i++) {
+                wv o0, o1, o2, o3, o4, o5;
+                WINO_BT6(u[i][0], u[i][1], u[i][2], u[i][3], u[i][4], u[i][5], o0, o1, o2, o3, o4,
+                         o5);
+                float *r = dst + (size_t)(6 * i) * ds;
+                WST(r, mk, o0);
+                WST(r + ds, mk, o1);
+                WST(r + 2 * ds, mk, o2);
+                WST(r + 3 * ds, mk, o3);
+                WST(r + 4 * ds, mk, o4);
+                WST(r + 5 * ds, mk, o5);
+            }
+        }
+    }
+}
+
+static void WT(input4)(const gr_wino_plan *p, const float *in, float *V, int tile0, int nt,
+                       int t_begin, int t_end) {
+    const int C = p->C;
+    const size_t ds = (size_t)nt * C;
+    for (int t = t_begin; t < t_end; t++) {
+        int g = tile0 + t, tx = g % p->tw, ty = (g / p->tw) % p->th, b = g / (p->tw * p->th);
+        int iy0 = ty * 2 - p->pad_t, ix0 = tx * 2 - p->pad_l;
+        for (int c = 0; c < C; c += WV) {
+            wmask mk = WMASK(C - c < WV ? C - c : WV);
+            const float *img = in + (size_t)b * p->H * p->W * C + c;
+            float *dst = V + (size_t)t * C + c;
+            wv d[4][4], u[4][4];
+            WINO_LOAD_WINDOW(4, d);
+            for (int j = 0; j < 4; j++)
+                WINO_BT4(d[0][j], d[1][j], d[2][j], d[3][j], u[0][j], u[1][j], u[2][j], u[3][j]);
+            for (int i = 0; i < 4; i++) {
+                wv o0, o1, o2, o3;
+                WINO_BT4(u[i][0], u[i][1], u[i][2], u[i][3], o0, o1, o2, o3);
+                float *r = dst + (size_t)(4 * i) * ds;
+                WST(r, mk, o0);
+                WST(r + ds, mk, o1);
+                WST(r + 2 * ds, mk, o2);
+                WST(r + 3 * ds, mk, o3);
+            }
+        }
+    }
+}
+
+/* Stores row i of the output tile (nc <= m cells), bias and activation applied. */
+#define WINO_STORE_ROW(y, n)                                                              \
+    do {                                                                                  \
+        float *row_ = out + (((size_t)b * p->OH + (size_t)(oy0 + i)) * p->OW + (size_t)ox0) * OC + o; \
+        for (int j_ = 0; j_ < (n); j_++) WST(row_ + (size_t)j_ * OC, mk, WACT(WADD(y[j_], bv), p->act, al)); \
+    } while (0)
+
+static void WT(output6)(const gr_wino_plan *p, const float *M, const float *bias, float *out,
+                        int tile0, int nt, int t_begin, int t_end) {
+    const int OC = p->OC;
+    const size_t ss = (size_t)nt * OC;
+    const wv al = WSET(p->alpha);
+    for (int t = t_begin; t < t_end; t++) {
+        int g = tile0 + t, tx = g % p->tw, ty = (g / p->tw) % p->th, b = g / (p->tw * p->th);
+        int oy0 = ty * 4, ox0 = tx * 4;
+        int nr = p->OH - oy0 < 4 ? p->OH - oy0 : 4, nc = p->OW - ox0 < 4 ? p->OW - ox0 : 4;
+        for (int o = 0; o < OC; o += WV) {
+            wmask mk = WMASK(OC - o < WV ? OC - o : WV);
+            const float *src = M + (size_t)t * OC + o;
+            wv bv = bias ? WLD(bias + o, mk) : WZERO;
+            wv mm[6][6], u[4][6];
+            for (int k = 0; k < 36; k++) mm[k / 6][k % 6] = WLD(src + (size_t)k * ss, mk);
+            for (int j = 0; j < 6; j++)
+                WINO_AT6(mm[0][j], mm[1][j], mm[2][j], mm[3][j], mm[4][j], mm[5][j], u[0][j],
+                         u[1][j], u[2][j], u[3][j]);
+            for (int i = 0; i < nr; i++) {
+                wv y[4];
+                WINO_AT6(u[i][0], u[i][1], u[i][2], u[i][3], u[i][4], u[i][5], y[0], y[1], y[2],
+                         y[3]);
+                WINO_STORE_ROW(y, nc);
+            }
+        }
+    }
+}
+
+static void WT(output4)(const gr_wino_plan *p, const float *M, const float *bias, float *out,
+                        int tile0, int nt, int t_begin, int t_end) {
+    const int OC = p->OC;
+    const size_t ss = (size_t)nt * OC;
+    const wv al = WSET(p->alpha);
+    for (int t = t_begin; t < t_end; t++) {
+        int g = tile0 + t, tx = g % p->tw, ty = (g / p->tw) % p->th, b = g / (p->tw * p->th);
+        int oy0 = ty * 2, ox0 = tx * 2;
+        int nr = p->OH - oy0 < 2 ? p->OH - oy0 : 2, nc = p->OW - ox0 < 2 ? p->OW - ox0 : 2;
+        for (int o = 0; o < OC; o += WV) {
+            wmask mk = WMASK(OC - o < WV ? OC - o : WV);
+            const float *src = M + (size_t)t * OC + o;
+            wv bv = bias ? WLD(bias + o, mk) : WZERO;
+            wv mm[4][4], u[2][4];
+            for (int k = 0; k < 16; k++) mm[k / 4][k % 4] = WLD(src + (size_t)k * ss, mk);
+            for (int j = 0; j < 4; j++)
+                WINO_AT4(mm[0][j], mm[1][j], mm[2][j], mm[3][j], u[0][j], u[1][j]);
+            for (int i = 0; i < nr; i++) {
+                wv y[2];
+                WINO_AT4(u[i][0], u[i][1], u[i][2], u[i][3], y[0], y[1]);
+                WINO_STORE_ROW(y, nc);
+            }
+        }
+    }
+}
