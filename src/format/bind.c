@@ -12,6 +12,7 @@
  * when fewer than REP_RESERVE bytes are left, so the warnings and the
  * closing summary always fit.                                              */
 #define REP_RESERVE 600
+__attribute__((format(printf, 3, 0)))
 static void rep_vadd(gr_load_report *rep, bool detail, const char *fmt, va_list ap) {
     if (!rep) return;
     size_t k = strnlen(rep->report, sizeof rep->report);
