@@ -7,9 +7,13 @@
 #include "backend/winograd.h"
 
 #if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#if defined(__clang__)   /* clang ignores GCC's target pragma: the same through its attribute */
+#pragma clang attribute push(__attribute__((target("avx2"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx2")
-#include <immintrin.h>
+#endif
 
 typedef __m256 wv;
 /* a channel tail (< 8 lanes) uses masked loads and stores; full vectors
@@ -64,7 +68,11 @@ void gr_wino_output_avx2(const gr_wino_plan *p, const float *M, const float *bia
     else output4_avx2(p, M, bias, out, tile0, nt, t_begin, t_end);
 }
 
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
 
 bool gr_wino_avx2(void) { return __builtin_cpu_supports("avx2"); }
 
