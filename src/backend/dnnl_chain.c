@@ -105,6 +105,15 @@ typedef struct {
 
 static int next_slot(const builder *bd) { return bd->cur_slot == 1 ? 2 : 1; }
 
+/* The step just added wrote m (layout md, in slot): the chain's current activation. */
+static void set_current(builder *bd, dnnl_memory_t m, const dnnl_memory_desc_t *md, int slot) {
+    bd->cur = m;
+    bd->cur_md = *md;
+    bd->cur_slot = slot;
+    bd->last_dst_step = bd->c->net.n_steps - 1;
+    bd->last_dst_arg = 1;
+}
+
 /* Makes the current activation have layout md (inserting a reorder). */
 static gr_status to_layout(builder *bd, const dnnl_memory_desc_t *md, const char *layer) {
     if (dnnl_memory_desc_equal(&bd->cur_md, md)) return GR_OK;
@@ -113,11 +122,7 @@ static gr_status to_layout(builder *bd, const dnnl_memory_desc_t *md, const char
     if (!m) return bd->err->code;
     gr_status st = dn_add_reorder(&bd->c->net, bd->cur, m, 0, ~0u, layer, bd->err);
     if (st) return st;
-    bd->cur = m;
-    bd->cur_md = *md;
-    bd->cur_slot = slot;
-    bd->last_dst_step = bd->c->net.n_steps - 1;
-    bd->last_dst_arg = 1;
+    set_current(bd, m, md, slot);
     return GR_OK;
 }
 
@@ -181,11 +186,7 @@ static gr_status build_wino(builder *bd, int i, int bn, gr_act act, float alpha,
         size_t need = (size_t)9 * n->ic * n->oc;
         if (need > bd->c->staging_n) bd->c->staging_n = need;
     }
-    bd->cur = out;
-    bd->cur_md = dst;
-    bd->cur_slot = next_slot(bd);
-    bd->last_dst_step = bd->c->net.n_steps - 1;
-    bd->last_dst_arg = 1;
+    set_current(bd, out, &dst, next_slot(bd));
     return GR_OK;
 }
 
@@ -287,11 +288,7 @@ static gr_status build_conv(builder *bd, int i, int last, int *consumed) {
         size_t need = (size_t)s->kh * s->kw * ICg * n->oc;
         if (need > bd->c->staging_n) bd->c->staging_n = need;
     }
-    bd->cur = out;
-    bd->cur_md = pdst;
-    bd->cur_slot = next_slot(bd);
-    bd->last_dst_step = bd->c->net.n_steps - 1;
-    bd->last_dst_arg = 1;
+    set_current(bd, out, &pdst, next_slot(bd));
     return GR_OK;
 }
 
@@ -325,11 +322,7 @@ static gr_status build_pool(builder *bd, int i) {
     }
     dnnl_primitive_desc_destroy(pd);
     if (st) return st;
-    bd->cur = out;
-    bd->cur_md = pdst;
-    bd->cur_slot = next_slot(bd);
-    bd->last_dst_step = bd->c->net.n_steps - 1;
-    bd->last_dst_arg = 1;
+    set_current(bd, out, &pdst, next_slot(bd));
     return GR_OK;
 }
 
@@ -394,11 +387,7 @@ static gr_status build_inplace(builder *bd, int i) {
     }
     dnnl_primitive_desc_destroy(pd);
     if (st) return st;
-    bd->cur = out;
-    bd->cur_md = pdst;
-    bd->cur_slot = slot;
-    bd->last_dst_step = bd->c->net.n_steps - 1;
-    bd->last_dst_arg = 1;
+    set_current(bd, out, &pdst, slot);
     return GR_OK;
 }
 
