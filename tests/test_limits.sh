@@ -66,6 +66,10 @@ except ImportError:
     pass
 PY
 printf '[net]\nheight=8\nwidth=8\nchannels=3\n\n[connected]\noutput=1000000000\nactivation=linear\n' >"$T/huge_fc.cfg"
+# two 3x3 convs of 29 filters at 3000x3000: each output 3000*3000*29*4 = 1044000000 bytes
+# (995.6 MiB, under the per-layer limit): the second cannot fit in 1.5 GB
+c29='[convolutional]\nfilters=29\nsize=3\nstride=1\npad=1\nactivation=leaky\n'
+printf "[net]\nheight=8\nwidth=8\nchannels=3\n\n$c29\n$c29" >"$T/wide.cfg"
 printf '[net]\nheight=8\nwidth=8\nchannels=4096\n\n[convolutional]\nfilters=100000\nsize=3\nstride=1\npad=1\nactivation=leaky\n' >"$T/huge.cfg"
 
 # expect NAME WANT_REGEX [ENV=VAL] -- graft args...: exit 1 or 2, the error names the file
@@ -87,6 +91,10 @@ expect() {
   fi
 }
 expect limits_cfg_15gb "huge.cfg.*(out of memory|memory budget)" GRAFT_X=1 -- info --base "darknet:$T/huge.cfg"
+if [ $ASAN_BUILD = 0 ]; then  # (under ASan each buffer fits its per-allocation bound)
+  expect limits_activations "wide.cfg.*out of memory allocating the network's activations: 995\.6 MiB \(1044000000 bytes\): use a smaller --batch or --input-size" \
+    GRAFT_X=1 -- predict --base "darknet:$T/wide.cfg" --weights none --input-size 3000x3000 tests/fixtures/data/rgb8.png
+fi
 expect limits_cfg_budget "huge.cfg.*memory budget" GRAFT_MAX_MEMORY=64 -- info --base "darknet:$T/huge.cfg"
 expect limits_model_input "huge_in.gft.*100000x100000" GRAFT_X=1 -- predict --model "$T/huge_in.gft" "$T/bomb.png"
 expect limits_png_bomb "bomb.png.*50000x50000" GRAFT_X=1 -- predict --model "$T/tiny.gft" "$T/bomb.png"

@@ -210,8 +210,8 @@ gr_status dn_net_finalize(dn_net *net, gr_error *err) {
         size_t sz = (net->buf_size[b] + 63) / 64 * 64;
         net->buf[b] = aligned_alloc(64, sz);
         if (!net->buf[b])
-            return gr_error_set(err, GR_ERR_NOMEM, "out of memory for %zu bytes of oneDNN buffers",
-                                sz);
+            return gr_error_nomem(err, "allocating the network's activations:", (double)sz,
+                                  "use a smaller --batch or --input-size");
     }
     for (int i = 0; i < net->n_bound; i++)
         DN_TRY(dnnl_memory_set_data_handle(net->bound[i].mem, net->buf[net->bound[i].buf]),
@@ -225,7 +225,8 @@ gr_status dn_net_bind_lent(dn_net *net, gr_backend *be, gr_error *err) {
         if (be->bwd_buf_size[b] >= net->buf_size[b]) continue;
         size_t sz = (net->buf_size[b] + 63) / 64 * 64;
         void *p = aligned_alloc(64, sz);
-        if (!p) return gr_error_set(err, GR_ERR_NOMEM, "out of memory for %zu bytes of oneDNN buffers", sz);
+        if (!p) return gr_error_nomem(err, "allocating the backward's buffers:", (double)sz,
+                                             "use a smaller --batch or --input-size");
         free(be->bwd_buf[b]);
         be->bwd_buf[b] = p;
         be->bwd_buf_size[b] = sz;

@@ -22,6 +22,8 @@ void *gr_malloc(size_t bytes, gr_error *err);
 void *gr_calloc(size_t n, size_t size, gr_error *err);
 void *gr_realloc(void *p, size_t bytes, gr_error *err);
 char *gr_strdup(const char *s, gr_error *err);
+/* Sets GR_ERR_NOMEM, "out of memory <what> 1.5 GiB (N bytes)[: hint]"; returns it. */
+gr_status gr_error_nomem(gr_error *err, const char *what, double bytes, const char *hint);
 
 /* The memory budget (bytes: $GRAFT_MAX_MEMORY MiB, else the machine's
  * physical memory) that sizes read from files are checked against before

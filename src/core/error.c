@@ -86,21 +86,33 @@ const char *gr_log_level_name(gr_log_level level) {
     return (unsigned)level < sizeof names / sizeof names[0] ? names[level] : "?";
 }
 
+/* "out of memory allocating 1.5 GiB (1610612736 bytes)": the size a person can read, and
+ * (hint) what to try; the caller's gr_error_prefix says what the memory was for. */
+gr_status gr_error_nomem(gr_error *err, const char *what, double bytes, const char *hint) {
+    static const char *unit[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    double v = bytes;
+    int u = 0;
+    while (v >= 1024 && u < 6) v /= 1024, u++;
+    if (u == 0) return gr_error_set(err, GR_ERR_NOMEM, "out of memory %s %.0f bytes", what, bytes);
+    return gr_error_set(err, GR_ERR_NOMEM, "out of memory %s %.1f %s (%.0f bytes)%s%s", what, v,
+                        unit[u], bytes, hint ? ": " : "", hint ? hint : "");
+}
+
 void *gr_malloc(size_t bytes, gr_error *err) {
     void *p = malloc(bytes ? bytes : 1);
-    if (!p) gr_error_set(err, GR_ERR_NOMEM, "out of memory allocating %zu bytes", bytes);
+    if (!p) gr_error_nomem(err, "allocating", (double)bytes, NULL);
     return p;
 }
 
 void *gr_calloc(size_t n, size_t size, gr_error *err) {
     void *p = calloc(n ? n : 1, size ? size : 1);
-    if (!p) gr_error_set(err, GR_ERR_NOMEM, "out of memory allocating %zu x %zu bytes", n, size);
+    if (!p) gr_error_nomem(err, "allocating", (double)n * (double)size, NULL);
     return p;
 }
 
 void *gr_realloc(void *old, size_t bytes, gr_error *err) {
     void *p = realloc(old, bytes ? bytes : 1);
-    if (!p) gr_error_set(err, GR_ERR_NOMEM, "out of memory growing to %zu bytes", bytes);
+    if (!p) gr_error_nomem(err, "growing a buffer to", (double)bytes, NULL);
     return p;
 }
 

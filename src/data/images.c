@@ -34,7 +34,7 @@ gr_image_kind gr_image_sniff(const uint8_t *b, size_t n) {
 static gr_status grow(gr_bytes *b, size_t need, gr_error *err) {
     if (need <= b->cap) return GR_OK;
     void *p = realloc(b->p, need);
-    if (!p) return gr_error_set(err, GR_ERR_NOMEM, "out of memory allocating %zu bytes", need);
+    if (!p) return gr_error_nomem(err, "allocating", (double)need, NULL);
     b->p = p;
     b->cap = need;
     return GR_OK;
@@ -357,7 +357,7 @@ void gr_image_free(gr_image *img) {
 static gr_status grow_f(float **p, size_t *cap, size_t need, gr_error *err) {
     if (need <= *cap) return GR_OK;
     float *q = realloc(*p, need * sizeof **p);
-    if (!q) return gr_error_set(err, GR_ERR_NOMEM, "out of memory allocating %zu floats", need);
+    if (!q) return gr_error_nomem(err, "allocating", (double)need * sizeof **p, NULL);
     *p = q;
     *cap = need;
     return GR_OK;
@@ -365,7 +365,7 @@ static gr_status grow_f(float **p, size_t *cap, size_t need, gr_error *err) {
 static gr_status grow_i(int **p, size_t *cap, size_t need, gr_error *err) {
     if (need <= *cap) return GR_OK;
     int *q = realloc(*p, need * sizeof **p);
-    if (!q) return gr_error_set(err, GR_ERR_NOMEM, "out of memory allocating %zu ints", need);
+    if (!q) return gr_error_nomem(err, "allocating", (double)need * sizeof **p, NULL);
     *p = q;
     *cap = need;
     return GR_OK;
