@@ -57,6 +57,9 @@ int cli_base_defaults(const char *base, int *h, int *w, gr_recipe *r, gr_error *
 int cli_parse_size(const char *s, int *h, int *w);
 /* (cli_parse_int, cli_parse_float: opts.h) */
 
+/* The --base metavariable of every command's help. */
+#define CLI_BASE_METAVAR "vgg16|resnet50|tiny-darknet|darknet:FILE.cfg|tflite:FILE.tflite|onnx:FILE.onnx"
+
 /* Builds a base from "--base" text: "vgg16" or "darknet:PATH.cfg"; h, w = 0
  * means the base's native size (vgg16: 224x224; darknet: [net] size).      */
 gr_model *cli_build_base(const char *base, int h, int w, bool include_top, gr_error *err);

@@ -18,7 +18,7 @@ typedef struct {
 
 #define T extract_args
 static const cli_opt extract_opts[] = {
-    OPT_STR("--base", base, "vgg16|resnet50|tiny-darknet|darknet:FILE.cfg|tflite:FILE.tflite", NULL, "the base"),
+    OPT_STR("--base", base, CLI_BASE_METAVAR, NULL, "the base"),
     OPT_STR("--weights", weights, "FILE|imagenet|none", "imagenet",
             "its weights; every layer must load unless --weights-partial"),
     OPT_FLAG("--weights-partial", partial, 1, "allow a weights file that fits only some layers"),

@@ -24,7 +24,7 @@ static int set_file(void *obj, const char *arg) {
 
 #define T info_args
 static const cli_opt info_opts[] = {
-    OPT_STR("--base", base, "NAME", NULL, "print the layer table of a base (vgg16, resnet50, tiny-darknet, ...)"),
+    OPT_STR("--base", base, "NAME", NULL, "print the layer table of a base (vgg16, resnet50, tiny-darknet, darknet:FILE.cfg, tflite:FILE.tflite, onnx:FILE.onnx)"),
     OPT_FUNC("--input-size", set_size, "HxW", "HxW, e.g. 32x32", NULL,
              "input size for --base (default: the base's own, vgg16 224x224)"),
     OPT_FLAG("--include-top", top, 1, "with vgg16: keep fc1, fc2, predictions (needs 224x224)"),
@@ -40,7 +40,7 @@ static const cli_opt info_opts[] = {
 static const cli_cmd info_cmd = {
     .name = "info",
     .intro = "usage: graft info FILE\n"
-             "       graft info --base vgg16|resnet50|tiny-darknet|darknet:CFG|tflite:FILE [--input-size HxW]\n"
+             "       graft info --base BASE [--input-size HxW]\n"
              "                  [--include-top] [--weights FILE]\n\n"
              "FILE: a Keras .h5 (Keras 1/2 layer_names layout, model.save's model_weights/,\n"
              "Keras 3 .weights.h5) or a .safetensors file (graft or torchvision names):\n"

@@ -26,7 +26,7 @@ static int add_image(void *obj, const char *arg) {
 #define T predict_args
 static const cli_opt predict_opts[] = {
     OPT_STR("--model", model, "MODEL", NULL, "a graft model (its class names and input recipe are used)"),
-    OPT_STR("--base", base, "vgg16|tiny-darknet|darknet:FILE.cfg", NULL,
+    OPT_STR("--base", base, CLI_BASE_METAVAR, NULL,
             "a pretrained classifier (vgg16: with its top)"),
     OPT_STR("--weights", weights, "FILE|imagenet|none", "imagenet",
             "its weights; every layer must load unless\n--weights-partial; a tflite: base has its own"),

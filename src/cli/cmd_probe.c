@@ -43,7 +43,7 @@ static int set_weights(void *obj, const char *v) {
 
 #define T probe_args
 static const cli_opt probe_opts[] = {
-    OPT_FUNC("--base", add_base, "vgg16|tiny-darknet|darknet:FILE.cfg", NULL, NULL, "a base to score (repeatable)"),
+    OPT_FUNC("--base", add_base, CLI_BASE_METAVAR, NULL, NULL, "a base to score (repeatable)"),
     OPT_FUNC("--weights", set_weights, "FILE|imagenet|none", NULL, "imagenet", "weights of the --base before it"),
     OPT_FLAG("--weights-partial", partial, 1, "allow weights files that fit only some of a base's layers"),
     OPT_STR("--data", data, "PATH|cifar10|cifar100", NULL, "training data (CIFAR dir/.bin/.tar.gz, image folder, CSV)"),

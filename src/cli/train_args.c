@@ -19,7 +19,7 @@ static int set_lr(void *obj, const char *v) {
 #define GIVEN(fld) .given = offsetof(T, fld) + 1
 static const cli_opt train_opts[] = {
     OPT_HEAD("model:"),
-    OPT_STR("--base", base, "vgg16|resnet50|tiny-darknet|darknet:FILE.cfg|tflite:FILE.tflite", NULL,
+    OPT_STR("--base", base, CLI_BASE_METAVAR, NULL,
             "the pretrained base;\n"
             "a comma list (--weights: one value, or one per base) = the base whose\n"
             "features a linear probe scores best (with --cut auto: at its best cut)"),
