@@ -171,6 +171,8 @@ typedef struct {
     int units;           /* conv: filters; dense: units */
     int kh, kw;          /* conv/pool window */
     int sh, sw;          /* stride (0 = 1 for conv, = window for pools) */
+    int dh, dw;          /* conv dilation (0 = 1): the kernel's taps are dh rows, dw columns
+                          * apart, so a kh x kw kernel spans (kh-1)*dh+1 x (kw-1)*dw+1 cells */
     gr_padding padding;
     int pad_t, pad_l, pad_b, pad_r;  /* for GR_PAD_EXPLICIT; pools: out-of-range cells are ignored */
     int out_h, out_w;    /* pools: force the output size (darknet maxpool rule); 0 = computed */

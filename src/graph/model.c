@@ -331,12 +331,14 @@ static gr_status node_inputs(gr_node *n, const gr_layer_spec *s, int id, gr_erro
 /* Windows, strides and pads come from files: bounded before any arithmetic. */
 static gr_status check_window(const gr_layer_spec *s, gr_error *err) {
     if (s->kh > GR_MAX_WINDOW || s->kw > GR_MAX_WINDOW || s->sh > GR_MAX_WINDOW || s->sw > GR_MAX_WINDOW ||
+        s->dh > GR_MAX_WINDOW || s->dw > GR_MAX_WINDOW ||
         s->pad_t < 0 || s->pad_l < 0 || s->pad_b < 0 || s->pad_r < 0 || s->pad_t > GR_MAX_WINDOW ||
         s->pad_l > GR_MAX_WINDOW || s->pad_b > GR_MAX_WINDOW || s->pad_r > GR_MAX_WINDOW ||
         s->out_h < 0 || s->out_w < 0 || s->out_h > GR_MAX_WINDOW || s->out_w > GR_MAX_WINDOW)
         return gr_error_set(err, GR_ERR_SHAPE, "layer '%s' (%s): a kernel, stride, padding or output size out of range "
-                            "(kernel %dx%d, stride %dx%d, pads %d,%d,%d,%d; at most %d)", s->name, gr_op_name(s->op),
-                            s->kh, s->kw, s->sh, s->sw, s->pad_t, s->pad_l, s->pad_b, s->pad_r, GR_MAX_WINDOW);
+                            "(kernel %dx%d, stride %dx%d, dilation %dx%d, pads %d,%d,%d,%d; at most %d)", s->name,
+                            gr_op_name(s->op), s->kh, s->kw, s->sh, s->sw, s->dh, s->dw, s->pad_t, s->pad_l, s->pad_b,
+                            s->pad_r, GR_MAX_WINDOW);
     return GR_OK;
 }
 
@@ -435,7 +437,7 @@ gr_status gr_stack_n(gr_model *m, gr_error *err, int n, const gr_layer_spec *spe
 gr_conv_dims gr_node_conv_dims(const gr_model *m, int node, int B) {
     const gr_node *n = &m->nodes[node];
     gr_conv_dims d = {B, n->ih, n->iw, n->ic, n->oh, n->ow, n->oc, n->s.kh, n->s.kw,
-                      n->s.sh, n->s.sw, n->s.pad_t, n->s.pad_l, n->s.groups};
+                      n->s.sh, n->s.sw, n->s.pad_t, n->s.pad_l, n->s.groups, n->s.dh, n->s.dw};
     return d;
 }
 
