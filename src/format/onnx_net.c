@@ -445,6 +445,11 @@ static gr_status add_aliases(gr_onnx_b *b) {
         st = gr_model_add_alias(b->m, n->output[last[2 * i + 1]], i, b->err);
         if (!st && last[2 * i + 1] == 0 && n->name) st = gr_model_add_alias(b->m, n->name, i, b->err);
     }
+    for (size_t k = 0; k < b->g->n_node && !st; k++) {   /* a layer's ONNX node name as written ('/a/Conv': layer 'a/Conv') */
+        const char *nm = b->g->node[k]->name;
+        int i = nm && nm[0] == '/' ? gr_model_find(b->m, nm + 1) : -1;
+        if (i >= 0) st = gr_model_add_alias(b->m, nm, i, b->err);
+    }
     free(last);
     return st;
 }
