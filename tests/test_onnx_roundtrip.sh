@@ -155,11 +155,11 @@ if [ $? -eq 0 ] && has "$T/out" "frozen part ends at 'Add'"; then pass onnx_trai
 else fail onnx_train_cut_by_tensor_name "$(tail -5 "$T/out") $(cat "$T/err")"; fi
 "$G" train --base "onnx:$FX/small.onnx" --cut /no/such/tensor --data "$T/fold" --epochs 1 --out "$T/k2.gft" >"$T/out" 2>"$T/err"
 rc=$?
-if clean_fail $rc "$T/err" "--cut: base 'onnx:$FX/small.onnx' has no layer, ONNX node or tensor named '/no/such/tensor'; cut candidates: 'pool/MaxPool' \(/pool/MaxPool_output_0\), 'Add' \(/Relu_2_output_0\)" &&
+if clean_fail $rc "$T/err" "--cut: base 'onnx:$FX/small.onnx' has no layer '/no/such/tensor' \(nor an ONNX node or tensor of that name\); cut candidates: 'pool/MaxPool' \(/pool/MaxPool_output_0\), 'Add' \(/Relu_2_output_0\)" &&
    ! [ -e "$T/k2.gft" ]; then pass onnx_cut_unknown
 else fail onnx_cut_unknown "rc=$rc $(cat "$T/err")"; fi
 ext x6 --base "darknet:$CFG" --weights none --layer nope; rc=$?
-if clean_fail $rc "$T/err" "--layer: base 'darknet:$CFG' has no layer named 'nope'; cut candidates: '1', '3'"; then
+if clean_fail $rc "$T/err" "--layer: base 'darknet:$CFG' has no layer 'nope'; cut candidates: '1', '3'"; then
   pass extract_layer_unknown; else fail extract_layer_unknown "rc=$rc $(cat "$T/err")"; fi
 
 # ---- extract without --layer: the default cut, for every kind of base

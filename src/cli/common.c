@@ -247,9 +247,9 @@ int cli_find_layer(const gr_model *m, const char *opt, const char *base, const c
                               alias ? " (" : "", alias ? alias : "", alias ? ")" : "");
     }
     if (o >= sizeof list - 100) snprintf(list + o, sizeof list - o, ", ...");
-    gr_error_set(err, GR_ERR_ARG, "%s: base '%s' has no layer%s named '%s'; cut candidates: %s (graft info --base %s "
-                 "lists every layer)", opt, base, !strncmp(base, "onnx:", 5) ? ", ONNX node or tensor" : "", name,
-                 nc ? list : "none", base);
+    gr_error_set(err, GR_ERR_ARG, "%s: base '%s' has no layer '%s'%s; cut candidates: %s (graft info --base %s "
+                 "lists every layer)", opt, base, name, !strncmp(base, "onnx:", 5) ? " (nor an ONNX node or tensor of "
+                 "that name)" : "", nc ? list : "none", base);
     return -1;
 }
 
