@@ -171,6 +171,8 @@ typedef struct {
     int units;           /* conv: filters; dense: units */
     int kh, kw;          /* conv/pool window */
     int sh, sw;          /* stride (0 = 1 for conv, = window for pools) */
+    int dh, dw;          /* conv dilation (0 = 1): the kernel's taps are dh rows, dw columns
+                          * apart, so a kh x kw kernel spans (kh-1)*dh+1 x (kw-1)*dw+1 cells */
     gr_padding padding;
     int pad_t, pad_l, pad_b, pad_r;  /* for GR_PAD_EXPLICIT; pools: out-of-range cells are ignored */
     int out_h, out_w;    /* pools: force the output size (darknet maxpool rule); 0 = computed */
@@ -274,6 +276,15 @@ gr_status gr_stack_n(gr_model *m, gr_error *err, int n, const gr_layer_spec *spe
 
 int gr_model_num_layers(const gr_model *m);
 int gr_model_find(const gr_model *m, const char *name);         /* node index or -1 */
+/* The first other name of node (an imported ONNX graph's tensor name: --cut,
+ * --unfreeze and extract --layer take it too), or NULL.                    */
+const char *gr_model_layer_alias(const gr_model *m, int node);
+/* Where a base is commonly cut: layers whose output alone carries what the
+ * rest reads (no skip connection crosses it) that end a block (an add,
+ * concat or multiply) or a stage (a pool), or are the last layer
+ * (the pre-logits tensor of a base without its classifier).  Their indexes
+ * in out (at most cap, in order); returns the count.                      */
+int gr_model_cut_candidates(const gr_model *m, int *out, int cap);
 const char *gr_model_layer_name(const gr_model *m, int node);
 gr_op gr_model_layer_op(const gr_model *m, int node);   /* GR_OP_INPUT for -1 */
 /* Output shape of a node for one sample: h, w, c (dense/flatten: 1, 1, n). */
@@ -302,6 +313,10 @@ gr_preprocess gr_model_preprocess(const gr_model *m);
  * recipe (darknet: letterbox + darknet interpolation, like darknet classify). */
 void gr_model_set_recipe(gr_model *m, const gr_recipe *r);
 gr_recipe gr_model_recipe(const gr_model *m);
+/* Where m's recipe came from, a line for the user (an imported ONNX file:
+ * the recipe its graft metadata carries, or torchvision's default for a
+ * file without one), or "" (a built-in base, a model file).  Owned by m.   */
+const char *gr_model_recipe_note(const gr_model *m);
 
 /* Prints a Keras-summary()-like table (name, op, output shape, params). */
 void gr_model_summary(const gr_model *m, void *FILE_out);

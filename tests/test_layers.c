@@ -116,7 +116,7 @@ static void fd_conv(int B, int H, int W, int C, int OC, int K, int S, int PT, in
     layer t = {0};
     t.k = K_CONV;
     gr_conv_dims d = {B, H, W, C, (H + PT + PB - K) / S + 1, (W + PL + PR - K) / S + 1, OC,
-                      K, K, S, S, PT, PL, groups};
+                      K, K, S, S, PT, PL, groups, 1, 1};
     t.cd = d;
     t.nin = (size_t)B * H * W * C;
     const size_t nw = (size_t)K * K * (C / groups) * OC;
@@ -426,7 +426,7 @@ static void pt_conv(const char *name, int B, int H, int W, int C, int OC, int K,
     check_fx f;
     if (check_fx_load(&f, FX_DIR, name)) return;
     gr_conv_dims d = {B, H, W, C, (H + PT + PB - K) / S + 1, (W + PL + PR - K) / S + 1, OC,
-                      K, K, S, S, PT, PL, groups};
+                      K, K, S, S, PT, PL, groups, 1, 1};
     const size_t nin = (size_t)B * H * W * C, nw = (size_t)K * K * (C / groups) * OC;
     const size_t nout = (size_t)B * d.OH * d.OW * OC;
     float *in = check_fx_get(&f, "in", nin), *w = check_fx_get(&f, "w", nw), *b = check_fx_get(&f, "b", OC);
@@ -572,7 +572,7 @@ static void test_hand_conv(void) {
      *   din = [[1,3,2],[4,10,6],[3,7,4]]  (sum of the kernel taps that touch)
      *   dw  = [[1+2+4+5, 2+3+5+6],[4+5+7+8, 5+6+8+9]] = [[12,16],[24,28]], db = 4 */
     const float in[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9}, w[4] = {1, 2, 3, 4}, b[1] = {0.5f};
-    gr_conv_dims d = {1, 3, 3, 1, 2, 2, 1, 2, 2, 1, 1, 0, 0, 1};
+    gr_conv_dims d = {1, 3, 3, 1, 2, 2, 1, 2, 2, 1, 1, 0, 0, 1, 1, 1};
     float out[4], dout[4] = {1, 1, 1, 1}, din[9] = {0}, dw[4] = {0}, db[1] = {0};
     gr_conv2d_forward(out, in, w, b, &d);
     const float want[4] = {37.5f, 47.5f, 67.5f, 77.5f};
@@ -592,7 +592,7 @@ static void test_hand_conv(void) {
      * ch0 (kernel 1,2,3,4): 4, 2*3+3*4=18, 4*2+7*4=36, 5+12+24+36=77
      * ch1 (kernel 0,0,0,-1): -1, -3, -7, -9                                   */
     const float w2[8] = {1, 0, 2, 0, 3, 0, 4, -1};   /* HWIO [2,2,1,2] */
-    gr_conv_dims d2 = {1, 3, 3, 1, 2, 2, 2, 2, 2, 2, 2, 1, 1, 1};
+    gr_conv_dims d2 = {1, 3, 3, 1, 2, 2, 2, 2, 2, 2, 2, 1, 1, 1, 1, 1};
     float out2[8];
     gr_conv2d_forward(out2, in, w2, NULL, &d2);
     const float want2[8] = {4, -1, 18, -3, 36, -7, 77, -9};
@@ -651,7 +651,7 @@ static void run_conv_dense(int nthreads, float *out, float *din, float *dw, floa
 }
 static void test_thread_independence(void) {
     check_xs r = {121};
-    gr_conv_dims d = {2, 9, 8, 20, 5, 4, 24, 3, 3, 2, 2, 1, 1, 1};
+    gr_conv_dims d = {2, 9, 8, 20, 5, 4, 24, 3, 3, 2, 2, 1, 1, 1, 1, 1};
     const size_t nin = 2 * 9 * 8 * 20, nw = 9 * 20 * 24, nout = 2 * 5 * 4 * 24;
     float *in = check_xs_fill(&r, nin, 1), *w = check_xs_fill(&r, nw, 1), *b = check_xs_fill(&r, 24, 1), *R = check_xs_fill(&r, nout, 1);
     float *dR = check_xs_fill(&r, 900, 1), *dwt = check_xs_fill(&r, 12000, 1);

@@ -99,7 +99,7 @@ static void check_shape(const shape *s, uint64_t seed, float xa, float wa, doubl
     float *ref = check_falloc(ny), *got = check_falloc(ny), *got_c = check_falloc(ny);
     if (!exact || !scale) { fprintf(stderr, "out of memory\n"); exit(2); }
     conv_exact(s, x, w, b, exact, scale);
-    gr_conv_dims d = {s->B, s->H, s->W, s->C, OH, OW, s->OC, 3, 3, 1, 1, s->pad, s->pad, 1};
+    gr_conv_dims d = {s->B, s->H, s->W, s->C, OH, OW, s->OC, 3, 3, 1, 1, s->pad, s->pad, 1, 1, 1};
     gr_conv2d_forward(ref, x, w, b, &d);
     double ref_err = rel_err(ref, exact, scale, ny);
     for (int m = 2; m <= 4; m += 2) {
@@ -180,7 +180,7 @@ static void test_activations(void) {
     check_xs r = {7};
     float *x = check_xs_fill(&r, nx, 2.0f), *w = check_xs_fill(&r, nw, 0.5f), *b = check_xs_fill(&r, (size_t)s.OC, 1.0f);
     float *lin = check_falloc(ny), *want = check_falloc(ny), *got = check_falloc(ny);
-    gr_conv_dims d = {s.B, s.H, s.W, s.C, s.H, s.W, s.OC, 3, 3, 1, 1, 1, 1, 1};
+    gr_conv_dims d = {s.B, s.H, s.W, s.C, s.H, s.W, s.OC, 3, 3, 1, 1, 1, 1, 1, 1, 1};
     gr_conv2d_forward(lin, x, w, b, &d);
     const gr_act acts[] = {GR_ACT_RELU, GR_ACT_LEAKY, GR_ACT_RELU6, GR_ACT_LINEAR};
     for (size_t k = 0; k < sizeof acts / sizeof *acts; k++) {

@@ -122,9 +122,10 @@ static gr_status conv_build(const gr_model *m, int node, int B, struct dn_bwd *b
     dnnl_memory_desc_t w_u = dn_md_hwio(s->kh, s->kw, ICg, n->oc, G);
     dnnl_memory_desc_t b_u = dn_md_1d(n->oc);
     dnnl_memory_desc_t wany = dn_md_weights_any(s->kh, s->kw, ICg, n->oc, G, dnnl_f32);
-    dnnl_dims_t strides = {s->sh, s->sw}, pl = {s->pad_t, s->pad_l};
-    dnnl_dims_t pr = {dn_pad_end(n->ih, s->kh, s->sh, s->pad_t, s->pad_b, n->oh),
-                      dn_pad_end(n->iw, s->kw, s->sw, s->pad_l, s->pad_r, n->ow)};
+    int DH = s->dh > 1 ? s->dh : 1, DW = s->dw > 1 ? s->dw : 1;   /* oneDNN counts dilation from 0 */
+    dnnl_dims_t strides = {s->sh, s->sw}, pl = {s->pad_t, s->pad_l}, dil = {DH - 1, DW - 1};
+    dnnl_dims_t pr = {dn_pad_end(n->ih, (s->kh - 1) * DH + 1, s->sh, s->pad_t, s->pad_b, n->oh),
+                      dn_pad_end(n->iw, (s->kw - 1) * DW + 1, s->sw, s->pad_l, s->pad_r, n->ow)};
     b->dout = dn_mem(&b->net, &out_u, DNNL_MEMORY_NONE, err);
     b->in = dn_mem(&b->net, &in_u, DNNL_MEMORY_NONE, err);
     b->din = dn_mem(&b->net, &in_u, DNNL_MEMORY_NONE, err);
@@ -144,21 +145,21 @@ static gr_status conv_build(const gr_model *m, int node, int B, struct dn_bwd *b
      * from 121 to 170 img/s; below 1024 pixels, e.g. block5's 2x2 maps, the
      * transforms cost more than they save).  Else, and when oneDNN has no
      * Winograd here: direct, on NHWC first, then oneDNN's layouts.          */
-    int wino = s->kh == 3 && s->kw == 3 && s->sh == 1 && s->sw == 1 && G == 1 && n->ic >= 16 &&
+    int wino = s->kh == 3 && s->kw == 3 && s->sh == 1 && s->sw == 1 && DH == 1 && DW == 1 && G == 1 && n->ic >= 16 &&
                n->oc >= 16 && (int64_t)B * n->oh * n->ow >= WINO_BWD_PIXELS;
     for (int any = wino ? -1 : 0; any < 2; any++) {
         dnnl_alg_kind_t alg = any < 0 ? dnnl_convolution_winograd : dnnl_convolution_direct;
         dnnl_memory_desc_t src = any ? dn_md_any4(B, n->ic, n->ih, n->iw, dnnl_f32) : in_u;
         dnnl_memory_desc_t dst = any ? dn_md_any4(B, n->oc, n->oh, n->ow, dnnl_f32) : out_u;
         dnnl_convolution_desc_t fd, dd, wd;
-        DN_TRY(dnnl_convolution_forward_desc_init(&fd, dnnl_forward_training, alg, &src,
-                                                  &wany, has_bias ? &b_u : NULL, &dst, strides, pl, pr),
+        DN_TRY(dnnl_dilated_convolution_forward_desc_init(&fd, dnnl_forward_training, alg, &src, &wany,
+                                                          has_bias ? &b_u : NULL, &dst, strides, dil, pl, pr),
                "convolution", name);
-        DN_TRY(dnnl_convolution_backward_data_desc_init(&dd, alg, &src, &wany, &dst,
-                                                        strides, pl, pr),
+        DN_TRY(dnnl_dilated_convolution_backward_data_desc_init(&dd, alg, &src, &wany, &dst,
+                                                                strides, dil, pl, pr),
                "convolution backward data", name);
-        DN_TRY(dnnl_convolution_backward_weights_desc_init(&wd, alg, &src, &wany,
-                                                           has_bias ? &b_u : NULL, &dst, strides, pl, pr),
+        DN_TRY(dnnl_dilated_convolution_backward_weights_desc_init(&wd, alg, &src, &wany, has_bias ? &b_u : NULL,
+                                                                   &dst, strides, dil, pl, pr),
                "convolution backward weights", name);
         st = dn_make_pd(&pf, &fd, b->net.eng, NULL, "convolution", name, err);
         if (!st) st = dn_make_pd(&pdd, &dd, b->net.eng, pf, "convolution backward data", name, err);

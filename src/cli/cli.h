@@ -83,6 +83,10 @@ gr_model *cli_load_base(const char *base, const char *weights, int h, int w, boo
 /* The default cut: the whole headless base; for darknet networks the layer
  * before the last 1000-class convolution.                                  */
 int cli_default_cut(const gr_model *m);
+/* The node of layer `name` in m (a layer name, or for an imported ONNX base
+ * one of its tensor or node names), else -1 with an error for option opt
+ * listing the base's cut candidates.                                      */
+int cli_find_layer(const gr_model *m, const char *opt, const char *base, const char *name, gr_error *err);
 /* Appends a head spec ("flatten,dense:1024:relu,dense:10:softmax", "gap",
  * "dropout:0.5", "dense:N" with N = n_classes) to m.  0 ok, -1 + *err.    */
 int cli_append_head(gr_model *m, const char *spec, int n_classes, gr_error *err);

@@ -24,7 +24,9 @@ static const cli_opt extract_opts[] = {
     OPT_FLAG("--weights-partial", partial, 1, "allow a weights file that fits only some layers"),
     OPT_STR("--data", data, "PATH", NULL,
             "a CIFAR-10 .bin file or directory (--split [train]), an image folder\nor a CSV list"),
-    OPT_STR("--layer", layer, "NAME", NULL, "the last layer run (graft info --base BASE lists them)"),
+    OPT_STR("--layer", layer, "NAME", NULL,
+            "the last layer run (graft info --base BASE lists them and the cut\ncandidates; an ONNX base takes "
+            "its tensor and node names too)  [the\nbase's default cut, as graft train's]"),
     OPT_STR("--out", out, "OUT.npy", NULL, "the features (and the sidecars beside it)"),
     OPT_INT("--batch", batch, 1, "64", "images per forward pass"),
     OPT_THREADS(threads),
@@ -37,9 +39,10 @@ static const cli_opt extract_opts[] = {
 
 static const cli_cmd extract_cmd = {
     .name = "extract",
-    .intro = "usage: graft extract --base BASE [--weights FILE] --data PATH --layer NAME --out OUT.npy [options]\n"
+    .intro = "usage: graft extract --base BASE [--weights FILE] --data PATH [--layer NAME] --out OUT.npy [options]\n"
              "\n"
-             "Runs the base up to and including layer NAME on every image of PATH (in file\n"
+             "Runs the base up to and including layer NAME (without --layer: the base's default\n"
+             "cut, where graft train cuts it) on every image of PATH (in file\n"
              "order) and writes a float32 .npy of shape (N, H, W, C), and beside it (STEM =\n"
              "OUT without .npy): STEM.labels.npy (int64, N: each sample's class index),\n"
              "STEM.paths.txt (N lines: each sample's file; PATH#I for record I of a CIFAR\n"
@@ -111,6 +114,7 @@ static gr_status write_sidecars(const gr_dataset *ds, const char *data, const ch
 /* One extract run: its outputs, data, model and buffers. */
 typedef struct {
     char lab_path[4200], paths_path[4200], cls_path[4200];
+    char layer[64];          /* the layer run last: --layer's, or the base's default cut */
     cli_outputs outs;
     gr_outfile of;
     gr_dataset *ds;
@@ -153,11 +157,9 @@ static int open_model(const extract_args *a, extract_run *r, gr_error *err) {
     gr_model_set_recipe(r->m, &recipe);
     if (!(r->cx = gr_ctx_new(r->m, err))) return -1;
     gr_ctx_set_precision(r->cx, (gr_precision)cli_enum_parse(cli_precision_names, a->precision));
-    if ((r->upto = gr_model_find(r->m, a->layer)) < 0) {
-        gr_error_set(err, GR_ERR_ARG, "--layer: base '%s' has no layer '%s' (graft info --base %s lists them)",
-                     a->base, a->layer, a->base);
-        return -1;
-    }
+    r->upto = a->layer ? cli_find_layer(r->m, "--layer", a->base, a->layer, err) : cli_default_cut(r->m);
+    if (r->upto < 0) return -1;
+    snprintf(r->layer, sizeof r->layer, "%s", gr_model_layer_name(r->m, r->upto));
     r->n = gr_dataset_count(r->ds);
     gr_model_layer_shape(r->m, r->upto, &r->oh, &r->ow, &r->oc);
     r->F = (size_t)r->oh * r->ow * r->oc;
@@ -240,7 +242,7 @@ static void print_summary(const extract_args *a, const extract_run *r) {
         printf("{\"out\": ");
         cli_json_string(a->out);
         printf(", \"layer\": ");
-        cli_json_string(a->layer);
+        cli_json_string(r->layer);
         printf(", \"shape\": [%d, %d, %d, %d], \"dtype\": \"float32\", \"labels\": ", r->done, r->oh, r->ow, r->oc);
         cli_json_string(r->lab_path);
         printf(", \"paths\": ");
@@ -250,7 +252,7 @@ static void print_summary(const extract_args *a, const extract_run *r) {
         printf("}\n");
     } else if (!a->quiet) {
         printf("%s: %d x %d x %d x %d float32 (layer '%s'); labels %s, paths %s, classes %s\n", a->out, r->done,
-               r->oh, r->ow, r->oc, a->layer, r->lab_path, r->paths_path, r->cls_path);
+               r->oh, r->ow, r->oc, r->layer, r->lab_path, r->paths_path, r->cls_path);
     }
 }
 
@@ -258,8 +260,8 @@ int cmd_extract(int argc, char **argv) {
     extract_args a = {.precision = "fp32", .batch = 64};
     int rc = cli_parse(&extract_cmd, argc, argv, &a);
     if (rc) return rc == CLI_HELP ? 0 : rc;
-    if (!a.base || !a.data || !a.layer || !a.out)
-        return cli_usage("--base, --data, --layer and --out are required (see graft extract --help)");
+    if (!a.base || !a.data || !a.out)
+        return cli_usage("--base, --data and --out are required (see graft extract --help)");
     extract_run r = {.of = {.fd = -1}};
     if ((rc = claim_outputs(&a, &r))) return rc;
     gr_set_threads(a.threads);

@@ -147,6 +147,22 @@ static int info_file(const char *path, bool json, bool quiet) {
     return 0;
 }
 
+/* The base's cut candidates (gr_model_cut_candidates), with their ONNX tensor names. */
+static void print_cuts(const gr_model *m, bool top) {
+    int cuts[256], nc = gr_model_cut_candidates(m, cuts, 256), def = cli_default_cut(m);
+    printf("cut candidates (--cut NAME, extract --layer NAME%s):\n",
+           gr_model_layer_alias(m, def) ? "; the ONNX tensor or node name works too" : "");
+    for (int k = 0; k < nc; k++) {
+        int h, w, c;
+        const char *alias = gr_model_layer_alias(m, cuts[k]);
+        gr_model_layer_shape(m, cuts[k], &h, &w, &c);
+        char shape[48];
+        snprintf(shape, sizeof shape, "%dx%dx%d", h, w, c);
+        printf("  %-4d %-40s %s%s%s%s%s\n", cuts[k], gr_model_layer_name(m, cuts[k]), shape, alias ? "  tensor '" : "",
+               alias ? alias : "", alias ? "'" : "", cuts[k] == def && !top ? "  (the default cut)" : "");
+    }
+}
+
 /* A base's layers as one JSON object. */
 static void json_base(const char *base, const gr_model *m) {
     int h, w, c;
@@ -163,7 +179,15 @@ static void json_base(const char *base, const gr_model *m) {
         cli_json_string(gr_model_layer_name(m, i));
         printf(", \"op\": \"%s\", \"shape\": [%d, %d, %d]}", gr_op_name(gr_model_layer_op(m, i)), h, w, c);
     }
-    printf("\n], \"params\": %lld, \"trainable_params\": %lld}\n", (long long)gr_model_param_count(m, false),
+    int cuts[256], nc = gr_model_cut_candidates(m, cuts, 256);
+    printf("\n], \"cut_candidates\": [");
+    for (int k = 0; k < nc; k++) {
+        printf("%s", k ? ", " : "");
+        cli_json_string(gr_model_layer_name(m, cuts[k]));
+    }
+    printf("], \"default_cut\": ");
+    cli_json_string(gr_model_layer_name(m, cli_default_cut(m)));
+    printf(", \"params\": %lld, \"trainable_params\": %lld}\n", (long long)gr_model_param_count(m, false),
            (long long)gr_model_param_count(m, true));
 }
 
@@ -202,6 +226,8 @@ int cmd_info(int argc, char **argv) {
     else if (quiet) printf("params: %lld\n", (long long)gr_model_param_count(m, false));
     else gr_model_summary(m, stdout);
     if (!json) printf("input recipe: %s\n", gr_recipe_describe(&r, rd, sizeof rd));
+    if (!json && !quiet && gr_model_recipe_note(m)[0]) printf("note: %s\n", gr_model_recipe_note(m));
+    if (!json && !quiet) print_cuts(m, top);
     gr_model_free(m);
     return 0;
 }

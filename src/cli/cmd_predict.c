@@ -190,7 +190,8 @@ static void print_top(const predict_args *a, const predict_net *n, const char *i
             if (!taken && (best < 0 || p[j] > p[best])) best = j;
         }
         best_k[t] = best;
-        const char *label = a->model ? gr_model_class_name(n->m, best) : (best < n->n_names ? n->names[best] : NULL);
+        /* --labels, else the model's names (a model file; an ONNX base's class_names metadata) */
+        const char *label = best < n->n_names ? n->names[best] : gr_model_class_name(n->m, best);
         if (a->json) {
             printf("%s{\"index\": %d, \"label\": ", t ? ", " : "", best);
             cli_json_string(label ? label : "");

@@ -86,12 +86,8 @@ static int resolve_cuts(const gr_model *m, const char *base, const char *list, i
             *n += k < MAX_CUTS - *n ? k : MAX_CUTS - *n;
             continue;
         }
-        int node = !strcmp(tok, "default") ? def : gr_model_find(m, tok);
-        if (node < 0) {
-            gr_error_set(err, GR_ERR_ARG, "--cuts: base '%s' has no layer '%s' (graft info --base %s lists them)",
-                         base, tok, base);
-            return -1;
-        }
+        int node = !strcmp(tok, "default") ? def : cli_find_layer(m, "--cuts", base, tok, err);
+        if (node < 0) return -1;
         if (*n < MAX_CUTS) cuts[(*n)++] = node;
     }
     if (*n == 0) {

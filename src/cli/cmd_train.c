@@ -213,9 +213,7 @@ static int build_head(train_run *r, gr_error *err) {
     int cut = cli_default_cut(m), classes = r->classes;
     if (t->cut && !strcmp(t->cut, "auto")) {
         if ((cut = auto_cut(r, cut, err)) < 0) return -1;
-    } else if (t->cut && (cut = gr_model_find(m, t->cut)) < 0) {
-        gr_error_set(err, GR_ERR_ARG, "--cut: base '%s' has no layer '%s' (graft info --base %s lists them)", t->base,
-                     t->cut, t->base);
+    } else if (t->cut && (cut = cli_find_layer(m, "--cut", t->base, t->cut, err)) < 0) {
         return -1;
     }
     if (gr_model_truncate(m, cut, err) != GR_OK) return -1;
@@ -224,7 +222,9 @@ static int build_head(train_run *r, gr_error *err) {
         gr_layer_spec sd;
         memset(&sd, 0, sizeof sd);
         sd.op = GR_OP_STANDARDIZE;
-        if (gr_model_append(m, gr_named(sd, "standardize"), err) < 0) return -1;
+        char name[32] = "standardize";   /* a base may have one already (graft's own ONNX export) */
+        for (int k = 2; gr_model_find(m, name) >= 0; k++) snprintf(name, sizeof name, "standardize_%d", k);
+        if (gr_model_append(m, gr_named(sd, name), err) < 0) return -1;
     }
     char def[128];
     snprintf(def, sizeof def, "flatten,dense:1024:relu,dense:%d:softmax", classes);

@@ -231,7 +231,26 @@ gr_model *cli_load_base(const char *base, const char *weights, int h, int w, boo
         gr_model_free(m);
         return NULL;
     }
+    if (m && say && gr_model_recipe_note(m)[0]) fprintf(say, "note: %s\n", gr_model_recipe_note(m));
     return m;
+}
+
+int cli_find_layer(const gr_model *m, const char *opt, const char *base, const char *name, gr_error *err) {
+    int node = gr_model_find(m, name);
+    if (node >= 0) return node;
+    char list[1500] = "";
+    int cuts[64], nc = gr_model_cut_candidates(m, cuts, 64);
+    size_t o = 0;
+    for (int k = 0; k < nc && o < sizeof list - 100; k++) {
+        const char *alias = gr_model_layer_alias(m, cuts[k]);
+        o += (size_t)snprintf(list + o, sizeof list - o, "%s'%s'%s%s%s", k ? ", " : "", gr_model_layer_name(m, cuts[k]),
+                              alias ? " (" : "", alias ? alias : "", alias ? ")" : "");
+    }
+    if (o >= sizeof list - 100) snprintf(list + o, sizeof list - o, ", ...");
+    gr_error_set(err, GR_ERR_ARG, "%s: base '%s' has no layer '%s'%s; cut candidates: %s (graft info --base %s "
+                 "lists every layer)", opt, base, name, !strncmp(base, "onnx:", 5) ? " (nor an ONNX node or tensor of "
+                 "that name)" : "", nc ? list : "none", base);
+    return -1;
 }
 
 int cli_default_cut(const gr_model *m) {

@@ -32,9 +32,11 @@ static const cli_opt train_opts[] = {
              "allow a file that fits only some layers (the others stay untrained)"),
     OPT_STR("--from", from, "MODEL", NULL, "continue training a graft model file instead"),
     OPT_STR("--cut", cut, "LAYER|auto", NULL,
-            "keep the base up to and including LAYER (name or darknet index);\n"
-            "auto = the cut a linear probe scores best (see graft probe)\n"
-            "[whole headless base; darknet: before the last 1000-class conv]"),
+            "keep the base up to and including LAYER (name or darknet index; an\n"
+            "ONNX base: its tensor or node name too; graft info --base lists the\n"
+            "cut candidates); auto = the cut a linear probe scores best (see graft\n"
+            "probe)  [whole headless base (ONNX: the pre-logits tensor); darknet:\n"
+            "before the last 1000-class conv]"),
     OPT_STR("--head", head, "SPEC", "flatten,dense:1024:relu,dense:N:softmax",
             "layers after the cut\n(flatten, gap, dropout:P, dense:UNITS[:ACT], batchnorm, layernorm; N = classes)"),
     OPT_HEAD("data:"),

@@ -67,6 +67,10 @@ static json_object *layer_to_json(const gr_node *n) {
         }
     }
     if (s->groups > 1) json_object_object_add(l, "groups", json_object_new_int(s->groups));
+    if (s->dh > 1 || s->dw > 1) {
+        int dl[2] = {s->dh, s->dw};
+        json_object_object_add(l, "dilation", ints(dl, 2));
+    }
     unsigned attrs = gr_op_get(s->op)->attrs;   /* what the op's spec holds (ops/op.h) */
     if (attrs & GR_ATTR_BIAS) json_object_object_add(l, "use_bias", json_object_new_boolean(s->use_bias));
     if (s->act != GR_ACT_LINEAR || (attrs & GR_ATTR_ACT))
@@ -175,8 +179,10 @@ static gr_status layer_from_json(json_object *l, int i, const char *path, gr_lay
     }
     snprintf(s->name, sizeof s->name, "%s", name);
     s->units = jint(l, "units", 0);
-    int k2[2] = {0, 0}, st2[2] = {0, 0}, p4[4] = {0, 0, 0, 0}, o2[2] = {0, 0};
+    int k2[2] = {0, 0}, st2[2] = {0, 0}, p4[4] = {0, 0, 0, 0}, o2[2] = {0, 0}, d2[2] = {0, 0};
     jints(l, "kernel", k2, 2);
+    jints(l, "dilation", d2, 2);
+    s->dh = d2[0]; s->dw = d2[1];
     jints(l, "strides", st2, 2);
     jints(l, "pads", p4, 4);
     jints(l, "out", o2, 2);

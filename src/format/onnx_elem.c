@@ -219,6 +219,9 @@ int gr_onnx_map_arith(gr_onnx_b *b, onode *n, const char *op) {
         for (int j = 0; j < 4; j++) b->done[idx[j]] = true;
         return emit_act(b, n, x, GR_ACT_GELU, 2, b->g->node[idx[3]]);
     }
+    int own = gr_onnx_map_relu6_form(b, n, x);   /* graft's own export (onnx_std.c) */
+    if (!own) own = gr_onnx_map_std_flat(b, n, x);
+    if (own) return own < 0 ? -1 : 0;
     if (x->fmap) return gr_onnx_nerr(b, GR_ERR_UNSUPPORTED, "%s of a flattened map by a constant", op), -1;
     if (cfirst && !strcmp(op, "Div"))
         return gr_onnx_nerr(b, GR_ERR_UNSUPPORTED, "a constant divided by an activation is not supported"), -1;

@@ -166,7 +166,8 @@ static const char *oxe_conv(oxe *e, int i, const oxe_val *x, const char *dst) {
     const gr_model *m = e->m;
     const gr_node *n = &m->nodes[i];
     gr_conv_dims d = gr_node_conv_dims(m, i, 1);
-    int pb = end_pad(d.H, d.KH, d.SH, d.PT, d.OH), pr = end_pad(d.W, d.KW, d.SW, d.PL, d.OW);
+    int DH = d.DH > 1 ? d.DH : 1, DW = d.DW > 1 ? d.DW : 1;
+    int pb = end_pad(d.H, (d.KH - 1) * DH + 1, d.SH, d.PT, d.OH), pr = end_pad(d.W, (d.KW - 1) * DW + 1, d.SW, d.PL, d.OW);
     if (pb < 0 || pr < 0) {
         oxe_fail(e, GR_ERR_UNSUPPORTED, "its output %dx%d is not what ONNX's padding rule gives", d.OH, d.OW);
         return NULL;
@@ -194,7 +195,7 @@ static const char *oxe_conv(oxe *e, int i, const oxe_val *x, const char *dst) {
     }
     const char *pre = n->s.act == GR_ACT_LINEAR ? dst : oxe_tmp(e);
     Onnx__NodeProto *c = oxe_node(e, "Conv", bi >= 0 ? 3 : 2, in, pre);
-    int64_t ks[2] = {d.KH, d.KW}, st[2] = {d.SH, d.SW}, pads[4] = {d.PT, d.PL, pb, pr}, dil[2] = {1, 1};
+    int64_t ks[2] = {d.KH, d.KW}, st[2] = {d.SH, d.SW}, pads[4] = {d.PT, d.PL, pb, pr}, dil[2] = {DH, DW};
     oxe_attr_ints(e, c, "kernel_shape", ks, 2);
     oxe_attr_ints(e, c, "strides", st, 2);
     oxe_attr_ints(e, c, "pads", pads, 4);

@@ -15,6 +15,8 @@ typedef gr_onnx_val val;
 /* x as a rank-2 [N, F] value (Flatten at axis 1): a graft flatten when spatial. */
 static int to_vector(gr_onnx_b *b, onode *n, val *x) {
     if (x->rank == 2) return gr_onnx_set_act(b, n, 0, x->node, x, false) ? 0 : -1;
+    int r = gr_onnx_map_std_map(b, n, x);   /* graft's exported standardize of a map (onnx_std.c) */
+    if (r) return r < 0 ? -1 : 0;
     int H, W, C;
     gr_onnx_shape(b, x->node, &H, &W, &C);
     if (H == 1 && W == 1) {

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "format/onnx_meta.h"
 #include "format/onnx_net.h"
 
 gr_status gr_onnx_nerr(gr_onnx_b *b, gr_status code, const char *fmt, ...) {
@@ -418,6 +419,41 @@ static gr_status finish(gr_onnx_b *b, bool include_top) {
     return gr_model_truncate(b->m, o->node, b->err);
 }
 
+/* The ONNX names of each graft node's output, as other names of the node
+ * (--cut, --unfreeze, extract --layer): the tensor mapped to it last (the
+ * earlier ones may be before a fused activation or folded batch norm) and
+ * the name of the node that makes that tensor.                            */
+static gr_status add_aliases(gr_onnx_b *b) {
+    int N = gr_model_num_layers(b->m);
+    int *last = gr_malloc((size_t)(N ? N : 1) * 2 * sizeof(int), b->err);
+    if (!last) return b->err->code;
+    for (int i = 0; i < 2 * N; i++) last[i] = -1;
+    for (size_t k = 0; k < b->g->n_node; k++) {
+        onode *n = b->g->node[k];
+        for (size_t o = 0; o < n->n_output; o++) {
+            gr_onnx_val *v = n->output[o][0] ? gr_onnx_get(b, n->output[o]) : NULL;
+            if (v && v->kind == V_ACT && v->node >= 0 && v->node < N) {
+                last[2 * v->node] = (int)k;
+                last[2 * v->node + 1] = (int)o;
+            }
+        }
+    }
+    gr_status st = GR_OK;
+    for (int i = 0; i < N && !st; i++) {
+        if (last[2 * i] < 0) continue;
+        onode *n = b->g->node[last[2 * i]];
+        st = gr_model_add_alias(b->m, n->output[last[2 * i + 1]], i, b->err);
+        if (!st && last[2 * i + 1] == 0 && n->name) st = gr_model_add_alias(b->m, n->name, i, b->err);
+    }
+    for (size_t k = 0; k < b->g->n_node && !st; k++) {   /* a layer's ONNX node name as written ('/a/Conv': layer 'a/Conv') */
+        const char *nm = b->g->node[k]->name;
+        int i = nm && nm[0] == '/' ? gr_model_find(b->m, nm + 1) : -1;
+        if (i >= 0) st = gr_model_add_alias(b->m, nm, i, b->err);
+    }
+    free(last);
+    return st;
+}
+
 static void b_free(gr_onnx_b *b) {
     for (int k = 0; k < b->nv; k++) vfree(&b->v[k]);
     free(b->v);
@@ -445,10 +481,15 @@ gr_model *gr_onnx_load(const char *path, int h, int w, bool include_top, gr_erro
         goto fail;
     }
     if (make_values(&b, in) || check_ops(&b)) goto fail;
-    if (finish(&b, include_top)) goto fail;
-    gr_recipe r = {.resize = GR_RESIZE_CENTER_CROP, .interp = GR_INTERP_BILINEAR, .crop = 0.875f,
-                   .norm = GR_PREP_TORCH};
+    if (finish(&b, include_top) || add_aliases(&b)) goto fail;
+    gr_recipe r;   /* the file's graft metadata, else torchvision's (onnx_meta.c) */
+    if (gr_onnx_read_recipe(b.f, &r, b.m->recipe_note, sizeof b.m->recipe_note, err)) goto fail;
     gr_model_set_recipe(b.m, &r);
+    if (include_top) {   /* the classifier's names, when they fit its output */
+        int oh, ow, oc;
+        gr_model_layer_shape(b.m, gr_model_num_layers(b.m) - 1, &oh, &ow, &oc);
+        if (gr_onnx_read_classes(b.f, b.m, oh * ow * oc, err)) goto fail;
+    }
     b.m->w_version++;
     b_free(&b);
     gr_onnx_close(b.f);

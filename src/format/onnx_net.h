@@ -120,6 +120,15 @@ int gr_onnx_map_ln_decomposed(gr_onnx_b *b, onode *n, int64_t axis); /* ReduceMe
 /* The axes of ReduceMean n (attribute, or a constant input from opset 18):
  * their count, or -1 when not a constant.                                  */
 int gr_onnx_reduce_axes(gr_onnx_b *b, onode *n, int64_t axes[4]);
+/* onnx_std.c: the forms graft's exporter writes, read back as its layers:
+ * 1 mapped (n and the nodes of the form done), 0 not that form, -1 error.
+ * Arithmetic node n on x: Sub, Div (any per-feature chain on a flattened
+ * map) -> standardize; Sub 3, HardSigmoid, Mul 6 -> relu6.  Flatten/Reshape
+ * node n of map x followed by per-feature arithmetic and a Reshape back to
+ * the map -> standardize on the map.                                      */
+int gr_onnx_map_std_flat(gr_onnx_b *b, onode *n, gr_onnx_val *x);
+int gr_onnx_map_relu6_form(gr_onnx_b *b, onode *n, gr_onnx_val *x);
+int gr_onnx_map_std_map(gr_onnx_b *b, onode *n, gr_onnx_val *x);
 /* onnx_ops.c: maps node n onto graft layers.  0 or -1 (error set). */
 int gr_onnx_map(gr_onnx_b *b, onode *n);
 /* Whether op (default domain) is one graft maps or folds / maps onto layers. */

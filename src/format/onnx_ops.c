@@ -163,7 +163,9 @@ static gr_status conv_padding(gr_onnx_b *b, onode *n, gr_layer_spec *s, int H, i
     int64_t p[4] = {0, 0, 0, 0};
     if (!strcmp(mode, "VALID")) { s->padding = GR_PAD_VALID; return GR_OK; }
     if (!strcmp(mode, "SAME_UPPER") || !strcmp(mode, "SAME_LOWER")) {
-        int in[2] = {H, W}, k[2] = {s->kh, s->kw}, st[2] = {s->sh, s->sw};
+        int in[2] = {H, W}, st[2] = {s->sh, s->sw};
+        int64_t k[2] = {(int64_t)(s->kh - 1) * (s->dh > 1 ? s->dh : 1) + 1,   /* the dilated span */
+                        (int64_t)(s->kw - 1) * (s->dw > 1 ? s->dw : 1) + 1};
         for (int d = 0; d < 2; d++) {
             int64_t out = (in[d] + st[d] - 1) / st[d], tot = (out - 1) * st[d] + k[d] - in[d];
             if (tot < 0) tot = 0;
@@ -181,16 +183,22 @@ static gr_status conv_padding(gr_onnx_b *b, onode *n, gr_layer_spec *s, int H, i
     return GR_OK;
 }
 
-/* Kernel, strides, dilations of a conv or pool (2-D). */
-static gr_status window(gr_onnx_b *b, onode *n, int64_t ks[2], int64_t st[2], bool need_ks) {
+/* Kernel, strides, dilations of a conv or pool (2-D); dl NULL: dilation 1 only (pools). */
+static gr_status window(gr_onnx_b *b, onode *n, int64_t ks[2], int64_t st[2], int64_t *dl_out, bool need_ks) {
     int64_t dl[2] = {1, 1};
     int c = gr_onnx_attr_ints(n, "kernel_shape", ks, 2);
     if ((need_ks && c != 2) || (c && c != 2)) return gr_onnx_nerr(b, GR_ERR_UNSUPPORTED, "graft maps 2-D windows only (kernel_shape has %d values)", c);
     st[0] = st[1] = 1;
     if ((c = gr_onnx_attr_ints(n, "strides", st, 2)) && c != 2) return gr_onnx_nerr(b, GR_ERR_FORMAT, "strides has %d values", c);
     if ((c = gr_onnx_attr_ints(n, "dilations", dl, 2)) && c != 2) return gr_onnx_nerr(b, GR_ERR_FORMAT, "dilations has %d values", c);
-    if (dl[0] != 1 || dl[1] != 1)
-        return gr_onnx_nerr(b, GR_ERR_UNSUPPORTED, "dilation %lldx%lld is not supported yet", (long long)dl[0], (long long)dl[1]);
+    for (int d = 0; d < 2; d++)
+        if (dl[d] < 1 || dl[d] > GR_MAX_WINDOW)
+            return gr_onnx_nerr(b, GR_ERR_FORMAT, "dilation %lldx%lld (each must be 1 or more)", (long long)dl[0],
+                                (long long)dl[1]);
+    if (!dl_out && (dl[0] != 1 || dl[1] != 1))
+        return gr_onnx_nerr(b, GR_ERR_UNSUPPORTED, "a pool with dilation %lldx%lld is not supported (convolutions "
+                            "only)", (long long)dl[0], (long long)dl[1]);
+    if (dl_out) dl_out[0] = dl[0], dl_out[1] = dl[1];
     for (int d = 0; d < 2; d++)
         if (st[d] < 1 || st[d] > GR_MAX_WINDOW) return gr_onnx_nerr(b, GR_ERR_FORMAT, "stride %lld", (long long)st[d]);
     return GR_OK;
@@ -203,13 +211,13 @@ static int map_conv(gr_onnx_b *b, onode *n) {
     if (!wv) return -1;
     int H, W, C;
     gr_onnx_shape(b, x->node, &H, &W, &C);
-    int64_t g = gr_onnx_attr_i(n, "group", 1), ks[2] = {0, 0}, st[2];
+    int64_t g = gr_onnx_attr_i(n, "group", 1), ks[2] = {0, 0}, st[2], dl[2];
     if (wv->rank != 4) return gr_onnx_nerr(b, GR_ERR_UNSUPPORTED, "weights of rank %d (2-D convolutions only)", wv->rank);
     int64_t OC = wv->dims[0], I = wv->dims[1], KH = wv->dims[2], KW = wv->dims[3];
     if (g < 1 || I * g != C || OC % g || OC < 1 || KH < 1 || KW < 1 || KH > GR_MAX_WINDOW || KW > GR_MAX_WINDOW)
         return gr_onnx_nerr(b, GR_ERR_SHAPE, "weights [%lld,%lld,%lld,%lld] with group %lld do not fit %d input channels",
                             (long long)OC, (long long)I, (long long)KH, (long long)KW, (long long)g, C), -1;
-    if (window(b, n, ks, st, false)) return -1;
+    if (window(b, n, ks, st, dl, false)) return -1;
     if ((ks[0] || ks[1]) && (ks[0] != KH || ks[1] != KW))
         return gr_onnx_nerr(b, GR_ERR_SHAPE, "kernel_shape %lldx%lld differs from the weights' %lldx%lld",
                             (long long)ks[0], (long long)ks[1], (long long)KH, (long long)KW), -1;
@@ -221,6 +229,8 @@ static int map_conv(gr_onnx_b *b, onode *n) {
     gr_layer_spec s = gr_conv2d((int)OC, (int)KH, (int)KW, 1, GR_PAD_VALID, GR_ACT_LINEAR);
     s.sh = (int)st[0];
     s.sw = (int)st[1];
+    s.dh = (int)dl[0];
+    s.dw = (int)dl[1];
     s.groups = (int)g;
     s.use_bias = bias || bnn;
     if (conv_padding(b, n, &s, H, W)) return -1;
@@ -332,7 +342,7 @@ static int map_pool(gr_onnx_b *b, onode *n, bool avg) {
     int H, W, C;
     gr_onnx_shape(b, x->node, &H, &W, &C);
     int64_t ks[2], st[2];
-    if (window(b, n, ks, st, true)) return -1;
+    if (window(b, n, ks, st, NULL, true)) return -1;
     if (ks[0] < 1 || ks[1] < 1 || ks[0] > GR_MAX_WINDOW || ks[1] > GR_MAX_WINDOW)
         return gr_onnx_nerr(b, GR_ERR_FORMAT, "kernel %lldx%lld", (long long)ks[0], (long long)ks[1]), -1;
     gr_layer_spec s = avg ? gr_avgpool((int)ks[0], (int)st[0]) : gr_maxpool((int)ks[0], (int)st[0]);

@@ -118,6 +118,9 @@ void gr_model_free(gr_model *m) {
     if (!m) return;
     for (int i = 0; i < m->n_classes; i++) free(m->class_names[i]);
     free(m->class_names);
+    for (int i = 0; i < m->n_alias; i++) free(m->alias[i]);
+    free(m->alias);
+    free(m->alias_node);
     free(m->nodes);
     free(m->params);
     free(m->w);
@@ -129,7 +132,45 @@ int gr_model_num_layers(const gr_model *m) { return m->n_nodes; }
 int gr_model_find(const gr_model *m, const char *name) {
     for (int i = 0; i < m->n_nodes; i++)
         if (!strcmp(m->nodes[i].s.name, name)) return i;
+    for (int i = 0; i < m->n_alias; i++)
+        if (m->alias_node[i] < m->n_nodes && !strcmp(m->alias[i], name)) return m->alias_node[i];
     return -1;
+}
+
+gr_status gr_model_add_alias(gr_model *m, const char *name, int node, gr_error *err) {
+    if (!name || !name[0] || node < 0 || node >= m->n_nodes || gr_model_find(m, name) >= 0) return GR_OK;
+    char **a = gr_realloc(m->alias, (size_t)(m->n_alias + 1) * sizeof *a, err);
+    if (!a) return GR_ERR_NOMEM;
+    m->alias = a;
+    int *an = gr_realloc(m->alias_node, (size_t)(m->n_alias + 1) * sizeof *an, err);
+    if (!an) return GR_ERR_NOMEM;
+    m->alias_node = an;
+    if (!(a[m->n_alias] = gr_strdup(name, err))) return GR_ERR_NOMEM;
+    an[m->n_alias++] = node;
+    return GR_OK;
+}
+
+const char *gr_model_layer_alias(const gr_model *m, int node) {
+    for (int i = 0; i < m->n_alias; i++)
+        if (m->alias_node[i] == node && node < m->n_nodes) return m->alias[i];
+    return NULL;
+}
+
+int gr_model_cut_candidates(const gr_model *m, int *out, int cap) {
+    int n = 0, N = m->n_nodes;
+    for (int i = 0; i < N && n < cap; i++) {
+        /* one tensor carries everything later layers read: no edge j -> k with j < i < k */
+        bool single = true;
+        for (int k = i + 1; k < N && single; k++)
+            for (int q = 0; q < m->nodes[k].n_in; q++)
+                if (m->nodes[k].in[q] < i) { single = false; break; }
+        if (!single) continue;
+        const gr_node *a = &m->nodes[i];
+        bool merge = a->s.op == GR_OP_ADD || a->s.op == GR_OP_CONCAT || a->s.op == GR_OP_MUL;
+        bool pool = a->s.op == GR_OP_MAXPOOL || a->s.op == GR_OP_AVGPOOL || a->s.op == GR_OP_GLOBAL_AVGPOOL;
+        if (merge || pool || i == N - 1) out[n++] = i;
+    }
+    return n;
 }
 
 const char *gr_model_layer_name(const gr_model *m, int node) {
@@ -183,6 +224,8 @@ gr_recipe gr_model_recipe(const gr_model *m) {
     return (gr_recipe){.resize = m->resize, .interp = m->interp, .crop = m->crop, .norm = m->prep};
 }
 
+const char *gr_model_recipe_note(const gr_model *m) { return m->recipe_note; }
+
 void gr_model_set_precision(gr_model *m, gr_precision p) { m->precision = p; }
 
 void gr_model_freeze_upto(gr_model *m, int node) {
@@ -216,6 +259,12 @@ gr_status gr_model_truncate(gr_model *m, int node, gr_error *err) {
                             node, m->n_nodes);
     m->n_nodes = node + 1;
     m->g_version++;
+    for (int i = 0; i < m->n_alias;)   /* names of the nodes cut off: gone (new nodes may take the indexes) */
+        if (m->alias_node[i] > node) {
+            free(m->alias[i]);
+            m->alias[i] = m->alias[--m->n_alias];
+            m->alias_node[i] = m->alias_node[m->n_alias];
+        } else i++;
     int np = 0;
     while (np < m->n_params && m->params[np].node <= node) np++;
     m->n_params = np;
@@ -331,12 +380,14 @@ static gr_status node_inputs(gr_node *n, const gr_layer_spec *s, int id, gr_erro
 /* Windows, strides and pads come from files: bounded before any arithmetic. */
 static gr_status check_window(const gr_layer_spec *s, gr_error *err) {
     if (s->kh > GR_MAX_WINDOW || s->kw > GR_MAX_WINDOW || s->sh > GR_MAX_WINDOW || s->sw > GR_MAX_WINDOW ||
+        s->dh > GR_MAX_WINDOW || s->dw > GR_MAX_WINDOW ||
         s->pad_t < 0 || s->pad_l < 0 || s->pad_b < 0 || s->pad_r < 0 || s->pad_t > GR_MAX_WINDOW ||
         s->pad_l > GR_MAX_WINDOW || s->pad_b > GR_MAX_WINDOW || s->pad_r > GR_MAX_WINDOW ||
         s->out_h < 0 || s->out_w < 0 || s->out_h > GR_MAX_WINDOW || s->out_w > GR_MAX_WINDOW)
         return gr_error_set(err, GR_ERR_SHAPE, "layer '%s' (%s): a kernel, stride, padding or output size out of range "
-                            "(kernel %dx%d, stride %dx%d, pads %d,%d,%d,%d; at most %d)", s->name, gr_op_name(s->op),
-                            s->kh, s->kw, s->sh, s->sw, s->pad_t, s->pad_l, s->pad_b, s->pad_r, GR_MAX_WINDOW);
+                            "(kernel %dx%d, stride %dx%d, dilation %dx%d, pads %d,%d,%d,%d; at most %d)", s->name,
+                            gr_op_name(s->op), s->kh, s->kw, s->sh, s->sw, s->dh, s->dw, s->pad_t, s->pad_l, s->pad_b,
+                            s->pad_r, GR_MAX_WINDOW);
     return GR_OK;
 }
 
@@ -435,7 +486,7 @@ gr_status gr_stack_n(gr_model *m, gr_error *err, int n, const gr_layer_spec *spe
 gr_conv_dims gr_node_conv_dims(const gr_model *m, int node, int B) {
     const gr_node *n = &m->nodes[node];
     gr_conv_dims d = {B, n->ih, n->iw, n->ic, n->oh, n->ow, n->oc, n->s.kh, n->s.kw,
-                      n->s.sh, n->s.sw, n->s.pad_t, n->s.pad_l, n->s.groups};
+                      n->s.sh, n->s.sw, n->s.pad_t, n->s.pad_l, n->s.groups, n->s.dh, n->s.dw};
     return d;
 }
 

@@ -60,6 +60,12 @@ struct gr_model {
     gr_resize_mode resize;   /* resize mode, */
     gr_interp interp;    /* interpolation, */
     float crop;          /* crop fraction (0 = 1) */
+    char recipe_note[600];   /* where the recipe came from (gr_model_recipe_note), "" */
+    /* Other names of nodes (an imported ONNX graph's tensor and node names),
+     * found by gr_model_find after the layer names: n_alias pairs.         */
+    char **alias;
+    int *alias_node;
+    int n_alias;
     char **class_names;  /* n_classes strings, or NULL */
     int n_classes;
     /* The precision a context made for this model starts with (a setting,
@@ -86,6 +92,9 @@ static inline bool gr_model_weights_changed(const gr_model *m, int last, uint64_
 int gr_node_param(const gr_model *m, int node, const char *kind);
 /* Output floats per sample of node (-1: the model input). */
 int64_t gr_node_size(const gr_model *m, int node);
+
+/* Another name for node (ignored when empty or taken): gr_model_find finds it. */
+gr_status gr_model_add_alias(gr_model *m, const char *name, int node, gr_error *err);
 
 /* Fills gr_conv_dims / gr_pool_dims for node with batch B (see ops.h). */
 gr_conv_dims gr_node_conv_dims(const gr_model *m, int node, int B);

@@ -31,13 +31,14 @@ static void mul_forward(const gr_op_run *r, float *out) {
     const float *a = r->ins[0], *b = r->ins[1];
     int64_t HW = (int64_t)r->out.h * r->out.w, C = r->out.c;
     int64_t bstep = r->in[1].h * r->in[1].w == 1 ? 0 : C;   /* b's stride per pixel */
+    /* parallel over pixels of every image (a batch of 1 keeps both cores busy) */
 #pragma omp parallel for schedule(static)
-    for (int64_t bi = 0; bi < r->B; bi++)
-        for (int64_t p = 0; p < HW; p++) {
-            const float *x = a + (bi * HW + p) * C, *y = b + (bstep ? (bi * HW + p) * C : bi * C);
-            float *o = out + (bi * HW + p) * C;
-            for (int64_t c = 0; c < C; c++) o[c] = x[c] * y[c];
-        }
+    for (int64_t q = 0; q < r->B * HW; q++) {
+        const int64_t bi = q / HW;
+        const float *x = a + q * C, *y = b + (bstep ? q * C : bi * C);
+        float *o = out + q * C;
+        for (int64_t c = 0; c < C; c++) o[c] = x[c] * y[c];
+    }
 }
 
 static void mul_backward(const gr_op_run *r, const float *out, const float *dout, float *const *din,

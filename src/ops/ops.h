@@ -23,6 +23,7 @@ typedef struct {
     int OH, OW, OC;
     int KH, KW, SH, SW, PT, PL;
     int groups;
+    int DH, DW;    /* dilation: tap (ky, kx) reads input row oy*SH - PT + ky*DH (0 reads as 1) */
 } gr_conv_dims;
 
 void gr_conv2d_forward(float *out, const float *in, const float *w, const float *b,

@@ -125,18 +125,20 @@ void gr_avgpool_backward(const float *dout, const gr_pool_dims *d, float *din) {
 
 /* out[b,c] = mean over the HW rows of in[b,:,c] (summed in double). */
 void gr_gap_forward(float *out, const float *in, int B, int HW, int C) {
+    /* parallel over (image, block of 64 channels): a batch of 1 keeps both
+     * cores busy; each output sums its pixels in order (the same bits)     */
+    const int nblk = (C + 63) / 64;
 #pragma omp parallel for schedule(static)
-    for (int bi = 0; bi < B; bi++) {
+    for (int64_t t = 0; t < (int64_t)B * nblk; t++) {
+        const int bi = (int)(t / nblk), c0 = (int)(t % nblk) * 64;
         float *o = out + (size_t)bi * C;
-        for (int c0 = 0; c0 < C; c0 += 64) {
-            const int nc = C - c0 < 64 ? C - c0 : 64;
-            double s[64] = {0};
-            for (int p = 0; p < HW; p++) {
-                const float *x = in + ((size_t)bi * HW + p) * C + c0;
-                for (int j = 0; j < nc; j++) s[j] += x[j];
-            }
-            for (int j = 0; j < nc; j++) o[c0 + j] = HW > 0 ? (float)(s[j] / HW) : 0.0f;
+        const int nc = C - c0 < 64 ? C - c0 : 64;
+        double s[64] = {0};
+        for (int p = 0; p < HW; p++) {
+            const float *x = in + ((size_t)bi * HW + p) * C + c0;
+            for (int j = 0; j < nc; j++) s[j] += x[j];
         }
+        for (int j = 0; j < nc; j++) o[c0 + j] = HW > 0 ? (float)(s[j] / HW) : 0.0f;
     }
 }
 
