@@ -743,7 +743,8 @@ typedef struct {
                               * over them), and a batch that ends past the limit ends the run
                               * with the weights it has (graft train --budget) */
     int time_limit_epochs;   /* with time_limit: when batches run faster than planned, the run
-                              * may grow to this many epochs (0 = epochs: it only shrinks) */
+                              * may grow to this many epochs (0 = epochs: it only shrinks;
+                              * history keeps the first `epochs`) */
 } gr_fit_opts;
 
 /* Trains the model's trainable layers (those after the frozen prefix set by

@@ -15,7 +15,8 @@
  * The plan then runs as `graft train` with those options; gr_fit's
  * time_limit keeps it within the budget when epochs run slower than
  * measured.  GRAFT_BUDGET_FAKE (tests) replaces measured figures:
- * "feat=IPS,head=IPS,ft1=IPS,ft2=IPS,spent=S" (any subset).              */
+ * "feat=IPS,head=IPS,ft1=IPS,ft2=IPS,spent=S,cut=default" (any subset;
+ * cut=default probes the base's default cut only).                        */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,10 +38,11 @@ static double now_s(void) {
 }
 
 /* Figures a test injects (NAN: measure). */
-typedef struct { double feat, head, ft1, ft2, spent; } fake_rates;
+typedef struct { double feat, head, ft1, ft2, spent; bool default_cut; } fake_rates;
 
 static void read_fake(fake_rates *f) {
     f->feat = f->head = f->ft1 = f->ft2 = f->spent = NAN;
+    f->default_cut = false;
     const char *e = getenv("GRAFT_BUDGET_FAKE");
     if (!e || !*e) return;
     char buf[512];
@@ -55,6 +57,7 @@ static void read_fake(fake_rates *f) {
         else if (!strcmp(tok, "ft1")) f->ft1 = v;
         else if (!strcmp(tok, "ft2")) f->ft2 = v;
         else if (!strcmp(tok, "spent")) f->spent = v;
+        else if (!strcmp(tok, "cut") && !strcmp(eq + 1, "default")) f->default_cut = true;
     }
 }
 
@@ -262,6 +265,7 @@ static int probe_size(planner *p, int k, int s, gr_error *err) {
         return -1;
     }
     int cuts[256], nc = candidate_cuts(m, cuts, 256), nr = 0;
+    if (p->fake.default_cut) cuts[0] = cli_default_cut(m), nc = 1;
     gr_probe_row *rows = calloc((size_t)nc, sizeof *rows);
     if (!rows) { gr_model_free(m); gr_dataset_free(ds); gr_error_set(err, GR_ERR_NOMEM, "out of memory"); return -1; }
     double t0 = now_s();

@@ -438,7 +438,7 @@ static gr_status epoch_end(gr_fit_run *r, int ep, double t0, const gr_run_state 
                 e.val_accuracy, e.lr, e.seconds);
         fflush(r->log);
     }
-    if (o->history) o->history[ep] = e;
+    if (o->history && ep < r->epochs0) o->history[ep] = e;   /* (a run grown by time_limit: its first epochs) */
     r->last_epoch = ep + 1;
     if (o->on_epoch) o->on_epoch(&e, o->on_epoch_ctx);
     double score = r->n_val > 0 ? (o->monitor_loss ? -e.val_loss : e.val_accuracy) : -e.loss;
