@@ -157,6 +157,7 @@ static const cli_opt train_opts[] = {
 static const cli_cmd train_cmd = {
     .name = "train",
     .intro = "usage: graft train --base BASE --data DATA [options]\n"
+             "       graft train --data DATA --budget TIME [--base A,B,...] [options]\n"
              "\n"
              "Trains a new head on a frozen pretrained base (Keras' transfer-learning recipe).\n"
              "\n",

@@ -22,6 +22,8 @@ typedef enum { GR_PLAN_FROZEN = 0, GR_PLAN_FINETUNE = 1 } gr_plan_mode;
  * past ~40; fine-tuning stops at 100.                                      */
 #define GR_PLAN_FROZEN_MAX 40
 #define GR_PLAN_FT_MAX 100
+/* The rate of a fine-tuning plan (the base at 0.1x of it). */
+#define GR_PLAN_FT_LR 0.005f
 
 /* One way to spend the budget, as measured, and the planner's verdict. */
 typedef struct {

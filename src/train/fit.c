@@ -380,8 +380,8 @@ static void fit_adapt(gr_fit_run *r, int ep, double epoch_s, int batches) {
     int64_t fit = gr_plan_stop_iter(done, cap, pace, r->deadline - gr_fit_now());
     if (fit == end) return;
     int epochs = fit <= done ? ep + 1 : (int)((fit + r->steps - 1) / r->steps);
-    /* said the first time, and when the end moves by more than a tenth since said */
-    bool say = r->said_end == 0 || fit <= done || 10 * llabs(fit - r->said_end) > r->said_end;
+    /* said the first time, and when the end moves by more than a quarter since said */
+    bool say = r->said_end == 0 || fit <= done || 4 * llabs(fit - r->said_end) > r->said_end;
     if (say) r->said_end = fit;
     if (r->o.verbose && say) {
         int b = (int)(fit - (int64_t)(epochs - 1) * r->steps);
