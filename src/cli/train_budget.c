@@ -547,6 +547,7 @@ int budget_plan(train_args *t, double t_start, budget_plan_out *out, gr_error *e
     }
     json_object *j = plan_json(p, c, n, pick, &po, why);
     int len = snprintf(out->json, sizeof out->json, "%s", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
+    if (t->json) printf("{\"event\": \"plan\", \"budget_s\": %.1f, \"plan\": %s}\n", t->budget, out->json);
     json_object_put(j);
     if (len < 0 || (size_t)len >= sizeof out->json) {
         gr_error_set(err, GR_ERR_ARG, "--budget: the plan is too long to record");
