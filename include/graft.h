@@ -737,6 +737,14 @@ typedef struct {
                               * parallel over MPI_COMM_WORLD (every rank calls gr_fit with the
                               * same arguments; batch is the global batch; rank 0 reports and
                               * writes log_csv and checkpoints).  Ignored on one process. */
+    double time_limit;       /* seconds from the call that the run may take (features pass and
+                              * epochs; 0 = no limit): when the epochs run slower than that
+                              * allows, the run ends after fewer epochs (the schedule re-spanned
+                              * over them), and a batch that ends past the limit ends the run
+                              * with the weights it has (graft train --budget) */
+    int time_limit_epochs;   /* with time_limit: when batches run faster than planned, the run
+                              * may grow to this many epochs (0 = epochs: it only shrinks;
+                              * history keeps the first `epochs`) */
 } gr_fit_opts;
 
 /* Trains the model's trainable layers (those after the frozen prefix set by

@@ -8,8 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include "dist/dist.h"
+#include "train/budget.h"
 #include "train.h"
 
 /* One train run: its settings and everything it opened. */
@@ -29,7 +32,55 @@ typedef struct {
     char base_list[4096], weights_list[4096];   /* --base B1,B2: the list split in place */
     char config[4096], ckpt_config[4096];       /* saved in the model; in checkpoints, + where the run writes */
     gr_fit_opts fo;
+    /* --budget: the run's start (monotonic seconds), the budget used before a --resume, the plan */
+    double t_start, used_before;
+    budget_plan_out *plan;
 } train_run;
+
+static double mono_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* --budget: plans a new run (train_budget.c), or takes a resumed run's
+ * budget back: the checkpoint was written (its mtime) when the run had
+ * used mtime - budget_start of it.  0 or -1 + *err.                        */
+static int budget_begin(train_run *r, gr_error *err) {
+    train_args *t = &r->t;
+    if (!(t->budget > 0)) return 0;
+    char b1[32], b2[32], b3[32];
+    if (t->resume) {
+        struct stat sb;
+        double used = stat(t->resume, &sb) == 0 ? (double)sb.st_mtime - t->budget_start : 0;
+        if (!(used >= 0)) used = 0;
+        if (used > t->budget) used = t->budget;
+        r->used_before = used;
+        t->budget_start = (double)time(NULL) - used;
+        if (!t->quiet)
+            printf("budget: resuming the plan: %s of %s used, %s left\n", gr_budget_format(used, b1, sizeof b1),
+                   gr_budget_format(t->budget, b2, sizeof b2), gr_budget_format(t->budget - used, b3, sizeof b3));
+        return 0;
+    }
+    t->budget_start = (double)time(NULL) - (mono_now() - r->t_start);
+    if (!(r->plan = calloc(1, sizeof *r->plan))) return gr_error_set(err, GR_ERR_NOMEM, "out of memory"), -1;
+    return budget_plan(t, r->t_start, r->plan, err);
+}
+
+/* --budget: the seconds gr_fit may take: what is left, minus the final
+ * evaluation's estimate (from the plan) and a margin for saving.          */
+static double budget_fit_limit(const train_run *r, int *max_epochs) {
+    const train_args *t = &r->t;
+    double eval_s = 0;
+    json_object *pj = t->plan ? json_tokener_parse(t->plan) : NULL, *v;
+    if (pj && json_object_object_get_ex(pj, "eval_s", &v)) eval_s = json_object_get_double(v);
+    /* the run may grow when batches run faster than measured: up to the planner's cap */
+    *max_epochs = pj && json_object_object_get_ex(pj, "mode", &v) && !strcmp(json_object_get_string(v), "frozen")
+                      ? GR_PLAN_FROZEN_MAX : GR_PLAN_FT_MAX;
+    json_object_put(pj);
+    double left = t->budget - r->used_before - (mono_now() - r->t_start) - 1.1 * eval_s - 0.5 - 0.005 * t->budget;
+    return left > 1 ? left : 1;
+}
 
 /* Prints the command that continues an interrupted run: the checkpoint
  * holds every setting (data, --out, schedule, ...), so it is only
@@ -393,6 +444,7 @@ static int fit(train_run *r, gr_error *err) {
             .test = r->test, .train_src = t->data, .val_src = r->va_idx ? t->data : t->val, .test_src = t->test,
             .tr_idx = r->tr_idx, .va_idx = r->va_idx, .n_tr = r->n_tr, .n_va = r->n_va}, err))
         return -1;
+    if (t->budget > 0) r->fo.time_limit = budget_fit_limit(r, &r->fo.time_limit_epochs);
     cli_stop stop = {0};
     cli_stop_start(&stop, &r->outs);
     r->fo.stop = stop.flag;
@@ -440,6 +492,20 @@ static int save_and_test(train_run *r, gr_error *err) {
         cli_run_event(&r->rep, "test", "data", t->test, res.loss, res.accuracy);
         rc = cli_run_eval(&r->rep, r->m, r->test, t->test, &res, err);
     }
+    if (!rc && t->budget > 0) {   /* what the budget became */
+        double used = r->used_before + mono_now() - r->t_start;
+        char b1[32], b2[32];
+        if (!t->quiet)
+            printf("budget: %s, the run took %s (%.0f%%)%s\n", gr_budget_format(t->budget, b1, sizeof b1),
+                   gr_budget_format(used, b2, sizeof b2), 100 * used / t->budget,
+                   r->used_before > 0 ? ", counting the time before --resume" : "");
+        if (r->rep.run) {
+            json_object *b = json_object_new_object();
+            json_object_object_add(b, "budget_s", json_object_new_double(t->budget));
+            json_object_object_add(b, "used_s", json_object_new_double(round(used * 10) / 10));
+            if (gr_report_set(r->rep.run, "budget", b, err) != GR_OK) rc = -1;
+        }
+    }
     if (!rc) rc = cli_run_finish(&r->rep, r->fo.log_csv, false, t->quiet, err);
     if (!rc && t->json) print_result(r, &res);
     gr_eval_result_free(&res);
@@ -453,6 +519,7 @@ static int prepare(train_run *r, int argc, char **argv, gr_error *err) {
     if (gr_dist_rank() > 0) t->report = t->tensorboard = NULL;   /* under mpirun rank 0 reports */
     if (cli_run_begin(&r->rep, t->report, t->tensorboard, false, argc, argv, err)) return -1;
     r->rep.json = t->json;
+    if (budget_begin(r, err)) return -1;   /* --budget: the plan sets the base, size, cut, epochs... */
     r->rep.epochs = t->epochs;
     if (pick_base(r, err) || open_model_data(r, err)) return -1;
     if (t->from ? check_model(r, err) : build_head(r, err)) return -1;
@@ -470,6 +537,7 @@ static int prepare(train_run *r, int argc, char **argv, gr_error *err) {
 int cmd_train(int argc, char **argv) {
     train_run *r = calloc(1, sizeof *r);
     if (!r) return cli_failf("out of memory");
+    r->t_start = mono_now();
     int rc = train_parse(argc, argv, &r->t, &r->resume_cfg, &r->epochs_done);
     if (rc == CLI_HELP) rc = 0;
     else if (!rc && !(rc = claim_outputs(r))) {
@@ -489,6 +557,7 @@ int cmd_train(int argc, char **argv) {
     gr_dataset_free(r->val);
     gr_dataset_free(r->test);
     gr_model_free(r->m);
+    free(r->plan);
     free(r);
     return rc;
 }

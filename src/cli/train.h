@@ -22,6 +22,11 @@ typedef struct {
     const char *model_opt;   /* --cut or --head when given (refused with --resume/--from) */
     float lr, decay, momentum, val_split, smoothing, weight_decay, base_lr_mult, lr_gamma, warmup;
     unsigned long long seed;
+    /* --budget (train_budget.c): seconds (0 = none), given on this command line; when the budget
+     * began (Unix time; a resumed run moves it by the pause); the plan (JSON text) */
+    double budget, budget_start;
+    int budget_cli;
+    const char *plan;
 } train_args;
 
 /* Parses the command line into *t, with --resume: the checkpoint's settings
@@ -36,5 +41,20 @@ int train_parse(int argc, char **argv, train_args *t, json_object **cfg, int *ep
  * the first trained node.  0 ok, -1 + *err (too long).                    */
 int train_config(const train_args *t, int samples, int head_first, char *config, size_t cap, char *ckpt_config,
                  size_t kcap, gr_error *err);
+
+/* --budget: what the plan chose (the strings train_args points at). */
+typedef struct {
+    char base[4096], weights[4096], cut[64], unfreeze[64];
+    double eval_s;           /* the final evaluation's estimate (time kept back from training) */
+    char json[32768];        /* the plan: choice, why, the candidates table */
+} budget_plan_out;
+
+/* --budget TIME (train_budget.c): probes the data with each base at a few
+ * input sizes, measures the throughput of each way to train on this
+ * machine, prints the plan table and sets t's base, weights, cut, input
+ * size, unfreeze, augmentation, rate multiplier, epochs and plan (pointing
+ * into *out).  t_start: the run's start (CLOCK_MONOTONIC seconds).
+ * 0 ok, -1 + *err.                                                         */
+int budget_plan(train_args *t, double t_start, budget_plan_out *out, gr_error *err);
 
 #endif

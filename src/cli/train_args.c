@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "format/safetensors.h"
+#include "train/budget.h"
 #include "train.h"
 
 static int set_lr(void *obj, const char *v) {
@@ -13,6 +14,14 @@ static int set_lr(void *obj, const char *v) {
     if (!strcmp(v, "auto")) { t->lr_auto = 1; return 0; }
     t->lr_auto = 0;
     return cli_parse_float(v, &t->lr) || !isfinite(t->lr) || t->lr < 0 ? -1 : 0;
+}
+
+static int set_budget(void *obj, const char *v) {
+    train_args *t = obj;
+    char msg[256];
+    if (gr_budget_parse(v, &t->budget, msg, sizeof msg)) return cli_usage("%s", msg);
+    t->budget_cli = 1;
+    return 0;
 }
 
 #define T train_args
@@ -50,6 +59,13 @@ static const cli_opt train_opts[] = {
      .help = "evaluate on it at the end: prints Test loss / Test accuracy"},
     {.kind = CLI_FLAG, .name = "--augment", .off = offsetof(T, augment), .val = 1, .cfg = "augment",
      .help = "random crop (pad 4) and horizontal flip (turns the cache off)"},
+    OPT_FUNC("--budget", set_budget, "TIME", "a time such as 90s, 5m or 1.5h", NULL,
+             "wall time for the whole run (90s, 5m, 1.5h): graft probes the data, measures\n"
+             "this machine's throughput, then chooses the base (of --base A,B,... or those\n"
+             "on this machine), input size, cut, what to unfreeze and the epochs, prints\n"
+             "the plan and runs it within TIME (everything counted, --test too); it\n"
+             "chooses what --epochs, --cut, --unfreeze, --input-size, --augment,\n"
+             "--base-lr-mult and --lr set, so those are refused with it"),
     OPT_HEAD("fine-tuning:"),
     OPT_STR("--unfreeze", unfreeze, "LAYER", NULL,
             "the base trains from LAYER on (e.g. block5_conv1, a darknet index)"),
@@ -141,6 +157,7 @@ static const cli_opt train_opts[] = {
 static const cli_cmd train_cmd = {
     .name = "train",
     .intro = "usage: graft train --base BASE --data DATA [options]\n"
+             "       graft train --data DATA --budget TIME [--base A,B,...] [options]\n"
              "\n"
              "Trains a new head on a frozen pretrained base (Keras' transfer-learning recipe).\n"
              "\n",
@@ -159,6 +176,9 @@ static int apply_config(train_args *t, json_object *cfg) {
             continue;
         }
         if (!strcmp(key, "head_first")) { t->head_first = json_object_get_int(v); continue; }
+        if (!strcmp(key, "budget")) { t->budget = json_object_get_double(v); continue; }
+        if (!strcmp(key, "budget_start")) { t->budget_start = json_object_get_double(v); continue; }
+        if (!strcmp(key, "plan")) { t->plan = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN); continue; }
         size_t base;
         const cli_opt *o = cli_find_cfg(train_opts, key, &base);
         if (!o) continue;   /* ("samples": a record, not a setting) */
@@ -190,7 +210,20 @@ static int check(train_args *t, json_object *cfg) {
         return cli_usage("--resume takes the input recipe from the checkpoint: drop --resize, --crop, "
                          "--crop-fraction, --interpolation and --preprocess");
     if (t->resume && t->base) return cli_usage("--resume takes the model from the checkpoint: drop --base");
-    if (!t->base && !t->from && !t->resume)
+    if (t->budget_cli && t->resume)
+        return cli_usage("--budget with --resume: the checkpoint holds the plan and the budget, and the run goes on "
+                         "with what is left of it: drop --budget");
+    if (t->budget > 0 && !cfg) {   /* (first pass: every setting here is from the command line) */
+        const char *c = t->from ? "--from" : t->epochs_given ? "--epochs" : t->cut ? "--cut" : t->unfreeze ? "--unfreeze"
+                        : t->d.h ? "--input-size" : t->augment ? "--augment" : t->base_lr_mult_given ? "--base-lr-mult"
+                        : !isnan(t->lr) || t->lr_auto ? "--lr" : NULL;
+        if (c)
+            return cli_usage("--budget chooses the base, input size, cut, what to unfreeze, augmentation, rate "
+                             "and epochs: drop %s (or drop --budget)", c);
+    }
+    if (t->budget > 0 && t->epochs_given && t->resume)
+        return cli_usage("--epochs with --resume of a --budget run: the plan sets the epochs within its budget");
+    if (!t->base && !t->from && !t->resume && !(t->budget > 0))
         return cli_usage("--base (or --from MODEL, --resume CKPT) is required (see graft train --help)");
     if (t->base && t->from) return cli_usage("give --base or --from, not both");
     if (t->lr_gamma >= 1) return cli_usage("--lr-gamma %g: expected a factor below 1", t->lr_gamma);
@@ -310,6 +343,12 @@ int train_config(const train_args *t, int samples, int head_first, char *config,
     json_object_object_add(cj, "bn_train", json_object_new_boolean(t->bn_train));
     json_object_object_add(cj, "skip_bad", json_object_new_boolean(t->d.skip_bad));
     json_object_object_add(cj, "head_first", json_object_new_int(head_first));
+    if (t->budget > 0) {   /* --budget: the plan and the budget, so that --resume goes on with them */
+        json_object_object_add(cj, "budget", json_object_new_double(t->budget));
+        json_object_object_add(cj, "budget_start", json_object_new_double(t->budget_start));
+        json_object *pj = t->plan ? json_tokener_parse(t->plan) : NULL;
+        if (pj) json_object_object_add(cj, "plan", pj);
+    }
     int clen = snprintf(config, cap, "%s", json_object_to_json_string_ext(cj, JSON_C_TO_STRING_PLAIN));
     json_object_object_add(cj, "out", json_object_new_string(t->out));
     ADD_STR("log", t->log);

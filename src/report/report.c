@@ -436,6 +436,41 @@ static void write_probe(FILE *f, json_object *probe) {
     fprintf(f, "</table>\n");
 }
 
+/* graft train --budget: the plan's table (run.train.plan) and what the
+ * budget became (run.budget).                                              */
+static void write_budget(FILE *f, json_object *plan, json_object *budget) {
+    json_object *cands = jget(plan, "candidates");
+    fprintf(f, "<h2>Budget plan</h2>\n<p>");
+    if (budget) fprintf(f, "Budget %.0f s, used %.1f s (%.0f%%). ", jnum(budget, "budget_s"), jnum(budget, "used_s"),
+                        100 * jnum(budget, "used_s") / jnum(budget, "budget_s"));
+    fprintf(f, "Chosen: ");
+    esc(f, jstr(plan, "base"));
+    fprintf(f, " at %.0fx%.0f, cut ", jnum(plan, "input_size"), jnum(plan, "input_size"));
+    esc(f, jstr(plan, "cut"));
+    if (jget(plan, "unfreeze")) {
+        fprintf(f, ", fine-tuned from ");
+        esc(f, jstr(plan, "unfreeze"));
+    }
+    fprintf(f, ", %.0f epochs &mdash; ", jnum(plan, "epochs"));
+    esc(f, jstr(plan, "why"));
+    fprintf(f, ".</p>\n<table id=budget><tr><th>candidate</th><th>probe</th><th>once s</th><th>s/epoch</th>"
+               "<th>eval s</th><th>epochs that fit</th><th>epochs</th><th></th></tr>\n");
+    for (int k = 0; cands && k < (int)json_object_array_length(cands); k++) {
+        json_object *o = json_object_array_get_idx(cands, k), *ch = jget(o, "chosen");
+        bool chosen = ch && json_object_get_boolean(ch);
+        fprintf(f, "<tr%s><td>", chosen ? " class=best" : "");
+        esc(f, jstr(o, "candidate"));
+        fprintf(f, "</td>");
+        num_cell(f, jnum(o, "probe"), 4);
+        num_cell(f, jnum(o, "once_s"), 1);
+        num_cell(f, jnum(o, "epoch_s"), 2);
+        num_cell(f, jnum(o, "eval_s"), 1);
+        fprintf(f, "<td class=n>%.0f</td><td class=n>%.0f</td><td>%s</td></tr>\n", jnum(o, "epochs_fit"),
+                jnum(o, "epochs"), chosen ? "chosen" : "");
+    }
+    fprintf(f, "</table>\n");
+}
+
 /* The layers table: frozen or the rate each trains at. */
 static void write_layers(FILE *f, json_object *layers, double lr0) {
     int nl = (int)json_object_array_length(layers), ntrain = 0;
@@ -483,6 +518,8 @@ static gr_status write_page(const page *p) {
         if (pairs && json_object_array_length(pairs) > 0) write_confused(f, p, pairs);
     }
     if (p->probe && json_object_array_length(p->probe) > 0) write_probe(f, p->probe);
+    json_object *plan = jget(p->train, "plan");
+    if (plan && json_object_is_type(plan, json_type_object)) write_budget(f, plan, jget(p->run, "budget"));
     json_object *layers = jget(p->model, "layers");
     if (layers && json_object_array_length(layers) > 0) write_layers(f, layers, jnum(p->train, "lr"));
     fprintf(f, "<p class=muted>Files: <a href=\"run.json\">run.json</a>%s; charts also as SVG beside this page.</p>\n"

@@ -55,6 +55,7 @@ static gr_status check_config(const char *path, json_object *cfg, const char *co
          * are not compared                                          */
         if (!strcmp(key, "epochs") || !strcmp(key, "out") || !strcmp(key, "log") ||
             !strcmp(key, "checkpoint") || !strcmp(key, "no_cache") ||
+            !strcmp(key, "budget_start") ||   /* (--budget: a resumed run's clock moves by the pause) */
             !json_object_object_get_ex(cfg, key, &had))
             continue;
         if (!json_object_equal(had, val)) {

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 #include "dist/dist.h"
+#include "train/budget.h"
 #include "train/fit.h"
 
 double gr_fit_now(void) {
@@ -130,6 +131,7 @@ static gr_status fit_check(gr_fit_run *r) {
         return gr_error_set(r->err, GR_ERR_ARG, "--lr auto needs the features cache (no augmentation, no --no-cache)");
     r->steps = (r->n + o->batch - 1) / o->batch;
     r->dist = o->distributed && gr_dist_active();
+    if (r->dist) r->deadline = 0;   /* (ranks would see other clocks: the time limit is one process's) */
     r->rank = r->dist ? gr_dist_rank() : 0;
     r->ranks = r->dist ? gr_dist_size() : 1;
     if (r->dist && o->batch < r->ranks)
@@ -341,8 +343,62 @@ static gr_status epoch_steps(gr_fit_run *r, int ep, int s0, double t0, gr_run_st
                  (double)sums->correct / sums->seen);
         /* (dist: a stop on any rank stops every rank at this step) */
         if (stop_now) return interrupted(r, ep, s, sums);
+        if (r->stop_iter > 0 && gr_trainer_iterations(r->t) >= r->stop_iter) return GR_OK;   /* the time limit's end */
+        /* time_limit reached: stop (once the run has trained at least half an epoch) */
+        if (r->deadline > 0 && s + 1 < r->steps && (r->epochs_run > 0 || ep > 0 || 2 * (s + 1) >= r->steps) &&
+            gr_fit_now() > r->deadline) {
+            if (o->verbose)
+                gr_log(GR_LOG_INFO, "time limit: reached in epoch %d after batch %d/%d: the run ends with the "
+                       "weights it has", ep + 1, s + 1, r->steps);
+            r->out_of_time = true;
+            return GR_OK;
+        }
     }
     return GR_OK;
+}
+
+/* time_limit: after an epoch, the batch the run can end at, at the pace
+ * of the last epochs (the run's first epoch, which warms up, left out once
+ * there are others): earlier than planned when batches run slower than
+ * measured, later (up to time_limit_epochs) when faster; the schedule is
+ * re-spanned to end there.                                                 */
+static void fit_adapt(gr_fit_run *r, int ep, double epoch_s, int batches) {
+    if (batches <= 0) return;
+    r->pace[r->epochs_run % 3] = epoch_s / batches;
+    r->epochs_run++;
+    if (!(r->deadline > 0) || r->out_of_time) return;
+    /* the median of the last three epochs' (one slow epoch moves nothing) */
+    int k = r->epochs_run < 3 ? r->epochs_run : 3, skip = r->epochs_run > 1 && r->epochs_run <= 3;
+    double v[3];
+    int nv = 0;
+    for (int i = skip; i < k; i++) v[nv++] = r->pace[i];
+    double pace = nv == 1 ? v[0] : nv == 2 ? 0.5 * (v[0] + v[1])
+                : fmax(fmin(v[0], v[1]), fmin(fmax(v[0], v[1]), v[2]));
+    int64_t done = gr_trainer_iterations(r->t), end = r->stop_iter > 0 ? r->stop_iter : (int64_t)r->steps * r->o.epochs;
+    int max_epochs = r->o.time_limit_epochs > r->epochs0 ? r->o.time_limit_epochs : r->epochs0;
+    int64_t cap = (int64_t)r->steps * max_epochs;
+    int64_t fit = gr_plan_stop_iter(done, cap, pace, r->deadline - gr_fit_now());
+    if (fit == end) return;
+    int epochs = fit <= done ? ep + 1 : (int)((fit + r->steps - 1) / r->steps);
+    /* said the first time, and when the end moves by more than a quarter since said */
+    bool say = r->said_end == 0 || fit <= done || 4 * llabs(fit - r->said_end) > r->said_end;
+    if (say) r->said_end = fit;
+    if (r->o.verbose && say) {
+        int b = (int)(fit - (int64_t)(epochs - 1) * r->steps);
+        if (fit <= done)
+            gr_log(GR_LOG_INFO, "time limit: epochs take %.1fs: the run ends now, after epoch %d", pace * r->steps,
+                   ep + 1);
+        else if (b < r->steps)
+            gr_log(GR_LOG_INFO, "time limit: epochs take %.1fs: the run ends in epoch %d at batch %d/%d (planned: %d "
+                   "epochs; the schedule ends there)", pace * r->steps, epochs, b, r->steps, r->epochs0);
+        else
+            gr_log(GR_LOG_INFO, "time limit: epochs take %.1fs: the run ends after epoch %d (planned: %d; the "
+                   "schedule ends there)", pace * r->steps, epochs, r->epochs0);
+    }
+    r->o.epochs = epochs;
+    r->stop_iter = fit > done ? fit : done;
+    r->o.optim.total_iters = r->stop_iter;
+    gr_trainer_optim(r->t)->total_iters = r->stop_iter;
 }
 
 /* The validation figures of the epoch (dist: rank 0's figures decide the
@@ -382,7 +438,7 @@ static gr_status epoch_end(gr_fit_run *r, int ep, double t0, const gr_run_state 
                 e.val_accuracy, e.lr, e.seconds);
         fflush(r->log);
     }
-    if (o->history) o->history[ep] = e;
+    if (o->history && ep < r->epochs0) o->history[ep] = e;   /* (a run grown by time_limit: its first epochs) */
     r->last_epoch = ep + 1;
     if (o->on_epoch) o->on_epoch(&e, o->on_epoch_ctx);
     double score = r->n_val > 0 ? (o->monitor_loss ? -e.val_loss : e.val_accuracy) : -e.loss;
@@ -413,8 +469,10 @@ static gr_status fit_epoch(gr_fit_run *r, int ep, bool *early) {
     st = epoch_steps(r, ep, s0, t0, &sums);
     gr_batcher_free(r->bt);
     r->bt = NULL;
-    if (st != GR_OK) return st;
-    return epoch_end(r, ep, t0, &sums, early);
+    if (st != GR_OK || r->out_of_time) return st;
+    st = epoch_end(r, ep, t0, &sums, early);
+    if (st == GR_OK && s0 == 0) fit_adapt(r, ep, gr_fit_now() - t0, sums.seen > 0 ? (sums.seen + r->o.batch - 1) / r->o.batch : 0);
+    return st;
 }
 
 /* -------------------------------------------------------- after the epochs */
@@ -463,6 +521,8 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
     gr_fit_run r = {.m = m, .ds = ds, .idx = idx, .n = idx ? n : gr_dataset_count(ds), .o = *opt, .err = err,
                     .best_score = -1e300, .ema_best = 1e300};
     fit_defaults(&r.o);
+    if (r.o.time_limit > 0) r.deadline = gr_fit_now() + r.o.time_limit;
+    r.epochs0 = r.o.epochs;
     gr_status st = fit_check(&r);
     if (st != GR_OK) return st;
     st = fit_setup(&r);
@@ -477,7 +537,8 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
     if (st == GR_OK) {
         r.last_epoch = r.start_epoch;   /* the last epoch run to its end */
         bool early = false;
-        for (int ep = r.start_epoch; ep < r.o.epochs && st == GR_OK && !early; ep++) st = fit_epoch(&r, ep, &early);
+        for (int ep = r.start_epoch; ep < r.o.epochs && st == GR_OK && !early && !r.out_of_time; ep++)
+            st = fit_epoch(&r, ep, &early);
         fit_finish(&r, st);
     }
     fit_free(&r);

@@ -45,6 +45,13 @@ typedef struct {
     double ema, ema_best;
     int64_t since_best, step_count;
     bool warned;
+    /* time_limit: the deadline (gr_fit_now's clock, 0 = none), the epochs
+     * run to their end in this call and their seconds; out of time */
+    double deadline, pace[3];   /* pace: seconds per batch of the last 3 epochs (a ring) */
+    int epochs_run, epochs0;    /* epochs0: the epochs asked for */
+    int64_t stop_iter;       /* > 0: the run ends after this iteration (time_limit) */
+    int64_t said_end;        /* the end the last "time limit" line gave */
+    bool out_of_time;
 } gr_fit_run;
 
 double gr_fit_now(void);   /* monotonic seconds */

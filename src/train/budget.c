@@ -1,0 +1,130 @@
+/* budget.c — the wall-time budget of `graft train --budget` and the
+ * planner's arithmetic (see budget.h).                                     */
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "train/budget.h"
+
+#define BUDGET_MAX_S (7.0 * 24 * 3600)   /* a week: anything longer is a typo */
+
+int gr_budget_parse(const char *s, double *seconds, char *msg, size_t cap) {
+    if (!s || !*s) {
+        snprintf(msg, cap, "--budget: empty value (expected a time such as 90s, 5m or 1.5h)");
+        return -1;
+    }
+    char *end = NULL;
+    double v = strtod(s, &end);
+    if (end == s || isspace((unsigned char)*s)) {
+        snprintf(msg, cap, "--budget '%s': expected a number with a unit, such as 90s, 5m or 1.5h", s);
+        return -1;
+    }
+    double mult = 1;
+    if (*end == 's' || *end == 'S') mult = 1, end++;
+    else if (*end == 'm' || *end == 'M') mult = 60, end++;
+    else if (*end == 'h' || *end == 'H') mult = 3600, end++;
+    else if (*end) {
+        snprintf(msg, cap, "--budget '%s': unknown unit '%s' (use s, m or h: 90s, 5m, 1.5h)", s, end);
+        return -1;
+    }
+    if (*end) {
+        snprintf(msg, cap, "--budget '%s': unexpected '%s' after the unit (use one number and one unit: 90s, "
+                 "5m, 1.5h)", s, end);
+        return -1;
+    }
+    if (!isfinite(v) || v <= 0) {
+        snprintf(msg, cap, "--budget '%s': the time must be a positive, finite number", s);
+        return -1;
+    }
+    v *= mult;
+    if (v > BUDGET_MAX_S) {
+        snprintf(msg, cap, "--budget '%s': more than a week (%.0f s); give at most 168h", s, v);
+        return -1;
+    }
+    if (v < 10) {
+        snprintf(msg, cap, "--budget '%s': %.3g s is too short to probe the data and train (at least 10s)", s, v);
+        return -1;
+    }
+    *seconds = v;
+    return 0;
+}
+
+const char *gr_budget_format(double seconds, char *buf, size_t cap) {
+    long t = seconds > 0 ? (long)(seconds + 0.5) : 0;
+    if (t >= 3600) snprintf(buf, cap, "%ldh%02ldm", t / 3600, t % 3600 / 60);
+    else if (t >= 60) snprintf(buf, cap, "%ldm%02lds", t / 60, t % 60);
+    else snprintf(buf, cap, "%lds", t);
+    return buf;
+}
+
+static void plan_defaults(gr_plan_opts *o) {
+    if (o->reserve <= 0) o->reserve = 0.02;
+    if (o->ft_min_epochs <= 0) o->ft_min_epochs = 4;
+    if (o->ft_good_epochs <= 0) o->ft_good_epochs = 8;
+    if (o->frozen_max_epochs <= 0) o->frozen_max_epochs = GR_PLAN_FROZEN_MAX;
+    if (o->ft_max_epochs <= 0) o->ft_max_epochs = GR_PLAN_FT_MAX;
+}
+
+/* Seconds for n images at ips img/s (no rate measured: never fits). */
+static double secs(int n, double ips) {
+    if (n <= 0) return 0;
+    return ips > 0 ? n / ips : INFINITY;
+}
+
+/* Candidate c's times and epochs for `left` seconds. */
+static void plan_one(gr_plan_cand *c, const gr_plan_opts *o, double left) {
+    c->once_s = secs(o->n_train + o->n_val, c->feat_ips);
+    c->epoch_s = secs(o->n_train, c->step_ips) + (c->epoch_extra_s > 0 ? c->epoch_extra_s : 0);
+    c->eval_s = secs(o->n_test, c->eval_ips);
+    double t = left - c->once_s - c->eval_s;
+    c->epochs_fit = isfinite(t) && c->epoch_s > 0 && isfinite(c->epoch_s) && t > 0
+                        ? (t / c->epoch_s > 1e6 ? 1000000 : (int)floor(t / c->epoch_s)) : 0;
+    int lo = c->mode == GR_PLAN_FINETUNE ? o->ft_min_epochs : 1;
+    int hi = c->mode == GR_PLAN_FINETUNE ? o->ft_max_epochs : o->frozen_max_epochs;
+    c->epochs = c->epochs_fit >= lo ? (c->epochs_fit < hi ? c->epochs_fit : hi) : 0;
+    c->chosen = false;
+}
+
+/* Is a better than b among fine-tuning candidates (probe, deeper, epochs)? */
+static bool ft_better(const gr_plan_cand *a, const gr_plan_cand *b) {
+    if (a->probe != b->probe) return a->probe > b->probe;
+    if (a->unfreeze != b->unfreeze) return a->unfreeze < b->unfreeze;
+    return a->epochs > b->epochs;
+}
+
+int gr_plan_choose(gr_plan_cand *c, int n, const gr_plan_opts *opts) {
+    gr_plan_opts o = *opts;
+    plan_defaults(&o);
+    double left = o.budget - o.spent - o.reserve * o.budget;
+    for (int i = 0; i < n; i++) plan_one(&c[i], &o, left);
+    int best = -1;
+    for (int i = 0; i < n; i++)   /* fine-tuning that fits enough epochs */
+        if (c[i].mode == GR_PLAN_FINETUNE && c[i].epochs >= o.ft_good_epochs && (best < 0 || ft_better(&c[i], &c[best])))
+            best = i;
+    for (int i = 0; best < 0 && i < n; i++)   /* ...else the most epochs of fine-tuning */
+        if (c[i].mode == GR_PLAN_FINETUNE && c[i].epochs > 0)
+            best = i;
+    for (int i = 0; i < n; i++)
+        if (best >= 0 && c[best].epochs < o.ft_good_epochs && c[i].mode == GR_PLAN_FINETUNE && c[i].epochs > 0 &&
+            (c[i].epochs > c[best].epochs || (c[i].epochs == c[best].epochs && ft_better(&c[i], &c[best]))))
+            best = i;
+    for (int i = 0; best < 0 && i < n; i++)   /* ...else the best frozen candidate */
+        if (c[i].mode == GR_PLAN_FROZEN && c[i].epochs > 0) {
+            int b = i;
+            for (int j = i + 1; j < n; j++)
+                if (c[j].mode == GR_PLAN_FROZEN && c[j].epochs > 0 &&
+                    (c[j].probe > c[b].probe || (c[j].probe == c[b].probe && c[j].once_s < c[b].once_s)))
+                    b = j;
+            best = b;
+        }
+    if (best >= 0) c[best].chosen = true;
+    return best;
+}
+
+int64_t gr_plan_stop_iter(int64_t done, int64_t total, double pace, double left) {
+    if (done >= total || !(pace > 0)) return total;
+    double fit = left > 0 ? floor(left / pace) : 0;
+    if (fit >= (double)(total - done)) return total;
+    return done + (int64_t)fit;
+}

@@ -1,0 +1,82 @@
+/* budget.h — `graft train --budget`: the wall-time budget and the planner's
+ * arithmetic (budget.c).  The CLI measures (a probe of the data per base and
+ * input size, the throughput of each way to train) and fills one
+ * gr_plan_cand per way; gr_plan_choose turns the measurements and the time
+ * left into epochs per candidate and picks one.  Pure arithmetic: no clock,
+ * no model, so that tests can check it against hand-computed cases.        */
+#ifndef GRAFT_TRAIN_BUDGET_H
+#define GRAFT_TRAIN_BUDGET_H
+#include <stdbool.h>
+#include <stdint.h>
+#include "core/core.h"
+
+/* Parses a budget: a positive number followed by s, m or h ("90s", "5m",
+ * "1.5h"; a bare number is seconds, as timeout(1) takes it).  *seconds.
+ * 0 ok; -1 with a message in msg (cap bytes) naming what is wrong.        */
+int gr_budget_parse(const char *s, double *seconds, char *msg, size_t cap);
+/* "1h02m", "4m30s", "45s" into buf. */
+const char *gr_budget_format(double seconds, char *buf, size_t cap);
+
+typedef enum { GR_PLAN_FROZEN = 0, GR_PLAN_FINETUNE = 1 } gr_plan_mode;
+/* The default caps on epochs: a head on cached features gains nothing
+ * past ~40; fine-tuning stops at 100.                                      */
+#define GR_PLAN_FROZEN_MAX 40
+#define GR_PLAN_FT_MAX 100
+/* The rate of a fine-tuning plan (the base at 0.1x of it). */
+#define GR_PLAN_FT_LR 0.005f
+
+/* One way to spend the budget, as measured, and the planner's verdict. */
+typedef struct {
+    /* filled by the caller */
+    int base;                /* index in the caller's list of bases */
+    int size;                /* input side (square) */
+    int cut, unfreeze;       /* node indices; unfreeze: first trained base node (fine-tuning), else -1 */
+    char cut_name[64], unfreeze_name[64];
+    gr_plan_mode mode;
+    double probe;            /* the probe's ridge accuracy at this base, size and cut (0..1) */
+    double feat_ips;         /* img/s of one pass of the frozen part (frozen: to the cut, the features pass;
+                              * fine-tuning: to the unfreeze point, the standardization's pass) */
+    double step_ips;         /* img/s of training: the head on cached features, or the fine-tuning step */
+    double eval_ips;         /* img/s of the whole model's inference (--test, once at the end) */
+    double epoch_extra_s;    /* seconds added to each epoch (its checkpoint) */
+    /* filled by gr_plan_choose */
+    double once_s;           /* seconds spent once: the features / statistics pass, validation features */
+    double epoch_s;          /* seconds per epoch */
+    double eval_s;           /* seconds of the final evaluation */
+    int epochs_fit;          /* epochs that fit the time left (may be <= 0) */
+    int epochs;              /* epochs planned (epochs_fit capped); 0 = not feasible */
+    bool chosen;
+} gr_plan_cand;
+
+typedef struct {
+    double budget;           /* seconds, the whole budget */
+    double spent;            /* seconds already spent (probing, measuring) */
+    int n_train, n_val, n_test;
+    double reserve;          /* fraction of the budget kept back for what is not modelled (0 = 0.02) */
+    int ft_min_epochs;       /* fine-tuning needs at least this many epochs (0 = 4) */
+    int ft_good_epochs;      /* ...and prefers candidates that fit this many (0 = 8) */
+    int frozen_max_epochs;   /* cap for a frozen head on cached features (0 = GR_PLAN_FROZEN_MAX) */
+    int ft_max_epochs;       /* cap for fine-tuning (0 = GR_PLAN_FT_MAX) */
+} gr_plan_opts;
+
+/* Fills each candidate's times and epochs and picks one:
+ *   time left  = budget - spent - reserve * budget
+ *   once_s     = (n_train + n_val) / feat_ips,
+ *   epoch_s    = n_train / step_ips + epoch_extra_s,
+ *   eval_s     = n_test / eval_ips,
+ *   epochs_fit = floor((time left - once_s - eval_s) / epoch_s);
+ * a frozen candidate is feasible with >= 1 epoch (planned: at most
+ * frozen_max), a fine-tuning one with >= ft_min (at most ft_max).
+ * The pick: among fine-tuning candidates that fit ft_good epochs, the best
+ * probe score (then the deeper unfreeze, then more epochs); else among
+ * those fitting ft_min, the most epochs; else the frozen candidate with
+ * the best probe score (then the shorter once_s).  Returns its index (and
+ * sets its chosen), or -1 when none is feasible.                          */
+int gr_plan_choose(gr_plan_cand *c, int n, const gr_plan_opts *o);
+
+/* The run's pace: after `done` batches of a plan of `total`, a batch takes
+ * `pace` seconds (validation and epoch ends included) and `left` seconds
+ * remain: the batch the run can end at (done..total).                      */
+int64_t gr_plan_stop_iter(int64_t done, int64_t total, double pace, double left);
+
+#endif

@@ -1,0 +1,126 @@
+#!/bin/bash
+# test_cli_budget.sh — graft train --budget through the CLI: bad values and
+# conflicting options refused (exit 2), the plan table and the pick with the
+# measured rates replaced by GRAFT_BUDGET_FAKE (so the epochs are the
+# hand-computed ones below, whatever the machine's speed), a run that goes
+# to its end, the plan and budget in the checkpoint, --resume going on with
+# them, --report and --log.  No timing is asserted.
+set -u
+. "$(dirname "$0")/lib.sh"
+need_numpy_pil budget
+# --report draws its charts with cairo: fontconfig's own allocations are not graft's leaks
+export LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$PWD/tests/lsan-fontconfig.supp"
+$PY $GEN cifar "$T/train.bin" 200 1 && $PY $GEN cifar "$T/test.bin" 100 2 || { fail budget_setup "gen_cli"; exit 0; }
+# a small darknet base, 64x64 native: conv, pool, conv, pool, conv, pool, conv (darknet layers 0..6)
+{
+  printf '[net]\nheight=64\nwidth=64\nchannels=3\n\n'
+  for f in 8 16 16; do
+    printf '[convolutional]\nbatch_normalize=1\nfilters=%d\nsize=3\nstride=1\npad=1\nactivation=leaky\n\n' $f
+    printf '[maxpool]\nsize=2\nstride=2\n\n'
+  done
+  printf '[convolutional]\nbatch_normalize=1\nfilters=16\nsize=3\nstride=1\npad=1\nactivation=leaky\n\n'
+} > "$T/b.cfg"
+BASE=(--base "darknet:$T/b.cfg" --weights none)
+
+# ---- bad values and conflicts: usage errors naming the problem
+ok=1
+for v in 0 -5m 5x 5mm abc '' 3s 200h; do
+  $G train --data "$T/train.bin" "${BASE[@]}" --budget "$v" --out "$T/x.gft" > "$T/o" 2> "$T/e"; rc=$?
+  { [ $rc = 2 ] && clean_fail $rc "$T/e" "--budget" && [ ! -e "$T/x.gft" ]; } || { ok=0; fail "budget_bad_value" "'$v': rc $rc $(cat "$T/e")"; }
+done
+[ $ok = 1 ] && pass budget_bad_values
+ok=1
+for opt in "--epochs 3" "--cut 4" "--unfreeze 4" "--input-size 32" "--augment" "--base-lr-mult 0.5" "--lr 0.1" "--from $T/x.gft"; do
+  # shellcheck disable=SC2086
+  $G train --data "$T/train.bin" --budget 1m $opt --out "$T/x.gft" > "$T/o" 2> "$T/e"; rc=$?
+  { [ $rc = 2 ] && has "$T/e" "^graft: error: --budget chooses .*drop ${opt%% *}"; } || { ok=0; fail budget_conflict "$opt: rc $rc $(cat "$T/e")"; }
+done
+[ $ok = 1 ] && pass budget_conflicts
+
+# ---- the plan, rates injected.  n_train 200, n_test 100; spent 5 s of 60:
+# left = 60 - 5 - 2% = 53.8; features 1000 img/s: once 0.2 s, eval 0.1 s;
+# one block fine-tuned at 20 img/s: 10 s (+ the checkpoint's ~0.1) per
+# epoch -> floor(53.5 / 10.1) = 5 epochs (>= 4, < 8); two blocks at 5 img/s:
+# 40 s -> 1 (does not fit); the head at 10000 img/s: 40 (the cap).  The
+# pick: fine-tuning one block (from darknet layer 6), 5 epochs.
+export GRAFT_BUDGET_FAKE="feat=1000,head=10000,ft1=20,ft2=5,spent=5,cut=default"
+$G train --data "$T/train.bin" --test "$T/test.bin" "${BASE[@]}" --budget 60s --out "$T/a.gft" > "$T/a.out" 2> "$T/a.err" &
+PIDS+=($!)
+if wait_for "$T/a.out" "<- chosen|^graft: error" && sleep 0.5 && grep -q -- "<- chosen" "$T/a.out"; then
+  ch=$(grep -- "<- chosen" "$T/a.out")
+  if [[ $ch =~ ", from 6 " ]] && [ "$(echo "$ch" | awk '{print $(NF-2)}')" = 5 ] &&
+     has "$T/a.out" "^budget plan: 1m00s in all, 5s spent" && has "$T/a.out" "^candidate +probe +once s +s/epoch" &&
+     [ "$(grep -cE ', from 4 .* 0 +\(does not fit\)' "$T/a.out")" = 2 ] &&
+     [ "$(grep -cE ', frozen .* 40 *$' "$T/a.out")" = 2 ] &&
+     has "$T/a.out" "^budget: fine-tuning fits at least 4 epochs"; then
+    pass budget_plan_table
+  else
+    fail budget_plan_table "$(grep -A8 '^budget plan' "$T/a.out")"
+  fi
+else
+  fail budget_plan_table "no plan: $(tail -3 "$T/a.err")"
+fi
+kill -INT "${PIDS[-1]}" 2>/dev/null; wait "${PIDS[-1]}" 2>/dev/null
+
+# ---- 15 s: left 9.4: no fine-tuning fits 4 epochs; the frozen head, 40
+# epochs.  It runs to its end, with a checkpoint kept, a report and a log.
+export GRAFT_BUDGET_FAKE="feat=1000,head=10000,ft1=20,ft2=5,spent=5,cut=default"
+$G train --data "$T/train.bin" --test "$T/test.bin" "${BASE[@]}" --budget 15s --out "$T/b.gft" \
+  --checkpoint "$T/b.ckpt" --report "$T/rep" --log "$T/b.csv" > "$T/b.out" 2> "$T/b.err"; rc=$?
+ch=$(grep -- "<- chosen" "$T/b.out")
+if [ $rc = 0 ] && [[ $ch =~ ", frozen " ]] && [ "$(echo "$ch" | awk '{print $(NF-2)}')" = 40 ] &&
+   has "$T/b.out" "^budget: no fine-tuning fits 4 epochs" && has "$T/b.out" "^Test accuracy: " &&
+   has "$T/b.out" "^budget: 15s, the run took " && [ -s "$T/b.gft" ] && clean "$T/b.err"; then
+  pass budget_run
+else
+  fail budget_run "rc $rc: $ch / $(tail -3 "$T/b.err")"
+fi
+# the plan and the budget in the checkpoint (and the model)
+if $PY - "$T/b.ckpt" "$T/b.gft" > "$T/meta" 2>&1 <<'PY'
+import json, struct, sys
+for path in sys.argv[1:]:
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        meta = json.loads(f.read(n))["__metadata__"]
+    tr = json.loads(meta["graft.training"])
+    cfg = tr.get("config", tr)
+    p = cfg["plan"]
+    assert cfg["budget"] == 15 and cfg["budget_start"] > 1.6e9, cfg
+    assert p["mode"] == "frozen" and p["epochs"] == 40 and p["cut"] and p["input_size"] in (32, 64), p
+    assert sum(c["chosen"] for c in p["candidates"]) == 1 and len(p["candidates"]) == 6, p["candidates"]
+    print(path, "ok", p["base"], p["input_size"], p["cut"])
+PY
+then pass budget_plan_saved; else fail budget_plan_saved "$(cat "$T/meta")"; fi
+# --report: the plan in run.json and the page; --log: one line per epoch
+if $PY -c "
+import json, sys
+r = json.load(open('$T/rep/run.json'))
+assert r['train']['plan']['mode'] == 'frozen', r['train'].get('plan')
+assert r['budget']['budget_s'] == 15 and r['budget']['used_s'] > 0, r.get('budget')
+" 2> "$T/e" && has "$T/rep/index.html" "Budget plan" && [ "$(grep -c . "$T/b.csv")" -ge 2 ]; then
+  pass budget_report_log
+else
+  fail budget_report_log "$(cat "$T/e")"
+fi
+# --resume goes on with the plan and what is left of the budget; --budget with it is refused
+unset GRAFT_BUDGET_FAKE
+$G train --resume "$T/b.ckpt" --budget 5m > "$T/o" 2> "$T/e"; rc=$?
+if [ $rc = 2 ] && has "$T/e" "^graft: error: --budget with --resume: the checkpoint holds the plan"; then
+  pass budget_resume_refuses_budget
+else
+  fail budget_resume_refuses_budget "rc $rc $(cat "$T/e")"
+fi
+$G train --resume "$T/b.ckpt" > "$T/r.out" 2> "$T/r.err"; rc=$?
+if [ $rc = 0 ] && has "$T/r.out" "^budget: resuming the plan: .* of 15s used" && has "$T/r.out" "^budget: 15s, the run took .*counting the time before --resume" && clean "$T/r.err"; then
+  pass budget_resume
+else
+  fail budget_resume "rc $rc $(grep budget "$T/r.out") $(tail -2 "$T/r.err")"
+fi
+# nothing fits: an error saying so (exit 1), no model
+GRAFT_BUDGET_FAKE="feat=1,head=10,ft1=1,ft2=1,spent=5" $G train --data "$T/train.bin" "${BASE[@]}" --budget 20s \
+  --out "$T/c.gft" > "$T/o" 2> "$T/e"; rc=$?
+if [ $rc = 1 ] && clean_fail $rc "$T/e" "--budget 20s: no candidate fits" && [ ! -e "$T/c.gft" ] && has "$T/o" "does not fit"; then
+  pass budget_nothing_fits
+else
+  fail budget_nothing_fits "rc $rc $(cat "$T/e")"
+fi
