@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include "backend/backend.h"
 #include "backend/dnnl_util.h"
+#include "ops/attention.h"
 
 gr_backend *gr_backend_new(const gr_model *m, gr_precision prec, gr_error *err) {
     gr_backend *be = gr_calloc(1, sizeof *be, err);
@@ -54,6 +55,14 @@ gr_status gr_backend_forward(gr_backend *be, int node, const float *const *ins, 
     const gr_node *n = &be->m->nodes[node];
     if (n->n_in != 1) return GR_ERR_UNSUPPORTED;
     if (n->s.op == GR_OP_DENSE) return dn_dense_forward(be, node, ins[0], out, B, err);
+    if (n->s.op == GR_OP_ATTENTION) {   /* the reference's algorithm, its products through oneDNN's sgemm */
+        gr_op_run r = gr_node_run(be->m, node, B, ins);
+        float *st = gr_malloc(gr_attention_state_floats(&n->s, r.in[0], B) * sizeof(float), err);
+        if (!st) return err->code;
+        gr_status s = gr_attention_run(&r, out, st, gr_gemm, err);
+        free(st);
+        return s;
+    }
     if (!gr_backend_chain_supports(be->m, node)) return GR_ERR_UNSUPPORTED;
     return gr_backend_forward_chain(be, node, node, ins[0], out, B, err);
 }
