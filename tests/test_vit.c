@@ -2,7 +2,8 @@
  * position_embedding, select_token, self_attention) and torchvision's
  * VisionTransformer imported from ONNX, against independent oracles:
  *   1. PyTorch: tests/fixtures/gen_onnx_vit.py exports a small random
- *      VisionTransformer (torchvision's class) at opsets 13 and 17 with its
+ *      VisionTransformer (torchvision's class) at opsets 13 and 17 (and 17
+ *      with a symbolic batch) with its
  *      logits and pre-logits features: graft's within 1e-4 of the largest
  *      value, through the fast path and through the plain-C reference;
  *   2. central finite differences of every new op's backward (the table's
@@ -72,6 +73,8 @@ static void test_parity(void) {
     parity(FX "vit.onnx", false, 32);
     parity(FX "vit_17.onnx", true, 10);
     parity(FX "vit_17.onnx", false, 32);
+    parity(FX "vit_dyn.onnx", true, 10);   /* a symbolic batch: the head split from Shape nodes */
+    parity(FX "vit_dyn.onnx", false, 32);
 }
 
 /* the plain-C reference (the op table's kernels) against PyTorch too */

@@ -43,9 +43,47 @@ static void gr_onnx_nerr_at(gr_onnx_b *b, int k, const char *fmt, ...) {
     b->node = keep;
 }
 
+/* The dims of values inside the attention pattern (never built as values),
+ * for the Shape nodes a dynamic-batch export reads them with.            */
+typedef struct {
+    const char *name[8];
+    int rank[8];
+    int64_t d[8][3];
+    int n;
+} shape_hints;
+
+static void hint(shape_hints *h, const char *name, int rank, int64_t d0, int64_t d1, int64_t d2) {
+    if (!h || h->n >= 8) return;
+    h->name[h->n] = name;
+    h->rank[h->n] = rank;
+    h->d[h->n][0] = d0; h->d[h->n][1] = d1; h->d[h->n][2] = d2;
+    h->n++;
+}
+
+/* Shape node p of a hinted value: its output made a constant. */
+static val *shape_of_hint(gr_onnx_b *b, onode *p, const shape_hints *h) {
+    for (int j = 0; h && p->n_input == 1 && !strcmp(p->op_type, "Shape") && j < h->n; j++) {
+        if (strcmp(h->name[j], p->input[0])) continue;
+        int64_t r = h->rank[j], s = gr_onnx_attr_i(p, "start", 0), e = gr_onnx_attr_i(p, "end", r);
+        if (s < 0) s += r;
+        if (e < 0) e += r;
+        s = s < 0 ? 0 : s > r ? r : s;
+        e = e < s ? s : e > r ? r : e;
+        val *o = gr_onnx_out(b, p, 0);
+        if (!o || !(o->i = gr_malloc((size_t)(e - s + 1) * sizeof(int64_t), b->err))) return NULL;
+        o->kind = V_CONST;
+        o->ct = CT_I;
+        o->rank = 1;
+        o->dims[0] = o->n = e - s;
+        for (int64_t i = s; i < e; i++) o->i[i - s] = h->d[j][i];
+        return o;
+    }
+    return NULL;
+}
+
 /* Makes value `name` a constant: when a later node (shape arithmetic not
  * reached yet) makes it, folds that node first (and its inputs).        */
-static val *ensure_const(gr_onnx_b *b, const char *name, int depth) {
+static val *ensure_const(gr_onnx_b *b, const char *name, int depth, const shape_hints *h) {
     val *v = gr_onnx_get(b, name);
     if (!v || v->kind == V_ACT || depth > 64) return NULL;
     if (v->kind == V_CONST) return gr_onnx_cload(b, v) ? NULL : v;
@@ -55,8 +93,12 @@ static val *ensure_const(gr_onnx_b *b, const char *name, int depth) {
         for (size_t o = 0; o < p->n_output && !makes; o++) makes = !strcmp(p->output[o], name);
         if (!makes) continue;
         if (b->done[k]) return NULL;
+        if (shape_of_hint(b, p, h)) {
+            b->done[k] = true;
+            return gr_onnx_get(b, name);
+        }
         for (size_t i = 0; i < p->n_input; i++)
-            if (p->input[i][0] && !ensure_const(b, p->input[i], depth + 1)) return NULL;
+            if (p->input[i][0] && !ensure_const(b, p->input[i], depth + 1, h)) return NULL;
         int keep = b->node;
         b->node = (int)k;
         int r = gr_onnx_fold(b, p);
@@ -70,19 +112,29 @@ static val *ensure_const(gr_onnx_b *b, const char *name, int depth) {
 }
 
 /* Input k of node n as an int64 constant with at most max values: count or -1. */
-static int cints(gr_onnx_b *b, onode *n, size_t k, int64_t *out, int max) {
+static int cints(gr_onnx_b *b, onode *n, size_t k, int64_t *out, int max, const shape_hints *h) {
     if (k >= n->n_input || !n->input[k][0]) return 0;
-    val *v = ensure_const(b, n->input[k], 0);
+    val *v = ensure_const(b, n->input[k], 0, h);
     if (!v || v->ct != CT_I || v->n > max) return -1;
     for (int64_t j = 0; j < v->n; j++) out[j] = v->i[j];
     return (int)v->n;
 }
 
-/* The one node after the current one reading `name` (none or several: -1). */
+/* The one node after the current one reading `name` that is an `op`, when
+ * every other reader is a Shape (a dynamic-batch export's); else -1.      */
 static int sole(gr_onnx_b *b, const char *name, const char *op) {
-    int k = gr_onnx_sole_consumer(b, name);
-    if (k < 0 || b->done[k] || strcmp(b->g->node[k]->op_type, op)) return -1;
-    return k;
+    int found = -1, readers = 0;
+    for (size_t k = (size_t)b->node + 1; k < b->g->n_node; k++) {
+        onode *c = b->g->node[k];
+        for (size_t i = 0; i < c->n_input; i++) {
+            if (strcmp(c->input[i], name)) continue;
+            readers++;
+            if (!strcmp(c->op_type, op) && found < 0 && !b->done[k]) found = (int)k;
+            else if (strcmp(c->op_type, "Shape")) return -1;
+        }
+    }
+    val *v = gr_onnx_get(b, name);
+    return v && v->consumers == readers ? found : -1;
 }
 
 static bool perm_is(onode *n, int a, int c, int d) {
@@ -95,7 +147,7 @@ static bool scalar_other(gr_onnx_b *b, onode *n, const char *name, double *f) {
     if (n->n_input != 2) return false;
     const char *o = !strcmp(n->input[0], name) ? n->input[1] : !strcmp(n->input[1], name) ? n->input[0] : NULL;
     if (!o || (!strcmp(n->op_type, "Div") && strcmp(n->input[0], name))) return false;
-    val *v = ensure_const(b, o, 0);
+    val *v = ensure_const(b, o, 0, NULL);
     if (!v || v->n != 1) return false;
     *f = v->ct == CT_F ? v->f[0] : (double)v->i[0];
     return true;
@@ -147,14 +199,15 @@ typedef struct {
 } att_path;
 
 /* Slice s of qkv -> Reshape [T, N*heads, hd] -> Transpose(perm): the path. */
-static int head_split(gr_onnx_b *b, int s, int64_t T, int64_t D, const int *perm, att_path *p, int64_t *hd) {
+static int head_split(gr_onnx_b *b, int s, int64_t T, int64_t D, const int *perm, att_path *p, int64_t *hd,
+                      const shape_hints *hs) {
     onode *sl = b->g->node[s];
     p->slice = s;
     if ((p->reshape = sole(b, sl->output[0], "Reshape")) < 0)
         return AT(b, s, "the slice of the attention's in_proj output is not reshaped into heads");
     onode *rs = b->g->node[p->reshape];
     int64_t t[4];
-    int c = cints(b, rs, 1, t, 4);
+    int c = cints(b, rs, 1, t, 4, hs);
     if (c != 3)
         return AT(b, p->reshape, "the head split is not a constant [tokens, batch*heads, head_dim] shape");
     int64_t N = b->batch, h = t[2];
@@ -199,8 +252,8 @@ static int map_attention(gr_onnx_b *b, onode *n0, val *qkv) {
             if (strcmp(c->op_type, "Slice") || i != 0 || b->done[k])
                 return AT(b, (int)k, "reads the attention's in_proj output where only its q/k/v Slices may");
             int64_t st[2], en[2], ax[2], sp[2] = {1, 1};
-            int cs = cints(b, c, 1, st, 1), ce = cints(b, c, 2, en, 1), ca = cints(b, c, 3, ax, 1),
-                cp = c->n_input > 4 ? cints(b, c, 4, sp, 1) : 0;
+            int cs = cints(b, c, 1, st, 1, NULL), ce = cints(b, c, 2, en, 1, NULL), ca = cints(b, c, 3, ax, 1, NULL),
+                cp = c->n_input > 4 ? cints(b, c, 4, sp, 1, NULL) : 0;
             if (cs != 1 || ce != 1 || ca != 1 || cp < 0 || (ax[0] != 2 && ax[0] != -1) || sp[0] != 1)
                 return AT(b, (int)k, "the q/k/v split must slice the last axis with constant bounds, step 1");
             int64_t lo = st[0] < 0 ? st[0] + 3 * D : st[0], hi = en[0] < 0 ? en[0] + 3 * D : en[0];
@@ -219,8 +272,10 @@ static int map_attention(gr_onnx_b *b, onode *n0, val *qkv) {
     static const int P102[3] = {1, 0, 2}, P120[3] = {1, 2, 0};
     att_path q, k, v;
     int64_t hd = 0;
-    if (head_split(b, sl[0], T, D, P102, &q, &hd) || head_split(b, sl[1], T, D, P120, &k, &hd) ||
-        head_split(b, sl[2], T, D, P102, &v, &hd))
+    shape_hints hs = {.n = 0};
+    for (int j = 0; j < 3; j++) hint(&hs, b->g->node[sl[j]]->output[0], 3, T, b->batch, D);
+    if (head_split(b, sl[0], T, D, P102, &q, &hd, &hs) || head_split(b, sl[1], T, D, P120, &k, &hd, &hs) ||
+        head_split(b, sl[2], T, D, P102, &v, &hd, &hs))
         return -1;
     int idx[64], ni = 0, last;
     double scale = 1;
@@ -245,9 +300,9 @@ static int map_attention(gr_onnx_b *b, onode *n0, val *qkv) {
     if (tr4 < 0 || !perm_is(b->g->node[tr4], 1, 0, 2)) return AT(b, mm2, "the heads are not merged (Transpose 1,0,2)");
     int rs3 = sole(b, b->g->node[tr4]->output[0], "Reshape");
     int64_t t[4];
-    if (rs3 < 0 || cints(b, b->g->node[rs3], 1, t, 4) != 2 || t[1] != D)
+    if (rs3 < 0 || cints(b, b->g->node[rs3], 1, t, 4, &hs) != 2 || t[1] != D)
         return AT(b, tr4, "the merged heads are not reshaped to [tokens*batch, width]");
-    int gm = gr_onnx_sole_consumer(b, b->g->node[rs3]->output[0]);
+    int gm = sole(b, b->g->node[rs3]->output[0], "Gemm");
     onode *g = gm >= 0 ? b->g->node[gm] : NULL;
     if (!g || strcmp(g->op_type, "Gemm") || strcmp(g->input[0], b->g->node[rs3]->output[0]) ||
         gr_onnx_attr_i(g, "transA", 0) || gr_onnx_attr_f(g, "alpha", 1) != 1 || gr_onnx_attr_f(g, "beta", 1) != 1)
@@ -257,8 +312,9 @@ static int map_attention(gr_onnx_b *b, onode *n0, val *qkv) {
     if (!w || w->kind != V_CONST || gr_onnx_cload(b, w) || w->ct != CT_F || w->rank != 2 || w->dims[0] != D ||
         w->dims[1] != D || (bias && (bias->kind != V_CONST || gr_onnx_cload(b, bias) || bias->ct != CT_F || bias->n != D)))
         return AT(b, gm, "out_proj weights [%lld, %lld] and bias must be constants", (long long)D, (long long)D);
+    hint(&hs, g->output[0], 2, T * b->batch, D, 0);
     int rs4 = sole(b, g->output[0], "Reshape");
-    if (rs4 < 0 || cints(b, b->g->node[rs4], 1, t, 4) != 3 || t[2] != D)
+    if (rs4 < 0 || cints(b, b->g->node[rs4], 1, t, 4, &hs) != 3 || t[2] != D)
         return AT(b, gm, "the out_proj output is not reshaped back to [tokens, batch, width]");
     /* the in_proj conv becomes the attention's in_kernel / in_bias */
     int H = (int)(D / hd);
@@ -311,13 +367,13 @@ int gr_onnx_map_slice(gr_onnx_b *b, onode *n) {
     val *x = gr_onnx_ain(b, n, 0);
     if (!x) return -1;
     int64_t st[2], en[2], ax[2] = {0}, sp[2] = {1, 1};
-    int ca = cints(b, n, 3, ax, 1);
+    int ca = cints(b, n, 3, ax, 1, NULL);
     if (x->rank == 3 && ca == 1 && (ax[0] == 2 || ax[0] == -1) && x->perm[2] == 2 && x->perm[0] != 0)
         return map_attention(b, n, x);
     int64_t d[4];
     gr_onnx_act_dims(b, x, d);
-    if (tokens_nd(x) && ca == 1 && (ax[0] == 1 || ax[0] == -2) && cints(b, n, 1, st, 1) == 1 &&
-        cints(b, n, 2, en, 1) == 1 && (n->n_input < 5 || (cints(b, n, 4, sp, 1) == 1 && sp[0] == 1))) {
+    if (tokens_nd(x) && ca == 1 && (ax[0] == 1 || ax[0] == -2) && cints(b, n, 1, st, 1, NULL) == 1 &&
+        cints(b, n, 2, en, 1, NULL) == 1 && (n->n_input < 5 || (cints(b, n, 4, sp, 1, NULL) == 1 && sp[0] == 1))) {
         int64_t lo = st[0] < 0 ? st[0] + d[1] : st[0], hi = en[0] < 0 ? en[0] + d[1] : en[0] > d[1] ? d[1] : en[0];
         if (lo >= 0 && hi == lo + 1) return emit_select(b, n, x, lo, 3);
     }
@@ -326,7 +382,7 @@ int gr_onnx_map_slice(gr_onnx_b *b, onode *n) {
 }
 
 int gr_onnx_map_gather(gr_onnx_b *b, onode *n) {
-    val *x = gr_onnx_in(b, n, 0), *ix = n->n_input > 1 ? ensure_const(b, n->input[1], 0) : NULL;
+    val *x = gr_onnx_in(b, n, 0), *ix = n->n_input > 1 ? ensure_const(b, n->input[1], 0, NULL) : NULL;
     if (!x || x->kind != V_ACT)
         return gr_onnx_nerr(b, GR_ERR_UNSUPPORTED, "Gather of constants by indices computed from the image"), -1;
     int64_t ax = gr_onnx_attr_i(n, "axis", 0), d[4];
