@@ -168,7 +168,7 @@ static int follow_scale(gr_onnx_b *b, const char **name, int *k, double *scale, 
         idx[(*ni)++] = j;
         *name = m->output[0];
         *k = j;
-        if (*ni > 40) return -1;
+        if (*ni > 40) return AT(b, j, "more than 40 scalings of the attention scores");
     }
 }
 

@@ -15,6 +15,8 @@ typedef gr_onnx_val val;
 /* x as a rank-2 [N, F] value (Flatten at axis 1): a graft flatten when spatial. */
 static int to_vector(gr_onnx_b *b, onode *n, val *x) {
     if (x->rank == 2) return gr_onnx_set_act(b, n, 0, x->node, x, false) ? 0 : -1;
+    if (x->rank == 3 && (x->perm[0] != 0 || x->perm[1] != 1 || x->perm[2] != 2))
+        return gr_onnx_nerr(b, GR_ERR_UNSUPPORTED, "flattening tokens in an order other than [N, T, D]"), -1;
     int H, W, C;
     gr_onnx_shape(b, x->node, &H, &W, &C);
     if (H == 1 && W == 1) {
@@ -27,7 +29,8 @@ static int to_vector(gr_onnx_b *b, onode *n, val *x) {
     if (!o) return -1;
     static const int NHWC[4] = {0, 1, 2, 3};
     o->rank = 2;
-    o->fmap = memcmp(x->perm, NHWC, sizeof NHWC) != 0;   /* ONNX's flat order differs from graft's HWC */
+    /* ONNX's flat order differs from graft's HWC (tokens [N, T, D]: the same) */
+    o->fmap = x->rank == 4 && memcmp(x->perm, NHWC, sizeof NHWC) != 0;
     o->fh = H; o->fw = W; o->fc = C;
     memcpy(o->fperm, x->perm, sizeof o->fperm);
     return 0;
@@ -143,7 +146,8 @@ int gr_onnx_map_layout(gr_onnx_b *b, onode *n, const char *op) {
     }
     /* the same dims: nothing; [1, F]: a vector; a vector to [1, F, 1, 1]: the same 1x1 map */
     if (tr == r && !memcmp(t, d, sizeof(int64_t) * (size_t)r)) return gr_onnx_set_act(b, n, 0, x->node, x, false) ? 0 : -1;
-    if (tr == 2 && t[0] == d[0] && t[1] == (r == 2 ? d[1] : d[1] * d[2] * d[3])) return to_vector(b, n, x);
+    if (tr == 2 && t[0] == d[0] && t[1] == (r == 2 ? d[1] : r == 3 ? d[1] * d[2] : d[1] * d[2] * d[3]))
+        return to_vector(b, n, x);
     /* [N, C, H, W] -> [N, C, H*W] (a patch embedding's map as tokens): the same node, T = H*W */
     if (r == 4 && tr == 3 && t[0] == d[0] && x->perm[1] == 3 && x->perm[2] == 1 && x->perm[3] == 2 && t[1] == d[1] &&
         t[2] == d[2] * d[3]) {
