@@ -139,6 +139,10 @@ typedef enum {
     GR_OP_STANDARDIZE,   /* fixed (x - mean) / std per feature */
     GR_OP_MUL,           /* a * b, b [B,H,W,C] or [B,1,1,C] (squeeze-and-excitation scale) */
     GR_OP_LAYERNORM,     /* layer normalization over channels, gamma and beta [C] */
+    GR_OP_CLS_TOKEN,     /* tokens [B,H,W,C] -> [B,1,1+H*W,C]: a learned token [C] first (ViT) */
+    GR_OP_POS_EMBED,     /* x + a learned embedding of x's per-sample shape [H,W,C] (ViT) */
+    GR_OP_ATTENTION,     /* multi-head self-attention over the H*W tokens (groups = heads) */
+    GR_OP_TOKEN,         /* token number `units` of [B,H,W,C] (row-major H*W): [B,1,1,C] */
     GR_OP__COUNT
 } gr_op;
 
@@ -199,6 +203,10 @@ gr_layer_spec gr_dropout(float rate);
 gr_layer_spec gr_softmax(void);
 gr_layer_spec gr_multiply(int a, int b);     /* node a times node b (b may be [1,1,C]) */
 gr_layer_spec gr_layernorm(float eps);        /* over channels; eps 0 = 1e-5 (PyTorch) */
+gr_layer_spec gr_class_token(void);           /* prepends a learned token [C] to the H*W tokens */
+gr_layer_spec gr_pos_embedding(void);         /* adds a learned [H, W, C] embedding */
+gr_layer_spec gr_attention(int heads);        /* self-attention: in_proj [C,3C], out_proj [C,C] (+ biases) */
+gr_layer_spec gr_select_token(int index);     /* token `index` of the H*W tokens */
 gr_layer_spec gr_named(gr_layer_spec s, const char *name);   /* returns s with a name */
 
 const char *gr_op_name(gr_op op);

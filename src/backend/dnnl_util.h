@@ -71,6 +71,9 @@ struct gr_backend {
      * backward on VGG16 at batch 64: ~100 MB of scratchpad per layer).      */
     void *bwd_buf[DN_MAX_BUFS];
     size_t bwd_buf_size[DN_MAX_BUFS];
+    /* the self_attention nodes' state (q, k, v, scores, context), sized for the largest */
+    float *att_buf;
+    size_t att_buf_n;
 };
 
 /* be->fast[node], created on first use; NULL (err set) when out of memory

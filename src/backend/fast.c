@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include "backend/backend.h"
 #include "backend/dnnl_util.h"
+#include "ops/attention.h"
 
 gr_backend *gr_backend_new(const gr_model *m, gr_precision prec, gr_error *err) {
     gr_backend *be = gr_calloc(1, sizeof *be, err);
@@ -37,6 +38,7 @@ void gr_backend_free(gr_backend *be) {
     for (int i = 0; i < be->n_nodes; i++) node_free(be->fast[i]);
     free(be->fast);
     for (int b = 0; b < DN_MAX_BUFS; b++) free(be->bwd_buf[b]);
+    free(be->att_buf);
     free(be);
 }
 
@@ -54,6 +56,17 @@ gr_status gr_backend_forward(gr_backend *be, int node, const float *const *ins, 
     const gr_node *n = &be->m->nodes[node];
     if (n->n_in != 1) return GR_ERR_UNSUPPORTED;
     if (n->s.op == GR_OP_DENSE) return dn_dense_forward(be, node, ins[0], out, B, err);
+    if (n->s.op == GR_OP_ATTENTION) {   /* the reference's algorithm, its products through oneDNN's sgemm */
+        gr_op_run r = gr_node_run(be->m, node, B, ins);
+        size_t need = gr_attention_state_floats(&n->s, r.in[0], B);
+        if (need > be->att_buf_n) {
+            free(be->att_buf);
+            be->att_buf_n = 0;
+            if (!(be->att_buf = gr_malloc(need * sizeof(float), err))) return err->code;
+            be->att_buf_n = need;
+        }
+        return gr_attention_run(&r, out, be->att_buf, gr_gemm, err);
+    }
     if (!gr_backend_chain_supports(be->m, node)) return GR_ERR_UNSUPPORTED;
     return gr_backend_forward_chain(be, node, node, ins[0], out, B, err);
 }

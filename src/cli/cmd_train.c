@@ -341,6 +341,16 @@ static int unfreeze(train_run *r, gr_error *err) {
     snprintf(sub, sizeof sub, "%s/conv", t->unfreeze);
     int u = gr_model_find(m, sub);
     if (u < 0) u = gr_model_find(m, t->unfreeze);
+    /* a block of an imported net ("encoder_layer_1", "layer3/layer3.0"): its first layer,
+     * the first whose name is LAYER/... or has /LAYER/ in it */
+    size_t ul = strlen(t->unfreeze);
+    for (int i = 0; u < 0 && ul && i < gr_model_num_layers(m); i++) {
+        const char *nm = gr_model_layer_name(m, i), *p = nm;
+        while (u < 0 && (p = strstr(p, t->unfreeze))) {
+            if ((p == nm || p[-1] == '/') && p[ul] == '/') u = i;
+            p++;
+        }
+    }
     for (int i = 0; i < gr_model_num_layers(m); i++)
         if (!gr_model_layer_frozen(m, i)) { r->head_first = i; break; }
     if (u < 0 || u >= r->head_first) {

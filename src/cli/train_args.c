@@ -68,7 +68,7 @@ static const cli_opt train_opts[] = {
              "--base-lr-mult and --lr set, so those are refused with it"),
     OPT_HEAD("fine-tuning:"),
     OPT_STR("--unfreeze", unfreeze, "LAYER", NULL,
-            "the base trains from LAYER on (e.g. block5_conv1, a darknet index)"),
+            "the base trains from LAYER on (e.g. block5_conv1, a darknet index,\nan ONNX block: encoder_layer_11 starts at its first layer)"),
     {.kind = CLI_FLOAT, .name = "--base-lr-mult", .off = offsetof(T, base_lr_mult), .meta = "F", .def = "1",
      GIVEN(base_lr_mult_given), .cfg = "base_lr_mult",
      .help = "learning-rate multiplier for the unfrozen base layers (needs --unfreeze)"},

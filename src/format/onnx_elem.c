@@ -71,6 +71,7 @@ static bool cscalar(gr_onnx_b *b, const char *name, double *f) {
 /* The logical axis of x holding graft's channels (-1: none, a flattened map). */
 static int chan_axis(const val *x) {
     if (x->rank == 2) return x->fmap ? -1 : 1;
+    if (x->rank == 3) { for (int k = 0; k < 3; k++) if (x->perm[k] == 2) return k; return -1; }
     for (int k = 0; k < 4; k++) if (x->perm[k] == 3) return k;
     return -1;
 }
@@ -223,6 +224,10 @@ int gr_onnx_map_arith(gr_onnx_b *b, onode *n, const char *op) {
     if (!own) own = gr_onnx_map_std_flat(b, n, x);
     if (own) return own < 0 ? -1 : 0;
     if (x->fmap) return gr_onnx_nerr(b, GR_ERR_UNSUPPORTED, "%s of a flattened map by a constant", op), -1;
+    if (!strcmp(op, "Add") && x->rank == 3 && !gr_onnx_cload(b, k)) {   /* a constant of the tokens' shape */
+        int r = gr_onnx_map_pos_embed(b, n, x, k);
+        if (r <= 0) return r;
+    }
     if (cfirst && !strcmp(op, "Div"))
         return gr_onnx_nerr(b, GR_ERR_UNSUPPORTED, "a constant divided by an activation is not supported"), -1;
     int H, W, C;
@@ -311,7 +316,7 @@ int gr_onnx_map_ln_decomposed(gr_onnx_b *b, onode *n, int64_t ax) {
     int k[9];
     double c;
     onode *sub = NULL, *pw = NULL, *r2 = NULL, *ae = NULL, *sq = NULL, *dv = NULL;
-    bool ok = is_chan_axis(x, ax) && gr_onnx_attr_i(n, "keepdims", 1) && x->consumers == 2;
+    bool ok = is_chan_axis(x, ax) && gr_onnx_attr_i(n, "keepdims", 1) && x->consumers >= 2;   /* x may feed a residual too */
     ok = ok && (sub = next_op(b, n->output[0], "Sub", &k[0])) && sub->n_input == 2 && !strcmp(sub->input[0], x->name) &&
          !strcmp(sub->input[1], n->output[0]);
     val *d = ok ? gr_onnx_get(b, sub->output[0]) : NULL;

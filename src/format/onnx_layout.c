@@ -15,6 +15,8 @@ typedef gr_onnx_val val;
 /* x as a rank-2 [N, F] value (Flatten at axis 1): a graft flatten when spatial. */
 static int to_vector(gr_onnx_b *b, onode *n, val *x) {
     if (x->rank == 2) return gr_onnx_set_act(b, n, 0, x->node, x, false) ? 0 : -1;
+    if (x->rank == 3 && (x->perm[0] != 0 || x->perm[1] != 1 || x->perm[2] != 2))
+        return gr_onnx_nerr(b, GR_ERR_UNSUPPORTED, "flattening tokens in an order other than [N, T, D]"), -1;
     int r = gr_onnx_map_std_map(b, n, x);   /* graft's exported standardize of a map (onnx_std.c) */
     if (r) return r < 0 ? -1 : 0;
     int H, W, C;
@@ -29,7 +31,8 @@ static int to_vector(gr_onnx_b *b, onode *n, val *x) {
     if (!o) return -1;
     static const int NHWC[4] = {0, 1, 2, 3};
     o->rank = 2;
-    o->fmap = memcmp(x->perm, NHWC, sizeof NHWC) != 0;   /* ONNX's flat order differs from graft's HWC */
+    /* ONNX's flat order differs from graft's HWC (tokens [N, T, D]: the same) */
+    o->fmap = x->rank == 4 && memcmp(x->perm, NHWC, sizeof NHWC) != 0;
     o->fh = H; o->fw = W; o->fc = C;
     memcpy(o->fperm, x->perm, sizeof o->fperm);
     return 0;
@@ -84,6 +87,14 @@ int gr_onnx_map_layout(gr_onnx_b *b, onode *n, const char *op) {
         int c = gr_onnx_attr_ints(n, "perm", p, 4);
         if (c != r) return gr_onnx_nerr(b, GR_ERR_UNSUPPORTED, "a perm of %d axes on a rank-%d tensor", c, r), -1;
         if (r == 2 && p[0] == 0 && p[1] == 1) return gr_onnx_set_act(b, n, 0, x->node, x, false) ? 0 : -1;
+        if (r == 3) {   /* tokens: any order of [N, T, C] (attention moves the batch axis) */
+            val *o = gr_onnx_set_act(b, n, 0, x->node, x, prim);
+            for (int k = 0; o && k < 3; k++) {
+                if (p[k] < 0 || p[k] > 2) return gr_onnx_nerr(b, GR_ERR_FORMAT, "bad perm"), -1;
+                o->perm[k] = x->perm[p[k]];
+            }
+            return o ? 0 : -1;
+        }
         if (r != 4 || p[0] != 0) return gr_onnx_nerr(b, GR_ERR_UNSUPPORTED, "only layout transposes of 4-D tensors that "
                                                       "keep the batch axis first are supported"), -1;
         val *o = gr_onnx_set_act(b, n, 0, x->node, x, prim);
@@ -98,7 +109,7 @@ int gr_onnx_map_layout(gr_onnx_b *b, onode *n, const char *op) {
         val *s = gr_onnx_in(b, n, 1);
         if (!s || s->kind != V_CONST || gr_onnx_cload(b, s) || s->ct != CT_I || s->n > GR_ONNX_MAX_RANK)
             return gr_onnx_nerr(b, GR_ERR_UNSUPPORTED, "the target shape is not a constant at this input size"), -1;
-        int64_t known = 1, neg = -1, total = r == 2 ? d[1] : d[1] * d[2] * d[3];
+        int64_t known = 1, neg = -1, total = r == 2 ? d[1] : r == 3 ? d[1] * d[2] : d[1] * d[2] * d[3];
         tr = (int)s->n;
         int64_t t0 = tr ? (s->i[0] == 0 ? d[0] : s->i[0]) : 0;
         if (tr < 1 || (t0 != d[0] && t0 != -1 && t0 != 1))
@@ -137,7 +148,15 @@ int gr_onnx_map_layout(gr_onnx_b *b, onode *n, const char *op) {
     }
     /* the same dims: nothing; [1, F]: a vector; a vector to [1, F, 1, 1]: the same 1x1 map */
     if (tr == r && !memcmp(t, d, sizeof(int64_t) * (size_t)r)) return gr_onnx_set_act(b, n, 0, x->node, x, false) ? 0 : -1;
-    if (tr == 2 && t[0] == d[0] && t[1] == (r == 2 ? d[1] : d[1] * d[2] * d[3])) return to_vector(b, n, x);
+    if (tr == 2 && t[0] == d[0] && t[1] == (r == 2 ? d[1] : r == 3 ? d[1] * d[2] : d[1] * d[2] * d[3]))
+        return to_vector(b, n, x);
+    /* [N, C, H, W] -> [N, C, H*W] (a patch embedding's map as tokens): the same node, T = H*W */
+    if (r == 4 && tr == 3 && t[0] == d[0] && x->perm[1] == 3 && x->perm[2] == 1 && x->perm[3] == 2 && t[1] == d[1] &&
+        t[2] == d[2] * d[3]) {
+        val *o = gr_onnx_set_act(b, n, 0, x->node, x, false);
+        if (o) { o->rank = 3; o->perm[0] = 0; o->perm[1] = 2; o->perm[2] = 1; }
+        return o ? 0 : -1;
+    }
     if (r == 2 && !x->fmap && tr == 4 && t[0] == d[0] && t[1] == d[1] && t[2] == 1 && t[3] == 1) {
         val *o = gr_onnx_set_act(b, n, 0, x->node, NULL, false);
         return o ? 0 : -1;
@@ -153,7 +172,7 @@ int gr_onnx_map_dense(gr_onnx_b *b, onode *n, bool gemm) {
     if (!a) return -1;
     /* a MatMul over the channels of a channels-last map ([N,H,W,C] x [C,O]: a
      * Linear per position, ConvNeXt) is a 1x1 convolution */
-    bool pos = !gemm && a->rank == 4 && a->perm[3] == 3;
+    bool pos = !gemm && ((a->rank == 4 && a->perm[3] == 3) || (a->rank == 3 && a->perm[2] == 2));
     if (a->rank != 2 && !pos)
         return gr_onnx_nerr(b, GR_ERR_UNSUPPORTED, "a rank-%d input%s (graft maps [N, F] x [F, O] and [N, H, W, C] x "
                             "[C, O]; batched MatMul of tokens is not supported yet)", a->rank,
@@ -235,6 +254,10 @@ int gr_onnx_map_dense(gr_onnx_b *b, onode *n, bool gemm) {
  * chained (concat(concat(a,b,c,d), e, ...)), one operand is the operand.  */
 int gr_onnx_map_join(gr_onnx_b *b, onode *n, const char *op) {
     bool cat = !strcmp(op, "Concat");
+    for (size_t k = 0; cat && k < n->n_input; k++) {   /* Concat(class token, tokens) */
+        val *x = gr_onnx_in(b, n, k);
+        if (x && x->kind == V_CONST) return gr_onnx_map_cls_concat(b, n);
+    }
     if (n->n_input < 1 || n->n_input > 4096) return gr_onnx_nerr(b, GR_ERR_FORMAT, "%zu operands", n->n_input), -1;
     val *x0 = NULL;
     for (size_t k = 0; k < n->n_input; k++) {

@@ -120,6 +120,11 @@ int gr_onnx_act_dims(const gr_onnx_b *b, const gr_onnx_val *v, int64_t dims[4]) 
         dims[1] = (int64_t)h * w * c;
         return 2;
     }
+    if (v->rank == 3) {   /* tokens: the physical axes are [N, H*W, C] */
+        const int64_t phys3[3] = {b->batch, (int64_t)h * w, c};
+        for (int k = 0; k < 3; k++) dims[k] = phys3[v->perm[k]];
+        return 3;
+    }
     const int64_t phys[4] = {b->batch, h, w, c};
     for (int k = 0; k < 4; k++) dims[k] = phys[v->perm[k]];
     return 4;

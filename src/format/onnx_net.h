@@ -86,7 +86,9 @@ int gr_onnx_attr_ints(onode *n, const char *name, int64_t *out, int max);
 /* The index of the only node reading value `name`, or -1 (none, several, or a graph output). */
 int gr_onnx_sole_consumer(gr_onnx_b *b, const char *name);
 
-/* Logical dims of an activation value (batch 1); returns its rank. */
+/* Logical dims of an activation value (batch 1); returns its rank.  A
+ * rank-3 value is a token sequence: its node [N, H, W, C] read as the
+ * physical axes [N, T = H*W, C], perm[k] the physical axis of logical k. */
 int gr_onnx_act_dims(const gr_onnx_b *b, const gr_onnx_val *v, int64_t dims[4]);
 
 /* onnx_fold.c: folds node n when it is shape arithmetic over constants (or
@@ -129,6 +131,13 @@ int gr_onnx_reduce_axes(gr_onnx_b *b, onode *n, int64_t axes[4]);
 int gr_onnx_map_std_flat(gr_onnx_b *b, onode *n, gr_onnx_val *x);
 int gr_onnx_map_relu6_form(gr_onnx_b *b, onode *n, gr_onnx_val *x);
 int gr_onnx_map_std_map(gr_onnx_b *b, onode *n, gr_onnx_val *x);
+/* onnx_attn.c: Vision Transformer tokens and attention (see there).  Slice /
+ * Gather of activations, a Concat with a constant (the class token), an
+ * Add of a constant of the activation's whole shape (position embedding). */
+int gr_onnx_map_slice(gr_onnx_b *b, onode *n);
+int gr_onnx_map_gather(gr_onnx_b *b, onode *n);
+int gr_onnx_map_cls_concat(gr_onnx_b *b, onode *n);
+int gr_onnx_map_pos_embed(gr_onnx_b *b, onode *n, gr_onnx_val *x, gr_onnx_val *k);   /* 1: not one */
 /* onnx_ops.c: maps node n onto graft layers.  0 or -1 (error set). */
 int gr_onnx_map(gr_onnx_b *b, onode *n);
 /* Whether op (default domain) is one graft maps or folds / maps onto layers. */

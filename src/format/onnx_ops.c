@@ -18,7 +18,7 @@ static const char *const mapped_ops[] = {
     "Conv", "BatchNormalization", "Relu", "Clip", "Sigmoid", "Tanh", "LeakyRelu", "MaxPool", "AveragePool",
     "GlobalAveragePool", "GlobalMaxPool", "ReduceMean", "Gemm", "MatMul", "Add", "Sum", "Softmax", "Dropout",
     "Identity", "Flatten", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Concat", "Pad", "HardSigmoid",
-    "HardSwish", "Mul", "Div", "Sub", "LayerNormalization", "Erf", "Pow", "Sqrt", NULL};
+    "HardSwish", "Mul", "Div", "Sub", "LayerNormalization", "Erf", "Pow", "Sqrt", "Slice", "Gather", NULL};
 static const char *const folded_ops[] = {
     "Constant", "Shape", "Gather", "Cast", "ConstantOfShape", "Slice", "Expand", "Range", "Sub", "Mul", "Div",
     "Pow", "Equal", "Less", "Greater", "Min", "Max", "Where", "Neg", "Abs", "Floor", "Ceil", "Sqrt", NULL};
@@ -417,6 +417,8 @@ int gr_onnx_map(gr_onnx_b *b, onode *n) {
     if (!strcmp(op, "Gemm") || !strcmp(op, "MatMul")) return gr_onnx_map_dense(b, n, op[0] == 'G');
     if (!strcmp(op, "Sum") || !strcmp(op, "Concat")) return gr_onnx_map_join(b, n, op);
     if (!strcmp(op, "Softmax")) return gr_onnx_map_softmax(b, n);
+    if (!strcmp(op, "Slice")) return gr_onnx_map_slice(b, n);
+    if (!strcmp(op, "Gather")) return gr_onnx_map_gather(b, n);
     static const char *const layout[] = {"Identity", "Dropout", "Pad", "Flatten", "Reshape", "Transpose", "Squeeze", "Unsqueeze", NULL};
     for (int k = 0; layout[k]; k++) if (!strcmp(op, layout[k])) return gr_onnx_map_layout(b, n, op);
     return gr_onnx_nerr(b, GR_ERR_UNSUPPORTED, "%s on activations is not supported yet (graft folds it only over "

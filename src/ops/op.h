@@ -60,7 +60,8 @@ typedef enum {
     GR_FAST_DENSE,      /* gr_backend_forward, one GEMM in training, dense backward */
     GR_FAST_BATCHNORM,  /* chains; training forward and backward */
     GR_FAST_POOL,       /* chains; training forward and backward */
-    GR_FAST_ACT         /* chains; activation backward */
+    GR_FAST_ACT,        /* chains; activation backward */
+    GR_FAST_ATTN        /* self-attention through gr_gemm (ops/attention.h) */
 } gr_fast_kind;
 
 /* One run of a node, as its op sees it. */

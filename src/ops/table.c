@@ -8,7 +8,7 @@
 extern const gr_op_def gr_op_conv2d_def, gr_op_dense_def, gr_op_batchnorm_def, gr_op_activation_def,
     gr_op_softmax_def, gr_op_maxpool_def, gr_op_avgpool_def, gr_op_gap_def, gr_op_flatten_def,
     gr_op_dropout_def, gr_op_add_def, gr_op_concat_def, gr_op_standardize_def, gr_op_mul_def,
-    gr_op_layernorm_def;
+    gr_op_layernorm_def, gr_op_cls_token_def, gr_op_pos_embed_def, gr_op_attention_def, gr_op_token_def;
 
 static const gr_op_def *const table[GR_OP__COUNT] = {
     [GR_OP_CONV2D] = &gr_op_conv2d_def,
@@ -26,6 +26,10 @@ static const gr_op_def *const table[GR_OP__COUNT] = {
     [GR_OP_STANDARDIZE] = &gr_op_standardize_def,
     [GR_OP_MUL] = &gr_op_mul_def,
     [GR_OP_LAYERNORM] = &gr_op_layernorm_def,
+    [GR_OP_CLS_TOKEN] = &gr_op_cls_token_def,
+    [GR_OP_POS_EMBED] = &gr_op_pos_embed_def,
+    [GR_OP_ATTENTION] = &gr_op_attention_def,
+    [GR_OP_TOKEN] = &gr_op_token_def,
 };
 
 const gr_op_def *gr_op_get(gr_op op) { return (unsigned)op < GR_OP__COUNT ? table[op] : NULL; }

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "backend/backend.h"
+#include "ops/attention.h"
 #include "train/trainer_impl.h"
 
 /* A dense kernel of at least this many weights is updated by the fused
@@ -231,6 +232,8 @@ static gr_status forward_fast(gr_trainer *t, int i, const gr_op_run *r, float *o
         st = gr_backend_pool_forward_train(fp, i, r->ins[0], out, B, err);
         t->fast_fwd[j] = st == GR_OK;
         return st;
+    case GR_FAST_ATTN:   /* its state in aux for the backward, as the reference keeps it */
+        return r->aux ? gr_attention_run(r, out, r->aux, gr_gemm, err) : GR_ERR_UNSUPPORTED;
     default: return GR_ERR_UNSUPPORTED;
     }
 }
@@ -274,6 +277,15 @@ static gr_status backward_fast(gr_trainer *t, int i, const gr_op_run *r, float *
         /* the plain-C layer accumulates into a kernel gradient that was not zeroed */
         else if (st == GR_ERR_UNSUPPORTED && defer) memset(pgrad(t, pk), 0, m->params[pk].count * sizeof(float));
         return st;
+    }
+    if (fk == GR_FAST_ATTN && r->aux) {
+        float *dp[GR_OP_MAX_PARAMS] = {NULL};
+        for (int k = 0; k < n->np && k < GR_OP_MAX_PARAMS; k++) dp[k] = pgrad(t, n->p0 + k);
+        if (din && *ow) {
+            memset(din, 0, (size_t)B * (size_t)gr_dims3_size(r->in[0]) * sizeof(float));
+            *ow = false;
+        }
+        return gr_attention_grad(r, dy, din, dp, gr_gemm, err);
     }
     if (!din) return GR_ERR_UNSUPPORTED;
     if (fk == GR_FAST_POOL)
