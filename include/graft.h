@@ -737,6 +737,8 @@ typedef struct {
                               * parallel over MPI_COMM_WORLD (every rank calls gr_fit with the
                               * same arguments; batch is the global batch; rank 0 reports and
                               * writes log_csv and checkpoints).  Ignored on one process. */
+    bool features_fp32;      /* keep the cached features (memory and disk) in float32; default
+                              * float16, half the memory (also GRAFT_FEATURES_PRECISION=fp32) */
 } gr_fit_opts;
 
 /* Trains the model's trainable layers (those after the frozen prefix set by
