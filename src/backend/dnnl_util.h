@@ -71,6 +71,9 @@ struct gr_backend {
      * backward on VGG16 at batch 64: ~100 MB of scratchpad per layer).      */
     void *bwd_buf[DN_MAX_BUFS];
     size_t bwd_buf_size[DN_MAX_BUFS];
+    /* graft's Winograd backward (dnnl_backward.c): its scratch, likewise shared */
+    void *wino_buf;
+    size_t wino_buf_size;
 };
 
 /* be->fast[node], created on first use; NULL (err set) when out of memory

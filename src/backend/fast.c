@@ -37,6 +37,7 @@ void gr_backend_free(gr_backend *be) {
     for (int i = 0; i < be->n_nodes; i++) node_free(be->fast[i]);
     free(be->fast);
     for (int b = 0; b < DN_MAX_BUFS; b++) free(be->bwd_buf[b]);
+    free(be->wino_buf);
     free(be);
 }
 

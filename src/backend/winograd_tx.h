@@ -126,11 +126,15 @@ static void WT(input4)(const gr_wino_plan *p, const float *in, float *V, int til
     }
 }
 
-/* Stores row i of the output tile (nc <= m cells), bias and activation applied. */
+/* Stores row i of the output tile (nc <= m cells), bias and activation
+ * applied; p->accum: added to what out holds (no bias, linear). */
 #define WINO_STORE_ROW(y, n)                                                              \
     do {                                                                                  \
         float *row_ = out + (((size_t)b * p->OH + (size_t)(oy0 + i)) * p->OW + (size_t)ox0) * OC + o; \
-        for (int j_ = 0; j_ < (n); j_++) WST(row_ + (size_t)j_ * OC, mk, WACT(WADD(y[j_], bv), p->act, al)); \
+        if (p->accum)                                                                     \
+            for (int j_ = 0; j_ < (n); j_++) WST(row_ + (size_t)j_ * OC, mk, WADD(WLD(row_ + (size_t)j_ * OC, mk), y[j_])); \
+        else                                                                              \
+            for (int j_ = 0; j_ < (n); j_++) WST(row_ + (size_t)j_ * OC, mk, WACT(WADD(y[j_], bv), p->act, al)); \
     } while (0)
 
 static void WT(output6)(const gr_wino_plan *p, const float *M, const float *bias, float *out,
@@ -186,3 +190,59 @@ static void WT(output4)(const gr_wino_plan *p, const float *M, const float *bias
         }
     }
 }
+
+/* Weight gradient: the dout tile's transform, one line: A^T (a x m) times y */
+#define WINO_ATT6(y0, y1, y2, y3, d0, d1, d2, d3, d4, d5)                \
+    do {                                                                 \
+        wv s02_ = WADD(y0, y2), s13_ = WADD(y1, y3);                     \
+        wv e_ = WADD(y0, WMULC(4.0f, y2)), f_ = WADD(WMULC(2.0f, y1), WMULC(8.0f, y3)); \
+        d0 = y0;                                                         \
+        d1 = WADD(s02_, s13_);                                           \
+        d2 = WSUB(s02_, s13_);                                           \
+        d3 = WADD(e_, f_);                                               \
+        d4 = WSUB(e_, f_);                                               \
+        d5 = y3;                                                         \
+    } while (0)
+#define WINO_ATT4(y0, y1, d0, d1, d2, d3)                                \
+    do {                                                                 \
+        d0 = y0;                                                         \
+        d1 = WADD(y0, y1);                                               \
+        d2 = WSUB(y0, y1);                                               \
+        d3 = WSUB(WZERO, y1);                                            \
+    } while (0)
+
+/* D [a*a][nt][OC] = A^T dY A for the chunk's tiles of dout [B][OH][OW][OC]
+ * (cells past the output's edge are 0). */
+#define WINO_GRADOUT(NAME, MM, AA, ATT_COLS, ATT_ROWS)                                           \
+static void WT(NAME)(const gr_wino_plan *p, const float *dout, float *D, int tile0, int nt,      \
+                     int t_begin, int t_end) {                                                   \
+    const int OC = p->OC;                                                                        \
+    const size_t ds = (size_t)nt * OC;                                                           \
+    for (int t = t_begin; t < t_end; t++) {                                                      \
+        int g = tile0 + t, tx = g % p->tw, ty = (g / p->tw) % p->th, b = g / (p->tw * p->th);     \
+        int oy0 = ty * MM, ox0 = tx * MM;                                                        \
+        int nr = p->OH - oy0 < MM ? p->OH - oy0 : MM, nc = p->OW - ox0 < MM ? p->OW - ox0 : MM;   \
+        for (int o = 0; o < OC; o += WV) {                                                       \
+            wmask mk = WMASK(OC - o < WV ? OC - o : WV);                                         \
+            wv y[MM][MM], u[AA][MM];                                                             \
+            for (int i = 0; i < MM; i++)                                                         \
+                for (int j = 0; j < MM; j++)                                                     \
+                    y[i][j] = i < nr && j < nc                                                   \
+                                  ? WLD(dout + (((size_t)b * p->OH + (size_t)(oy0 + i)) * p->OW + \
+                                                (size_t)(ox0 + j)) * OC + o, mk)                 \
+                                  : WZERO;                                                       \
+            for (int j = 0; j < MM; j++) ATT_COLS;                                               \
+            for (int k = 0; k < AA; k++) {                                                       \
+                wv r_[AA];                                                                       \
+                ATT_ROWS;                                                                        \
+                float *dst = D + (size_t)t * OC + o + (size_t)(AA * k) * ds;                     \
+                for (int l = 0; l < AA; l++) WST(dst + (size_t)l * ds, mk, r_[l]);               \
+            }                                                                                    \
+        }                                                                                        \
+    }                                                                                            \
+}
+WINO_GRADOUT(gradout6, 4, 6,
+             WINO_ATT6(y[0][j], y[1][j], y[2][j], y[3][j], u[0][j], u[1][j], u[2][j], u[3][j], u[4][j], u[5][j]),
+             WINO_ATT6(u[k][0], u[k][1], u[k][2], u[k][3], r_[0], r_[1], r_[2], r_[3], r_[4], r_[5]))
+WINO_GRADOUT(gradout4, 2, 4, WINO_ATT4(y[0][j], y[1][j], u[0][j], u[1][j], u[2][j], u[3][j]),
+             WINO_ATT4(u[k][0], u[k][1], r_[0], r_[1], r_[2], r_[3]))
