@@ -193,7 +193,7 @@ static gr_status conv_build(const gr_model *m, int node, int B, struct dn_bwd *b
      * only with AVX-512): graft's own for the 3x3 stride-1 convs with enough
      * output pixels, as the forward (dnnl_chain.c) */
     const gr_backend *be = b->be;
-    if (!st && any >= 0 && be->winograd && s->kh == 3 && s->kw == 3 && s->sh == 1 && s->sw == 1 && G == 1 &&
+    if (!st && any >= 0 && be->winograd && s->kh == 3 && s->kw == 3 && s->sh == 1 && s->sw == 1 && DH == 1 && DW == 1 && G == 1 &&
         (int64_t)B * n->oh * n->ow >= GRAFT_WINO_BWD_PIXELS) {
         int md = gr_wino_choose(n->ih, n->iw, n->oc, n->ic, GR_ACT_LINEAR);
         int mw = gr_wino_choose(n->oh, n->ow, n->ic, n->oc, GR_ACT_LINEAR);

@@ -118,44 +118,36 @@ size_t gr_wino_scratch_bytes(const gr_wino_plan *p) {
 
 /* ------------------------------------------------------------ weights */
 
-/* G: a x 3 */
-static const double G4[6][3] = {{1.0 / 4, 0, 0},
-                                {-1.0 / 6, -1.0 / 6, -1.0 / 6},
-                                {-1.0 / 6, 1.0 / 6, -1.0 / 6},
-                                {1.0 / 24, 1.0 / 12, 1.0 / 6},
-                                {1.0 / 24, -1.0 / 12, 1.0 / 6},
-                                {0, 0, 1}};
-static const double G2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+void gr_wino_weights_c(const gr_wino_plan *p, const float *w0, ptrdiff_t sy, ptrdiff_t sx, ptrdiff_t sc,
+                       ptrdiff_t so, float *U, int c_begin, int c_end) {
+    weights_c(p, w0, sy, sx, sc, so, U, c_begin, c_end);
+}
 
-/* U [a*a][C][OC] from the 3x3 filters g(ky, kx, c, o) = w0[ky*sy + kx*sx +
- * c*sc + o*so], in double, rounded once; 64 output channels at a time
- * (loops the compiler vectorizes; each value computed as before).        */
+void gr_wino_wgrad_c(const gr_wino_plan *p, const float *M, float *dw, int c_begin, int c_end) {
+    wgrad_c(p, M, dw, c_begin, c_end);
+}
+
+/* The weight side on the OpenMP team, input channels split. */
 static void weights_strided(const gr_wino_plan *p, const float *w0, ptrdiff_t sy, ptrdiff_t sx, ptrdiff_t sc,
                             ptrdiff_t so, float *U) {
-    enum { OB = 64 };
-    const int a = p->a, C = p->C, OC = p->OC;
-    const double(*G)[3] = p->m == 4 ? G4 : G2;
-    const size_t plane = (size_t)C * OC;
-#pragma omp parallel for schedule(static)
-    for (int c = 0; c < C; c++) {
-        double g[9][OB], t[6][3][OB];
-        for (int o0 = 0; o0 < OC; o0 += OB) {
-            const int nb = OC - o0 < OB ? OC - o0 : OB;
-            for (int k = 0; k < 9; k++) {
-                const float *src = w0 + (k / 3) * sy + (k % 3) * sx + (ptrdiff_t)c * sc + (ptrdiff_t)o0 * so;
-                for (int o = 0; o < nb; o++) g[k][o] = src[(ptrdiff_t)o * so];
-            }
-            for (int i = 0; i < a; i++)      /* t = G g */
-                for (int j = 0; j < 3; j++)
-                    for (int o = 0; o < nb; o++)
-                        t[i][j][o] = G[i][0] * g[j][o] + G[i][1] * g[3 + j][o] + G[i][2] * g[6 + j][o];
-            for (int i = 0; i < a; i++)      /* U = t Gt */
-                for (int j = 0; j < a; j++) {
-                    float *dst = U + (size_t)(i * a + j) * plane + (size_t)c * OC + (size_t)o0;
-                    for (int o = 0; o < nb; o++)
-                        dst[o] = (float)(t[i][0][o] * G[j][0] + t[i][1][o] * G[j][1] + t[i][2][o] * G[j][2]);
-                }
-        }
+    const bool avx2 = gr_wino_avx2();
+#pragma omp parallel
+    {
+        int nth = omp_get_num_threads(), id = omp_get_thread_num();
+        int c0 = (int)((int64_t)p->C * id / nth), c1 = (int)((int64_t)p->C * (id + 1) / nth);
+        if (avx2) gr_wino_weights_avx2(p, w0, sy, sx, sc, so, U, c0, c1);
+        else gr_wino_weights_c(p, w0, sy, sx, sc, so, U, c0, c1);
+    }
+}
+
+static void wgrad_out(const gr_wino_plan *p, const float *M, float *dw) {
+    const bool avx2 = gr_wino_avx2();
+#pragma omp parallel
+    {
+        int nth = omp_get_num_threads(), id = omp_get_thread_num();
+        int c0 = (int)((int64_t)p->C * id / nth), c1 = (int)((int64_t)p->C * (id + 1) / nth);
+        if (avx2) gr_wino_wgrad_avx2(p, M, dw, c0, c1);
+        else gr_wino_wgrad_c(p, M, dw, c0, c1);
     }
 }
 
@@ -219,45 +211,6 @@ gr_status gr_wino_forward(const gr_wino_plan *p, const float *in, const float *U
 size_t gr_wino_bwdw_scratch_bytes(const gr_wino_plan *p) {
     return gr_wino_scratch_bytes(p) + (size_t)p->a * p->a * p->C * p->OC * sizeof(float) +
            (size_t)p->OC * sizeof(double);
-}
-
-/* dw [3][3][C][OC] += Gt M[c][o] G for every (c, o); M [a*a][C][OC]. */
-static void wgrad_out(const gr_wino_plan *p, const float *M, float *dw) {
-    enum { OB = 64 };
-    const int a = p->a, C = p->C, OC = p->OC;
-    const double(*Gd)[3] = p->m == 4 ? G4 : G2;
-    float G[6][3];
-    for (int i = 0; i < a; i++)
-        for (int j = 0; j < 3; j++) G[i][j] = (float)Gd[i][j];
-    const size_t plane = (size_t)C * OC;
-#pragma omp parallel for schedule(static)
-    for (int c = 0; c < C; c++) {
-        float s[6][3][OB];
-        for (int o0 = 0; o0 < OC; o0 += OB) {
-            const int nb = OC - o0 < OB ? OC - o0 : OB;
-            for (int i = 0; i < a; i++) {      /* s[i] = M[i][.] G */
-                for (int kx = 0; kx < 3; kx++)
-                    for (int o = 0; o < nb; o++) s[i][kx][o] = 0.0f;
-                for (int j = 0; j < a; j++) {
-                    const float *row = M + (size_t)(i * a + j) * plane + (size_t)c * OC + (size_t)o0;
-                    for (int kx = 0; kx < 3; kx++) {
-                        const float gj = G[j][kx];
-                        if (gj == 0.0f) continue;
-                        for (int o = 0; o < nb; o++) s[i][kx][o] += gj * row[o];
-                    }
-                }
-            }
-            for (int ky = 0; ky < 3; ky++)     /* dw[ky] += Gt s */
-                for (int kx = 0; kx < 3; kx++) {
-                    float *dst = dw + (size_t)(ky * 3 + kx) * plane + (size_t)c * OC + (size_t)o0;
-                    for (int o = 0; o < nb; o++) {
-                        float acc = 0.0f;
-                        for (int i = 0; i < a; i++) acc += G[i][ky] * s[i][kx][o];
-                        dst[o] += acc;
-                    }
-                }
-        }
-    }
 }
 
 gr_status gr_wino_backward_weights(const gr_wino_plan *p, const float *in, const float *dout, float *dw,

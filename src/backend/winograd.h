@@ -58,8 +58,9 @@ size_t gr_wino_weights_floats(const gr_wino_plan *p);
 /* Bytes of the scratch gr_wino_forward needs (64-byte aligned is best). */
 size_t gr_wino_scratch_bytes(const gr_wino_plan *p);
 
-/* U [a*a][C][OC] from w [3][3][C][OC] (HWIO), in double, rounded once.
- * Done once per weights version; ~10 ns per weight.                       */
+/* U [a*a][C][OC] from w [3][3][C][OC] (HWIO), in float (G's zeros and
+ * repeats used; AVX2 where the CPU has it, the same bits in plain C).
+ * Done once per weights version (every step for a trained layer).         */
 void gr_wino_weights(const gr_wino_plan *p, const float *w, float *U);
 
 /* out [B,OH,OW,OC] = act(conv(in [B,H,W,C], w) + bias), bias [OC] or NULL,
@@ -115,5 +116,13 @@ void gr_wino_gradout_c(const gr_wino_plan *p, const float *dout, float *D, int t
                        int t_end);
 void gr_wino_gradout_avx2(const gr_wino_plan *p, const float *dout, float *D, int tile0, int nt, int t_begin,
                           int t_end);
+/* The weight side for input channels [c_begin, c_end): U from the filters
+ * g(ky, kx, c, o) = w0[ky*sy + kx*sx + c*sc + o*so]; dw += Gt M G. */
+void gr_wino_weights_c(const gr_wino_plan *p, const float *w0, ptrdiff_t sy, ptrdiff_t sx, ptrdiff_t sc,
+                       ptrdiff_t so, float *U, int c_begin, int c_end);
+void gr_wino_weights_avx2(const gr_wino_plan *p, const float *w0, ptrdiff_t sy, ptrdiff_t sx, ptrdiff_t sc,
+                          ptrdiff_t so, float *U, int c_begin, int c_end);
+void gr_wino_wgrad_c(const gr_wino_plan *p, const float *M, float *dw, int c_begin, int c_end);
+void gr_wino_wgrad_avx2(const gr_wino_plan *p, const float *M, float *dw, int c_begin, int c_end);
 
 #endif
