@@ -181,7 +181,7 @@ static gr_status pass_moments(gr_fit_run *r, int node, double *sum, double *sq) 
         if (st == GR_OK && gr_fit_stop_requested(r->o.stop) && s0 + B < hi)
             st = gr_error_set(r->err, GR_ERR_INTERRUPTED, "interrupted while measuring the feature statistics");
         /* the numbers the cache would hold (float16 at the cut) */
-        if (st == GR_OK && r->half && node == r->first) gr_f16_round(buf, (size_t)B * F);
+        if (st == GR_OK && r->half && !r->augment && node == r->first) gr_f16_round(buf, (size_t)B * F);
         if (st == GR_OK) add_moments(buf, B, F, sum, sq);
     }
     free(sub);
