@@ -127,13 +127,11 @@ static gr_status fit_check(gr_fit_run *r) {
     r->augment = o->pad > 0 || o->hflip;
     r->cache = !o->no_cache && !r->augment;
     /* the features at the cut in float16 (feats.h) unless asked for float32;
-     * float32 when the "features" are the images themselves (nothing
-     * frozen) and under MPI (its gathers move float32 rows) */
+     * float32 when the "features" are the images themselves (nothing frozen) */
     const char *fp = getenv("GRAFT_FEATURES_PRECISION");
     if (fp && *fp && strcmp(fp, "fp32") && strcmp(fp, "fp16"))
         return gr_error_set(r->err, GR_ERR_ARG, "GRAFT_FEATURES_PRECISION='%s': give fp16 (the default) or fp32", fp);
-    r->half = !o->features_fp32 && !(fp && !strcmp(fp, "fp32")) && r->first > 0 &&
-              !(o->distributed && gr_dist_active());
+    r->half = !o->features_fp32 && !(fp && !strcmp(fp, "fp32")) && r->first > 0;
     if (o->lr_auto && !r->cache)
         return gr_error_set(r->err, GR_ERR_ARG, "--lr auto needs the features cache (no augmentation, no --no-cache)");
     r->steps = (r->n + o->batch - 1) / o->batch;

@@ -111,8 +111,7 @@ static gr_status shared_features(gr_ctx *cx, int upto, const gr_dataset *ds, con
             return st;
         }
     }
-    if (feat->half)   /* (gr_fit keeps float32 under MPI) */
-        return gr_error_set(err, GR_ERR_UNSUPPORTED, "%s: float16 features cannot be gathered across ranks", what);
+    if (feat->half) return gr_dist_gather_rows_bytes(feat->p, F * sizeof(uint16_t), n, err);
     return gr_dist_gather_rows(feat->p, F, n, err);
 }
 
