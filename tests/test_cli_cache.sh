@@ -15,13 +15,13 @@ export GRAFT_HOME="$T/home"
 unset GRAFT_CACHE_MAX GRAFT_FEATURES_CACHE
 
 need_numpy_pil cli_cache "to make the test data"
-"$PY" "$GEN" cifar "$T/a.bin" 300 1 && "$PY" "$GEN" cifar "$T/b.bin" 100 2 \
+"$PY" "$GEN" cifar "$T/a.bin" 600 1 && "$PY" "$GEN" cifar "$T/b.bin" 200 2 \
   || { echo "FAIL cli_cache_setup: gen_cli.py"; exit 1; }
 cp tests/fixtures/cli/tiny.cfg "$T/tiny.cfg"
 TRAIN0=(train --base "darknet:$T/tiny.cfg" --weights none --head flatten,dense:10:softmax --epochs 2)
 TRAIN=("${TRAIN0[@]}" -q)
 DIR="$GRAFT_HOME/cache/features"
-A_BYTES=$((56 + 300 * 1024 * 2))   # tiny.cfg's cut: 8x8x16 = 1024 float16 features per image
+A_BYTES=$((56 + 600 * 1024 * 2))   # tiny.cfg's cut: 8x8x16 = 1024 float16 features per image
 
 # ---- usage
 "$G" cache --help >"$T/out" 2>"$T/err"; rc=$?
@@ -83,28 +83,28 @@ else fail cache_two_writers_one_entry "rc=$rc1/$rc2/$rc3 files=$n $(ls -l "$DIR"
 "$G" cache list --json >"$T/json" 2>>"$T/err"; rc2=$?
 key=$(basename "$entry" .f32)
 if [ $rc -eq 0 ] && [ $rc2 -eq 0 ] \
-   && has "$T/out" "^20[0-9-]{8}T[0-9:]{8}Z +600\.1 KiB +300 x 1024 +$key\$" && has "$T/out" "^1 entry, 600\.1 KiB; limit 10\.0 GiB\$" \
+   && has "$T/out" "^20[0-9-]{8}T[0-9:]{8}Z +1\.2 MiB +600 x 1024 +$key\$" && has "$T/out" "^1 entry, 1\.2 MiB; limit 10\.0 GiB\$" \
    && "$PY" - "$T/json" "$key" "$A_BYTES" "$DIR" <<'EOF'
 import json, sys, time
 j = json.load(open(sys.argv[1])); key, size, d = sys.argv[2], int(sys.argv[3]), sys.argv[4]
 assert j["dir"] == d and j["enabled"] is True and j["limit_bytes"] == 10 << 30, j
 assert j["count"] == 1 and j["total_bytes"] == size, j
 e = j["entries"][0]
-assert e["key"] == key and e["bytes"] == size and e["images"] == 300 and e["features"] == 1024, e
+assert e["key"] == key and e["bytes"] == size and e["images"] == 600 and e["features"] == 1024, e
 assert abs(e["last_used_unix"] - time.time()) < 600, e
 EOF
 then pass cache_list_entries
 else fail cache_list_entries "rc=$rc/$rc2 $(cat "$T/out" "$T/json" "$T/err")"; fi
 
 # ---- a limit that holds one entry: a run on other data evicts the least recently used one
-GRAFT_CACHE_MAX=700K "$G" "${TRAIN[@]}" --data "$T/b.bin" --out "$T/b.gft" >"$T/out" 2>"$T/err"; rc=$?
-if [ $rc -eq 0 ] && has "$T/err" "^graft: features cache: removed 1 least recently used entry \(600\.1 KiB\) to stay under its limit \(GRAFT_CACHE_MAX, 700\.0 KiB\)" \
-   && ! [ -e "$entry" ] && [ "$(ls "$DIR" | wc -l)" -eq 1 ] && [ "$(du -cb "$DIR"/*.f32 | tail -1 | cut -f1)" -le $((700 * 1024)) ]; then
+GRAFT_CACHE_MAX=1400K "$G" "${TRAIN[@]}" --data "$T/b.bin" --out "$T/b.gft" >"$T/out" 2>"$T/err"; rc=$?
+if [ $rc -eq 0 ] && has "$T/err" "^graft: features cache: removed 1 least recently used entry \(1\.2 MiB\) to stay under its limit \(GRAFT_CACHE_MAX, 1\.4 MiB\)" \
+   && ! [ -e "$entry" ] && [ "$(ls "$DIR" | wc -l)" -eq 1 ] && [ "$(du -cb "$DIR"/*.f32 | tail -1 | cut -f1)" -le $((1400 * 1024)) ]; then
   pass cache_max_evicts_lru
 else fail cache_max_evicts_lru "rc=$rc $(cat "$T/err") $(ls -l "$DIR")"; fi
 # an entry larger than the limit is not stored (a note says so), the run still succeeds
-GRAFT_CACHE_MAX=500K "$G" "${TRAIN[@]}" --data "$T/a.bin" --out "$T/a2.gft" >"$T/out" 2>"$T/err"; rc=$?
-if [ $rc -eq 0 ] && has "$T/err" "these features \(600\.1 KiB\) are larger than its limit \(GRAFT_CACHE_MAX, 500\.0 KiB\): not stored" \
+GRAFT_CACHE_MAX=1M "$G" "${TRAIN[@]}" --data "$T/a.bin" --out "$T/a2.gft" >"$T/out" 2>"$T/err"; rc=$?
+if [ $rc -eq 0 ] && has "$T/err" "these features \(1\.2 MiB\) are larger than its limit \(GRAFT_CACHE_MAX, 1\.0 MiB\): not stored" \
    && [ "$(ls "$DIR" | wc -l)" -eq 1 ] && cmp -s "$T/a2.gft" "$T/c1.gft"; then
   pass cache_max_entry_too_large
 else fail cache_max_entry_too_large "rc=$rc $(cat "$T/err") $(ls -l "$DIR")"; fi
@@ -114,7 +114,7 @@ dead=$(sh -c 'echo $$')   # a pid that has exited
 echo half >"$DIR/$key.f32.tmp.$dead"
 "$G" cache clear >"$T/out" 2>"$T/err"; rc=$?
 "$G" cache clear --json >"$T/json" 2>>"$T/err"; rc2=$?
-if [ $rc -eq 0 ] && has "$T/out" "^removed 1 entry \(200\.1 KiB\) from $DIR\$" && [ -z "$(ls -A "$DIR")" ] \
+if [ $rc -eq 0 ] && has "$T/out" "^removed 1 entry \(400\.1 KiB\) from $DIR\$" && [ -z "$(ls -A "$DIR")" ] \
    && [ $rc2 -eq 0 ] && "$PY" -c "import json,sys; j=json.load(open(sys.argv[1])); assert j=={'dir': sys.argv[2], 'removed': 0, 'freed_bytes': 0}, j" "$T/json" "$DIR"; then
   pass cache_clear
 else fail cache_clear "rc=$rc/$rc2 $(cat "$T/out" "$T/json" "$T/err") $(ls -A "$DIR")"; fi
