@@ -753,6 +753,8 @@ typedef struct {
     int time_limit_epochs;   /* with time_limit: when batches run faster than planned, the run
                               * may grow to this many epochs (0 = epochs: it only shrinks;
                               * history keeps the first `epochs`) */
+    bool features_fp32;      /* keep the cached features (memory and disk) in float32; default
+                              * float16, half the memory (also GRAFT_FEATURES_PRECISION=fp32) */
 } gr_fit_opts;
 
 /* Trains the model's trainable layers (those after the frozen prefix set by

@@ -10,12 +10,19 @@
  *     with the reference forward (L is linear in x, w and b, so the
  *     difference quotient is exact up to float rounding).
  * And: the same call twice gives the same bits (deterministic for a given
- * thread count), NULL outputs are skipped.                                 */
+ * thread count), NULL outputs are skipped.
+ * graft's own Winograd backward (backend/winograd.h; where oneDNN has no
+ * Winograd, i.e. AVX2 CPUs): the cases with 256+ output pixels run it, both
+ * tiles (F(4x4) and F(2x2)), odd map sizes, channel counts that are not
+ * multiples of 8, valid padding, accumulate and overwrite; which tile ran is
+ * asserted; and on VGG16-sized layers it is compared with oneDNN's backward
+ * (the same layer with Winograd off, GRAFT_WINOGRAD=0's switch).          */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include "backend/backend.h"
 #include "check.h"
+#include "backend/winograd.h"
 #include "ops/ops.h"
 
 typedef struct {
@@ -23,6 +30,7 @@ typedef struct {
     int B, H, W, C, OC, k, stride;
     gr_padding pad;
     bool bias;
+    int md, mw;   /* graft's Winograd tiles expected for din / dw where oneDNN has no Winograd (0: none) */
 } bcase;
 
 static gr_model *one_conv(const bcase *c, gr_error *err) {
@@ -123,6 +131,17 @@ static void run_case(const bcase *c, gr_model *given, gr_backend *given_be) {
         }
     }
     CHECK(bad == 0, "%s: %d gradient entries differ from finite differences", c->what, bad);
+    int md, mw;
+    gr_backend_conv2d_backward_tiles(fp, 0, &md, &mw);
+    if (gr_wino_avx2())   /* (off x86 oneDNN may run its own Winograd instead) */
+        CHECK(md == c->md && mw == c->mw, "%s: graft's Winograd tiles %d / %d, want %d / %d", c->what, md, mw,
+              c->md, c->mw);
+
+    /* 2b. the overwrite form: din = (not +=) */
+    check_fill(rdin, nin, 6, -1, 1);
+    st = gr_backend_conv2d_backward_ow(fp, 0, dout, x, B, rdin, true, NULL, NULL, &err);
+    CHECK(st == GR_OK && !memcmp(din, rdin, nin * sizeof(float)), "%s: overwrite differs from accumulate into 0",
+          c->what);
 
     /* 3. the same call again: the same bits */
     st = gr_backend_conv2d_backward(fp, 0, dout, x, B, din2, dw2, c->bias ? db2 : NULL, &err);
@@ -144,20 +163,82 @@ static void run_case(const bcase *c, gr_model *given, gr_backend *given_be) {
 /* VGG16 shapes, scaled down in size (not in channel structure). */
 static void test_conv_backward_vgg_shapes(void) {
     const bcase cases[] = {
-        {"first layer 3->16 same", 2, 8, 8, 3, 16, 3, 1, GR_PAD_SAME, true},
-        {"16->32 same", 3, 6, 6, 16, 32, 3, 1, GR_PAD_SAME, true},
-        {"block5-like 2x2 64->64", 4, 2, 2, 64, 64, 3, 1, GR_PAD_SAME, true},
-        {"32->16 stride 2 valid, no bias", 2, 7, 7, 32, 16, 3, 2, GR_PAD_VALID, false},
-        {"1x1 48->32", 2, 5, 5, 48, 32, 1, 1, GR_PAD_VALID, true},
+        {"first layer 3->16 same", 2, 8, 8, 3, 16, 3, 1, GR_PAD_SAME, true, 0, 0},
+        {"16->32 same", 3, 6, 6, 16, 32, 3, 1, GR_PAD_SAME, true, 0, 0},
+        {"block5-like 2x2 64->64", 4, 2, 2, 64, 64, 3, 1, GR_PAD_SAME, true, 0, 0},
+        {"32->16 stride 2 valid, no bias", 2, 7, 7, 32, 16, 3, 2, GR_PAD_VALID, false, 0, 0},
+        {"1x1 48->32", 2, 5, 5, 48, 32, 1, 1, GR_PAD_VALID, true, 0, 0},
         /* 4 x 16 x 16 = 1024 output pixels: the Winograd backward (blocked layouts) */
-        {"Winograd 16->32 16x16", 4, 16, 16, 16, 32, 3, 1, GR_PAD_SAME, true},
+        {"Winograd 16->32 16x16", 4, 16, 16, 16, 32, 3, 1, GR_PAD_SAME, true, 4, 4},
+        /* graft's Winograd: 256+ output pixels */
+        {"graft F(2x2) 2x2 maps 24->20", 64, 2, 2, 24, 20, 3, 1, GR_PAD_SAME, true, 2, 2},
+        {"graft odd 7x9 maps 17->19", 6, 7, 9, 17, 19, 3, 1, GR_PAD_SAME, true, 4, 4},
+        {"graft valid 11x10 20->18, no bias", 4, 11, 10, 20, 18, 3, 1, GR_PAD_VALID, false, 4, 4},
+        {"graft 2x3 maps 16->40", 48, 2, 3, 16, 40, 3, 1, GR_PAD_SAME, true, 2, 2},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i], NULL, NULL);
 }
 
+/* graft's Winograd backward against oneDNN's (Winograd off) on VGG16-sized
+ * layers at 32x32 batch 64 (blocks 2-5; batch cut where the layer is large),
+ * within a float tolerance relative to the gradients' scale. */
+static void test_winograd_vs_onednn(void) {
+    const struct { const char *what; int B, H, C, OC, md, mw; } L[] = {
+        {"block2_conv2 16x16 128->128", 8, 16, 128, 128, 4, 4},
+        {"block3_conv2 8x8 256->256", 16, 8, 256, 256, 4, 4},
+        {"block4_conv2 4x4 512->512", 64, 4, 512, 512, 4, 4},
+        {"block5_conv2 2x2 512->512", 64, 2, 512, 512, 2, 2},
+    };
+    if (!gr_wino_avx2()) {
+        printf("SKIP test_winograd_vs_onednn: no AVX2 (oneDNN may run its own Winograd)\n");
+        return;
+    }
+    for (size_t i = 0; i < sizeof L / sizeof L[0]; i++) {
+        if (UNDER_SAN && i > 0) break;   /* (slow under ASan) */
+        bcase c = {L[i].what, L[i].B, L[i].H, L[i].H, L[i].C, L[i].OC, 3, 1, GR_PAD_SAME, true, L[i].md, L[i].mw};
+        gr_error err = {0};
+        gr_model *m = one_conv(&c, &err);
+        gr_backend *g = m ? gr_backend_new(m, GR_PRECISION_FP32, &err) : NULL;
+        gr_backend *d = m ? gr_backend_new(m, GR_PRECISION_FP32, &err) : NULL;
+        CHECK(m && g && d, "%s: %s", c.what, err.msg);
+        if (!m || !g || !d) { gr_backend_free(g); gr_backend_free(d); gr_model_free(m); continue; }
+        gr_backend_set_winograd(d, false);
+        size_t nin = (size_t)c.B * c.H * c.W * c.C, nout = (size_t)c.B * c.H * c.W * c.OC, nw = (size_t)9 * c.C * c.OC;
+        float *x = check_falloc(nin), *dout = check_falloc(nout), *din[2], *dw[2], *db[2];
+        for (int k = 0; k < 2; k++) {
+            din[k] = check_falloc(nin); dw[k] = check_falloc(nw); db[k] = check_falloc((size_t)c.OC);
+        }
+        check_fill(x, nin, 21, 0, 2);   /* post-ReLU-like activations */
+        check_fill(dout, nout, 22, -0.01f, 0.01f);
+        gr_status s1 = gr_backend_conv2d_backward(g, 0, dout, x, c.B, din[0], dw[0], db[0], &err);
+        gr_status s2 = gr_backend_conv2d_backward(d, 0, dout, x, c.B, din[1], dw[1], db[1], &err);
+        CHECK(s1 == GR_OK && s2 == GR_OK, "%s: %s", c.what, err.msg);
+        int md, mw, dd, dww;
+        gr_backend_conv2d_backward_tiles(g, 0, &md, &mw);
+        gr_backend_conv2d_backward_tiles(d, 0, &dd, &dww);
+        CHECK(md == c.md && mw == c.mw && dd == 0 && dww == 0, "%s: tiles %d/%d (off: %d/%d)", c.what, md, mw, dd, dww);
+        /* the error relative to the largest gradient of each kind */
+        float *a[3] = {din[0], dw[0], db[0]}, *r[3] = {din[1], dw[1], db[1]};
+        size_t cnt[3] = {nin, nw, (size_t)c.OC};
+        const char *nm[3] = {"din", "dw", "db"};
+        for (int k = 0; k < 3 && s1 == GR_OK && s2 == GR_OK; k++) {
+            double mx = 0, err_max = 0;
+            for (size_t j = 0; j < cnt[k]; j++) {
+                mx = fmax(mx, fabs(r[k][j]));
+                err_max = fmax(err_max, fabs((double)a[k][j] - r[k][j]));
+            }
+            CHECK(mx > 0 && err_max <= 2e-5 * mx, "%s: %s differs from oneDNN by %g (largest %g, %.2g relative)", c.what,
+                  nm[k], err_max, mx, err_max / mx);
+        }
+        free(x); free(dout);
+        for (int k = 0; k < 2; k++) { free(din[k]); free(dw[k]); free(db[k]); }
+        gr_backend_free(g); gr_backend_free(d); gr_model_free(m);
+    }
+}
+
 /* Batch changes rebuild the cache: the second batch size is right too. */
 static void test_conv_backward_batch_change(void) {
-    bcase c = {"batch 5 after batch 2", 2, 4, 4, 16, 16, 3, 1, GR_PAD_SAME, true};
+    bcase c = {"batch 5 after batch 2", 2, 4, 4, 16, 16, 3, 1, GR_PAD_SAME, true, 0, 0};
     gr_error err = {0};
     gr_model *m = one_conv(&c, &err);
     CHECK(m != NULL, "%s", err.msg);
@@ -176,5 +257,6 @@ int main(void) {
     gr_set_threads(0);
     RUN(test_conv_backward_vgg_shapes);
     RUN(test_conv_backward_batch_change);
+    RUN(test_winograd_vs_onednn);
     return check_summary();
 }

@@ -5,7 +5,7 @@
 #   - GRAFT_CACHE_MAX: a bad value is a clear error (exit 1, nothing
 #     written); a small limit evicts the least recently used entry;
 #   - two `graft train` runs filling the same entry at once: one entry, of
-#     the exact size (56-byte header + n x F float32), no temp files left,
+#     the exact size (56-byte header + n x F float16), no temp files left,
 #     and a third run reuses it (its digest checked on read) and trains the
 #     same model, byte for byte.
 # Data: tests/fixtures/gen_cli.py's CIFAR .bin, tests/fixtures/cli/tiny.cfg.
@@ -15,13 +15,13 @@ export GRAFT_HOME="$T/home"
 unset GRAFT_CACHE_MAX GRAFT_FEATURES_CACHE
 
 need_numpy_pil cli_cache "to make the test data"
-"$PY" "$GEN" cifar "$T/a.bin" 300 1 && "$PY" "$GEN" cifar "$T/b.bin" 100 2 \
+"$PY" "$GEN" cifar "$T/a.bin" 600 1 && "$PY" "$GEN" cifar "$T/b.bin" 200 2 \
   || { echo "FAIL cli_cache_setup: gen_cli.py"; exit 1; }
 cp tests/fixtures/cli/tiny.cfg "$T/tiny.cfg"
 TRAIN0=(train --base "darknet:$T/tiny.cfg" --weights none --head flatten,dense:10:softmax --epochs 2)
 TRAIN=("${TRAIN0[@]}" -q)
 DIR="$GRAFT_HOME/cache/features"
-A_BYTES=$((56 + 300 * 1024 * 4))   # tiny.cfg's cut: 8x8x16 = 1024 features per image
+A_BYTES=$((56 + 600 * 1024 * 2))   # tiny.cfg's cut: 8x8x16 = 1024 float16 features per image
 
 # ---- usage
 "$G" cache --help >"$T/out" 2>"$T/err"; rc=$?
@@ -83,14 +83,14 @@ else fail cache_two_writers_one_entry "rc=$rc1/$rc2/$rc3 files=$n $(ls -l "$DIR"
 "$G" cache list --json >"$T/json" 2>>"$T/err"; rc2=$?
 key=$(basename "$entry" .f32)
 if [ $rc -eq 0 ] && [ $rc2 -eq 0 ] \
-   && has "$T/out" "^20[0-9-]{8}T[0-9:]{8}Z +1\.2 MiB +300 x 1024 +$key\$" && has "$T/out" "^1 entry, 1\.2 MiB; limit 10\.0 GiB\$" \
+   && has "$T/out" "^20[0-9-]{8}T[0-9:]{8}Z +1\.2 MiB +600 x 1024 +$key\$" && has "$T/out" "^1 entry, 1\.2 MiB; limit 10\.0 GiB\$" \
    && "$PY" - "$T/json" "$key" "$A_BYTES" "$DIR" <<'EOF'
 import json, sys, time
 j = json.load(open(sys.argv[1])); key, size, d = sys.argv[2], int(sys.argv[3]), sys.argv[4]
 assert j["dir"] == d and j["enabled"] is True and j["limit_bytes"] == 10 << 30, j
 assert j["count"] == 1 and j["total_bytes"] == size, j
 e = j["entries"][0]
-assert e["key"] == key and e["bytes"] == size and e["images"] == 300 and e["features"] == 1024, e
+assert e["key"] == key and e["bytes"] == size and e["images"] == 600 and e["features"] == 1024, e
 assert abs(e["last_used_unix"] - time.time()) < 600, e
 EOF
 then pass cache_list_entries

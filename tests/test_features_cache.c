@@ -4,7 +4,9 @@
  * and rewritten; other base weights give another entry; images replaced by
  * others of the same size and modification time give fresh features (the
  * key is the files' content); turning the disk cache off
- * (GRAFT_FEATURES_CACHE=0) writes nothing.
+ * (GRAFT_FEATURES_CACHE=0) writes nothing.  Entries are float16 (version
+ * 3) by default, float32 (version 2, graft's format before) on request; an
+ * old float32 entry is read by a float16 run and rewritten.
  * The size limit (GRAFT_CACHE_MAX): its values parsed (hand-computed byte
  * counts), least-recently-used eviction in the order set by the entries'
  * times and by a hit, the limit never exceeded, an entry larger than the
@@ -108,6 +110,82 @@ static void test_flipped_byte(void) {
     CHECK(now && n1 == n0 && !memcmp(now, orig, n0), "the damaged entry was not rewritten");
     free(orig); free(now);
     gr_model_free(a); gr_model_free(b);
+}
+
+/* The entry's header: version (2 float32, 3 float16), n, F; false if unreadable. */
+static bool entry_header(const char *f, uint32_t *ver, uint64_t *n, uint64_t *F, size_t *bytes) {
+    size_t len = 0;
+    unsigned char *b = check_read_file(f, &len);
+    bool ok = b && len >= 56 && !memcmp(b, "GRFC", 4);
+    if (ok) { memcpy(ver, b + 4, 4); memcpy(n, b + 8, 8); memcpy(F, b + 16, 8); *bytes = len; }
+    free(b);
+    return ok;
+}
+
+static gr_model *train_prec(const char *prec) {
+    if (prec) setenv("GRAFT_FEATURES_PRECISION", prec, 1);
+    gr_model *m = train_once(0);
+    unsetenv("GRAFT_FEATURES_PRECISION");
+    return m;
+}
+
+/* The cache's precision: float16 entries by default (version 3, 2 bytes a
+ * feature), float32 with GRAFT_FEATURES_PRECISION=fp32 (version 2, as graft
+ * wrote before).  A float16 entry is not used by a float32 run (recomputed:
+ * the same weights as with the disk cache off) and is replaced; a float32
+ * entry (an old one) is read by a float16 run, giving the weights of a
+ * float16 run computed from the images, and is rewritten as float16; a
+ * header of an unknown version is damaged (recomputed, rewritten); a bad
+ * GRAFT_FEATURES_PRECISION is an error naming it.                          */
+static void test_precision_and_old_entries(void) {
+    clear_cache();
+    char f[700];
+    uint32_t ver = 0;
+    uint64_t n = 0, F = 0;
+    size_t bytes = 0;
+    gr_model *h = train_prec(NULL);
+    entry_path(f, sizeof f);
+    CHECK(h && f[0] && entry_header(f, &ver, &n, &F, &bytes), "a float16 entry");
+    CHECK(ver == 3 && n == 64 && F > 0 && bytes == 56 + n * F * 2, "float16 entry: version %u, %llu x %llu, %zu bytes",
+          ver, (unsigned long long)n, (unsigned long long)F, bytes);
+    setenv("GRAFT_FEATURES_CACHE", "0", 1);
+    gr_model *h0 = train_prec(NULL), *s0 = train_prec("fp32");
+    unsetenv("GRAFT_FEATURES_CACHE");
+    CHECK(same_weights(h, h0), "a float16 run from the images differs from the first float16 run");
+    CHECK(h0 && s0 && !same_weights(h0, s0), "float16 and float32 features gave bit-identical weights (not rounded?)");
+    /* float32 run over the float16 entry: recomputed, replaced by a float32 one */
+    gr_model *s = train_prec("fp32");
+    CHECK(same_weights(s, s0), "a float32 run used the float16 entry");
+    CHECK(entry_header(f, &ver, &n, &F, &bytes) && ver == 2 && bytes == 56 + n * F * 4,
+          "float32 entry: version %u, %zu bytes", ver, bytes);
+    /* the float32 (old) entry read by a float16 run, then stored as float16 */
+    gr_model *h2 = train_prec("fp16");
+    CHECK(same_weights(h2, h), "a float16 run reading a float32 entry differs from one computing its features");
+    CHECK(entry_header(f, &ver, &n, &F, &bytes) && ver == 3 && bytes == 56 + n * F * 2,
+          "the float32 entry was not rewritten as float16: version %u, %zu bytes", ver, bytes);
+    /* an unknown version: damaged, recomputed and rewritten */
+    int fd = open(f, O_RDWR);
+    uint32_t nine = 9;
+    CHECK(fd >= 0 && pwrite(fd, &nine, 4, 4) == 4, "write a version");
+    if (fd >= 0) close(fd);
+    gr_model *h3 = train_prec(NULL);
+    CHECK(same_weights(h3, h), "an entry of an unknown version was used");
+    CHECK(entry_header(f, &ver, &n, &F, &bytes) && ver == 3, "the damaged entry was not rewritten (version %u)", ver);
+    /* a bad value */
+    setenv("GRAFT_FEATURES_PRECISION", "fp8", 1);
+    gr_error e = {0};
+    gr_dataset *ds = gr_dataset_open(bin, &(gr_dataset_opts){.preprocess = GR_PREP_DARKNET, .h = 32, .w = 32}, &e);
+    gr_model *m = gr_model_new(32, 32, 3, &e);
+    gr_stack(m, &e, gr_conv2d(8, 3, 3, 2, GR_PAD_SAME, GR_ACT_RELU), gr_flatten(), gr_dense(10, GR_ACT_SOFTMAX));
+    gr_model_init_params(m, 0, 3);
+    gr_model_freeze_upto(m, 0);
+    gr_fit_opts o = {.epochs = 1, .batch = 16, .seed = 5};
+    gr_status st = ds && m ? gr_fit(m, ds, NULL, 0, &o, &e) : GR_ERR_NOMEM;
+    unsetenv("GRAFT_FEATURES_PRECISION");
+    CHECK(st == GR_ERR_ARG && strstr(e.msg, "GRAFT_FEATURES_PRECISION='fp8'"), "bad precision: %d %s", st, e.msg);
+    gr_model_free(m);
+    gr_dataset_free(ds);
+    gr_model_free(h); gr_model_free(h0); gr_model_free(s0); gr_model_free(s); gr_model_free(h2); gr_model_free(h3);
 }
 
 /* A w x h 24-bit BMP of one colour + a bright square at (k, k). */
@@ -261,7 +339,8 @@ static void ev_store(char c) {
     for (int i = 0; i < EV_F; i++) feat[i] = (float)c + (float)i / 256;
     char key[65];
     ev_key(c, key);
-    gr_features_store(key, 1, EV_F, feat);
+    gr_feats f = {.p = feat, .n = 1, .F = EV_F, .half = false};
+    gr_features_store(key, 1, EV_F, &f, 0);
 }
 
 static void ev_set_time(char c, time_t t) {
@@ -289,7 +368,8 @@ static void test_cache_lru_eviction(void) {
     float got[EV_F];
     char key[65], path[600];
     ev_key('a', key);
-    CHECK(gr_features_load(key, 1, EV_F, got, path, sizeof path) == GR_FEATURES_HIT && got[1] == 'a' + 1.0f / 256,
+    gr_feats gf = {.p = got, .n = 1, .F = EV_F, .half = false};
+    CHECK(gr_features_load(key, 1, EV_F, &gf, 0, path, sizeof path) == GR_FEATURES_HIT && got[1] == 'a' + 1.0f / 256,
           "a reads back");
     struct stat sa;
     CHECK(stat(path, &sa) == 0 && sa.st_mtim.tv_sec >= time(NULL) - 60, "the hit did not mark a as used (mtime %lld)",
@@ -353,6 +433,7 @@ int main(void) {
     if (check_write_cifar(bin, 64, random_record, &r)) return 1;
     RUN(test_reuse_and_damage);
     RUN(test_flipped_byte);
+    RUN(test_precision_and_old_entries);
     RUN(test_same_size_same_mtime);
     RUN(test_cache_max_parse);
     RUN(test_cache_lru_eviction);

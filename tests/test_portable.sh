@@ -24,12 +24,17 @@ else
     echo "FAIL runs_without_avx (exit $rc)"; diff <(echo "$native") <(echo "$old") | head -10
 fi
 # graft's own code holds no AVX instruction (oneDNN and OpenBLAS dispatch at run time)
-# but in winograd_avx2.o, whose functions run only after a CPU check (the Nehalem
-# run above goes through its plain-C twin in winograd.o)
+# but in winograd_avx2.o and feats_f16c.o, whose functions run only after a CPU
+# check (the Nehalem run above goes through their plain-C twins in winograd.o
+# and feats.o)
 n=$(objdump -d --no-show-raw-insn "$bdir/libgraft.a" 2>/dev/null |
-    awk '/file format/ { skip = ($1 == "winograd_avx2.o:") } !skip' | grep -cE '%[yz]mm[0-9]')
+    awk '/file format/ { skip = ($1 == "winograd_avx2.o:" || $1 == "feats_f16c.o:") } !skip' | grep -cE '%[yz]mm[0-9]')
 [ "$n" -eq 0 ] && echo "PASS no_avx_in_default_build" || echo "FAIL no_avx_in_default_build: $n instructions use ymm/zmm"
 # and winograd_avx2.o is the file the line above skips (renaming it would hide AVX code)
 n=$(objdump -d --no-show-raw-insn "$bdir/libgraft.a" 2>/dev/null |
     awk '/file format/ { keep = ($1 == "winograd_avx2.o:") } keep' | grep -cE '%ymm[0-9]')
 [ "$n" -gt 0 ] && echo "PASS avx2_only_in_winograd_avx2" || echo "FAIL avx2_only_in_winograd_avx2: no AVX2 code in winograd_avx2.o"
+# and feats_f16c.o holds the F16C conversions
+n=$(objdump -d --no-show-raw-insn "$bdir/libgraft.a" 2>/dev/null |
+    awk '/file format/ { keep = ($1 == "feats_f16c.o:") } keep' | grep -cE 'vcvtp[sh]2p[hs]')
+[ "$n" -gt 0 ] && echo "PASS f16c_only_in_feats_f16c" || echo "FAIL f16c_only_in_feats_f16c: no F16C code in feats_f16c.o"

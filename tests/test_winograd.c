@@ -253,10 +253,52 @@ done:
     gr_model_free(m);
 }
 
+/* The backward's pieces, AVX2 against plain C bit for bit: the weight
+ * transform (straight and rotated strides), the dout transform, Gt M G
+ * (both tiles, channel counts with a tail).  (The gradients themselves:
+ * tests/test_backend_backward.c, against finite differences, the reference
+ * backward and oneDNN's.) */
+static void test_backward_pieces(void) {
+    if (!gr_wino_avx2()) {
+        printf("SKIP test_backward_pieces: no AVX2\n");
+        return;
+    }
+    for (int m = 2; m <= 4; m += 2) {
+        const int C = 19, OC = 13, B = 3, H = 7, W = 6;
+        gr_wino_plan p;
+        gr_error err;
+        CHECK(gr_wino_plan_init(&p, B, H, W, C, H, W, OC, 1, 1, m, GR_ACT_LINEAR, 0, &err) == GR_OK, "plan");
+        size_t nu = gr_wino_weights_floats(&p), nw = (size_t)9 * C * OC, nd = (size_t)p.a * p.a * p.tiles * OC;
+        size_t nout = (size_t)B * H * W * OC;
+        float *w = check_falloc(nw), *u1 = check_falloc(nu), *u2 = check_falloc(nu), *dout = check_falloc(nout);
+        float *d1 = check_falloc(nd), *d2 = check_falloc(nd), *dw1 = check_falloc(nw), *dw2 = check_falloc(nw);
+        check_fill(w, nw, 31, -1, 1);
+        check_fill(dout, nout, 32, -1, 1);
+        ptrdiff_t plane = (ptrdiff_t)C * OC;
+        gr_wino_weights_c(&p, w, 3 * plane, plane, OC, 1, u1, 0, C);
+        gr_wino_weights_avx2(&p, w, 3 * plane, plane, OC, 1, u2, 0, C);
+        CHECK(!memcmp(u1, u2, nu * sizeof(float)), "F(%d): weights AVX2 != plain C", m);
+        gr_wino_weights_c(&p, w + 8 * plane, -3 * plane, -plane, 1, OC, u1, 0, C);   /* rotated, strided */
+        gr_wino_weights_avx2(&p, w + 8 * plane, -3 * plane, -plane, 1, OC, u2, 0, C);
+        CHECK(!memcmp(u1, u2, nu * sizeof(float)), "F(%d): strided weights AVX2 != plain C", m);
+        gr_wino_gradout_c(&p, dout, d1, 0, p.tiles, 0, p.tiles);
+        gr_wino_gradout_avx2(&p, dout, d2, 0, p.tiles, 0, p.tiles);
+        CHECK(!memcmp(d1, d2, nd * sizeof(float)), "F(%d): dout transform AVX2 != plain C", m);
+        check_fill(u1, (size_t)p.a * p.a * C * OC, 33, -1, 1);   /* an M */
+        check_fill(dw1, nw, 34, -1, 1);
+        memcpy(dw2, dw1, nw * sizeof(float));
+        gr_wino_wgrad_c(&p, u1, dw1, 0, C);
+        gr_wino_wgrad_avx2(&p, u1, dw2, 0, C);
+        CHECK(!memcmp(dw1, dw2, nw * sizeof(float)), "F(%d): Gt M G AVX2 != plain C", m);
+        free(w); free(u1); free(u2); free(dout); free(d1); free(d2); free(dw1); free(dw2);
+    }
+}
+
 int main(void) {
     RUN(test_shapes);
     RUN(test_vgg_magnitudes);
     RUN(test_activations);
     RUN(test_vgg16_model);
+    RUN(test_backward_pieces);
     return check_summary();
 }

@@ -66,6 +66,10 @@ gr_status gr_backend_conv2d_backward(gr_backend *be, int node, const float *dout
 gr_status gr_backend_conv2d_backward_ow(gr_backend *be, int node, const float *dout, const float *in,
                                         int B, float *din, bool din_overwrite, float *dw, float *db,
                                         gr_error *err);
+/* After a backward call on conv node: the Winograd tile graft's own
+ * backward used for the data gradient (*m_data) and the weight gradient
+ * (*m_weights), 0 = not graft's (oneDNN's direct or Winograd kernels). */
+void gr_backend_conv2d_backward_tiles(const gr_backend *be, int node, int *m_data, int *m_weights);
 
 /* Pooling (max / avg), batch norm and activations in training (dnnl_train_layers.c),
  * NHWC f32, batch B.  GR_ERR_UNSUPPORTED: the caller uses the reference.

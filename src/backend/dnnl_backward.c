@@ -14,18 +14,29 @@
 #include <string.h>
 #include "backend/backend.h"
 #include "backend/dnnl_util.h"
+#include "backend/winograd.h"
 
 /* Winograd backward from this many output pixels per batch (see conv_build) */
 #define WINO_BWD_PIXELS 1024
+/* graft's Winograd backward (where oneDNN has none) from this many output
+ * pixels per batch: below it the weight transform (per step, the weights
+ * change) costs more than the GEMMs save (see conv_build) */
+#define GRAFT_WINO_BWD_PIXELS 256
 
 /* NEED_DIN: din += ...; NEED_DIN_SET: din = ... (the overwrite form) */
 enum { NEED_DIN = 1, NEED_DW = 2, NEED_DB = 4, NEED_DIN_SET = 8 };
 
 struct dn_bwd {
     int B;
+    const gr_backend *be;
     bool unsupported;   /* oneDNN has no primitive here: not retried every step */
     dn_net net;
     dnnl_memory_t dout, in, w, din, dw, db;   /* the caller's, re-pointed per call */
+    /* graft's Winograd (winograd.h) for the data / weight gradient where
+     * oneDNN has no Winograd (AVX2): their plans; the oneDNN steps of those
+     * parts are then not run */
+    bool wino_d, wino_w;
+    gr_wino_plan wd, ww;
 };
 
 void dn_bwd_free(struct dn_bwd *b) {
@@ -147,7 +158,8 @@ static gr_status conv_build(const gr_model *m, int node, int B, struct dn_bwd *b
      * Winograd here: direct, on NHWC first, then oneDNN's layouts.          */
     int wino = s->kh == 3 && s->kw == 3 && s->sh == 1 && s->sw == 1 && DH == 1 && DW == 1 && G == 1 && n->ic >= 16 &&
                n->oc >= 16 && (int64_t)B * n->oh * n->ow >= WINO_BWD_PIXELS;
-    for (int any = wino ? -1 : 0; any < 2; any++) {
+    int any;
+    for (any = wino ? -1 : 0; any < 2; any++) {
         dnnl_alg_kind_t alg = any < 0 ? dnnl_convolution_winograd : dnnl_convolution_direct;
         dnnl_memory_desc_t src = any ? dn_md_any4(B, n->ic, n->ih, n->iw, dnnl_f32) : in_u;
         dnnl_memory_desc_t dst = any ? dn_md_any4(B, n->oc, n->oh, n->ow, dnnl_f32) : out_u;
@@ -177,9 +189,54 @@ static gr_status conv_build(const gr_model *m, int node, int B, struct dn_bwd *b
         if (st != GR_ERR_UNSUPPORTED || any > 0) return st;
     }
     if (!st) st = build_steps(b, pdd, pdw, has_bias, name, err);
+    /* oneDNN has no Winograd here (AVX2 and older CPUs: it implements it
+     * only with AVX-512): graft's own for the 3x3 stride-1 convs with enough
+     * output pixels, as the forward (dnnl_chain.c) */
+    const gr_backend *be = b->be;
+    if (!st && any >= 0 && be->winograd && s->kh == 3 && s->kw == 3 && s->sh == 1 && s->sw == 1 && DH == 1 && DW == 1 && G == 1 &&
+        (int64_t)B * n->oh * n->ow >= GRAFT_WINO_BWD_PIXELS) {
+        int md = gr_wino_choose(n->ih, n->iw, n->oc, n->ic, GR_ACT_LINEAR);
+        int mw = gr_wino_choose(n->oh, n->ow, n->ic, n->oc, GR_ACT_LINEAR);
+        gr_error e2;
+        b->wino_d = md && gr_wino_plan_init(&b->wd, B, n->oh, n->ow, n->oc, n->ih, n->iw, n->ic, 2 - s->pad_t,
+                                            2 - s->pad_l, md, GR_ACT_LINEAR, 0.0f, &e2) == GR_OK;
+        b->wino_w = mw && gr_wino_plan_init(&b->ww, B, n->ih, n->iw, n->ic, n->oh, n->ow, n->oc, s->pad_t,
+                                            s->pad_l, mw, GR_ACT_LINEAR, 0.0f, &e2) == GR_OK;
+    }
     if (pf) dnnl_primitive_desc_destroy(pf);
     if (pdd) dnnl_primitive_desc_destroy(pdd);
     if (pdw) dnnl_primitive_desc_destroy(pdw);
+    return st;
+}
+
+/* be's shared Winograd scratch, at least bytes (grown, never shrunk). */
+static void *wino_scratch(gr_backend *be, size_t bytes, gr_error *err) {
+    if (be->wino_buf_size >= bytes) return be->wino_buf;
+    free(be->wino_buf);
+    be->wino_buf_size = 0;
+    be->wino_buf = gr_malloc(bytes, err);
+    if (be->wino_buf) be->wino_buf_size = bytes;
+    return be->wino_buf;
+}
+
+/* The parts graft's Winograd serves (b->wino_d: din; b->wino_w with dw
+ * given: dw and db). */
+static gr_status wino_backward(gr_backend *be, struct dn_bwd *b, const float *w, const float *dout,
+                               const float *in, float *din, bool din_set, float *dw, float *db, gr_error *err) {
+    gr_status st = GR_OK;
+    if (b->wino_d && din) {
+        size_t ub = gr_wino_weights_floats(&b->wd) * sizeof(float), sb = gr_wino_scratch_bytes(&b->wd);
+        char *buf = wino_scratch(be, ub + sb, err);
+        if (!buf) return GR_ERR_NOMEM;
+        gr_wino_weights_rot(&b->wd, w, (float *)buf);
+        b->wd.accum = !din_set;
+        st = gr_wino_forward(&b->wd, dout, (const float *)buf, NULL, din, buf + ub, false, err);
+    }
+    if (st == GR_OK && b->wino_w && dw) {
+        void *buf = wino_scratch(be, gr_wino_bwdw_scratch_bytes(&b->ww), err);
+        if (!buf) return GR_ERR_NOMEM;
+        st = gr_wino_backward_weights(&b->ww, in, dout, dw, db, buf, false, err);
+    }
     return st;
 }
 
@@ -205,6 +262,7 @@ static gr_status backward(gr_backend *be, int node, gr_op op, const float *dout,
         b = gr_calloc(1, sizeof *b, err);
         if (!b) return GR_ERR_NOMEM;
         b->B = B;
+        b->be = be;
         gr_status st = conv_build(m, node, B, b, err);
         if (st == GR_ERR_UNSUPPORTED) {   /* remembered: the caller's reference path serves from now on */
             dn_net_free(&b->net);
@@ -222,6 +280,15 @@ static gr_status backward(gr_backend *be, int node, gr_op op, const float *dout,
     if (pb < 0) db = NULL;
     unsigned mask = (din ? (din_set ? NEED_DIN_SET : NEED_DIN) : 0) | (dw ? NEED_DW : 0) | (db ? NEED_DB : 0);
     if (!mask) return GR_OK;
+    const float *wk = gr_param_cdata(m, gr_node_param(m, node, "kernel"));
+    if ((b->wino_d && (mask & (NEED_DIN | NEED_DIN_SET))) || (b->wino_w && (mask & NEED_DW))) {
+        gr_status st = wino_backward(be, b, wk, dout, in, din, din_set, (mask & NEED_DW) ? dw : NULL,
+                                     (mask & NEED_DW) ? db : NULL, err);
+        if (st) return gr_error_prefix(err, "layer '%s'", n->s.name);
+        if (b->wino_d) mask &= ~(unsigned)(NEED_DIN | NEED_DIN_SET);
+        if (b->wino_w && (mask & NEED_DW)) mask &= ~(unsigned)(NEED_DW | NEED_DB);
+        if (!mask) return GR_OK;
+    }
     dn_set(b->dout, dout);
     dn_set(b->in, in);
     dn_set(b->w, gr_param_cdata(m, gr_node_param(m, node, "kernel")));
@@ -241,6 +308,12 @@ gr_status gr_backend_conv2d_backward_ow(gr_backend *be, int node, const float *d
                                         int B, float *din, bool din_overwrite, float *dw, float *db,
                                         gr_error *err) {
     return backward(be, node, GR_OP_CONV2D, dout, in, B, din, din_overwrite, dw, db, err);
+}
+
+void gr_backend_conv2d_backward_tiles(const gr_backend *be, int node, int *m_data, int *m_weights) {
+    const struct dn_bwd *b = node >= 0 && node < be->n_nodes && be->fast[node] ? be->fast[node]->bwd : NULL;
+    *m_data = b && b->wino_d ? b->wd.m : 0;
+    *m_weights = b && b->wino_w ? b->ww.m : 0;
 }
 
 /* Dense backward through the one GEMM entry: the trainer's weights change

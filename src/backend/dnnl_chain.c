@@ -226,28 +226,37 @@ static gr_status build_conv(builder *bd, int i, int last, int *consumed) {
      * fewer multiplies; measured ~2x faster than direct on VGG16 layers here,
      * at the price of 4x larger packed weights); everything else, and any
      * shape Winograd refuses: direct. */
-    /* A conv a trainer updates is re-packed every step, and Winograd's
-     * weight transform (plain code in oneDNN: ~12 ns per weight, 30 ms for
+    /* A conv a trainer updates is re-packed every step, and oneDNN's
+     * Winograd weight transform (plain code: ~12 ns per weight, 30 ms for
      * 512x512) then costs more than it saves unless the batch has many
      * output pixels (it saves ~7 ps per weight and output pixel): a
-     * trainable conv uses it from 2048 pixels on (VGG16 32x32 batch 64:
-     * blocks 1-3 yes, blocks 4-5 no).                                       */
-    int wino = bd->dt == dnnl_f32 && s->kh == 3 && s->kw == 3 && s->sh == 1 && s->sw == 1 && DH == 1 && DW == 1 &&
-               G == 1 && n->ic >= 16 && n->oc >= 16 &&
-               (!dn_training(bd->be, i) || (int64_t)bd->c->B * n->oh * n->ow >= 2048);
-    wino = wino && bd->be->winograd;
+     * trainable conv uses oneDNN's from 2048 pixels on (VGG16 32x32 batch
+     * 64: blocks 1-3 yes, blocks 4-5 no).                                   */
+    /* graft's own weight transform (winograd.h, ~0.3 ns per weight with
+     * AVX2) pays from 256 output pixels (VGG16 32x32 batch 64: all blocks) */
+    int wino_ok = bd->dt == dnnl_f32 && s->kh == 3 && s->kw == 3 && s->sh == 1 && s->sw == 1 &&
+                  DH == 1 && DW == 1 && G == 1 && n->ic >= 16 && n->oc >= 16 && bd->be->winograd;
+    int64_t px = (int64_t)bd->c->B * n->oh * n->ow;
+    int wino = wino_ok && (!dn_training(bd->be, i) || px >= 2048);
     /* where oneDNN has no Winograd (AVX2 and older CPUs), graft's own */
-    int gm = wino ? gr_wino_choose(n->oh, n->ow, n->ic, n->oc, act) : 0, graft_wino = 0;
+    int gm = wino_ok && (!dn_training(bd->be, i) || px >= 256) ? gr_wino_choose(n->oh, n->ow, n->ic, n->oc, act)
+                                                                : 0,
+        graft_wino = 0;
     dnnl_primitive_attr_t attr = NULL;
     gr_status st = attr_with_act(&attr, act, alpha, s->name, err);
     dnnl_primitive_desc_t pd = NULL;
-    for (int tries = wino ? 2 : 1; st == GR_OK && !pd && !graft_wino && tries > 0; tries--) {
+    for (int tries = wino || gm ? 2 : 1; st == GR_OK && !pd && !graft_wino && tries > 0; tries--) {
         dnnl_convolution_desc_t cd;
         dnnl_alg_kind_t alg = tries == 2 ? dnnl_convolution_winograd : dnnl_convolution_direct;
         dnnl_status_t ds = dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_inference, alg, &src,
                                                                       &wany, has_bias ? &bmd : NULL, &dst,
                                                                       strides, dil, pl, pr);
         if (ds == dnnl_success) ds = dnnl_primitive_desc_create(&pd, &cd, attr, bd->c->net.eng, NULL);
+        if (ds == dnnl_success && tries == 2 && !wino) {   /* oneDNN's, too few pixels for its transform */
+            dnnl_primitive_desc_destroy(pd);
+            pd = NULL;
+            continue;
+        }
         if (ds == dnnl_unimplemented && tries == 2 && gm) graft_wino = 1;
         else if (ds != dnnl_success && (tries == 1 || ds != dnnl_unimplemented))
             st = dn_fail(err, ds, "convolution", s->name);

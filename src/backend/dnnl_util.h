@@ -74,6 +74,9 @@ struct gr_backend {
     /* the self_attention nodes' state (q, k, v, scores, context), sized for the largest */
     float *att_buf;
     size_t att_buf_n;
+    /* graft's Winograd backward (dnnl_backward.c): its scratch, likewise shared */
+    void *wino_buf;
+    size_t wino_buf_size;
 };
 
 /* be->fast[node], created on first use; NULL (err set) when out of memory

@@ -39,6 +39,7 @@ void gr_backend_free(gr_backend *be) {
     free(be->fast);
     for (int b = 0; b < DN_MAX_BUFS; b++) free(be->bwd_buf[b]);
     free(be->att_buf);
+    free(be->wino_buf);
     free(be);
 }
 

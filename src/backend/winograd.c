@@ -4,6 +4,7 @@
  * transforms.  The AVX2 transforms are in winograd_avx2.c, the only file of
  * graft's own code holding AVX instructions, entered after a CPU check.    */
 #include <omp.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 #include "backend/backend.h"
@@ -46,6 +47,12 @@ void gr_wino_output_c(const gr_wino_plan *p, const float *M, const float *bias, 
                       int tile0, int nt, int t_begin, int t_end) {
     if (p->m == 4) output6_c(p, M, bias, out, tile0, nt, t_begin, t_end);
     else output4_c(p, M, bias, out, tile0, nt, t_begin, t_end);
+}
+
+void gr_wino_gradout_c(const gr_wino_plan *p, const float *dout, float *D, int tile0, int nt, int t_begin,
+                       int t_end) {
+    if (p->m == 4) gradout6_c(p, dout, D, tile0, nt, t_begin, t_end);
+    else gradout4_c(p, dout, D, tile0, nt, t_begin, t_end);
 }
 
 /* ------------------------------------------------------------ plan */
@@ -111,31 +118,49 @@ size_t gr_wino_scratch_bytes(const gr_wino_plan *p) {
 
 /* ------------------------------------------------------------ weights */
 
+void gr_wino_weights_c(const gr_wino_plan *p, const float *w0, ptrdiff_t sy, ptrdiff_t sx, ptrdiff_t sc,
+                       ptrdiff_t so, float *U, int c_begin, int c_end) {
+    weights_c(p, w0, sy, sx, sc, so, U, c_begin, c_end);
+}
+
+void gr_wino_wgrad_c(const gr_wino_plan *p, const float *M, float *dw, int c_begin, int c_end) {
+    wgrad_c(p, M, dw, c_begin, c_end);
+}
+
+/* The weight side on the OpenMP team, input channels split. */
+static void weights_strided(const gr_wino_plan *p, const float *w0, ptrdiff_t sy, ptrdiff_t sx, ptrdiff_t sc,
+                            ptrdiff_t so, float *U) {
+    const bool avx2 = gr_wino_avx2();
+#pragma omp parallel
+    {
+        int nth = omp_get_num_threads(), id = omp_get_thread_num();
+        int c0 = (int)((int64_t)p->C * id / nth), c1 = (int)((int64_t)p->C * (id + 1) / nth);
+        if (avx2) gr_wino_weights_avx2(p, w0, sy, sx, sc, so, U, c0, c1);
+        else gr_wino_weights_c(p, w0, sy, sx, sc, so, U, c0, c1);
+    }
+}
+
+static void wgrad_out(const gr_wino_plan *p, const float *M, float *dw) {
+    const bool avx2 = gr_wino_avx2();
+#pragma omp parallel
+    {
+        int nth = omp_get_num_threads(), id = omp_get_thread_num();
+        int c0 = (int)((int64_t)p->C * id / nth), c1 = (int)((int64_t)p->C * (id + 1) / nth);
+        if (avx2) gr_wino_wgrad_avx2(p, M, dw, c0, c1);
+        else gr_wino_wgrad_c(p, M, dw, c0, c1);
+    }
+}
+
 void gr_wino_weights(const gr_wino_plan *p, const float *w, float *U) {
-    /* G: a x 3 */
-    static const double G4[6][3] = {{1.0 / 4, 0, 0},
-                                    {-1.0 / 6, -1.0 / 6, -1.0 / 6},
-                                    {-1.0 / 6, 1.0 / 6, -1.0 / 6},
-                                    {1.0 / 24, 1.0 / 12, 1.0 / 6},
-                                    {1.0 / 24, -1.0 / 12, 1.0 / 6},
-                                    {0, 0, 1}};
-    static const double G2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
-    const int a = p->a, C = p->C, OC = p->OC;
-    const double(*G)[3] = p->m == 4 ? G4 : G2;
-    const size_t plane = (size_t)C * OC;
-#pragma omp parallel for schedule(static)
-    for (int c = 0; c < C; c++)
-        for (int o = 0; o < OC; o++) {
-            double g[3][3], t[6][3];
-            for (int k = 0; k < 9; k++) g[k / 3][k % 3] = w[(size_t)k * plane + (size_t)c * OC + o];
-            for (int i = 0; i < a; i++)      /* t = G g */
-                for (int j = 0; j < 3; j++)
-                    t[i][j] = G[i][0] * g[0][j] + G[i][1] * g[1][j] + G[i][2] * g[2][j];
-            for (int i = 0; i < a; i++)      /* U = t Gt */
-                for (int j = 0; j < a; j++)
-                    U[(size_t)(i * a + j) * plane + (size_t)c * OC + o] =
-                        (float)(t[i][0] * G[j][0] + t[i][1] * G[j][1] + t[i][2] * G[j][2]);
-        }
+    const ptrdiff_t plane = (ptrdiff_t)p->C * p->OC;
+    weights_strided(p, w, 3 * plane, plane, p->OC, 1, U);
+}
+
+void gr_wino_weights_rot(const gr_wino_plan *pd, const float *w, float *U) {
+    /* pd: C = the forward's OC, OC = the forward's C; w [3][3][pd->OC][pd->C]:
+     * g'(ky, kx, o, c) = w[2 - ky][2 - kx][c][o] */
+    const ptrdiff_t plane = (ptrdiff_t)pd->C * pd->OC;
+    weights_strided(pd, w + 8 * plane, -3 * plane, -plane, 1, pd->C, U);
 }
 
 /* ------------------------------------------------------------ forward */
@@ -179,4 +204,63 @@ gr_status gr_wino_forward(const gr_wino_plan *p, const float *in, const float *U
         }
     }
     return st;
+}
+
+/* ------------------------------------------------------------ weight gradient */
+
+size_t gr_wino_bwdw_scratch_bytes(const gr_wino_plan *p) {
+    return gr_wino_scratch_bytes(p) + (size_t)p->a * p->a * p->C * p->OC * sizeof(float) +
+           (size_t)p->OC * sizeof(double);
+}
+
+gr_status gr_wino_backward_weights(const gr_wino_plan *p, const float *in, const float *dout, float *dw,
+                                   float *db, void *scratch, bool portable, gr_error *err) {
+    const int a2 = p->a * p->a, C = p->C, OC = p->OC;
+    const bool avx2 = !portable && gr_wino_avx2();
+    float *V = scratch;
+    float *Macc = (float *)((char *)scratch + gr_wino_scratch_bytes(p));
+    double *bsum = (double *)(Macc + (size_t)a2 * C * OC);
+    gr_status st = GR_OK;
+    for (int tile0 = 0; tile0 < p->tiles && st == GR_OK; tile0 += p->chunk) {
+        const int nt = p->tiles - tile0 < p->chunk ? p->tiles - tile0 : p->chunk;
+        float *D = V + (size_t)a2 * nt * C;
+        const float beta = tile0 == 0 ? 0.0f : 1.0f;
+#pragma omp parallel
+        {
+            int nth = omp_get_num_threads(), id = omp_get_thread_num();
+            int t_begin = (int)((int64_t)nt * id / nth), t_end = (int)((int64_t)nt * (id + 1) / nth);
+            if (avx2) {
+                gr_wino_input_avx2(p, in, V, tile0, nt, t_begin, t_end);
+                gr_wino_gradout_avx2(p, dout, D, tile0, nt, t_begin, t_end);
+            } else {
+                gr_wino_input_c(p, in, V, tile0, nt, t_begin, t_end);
+                gr_wino_gradout_c(p, dout, D, tile0, nt, t_begin, t_end);
+            }
+#pragma omp barrier
+            /* M[k] [C, OC] (+)= V[k]^T [C, nt] x D[k] [nt, OC], each on one thread */
+#pragma omp for schedule(static)
+            for (int k = 0; k < a2; k++) {
+                gr_error e;
+                gr_status s = gr_gemm(true, false, C, OC, nt, 1.0f, V + (size_t)k * nt * C, C,
+                                      D + (size_t)k * nt * OC, OC, beta, Macc + (size_t)k * C * OC, OC, &e);
+                if (s != GR_OK) {
+#pragma omp critical
+                    if (st == GR_OK) {
+                        st = s;
+                        if (err) *err = e;
+                    }
+                }
+            }
+        }
+    }
+    if (st != GR_OK) return st;
+    wgrad_out(p, Macc, dw);
+    if (db) {
+        const size_t rows = (size_t)p->B * p->OH * p->OW;
+        for (int o = 0; o < OC; o++) bsum[o] = 0.0;
+        for (size_t r = 0; r < rows; r++)
+            for (int o = 0; o < OC; o++) bsum[o] += dout[r * OC + o];
+        for (int o = 0; o < OC; o++) db[o] += (float)bsum[o];
+    }
+    return GR_OK;
 }

@@ -36,6 +36,7 @@ typedef struct {
     int chunk;             /* tiles transformed and multiplied at a time */
     int act;               /* GR_WINO_ACT_* */
     float alpha;           /* leaky slope */
+    bool accum;            /* the output transform adds to out (no bias, linear) instead of storing */
 } gr_wino_plan;
 
 enum { GR_WINO_ACT_LINEAR = 0, GR_WINO_ACT_RELU, GR_WINO_ACT_LEAKY, GR_WINO_ACT_RELU6 };
@@ -57,8 +58,9 @@ size_t gr_wino_weights_floats(const gr_wino_plan *p);
 /* Bytes of the scratch gr_wino_forward needs (64-byte aligned is best). */
 size_t gr_wino_scratch_bytes(const gr_wino_plan *p);
 
-/* U [a*a][C][OC] from w [3][3][C][OC] (HWIO), in double, rounded once.
- * Done once per weights version; ~10 ns per weight.                       */
+/* U [a*a][C][OC] from w [3][3][C][OC] (HWIO), in float (G's zeros and
+ * repeats used; AVX2 where the CPU has it, the same bits in plain C).
+ * Done once per weights version (every step for a trained layer).         */
 void gr_wino_weights(const gr_wino_plan *p, const float *w, float *U);
 
 /* out [B,OH,OW,OC] = act(conv(in [B,H,W,C], w) + bias), bias [OC] or NULL,
@@ -69,6 +71,31 @@ void gr_wino_weights(const gr_wino_plan *p, const float *w, float *U);
 gr_status gr_wino_forward(const gr_wino_plan *p, const float *in, const float *U,
                           const float *bias, float *out, void *scratch, bool portable,
                           gr_error *err);
+
+/* ---- backward (train/trainer through backend/dnnl_backward.c) ----
+ *
+ * Data gradient: din = conv(dout, w rotated by 180 degrees, in/out channels
+ * swapped) with pad 2 - pad: a forward convolution of its own plan
+ *   gr_wino_plan_init(&pd, B, OH, OW, OC, H, W, C, 2 - pad_t, 2 - pad_l, m, LINEAR)
+ * whose weights gr_wino_weights_rot makes from the forward's w [3][3][C][OC];
+ * then gr_wino_forward (pd.accum: din += instead of din =).
+ *
+ * Weight gradient, for the forward plan p: per tile, dw[r][s] +=
+ * sum_{i,j} dout[i][j] in[i + r][j + s] is a 3x3 "convolution" of the
+ * input window by the m x m dout tile, and the same algebra gives
+ *   dW = Gt [ (A^T dY A) (.) (Bt d B) ] G     (A^T = At transposed, a x m),
+ * so V = the forward's input transform, D = A^T dY A (the dout transform),
+ * M[k] [C, OC] = sum over tiles V[k]^T D[k] (a*a GEMMs with the tiles as
+ * the inner dimension, accumulated over chunks), then dw += Gt M G per
+ * (c, oc) and db += the sums of dout.                                     */
+void gr_wino_weights_rot(const gr_wino_plan *pd, const float *w, float *U);
+/* Bytes of scratch gr_wino_backward_weights needs. */
+size_t gr_wino_bwdw_scratch_bytes(const gr_wino_plan *p);
+/* dw [3][3][C][OC] += the weight gradient, db [OC] += the bias gradient
+ * (db may be NULL), from in [B,H,W,C] and dout [B,OH,OW,OC] (p: the
+ * forward's plan, linear).  Fails only if the GEMM does.                  */
+gr_status gr_wino_backward_weights(const gr_wino_plan *p, const float *in, const float *dout, float *dw,
+                                   float *db, void *scratch, bool portable, gr_error *err);
 
 /* Whether the AVX2 transforms run on this CPU (false off x86). */
 bool gr_wino_avx2(void);
@@ -84,5 +111,18 @@ void gr_wino_input_avx2(const gr_wino_plan *p, const float *in, float *V, int ti
                         int t_begin, int t_end);
 void gr_wino_output_avx2(const gr_wino_plan *p, const float *M, const float *bias, float *out,
                          int tile0, int nt, int t_begin, int t_end);
+/* D [a*a][nt][OC] = A^T dY A of the chunk's dout tiles (zero past the edges). */
+void gr_wino_gradout_c(const gr_wino_plan *p, const float *dout, float *D, int tile0, int nt, int t_begin,
+                       int t_end);
+void gr_wino_gradout_avx2(const gr_wino_plan *p, const float *dout, float *D, int tile0, int nt, int t_begin,
+                          int t_end);
+/* The weight side for input channels [c_begin, c_end): U from the filters
+ * g(ky, kx, c, o) = w0[ky*sy + kx*sx + c*sc + o*so]; dw += Gt M G. */
+void gr_wino_weights_c(const gr_wino_plan *p, const float *w0, ptrdiff_t sy, ptrdiff_t sx, ptrdiff_t sc,
+                       ptrdiff_t so, float *U, int c_begin, int c_end);
+void gr_wino_weights_avx2(const gr_wino_plan *p, const float *w0, ptrdiff_t sy, ptrdiff_t sx, ptrdiff_t sc,
+                          ptrdiff_t so, float *U, int c_begin, int c_end);
+void gr_wino_wgrad_c(const gr_wino_plan *p, const float *M, float *dw, int c_begin, int c_end);
+void gr_wino_wgrad_avx2(const gr_wino_plan *p, const float *M, float *dw, int c_begin, int c_end);
 
 #endif

@@ -68,6 +68,21 @@ void gr_wino_output_avx2(const gr_wino_plan *p, const float *M, const float *bia
     else output4_avx2(p, M, bias, out, tile0, nt, t_begin, t_end);
 }
 
+void gr_wino_gradout_avx2(const gr_wino_plan *p, const float *dout, float *D, int tile0, int nt, int t_begin,
+                          int t_end) {
+    if (p->m == 4) gradout6_avx2(p, dout, D, tile0, nt, t_begin, t_end);
+    else gradout4_avx2(p, dout, D, tile0, nt, t_begin, t_end);
+}
+
+void gr_wino_weights_avx2(const gr_wino_plan *p, const float *w0, ptrdiff_t sy, ptrdiff_t sx, ptrdiff_t sc,
+                          ptrdiff_t so, float *U, int c_begin, int c_end) {
+    weights_avx2(p, w0, sy, sx, sc, so, U, c_begin, c_end);
+}
+
+void gr_wino_wgrad_avx2(const gr_wino_plan *p, const float *M, float *dw, int c_begin, int c_end) {
+    wgrad_avx2(p, M, dw, c_begin, c_end);
+}
+
 #if defined(__clang__)
 #pragma clang attribute pop
 #else
@@ -86,6 +101,20 @@ void gr_wino_input_avx2(const gr_wino_plan *p, const float *in, float *V, int ti
 void gr_wino_output_avx2(const gr_wino_plan *p, const float *M, const float *bias, float *out,
                          int tile0, int nt, int t_begin, int t_end) {
     gr_wino_output_c(p, M, bias, out, tile0, nt, t_begin, t_end);
+}
+
+void gr_wino_gradout_avx2(const gr_wino_plan *p, const float *dout, float *D, int tile0, int nt, int t_begin,
+                          int t_end) {
+    gr_wino_gradout_c(p, dout, D, tile0, nt, t_begin, t_end);
+}
+
+void gr_wino_weights_avx2(const gr_wino_plan *p, const float *w0, ptrdiff_t sy, ptrdiff_t sx, ptrdiff_t sc,
+                          ptrdiff_t so, float *U, int c_begin, int c_end) {
+    gr_wino_weights_c(p, w0, sy, sx, sc, so, U, c_begin, c_end);
+}
+
+void gr_wino_wgrad_avx2(const gr_wino_plan *p, const float *M, float *dw, int c_begin, int c_end) {
+    gr_wino_wgrad_c(p, M, dw, c_begin, c_end);
 }
 
 bool gr_wino_avx2(void) { return false; }

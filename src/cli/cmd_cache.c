@@ -119,7 +119,8 @@ static const cli_cmd cache_cmd = {
     .outro = "environment: GRAFT_CACHE_MAX  the cache's size limit: bytes, or a number with K, M,\n"
              "             G or T (powers of 1024), e.g. 2G or 500M  [10G]; 0 = no limit.  Storing\n"
              "             an entry first removes the least recently used ones until it fits.\n"
-             "             GRAFT_FEATURES_CACHE=0 turns the cache off.\n",
+             "             GRAFT_FEATURES_CACHE=0 turns the cache off.  Entries hold float16\n"
+             "             features; GRAFT_FEATURES_PRECISION=fp32 keeps float32 ones.\n",
     .operand = set_action};
 
 int cmd_cache(int argc, char **argv) {

@@ -135,6 +135,24 @@ gr_status gr_dist_gather_rows(float *buf, size_t row, int n, gr_error *err) {
     return rc == MPI_SUCCESS ? GR_OK : mpi_failed(err, "MPI_Allgatherv", rc);
 }
 
+gr_status gr_dist_gather_rows_bytes(void *buf, size_t row_bytes, int n, gr_error *err) {
+    int size = gr_dist_size();
+    if (size < 2 || n == 0 || row_bytes == 0) return GR_OK;
+    if (row_bytes > INT_MAX) return gr_error_set(err, GR_ERR_UNSUPPORTED, "gather of rows of %zu bytes", row_bytes);
+    int *cnt = shard_counts(n, size, err);
+    if (!cnt) return GR_ERR_NOMEM;
+    int *disp = cnt + size;
+    MPI_Datatype t;
+    int rc = MPI_Type_contiguous((int)row_bytes, MPI_BYTE, &t);
+    if (rc == MPI_SUCCESS) rc = MPI_Type_commit(&t);
+    if (rc == MPI_SUCCESS) {
+        rc = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, cnt, disp, t, MPI_COMM_WORLD);
+        MPI_Type_free(&t);
+    }
+    free(cnt);
+    return rc == MPI_SUCCESS ? GR_OK : mpi_failed(err, "MPI_Allgatherv", rc);
+}
+
 gr_status gr_dist_gather_rows_root(const float *mine, float *all, size_t row, int n, gr_error *err) {
     int size = gr_dist_size(), rank = gr_dist_rank();
     if (size < 2) {
@@ -183,6 +201,11 @@ gr_status gr_dist_sum_f32(float *buf, size_t n, gr_error *err) { (void)buf; (voi
 gr_status gr_dist_sum_f64(double *buf, size_t n, gr_error *err) { (void)buf; (void)n; (void)err; return GR_OK; }
 gr_status gr_dist_gather_rows(float *buf, size_t row, int n, gr_error *err) {
     (void)buf; (void)row; (void)n; (void)err;
+    return GR_OK;
+}
+
+gr_status gr_dist_gather_rows_bytes(void *buf, size_t row_bytes, int n, gr_error *err) {
+    (void)buf; (void)row_bytes; (void)n; (void)err;
     return GR_OK;
 }
 gr_status gr_dist_gather_rows_root(const float *mine, float *all, size_t row, int n, gr_error *err) {

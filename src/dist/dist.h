@@ -46,6 +46,8 @@ gr_status gr_dist_sum_f64(double *buf, size_t n, gr_error *err);
 /* buf holds n rows of `row` floats; each rank has filled its shard's rows
  * (gr_dist_shard(n, rank, size)); afterwards every rank holds all rows.   */
 gr_status gr_dist_gather_rows(float *buf, size_t row, int n, gr_error *err);
+/* The same for rows of row_bytes bytes (the float16 features cache). */
+gr_status gr_dist_gather_rows_bytes(void *buf, size_t row_bytes, int n, gr_error *err);
 /* Rank 0 receives the rows of every rank into all (n rows of `row` floats;
  * rank r sends its shard's gr_dist_shard(n, r, size) rows from mine; all
  * is only written on rank 0 and may be NULL elsewhere).                 */

@@ -12,9 +12,15 @@
  * of the same size and time gives another key, a moved folder the same);
  * for in-memory sets (CIFAR), the prepared pixels.
  * File: "GRFC" magic, u32 version, u64 n, u64 F, the sha256 of the payload
- * (32 bytes), then n*F float32; written through gr_outfile (temp file,
- * rename) and its digest checked on every read: a damaged entry is reported
- * and recomputed, never used.
+ * (32 bytes), then the payload: n*F float16 (version 3, the default since
+ * the cache holds float16: train/feats.h) or n*F float32 (version 2, the
+ * float32 cache, GRAFT_FEATURES_PRECISION=fp32, and every entry graft
+ * wrote before); written through gr_outfile (temp file, rename) and its
+ * digest checked on every read: a damaged entry (truncated, a changed
+ * byte, a header that does not match) is reported and recomputed, never
+ * used.  A version 2 entry is read by a float16 run (converted), a version
+ * 3 entry is a miss for a float32 run (its values were rounded), which
+ * recomputes and replaces it.  The name "<key>.f32" stays for both.
  * GRAFT_FEATURES_CACHE=0 turns the disk cache off.
  * Size: GRAFT_CACHE_MAX (default 10G, 0 = no limit); a store removes the
  * least recently used entries first, "used" being the file's mtime, which
@@ -40,7 +46,8 @@
 #include "train/train.h"
 
 #define FC_MAGIC "GRFC"
-#define FC_VERSION 2u
+#define FC_VERSION_F32 2u
+#define FC_VERSION_F16 3u
 
 static int mkdirs(char *path) {   /* mkdir -p of the directories in path */
     for (char *p = path + 1; *p; p++) {
@@ -135,14 +142,49 @@ gr_status gr_features_key(const gr_ctx *cx, int upto, const gr_dataset *ds, cons
     return st;
 }
 
-/* sha256 of n floats into d[32]; false when OpenSSL fails. */
-static bool payload_digest(const float *feat, size_t count, unsigned char d[32]) {
+/* sha256 of bytes into d[32]; false when OpenSSL fails. */
+static bool payload_digest(const void *p, size_t bytes, unsigned char d[32]) {
     unsigned int dl = 0;
-    return EVP_Digest(feat, count * sizeof(float), d, &dl, EVP_sha256(), NULL) == 1 && dl == 32;
+    return EVP_Digest(p, bytes, d, &dl, EVP_sha256(), NULL) == 1 && dl == 32;
 }
 
-gr_features_hit gr_features_load(const char key[65], size_t n, size_t F, float *feat, char *path_out,
-                                 size_t cap) {
+/* A version 2 (float32) payload of count floats into a float16 cache at
+ * element offset: read a chunk at a time, digest updated as it goes. */
+static gr_features_hit read_f32_into_half(FILE *f, gr_feats *feat, size_t row0, size_t n,
+                                          const unsigned char want[32]) {
+    enum { CHUNK = 1 << 14 };
+    float *buf = malloc(CHUNK * sizeof(float));
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    gr_features_hit r = GR_FEATURES_DAMAGED;
+    if (!buf || !c || EVP_DigestInit_ex(c, EVP_sha256(), NULL) != 1) {
+        r = GR_FEATURES_NOMEM;
+        goto done;
+    }
+    size_t rows_per = CHUNK / feat->F ? CHUNK / feat->F : 0;
+    if (!rows_per) {   /* rows longer than a chunk: one row at a time */
+        free(buf);
+        if (!(buf = malloc(feat->F * sizeof(float)))) { r = GR_FEATURES_NOMEM; goto done; }
+        rows_per = 1;
+    }
+    for (size_t i = 0; i < n; i += rows_per) {
+        size_t k = n - i < rows_per ? n - i : rows_per;
+        if (fread(buf, sizeof(float), k * feat->F, f) != k * feat->F) goto done;
+        EVP_DigestUpdate(c, buf, k * feat->F * sizeof(float));
+        gr_error e;
+        if (gr_feats_put(feat, row0 + i, k, buf, &e) != GR_OK) { r = GR_FEATURES_NOMEM; goto done; }
+    }
+    unsigned char got[32];
+    unsigned int dl = 0;
+    if (fgetc(f) == EOF && EVP_DigestFinal_ex(c, got, &dl) == 1 && dl == 32 && !memcmp(want, got, 32))
+        r = GR_FEATURES_HIT_F32;
+done:
+    EVP_MD_CTX_free(c);
+    free(buf);
+    return r;
+}
+
+gr_features_hit gr_features_load(const char key[65], size_t n, size_t F, gr_feats *feat, size_t row0,
+                                 char *path_out, size_t cap) {
     char path[4096];
     if (gr_features_cache_dir(path, sizeof path)) return GR_FEATURES_MISS;
     snprintf(path + strlen(path), sizeof path - strlen(path), "%s.f32", key);
@@ -150,29 +192,43 @@ gr_features_hit gr_features_load(const char key[65], size_t n, size_t F, float *
     FILE *f = fopen(path, "rb");
     if (!f) return GR_FEATURES_MISS;
     char magic[4];
-    uint32_t ver;
+    uint32_t ver = 0;
     uint64_t hn, hf;
     unsigned char want[32], got[32];
-    bool ok = fread(magic, 1, 4, f) == 4 && !memcmp(magic, FC_MAGIC, 4) && fread(&ver, 4, 1, f) == 1 &&
-              ver == FC_VERSION && fread(&hn, 8, 1, f) == 1 && fread(&hf, 8, 1, f) == 1 && hn == n &&
-              hf == F && fread(want, 1, 32, f) == 32 && fread(feat, sizeof(float), n * F, f) == n * F &&
-              fgetc(f) == EOF && payload_digest(feat, n * F, got) && !memcmp(want, got, 32);
-    if (ok) {   /* a hit is a use: the LRU order reads mtime (a read-only cache just keeps its order) */
+    bool head = fread(magic, 1, 4, f) == 4 && !memcmp(magic, FC_MAGIC, 4) && fread(&ver, 4, 1, f) == 1 &&
+                (ver == FC_VERSION_F32 || ver == FC_VERSION_F16) && fread(&hn, 8, 1, f) == 1 &&
+                fread(&hf, 8, 1, f) == 1 && hn == n && hf == F && feat->F == F && fread(want, 1, 32, f) == 32;
+    gr_features_hit r = GR_FEATURES_DAMAGED;
+    if (head && ver == FC_VERSION_F16 && !feat->half) {
+        r = GR_FEATURES_MISS;   /* rounded values: a float32 run recomputes (and replaces) them */
+    } else if (head && ver == FC_VERSION_F32 && feat->half) {
+        r = read_f32_into_half(f, feat, row0, n, want);
+    } else if (head) {
+        size_t es = feat->half ? sizeof(uint16_t) : sizeof(float);
+        char *dst = (char *)feat->p + row0 * F * es;
+        if (fread(dst, es, n * F, f) == n * F && fgetc(f) == EOF && payload_digest(dst, n * F * es, got) &&
+            !memcmp(want, got, 32))
+            r = GR_FEATURES_HIT;
+    }
+    if (r == GR_FEATURES_HIT || r == GR_FEATURES_HIT_F32) {
+        /* a hit is a use: the LRU order reads mtime (a read-only cache just keeps its order) */
         const struct timespec now[2] = {{0, UTIME_OMIT}, {0, UTIME_NOW}};
         (void)futimens(fileno(f), now);
     }
     fclose(f);
-    return ok ? GR_FEATURES_HIT : GR_FEATURES_DAMAGED;
+    return r;
 }
 
 #define FC_HEADER (4 + 4 + 8 + 8 + 32)
 
-void gr_features_store(const char key[65], size_t n, size_t F, const float *feat) {
+void gr_features_store(const char key[65], size_t n, size_t F, const gr_feats *feat, size_t row0) {
     char path[4096], dir[4096], name[96];
     uint64_t limit;
     gr_error le;
     if (gr_features_cache_dir(dir, sizeof dir) || gr_features_cache_limit(&limit, &le) != GR_OK) return;
-    uint64_t size = FC_HEADER + (uint64_t)n * F * sizeof(float);
+    size_t es = feat->half ? sizeof(uint16_t) : sizeof(float);
+    const void *payload = (const char *)feat->p + row0 * F * es;
+    uint64_t size = FC_HEADER + (uint64_t)n * F * es;
     char a[32], b[32];
     if (limit && size > limit) {
         gr_size_text(size, a, sizeof a);
@@ -189,16 +245,16 @@ void gr_features_store(const char key[65], size_t n, size_t F, const float *feat
     uint64_t freed = 0;
     /* room first, so the directory never holds more than the limit for long */
     if (limit) gr_features_cache_evict(dir, limit - size, false, name, &removed, &freed, &le);
-    uint32_t ver = FC_VERSION;
+    uint32_t ver = feat->half ? FC_VERSION_F16 : FC_VERSION_F32;
     uint64_t hn = n, hf = F;
     unsigned char d[32];
     gr_outfile o;
     gr_error e;
-    if (!payload_digest(feat, n * F, d) || gr_outfile_open(&o, path, &e) != GR_OK) return;
+    if (!payload_digest(payload, n * F * es, d) || gr_outfile_open(&o, path, &e) != GR_OK) return;
     bool ok = gr_outfile_write(&o, FC_MAGIC, 4, &e) == GR_OK && gr_outfile_write(&o, &ver, 4, &e) == GR_OK &&
               gr_outfile_write(&o, &hn, 8, &e) == GR_OK && gr_outfile_write(&o, &hf, 8, &e) == GR_OK &&
               gr_outfile_write(&o, d, 32, &e) == GR_OK &&
-              gr_outfile_write(&o, feat, n * F * sizeof(float), &e) == GR_OK;
+              gr_outfile_write(&o, payload, n * F * es, &e) == GR_OK;
     if (ok) ok = gr_outfile_commit(&o, &e) == GR_OK;   /* a full disk just means no cache */
     else gr_outfile_abort(&o);
     /* again with this entry in place: another run may have stored one meanwhile */
@@ -296,7 +352,7 @@ static void read_header(int dfd, const char *name, uint64_t *n, uint64_t *F) {
     unsigned char h[24];
     uint32_t ver;
     if (read(fd, h, sizeof h) == (ssize_t)sizeof h && !memcmp(h, FC_MAGIC, 4) &&
-        (memcpy(&ver, h + 4, 4), ver == FC_VERSION)) {
+        (memcpy(&ver, h + 4, 4), ver == FC_VERSION_F32 || ver == FC_VERSION_F16)) {
         memcpy(n, h + 8, 8);
         memcpy(F, h + 16, 8);
     }

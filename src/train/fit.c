@@ -127,6 +127,12 @@ static gr_status fit_check(gr_fit_run *r) {
                                     "file?): features computed from them mean nothing", m->params[q].name);
     r->augment = o->pad > 0 || o->hflip;
     r->cache = !o->no_cache && !r->augment;
+    /* the features at the cut in float16 (feats.h) unless asked for float32;
+     * float32 when the "features" are the images themselves (nothing frozen) */
+    const char *fp = getenv("GRAFT_FEATURES_PRECISION");
+    if (fp && *fp && strcmp(fp, "fp32") && strcmp(fp, "fp16"))
+        return gr_error_set(r->err, GR_ERR_ARG, "GRAFT_FEATURES_PRECISION='%s': give fp16 (the default) or fp32", fp);
+    r->half = !o->features_fp32 && !(fp && !strcmp(fp, "fp32")) && r->first > 0;
     if (o->lr_auto && !r->cache)
         return gr_error_set(r->err, GR_ERR_ARG, "--lr auto needs the features cache (no augmentation, no --no-cache)");
     r->steps = (r->n + o->batch - 1) / o->batch;
@@ -280,7 +286,7 @@ static gr_status step_input(gr_fit_run *r, int s, int lo, int hi) {
     if (r->cache) {
         for (int b = lo; b < hi; b++) {
             int k = r->perm[s * r->o.batch + b];
-            memcpy(r->xb + (size_t)(b - lo) * F, r->feat + (size_t)k * F, F * sizeof(float));
+            gr_feats_row(&r->feat, (size_t)k, r->xb + (size_t)(b - lo) * F);
             r->blab[b - lo] = r->lab[k];
         }
         return GR_OK;
@@ -293,6 +299,8 @@ static gr_status step_input(gr_fit_run *r, int s, int lo, int hi) {
     st = r->first > 0 ? gr_ctx_run(r->cx, 0, r->xi, got, r->first - 1, r->xb, r->err)
                       : (memcpy(r->xb, r->xi, (size_t)got * F * sizeof(float)), GR_OK);
     if (st == GR_OK && r->first > 0) st = gr_outputs_check(r->m, r->first - 1, r->xb, got, r->err);
+    /* the same numbers as the cache holds: rounded to float16 where it would be */
+    if (st == GR_OK && r->half && !r->augment) gr_f16_round(r->xb, (size_t)got * F);
     return st;
 }
 
@@ -405,7 +413,7 @@ static void fit_adapt(gr_fit_run *r, int ep, double epoch_s, int batches) {
  * best epoch and early stopping on every rank, so that ranks with other
  * thread counts cannot take different branches).                         */
 static gr_status epoch_validation(gr_fit_run *r, gr_epoch_log *e) {
-    gr_status st = gr_fit_eval_features(r->cx, r->first, r->vfeat, r->vlab, r->n_val, r->o.batch, r->probs,
+    gr_status st = gr_fit_eval_features(r->cx, r->first, &r->vfeat, r->vlab, r->n_val, r->o.batch, r->xb, r->probs,
                                         &e->val_loss, &e->val_accuracy, r->err);
     if (st == GR_OK && r->dist) {
         float v[2] = {e->val_loss, e->val_accuracy};
@@ -510,7 +518,7 @@ static void fit_free(gr_fit_run *r) {
     if (r->log) fclose(r->log);
     gr_batcher_free(r->bt);
     gr_trainer_free(r->t);
-    free(r->feat); free(r->vfeat); free(r->xb); free(r->xi); free(r->probs); free(r->best_w);
+    gr_feats_free(&r->feat); gr_feats_free(&r->vfeat); free(r->xb); free(r->xi); free(r->probs); free(r->best_w);
     free(r->lab); free(r->vlab); free(r->perm); free(r->order); free(r->blab);
 }
 

@@ -5,6 +5,7 @@
 #define GRAFT_TRAIN_FIT_H
 #include <stdio.h>
 #include "exec/ctx.h"
+#include "train/feats.h"
 #include "train/train.h"
 
 /* What a checkpoint keeps of the run besides the trainer: the base rate in
@@ -33,7 +34,8 @@ typedef struct {
     gr_ctx *cx;              /* the trainer's context: the base, the features and evaluation run through it */
     size_t F, img;           /* floats per cut output / per input image */
     size_t np, off;          /* trainable parameters: m->w[off .. off+np) */
-    float *feat, *vfeat;     /* cached features: training [n, F], validation [n_val, F] */
+    gr_feats feat, vfeat;    /* cached features: training [n, F], validation [n_val, F] */
+    bool half;               /* features at the cut kept as float16 (feats.h) */
     float *xb, *xi, *probs, *best_w;
     int *lab, *vlab, *perm, *order, *blab;
     FILE *log;
@@ -67,9 +69,10 @@ static inline bool gr_fit_stop_requested(volatile int *stop) {
  * the image buffer, the standardize layer's statistics, the validation
  * features.                                                                */
 gr_status gr_fit_features(gr_fit_run *r);
-/* Mean loss and accuracy of layers first.. on cached features. */
-gr_status gr_fit_eval_features(gr_ctx *cx, int first, const float *feat, const int *labels, int n,
-                               int batch, float *probs, float *loss, float *acc, gr_error *err);
+/* Mean loss and accuracy of layers first.. on cached features (widened
+ * a batch at a time into xb [batch, F]). */
+gr_status gr_fit_eval_features(gr_ctx *cx, int first, const gr_feats *feat, const int *labels, int n,
+                               int batch, float *xb, float *probs, float *loss, float *acc, gr_error *err);
 
 /* checkpoint.c.  Save: the model + optimizer state + iteration + RNG +
  * epoch/step, rs and the run's settings (config, a JSON object or NULL).

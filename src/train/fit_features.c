@@ -19,8 +19,8 @@
  * GR_ERR_INTERRUPTED (a ^C during a long features pass is acted on within
  * a batch).                                                                */
 static gr_status compute_features(gr_ctx *cx, int upto, const gr_dataset *ds, const int *idx, int n,
-                                  int batch, int threads, float *feat, const char *what, int verbose,
-                                  volatile int *stop, gr_error *err) {
+                                  int batch, int threads, gr_feats *feat, size_t row0, const char *what,
+                                  int verbose, volatile int *stop, gr_error *err) {
     const gr_model *m = gr_ctx_model(cx);
     int h, w;
     gr_dataset_size(ds, &h, &w);
@@ -30,7 +30,8 @@ static gr_status compute_features(gr_ctx *cx, int upto, const gr_dataset *ds, co
     if (!b) return err->code;
     float *x = gr_malloc((size_t)batch * img * sizeof(float), err);
     int *lab = gr_malloc((size_t)batch * sizeof(int), err);
-    gr_status st = (x && lab) ? GR_OK : GR_ERR_NOMEM;
+    float *y = upto >= 0 ? gr_malloc((size_t)batch * F * sizeof(float), err) : x;   /* a batch's outputs */
+    gr_status st = (x && lab && y) ? GR_OK : GR_ERR_NOMEM;
     double t0 = gr_fit_now();
     int done = 0, got = 0;
     if (verbose >= 1 && st == GR_OK) {   /* a long pass: say it started (^C is acted on between batches) */
@@ -39,9 +40,9 @@ static gr_status compute_features(gr_ctx *cx, int upto, const gr_dataset *ds, co
     while (st == GR_OK && done < n) {
         st = gr_batcher_next(b, x, lab, &got, err);
         if (st != GR_OK || got == 0) break;
-        st = upto < 0 ? (memcpy(feat + (size_t)done * F, x, (size_t)got * F * sizeof(float)), GR_OK)
-                      : gr_ctx_run(cx, 0, x, got, upto, feat + (size_t)done * F, err);
-        if (st == GR_OK && upto >= 0) st = gr_outputs_check(m, upto, feat + (size_t)done * F, got, err);
+        st = upto < 0 ? GR_OK : gr_ctx_run(cx, 0, x, got, upto, y, err);
+        if (st == GR_OK && upto >= 0) st = gr_outputs_check(m, upto, y, got, err);
+        if (st == GR_OK) st = gr_feats_put(feat, row0 + (size_t)done, (size_t)got, y, err);
         done += got;
         if (st == GR_OK && gr_fit_stop_requested(stop) && done < n)
             st = gr_error_set(err, GR_ERR_INTERRUPTED, "interrupted during the %s pass (%d of %d images done)",
@@ -53,6 +54,7 @@ static gr_status compute_features(gr_ctx *cx, int upto, const gr_dataset *ds, co
     if (st == GR_OK && verbose >= 1)
         gr_log(GR_LOG_INFO, "%s: %d images in %.1fs (%.0f img/s)", what, done, gr_fit_now() - t0,
                done / (gr_fit_now() - t0 + 1e-9));
+    if (y != x) free(y);
     free(x);
     free(lab);
     gr_batcher_free(b);
@@ -61,8 +63,8 @@ static gr_status compute_features(gr_ctx *cx, int upto, const gr_dataset *ds, co
 
 /* compute_features through the disk cache: a hit skips the base. */
 static gr_status cached_features(gr_ctx *cx, int upto, const gr_dataset *ds, const int *idx, int n,
-                                 int batch, int threads, float *feat, const char *what, int verbose,
-                                 volatile int *stop, gr_error *err) {
+                                 int batch, int threads, gr_feats *feat, size_t row0, const char *what,
+                                 int verbose, volatile int *stop, gr_error *err) {
     const gr_model *m = gr_ctx_model(cx);
     char key[65], path[4096];
     size_t F = (size_t)gr_node_size(m, upto);
@@ -71,25 +73,28 @@ static gr_status cached_features(gr_ctx *cx, int upto, const gr_dataset *ds, con
     if (upto >= 0 && !gr_features_cache_dir(path, sizeof path) && gr_features_cache_limit(&limit, &kerr) != GR_OK)
         return gr_error_set(err, kerr.code, "%s", kerr.msg);
     bool keyed = upto >= 0 && gr_features_key(cx, upto, ds, idx, n, key, &kerr) == GR_OK;
-    gr_features_hit hit = keyed ? gr_features_load(key, (size_t)n, F, feat, path, sizeof path) : GR_FEATURES_MISS;
-    if (hit == GR_FEATURES_HIT) {
+    gr_features_hit hit = keyed ? gr_features_load(key, (size_t)n, F, feat, row0, path, sizeof path) : GR_FEATURES_MISS;
+    if (hit == GR_FEATURES_HIT || hit == GR_FEATURES_HIT_F32) {
         if (verbose) gr_log(GR_LOG_INFO, "%s: %d images, reused from the features cache (%s)", what, n, path);
+        /* an entry of graft before float16: stored again as float16 (half the disk) */
+        if (hit == GR_FEATURES_HIT_F32 && feat->half) gr_features_store(key, (size_t)n, F, feat, row0);
         return GR_OK;
     }
     if (hit == GR_FEATURES_DAMAGED)
         gr_warn("%s: the features cache entry is damaged (its digest or size does not match): recomputing it", path);
-    gr_status st = compute_features(cx, upto, ds, idx, n, batch, threads, feat, what, verbose, stop, err);
-    if (st == GR_OK && keyed) gr_features_store(key, (size_t)n, F, feat);
+    if (hit == GR_FEATURES_NOMEM) return gr_error_set(err, GR_ERR_NOMEM, "%s: out of memory reading the features cache", path);
+    gr_status st = compute_features(cx, upto, ds, idx, n, batch, threads, feat, row0, what, verbose, stop, err);
+    if (st == GR_OK && keyed) gr_features_store(key, (size_t)n, F, feat, row0);
     return st;
 }
 
 /* cached_features for all n samples, sharded when dist: each rank computes
  * its contiguous part (gr_dist_shard), then every rank gathers the rest.  */
 static gr_status shared_features(gr_ctx *cx, int upto, const gr_dataset *ds, const int *idx, int n,
-                                 int batch, int threads, float *feat, const char *what, int verbose,
+                                 int batch, int threads, gr_feats *feat, const char *what, int verbose,
                                  volatile int *stop, bool dist, gr_error *err) {
     const gr_model *m = gr_ctx_model(cx);
-    if (!dist) return cached_features(cx, upto, ds, idx, n, batch, threads, feat, what, verbose, stop, err);
+    if (!dist) return cached_features(cx, upto, ds, idx, n, batch, threads, feat, 0, what, verbose, stop, err);
     int lo, hi;
     gr_dist_shard(n, gr_dist_rank(), gr_dist_size(), &lo, &hi);
     size_t F = (size_t)gr_node_size(m, upto);
@@ -98,7 +103,7 @@ static gr_status shared_features(gr_ctx *cx, int upto, const gr_dataset *ds, con
         int *sub = gr_malloc((size_t)(hi - lo) * sizeof(int), err);
         if (!sub) return GR_ERR_NOMEM;
         for (int i = lo; i < hi; i++) sub[i - lo] = idx ? idx[i] : i;
-        st = cached_features(cx, upto, ds, sub, hi - lo, batch, threads, feat + (size_t)lo * F, what, verbose, stop,
+        st = cached_features(cx, upto, ds, sub, hi - lo, batch, threads, feat, (size_t)lo, what, verbose, stop,
                              err);
         free(sub);
         if (st != GR_OK) {
@@ -106,19 +111,20 @@ static gr_status shared_features(gr_ctx *cx, int upto, const gr_dataset *ds, con
             return st;
         }
     }
-    return gr_dist_gather_rows(feat, F, n, err);
+    if (feat->half) return gr_dist_gather_rows_bytes(feat->p, F * sizeof(uint16_t), n, err);
+    return gr_dist_gather_rows(feat->p, F, n, err);
 }
 
-gr_status gr_fit_eval_features(gr_ctx *cx, int first, const float *feat, const int *labels, int n,
-                               int batch, float *probs, float *loss, float *acc, gr_error *err) {
+gr_status gr_fit_eval_features(gr_ctx *cx, int first, const gr_feats *feat, const int *labels, int n,
+                               int batch, float *xb, float *probs, float *loss, float *acc, gr_error *err) {
     const gr_model *m = gr_ctx_model(cx);
-    size_t F = (size_t)gr_node_size(m, first - 1);
     int C = m->nodes[m->n_nodes - 1].oc;
     double l = 0;
     int64_t c = 0;
     for (int s = 0; s < n; s += batch) {
         int B = n - s < batch ? n - s : batch;
-        gr_status st = gr_ctx_run(cx, first, feat + (size_t)s * F, B, -1, probs, err);
+        gr_feats_get(feat, (size_t)s, (size_t)B, xb);
+        gr_status st = gr_ctx_run(cx, first, xb, B, -1, probs, err);
         if (st == GR_OK) st = gr_outputs_check(m, -1, probs, B, err);
         if (st != GR_OK) return st;
         int c1;
@@ -137,6 +143,24 @@ static void add_moments(const float *rows, int n, size_t F, double *sum, double 
     }
 }
 
+/* add_moments over every row of a features cache (widened a chunk at a time). */
+static gr_status feats_moments(const gr_feats *f, double *sum, double *sq, gr_error *err) {
+    if (!f->half) {
+        add_moments(f->p, (int)f->n, f->F, sum, sq);
+        return GR_OK;
+    }
+    size_t chunk = f->F ? (1u << 16) / f->F + 1 : 1;
+    float *buf = gr_malloc(chunk * f->F * sizeof(float), err);
+    if (!buf) return GR_ERR_NOMEM;
+    for (size_t r = 0; r < f->n; r += chunk) {
+        size_t k = f->n - r < chunk ? f->n - r : chunk;
+        gr_feats_get(f, r, k, buf);
+        add_moments(buf, (int)k, f->F, sum, sq);
+    }
+    free(buf);
+    return GR_OK;
+}
+
 /* The sums of the cut's outputs and of their squares, from one pass over
  * the data without augmentation, batch by batch (dist: this rank's part,
  * then summed over the ranks).                                             */
@@ -150,10 +174,13 @@ static gr_status pass_moments(gr_fit_run *r, int node, double *sum, double *sq) 
     for (int s0 = lo; st == GR_OK && s0 < hi; s0 += chunk) {
         int B = hi - s0 < chunk ? hi - s0 : chunk;
         for (int b = 0; b < B; b++) sub[b] = r->idx ? r->idx[s0 + b] : s0 + b;
-        st = compute_features(r->cx, node - 1, r->ds, sub, B, r->o.batch, r->o.threads, buf, "statistics", 0, NULL,
+        gr_feats fb = {.p = buf, .n = (size_t)B, .F = F, .half = false};
+        st = compute_features(r->cx, node - 1, r->ds, sub, B, r->o.batch, r->o.threads, &fb, 0, "statistics", 0, NULL,
                               r->err);
         if (st == GR_OK && gr_fit_stop_requested(r->o.stop) && s0 + B < hi)
             st = gr_error_set(r->err, GR_ERR_INTERRUPTED, "interrupted while measuring the feature statistics");
+        /* the numbers the cache would hold (float16 at the cut) */
+        if (st == GR_OK && r->half && !r->augment && node == r->first) gr_f16_round(buf, (size_t)B * F);
         if (st == GR_OK) add_moments(buf, B, F, sum, sq);
     }
     free(sub);
@@ -169,12 +196,12 @@ static gr_status pass_moments(gr_fit_run *r, int node, double *sum, double *sq) 
  * the training set (from feat, the cache, when it sits at the cut; else one
  * pass without augmentation) and stores them in the standardize layer
  * `node`.  A feature that never changes gets std 1 (it is only centred).  */
-static gr_status fit_standardize(gr_fit_run *r, int node, const float *feat) {
+static gr_status fit_standardize(gr_fit_run *r, int node, const gr_feats *feat) {
     gr_model *m = r->m;
     size_t F = (size_t)gr_node_size(m, node - 1);
     double *sum = gr_calloc(F, sizeof(double), r->err), *sq = gr_calloc(F, sizeof(double), r->err);
     gr_status st = (sum && sq) ? GR_OK : GR_ERR_NOMEM;
-    if (st == GR_OK && feat) add_moments(feat, r->n, F, sum, sq);
+    if (st == GR_OK && feat) st = feats_moments(feat, sum, sq, r->err);
     else if (st == GR_OK) st = pass_moments(r, node, sum, sq);
     if (st == GR_OK) {
         float *mean = gr_param_data(m, m->nodes[node].p0), *sd = gr_param_data(m, m->nodes[node].p0 + 1);
@@ -195,12 +222,12 @@ gr_status gr_fit_features(gr_fit_run *r) {
     gr_fit_opts *o = &r->o;
     gr_status st;
     if (r->cache) {
-        r->feat = gr_malloc((size_t)r->n * r->F * sizeof(float), r->err);
-        if (!r->feat) {
-            gr_error_prefix(r->err, "features cache for %d samples x %zu floats (use --no-cache)", r->n, r->F);
+        if (gr_feats_alloc(&r->feat, (size_t)r->n, r->F, r->half, r->err) != GR_OK) {
+            gr_error_prefix(r->err, "features cache for %d samples x %zu %s (use --no-cache)", r->n, r->F,
+                            r->half ? "float16" : "floats");
             return GR_ERR_NOMEM;
         }
-        st = shared_features(r->cx, r->first - 1, r->ds, r->idx, r->n, o->batch, o->threads, r->feat,
+        st = shared_features(r->cx, r->first - 1, r->ds, r->idx, r->n, o->batch, o->threads, &r->feat,
                              "features (train)", o->verbose, o->stop, r->dist, r->err);
         if (st != GR_OK) return st;
     } else if (!(r->xi = gr_malloc((size_t)o->batch * r->img * sizeof(float), r->err))) {
@@ -212,7 +239,7 @@ gr_status gr_fit_features(gr_fit_run *r) {
         /* from the cache when it sits at the cut; otherwise one pass over the
          * training set before the first epoch (an unfrozen base then moves
          * on, the standardization stays fixed) */
-        st = fit_standardize(r, sd, sd == r->first ? r->feat : NULL);
+        st = fit_standardize(r, sd, sd == r->first && r->cache ? &r->feat : NULL);
         if (st != GR_OK) return st;
         if (o->verbose)
             gr_log(GR_LOG_INFO, "standardized the %lld features at '%s' with the training set's mean and std",
@@ -220,11 +247,11 @@ gr_status gr_fit_features(gr_fit_run *r) {
         fflush(stdout);   /* training starts: a line someone watching the output waits for */
     }
     if (r->n_val > 0) {   /* validation features: computed once (inference never changes them) */
-        r->vfeat = gr_malloc((size_t)r->n_val * r->F * sizeof(float), r->err);
+        if (gr_feats_alloc(&r->vfeat, (size_t)r->n_val, r->F, r->half, r->err) != GR_OK) return GR_ERR_NOMEM;
         r->vlab = gr_malloc((size_t)r->n_val * sizeof(int), r->err);
-        if (!r->vfeat || !r->vlab) return GR_ERR_NOMEM;
+        if (!r->vlab) return GR_ERR_NOMEM;
         for (int i = 0; i < r->n_val; i++) r->vlab[i] = gr_dataset_label(o->val, o->val_idx ? o->val_idx[i] : i);
-        st = shared_features(r->cx, r->first - 1, o->val, o->val_idx, r->n_val, o->batch, o->threads, r->vfeat,
+        st = shared_features(r->cx, r->first - 1, o->val, o->val_idx, r->n_val, o->batch, o->threads, &r->vfeat,
                              "features (validation)", o->verbose, o->stop, r->dist, r->err);
         if (st != GR_OK) return st;
     }

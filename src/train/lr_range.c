@@ -98,7 +98,7 @@ static int sweep(gr_fit_run *r, const int *perm, double *lrs, double *raw, doubl
         int B = batch < n ? batch : n;
         for (int b = 0; b < B; b++) {
             int k = perm[(i * batch + b) % n];
-            memcpy(r->xb + (size_t)b * F, r->feat + (size_t)k * F, F * sizeof(float));
+            gr_feats_row(&r->feat, (size_t)k, r->xb + (size_t)b * F);
             r->blab[b] = r->lab[k];
         }
         float l;

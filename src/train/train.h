@@ -1,6 +1,7 @@
 /* train.h — the training module's internal pieces. */
 #ifndef GRAFT_TRAIN_H
 #define GRAFT_TRAIN_H
+#include "train/feats.h"
 #include "graph/model.h"
 
 /* One optimizer update over n parameters: w, gradient g, state s1 (SGD
@@ -49,17 +50,26 @@ int gr_lr_range_pick(const double *smoothed, int n);
 
 /* The features cache on disk (features_cache.c).  gr_features_key digests
  * everything the features at layer upto depend on (the files' content, not
- * their names or times; the context's precision and reference switch); load fills feat (n*F) and says whether the entry
- * was there and intact (its payload digest checked; path_out: the file);
- * store keeps them.  gr_features_cache_dir writes the cache directory
- * (with a final '/'); -1 when the disk cache is off or no home is known.  */
-typedef enum { GR_FEATURES_MISS = 0, GR_FEATURES_HIT, GR_FEATURES_DAMAGED } gr_features_hit;
+ * their names or times; the context's precision and reference switch); load
+ * fills rows [row0, row0 + n) of feat (n x F) and says whether the entry was
+ * there and intact (its payload digest checked; path_out: the file): a
+ * float16 entry fills a float16 cache and is a miss for a float32 one (its
+ * values were rounded), a float32 entry (format 2, graft before float16)
+ * fills either (GR_FEATURES_HIT_F32: the caller may store it again as
+ * float16); store keeps rows [row0, row0 + n) in feat's precision.
+ * gr_features_cache_dir writes the cache directory (with a final '/'); -1
+ * when the disk cache is off or no home is known.                         */
+typedef enum {
+    GR_FEATURES_MISS = 0, GR_FEATURES_HIT, GR_FEATURES_DAMAGED,
+    GR_FEATURES_HIT_F32,   /* a hit on a float32 entry read into a float16 cache */
+    GR_FEATURES_NOMEM      /* the cache could not be widened to float32 for the entry's values */
+} gr_features_hit;
 gr_status gr_features_key(const gr_ctx *cx, int upto, const gr_dataset *ds, const int *idx, int n,
                           char hex[65], gr_error *err);
-gr_features_hit gr_features_load(const char key[65], size_t n, size_t F, float *feat, char *path_out,
-                                 size_t cap);
+gr_features_hit gr_features_load(const char key[65], size_t n, size_t F, gr_feats *feat, size_t row0,
+                                 char *path_out, size_t cap);
 int gr_features_cache_dir(char *out, size_t cap);
-void gr_features_store(const char key[65], size_t n, size_t F, const float *feat);
+void gr_features_store(const char key[65], size_t n, size_t F, const gr_feats *feat, size_t row0);
 
 /* The cache's size limit (README "The features cache"): GRAFT_CACHE_MAX in
  * bytes, or a number with a K, M, G or T suffix (powers of 1024; "2G",
