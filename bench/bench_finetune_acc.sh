@@ -28,10 +28,12 @@
 #     full   50,000 / 10,000, budget FT_BUDGET (1800) s each: about an hour
 #   B=build dir, GRAFT_DATA=../shared/data, THREADS (default: all cores),
 #   FT_PARTS="graft peer", FT_SEED=1, FT_EXTRA="graft options added to the
-#   recipe" (e.g. "--ema 0.999"; the peer takes --ema/--tta alike).
+#   recipe" (options the peer takes alike: --ema DECAY, --tta flip,
+#   --label-smoothing F).
 #   FT_RECIPE=tiny (the above, the default) or mobilenet (issue 19): the Coral
 #   MobileNet v2 (weights dequantized) at 96x96, blocks 13-16 and Conv_1
-#   unfrozen at 0.1x the rate, --augment, --tta flip, --val-split 0.1 (the
+#   unfrozen at 0.1x the rate, --augment, --label-smoothing 0.1, --tta flip,
+#   --val-split 0.1 (the
 #   test set chooses nothing), FT_EPOCHS default 11; the peer runs the same
 #   TFLite graph in PyTorch (peer_finetune_acc.py --tflite).
 #   The peer runs in build/peers-venv (the index's torch; `ln -sfn
@@ -65,8 +67,9 @@ case $RECIPE in
                    --base-lr-mult 0.1 --augment)
              PREC=(--cfg "$D/tiny.cfg" --weights "$D/tiny.weights" --size 64 --cut 14 --unfreeze 9 --base-lr-mult 0.1) ;;
   mobilenet) GREC=(--base "tflite:$MNV2" --input-size 96x96 --unfreeze MobilenetV2/expanded_conv_13/expand/Relu6
-                   --base-lr-mult 0.1 --augment --tta flip --val-split 0.1)
-             PREC=(--tflite "$MNV2" --size 96 --unfreeze-op 47 --base-lr-mult 0.1 --tta flip --val-split 0.1) ;;
+                   --base-lr-mult 0.1 --augment --label-smoothing 0.1 --tta flip --val-split 0.1)
+             PREC=(--tflite "$MNV2" --size 96 --unfreeze-op 47 --base-lr-mult 0.1 --label-smoothing 0.1 --tta flip
+                   --val-split 0.1) ;;
   *) echo "bench_finetune_acc: FT_RECIPE=$RECIPE: expected tiny or mobilenet" >&2; exit 2 ;;
 esac
 PEXTRA=("${EXTRA[@]}")   # (FT_EXTRA: options both sides take, --ema DECAY, --tta flip)

@@ -151,8 +151,8 @@ def make_opt(net, lr, mult, total_steps):
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, [cos, cos])
 
 
-def step(net, opt, sched, x, y):
-    loss = F.cross_entropy(net(x), y)
+def step(net, opt, sched, x, y, ls=0.0):
+    loss = F.cross_entropy(net(x), y, label_smoothing=ls)
     opt.zero_grad()
     loss.backward()
     opt.step()
@@ -217,6 +217,7 @@ def main():
     ap.add_argument("--ema", type=float, default=0.0)
     ap.add_argument("--tta", default="none", choices=["none", "flip"])
     ap.add_argument("--val-split", type=float, default=0.0)
+    ap.add_argument("--label-smoothing", type=float, default=0.0)
     ap.add_argument("--data", required=True), ap.add_argument("--test", required=True)
     ap.add_argument("--cut", type=int, default=14)
     ap.add_argument("--unfreeze", type=int, default=9, help="first darknet layer that trains")
@@ -290,7 +291,7 @@ def main():
             if s == 5:
                 ts = time.time()   # the first steps warm up
             idx = perm[(s * a.batch) % n:(s * a.batch) % n + a.batch]
-            step(probe, popt, psched, batch_input(x_tr, idx, a, gen), y_tr[idx])
+            step(probe, popt, psched, batch_input(x_tr, idx, a, gen), y_tr[idx], a.label_smoothing)
         per_step = (time.time() - ts) / a.calib_steps
         del probe, popt, psched
         tta = 2 if a.tta == "flip" else 1
@@ -313,7 +314,7 @@ def main():
         lsum, seen = 0.0, 0
         for s in range(0, n, a.batch):
             idx = perm[s:s + a.batch]
-            lsum += step(net, opt, sched, batch_input(x_tr, idx, a, gen), y_tr[idx]) * len(idx)
+            lsum += step(net, opt, sched, batch_input(x_tr, idx, a, gen), y_tr[idx], a.label_smoothing) * len(idx)
             seen += len(idx)
             if ema:
                 ema.update()
