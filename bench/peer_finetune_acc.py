@@ -68,7 +68,8 @@ class TFLiteBase(nn.Module):
     def __init__(self, path, upto, first):
         super().__init__()
         T, g = tflite_graph(path)
-        self.T, self.g, self.first = T, g, first
+        self.inp, self.first = g["input"], first
+        self.same_pad, self.act = T.same_pad, T.act   # (functions: a deepcopy of the module shares them)
         self.ops = g["ops"][:upto + 1]
         self.w, self.b = nn.ParameterDict(), nn.ParameterDict()
         for i, op in enumerate(self.ops):
@@ -79,8 +80,7 @@ class TFLiteBase(nn.Module):
                 self.b[str(i)] = nn.Parameter(torch.from_numpy(T.const(g, op["inputs"][2])), requires_grad=i >= first)
 
     def forward(self, x):
-        T, g = self.T, self.g
-        val = {g["input"]: x}
+        val = {self.inp: x}
         grad = torch.is_grad_enabled()
         for i, op in enumerate(self.ops):
             with torch.set_grad_enabled(grad and i >= self.first):
@@ -89,11 +89,11 @@ class TFLiteBase(nn.Module):
                     xin = val[ins[0]]
                     wt = self.w[str(i)]
                     k, st = wt.shape[2], op["stride"]
-                    xp = T.same_pad(xin, k, st) if op["pad"] == 0 else xin
-                    y = T.act(F.conv2d(xp, wt, self.b[str(i)], stride=st, groups=1 if c == 3 else xin.shape[1]),
+                    xp = self.same_pad(xin, k, st) if op["pad"] == 0 else xin
+                    y = self.act(F.conv2d(xp, wt, self.b[str(i)], stride=st, groups=1 if c == 3 else xin.shape[1]),
                               op["act"])
                 elif c == 0:
-                    y = T.act(val[ins[0]] + val[ins[1]], op["act"])
+                    y = self.act(val[ins[0]] + val[ins[1]], op["act"])
                 elif c == 1:
                     y = val[ins[0]].mean(dim=(2, 3), keepdim=True)
                 else:
