@@ -27,7 +27,18 @@
 #            checks the pipeline, the accuracy means nothing)
 #     full   50,000 / 10,000, budget FT_BUDGET (1800) s each: about an hour
 #   B=build dir, GRAFT_DATA=../shared/data, THREADS (default: all cores),
-#   FT_PARTS="graft peer", FT_SEED=1.  Results in FT_OUT (default
+#   FT_PARTS="graft peer", FT_SEED=1, FT_EXTRA="graft options added to the
+#   recipe" (options the peer takes alike: --ema DECAY, --tta flip,
+#   --label-smoothing F).
+#   FT_RECIPE=tiny (the above, the default) or mobilenet (issue 19): the Coral
+#   MobileNet v2 (weights dequantized) at 96x96, blocks 13-16 and Conv_1
+#   unfrozen at 0.1x the rate, --augment, --label-smoothing 0.1, --tta flip,
+#   --val-split 0.1 (the
+#   test set chooses nothing), FT_EPOCHS default 11; the peer runs the same
+#   TFLite graph in PyTorch (peer_finetune_acc.py --tflite).
+#   The peer runs in build/peers-venv (the index's torch; `ln -sfn
+#   /work/peers-venv build/peers-venv` or make bench-peers) when it exists,
+#   else /usr/bin/python3 (Debian's torch); PEER_PY overrides.  Results in FT_OUT (default
 #   $B/bench/finetune_acc/MODE);
 #   a finished run is not run again (delete its .log to redo it).
 set -eu
@@ -36,18 +47,34 @@ cd "$(dirname "$0")/.."
 B=${B:-build}; GRAFT=$B/graft
 DATA=${GRAFT_DATA:-../shared/data}; D=$DATA/weights/darknet-tiny; CIFAR=$DATA/cifar-10-batches-bin
 TH=${THREADS:-$(nproc)}; SEED=${FT_SEED:-1}; PARTS=${FT_PARTS:-graft peer}
-R=${FT_OUT:-$B/bench/finetune_acc/$MODE}; mkdir -p "$R"
+RECIPE=${FT_RECIPE:-tiny}
+read -r -a EXTRA <<<"${FT_EXTRA:-}"
+PEER_PY=${PEER_PY:-$([ -x "$B/peers-venv/bin/python3" ] && echo "$B/peers-venv/bin/python3" || echo /usr/bin/python3)}
+MNV2=$DATA/weights/coral-tflite/mobilenet_v2_1.0_224_quant.tflite
+R=${FT_OUT:-$B/bench/finetune_acc/$MODE$([ "$RECIPE" = tiny ] || echo "-$RECIPE")}; mkdir -p "$R"
 case $MODE in
   quick) EP=${FT_EPOCHS:-2}; BUDGET=${FT_BUDGET:-300}
          TRAIN=$R/train2000.bin; TEST=$R/test1000.bin
          [ -f "$TRAIN" ] || head -c $((2000 * 3073)) "$CIFAR/data_batch_1.bin" >"$TRAIN"
          [ -f "$TEST" ] || head -c $((1000 * 3073)) "$CIFAR/test_batch.bin" >"$TEST"
          GDATA=(--data "$TRAIN" --test "$TEST"); PDATA=(--data "$TRAIN" --test "$TEST") ;;
-  full)  EP=${FT_EPOCHS:-25}; BUDGET=${FT_BUDGET:-1800}
+  full)  EP=${FT_EPOCHS:-$([ "$RECIPE" = mobilenet ] && echo 11 || echo 25)}; BUDGET=${FT_BUDGET:-1800}
          GDATA=(--data "$CIFAR" --test "$CIFAR"); PDATA=(--data "$CIFAR" --test "$CIFAR/test_batch.bin") ;;
   *) echo "usage: bench/bench_finetune_acc.sh [quick|full]" >&2; exit 2 ;;
 esac
-for f in "$D/tiny.cfg" "$D/tiny.weights" "$CIFAR/test_batch.bin" "$CIFAR/data_batch_1.bin"; do
+case $RECIPE in
+  tiny)      GREC=(--base "darknet:$D/tiny.cfg" --weights "$D/tiny.weights" --input-size 64x64 --cut 14 --unfreeze 9
+                   --base-lr-mult 0.1 --augment)
+             PREC=(--cfg "$D/tiny.cfg" --weights "$D/tiny.weights" --size 64 --cut 14 --unfreeze 9 --base-lr-mult 0.1) ;;
+  mobilenet) GREC=(--base "tflite:$MNV2" --input-size 96x96 --unfreeze MobilenetV2/expanded_conv_13/expand/Relu6
+                   --base-lr-mult 0.1 --augment --label-smoothing 0.1 --tta flip --val-split 0.1)
+             PREC=(--tflite "$MNV2" --size 96 --unfreeze-op 47 --base-lr-mult 0.1 --label-smoothing 0.1 --tta flip
+                   --val-split 0.1) ;;
+  *) echo "bench_finetune_acc: FT_RECIPE=$RECIPE: expected tiny or mobilenet" >&2; exit 2 ;;
+esac
+PEXTRA=("${EXTRA[@]}")   # (FT_EXTRA: options both sides take, --ema DECAY, --tta flip)
+for f in "$D/tiny.cfg" "$D/tiny.weights" "$CIFAR/test_batch.bin" "$CIFAR/data_batch_1.bin" \
+         $([ "$RECIPE" = mobilenet ] && echo "$MNV2"); do
   [ -f "$f" ] || { echo "bench_finetune_acc: $f absent (set GRAFT_DATA)" >&2; exit 1; }
 done
 [ -x /usr/bin/time ] || { echo "bench_finetune_acc: /usr/bin/time missing (scripts/deps.sh installs 'time')" >&2; exit 1; }
@@ -57,13 +84,12 @@ wall() { awk '$1 == "wall" {print $2}' "$1.time" 2>/dev/null; }
 rss() { awk '$1 == "rss_kb" {printf "%.0f", $2 / 1024}' "$1.time" 2>/dev/null; }
 done_before() { [ -f "$1.time" ] && grep -q "^wall" "$1.time"; }
 
-echo "bench_finetune_acc $MODE: budget $BUDGET s, graft $EP epochs, seed $SEED, threads $TH; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "bench_finetune_acc $MODE ($RECIPE): budget $BUDGET s, graft $EP epochs, seed $SEED, threads $TH; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 if has graft; then
   if done_before "$R/graft.log"; then echo "= graft: done before"; else
     echo "load_start $(cut -d' ' -f1 /proc/loadavg)" >"$R/graft.load"
     /usr/bin/time -f "wall %e\nrss_kb %M" -o "$R/graft.log.time" \
-      "$GRAFT" train --base "darknet:$D/tiny.cfg" --weights "$D/tiny.weights" "${GDATA[@]}" \
-        --input-size 64x64 --cut 14 --unfreeze 9 --base-lr-mult 0.1 --augment --epochs "$EP" \
+      "$GRAFT" train "${GREC[@]}" "${EXTRA[@]}" "${GDATA[@]}" --epochs "$EP" \
         --seed "$SEED" --threads "$TH" --out "$R/graft.gft" --log "$R/graft.csv" \
         >"$R/graft.log" 2>&1 || { echo "graft FAILED:"; tail -5 "$R/graft.log"; rm -f "$R/graft.log.time"; }
     echo "load_end $(cut -d' ' -f1 /proc/loadavg)" >>"$R/graft.load"
@@ -73,8 +99,7 @@ if has peer; then
   if done_before "$R/peer.log"; then echo "= peer: done before"; else
     echo "load_start $(cut -d' ' -f1 /proc/loadavg)" >"$R/peer.load"
     /usr/bin/time -f "wall %e\nrss_kb %M" -o "$R/peer.log.time" \
-      /usr/bin/python3 bench/peer_finetune_acc.py --cfg "$D/tiny.cfg" --weights "$D/tiny.weights" "${PDATA[@]}" \
-        --size 64 --cut 14 --unfreeze 9 --base-lr-mult 0.1 --epochs "$EP" --budget "$BUDGET" \
+      "$PEER_PY" bench/peer_finetune_acc.py "${PREC[@]}" "${PEXTRA[@]}" "${PDATA[@]}" --epochs "$EP" --budget "$BUDGET" \
         --seed "$SEED" --threads "$TH" >"$R/peer.log" 2>&1 ||
       { echo "peer FAILED:"; tail -5 "$R/peer.log"; rm -f "$R/peer.log.time"; }
     echo "load_end $(cut -d' ' -f1 /proc/loadavg)" >>"$R/peer.load"

@@ -674,6 +674,10 @@ typedef struct {
     uint64_t seed;
     int pad;                 /* augmentation: zero-pad by pad pixels, random crop back (0 = off) */
     bool hflip;              /* augmentation: random horizontal flip (p = 0.5) */
+    float rrc_scale;         /* augmentation: random-resized-crop instead of the pad-and-crop: a box
+                                of area fraction U[rrc_scale, 1] and aspect ratio e^U[ln 3/4, ln 4/3]
+                                (torchvision's RandomResizedCrop), resized back bilinearly (0 = off) */
+    bool flip_all;           /* every sample mirrored left-right (test-time flip; no randomness) */
     int threads;             /* background decode threads (0 = decode in gr_batcher_next) */
     int prefetch;            /* batches prepared ahead (0 = 2 * threads + 1) */
 } gr_batcher_opts;
@@ -717,6 +721,13 @@ typedef struct {
     bool no_cache;           /* run the frozen base on every batch (slower, same result) */
     int pad;                 /* augmentation: pad-and-crop pixels (turns the cache off) */
     bool hflip;              /* augmentation: random horizontal flips (turns the cache off) */
+    float rrc_scale;         /* augmentation: random-resized-crop (gr_batcher_opts), replaces pad (0 = off) */
+    float mixup, cutmix;     /* Beta(a, a) of mixup / cutmix on the input images, 0 = off (both:
+                                one of them per batch, with probability 1/2; turn the cache off) */
+    float ema;               /* exponential moving average of the trained weights, decay
+                                min(ema, (1 + k) / (10 + k)) after update k; validation, the best
+                                epoch and the final model use the average (0 = off) */
+    bool tta_flip;           /* validation: the mean of the probabilities of each image and its mirror */
     int threads;             /* decode threads (0 = 2) */
     const gr_dataset *val;   /* validation set (may be the training set with val_idx) */
     const int *val_idx;      /* NULL = all of val */
@@ -786,6 +797,16 @@ gr_status gr_evaluate(const gr_model *m, const gr_dataset *ds, const int *idx, i
  * gr_evaluate (silent).                                                    */
 gr_status gr_evaluate_progress(const gr_model *m, const gr_dataset *ds, const int *idx, int n, int batch,
                                const char *label, gr_eval_result *res, gr_error *err);
+/* gr_evaluate_progress with options: tta_flip = each image's probabilities
+ * are the mean of the image's and its left-right mirror's (test-time flip;
+ * twice the work).                                                        */
+typedef struct {
+    int batch;               /* 0 = 32 */
+    const char *label;       /* progress lines as gr_evaluate_progress's, or NULL */
+    bool tta_flip;
+} gr_eval_opts;
+gr_status gr_evaluate_ex(const gr_model *m, const gr_dataset *ds, const int *idx, int n, const gr_eval_opts *o,
+                         gr_eval_result *res, gr_error *err);
 void gr_eval_result_free(gr_eval_result *res);
 
 /* Class names stored with a model (copied); gr_model_class_name(m, c) or NULL. */

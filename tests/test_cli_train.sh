@@ -329,3 +329,39 @@ try train_val_classes_other_order train "${BASE[@]}" --data "$T/fold" --input-si
   --val "$T/fold2" --epochs 1 -q --out "$T/x.gft"
 [ -e "$T/x.gft" ] && fail train_bad_inputs_no_output "a failed run wrote $T/x.gft"
 try eval_bad_split eval --model "$T/m.gft" --data "$T/test.bin" --split validation
+
+# ---- issue 19's levers: --random-resized-crop, --mixup, --cutmix, --ema, --tta flip
+# a run with every lever, resumed: a 1-epoch checkpoint (the moving average in it) resumed to 2
+# epochs gives the 2-epoch run's model byte for byte (constant schedule); eval --tta flip on its test
+# set gives what train's --test printed under --tta flip
+L=(--data "$T/train.bin" --test "$T/test.bin" --augment --random-resized-crop 0.5 --mixup 0.2 --cutmix 1 --ema 0.9
+   --tta flip --lr-schedule constant -q)
+"$G" train "${BASE[@]}" "${HEAD[@]}" "${L[@]}" --epochs 2 --out "$T/l2.gft" >"$T/l2.out" 2>"$T/err" \
+  && "$G" train "${BASE[@]}" "${HEAD[@]}" "${L[@]}" --epochs 1 --checkpoint "$T/l1.ckpt" --out "$T/l1.gft" >/dev/null 2>>"$T/err" \
+  && "$G" train --resume "$T/l1.ckpt" --epochs 2 -q --out "$T/l1r.gft" >/dev/null 2>>"$T/err"; rc=$?
+if [ $rc -eq 0 ] && cmp -s "$T/l2.gft" "$T/l1r.gft" && ! cmp -s "$T/l1.gft" "$T/l1r.gft"; then pass train_levers_resume
+else fail train_levers_resume "rc=$rc $(cmp "$T/l2.gft" "$T/l1r.gft" 2>&1) $(cat "$T/err")"; fi
+"$G" train "${BASE[@]}" "${HEAD[@]}" --data "$T/train.bin" --test "$T/test.bin" --augment --random-resized-crop 0.5 \
+  --mixup 0.2 --cutmix 1 --ema 0.9 --tta flip --lr-schedule constant --epochs 2 --out "$T/l2b.gft" >"$T/l2b.out" 2>"$T/err"
+"$G" eval --model "$T/l2b.gft" --data "$T/test.bin" --tta flip -q >"$T/ev" 2>>"$T/err"; rc=$?
+"$G" eval --model "$T/l2b.gft" --data "$T/test.bin" -q >"$T/ev0" 2>>"$T/err"
+ta=$(sed -n 's/^Test accuracy: //p' "$T/l2b.out"); tl=$(sed -n 's/^Test loss: //p' "$T/l2b.out")
+if [ $rc -eq 0 ] && [ -n "$ta" ] && has "$T/ev" "^Test accuracy: $ta\$" && has "$T/ev" "^Test loss: $tl\$" \
+   && ! cmp -s "$T/ev" "$T/ev0"; then pass eval_tta_flip_matches_train
+else fail eval_tta_flip_matches_train "rc=$rc train: $ta $tl; eval: $(cat "$T/ev" "$T/ev0" "$T/err")"; fi
+# the levers' settings are in the checkpoint: resuming with another value is refused
+"$G" train --resume "$T/l1.ckpt" --ema 0.5 --epochs 3 -q >"$T/out" 2>"$T/err"; rc=$?
+if [ $rc -ne 0 ] && has "$T/err" "checkpoint was made with ema = 0.9, this run has 0.5"; then pass train_levers_resume_mismatch
+else fail train_levers_resume_mismatch "rc=$rc $(cat "$T/err")"; fi
+# bad values: usage errors (exit 2) naming the option
+bad=""
+for args in "--ema 1" "--ema -0.1" "--ema x" "--mixup -1" "--cutmix -0.5" "--random-resized-crop 1.5" \
+            "--random-resized-crop -1" "--tta mirror" "--lr auto --mixup 0.2"; do
+  # shellcheck disable=SC2086
+  "$G" train "${BASE[@]}" "${HEAD[@]}" --data "$T/train.bin" --epochs 1 -q --out "$T/x.gft" $args >"$T/out" 2>"$T/err"; rc=$?
+  opt=${args%% *}; [ "$args" = "--lr auto --mixup 0.2" ] && opt=--mixup
+  { [ $rc -eq 2 ] && has "$T/err" "^graft: error: .*\\$opt" && ! [ -e "$T/x.gft" ]; } || bad="$bad [$args: rc=$rc $(cat "$T/err")]"
+done
+"$G" eval --model "$T/m.gft" --data "$T/test.bin" --tta mirror >"$T/out" 2>"$T/err"; rc=$?
+{ [ $rc -eq 2 ] && has "$T/err" "^graft: error: .*--tta"; } || bad="$bad [eval --tta mirror: rc=$rc $(cat "$T/err")]"
+if [ -z "$bad" ]; then pass train_levers_bad_values; else fail train_levers_bad_values "$bad"; fi

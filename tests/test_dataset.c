@@ -11,6 +11,7 @@
 
 #include "check.h"
 #include "graft.h"
+#include "data/dataset.h"
 #include "graph/model.h"
 
 static const char *c10names[10] = {"airplane", "automobile", "bird", "cat", "deer",
@@ -492,6 +493,88 @@ static gr_dataset *gen_cifar(int n) {
     return ds;
 }
 
+/* Random-resized-crop's resize, by hand: a 2x2 box of a 4x4 image brought
+ * to 4x4 is PyTorch's interpolate(bilinear, align_corners=False) of the box
+ * (source coordinate (y + 0.5) / 2 - 0.5, clamped in the box: weights
+ * 0, 1/4, 3/4, 1 between the box's two rows and columns); a linear image
+ * stays linear inside the box; the boxes drawn keep S..1 of the area and
+ * the aspect ratio 3/4..4/3 (up to rounding), inside the image; the batcher
+ * with rrc_scale gives images, deterministic across thread counts, and
+ * flip_all mirrors every image.                                           */
+static void test_random_resized_crop(void) {
+    float in[4 * 4 * 3], out[4 * 4 * 3];
+    for (int y = 0; y < 4; y++)
+        for (int x = 0; x < 4; x++)
+            for (int c = 0; c < 3; c++) in[(y * 4 + x) * 3 + c] = (float)(10 * y + x + 100 * c);
+    gr_resized_crop(in, 4, 4, 1, 2, 2, 2, out);   /* rows 1..2, columns 2..3 */
+    const float wt[4] = {0, 0.25f, 0.75f, 1};      /* output k: in[lo] + wt[k] (in[hi] - in[lo]) */
+    int bad = 0;
+    for (int y = 0; y < 4; y++)
+        for (int x = 0; x < 4; x++)
+            for (int c = 0; c < 3; c++) {
+                float want = 10 * (1 + wt[y]) + (2 + wt[x]) + 100 * c;
+                bad += fabsf(out[(y * 4 + x) * 3 + c] - want) > 1e-5f;
+            }
+    CHECK(bad == 0, "resized crop 2x2 -> 4x4: %d values differ from the hand-computed ones", bad);
+    /* the whole image: the identity */
+    gr_resized_crop(in, 4, 4, 0, 0, 4, 4, out);
+    CHECK(!memcmp(in, out, sizeof in), "a whole-image box is not the identity");
+    /* a 3x2 box (rows 0..2, columns 1..2) to 4x4: the plane, clamped to the box */
+    gr_resized_crop(in, 4, 4, 0, 1, 3, 2, out);
+    bad = 0;
+    for (int y = 0; y < 4; y++) {
+        float sy = (y + 0.5f) * 0.75f - 0.5f;
+        sy = sy < 0 ? 0 : sy > 2 ? 2 : sy;
+        for (int x = 0; x < 4; x++) {
+            float sx = (x + 0.5f) * 0.5f - 0.5f;
+            sx = sx < 0 ? 0 : sx > 1 ? 1 : sx;
+            bad += fabsf(out[(y * 4 + x) * 3] - (10 * sy + 1 + sx)) > 1e-5f;
+        }
+    }
+    CHECK(bad == 0, "resized crop 3x2 -> 4x4 of a linear image: %d values off the plane", bad);
+    gr_rng r;
+    gr_rng_seed(&r, 9);
+    int off = 0;
+    double smallest = 1;
+    for (int k = 0; k < 2000; k++) {
+        int y0, x0, ch, cw;
+        gr_rrc_box(96, 96, 0.35f, &r, &y0, &x0, &ch, &cw);
+        double area = (double)ch * cw / (96.0 * 96.0), ratio = (double)cw / ch;
+        smallest = area < smallest ? area : smallest;
+        off += y0 < 0 || x0 < 0 || y0 + ch > 96 || x0 + cw > 96 || area < 0.33 || area > 1.0 ||
+               ratio < 0.74 || ratio > 1.36;
+    }
+    CHECK(off == 0, "%d random-resized-crop boxes outside the image, the scale or the ratio", off);
+    CHECK(smallest < 0.4, "boxes never went below %g of the area (S 0.35)", smallest);
+    gr_dataset *ds = gen_cifar(20);
+    if (!ds) return;
+    gr_batcher_opts o = {.batch = 8, .shuffle = true, .seed = 5, .hflip = true, .rrc_scale = 0.35f};
+    int *l0, *l1, t0, t1;
+    float *a0 = run_batches(ds, NULL, 0, o, 2, &l0, &t0);
+    o.threads = 2;
+    float *a1 = run_batches(ds, NULL, 0, o, 2, &l1, &t1);
+    size_t per = 32 * 32 * 3;
+    CHECK(t0 == 40 && t1 == 40 && !memcmp(a0, a1, sizeof(float) * per * 40), "rrc: 0 vs 2 threads differ");
+    free(a0), free(a1), free(l0), free(l1);
+    /* flip_all: the mirror of the plain images */
+    int *lp, *lf, tp, tf;
+    float *p = run_batches(ds, NULL, 0, (gr_batcher_opts){.batch = 8}, 1, &lp, &tp);
+    float *f = run_batches(ds, NULL, 0, (gr_batcher_opts){.batch = 8, .flip_all = true}, 1, &lf, &tf);
+    bad = 0;
+    for (int s = 0; s < 20 && tp == 20 && tf == 20; s++)
+        for (int y = 0; y < 32; y++)
+            for (int x = 0; x < 32; x++)
+                for (int c = 0; c < 3; c++)
+                    bad += f[per * s + (y * 32 + x) * 3 + c] != p[per * s + (y * 32 + 31 - x) * 3 + c];
+    CHECK(tp == 20 && tf == 20 && bad == 0, "flip_all: %d values are not the mirror's", bad);
+    free(p), free(f), free(lp), free(lf);
+    gr_error err = {0};
+    gr_batcher *b = gr_batcher_new(ds, NULL, 0, &(gr_batcher_opts){.batch = 4, .rrc_scale = 1.5f}, &err);
+    CHECK(!b && err.code == GR_ERR_ARG, "rrc_scale 1.5 accepted");
+    gr_batcher_free(b);
+    gr_dataset_free(ds);
+}
+
 static void test_batcher_determinism(void) {
     gr_dataset *ds = gen_cifar(37);
     if (!ds) return;
@@ -611,6 +694,7 @@ int main(void) {
     RUN(test_folder_and_csv);
     RUN(test_folder_bad);
     RUN(test_batcher_determinism);
+    RUN(test_random_resized_crop);
     RUN(test_split);
     check_tmp_close();
     return check_summary();

@@ -21,6 +21,7 @@
 #include "graft.h"
 #include "graph/model.h"
 #include "format/safetensors.h"
+#include "train/fit.h"
 
 static char dir[256];
 static char bin_train[300], bin_test[300], cfg_path[300];
@@ -328,6 +329,187 @@ static void test_evaluate_against_oracle(void) {
     CHECK(r.confusion == NULL, "gr_eval_result_free left the pointer");
 }
 
+/* --tta flip: gr_evaluate_ex's probabilities are the mean of each image's
+ * and its mirror's, against a per-image oracle (gr_dataset_get, the mirror
+ * made here, gr_model_predict, the mean, argmax and clipped cross-entropy). */
+static void test_evaluate_tta_flip(void) {
+    gr_model *m = trained;
+    if (!m) return;
+    gr_eval_result r;
+    gr_error e = {0};
+    CHECK(gr_evaluate_ex(m, test_ds, NULL, 0, &(gr_eval_opts){.batch = 7, .tta_flip = true}, &r, &e) == GR_OK,
+          "%s", e.msg);
+    if (!r.confusion) return;
+    int correct = 0;
+    double loss = 0;
+    float x[32 * 32 * 3], xm[32 * 32 * 3], p[10], pm[10];
+    for (int i = 0; i < N_TEST; i++) {
+        int y = gr_dataset_label(test_ds, i);
+        if (gr_dataset_get(test_ds, i, x, &e) != GR_OK) break;
+        for (int yy = 0; yy < 32; yy++)
+            for (int xx = 0; xx < 32; xx++)
+                for (int c = 0; c < 3; c++) xm[(yy * 32 + xx) * 3 + c] = x[(yy * 32 + 31 - xx) * 3 + c];
+        if (gr_model_predict(m, x, 1, -1, p, &e) != GR_OK || gr_model_predict(m, xm, 1, -1, pm, &e) != GR_OK) break;
+        int best = 0;
+        for (int k = 0; k < 10; k++) p[k] = 0.5f * (p[k] + pm[k]);
+        for (int k = 1; k < 10; k++)
+            if (p[k] > p[best]) best = k;
+        correct += best == y;
+        double q = p[y] < 1e-7 ? 1e-7 : p[y] > 1 - 1e-7 ? 1 - 1e-7 : p[y];
+        loss -= log(q);
+    }
+    CHECK(fabs(r.accuracy - (double)correct / N_TEST) < 1e-12, "tta accuracy %g oracle %g", r.accuracy,
+          (double)correct / N_TEST);
+    CHECK(fabs(r.loss - loss / N_TEST) < 1e-4 * (1 + loss / N_TEST), "tta loss %.7g oracle %.7g", r.loss,
+          loss / N_TEST);
+    gr_eval_result plain;
+    CHECK(gr_evaluate(m, test_ds, NULL, 0, 7, &plain, &e) == GR_OK, "%s", e.msg);
+    CHECK(plain.loss != r.loss, "the flip changed nothing (loss %g both)", r.loss);   /* the pattern is not symmetric */
+    gr_eval_result_free(&plain);
+    gr_eval_result_free(&r);
+}
+
+/* Copies the trainable parameters (every one but the fixed statistics). */
+static size_t trained_params(gr_model *m, float *out) {
+    size_t k = 0;
+    for (int p = 0; p < m->n_params; p++) {
+        if (m->nodes[m->params[p].node].frozen || gr_param_is_statistic(m->params[p].kind)) continue;
+        if (out) memcpy(out + k, gr_param_data(m, p), m->params[p].count * sizeof(float));
+        k += m->params[p].count;
+    }
+    return k;
+}
+
+/* --ema against the hand-computed average: one step per epoch (batch =
+ * samples), a constant rate, so a 1-epoch run ends at w1 and a 2-epoch run
+ * at w2 (the shuffle depends on (seed, epoch) only).  With decay 0.9:
+ * e1 = d1 w0 + (1 - d1) w1, d1 = min(0.9, 2/11); e2 = d2 e1 + (1 - d2) w2,
+ * d2 = 3/12.  The model after the --ema run is e2; validation sees e_k.
+ * --keep best with --ema keeps the average of the best epoch.            */
+static void test_ema_hand_computed(void) {
+    enum { N = 40 };
+    int idx[N];
+    for (int i = 0; i < N; i++) idx[i] = i;
+    float *w[4] = {NULL};
+    gr_epoch_log h[2];
+    size_t np = 0;
+    for (int run = 0; run < 4; run++) {   /* w0 (no training), w1, w2, the --ema run */
+        gr_model *m = build(9, NULL);
+        if (!m) return;
+        np = trained_params(m, NULL);
+        w[run] = malloc(np * sizeof(float));
+        if (!w[run]) { gr_model_free(m); break; }
+        gr_error e = {0};
+        gr_optim q = gr_sgd((gr_sgd_opts){.lr = 0.05f, .momentum = 0.9f, .nesterov = true});
+        q.schedule = GR_SCHEDULE_CONSTANT;
+        gr_fit_opts o = {.epochs = run == 3 ? 2 : run, .batch = N, .seed = 3, .optim = q, .ema = run == 3 ? 0.9f : 0,
+                         .val = train_ds, .val_idx = idx, .n_val = 8, .history = h};
+        gr_status st = run == 0 ? GR_OK : gr_fit(m, train_ds, idx, N, &o, &e);
+        CHECK(st == GR_OK, "fit: %s", e.msg);
+        trained_params(m, w[run]);
+        gr_model_free(m);
+    }
+    if (!w[3]) goto out;
+    float d1 = 2.0f / 11.0f, d2 = 3.0f / 12.0f;
+    double worst = 0, moved = 0;
+    for (size_t k = 0; k < np; k++) {
+        float e1 = d1 * w[0][k] + (1 - d1) * w[1][k], want = d2 * e1 + (1 - d2) * w[2][k];
+        worst = fmax(worst, fabs(want - w[3][k]));
+        moved = fmax(moved, fabs(w[2][k] - want));
+    }
+    CHECK(worst < 1e-6, "--ema weights differ from the hand-computed average by %g", worst);
+    CHECK(moved > 1e-4, "the average is the weights themselves (differs by %g): the test would not see a bug", moved);
+out:
+    for (int k = 0; k < 4; k++) free(w[k]);
+}
+
+/* mixup and cutmix on a batch, by hand: rows pair with the batch reversed;
+ * mixup blends each pair both ways, cutmix swaps a box and says how much
+ * of each image is left; Beta(a, a) draws have the mean 1/2 and the
+ * variance 1 / (4 (2a + 1)).                                             */
+static void test_mix_by_hand(void) {
+    float x[3 * 2] = {1, 2, 10, 20, 100, 200};   /* 3 rows of 2 values */
+    gr_mixup_rows(x, 3, 2, 0.25f);
+    float want[6] = {0.25f * 1 + 0.75f * 100, 0.25f * 2 + 0.75f * 200, 10, 20, 0.25f * 100 + 0.75f * 1,
+                     0.25f * 200 + 0.75f * 2};
+    CHECK_CLOSE("mixup rows", x, want, 6, 1e-5, 1e-6);
+    /* cutmix: 2 images 4x4x1, the box rows 1..2 x cols 0..2 swapped */
+    float im[32];
+    for (int i = 0; i < 16; i++) im[i] = (float)i, im[16 + i] = (float)(100 + i);
+    float lam = gr_cutmix_rows(im, 2, 4, 4, 1, 1, 0, 3, 3);
+    CHECK(fabs(lam - (1 - 6.0 / 16)) < 1e-6, "cutmix lam %g, want %g", lam, 1 - 6.0 / 16);
+    int bad = 0;
+    for (int y = 0; y < 4; y++)
+        for (int xx = 0; xx < 4; xx++) {
+            bool in = y >= 1 && y < 3 && xx < 3;
+            bad += im[y * 4 + xx] != (float)((in ? 100 : 0) + y * 4 + xx);
+            bad += im[16 + y * 4 + xx] != (float)((in ? 0 : 100) + y * 4 + xx);
+        }
+    CHECK(bad == 0, "cutmix swapped %d pixels wrongly", bad);
+    /* the box: area ~ (1 - lam) of the image, inside it */
+    gr_rng r;
+    gr_rng_seed(&r, 5);
+    int y0, x0, y1, x1;
+    gr_cutmix_box(32, 32, 0.75f, &r, &y0, &x0, &y1, &x1);
+    CHECK(y0 >= 0 && x0 >= 0 && y1 <= 32 && x1 <= 32 && y1 - y0 <= 16 && x1 - x0 <= 16 && y1 > y0 && x1 > x0,
+          "cutmix box [%d,%d) x [%d,%d) for lam 0.75 (at most 16x16)", y0, y1, x0, x1);
+    double s = 0, s2 = 0;
+    const int n = 20000;
+    for (int i = 0; i < n; i++) {
+        double b = gr_rng_beta(&r, 0.2, 0.2);
+        CHECK(b >= 0 && b <= 1, "beta draw %g", b);
+        s += b, s2 += b * b;
+    }
+    double mean = s / n, var = s2 / n - mean * mean, want_var = 1.0 / (4 * (2 * 0.2 + 1));
+    CHECK(fabs(mean - 0.5) < 0.01 && fabs(var - want_var) < 0.01, "Beta(0.2, 0.2): mean %g var %g (want 0.5, %g)",
+          mean, var, want_var);
+    s = s2 = 0;
+    for (int i = 0; i < n; i++) {
+        double b = gr_rng_beta(&r, 2.0, 2.0);
+        s += b, s2 += b * b;
+    }
+    mean = s / n, var = s2 / n - mean * mean, want_var = 1.0 / (4 * (2 * 2.0 + 1));
+    CHECK(fabs(mean - 0.5) < 0.01 && fabs(var - want_var) < 0.005, "Beta(2, 2): mean %g var %g (want 0.5, %g)",
+          mean, var, want_var);
+}
+
+/* Validation under --tta flip (features of the mirrored images, computed
+ * once) gives what gr_evaluate_ex with the test-time flip gives on the same
+ * images (the images path); mixup + cutmix + random-resized-crop + ema run
+ * and learn; bad values are errors.                                       */
+static void test_fit_levers(void) {
+    enum { NV = 60 };
+    int vidx[NV];
+    for (int i = 0; i < NV; i++) vidx[i] = i;
+    gr_model *m = build(7, NULL);
+    if (!m) return;
+    gr_error e = {0};
+    gr_epoch_log h[3];
+    gr_fit_opts o = {.epochs = 3, .batch = 16, .seed = 2, .hflip = true, .rrc_scale = 0.5f, .mixup = 0.2f,
+                     .cutmix = 1.0f, .ema = 0.9f, .tta_flip = true, .val = test_ds, .val_idx = vidx, .n_val = NV,
+                     .history = h, .optim = gr_sgd((gr_sgd_opts){.lr = 0.01f, .momentum = 0.9f, .nesterov = true})};
+    CHECK(gr_fit(m, train_ds, NULL, 0, &o, &e) == GR_OK, "fit with every lever: %s", e.msg);
+    gr_eval_result r;
+    CHECK(gr_evaluate_ex(m, test_ds, vidx, NV, &(gr_eval_opts){.batch = 16, .tta_flip = true}, &r, &e) == GR_OK,
+          "%s", e.msg);
+    CHECK(fabs(r.accuracy - h[2].val_accuracy) < 1e-6 && fabs(r.loss - h[2].val_loss) < 1e-4,
+          "validation with --tta flip: accuracy %g loss %g; gr_evaluate_ex: %g %g", h[2].val_accuracy,
+          h[2].val_loss, r.accuracy, r.loss);
+    CHECK(r.accuracy > 0.5, "the levers learn nothing: %g", r.accuracy);
+    gr_eval_result_free(&r);
+    const char *what[] = {"rrc 1.5", "mixup -1", "cutmix NaN", "ema 1"};
+    for (int k = 0; k < 4; k++) {
+        gr_fit_opts b = o;
+        b.epochs = 1;
+        if (k == 0) b.rrc_scale = 1.5f;
+        if (k == 1) b.mixup = -1;
+        if (k == 2) b.cutmix = NAN;
+        if (k == 3) b.ema = 1;
+        CHECK(gr_fit(m, train_ds, NULL, 0, &b, &e) == GR_ERR_ARG && strstr(e.msg, "ema"), "%s: %s", what[k], e.msg);
+    }
+    gr_model_free(m);
+}
+
 /* Writes each parameter's name and shape to txt and its floats to bin. */
 static int dump_params(gr_model *m, const char *txt, const char *bin) {
     FILE *t = fopen(txt, "w"), *b = fopen(bin, "wb");
@@ -515,6 +697,10 @@ int main(void) {
     RUN(test_learns_pattern);
     RUN(test_log_callback);
     RUN(test_evaluate_against_oracle);
+    RUN(test_evaluate_tta_flip);
+    RUN(test_ema_hand_computed);
+    RUN(test_mix_by_hand);
+    RUN(test_fit_levers);
     RUN(test_save_load_round_trip);
     RUN(test_bad_inputs);
     RUN(test_bad_architectures);

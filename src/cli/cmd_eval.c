@@ -8,7 +8,7 @@
 #include "dist/dist.h"
 
 typedef struct {
-    const char *model, *data, *report;
+    const char *model, *data, *report, *tta;
     int batch, threads, json, quiet;
     cli_data_opts d;
 } eval_args;
@@ -18,6 +18,9 @@ static const cli_opt eval_opts[] = {
     OPT_STR("--model", model, "MODEL", NULL, "the graft model to evaluate"),
     OPT_STR("--data", data, "PATH|cifar10|cifar100", NULL, "the data (CIFAR dir/.bin/.tar.gz, image folder, CSV)"),
     OPT_INT("--batch", batch, 1, "32", "images per forward pass"),
+    {.kind = CLI_ENUM, .name = "--tta", .off = offsetof(eval_args, tta), .names = cli_tta_names, .def = "none",
+     .help = "flip: score each image with its mirror image too (the mean of the two\n"
+             "probabilities; twice the work)"},
     OPT_THREADS(threads),
     OPT_JSON_QUIET(json, "one JSON object on stdout", quiet,
                    "print the scores only (no progress, no per-class table, no confusion matrix)"),
@@ -133,7 +136,8 @@ int cmd_eval(int argc, char **argv) {
         printf("%s on %s (%d images)\n", model, data, gr_dataset_count(ds));
         fflush(stdout);
     }
-    if (gr_dist_evaluate(m, ds, batch, json || quiet ? NULL : "eval", &r, &err) != GR_OK) {   /* (under mpirun: sharded) */
+    if (gr_dist_evaluate(m, ds, batch, json || quiet ? NULL : "eval", ea.tta && !strcmp(ea.tta, "flip"), &r,
+                         &err) != GR_OK) {   /* (under mpirun: sharded) */
         gr_error_prefix(&err, "%s on %s", model, data);
         goto fail;
     }

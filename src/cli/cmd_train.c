@@ -399,7 +399,8 @@ static void fit_options(train_run *r) {
                         .verbose = t->quiet ? 0 : 2, .checkpoint = r->ckpt, .stop = NULL, .resume = t->resume,
                         .reuse_statistics = t->from != NULL, .config_json = r->ckpt_config,
                         .keep_best = t->keep && cli_enum_parse(cli_keep_names, t->keep) == CLI_KEEP_BEST,
-                        .lr_auto = t->lr_auto,
+                        .lr_auto = t->lr_auto, .rrc_scale = t->rrc, .mixup = t->mixup, .cutmix = t->cutmix,
+                        .ema = t->ema, .tta_flip = t->tta && !strcmp(t->tta, "flip"),
                         .distributed = true};   /* under mpirun (MPI build): data parallel */
     gr_optim_kind opt = (gr_optim_kind)cli_enum_parse(cli_optimizer_names, t->optimizer);
     /* (parse always sets t->schedule: given, or the default) */
@@ -497,7 +498,8 @@ static int save_and_test(train_run *r, gr_error *err) {
     gr_eval_result res = {0};
     int rc = 0;
     if (r->test) {
-        if (gr_dist_evaluate(r->m, r->test, t->batch, t->quiet ? NULL : "test", &res, err) != GR_OK) return -1;   /* (under mpirun: sharded) */
+        if (gr_dist_evaluate(r->m, r->test, t->batch, t->quiet ? NULL : "test", r->fo.tta_flip, &res, err) != GR_OK)
+            return -1;   /* (under mpirun: sharded) */
         if (!t->json) printf("Test loss: %.4f\nTest accuracy: %.4f\n", res.loss, res.accuracy);
         cli_run_event(&r->rep, "test", "data", t->test, res.loss, res.accuracy);
         rc = cli_run_eval(&r->rep, r->m, r->test, t->test, &res, err);

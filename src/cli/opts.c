@@ -45,6 +45,7 @@ NAMES(cli_precision_names, "fp32", "bf16")
 NAMES(cli_loss_names, "categorical", "sparse")
 NAMES(cli_monitor_names, "val_accuracy", "val_loss")
 NAMES(cli_keep_names, "best", "last")
+NAMES(cli_tta_names, "none", "flip")
 #undef NAMES
 
 /* The library's names ("?" past the last) as a cli_names. */

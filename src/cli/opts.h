@@ -36,6 +36,7 @@ const char *cli_preprocess_names(int k);   /* gr_preprocess (the library's names
 const char *cli_loss_names(int k);         /* train --loss: categorical, sparse */
 const char *cli_monitor_names(int k);      /* train --monitor: val_accuracy, val_loss */
 const char *cli_keep_names(int k);         /* train --keep: best, last */
+const char *cli_tta_names(int k);          /* train/eval --tta: none, flip */
 enum { CLI_LOSS_CATEGORICAL, CLI_LOSS_SPARSE };
 enum { CLI_MONITOR_ACCURACY, CLI_MONITOR_LOSS };
 enum { CLI_KEEP_BEST, CLI_KEEP_LAST };

@@ -11,6 +11,7 @@ typedef struct {
     const char *export_onnx;   /* --export-onnx FILE: the model also as ONNX (cmd_export.c's writer) */
     const char *optimizer, *loss, *resume, *keep, *unfreeze, *schedule, *monitor;   /* enums: their names */
     const char *report, *tensorboard;
+    const char *tta;         /* --tta none|flip */
     cli_data_opts d;         /* --format, --labels, --split, --skip-bad, --input-size, the recipe */
     int h, w, epochs, batch, threads, quiet, json, no_cache, augment, nesterov, no_standardize, lr_auto;
     int decay_given;         /* --decay on the command line: Keras' inverse-time schedule by default */
@@ -21,6 +22,7 @@ typedef struct {
     int head_first;          /* --resume: the first trained node, from the checkpoint */
     const char *model_opt;   /* --cut or --head when given (refused with --resume/--from) */
     float lr, decay, momentum, val_split, smoothing, weight_decay, base_lr_mult, lr_gamma, warmup;
+    float rrc, mixup, cutmix, ema;   /* --random-resized-crop, --mixup, --cutmix, --ema */
     unsigned long long seed;
     /* --budget (train_budget.c): seconds (0 = none), given on this command line; when the budget
      * began (Unix time; a resumed run moves it by the pause); the plan (JSON text) */

@@ -66,6 +66,18 @@ static const cli_opt train_opts[] = {
              "the plan and runs it within TIME (everything counted, --test too); it\n"
              "chooses what --epochs, --cut, --unfreeze, --input-size, --augment,\n"
              "--base-lr-mult and --lr set, so those are refused with it"),
+    {.kind = CLI_FLOAT, .name = "--random-resized-crop", .off = offsetof(T, rrc), .meta = "S", .cfg = "rrc",
+     .help = "the crop is torchvision's RandomResizedCrop: a box of S..1 of the area, aspect\n"
+             "3/4..4/3, resized back (e.g. 0.35; with --augment: and the flip)"},
+    {.kind = CLI_FLOAT, .name = "--mixup", .off = offsetof(T, mixup), .meta = "A", .cfg = "mixup",
+     .help = "mixup: each image blended with another of the batch, weight ~ Beta(A, A),\n"
+             "and their labels alike (e.g. 0.2; turns the cache off)"},
+    {.kind = CLI_FLOAT, .name = "--cutmix", .off = offsetof(T, cutmix), .meta = "A", .cfg = "cutmix",
+     .help = "cutmix: a box of another image of the batch pasted in, its area ~ Beta(A, A),\n"
+             "labels by area (e.g. 1; with --mixup: one of the two per batch)"},
+    {.kind = CLI_ENUM, .name = "--tta", .off = offsetof(T, tta), .names = cli_tta_names, .def = "none",
+     .cfg = "tta", .help = "flip: validation and --test score each image with its mirror image\n"
+                           "(the mean of the two probabilities)"},
     OPT_HEAD("fine-tuning:"),
     OPT_STR("--unfreeze", unfreeze, "LAYER", NULL,
             "the base trains from LAYER on (e.g. block5_conv1, a darknet index,\nan ONNX block: encoder_layer_11 starts at its first layer)"),
@@ -106,6 +118,10 @@ static const cli_opt train_opts[] = {
      .cfg = "loss", .help = "(the same math; labels are class indices either way)"},
     {.kind = CLI_FLOAT, .name = "--label-smoothing", .off = offsetof(T, smoothing), .meta = "F", .def = "0",
      .cfg = "label_smoothing", .help = "label smoothing"},
+    {.kind = CLI_FLOAT, .name = "--ema", .off = offsetof(T, ema), .meta = "DECAY", .cfg = "ema",
+     .help = "keep an exponential moving average of the trained weights (e.g. 0.999;\n"
+             "decay min(DECAY, (1+k)/(10+k)) at step k): validation, --keep best and\n"
+             "the saved model use it"},
     {.kind = CLI_INT, .name = "--epochs", .off = offsetof(T, epochs), .val = 1, .meta = "N", .def = "20",
      GIVEN(epochs_given), .cfg = "epochs", .help = "epochs (with --resume: the new total)"},
     {.kind = CLI_INT, .name = "--batch", .off = offsetof(T, batch), .val = 1, .meta = "N", .def = "32",
@@ -231,6 +247,11 @@ static int check(train_args *t, json_object *cfg) {
     if (t->val && t->val_split > 0) return cli_usage("give --val or --val-split, not both");
     if (t->smoothing >= 1) return cli_usage("--label-smoothing %g: expected a value in [0, 1)", t->smoothing);
     if (t->momentum >= 1) return cli_usage("--momentum %g: expected a value in [0, 1)", t->momentum);
+    if (t->rrc > 1) return cli_usage("--random-resized-crop %g: expected the smallest area fraction, in (0, 1]", t->rrc);
+    if (t->ema >= 1) return cli_usage("--ema %g: expected a decay in [0, 1) (e.g. 0.999)", t->ema);
+    if (t->lr_auto && (t->mixup > 0 || t->cutmix > 0))
+        return cli_usage("--lr auto runs on the cached features: it does not go with --%s",
+                         t->mixup > 0 ? "mixup" : "cutmix");
     if (t->resume && t->from) return cli_usage("give --resume or --from, not both");
     /* settings that would silently do nothing (or something else than asked) */
     if ((t->patience || t->monitor) && !t->val && !(t->val_split > 0))
@@ -323,6 +344,11 @@ int train_config(const train_args *t, int samples, int head_first, char *config,
     json_object_object_add(cj, "seed", json_object_new_int64((int64_t)t->seed));
     json_object_object_add(cj, "label_smoothing", json_object_new_double(t->smoothing));
     json_object_object_add(cj, "augment", json_object_new_boolean(t->augment));
+    json_object_object_add(cj, "rrc", json_object_new_double(t->rrc));
+    json_object_object_add(cj, "mixup", json_object_new_double(t->mixup));
+    json_object_object_add(cj, "cutmix", json_object_new_double(t->cutmix));
+    json_object_object_add(cj, "ema", json_object_new_double(t->ema));
+    json_object_object_add(cj, "tta", json_object_new_string(t->tta ? t->tta : "none"));
     /* the rest of the run, so that --resume CKPT alone continues it as it was */
 #define ADD_STR(k, v) if (v) json_object_object_add(cj, k, json_object_new_string(v))
     ADD_STR("val", t->val);

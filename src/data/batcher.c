@@ -10,6 +10,7 @@
  *   augmentation of sample i in epoch e: gr_rng seeded by mix(seed, e, i)
  * so the thread count never changes the result.  No allocation per batch
  * once every worker's scratch has grown to the largest image.             */
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -112,11 +113,68 @@ static void augment(const float *in, float *out, int h, int w, int pad, bool hfl
     }
 }
 
+void gr_resized_crop(const float *in, int h, int w, int y0, int x0, int ch, int cw, float *out) {
+    float sy = (float)ch / (float)h, sx = (float)cw / (float)w;
+    for (int y = 0; y < h; y++) {
+        float fy = ((float)y + 0.5f) * sy - 0.5f;
+        if (fy < 0) fy = 0;
+        int iy = (int)fy;
+        if (iy > ch - 1) iy = ch - 1;
+        int iy1 = iy + 1 < ch ? iy + 1 : ch - 1;
+        float ay = fy - (float)iy;
+        if (ay > 1) ay = 1;
+        const float *r0 = in + ((size_t)(y0 + iy) * w + x0) * 3, *r1 = in + ((size_t)(y0 + iy1) * w + x0) * 3;
+        float *o = out + (size_t)y * w * 3;
+        for (int x = 0; x < w; x++) {
+            float fx = ((float)x + 0.5f) * sx - 0.5f;
+            if (fx < 0) fx = 0;
+            int ix = (int)fx;
+            if (ix > cw - 1) ix = cw - 1;
+            int ix1 = ix + 1 < cw ? ix + 1 : cw - 1;
+            float ax = fx - (float)ix;
+            if (ax > 1) ax = 1;
+            for (int c = 0; c < 3; c++) {
+                float top = r0[3 * ix + c] + ax * (r0[3 * ix1 + c] - r0[3 * ix + c]);
+                float bot = r1[3 * ix + c] + ax * (r1[3 * ix1 + c] - r1[3 * ix + c]);
+                o[3 * x + c] = top + ay * (bot - top);
+            }
+        }
+    }
+}
+
+void gr_rrc_box(int h, int w, float smin, gr_rng *r, int *y0, int *x0, int *ch, int *cw) {
+    const float lr0 = logf(3.0f / 4.0f), lr1 = logf(4.0f / 3.0f);
+    for (int k = 0; k < 10; k++) {
+        float area = (float)h * (float)w * (smin + (1.0f - smin) * gr_rng_uniform(r));
+        float ratio = expf(lr0 + (lr1 - lr0) * gr_rng_uniform(r));
+        int bw = (int)lrintf(sqrtf(area * ratio)), bh = (int)lrintf(sqrtf(area / ratio));
+        if (bw > 0 && bh > 0 && bw <= w && bh <= h) {
+            *y0 = (int)gr_rng_below(r, (uint32_t)(h - bh + 1));
+            *x0 = (int)gr_rng_below(r, (uint32_t)(w - bw + 1));
+            *ch = bh, *cw = bw;
+            return;
+        }
+    }
+    *y0 = *x0 = 0, *ch = h, *cw = w;
+}
+
+/* Mirrors img [h][w][3] left-right in place. */
+static void flip_lr(float *img, int h, int w) {
+    for (int y = 0; y < h; y++) {
+        float *row = img + (size_t)y * w * 3;
+        for (int a = 0, b = w - 1; a < b; a++, b--)
+            for (int c = 0; c < 3; c++) {
+                float t = row[3 * a + c];
+                row[3 * a + c] = row[3 * b + c], row[3 * b + c] = t;
+            }
+    }
+}
+
 /* Outside the mutex: decodes, resizes, augments and preprocesses slot s. */
 static void fill(struct gr_batcher *b, worker *wk, slot *s) {
     const gr_dataset *ds = b->ds;
     size_t hw = (size_t)ds->h * ds->w;
-    bool aug = b->o.pad > 0 || b->o.hflip;
+    bool aug = b->o.pad > 0 || b->o.hflip || b->o.rrc_scale > 0;
     s->st = GR_OK;
     for (int j = 0; j < s->n; j++) {
         int i = s->idx[j];
@@ -126,8 +184,16 @@ static void fill(struct gr_batcher *b, worker *wk, slot *s) {
         if (aug) {
             gr_rng r;
             gr_rng_seed(&r, mix(b->o.seed, (uint64_t)s->epoch, (uint64_t)i));
-            augment(wk->img, dst, ds->h, ds->w, b->o.pad, b->o.hflip, &r);
+            if (b->o.rrc_scale > 0) {   /* random-resized-crop, then the flip */
+                int y0, x0, ch, cw;
+                gr_rrc_box(ds->h, ds->w, b->o.rrc_scale, &r, &y0, &x0, &ch, &cw);
+                gr_resized_crop(wk->img, ds->h, ds->w, y0, x0, ch, cw, dst);
+                if (b->o.hflip && gr_rng_below(&r, 2)) flip_lr(dst, ds->h, ds->w);
+            } else {
+                augment(wk->img, dst, ds->h, ds->w, b->o.pad, b->o.hflip, &r);
+            }
         }
+        if (b->o.flip_all) flip_lr(dst, ds->h, ds->w);
         gr_preprocess_apply(ds->prep, dst, hw);
         s->labels[j] = ds->labels[i];
     }
@@ -160,7 +226,8 @@ gr_batcher *gr_batcher_new(const gr_dataset *ds, const int *indices, int n, cons
                            gr_error *err) {
     gr_error local;
     if (!err) err = &local;
-    if (!ds || !opts || opts->batch <= 0 || opts->threads < 0 || opts->pad < 0 || opts->prefetch < 0) {
+    if (!ds || !opts || opts->batch <= 0 || opts->threads < 0 || opts->pad < 0 || opts->prefetch < 0 ||
+        !(opts->rrc_scale >= 0 && opts->rrc_scale <= 1)) {
         gr_error_set(err, GR_ERR_ARG, "gr_batcher_new: bad arguments (batch %d, threads %d)",
                      opts ? opts->batch : 0, opts ? opts->threads : 0);
         return NULL;

@@ -4,6 +4,7 @@
 #define GRAFT_IO_DATASET_H
 #include "graft.h"
 #include "data/images.h"
+#include "core/core.h"
 
 struct gr_dataset {
     char source[512];          /* the path opened (for messages) */
@@ -31,6 +32,15 @@ typedef struct {
 } gr_sample_scratch;
 
 void gr_sample_scratch_free(gr_sample_scratch *s);
+
+/* The box [y0, y0+ch) x [x0, x0+cw) of in [h][w][3] resized to out
+ * [h][w][3] bilinearly, half-pixel centres, edges clamped inside the box
+ * (a crop, then PyTorch's interpolate(bilinear, align_corners=False)).    */
+void gr_resized_crop(const float *in, int h, int w, int y0, int x0, int ch, int cw, float *out);
+/* Draws random-resized-crop's box for an h x w image (scale U[smin, 1] of
+ * the area, aspect ratio log-uniform in [3/4, 4/3]; 10 tries, then the
+ * whole image), as torchvision's RandomResizedCrop.get_params.           */
+void gr_rrc_box(int h, int w, float smin, gr_rng *r, int *y0, int *x0, int *ch, int *cw);
 
 /* Sample i resized to out [ds->h][ds->w][3] float 0..255, RGB, not yet
  * preprocessed.  Errors name the file (and record).                      */

@@ -58,8 +58,8 @@ gr_status gr_dist_bcast(void *buf, size_t bytes, int root, gr_error *err);
 /* gr_evaluate of all of ds, sharded over the ranks: each evaluates its
  * part, the sums are added up (one all-reduce); every rank gets the whole
  * result.  One process: gr_evaluate.  label: gr_evaluate_progress's (under
- * mpirun, rank 0's shard counts).                                         */
-gr_status gr_dist_evaluate(gr_model *m, const gr_dataset *ds, int batch, const char *label, gr_eval_result *res,
-                           gr_error *err);
+ * mpirun, rank 0's shard counts); tta_flip: gr_eval_opts'.                                         */
+gr_status gr_dist_evaluate(gr_model *m, const gr_dataset *ds, int batch, const char *label, bool tta_flip,
+                           gr_eval_result *res, gr_error *err);
 
 #endif

@@ -7,9 +7,10 @@
 #include "dist/dist.h"
 #include "graph/model.h"
 
-gr_status gr_dist_evaluate(gr_model *m, const gr_dataset *ds, int batch, const char *label, gr_eval_result *res,
-                           gr_error *err) {
-    if (!gr_dist_active()) return gr_evaluate_progress(m, ds, NULL, 0, batch, label, res, err);
+gr_status gr_dist_evaluate(gr_model *m, const gr_dataset *ds, int batch, const char *label, bool tta_flip,
+                           gr_eval_result *res, gr_error *err) {
+    gr_eval_opts eo = {.batch = batch, .label = label, .tta_flip = tta_flip};
+    if (!gr_dist_active()) return gr_evaluate_ex(m, ds, NULL, 0, &eo, res, err);
     memset(res, 0, sizeof *res);
     int n = gr_dataset_count(ds), lo, hi;
     gr_dist_shard(n, gr_dist_rank(), gr_dist_size(), &lo, &hi);
@@ -20,7 +21,7 @@ gr_status gr_dist_evaluate(gr_model *m, const gr_dataset *ds, int batch, const c
     gr_eval_result mine = {0};
     gr_status st = GR_OK;
     if (hi > lo) {
-        st = gr_evaluate_progress(m, ds, idx, hi - lo, batch, label, &mine, err);   /* (rank 0's shard) */
+        st = gr_evaluate_ex(m, ds, idx, hi - lo, &eo, &mine, err);   /* (rank 0's shard) */
         if (st != GR_OK) gr_error_prefix(err, "rank %d (samples %d..%d of %d)", gr_dist_rank(), lo, hi - 1, n);
     }
     free(idx);

@@ -11,14 +11,18 @@
 /* Checkpoint: the model + optimizer state + iteration + RNG + epoch, and
  * the run's settings (checked on resume).                                  */
 gr_status gr_checkpoint_save(gr_model *m, gr_trainer *t, const char *path, int epoch, int step,
-                             const gr_run_state *rs, const char *config, gr_error *err) {
+                             const gr_run_state *rs, const char *config, const float *ema, gr_error *err) {
     float *s1, *s2;
     size_t np;
     int64_t *it;
     gr_rng *rng;
     gr_trainer_state(t, &s1, &s2, &np, &it, &rng);
     int64_t shape[1] = {(int64_t)np};
-    gr_st_entry e[2] = {{"__optimizer__/s1", "F32", 1, shape, s1}, {"__optimizer__/s2", "F32", 1, shape, s2}};
+    gr_st_entry e[3] = {{"__optimizer__/s1", "F32", 1, shape, s1}, {"__optimizer__/s2", "F32", 1, shape, s2},
+                        {"__ema__", "F32", 1, shape, ema}};
+    int ne = 1;
+    if (s2) ne++;
+    if (ema) e[ne++] = e[2];
     char json[4096];
     int len = snprintf(json, sizeof json,
              "{\"epoch\": %d, \"step\": %d, \"iterations\": %lld, \"lr\": %.9g, \"epoch_loss_sum\": %.17g, "
@@ -29,7 +33,7 @@ gr_status gr_checkpoint_save(gr_model *m, gr_trainer *t, const char *path, int e
              (unsigned long long)rng->s[2], (unsigned long long)rng->s[3], config ? config : "{}");
     if (len < 0 || (size_t)len >= sizeof json)
         return gr_error_set(err, GR_ERR_ARG, "%s: the run's settings are too long for a checkpoint", path);
-    return gr_model_save_ex(m, path, json, e, s2 ? 2 : 1, err);
+    return gr_model_save_ex(m, path, json, e, ne, err);
 }
 
 /* A setting's value for a message: numbers with %g (a float stored as
@@ -72,7 +76,7 @@ static gr_status check_config(const char *path, json_object *cfg, const char *co
 
 /* Restores the trainer's state from a checkpoint; *epoch = epochs done. */
 gr_status gr_checkpoint_load(gr_trainer *t, const char *path, const char *config, int *epoch, int *step,
-                             gr_run_state *rs, gr_error *err) {
+                             gr_run_state *rs, float *ema, gr_error *err) {
     gr_st_file *sf = gr_st_open(path, err);
     if (!sf) return err->code;
     float *s1, *s2;
@@ -104,6 +108,15 @@ gr_status gr_checkpoint_load(gr_trainer *t, const char *path, const char *config
     }
     if ((st = gr_st_read_f32(sf, i1, s1, (int64_t)np, err)) != GR_OK) goto out;
     if (s2 && (st = gr_st_read_f32(sf, i2, s2, (int64_t)np, err)) != GR_OK) goto out;
+    if (ema) {   /* --ema: the moving average goes on from where it was */
+        int ie = gr_st_find(sf, "__ema__");
+        if (ie < 0 || gr_st_count(sf, ie) != (int64_t)np) {
+            st = gr_error_set(err, GR_ERR_FORMAT, "%s: the checkpoint holds no moving average of the weights "
+                              "(--ema) for this model", path);
+            goto out;
+        }
+        if ((st = gr_st_read_f32(sf, ie, ema, (int64_t)np, err)) != GR_OK) goto out;
+    }
     if (json_object_object_get_ex(root, "iterations", &v)) *it = json_object_get_int64(v);
     /* the base rate in use (--lr auto picks it once, before the first epoch) */
     if (json_object_object_get_ex(root, "lr", &v) && json_object_get_double(v) > 0) {

@@ -125,7 +125,11 @@ static gr_status fit_check(gr_fit_run *r) {
                 return gr_error_set(r->err, GR_ERR_NUMERIC,
                                     "the frozen weights '%s' hold NaN or infinite values (a damaged weights "
                                     "file?): features computed from them mean nothing", m->params[q].name);
-    r->augment = o->pad > 0 || o->hflip;
+    if (!(o->rrc_scale >= 0 && o->rrc_scale <= 1) || !(o->mixup >= 0) || !(o->cutmix >= 0) ||
+        !(o->ema >= 0 && o->ema < 1))
+        return gr_error_set(r->err, GR_ERR_ARG, "random-resized-crop scale %g must be in [0, 1], mixup %g and "
+                            "cutmix %g >= 0, ema %g in [0, 1)", o->rrc_scale, o->mixup, o->cutmix, o->ema);
+    r->augment = o->pad > 0 || o->hflip || o->rrc_scale > 0 || o->mixup > 0 || o->cutmix > 0;
     r->cache = !o->no_cache && !r->augment;
     /* the features at the cut in float16 (feats.h) unless asked for float32;
      * float32 when the "features" are the images themselves (nothing frozen) */
@@ -178,7 +182,9 @@ static gr_status fit_setup(gr_fit_run *r) {
         !(r->order = gr_malloc(n * sizeof(int), err)) ||
         !(r->blab = gr_malloc(batch * sizeof(int), err)) ||
         !(r->probs = gr_malloc(batch * r->C * sizeof(float), err)) ||
-        (o->keep_best && !(r->best_w = gr_malloc((r->np ? r->np : 1) * sizeof(float), err))))
+        (o->keep_best && !(r->best_w = gr_malloc((r->np ? r->np : 1) * sizeof(float), err))) ||
+        ((o->mixup > 0 || o->cutmix > 0) && !(r->blab2 = gr_malloc(batch * sizeof(int), err))) ||
+        (o->ema > 0 && !(r->ema_w = gr_malloc((r->np ? r->np : 1) * sizeof(float), err))))
         return GR_ERR_NOMEM;
     return GR_OK;
 }
@@ -188,7 +194,7 @@ static gr_status fit_resume(gr_fit_run *r) {
     gr_fit_opts *o = &r->o;
     r->rs.lr = o->optim.lr;
     gr_status st = gr_checkpoint_load(r->t, o->resume, o->config_json, &r->start_epoch, &r->start_step, &r->rs,
-                                      r->err);
+                                      r->ema_w, r->err);
     o->optim.lr = r->rs.lr;
     if (st != GR_OK) return st;
     if (r->start_step > r->steps)
@@ -261,7 +267,7 @@ static gr_status fit_open_log(gr_fit_run *r) {
 static gr_status epoch_batcher(gr_fit_run *r, int ep, int s0) {
     const gr_fit_opts *o = &r->o;
     gr_batcher_opts bo = {.batch = o->batch, .seed = o->seed + 7919u * (uint64_t)ep,
-                          .pad = o->pad, .hflip = o->hflip, .threads = o->threads};
+                          .pad = o->pad, .hflip = o->hflip, .rrc_scale = o->rrc_scale, .threads = o->threads};
     const int *list = r->order + (size_t)s0 * o->batch;
     int n = r->n, len = n - s0 * o->batch;
     if (r->dist) {   /* (perm is no longer needed this epoch: it holds the list) */
@@ -280,8 +286,9 @@ static gr_status epoch_batcher(gr_fit_run *r, int ep, int s0) {
     return len > 0 && !r->bt ? r->err->code : GR_OK;
 }
 
-/* Step s's input at the cut for rows [lo, hi) of its batch: xb, blab. */
-static gr_status step_input(gr_fit_run *r, int s, int lo, int hi) {
+/* Step s's input at the cut for rows [lo, hi) of its batch: xb, blab (and
+ * with mixup/cutmix the images mixed, the trainer's mixed targets set).  */
+static gr_status step_input(gr_fit_run *r, int ep, int s, int lo, int hi) {
     size_t F = r->F;
     if (r->cache) {
         for (int b = lo; b < hi; b++) {
@@ -296,6 +303,12 @@ static gr_status step_input(gr_fit_run *r, int s, int lo, int hi) {
     gr_status st = gr_batcher_next(r->bt, r->xi, r->blab, &got, r->err);
     if (st != GR_OK) return st;
     if (got != hi - lo) return gr_error_set(r->err, GR_ERR_ARG, "batcher gave %d of %d samples", got, hi - lo);
+    if (r->blab2) {   /* mixup / cutmix: lam and the box from (seed, epoch, step) alone */
+        gr_rng rng;
+        gr_rng_seed(&rng, (r->o.seed * 0x9E3779B97F4A7C15ULL) ^ ((uint64_t)ep << 32) ^ (uint64_t)s ^ 0x6d1c5ULL);
+        float lam = gr_mix_batch(r->xi, got, r->h, r->w, 3, r->blab, r->blab2, r->o.mixup, r->o.cutmix, &rng);
+        gr_trainer_set_mix(r->t, r->blab2, lam);
+    }
     st = r->first > 0 ? gr_ctx_run(r->cx, 0, r->xi, got, r->first - 1, r->xb, r->err)
                       : (memcpy(r->xb, r->xi, (size_t)got * F * sizeof(float)), GR_OK);
     if (st == GR_OK && r->first > 0) st = gr_outputs_check(r->m, r->first - 1, r->xb, got, r->err);
@@ -323,10 +336,55 @@ static void divergence_guard(gr_fit_run *r, float l) {
 static gr_status interrupted(gr_fit_run *r, int ep, int s, const gr_run_state *sums) {
     const gr_fit_opts *o = &r->o;
     gr_run_state now = {o->optim.lr, sums->loss_sum, sums->correct, sums->seen};
-    if (o->checkpoint && gr_checkpoint_save(r->m, r->t, o->checkpoint, ep, s + 1, &now, o->config_json, r->err) != GR_OK)
+    if (o->checkpoint &&
+        gr_checkpoint_save(r->m, r->t, o->checkpoint, ep, s + 1, &now, o->config_json, r->ema_w, r->err) != GR_OK)
         return r->err->code;
     return gr_error_set(r->err, GR_ERR_INTERRUPTED, "interrupted in epoch %d after batch %d/%d%s%s", ep + 1, s + 1,
                         r->steps, o->checkpoint ? "; checkpoint written to " : "", o->checkpoint ? o->checkpoint : "");
+}
+
+/* The caches of the trained layers after their weights changed outside the trainer. */
+static void weights_changed(gr_fit_run *r) {
+    gr_model *m = r->m;
+    if (m->w_tail_from != r->first) {
+        m->w_tail_from = r->first;
+        m->w_version++;
+    }
+    m->w_tail_version++;
+}
+
+/* --ema after update k (k = iterations done): e <- d e + (1 - d) w with
+ * d = min(ema, (1 + k) / (10 + k)) (TensorFlow's ExponentialMovingAverage
+ * with num_updates), over the trained parameters (fixed statistics never
+ * move, so they are left as they are).                                   */
+static void ema_update(gr_fit_run *r) {
+    const gr_model *m = r->m;
+    double k = (double)gr_trainer_iterations(r->t), d = (1.0 + k) / (10.0 + k);
+    float a = (float)(d < r->o.ema ? d : r->o.ema), b = 1.0f - a;
+    for (int p = m->nodes[r->first].p0; p < m->n_params; p++) {
+        const gr_param *q = &m->params[p];
+        if (gr_param_is_statistic(q->kind)) continue;
+        float *e = r->ema_w + (q->offset - r->off);
+        const float *w = m->w + q->offset;
+        size_t n = q->count;
+#pragma omp parallel for simd schedule(static) if (parallel: n > 262144)
+        for (size_t i = 0; i < n; i++) e[i] = a * e[i] + b * w[i];
+    }
+}
+
+/* --ema: exchanges the model's trained weights and their moving average. */
+static void ema_swap(gr_fit_run *r) {
+    const gr_model *m = r->m;
+    for (int p = m->nodes[r->first].p0; p < m->n_params; p++) {
+        const gr_param *q = &m->params[p];
+        if (gr_param_is_statistic(q->kind)) continue;
+        float *e = r->ema_w + (q->offset - r->off), *w = m->w + q->offset;
+        for (size_t i = 0; i < q->count; i++) {
+            float t = e[i];
+            e[i] = w[i], w[i] = t;
+        }
+    }
+    weights_changed(r);
 }
 
 /* Batches s0.. of epoch ep; sums: the epoch's loss sum, correct, seen. */
@@ -336,13 +394,14 @@ static gr_status epoch_steps(gr_fit_run *r, int ep, int s0, double t0, gr_run_st
         int B = r->n - s * o->batch < o->batch ? r->n - s * o->batch : o->batch;
         int lo = 0, hi = B;   /* this rank's rows of the step's B */
         if (r->dist) gr_dist_shard(B, r->rank, r->ranks, &lo, &hi);
-        gr_status st = step_input(r, s, lo, hi);
+        gr_status st = step_input(r, ep, s, lo, hi);
         if (st != GR_OK) return st;
         float l;
         int c, stop_now = gr_fit_stop_requested(o->stop);
         st = r->dist ? gr_trainer_step_dist(r->t, r->xb, r->blab, hi - lo, lo, B, &l, &c, &stop_now, r->err)
                      : gr_trainer_step(r->t, r->xb, r->blab, B, &l, &c, r->err);
         if (st != GR_OK) return st;
+        if (r->ema_w) ema_update(r);
         sums->loss_sum += (double)l * B;
         sums->correct += c;
         sums->seen += B;
@@ -413,8 +472,9 @@ static void fit_adapt(gr_fit_run *r, int ep, double epoch_s, int batches) {
  * best epoch and early stopping on every rank, so that ranks with other
  * thread counts cannot take different branches).                         */
 static gr_status epoch_validation(gr_fit_run *r, gr_epoch_log *e) {
-    gr_status st = gr_fit_eval_features(r->cx, r->first, &r->vfeat, r->vlab, r->n_val, r->o.batch, r->xb, r->probs,
-                                        &e->val_loss, &e->val_accuracy, r->err);
+    gr_status st = gr_fit_eval_features_tta(r->cx, r->first, &r->vfeat, r->vfeat2.p ? &r->vfeat2 : NULL, r->vlab,
+                                            r->n_val, r->o.batch, r->xb, r->probs, r->probs2, &e->val_loss,
+                                            &e->val_accuracy, r->err);
     if (st == GR_OK && r->dist) {
         float v[2] = {e->val_loss, e->val_accuracy};
         st = gr_dist_bcast(v, sizeof v, 0, r->err);
@@ -431,6 +491,7 @@ static gr_status epoch_end(gr_fit_run *r, int ep, double t0, const gr_run_state 
     gr_epoch_log e = {.epoch = ep + 1, .loss = (float)(sums->loss_sum / sums->seen),
                       .accuracy = (float)sums->correct / sums->seen, .val_loss = NAN, .val_accuracy = NAN,
                       .lr = gr_optim_lr(&o->optim, gr_trainer_iterations(r->t))};
+    if (r->ema_w) ema_swap(r);   /* validation and the best epoch's weights: the moving average */
     gr_status st = r->n_val > 0 ? epoch_validation(r, &e) : GR_OK;
     if (st != GR_OK) return st;
     e.seconds = gr_fit_now() - t0;
@@ -455,9 +516,10 @@ static gr_status epoch_end(gr_fit_run *r, int ep, double t0, const gr_run_state 
         r->best_epoch = ep + 1;
         if (r->best_w) memcpy(r->best_w, r->m->w + r->off, r->np * sizeof(float));
     }
+    if (r->ema_w) ema_swap(r);   /* training goes on from the weights themselves */
     if (o->checkpoint)
         st = gr_checkpoint_save(r->m, r->t, o->checkpoint, ep + 1, 0, &(gr_run_state){.lr = o->optim.lr},
-                                o->config_json, r->err);
+                                o->config_json, r->ema_w, r->err);
     if (st == GR_OK && o->patience > 0 && ep + 1 - r->best_epoch >= o->patience) {
         if (o->verbose) gr_log(GR_LOG_INFO, "early stopping: no improvement for %d epochs", o->patience);
         *early = true;
@@ -511,6 +573,9 @@ static void fit_finish(gr_fit_run *r, gr_status st) {
     if (st == GR_OK && r->best_w && r->best_epoch > 0) {
         memcpy(r->m->w + r->off, r->best_w, r->np * sizeof(float));
         r->m->w_version++;
+    } else if (st == GR_OK && r->ema_w) {   /* the model is the moving average */
+        ema_swap(r);
+        r->m->w_version++;
     }
 }
 
@@ -519,6 +584,7 @@ static void fit_free(gr_fit_run *r) {
     gr_batcher_free(r->bt);
     gr_trainer_free(r->t);
     gr_feats_free(&r->feat); gr_feats_free(&r->vfeat); free(r->xb); free(r->xi); free(r->probs); free(r->best_w);
+    gr_feats_free(&r->vfeat2); free(r->probs2); free(r->ema_w); free(r->blab2);
     free(r->lab); free(r->vlab); free(r->perm); free(r->order); free(r->blab);
 }
 
@@ -541,6 +607,8 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
         st = gr_fit_features(&r);
     }
     if (st == GR_OK && r.o.lr_auto && !r.o.resume) st = fit_lr_auto(&r);
+    if (st == GR_OK && r.ema_w && !r.o.resume)   /* the average starts at the weights training starts from */
+        memcpy(r.ema_w, m->w + r.off, r.np * sizeof(float));
     if (st == GR_OK && r.o.log_csv) st = fit_open_log(&r);
     if (st == GR_OK) {
         r.last_epoch = r.start_epoch;   /* the last epoch run to its end */
@@ -562,6 +630,26 @@ gr_status gr_evaluate(const gr_model *m, const gr_dataset *ds, const int *idx, i
 
 gr_status gr_evaluate_progress(const gr_model *m, const gr_dataset *ds, const int *idx, int n, int batch,
                                const char *label, gr_eval_result *res, gr_error *err) {
+    return gr_evaluate_ex(m, ds, idx, n, &(gr_eval_opts){.batch = batch, .label = label}, res, err);
+}
+
+/* Mirrors B images [h][w][3] left-right in place. */
+static void mirror_batch(float *x, int B, int h, int w) {
+    for (int r = 0; r < B * h; r++) {
+        float *row = x + (size_t)r * w * 3;
+        for (int a = 0, b = w - 1; a < b; a++, b--)
+            for (int c = 0; c < 3; c++) {
+                float t = row[3 * a + c];
+                row[3 * a + c] = row[3 * b + c], row[3 * b + c] = t;
+            }
+    }
+}
+
+gr_status gr_evaluate_ex(const gr_model *m, const gr_dataset *ds, const int *idx, int n, const gr_eval_opts *o,
+                         gr_eval_result *res, gr_error *err) {
+    int batch = o ? o->batch : 0;
+    const char *label = o ? o->label : NULL;
+    bool tta = o && o->tta_flip;
     gr_error local;
     if (!err) err = &local;
     memset(res, 0, sizeof *res);
@@ -582,6 +670,7 @@ gr_status gr_evaluate_progress(const gr_model *m, const gr_dataset *ds, const in
     if (!b) return err->code;
     float *x = gr_malloc((size_t)batch * h * w * 3 * sizeof(float), err);
     float *p = gr_malloc((size_t)batch * C * sizeof(float), err);
+    float *p2 = tta ? gr_malloc((size_t)batch * C * sizeof(float), err) : NULL;
     int *lab = gr_malloc((size_t)batch * sizeof(int), err);
     gr_ctx *cx = gr_ctx_new(m, err);
     res->confusion = gr_calloc((size_t)C * C, sizeof(int64_t), err);
@@ -589,7 +678,8 @@ gr_status gr_evaluate_progress(const gr_model *m, const gr_dataset *ds, const in
     res->pred = gr_malloc((size_t)(n > 0 ? n : 1) * sizeof(int), err);
     res->prob = gr_malloc((size_t)(n > 0 ? n : 1) * sizeof(float), err);
     res->n_classes = C;
-    gr_status st = (x && p && lab && cx && res->confusion && res->label && res->pred && res->prob) ? GR_OK : GR_ERR_NOMEM;
+    gr_status st = (x && p && lab && cx && res->confusion && res->label && res->pred && res->prob && (p2 || !tta))
+                       ? GR_OK : GR_ERR_NOMEM;
     double l = 0;
     int64_t c1 = 0, c5 = 0;
     int done = 0, got = 0;
@@ -598,6 +688,11 @@ gr_status gr_evaluate_progress(const gr_model *m, const gr_dataset *ds, const in
         st = gr_batcher_next(b, x, lab, &got, err);
         if (st != GR_OK || got == 0) break;
         st = gr_ctx_predict(cx, x, got, -1, p, err);
+        if (st == GR_OK && tta) {   /* the mirrored images' probabilities, averaged in */
+            mirror_batch(x, got, h, w);
+            st = gr_ctx_predict(cx, x, got, -1, p2, err);
+            for (size_t k = 0; st == GR_OK && k < (size_t)got * C; k++) p[k] = 0.5f * (p[k] + p2[k]);
+        }
         if (st != GR_OK) break;
         int a, a5;
         l += gr_cross_entropy(p, lab, got, C, 0, &a, &a5);
@@ -624,7 +719,7 @@ gr_status gr_evaluate_progress(const gr_model *m, const gr_dataset *ds, const in
                done / (gr_fit_now() - t0 + 1e-9));
     gr_batcher_free(b);
     gr_ctx_free(cx);
-    free(x); free(p); free(lab);
+    free(x); free(p); free(p2); free(lab);
     if (st != GR_OK) { gr_eval_result_free(res); return st; }
     res->n = done;
     res->loss = done ? l / done : NAN;

@@ -36,6 +36,10 @@ typedef struct {
     size_t np, off;          /* trainable parameters: m->w[off .. off+np) */
     gr_feats feat, vfeat;    /* cached features: training [n, F], validation [n_val, F] */
     bool half;               /* features at the cut kept as float16 (feats.h) */
+    gr_feats vfeat2;         /* tta_flip: the validation images' mirrors' features */
+    float *probs2;           /* tta_flip: their probabilities */
+    float *ema_w;            /* ema: the moving average of m->w[off .. off+np) */
+    int *blab2;              /* mixup/cutmix: each row's partner label */
     float *xb, *xi, *probs, *best_w;
     int *lab, *vlab, *perm, *order, *blab;
     FILE *log;
@@ -70,9 +74,27 @@ static inline bool gr_fit_stop_requested(volatile int *stop) {
  * features.                                                                */
 gr_status gr_fit_features(gr_fit_run *r);
 /* Mean loss and accuracy of layers first.. on cached features (widened
- * a batch at a time into xb [batch, F]). */
+ * a batch at a time into xb [batch, F]); feat2 (may be NULL): the same
+ * samples' features of the mirrored images, whose probabilities are
+ * averaged with feat's (test-time flip; probs2: a second [batch, C] buffer). */
 gr_status gr_fit_eval_features(gr_ctx *cx, int first, const gr_feats *feat, const int *labels, int n,
                                int batch, float *xb, float *probs, float *loss, float *acc, gr_error *err);
+gr_status gr_fit_eval_features_tta(gr_ctx *cx, int first, const gr_feats *feat, const gr_feats *feat2,
+                                   const int *labels, int n, int batch, float *xb, float *probs, float *probs2,
+                                   float *loss, float *acc, gr_error *err);
+
+/* mix.c: mixup and cutmix on a batch x [B][h][w][c] whose labels are
+ * labels[0..B): pairs row b with row B-1-b (labels2[b] = labels[B-1-b]),
+ * draws lam ~ Beta(alpha, alpha), mixes (cutmix when only cutmix > 0; both
+ * > 0: either, with probability 1/2) and returns the weight of labels.
+ * gr_mixup_rows / gr_cutmix_box / gr_cutmix_rows are its steps (cutmix's
+ * box [y0, y1) x [x0, x1), its return the part of each image kept).      */
+double gr_rng_beta(gr_rng *r, double a, double b);
+void gr_mixup_rows(float *x, int B, size_t row, float lam);
+void gr_cutmix_box(int h, int w, float lam, gr_rng *r, int *y0, int *x0, int *y1, int *x1);
+float gr_cutmix_rows(float *x, int B, int h, int w, int c, int y0, int x0, int y1, int x1);
+float gr_mix_batch(float *x, int B, int h, int w, int c, const int *labels, int *labels2, float mixup,
+                   float cutmix, gr_rng *r);
 
 /* checkpoint.c.  Save: the model + optimizer state + iteration + RNG +
  * epoch/step, rs and the run's settings (config, a JSON object or NULL).
@@ -80,9 +102,9 @@ gr_status gr_fit_eval_features(gr_ctx *cx, int first, const gr_feats *feat, cons
  * done of the next; the settings must equal config's (but epochs, out, log,
  * checkpoint, no_cache).                                                   */
 gr_status gr_checkpoint_save(gr_model *m, gr_trainer *t, const char *path, int epoch, int step,
-                             const gr_run_state *rs, const char *config, gr_error *err);
+                             const gr_run_state *rs, const char *config, const float *ema, gr_error *err);
 gr_status gr_checkpoint_load(gr_trainer *t, const char *path, const char *config, int *epoch, int *step,
-                             gr_run_state *rs, gr_error *err);
+                             gr_run_state *rs, float *ema, gr_error *err);
 
 /* lr_range.c: the learning-rate range test on the cached features (see
  * there); *lr_out in: the default rate, out: the pick.                     */

@@ -20,12 +20,12 @@
  * a batch).                                                                */
 static gr_status compute_features(gr_ctx *cx, int upto, const gr_dataset *ds, const int *idx, int n,
                                   int batch, int threads, gr_feats *feat, size_t row0, const char *what,
-                                  int verbose, volatile int *stop, gr_error *err) {
+                                  int verbose, volatile int *stop, bool flip, gr_error *err) {
     const gr_model *m = gr_ctx_model(cx);
     int h, w;
     gr_dataset_size(ds, &h, &w);
     size_t F = (size_t)gr_node_size(m, upto), img = (size_t)h * w * 3;
-    gr_batcher_opts bo = {.batch = batch, .threads = threads};
+    gr_batcher_opts bo = {.batch = batch, .threads = threads, .flip_all = flip};
     gr_batcher *b = gr_batcher_new(ds, idx, n, &bo, err);
     if (!b) return err->code;
     float *x = gr_malloc((size_t)batch * img * sizeof(float), err);
@@ -83,7 +83,7 @@ static gr_status cached_features(gr_ctx *cx, int upto, const gr_dataset *ds, con
     if (hit == GR_FEATURES_DAMAGED)
         gr_warn("%s: the features cache entry is damaged (its digest or size does not match): recomputing it", path);
     if (hit == GR_FEATURES_NOMEM) return gr_error_set(err, GR_ERR_NOMEM, "%s: out of memory reading the features cache", path);
-    gr_status st = compute_features(cx, upto, ds, idx, n, batch, threads, feat, row0, what, verbose, stop, err);
+    gr_status st = compute_features(cx, upto, ds, idx, n, batch, threads, feat, row0, what, verbose, stop, false, err);
     if (st == GR_OK && keyed) gr_features_store(key, (size_t)n, F, feat, row0);
     return st;
 }
@@ -117,6 +117,12 @@ static gr_status shared_features(gr_ctx *cx, int upto, const gr_dataset *ds, con
 
 gr_status gr_fit_eval_features(gr_ctx *cx, int first, const gr_feats *feat, const int *labels, int n,
                                int batch, float *xb, float *probs, float *loss, float *acc, gr_error *err) {
+    return gr_fit_eval_features_tta(cx, first, feat, NULL, labels, n, batch, xb, probs, NULL, loss, acc, err);
+}
+
+gr_status gr_fit_eval_features_tta(gr_ctx *cx, int first, const gr_feats *feat, const gr_feats *feat2,
+                                   const int *labels, int n, int batch, float *xb, float *probs, float *probs2,
+                                   float *loss, float *acc, gr_error *err) {
     const gr_model *m = gr_ctx_model(cx);
     int C = m->nodes[m->n_nodes - 1].oc;
     double l = 0;
@@ -126,6 +132,12 @@ gr_status gr_fit_eval_features(gr_ctx *cx, int first, const gr_feats *feat, cons
         gr_feats_get(feat, (size_t)s, (size_t)B, xb);
         gr_status st = gr_ctx_run(cx, first, xb, B, -1, probs, err);
         if (st == GR_OK) st = gr_outputs_check(m, -1, probs, B, err);
+        if (st == GR_OK && feat2) {
+            gr_feats_get(feat2, (size_t)s, (size_t)B, xb);
+            st = gr_ctx_run(cx, first, xb, B, -1, probs2, err);
+            if (st == GR_OK) st = gr_outputs_check(m, -1, probs2, B, err);
+            for (size_t k = 0; st == GR_OK && k < (size_t)B * C; k++) probs[k] = 0.5f * (probs[k] + probs2[k]);
+        }
         if (st != GR_OK) return st;
         int c1;
         l += gr_cross_entropy(probs, labels + s, B, C, 0, &c1, NULL);
@@ -176,7 +188,7 @@ static gr_status pass_moments(gr_fit_run *r, int node, double *sum, double *sq) 
         for (int b = 0; b < B; b++) sub[b] = r->idx ? r->idx[s0 + b] : s0 + b;
         gr_feats fb = {.p = buf, .n = (size_t)B, .F = F, .half = false};
         st = compute_features(r->cx, node - 1, r->ds, sub, B, r->o.batch, r->o.threads, &fb, 0, "statistics", 0, NULL,
-                              r->err);
+                              false, r->err);
         if (st == GR_OK && gr_fit_stop_requested(r->o.stop) && s0 + B < hi)
             st = gr_error_set(r->err, GR_ERR_INTERRUPTED, "interrupted while measuring the feature statistics");
         /* the numbers the cache would hold (float16 at the cut) */
@@ -254,6 +266,14 @@ gr_status gr_fit_features(gr_fit_run *r) {
         st = shared_features(r->cx, r->first - 1, o->val, o->val_idx, r->n_val, o->batch, o->threads, &r->vfeat,
                              "features (validation)", o->verbose, o->stop, r->dist, r->err);
         if (st != GR_OK) return st;
+        if (o->tta_flip) {   /* the mirrored images (not in the disk cache: its key is the images') */
+            if (gr_feats_alloc(&r->vfeat2, (size_t)r->n_val, r->F, r->half, r->err) != GR_OK) return GR_ERR_NOMEM;
+            r->probs2 = gr_malloc((size_t)o->batch * r->C * sizeof(float), r->err);
+            if (!r->probs2) return GR_ERR_NOMEM;
+            st = compute_features(r->cx, r->first - 1, o->val, o->val_idx, r->n_val, o->batch, o->threads,
+                                  &r->vfeat2, 0, "features (validation, mirrored)", o->verbose, o->stop, true, r->err);
+            if (st != GR_OK) return st;
+        }
     }
     return GR_OK;
 }

@@ -30,6 +30,14 @@ gr_status gr_trainer_step_dist(gr_trainer *t, const float *x, const int *labels,
  * the slowest rank included), over *steps steps of *floats floats each.   */
 double gr_trainer_reduce_seconds(const gr_trainer *t, int64_t *steps, size_t *floats);
 
+/* Mixed targets for the next steps (mixup, cutmix): the target of row b
+ * is lam * y(labels[b]) + (1 - lam) * y(labels2[b]) (each y label-smoothed
+ * as usual), so the loss is lam * CE(labels) + (1 - lam) * CE(labels2) and
+ * a row counts as correct when it predicts the label with the larger
+ * weight.  labels2 (B rows, kept by the caller while it is set) NULL turns
+ * it off.                                                                 */
+void gr_trainer_set_mix(gr_trainer *t, const int *labels2, float lam);
+
 /* The trainer's resumable state: optimizer slots s1/s2 (n floats each; s2
  * NULL unless Adam), the iteration count and the dropout RNG.               */
 void gr_trainer_state(gr_trainer *t, float **s1, float **s2, size_t *n, int64_t **it, gr_rng **rng);

@@ -367,8 +367,20 @@ gr_status gr_trainer_batch_gradients(gr_trainer *t, const float *x, const int *l
         if (st != GR_OK) return st;
     }
     const float *p = t->act[last - t->first];
+    const int *l2 = t->mix_lab;
+    float lam = l2 ? t->mix_lam : 1.0f;
+    if (l2)
+        for (int b = 0; b < B; b++)
+            if (l2[b] < 0 || l2[b] >= C)
+                return gr_error_set(err, GR_ERR_ARG, "label %d out of range for %d classes", l2[b], C);
     int c1 = 0;
-    double l = gr_cross_entropy(p, labels, B, C, t->o.label_smoothing, &c1, NULL) / div;
+    double l = gr_cross_entropy(p, labels, B, C, t->o.label_smoothing, &c1, NULL);
+    if (l2) {   /* lam CE(labels) + (1 - lam) CE(labels2); correct: the heavier label */
+        int c2 = 0;
+        l = lam * l + (1.0 - lam) * gr_cross_entropy(p, l2, B, C, t->o.label_smoothing, &c2, NULL);
+        if (lam < 0.5f) c1 = c2;
+    }
+    l /= div;
     if (loss) *loss = (float)l;
     if (correct) *correct = c1;
     if (!isfinite(l) && !t->shard_total) {   /* sharded: checked on the sums of all ranks */
@@ -406,6 +418,7 @@ gr_status gr_trainer_batch_gradients(gr_trainer *t, const float *x, const int *l
     for (int b = 0; b < B; b++)
         for (int c = 0; c < C; c++) {
             float yc = (c == labels[b] ? 1.0f - ls : 0.0f) + ls / C;
+            if (l2) yc = lam * yc + (1.0f - lam) * ((c == l2[b] ? 1.0f - ls : 0.0f) + ls / C);
             d[(size_t)b * C + c] = (p[(size_t)b * C + c] - yc) / (float)div;
         }
     for (int i = last; i >= t->p_first; i--) {
@@ -542,5 +555,10 @@ void gr_trainer_state(gr_trainer *t, float **s1, float **s2, size_t *n, int64_t 
 }
 
 void gr_trainer_set_lr(gr_trainer *t, float lr) { t->o.optim.lr = lr; }
+
+void gr_trainer_set_mix(gr_trainer *t, const int *labels2, float lam) {
+    t->mix_lab = labels2;
+    t->mix_lam = lam;
+}
 
 gr_optim *gr_trainer_optim(gr_trainer *t) { return &t->o.optim; }

@@ -35,6 +35,10 @@ struct gr_trainer {
     /* Data-parallel step (gr_trainer_step_dist): this rank's rows start at
      * shard_lo of a global batch of shard_total (0 = not sharded).        */
     int shard_lo, shard_total;
+    /* Mixed targets (mixup/cutmix, gr_trainer_set_mix): row b's target is
+     * lam * y(labels[b]) + (1 - lam) * y(mix_lab[b]); NULL = plain labels. */
+    const int *mix_lab;
+    float mix_lam;
     double reduce_s;         /* seconds spent in the steps' all-reduce (incl. waiting for peers) */
     int64_t reduce_steps;
 };
