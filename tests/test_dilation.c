@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include "backend/backend.h"
 #include "check.h"
+#include "check_grad.h"
 #include "graph/model.h"
 #include "ops/ops.h"
 #include "train/train.h"
@@ -234,39 +235,12 @@ static void test_onnx_net(void) {
     gr_trainer_opts o = {.optim = gr_sgd((gr_sgd_opts){.lr = 0.01f}), .max_batch = 2};
     gr_trainer *t = gr_trainer_new(m, 0, &o, &err);
     CHECK(t, "trainer: %s", err.msg);
-    float loss0, lp, lm;
-    size_t off, cnt;
-    int bad = 0, tried = 0;
-    if (t && gr_trainer_gradients(t, xn, labels, 2, &loss0, NULL, &err) == GR_OK) {
-        const float *g0 = gr_trainer_grad(t, &off, &cnt);
-        float *g = malloc(cnt * sizeof(float));
-        memcpy(g, g0, cnt * sizeof(float));
-        uint64_t r = 99;
-        for (int q = 0; q < m->n_params; q++)
-            for (int k = 0; k < 2; k++) {
-                r = r * 6364136223846793005ULL + 1442695040888963407ULL;
-                size_t i = m->params[q].offset + (size_t)(r >> 33) % m->params[q].count;
-                float *wp = &m->w[i], keep = *wp, h = 3e-3f;
-                *wp = keep + h;
-                m->w_version++;
-                gr_trainer_gradients(t, xn, labels, 2, &lp, NULL, &err);
-                *wp = keep - h;
-                m->w_version++;
-                gr_trainer_gradients(t, xn, labels, 2, &lm, NULL, &err);
-                *wp = keep;
-                m->w_version++;
-                double fd = ((double)lp - lm) / (2 * h), an = g[i - off];
-                tried++;
-                if (fabs(fd - an) > 2e-3 + 0.03 * fabs(fd)) {
-                    bad++;
-                    printf("    %s [%zu]: analytic %.6g, finite difference %.6g\n", m->params[q].name,
-                           i - m->params[q].offset, an, fd);
-                }
-            }
-        free(g);
+    check_fd_result fr;
+    if (t && check_model_fd(t, m, xn, labels, 2, 1, 2, 3e-3f, 99, &fr, &err) == 0) {
+        printf("  dil.onnx fine-tuning: %d weights checked, %d off\n", fr.tried, fr.bad);
+        CHECK(fr.tried >= 16 && fr.bad * 20 <= fr.tried, "%d of %d gradients differ from finite differences", fr.bad,
+              fr.tried);
     } else CHECK(0, "gradients: %s", err.msg);
-    printf("  dil.onnx fine-tuning: %d weights checked, %d off\n", tried, bad);
-    CHECK(tried >= 16 && bad * 20 <= tried, "%d of %d gradients differ from finite differences", bad, tried);
     gr_trainer_free(t);
     gr_model_free(m);
     free(x);

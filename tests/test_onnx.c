@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <unistd.h>
 #include "check.h"
+#include "check_grad.h"
 #include "graft.h"
 #include "graph/model.h"
 #include "train/train.h"
@@ -161,42 +162,13 @@ static void grad_check(const char *path, int step, float logit_scale) {
     gr_trainer_opts o = {.optim = gr_sgd((gr_sgd_opts){.lr = 0.01f}), .max_batch = 2};
     gr_trainer *t = xn ? gr_trainer_new(m, 0, &o, &err) : NULL;
     CHECK(t, "trainer: %s", err.msg);
-    float loss, lp, lm;
-    size_t off, cnt;
-    int bad = 0, tried = 0;
-    double worst = 0;
-    if (t && gr_trainer_gradients(t, xn, labels, 2, &loss, NULL, &err) == GR_OK) {
-        const float *g0 = gr_trainer_grad(t, &off, &cnt);
-        float *g = malloc(cnt * sizeof(float));
-        memcpy(g, g0, cnt * sizeof(float));
-        uint64_t r = 12345;
-        for (int q = 0; q < m->n_params; q += step) {   /* a weight of every step-th parameter */
-            for (int k = 0; k < 1; k++) {
-                r = r * 6364136223846793005ULL + 1442695040888963407ULL;
-                size_t i = m->params[q].offset + (size_t)(r >> 33) % m->params[q].count;
-                float *w = &m->w[i], keep = *w, h = 3e-4f;
-                *w = keep + h;
-                m->w_version++;
-                gr_trainer_gradients(t, xn, labels, 2, &lp, NULL, &err);
-                *w = keep - h;
-                m->w_version++;
-                gr_trainer_gradients(t, xn, labels, 2, &lm, NULL, &err);
-                *w = keep;
-                m->w_version++;
-                double fd = ((double)lp - lm) / (2 * h), an = g[i - off], d = fabs(fd - an);
-                tried++;
-                if (d > 2e-3 + 0.03 * fabs(fd)) {
-                    bad++;
-                    printf("    %s [%zu]: analytic %.6g, finite difference %.6g\n", m->params[q].name,
-                           i - m->params[q].offset, an, fd);
-                }
-                worst = fmax(worst, d);
-            }
-        }
-        free(g);
+    check_fd_result fr;
+    if (t && check_model_fd(t, m, xn, labels, 2, step, 1, 3e-4f, 12345, &fr, &err) == 0) {
+        printf("  %s: %d weights, worst |analytic - finite difference| = %.3g, %d off\n", path, fr.tried, fr.worst,
+               fr.bad);
+        CHECK(fr.tried >= 20 && fr.bad * 20 <= fr.tried, "%s: %d of %d gradients differ from finite differences",
+              path, fr.bad, fr.tried);
     } else CHECK(0, "gradients: %s", err.msg);
-    printf("  %s: %d weights, worst |analytic - finite difference| = %.3g, %d off\n", path, tried, worst, bad);
-    CHECK(tried >= 20 && bad * 20 <= tried, "%s: %d of %d gradients differ from finite differences", path, bad, tried);
     gr_trainer_free(t);
     gr_model_free(m);
     free(x);

@@ -117,22 +117,7 @@ gr_status gr_dist_sum_f64(double *buf, size_t n, gr_error *err) {
 }
 
 gr_status gr_dist_gather_rows(float *buf, size_t row, int n, gr_error *err) {
-    int size = gr_dist_size();
-    if (size < 2 || n == 0 || row == 0) return GR_OK;
-    if (row > INT_MAX) return gr_error_set(err, GR_ERR_UNSUPPORTED, "gather of rows of %zu floats", row);
-    int *cnt = shard_counts(n, size, err);
-    if (!cnt) return GR_ERR_NOMEM;
-    int *disp = cnt + size;
-    /* a row is one element, so the counts stay small for any n * row */
-    MPI_Datatype t;
-    int rc = MPI_Type_contiguous((int)row, MPI_FLOAT, &t);
-    if (rc == MPI_SUCCESS) rc = MPI_Type_commit(&t);
-    if (rc == MPI_SUCCESS) {
-        rc = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, cnt, disp, t, MPI_COMM_WORLD);
-        MPI_Type_free(&t);
-    }
-    free(cnt);
-    return rc == MPI_SUCCESS ? GR_OK : mpi_failed(err, "MPI_Allgatherv", rc);
+    return gr_dist_gather_rows_bytes(buf, row * sizeof(float), n, err);   /* the same bytes on every rank */
 }
 
 gr_status gr_dist_gather_rows_bytes(void *buf, size_t row_bytes, int n, gr_error *err) {
