@@ -179,16 +179,7 @@ static void module_name(gr_onnx_b *b, onode *n, const char *fallback, char name[
     char full[300];
     if (slash && slash > s) snprintf(full, sizeof full, "%.*s", (int)(slash - s), s);
     else snprintf(full, sizeof full, "%s", fallback);
-    size_t L = strlen(full);
-    const char *tail = L < 64 ? full : full + L - 63;
-    memcpy(name, tail, strlen(tail) + 1);
-    char base[64];
-    memcpy(base, name, 64);
-    for (int r = 2; gr_model_find(b->m, name) >= 0; r++) {
-        char suf[16];
-        int ls = snprintf(suf, sizeof suf, "_%d", r);
-        snprintf(name, 64, "%.*s%s", 63 - ls, base, suf);
-    }
+    gr_onnx_unique_name(b, full, name);
 }
 
 /* ------------------------------------------------------------ attention */

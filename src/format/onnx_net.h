@@ -138,6 +138,9 @@ int gr_onnx_map_slice(gr_onnx_b *b, onode *n);
 int gr_onnx_map_gather(gr_onnx_b *b, onode *n);
 int gr_onnx_map_cls_concat(gr_onnx_b *b, onode *n);
 int gr_onnx_map_pos_embed(gr_onnx_b *b, onode *n, gr_onnx_val *x, gr_onnx_val *k);   /* 1: not one */
+/* onnx_ops.c: name = the last 63 bytes of full, made unique in the model
+ * ("_2", "_3"...). */
+void gr_onnx_unique_name(gr_onnx_b *b, const char *full, char name[64]);
 /* onnx_ops.c: maps node n onto graft layers.  0 or -1 (error set). */
 int gr_onnx_map(gr_onnx_b *b, onode *n);
 /* Whether op (default domain) is one graft maps or folds / maps onto layers. */

@@ -36,15 +36,9 @@ bool gr_onnx_op_known(const char *op) {
 
 /* ------------------------------------------------------------------ helpers */
 
-/* Layer name: the node's name (leading '/' dropped) or its first output,
- * its last 63 bytes, "_2", "_3"... when taken; suffix for helper layers.  */
-static void layer_name(gr_onnx_b *b, onode *n, const char *suffix, char name[64]) {
-    const char *s = n->name && n->name[0] ? n->name : n->n_output ? n->output[0] : "";
-    if (*s == '/') s++;
-    char full[300];
-    if (!*s) snprintf(full, sizeof full, "node%d", b->node);
-    else snprintf(full, sizeof full, "%.250s", s);
-    if (suffix) snprintf(full + strlen(full), sizeof full - strlen(full), "/%s", suffix);
+/* name = the last 63 bytes of full, "_2", "_3"... appended when the model
+ * has a layer of that name. */
+void gr_onnx_unique_name(gr_onnx_b *b, const char *full, char name[64]) {
     size_t L = strlen(full);
     const char *tail = L < 64 ? full : full + L - 63;
     memcpy(name, tail, strlen(tail) + 1);
@@ -55,6 +49,18 @@ static void layer_name(gr_onnx_b *b, onode *n, const char *suffix, char name[64]
         int ls = snprintf(suf, sizeof suf, "_%d", r);
         snprintf(name, 64, "%.*s%s", 63 - ls, base, suf);
     }
+}
+
+/* Layer name: the node's name (leading '/' dropped) or its first output,
+ * its last 63 bytes, "_2", "_3"... when taken; suffix for helper layers.  */
+static void layer_name(gr_onnx_b *b, onode *n, const char *suffix, char name[64]) {
+    const char *s = n->name && n->name[0] ? n->name : n->n_output ? n->output[0] : "";
+    if (*s == '/') s++;
+    char full[300];
+    if (!*s) snprintf(full, sizeof full, "node%d", b->node);
+    else snprintf(full, sizeof full, "%.250s", s);
+    if (suffix) snprintf(full + strlen(full), sizeof full - strlen(full), "/%s", suffix);
+    gr_onnx_unique_name(b, full, name);
 }
 
 /* Appends s reading `in` (unless s.n_inputs is set); -1 with the node named. */
