@@ -21,6 +21,7 @@ HEAD=(--head flatten,dense:10:softmax)
 # ---- train: epoch lines, test score, --out, --log
 "$G" train "${BASE[@]}" "${HEAD[@]}" --data "$T/train.bin" --test "$T/test.bin" --epochs 3 \
   --out "$T/m.gft" --log "$T/log.csv" >"$T/out" 2>"$T/err"; rc=$?
+cp "$T/err" "$T/err0"
 if [ $rc -eq 0 ] && [ "$(grep -cE '^Epoch [1-3]/3 - 10/10 - [0-9.]+s - loss: [0-9]+\.[0-9]{4} - accuracy: [0-9]\.[0-9]{4} - lr: ' "$T/out")" -eq 3 ] \
    && has "$T/out" '^Test loss: [0-9]+\.[0-9]{4}$' && has "$T/out" '^Test accuracy: [0-9]\.[0-9]{4}$' \
    && has "$T/out" "^saved $T/m.gft" && [ -s "$T/m.gft" ] && ! [ -e "$T/m.gft.ckpt" ] \
@@ -41,6 +42,17 @@ open('$T/nan.weights', 'wb').write(struct.pack('<iiiq', 0, 2, 0, 0) + struct.pac
 if clean_fail $rc "$T/err" "frozen weights '0/conv/kernel' hold NaN" && ! [ -e "$T/mnan.gft" ]; then
   pass train_nan_base_refused
 else fail train_nan_base_refused "rc=$rc $(cat "$T/err")"; fi
+# a base whose weights are all zero: every feature is the same for every image, so
+# the head can only learn the class frequencies: a warning naming the cut, not a
+# quiet run to chance accuracy (the run above, on a real pattern, has no such line)
+"$PY" -c "
+import struct
+open('$T/zero.weights', 'wb').write(struct.pack('<iiiq', 0, 2, 0, 0) + struct.pack('<1464f', *([0.0] * 1464)))"
+"$G" train --base "darknet:$T/tiny.cfg" --weights "$T/zero.weights" "${HEAD[@]}" --data "$T/train.bin" --epochs 1 -q \
+  --no-cache --out "$T/mzero.gft" >"$T/out" 2>"$T/err"; rc=$?
+if [ $rc -eq 0 ] && has "$T/err" "features at '.*' do not vary across the 300 training images" \
+   && ! grep -q "do not vary" "$T/err0"; then pass train_constant_features_warned
+else fail train_constant_features_warned "rc=$rc $(cat "$T/err")"; fi
 # --input-size: the 32x32 CIFAR images are resized to 48x40 and the model takes 48x40
 # (the saved model's input as graft info prints it)
 "$G" train "${BASE[@]}" "${HEAD[@]}" --data "$T/train.bin" --input-size 48x40 --epochs 1 -q \

@@ -217,11 +217,22 @@ static gr_status fit_standardize(gr_fit_run *r, int node, const gr_feats *feat) 
     else if (st == GR_OK) st = pass_moments(r, node, sum, sq);
     if (st == GR_OK) {
         float *mean = gr_param_data(m, m->nodes[node].p0), *sd = gr_param_data(m, m->nodes[node].p0 + 1);
+        size_t varying = 0;
+        double top = 0;   /* the largest std, for the warning below */
         for (size_t k = 0; k < F; k++) {
             double mu = sum[k] / r->n, var = sq[k] / r->n - mu * mu;
             mean[k] = (float)mu;
             sd[k] = var > 1e-12 ? (float)sqrt(var) : 1.0f;
+            varying += var > 1e-12;
+            if (var > top * top) top = sqrt(var);
         }
+        /* no feature varies: the head can only learn the class frequencies (an
+         * untrained or zeroed weights file, or a preprocessing that blanks
+         * the images); say so rather than train to chance accuracy quietly */
+        if (F > 0 && varying == 0 && r->n > 1)
+            gr_warn("the %zu features at '%s' do not vary across the %d training images (largest std %.3g): "
+                    "the head cannot learn from them; are the base's weights trained, and is the preprocessing right?",
+                    F, gr_model_layer_name(m, node - 1), r->n, top);
         m->w_version++;
     }
     free(sum);
