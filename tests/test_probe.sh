@@ -60,6 +60,24 @@ print("ok")
 PY
   )
   if [ $rc -eq 0 ] && [ "$chk" = ok ]; then pass probe_json; else fail probe_json "rc=$rc $chk $(head -c 600 "$T/json")"; fi
+  # --base A,B with --weights W1,W2 (the list form graft train takes): the same
+  # rows as one --base/--weights pair each, in the list's order
+  "$G" probe --base "$SYN,$SYN" --weights "$SYNW,none" --data "$T/d.bin" --input-size 13x11 --samples 100 \
+      --cuts 6,13 --json --quiet >"$T/jl" 2>"$T/err"; rc=$?
+  "$G" probe --base "$SYN" --weights "$SYNW" --base "$SYN" --weights none --data "$T/d.bin" --input-size 13x11 \
+      --samples 100 --cuts 6,13 --json --quiet >"$T/jr" 2>>"$T/err"; rc2=$?
+  chk=$("$PY" - "$T/jl" "$T/jr" <<'PY'
+import json, sys
+a, b = (json.load(open(f)) for f in sys.argv[1:3])
+key = lambda j: [(r["base"], r["weights"], r["cut"], r["pooled"]["ridge_acc"]) for r in j["rows"]]
+assert len(a["rows"]) == 4, a["rows"]
+assert key(a) == key(b), (key(a), key(b))
+assert [r["weights"] for r in a["rows"]] == ["tests/fixtures/darknet/synth.weights"] * 2 + ["none"] * 2
+print("ok")
+PY
+  )
+  if [ $rc -eq 0 ] && [ $rc2 -eq 0 ] && [ "$chk" = ok ]; then pass probe_base_list
+  else fail probe_base_list "rc=$rc/$rc2 $chk $(cat "$T/err")"; fi
 fi
 
 # the real Tiny Darknet on the first 200 CIFAR-10 training images
@@ -88,6 +106,8 @@ err_case probe_unknown_cut "has no layer 'nope'" --base "$SYN" --weights "$SYNW"
 err_case probe_samples_zero "--samples '0': expected a positive integer" --base "$SYN" --data "$D1" --samples 0
 err_case probe_missing_data "$T/none.bin" --base "$SYN" --weights "$SYNW" --data "$T/none.bin" --input-size 13x11
 err_case probe_no_data "--data is required" --base "$SYN"
+err_case probe_list_weights_count "follows a list of 2 bases: give 2 weights" --base "$SYN,$SYN" --weights "$SYNW" --data "$D1"
+err_case probe_list_empty_item "an empty (or over-long) name in the list" --base "$SYN,,$SYN" --data "$D1"
 err_case probe_no_base "--base is required" --data "$D1"
 err_case probe_weights_first "comes before any --base" --weights "$SYNW" --base "$SYN" --data "$D1"
 err_case probe_bad_weights "synth_io.bin" --base "$SYN" --weights tests/fixtures/darknet/synth_io.bin --data "$D1" --input-size 13x11

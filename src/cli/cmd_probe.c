@@ -17,33 +17,77 @@
 typedef struct {
     const char *name, *weights;
     char label[512];     /* the name, plus the weights' file name when two bases share a name */
+    char buf[1024];      /* name or weights taken from a comma list (--base A,B --weights W1,W2) */
+    char wbuf[1024];
 } base_arg;
 
 typedef struct {
     base_arg bases[MAX_BASES];
-    int nb, samples, folds, batch, threads, flat_max, json, quiet, partial;
+    int nb, group, samples, folds, batch, threads, flat_max, json, quiet, partial;   /* group: the last --base's first */
     unsigned long long seed;
     const char *data, *cuts;
     cli_data_opts d;
 } probe_args;
 
+/* Splits v at commas into at most max items of cap bytes each (out[i]);
+ * the count, or -1 for an empty item or one too long.                     */
+static int split_list(const char *v, char (*out)[1024], size_t stride, int max) {
+    int n = 0;
+    for (const char *p = v;; n++) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len == 0 || len >= 1024) return -1;
+        if (n < max) {
+            char *dst = (char *)out + (size_t)n * stride;
+            memcpy(dst, p, len);
+            dst[len] = 0;
+        }
+        if (!e) return n + 1;
+        p = e + 1;
+    }
+}
+
+/* --base NAME, or --base A,B,... (as graft train takes it): one base each. */
 static int add_base(void *obj, const char *v) {
     probe_args *a = obj;
-    if (a->nb == MAX_BASES) return cli_usage("at most %d --base options", MAX_BASES);
-    a->bases[a->nb++] = (base_arg){.name = v, .weights = "imagenet"};
+    int room = MAX_BASES - a->nb;
+    if (!strchr(v, ',')) {
+        if (room < 1) return cli_usage("at most %d bases", MAX_BASES);
+        a->group = a->nb;
+        a->bases[a->nb++] = (base_arg){.name = v, .weights = "imagenet"};
+        return 0;
+    }
+    int k = split_list(v, &a->bases[a->nb].buf, sizeof(base_arg), room);
+    if (k < 0) return cli_usage("--base '%s': an empty (or over-long) name in the list", v);
+    if (k > room) return cli_usage("at most %d bases", MAX_BASES);
+    a->group = a->nb;
+    for (int i = 0; i < k; i++, a->nb++) {
+        a->bases[a->nb].name = a->bases[a->nb].buf;
+        a->bases[a->nb].weights = "imagenet";
+    }
     return 0;
 }
 
+/* --weights W after --base B; --weights W1,W2,... after --base B1,B2,... */
 static int set_weights(void *obj, const char *v) {
     probe_args *a = obj;
     if (!a->nb) return cli_usage("--weights '%s' comes before any --base (it applies to the --base before it)", v);
-    a->bases[a->nb - 1].weights = v;
+    int k = a->nb - a->group;
+    if (k == 1) {
+        a->bases[a->nb - 1].weights = v;
+        return 0;
+    }
+    int n = split_list(v, &a->bases[a->group].wbuf, sizeof(base_arg), k);
+    if (n != k)
+        return cli_usage("--weights '%s' follows a list of %d bases: give %d weights, comma-separated, in the same order",
+                         v, k, k);
+    for (int i = a->group; i < a->nb; i++) a->bases[i].weights = a->bases[i].wbuf;
     return 0;
 }
 
 #define T probe_args
 static const cli_opt probe_opts[] = {
-    OPT_FUNC("--base", add_base, CLI_BASE_METAVAR, NULL, NULL, "a base to score (repeatable)"),
+    OPT_FUNC("--base", add_base, CLI_BASE_METAVAR, NULL, NULL, "a base to score (repeatable, or a comma-separated list)"),
     OPT_FUNC("--weights", set_weights, "FILE|imagenet|none", NULL, "imagenet", "weights of the --base before it"),
     OPT_FLAG("--weights-partial", partial, 1, "allow weights files that fit only some of a base's layers"),
     OPT_STR("--data", data, "PATH|cifar10|cifar100", NULL, "training data (CIFAR dir/.bin/.tar.gz, image folder, CSV)"),
@@ -249,9 +293,12 @@ static void print_table(const probe_args *a, const probe_result *res) {
                 if (!s->features) continue;
                 bool chosen = (f == 1) == r->use_flat;
                 bool rec = bi == res->best_b && r == best && chosen;
-                printf("%-*s  %-*s %-14s %-5s %8d %8.4f %9.4f %9.3f %8.2f%s\n", bw, f ? "" : a->bases[bi].label,
+                char lm[32];   /* LogME is undefined when no feature varies (rank 0) */
+                if (isfinite(s->logme)) snprintf(lm, sizeof lm, "%9.4f", s->logme);
+                else snprintf(lm, sizeof lm, "%9s", "n/a");
+                printf("%-*s  %-*s %-14s %-5s %8d %8.4f %s %9.3f %8.2f%s\n", bw, f ? "" : a->bases[bi].label,
                        cw, f ? "" : r->name, f ? "" : shape, gr_probe_form_name(s->form), s->features,
-                       s->ridge_acc, s->logme, r->fwd_ms, s->seconds,
+                       s->ridge_acc, lm, r->fwd_ms, s->seconds,
                        rec ? "  <- recommended" : chosen && r->flat.features ? "  *" : "");
             }
         }
