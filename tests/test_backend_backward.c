@@ -16,7 +16,9 @@
  * tiles (F(4x4) and F(2x2)), odd map sizes, channel counts that are not
  * multiples of 8, valid padding, accumulate and overwrite; which tile ran is
  * asserted; and on VGG16-sized layers it is compared with oneDNN's backward
- * (the same layer with Winograd off, GRAFT_WINOGRAD=0's switch).          */
+ * (the same layer with Winograd off, GRAFT_WINOGRAD=0's switch); on AVX-512
+ * CPUs, where oneDNN has a Winograd of its own, graft's is forced
+ * (gr_backend_set_own_winograd) and oneDNN's is checked by its own case.  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +78,7 @@ static void run_case(const bcase *c, gr_model *given, gr_backend *given_be) {
     gr_backend *fp = given_be ? given_be : gr_backend_new(m, GR_PRECISION_FP32, &err);
     CHECK(fp != NULL, "%s", err.msg);
     if (!fp) return;
+    if (!given_be) gr_backend_set_own_winograd(fp, true);   /* graft's kernels, also where oneDNN has Winograd */
     const gr_node *n = &m->nodes[0];
     int B = c->B;
     size_t nin = (size_t)B * c->H * c->W * c->C, nout = (size_t)B * n->oh * n->ow * n->oc;
@@ -133,7 +136,7 @@ static void run_case(const bcase *c, gr_model *given, gr_backend *given_be) {
     CHECK(bad == 0, "%s: %d gradient entries differ from finite differences", c->what, bad);
     int md, mw;
     gr_backend_conv2d_backward_tiles(fp, 0, &md, &mw);
-    if (gr_wino_avx2())   /* (off x86 oneDNN may run its own Winograd instead) */
+    if (gr_wino_avx2() && c->md >= 0)   /* (off x86 oneDNN may run its own Winograd instead) */
         CHECK(md == c->md && mw == c->mw, "%s: graft's Winograd tiles %d / %d, want %d / %d", c->what, md, mw,
               c->md, c->mw);
 
@@ -179,6 +182,22 @@ static void test_conv_backward_vgg_shapes(void) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i], NULL, NULL);
 }
 
+/* The same Winograd-sized layer through the backend's default choice:
+ * oneDNN's own Winograd where it has one (AVX-512), graft's elsewhere; the
+ * gradients against both oracles, whichever served (tiles not asserted). */
+static void test_conv_backward_default_winograd(void) {
+    bcase c = {"default Winograd 16->32 16x16", 4, 16, 16, 16, 32, 3, 1, GR_PAD_SAME, true, -1, -1};
+    gr_error err = {0};
+    gr_model *m = one_conv(&c, &err);
+    CHECK(m != NULL, "%s", err.msg);
+    if (!m) return;
+    gr_backend *fp = gr_backend_new(m, GR_PRECISION_FP32, &err);
+    CHECK(fp != NULL, "%s", err.msg);
+    if (fp) run_case(&c, m, fp);
+    gr_backend_free(fp);
+    gr_model_free(m);
+}
+
 /* graft's Winograd backward against oneDNN's (Winograd off) on VGG16-sized
  * layers at 32x32 batch 64 (blocks 2-5; batch cut where the layer is large),
  * within a float tolerance relative to the gradients' scale. */
@@ -202,6 +221,7 @@ static void test_winograd_vs_onednn(void) {
         gr_backend *d = m ? gr_backend_new(m, GR_PRECISION_FP32, &err) : NULL;
         CHECK(m && g && d, "%s: %s", c.what, err.msg);
         if (!m || !g || !d) { gr_backend_free(g); gr_backend_free(d); gr_model_free(m); continue; }
+        gr_backend_set_own_winograd(g, true);   /* (AVX-512: oneDNN's own Winograd would serve instead) */
         gr_backend_set_winograd(d, false);
         size_t nin = (size_t)c.B * c.H * c.W * c.C, nout = (size_t)c.B * c.H * c.W * c.OC, nw = (size_t)9 * c.C * c.OC;
         float *x = check_falloc(nin), *dout = check_falloc(nout), *din[2], *dw[2], *db[2];
@@ -246,6 +266,7 @@ static void test_conv_backward_batch_change(void) {
     gr_backend *fp = gr_backend_new(m, GR_PRECISION_FP32, &err);
     CHECK(fp != NULL, "%s", err.msg);
     if (!fp) return;
+    gr_backend_set_own_winograd(fp, true);
     run_case(&c, m, fp);
     c.B = 5;
     run_case(&c, m, fp);
@@ -257,6 +278,7 @@ int main(void) {
     gr_set_threads(0);
     RUN(test_conv_backward_vgg_shapes);
     RUN(test_conv_backward_batch_change);
+    RUN(test_conv_backward_default_winograd);
     RUN(test_winograd_vs_onednn);
     return check_summary();
 }

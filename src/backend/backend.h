@@ -31,6 +31,10 @@ void gr_backend_set_training(gr_backend *be, int from);
 /* Whether 3x3 convolutions may run Winograd (oneDNN's where it has one,
  * else graft's, backend/winograd.h); on by default.  Off: direct only.  */
 void gr_backend_set_winograd(gr_backend *be, bool on);
+/* The backward of 3x3 convs: graft's Winograd (winograd.h) even where
+ * oneDNN has its own (AVX-512), so tests reach graft's kernels on every
+ * x86 CPU with AVX2.  Call before the first backward.                    */
+void gr_backend_set_own_winograd(gr_backend *be, bool on);
 
 /* Inference forward of one node: ins[k] inputs, out output, NHWC, batch B.
  * conv2d, max/avg pool, batch norm, activation (not softmax) and dense.

@@ -157,7 +157,7 @@ static gr_status conv_build(const gr_model *m, int node, int B, struct dn_bwd *b
      * transforms cost more than they save).  Else, and when oneDNN has no
      * Winograd here: direct, on NHWC first, then oneDNN's layouts.          */
     int wino = s->kh == 3 && s->kw == 3 && s->sh == 1 && s->sw == 1 && DH == 1 && DW == 1 && G == 1 && n->ic >= 16 &&
-               n->oc >= 16 && (int64_t)B * n->oh * n->ow >= WINO_BWD_PIXELS;
+               n->oc >= 16 && (int64_t)B * n->oh * n->ow >= WINO_BWD_PIXELS && !b->be->own_winograd;
     int any;
     for (any = wino ? -1 : 0; any < 2; any++) {
         dnnl_alg_kind_t alg = any < 0 ? dnnl_convolution_winograd : dnnl_convolution_direct;

@@ -65,6 +65,7 @@ struct gr_backend {
     gr_precision precision;
     int train_from;           /* nodes >= train_from are updated every step (-1: none) */
     bool winograd;            /* Winograd convolutions allowed (GRAFT_WINOGRAD, exec/ctx.h) */
+    bool own_winograd;        /* backward: graft's Winograd even where oneDNN has one (tests) */
     /* Buffers shared by the nodes' backward nets (they run one at a time):
      * oneDNN's scratchpad and the blocked copies of a layer's tensors, each
      * sized for the largest layer rather than summed over layers (Winograd

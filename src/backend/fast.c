@@ -49,6 +49,7 @@ void gr_backend_set_precision(gr_backend *be, gr_precision prec) { be->precision
 void gr_backend_set_training(gr_backend *be, int from) { be->train_from = from; }
 
 void gr_backend_set_winograd(gr_backend *be, bool on) { be->winograd = on; }
+void gr_backend_set_own_winograd(gr_backend *be, bool on) { be->own_winograd = on; }
 
 gr_status gr_backend_forward(gr_backend *be, int node, const float *const *ins, float *out,
                              int B, gr_error *err) {
