@@ -4,7 +4,8 @@
  *   Sigmoid(x), Mul(x, .)              -> swish (SiLU)
  *   HardSigmoid(x), Mul(x, .)          -> hardswish (torch before opset 14)
  *   HardSigmoid (alpha 1/6, beta 1/2: torch.nn.Hardsigmoid only)
- *   Div(x, sqrt 2), Erf, Add 1, Mul x, Mul 0.5          -> gelu (erf form)
+ *   Div(x, sqrt 2), Erf, Add 1, Mul x, Mul 0.5          -> gelu (erf form;
+ *     Mul 0.5 then Mul x as torch 2's dynamo exporter writes it)
  *   ReduceMean(x, C), Sub, Pow 2, ReduceMean, Add eps, Sqrt, Div
  *     [, Mul gamma [, Add beta]]                         -> layer norm over C
  *   LayerNormalization over the channel axis             -> layer norm
@@ -165,7 +166,7 @@ int gr_onnx_map_gate(gr_onnx_b *b, onode *n, gr_act act) {
 /* ------------------------------------------------------------------ gelu */
 
 /* Whether n = Div(x, sqrt 2) (or Mul(x, 1/sqrt 2)) starts torch's erf GELU:
- * Erf, Add 1, Mul x, Mul 0.5; the nodes after n in idx[4].                 */
+ * Erf, Add 1, Mul x, Mul 0.5 (or Mul 0.5, Mul x); the nodes after n in idx[4]. */
 static bool match_gelu(gr_onnx_b *b, onode *n, const val *x, int idx[4]) {
     double c;
     bool div = !strcmp(n->op_type, "Div");
@@ -176,12 +177,14 @@ static bool match_gelu(gr_onnx_b *b, onode *n, const val *x, int idx[4]) {
     onode *a = e ? next_op(b, e->output[0], "Add", &idx[1]) : NULL;
     const char *one = a ? other(a, e->output[0]) : NULL;
     if (!one || !cscalar(b, one, &c) || c != 1.0) return false;
+    /* then Mul x, Mul 0.5 (TorchScript's exporter), or Mul 0.5, Mul x (dynamo's) */
     onode *m = next_op(b, a->output[0], "Mul", &idx[2]);
-    const char *xo = m ? other(m, a->output[0]) : NULL;
-    if (!xo || strcmp(xo, x->name)) return false;
-    onode *h = next_op(b, m->output[0], "Mul", &idx[3]);
-    const char *half = h ? other(h, m->output[0]) : NULL;
-    return half && cscalar(b, half, &c) && fabs(c - 0.5) < 1e-7;
+    const char *o1 = m ? other(m, a->output[0]) : NULL;
+    onode *h = o1 ? next_op(b, m->output[0], "Mul", &idx[3]) : NULL;
+    const char *o2 = h ? other(h, m->output[0]) : NULL;
+    if (!o2) return false;
+    if (!strcmp(o1, x->name)) return cscalar(b, o2, &c) && fabs(c - 0.5) < 1e-7;
+    return !strcmp(o2, x->name) && cscalar(b, o1, &c) && fabs(c - 0.5) < 1e-7;
 }
 
 /* ------------------------------------------------------------------ arithmetic */

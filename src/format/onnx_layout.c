@@ -107,6 +107,9 @@ int gr_onnx_map_layout(gr_onnx_b *b, onode *n, const char *op) {
     }
     if (!strcmp(op, "Reshape")) {
         val *s = gr_onnx_in(b, n, 1);
+        /* an attention's in_proj output split into [.., 3, ..] (torch 2's exporters) */
+        if (r == 3 && s && s->kind == V_CONST && !gr_onnx_cload(b, s) && s->ct == CT_I && s->n > 3 && gr_onnx_is_qkv(b, x))
+            return gr_onnx_map_attention(b, n, x);
         if (!s || s->kind != V_CONST || gr_onnx_cload(b, s) || s->ct != CT_I || s->n > GR_ONNX_MAX_RANK)
             return gr_onnx_nerr(b, GR_ERR_UNSUPPORTED, "the target shape is not a constant at this input size"), -1;
         int64_t known = 1, neg = -1, total = r == 2 ? d[1] : r == 3 ? d[1] * d[2] : d[1] * d[2] * d[3];
