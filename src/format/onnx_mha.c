@@ -167,6 +167,8 @@ static int do_reshape(mha *m, int k, const adims *d, adims *o) {
         else if (t[j] < 1) return AT(b, k, "reshape target dim %lld in the attention", (long long)t[j]);
         else known *= t[j];
     }
+    int64_t asked[GR_ONNX_MAX_RANK];
+    memcpy(asked, t, sizeof asked);
     if (neg >= 0) t[neg] = known > 0 && total % known == 0 ? total / known : 0;
     /* the atoms in memory order, cut into the target's axes */
     signed char flat[MR * MA + 2];
@@ -194,11 +196,11 @@ static int do_reshape(mha *m, int k, const adims *d, adims *o) {
             } else {
                 char ts[120], is[120];
                 int l = 0;
-                for (int q = 0; q < tr; q++) l += snprintf(ts + l, sizeof ts - (size_t)l, "%s%lld", q ? ", " : "", (long long)t[q]);
+                for (int q = 0; q < tr; q++) l += snprintf(ts + l, sizeof ts - (size_t)l, "%s%lld", q ? ", " : "", (long long)asked[q]);
                 l = 0;
                 for (int q = 0; q < d->rank; q++) l += snprintf(is + l, sizeof is - (size_t)l, "%s%lld", q ? ", " : "", (long long)in[q]);
-                return AT(b, k, "a reshape of [%s] into [%s] inside the attention (%lld tokens of width %lld): it does "
-                          "not split whole axes; a head split must make heads whose width must divide the width",
+                return AT(b, k, "a reshape of [%s] into [%s] inside the attention (%lld tokens of width %lld) that does "
+                          "not split or merge whole axes (a head split: the head width must divide the width)",
                           is, ts, (long long)m->T, (long long)m->D);
             }
             if (o->na[j] >= MA) return AT(b, k, "too many axes merged");
@@ -555,7 +557,7 @@ int gr_onnx_map_attention(gr_onnx_b *b, onode *n0, val *qkv) {
     if (smx < 0) { AT(b, mm1, "the attention scores are not followed by a Softmax"); goto out; }
     int64_t sax = gr_onnx_attr_i(b->g->node[smx], "axis", b->f->opset < 13 ? 1 : -1);
     if (sax != -1 && sax != r - 1) {
-        AT(b, smx, "softmax over axis %lld of the attention scores [batch*heads, queries, keys]: graft's attention "
+        AT(b, smx, "softmax over axis %lld of the attention scores [batch and heads..., queries, keys]: graft's attention "
            "normalizes over the keys (the last axis)", (long long)sax);
         goto out;
     }
