@@ -108,6 +108,67 @@ static int emit_select(gr_onnx_b *b, onode *n, val *x, int64_t index, int rank) 
 
 static bool tokens_nd(const val *x) { return x->rank == 3 && x->perm[0] == 0 && x->perm[1] == 1 && x->perm[2] == 2; }
 
+/* x is an NCHW map [N, D, 1, T] (tokens as graft exports them). */
+static bool nchw_row(gr_onnx_b *b, const val *x) {
+    int H, W, C;
+    if (x->kind != V_ACT || x->rank != 4 || x->perm[0] != 0 || x->perm[1] != 3 || x->perm[2] != 1 || x->perm[3] != 2)
+        return false;
+    gr_onnx_shape(b, x->node, &H, &W, &C);
+    return H == 1;
+}
+
+/* The nodes reading `name` (at most 3 in r): their count. */
+static int readers_of(gr_onnx_b *b, const char *name, int *r) {
+    int c = 0;
+    for (size_t k = 0; k < b->g->n_node; k++)
+        for (size_t i = 0; i < b->g->node[k]->n_input; i++)
+            if (!strcmp(b->g->node[k]->input[i], name)) {
+                if (c < 3) r[c] = (int)k;
+                c++;
+            }
+    return c;
+}
+
+/* graft's exported class token (onnx_export.c): on `row` (tokens [N, D, 1,
+ * T] of x's node), Slice [0, 1) of axis 3 -> depthwise 1x1 Conv with zero
+ * weights, the token as bias -> Concat(that, row, axis 3).  1 mapped (the
+ * nodes done, the Concat's output a class_token layer), 0 not that form. */
+static int map_cls_form(gr_onnx_b *b, onode *n, val *x, const char *row) {
+    int r[3], rc[3], rk[3];
+    if (readers_of(b, row, r) != 2) return 0;
+    onode *sl = NULL, *cat = NULL;
+    for (int j = 0; j < 2; j++) {
+        onode *c = b->g->node[r[j]];
+        if (!strcmp(c->op_type, "Slice") && !strcmp(c->input[0], row)) sl = c;
+        else if (!strcmp(c->op_type, "Concat") && c->n_input == 2 && !strcmp(c->input[1], row)) cat = c;
+    }
+    int64_t st[2], en[2], ax[2];
+    if (!sl || !cat || gr_onnx_attr_i(cat, "axis", 0) != 3 || gr_onnx_cints(b, sl, 1, st, 1, NULL) != 1 ||
+        gr_onnx_cints(b, sl, 2, en, 1, NULL) != 1 || gr_onnx_cints(b, sl, 3, ax, 1, NULL) != 1 || st[0] != 0 ||
+        en[0] != 1 || ax[0] != 3 || sl->n_input > 4 || readers_of(b, sl->output[0], rc) != 1)
+        return 0;
+    onode *cv = b->g->node[rc[0]];
+    int H, W, D;
+    gr_onnx_shape(b, x->node, &H, &W, &D);
+    if (strcmp(cv->op_type, "Conv") || cv->n_input != 3 || gr_onnx_attr_i(cv, "group", 1) != D ||
+        readers_of(b, cv->output[0], rk) != 1 || b->g->node[rk[0]] != cat || strcmp(cat->input[0], cv->output[0]))
+        return 0;
+    val *w = gr_onnx_get(b, cv->input[1]), *t = gr_onnx_get(b, cv->input[2]);
+    if (!w || !t || w->kind != V_CONST || t->kind != V_CONST || gr_onnx_cload(b, w) || gr_onnx_cload(b, t) ||
+        w->ct != CT_F || t->ct != CT_F || w->n != D || t->n != D)
+        return 0;
+    for (int64_t i = 0; i < D; i++) if (w->f[i] != 0) return 0;
+    int id = gr_onnx_append(b, cat, gr_class_token(), x->node, NULL);
+    if (id < 0) return -1;
+    memcpy(gr_param_data(b->m, gr_node_param(b->m, id, "token")), t->f, (size_t)D * sizeof(float));
+    for (int j = 0; j < 2; j++) b->done[r[j]] = true;
+    b->done[rc[0]] = true;
+    if (strcmp(n->op_type, "Slice") && !gr_onnx_set_act(b, n, 0, x->node, x, false)) return -1;   /* the Reshape */
+    return gr_onnx_set_act(b, cat, 0, id, x, true) ? 1 : -1;
+}
+
+int gr_onnx_map_tokens_row(gr_onnx_b *b, onode *n, val *x) { return map_cls_form(b, n, x, n->output[0]); }
+
 int gr_onnx_map_slice(gr_onnx_b *b, onode *n) {
     val *x = gr_onnx_ain(b, n, 0);
     if (!x) return -1;
@@ -117,6 +178,17 @@ int gr_onnx_map_slice(gr_onnx_b *b, onode *n) {
         return gr_onnx_map_attention(b, n, x);
     int64_t d[4];
     gr_onnx_act_dims(b, x, d);
+    if (x->rank == 4 && ca == 1 && (ax[0] == 1 || ax[0] == -3) && gr_onnx_is_qkv(b, x))   /* graft's export */
+        return gr_onnx_map_attention(b, n, x);
+    if (nchw_row(b, x) && ca == 1 && (ax[0] == 3 || ax[0] == -1)) {   /* graft's export: [N, D, 1, T] */
+        int r = map_cls_form(b, n, x, n->input[0]);
+        if (r) return r < 0 ? -1 : 0;
+        if (gr_onnx_cints(b, n, 1, st, 1, NULL) == 1 && gr_onnx_cints(b, n, 2, en, 1, NULL) == 1 &&
+            (n->n_input < 5 || (gr_onnx_cints(b, n, 4, sp, 1, NULL) == 1 && sp[0] == 1))) {
+            int64_t lo = st[0] < 0 ? st[0] + d[3] : st[0], hi = en[0] < 0 ? en[0] + d[3] : en[0] > d[3] ? d[3] : en[0];
+            if (lo >= 0 && hi == lo + 1) return emit_select(b, n, x, lo, 4);
+        }
+    }
     if (tokens_nd(x) && ca == 1 && (ax[0] == 1 || ax[0] == -2) && gr_onnx_cints(b, n, 1, st, 1, NULL) == 1 &&
         gr_onnx_cints(b, n, 2, en, 1, NULL) == 1 && (n->n_input < 5 || (gr_onnx_cints(b, n, 4, sp, 1, NULL) == 1 && sp[0] == 1))) {
         int64_t lo = st[0] < 0 ? st[0] + d[1] : st[0], hi = en[0] < 0 ? en[0] + d[1] : en[0] > d[1] ? d[1] : en[0];
@@ -165,7 +237,19 @@ int gr_onnx_map_cls_concat(gr_onnx_b *b, onode *n) {
 int gr_onnx_map_pos_embed(gr_onnx_b *b, onode *n, val *x, val *k) {
     int64_t d[4];
     gr_onnx_act_dims(b, x, d);
-    if (k->n != d[1] * d[2] || k->n == d[2]) return 1;   /* not the whole shape: per channel, elsewhere */
+    if (x->rank == 4 && nchw_row(b, x)) {   /* graft's export: [1, D, 1, T] on [N, D, 1, T] */
+        if (k->n != d[1] * d[3] || k->n == d[1] || k->ct != CT_F || k->rank != 4 || k->dims[0] != 1 ||
+            k->dims[1] != d[1] || k->dims[2] != 1 || k->dims[3] != d[3])
+            return 1;
+        int id = gr_onnx_append(b, n, gr_pos_embedding(), x->node, NULL);
+        if (id < 0) return -1;
+        float *e = gr_param_data(b->m, gr_node_param(b->m, id, "embedding"));   /* [1][T][D] */
+        for (int64_t c = 0; c < d[1]; c++)
+            for (int64_t t = 0; t < d[3]; t++) e[t * d[1] + c] = k->f[c * d[3] + t];
+        gr_onnx_release(k);
+        return gr_onnx_set_act(b, n, 0, id, x, true) ? 0 : -1;
+    }
+    if (x->rank != 3 || k->n != d[1] * d[2] || k->n == d[2]) return 1;   /* not the whole shape: per channel, elsewhere */
     bool ok = tokens_nd(x) && k->ct == CT_F && k->rank <= 3;
     for (int j = 0; ok && j < k->rank; j++) ok = k->dims[k->rank - 1 - j] == (j < 2 ? d[2 - j] : 1);
     if (!ok)

@@ -110,6 +110,17 @@ static float *chan_vec(gr_onnx_b *b, const val *x, val *k, int C, const char *wh
 static int affine(gr_onnx_b *b, onode *n, val *x, const float *scale, const float *shift) {
     int H, W, C;
     gr_onnx_shape(b, x->node, &H, &W, &C);
+    if (x->primary && x->consumers == 1 && x->node >= 0 && x->node == gr_model_num_layers(b->m) - 1 &&
+        b->m->nodes[x->node].s.op == GR_OP_LAYERNORM) {   /* into its gamma and beta (graft's export on maps) */
+        float *g = gr_param_data(b->m, gr_node_param(b->m, x->node, "gamma"));
+        float *bb = gr_param_data(b->m, gr_node_param(b->m, x->node, "beta"));
+        for (int c = 0; c < C; c++) {
+            float sc = scale ? scale[c] : 1.0f;
+            g[c] *= sc;
+            bb[c] = bb[c] * sc + (shift ? shift[c] : 0.0f);
+        }
+        return gr_onnx_set_act(b, n, 0, x->node, x, true) ? 0 : -1;
+    }
     if (gr_onnx_can_fuse(b, x, 1) && b->m->nodes[x->node].s.op != GR_OP_ADD &&
         (!shift || b->m->nodes[x->node].s.use_bias)) {   /* into the conv / dense before */
         int pk = gr_node_param(b->m, x->node, "kernel"), pb = gr_node_param(b->m, x->node, "bias");
@@ -227,7 +238,7 @@ int gr_onnx_map_arith(gr_onnx_b *b, onode *n, const char *op) {
     if (!own) own = gr_onnx_map_std_flat(b, n, x);
     if (own) return own < 0 ? -1 : 0;
     if (x->fmap) return gr_onnx_nerr(b, GR_ERR_UNSUPPORTED, "%s of a flattened map by a constant", op), -1;
-    if (!strcmp(op, "Add") && x->rank == 3 && !gr_onnx_cload(b, k)) {   /* a constant of the tokens' shape */
+    if (!strcmp(op, "Add") && (x->rank == 3 || x->rank == 4) && !gr_onnx_cload(b, k)) {   /* a constant of the tokens' shape */
         int r = gr_onnx_map_pos_embed(b, n, x, k);
         if (r <= 0) return r;
     }

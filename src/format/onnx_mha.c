@@ -413,9 +413,17 @@ static int walk_to(mha *m, const char **name, adims *d, bool (*stop)(mha *, int,
 /* The merged heads: axes of T and N in any order, then H x E (rank 2 or 3). */
 static bool at_out_proj(mha *m, int k, const adims *d) {
     onode *n = m->b->g->node[k];
-    if (!is_op(n, "Gemm") && !is_op(n, "MatMul")) return false;
+    bool conv = is_op(n, "Conv");
+    if (!is_op(n, "Gemm") && !is_op(n, "MatMul") && !conv) return false;
     adims t = *d;
     normalize(m, &t);
+    if (conv) {   /* graft's export: a 1x1 Conv of [N, H x E, 1, T] */
+        int64_t ks[2];
+        return t.rank == 4 && gr_onnx_attr_ints(n, "kernel_shape", ks, 2) == 2 && ks[0] == 1 && ks[1] == 1 &&
+               gr_onnx_attr_i(n, "group", 1) == 1 && (m->N > 1 ? axis_is(&t, 0, A_N, 0) : !t.na[0]) &&
+               (m->H > 1 ? axis_is(&t, 1, A_H, m->E > 1 ? A_E : 0) : axis_is(&t, 1, m->E > 1 ? A_E : 0, 0)) &&
+               !t.na[2] && axis_is(&t, 3, A_T, 0);
+    }
     int r = t.rank, last = r - 1;
     if (r < 2 || r > 3) return false;
     if (!(m->H > 1 ? axis_is(&t, last, A_H, m->E > 1 ? A_E : 0) : axis_is(&t, last, m->E > 1 ? A_E : 0, 0)))
@@ -426,8 +434,14 @@ static bool at_out_proj(mha *m, int k, const adims *d) {
     return nt == 1 && nn == (m->N > 1) && !other;
 }
 
-/* A rank-3 value of the axes [T], [N] ([] for a batch of 1), [O]. */
-static bool is_final(const mha *m, const adims *d, int perm[3]) {
+/* A rank-3 value of the axes [T], [N] ([] for a batch of 1), [O]; or the
+ * NCHW map [N, O, 1, T] (graft's export).                                 */
+static bool is_final(const mha *m, const adims *d, int perm[4]) {
+    if (d->rank == 4) {
+        perm[0] = 0, perm[1] = 3, perm[2] = 1, perm[3] = 2;
+        return (m->N > 1 ? axis_is(d, 0, A_N, 0) : !d->na[0]) && axis_is(d, 1, A_O, 0) && !d->na[2] &&
+               axis_is(d, 3, A_T, 0);
+    }
     if (d->rank != 3) return false;
     bool seen[3] = {0};
     for (int j = 0; j < 3; j++) {
@@ -446,13 +460,13 @@ static int out_proj(mha *m, int k, float *ok, float *ob, int *outk) {
     gr_onnx_b *b = m->b;
     onode *g = b->g->node[k];
     int64_t D = m->D;
-    bool gemm = is_op(g, "Gemm"), tb = gemm && gr_onnx_attr_i(g, "transB", 0) != 0;
+    bool gemm = is_op(g, "Gemm"), conv = is_op(g, "Conv"), tb = conv || (gemm && gr_onnx_attr_i(g, "transB", 0) != 0);
     if (gemm && (gr_onnx_attr_i(g, "transA", 0) || gr_onnx_attr_f(g, "alpha", 1) != 1 || gr_onnx_attr_f(g, "beta", 1) != 1))
         return AT(b, k, "the attention's out_proj is not a Gemm (alpha 1, beta 1) of the merged heads");
     if (strcmp(g->input[0], m->ep[0].name) && g->n_input < 2) return AT(b, k, "out_proj inputs");
-    val *w = gr_onnx_get(b, g->input[1]), *bias = gemm && g->n_input > 2 && g->input[2][0] ? gr_onnx_get(b, g->input[2]) : NULL;
+    val *w = gr_onnx_get(b, g->input[1]), *bias = !is_op(g, "MatMul") && g->n_input > 2 && g->input[2][0] ? gr_onnx_get(b, g->input[2]) : NULL;
     *outk = k;
-    if (!gemm) {   /* MatMul + Add(bias) */
+    if (is_op(g, "MatMul")) {   /* MatMul + Add(bias) */
         int r[4];
         if (readers(m, g->output[0], r) == 1 && is_op(b->g->node[r[0]], "Add") && b->g->node[r[0]]->n_input == 2) {
             onode *a = b->g->node[r[0]];
@@ -460,8 +474,8 @@ static int out_proj(mha *m, int k, float *ok, float *ob, int *outk) {
             if (c && c->kind == V_CONST) { bias = c; *outk = r[0]; }
         }
     }
-    if (!w || w->kind != V_CONST || gr_onnx_cload(b, w) || w->ct != CT_F || w->rank != 2 || w->dims[0] != D ||
-        w->dims[1] != D || (bias && (bias->kind != V_CONST || gr_onnx_cload(b, bias) || bias->ct != CT_F || bias->n != D)))
+    if (!w || w->kind != V_CONST || gr_onnx_cload(b, w) || w->ct != CT_F || w->rank != (conv ? 4 : 2) || w->dims[0] != D ||
+        w->dims[1] != D || w->n != D * D || (bias && (bias->kind != V_CONST || gr_onnx_cload(b, bias) || bias->ct != CT_F || bias->n != D)))
         return AT(b, k, "out_proj weights [%lld, %lld] and bias must be constants", (long long)D, (long long)D);
     for (int64_t i = 0; i < D; i++)   /* [in][out] */
         for (int64_t o = 0; o < D; o++) ok[i * D + o] = tb ? w->f[o * D + i] : w->f[i * D + o];
@@ -470,9 +484,10 @@ static int out_proj(mha *m, int k, float *ok, float *ob, int *outk) {
     return 0;
 }
 
-/* Layer name from the entry node's folder ("/a/b/Reshape" -> "a/b"), unique. */
+/* Layer name from the entry node's folder ("/a/b/Reshape" -> "a/b"; graft's
+ * export: "a/b/Slice_7" -> "a/b"), unique.                                */
 static void module_name(gr_onnx_b *b, onode *n, char name[64]) {
-    const char *s = n->name && n->name[0] == '/' ? n->name + 1 : "";
+    const char *s = n->name ? n->name + (n->name[0] == '/') : "";
     const char *slash = strrchr(s, '/');
     char full[300];
     if (slash && slash > s) snprintf(full, sizeof full, "%.*s", (int)(slash - s), s);
@@ -481,8 +496,12 @@ static void module_name(gr_onnx_b *b, onode *n, char name[64]) {
 }
 
 bool gr_onnx_is_qkv(gr_onnx_b *b, const val *x) {
-    if (x->kind != V_ACT || x->rank != 3 || x->perm[2] != 2 || x->node < 0) return false;
+    if (x->kind != V_ACT || x->node < 0) return false;
     const gr_node *pn = &b->m->nodes[x->node];
+    /* tokens [.., 3D] (rank 3), or graft's export: an NCHW map [N, 3D, 1, T] */
+    if (!(x->rank == 3 && x->perm[2] == 2) &&
+        !(x->rank == 4 && x->perm[0] == 0 && x->perm[1] == 3 && x->perm[2] == 1 && x->perm[3] == 2 && pn->oh == 1))
+        return false;
     return x->node == gr_model_num_layers(b->m) - 1 && pn->s.op == GR_OP_CONV2D && pn->s.kh == 1 && pn->s.kw == 1 &&
            pn->s.groups <= 1 && pn->s.act == GR_ACT_LINEAR && pn->ic * 3 == pn->oc;
 }
@@ -499,9 +518,9 @@ int gr_onnx_map_attention(gr_onnx_b *b, onode *n0, val *qkv) {
     *m = (mha){.b = b, .T = (int64_t)pn->oh * pn->ow, .N = b->batch, .D = pn->ic, .scale = 1};
     int in_id = pn->in[0], rc = -1;
     float *wi = NULL;
-    adims d = {.rank = 3};
-    for (int k = 0; k < 3; k++) {
-        int p = qkv->perm[k];
+    adims d = {.rank = qkv->rank};
+    for (int k = 0; k < qkv->rank; k++) {   /* rank 3: physical [N, T, C]; rank 4: [N, 1, T, C] */
+        int p = qkv->rank == 3 ? qkv->perm[k] : qkv->perm[k] == 1 ? -1 : qkv->perm[k] == 0 ? 0 : qkv->perm[k] - 1;
         if (p == 0 && m->N > 1) d.na[k] = 1, d.a[k][0] = A_N;
         else if (p == 1) d.na[k] = 1, d.a[k][0] = A_T;
         else if (p == 2) d.na[k] = 2, d.a[k][0] = A_S, d.a[k][1] = A_D;
@@ -583,8 +602,9 @@ int gr_onnx_map_attention(gr_onnx_b *b, onode *n0, val *qkv) {
     if (out_proj(m, gk, ok_, ob, &outk) || mark(m, gk) || (outk != gk && mark(m, outk))) goto out;
     const char *po = b->g->node[outk]->output[0];
     adims od = cd;
-    od.na[od.rank - 1] = 1, od.a[od.rank - 1][0] = A_O;
-    int perm[3], last = outk;
+    int oax = is_op(b->g->node[gk], "Conv") ? 1 : od.rank - 1;   /* the out_proj's features */
+    od.na[oax] = 1, od.a[oax][0] = A_O;
+    int perm[4], last = outk;
     while (!is_final(m, &od, perm)) {   /* back to tokens [T, N, D] in some order */
         hint_of(m, po, &od);
         adims o;
@@ -632,7 +652,8 @@ int gr_onnx_map_attention(gr_onnx_b *b, onode *n0, val *qkv) {
     }
     val *o = gr_onnx_set_act(b, b->g->node[last], 0, id, qkv, true);
     if (!o) goto out;
-    for (int j = 0; j < 3; j++) o->perm[j] = perm[j];
+    o->rank = od.rank;
+    for (int j = 0; j < od.rank; j++) o->perm[j] = perm[j];
     rc = 0;
 out:
     free(wi);

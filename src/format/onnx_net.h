@@ -135,6 +135,9 @@ int gr_onnx_map_std_map(gr_onnx_b *b, onode *n, gr_onnx_val *x);
  * Gather of activations, a Concat with a constant (the class token), an
  * Add of a constant of the activation's whole shape (position embedding). */
 int gr_onnx_map_slice(gr_onnx_b *b, onode *n);
+/* Reshape n of the NCHW map x to [N, C, 1, H*W] that starts graft's exported
+ * class token: 1 mapped, 0 not that form, -1 error.                        */
+int gr_onnx_map_tokens_row(gr_onnx_b *b, onode *n, gr_onnx_val *x);
 /* Their helpers.  Known shapes of values the attention matcher absorbs
  * (never built as values), for the Shape nodes a symbolic batch reads them with. */
 #define GR_ONNX_MAX_HINTS 96
