@@ -463,7 +463,8 @@ static int out_proj(mha *m, int k, float *ok, float *ob, int *outk) {
     bool gemm = is_op(g, "Gemm"), conv = is_op(g, "Conv"), tb = conv || (gemm && gr_onnx_attr_i(g, "transB", 0) != 0);
     if (gemm && (gr_onnx_attr_i(g, "transA", 0) || gr_onnx_attr_f(g, "alpha", 1) != 1 || gr_onnx_attr_f(g, "beta", 1) != 1))
         return AT(b, k, "the attention's out_proj is not a Gemm (alpha 1, beta 1) of the merged heads");
-    if (strcmp(g->input[0], m->ep[0].name) && g->n_input < 2) return AT(b, k, "out_proj inputs");
+    if (g->n_input < 2 || strcmp(g->input[0], m->ep[0].name))
+        return AT(b, k, "the merged heads are not the out_proj's data input");
     val *w = gr_onnx_get(b, g->input[1]), *bias = !is_op(g, "MatMul") && g->n_input > 2 && g->input[2][0] ? gr_onnx_get(b, g->input[2]) : NULL;
     *outk = k;
     if (is_op(g, "MatMul")) {   /* MatMul + Add(bias) */
