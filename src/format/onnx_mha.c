@@ -165,7 +165,7 @@ static int do_reshape(mha *m, int k, const adims *d, adims *o) {
         if (t[j] == 0 && !zero && j < d->rank) t[j] = in[j];
         if (t[j] == -1 && neg < 0) neg = j;
         else if (t[j] < 1) return AT(b, k, "reshape target dim %lld in the attention", (long long)t[j]);
-        else known *= t[j];
+        else known = gr_onnx_smul(known, t[j]);
     }
     int64_t asked[GR_ONNX_MAX_RANK];
     memcpy(asked, t, sizeof asked);
