@@ -10,6 +10,8 @@
 #                every activation on dense layers after a flatten (opset 13 and 17)
 #   layernorm    a gap + layernorm head (OpenCV 4.6 cannot run it)
 #   onnx-base    tests/fixtures/onnx/small.onnx as the base (relu6, depthwise)
+#   vit          tests/fixtures/onnx/vit.onnx (a small ViT) fine-tuned from its last
+#                encoder layer (opsets 13 and 17; OpenCV one image at a time)
 #   api-maps     tests/test_onnx_export.c's model of every op on maps (opsets 11, 18)
 #   api-norms    its layer norm + squeeze-and-excitation model (OpenCV 4.6 cannot run it)
 #   tiny-darknet the real pretrained Tiny Darknet (../shared/data) at 224x224
@@ -50,8 +52,10 @@ run() {
   "$G" predict --model "$model" --json --top 1000 "$dir" >"$T/p.jsonl" 2>/dev/null || { echo "$name: predict failed"; return; }
   echo "== $name ($*)"
   "$VPY" "$CHK" "$T/$name.onnx" "$T/p.jsonl" checker,onnxruntime,openvino 2>&1 | grep -v '^\[' | sed 's/^/   /'
+  local cvb=()
+  [ "$name" = vit ] && cvb=(--batch 1)   # OpenCV 4.6 runs layer norm over tokens one image at a time
   [ "$name" = layernorm ] ||
-    /usr/bin/python3 "$CHK" "$T/$name.onnx" "$T/p.jsonl" opencv 2>&1 | grep -v '^\[' | sed 's/^/   /'
+    /usr/bin/python3 "$CHK" "$T/$name.onnx" "$T/p.jsonl" opencv "${cvb[@]}" 2>&1 | grep -v '^\[' | sed 's/^/   /'
 }
 train() { local out=$1; shift; "$G" train "$@" --epochs 2 --out "$out" -q >/dev/null 2>"$T/err" || { tail -3 "$T/err"; return 1; }; }
 
@@ -65,6 +69,9 @@ train "$T/d.gft" --base "darknet:$T/tiny.cfg" --weights none --data "$T/fold" --
   run layernorm "$T/d.gft" "$T/fold"
 train "$T/o.gft" --base onnx:tests/fixtures/onnx/small.onnx --resize stretch --data "$T/fold" --head dense:N:softmax &&
   run onnx-base "$T/o.gft" "$T/fold"
+train "$T/v.gft" --base onnx:tests/fixtures/onnx/vit.onnx --resize stretch --data "$T/fold" --head dense:N:softmax \
+    --unfreeze encoder_layer_1 &&
+  { run vit "$T/v.gft" "$T/fold" --opset 13; run vit "$T/v.gft" "$T/fold" --opset 17; }
 
 # the C API's models (tests/test_onnx_export.c): every op on maps; layer norm + squeeze-excitation
 if [ -x "$B/tests/test_onnx_export" ] && "$B/tests/test_onnx_export" "$T" >/dev/null; then

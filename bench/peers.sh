@@ -10,7 +10,8 @@
 #
 # Usage: bench/peers.sh [setup|forward|finetune|recipe|all]      (default all)
 #   setup     create $B/peers-venv (python3 -m venv from Debian's python3) and
-#             pip-install torch torchvision onnx onnxruntime openvino
+#             pip-install torch torchvision onnx onnxscript (torch.onnx's
+#             default dynamo exporter needs it) onnxruntime openvino
 #             tensorflow-cpu; versions -> $B/peers-venv/versions.txt.  Skipped
 #             with a message (exit 0) where the index is unreachable.
 #   forward   VGG16 base forward, 32x32 b64 and 224x224 b8, fp32 and bf16
@@ -35,7 +36,7 @@ SECS=${PEERS_SECONDS:-6}
 DATA=${GRAFT_DATA:-$(cd .. && pwd)/shared/data}
 PARTS=${1:-all}
 [ "$PARTS" = all ] && PARTS="setup forward finetune recipe"
-PKGS="torch torchvision onnx onnxruntime openvino tensorflow-cpu"
+PKGS="torch torchvision onnx onnxscript onnxruntime openvino tensorflow-cpu"
 LIBS="$(pkg-config --libs hdf5 libpng libjpeg libcurl json-c libarchive zlib 2>/dev/null) -ldnnl -lcrypto -lm -lpthread -fopenmp"
 CFLAGS="-std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -march=x86-64-v2 -fopenmp -Iinclude -Isrc"
 has() { case " $PARTS " in *" $1 "*) return 0 ;; esac; return 1; }
@@ -44,7 +45,7 @@ load() { cut -d' ' -f1-3 /proc/loadavg; }
 # ---- the peers' virtual environment ------------------------------------------------------
 setup() {
   local py=$VENV/bin/python
-  if [ -x "$py" ] && [ -f "$VENV/versions.txt" ] && "$py" -c "import torch, torchvision, onnx, onnxruntime, openvino, tensorflow, keras" 2>/dev/null; then
+  if [ -x "$py" ] && [ -f "$VENV/versions.txt" ] && "$py" -c "import torch, torchvision, onnx, onnxscript, onnxruntime, openvino, tensorflow, keras" 2>/dev/null; then
     echo "peers: $VENV ready ($(tr '\n' ' ' <"$VENV/versions.txt"))"
     return 0
   fi

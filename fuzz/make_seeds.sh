@@ -37,8 +37,8 @@ $PY fuzz/gen_tflite_seed.py "$S/tflite"
 # ONNX: the small PyTorch-exported fixtures (mobilenet_v2's 1 MB is too big to mutate well)
 cp tests/fixtures/onnx/small.onnx tests/fixtures/onnx/small_bn.onnx tests/fixtures/onnx/flat.onnx \
    tests/fixtures/onnx/flat_nhwc.onnx tests/fixtures/onnx/flat_fp16.onnx tests/fixtures/onnx/small_typed.onnx "$S/onnx/"
-# a small ViT (class token, position embedding, the attention pattern) and a malformed one
-cp tests/fixtures/onnx/vit_dyn.onnx tests/fixtures/onnx/bad_vit_heads.onnx "$S/onnx/"
+# a small ViT (class token, position embedding, the attention pattern; torch 2 dynamo form too) and a malformed one
+cp tests/fixtures/onnx/vit_dyn.onnx tests/fixtures/onnx/bad_vit_heads.onnx tests/fixtures/onnx/vit_t2d.onnx "$S/onnx/"
 
 # CIFAR batches and archives, CSV lists
 $PY - "$S" <<'PY'

@@ -15,7 +15,8 @@
 # concat (route), standardize on a map, flatten over a spatial map (HWC
 # order kept), dropout, dense; opsets 11, 13, 17, 18; a fixed batch; the
 # C API's models of tests/test_onnx_export.c (multiply, layer norm, average
-# pool, softmax over a map: ops no CLI-trained model has).  The
+# pool, softmax over a map: ops no CLI-trained model has); a ViT base
+# fine-tuned (class token, position embedding, attention, token selection).  The
 # round trip: graft imports its own export (--base onnx:FILE) and predicts
 # the same.  Bad inputs: each a clean "graft: error:", a non-zero exit and
 # no file left (an existing --out untouched).
@@ -147,6 +148,29 @@ train "$T/c.gft" --base "darknet:$T/dk.cfg" --weights none --cut 8 --head gap,de
 # export): onnx.checker here, ONNX Runtime where installed
 if train "$T/d.gft" --base "darknet:$T/tiny.cfg" --weights none --head gap,layernorm,dense:N:softmax; then
   RT0=$RT; RT=${RT/,opencv/}; check export_layernorm "$T/d.gft"; RT=$RT0
+fi
+# a Vision Transformer base (tests/fixtures/onnx/vit.onnx: class token, position
+# embedding, self-attention, layer norm over tokens, GELU), fine-tuned from its
+# last encoder layer, at opsets 13 and 17: OpenCV 4.6 runs its layer norms over
+# tokens one image at a time (--batch 1); ONNX Runtime and OpenVINO come from
+# the peers' venv when there is one ($PEERS_VENV, else build/peers-venv: they
+# are no Debian packages), else a SKIP line says so
+VPY=${PEERS_VENV:-${B:-build}/peers-venv}/bin/python
+VRT=
+[ -x "$VPY" ] && "$VPY" -c 'import onnxruntime' 2>/dev/null && VRT=onnxruntime
+[ -n "$VRT" ] && "$VPY" -c 'import openvino' 2>/dev/null && VRT=$VRT,openvino
+[ -n "$VRT" ] || echo "SKIP export_vit_onnxruntime: no venv with onnxruntime at ${VPY%/bin/python} (bench/peers.sh setup makes one)"
+if train "$T/v.gft" --base onnx:tests/fixtures/onnx/vit.onnx --resize stretch --head dense:N:softmax \
+     --unfreeze encoder_layer_1; then
+  for op in 13 17; do
+    name=export_vit_opset$op
+    if "$G" export "$T/v.gft" --out "$T/$name.onnx" --opset $op -q 2>"$T/err" &&
+       "$G" predict --model "$T/v.gft" --json --top 3 "${IMGS[@]}" >"$T/pred.jsonl" 2>>"$T/err" &&
+       "$PY" "$CHK" "$T/$name.onnx" "$T/pred.jsonl" "$RT" --batch 1 >"$T/chk" 2>>"$T/err" &&
+       { [ -z "$VRT" ] || "$VPY" "$CHK" "$T/$name.onnx" "$T/pred.jsonl" "$VRT" >>"$T/chk" 2>>"$T/err"; }; then
+      pass "$name"; sed 's/^/  /' "$T/chk"
+    else fail "$name" "$(cat "$T/chk" 2>/dev/null) $(grep -v '^\[ERROR' "$T/err" | tail -5)"; fi
+  done
 fi
 # an ONNX base (conv, depthwise conv, relu6, global pool) with the torch recipe
 # (mean/std from the metadata), stretch resize so the 32x32 images are fed as they are

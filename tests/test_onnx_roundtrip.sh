@@ -3,7 +3,8 @@
 # the graft.* metadata it carries, and cutting an ONNX base by its names:
 #   - round trip: tiny models trained with the default recipe (the
 #     standardize layer on, on a map and on a flat vector), heads with every
-#     activation (relu6, hardswish, hardsigmoid, swish, gelu), and a TFLite
+#     activation (relu6, hardswish, hardsigmoid, swish, gelu), a fine-tuned
+#     ViT (class token, position embedding, attention, layer norm over tokens), and a TFLite
 #     MobileNet v1 (relu6 everywhere; SKIP without ../shared/data): `graft
 #     predict --base onnx:EXPORT.onnx` (no recipe option) equals `graft predict
 #     --model M.gft` within 1e-5, class names included; the layers come back
@@ -78,6 +79,17 @@ train "$T/b.gft" --base "darknet:$CFG" --weights none --head "$HEAD" &&
 # standardize on a flat vector (after a global average pool cut)
 train "$T/c.gft" --base "darknet:$CFG" --weights none --cut 3 --head gap,dense:N:softmax &&
   roundtrip onnx_roundtrip_gap_head "$T/c.gft" ' standardize +\(None, 8, 8, 16\)'
+# a ViT base fine-tuned from its last encoder layer: the token ops and the attention come back as
+# they were (the layer norms over tokens with their gamma and beta, the head split into 4 heads)
+train "$T/v.gft" --base onnx:tests/fixtures/onnx/vit.onnx --resize stretch --head dense:N:softmax \
+    --unfreeze encoder_layer_1 &&
+  roundtrip onnx_roundtrip_vit "$T/v.gft" ' class_token +\(None, 1, 17, 32\) +32' \
+    ' position_embedding +\(None, 1, 17, 32\) +544' \
+    '^11 +encoder/layers/encoder_layer_1/self_attention +self_attention +\(None, 1, 17, 32\) +4224' \
+    '^17 +encoder/ln/[A-Za-z_0-9/]+ +layer_normalization +\(None, 1, 17, 32\) +64' ' select_token +\(None, 32\)'
+if [ -s "$T/onnx_roundtrip_vit.onnx" ] && [ "$(grep -c ' layer_normalization ' "$T/info")" -eq 5 ] &&
+   ! has "$T/info" ' conv2d +\(None, 1, 17, 32\) +32 '; then pass onnx_roundtrip_vit_layernorm_affine
+else fail onnx_roundtrip_vit_layernorm_affine "$(cat "$T/info")"; fi
 M=$DATA/weights/coral-tflite/mobilenet_v1_0.25_128_quant.tflite
 if [ -r "$M" ]; then
   train "$T/t.gft" --base "tflite:$M" --input-size 64 --head dense:N:softmax &&

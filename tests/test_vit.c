@@ -76,6 +76,12 @@ static void test_parity(void) {
     parity(FX "vit_17.onnx", false, 32);
     parity(FX "vit_dyn.onnx", true, 10);   /* a symbolic batch: the head split from Shape nodes */
     parity(FX "vit_dyn.onnx", false, 32);
+    /* torch 2.x's forms (gen_onnx_vit2.py): TorchScript exporter, opset 17;
+     * dynamo exporter, opset 18, a symbolic batch                          */
+    parity(FX "vit_t2.onnx", true, 10);
+    parity(FX "vit_t2.onnx", false, 32);
+    parity(FX "vit_t2d.onnx", true, 10);
+    parity(FX "vit_t2d.onnx", false, 32);
 }
 
 /* the plain-C reference (the op table's kernels) against PyTorch too */
@@ -83,6 +89,7 @@ static void test_parity_reference(void) {
     setenv("GRAFT_REFERENCE", "1", 1);
     parity(FX "vit.onnx", true, 10);
     parity(FX "vit_17.onnx", false, 32);
+    parity(FX "vit_t2d.onnx", true, 10);
     unsetenv("GRAFT_REFERENCE");
 }
 
@@ -353,18 +360,24 @@ static void test_finetune_gradients(void) {
 
 /* ------------------------------------------------------------ errors */
 
-static void expect_error(const char *path, const char *f1, const char *f2) {
+static void expect_error_opset(const char *path, const char *opset, const char *f1, const char *f2) {
     gr_error err = {0};
     gr_model *m = gr_onnx_load(path, 0, 0, true, &err);
     CHECK(!m, "%s loaded", path);
     gr_model_free(m);
     CHECK(err.code == GR_ERR_UNSUPPORTED, "%s: code %d (%s)", path, err.code, err.msg);
-    CHECK(strstr(err.msg, path) && strstr(err.msg, "opset 13"), "%s: file or opset not named: %s", path, err.msg);
+    CHECK(strstr(err.msg, path) && strstr(err.msg, opset), "%s: file or opset not named: %s", path, err.msg);
     CHECK(strstr(err.msg, f1), "%s: '%s' not in: %s", path, f1, err.msg);
     CHECK(strstr(err.msg, f2), "%s: '%s' not in: %s", path, f2, err.msg);
 }
 
+static void expect_error(const char *path, const char *f1, const char *f2) {
+    expect_error_opset(path, "opset 13", f1, f2);
+}
+
 static void test_malformed(void) {
+    expect_error_opset(FX "bad_vit_t2d_softmax.onnx", "opset 18", "(Softmax", "softmax over axis 2");
+    expect_error_opset(FX "bad_vit_t2d_pick.onnx", "opset 18", "(Gather", "picks q a second time");
     expect_error(FX "bad_vit_softmax.onnx", "'/encoder/layers/encoder_layer_0/self_attention/Softmax' (Softmax",
                  "softmax over axis 1");
     expect_error(FX "bad_vit_heads.onnx", "'/encoder/layers/encoder_layer_0/self_attention/Reshape' (Reshape",

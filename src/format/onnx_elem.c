@@ -4,7 +4,8 @@
  *   Sigmoid(x), Mul(x, .)              -> swish (SiLU)
  *   HardSigmoid(x), Mul(x, .)          -> hardswish (torch before opset 14)
  *   HardSigmoid (alpha 1/6, beta 1/2: torch.nn.Hardsigmoid only)
- *   Div(x, sqrt 2), Erf, Add 1, Mul x, Mul 0.5          -> gelu (erf form)
+ *   Div(x, sqrt 2), Erf, Add 1, Mul x, Mul 0.5          -> gelu (erf form;
+ *     Mul 0.5 then Mul x as torch 2's dynamo exporter writes it)
  *   ReduceMean(x, C), Sub, Pow 2, ReduceMean, Add eps, Sqrt, Div
  *     [, Mul gamma [, Add beta]]                         -> layer norm over C
  *   LayerNormalization over the channel axis             -> layer norm
@@ -109,6 +110,17 @@ static float *chan_vec(gr_onnx_b *b, const val *x, val *k, int C, const char *wh
 static int affine(gr_onnx_b *b, onode *n, val *x, const float *scale, const float *shift) {
     int H, W, C;
     gr_onnx_shape(b, x->node, &H, &W, &C);
+    if (x->primary && x->consumers == 1 && x->node >= 0 && x->node == gr_model_num_layers(b->m) - 1 &&
+        b->m->nodes[x->node].s.op == GR_OP_LAYERNORM) {   /* into its gamma and beta (graft's export on maps) */
+        float *g = gr_param_data(b->m, gr_node_param(b->m, x->node, "gamma"));
+        float *bb = gr_param_data(b->m, gr_node_param(b->m, x->node, "beta"));
+        for (int c = 0; c < C; c++) {
+            float sc = scale ? scale[c] : 1.0f;
+            g[c] *= sc;
+            bb[c] = bb[c] * sc + (shift ? shift[c] : 0.0f);
+        }
+        return gr_onnx_set_act(b, n, 0, x->node, x, true) ? 0 : -1;
+    }
     if (gr_onnx_can_fuse(b, x, 1) && b->m->nodes[x->node].s.op != GR_OP_ADD &&
         (!shift || b->m->nodes[x->node].s.use_bias)) {   /* into the conv / dense before */
         int pk = gr_node_param(b->m, x->node, "kernel"), pb = gr_node_param(b->m, x->node, "bias");
@@ -165,7 +177,7 @@ int gr_onnx_map_gate(gr_onnx_b *b, onode *n, gr_act act) {
 /* ------------------------------------------------------------------ gelu */
 
 /* Whether n = Div(x, sqrt 2) (or Mul(x, 1/sqrt 2)) starts torch's erf GELU:
- * Erf, Add 1, Mul x, Mul 0.5; the nodes after n in idx[4].                 */
+ * Erf, Add 1, Mul x, Mul 0.5 (or Mul 0.5, Mul x); the nodes after n in idx[4]. */
 static bool match_gelu(gr_onnx_b *b, onode *n, const val *x, int idx[4]) {
     double c;
     bool div = !strcmp(n->op_type, "Div");
@@ -176,12 +188,14 @@ static bool match_gelu(gr_onnx_b *b, onode *n, const val *x, int idx[4]) {
     onode *a = e ? next_op(b, e->output[0], "Add", &idx[1]) : NULL;
     const char *one = a ? other(a, e->output[0]) : NULL;
     if (!one || !cscalar(b, one, &c) || c != 1.0) return false;
+    /* then Mul x, Mul 0.5 (TorchScript's exporter), or Mul 0.5, Mul x (dynamo's) */
     onode *m = next_op(b, a->output[0], "Mul", &idx[2]);
-    const char *xo = m ? other(m, a->output[0]) : NULL;
-    if (!xo || strcmp(xo, x->name)) return false;
-    onode *h = next_op(b, m->output[0], "Mul", &idx[3]);
-    const char *half = h ? other(h, m->output[0]) : NULL;
-    return half && cscalar(b, half, &c) && fabs(c - 0.5) < 1e-7;
+    const char *o1 = m ? other(m, a->output[0]) : NULL;
+    onode *h = o1 ? next_op(b, m->output[0], "Mul", &idx[3]) : NULL;
+    const char *o2 = h ? other(h, m->output[0]) : NULL;
+    if (!o2) return false;
+    if (!strcmp(o1, x->name)) return cscalar(b, o2, &c) && fabs(c - 0.5) < 1e-7;
+    return !strcmp(o2, x->name) && cscalar(b, o1, &c) && fabs(c - 0.5) < 1e-7;
 }
 
 /* ------------------------------------------------------------------ arithmetic */
@@ -224,7 +238,7 @@ int gr_onnx_map_arith(gr_onnx_b *b, onode *n, const char *op) {
     if (!own) own = gr_onnx_map_std_flat(b, n, x);
     if (own) return own < 0 ? -1 : 0;
     if (x->fmap) return gr_onnx_nerr(b, GR_ERR_UNSUPPORTED, "%s of a flattened map by a constant", op), -1;
-    if (!strcmp(op, "Add") && x->rank == 3 && !gr_onnx_cload(b, k)) {   /* a constant of the tokens' shape */
+    if (!strcmp(op, "Add") && (x->rank == 3 || x->rank == 4) && !gr_onnx_cload(b, k)) {   /* a constant of the tokens' shape */
         int r = gr_onnx_map_pos_embed(b, n, x, k);
         if (r <= 0) return r;
     }

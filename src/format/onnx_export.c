@@ -283,7 +283,8 @@ static const char *oxe_pool(oxe *e, int i, const oxe_val *x, const char *dst) {
 /* y = gamma * (x - mean) / sqrt(var + eps) + beta over the last axis, as
  * PyTorch exports LayerNorm before opset 17 (ReduceMean, Sub, Pow, ReduceMean,
  * Add, Sqrt, Div, Mul, Add): the pattern runtimes fuse back into one layer
- * (OpenCV 4.6 has no LayerNormalization).  gamma, beta: [C].               */
+ * (OpenCV 4.6 has no LayerNormalization).  gamma, beta: [C] (NULL: up to the
+ * Div).                                                                    */
 static const char *oxe_layernorm(oxe *e, const char *x, const char *gamma, const char *beta, float eps,
                                 const char *dst) {
     int64_t axes[1] = {-1};
@@ -300,8 +301,147 @@ static const char *oxe_layernorm(oxe *e, const char *x, const char *gamma, const
         *(k ? &var : &mean) = out;
     }
     const char *sd = oxe_op1(e, "Sqrt", oxe_op2(e, "Add", var, oxe_scalar(e, eps), NULL), NULL);
+    if (!gamma) return oxe_op2(e, "Div", d, sd, dst);   /* the caller applies gamma and beta */
     const char *y = oxe_op2(e, "Mul", oxe_op2(e, "Div", d, sd, NULL), gamma, NULL);
     return oxe_op2(e, "Add", y, beta, dst);
+}
+
+/* ------------------------------------------------------------ tokens */
+
+/* A token sequence [N, T, D] is graft's map [N, h, w, D] (T = h*w, row
+ * major), so in the graph it is the NCHW map [N, D, h, w]: per-token dense
+ * layers stay 1x1 Convs, layer norm the map's, and every runtime keeps the
+ * 4-D tensors it handles best (OpenCV 4.6 loses a 3-D tensor's axes).    */
+
+/* x as [N, C, 1, h*w] (a Reshape when h > 1). */
+static const char *oxe_tokens_row(oxe *e, const oxe_val *x) {
+    if (x->h == 1) return x->name;
+    int64_t shape[4] = {0, x->c, 1, (int64_t)x->h * x->w};
+    return oxe_op2(e, "Reshape", x->name, oxe_ints(e, shape, 4), NULL);
+}
+
+/* class_token: Concat(token [N, D, 1, 1], x [N, D, 1, T], axis 3).  The
+ * token is made [N, D, 1, 1] for any batch as a depthwise 1x1 Conv with
+ * zero weights and the token as bias, of x's first column (no Shape/Expand:
+ * OpenCV 4.6 cannot broadcast a constant over the batch in a Concat).     */
+static const char *oxe_cls_token(oxe *e, int i, const oxe_val *x, const char *dst) {
+    const gr_model *m = e->m;
+    int D = x->c;
+    const char *row = oxe_tokens_row(e, x);
+    int64_t z[1] = {0}, one[1] = {1}, ax[1] = {3};
+    const char *sin[4] = {row, oxe_ints(e, z, 1), oxe_ints(e, one, 1), oxe_ints(e, ax, 1)};
+    const char *first = oxe_tmp(e);
+    oxe_node(e, "Slice", 4, sin, first);
+    float *w = calloc((size_t)D, sizeof *w);
+    if (!w) {
+        oxe_fail(e, GR_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    int64_t wd[4] = {D, 1, 1, 1}, bd[1] = {D};
+    const char *cin[3] = {first, oxe_param(e, "zero", w, D, 4, wd),
+                          oxe_param(e, "token", gr_param_cdata(m, gr_node_param(m, i, "token")), D, 1, bd)};
+    free(w);
+    const char *tok = oxe_tmp(e);
+    Onnx__NodeProto *c = oxe_node(e, "Conv", 3, cin, tok);
+    int64_t ks[2] = {1, 1};
+    oxe_attr_ints(e, c, "kernel_shape", ks, 2);
+    oxe_attr_i(e, c, "group", D);
+    const char *in[2] = {tok, row};
+    Onnx__NodeProto *cat = oxe_node(e, "Concat", 2, in, dst);
+    oxe_attr_i(e, cat, "axis", 3);
+    return cat ? dst : NULL;
+}
+
+/* position_embedding: x + E, E [1, D, h, w] (graft's [h, w, D] in CHW order). */
+static const char *oxe_pos_embed(oxe *e, int i, const oxe_val *x, const char *dst) {
+    const gr_model *m = e->m;
+    int64_t n = (int64_t)x->h * x->w * x->c;
+    const float *p = gr_param_cdata(m, gr_node_param(m, i, "embedding"));
+    float *c = malloc((size_t)n * sizeof *c);
+    if (!c) {
+        oxe_fail(e, GR_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    for (int64_t k = 0; k < n; k++) c[chw_of(k, x->h, x->w, x->c)] = p[k];
+    int64_t dims[4] = {1, x->c, x->h, x->w};
+    const char *emb = oxe_param(e, "embedding", c, n, 4, dims);
+    free(c);
+    return oxe_op2(e, "Add", x->name, emb, dst);
+}
+
+/* select_token `index`: Slice [index, index + 1) of the tokens' axis: [N, D, 1, 1]. */
+static const char *oxe_select(oxe *e, int index, const oxe_val *x, const char *dst) {
+    int64_t st[1] = {index}, en[1] = {index + 1}, ax[1] = {3};
+    const char *in[4] = {oxe_tokens_row(e, x), oxe_ints(e, st, 1), oxe_ints(e, en, 1), oxe_ints(e, ax, 1)};
+    Onnx__NodeProto *n = oxe_node(e, "Slice", 4, in, dst);
+    return n ? dst : NULL;
+}
+
+/* A 1x1 Conv of x [N, I, 1, T] with graft's kernel k [I][O] and bias b [O]. */
+static const char *oxe_conv1x1(oxe *e, const char *x, const char *kind, const float *k, const float *b, int I, int O,
+                               const char *dst) {
+    float *w = malloc((size_t)I * O * sizeof *w);
+    if (!w) {
+        oxe_fail(e, GR_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    for (int o = 0; o < O; o++)
+        for (int c = 0; c < I; c++) w[(size_t)o * I + c] = k[(size_t)c * O + o];
+    int64_t wd[4] = {O, I, 1, 1}, bd[1] = {O};
+    char kn[48], bn[48];
+    snprintf(kn, sizeof kn, "%s_kernel", kind);
+    snprintf(bn, sizeof bn, "%s_bias", kind);
+    const char *in[3] = {x, oxe_param(e, kn, w, (int64_t)I * O, 4, wd), oxe_param(e, bn, b, O, 1, bd)};
+    free(w);
+    const char *out = dst ? dst : oxe_tmp(e);
+    Onnx__NodeProto *c = oxe_node(e, "Conv", 3, in, out);
+    int64_t ks[2] = {1, 1};
+    oxe_attr_ints(e, c, "kernel_shape", ks, 2);
+    return c ? out : NULL;
+}
+
+static const char *oxe_transpose(oxe *e, const char *x, const int64_t perm[4]) {
+    const char *t = oxe_op1(e, "Transpose", x, NULL);
+    oxe_attr_ints(e, t ? e->nodes[e->n_nodes - 1] : NULL, "perm", perm, 4);
+    return t;
+}
+
+/* self_attention on x [N, D, 1, T]: in_proj (1x1 Conv, D -> 3D), q, k, v
+ * the channel thirds, each [N, H, E, T] (channel h*E + e: PyTorch's head
+ * split); S = (q^T * scale) k [N, H, T, T]; softmax over the keys (the last
+ * axis, also before opset 13); ctx = (S v^T)^T [N, H, E, T] -> [N, D, 1, T];
+ * out_proj (1x1 Conv).  The form graft's import reads back (onnx_mha.c).  */
+static const char *oxe_attention(oxe *e, int i, const oxe_val *x, const char *dst) {
+    const gr_model *m = e->m;
+    const gr_node *n = &m->nodes[i];
+    int D = x->c, H = n->s.groups > 0 ? n->s.groups : 1, E = D / H;
+    int64_t T = (int64_t)x->h * x->w;
+    float scale = n->s.alpha > 0 ? n->s.alpha : (float)(1.0 / sqrt((double)E));
+    const char *row = oxe_tokens_row(e, x);
+    const char *qkv = oxe_conv1x1(e, row, "in", gr_param_cdata(m, gr_node_param(m, i, "in_kernel")),
+                                  gr_param_cdata(m, gr_node_param(m, i, "in_bias")), D, 3 * D, NULL);
+    static const int64_t swap[4] = {0, 1, 3, 2};
+    int64_t heads[4] = {-1, H, E, T}, ax[1] = {1};
+    const char *part[3];
+    for (int j = 0; j < 3; j++) {
+        int64_t st[1] = {(int64_t)j * D}, en[1] = {(int64_t)(j + 1) * D};
+        const char *in[4] = {qkv, oxe_ints(e, st, 1), oxe_ints(e, en, 1), oxe_ints(e, ax, 1)};
+        const char *sl = oxe_tmp(e);
+        oxe_node(e, "Slice", 4, in, sl);
+        part[j] = oxe_op2(e, "Reshape", sl, oxe_ints(e, heads, 4), NULL);
+    }
+    const char *q = oxe_op2(e, "Mul", oxe_transpose(e, part[0], swap), oxe_scalar(e, scale), NULL);
+    const char *sc = oxe_op2(e, "MatMul", q, part[1], NULL);
+    const char *p = oxe_op1(e, "Softmax", sc, NULL);
+    if (p) oxe_attr_i(e, e->nodes[e->n_nodes - 1], "axis", 3);
+    const char *ctx = oxe_transpose(e, oxe_op2(e, "MatMul", p, oxe_transpose(e, part[2], swap), NULL), swap);
+    int64_t back[4] = {-1, D, 1, T};
+    const char *merged = oxe_op2(e, "Reshape", ctx, oxe_ints(e, back, 4), NULL);
+    const char *o = oxe_conv1x1(e, merged, "out", gr_param_cdata(m, gr_node_param(m, i, "out_kernel")),
+                                gr_param_cdata(m, gr_node_param(m, i, "out_bias")), D, D, x->h == 1 ? dst : NULL);
+    if (x->h == 1 || !o) return o;
+    int64_t shape[4] = {0, D, x->h, x->w};
+    return oxe_op2(e, "Reshape", o, oxe_ints(e, shape, 4), dst);
 }
 
 /* Exports node i into vals[i + 1]; dst: its output name. */
@@ -413,19 +553,40 @@ static void oxe_layer(oxe *e, int i, const char *dst) {
         int C = n->ic;
         const float *g = gr_param_cdata(m, gr_node_param(m, i, "gamma"));
         const float *b = gr_param_cdata(m, gr_node_param(m, i, "beta"));
-        int64_t dims[1] = {C};
-        const char *gn = oxe_param(e, "gamma", g, C, 1, dims), *bn = oxe_param(e, "beta", b, C, 1, dims);
         if (x->rank == 2) {
+            int64_t dims[1] = {C};
+            const char *gn = oxe_param(e, "gamma", g, C, 1, dims), *bn = oxe_param(e, "beta", b, C, 1, dims);
             y->name = oxe_layernorm(e, oxe_unperm(e, x), gn, bn, n->s.eps, dst);
             break;
         }
-        /* a map: over its channels in NHWC (as torchvision's ConvNeXt exports) */
+        /* a map (ConvNeXt's blocks, a ViT's tokens): normalized over its channels in
+         * NHWC (as torchvision's ConvNeXt exports), gamma and beta applied back in
+         * NCHW as [C, 1, 1] constants (OpenCV 4.6 broadcasts a constant over axis 1
+         * only); gr_onnx_map_ln_decomposed reads the form back as one layer norm */
         static const int64_t to_nhwc[4] = {0, 2, 3, 1}, to_nchw[4] = {0, 3, 1, 2};
+        int64_t cdims[3] = {C, 1, 1};
+        const char *gc = oxe_param(e, "gamma", g, C, 3, cdims), *bc = oxe_param(e, "beta", b, C, 3, cdims);
         const char *t = oxe_op1(e, "Transpose", x->name, NULL);
         oxe_attr_ints(e, t ? e->nodes[e->n_nodes - 1] : NULL, "perm", to_nhwc, 4);
-        const char *l = oxe_layernorm(e, t, gn, bn, n->s.eps, NULL);
-        y->name = oxe_op1(e, "Transpose", l, dst);
-        oxe_attr_ints(e, y->name ? e->nodes[e->n_nodes - 1] : NULL, "perm", to_nchw, 4);
+        const char *l = oxe_layernorm(e, t, NULL, NULL, n->s.eps, NULL);
+        const char *back = oxe_op1(e, "Transpose", l, NULL);
+        oxe_attr_ints(e, back ? e->nodes[e->n_nodes - 1] : NULL, "perm", to_nchw, 4);
+        y->name = oxe_op2(e, "Add", oxe_op2(e, "Mul", back, gc, NULL), bc, dst);
+        break;
+    }
+    case GR_OP_CLS_TOKEN:
+    case GR_OP_POS_EMBED:
+    case GR_OP_ATTENTION:
+    case GR_OP_TOKEN: {
+        if (x->rank != 4) {
+            oxe_fail(e, GR_ERR_UNSUPPORTED, "its input is not a token map");
+            break;
+        }
+        y->rank = 4;
+        y->name = n->s.op == GR_OP_CLS_TOKEN ? oxe_cls_token(e, i, x, dst)
+                  : n->s.op == GR_OP_POS_EMBED ? oxe_pos_embed(e, i, x, dst)
+                  : n->s.op == GR_OP_ATTENTION ? oxe_attention(e, i, x, dst)
+                                               : oxe_select(e, n->s.units, x, dst);
         break;
     }
     case GR_OP_ADD:

@@ -106,6 +106,11 @@ static double binop(const char *op, double x, double y, bool integer) {
     if (!strcmp(op, "Less")) return x < y;
     if (!strcmp(op, "Greater")) return x > y;
     if (!strcmp(op, "Min")) return x < y ? x : y;
+    if (!strcmp(op, "Mod")) {   /* the sign of the divisor (Python's %); fmod=1: C's fmod */
+        double r = y == 0 ? 0 : fmod(x, y);
+        return r != 0 && (r < 0) != (y < 0) ? r + y : r;
+    }
+    if (!strcmp(op, "FMod")) return y == 0 ? 0 : fmod(x, y);
     return x > y ? x : y;   /* Max */
 }
 
@@ -126,6 +131,15 @@ static int fold_elementwise(gr_onnx_b *b, onode *n, const char *op) {
         else put(o, i, binop(op, fv(in[0], bidx(in[0], i, r, od)), fv(in[1], bidx(in[1], i, r, od)), ty->ct == CT_I));
     }
     return 1;
+}
+
+/* Mod: fmod=0 (integers only) rounds like Python's %, fmod=1 like C's fmod. */
+static int fold_mod(gr_onnx_b *b, onode *n) {
+    bool f = gr_onnx_attr_i(n, "fmod", 0) != 0;
+    val *x = cin(b, n, 0);
+    if (!x) return -1;
+    if (!f && x->ct != CT_I) return gr_onnx_nerr(b, GR_ERR_FORMAT, "Mod of floats needs fmod=1"), -1;
+    return fold_elementwise(b, n, f ? "FMod" : "Mod");
 }
 
 static int fold_unary(gr_onnx_b *b, onode *n, const char *op) {
@@ -459,5 +473,6 @@ int gr_onnx_fold(gr_onnx_b *b, onode *n) {
     if (!strcmp(op, "Slice")) return fold_slice(b, n);
     if (!strcmp(op, "Transpose")) return fold_transpose(b, n);
     if (!strcmp(op, "Range")) return fold_range(b, n);
+    if (!strcmp(op, "Mod")) return fold_mod(b, n);
     return 0;
 }

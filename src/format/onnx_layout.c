@@ -107,6 +107,9 @@ int gr_onnx_map_layout(gr_onnx_b *b, onode *n, const char *op) {
     }
     if (!strcmp(op, "Reshape")) {
         val *s = gr_onnx_in(b, n, 1);
+        /* an attention's in_proj output split into [.., 3, ..] (torch 2's exporters) */
+        if (r == 3 && s && s->kind == V_CONST && !gr_onnx_cload(b, s) && s->ct == CT_I && s->n > 3 && gr_onnx_is_qkv(b, x))
+            return gr_onnx_map_attention(b, n, x);
         if (!s || s->kind != V_CONST || gr_onnx_cload(b, s) || s->ct != CT_I || s->n > GR_ONNX_MAX_RANK)
             return gr_onnx_nerr(b, GR_ERR_UNSUPPORTED, "the target shape is not a constant at this input size"), -1;
         int64_t known = 1, neg = -1, total = r == 2 ? d[1] : r == 3 ? d[1] * d[2] : d[1] * d[2] * d[3];
@@ -150,6 +153,12 @@ int gr_onnx_map_layout(gr_onnx_b *b, onode *n, const char *op) {
     if (tr == r && !memcmp(t, d, sizeof(int64_t) * (size_t)r)) return gr_onnx_set_act(b, n, 0, x->node, x, false) ? 0 : -1;
     if (tr == 2 && t[0] == d[0] && t[1] == (r == 2 ? d[1] : r == 3 ? d[1] * d[2] : d[1] * d[2] * d[3]))
         return to_vector(b, n, x);
+    /* [N, C, H, W] -> [N, C, 1, H*W] before graft's exported class token */
+    if (r == 4 && tr == 4 && t[0] == d[0] && t[1] == d[1] && t[2] == 1 && t[3] == d[2] * d[3] && x->perm[1] == 3 &&
+        x->perm[2] == 1 && x->perm[3] == 2) {
+        int c = gr_onnx_map_tokens_row(b, n, x);
+        if (c) return c < 0 ? -1 : 0;
+    }
     /* [N, C, H, W] -> [N, C, H*W] (a patch embedding's map as tokens): the same node, T = H*W */
     if (r == 4 && tr == 3 && t[0] == d[0] && x->perm[1] == 3 && x->perm[2] == 1 && x->perm[3] == 2 && t[1] == d[1] &&
         t[2] == d[2] * d[3]) {

@@ -135,6 +135,34 @@ int gr_onnx_map_std_map(gr_onnx_b *b, onode *n, gr_onnx_val *x);
  * Gather of activations, a Concat with a constant (the class token), an
  * Add of a constant of the activation's whole shape (position embedding). */
 int gr_onnx_map_slice(gr_onnx_b *b, onode *n);
+/* Reshape n of the NCHW map x to [N, C, 1, H*W] that starts graft's exported
+ * class token: 1 mapped, 0 not that form, -1 error.                        */
+int gr_onnx_map_tokens_row(gr_onnx_b *b, onode *n, gr_onnx_val *x);
+/* Their helpers.  Known shapes of values the attention matcher absorbs
+ * (never built as values), for the Shape nodes a symbolic batch reads them with. */
+#define GR_ONNX_MAX_HINTS 96
+#define GR_ONNX_HINT_RANK 6
+typedef struct {
+    const char *name[GR_ONNX_MAX_HINTS];
+    int rank[GR_ONNX_MAX_HINTS];
+    int64_t d[GR_ONNX_MAX_HINTS][GR_ONNX_HINT_RANK];
+    int n;
+} gr_onnx_hints;
+/* gr_onnx_nerr about node k (not the current one), GR_ERR_UNSUPPORTED: -1. */
+int gr_onnx_nerr_at(gr_onnx_b *b, int k, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Value `name` as a constant, folding the later nodes that make it (a Shape
+ * of a hinted value included); NULL when it is not one.                   */
+gr_onnx_val *gr_onnx_ensure_const(gr_onnx_b *b, const char *name, const gr_onnx_hints *h);
+/* Input k of node n as an int64 constant of at most max values: the count
+ * (0 when absent), or -1.                                                  */
+int gr_onnx_cints(gr_onnx_b *b, onode *n, size_t k, int64_t *out, int max, const gr_onnx_hints *h);
+/* Shape node p of a hinted value folded to a constant: its output, or NULL. */
+gr_onnx_val *gr_onnx_shape_of_hint(gr_onnx_b *b, onode *p, const gr_onnx_hints *h);
+/* onnx_mha.c: whether x is an attention's in_proj output (the last layer,
+ * a 1x1 conv of width 3*D over tokens); the whole attention from node n0,
+ * the first node reading it, as one self_attention layer.  0 or -1.       */
+bool gr_onnx_is_qkv(gr_onnx_b *b, const gr_onnx_val *x);
+int gr_onnx_map_attention(gr_onnx_b *b, onode *n0, gr_onnx_val *qkv);
 int gr_onnx_map_gather(gr_onnx_b *b, onode *n);
 int gr_onnx_map_cls_concat(gr_onnx_b *b, onode *n);
 int gr_onnx_map_pos_embed(gr_onnx_b *b, onode *n, gr_onnx_val *x, gr_onnx_val *k);   /* 1: not one */

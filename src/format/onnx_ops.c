@@ -21,7 +21,7 @@ static const char *const mapped_ops[] = {
     "HardSwish", "Mul", "Div", "Sub", "LayerNormalization", "Erf", "Pow", "Sqrt", "Slice", "Gather", NULL};
 static const char *const folded_ops[] = {
     "Constant", "Shape", "Gather", "Cast", "ConstantOfShape", "Slice", "Expand", "Range", "Sub", "Mul", "Div",
-    "Pow", "Equal", "Less", "Greater", "Min", "Max", "Where", "Neg", "Abs", "Floor", "Ceil", "Sqrt", NULL};
+    "Pow", "Equal", "Less", "Greater", "Min", "Max", "Where", "Neg", "Abs", "Floor", "Ceil", "Sqrt", "Mod", NULL};
 
 bool gr_onnx_op_mapped(const char *op) {
     for (int k = 0; mapped_ops[k]; k++) if (!strcmp(op, mapped_ops[k])) return true;
