@@ -14,7 +14,7 @@
 #include "backend/backend.h"
 
 #define DN_MAX_ARGS 10
-#define DN_MAX_BUFS 4
+#define DN_MAX_BUFS 8   /* the scratchpad and 7 arenas (a chain's live activations) */
 
 typedef struct {
     dnnl_primitive_t prim;    /* NULL for a step graft runs itself (run) */
@@ -143,6 +143,7 @@ gr_status dn_net_run(dn_net *net, unsigned mask, gr_error *err);
 /* Memory descriptors.  Activations are logical {B, C, H, W}. */
 dnnl_memory_desc_t dn_md_nhwc(int B, int C, int H, int W, dnnl_data_type_t dt);
 dnnl_memory_desc_t dn_md_any4(int B, int C, int H, int W, dnnl_data_type_t dt);
+dnnl_memory_desc_t dn_md_plain4(int B, int C, int H, int W, dnnl_data_type_t dt);   /* NCHW */
 /* Conv weights in graft's HWIO order: [KH][KW][C/groups][OC], f32. */
 dnnl_memory_desc_t dn_md_hwio(int KH, int KW, int ICg, int OC, int groups);
 dnnl_memory_desc_t dn_md_weights_any(int KH, int KW, int ICg, int OC, int groups,
