@@ -819,3 +819,5 @@ gr_status gr_backend_forward_chain(gr_backend *be, int first, int last, const fl
 }
 
 void dn_chain_free(struct dn_chain *c) { chain_free(c); }
+
+int dn_chain_last(const struct dn_chain *c) { return c->last; }

@@ -166,6 +166,7 @@ void dn_set(dnnl_memory_t mem, const void *p);
 
 /* The per-kind caches (dnnl_chain.c, dnnl_dense.c, dnnl_backward.c). */
 void dn_chain_free(struct dn_chain *c);
+int dn_chain_last(const struct dn_chain *c);   /* the chain's last node (tests) */
 void dn_dense_free(struct dn_dense *d);
 void dn_bwd_free(struct dn_bwd *b);
 void dn_tl_free(struct dn_tl *t);
