@@ -1,10 +1,24 @@
-/* dnnl_chain.c — the speed path: a chain of conv / pool / batch norm /
- * activation nodes run by oneDNN with activations kept in oneDNN's preferred
- * (blocked) layout between layers.  NHWC float32 only at the two ends.
+/* dnnl_chain.c — the speed path: a run of conv / pool / batch norm /
+ * activation / add / multiply nodes run by oneDNN with activations kept in
+ * oneDNN's preferred (blocked) layout between layers.  NHWC float32 only at
+ * the two ends.  The run need not be a line: a node may read the run's
+ * input or any earlier node of the run (residual blocks, squeeze-and-
+ * excitation), and only the last node's output leaves it.  Each activation
+ * lives in one of the net's arenas (dnnl_util.h) until its last reader has
+ * been built, then the arena is reused.
  *
  * Fusions (inference):
  *   conv (linear) -> batchnorm          BN folded into the conv's weights/bias
  *   conv [-> bn] -> activation           activation as an eltwise post-op
+ *   conv ... -> Add(conv, other) [+act]  a sum post-op: the conv accumulates
+ *                                        into `other` (in place when nothing
+ *                                        reads it later, else into a copy),
+ *                                        the Add's activation after it
+ *   Add / Mul of two activations         oneDNN's binary primitive in the
+ *                                        chain's layout (SE's [B,1,1,C] scale
+ *                                        broadcast over the map), in place
+ *   global average pooling               a pooling window of the whole map
+ *   hardsigmoid (not in oneDNN 2.6)      eltwise linear x/6 + 1/2, then clip [0, 1]
  * Precision: be->precision == GR_PRECISION_BF16 runs bf16 activations and
  * weights inside the chain (bias and the boundaries stay f32) when the CPU
  * has native bf16; otherwise f32 with a warning.
