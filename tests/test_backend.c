@@ -504,6 +504,10 @@ static void test_chain_region_fallback(void) {
     float *x = check_falloc(nin), *y = check_falloc(nout);
     gr_status st = gr_backend_forward_chain(fp, 0, m->n_nodes - 1, x, y, 2, &err);
     CHECK(st == GR_ERR_UNSUPPORTED, "chain with 8 live activations: status %d", st);
+    /* remembered: the next call answers at once, without building again */
+    CHECK(fp->fast[0] && fp->fast[0]->fail_last1 == m->n_nodes, "the failed chain is not remembered");
+    st = gr_backend_forward_chain(fp, 0, m->n_nodes - 1, x, y, 2, &err);
+    CHECK(st == GR_ERR_UNSUPPORTED && strstr(err.msg, "as before"), "second call: status %d (%s)", st, err.msg);
     gr_backend_free(fp);
     free(x); free(y);
     gr_model_free(m);

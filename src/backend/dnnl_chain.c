@@ -806,6 +806,8 @@ gr_status gr_backend_forward_chain(gr_backend *be, int first, int last, const fl
         c = *slot = NULL;
     }
     if (!c) {
+        if (f->fail_last1 == last + 1 && f->fail_B == B && f->fail_prec == be->precision)
+            return gr_error_set(err, GR_ERR_UNSUPPORTED, "layers %d..%d: no oneDNN chain (as before)", first, last);
         c = gr_calloc(1, sizeof *c, err);
         if (!c) return GR_ERR_NOMEM;
         c->last = last;
@@ -814,6 +816,11 @@ gr_status gr_backend_forward_chain(gr_backend *be, int first, int last, const fl
         gr_status st = chain_build(be, first, last, B, c, err);
         if (st) {
             chain_free(c);
+            if (st == GR_ERR_UNSUPPORTED) {
+                f->fail_last1 = last + 1;
+                f->fail_B = B;
+                f->fail_prec = be->precision;
+            }
             return st;
         }
         c->wver = m->w_version - 1;   /* force a pack */

@@ -55,6 +55,11 @@ typedef struct gr_fast {
     struct dn_dense *dense;   /* dense forward */
     struct dn_bwd *bwd;       /* conv or dense backward */
     struct dn_tl *tl;         /* pooling / batch norm in training (dnnl_train_layers.c) */
+    /* the last chain from this node oneDNN could not build (GR_ERR_UNSUPPORTED):
+     * last + 1 (0: none), batch, precision; not tried again, the executor
+     * goes on to shorter chains at once                                     */
+    int fail_last1, fail_B;
+    gr_precision fail_prec;
 } gr_fast;
 
 /* One user's fast-path state for one model (backend.h). */
