@@ -366,7 +366,7 @@ static void test_chain_darknet_like(void) {
     gr_model_free(m);
 }
 
-/* the executor cuts chains where an output has another reader */
+/* an output with another reader: the shortcut's Add stays in the chain */
 static void test_chain_branch(void) {
     gr_error err = {0};
     gr_model *m = gr_model_new(8, 8, 4, &err);
@@ -381,6 +381,135 @@ static void test_chain_branch(void) {
     m->nodes[4].s.alpha = 0.1f;
     randomize_params(m, 4);
     compare_predict("shortcut", m, 2, 1e-5, 1e-4);
+    gr_model_free(m);
+}
+
+/* spec s reading nodes a and b (b < -1: one input) */
+static gr_layer_spec reading(gr_layer_spec s, int a, int b) {
+    s.inputs[0] = a;
+    s.inputs[1] = b;
+    s.n_inputs = b < -1 ? 1 : 2;
+    return s;
+}
+static gr_layer_spec add_of(int a, int b, gr_act act) {
+    gr_layer_spec s = {0};
+    s.op = GR_OP_ADD;
+    s.act = act;
+    return reading(s, a, b);
+}
+
+/* Residual adds and squeeze-and-excitation in one chain (dnnl_chain.c):
+ * the Add after a conv as its sum post-op (into the other operand in place,
+ * or into a copy when the operand is read later, is the conv's own input or
+ * is the caller's input), Adds and Muls as oneDNN binaries (broadcast SE
+ * scale, same-shape product, fused ReLU), the global pool, hardsigmoid as
+ * two eltwise steps; against the reference layers, and as ONE chain.       */
+static gr_model *region_model(gr_error *err) {
+    gr_model *m = gr_model_new(8, 8, 4, err);
+    if (!m) return NULL;
+    gr_layer_spec dw = gr_conv2d(8, 3, 3, 1, GR_PAD_SAME, GR_ACT_SWISH);
+    dw.groups = 8;
+    gr_layer_spec hsig = gr_activation(GR_ACT_HARDSIGMOID, 0);
+    if (gr_stack(m, err,
+                 gr_conv2d(4, 1, 1, 1, GR_PAD_SAME, GR_ACT_LINEAR),                   /* 0 */
+                 add_of(0, -1, GR_ACT_LINEAR),                                         /* 1: + the caller's input */
+                 gr_conv2d(8, 3, 3, 1, GR_PAD_SAME, GR_ACT_SWISH),                    /* 2 */
+                 gr_conv2d(8, 1, 1, 1, GR_PAD_SAME, GR_ACT_LINEAR), gr_batchnorm(1e-3f), /* 3, 4 */
+                 add_of(4, 2, GR_ACT_RELU),                                            /* 5: 2 read again at 7 */
+                 reading(gr_conv2d(8, 1, 1, 1, GR_PAD_SAME, GR_ACT_HARDSWISH), 5, -2), /* 6 */
+                 add_of(6, 2, GR_ACT_LINEAR),                                          /* 7: in place into 2 */
+                 dw,                                                                   /* 8 */
+                 gr_global_avgpool(),                                                  /* 9 */
+                 gr_conv2d(4, 1, 1, 1, GR_PAD_SAME, GR_ACT_SWISH),                    /* 10 */
+                 gr_conv2d(8, 1, 1, 1, GR_PAD_SAME, GR_ACT_HARDSIGMOID),              /* 11 */
+                 gr_multiply(8, 11),                                                   /* 12: SE scale */
+                 gr_conv2d(8, 1, 1, 1, GR_PAD_SAME, GR_ACT_RELU),                     /* 13 */
+                 hsig,                                                                 /* 14 */
+                 gr_multiply(14, 13),                                                  /* 15: same shape */
+                 add_of(15, 12, GR_ACT_RELU),                                          /* 16: binary + relu */
+                 gr_conv2d(6, 3, 3, 2, GR_PAD_SAME, GR_ACT_LINEAR),                   /* 17 */
+                 gr_conv2d(6, 1, 1, 1, GR_PAD_SAME, GR_ACT_LINEAR),                   /* 18 */
+                 add_of(18, 17, GR_ACT_LEAKY),                                         /* 19: + the conv's input */
+                 gr_maxpool(2, 2)) != GR_OK) {
+        gr_model_free(m);
+        return NULL;
+    }
+    m->nodes[19].s.alpha = 0.1f;
+    return m;
+}
+
+static void test_chain_region(void) {
+    gr_error err = {0};
+    gr_model *m = region_model(&err);
+    CHECK(m != NULL, "%s", err.msg);
+    if (!m) return;
+    randomize_params(m, 21);
+    compare_predict("region B=3", m, 3, 1e-5, 1e-4);
+    compare_predict("region B=1", m, 1, 1e-5, 1e-4);
+    /* the executor gave the backend the whole model as one chain */
+    gr_ctx *cx = gr_ctx_new(m, &err);
+    size_t nin = (size_t)2 * gr_node_size(m, -1), nout = (size_t)2 * gr_node_size(m, m->n_nodes - 1);
+    float *x = check_falloc(nin), *y = check_falloc(nout);
+    check_fill(x, nin, 78, -1, 1);
+    CHECK(cx && gr_ctx_predict(cx, x, 2, -1, y, &err) == GR_OK, "%s", err.msg);
+    if (cx) {
+        CHECK(cx->be->fast[0] && cx->be->fast[0]->chain && dn_chain_last(cx->be->fast[0]->chain) == m->n_nodes - 1,
+              "no chain over the whole model from node 0");
+        for (int i = 1; i < m->n_nodes; i++) CHECK(!cx->be->fast[i], "node %d ran on its own", i);
+    }
+    gr_ctx_free(cx);
+    /* the chain entry directly, from node 2 (the SE block and what follows) */
+    gr_backend *fp = be_of(m);
+    float *mid = check_falloc((size_t)2 * gr_node_size(m, 1)), *want = check_falloc(nout);
+    setenv("GRAFT_REFERENCE", "1", 1);
+    gr_model_predict(m, x, 2, 1, mid, &err);
+    gr_model_predict(m, x, 2, -1, want, &err);
+    unsetenv("GRAFT_REFERENCE");
+    gr_status st = gr_backend_forward_chain(fp, 2, m->n_nodes - 1, mid, y, 2, &err);
+    CHECK(st == GR_OK, "%s", err.msg);
+    if (st == GR_OK) CHECK_CLOSE("chain 2..end", y, want, nout, 1e-5, 1e-4);
+    /* a run that reads a node from before it is not a chain */
+    st = gr_backend_forward_chain(fp, 6, 8, mid, y, 2, &err);
+    CHECK(st == GR_ERR_UNSUPPORTED, "chain 6..8 reads node 2: status %d", st);
+    gr_backend_free(fp);
+    if (dn_bf16_native()) {   /* bf16 inside the chain, loosely */
+        m->precision = GR_PRECISION_BF16;
+        CHECK(gr_model_predict(m, x, 2, -1, y, &err) == GR_OK, "bf16: %s", err.msg);
+        float mx = 0;
+        for (size_t i = 0; i < nout; i++) mx = fabsf(want[i]) > mx ? fabsf(want[i]) : mx;
+        CHECK_CLOSE("bf16 region", y, want, nout, 0.05 * mx, 0.05);
+        m->precision = GR_PRECISION_FP32;
+    }
+    free(x); free(y); free(mid); free(want);
+    gr_model_free(m);
+}
+
+/* more activations alive at once than the chain has buffers: the executor
+ * falls back to linear chains and single nodes, with the same answer     */
+static void test_chain_region_fallback(void) {
+    gr_error err = {0};
+    gr_model *m = gr_model_new(6, 6, 4, &err);
+    CHECK(m != NULL, "%s", err.msg);
+    if (!m) return;
+    for (int k = 0; k < 9; k++)
+        CHECK(gr_model_append(m, reading(gr_conv2d(4, 1, 1, 1, GR_PAD_SAME, GR_ACT_RELU), -1, -2), &err) == k,
+              "%s", err.msg);
+    CHECK(gr_model_append(m, add_of(0, 1, GR_ACT_LINEAR), &err) == 9, "%s", err.msg);
+    for (int k = 2; k < 9; k++)
+        CHECK(gr_model_append(m, add_of(7 + k, k, GR_ACT_LINEAR), &err) == 8 + k, "%s", err.msg);
+    randomize_params(m, 22);
+    compare_predict("too many live B=2", m, 2, 1e-5, 1e-4);
+    gr_backend *fp = be_of(m);
+    size_t nin = (size_t)2 * gr_node_size(m, -1), nout = (size_t)2 * gr_node_size(m, m->n_nodes - 1);
+    float *x = check_falloc(nin), *y = check_falloc(nout);
+    gr_status st = gr_backend_forward_chain(fp, 0, m->n_nodes - 1, x, y, 2, &err);
+    CHECK(st == GR_ERR_UNSUPPORTED, "chain with 8 live activations: status %d", st);
+    /* remembered: the next call answers at once, without building again */
+    CHECK(fp->fast[0] && fp->fast[0]->fail_last1 == m->n_nodes, "the failed chain is not remembered");
+    st = gr_backend_forward_chain(fp, 0, m->n_nodes - 1, x, y, 2, &err);
+    CHECK(st == GR_ERR_UNSUPPORTED && strstr(err.msg, "as before"), "second call: status %d (%s)", st, err.msg);
+    gr_backend_free(fp);
+    free(x); free(y);
     gr_model_free(m);
 }
 
@@ -682,6 +811,8 @@ int main(void) {
     RUN(test_chain_vgg_like);
     RUN(test_chain_darknet_like);
     RUN(test_chain_branch);
+    RUN(test_chain_region);
+    RUN(test_chain_region_fallback);
     RUN(test_tiny_darknet);
     RUN(test_bf16);
     RUN(test_conv_backward);

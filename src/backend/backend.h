@@ -42,17 +42,21 @@ void gr_backend_set_own_winograd(gr_backend *be, bool on);
 gr_status gr_backend_forward(gr_backend *be, int node, const float *const *ins, float *out,
                              int B, gr_error *err);
 
-/* Runs nodes first..last (a chain: each reads only its predecessor) in
- * inference mode, from in (NHWC, output of first's input) to out (NHWC,
- * output of last), keeping intermediate activations in the backend's own
- * layout.  conv -> batchnorm is folded, activations fused as post-ops, and
- * precision GR_PRECISION_BF16 runs bf16 inside the chain.
- * GR_ERR_UNSUPPORTED when the chain has an op the backend lacks.            */
+/* Runs nodes first..last (a chain: each reads first's input or an earlier
+ * node of the chain; the caller reads only last's output) in inference
+ * mode, from in (NHWC, first's input) to out (NHWC, output of last),
+ * keeping intermediate activations in the backend's own layout.
+ * conv -> batchnorm is folded, activations fused as post-ops, a residual
+ * Add after a conv becomes its sum post-op, other Adds and Muls oneDNN
+ * binaries; precision GR_PRECISION_BF16 runs bf16 inside the chain.
+ * GR_ERR_UNSUPPORTED when the chain has an op the backend lacks, reads a
+ * node from before it, or keeps more activations alive than it has arenas. */
 gr_status gr_backend_forward_chain(gr_backend *be, int first, int last, const float *in,
                                    float *out, int B, gr_error *err);
 
-/* True when node can be part of a chain (conv2d, max/avg pool, batch norm,
- * elementwise activation).  The executor builds maximal runs of these.     */
+/* True when node can be part of a chain (conv2d, max/avg/global average
+ * pool, batch norm, elementwise activation, two-input add and multiply).
+ * The executor builds the longest runs of these (exec.c: region_end).     */
 bool gr_backend_chain_supports(const gr_model *m, int node);
 
 /* Backward of a conv2d node (its linear part: dout is the gradient of the

@@ -1,10 +1,24 @@
-/* dnnl_chain.c — the speed path: a chain of conv / pool / batch norm /
- * activation nodes run by oneDNN with activations kept in oneDNN's preferred
- * (blocked) layout between layers.  NHWC float32 only at the two ends.
+/* dnnl_chain.c — the speed path: a run of conv / pool / batch norm /
+ * activation / add / multiply nodes run by oneDNN with activations kept in
+ * oneDNN's preferred (blocked) layout between layers.  NHWC float32 only at
+ * the two ends.  The run need not be a line: a node may read the run's
+ * input or any earlier node of the run (residual blocks, squeeze-and-
+ * excitation), and only the last node's output leaves it.  Each activation
+ * lives in one of the net's arenas (dnnl_util.h) until its last reader has
+ * been built, then the arena is reused.
  *
  * Fusions (inference):
  *   conv (linear) -> batchnorm          BN folded into the conv's weights/bias
  *   conv [-> bn] -> activation           activation as an eltwise post-op
+ *   conv ... -> Add(conv, other) [+act]  a sum post-op: the conv accumulates
+ *                                        into `other` (in place when nothing
+ *                                        reads it later, else into a copy),
+ *                                        the Add's activation after it
+ *   Add / Mul of two activations         oneDNN's binary primitive in the
+ *                                        chain's layout (SE's [B,1,1,C] scale
+ *                                        broadcast over the map), in place
+ *   global average pooling               a pooling window of the whole map
+ *   hardsigmoid (not in oneDNN 2.6)      eltwise linear x/6 + 1/2, then clip [0, 1]
  * Precision: be->precision == GR_PRECISION_BF16 runs bf16 activations and
  * weights inside the chain (bias and the boundaries stay f32) when the CPU
  * has native bf16; otherwise f32 with a warning.
@@ -75,71 +89,168 @@ static int pool_ok(const gr_node *n) {
            n->s.pad_l < n->s.kw;
 }
 
-bool gr_backend_chain_supports(const gr_model *m, int node) {
-    const gr_node *n = &m->nodes[node];
+/* Whether the chain applies activation act: one oneDNN eltwise, or for
+ * PyTorch's hardsigmoid (oneDNN 2.6 has none) two: linear x/6 + 1/2, then
+ * clip to [0, 1].                                                          */
+static bool act_ok(gr_act act, float alpha) {
     dnnl_alg_kind_t alg;
     float a, b;
+    return act == GR_ACT_HARDSIGMOID || dn_act_eltwise(act, alpha, &alg, &a, &b) >= 0;
+}
+
+/* The eltwise steps of act (0, 1 or 2): algorithm, alpha, beta. */
+static int act_steps(gr_act act, float alpha, dnnl_alg_kind_t alg[2], float a[2], float b[2]) {
+    if (act == GR_ACT_HARDSIGMOID) {
+        alg[0] = dnnl_eltwise_linear, a[0] = 1.0f / 6.0f, b[0] = 0.5f;
+        alg[1] = dnnl_eltwise_clip, a[1] = 0.0f, b[1] = 1.0f;
+        return 2;
+    }
+    return dn_act_eltwise(act, alpha, &alg[0], &a[0], &b[0]) > 0 ? 1 : 0;
+}
+
+bool gr_backend_chain_supports(const gr_model *m, int node) {
+    const gr_node *n = &m->nodes[node];
     switch (n->s.op) {
-    case GR_OP_CONV2D: return dn_act_eltwise(n->s.act, n->s.alpha, &alg, &a, &b) >= 0;
+    case GR_OP_CONV2D: return act_ok(n->s.act, n->s.alpha);
     case GR_OP_MAXPOOL:
     case GR_OP_AVGPOOL: return pool_ok(n);
+    case GR_OP_GLOBAL_AVGPOOL:
     case GR_OP_BATCHNORM: return true;
-    case GR_OP_ACTIVATION: return dn_act_eltwise(n->s.act, n->s.alpha, &alg, &a, &b) >= 0;
+    case GR_OP_ACTIVATION: return act_ok(n->s.act, n->s.alpha);
+    case GR_OP_ADD: return n->n_in == 2 && act_ok(n->s.act, n->s.alpha);
+    case GR_OP_MUL: return n->n_in == 2;
     default: return false;
     }
 }
 
 /* ------------------------------------------------------------ building */
 
+/* One activation of the chain: the caller's input, or a node's output. */
+typedef struct {
+    dnnl_memory_t mem;
+    dnnl_memory_desc_t md;
+    int slot;                     /* the net's buffer (>= 1); 0: the caller's input, never written */
+    int lastr;                    /* the last node of the chain reading it (-1: none) */
+    int dims[4];                  /* B, C, H, W */
+} dn_val;
+
+enum { SLOT_FREE = -1, SLOT_TEMP = -2 };
+
 typedef struct {
     struct dn_chain *c;
     const gr_backend *be;
     const gr_model *m;
     dnnl_data_type_t dt;
-    dnnl_memory_t cur;            /* the current activation */
-    dnnl_memory_desc_t cur_md;
-    int cur_slot;                 /* 0 = the user input, else arena 1 or 2 */
-    int last_dst_step, last_dst_arg;   /* where the latest output is written */
+    int first, last;
+    dn_val *v;                    /* [0] the input, [1 + k] node first + k */
+    int owner[DN_MAX_BUFS];       /* per slot: the node whose output it holds, SLOT_FREE or SLOT_TEMP */
+    int last_dst_step;            /* the step writing the chain's latest output */
+    bool redirect_ok;             /* ... and it may write the caller's buffer instead */
     gr_error *err;
 } builder;
 
-static int next_slot(const builder *bd) { return bd->cur_slot == 1 ? 2 : 1; }
+static dn_val *val(builder *bd, int node) { return &bd->v[node < bd->first ? 0 : node - bd->first + 1]; }
 
-/* The step just added wrote m (layout md, in slot): the chain's current activation. */
-static void set_current(builder *bd, dnnl_memory_t m, const dnnl_memory_desc_t *md, int slot) {
-    bd->cur = m;
-    bd->cur_md = *md;
-    bd->cur_slot = slot;
-    bd->last_dst_step = bd->c->net.n_steps - 1;
-    bd->last_dst_arg = 1;
+/* A memory of layout md in a free slot (best fit, else the largest free
+ * one, grown), which `owner` then holds.                                    */
+static dnnl_memory_t new_mem(builder *bd, const dnnl_memory_desc_t *md, int owner, int *slot) {
+    size_t need = dnnl_memory_desc_get_size(md);
+    int best = -1;
+    for (int s = 1; s < DN_MAX_BUFS; s++) {
+        if (bd->owner[s] != SLOT_FREE) continue;
+        size_t have = bd->c->net.buf_size[s], bh = best < 0 ? 0 : bd->c->net.buf_size[best];
+        if (best < 0 || (have >= need && (bh < need || have < bh)) || (bh < need && have > bh)) best = s;
+    }
+    if (best < 0) {
+        gr_error_set(bd->err, GR_ERR_UNSUPPORTED, "fast chain: more than %d activations alive at once",
+                     DN_MAX_BUFS - 1);
+        return NULL;
+    }
+    dnnl_memory_t m = dn_mem_slot(&bd->c->net, md, best, bd->err);
+    if (!m) return NULL;
+    bd->owner[best] = owner;
+    *slot = best;
+    return m;
 }
 
-/* Makes the current activation have layout md (inserting a reorder). */
-static gr_status to_layout(builder *bd, const dnnl_memory_desc_t *md, const char *layer) {
-    if (dnnl_memory_desc_equal(&bd->cur_md, md)) return GR_OK;
-    int slot = next_slot(bd);
-    dnnl_memory_t m = dn_mem_slot(&bd->c->net, md, slot, bd->err);
-    if (!m) return bd->err->code;
-    gr_status st = dn_add_reorder(&bd->c->net, bd->cur, m, 0, ~0u, layer, bd->err);
-    if (st) return st;
-    set_current(bd, m, md, slot);
+/* The step just added wrote node's output m (layout md, in slot). */
+static void set_out(builder *bd, int node, dnnl_memory_t m, const dnnl_memory_desc_t *md, int slot,
+                    bool redirect_ok) {
+    dn_val *v = val(bd, node);
+    v->mem = m;
+    v->md = *md;
+    v->slot = slot;
+    if (slot >= 1) bd->owner[slot] = node;
+    bd->last_dst_step = bd->c->net.n_steps - 1;
+    bd->redirect_ok = redirect_ok;
+}
+
+/* Frees the slots of the activations no node after `done` reads, and the temporaries. */
+static void release(builder *bd, int done) {
+    for (int s = 1; s < DN_MAX_BUFS; s++) {
+        int o = bd->owner[s];
+        if (o == SLOT_TEMP || (o >= 0 && val(bd, o)->lastr <= done && o != bd->last)) bd->owner[s] = SLOT_FREE;
+    }
+}
+
+/* Node `node`'s input value in layout md: itself, or a reorder into a temporary. */
+static dnnl_memory_t to_layout(builder *bd, int node, const dnnl_memory_desc_t *md, const char *layer) {
+    dn_val *v = val(bd, node);
+    if (dnnl_memory_desc_equal(&v->md, md)) return v->mem;
+    int slot;
+    dnnl_memory_t m = new_mem(bd, md, SLOT_TEMP, &slot);
+    if (!m) return NULL;
+    if (dn_add_reorder(&bd->c->net, v->mem, m, 0, ~0u, layer, bd->err)) return NULL;
+    return m;
+}
+
+/* Node's value in the chain's data type (the caller's f32 input in a bf16 chain: converted). */
+static dnnl_memory_t in_dt(builder *bd, int node, dnnl_memory_desc_t *md, const char *layer) {
+    dn_val *v = val(bd, node);
+    *md = v->md;
+    if (v->md.data_type == bd->dt) return v->mem;
+    *md = dn_md_nhwc(v->dims[0], v->dims[1], v->dims[2], v->dims[3], bd->dt);
+    return to_layout(bd, node, md, layer);
+}
+
+/* A primitive attribute: user scratchpad, post-ops act1, then (sum) += dst, then act2. */
+static gr_status make_attr(dnnl_primitive_attr_t *attr, gr_act act1, float alpha1, bool sum, gr_act act2,
+                           float alpha2, const char *layer, gr_error *err) {
+    DN_TRY(dnnl_primitive_attr_create(attr), "attr", layer);
+    DN_TRY(dnnl_primitive_attr_set_scratchpad_mode(*attr, dnnl_scratchpad_mode_user), "attr", layer);
+    dnnl_alg_kind_t alg[2], alg2[2];
+    float a[2], b[2], a2[2], b2[2];
+    int n1 = act_steps(act1, alpha1, alg, a, b), n2 = sum ? act_steps(act2, alpha2, alg2, a2, b2) : 0;
+    if (!n1 && !sum) return GR_OK;
+    dnnl_post_ops_t po;
+    DN_TRY(dnnl_post_ops_create(&po), "post-ops", layer);
+    dnnl_status_t st = dnnl_success;
+    for (int k = 0; k < n1 && st == dnnl_success; k++) st = dnnl_post_ops_append_eltwise(po, 1.0f, alg[k], a[k], b[k]);
+    if (sum && st == dnnl_success) st = dnnl_post_ops_append_sum(po, 1.0f);
+    for (int k = 0; k < n2 && st == dnnl_success; k++) st = dnnl_post_ops_append_eltwise(po, 1.0f, alg2[k], a2[k], b2[k]);
+    if (st == dnnl_success) st = dnnl_primitive_attr_set_post_ops(*attr, po);
+    dnnl_post_ops_destroy(po);
+    if (st != dnnl_success) return dn_fail(err, st, "post-op", layer);
     return GR_OK;
 }
 
-static gr_status attr_with_act(dnnl_primitive_attr_t *attr, gr_act act, float alpha,
-                               const char *layer, gr_error *err) {
-    DN_TRY(dnnl_primitive_attr_create(attr), "attr", layer);
-    DN_TRY(dnnl_primitive_attr_set_scratchpad_mode(*attr, dnnl_scratchpad_mode_user), "attr",
-           layer);
-    dnnl_alg_kind_t alg;
-    float a, b;
-    if (dn_act_eltwise(act, alpha, &alg, &a, &b) > 0) {
-        dnnl_post_ops_t po;
-        DN_TRY(dnnl_post_ops_create(&po), "post-ops", layer);
-        dnnl_status_t st = dnnl_post_ops_append_eltwise(po, 1.0f, alg, a, b);
-        if (st == dnnl_success) st = dnnl_primitive_attr_set_post_ops(*attr, po);
-        dnnl_post_ops_destroy(po);
-        if (st != dnnl_success) return dn_fail(err, st, "post-op", layer);
+/* Appends act as eltwise steps in place on m (layout md). */
+static gr_status add_act_steps(builder *bd, dnnl_memory_t m, const dnnl_memory_desc_t *md, gr_act act, float alpha,
+                               const char *layer) {
+    gr_error *err = bd->err;
+    dnnl_alg_kind_t alg[2];
+    float a[2], b[2];
+    int n = act_steps(act, alpha, alg, a, b);
+    for (int k = 0; k < n; k++) {
+        dnnl_eltwise_desc_t d;
+        DN_TRY(dnnl_eltwise_forward_desc_init(&d, dnnl_forward_inference, alg[k], md, a[k], b[k]), "eltwise", layer);
+        dnnl_primitive_desc_t pd = NULL;
+        gr_status st = dn_make_pd(&pd, &d, bd->c->net.eng, NULL, "eltwise", layer, err);
+        if (st) return st;
+        dnnl_exec_arg_t x[2] = {{DNNL_ARG_SRC, m}, {DNNL_ARG_DST, m}};
+        st = dn_add_step(&bd->c->net, pd, ~0u, 2, x, layer, err);
+        dnnl_primitive_desc_destroy(pd);
+        if (st) return st;
     }
     return GR_OK;
 }
@@ -155,9 +266,9 @@ static gr_status wino_run(void *ctx, const dnnl_exec_arg_t *args, int nargs, gr_
     return gr_wino_forward(&cp->wino, in, cp->wino_u, cp->wino_b, out, scratch, false, err);
 }
 
-/* conv node i (+ folded batch norm bn, activation act) as graft's Winograd
- * with tile m: the current activation goes NHWC (a reorder unless it is). */
-static gr_status build_wino(builder *bd, int i, int bn, gr_act act, float alpha, int m) {
+/* conv node i (+ folded batch norm bn, activation act, output node j) as
+ * graft's Winograd with tile m: its input goes NHWC (a reorder unless it is). */
+static gr_status build_wino(builder *bd, int i, int bn, int j, gr_act act, float alpha, int m) {
     const gr_node *n = &bd->m->nodes[i];
     gr_error *err = bd->err;
     int B = bd->c->B;
@@ -175,10 +286,11 @@ static gr_status build_wino(builder *bd, int i, int bn, gr_act act, float alpha,
         return GR_ERR_NOMEM;
     dnnl_memory_desc_t src = dn_md_nhwc(B, n->ic, n->ih, n->iw, dnnl_f32);
     dnnl_memory_desc_t dst = dn_md_nhwc(B, n->oc, n->oh, n->ow, dnnl_f32);
-    if ((st = to_layout(bd, &src, n->s.name))) return st;
-    dnnl_memory_t out = dn_mem_slot(&bd->c->net, &dst, next_slot(bd), err);
+    dnnl_memory_t in = to_layout(bd, n->in[0], &src, n->s.name);
+    int slot;
+    dnnl_memory_t out = in ? new_mem(bd, &dst, j, &slot) : NULL;
     if (!out) return err->code;
-    dnnl_exec_arg_t a[2] = {{DNNL_ARG_SRC, bd->cur}, {DNNL_ARG_DST, out}};
+    dnnl_exec_arg_t a[2] = {{DNNL_ARG_SRC, in}, {DNNL_ARG_DST, out}};
     st = dn_add_custom_step(&bd->c->net, wino_run, cp, ~0u, 2, a, gr_wino_scratch_bytes(&cp->wino),
                             err);
     if (st) return gr_error_prefix(err, "layer '%s'", n->s.name);
@@ -186,12 +298,19 @@ static gr_status build_wino(builder *bd, int i, int bn, gr_act act, float alpha,
         size_t need = (size_t)9 * n->ic * n->oc;
         if (need > bd->c->staging_n) bd->c->staging_n = need;
     }
-    set_current(bd, out, &dst, next_slot(bd));
+    set_out(bd, j, out, &dst, slot, true);
     return GR_OK;
 }
 
-/* conv node i (+ folded bn + fused activation); *consumed = nodes used. */
-static gr_status build_conv(builder *bd, int i, int last, int *consumed) {
+/* Whether node k of the chain reads node j as its first input and is j's only reader. */
+static bool only_reader(builder *bd, int j, int k) {
+    return k <= bd->last && bd->m->nodes[k].in[0] == j && val(bd, j)->lastr == k;
+}
+
+/* conv node i (+ folded bn + fused activation [+ the residual Add after it,
+ * as a sum post-op: the conv accumulates into the Add's other operand]);
+ * *consumed = nodes used. */
+static gr_status build_conv(builder *bd, int i, int *consumed) {
     const gr_model *m = bd->m;
     const gr_node *n = &m->nodes[i];
     const gr_layer_spec *s = &n->s;
@@ -199,21 +318,28 @@ static gr_status build_conv(builder *bd, int i, int last, int *consumed) {
     int bn = -1, j = i;
     gr_act act = s->act;
     float alpha = s->alpha;
-    if (act == GR_ACT_LINEAR && j + 1 <= last && m->nodes[j + 1].s.op == GR_OP_BATCHNORM)
+    if (act == GR_ACT_LINEAR && only_reader(bd, j, j + 1) && m->nodes[j + 1].s.op == GR_OP_BATCHNORM)
         bn = ++j;
-    if (act == GR_ACT_LINEAR && j + 1 <= last && m->nodes[j + 1].s.op == GR_OP_ACTIVATION) {
-        dnnl_alg_kind_t alg;
-        float a, b;
-        if (dn_act_eltwise(m->nodes[j + 1].s.act, 0, &alg, &a, &b) > 0) {
-            j++;
-            act = m->nodes[j].s.act;
-            alpha = m->nodes[j].s.alpha;
+    if (act == GR_ACT_LINEAR && only_reader(bd, j, j + 1) && m->nodes[j + 1].s.op == GR_OP_ACTIVATION &&
+        act_ok(m->nodes[j + 1].s.act, m->nodes[j + 1].s.alpha)) {
+        j++;
+        act = m->nodes[j].s.act;
+        alpha = m->nodes[j].s.alpha;
+    }
+    /* the residual Add reading this conv's output and one other activation */
+    int add = -1, other = -1;
+    if (j + 1 <= bd->last && val(bd, j)->lastr == j + 1 && m->nodes[j + 1].s.op == GR_OP_ADD &&
+        m->nodes[j + 1].n_in == 2) {
+        const gr_node *a = &m->nodes[j + 1];
+        int o = a->in[0] == j ? a->in[1] : a->in[0];
+        if ((a->in[0] == j) != (a->in[1] == j) && val(bd, o)->md.data_type == bd->dt) {
+            add = j + 1;
+            other = o;
         }
     }
-    *consumed = j - i + 1;
     int B = bd->c->B, G = s->groups, ICg = n->ic / G;
     dnnl_memory_desc_t src = dn_md_any4(B, n->ic, n->ih, n->iw, bd->dt);
-    dnnl_memory_desc_t dst = dn_md_any4(B, n->oc, n->oh, n->ow, bd->dt);
+    dnnl_memory_desc_t dany = dn_md_any4(B, n->oc, n->oh, n->ow, bd->dt);
     dnnl_memory_desc_t wany = dn_md_weights_any(s->kh, s->kw, ICg, n->oc, G, bd->dt);
     dnnl_memory_desc_t bmd = dn_md_1d(n->oc);
     int has_bias = s->use_bias || bn >= 0;
@@ -242,28 +368,41 @@ static gr_status build_conv(builder *bd, int i, int last, int *consumed) {
     int gm = wino_ok && (!dn_training(bd->be, i) || px >= 256) ? gr_wino_choose(n->oh, n->ow, n->ic, n->oc, act)
                                                                 : 0,
         graft_wino = 0;
-    dnnl_primitive_attr_t attr = NULL;
-    gr_status st = attr_with_act(&attr, act, alpha, s->name, err);
     dnnl_primitive_desc_t pd = NULL;
-    for (int tries = wino || gm ? 2 : 1; st == GR_OK && !pd && !graft_wino && tries > 0; tries--) {
-        dnnl_convolution_desc_t cd;
-        dnnl_alg_kind_t alg = tries == 2 ? dnnl_convolution_winograd : dnnl_convolution_direct;
-        dnnl_status_t ds = dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_inference, alg, &src,
-                                                                      &wany, has_bias ? &bmd : NULL, &dst,
-                                                                      strides, dil, pl, pr);
-        if (ds == dnnl_success) ds = dnnl_primitive_desc_create(&pd, &cd, attr, bd->c->net.eng, NULL);
-        if (ds == dnnl_success && tries == 2 && !wino) {   /* oneDNN's, too few pixels for its transform */
-            dnnl_primitive_desc_destroy(pd);
-            pd = NULL;
-            continue;
+    gr_status st = GR_OK;
+    /* with the Add fused first; without it when oneDNN has no such kernel */
+    for (int fuse = add >= 0; fuse >= 0 && !pd && !st; fuse--) {
+        graft_wino = 0;
+        dnnl_memory_desc_t dst = fuse ? val(bd, other)->md : dany;
+        dnnl_primitive_attr_t attr = NULL;
+        st = make_attr(&attr, act, alpha, fuse, fuse ? m->nodes[add].s.act : GR_ACT_LINEAR,
+                       fuse ? m->nodes[add].s.alpha : 0.0f, s->name, err);
+        for (int tries = wino || gm ? 2 : 1; st == GR_OK && !pd && !graft_wino && tries > 0; tries--) {
+            dnnl_convolution_desc_t cd;
+            dnnl_alg_kind_t alg = tries == 2 ? dnnl_convolution_winograd : dnnl_convolution_direct;
+            dnnl_status_t ds = dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_inference, alg, &src,
+                                                                          &wany, has_bias ? &bmd : NULL, &dst,
+                                                                          strides, dil, pl, pr);
+            if (ds == dnnl_success) ds = dnnl_primitive_desc_create(&pd, &cd, attr, bd->c->net.eng, NULL);
+            if (ds == dnnl_success && tries == 2 && !wino) {   /* oneDNN's, too few pixels for its transform */
+                dnnl_primitive_desc_destroy(pd);
+                pd = NULL;
+                continue;
+            }
+            if (ds == dnnl_unimplemented && tries == 2 && gm) graft_wino = 1;
+            else if (ds != dnnl_success && (tries == 1 || ds != dnnl_unimplemented))
+                st = dn_fail(err, ds, "convolution", s->name);
         }
-        if (ds == dnnl_unimplemented && tries == 2 && gm) graft_wino = 1;
-        else if (ds != dnnl_success && (tries == 1 || ds != dnnl_unimplemented))
-            st = dn_fail(err, ds, "convolution", s->name);
+        if (attr) dnnl_primitive_attr_destroy(attr);
+        if (fuse && (st == GR_ERR_UNSUPPORTED || graft_wino)) {   /* try again without the Add */
+            st = GR_OK;
+            graft_wino = 0;
+            add = -1;
+        }
     }
-    if (attr) dnnl_primitive_attr_destroy(attr);
     if (st) return st;
-    if (graft_wino) return build_wino(bd, i, bn, act, alpha, gm);
+    *consumed = (add >= 0 ? add : j) - i + 1;
+    if (graft_wino) return build_wino(bd, i, bn, j, act, alpha, gm);
     dnnl_memory_desc_t psrc = *dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
     dnnl_memory_desc_t pw = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     dnnl_memory_desc_t pdst = *dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
@@ -272,8 +411,9 @@ static gr_status build_conv(builder *bd, int i, int last, int *consumed) {
     cp->node = i;
     cp->bn = bn;
     dnnl_memory_desc_t hwio = dn_md_hwio(s->kh, s->kw, ICg, n->oc, G);
-    st = to_layout(bd, &psrc, s->name);
-    dnnl_memory_t out = NULL;
+    dnnl_memory_t in = to_layout(bd, n->in[0], &psrc, s->name), out = NULL;
+    int slot = 0;
+    st = in ? GR_OK : err->code;
     if (!st) {
         cp->wu = dn_mem(&bd->c->net, &hwio, DNNL_MEMORY_NONE, err);
         cp->wp = cp->wu ? dn_mem(&bd->c->net, &pw, DNNL_MEMORY_ALLOCATE, err) : NULL;
@@ -282,13 +422,25 @@ static gr_status build_conv(builder *bd, int i, int last, int *consumed) {
             cp->bias = dn_mem(&bd->c->net, &bmd, bn >= 0 ? DNNL_MEMORY_ALLOCATE : DNNL_MEMORY_NONE,
                               err);
         }
-        out = cp->wp && (cp->bias || !has_bias) ? dn_mem_slot(&bd->c->net, &pdst, next_slot(bd), err)
-                                                : NULL;
-        if (!out) st = err->code;
+        if (!cp->wp || (has_bias && !cp->bias)) st = err->code;
     }
+    if (!st && add >= 0) {
+        /* the sum post-op adds what dst holds: the other operand, in place
+         * when nothing reads it later, else a copy of it                   */
+        dn_val *o = val(bd, other);
+        if (o->slot >= 1 && o->lastr == add && other != n->in[0] && dnnl_memory_desc_equal(&o->md, &pdst)) {
+            out = o->mem;
+            slot = o->slot;
+        } else if ((out = new_mem(bd, &pdst, add, &slot))) {
+            st = dn_add_reorder(&bd->c->net, o->mem, out, 0, ~0u, s->name, err);
+        }
+    } else if (!st) {
+        out = new_mem(bd, &pdst, j, &slot);
+    }
+    if (!st && !out) st = err->code;
     if (!st) st = dn_make_reorder(&bd->c->net, cp->wu, cp->wp, &cp->reorder, s->name, err);
     if (!st) {
-        dnnl_exec_arg_t a[4] = {{DNNL_ARG_SRC, bd->cur}, {DNNL_ARG_DST, out},
+        dnnl_exec_arg_t a[4] = {{DNNL_ARG_SRC, in}, {DNNL_ARG_DST, out},
                                 {DNNL_ARG_WEIGHTS, cp->wp}, {DNNL_ARG_BIAS, cp->bias}};
         st = dn_add_step(&bd->c->net, pd, ~0u, has_bias ? 4 : 3, a, s->name, err);
     }
@@ -299,106 +451,201 @@ static gr_status build_conv(builder *bd, int i, int last, int *consumed) {
         size_t need = (size_t)s->kh * s->kw * ICg * n->oc;
         if (need > bd->c->staging_n) bd->c->staging_n = need;
     }
-    set_current(bd, out, &pdst, next_slot(bd));
+    /* a conv that accumulates must write where the other operand is */
+    set_out(bd, add >= 0 ? add : j, out, &pdst, slot, add < 0);
     return GR_OK;
 }
 
+/* max / average pooling, or the global average pooling (a window of the whole map) */
 static gr_status build_pool(builder *bd, int i) {
     const gr_node *n = &bd->m->nodes[i];
     const gr_layer_spec *s = &n->s;
     gr_error *err = bd->err;
+    bool gap = s->op == GR_OP_GLOBAL_AVGPOOL;
+    dnnl_memory_desc_t smd;
+    dnnl_memory_t in = in_dt(bd, n->in[0], &smd, s->name);
+    if (!in) return err->code;
     dnnl_memory_desc_t dst = dn_md_any4(bd->c->B, n->oc, n->oh, n->ow, bd->dt);
     dnnl_dims_t strides = {s->sh, s->sw}, kernel = {s->kh, s->kw}, pl = {s->pad_t, s->pad_l};
-    dnnl_dims_t pr = {dn_pad_end(n->ih, s->kh, s->sh, s->pad_t, s->pad_b, n->oh),
-                      dn_pad_end(n->iw, s->kw, s->sw, s->pad_l, s->pad_r, n->ow)};
+    dnnl_dims_t pr = {0, 0};
+    if (!gap) {
+        pr[0] = dn_pad_end(n->ih, s->kh, s->sh, s->pad_t, s->pad_b, n->oh);
+        pr[1] = dn_pad_end(n->iw, s->kw, s->sw, s->pad_l, s->pad_r, n->ow);
+    } else {
+        dst = dn_md_any4(bd->c->B, n->ic, 1, 1, bd->dt);
+        strides[0] = strides[1] = 1;
+        kernel[0] = n->ih, kernel[1] = n->iw;
+        pl[0] = pl[1] = 0;
+    }
     dnnl_pooling_desc_t pdsc;
     DN_TRY(dnnl_pooling_forward_desc_init(
                &pdsc, dnnl_forward_inference,
                s->op == GR_OP_MAXPOOL ? dnnl_pooling_max : dnnl_pooling_avg_exclude_padding,
-               &bd->cur_md, &dst, strides, kernel, pl, pr),
+               &smd, &dst, strides, kernel, pl, pr),
            "pooling", s->name);
-    dnnl_primitive_attr_t attr = NULL;
-    DN_TRY(dnnl_primitive_attr_create(&attr), "attr", s->name);
-    dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
     dnnl_primitive_desc_t pd = NULL;
-    dnnl_status_t ds = dnnl_primitive_desc_create(&pd, &pdsc, attr, bd->c->net.eng, NULL);
-    dnnl_primitive_attr_destroy(attr);
-    if (ds != dnnl_success) return dn_fail(err, ds, "pooling", s->name);
+    gr_status st = dn_make_pd(&pd, &pdsc, bd->c->net.eng, NULL, "pooling", s->name, err);
+    if (st) return st;
     dnnl_memory_desc_t pdst = *dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
-    dnnl_memory_t out = dn_mem_slot(&bd->c->net, &pdst, next_slot(bd), err);
-    gr_status st = out ? GR_OK : err->code;
+    int slot;
+    dnnl_memory_t out = new_mem(bd, &pdst, i, &slot);
+    st = out ? GR_OK : err->code;
     if (!st) {
-        dnnl_exec_arg_t a[2] = {{DNNL_ARG_SRC, bd->cur}, {DNNL_ARG_DST, out}};
+        dnnl_exec_arg_t a[2] = {{DNNL_ARG_SRC, in}, {DNNL_ARG_DST, out}};
         st = dn_add_step(&bd->c->net, pd, ~0u, 2, a, s->name, err);
     }
     dnnl_primitive_desc_destroy(pd);
     if (st) return st;
-    set_current(bd, out, &pdst, next_slot(bd));
+    set_out(bd, i, out, &pdst, slot, true);
     return GR_OK;
 }
 
-/* Batch norm (inference, stored statistics) or an activation: in place on
- * the current arena, or into a new one when the current is the user input. */
+/* The output memory of node i whose (first) input is value a in memory am
+ * with layout md: a's own buffer when i is its last reader, else a new one. */
+static dnnl_memory_t out_inplace(builder *bd, int i, int a, dnnl_memory_t am, const dnnl_memory_desc_t *md,
+                                 bool ok, int *slot) {
+    dn_val *v = val(bd, a);
+    if (ok && am == v->mem && v->slot >= 1 && v->lastr == i && dnnl_memory_desc_equal(md, &v->md)) {
+        *slot = v->slot;
+        return v->mem;
+    }
+    return new_mem(bd, md, i, slot);
+}
+
+/* Batch norm (inference, stored statistics) or an activation: in place
+ * when this node is its input's last reader. */
 static gr_status build_inplace(builder *bd, int i) {
     const gr_node *n = &bd->m->nodes[i];
     const gr_layer_spec *s = &n->s;
     gr_error *err = bd->err;
+    dnnl_memory_desc_t smd;
+    dnnl_memory_t in = in_dt(bd, n->in[0], &smd, s->name);
+    if (!in) return err->code;
     union { dnnl_batch_normalization_desc_t bn; dnnl_eltwise_desc_t el; } d;
+    dnnl_alg_kind_t alg[2];
+    float a[2], b[2];
+    int na_steps = 1;
     if (s->op == GR_OP_BATCHNORM) {
         DN_TRY(dnnl_batch_normalization_forward_desc_init(
-                   &d.bn, dnnl_forward_inference, &bd->cur_md, s->eps,
+                   &d.bn, dnnl_forward_inference, &smd, s->eps,
                    dnnl_use_global_stats | dnnl_use_scale | dnnl_use_shift),
                "batch normalization", s->name);
     } else {
-        dnnl_alg_kind_t alg;
-        float a, b;
-        if (dn_act_eltwise(s->act, s->alpha, &alg, &a, &b) == 0) {
-            alg = dnnl_eltwise_linear;   /* identity: y = 1 * x + 0 */
-            a = 1.0f;
-            b = 0.0f;
+        na_steps = act_steps(s->act, s->alpha, alg, a, b);
+        if (na_steps == 0) {
+            alg[0] = dnnl_eltwise_linear;   /* identity: y = 1 * x + 0 */
+            a[0] = 1.0f;
+            b[0] = 0.0f;
         }
-        DN_TRY(dnnl_eltwise_forward_desc_init(&d.el, dnnl_forward_inference, alg, &bd->cur_md, a, b),
+        DN_TRY(dnnl_eltwise_forward_desc_init(&d.el, dnnl_forward_inference, alg[0], &smd, a[0], b[0]),
                "eltwise", s->name);
     }
-    dnnl_primitive_attr_t attr = NULL;
-    DN_TRY(dnnl_primitive_attr_create(&attr), "attr", s->name);
-    dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
     dnnl_primitive_desc_t pd = NULL;
-    dnnl_status_t ds = dnnl_primitive_desc_create(&pd, &d, attr, bd->c->net.eng, NULL);
-    dnnl_primitive_attr_destroy(attr);
-    if (ds != dnnl_success) return dn_fail(err, ds, s->name, s->name);
+    gr_status st = dn_make_pd(&pd, &d, bd->c->net.eng, NULL, s->name, s->name, err);
+    if (st) return st;
     dnnl_memory_desc_t pdst = *dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
-    int slot = bd->cur_slot;
-    dnnl_memory_t out = bd->cur;
-    if (!bd->cur_slot || !dnnl_memory_desc_equal(&pdst, &bd->cur_md)) {
-        slot = next_slot(bd);
-        out = dn_mem_slot(&bd->c->net, &pdst, slot, err);
-    }
-    gr_status st = out ? GR_OK : err->code;
+    int slot;
+    dnnl_memory_t out = out_inplace(bd, i, n->in[0], in, &pdst, true, &slot);
+    st = out ? GR_OK : err->code;
     if (!st) {
-        dnnl_exec_arg_t a[6] = {{DNNL_ARG_SRC, bd->cur}, {DNNL_ARG_DST, out}};
+        dnnl_exec_arg_t x[6] = {{DNNL_ARG_SRC, in}, {DNNL_ARG_DST, out}};
         int na = 2;
         if (s->op == GR_OP_BATCHNORM) {
-            dn_bn_bind *b = &bd->c->bns[bd->c->n_bns];
+            dn_bn_bind *bb = &bd->c->bns[bd->c->n_bns];
             dnnl_memory_desc_t c1 = dn_md_1d(n->ic);
-            b->node = i;
-            b->mean = dn_mem(&bd->c->net, &c1, DNNL_MEMORY_NONE, err);
-            b->var = b->mean ? dn_mem(&bd->c->net, &c1, DNNL_MEMORY_NONE, err) : NULL;
-            b->scale = b->var ? dn_mem(&bd->c->net, &c1, DNNL_MEMORY_NONE, err) : NULL;
-            b->shift = b->scale ? dn_mem(&bd->c->net, &c1, DNNL_MEMORY_NONE, err) : NULL;
-            if (!b->shift) st = err->code;
-            a[2] = (dnnl_exec_arg_t){DNNL_ARG_MEAN, b->mean};
-            a[3] = (dnnl_exec_arg_t){DNNL_ARG_VARIANCE, b->var};
-            a[4] = (dnnl_exec_arg_t){DNNL_ARG_SCALE, b->scale};
-            a[5] = (dnnl_exec_arg_t){DNNL_ARG_SHIFT, b->shift};
+            bb->node = i;
+            bb->mean = dn_mem(&bd->c->net, &c1, DNNL_MEMORY_NONE, err);
+            bb->var = bb->mean ? dn_mem(&bd->c->net, &c1, DNNL_MEMORY_NONE, err) : NULL;
+            bb->scale = bb->var ? dn_mem(&bd->c->net, &c1, DNNL_MEMORY_NONE, err) : NULL;
+            bb->shift = bb->scale ? dn_mem(&bd->c->net, &c1, DNNL_MEMORY_NONE, err) : NULL;
+            if (!bb->shift) st = err->code;
+            x[2] = (dnnl_exec_arg_t){DNNL_ARG_MEAN, bb->mean};
+            x[3] = (dnnl_exec_arg_t){DNNL_ARG_VARIANCE, bb->var};
+            x[4] = (dnnl_exec_arg_t){DNNL_ARG_SCALE, bb->scale};
+            x[5] = (dnnl_exec_arg_t){DNNL_ARG_SHIFT, bb->shift};
             na = 6;
             if (!st) bd->c->n_bns++;
         }
-        if (!st) st = dn_add_step(&bd->c->net, pd, ~0u, na, a, s->name, err);
+        if (!st) st = dn_add_step(&bd->c->net, pd, ~0u, na, x, s->name, err);
+    }
+    dnnl_primitive_desc_destroy(pd);
+    if (!st && na_steps == 2) {   /* hardsigmoid's clip, in place on the output */
+        dnnl_eltwise_desc_t e2;
+        DN_TRY(dnnl_eltwise_forward_desc_init(&e2, dnnl_forward_inference, alg[1], &pdst, a[1], b[1]), "eltwise",
+               s->name);
+        st = dn_make_pd(&pd, &e2, bd->c->net.eng, NULL, "eltwise", s->name, err);
+        if (!st) {
+            dnnl_exec_arg_t x[2] = {{DNNL_ARG_SRC, out}, {DNNL_ARG_DST, out}};
+            st = dn_add_step(&bd->c->net, pd, ~0u, 2, x, s->name, err);
+            dnnl_primitive_desc_destroy(pd);
+        }
+        if (!st) {   /* both steps must write the caller's buffer when redirected: no */
+            set_out(bd, i, out, &pdst, slot, false);
+            return GR_OK;
+        }
+    }
+    if (st) return st;
+    set_out(bd, i, out, &pdst, slot, true);
+    return GR_OK;
+}
+
+/* Add (residual, fused activation) or Mul (same shape, or squeeze-and-
+ * excitation's [B, 1, 1, C] scale broadcast over the map): oneDNN's binary
+ * primitive on the chain's layout, in place on the first operand when this
+ * node is its last reader.                                                   */
+static gr_status build_binary(builder *bd, int i) {
+    const gr_node *n = &bd->m->nodes[i];
+    const gr_layer_spec *s = &n->s;
+    gr_error *err = bd->err;
+    int A = n->in[0], Bn = n->in[1];
+    dnnl_memory_desc_t md0, md1;
+    dnnl_memory_t a = in_dt(bd, A, &md0, s->name), b = NULL;
+    if (!a) return err->code;
+    bool bcast = val(bd, Bn)->dims[2] * val(bd, Bn)->dims[3] == 1 && n->ih * n->iw > 1;
+    if (bcast) b = in_dt(bd, Bn, &md1, s->name);
+    else b = to_layout(bd, Bn, &md0, s->name), md1 = md0;
+    if (!b) return err->code;
+    dnnl_alg_kind_t alg = s->op == GR_OP_ADD ? dnnl_binary_add : dnnl_binary_mul;
+    gr_act act = s->op == GR_OP_ADD ? s->act : GR_ACT_LINEAR;
+    dnnl_primitive_desc_t pd = NULL;
+    gr_status st = GR_OK;
+    bool act_fused = false;
+    /* the activation as a post-op, else as its own steps; a broadcast
+     * scale oneDNN does not take in its layout: as plain [B, C, 1, 1]      */
+    for (int k = 0; k < 4 && !pd; k++) {
+        bool with_act = !(k & 1) && act != GR_ACT_LINEAR;
+        if ((k & 1) && act == GR_ACT_LINEAR) continue;
+        if (k == 2) {
+            if (!bcast) break;
+            md1 = dn_md_plain4(val(bd, Bn)->dims[0], val(bd, Bn)->dims[1], 1, 1, bd->dt);
+            if (!(b = to_layout(bd, Bn, &md1, s->name))) return err->code;
+        }
+        dnnl_binary_desc_t d;
+        DN_TRY(dnnl_binary_desc_init(&d, alg, &md0, &md1, &md0), "binary", s->name);
+        dnnl_primitive_attr_t attr = NULL;
+        st = make_attr(&attr, with_act ? act : GR_ACT_LINEAR, s->alpha, false, GR_ACT_LINEAR, 0.0f, s->name, err);
+        dnnl_status_t ds = st ? dnnl_success : dnnl_primitive_desc_create(&pd, &d, attr, bd->c->net.eng, NULL);
+        if (attr) dnnl_primitive_attr_destroy(attr);
+        if (st) return st;
+        if (ds != dnnl_success && ds != dnnl_unimplemented) return dn_fail(err, ds, "binary", s->name);
+        act_fused = with_act;
+    }
+    if (!pd) return gr_error_set(err, GR_ERR_UNSUPPORTED, "layer '%s': no oneDNN binary for it", s->name);
+    int slot;
+    dnnl_memory_t out = out_inplace(bd, i, A, a, &md0, A != Bn, &slot);
+    st = out ? GR_OK : err->code;
+    if (!st) {
+        dnnl_exec_arg_t x[3] = {{DNNL_ARG_SRC_0, a}, {DNNL_ARG_SRC_1, b}, {DNNL_ARG_DST, out}};
+        st = dn_add_step(&bd->c->net, pd, ~0u, 3, x, s->name, err);
     }
     dnnl_primitive_desc_destroy(pd);
     if (st) return st;
-    set_current(bd, out, &pdst, slot);
+    bool redirect = true;
+    if (!act_fused && act != GR_ACT_LINEAR) {
+        if ((st = add_act_steps(bd, out, &md0, act, s->alpha, s->name))) return st;
+        redirect = false;
+    }
+    set_out(bd, i, out, &md0, slot, redirect);
     return GR_OK;
 }
 
@@ -410,8 +657,14 @@ static gr_status chain_build(const gr_backend *be, int first, int last, int B, s
     int n = last - first + 1;
     c->convs = gr_calloc((size_t)n, sizeof *c->convs, err);
     c->bns = gr_calloc((size_t)n, sizeof *c->bns, err);
-    if (!c->convs || !c->bns) return GR_ERR_NOMEM;
-    builder bd = {c, be, m, dnnl_f32, NULL, {0}, 0, -1, 0, err};
+    dn_val *v = gr_calloc((size_t)n + 1, sizeof *v, err);
+    if (!c->convs || !c->bns || !v) {
+        free(v);
+        return GR_ERR_NOMEM;
+    }
+    builder bd = {.c = c, .be = be, .m = m, .dt = dnnl_f32, .first = first, .last = last, .v = v,
+                  .last_dst_step = -1, .err = err};
+    for (int s = 0; s < DN_MAX_BUFS; s++) bd.owner[s] = SLOT_FREE;
     if (c->prec == GR_PRECISION_BF16) {
         if (dn_bf16_native()) bd.dt = dnnl_bf16;
         else gr_warn("bf16 requested but this CPU has no native bf16 (avx512_bf16): running f32");
@@ -421,38 +674,49 @@ static gr_status chain_build(const gr_backend *be, int first, int last, int B, s
     dnnl_memory_desc_t out_md = dn_md_nhwc(B, nl->oc, nl->oh, nl->ow, dnnl_f32);
     c->in = dn_mem(&c->net, &in_md, DNNL_MEMORY_NONE, err);
     c->out = c->in ? dn_mem(&c->net, &out_md, DNNL_MEMORY_NONE, err) : NULL;
-    if (!c->out) return err->code;
-    bd.cur = c->in;
-    bd.cur_md = in_md;
+    if (!c->out) {
+        free(v);
+        return err->code;
+    }
+    v[0] = (dn_val){c->in, in_md, 0, -1, {B, n0->ic, n0->ih, n0->iw}};
+    for (int i = first; i <= last; i++) {
+        const gr_node *nd = &m->nodes[i];
+        dn_val *o = val(&bd, i);
+        o->lastr = -1;
+        o->dims[0] = B, o->dims[1] = nd->oc, o->dims[2] = nd->oh, o->dims[3] = nd->ow;
+        for (int k = 0; k < nd->n_in; k++) val(&bd, nd->in[k])->lastr = i;
+    }
     for (int i = first; i <= last && !st;) {
         const gr_node *nd = &m->nodes[i];
         int used = 1;
-        if (!gr_backend_chain_supports(m, i))
+        if (!gr_backend_chain_supports(m, i)) {
+            free(v);
             return gr_error_set(err, GR_ERR_UNSUPPORTED, "layer '%s': no fast path for %s",
                                 nd->s.name, gr_op_name(nd->s.op));
-        switch (nd->s.op) {
-        case GR_OP_CONV2D: st = build_conv(&bd, i, last, &used); break;
-        default:
-            /* a bf16 chain that starts with a pool / bn / activation: convert the input */
-            if (bd.cur_slot == 0 && bd.dt != dnnl_f32) {
-                dnnl_memory_desc_t b16 = dn_md_nhwc(B, nd->ic, nd->ih, nd->iw, bd.dt);
-                st = to_layout(&bd, &b16, nd->s.name);
-            }
-            if (st) break;
-            if (nd->s.op == GR_OP_MAXPOOL || nd->s.op == GR_OP_AVGPOOL) st = build_pool(&bd, i);
-            else st = build_inplace(&bd, i);
-            break;
         }
+        switch (nd->s.op) {
+        case GR_OP_CONV2D: st = build_conv(&bd, i, &used); break;
+        case GR_OP_MAXPOOL:
+        case GR_OP_AVGPOOL:
+        case GR_OP_GLOBAL_AVGPOOL: st = build_pool(&bd, i); break;
+        case GR_OP_ADD:
+        case GR_OP_MUL: st = build_binary(&bd, i); break;
+        default: st = build_inplace(&bd, i); break;
+        }
+        release(&bd, i + used - 1);
         i += used;
     }
+    dn_val fv = *val(&bd, last);
+    free(v);
     if (st) return st;
-    if (dnnl_memory_desc_equal(&bd.cur_md, &out_md) && bd.last_dst_step >= 0) {
+    if (dnnl_memory_desc_equal(&fv.md, &out_md) && bd.redirect_ok && bd.last_dst_step >= 0 &&
+        bd.last_dst_step == c->net.n_steps - 1) {
         /* the last primitive can write the caller's NHWC buffer directly */
         dn_step *s = &c->net.steps[bd.last_dst_step];
         for (int a = 0; a < s->nargs; a++)
             if (s->args[a].arg == DNNL_ARG_DST || s->args[a].arg == DNNL_ARG_TO) s->args[a].memory = c->out;
     } else {
-        st = dn_add_reorder(&c->net, bd.cur, c->out, 0, ~0u, nl->s.name, err);
+        st = dn_add_reorder(&c->net, fv.mem, c->out, 0, ~0u, nl->s.name, err);
         if (st) return st;
     }
     if (c->staging_n) {
@@ -524,10 +788,12 @@ gr_status gr_backend_forward_chain(gr_backend *be, int first, int last, const fl
     if (first < 0 || last < first || last >= be->n_nodes || B <= 0)
         return gr_error_set(err, GR_ERR_ARG, "fast chain: nodes %d..%d of %d, batch %d", first,
                             last, be->n_nodes, B);
-    for (int i = first; i <= last; i++) {
+    /* every node reads the chain's input (first's) or an earlier node of the chain */
+    for (int i = first, x = m->nodes[first].in[0]; i <= last; i++) {
         const gr_node *n = &m->nodes[i];
-        if (!gr_backend_chain_supports(m, i) || n->n_in != 1 || (i > first && n->in[0] != i - 1))
-            return GR_ERR_UNSUPPORTED;
+        if (!gr_backend_chain_supports(m, i)) return GR_ERR_UNSUPPORTED;
+        for (int k = 0; k < n->n_in; k++)
+            if (n->in[k] < first ? n->in[k] != x : n->in[k] >= i) return GR_ERR_UNSUPPORTED;
     }
     gr_fast *f = dn_fast_of(be, first, err);
     if (!f) return err->code;
@@ -540,6 +806,8 @@ gr_status gr_backend_forward_chain(gr_backend *be, int first, int last, const fl
         c = *slot = NULL;
     }
     if (!c) {
+        if (f->fail_last1 == last + 1 && f->fail_B == B && f->fail_prec == be->precision)
+            return gr_error_set(err, GR_ERR_UNSUPPORTED, "layers %d..%d: no oneDNN chain (as before)", first, last);
         c = gr_calloc(1, sizeof *c, err);
         if (!c) return GR_ERR_NOMEM;
         c->last = last;
@@ -548,6 +816,11 @@ gr_status gr_backend_forward_chain(gr_backend *be, int first, int last, const fl
         gr_status st = chain_build(be, first, last, B, c, err);
         if (st) {
             chain_free(c);
+            if (st == GR_ERR_UNSUPPORTED) {
+                f->fail_last1 = last + 1;
+                f->fail_B = B;
+                f->fail_prec = be->precision;
+            }
             return st;
         }
         c->wver = m->w_version - 1;   /* force a pack */
@@ -567,3 +840,5 @@ gr_status gr_backend_forward_chain(gr_backend *be, int first, int last, const fl
 }
 
 void dn_chain_free(struct dn_chain *c) { chain_free(c); }
+
+int dn_chain_last(const struct dn_chain *c) { return c->last; }

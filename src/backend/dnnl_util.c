@@ -270,6 +270,13 @@ dnnl_memory_desc_t dn_md_any4(int B, int C, int H, int W, dnnl_data_type_t dt) {
     return md;
 }
 
+dnnl_memory_desc_t dn_md_plain4(int B, int C, int H, int W, dnnl_data_type_t dt) {
+    dnnl_memory_desc_t md;
+    dnnl_dims_t d = {B, C, H, W};
+    dnnl_memory_desc_init_by_tag(&md, 4, d, dt, dnnl_nchw);
+    return md;
+}
+
 dnnl_memory_desc_t dn_md_hwio(int KH, int KW, int ICg, int OC, int groups) {
     dnnl_memory_desc_t md;
     if (groups == 1) {

@@ -14,7 +14,7 @@
 #include "backend/backend.h"
 
 #define DN_MAX_ARGS 10
-#define DN_MAX_BUFS 4
+#define DN_MAX_BUFS 8   /* the scratchpad and 7 arenas (a chain's live activations) */
 
 typedef struct {
     dnnl_primitive_t prim;    /* NULL for a step graft runs itself (run) */
@@ -55,6 +55,11 @@ typedef struct gr_fast {
     struct dn_dense *dense;   /* dense forward */
     struct dn_bwd *bwd;       /* conv or dense backward */
     struct dn_tl *tl;         /* pooling / batch norm in training (dnnl_train_layers.c) */
+    /* the last chain from this node oneDNN could not build (GR_ERR_UNSUPPORTED):
+     * last + 1 (0: none), batch, precision; not tried again, the executor
+     * goes on to shorter chains at once                                     */
+    int fail_last1, fail_B;
+    gr_precision fail_prec;
 } gr_fast;
 
 /* One user's fast-path state for one model (backend.h). */
@@ -144,6 +149,7 @@ gr_status dn_net_run(dn_net *net, unsigned mask, gr_error *err);
 /* Memory descriptors.  Activations are logical {B, C, H, W}. */
 dnnl_memory_desc_t dn_md_nhwc(int B, int C, int H, int W, dnnl_data_type_t dt);
 dnnl_memory_desc_t dn_md_any4(int B, int C, int H, int W, dnnl_data_type_t dt);
+dnnl_memory_desc_t dn_md_plain4(int B, int C, int H, int W, dnnl_data_type_t dt);   /* NCHW */
 /* Conv weights in graft's HWIO order: [KH][KW][C/groups][OC], f32. */
 dnnl_memory_desc_t dn_md_hwio(int KH, int KW, int ICg, int OC, int groups);
 dnnl_memory_desc_t dn_md_weights_any(int KH, int KW, int ICg, int OC, int groups,
@@ -166,6 +172,7 @@ void dn_set(dnnl_memory_t mem, const void *p);
 
 /* The per-kind caches (dnnl_chain.c, dnnl_dense.c, dnnl_backward.c). */
 void dn_chain_free(struct dn_chain *c);
+int dn_chain_last(const struct dn_chain *c);   /* the chain's last node (tests) */
 void dn_dense_free(struct dn_dense *d);
 void dn_bwd_free(struct dn_bwd *b);
 void dn_tl_free(struct dn_tl *t);

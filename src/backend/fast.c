@@ -46,9 +46,21 @@ void gr_backend_free(gr_backend *be) {
 /* Chains are keyed by precision: those of the other one are rebuilt on use. */
 void gr_backend_set_precision(gr_backend *be, gr_precision prec) { be->precision = prec; }
 
-void gr_backend_set_training(gr_backend *be, int from) { be->train_from = from; }
+/* The algorithms a chain may pick change: chains that failed may build now. */
+static void forget_failures(gr_backend *be) {
+    for (int i = 0; i < be->n_nodes; i++)
+        if (be->fast[i]) be->fast[i]->fail_last1 = 0;
+}
 
-void gr_backend_set_winograd(gr_backend *be, bool on) { be->winograd = on; }
+void gr_backend_set_training(gr_backend *be, int from) {
+    if (be->train_from != from) forget_failures(be);
+    be->train_from = from;
+}
+
+void gr_backend_set_winograd(gr_backend *be, bool on) {
+    if (be->winograd != on) forget_failures(be);
+    be->winograd = on;
+}
 void gr_backend_set_own_winograd(gr_backend *be, bool on) { be->own_winograd = on; }
 
 gr_status gr_backend_forward(gr_backend *be, int node, const float *const *ins, float *out,

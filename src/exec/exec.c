@@ -96,6 +96,28 @@ gr_status gr_outputs_check(const gr_model *m, int node, const float *out, int B,
                         "meaningful", m->nodes[node].s.name, bad, total, B, first / F + 1);
 }
 
+/* The end of the longest run from node i the fast backend may take as one
+ * chain: nodes it supports, each reading only i's input (every input of i
+ * is the same) or nodes of the run, with no node before the end read after
+ * it (last[j]: the last reader of node j).  i itself when there is none.   */
+static int region_end(const gr_model *m, const int *last, int i, int n) {
+    const gr_node *nd = &m->nodes[i];
+    int x = nd->in[0];
+    for (int k = 1; k < nd->n_in; k++)
+        if (nd->in[k] != x) return i;
+    int best = i, reach = -1;   /* reach: the last reader of nodes i..e-1 */
+    for (int e = i + 1; e < n && gr_backend_chain_supports(m, e); e++) {
+        const gr_node *ne = &m->nodes[e];
+        bool inside = true;
+        for (int k = 0; k < ne->n_in; k++)
+            if (ne->in[k] < i ? ne->in[k] != x : ne->in[k] >= e) inside = false;
+        if (!inside) break;
+        if (last[e - 1] > reach) reach = last[e - 1];
+        if (reach <= e) best = e;
+    }
+    return best;
+}
+
 gr_status gr_ctx_run(gr_ctx *c, int from, const float *x, int B, int upto, float *out, gr_error *err) {
     gr_error local;
     if (!err) err = &local;
@@ -135,16 +157,23 @@ gr_status gr_ctx_run(gr_ctx *c, int from, const float *x, int B, int upto, float
     for (int i = from; i < n; i++)
         for (int k = 0; k < m->nodes[i].n_in; k++)
             if (m->nodes[i].in[k] >= 0) last[m->nodes[i].in[k]] = i;
-    int nochain_upto = -1;
+    int nochain_upto = -1, linear_upto = -1;
     for (int i = from; i < n && st == GR_OK; i++) {
         const gr_node *nd = &m->nodes[i];
-        /* the fast backend runs a maximal chain i..e of nodes it supports, each
-         * the only reader of its predecessor, in its own layout (one call) */
+        /* the fast backend runs the longest run i..e of nodes it supports in
+         * its own layout (one call): each node reads i's input or a node of
+         * the run (residual adds, squeeze-and-excitation: region_end), and
+         * only e's output is read after it.  Where the backend cannot build
+         * that, a linear chain (each node the only reader of its
+         * predecessor), else node by node.                                 */
         int e = i;
-        if (be && i > nochain_upto && nd->n_in == 1 && gr_backend_chain_supports(m, i))
-            while (e + 1 < n && last[e] == e + 1 && m->nodes[e + 1].n_in == 1 &&
-                   m->nodes[e + 1].in[0] == e && gr_backend_chain_supports(m, e + 1))
-                e++;
+        if (be && i > nochain_upto && gr_backend_chain_supports(m, i)) {
+            if (i > linear_upto) e = region_end(m, last, i, n);
+            else if (nd->n_in == 1)
+                while (e + 1 < n && last[e] == e + 1 && m->nodes[e + 1].n_in == 1 &&
+                       m->nodes[e + 1].in[0] == e && gr_backend_chain_supports(m, e + 1))
+                    e++;
+        }
         float *o;
         if (e == upto) o = out;
         else {
@@ -156,10 +185,11 @@ gr_status gr_ctx_run(gr_ctx *c, int from, const float *x, int B, int upto, float
         const float *tmp[GR_MAX_INPUTS];
         if (e > i) {
             st = gr_backend_forward_chain(be, i, e, in_ptrs(nd, from, x, acts, tmp)[0], o, B, err);
-            if (st == GR_ERR_UNSUPPORTED) {   /* redo these nodes one by one */
+            if (st == GR_ERR_UNSUPPORTED) {   /* redo these nodes as linear chains, else one by one */
                 if (slot[e] >= 0) { ws->busy[slot[e]] = 0; slot[e] = -1; }
                 st = GR_OK;
-                nochain_upto = e;
+                if (i > linear_upto) linear_upto = e;
+                else nochain_upto = e;
                 i--;
                 continue;
             }
