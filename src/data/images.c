@@ -542,26 +542,23 @@ gr_status gr_image_resize(const gr_image *img, int oh, int ow, gr_resize_mode fi
     return gr_image_resize_recipe(img, oh, ow, &(gr_recipe){.resize = fit}, out, err);
 }
 
-void gr_preprocess_apply(gr_preprocess p, float *x, size_t n) {
-    switch (p) {
-    case GR_PREP_CAFFE:
+void gr_norm_apply(const gr_norm *nm, float *x, size_t n) {
+    gr_norm r = gr_norm_resolved(nm);
+    const float sc = r.scale, m0 = r.mean[0], m1 = r.mean[1], m2 = r.mean[2], s0 = r.std[0], s1 = r.std[1],
+                s2 = r.std[2];
+    /* the divisions as written (not multiplications by reciprocals): torchvision's
+     * ToTensor (x/255) then Normalize ((x - mean)/std) give these same bits */
+    if (r.bgr)
         for (size_t i = 0; i < n; i++, x += 3) {
-            float r = x[0], b = x[2];
-            x[0] = b - 103.939f, x[1] -= 116.779f, x[2] = r - 123.68f;
+            float a = x[2], b = x[1], c = x[0];
+            x[0] = (a / sc - m0) / s0, x[1] = (b / sc - m1) / s1, x[2] = (c / sc - m2) / s2;
         }
-        break;
-    case GR_PREP_TORCH: {
-        static const float mean[3] = {0.485f, 0.456f, 0.406f}, sd[3] = {0.229f, 0.224f, 0.225f};
+    else
         for (size_t i = 0; i < n; i++, x += 3)
-            for (int c = 0; c < 3; c++) x[c] = (x[c] / 255.0f - mean[c]) / sd[c];
-        break;
-    }
-    case GR_PREP_TF:
-        for (size_t i = 0; i < 3 * n; i++) x[i] = x[i] / 127.5f - 1.0f;
-        break;
-    case GR_PREP_DARKNET:
-        for (size_t i = 0; i < 3 * n; i++) x[i] /= 255.0f;
-        break;
-    default: break;
-    }
+            x[0] = (x[0] / sc - m0) / s0, x[1] = (x[1] / sc - m1) / s1, x[2] = (x[2] / sc - m2) / s2;
+}
+
+void gr_preprocess_apply(gr_preprocess p, float *x, size_t n) {
+    gr_norm nm = gr_norm_preset(p);
+    gr_norm_apply(&nm, x, n);
 }
