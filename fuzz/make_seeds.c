@@ -46,6 +46,9 @@ static void model_files(const char *srcdir) {
     m = gr_model_new(6, 5, 3, &err);
     if (!m || gr_stack(m, &err, gr_avgpool(2, 1), gr_global_avgpool(), gr_dense(3, GR_ACT_LINEAR), gr_softmax()) != GR_OK)
         die("pool model", &err);
+    /* free normalization values (custom: a "normalization" object beside "preprocess") */
+    if (gr_model_set_norm(m, &(gr_norm){127.5f, {0.5f, 0.25f, 0.125f}, {0.5f, 0.25f, 2}, true}, &err) != GR_OK)
+        die("norm", &err);
     path(p, sizeof p, "model_file", "pools.gft");
     if (gr_model_save(m, p, NULL, &err) != GR_OK) die(p, &err);
     gr_model_free(m);

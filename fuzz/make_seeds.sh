@@ -35,6 +35,8 @@ cp tests/fixtures/data/*.png tests/fixtures/data/*.jpg tests/fixtures/data/*.bmp
 $PY fuzz/gen_tflite_seed.py "$S/tflite"
 
 # ONNX: the small PyTorch-exported fixtures (mobilenet_v2's 1 MB is too big to mutate well)
+cp tests/fixtures/norm/custom.onnx tests/fixtures/norm/unnamed.onnx tests/fixtures/norm/bad_std.onnx "$S/onnx/"
+cp tests/fixtures/norm/old_caffe.gft "$S/model_file/"
 cp tests/fixtures/onnx/small.onnx tests/fixtures/onnx/small_bn.onnx tests/fixtures/onnx/flat.onnx \
    tests/fixtures/onnx/flat_nhwc.onnx tests/fixtures/onnx/flat_fp16.onnx tests/fixtures/onnx/small_typed.onnx "$S/onnx/"
 # a small ViT (class token, position embedding, the attention pattern; torch 2 dynamo form too) and a malformed one

@@ -217,17 +217,53 @@ int gr_act_parse(const char *s, gr_act *out);   /* "relu", "leaky", "linear", ..
 
 typedef struct gr_model gr_model;
 
-/* Input preprocessing the weights were trained with. */
+/* Input normalization: how a pixel (float, 0..255, RGB) becomes the
+ * network's input value, per channel c of the network's input:
+ *
+ *     y[c] = (x[src(c)] / scale - mean[c]) / std[c]
+ *
+ * src(c) = c for RGB, 2 - c for BGR (the channels reversed first; mean and
+ * std are given in the network's own channel order, as Keras and
+ * torchvision write them).  mean and std are in units of pixel / scale:
+ * torchvision's values (0.485, ...) go with scale 255, Keras caffe's
+ * (103.939, ...) with scale 1.  Zero fields are defaults: scale 0 = 1,
+ * std[c] 0 = 1; an all-zero gr_norm leaves the pixels as they are.        */
+typedef struct {
+    float scale;        /* pixel scale: pixels are divided by it first; 0 = 1 */
+    float mean[3];      /* subtracted next, per network channel */
+    float std[3];       /* divided by last, per network channel; 0 = 1 */
+    bool bgr;           /* the network takes B, G, R (false: R, G, B) */
+} gr_norm;
+
+/* The named normalizations: presets of gr_norm (gr_norm_preset). */
 typedef enum {
     GR_PREP_NONE = 0,    /* pixels as float 0..255 */
     GR_PREP_CAFFE,       /* RGB->BGR, subtract (103.939, 116.779, 123.68) (Keras VGG16/ResNet50) */
     GR_PREP_TORCH,       /* /255, subtract (0.485,0.456,0.406), divide by (0.229,0.224,0.225) */
     GR_PREP_TF,          /* /127.5 - 1 */
-    GR_PREP_DARKNET      /* /255, RGB */
+    GR_PREP_DARKNET,     /* /255, RGB */
+    GR_PREP_CUSTOM       /* a gr_norm equal to none of the above (not a preset: no values) */
 } gr_preprocess;
 
+/* "none", "caffe", "torch", "tf", "darknet", "custom"; parse takes the
+ * five presets only (0 ok, -1 unknown).                                    */
 const char *gr_preprocess_name(gr_preprocess p);
 int gr_preprocess_parse(const char *s, gr_preprocess *out);
+/* The values of preset p (GR_PREP_CUSTOM or out of range: all zero = none),
+ * with every default resolved (scale and std written out, never 0).        */
+gr_norm gr_norm_preset(gr_preprocess p);
+/* The preset n equals exactly (defaults resolved), else GR_PREP_CUSTOM. */
+gr_preprocess gr_norm_preset_of(const gr_norm *n);
+/* n with its defaults written out (scale 0 -> 1, std 0 -> 1). */
+gr_norm gr_norm_resolved(const gr_norm *n);
+/* Whether n can be applied: every value finite, scale and std not negative
+ * (0 = the default 1).  GR_OK, or GR_ERR_ARG naming the value; what (e.g.
+ * a file name, may be NULL) starts the message.                           */
+gr_status gr_norm_check(const gr_norm *n, const char *what, gr_error *err);
+/* One line, e.g. "torch normalization (x/255, minus mean, over std
+ * (ImageNet))" or "custom normalization (x/255, minus 0.5,0.5,0.5, over
+ * 0.5,0.5,0.5, RGB)"; returns buf.                                        */
+char *gr_norm_describe(const gr_norm *n, char *buf, size_t cap);
 
 typedef enum {
     GR_RESIZE_STRETCH = 0,  /* the whole image to oh x ow (aspect ratio not kept) */
@@ -255,7 +291,7 @@ typedef struct {
     gr_resize_mode resize;
     gr_interp interp;
     float crop;              /* GR_RESIZE_CENTER_CROP: side fraction kept, (0, 1]; 0 = 1 */
-    gr_preprocess norm;      /* the normalization (named mode) */
+    gr_norm norm;            /* the normalization (gr_norm_preset(GR_PREP_TORCH), or free values) */
 } gr_recipe;
 
 const char *gr_resize_mode_name(gr_resize_mode r);          /* "stretch", "crop", "letterbox" */
@@ -314,10 +350,15 @@ bool gr_model_layer_frozen(const gr_model *m, int node);
  * inside the block starts at the block).  -1 for a node out of range.     */
 int gr_model_train_start(const gr_model *m, int node);
 
+/* The model's normalization: set_preprocess sets a preset, set_norm free
+ * values (checked: GR_ERR_ARG and m unchanged when gr_norm_check fails);
+ * gr_model_preprocess names it (GR_PREP_CUSTOM: none of the presets).      */
 void gr_model_set_preprocess(gr_model *m, gr_preprocess p);
 gr_preprocess gr_model_preprocess(const gr_model *m);
+gr_status gr_model_set_norm(gr_model *m, const gr_norm *n, gr_error *err);
+gr_norm gr_model_norm(const gr_model *m);
 /* The model's whole input recipe (resize, interpolation, crop, normalization);
- * set_preprocess changes its normalization only.  Bases set their weights'
+ * set_preprocess and set_norm change its normalization only.  Bases set their weights'
  * recipe (darknet: letterbox + darknet interpolation, like darknet classify). */
 void gr_model_set_recipe(gr_model *m, const gr_recipe *r);
 gr_recipe gr_model_recipe(const gr_model *m);
@@ -591,14 +632,17 @@ void gr_image_free(gr_image *img);   /* frees img->data, zeroes *img */
 gr_status gr_image_resize(const gr_image *img, int oh, int ow, gr_resize_mode fit, float *out,
                           gr_error *err);
 /* The same with a recipe's resize mode, interpolation and crop fraction
- * (its normalization is not applied: gr_preprocess_apply does that).      */
+ * (its normalization is not applied: gr_norm_apply does that).           */
 gr_status gr_image_resize_recipe(const gr_image *img, int oh, int ow, const gr_recipe *r, float *out,
                                  gr_error *err);
 
-/* In place on x [n_pixels][3] RGB float 0..255:
+/* In place on x [n_pixels][3] RGB float 0..255: y[c] = (x[src(c)] / scale
+ * - mean[c]) / std[c] (gr_norm), in float, divisions as written (torchvision's
+ * ToTensor then Normalize give the same bits).  gr_preprocess_apply: a preset's
  *   NONE    unchanged;   CAFFE  -> BGR, minus (103.939, 116.779, 123.68) (B, G, R);
  *   TORCH   x/255, minus (0.485, 0.456, 0.406), divided by (0.229, 0.224, 0.225);
  *   TF      x/127.5 - 1; DARKNET x/255 (RGB).                                */
+void gr_norm_apply(const gr_norm *n, float *x, size_t n_pixels);
 void gr_preprocess_apply(gr_preprocess p, float *x, size_t n_pixels);
 
 typedef enum { GR_SPLIT_TRAIN = 0, GR_SPLIT_TEST } gr_split;
@@ -629,7 +673,8 @@ typedef struct {
     int default_h, default_w;    /* the size when h, w are 0 and the data has no native size
                               * (folders, CSV): e.g. the network's own input size         */
     gr_resize_mode fit;
-    gr_preprocess preprocess;
+    gr_preprocess preprocess;    /* a preset normalization, used when norm is NULL */
+    const gr_norm *norm;     /* free values (checked at open), or NULL: preprocess */
     gr_interp interp;        /* resampling filter (default PIL bilinear) */
     float crop;              /* fit = CENTER_CROP: side fraction kept (0 = 1) */
     bool skip_bad;           /* folders/CSV: decode every file at open, drop and count the

@@ -140,6 +140,140 @@ static void test_preprocess(void) {
     CHECK_CLOSE("none", y, x, 6, 0, 0);
 }
 
+/* Free normalization values (gr_norm): hand-computed values, the presets
+ * equal to their free values and to the formulas graft used before them,
+ * bit for bit, and the checks.                                            */
+static void test_norm_free(void) {
+    float x[6] = {10, 20, 30, 255, 0, 127.5f}, y[6];
+    /* RGB, scale 255: exact rationals by hand, e.g. (10/255 - 0.5)/0.5 = 20/255 - 1 */
+    gr_norm a = {255, {0.5f, 0.25f, 0.125f}, {0.5f, 0.25f, 2}, false};
+    memcpy(y, x, sizeof x);
+    gr_norm_apply(&a, y, 2);
+    float want_a[6] = {-0.92156862745f, -0.68627450980f, -0.0036764705882f, 1, -1, 0.1875f};
+    CHECK_CLOSE("custom rgb", y, want_a, 6, 1e-6, 1e-6);
+    /* BGR, scale 1: the network's channel 0 is the pixel's blue, mean/std in that order */
+    gr_norm b = {1, {1, 2, 3}, {2, 4, 8}, true};
+    memcpy(y, x, sizeof x);
+    gr_norm_apply(&b, y, 2);
+    float want_b[6] = {14.5f, 4.5f, 0.875f, 63.25f, -0.5f, 31.5f};
+    CHECK_CLOSE("custom bgr", y, want_b, 6, 0, 0);
+    /* zero = defaults: scale 1, std 1, no mean: unchanged */
+    gr_norm z = {0};
+    memcpy(y, x, sizeof x);
+    gr_norm_apply(&z, y, 2);
+    CHECK_CLOSE("zero", y, x, 6, 0, 0);
+    CHECK(gr_norm_preset_of(&z) == GR_PREP_NONE, "zero is %s", gr_preprocess_name(gr_norm_preset_of(&z)));
+    CHECK(gr_norm_preset_of(&a) == GR_PREP_CUSTOM, "custom named %s", gr_preprocess_name(gr_norm_preset_of(&a)));
+
+    /* every 8-bit value (and a half-level) per channel: each preset = its free
+     * values = the formula graft applied before free values, bitwise        */
+    enum { N = 511 };   /* not a multiple of 4 pixels: the 12-float blocks and the tail */
+    static float p[N * 3], q[N * 3], o[N * 3];
+    for (int i = 0; i < N * 3; i++) p[i] = (float)((i * 7) % 511) * 0.5f;
+    gr_norm torch_free = {255, {0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f}, false};
+    CHECK(gr_norm_preset_of(&torch_free) == GR_PREP_TORCH, "free torch values named %s",
+          gr_preprocess_name(gr_norm_preset_of(&torch_free)));
+    for (int k = GR_PREP_NONE; k < GR_PREP_CUSTOM; k++) {
+        memcpy(q, p, sizeof p);
+        memcpy(o, p, sizeof p);
+        gr_preprocess_apply((gr_preprocess)k, q, N);
+        for (int i = 0; i < N; i++) {   /* the formulas of graft 0.2.0 before gr_norm */
+            float *v = o + 3 * i, r = v[0], bl = v[2];
+            static const float tm[3] = {0.485f, 0.456f, 0.406f}, ts[3] = {0.229f, 0.224f, 0.225f};
+            switch (k) {
+            case GR_PREP_CAFFE: v[0] = bl - 103.939f, v[1] -= 116.779f, v[2] = r - 123.68f; break;
+            case GR_PREP_TORCH: for (int c = 0; c < 3; c++) v[c] = (v[c] / 255.0f - tm[c]) / ts[c]; break;
+            case GR_PREP_TF: for (int c = 0; c < 3; c++) v[c] = v[c] / 127.5f - 1.0f; break;
+            case GR_PREP_DARKNET: for (int c = 0; c < 3; c++) v[c] /= 255.0f; break;
+            default: break;
+            }
+        }
+        CHECK(!memcmp(q, o, sizeof q), "preset %s differs from its former formula", gr_preprocess_name((gr_preprocess)k));
+        gr_norm f = gr_norm_preset((gr_preprocess)k);
+        memcpy(o, p, sizeof p);
+        gr_norm_apply(&f, o, N);
+        CHECK(!memcmp(q, o, sizeof q), "preset %s differs from its free values", gr_preprocess_name((gr_preprocess)k));
+        CHECK(gr_norm_preset_of(&f) == (gr_preprocess)k, "preset %d named %s", k, gr_preprocess_name(gr_norm_preset_of(&f)));
+    }
+    memcpy(q, p, sizeof p);
+    memcpy(o, p, sizeof p);
+    gr_preprocess_apply(GR_PREP_TORCH, q, N);
+    gr_norm_apply(&torch_free, o, N);
+    CHECK(!memcmp(q, o, sizeof q), "--preprocess torch != its mean/std given freely");
+
+    /* the checks */
+    gr_error err = {0};
+    gr_norm bad = a;
+    bad.std[1] = -0.5f;
+    CHECK(gr_norm_check(&bad, "x.gft", &err) == GR_ERR_ARG && strstr(err.msg, "x.gft") && strstr(err.msg, "std") &&
+              strstr(err.msg, "channel 1"), "negative std: %s", err.msg);
+    bad = a;
+    bad.mean[2] = NAN;
+    CHECK(gr_norm_check(&bad, NULL, &err) == GR_ERR_ARG && strstr(err.msg, "mean"), "NaN mean: %s", err.msg);
+    bad = a;
+    bad.scale = INFINITY;
+    CHECK(gr_norm_check(&bad, NULL, &err) == GR_ERR_ARG && strstr(err.msg, "scale"), "inf scale: %s", err.msg);
+    CHECK(gr_norm_check(&a, NULL, &err) == GR_OK, "good values refused: %s", err.msg);
+    gr_model *m = gr_model_new(4, 4, 3, &err);
+    CHECK(m != NULL, "%s", err.msg);
+    if (!m) return;
+    bad = a;
+    bad.std[0] = NAN;
+    CHECK(gr_model_set_norm(m, &bad, &err) == GR_ERR_ARG, "model took a NaN std");
+    CHECK(gr_model_preprocess(m) == GR_PREP_NONE, "a refused norm changed the model");
+    CHECK(gr_model_set_norm(m, &a, &err) == GR_OK, "%s", err.msg);
+    gr_norm got = gr_model_norm(m);
+    CHECK(!memcmp(got.mean, a.mean, sizeof a.mean) && !memcmp(got.std, a.std, sizeof a.std) && got.scale == 255,
+          "model norm not kept");
+    gr_model_free(m);
+}
+
+/* tests/fixtures/norm (gen_norm.py): torchvision's ToTensor + Normalize on
+ * img.png with CLIP's, the 0.5/0.5 and ImageNet's mean/std: graft's network
+ * input from the same file with the same free values is the same, bitwise. */
+static void test_norm_torchvision(void) {
+    gr_error err = {0};
+    gr_image img = {0};
+    CHECK(gr_image_load("tests/fixtures/norm/img.png", &img, &err) == GR_OK, "%s", err.msg);
+    FILE *f = fopen("tests/fixtures/norm/expect.txt", "r");
+    CHECK(f != NULL, "no tests/fixtures/norm/expect.txt: run tests/fixtures/gen_norm.py");
+    if (!f || !img.data) {
+        if (f) fclose(f);
+        gr_image_free(&img);
+        return;
+    }
+    static const struct { const char *name; gr_norm n; } cases[] = {
+        {"clip", {255, {0.48145466f, 0.4578275f, 0.40821073f}, {0.26862954f, 0.26130258f, 0.27577711f}, false}},
+        {"half", {255, {0.5f, 0.5f, 0.5f}, {0.5f, 0.5f, 0.5f}, false}},
+        {"torch", {255, {0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f}, false}},
+    };
+    char line[8192];
+    int seen = 0;
+    while (fgets(line, sizeof line, f)) {
+        char name[16], what[16];
+        int off;
+        if (sscanf(line, "%15s %15s %n", name, what, &off) != 2 || strcmp(what, "input")) continue;
+        for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+            if (strcmp(name, cases[k].name)) continue;
+            float want[8 * 8 * 3], x[8 * 8 * 3];
+            char *s = line + off, *end;
+            int n = 0;
+            for (; n < 192; n++, s = end) {
+                want[n] = strtof(s, &end);
+                if (end == s) break;
+            }
+            CHECK(n == 192, "%s: %d values", name, n);
+            CHECK(gr_image_resize(&img, 8, 8, GR_RESIZE_STRETCH, x, &err) == GR_OK, "%s", err.msg);
+            gr_norm_apply(&cases[k].n, x, 64);
+            CHECK_CLOSE(name, x, want, 192, 0, 0);
+            seen++;
+        }
+    }
+    fclose(f);
+    gr_image_free(&img);
+    CHECK(seen == 3, "%d of 3 cases in expect.txt", seen);
+}
+
 /* The real photos: size, byte sum and spot pixels as PIL decodes them. */
 static void test_real_photos(void) {
     char dir[512];
@@ -357,6 +491,8 @@ int main(void) {
     RUN(test_resize_vs_pil);
     RUN(test_resize_identity_and_crop);
     RUN(test_preprocess);
+    RUN(test_norm_free);
+    RUN(test_norm_torchvision);
     RUN(test_real_photos);
     RUN(test_bad_inputs);
     RUN(test_fuzz);

@@ -409,7 +409,7 @@ gr_model *gr_darknet_load_cfg(const char *cfg_path, int h, int w, gr_error *err)
     /* darknet's classifiers see their input letterboxed with darknet's own
      * resize (examples/classifier.c predict_classifier), pixels x/255     */
     gr_model_set_recipe(m, &(gr_recipe){.resize = GR_RESIZE_LETTERBOX, .interp = GR_INTERP_DARKNET,
-                                        .norm = GR_PREP_DARKNET});
+                                        .norm = gr_norm_preset(GR_PREP_DARKNET)});
     free(out_node);
     dk_cfg_free(&c);
     return m;

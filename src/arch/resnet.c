@@ -127,7 +127,7 @@ gr_model *gr_resnet50(int h, int w, bool include_top, gr_error *err) {
         gr_stack(m, err, gr_named(gr_global_avgpool(), "avg_pool"),
                  gr_named(gr_dense(1000, GR_ACT_SOFTMAX), "predictions")) != GR_OK)
         goto fail;
-    m->prep = GR_PREP_CAFFE;
+    m->norm = gr_norm_preset(GR_PREP_CAFFE);
     return m;
 fail:
     gr_error_prefix(err, "resnet50 %dx%d", h, w);

@@ -37,7 +37,7 @@ gr_model *gr_vgg16(int h, int w, bool include_top, gr_error *err) {
                  gr_named(gr_dense(4096, GR_ACT_RELU), "fc2"),
                  gr_named(gr_dense(1000, GR_ACT_SOFTMAX), "predictions")) != GR_OK)
         goto fail;
-    m->prep = GR_PREP_CAFFE;
+    m->norm = gr_norm_preset(GR_PREP_CAFFE);
     return m;
 fail:
     gr_model_free(m);

@@ -32,17 +32,24 @@ int cli_failf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The data options every command that reads data shares (one parser, one
  * help text): which samples (--format, --labels, --split, --skip-bad) and
  * how an image becomes the network's input (--input-size and the recipe
- * overrides --resize, --crop, --crop-fraction, --interpolation, --preprocess). */
+ * overrides --resize, --crop, --crop-fraction, --interpolation, --preprocess,
+ * and the normalization's parts --pixel-scale, --mean, --std, --channel-order). */
 typedef struct {
-    const char *format, *labels, *split, *resize, *interp, *prep;
+    const char *format, *labels, *split, *resize, *interp, *prep, *order;
     int skip_bad, crop, h, w;    /* h, w: --input-size (0 = the network's / the data's) */
     float crop_fraction;         /* 0 = not given */
+    float scale, mean[3], std[3];    /* --pixel-scale, --mean, --std (checked: finite, scale and std > 0) */
+    int has_scale, has_mean, has_std;
 } cli_data_opts;
+/* Whether d overrides any part of the input recipe (--resume refuses them). */
+bool cli_recipe_given(const cli_data_opts *d);
 /* Their option tables (common.c), for a command's table: OPT_GROUP(d, cli_data_all_table). */
 extern const cli_opt cli_data_set_table[], cli_data_recipe_table[], cli_data_all_table[];
 /* A command's data options under their usual heading. */
 #define OPT_DATA_OPTIONS(fld) OPT_HEAD("data options:"), OPT_GROUP(fld, cli_data_all_table)
-/* Applies the recipe overrides of d to *r (a base's or a model's recipe). */
+/* Applies the recipe overrides of d to *r (a base's or a model's recipe):
+ * --preprocess replaces the normalization by its preset, then --pixel-scale,
+ * --mean, --std and --channel-order replace their parts of it.            */
 void cli_recipe_apply(const cli_data_opts *d, gr_recipe *r);
 /* Opens --data: resolves a dataset name, uses d's set options, the size
  * h x w (0: the data's native size, else the network's nh x nw) and recipe r;

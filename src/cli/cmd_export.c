@@ -78,7 +78,7 @@ int cmd_export(int argc, char **argv) {
         else snprintf(shape, sizeof shape, "%d, %d, %d", oc, oh, ow);
         gr_recipe r = gr_model_recipe(m);
         printf("exported %s: opset %d, input \"input\" float32 [%s, %d, %d, %d] (NCHW, preprocessed: %s), "
-               "output \"output\" [%s, %s]\n", a.out, a.opset, batch, c, h, w, gr_preprocess_name(r.norm), batch, shape);
+               "output \"output\" [%s, %s]\n", a.out, a.opset, batch, c, h, w, gr_preprocess_name(gr_norm_preset_of(&r.norm)), batch, shape);
     }
     gr_model_free(m);
     cli_outputs_release(&outs);

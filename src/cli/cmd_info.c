@@ -55,9 +55,13 @@ static const cli_cmd info_cmd = {
 
 /* The recipe as a JSON object's members (no braces). */
 static void json_recipe(const gr_recipe *r) {
+    gr_norm n = gr_norm_resolved(&r->norm);
     printf("\"input_recipe\": {\"resize\": \"%s\", \"interpolation\": \"%s\", \"crop_fraction\": %g, "
-           "\"preprocess\": \"%s\"}", gr_resize_mode_name(r->resize), gr_interp_name(r->interp),
-           r->crop > 0 ? r->crop : 1.0, gr_preprocess_name(r->norm));
+           "\"preprocess\": \"%s\", \"normalization\": {\"pixel_scale\": %.9g, \"mean\": [%.9g, %.9g, %.9g], "
+           "\"std\": [%.9g, %.9g, %.9g], \"channel_order\": \"%s\"}}", gr_resize_mode_name(r->resize),
+           gr_interp_name(r->interp), r->crop > 0 ? r->crop : 1.0, gr_preprocess_name(gr_norm_preset_of(&n)),
+           (double)n.scale, (double)n.mean[0], (double)n.mean[1], (double)n.mean[2], (double)n.std[0],
+           (double)n.std[1], (double)n.std[2], n.bgr ? "BGR" : "RGB");
 }
 
 /* Prints the layers and tensors of a weights file (json: one JSON object;
@@ -92,7 +96,7 @@ static int info_file(const char *path, bool json, bool quiet) {
     }
     if (m) {
         int h, w, c;
-        char rd[256];
+        char rd[400];
         gr_model_layer_shape(m, -1, &h, &w, &c);
         gr_recipe r = gr_model_recipe(m);
         if (json) {
@@ -221,7 +225,7 @@ int cmd_info(int argc, char **argv) {
         return cli_fail(&err);
     }
     gr_recipe r = gr_model_recipe(m);
-    char rd[256];
+    char rd[400];
     if (json) json_base(base, m);
     else if (quiet) printf("params: %lld\n", (long long)gr_model_param_count(m, false));
     else gr_model_summary(m, stdout);

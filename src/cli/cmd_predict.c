@@ -222,7 +222,7 @@ static int classify(const predict_args *a, predict_net *n, gr_error *err) {
             continue;
         }
         gr_image_free(&img);
-        gr_preprocess_apply(n->recipe.norm, n->x, (size_t)n->h * n->w);
+        gr_norm_apply(&n->recipe.norm, n->x, (size_t)n->h * n->w);
         if (gr_ctx_predict(n->cx, n->x, 1, -1, n->p, err) != GR_OK) {
             gr_error_prefix(err, "%s on %s", a->model ? a->model : a->base, a->images[k]);
             return -1;

@@ -193,7 +193,7 @@ static int probe_base(const probe_args *a, int bi, const char *path, probe_resul
     if (resolve_cuts(m, ba->name, a->cuts, cuts, &nc, err)) goto out;
     if (!a->quiet && gr_dist_rank() == 0)   /* (under mpirun, rank 0 reports) */
         fprintf(stderr, "probe: %s at %dx%d (%s) on %s: %d images, %d classes\n", ba->name, dh, dw,
-                gr_preprocess_name(recipe.norm), a->data, gr_dataset_count(ds), res->classes);
+                gr_preprocess_name(gr_norm_preset_of(&recipe.norm)), a->data, gr_dataset_count(ds), res->classes);
     gr_probe_opts po = {.samples = a->samples, .seed = a->seed, .folds = a->folds, .batch = a->batch,
                         .flat_max = a->flat_max ? a->flat_max : -1, .verbose = !a->quiet,
                         .distributed = true};   /* under mpirun (MPI build): sharded features */

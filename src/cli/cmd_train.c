@@ -211,10 +211,10 @@ static int open_model_data(train_run *r, gr_error *err) {
     gr_dataset_size(r->train, &r->h, &r->w);
     r->classes = gr_dataset_num_classes(r->train);
     if (cli_check_training_classes(r->train, t->data, err)) return -1;
-    char rdesc[256];
+    char rdesc[400];
     if (!t->quiet)
         printf("data: %s: %d images, %d classes, %dx%d, preprocessing %s (input recipe: %s)\n", t->data,
-               gr_dataset_count(r->train), r->classes, r->h, r->w, gr_preprocess_name(r->recipe.norm),
+               gr_dataset_count(r->train), r->classes, r->h, r->w, gr_preprocess_name(gr_norm_preset_of(&r->recipe.norm)),
                gr_recipe_describe(&r->recipe, rdesc, sizeof rdesc));
     if (!t->from) {
         r->m = cli_load_base(t->base, t->weights, r->h, r->w, false, t->weights_partial, t->quiet ? NULL : stdout, err);

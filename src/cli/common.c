@@ -84,6 +84,63 @@ static int set_crop_fraction(void *o, const char *v) {
     cli_data_opts *d = o;
     return cli_parse_float(v, &d->crop_fraction) || !(d->crop_fraction > 0 && d->crop_fraction <= 1) ? -1 : 0;
 }
+/* --mean / --std "a,b,c": three finite numbers (std: > 0); a usage error
+ * that says what is wrong. */
+static int set_three(const char *opt, const char *v, float out[3], bool positive) {
+    const char *s = v;
+    int n = 0;
+    float t[3];
+    for (;;) {
+        const char *comma = strchr(s, ',');
+        size_t len = comma ? (size_t)(comma - s) : strlen(s);
+        char item[64];
+        if (n == 3) {
+            n++;
+            break;
+        }
+        if (len >= sizeof item) return cli_usage("%s '%s': value %d is not a number", opt, v, n + 1);
+        memcpy(item, s, len);
+        item[len] = 0;
+        float f;
+        if (cli_parse_float(item, &f) || len == 0)
+            return cli_usage("%s '%s': value %d ('%s') is not a number", opt, v, n + 1, item);
+        if (!isfinite(f)) return cli_usage("%s '%s': value %d ('%s') is not finite", opt, v, n + 1, item);
+        if (positive && !(f > 0))
+            return cli_usage("%s '%s': value %d (%s) must be greater than 0 (it divides)", opt, v, n + 1, item);
+        t[n++] = f;
+        if (!comma) break;
+        s = comma + 1;
+    }
+    if (n != 3)
+        return cli_usage("%s '%s': expected 3 comma-separated numbers, one per channel (e.g. 0.5,0.5,0.5), got %s",
+                         opt, v, n > 3 ? "more" : n == 1 ? "1" : "2");
+    memcpy(out, t, sizeof t);
+    return 0;
+}
+static int set_mean(void *o, const char *v) {
+    cli_data_opts *d = o;
+    int rc = set_three("--mean", v, d->mean, false);
+    d->has_mean |= rc == 0;
+    return rc;
+}
+static int set_std(void *o, const char *v) {
+    cli_data_opts *d = o;
+    int rc = set_three("--std", v, d->std, true);
+    d->has_std |= rc == 0;
+    return rc;
+}
+static int set_scale(void *o, const char *v) {
+    cli_data_opts *d = o;
+    if (cli_parse_float(v, &d->scale) || !isfinite(d->scale) || !(d->scale > 0)) return -1;
+    d->has_scale = 1;
+    return 0;
+}
+static int set_order(void *o, const char *v) {
+    cli_data_opts *d = o;
+    if (strcmp(v, "rgb") && strcmp(v, "bgr")) return -1;
+    d->order = v;
+    return 0;
+}
 /* which samples (the cfg keys: a train run's settings, saved for --resume) */
 const cli_opt cli_data_set_table[] = {
     {.kind = CLI_ENUM, .name = "--format", .off = offsetof(T, format), .names = cli_format_names, .def = "auto",
@@ -109,7 +166,19 @@ const cli_opt cli_data_recipe_table[] = {
              "crop: the side fraction kept (0.875 = Resize(256)+CenterCrop(224))"),
     OPT_ENUM("--interpolation", interp, cli_interp_names, NULL, "bilinear: PIL's; darknet: darknet's resize"),
     OPT_ENUM("--preprocess", prep, cli_preprocess_names, NULL,
-             "normalization (vgg16, resnet50 caffe; darknet darknet)"),
+             "normalization preset (vgg16, resnet50 caffe; darknet darknet;\n"
+             "ONNX without graft metadata torch); the options below\n"
+             "change its parts: y = (pixel/scale - mean) / std per channel"),
+    OPT_FUNC("--mean", set_mean, "A,B,C", "3 comma-separated finite numbers", NULL,
+             "per-channel mean, in units of pixel/scale, in the network's\n"
+             "channel order (R,G,B; B,G,R for caffe), e.g. CLIP's with\n"
+             "--preprocess torch: 0.4815,0.4578,0.4082"),
+    OPT_FUNC("--std", set_std, "A,B,C", "3 comma-separated numbers > 0", NULL,
+             "per-channel standard deviation (same units and order)"),
+    OPT_FUNC("--pixel-scale", set_scale, "S", "a finite number > 0", NULL,
+             "pixels (0..255) are divided by S first (torch 255, caffe 1)"),
+    OPT_FUNC("--channel-order", set_order, "rgb|bgr", "rgb or bgr", NULL,
+             "the channel order the network takes (caffe: bgr)"),
     OPT_END};
 #undef T
 const cli_opt cli_data_all_table[] = {
@@ -120,7 +189,19 @@ void cli_recipe_apply(const cli_data_opts *d, gr_recipe *r) {
     if (d->crop || d->crop_fraction > 0) r->resize = GR_RESIZE_CENTER_CROP;
     if (d->crop_fraction > 0) r->crop = d->crop_fraction;
     if (d->interp) gr_interp_parse(d->interp, &r->interp);
-    if (d->prep) gr_preprocess_parse(d->prep, &r->norm);
+    gr_norm n = gr_norm_resolved(&r->norm);
+    gr_preprocess p;
+    if (d->prep && gr_preprocess_parse(d->prep, &p) == 0) n = gr_norm_preset(p);
+    if (d->has_scale) n.scale = d->scale;
+    if (d->has_mean) memcpy(n.mean, d->mean, sizeof n.mean);
+    if (d->has_std) memcpy(n.std, d->std, sizeof n.std);
+    if (d->order) n.bgr = !strcmp(d->order, "bgr");
+    r->norm = n;
+}
+
+bool cli_recipe_given(const cli_data_opts *d) {
+    return d->resize || d->crop || d->crop_fraction > 0 || d->interp || d->prep || d->order || d->has_scale ||
+           d->has_mean || d->has_std;
 }
 
 gr_dataset *cli_open_data(const char *arg, const cli_data_opts *d, gr_split default_split, int h, int w,
@@ -129,7 +210,7 @@ gr_dataset *cli_open_data(const char *arg, const cli_data_opts *d, gr_split defa
     if (cli_resolve_data(arg, path, sizeof path, err)) return NULL;
     gr_dataset_opts o = {.split = d->split ? (gr_split)cli_enum_parse(cli_split_names, d->split) : default_split,
                          .h = h, .w = w, .default_h = nh, .default_w = nw, .skip_bad = d->skip_bad,
-                         .fit = r->resize, .interp = r->interp, .crop = r->crop, .preprocess = r->norm};
+                         .fit = r->resize, .interp = r->interp, .crop = r->crop, .norm = &r->norm};
     if (d->format) o.format = (gr_data_format)cli_enum_parse(cli_format_names, d->format);
     if (d->labels) o.labels = (gr_label_kind)cli_enum_parse(cli_labels_names, d->labels);
     gr_dataset *ds = gr_dataset_open(path, &o, err);

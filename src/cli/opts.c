@@ -52,7 +52,9 @@ NAMES(cli_tta_names, "none", "flip")
 static const char *lib_name(const char *s) { return strcmp(s, "?") ? s : NULL; }
 const char *cli_resize_names(int k) { return k < 0 ? NULL : lib_name(gr_resize_mode_name((gr_resize_mode)k)); }
 const char *cli_interp_names(int k) { return k < 0 ? NULL : lib_name(gr_interp_name((gr_interp)k)); }
-const char *cli_preprocess_names(int k) { return k < 0 ? NULL : lib_name(gr_preprocess_name((gr_preprocess)k)); }
+const char *cli_preprocess_names(int k) {   /* the presets ("custom" is not one to choose) */
+    return k < 0 || k >= GR_PREP_CUSTOM ? NULL : lib_name(gr_preprocess_name((gr_preprocess)k));
+}
 
 /* ---------------------------------------------------------------- lookup */
 

@@ -222,9 +222,10 @@ static int check(train_args *t, json_object *cfg) {
     if ((t->resume || t->from) && (t->model_opt || t->d.h))
         return cli_usage("%s: the model comes from %s: --cut, --head and --input-size cannot change it",
                          t->model_opt ? t->model_opt : "--input-size", t->resume ? "--resume's checkpoint" : "--from");
-    if (t->resume && (t->d.resize || t->d.crop || t->d.crop_fraction > 0 || t->d.interp || t->d.prep))
+    if (t->resume && cli_recipe_given(&t->d))
         return cli_usage("--resume takes the input recipe from the checkpoint: drop --resize, --crop, "
-                         "--crop-fraction, --interpolation and --preprocess");
+                         "--crop-fraction, --interpolation, --preprocess, --mean, --std, --pixel-scale and "
+                         "--channel-order");
     if (t->resume && t->base) return cli_usage("--resume takes the model from the checkpoint: drop --base");
     if (t->budget_cli && t->resume)
         return cli_usage("--budget with --resume: the checkpoint holds the plan and the budget, and the run goes on "

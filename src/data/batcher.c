@@ -194,7 +194,7 @@ static void fill(struct gr_batcher *b, worker *wk, slot *s) {
             }
         }
         if (b->o.flip_all) flip_lr(dst, ds->h, ds->w);
-        gr_preprocess_apply(ds->prep, dst, hw);
+        gr_norm_apply(&ds->norm, dst, hw);
         s->labels[j] = ds->labels[i];
     }
 }

@@ -288,7 +288,11 @@ gr_dataset *gr_dataset_open(const char *path, const gr_dataset_opts *opts, gr_er
     if (!ds) return NULL;
     snprintf(ds->source, sizeof ds->source, "%s", path);
     ds->fit = o.fit;
-    ds->prep = o.preprocess;
+    if (o.norm && gr_norm_check(o.norm, path, err) != GR_OK) {
+        free(ds);
+        return NULL;
+    }
+    ds->norm = o.norm ? gr_norm_resolved(o.norm) : gr_norm_preset(o.preprocess);
     ds->interp = o.interp;
     ds->crop = o.crop;
     gr_data_format fmt = o.format;
@@ -382,7 +386,7 @@ gr_status gr_dataset_get(const gr_dataset *ds, int i, float *out, gr_error *err)
     gr_sample_scratch s = {0};
     gr_status st = gr_dataset_load_resized(ds, i, out, &s, err);
     gr_sample_scratch_free(&s);
-    if (st == GR_OK) gr_preprocess_apply(ds->prep, out, (size_t)ds->h * ds->w);
+    if (st == GR_OK) gr_norm_apply(&ds->norm, out, (size_t)ds->h * ds->w);
     return st;
 }
 

@@ -14,7 +14,7 @@ struct gr_dataset {
     char **class_names;        /* [n_classes], owned */
     int h, w;                  /* a sample's size (after resizing) */
     gr_resize_mode fit;
-    gr_preprocess prep;
+    gr_norm norm;        /* the normalization (checked, defaults resolved) */
     gr_interp interp;
     float crop;
     /* in-memory images (CIFAR): [n][ih][iw][3] RGB8, owned */

@@ -3,13 +3,18 @@
  *   "graft.format"        "graft-model-1"
  *   "graft.version"       the graft version that wrote it
  *   "graft.architecture"  JSON: {"input": [h, w, c], "preprocess": "caffe",
+ *                         "normalization": {"pixel_scale": 1, "mean": [3 numbers],
+ *                         "std": [3 numbers], "channel_order": "RGB"|"BGR"},
  *                         "resize": "stretch"|"crop"|"letterbox", "interpolation":
  *                         "bilinear"|"darknet", "crop_fraction": 1.0 (the input
- *                         recipe; files without the last three: stretch, bilinear, 1),
+ *                         recipe; files without the last three: stretch, bilinear, 1;
+ *                         "preprocess" names the normalization's preset, or "custom";
+ *                         files without "normalization" (before 0.2): the preset's values),
  *                         "classes": [...], "layers": [{"name", "op", ...}]}
  *   "graft.training"      JSON given by the caller (training config, epoch)
  * Python's safetensors (or numpy) reads the tensors unchanged.              */
 #include <json.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,12 +89,33 @@ static json_object *layer_to_json(const gr_node *n) {
     return l;
 }
 
+/* {"pixel_scale", "mean", "std", "channel_order"}: the numbers as the
+ * shortest text that reads back to the same float. */
+static json_object *num(float v) {
+    char b[32];
+    return json_object_new_double_s((double)v, gr_float_short(v, b));
+}
+static json_object *norm_json(const gr_norm *n) {
+    gr_norm r = gr_norm_resolved(n);
+    json_object *o = json_object_new_object(), *mean = json_object_new_array(), *sd = json_object_new_array();
+    for (int c = 0; c < 3; c++) {
+        json_object_array_add(mean, num(r.mean[c]));
+        json_object_array_add(sd, num(r.std[c]));
+    }
+    json_object_object_add(o, "pixel_scale", num(r.scale));
+    json_object_object_add(o, "mean", mean);
+    json_object_object_add(o, "std", sd);
+    json_object_object_add(o, "channel_order", json_object_new_string(r.bgr ? "BGR" : "RGB"));
+    return o;
+}
+
 /* The architecture as a JSON text (caller frees). */
 static char *architecture_json(const gr_model *m, gr_error *err) {
     json_object *root = json_object_new_object();
     int in[3] = {m->in_h, m->in_w, m->in_c};
     json_object_object_add(root, "input", ints(in, 3));
-    json_object_object_add(root, "preprocess", json_object_new_string(gr_preprocess_name(m->prep)));
+    json_object_object_add(root, "preprocess", json_object_new_string(gr_preprocess_name(gr_norm_preset_of(&m->norm))));
+    json_object_object_add(root, "normalization", norm_json(&m->norm));
     /* the rest of the input recipe (absent in files before it: stretch, bilinear, 1) */
     json_object_object_add(root, "resize", json_object_new_string(gr_resize_mode_name(m->resize)));
     json_object_object_add(root, "interpolation", json_object_new_string(gr_interp_name(m->interp)));
@@ -206,6 +232,64 @@ static gr_status layer_from_json(json_object *l, int i, const char *path, gr_lay
     return GR_OK;
 }
 
+/* A number of the normalization: finite (and > 0 when positive). */
+static bool norm_num(json_object *v, bool positive, float *out) {
+    if (!v || !(json_object_is_type(v, json_type_double) || json_object_is_type(v, json_type_int))) return false;
+    double d = json_object_get_double(v);
+    float f = (float)d;
+    *out = f;
+    return isfinite(d) && isfinite(f) && (!positive || f > 0);
+}
+
+/* The normalization: "normalization"'s numbers (checked, and against the
+ * preset "preprocess" names), or the preset's values (older files).       */
+static gr_status read_norm(json_object *root, const char *path, gr_norm *out, gr_error *err) {
+    const char *prep = jstr(root, "preprocess");
+    gr_preprocess p = GR_PREP_NONE;
+    bool custom = prep && !strcmp(prep, "custom");
+    if (prep && !custom && gr_preprocess_parse(prep, &p) != 0)
+        return gr_error_set(err, GR_ERR_FORMAT, "%s: unknown preprocessing '%.60s' (known: none, caffe, torch, tf, "
+                            "darknet, custom)", path, prep);
+    json_object *no;
+    if (!json_object_object_get_ex(root, "normalization", &no)) {
+        if (custom)
+            return gr_error_set(err, GR_ERR_FORMAT, "%s: preprocessing 'custom' without its \"normalization\" values",
+                                path);
+        *out = gr_norm_preset(p);
+        return GR_OK;
+    }
+    gr_norm n = {0};
+    json_object *v;
+    if (!json_object_is_type(no, json_type_object))
+        return gr_error_set(err, GR_ERR_FORMAT, "%s: \"normalization\" is not a JSON object", path);
+    if (!json_object_object_get_ex(no, "pixel_scale", &v) || !norm_num(v, true, &n.scale))
+        return gr_error_set(err, GR_ERR_FORMAT, "%s: normalization pixel_scale is missing or not a positive finite "
+                            "number", path);
+    static const char *key[2] = {"mean", "std"};
+    for (int k = 0; k < 2; k++) {
+        json_object *a;
+        bool ok = json_object_object_get_ex(no, key[k], &a) && json_object_is_type(a, json_type_array) &&
+                  json_object_array_length(a) == 3;
+        for (int c = 0; ok && c < 3; c++)
+            ok = norm_num(json_object_array_get_idx(a, (size_t)c), k == 1, k ? &n.std[c] : &n.mean[c]);
+        if (!ok)
+            return gr_error_set(err, GR_ERR_FORMAT, "%s: normalization %s is missing or not 3 %s numbers", path,
+                                key[k], k ? "positive finite" : "finite");
+    }
+    const char *order = jstr(no, "channel_order");
+    if (!order || (strcmp(order, "RGB") && strcmp(order, "BGR")))
+        return gr_error_set(err, GR_ERR_FORMAT, "%s: normalization channel_order is missing or not \"RGB\" or \"BGR\"",
+                            path);
+    n.bgr = !strcmp(order, "BGR");
+    if (prep && !custom && gr_norm_preset_of(&n) != p) {
+        char d[200];
+        return gr_error_set(err, GR_ERR_FORMAT, "%s: preprocessing '%s' disagrees with the normalization values "
+                            "stored beside it (%s)", path, prep, gr_norm_describe(&n, d, sizeof d));
+    }
+    *out = n;
+    return GR_OK;
+}
+
 static gr_model *build(json_object *root, const char *path, gr_error *err) {
     int in[3] = {0, 0, 0};
     if (jints(root, "input", in, 3) != 3) {
@@ -223,11 +307,7 @@ static gr_model *build(json_object *root, const char *path, gr_error *err) {
         gr_error_prefix(err, "%s", path);
         return NULL;
     }
-    const char *prep = jstr(root, "preprocess");
-    if (prep && gr_preprocess_parse(prep, &m->prep) != 0) {
-        gr_error_set(err, GR_ERR_FORMAT, "%s: unknown preprocessing '%s'", path, prep);
-        goto fail;
-    }
+    if (read_norm(root, path, &m->norm, err) != GR_OK) goto fail;
     const char *rs = jstr(root, "resize"), *ip = jstr(root, "interpolation");
     if (rs && gr_resize_mode_parse(rs, &m->resize) != 0) {
         gr_error_set(err, GR_ERR_FORMAT, "%s: unknown resize mode '%s' (known: stretch, crop, letterbox)", path, rs);

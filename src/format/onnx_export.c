@@ -633,19 +633,10 @@ static void oxe_layer(oxe *e, int i, const char *dst) {
 static int oxe_metadata(oxe *e, Onnx__StringStringEntryProto ***out) {
     const gr_model *m = e->m;
     gr_recipe r = gr_model_recipe(m);
-    double scale = 1, mean[3] = {0, 0, 0}, sd[3] = {1, 1, 1};
-    const char *order = "RGB";
-    switch (r.norm) {
-    case GR_PREP_CAFFE:
-        order = "BGR", mean[0] = 103.939, mean[1] = 116.779, mean[2] = 123.68;
-        break;
-    case GR_PREP_TORCH:
-        scale = 255, mean[0] = 0.485, mean[1] = 0.456, mean[2] = 0.406, sd[0] = 0.229, sd[1] = 0.224, sd[2] = 0.225;
-        break;
-    case GR_PREP_TF: scale = 127.5, mean[0] = mean[1] = mean[2] = 1; break;
-    case GR_PREP_DARKNET: scale = 255; break;
-    default: break;
-    }
+    gr_norm n = gr_norm_resolved(&r.norm);
+    char f[7][32];   /* the numbers as the shortest text that reads back to the same float */
+    gr_float_short(n.scale, f[0]);
+    for (int c = 0; c < 3; c++) gr_float_short(n.mean[c], f[1 + c]), gr_float_short(n.std[c], f[4 + c]);
     char crop[32];
     snprintf(crop, sizeof crop, "%g", (double)(r.crop > 0 ? r.crop : 1.0f));
     const char *kv[][2] = {
@@ -653,11 +644,11 @@ static int oxe_metadata(oxe *e, Onnx__StringStringEntryProto ***out) {
         {"graft.input_layout", "NCHW"},
         {"graft.input_size", oxe_strf(e, "%dx%d", m->in_h, m->in_w)},
         {"graft.input_channels", oxe_strf(e, "%d", m->in_c)},
-        {"graft.channel_order", order},
-        {"graft.preprocess", gr_preprocess_name(r.norm)},
-        {"graft.pixel_scale", oxe_strf(e, "%.9g", scale)},
-        {"graft.mean", oxe_strf(e, "%.9g,%.9g,%.9g", mean[0], mean[1], mean[2])},
-        {"graft.std", oxe_strf(e, "%.9g,%.9g,%.9g", sd[0], sd[1], sd[2])},
+        {"graft.channel_order", n.bgr ? "BGR" : "RGB"},
+        {"graft.preprocess", gr_preprocess_name(gr_norm_preset_of(&n))},
+        {"graft.pixel_scale", oxe_strf(e, "%s", f[0])},
+        {"graft.mean", oxe_strf(e, "%s,%s,%s", f[1], f[2], f[3])},
+        {"graft.std", oxe_strf(e, "%s,%s,%s", f[4], f[5], f[6])},
         {"graft.resize", gr_resize_mode_name(r.resize)},
         {"graft.interpolation", gr_interp_name(r.interp)},
         {"graft.crop_fraction", oxe_strf(e, "%s", crop)},

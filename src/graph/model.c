@@ -59,14 +59,92 @@ gr_layer_spec gr_named(gr_layer_spec s, const char *name) {
     return s;
 }
 
-static const char *prep_names[] = {"none", "caffe", "torch", "tf", "darknet"};
+static const char *prep_names[] = {"none", "caffe", "torch", "tf", "darknet", "custom"};
 const char *gr_preprocess_name(gr_preprocess p) {
-    return (unsigned)p < 5 ? prep_names[p] : "?";
+    return (unsigned)p <= GR_PREP_CUSTOM ? prep_names[p] : "?";
 }
 int gr_preprocess_parse(const char *s, gr_preprocess *out) {
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < GR_PREP_CUSTOM; i++)
         if (!strcmp(s, prep_names[i])) { *out = (gr_preprocess)i; return 0; }
     return -1;
+}
+
+char *gr_float_short(float v, char *buf) {
+    for (int prec = 6; prec <= 9; prec++) {
+        snprintf(buf, 32, "%.*g", prec, (double)v);
+        if (strtof(buf, NULL) == v || !isfinite(v)) break;
+    }
+    return buf;
+}
+
+gr_norm gr_norm_preset(gr_preprocess p) {
+    gr_norm n = {.scale = 1, .std = {1, 1, 1}};
+    switch (p) {
+    case GR_PREP_CAFFE: n = (gr_norm){1, {103.939f, 116.779f, 123.68f}, {1, 1, 1}, true}; break;
+    case GR_PREP_TORCH: n = (gr_norm){255, {0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f}, false}; break;
+    case GR_PREP_TF: n = (gr_norm){127.5f, {1, 1, 1}, {1, 1, 1}, false}; break;
+    case GR_PREP_DARKNET: n.scale = 255; break;
+    default: break;
+    }
+    return n;
+}
+
+gr_norm gr_norm_resolved(const gr_norm *n) {
+    gr_norm r = *n;
+    if (r.scale == 0) r.scale = 1;
+    for (int c = 0; c < 3; c++)
+        if (r.std[c] == 0) r.std[c] = 1;
+    return r;
+}
+
+static bool norm_equal(const gr_norm *a, const gr_norm *b) {
+    if (a->scale != b->scale || a->bgr != b->bgr) return false;
+    for (int c = 0; c < 3; c++)
+        if (a->mean[c] != b->mean[c] || a->std[c] != b->std[c]) return false;
+    return true;
+}
+
+gr_preprocess gr_norm_preset_of(const gr_norm *n) {
+    gr_norm r = gr_norm_resolved(n);
+    for (int p = 0; p < GR_PREP_CUSTOM; p++) {
+        gr_norm q = gr_norm_preset((gr_preprocess)p);
+        if (norm_equal(&r, &q)) return (gr_preprocess)p;
+    }
+    return GR_PREP_CUSTOM;
+}
+
+gr_status gr_norm_check(const gr_norm *n, const char *what, gr_error *err) {
+    const char *w = what ? what : "", *sep = what ? ": " : "";
+    static const char *ch[2][3] = {{"R", "G", "B"}, {"B", "G", "R"}};
+    if (!isfinite(n->scale) || n->scale < 0)
+        return gr_error_set(err, GR_ERR_ARG, "%s%snormalization pixel scale %g is not a positive finite number", w, sep,
+                            (double)n->scale);
+    for (int c = 0; c < 3; c++) {
+        if (!isfinite(n->mean[c]))
+            return gr_error_set(err, GR_ERR_ARG, "%s%snormalization mean of channel %d (%s) is %g, not a finite number",
+                                w, sep, c, ch[n->bgr][c], (double)n->mean[c]);
+        if (!isfinite(n->std[c]) || n->std[c] < 0)
+            return gr_error_set(err, GR_ERR_ARG, "%s%snormalization std of channel %d (%s) is %g, not a positive finite "
+                                "number", w, sep, c, ch[n->bgr][c], (double)n->std[c]);
+    }
+    return GR_OK;
+}
+
+char *gr_norm_describe(const gr_norm *n, char *buf, size_t cap) {
+    static const char *what[] = {"pixels 0..255", "BGR, minus the ImageNet mean", "x/255, minus mean, over std (ImageNet)",
+                                 "x/127.5 - 1", "x/255, RGB"};
+    gr_preprocess p = gr_norm_preset_of(n);
+    if (p != GR_PREP_CUSTOM) {
+        snprintf(buf, cap, "%s normalization (%s)", gr_preprocess_name(p), what[p]);
+        return buf;
+    }
+    gr_norm r = gr_norm_resolved(n);
+    char f[7][32];
+    gr_float_short(r.scale, f[0]);
+    for (int c = 0; c < 3; c++) gr_float_short(r.mean[c], f[1 + c]), gr_float_short(r.std[c], f[4 + c]);
+    snprintf(buf, cap, "custom normalization (x/%s, minus %s,%s,%s, over %s,%s,%s, %s)", f[0], f[1], f[2], f[3], f[4], f[5], f[6],
+             r.bgr ? "BGR" : "RGB");
+    return buf;
 }
 
 static const char *resize_names[] = {"stretch", "crop", "letterbox"};
@@ -85,14 +163,11 @@ int gr_interp_parse(const char *s, gr_interp *out) {
 }
 
 char *gr_recipe_describe(const gr_recipe *r, char *buf, size_t cap) {
-    static const char *norm_what[] = {"pixels 0..255", "BGR, minus the ImageNet mean",
-                                      "x/255, minus mean, over std (ImageNet)", "x/127.5 - 1", "x/255, RGB"};
-    char crop[48] = "";
+    char crop[48] = "", norm[200];
     if (r->resize == GR_RESIZE_CENTER_CROP)
         snprintf(crop, sizeof crop, " (fraction %g)", r->crop > 0 ? r->crop : 1.0);
-    snprintf(buf, cap, "resize %s%s, %s interpolation, %s normalization (%s)", gr_resize_mode_name(r->resize),
-             crop, gr_interp_name(r->interp), gr_preprocess_name(r->norm),
-             (unsigned)r->norm < 5 ? norm_what[r->norm] : "?");
+    snprintf(buf, cap, "resize %s%s, %s interpolation, %s", gr_resize_mode_name(r->resize), crop,
+             gr_interp_name(r->interp), gr_norm_describe(&r->norm, norm, sizeof norm));
     return buf;
 }
 
@@ -111,6 +186,7 @@ gr_model *gr_model_new(int h, int w, int c, gr_error *err) {
     gr_model *m = gr_calloc(1, sizeof *m, err);
     if (!m) return NULL;
     m->in_h = h; m->in_w = w; m->in_c = c;
+    m->norm = gr_norm_preset(GR_PREP_NONE);
     return m;
 }
 
@@ -212,16 +288,24 @@ int64_t gr_model_param_count(const gr_model *m, bool trainable_only) {
     return n;
 }
 
-void gr_model_set_preprocess(gr_model *m, gr_preprocess p) { m->prep = p; }
-gr_preprocess gr_model_preprocess(const gr_model *m) { return m->prep; }
+void gr_model_set_preprocess(gr_model *m, gr_preprocess p) { m->norm = gr_norm_preset(p); }
+gr_preprocess gr_model_preprocess(const gr_model *m) { return gr_norm_preset_of(&m->norm); }
+gr_status gr_model_set_norm(gr_model *m, const gr_norm *n, gr_error *err) {
+    gr_error local;
+    if (!err) err = &local;
+    if (gr_norm_check(n, NULL, err) != GR_OK) return err->code;
+    m->norm = gr_norm_resolved(n);
+    return GR_OK;
+}
+gr_norm gr_model_norm(const gr_model *m) { return m->norm; }
 void gr_model_set_recipe(gr_model *m, const gr_recipe *r) {
-    m->prep = r->norm;
+    m->norm = gr_norm_resolved(&r->norm);
     m->resize = r->resize;
     m->interp = r->interp;
     m->crop = r->crop;
 }
 gr_recipe gr_model_recipe(const gr_model *m) {
-    return (gr_recipe){.resize = m->resize, .interp = m->interp, .crop = m->crop, .norm = m->prep};
+    return (gr_recipe){.resize = m->resize, .interp = m->interp, .crop = m->crop, .norm = m->norm};
 }
 
 const char *gr_model_recipe_note(const gr_model *m) { return m->recipe_note; }

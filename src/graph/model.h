@@ -56,7 +56,7 @@ struct gr_model {
     /* Bumped whenever nodes are added or removed: an execution context
      * (exec/ctx.h) drops its per-node caches when it sees a new value.      */
     uint64_t g_version;
-    gr_preprocess prep;  /* the input recipe: normalization, */
+    gr_norm norm;        /* the input recipe: normalization (defaults resolved), */
     gr_resize_mode resize;   /* resize mode, */
     gr_interp interp;    /* interpolation, */
     float crop;          /* crop fraction (0 = 1) */
@@ -72,6 +72,10 @@ struct gr_model {
      * gr_model_set_precision; the running state is in the context).       */
     gr_precision precision;
 };
+
+/* v as the shortest "%g" text that reads back (strtof) as v exactly, in
+ * buf (at least 32 chars); returns buf.  For the recipe's numbers in files. */
+char *gr_float_short(float v, char *buf);
 
 /* Pointer to the first float of param p. */
 static inline float *gr_param_data(gr_model *m, int p) { return m->w + m->params[p].offset; }

@@ -81,6 +81,17 @@ gr_status gr_report_add_model(json_object *run, const gr_model *m, int head_firs
     json_object_array_add(in, json_object_new_int(c));
     json_object_object_add(mo, "input", in);
     json_object_object_add(mo, "preprocess", json_object_new_string(gr_preprocess_name(gr_model_preprocess(m))));
+    gr_norm nrm = gr_model_norm(m);
+    json_object *no = json_object_new_object(), *nmean = json_object_new_array(), *nstd = json_object_new_array();
+    json_object_object_add(no, "pixel_scale", json_object_new_double(nrm.scale));
+    for (int k = 0; k < 3; k++) {
+        json_object_array_add(nmean, json_object_new_double(nrm.mean[k]));
+        json_object_array_add(nstd, json_object_new_double(nrm.std[k]));
+    }
+    json_object_object_add(no, "mean", nmean);
+    json_object_object_add(no, "std", nstd);
+    json_object_object_add(no, "channel_order", json_object_new_string(nrm.bgr ? "BGR" : "RGB"));
+    json_object_object_add(mo, "normalization", no);
     json_object_object_add(mo, "params", json_object_new_int64(gr_model_param_count(m, false)));
     json_object_object_add(mo, "trainable_params", json_object_new_int64(gr_model_param_count(m, true)));
     int last_frozen = -1;
@@ -177,26 +188,19 @@ gr_status gr_report_add_probe(json_object *run, const gr_probe_row *rows, int n,
     return gr_report_set(run, "probe", a, err);
 }
 
-/* Undoes gr_preprocess_apply on one pixel: x (3 floats, preprocessed) -> RGB8. */
-static void unpreprocess(gr_preprocess p, const float *x, uint8_t *rgb) {
-    static const float tm[3] = {0.485f, 0.456f, 0.406f}, ts[3] = {0.229f, 0.224f, 0.225f};
-    static const float cm[3] = {123.68f, 116.779f, 103.939f};   /* caffe: R, G, B means */
+/* Undoes gr_norm_apply on one pixel: x (3 floats, normalized) -> RGB8. */
+static void unnormalize(const gr_norm *nm, const float *x, uint8_t *rgb) {
+    gr_norm n = gr_norm_resolved(nm);
     for (int c = 0; c < 3; c++) {
-        float v;
-        switch (p) {
-        case GR_PREP_CAFFE: v = x[2 - c] + cm[c]; break;       /* BGR in, mean subtracted */
-        case GR_PREP_TORCH: v = (x[c] * ts[c] + tm[c]) * 255.0f; break;
-        case GR_PREP_TF: v = (x[c] + 1.0f) * 127.5f; break;
-        case GR_PREP_DARKNET: v = x[c] * 255.0f; break;
-        default: v = x[c]; break;
-        }
+        int k = n.bgr ? 2 - c : c;   /* the network channel holding R, G, B */
+        float v = (x[k] * n.std[k] + n.mean[k]) * n.scale;
         rgb[c] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : lrintf(v));
     }
 }
 
 /* dir/thumbs/<i>.png: sample i of ds as the model saw it (resized, not
  * preprocessed), box-averaged down to at most THUMB_MAX pixels a side.     */
-static gr_status write_thumb(const char *dir, const gr_dataset *ds, gr_preprocess prep, int i, gr_error *err) {
+static gr_status write_thumb(const char *dir, const gr_dataset *ds, const gr_norm *norm, int i, gr_error *err) {
     int h, w;
     gr_dataset_size(ds, &h, &w);
     int f = ((h > w ? h : w) + THUMB_MAX - 1) / THUMB_MAX;
@@ -206,7 +210,7 @@ static gr_status write_thumb(const char *dir, const gr_dataset *ds, gr_preproces
     uint8_t *rgb = gr_malloc((size_t)h * w * 3, err), *t = gr_malloc((size_t)th * tw * 3 + 1, err);
     gr_status st = x && rgb && t ? gr_dataset_get(ds, i, x, err) : GR_ERR_NOMEM;
     if (st == GR_OK) {
-        for (size_t p = 0; p < (size_t)h * w; p++) unpreprocess(prep, x + 3 * p, rgb + 3 * p);
+        for (size_t p = 0; p < (size_t)h * w; p++) unnormalize(norm, x + 3 * p, rgb + 3 * p);
         for (int y = 0; y < th; y++)
             for (int xx = 0; xx < tw; xx++)
                 for (int c = 0; c < 3; c++) {
@@ -226,6 +230,7 @@ static gr_status write_thumb(const char *dir, const gr_dataset *ds, gr_preproces
 gr_status gr_report_add_eval(json_object *run, const char *dir, const gr_model *m, const gr_dataset *ds,
                              const char *source, const gr_eval_result *r, gr_error *err) {
     int C = r->n_classes;
+    const gr_norm nrm = gr_model_norm(m);
     json_object *e = json_object_new_object();
     if (!e) return nomem(err);
     json_object_object_add(e, "source", json_object_new_string(source ? source : ""));
@@ -307,7 +312,7 @@ gr_status gr_report_add_eval(json_object *run, const char *dir, const gr_model *
             char th[64];
             snprintf(th, sizeof th, "thumbs/%d.png", ex[q]);
             json_object_object_add(x, "thumb", json_object_new_string(th));
-            st = write_thumb(dir, ds, gr_model_preprocess(m), ex[q], err);
+            st = write_thumb(dir, ds, &nrm, ex[q], err);
         }
     }
     free(taken);

@@ -74,6 +74,18 @@ int gr_features_cache_path(char *out, size_t cap) {
     return 0;
 }
 
+/* A normalization's part of the key: the preset's number as keys before free
+ * values hashed it (so their caches stay valid), then a custom one's values. */
+static void hash_norm_values(EVP_MD_CTX *c, const gr_norm *n) {
+    float v[8] = {n->scale, n->mean[0], n->mean[1], n->mean[2], n->std[0], n->std[1], n->std[2], n->bgr ? 1.0f : 0.0f};
+    EVP_DigestUpdate(c, v, sizeof v);
+}
+static void hash_norm(EVP_MD_CTX *c, const gr_norm *n) {
+    gr_preprocess p = gr_norm_preset_of(n);
+    EVP_DigestUpdate(c, &p, sizeof p);
+    if (p == GR_PREP_CUSTOM) hash_norm_values(c, n);
+}
+
 gr_status gr_features_key(const gr_ctx *cx, int upto, const gr_dataset *ds, const int *idx, int n,
                           char hex[65], gr_error *err) {
     const gr_model *m = gr_ctx_model(cx);
@@ -86,7 +98,7 @@ gr_status gr_features_key(const gr_ctx *cx, int upto, const gr_dataset *ds, cons
     EVP_DigestUpdate(c, FC_MAGIC, 4);
     EVP_DigestUpdate(c, in, sizeof in);
     EVP_DigestUpdate(c, flags, sizeof flags);
-    EVP_DigestUpdate(c, &m->prep, sizeof m->prep);
+    hash_norm(c, &m->norm);
     /* how the samples were made: the dataset's resize recipe (--crop, ...) */
     float rcp[3] = {(float)ds->fit, (float)ds->interp, ds->crop};
     EVP_DigestUpdate(c, rcp, sizeof rcp);
@@ -99,8 +111,9 @@ gr_status gr_features_key(const gr_ctx *cx, int upto, const gr_dataset *ds, cons
     }
     int h, w;
     gr_dataset_size(ds, &h, &w);
-    int recipe[4] = {h, w, (int)ds->fit, (int)ds->prep};
+    int recipe[4] = {h, w, (int)ds->fit, (int)gr_norm_preset_of(&ds->norm)};
     EVP_DigestUpdate(c, recipe, sizeof recipe);
+    if (recipe[3] == GR_PREP_CUSTOM) hash_norm_values(c, &ds->norm);
     size_t img = (size_t)h * w * 3;
     float *px = gr_malloc(img * sizeof(float), err);
     enum { CHUNK = 1 << 20 };
