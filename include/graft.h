@@ -764,8 +764,12 @@ typedef struct {
     float label_smoothing;
     bool bn_train;           /* trainable batch norm uses batch statistics */
     bool no_cache;           /* run the frozen base on every batch (slower, same result) */
-    int pad;                 /* augmentation: pad-and-crop pixels (turns the cache off) */
-    bool hflip;              /* augmentation: random horizontal flips (turns the cache off) */
+    int pad;                 /* augmentation: pad-and-crop pixels (turns the cache off, but see
+                                cache_prefix) */
+    bool hflip;              /* augmentation: random horizontal flips.  Alone (no pad, rrc, mixup,
+                                cutmix) it keeps the cache: the mirrored images' outputs of the
+                                frozen part are cached too and a flipped sample reads its
+                                mirror's (exact: what the base would compute on the flipped image) */
     float rrc_scale;         /* augmentation: random-resized-crop (gr_batcher_opts), replaces pad (0 = off) */
     float mixup, cutmix;     /* Beta(a, a) of mixup / cutmix on the input images, 0 = off (both:
                                 one of them per batch, with probability 1/2; turn the cache off) */
@@ -811,6 +815,15 @@ typedef struct {
                               * history keeps the first `epochs`) */
     bool features_fp32;      /* keep the cached features (memory and disk) in float32; default
                               * float16, half the memory (also GRAFT_FEATURES_PRECISION=fp32) */
+    bool cache_prefix;       /* with pad (and hflip): cache the frozen part's output anyway and
+                              * do the crop on the cached map: a translation by whole cells of
+                              * the map (up to max(1, round(pad * map height / image height))
+                              * cells, the offset scaled from the image crop's draw, zeros
+                              * beyond the edge); an approximation of the image crop (README
+                              * "The cached prefix").  Not with rrc_scale, mixup, cutmix or
+                              * no_cache.  Both the flip cache and this fall back to running the
+                              * frozen part on every batch when the cache (two copies with
+                              * hflip) would take more than half of gr_memory_budget(). */
 } gr_fit_opts;
 
 /* Trains the model's trainable layers (those after the frozen prefix set by

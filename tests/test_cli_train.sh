@@ -365,6 +365,23 @@ else fail eval_tta_flip_matches_train "rc=$rc train: $ta $tl; eval: $(cat "$T/ev
 "$G" train --resume "$T/l1.ckpt" --ema 0.5 --epochs 3 -q >"$T/out" 2>"$T/err"; rc=$?
 if [ $rc -ne 0 ] && has "$T/err" "checkpoint was made with ema = 0.9, this run has 0.5"; then pass train_levers_resume_mismatch
 else fail train_levers_resume_mismatch "rc=$rc $(cat "$T/err")"; fi
+# the cached prefix: --flip keeps the cache (said), --augment --cache-prefix too; each resumed from a
+# 1-epoch checkpoint gives the 2-epoch run's model byte for byte; --cache-prefix alone is refused
+bad=""
+for opt in "--flip" "--augment --cache-prefix"; do
+  # shellcheck disable=SC2086
+  P=(--data "$T/train.bin" $opt --lr-schedule constant)
+  "$G" train "${BASE[@]}" "${HEAD[@]}" "${P[@]}" --epochs 2 --out "$T/p2.gft" >"$T/p2.out" 2>"$T/err" \
+    && "$G" train "${BASE[@]}" "${HEAD[@]}" "${P[@]}" -q --epochs 1 --checkpoint "$T/p1.ckpt" --out "$T/p1.gft" >/dev/null 2>>"$T/err" \
+    && "$G" train --resume "$T/p1.ckpt" --epochs 2 -q --out "$T/p1r.gft" >/dev/null 2>>"$T/err"; rc=$?
+  { [ $rc -eq 0 ] && has "$T/p2.out" "^cached prefix: .* and their mirrors" && cmp -s "$T/p2.gft" "$T/p1r.gft"; } ||
+    bad="$bad [$opt: rc=$rc $(cmp "$T/p2.gft" "$T/p1r.gft" 2>&1) $(cat "$T/err")]"
+  rm -f "$T/p1.ckpt" "$T/p1.gft" "$T/p1r.gft" "$T/p2.gft"
+done
+"$G" train "${BASE[@]}" "${HEAD[@]}" --data "$T/train.bin" --epochs 1 -q --cache-prefix --out "$T/x.gft" >"$T/out" 2>"$T/err"; rc=$?
+{ [ $rc -eq 2 ] && has "$T/err" "^graft: error: --cache-prefix .*--augment" && ! [ -e "$T/x.gft" ]; } ||
+  bad="$bad [--cache-prefix alone: rc=$rc $(cat "$T/err")]"
+if [ -z "$bad" ]; then pass train_cached_prefix; else fail train_cached_prefix "$bad"; fi
 # bad values: usage errors (exit 2) naming the option
 bad=""
 for args in "--ema 1" "--ema -0.1" "--ema x" "--mixup -1" "--cutmix -0.5" "--random-resized-crop 1.5" \

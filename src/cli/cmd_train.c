@@ -395,7 +395,8 @@ static void fit_options(train_run *r) {
     const train_args *t = &r->t;
     gr_fit_opts *fo = &r->fo;
     *fo = (gr_fit_opts){.epochs = t->epochs, .batch = t->batch, .seed = t->seed, .label_smoothing = t->smoothing,
-                        .no_cache = t->no_cache, .pad = t->augment ? 4 : 0, .hflip = t->augment, .log_csv = t->log,
+                        .no_cache = t->no_cache, .pad = t->augment ? 4 : 0, .hflip = t->augment || t->flip,
+                        .cache_prefix = t->cache_prefix, .log_csv = t->log,
                         .verbose = t->quiet ? 0 : 2, .checkpoint = r->ckpt, .stop = NULL, .resume = t->resume,
                         .reuse_statistics = t->from != NULL, .config_json = r->ckpt_config,
                         .keep_best = t->keep && cli_enum_parse(cli_keep_names, t->keep) == CLI_KEEP_BEST,

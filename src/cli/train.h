@@ -14,6 +14,7 @@ typedef struct {
     const char *tta;         /* --tta none|flip */
     cli_data_opts d;         /* --format, --labels, --split, --skip-bad, --input-size, the recipe */
     int h, w, epochs, batch, threads, quiet, json, no_cache, augment, nesterov, no_standardize, lr_auto;
+    int flip, cache_prefix;   /* --flip: the flip alone; --cache-prefix: --augment's crop on the cached map */
     int decay_given;         /* --decay on the command line: Keras' inverse-time schedule by default */
     int bn_train, lr_step, patience;
     int weights_given, weights_partial;   /* --weights on the command line; --weights-partial */

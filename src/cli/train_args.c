@@ -58,7 +58,17 @@ static const cli_opt train_opts[] = {
     {.kind = CLI_STR, .name = "--test", .off = offsetof(T, test), .meta = "PATH", .cfg = "test",
      .help = "evaluate on it at the end: prints Test loss / Test accuracy"},
     {.kind = CLI_FLAG, .name = "--augment", .off = offsetof(T, augment), .val = 1, .cfg = "augment",
-     .help = "random crop (pad 4) and horizontal flip (turns the cache off)"},
+     .help = "random crop (pad 4) and horizontal flip (turns the cache off; see\n"
+             "--cache-prefix)"},
+    {.kind = CLI_FLAG, .name = "--flip", .off = offsetof(T, flip), .val = 1, .cfg = "flip",
+     .help = "random horizontal flip alone; keeps the cache: the frozen part's output\n"
+             "of each image's mirror is cached too and a flipped image reads it (exact)"},
+    {.kind = CLI_FLAG, .name = "--cache-prefix", .off = offsetof(T, cache_prefix), .val = 1,
+     .cfg = "cache_prefix",
+     .help = "with --augment: cache the frozen part's output (and its mirror's) anyway\n"
+             "and do the crop on the cached map, a translation by whole cells (up to\n"
+             "max(1, round(4 x map/input size)), zeros beyond the edge): an\n"
+             "approximation of the image crop, much faster when most of the net is frozen"},
     OPT_FUNC("--budget", set_budget, "TIME", "a time such as 90s, 5m or 1.5h", NULL,
              "wall time for the whole run (90s, 5m, 1.5h): graft probes the data, measures\n"
              "this machine's throughput, then chooses the base (of --base A,B,... or those\n"
@@ -243,6 +253,10 @@ static int check(train_args *t, json_object *cfg) {
     if (!t->base && !t->from && !t->resume && !(t->budget > 0))
         return cli_usage("--base (or --from MODEL, --resume CKPT) is required (see graft train --help)");
     if (t->base && t->from) return cli_usage("give --base or --from, not both");
+    if (t->cache_prefix && !t->augment)
+        return cli_usage("--cache-prefix does --augment's crop on the cached map: give --augment too (--flip "
+                         "alone keeps the cache by itself)");
+    if (t->cache_prefix && t->no_cache) return cli_usage("give --cache-prefix or --no-cache, not both");
     if (t->lr_gamma >= 1) return cli_usage("--lr-gamma %g: expected a factor below 1", t->lr_gamma);
     if (t->val_split >= 1) return cli_usage("--val-split %g: expected a fraction in (0, 1)", t->val_split);
     if (t->val && t->val_split > 0) return cli_usage("give --val or --val-split, not both");
@@ -345,6 +359,8 @@ int train_config(const train_args *t, int samples, int head_first, char *config,
     json_object_object_add(cj, "seed", json_object_new_int64((int64_t)t->seed));
     json_object_object_add(cj, "label_smoothing", json_object_new_double(t->smoothing));
     json_object_object_add(cj, "augment", json_object_new_boolean(t->augment));
+    json_object_object_add(cj, "flip", json_object_new_boolean(t->flip));
+    json_object_object_add(cj, "cache_prefix", json_object_new_boolean(t->cache_prefix));
     json_object_object_add(cj, "rrc", json_object_new_double(t->rrc));
     json_object_object_add(cj, "mixup", json_object_new_double(t->mixup));
     json_object_object_add(cj, "cutmix", json_object_new_double(t->cutmix));

@@ -92,12 +92,17 @@ static void claim(struct gr_batcher *b, long g, slot *s) {
     s->state = SLOT_FILLING;
 }
 
-/* Pads with zeros by pad, crops back at a random offset, flips at random:
+void gr_augment_draw(uint64_t seed, int epoch, int i, int pad, bool hflip, int *oy, int *ox, bool *flip) {
+    gr_rng r;
+    gr_rng_seed(&r, mix(seed, (uint64_t)epoch, (uint64_t)i));
+    *oy = pad ? (int)gr_rng_below(&r, 2 * (uint32_t)pad + 1) : pad;
+    *ox = pad ? (int)gr_rng_below(&r, 2 * (uint32_t)pad + 1) : pad;
+    *flip = hflip && gr_rng_below(&r, 2);
+}
+
+/* Pads with zeros by pad, crops back at the offset (oy, ox), flips:
  * out(y, x) = in(y + oy - pad, x' + ox - pad), x' = flip ? w-1-x : x.     */
-static void augment(const float *in, float *out, int h, int w, int pad, bool hflip, gr_rng *r) {
-    int oy = pad ? (int)gr_rng_below(r, 2 * (uint32_t)pad + 1) : pad;
-    int ox = pad ? (int)gr_rng_below(r, 2 * (uint32_t)pad + 1) : pad;
-    bool flip = hflip && gr_rng_below(r, 2);
+static void augment(const float *in, float *out, int h, int w, int pad, int oy, int ox, bool flip) {
     for (int y = 0; y < h; y++) {
         int sy = y + oy - pad;
         float *o = out + (size_t)y * w * 3;
@@ -190,7 +195,10 @@ static void fill(struct gr_batcher *b, worker *wk, slot *s) {
                 gr_resized_crop(wk->img, ds->h, ds->w, y0, x0, ch, cw, dst);
                 if (b->o.hflip && gr_rng_below(&r, 2)) flip_lr(dst, ds->h, ds->w);
             } else {
-                augment(wk->img, dst, ds->h, ds->w, b->o.pad, b->o.hflip, &r);
+                int oy, ox;
+                bool flip;
+                gr_augment_draw(b->o.seed, s->epoch, i, b->o.pad, b->o.hflip, &oy, &ox, &flip);
+                augment(wk->img, dst, ds->h, ds->w, b->o.pad, oy, ox, flip);
             }
         }
         if (b->o.flip_all) flip_lr(dst, ds->h, ds->w);

@@ -42,6 +42,12 @@ void gr_resized_crop(const float *in, int h, int w, int y0, int x0, int ch, int 
  * whole image), as torchvision's RandomResizedCrop.get_params.           */
 void gr_rrc_box(int h, int w, float smin, gr_rng *r, int *y0, int *x0, int *ch, int *cw);
 
+/* The pad-and-crop and flip augmentation's draws for sample i in pass
+ * `epoch` of a batcher seeded `seed` (gr_batcher_opts.seed, .pad, .hflip):
+ * the crop's offset (oy, ox) in [0, 2 pad] and the flip, as the batcher
+ * draws them (the cached prefix, train/fit.c, draws the same).           */
+void gr_augment_draw(uint64_t seed, int epoch, int i, int pad, bool hflip, int *oy, int *ox, bool *flip);
+
 /* Sample i resized to out [ds->h][ds->w][3] float 0..255, RGB, not yet
  * preprocessed.  Errors name the file (and record).                      */
 gr_status gr_dataset_load_resized(const gr_dataset *ds, int i, float *out, gr_sample_scratch *s,

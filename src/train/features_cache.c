@@ -155,6 +155,16 @@ gr_status gr_features_key(const gr_ctx *cx, int upto, const gr_dataset *ds, cons
     return st;
 }
 
+bool gr_features_key_mirror(char key[65]) {
+    unsigned char in[64 + 6], d[32];
+    unsigned int dl = 0;
+    memcpy(in, "mirror", 6);
+    memcpy(in + 6, key, 64);
+    if (EVP_Digest(in, sizeof in, d, &dl, EVP_sha256(), NULL) != 1 || dl != 32) return false;
+    for (int k = 0; k < 32; k++) snprintf(key + 2 * k, 3, "%02x", d[k]);
+    return true;
+}
+
 /* sha256 of bytes into d[32]; false when OpenSSL fails. */
 static bool payload_digest(const void *p, size_t bytes, unsigned char d[32]) {
     unsigned int dl = 0;

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "data/dataset.h"
 #include "dist/dist.h"
 #include "train/budget.h"
 #include "train/fit.h"
@@ -109,6 +110,48 @@ static gr_status check_model_data(gr_fit_run *r) {
     return GR_OK;
 }
 
+/* The cached prefix: whether augmentation runs on the cached maps.  The
+ * flip alone is exact (a flipped sample reads its mirror's features: what
+ * the frozen part computes on the flipped image, rounded as the cache
+ * rounds), so it keeps the cache by default; the pad-and-crop becomes a
+ * translation of the map by whole cells, which is not what the frozen
+ * part computes on a shifted image, so only with cache_prefix.  Either
+ * falls back to running the frozen part on every batch when the cache
+ * would take more than half of the memory budget.                        */
+static gr_status prefix_cache_check(gr_fit_run *r) {
+    const gr_fit_opts *o = &r->o;
+    bool other = o->rrc_scale > 0 || o->mixup > 0 || o->cutmix > 0;
+    if (o->cache_prefix && (other || o->no_cache || r->first == 0))
+        return gr_error_set(r->err, GR_ERR_ARG, "--cache-prefix mirrors and translates the frozen part's cached "
+                            "output: %s", r->first == 0 ? "nothing is frozen (no prefix to cache)"
+                            : o->no_cache ? "it does not go with --no-cache"
+                            : "it does not go with --random-resized-crop, --mixup or --cutmix (they change the "
+                              "images in ways a cached map cannot follow)");
+    r->cache_aug = r->augment && !other && !o->no_cache && r->first > 0 && (o->pad == 0 || o->cache_prefix);
+    r->cache = !o->no_cache && (!r->augment || r->cache_aug);
+    if (!r->cache_aug) return GR_OK;
+    const gr_node *cut = &r->m->nodes[r->first - 1];
+    r->mh = cut->oh, r->mw = cut->ow, r->mc = cut->oc;
+    if (o->pad > 0 && r->h > 0) {   /* the crop's reach in cells, at least one */
+        long c = lround((double)o->pad * r->mh / r->h);
+        r->cell_pad = c < 1 ? 1 : (int)c;
+        if (r->mh * r->mw == 1) r->cell_pad = 0;   /* a vector: nothing to translate */
+    }
+    size_t F = (size_t)gr_node_size(r->m, r->first - 1);
+    double bytes = (double)r->n * F * (r->half ? 2 : 4) * (o->hflip ? 2 : 1);
+    uint64_t budget = gr_memory_budget();
+    char sz[32], bz[32];
+    gr_size_text((uint64_t)bytes, sz, sizeof sz);
+    gr_size_text(budget, bz, sizeof bz);
+    if (bytes > 0.5 * (double)budget) {
+        gr_warn("the cached prefix (%d samples x %zu %s%s) would take %s, more than half of the memory budget "
+                "(%s; GRAFT_MAX_MEMORY): the frozen part runs on every batch instead", r->n, F,
+                r->half ? "float16" : "float32", o->hflip ? ", and their mirrors" : "", sz, bz);
+        r->cache_aug = r->cache = false;
+    }
+    return GR_OK;
+}
+
 /* The arguments, and what they make of the run: cache, steps, ranks. */
 static gr_status fit_check(gr_fit_run *r) {
     gr_fit_opts *o = &r->o;
@@ -130,13 +173,14 @@ static gr_status fit_check(gr_fit_run *r) {
         return gr_error_set(r->err, GR_ERR_ARG, "random-resized-crop scale %g must be in [0, 1], mixup %g and "
                             "cutmix %g >= 0, ema %g in [0, 1)", o->rrc_scale, o->mixup, o->cutmix, o->ema);
     r->augment = o->pad > 0 || o->hflip || o->rrc_scale > 0 || o->mixup > 0 || o->cutmix > 0;
-    r->cache = !o->no_cache && !r->augment;
-    /* the features at the cut in float16 (feats.h) unless asked for float32;
-     * float32 when the "features" are the images themselves (nothing frozen) */
     const char *fp = getenv("GRAFT_FEATURES_PRECISION");
     if (fp && *fp && strcmp(fp, "fp32") && strcmp(fp, "fp16"))
         return gr_error_set(r->err, GR_ERR_ARG, "GRAFT_FEATURES_PRECISION='%s': give fp16 (the default) or fp32", fp);
     r->half = !o->features_fp32 && !(fp && !strcmp(fp, "fp32")) && r->first > 0;
+    st = prefix_cache_check(r);
+    if (st != GR_OK) return st;
+    /* the features at the cut in float16 (feats.h) unless asked for float32;
+     * float32 when the "features" are the images themselves (nothing frozen) */
     if (o->lr_auto && !r->cache)
         return gr_error_set(r->err, GR_ERR_ARG, "--lr auto needs the features cache (no augmentation, no --no-cache)");
     r->steps = (r->n + o->batch - 1) / o->batch;
@@ -184,6 +228,7 @@ static gr_status fit_setup(gr_fit_run *r) {
         !(r->probs = gr_malloc(batch * r->C * sizeof(float), err)) ||
         (o->keep_best && !(r->best_w = gr_malloc((r->np ? r->np : 1) * sizeof(float), err))) ||
         ((o->mixup > 0 || o->cutmix > 0) && !(r->blab2 = gr_malloc(batch * sizeof(int), err))) ||
+        (r->cache_aug && !(r->xrow = gr_malloc(r->F * sizeof(float), err))) ||
         (o->ema > 0 && !(r->ema_w = gr_malloc((r->np ? r->np : 1) * sizeof(float), err))))
         return GR_ERR_NOMEM;
     return GR_OK;
@@ -231,7 +276,19 @@ static void fit_announce(const gr_fit_run *r) {
            "ends at '%s'; features cache: %s",
            m->n_nodes - r->first, m->nodes[r->first].s.name, r->n,
            (long long)gr_model_param_count(m, true), gr_model_layer_name(m, r->first - 1),
-           r->cache ? "on" : (r->augment ? "off (augmentation)" : "off (--no-cache)"));
+           r->cache_aug ? "on, augmented on the cached maps (the cached prefix)" : r->cache ? "on"
+           : (r->augment ? "off (augmentation)" : "off (--no-cache)"));
+    if (r->cache_aug) {
+        char sz[32];
+        gr_size_text((uint64_t)r->n * r->F * (r->half ? 2 : 4) * (o->hflip ? 2 : 1), sz, sizeof sz);
+        char crop[160] = "";
+        if (o->pad > 0)
+            snprintf(crop, sizeof crop, "; the crop (pad %d px) as a translation of the %dx%d map by up to %d cell%s "
+                     "(an approximation)", o->pad, r->mh, r->mw, r->cell_pad, r->cell_pad == 1 ? "" : "s");
+        gr_log(GR_LOG_INFO, "cached prefix: '%s' output for %d samples%s, %s in memory (%s)%s%s",
+               gr_model_layer_name(m, r->first - 1), r->n, o->hflip ? " and their mirrors" : "", sz,
+               r->half ? "float16" : "float32", o->hflip ? "; a flipped sample reads its mirror's (exact)" : "", crop);
+    }
     if (r->dist) {
         int lo, hi;
         gr_dist_shard(o->batch, 0, r->ranks, &lo, &hi);
@@ -286,6 +343,51 @@ static gr_status epoch_batcher(gr_fit_run *r, int ep, int s0) {
     return len > 0 && !r->bt ? r->err->code : GR_OK;
 }
 
+/* dst = src [h][w][c] translated: dst(y, x) = src(y + dy, x + dx), zero
+ * where that falls outside the map. */
+static void shift_map(const float *src, float *dst, int h, int w, int c, int dy, int dx) {
+    for (int y = 0; y < h; y++) {
+        float *o = dst + (size_t)y * w * c;
+        int sy = y + dy;
+        if (sy < 0 || sy >= h) {
+            memset(o, 0, (size_t)w * c * sizeof(float));
+            continue;
+        }
+        for (int x = 0; x < w; x++) {
+            int sx = x + dx;
+            if (sx < 0 || sx >= w) memset(o + (size_t)x * c, 0, (size_t)c * sizeof(float));
+            else memcpy(o + (size_t)x * c, src + ((size_t)sy * w + sx) * c, (size_t)c * sizeof(float));
+        }
+    }
+}
+
+/* The cached prefix: sample k's input at the cut in epoch ep, augmented on
+ * the cached map with the draws the batcher makes for its image (the same
+ * seed, gr_augment_draw): its mirror's row when flipped; with the crop, the
+ * map translated by the image offset scaled to cells (offset o - pad in
+ * [-pad, pad] pixels -> round((o - pad) * cell_pad / pad) cells, half away
+ * from zero; a flipped image's horizontal offset mirrored, as the batcher
+ * crops after the flip).                                                 */
+static void prefix_row(gr_fit_run *r, int ep, int k, float *dst) {
+    const gr_fit_opts *o = &r->o;
+    int i = r->idx ? r->idx[k] : k, oy, ox;
+    bool flip;
+    gr_augment_draw(o->seed + 7919u * (uint64_t)ep, 0, i, o->pad, o->hflip, &oy, &ox, &flip);
+    const gr_feats *f = flip ? &r->feat2 : &r->feat;
+    int dy = 0, dx = 0;
+    if (r->cell_pad > 0) {
+        dy = (int)lround((double)(oy - o->pad) * r->cell_pad / o->pad);
+        dx = (int)lround((double)(ox - o->pad) * r->cell_pad / o->pad);
+        if (flip) dx = -dx;
+    }
+    if (dy == 0 && dx == 0) {
+        gr_feats_row(f, (size_t)k, dst);
+        return;
+    }
+    gr_feats_row(f, (size_t)k, r->xrow);
+    shift_map(r->xrow, dst, r->mh, r->mw, r->mc, dy, dx);
+}
+
 /* Step s's input at the cut for rows [lo, hi) of its batch: xb, blab (and
  * with mixup/cutmix the images mixed, the trainer's mixed targets set).  */
 static gr_status step_input(gr_fit_run *r, int ep, int s, int lo, int hi) {
@@ -293,7 +395,9 @@ static gr_status step_input(gr_fit_run *r, int ep, int s, int lo, int hi) {
     if (r->cache) {
         for (int b = lo; b < hi; b++) {
             int k = r->perm[s * r->o.batch + b];
-            gr_feats_row(&r->feat, (size_t)k, r->xb + (size_t)(b - lo) * F);
+            float *dst = r->xb + (size_t)(b - lo) * F;
+            if (r->cache_aug) prefix_row(r, ep, k, dst);
+            else gr_feats_row(&r->feat, (size_t)k, dst);
             r->blab[b - lo] = r->lab[k];
         }
         return GR_OK;
@@ -584,7 +688,7 @@ static void fit_free(gr_fit_run *r) {
     gr_batcher_free(r->bt);
     gr_trainer_free(r->t);
     gr_feats_free(&r->feat); gr_feats_free(&r->vfeat); free(r->xb); free(r->xi); free(r->probs); free(r->best_w);
-    gr_feats_free(&r->vfeat2); free(r->probs2); free(r->ema_w); free(r->blab2);
+    gr_feats_free(&r->vfeat2); gr_feats_free(&r->feat2); free(r->xrow); free(r->probs2); free(r->ema_w); free(r->blab2);
     free(r->lab); free(r->vlab); free(r->perm); free(r->order); free(r->blab);
 }
 

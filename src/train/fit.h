@@ -29,6 +29,13 @@ typedef struct {
     gr_error *err;
     int C, first, h, w, steps, n_val;
     bool augment, cache, dist;
+    /* the cached prefix: augmentation done on the cached maps (the flip
+     * alone, or pad with cache_prefix); cell_pad: the crop's reach in
+     * cells of the cut's map (0 = no translation); mh, mw, mc: the map   */
+    bool cache_aug;
+    int cell_pad, mh, mw, mc;
+    gr_feats feat2;          /* cache_aug with hflip: the mirrored images' features [n, F] */
+    float *xrow;             /* cache_aug: one row before its translation */
     int rank, ranks;
     gr_trainer *t;
     gr_ctx *cx;              /* the trainer's context: the base, the features and evaluation run through it */

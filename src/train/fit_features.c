@@ -2,7 +2,9 @@
  * 0..first-1 run in inference mode, so their output for an image never
  * changes.  Without augmentation it is computed once per image ([n, F]
  * floats in memory, and on disk through the features cache) and every
- * epoch trains only the layers from `first` on.  The uncached path
+ * epoch trains only the layers from `first` on.  With the flip alone (or
+ * --cache-prefix) the mirrored images' outputs are cached too, and the
+ * epochs augment the cached maps (fit.c, step_input).  The uncached path
  * computes the same features batch by batch, in the same order, so both
  * give the same result.  Also: the standardize layer's statistics and the
  * validation figures on cached features.                                   */
@@ -61,10 +63,11 @@ static gr_status compute_features(gr_ctx *cx, int upto, const gr_dataset *ds, co
     return st;
 }
 
-/* compute_features through the disk cache: a hit skips the base. */
+/* compute_features through the disk cache: a hit skips the base.  flip:
+ * the mirrored images' (their own key: gr_features_key_mirror).           */
 static gr_status cached_features(gr_ctx *cx, int upto, const gr_dataset *ds, const int *idx, int n,
                                  int batch, int threads, gr_feats *feat, size_t row0, const char *what,
-                                 int verbose, volatile int *stop, gr_error *err) {
+                                 int verbose, volatile int *stop, bool flip, gr_error *err) {
     const gr_model *m = gr_ctx_model(cx);
     char key[65], path[4096];
     size_t F = (size_t)gr_node_size(m, upto);
@@ -72,7 +75,8 @@ static gr_status cached_features(gr_ctx *cx, int upto, const gr_dataset *ds, con
     uint64_t limit;   /* a bad GRAFT_CACHE_MAX is an error now, not after the features pass */
     if (upto >= 0 && !gr_features_cache_dir(path, sizeof path) && gr_features_cache_limit(&limit, &kerr) != GR_OK)
         return gr_error_set(err, kerr.code, "%s", kerr.msg);
-    bool keyed = upto >= 0 && gr_features_key(cx, upto, ds, idx, n, key, &kerr) == GR_OK;
+    bool keyed = upto >= 0 && gr_features_key(cx, upto, ds, idx, n, key, &kerr) == GR_OK &&
+                 (!flip || gr_features_key_mirror(key));
     gr_features_hit hit = keyed ? gr_features_load(key, (size_t)n, F, feat, row0, path, sizeof path) : GR_FEATURES_MISS;
     if (hit == GR_FEATURES_HIT || hit == GR_FEATURES_HIT_F32) {
         if (verbose) gr_log(GR_LOG_INFO, "%s: %d images, reused from the features cache (%s)", what, n, path);
@@ -83,7 +87,7 @@ static gr_status cached_features(gr_ctx *cx, int upto, const gr_dataset *ds, con
     if (hit == GR_FEATURES_DAMAGED)
         gr_warn("%s: the features cache entry is damaged (its digest or size does not match): recomputing it", path);
     if (hit == GR_FEATURES_NOMEM) return gr_error_set(err, GR_ERR_NOMEM, "%s: out of memory reading the features cache", path);
-    gr_status st = compute_features(cx, upto, ds, idx, n, batch, threads, feat, row0, what, verbose, stop, false, err);
+    gr_status st = compute_features(cx, upto, ds, idx, n, batch, threads, feat, row0, what, verbose, stop, flip, err);
     if (st == GR_OK && keyed) gr_features_store(key, (size_t)n, F, feat, row0);
     return st;
 }
@@ -92,9 +96,9 @@ static gr_status cached_features(gr_ctx *cx, int upto, const gr_dataset *ds, con
  * its contiguous part (gr_dist_shard), then every rank gathers the rest.  */
 static gr_status shared_features(gr_ctx *cx, int upto, const gr_dataset *ds, const int *idx, int n,
                                  int batch, int threads, gr_feats *feat, const char *what, int verbose,
-                                 volatile int *stop, bool dist, gr_error *err) {
+                                 volatile int *stop, bool dist, bool flip, gr_error *err) {
     const gr_model *m = gr_ctx_model(cx);
-    if (!dist) return cached_features(cx, upto, ds, idx, n, batch, threads, feat, 0, what, verbose, stop, err);
+    if (!dist) return cached_features(cx, upto, ds, idx, n, batch, threads, feat, 0, what, verbose, stop, flip, err);
     int lo, hi;
     gr_dist_shard(n, gr_dist_rank(), gr_dist_size(), &lo, &hi);
     size_t F = (size_t)gr_node_size(m, upto);
@@ -104,7 +108,7 @@ static gr_status shared_features(gr_ctx *cx, int upto, const gr_dataset *ds, con
         if (!sub) return GR_ERR_NOMEM;
         for (int i = lo; i < hi; i++) sub[i - lo] = idx ? idx[i] : i;
         st = cached_features(cx, upto, ds, sub, hi - lo, batch, threads, feat, (size_t)lo, what, verbose, stop,
-                             err);
+                             flip, err);
         free(sub);
         if (st != GR_OK) {
             gr_error_prefix(err, "rank %d (samples %d..%d of %d)", gr_dist_rank(), lo, hi - 1, n);
@@ -175,7 +179,8 @@ static gr_status feats_moments(const gr_feats *f, double *sum, double *sq, gr_er
 
 /* The sums of the cut's outputs and of their squares, from one pass over
  * the data without augmentation, batch by batch (dist: this rank's part,
- * then summed over the ranks).                                             */
+ * then summed over the ranks); with the cache below node, from the cached
+ * rows (the prefix not run again).                                        */
 static gr_status pass_moments(gr_fit_run *r, int node, double *sum, double *sq) {
     size_t F = (size_t)gr_node_size(r->m, node - 1);
     int chunk = r->o.batch, lo = 0, hi = r->n;
@@ -187,8 +192,22 @@ static gr_status pass_moments(gr_fit_run *r, int node, double *sum, double *sq) 
         int B = hi - s0 < chunk ? hi - s0 : chunk;
         for (int b = 0; b < B; b++) sub[b] = r->idx ? r->idx[s0 + b] : s0 + b;
         gr_feats fb = {.p = buf, .n = (size_t)B, .F = F, .half = false};
-        st = compute_features(r->cx, node - 1, r->ds, sub, B, r->o.batch, r->o.threads, &fb, 0, "statistics", 0, NULL,
-                              false, r->err);
+        if (node > r->first && r->first > 0) {
+            /* the cut's rows as training sees them (from the cache, else computed and rounded as
+             * the cache would be), then layers first..node-1 */
+            if (r->cache) {
+                gr_feats_get(&r->feat, (size_t)s0, (size_t)B, r->xb);
+            } else {
+                gr_feats fx = {.p = r->xb, .n = (size_t)B, .F = r->F, .half = false};
+                st = compute_features(r->cx, r->first - 1, r->ds, sub, B, r->o.batch, r->o.threads, &fx, 0,
+                                      "statistics", 0, NULL, false, r->err);
+                if (st == GR_OK && r->half && !r->augment) gr_f16_round(r->xb, (size_t)B * r->F);
+            }
+            if (st == GR_OK) st = gr_ctx_run(r->cx, r->first, r->xb, B, node - 1, buf, r->err);
+        } else {
+            st = compute_features(r->cx, node - 1, r->ds, sub, B, r->o.batch, r->o.threads, &fb, 0, "statistics", 0,
+                                  NULL, false, r->err);
+        }
         if (st == GR_OK && gr_fit_stop_requested(r->o.stop) && s0 + B < hi)
             st = gr_error_set(r->err, GR_ERR_INTERRUPTED, "interrupted while measuring the feature statistics");
         /* the numbers the cache would hold (float16 at the cut) */
@@ -251,8 +270,18 @@ gr_status gr_fit_features(gr_fit_run *r) {
             return GR_ERR_NOMEM;
         }
         st = shared_features(r->cx, r->first - 1, r->ds, r->idx, r->n, o->batch, o->threads, &r->feat,
-                             "features (train)", o->verbose, o->stop, r->dist, r->err);
+                             "features (train)", o->verbose, o->stop, r->dist, false, r->err);
         if (st != GR_OK) return st;
+        if (r->cache_aug && o->hflip) {   /* the cached prefix with the flip: the mirrors' too */
+            if (gr_feats_alloc(&r->feat2, (size_t)r->n, r->F, r->half, r->err) != GR_OK) {
+                gr_error_prefix(r->err, "cached prefix of %d mirrored samples x %zu %s (use --no-cache)", r->n,
+                                r->F, r->half ? "float16" : "floats");
+                return GR_ERR_NOMEM;
+            }
+            st = shared_features(r->cx, r->first - 1, r->ds, r->idx, r->n, o->batch, o->threads, &r->feat2,
+                                 "features (train, mirrored)", o->verbose, o->stop, r->dist, true, r->err);
+            if (st != GR_OK) return st;
+        }
     } else if (!(r->xi = gr_malloc((size_t)o->batch * r->img * sizeof(float), r->err))) {
         return GR_ERR_NOMEM;
     }
@@ -275,14 +304,15 @@ gr_status gr_fit_features(gr_fit_run *r) {
         if (!r->vlab) return GR_ERR_NOMEM;
         for (int i = 0; i < r->n_val; i++) r->vlab[i] = gr_dataset_label(o->val, o->val_idx ? o->val_idx[i] : i);
         st = shared_features(r->cx, r->first - 1, o->val, o->val_idx, r->n_val, o->batch, o->threads, &r->vfeat,
-                             "features (validation)", o->verbose, o->stop, r->dist, r->err);
+                             "features (validation)", o->verbose, o->stop, r->dist, false, r->err);
         if (st != GR_OK) return st;
-        if (o->tta_flip) {   /* the mirrored images (not in the disk cache: its key is the images') */
+        if (o->tta_flip) {   /* the mirrored images (in the disk cache under the mirror key) */
             if (gr_feats_alloc(&r->vfeat2, (size_t)r->n_val, r->F, r->half, r->err) != GR_OK) return GR_ERR_NOMEM;
             r->probs2 = gr_malloc((size_t)o->batch * r->C * sizeof(float), r->err);
             if (!r->probs2) return GR_ERR_NOMEM;
-            st = compute_features(r->cx, r->first - 1, o->val, o->val_idx, r->n_val, o->batch, o->threads,
-                                  &r->vfeat2, 0, "features (validation, mirrored)", o->verbose, o->stop, true, r->err);
+            st = shared_features(r->cx, r->first - 1, o->val, o->val_idx, r->n_val, o->batch, o->threads,
+                                 &r->vfeat2, "features (validation, mirrored)", o->verbose, o->stop, r->dist, true,
+                                 r->err);
             if (st != GR_OK) return st;
         }
     }

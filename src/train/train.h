@@ -74,6 +74,10 @@ typedef enum {
 } gr_features_hit;
 gr_status gr_features_key(const gr_ctx *cx, int upto, const gr_dataset *ds, const int *idx, int n,
                           char hex[65], gr_error *err);
+/* The key of the mirrored images' features (the cached prefix with the
+ * flip, fit.c): key re-hashed with the tag "mirror", in place; false (key
+ * unusable) when OpenSSL fails.                                           */
+bool gr_features_key_mirror(char key[65]);
 gr_features_hit gr_features_load(const char key[65], size_t n, size_t F, gr_feats *feat, size_t row0,
                                  char *path_out, size_t cap);
 int gr_features_cache_dir(char *out, size_t cap);
