@@ -265,6 +265,18 @@ static inline int check_write_cifar(const char *path, int n, check_record_fn rec
     return ok ? 0 : -1;
 }
 
+/* A tiny darknet cfg at path: 32x32x3 input, 2 x [conv 3x3 (8, 16
+ * filters) + batch norm + leaky, maxpool 2]; 0, or -1 if it cannot be written. */
+static inline int check_write_tiny_cfg(const char *path) {
+    FILE *f = fopen(path, "w");
+    if (!f) return -1;
+    fprintf(f, "[net]\nheight=32\nwidth=32\nchannels=3\n\n");
+    for (int i = 0; i < 2; i++)
+        fprintf(f, "[convolutional]\nbatch_normalize=1\nfilters=%d\nsize=3\nstride=1\npad=1\nactivation=leaky\n\n"
+                   "[maxpool]\nsize=2\nstride=2\n\n", 8 * (i + 1));
+    return fclose(f);
+}
+
 /* A w x h 24-bit BMP of rgb (rows top to bottom, 3 bytes a pixel). */
 static inline int check_write_bmp(const char *path, int w, int h, const uint8_t *rgb) {
     int stride = (w * 3 + 3) & ~3;

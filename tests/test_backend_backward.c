@@ -182,20 +182,39 @@ static void test_conv_backward_vgg_shapes(void) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i], NULL, NULL);
 }
 
-/* The same Winograd-sized layer through the backend's default choice:
- * oneDNN's own Winograd where it has one (AVX-512), graft's elsewhere; the
- * gradients against both oracles, whichever served (tiles not asserted). */
-static void test_conv_backward_default_winograd(void) {
-    bcase c = {"default Winograd 16->32 16x16", 4, 16, 16, 16, 32, 3, 1, GR_PAD_SAME, true, -1, -1};
+/* A case on a backend of its own, kept across run_case calls: graft's
+ * Winograd forced (own) or the backend's default choice; then, if B2 > 0,
+ * the same case at batch B2 on the same backend (its cache rebuilt).     */
+static void run_on_backend(bcase c, bool own, int B2) {
     gr_error err = {0};
     gr_model *m = one_conv(&c, &err);
     CHECK(m != NULL, "%s", err.msg);
     if (!m) return;
     gr_backend *fp = gr_backend_new(m, GR_PRECISION_FP32, &err);
     CHECK(fp != NULL, "%s", err.msg);
-    if (fp) run_case(&c, m, fp);
+    if (fp) {
+        gr_backend_set_own_winograd(fp, own);
+        run_case(&c, m, fp);
+        if (B2 > 0) {
+            c.B = B2;
+            run_case(&c, m, fp);
+        }
+    }
     gr_backend_free(fp);
     gr_model_free(m);
+}
+
+/* The same Winograd-sized layer through the backend's default choice:
+ * oneDNN's own Winograd where it has one (AVX-512), graft's elsewhere; the
+ * gradients against both oracles, whichever served (tiles not asserted). */
+static void test_conv_backward_default_winograd(void) {
+    run_on_backend((bcase){"default Winograd 16->32 16x16", 4, 16, 16, 16, 32, 3, 1, GR_PAD_SAME, true, -1, -1},
+                   false, 0);
+}
+
+/* Batch changes rebuild the cache: the second batch size is right too. */
+static void test_conv_backward_batch_change(void) {
+    run_on_backend((bcase){"batch 5 after batch 2", 2, 4, 4, 16, 16, 3, 1, GR_PAD_SAME, true, 0, 0}, true, 5);
 }
 
 /* graft's Winograd backward against oneDNN's (Winograd off) on VGG16-sized
@@ -254,24 +273,6 @@ static void test_winograd_vs_onednn(void) {
         for (int k = 0; k < 2; k++) { free(din[k]); free(dw[k]); free(db[k]); }
         gr_backend_free(g); gr_backend_free(d); gr_model_free(m);
     }
-}
-
-/* Batch changes rebuild the cache: the second batch size is right too. */
-static void test_conv_backward_batch_change(void) {
-    bcase c = {"batch 5 after batch 2", 2, 4, 4, 16, 16, 3, 1, GR_PAD_SAME, true, 0, 0};
-    gr_error err = {0};
-    gr_model *m = one_conv(&c, &err);
-    CHECK(m != NULL, "%s", err.msg);
-    if (!m) return;
-    gr_backend *fp = gr_backend_new(m, GR_PRECISION_FP32, &err);
-    CHECK(fp != NULL, "%s", err.msg);
-    if (!fp) return;
-    gr_backend_set_own_winograd(fp, true);
-    run_case(&c, m, fp);
-    c.B = 5;
-    run_case(&c, m, fp);
-    gr_backend_free(fp);
-    gr_model_free(m);
 }
 
 int main(void) {

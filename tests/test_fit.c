@@ -51,22 +51,12 @@ static int write_bin(const char *path, int n, uint64_t seed) {
     return check_write_cifar(path, n, pattern_record, &r);
 }
 
-static int write_cfg(const char *path) {
-    FILE *f = fopen(path, "w");
-    if (!f) return -1;
-    fprintf(f, "[net]\nheight=32\nwidth=32\nchannels=3\n\n");
-    for (int i = 0; i < 2; i++)
-        fprintf(f, "[convolutional]\nbatch_normalize=1\nfilters=%d\nsize=3\nstride=1\npad=1\nactivation=leaky\n\n"
-                   "[maxpool]\nsize=2\nstride=2\n\n", 8 * (i + 1));
-    return fclose(f);
-}
-
 static int setup(void) {
     if (check_mkdtemp(dir, sizeof dir, "fit")) return -1;
     snprintf(bin_train, sizeof bin_train, "%s/train.bin", dir);
     snprintf(bin_test, sizeof bin_test, "%s/test.bin", dir);
     snprintf(cfg_path, sizeof cfg_path, "%s/tiny.cfg", dir);
-    return write_bin(bin_train, N_TRAIN, 1) || write_bin(bin_test, N_TEST, 2) || write_cfg(cfg_path) ? -1 : 0;
+    return write_bin(bin_train, N_TRAIN, 1) || write_bin(bin_test, N_TEST, 2) || check_write_tiny_cfg(cfg_path) ? -1 : 0;
 }
 
 static void teardown(void) { check_rmtree(dir); }

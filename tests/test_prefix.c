@@ -66,13 +66,7 @@ static int setup(void) {
     gr_rng r;
     gr_rng_seed(&r, 3);
     if (check_write_cifar(bin_path, NBIG, record, &r)) return -1;
-    FILE *f = fopen(cfg_path, "w");
-    if (!f) return -1;
-    fprintf(f, "[net]\nheight=32\nwidth=32\nchannels=3\n\n");
-    for (int i = 0; i < 2; i++)
-        fprintf(f, "[convolutional]\nbatch_normalize=1\nfilters=%d\nsize=3\nstride=1\npad=1\nactivation=leaky\n\n"
-                   "[maxpool]\nsize=2\nstride=2\n\n", 8 * (i + 1));
-    return fclose(f);
+    return check_write_tiny_cfg(cfg_path);
 }
 
 static gr_dataset *ds;
