@@ -88,6 +88,23 @@ static void test_choose(void) {
     pick = gr_plan_choose(c, n, &o);
     CHECK(pick == 3 && c[3].epochs == 12, "the better probe among those fitting 8: D (12 epochs); got %d (%d)", pick,
           c[3].epochs);
+    /* D within the slack (0.04) of the group's best: the deeper unfreeze (C) wins again */
+    c[3].probe = 0.73;
+    pick = gr_plan_choose(c, n, &o);
+    CHECK(pick == 2 && c[2].group_probe == 0.73, "D 0.03 better, within the slack: C (deeper); got %d (group %g)",
+          pick, c[2].group_probe);
+    o.probe_slack = 0.02;
+    pick = gr_plan_choose(c, n, &o);
+    CHECK(pick == 3, "slack 0.02: D's 0.03 counts; got %d", pick);
+    o.probe_slack = 0;
+    /* another base (group 1) whose only candidate fits 8 with a better probe: it wins over the deeper C */
+    c[3].group = 1;
+    pick = gr_plan_choose(c, n, &o);
+    CHECK(pick == 3 && c[3].group_probe == 0.73 && c[2].group_probe == 0.7, "group 1 better: D; got %d", pick);
+    c[3].probe = 0.69;   /* ...and loses with a worse one, however few its epochs matter */
+    pick = gr_plan_choose(c, n, &o);
+    CHECK(pick == 2, "group 1 worse: C; got %d", pick);
+    c[3].group = 0, c[3].probe = 0.75;
     /* 300 s: left 234, 219 after once/eval: B 10 epochs, C 4, D 5: B (the only one fitting 8) */
     o.budget = 300;
     pick = gr_plan_choose(c, n, &o);
@@ -116,6 +133,18 @@ static void test_choose(void) {
     gr_plan_choose(c, n, &o);
     CHECK(c[1].epochs == 25 && c[2].epochs == 9 && fabs(c[2].epoch_s - 51.5) < 1e-12, "extra: %d %d (%g)", c[1].epochs,
           c[2].epochs, c[2].epoch_s);
+    /* the cached prefix's pass over the images and their mirrors, each
+     * epoch's validation, the test twice (--tta flip): 900 trained, 100
+     * validated; B: prefix 200 img/s -> 2 * 1000 / 200 = 10 s once; steps
+     * 60 img/s -> 15 s + 100 / 50 = 2 s validation per epoch; eval 2 * 500 /
+     * 100 = 10 s: floor((528 - 10 - 10) / 17) = 29 */
+    n = cands(c, false);
+    o = (gr_plan_opts){.budget = 600, .spent = 60, .n_train = 900, .n_val = 100, .n_test = 500};
+    c[1].once_passes = 2, c[1].feat_ips = 200, c[1].step_ips = 60, c[1].val_ips = 50, c[1].eval_passes = 2;
+    gr_plan_choose(c, n, &o);
+    CHECK(c[1].once_s == 10 && c[1].epoch_s == 17 && c[1].eval_s == 10 && c[1].epochs_fit == 29,
+          "cached: once %g epoch %g eval %g fit %d (want 10 17 10 29)", c[1].once_s, c[1].epoch_s, c[1].eval_s,
+          c[1].epochs_fit);
     /* nothing fits: the features pass alone is longer than the budget */
     n = cands(c, true);
     for (int i = 0; i < n; i++) c[i].feat_ips = 1;

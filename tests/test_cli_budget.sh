@@ -38,19 +38,21 @@ done
 [ $ok = 1 ] && pass budget_conflicts
 
 # ---- the plan, rates injected.  n_train 200, n_test 100; spent 5 s of 60:
-# left = 60 - 5 - 2% = 53.8; features 1000 img/s: once 0.2 s, eval 0.1 s;
-# one block fine-tuned at 20 img/s: 10 s (+ the checkpoint's ~0.1) per
-# epoch -> floor(53.5 / 10.1) = 5 epochs (>= 4, < 8); two blocks at 5 img/s:
-# 40 s -> 1 (does not fit); the head at 10000 img/s: 40 (the cap).  The
-# pick: fine-tuning one block (from darknet layer 6), 5 epochs.
-export GRAFT_BUDGET_FAKE="feat=1000,head=10000,ft1=20,ft2=5,spent=5,cut=default"
+# left = 60 - 5 - 2% = 53.8; the cached prefix's pass 1000 img/s over the
+# images and their mirrors: once 0.4 s; the frozen part 1000 img/s: eval
+# twice (--tta flip) 0.2 s; one block fine-tuned from the cached prefix at
+# 20 img/s: 10 s (+ the checkpoint's ~0.1) per epoch -> floor(53.2 / 10.1)
+# = 5 epochs (>= 4, < 8); two blocks at 5 img/s: 40 s -> 1 (does not fit);
+# the head at 10000 img/s: 40 (the cap).  The pick: fine-tuning one block
+# (from darknet layer 6) on the cached prefix, 5 epochs.
+export GRAFT_BUDGET_FAKE="feat=1000,head=10000,ft1=20,ft2=5,prefix=1000,c1=20,c2=5,spent=5,cut=default"
 $G train --data "$T/train.bin" --test "$T/test.bin" "${BASE[@]}" --budget 60s --out "$T/a.gft" > "$T/a.out" 2> "$T/a.err" &
 PIDS+=($!)
 if wait_for "$T/a.out" "<- chosen|^graft: error" && sleep 0.5 && grep -q -- "<- chosen" "$T/a.out"; then
   ch=$(grep -- "<- chosen" "$T/a.out")
-  if [[ $ch =~ ", from 6 " ]] && [ "$(echo "$ch" | awk '{print $(NF-2)}')" = 5 ] &&
+  if [[ $ch =~ ", from 6, cached " ]] && [ "$(echo "$ch" | awk '{print $(NF-2)}')" = 5 ] &&
      has "$T/a.out" "^budget plan: 1m00s in all, 5s spent" && has "$T/a.out" "^candidate +probe +once s +s/epoch" &&
-     [ "$(grep -cE ', from 4 .* 0 +\(does not fit\)' "$T/a.out")" = 2 ] &&
+     [ "$(grep -cE ', from 4, cached .* 0 +\(does not fit\)' "$T/a.out")" = 2 ] &&
      [ "$(grep -cE ', frozen .* 40 *$' "$T/a.out")" = 2 ] &&
      has "$T/a.out" "^budget: fine-tuning fits at least 4 epochs"; then
     pass budget_plan_table
@@ -62,9 +64,64 @@ else
 fi
 kill -INT "${PIDS[-1]}" 2>/dev/null; wait "${PIDS[-1]}" 2>/dev/null
 
+# ---- a base without pools (strided convolutions, as MobileNet's): the
+# unfreeze points are the block starts nearest to a third and to a half of
+# the multiply-adds up to the cut (darknet layer 5).  By hand, per 64x64
+# image: layer 0 4096 positions x 3*3*3*8 = 884,736; 1: 1024 x 1,152 =
+# 1,179,648; 2: 1024 x 2,304 = 2,359,296; 3: 256 x 4,608 = 1,179,648; 4 and
+# 5: 256 x 9,216 = 2,359,296 each; total 10,321,920.  From 5: 0.229 (the
+# nearest to 1/3; from 4: 0.457), from 4: 0.457 (the nearest to 1/2; from
+# 3: 0.571): "from 5" and "from 4".  (32x32 scales every layer alike.)
+{
+  printf '[net]\nheight=64\nwidth=64\nchannels=3\n\n'
+  for fs in "8 1" "16 2" "16 1" "32 2" "32 1" "32 1"; do
+    set -- $fs
+    printf '[convolutional]\nfilters=%d\nsize=3\nstride=%d\npad=1\nactivation=leaky\n\n' "$1" "$2"
+  done
+} > "$T/np.cfg"
+# 60 s, left 53.8: from 5 cached at 400 img/s: 0.5 s an epoch (+ the
+# checkpoint), >= 8 epochs; from 4 at 20: ~10 s, 5: the pick is from 5.
+GRAFT_BUDGET_FAKE="feat=1000,head=10000,ft1=20,ft2=5,prefix=1000,c1=400,c2=20,spent=5,cut=default" \
+  $G train --data "$T/train.bin" --test "$T/test.bin" --base "darknet:$T/np.cfg" --weights none --budget 20s \
+  --out "$T/np.gft" > "$T/np.out" 2> "$T/np.err"; rc=$?
+ch=$(grep -- "<- chosen" "$T/np.out")
+if [ $rc = 0 ] && [[ $ch =~ ", from 5, cached " ]] && [ "$(grep -cE ', from 5, cached ' "$T/np.out")" = 2 ] &&
+   [ "$(grep -cE ', from 4, cached ' "$T/np.out")" = 2 ] && [ "$(grep -cE ', from [0-3],? ' "$T/np.out")" = 0 ] &&
+   has "$T/np.out" "^cached prefix: '4' output for 200 samples and their mirrors" && clean "$T/np.err"; then
+  pass budget_unfreeze_without_pools
+else
+  fail budget_unfreeze_without_pools "rc $rc: $(grep -A7 '^budget plan' "$T/np.out") $(tail -3 "$T/np.err")"
+fi
+# the plan's levers are the run's settings, saved for --resume: label smoothing 0.1, the test-time flip, the cached prefix
+if $PY - "$T/np.gft" > "$T/meta" 2>&1 <<'PY'
+import json, struct, sys
+with open(sys.argv[1], "rb") as f:
+    n = struct.unpack("<Q", f.read(8))[0]
+    meta = json.loads(f.read(n))["__metadata__"]
+tr = json.loads(meta["graft.training"])
+cfg = tr.get("config", tr)
+p = cfg["plan"]
+assert p["mode"] == "finetune" and p["unfreeze"] == "5" and p["cached_prefix"] is True and abs(p["lr"] - 0.005) < 1e-6, p
+assert abs(cfg["label_smoothing"] - 0.1) < 1e-6 and cfg["tta"] == "flip" and cfg["cache_prefix"] is True, cfg
+print("ok")
+PY
+then pass budget_plan_levers; else fail budget_plan_levers "$(cat "$T/meta")"; fi
+# the cached prefix not fitting (cache=off): the same points, run on every batch, no ", cached"
+GRAFT_BUDGET_FAKE="feat=1000,head=10000,ft1=20,ft2=5,prefix=1000,c1=400,c2=20,spent=5,cut=default,cache=off" \
+  $G train --data "$T/train.bin" --base "darknet:$T/np.cfg" --weights none --budget 60s \
+  --out "$T/np2.gft" > "$T/np2.out" 2> "$T/np2.err" &
+PIDS+=($!)
+if wait_for "$T/np2.out" "<- chosen|^graft: error" && sleep 0.5 && ch=$(grep -- "<- chosen" "$T/np2.out") &&
+   [[ $ch =~ ", from 5 " ]] && ! has "$T/np2.out" ", cached " && [ "$(grep -cE ', from 4 ' "$T/np2.out")" = 2 ]; then
+  pass budget_no_prefix_cache
+else
+  fail budget_no_prefix_cache "$(grep -A7 '^budget plan' "$T/np2.out") $(tail -3 "$T/np2.err")"
+fi
+kill -INT "${PIDS[-1]}" 2>/dev/null; wait "${PIDS[-1]}" 2>/dev/null
+
 # ---- 15 s: left 9.4: no fine-tuning fits 4 epochs; the frozen head, 40
 # epochs.  It runs to its end, with a checkpoint kept, a report and a log.
-export GRAFT_BUDGET_FAKE="feat=1000,head=10000,ft1=20,ft2=5,spent=5,cut=default"
+export GRAFT_BUDGET_FAKE="feat=1000,head=10000,ft1=20,ft2=5,prefix=1000,c1=20,c2=5,spent=5,cut=default"
 $G train --data "$T/train.bin" --test "$T/test.bin" "${BASE[@]}" --budget 15s --out "$T/b.gft" \
   --checkpoint "$T/b.ckpt" --report "$T/rep" --log "$T/b.csv" > "$T/b.out" 2> "$T/b.err"; rc=$?
 ch=$(grep -- "<- chosen" "$T/b.out")
@@ -117,7 +174,7 @@ else
   fail budget_resume "rc $rc $(grep budget "$T/r.out") $(tail -2 "$T/r.err")"
 fi
 # nothing fits: an error saying so (exit 1), no model
-GRAFT_BUDGET_FAKE="feat=1,head=10,ft1=1,ft2=1,spent=5" $G train --data "$T/train.bin" "${BASE[@]}" --budget 20s \
+GRAFT_BUDGET_FAKE="feat=1,head=10,ft1=1,ft2=1,prefix=1,c1=1,c2=1,spent=5" $G train --data "$T/train.bin" "${BASE[@]}" --budget 20s \
   --out "$T/c.gft" > "$T/o" 2> "$T/e"; rc=$?
 if [ $rc = 1 ] && clean_fail $rc "$T/e" "--budget 20s: no candidate fits" && [ ! -e "$T/c.gft" ] && has "$T/o" "does not fit"; then
   pass budget_nothing_fits

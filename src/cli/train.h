@@ -18,7 +18,7 @@ typedef struct {
     int decay_given;         /* --decay on the command line: Keras' inverse-time schedule by default */
     int bn_train, lr_step, patience;
     int weights_given, weights_partial;   /* --weights on the command line; --weights-partial */
-    int base_lr_mult_given;
+    int base_lr_mult_given, smoothing_given;
     int epochs_given;        /* --epochs on the command line (with --resume: extends the run) */
     int head_first;          /* --resume: the first trained node, from the checkpoint */
     const char *model_opt;   /* --cut or --head when given (refused with --resume/--from) */

@@ -127,6 +127,7 @@ static const cli_opt train_opts[] = {
     {.kind = CLI_ENUM, .name = "--loss", .off = offsetof(T, loss), .names = cli_loss_names, .def = "categorical",
      .cfg = "loss", .help = "(the same math; labels are class indices either way)"},
     {.kind = CLI_FLOAT, .name = "--label-smoothing", .off = offsetof(T, smoothing), .meta = "F", .def = "0",
+     GIVEN(smoothing_given),
      .cfg = "label_smoothing", .help = "label smoothing"},
     {.kind = CLI_FLOAT, .name = "--ema", .off = offsetof(T, ema), .meta = "DECAY", .cfg = "ema",
      .help = "keep an exponential moving average of the trained weights (e.g. 0.999;\n"

@@ -15,8 +15,11 @@
  * The plan then runs as `graft train` with those options; gr_fit's
  * time_limit keeps it within the budget when epochs run slower than
  * measured.  GRAFT_BUDGET_FAKE (tests) replaces measured figures:
- * "feat=IPS,head=IPS,ft1=IPS,ft2=IPS,spent=S,cut=default" (any subset;
- * cut=default probes the base's default cut only).                        */
+ * "feat=IPS,head=IPS,ft1=IPS,ft2=IPS,prefix=IPS,c1=IPS,c2=IPS,spent=S,
+ * cut=default,cache=off" (any subset; prefix, c1 and c2: the frozen
+ * prefix's pass and the steps from the cached prefix; cut=default probes
+ * the base's default cut only; cache=off: as if the prefix did not fit in
+ * memory).                                                                */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,11 +41,11 @@ static double now_s(void) {
 }
 
 /* Figures a test injects (NAN: measure). */
-typedef struct { double feat, head, ft1, ft2, spent; bool default_cut; } fake_rates;
+typedef struct { double feat, head, ft1, ft2, prefix, c1, c2, spent; bool default_cut, no_prefix; } fake_rates;
 
 static void read_fake(fake_rates *f) {
-    f->feat = f->head = f->ft1 = f->ft2 = f->spent = NAN;
-    f->default_cut = false;
+    f->feat = f->head = f->ft1 = f->ft2 = f->prefix = f->c1 = f->c2 = f->spent = NAN;
+    f->default_cut = f->no_prefix = false;
     const char *e = getenv("GRAFT_BUDGET_FAKE");
     if (!e || !*e) return;
     char buf[512];
@@ -57,6 +60,10 @@ static void read_fake(fake_rates *f) {
         else if (!strcmp(tok, "ft1")) f->ft1 = v;
         else if (!strcmp(tok, "ft2")) f->ft2 = v;
         else if (!strcmp(tok, "spent")) f->spent = v;
+        else if (!strcmp(tok, "prefix")) f->prefix = v;
+        else if (!strcmp(tok, "c1")) f->c1 = v;
+        else if (!strcmp(tok, "c2")) f->c2 = v;
+        else if (!strcmp(tok, "cache") && !strcmp(eq + 1, "off")) f->no_prefix = true;
         else if (!strcmp(tok, "cut") && !strcmp(eq + 1, "default")) f->default_cut = true;
     }
 }
@@ -75,6 +82,10 @@ typedef struct {
     int cut, u[2], nu;       /* the best cut; unfreeze points (1 or 2 blocks) */
     char cut_name[64], u_name[2][64];
     double probe, feat_ips, head_ips, ft_ips[2], probe_s, epoch_extra_s;
+    /* the cached prefix (the frozen part below u[k] computed once per image
+     * and its mirror): whether it fits in memory, its pass, the steps from it */
+    bool cached[2];
+    double prefix_ips[2], cached_ips[2];
 } probed;
 
 typedef struct {
@@ -103,9 +114,23 @@ static int candidate_cuts(const gr_model *m, int *cuts, int cap) {
     return nc;
 }
 
-/* The unfreeze points for cut: after the last pool below it (one block)
- * and after the one before (two blocks), each moved to where training can
- * start (residual blocks).  Returns how many (0..2).                       */
+/* Multiply-adds of node i per image (a proxy for its time): a layer with
+ * a kernel, output positions x kernel size; any other, its output size.   */
+static double node_cost(const gr_model *m, int i) {
+    const gr_node *nd = &m->nodes[i];
+    for (int k = 0; k < nd->np; k++)
+        if (!strcmp(m->params[nd->p0 + k].kind, "kernel"))
+            return (double)nd->oh * nd->ow * (double)m->params[nd->p0 + k].count;
+    return (double)nd->oh * nd->ow * nd->oc;
+}
+
+/* The unfreeze points for cut (u[0] the shallower training, u[1] the
+ * deeper), each moved to where training can start (residual blocks):
+ * with two or more pools below the cut, after the last pool (one block)
+ * and after the one before (two blocks); in a base without such stages
+ * (MobileNet's strided convolutions, ResNet's one stem pool), the block
+ * starts where the layers from it to the cut hold the nearest to a third
+ * and to a half of the multiply-adds.  Returns how many (0..2).           */
 static int unfreeze_points(const gr_model *m, int cut, int *u) {
     int pools[2] = {-1, -1};
     for (int i = 0; i < cut; i++)
@@ -114,12 +139,29 @@ static int unfreeze_points(const gr_model *m, int cut, int *u) {
             pools[0] = i;
         }
     int n = 0;
-    for (int k = 0; k < 2; k++) {
-        if (pools[k] < 0 || pools[k] + 1 > cut) continue;
-        int s = gr_model_train_start(m, pools[k] + 1);
-        if (s <= 0 || (n > 0 && s == u[n - 1])) continue;
-        u[n++] = s;
+    if (pools[1] >= 0) {
+        for (int k = 0; k < 2; k++) {
+            if (pools[k] < 0 || pools[k] + 1 > cut) continue;
+            int s = gr_model_train_start(m, pools[k] + 1);
+            if (s <= 0 || (n > 0 && s == u[n - 1])) continue;
+            u[n++] = s;
+        }
+        return n;
     }
+    double total = 0, above = 0;
+    for (int i = 0; i <= cut; i++) total += node_cost(m, i);
+    if (!(total > 0)) return 0;
+    static const double want[2] = {1.0 / 3, 0.5};
+    int pick[2] = {-1, -1};
+    double dist[2] = {INFINITY, INFINITY};
+    for (int i = cut; i >= 1; i--) {   /* above: the cost of nodes i..cut */
+        above += node_cost(m, i);
+        if (gr_model_train_start(m, i) != i) continue;
+        for (int k = 0; k < 2; k++)
+            if (fabs(above / total - want[k]) < dist[k]) dist[k] = fabs(above / total - want[k]), pick[k] = i;
+    }
+    for (int k = 0; k < 2; k++)
+        if (pick[k] > 0 && (n == 0 || pick[k] != u[n - 1])) u[n++] = pick[k];
     return n;
 }
 
@@ -161,9 +203,10 @@ static double measure_forward(gr_model *m, gr_dataset *ds, int upto, int batch, 
 
 /* img/s of training steps from node `first` (inputs: the output of
  * first-1, from augmented batches of ds when the base runs, else random
- * features); stops after ~1.5 s or 12 steps once 3 are timed.             */
-static double measure_steps(gr_model *m, gr_dataset *ds, int first, int head_first, int batch, uint64_t seed,
-                            gr_error *err) {
+ * features: the head on the features cache, or from_cache, the steps from
+ * the cached prefix); stops after ~1.5 s or 12 steps once 3 are timed.    */
+static double measure_steps(gr_model *m, gr_dataset *ds, int first, int head_first, bool from_cache, int batch,
+                            uint64_t seed, gr_error *err) {
     gr_trainer_opts to = {.optim = gr_sgd((gr_sgd_opts){.lr = 0.001f, .momentum = 0.9f, .nesterov = true}),
                           .max_batch = batch, .seed = seed, .head_first = head_first,
                           .base_lr_mult = head_first > 0 ? 0.1f : 0};
@@ -171,7 +214,7 @@ static double measure_steps(gr_model *m, gr_dataset *ds, int first, int head_fir
     if (!tr) return NAN;
     int h, w, C = gr_dataset_num_classes(ds);
     gr_dataset_size(ds, &h, &w);
-    bool base_runs = first > 0 && gr_model_layer_frozen(m, 0);
+    bool base_runs = !from_cache && first > 0 && gr_model_layer_frozen(m, 0);
     size_t F = (size_t)gr_node_size(m, first - 1);
     float *x = gr_malloc((size_t)batch * h * w * 3 * sizeof(float), err), *xb = gr_malloc((size_t)batch * F * sizeof(float), err);
     int *lab = gr_malloc((size_t)batch * sizeof(int), err);
@@ -237,13 +280,27 @@ static int measure(planner *p, probed *q, gr_model *m, gr_dataset *ds, gr_error 
     /* each epoch ends with a checkpoint (the model and the optimizer's
      * state, written and fsynced): ~0.1 s plus the bytes at ~150 MB/s */
     q->epoch_extra_s = 0.1 + 4.0 * (double)(gr_model_param_count(m, false) + 2 * gr_model_param_count(m, true)) / 150e6;
-    q->head_ips = isnan(p->fake.head) ? measure_steps(m, ds, q->cut + 1, 0, batch, t->seed, err) : p->fake.head;
+    q->head_ips = isnan(p->fake.head) ? measure_steps(m, ds, q->cut + 1, 0, false, batch, t->seed, err)
+                                      : p->fake.head;
     if (isnan(q->head_ips)) return -1;
     for (int k = 0; k < q->nu; k++) {
-        double f = k == 0 ? p->fake.ft1 : p->fake.ft2;
+        double f = k == 0 ? p->fake.ft1 : p->fake.ft2, fc = k == 0 ? p->fake.c1 : p->fake.c2;
         gr_model_freeze_upto(m, q->u[k] - 1);
-        q->ft_ips[k] = isnan(f) ? measure_steps(m, ds, q->u[k], q->cut + 1, batch, t->seed, err) : f;
+        q->ft_ips[k] = isnan(f) ? measure_steps(m, ds, q->u[k], q->cut + 1, false, batch, t->seed, err) : f;
         if (isnan(q->ft_ips[k])) return -1;
+        /* the cached prefix: the crop and flip on the cached map of the
+         * layers below u (and its mirror), when it takes at most half of
+         * the memory budget as gr_fit keeps it (float16, or float32 with
+         * GRAFT_FEATURES_PRECISION=fp32) */
+        const char *fp = getenv("GRAFT_FEATURES_PRECISION");
+        double bytes = 2.0 * p->n_train * (double)gr_node_size(m, q->u[k] - 1) * (fp && !strcmp(fp, "fp32") ? 4 : 2);
+        q->cached[k] = !t->no_cache && !p->fake.no_prefix && !(t->mixup > 0 || t->cutmix > 0 || t->rrc > 0) &&
+                       bytes <= 0.5 * (double)gr_memory_budget();
+        if (!q->cached[k]) continue;
+        q->prefix_ips[k] = isnan(p->fake.prefix) ? measure_forward(m, ds, q->u[k] - 1, 64, err) : p->fake.prefix;
+        if (isnan(q->prefix_ips[k])) return -1;
+        q->cached_ips[k] = isnan(fc) ? measure_steps(m, ds, q->u[k], q->cut + 1, true, batch, t->seed, err) : fc;
+        if (isnan(q->cached_ips[k])) return -1;
     }
     return 0;
 }
@@ -348,7 +405,7 @@ static int list_bases(planner *p, gr_error *err) {
  * score improves and the next probe and features pass fit their share.     */
 static int probe_all(planner *p, gr_error *err) {
     static const int ladder[MAX_SIZES] = {32, 64, 96, 128, 160, 224};
-    double probe_share = 0.15 * p->budget / p->nb;
+    double probe_share = 0.08 * p->budget / p->nb;
     for (int k = 0; k < p->nb; k++) {
         int nh, nw;
         gr_recipe rc;
@@ -392,18 +449,41 @@ static int make_cands(const planner *p, gr_plan_cand *c) {
             x->mode = k < 0 ? GR_PLAN_FROZEN : GR_PLAN_FINETUNE;
             x->unfreeze = k < 0 ? -1 : q->u[k];
             if (k >= 0) snprintf(x->unfreeze_name, sizeof x->unfreeze_name, "%s", q->u_name[k]);
+            x->group = q->base;
             x->probe = q->probe;
             x->feat_ips = q->feat_ips;
             x->step_ips = k < 0 ? q->head_ips : q->ft_ips[k];
             x->eval_ips = q->feat_ips;
             x->epoch_extra_s = q->epoch_extra_s;
+            if (k < 0) {   /* each epoch's validation: the head on cached features */
+                x->val_ips = 3 * x->step_ips;
+                continue;
+            }
+            /* fine-tuning (the plan adds --tta flip: validation and the test
+             * score each image and its mirror): validation runs the whole
+             * model, or from the cached prefix the trained layers (a forward
+             * ~ a third of a training step, twice); the cached prefix's pass
+             * covers the images and their mirrors */
+            x->eval_passes = 2;
+            x->val_ips = q->feat_ips / 2;
+            if (q->cached[k]) {
+                x->cached = true;
+                x->once_passes = 2;
+                x->feat_ips = q->prefix_ips[k];
+                x->step_ips = q->cached_ips[k];
+                x->val_ips = 1.5 * q->cached_ips[k];
+            }
         }
     }
     return n;
 }
 
-/* A darknet node "9/conv" reads as its layer "9". */
+/* A darknet node "9/conv" reads as its layer "9"; an imported layer's
+ * name loses its model scope ("MobilenetV2/expanded_conv_13/expand/Relu6"
+ * reads "expanded_conv_13/expand/Relu6": the plan's JSON keeps the name). */
 static const char *short_name(const char *s, char *buf, size_t cap) {
+    const char *a = strchr(s, '/');
+    if (a && strchr(a + 1, '/')) s = a + 1;
     snprintf(buf, cap, "%s", s);
     char *sl = strstr(buf, "/conv");
     if (sl && !sl[5]) *sl = 0;
@@ -413,12 +493,14 @@ static const char *short_name(const char *s, char *buf, size_t cap) {
 static void cand_label(const planner *p, const gr_plan_cand *c, char *buf, size_t cap) {
     char u[64], bl[256];
     const probed *q = &p->pr[c->base];
+    char cn[64];
+    short_name(c->cut_name, cn, sizeof cn);
     if (c->mode == GR_PLAN_FROZEN)
         snprintf(buf, cap, "%s %dx%d cut %s, frozen", base_label(p->bases[q->base], bl, sizeof bl), c->size, c->size,
-                 c->cut_name);
+                 cn);
     else
-        snprintf(buf, cap, "%s %dx%d cut %s, from %s", base_label(p->bases[q->base], bl, sizeof bl), c->size, c->size,
-                 c->cut_name, short_name(c->unfreeze_name, u, sizeof u));
+        snprintf(buf, cap, "%s %dx%d cut %s, from %s%s", base_label(p->bases[q->base], bl, sizeof bl), c->size,
+                 c->size, cn, short_name(c->unfreeze_name, u, sizeof u), c->cached ? ", cached" : "");
 }
 
 static void print_table(const planner *p, const gr_plan_cand *c, int n, const gr_plan_opts *po) {
@@ -447,7 +529,8 @@ static void say_why(const planner *p, const gr_plan_cand *c, const gr_plan_opts 
     char b1[32], b2[32];
     double total = po->spent + c->once_s + c->epochs * c->epoch_s + c->eval_s;
     const char *why = c->mode == GR_PLAN_FINETUNE
-                          ? (c->epochs >= 8 ? "fine-tuning fits at least 8 epochs; best probe score among those"
+                          ? (c->epochs >= 8 ? "fine-tuning fits at least 8 epochs; among those, the best base by its "
+                                              "probe score, then the deepest training within 0.04 of its best score"
                                             : "fine-tuning fits at least 4 epochs (most epochs among those)")
                           : "no fine-tuning fits 4 epochs: a head on cached features, best probe score";
     snprintf(buf, cap, "%s; %d epochs of ~%.1fs, ~%s planned of %s", why, c->epochs, c->epoch_s,
@@ -469,7 +552,9 @@ static json_object *plan_json(const planner *p, const gr_plan_cand *c, int n, in
     json_object_object_add(j, "mode", json_object_new_string(x->mode == GR_PLAN_FROZEN ? "frozen" : "finetune"));
     if (x->mode == GR_PLAN_FINETUNE) json_object_object_add(j, "unfreeze", json_object_new_string(x->unfreeze_name));
     json_object_object_add(j, "epochs", json_object_new_int(x->epochs));
-    json_object_object_add(j, "lr", json_object_new_double(x->mode == GR_PLAN_FINETUNE ? GR_PLAN_FT_LR : p->t->lr));
+    json_object_object_add(j, "lr", json_object_new_double(x->mode == GR_PLAN_FROZEN ? p->t->lr
+                                                           : po->n_train >= GR_PLAN_FT_LR_LARGE ? 0.01 : GR_PLAN_FT_LR));
+    if (x->mode == GR_PLAN_FINETUNE) json_object_object_add(j, "cached_prefix", json_object_new_boolean(x->cached));
     json_object_object_add(j, "spent_s", json_object_new_double(round(po->spent * 10) / 10));
     json_object_object_add(j, "eval_s", json_object_new_double(round(x->eval_s * 10) / 10));
     json_object_object_add(j, "planned_s", json_object_new_double(
@@ -565,9 +650,17 @@ int budget_plan(train_args *t, double t_start, budget_plan_out *out, gr_error *e
     t->h = t->w = x->size;
     t->epochs = x->epochs;
     if (x->mode == GR_PLAN_FINETUNE) {   /* (the hand-tuned recipe's: base at 0.1x, crop + flip, 1 warm-up epoch) */
-        /* lr 0.005: the hand-tuned 0.01 diverged on small sets (160-image
-         * Fashion-MNIST, cut 14 from 9: a non-finite gradient in epoch 4) */
-        t->lr = GR_PLAN_FT_LR;
+        /* lr 0.01 (the hand-tuned recipes') from GR_PLAN_FT_LR_LARGE
+         * training images; below, 0.005: 0.01 diverged on small sets
+         * (160-image Fashion-MNIST, cut 14 from 9: a non-finite gradient in
+         * epoch 4) */
+        t->lr = po.n_train >= GR_PLAN_FT_LR_LARGE ? 0.01f : GR_PLAN_FT_LR;
+        /* issue 19's levers that cost no epochs: label smoothing 0.1 and
+         * the test-time flip (both kept when given); the cached prefix
+         * where it fits in memory (measured into the plan) */
+        if (!t->smoothing_given) t->smoothing = 0.1f;
+        if (!t->tta || !strcmp(t->tta, "none")) t->tta = "flip";
+        t->cache_prefix = x->cached;
         t->unfreeze = out->unfreeze;
         t->warmup = x->epochs >= 6 ? 1 : 0;
         t->augment = 1;

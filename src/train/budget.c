@@ -64,6 +64,7 @@ static void plan_defaults(gr_plan_opts *o) {
     if (o->ft_good_epochs <= 0) o->ft_good_epochs = 8;
     if (o->frozen_max_epochs <= 0) o->frozen_max_epochs = GR_PLAN_FROZEN_MAX;
     if (o->ft_max_epochs <= 0) o->ft_max_epochs = GR_PLAN_FT_MAX;
+    if (o->probe_slack <= 0) o->probe_slack = GR_PLAN_PROBE_SLACK;
 }
 
 /* Seconds for n images at ips img/s (no rate measured: never fits). */
@@ -74,9 +75,11 @@ static double secs(int n, double ips) {
 
 /* Candidate c's times and epochs for `left` seconds. */
 static void plan_one(gr_plan_cand *c, const gr_plan_opts *o, double left) {
-    c->once_s = secs(o->n_train + o->n_val, c->feat_ips);
-    c->epoch_s = secs(o->n_train, c->step_ips) + (c->epoch_extra_s > 0 ? c->epoch_extra_s : 0);
-    c->eval_s = secs(o->n_test, c->eval_ips);
+    int once = c->once_passes > 0 ? c->once_passes : 1, ev = c->eval_passes > 0 ? c->eval_passes : 1;
+    c->once_s = once * secs(o->n_train + o->n_val, c->feat_ips);
+    c->epoch_s = secs(o->n_train, c->step_ips) + (c->val_ips > 0 ? secs(o->n_val, c->val_ips) : 0) +
+                 (c->epoch_extra_s > 0 ? c->epoch_extra_s : 0);
+    c->eval_s = ev * secs(o->n_test, c->eval_ips);
     double t = left - c->once_s - c->eval_s;
     c->epochs_fit = isfinite(t) && c->epoch_s > 0 && isfinite(c->epoch_s) && t > 0
                         ? (t / c->epoch_s > 1e6 ? 1000000 : (int)floor(t / c->epoch_s)) : 0;
@@ -86,11 +89,29 @@ static void plan_one(gr_plan_cand *c, const gr_plan_opts *o, double left) {
     c->chosen = false;
 }
 
-/* Is a better than b among fine-tuning candidates (probe, deeper, epochs)? */
-static bool ft_better(const gr_plan_cand *a, const gr_plan_cand *b) {
-    if (a->probe != b->probe) return a->probe > b->probe;
+/* Is a better than b among fine-tuning candidates that fit enough epochs?
+ * Across groups (bases) the better group score; within one, a candidate
+ * more than `slack` below the group's best probe loses, then the deeper
+ * unfreeze, the better probe, more epochs.                                  */
+static bool ft_better(const gr_plan_cand *a, const gr_plan_cand *b, double slack) {
+    if (a->group != b->group) return a->group_probe > b->group_probe;
+    bool a_near = a->probe >= a->group_probe - slack, b_near = b->probe >= b->group_probe - slack;
+    if (a_near != b_near) return a_near;
     if (a->unfreeze != b->unfreeze) return a->unfreeze < b->unfreeze;
+    if (a->probe != b->probe) return a->probe > b->probe;
     return a->epochs > b->epochs;
+}
+
+/* Each candidate's group_probe: the best probe of its group among the
+ * fine-tuning candidates with at least `min_epochs` planned.               */
+static void group_scores(gr_plan_cand *c, int n, int min_epochs) {
+    for (int i = 0; i < n; i++) {
+        c[i].group_probe = -1;
+        for (int j = 0; j < n; j++)
+            if (c[j].group == c[i].group && c[j].mode == GR_PLAN_FINETUNE && c[j].epochs >= min_epochs &&
+                c[j].probe > c[i].group_probe)
+                c[i].group_probe = c[j].probe;
+    }
 }
 
 int gr_plan_choose(gr_plan_cand *c, int n, const gr_plan_opts *opts) {
@@ -99,15 +120,19 @@ int gr_plan_choose(gr_plan_cand *c, int n, const gr_plan_opts *opts) {
     double left = o.budget - o.spent - o.reserve * o.budget;
     for (int i = 0; i < n; i++) plan_one(&c[i], &o, left);
     int best = -1;
+    group_scores(c, n, o.ft_good_epochs);
     for (int i = 0; i < n; i++)   /* fine-tuning that fits enough epochs */
-        if (c[i].mode == GR_PLAN_FINETUNE && c[i].epochs >= o.ft_good_epochs && (best < 0 || ft_better(&c[i], &c[best])))
+        if (c[i].mode == GR_PLAN_FINETUNE && c[i].epochs >= o.ft_good_epochs &&
+            (best < 0 || ft_better(&c[i], &c[best], o.probe_slack)))
             best = i;
     for (int i = 0; best < 0 && i < n; i++)   /* ...else the most epochs of fine-tuning */
         if (c[i].mode == GR_PLAN_FINETUNE && c[i].epochs > 0)
             best = i;
     for (int i = 0; i < n; i++)
         if (best >= 0 && c[best].epochs < o.ft_good_epochs && c[i].mode == GR_PLAN_FINETUNE && c[i].epochs > 0 &&
-            (c[i].epochs > c[best].epochs || (c[i].epochs == c[best].epochs && ft_better(&c[i], &c[best]))))
+            (c[i].epochs > c[best].epochs ||
+             (c[i].epochs == c[best].epochs && (c[i].probe > c[best].probe ||
+                                                (c[i].probe == c[best].probe && c[i].unfreeze < c[best].unfreeze)))))
             best = i;
     for (int i = 0; best < 0 && i < n; i++)   /* ...else the best frozen candidate */
         if (c[i].mode == GR_PLAN_FROZEN && c[i].epochs > 0) {

@@ -24,6 +24,8 @@ typedef enum { GR_PLAN_FROZEN = 0, GR_PLAN_FINETUNE = 1 } gr_plan_mode;
 #define GR_PLAN_FT_MAX 100
 /* The rate of a fine-tuning plan (the base at 0.1x of it). */
 #define GR_PLAN_FT_LR 0.005f
+/* ...and from this many training images, the hand-tuned recipes' 0.01 */
+#define GR_PLAN_FT_LR_LARGE 5000
 
 /* One way to spend the budget, as measured, and the planner's verdict. */
 typedef struct {
@@ -39,12 +41,19 @@ typedef struct {
     double step_ips;         /* img/s of training: the head on cached features, or the fine-tuning step */
     double eval_ips;         /* img/s of the whole model's inference (--test, once at the end) */
     double epoch_extra_s;    /* seconds added to each epoch (its checkpoint) */
+    int group;               /* the base: candidates of one group compare by how deep they train */
+    int once_passes;         /* passes of the once part over the images (0 = 1; 2: the cached prefix and
+                              * its mirrors) */
+    double val_ips;          /* img/s of each epoch's validation (0: not counted) */
+    int eval_passes;         /* passes of the final evaluation (0 = 1; 2: --tta flip) */
+    bool cached;             /* the frozen prefix is cached (for the caller's labels) */
     /* filled by gr_plan_choose */
     double once_s;           /* seconds spent once: the features / statistics pass, validation features */
     double epoch_s;          /* seconds per epoch */
     double eval_s;           /* seconds of the final evaluation */
     int epochs_fit;          /* epochs that fit the time left (may be <= 0) */
     int epochs;              /* epochs planned (epochs_fit capped); 0 = not feasible */
+    double group_probe;      /* the best probe score of its group's feasible fine-tuning candidates */
     bool chosen;
 } gr_plan_cand;
 
@@ -57,21 +66,28 @@ typedef struct {
     int ft_good_epochs;      /* ...and prefers candidates that fit this many (0 = 8) */
     int frozen_max_epochs;   /* cap for a frozen head on cached features (0 = GR_PLAN_FROZEN_MAX) */
     int ft_max_epochs;       /* cap for fine-tuning (0 = GR_PLAN_FT_MAX) */
+    double probe_slack;      /* within a group, a deeper unfreeze wins over a probe score up to this
+                              * much better (0 = GR_PLAN_PROBE_SLACK) */
 } gr_plan_opts;
+/* The issue-19 levers on CIFAR-10 (MobileNet v2, 3 epochs): training from
+ * block 10 instead of 13 gave +3.3 points, 128 px instead of 96 +1.0 (its
+ * probe score ~0.03 higher): depth counts for more than a small probe gap. */
+#define GR_PLAN_PROBE_SLACK 0.04
 
 /* Fills each candidate's times and epochs and picks one:
  *   time left  = budget - spent - reserve * budget
- *   once_s     = (n_train + n_val) / feat_ips,
- *   epoch_s    = n_train / step_ips + epoch_extra_s,
- *   eval_s     = n_test / eval_ips,
+ *   once_s     = once_passes * (n_train + n_val) / feat_ips,
+ *   epoch_s    = n_train / step_ips + n_val / val_ips + epoch_extra_s,
+ *   eval_s     = eval_passes * n_test / eval_ips,
  *   epochs_fit = floor((time left - once_s - eval_s) / epoch_s);
  * a frozen candidate is feasible with >= 1 epoch (planned: at most
  * frozen_max), a fine-tuning one with >= ft_min (at most ft_max).
- * The pick: among fine-tuning candidates that fit ft_good epochs, the best
- * probe score (then the deeper unfreeze, then more epochs); else among
- * those fitting ft_min, the most epochs; else the frozen candidate with
- * the best probe score (then the shorter once_s).  Returns its index (and
- * sets its chosen), or -1 when none is feasible.                          */
+ * The pick: among fine-tuning candidates that fit ft_good epochs, the group
+ * (base) with the best probe score; in it, among those within probe_slack
+ * of its best score, the deeper unfreeze (then the better probe, then more
+ * epochs); else among those fitting ft_min, the most epochs; else the
+ * frozen candidate with the best probe score (then the shorter once_s).
+ * Returns its index (and sets its chosen), or -1 when none is feasible.   */
 int gr_plan_choose(gr_plan_cand *c, int n, const gr_plan_opts *o);
 
 /* The run's pace: after `done` batches of a plan of `total`, a batch takes
