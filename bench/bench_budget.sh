@@ -14,6 +14,12 @@
 #   B=build bench/bench_budget.sh                    # the sets and budgets below
 #   BUDGET_SETS=c5 BUDGET_TIMES="2m 5m" bench/bench_budget.sh
 #   BUDGET_CIFAR=30m bench/bench_budget.sh cifar     # the real CIFAR-10 (one run)
+#     cifar: --val-split 0.1, the bases BUDGET_BASES (default: the shared
+#     data's Coral MobileNet v2, the base of issue 19's hand-tuned recipe;
+#     several: "darknet:.../tiny.cfg,tflite:..." with BUDGET_WEIGHTS
+#     ".../tiny.weights,imagenet"),
+#     a fresh GRAFT_HOME (every features pass and cached prefix is paid in
+#     the run), under /usr/bin/time (peak RSS).
 #
 # Data (made once under $BUDGET_DATA, default build/budget-data, by
 # bench/make_budget_data.py): fm10k = Fashion-MNIST 28x28 grayscale, 10
@@ -109,14 +115,21 @@ if [ "${1:-}" = cifar ]; then
     C=${CIFAR_DIR:-../shared/data/cifar-10-batches-bin}
     [ -d "$C" ] || { echo "SKIP: no CIFAR-10 at $C"; exit 0; }
     budget=${BUDGET_CIFAR:-30m}
+    W=${GRAFT_DATA:-../shared/data}/weights
+    BASES=${BUDGET_BASES:-tflite:$W/coral-tflite/mobilenet_v2_1.0_224_quant.tflite}
+    WEIGHTS=${BUDGET_WEIGHTS:-imagenet}
     s=$(secs "$budget")
     load0=$(cut -d' ' -f1 /proc/loadavg)
-    r=$(run "$OUT/cifar10-$budget.log" "$G" train --data "$C" --test "$C" --val-split 0.1 --budget "$budget" \
+    rm -rf "$OUT/cifar10-home"; mkdir -p "$OUT/cifar10-home"
+    r=$(GRAFT_HOME=$OUT/cifar10-home run "$OUT/cifar10-$budget.log" /usr/bin/time -v "$G" train --data "$C" --test "$C" \
+        --val-split 0.1 --budget "$budget" --base "$BASES" --weights "$WEIGHTS" --seed "${BUDGET_SEED:-1}" \
         --out "$OUT/cifar10-$budget.gft")
     wall=${r% *}
-    printf 'cifar10 %s  wall %.1fs (%.1f%%) rc %s  acc %s | load %s-%s\n' "$budget" "$wall" \
+    printf 'cifar10 %s  wall %.1fs (%.1f%%) rc %s  acc %s  peak RSS %s MB | load %s-%s | plan: %s\n' "$budget" "$wall" \
         "$(awk -v w="$wall" -v s="$s" 'BEGIN { print 100 * w / s }')" "${r#* }" "$(acc "$OUT/cifar10-$budget.log")" \
-        "$load0" "$(cut -d' ' -f1 /proc/loadavg)"
+        "$(awk '/Maximum resident/ {printf "%.0f", $NF / 1024}' "$OUT/cifar10-$budget.log")" \
+        "$load0" "$(cut -d' ' -f1 /proc/loadavg)" \
+        "$(grep -- '<- chosen' "$OUT/cifar10-$budget.log" | awk '{$NF=""; $(NF-1)=""; print}' | sed 's/  *$//' | head -1)"
     exit 0
 fi
 
