@@ -39,6 +39,7 @@
 #   GRAFT_HOME, so the cached prefix is computed (and paid) inside the run.
 #   The peer runs the same TFLite graph in PyTorch (peer_finetune_acc.py
 #   --tflite, its usual loop: the frozen blocks on every batch, the pixel crop).
+#   FT_SIZE: the input side (default 96).
 #   The peer runs in build/peers-venv (the index's torch; `ln -sfn
 #   /work/peers-venv build/peers-venv` or make bench-peers) when it exists,
 #   else /usr/bin/python3 (Debian's torch); PEER_PY overrides.  Results in FT_OUT (default
@@ -69,9 +70,9 @@ case $RECIPE in
   tiny)      GREC=(--base "darknet:$D/tiny.cfg" --weights "$D/tiny.weights" --input-size 64x64 --cut 14 --unfreeze 9
                    --base-lr-mult 0.1 --augment)
              PREC=(--cfg "$D/tiny.cfg" --weights "$D/tiny.weights" --size 64 --cut 14 --unfreeze 9 --base-lr-mult 0.1) ;;
-  mobilenet) GREC=(--base "tflite:$MNV2" --input-size 96x96 --unfreeze MobilenetV2/expanded_conv_10/expand/Relu6
+  mobilenet) GREC=(--base "tflite:$MNV2" --input-size "${FT_SIZE:-96}x${FT_SIZE:-96}" --unfreeze MobilenetV2/expanded_conv_10/expand/Relu6
                    --base-lr-mult 0.1 --augment --cache-prefix --label-smoothing 0.1 --tta flip --val-split 0.1)
-             PREC=(--tflite "$MNV2" --size 96 --unfreeze-op 36 --base-lr-mult 0.1 --label-smoothing 0.1 --tta flip
+             PREC=(--tflite "$MNV2" --size "${FT_SIZE:-96}" --unfreeze-op 36 --base-lr-mult 0.1 --label-smoothing 0.1 --tta flip
                    --val-split 0.1) ;;
   *) echo "bench_finetune_acc: FT_RECIPE=$RECIPE: expected tiny or mobilenet" >&2; exit 2 ;;
 esac
