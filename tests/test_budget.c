@@ -145,6 +145,24 @@ static void test_choose(void) {
     CHECK(c[1].once_s == 10 && c[1].epoch_s == 17 && c[1].eval_s == 10 && c[1].epochs_fit == 29,
           "cached: once %g epoch %g eval %g fit %d (want 10 17 10 29)", c[1].once_s, c[1].epoch_s, c[1].eval_s,
           c[1].epochs_fit);
+    /* enough training by steps: 45,000 images, batch 32 -> 1,407 steps an
+     * epoch; left 528, once 1 s (45,000 img/s), eval 5 s: 522 s.  B: 100 s an
+     * epoch (450 img/s) -> 5 epochs = 7,035 steps >= 6,000: enough; C: 120 s
+     * (375 img/s) -> 4 epochs = 5,628 steps: not.  B wins although C trains
+     * deeper; with 5,000 steps enough, C (deeper) wins.                    */
+    n = cands(c, false);
+    o = (gr_plan_opts){.budget = 600, .spent = 60, .n_train = 45000, .n_test = 500};
+    for (int i = 0; i < n; i++) c[i].feat_ips = 45000;
+    c[1].step_ips = 450, c[2].step_ips = 375;
+    pick = gr_plan_choose(c, n, &o);
+    CHECK(pick == 1 && c[1].epochs == 5 && c[2].epochs == 4, "steps: B (5 epochs); got %d (B %d, C %d)", pick,
+          c[1].epochs, c[2].epochs);
+    o.ft_good_steps = 5000;
+    pick = gr_plan_choose(c, n, &o);
+    CHECK(pick == 2, "5,000 steps enough: C; got %d", pick);
+    o.ft_good_steps = 0, o.batch = 64;   /* 704 steps an epoch: 5 epochs = 3,520, not enough: the most epochs, B */
+    pick = gr_plan_choose(c, n, &o);
+    CHECK(pick == 1 && c[1].group_probe < 0, "batch 64: B by its epochs; got %d (group %g)", pick, c[1].group_probe);
     /* nothing fits: the features pass alone is longer than the budget */
     n = cands(c, true);
     for (int i = 0; i < n; i++) c[i].feat_ips = 1;

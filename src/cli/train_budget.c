@@ -528,10 +528,14 @@ static void print_table(const planner *p, const gr_plan_cand *c, int n, const gr
 static void say_why(const planner *p, const gr_plan_cand *c, const gr_plan_opts *po, char *buf, size_t cap) {
     char b1[32], b2[32];
     double total = po->spent + c->once_s + c->epochs * c->epoch_s + c->eval_s;
+    int batch = po->batch > 0 ? po->batch : 32;
+    bool enough = c->epochs >= 8 || (c->epochs >= 4 && (double)c->epochs * ((po->n_train + batch - 1) / batch) >=
+                                                           GR_PLAN_GOOD_STEPS);
     const char *why = c->mode == GR_PLAN_FINETUNE
-                          ? (c->epochs >= 8 ? "fine-tuning fits at least 8 epochs; among those, the best base by its "
-                                              "probe score, then the deepest training within 0.04 of its best score"
-                                            : "fine-tuning fits at least 4 epochs (most epochs among those)")
+                          ? (enough ? "fine-tuning fits enough training (8 epochs, or 4 of 6000 steps in all); among "
+                                      "those, the best base by its probe score, then the deepest training within "
+                                      "0.04 of its best score"
+                                    : "fine-tuning fits at least 4 epochs (most epochs among those)")
                           : "no fine-tuning fits 4 epochs: a head on cached features, best probe score";
     snprintf(buf, cap, "%s; %d epochs of ~%.1fs, ~%s planned of %s", why, c->epochs, c->epoch_s,
              gr_budget_format(total, b1, sizeof b1), gr_budget_format(po->budget, b2, sizeof b2));
@@ -612,7 +616,8 @@ int budget_plan(train_args *t, double t_start, budget_plan_out *out, gr_error *e
     p->n_val = t->val_split > 0 ? (int)lround(p->n_train * t->val_split) : 0;
     if (t->val) p->n_val = 0;   /* (a separate --val set: counted as validation features, roughly) */
     gr_plan_opts po = {.budget = t->budget, .spent = isnan(p->fake.spent) ? now_s() - t_start : p->fake.spent,
-                       .n_train = p->n_train - p->n_val, .n_val = p->n_val, .n_test = n_test};
+                       .n_train = p->n_train - p->n_val, .n_val = p->n_val, .n_test = n_test,
+                       .batch = t->batch > 0 ? t->batch : 32};
     int n = make_cands(p, c), pick = gr_plan_choose(c, n, &po);
     if (pick < 0) {
         if (p->say) print_table(p, c, n, &po);

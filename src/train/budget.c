@@ -62,6 +62,8 @@ static void plan_defaults(gr_plan_opts *o) {
     if (o->reserve <= 0) o->reserve = 0.02;
     if (o->ft_min_epochs <= 0) o->ft_min_epochs = 4;
     if (o->ft_good_epochs <= 0) o->ft_good_epochs = 8;
+    if (o->ft_good_steps <= 0) o->ft_good_steps = GR_PLAN_GOOD_STEPS;
+    if (o->batch <= 0) o->batch = 32;
     if (o->frozen_max_epochs <= 0) o->frozen_max_epochs = GR_PLAN_FROZEN_MAX;
     if (o->ft_max_epochs <= 0) o->ft_max_epochs = GR_PLAN_FT_MAX;
     if (o->probe_slack <= 0) o->probe_slack = GR_PLAN_PROBE_SLACK;
@@ -102,14 +104,20 @@ static bool ft_better(const gr_plan_cand *a, const gr_plan_cand *b, double slack
     return a->epochs > b->epochs;
 }
 
+/* Does fine-tuning candidate c plan enough training (budget.h)? */
+static bool enough(const gr_plan_cand *c, const gr_plan_opts *o) {
+    if (c->mode != GR_PLAN_FINETUNE || c->epochs <= 0) return false;
+    double steps = (double)c->epochs * ((o->n_train + o->batch - 1) / o->batch);
+    return c->epochs >= o->ft_good_epochs || (c->epochs >= o->ft_min_epochs && steps >= o->ft_good_steps);
+}
+
 /* Each candidate's group_probe: the best probe of its group among the
- * fine-tuning candidates with at least `min_epochs` planned.               */
-static void group_scores(gr_plan_cand *c, int n, int min_epochs) {
+ * fine-tuning candidates planning enough training.                        */
+static void group_scores(gr_plan_cand *c, int n, const gr_plan_opts *o) {
     for (int i = 0; i < n; i++) {
         c[i].group_probe = -1;
         for (int j = 0; j < n; j++)
-            if (c[j].group == c[i].group && c[j].mode == GR_PLAN_FINETUNE && c[j].epochs >= min_epochs &&
-                c[j].probe > c[i].group_probe)
+            if (c[j].group == c[i].group && enough(&c[j], o) && c[j].probe > c[i].group_probe)
                 c[i].group_probe = c[j].probe;
     }
 }
@@ -120,16 +128,16 @@ int gr_plan_choose(gr_plan_cand *c, int n, const gr_plan_opts *opts) {
     double left = o.budget - o.spent - o.reserve * o.budget;
     for (int i = 0; i < n; i++) plan_one(&c[i], &o, left);
     int best = -1;
-    group_scores(c, n, o.ft_good_epochs);
+    group_scores(c, n, &o);
     for (int i = 0; i < n; i++)   /* fine-tuning that fits enough epochs */
-        if (c[i].mode == GR_PLAN_FINETUNE && c[i].epochs >= o.ft_good_epochs &&
+        if (enough(&c[i], &o) &&
             (best < 0 || ft_better(&c[i], &c[best], o.probe_slack)))
             best = i;
     for (int i = 0; best < 0 && i < n; i++)   /* ...else the most epochs of fine-tuning */
         if (c[i].mode == GR_PLAN_FINETUNE && c[i].epochs > 0)
             best = i;
     for (int i = 0; i < n; i++)
-        if (best >= 0 && c[best].epochs < o.ft_good_epochs && c[i].mode == GR_PLAN_FINETUNE && c[i].epochs > 0 &&
+        if (best >= 0 && !enough(&c[best], &o) && c[i].mode == GR_PLAN_FINETUNE && c[i].epochs > 0 &&
             (c[i].epochs > c[best].epochs ||
              (c[i].epochs == c[best].epochs && (c[i].probe > c[best].probe ||
                                                 (c[i].probe == c[best].probe && c[i].unfreeze < c[best].unfreeze)))))
