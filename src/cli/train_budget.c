@@ -178,7 +178,12 @@ static gr_dataset *open_at(const planner *p, int k, int size, gr_recipe *rc, gr_
 static double measure_forward(gr_model *m, gr_dataset *ds, int upto, int batch, gr_error *err) {
     int n = gr_dataset_count(ds), use = n < 5 * batch ? n : 5 * batch, h, w;
     gr_dataset_size(ds, &h, &w);
-    gr_batcher *b = gr_batcher_new(ds, NULL, use, &(gr_batcher_opts){.batch = batch, .threads = 2}, err);
+    /* the first `use` samples (a NULL index list would be all of them: a
+     * whole features pass where five batches tell the rate) */
+    int *idx = gr_malloc((size_t)use * sizeof(int), err);
+    if (!idx) return NAN;
+    for (int i = 0; i < use; i++) idx[i] = i;
+    gr_batcher *b = gr_batcher_new(ds, idx, use, &(gr_batcher_opts){.batch = batch, .threads = 2}, err);
     gr_ctx *cx = gr_ctx_new(m, err);
     float *x = gr_malloc((size_t)batch * h * w * 3 * sizeof(float), err);
     float *o = gr_malloc((size_t)batch * gr_node_size(m, upto) * sizeof(float), err);
@@ -197,7 +202,7 @@ static double measure_forward(gr_model *m, gr_dataset *ds, int upto, int batch, 
     }
     gr_batcher_free(b);
     gr_ctx_free(cx);
-    free(x); free(o); free(lab);
+    free(x); free(o); free(lab); free(idx);
     return ips;
 }
 
