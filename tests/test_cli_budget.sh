@@ -119,6 +119,34 @@ else
 fi
 kill -INT "${PIDS[-1]}" 2>/dev/null; wait "${PIDS[-1]}" 2>/dev/null
 
+# ---- a plan of 18 candidates (6 sizes up to a 224x224 base, 3 ways each)
+# is longer than 4,096 characters: the settings saved in the model and the
+# checkpoints hold it all (they once stopped the run at its start)
+sed 's/height=64/height=224/; s/width=64/width=224/' "$T/np.cfg" > "$T/np224.cfg"
+GRAFT_BUDGET_FAKE="feat=1000,head=10000,ft1=20,ft2=5,prefix=1000,c1=400,c2=20,spent=5,cut=default" \
+  $G train --data "$T/train.bin" --base "darknet:$T/np224.cfg" --weights none --budget 10m \
+  --checkpoint "$T/big.ckpt" --out "$T/big.gft" > "$T/big.out" 2> "$T/big.err" &
+PIDS+=($!)
+if wait_for "$T/big.out" "^Epoch 2/|^graft: error" && sleep 0.5 && [ -s "$T/big.ckpt" ] &&
+   $PY - "$T/big.ckpt" > "$T/meta" 2>&1 <<'PY'
+import json, struct, sys
+with open(sys.argv[1], "rb") as f:
+    n = struct.unpack("<Q", f.read(8))[0]
+    meta = json.loads(f.read(n))["__metadata__"]
+cfg = json.loads(meta["graft.training"])["config"]
+p = cfg["plan"]
+assert len(p["candidates"]) == 18 and len(json.dumps(cfg)) > 4096, (len(p["candidates"]), len(json.dumps(cfg)))
+assert sorted({c["candidate"].split()[1] for c in p["candidates"]}) == sorted(
+    ["%dx%d" % (s, s) for s in (32, 64, 96, 128, 160, 224)]), p["candidates"]
+print("ok", len(json.dumps(cfg)))
+PY
+then
+  pass budget_long_plan_saved
+else
+  fail budget_long_plan_saved "$(tail -2 "$T/big.err") $(cat "$T/meta" 2>/dev/null)"
+fi
+kill -INT "${PIDS[-1]}" 2>/dev/null; wait "${PIDS[-1]}" 2>/dev/null
+
 # ---- 15 s: left 9.4: no fine-tuning fits 4 epochs; the frozen head, 40
 # epochs.  It runs to its end, with a checkpoint kept, a report and a log.
 export GRAFT_BUDGET_FAKE="feat=1000,head=10000,ft1=20,ft2=5,prefix=1000,c1=20,c2=5,spent=5,cut=default"

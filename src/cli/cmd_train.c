@@ -30,7 +30,9 @@ typedef struct {
     cli_outputs outs;
     char ckpt[4200];
     char base_list[4096], weights_list[4096];   /* --base B1,B2: the list split in place */
-    char config[4096], ckpt_config[4096];       /* saved in the model; in checkpoints, + where the run writes */
+    /* saved in the model; in checkpoints, + where the run writes (room for
+     * a --budget plan: budget_plan_out.json, and the paths) */
+    char config[40960], ckpt_config[40960];
     gr_fit_opts fo;
     /* --budget: the run's start (monotonic seconds), the budget used before a --resume, the plan */
     double t_start, used_before;

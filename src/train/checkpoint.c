@@ -23,17 +23,21 @@ gr_status gr_checkpoint_save(gr_model *m, gr_trainer *t, const char *path, int e
     int ne = 1;
     if (s2) ne++;
     if (ema) e[ne++] = e[2];
-    char json[4096];
-    int len = snprintf(json, sizeof json,
+    size_t cap = (config ? strlen(config) : 2) + 512;
+    char *json = gr_malloc(cap, err);
+    if (!json) return err->code;
+    int len = snprintf(json, cap,
              "{\"epoch\": %d, \"step\": %d, \"iterations\": %lld, \"lr\": %.9g, \"epoch_loss_sum\": %.17g, "
              "\"epoch_correct\": %lld, \"epoch_seen\": %d, \"rng\": [\"%016llx\", "
              "\"%016llx\", \"%016llx\", \"%016llx\"], \"config\": %s}",
              epoch, step, (long long)*it, (double)rs->lr, rs->loss_sum, (long long)rs->correct, rs->seen,
              (unsigned long long)rng->s[0], (unsigned long long)rng->s[1],
              (unsigned long long)rng->s[2], (unsigned long long)rng->s[3], config ? config : "{}");
-    if (len < 0 || (size_t)len >= sizeof json)
-        return gr_error_set(err, GR_ERR_ARG, "%s: the run's settings are too long for a checkpoint", path);
-    return gr_model_save_ex(m, path, json, e, ne, err);
+    gr_status st = len < 0 || (size_t)len >= cap
+                       ? gr_error_set(err, GR_ERR_ARG, "%s: the run's settings are too long for a checkpoint", path)
+                       : gr_model_save_ex(m, path, json, e, ne, err);
+    free(json);
+    return st;
 }
 
 /* A setting's value for a message: numbers with %g (a float stored as
