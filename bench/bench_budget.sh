@@ -21,6 +21,11 @@
 #     a fresh GRAFT_HOME (every features pass and cached prefix is paid in
 #     the run), under /usr/bin/time (peak RSS).
 #
+# The small sets plan among the bases on this machine and run the default
+# recipe's tiny-darknet: fetch it first where there is no network
+# (`GRAFT_MIRROR=../shared/data build/graft fetch tiny-darknet`); Fashion-MNIST
+# is Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist).
+#
 # Data (made once under $BUDGET_DATA, default build/budget-data, by
 # bench/make_budget_data.py): fm10k = Fashion-MNIST 28x28 grayscale, 10
 # classes, 10,000 train / 2,000 test (Debian's dataset-fashion-mnist);
