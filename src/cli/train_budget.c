@@ -533,11 +533,8 @@ static void print_table(const planner *p, const gr_plan_cand *c, int n, const gr
 static void say_why(const planner *p, const gr_plan_cand *c, const gr_plan_opts *po, char *buf, size_t cap) {
     char b1[32], b2[32];
     double total = po->spent + c->once_s + c->epochs * c->epoch_s + c->eval_s;
-    int batch = po->batch > 0 ? po->batch : 32;
-    bool enough = c->epochs >= 8 || (c->epochs >= 4 && (double)c->epochs * ((po->n_train + batch - 1) / batch) >=
-                                                           GR_PLAN_GOOD_STEPS);
     const char *why = c->mode == GR_PLAN_FINETUNE
-                          ? (enough ? "fine-tuning fits enough training (8 epochs, or 4 of 6000 steps in all); among "
+                          ? (gr_plan_enough(c, po) ? "fine-tuning fits enough training (8 epochs, or 4 of 6000 steps in all); among "
                                       "those, the best base by its probe score, then the deepest training within "
                                       "0.04 of its best score"
                                     : "fine-tuning fits at least 4 epochs (most epochs among those)")

@@ -122,6 +122,12 @@ static void group_scores(gr_plan_cand *c, int n, const gr_plan_opts *o) {
     }
 }
 
+bool gr_plan_enough(const gr_plan_cand *c, const gr_plan_opts *opts) {
+    gr_plan_opts o = *opts;
+    plan_defaults(&o);
+    return enough(c, &o);
+}
+
 int gr_plan_choose(gr_plan_cand *c, int n, const gr_plan_opts *opts) {
     gr_plan_opts o = *opts;
     plan_defaults(&o);

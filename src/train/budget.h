@@ -97,6 +97,9 @@ typedef struct {
  * frozen candidate with the best probe score (then the shorter once_s).
  * Returns its index (and sets its chosen), or -1 when none is feasible.   */
 int gr_plan_choose(gr_plan_cand *c, int n, const gr_plan_opts *o);
+/* Does fine-tuning candidate c (epochs planned) plan enough training under
+ * o (defaults applied as gr_plan_choose applies them)?                     */
+bool gr_plan_enough(const gr_plan_cand *c, const gr_plan_opts *o);
 
 /* The run's pace: after `done` batches of a plan of `total`, a batch takes
  * `pace` seconds (validation and epoch ends included) and `left` seconds
