@@ -28,6 +28,7 @@
 #include "exec/ctx.h"
 #include "graph/model.h"
 #include "train/budget.h"
+#include "train/fit.h"
 #include "train.h"
 
 #define MAX_BASES 8
@@ -298,9 +299,10 @@ static int measure(planner *p, probed *q, gr_model *m, gr_dataset *ds, gr_error 
          * the memory budget as gr_fit keeps it (float16, or float32 with
          * GRAFT_FEATURES_PRECISION=fp32) */
         const char *fp = getenv("GRAFT_FEATURES_PRECISION");
-        double bytes = 2.0 * p->n_train * (double)gr_node_size(m, q->u[k] - 1) * (fp && !strcmp(fp, "fp32") ? 4 : 2);
+        double bytes = gr_prefix_cache_bytes(p->n_train, (size_t)gr_node_size(m, q->u[k] - 1),
+                                             !(fp && !strcmp(fp, "fp32")), true);
         q->cached[k] = !t->no_cache && !p->fake.no_prefix && !(t->mixup > 0 || t->cutmix > 0 || t->rrc > 0) &&
-                       bytes <= 0.5 * (double)gr_memory_budget();
+                       gr_prefix_cache_fits(bytes);
         if (!q->cached[k]) continue;
         q->prefix_ips[k] = isnan(p->fake.prefix) ? measure_forward(m, ds, q->u[k] - 1, 64, err) : p->fake.prefix;
         if (isnan(q->prefix_ips[k])) return -1;

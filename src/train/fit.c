@@ -110,6 +110,12 @@ static gr_status check_model_data(gr_fit_run *r) {
     return GR_OK;
 }
 
+double gr_prefix_cache_bytes(int n, size_t F, bool half, bool mirrors) {
+    return (double)n * (double)F * (half ? 2 : 4) * (mirrors ? 2 : 1);
+}
+
+bool gr_prefix_cache_fits(double bytes) { return bytes <= 0.5 * (double)gr_memory_budget(); }
+
 /* The cached prefix: whether augmentation runs on the cached maps.  The
  * flip alone is exact (a flipped sample reads its mirror's features: what
  * the frozen part computes on the flipped image, rounded as the cache
@@ -138,12 +144,12 @@ static gr_status prefix_cache_check(gr_fit_run *r) {
         if (r->mh * r->mw == 1) r->cell_pad = 0;   /* a vector: nothing to translate */
     }
     size_t F = (size_t)gr_node_size(r->m, r->first - 1);
-    double bytes = (double)r->n * F * (r->half ? 2 : 4) * (o->hflip ? 2 : 1);
+    double bytes = gr_prefix_cache_bytes(r->n, F, r->half, o->hflip);
     uint64_t budget = gr_memory_budget();
     char sz[32], bz[32];
     gr_size_text((uint64_t)bytes, sz, sizeof sz);
     gr_size_text(budget, bz, sizeof bz);
-    if (bytes > 0.5 * (double)budget) {
+    if (!gr_prefix_cache_fits(bytes)) {
         gr_warn("the cached prefix (%d samples x %zu %s%s) would take %s, more than half of the memory budget "
                 "(%s; GRAFT_MAX_MEMORY): the frozen part runs on every batch instead", r->n, F,
                 r->half ? "float16" : "float32", o->hflip ? ", and their mirrors" : "", sz, bz);

@@ -68,6 +68,11 @@ typedef struct {
 } gr_fit_run;
 
 double gr_fit_now(void);   /* monotonic seconds */
+/* The cached prefix's size: n samples x F values, 2 bytes each in float16
+ * (else 4), twice with the mirrors; and whether gr_fit keeps it (at most
+ * half of the memory budget; beyond, the frozen part runs every batch).  */
+double gr_prefix_cache_bytes(int n, size_t F, bool half, bool mirrors);
+bool gr_prefix_cache_fits(double bytes);
 /* perm = a permutation of 0..n-1 drawn from (seed, epoch). */
 void gr_fit_shuffle(int *perm, int n, uint64_t seed, int epoch);
 /* opts->stop, set by another thread (the CLI's signal thread) or a signal
