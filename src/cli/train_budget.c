@@ -298,9 +298,8 @@ static int measure(planner *p, probed *q, gr_model *m, gr_dataset *ds, gr_error 
          * layers below u (and its mirror), when it takes at most half of
          * the memory budget as gr_fit keeps it (float16, or float32 with
          * GRAFT_FEATURES_PRECISION=fp32) */
-        const char *fp = getenv("GRAFT_FEATURES_PRECISION");
         double bytes = gr_prefix_cache_bytes(p->n_train, (size_t)gr_node_size(m, q->u[k] - 1),
-                                             !(fp && !strcmp(fp, "fp32")), true);
+                                             gr_features_env_fp32() != 1, true);
         q->cached[k] = !t->no_cache && !p->fake.no_prefix && !(t->mixup > 0 || t->cutmix > 0 || t->rrc > 0) &&
                        gr_prefix_cache_fits(bytes);
         if (!q->cached[k]) continue;

@@ -116,6 +116,12 @@ double gr_prefix_cache_bytes(int n, size_t F, bool half, bool mirrors) {
 
 bool gr_prefix_cache_fits(double bytes) { return bytes <= 0.5 * (double)gr_memory_budget(); }
 
+int gr_features_env_fp32(void) {
+    const char *fp = getenv("GRAFT_FEATURES_PRECISION");
+    if (!fp || !*fp || !strcmp(fp, "fp16")) return 0;
+    return strcmp(fp, "fp32") ? -1 : 1;
+}
+
 /* The cached prefix: whether augmentation runs on the cached maps.  The
  * flip alone is exact (a flipped sample reads its mirror's features: what
  * the frozen part computes on the flipped image, rounded as the cache
@@ -179,10 +185,11 @@ static gr_status fit_check(gr_fit_run *r) {
         return gr_error_set(r->err, GR_ERR_ARG, "random-resized-crop scale %g must be in [0, 1], mixup %g and "
                             "cutmix %g >= 0, ema %g in [0, 1)", o->rrc_scale, o->mixup, o->cutmix, o->ema);
     r->augment = o->pad > 0 || o->hflip || o->rrc_scale > 0 || o->mixup > 0 || o->cutmix > 0;
-    const char *fp = getenv("GRAFT_FEATURES_PRECISION");
-    if (fp && *fp && strcmp(fp, "fp32") && strcmp(fp, "fp16"))
-        return gr_error_set(r->err, GR_ERR_ARG, "GRAFT_FEATURES_PRECISION='%s': give fp16 (the default) or fp32", fp);
-    r->half = !o->features_fp32 && !(fp && !strcmp(fp, "fp32")) && r->first > 0;
+    int env_fp32 = gr_features_env_fp32();
+    if (env_fp32 < 0)
+        return gr_error_set(r->err, GR_ERR_ARG, "GRAFT_FEATURES_PRECISION='%s': give fp16 (the default) or fp32",
+                            getenv("GRAFT_FEATURES_PRECISION"));
+    r->half = !o->features_fp32 && !env_fp32 && r->first > 0;
     st = prefix_cache_check(r);
     if (st != GR_OK) return st;
     /* the features at the cut in float16 (feats.h) unless asked for float32;

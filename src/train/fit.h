@@ -73,6 +73,9 @@ double gr_fit_now(void);   /* monotonic seconds */
  * half of the memory budget; beyond, the frozen part runs every batch).  */
 double gr_prefix_cache_bytes(int n, size_t F, bool half, bool mirrors);
 bool gr_prefix_cache_fits(double bytes);
+/* GRAFT_FEATURES_PRECISION: 1 = fp32, 0 = fp16 or unset (the default),
+ * -1 = anything else (gr_fit refuses it).                                  */
+int gr_features_env_fp32(void);
 /* perm = a permutation of 0..n-1 drawn from (seed, epoch). */
 void gr_fit_shuffle(int *perm, int n, uint64_t seed, int epoch);
 /* opts->stop, set by another thread (the CLI's signal thread) or a signal
