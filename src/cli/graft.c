@@ -127,6 +127,7 @@ static int graft_main(int argc, char **argv) {
  * job (MPI_Abort in gr_dist_exit) so that no rank waits for it.            */
 int main(int argc, char **argv) {
     ensure_passive_wait(argv);
+    gr_fp_flush_enter();   /* every command, on every thread: subnormals flushed (core/fpmode.c) */
     gr_error err = {0};
     if (gr_dist_init(&argc, &argv, &err) != GR_OK) return cli_fail(&err);
     if (gr_dist_rank() > 0 && !freopen("/dev/null", "w", stdout)) return gr_dist_exit(cli_failf("cannot silence rank %d's output", gr_dist_rank()));

@@ -38,4 +38,12 @@ float gr_rng_uniform(gr_rng *r);                 /* [0, 1) */
 float gr_rng_normal(gr_rng *r);                  /* N(0, 1) */
 uint32_t gr_rng_below(gr_rng *r, uint32_t n);    /* [0, n) unbiased */
 
+/* Subnormal floats flushed to zero (FTZ + DAZ; fpmode.c says why): on the
+ * calling thread and every OpenMP pool thread.  enter returns the calling
+ * thread's mode, which leave restores (on the pool's threads too).
+ * gr_fp_flushing: whether the calling thread flushes.                      */
+unsigned gr_fp_flush_enter(void);
+void gr_fp_flush_leave(unsigned saved);
+bool gr_fp_flushing(void);
+
 #endif

@@ -716,6 +716,7 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
     r.epochs0 = r.o.epochs;
     gr_status st = fit_check(&r);
     if (st != GR_OK) return st;
+    unsigned fp_mode = gr_fp_flush_enter();   /* subnormals at full speed (core/fpmode.c) */
     st = fit_setup(&r);
     if (st == GR_OK && r.o.resume) st = fit_resume(&r);
     if (st == GR_OK) {
@@ -735,6 +736,7 @@ gr_status gr_fit(gr_model *m, const gr_dataset *ds, const int *idx, int n, const
         fit_finish(&r, st);
     }
     fit_free(&r);
+    gr_fp_flush_leave(fp_mode);
     return st;
 }
 
