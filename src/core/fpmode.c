@@ -8,8 +8,8 @@
  * head (25.7M weights, Fashion-MNIST, 3,000 images): epochs went from 3.8 s
  * to 19-24 s once the loss reached zero.  Flush-to-zero (results) and
  * denormals-are-zero (inputs) keep them at full speed; what they change is
- * below 1.2e-38, far under anything a float32 model resolves (PyTorch's
- * torch.set_flush_denormal, oneDNN's and TensorFlow's CPU kernels do alike).
+ * below 1.2e-38, far under anything a float32 model resolves (TensorFlow's
+ * CPU runtime flushes by default; PyTorch offers torch.set_flush_denormal).
  *
  * The mode is per thread (MXCSR on x86, FPCR on AArch64): entering sets it
  * on the calling thread and on every thread of the OpenMP pool, leaving
