@@ -174,6 +174,30 @@ static void test_choose(void) {
     CHECK(gr_plan_choose(c, n, &o) == -1, "no rates: -1");
 }
 
+/* The fine-tuning cap: 100 epochs, or the epochs of 20,000 steps where
+ * they are more; by hand: 2,000 images at batch 32 = 63 steps an epoch ->
+ * ceil(20000 / 63) = 318; 3,000 -> 94 -> 213; 45,000 -> 1,407 -> 15, so
+ * 100; batch 0 is 32; 20,000 images at batch 100 = 200 steps -> 100.  And
+ * the plan applies it: a candidate fitting 500 epochs of 2,000 images
+ * plans 318 (with the cap left at 0 in the options).                      */
+static void test_ft_cap(void) {
+    static const struct { int n, batch, want; } k[] = {
+        {2000, 32, 318}, {3000, 32, 213}, {45000, 32, 100}, {2000, 0, 318}, {20000, 100, 100}, {160, 32, 4000}};
+    for (size_t i = 0; i < sizeof k / sizeof *k; i++) {
+        int got = gr_plan_ft_max_epochs(k[i].n, k[i].batch);
+        CHECK(got == k[i].want, "%d images at batch %d: cap %d (want %d)", k[i].n, k[i].batch, got, k[i].want);
+    }
+    gr_plan_cand c[1];
+    memset(c, 0, sizeof c);
+    /* left = 1000 - 0 - 20 = 980; once 2,000 / 1000 = 2 s; eval 0; 1 s an epoch (2,000 / 2,000) -> 978 fit */
+    c[0].probe = 0.7, c[0].feat_ips = 1000, c[0].eval_ips = 1000, c[0].step_ips = 2000, c[0].cut = 30;
+    c[0].size = 64, c[0].mode = GR_PLAN_FINETUNE, c[0].unfreeze = 20;
+    gr_plan_opts o = {.budget = 1000, .n_train = 2000, .n_test = 0};
+    int pick = gr_plan_choose(c, 1, &o);
+    CHECK(pick == 0 && c[0].epochs_fit == 978 && c[0].epochs == 318, "plan: pick %d, fit %d, epochs %d (want 978, 318)",
+          pick, c[0].epochs_fit, c[0].epochs);
+}
+
 static void test_stop_iter(void) {
     CHECK(gr_plan_stop_iter(100, 500, 0.5, 100) == 300, "100 + 100/0.5");
     CHECK(gr_plan_stop_iter(100, 500, 0.5, 1e9) == 500, "ample time: the total");
@@ -282,6 +306,7 @@ out:
 int main(void) {
     RUN(test_parse);
     RUN(test_choose);
+    RUN(test_ft_cap);
     RUN(test_stop_iter);
     RUN(test_fit_time_limit);
     return check_summary();

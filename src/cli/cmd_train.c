@@ -77,8 +77,9 @@ static double budget_fit_limit(const train_run *r, int *max_epochs) {
     json_object *pj = t->plan ? json_tokener_parse(t->plan) : NULL, *v;
     if (pj && json_object_object_get_ex(pj, "eval_s", &v)) eval_s = json_object_get_double(v);
     /* the run may grow when batches run faster than measured: up to the planner's cap */
+    int n_train = r->tr_idx ? r->n_tr : gr_dataset_count(r->train);
     *max_epochs = pj && json_object_object_get_ex(pj, "mode", &v) && !strcmp(json_object_get_string(v), "frozen")
-                      ? GR_PLAN_FROZEN_MAX : GR_PLAN_FT_MAX;
+                      ? GR_PLAN_FROZEN_MAX : gr_plan_ft_max_epochs(n_train, r->fo.batch);
     json_object_put(pj);
     double left = t->budget - r->used_before - (mono_now() - r->t_start) - 1.1 * eval_s - 0.5 - 0.005 * t->budget;
     return left > 1 ? left : 1;

@@ -58,6 +58,13 @@ const char *gr_budget_format(double seconds, char *buf, size_t cap) {
     return buf;
 }
 
+int gr_plan_ft_max_epochs(int n_train, int batch) {
+    if (batch <= 0) batch = 32;
+    int64_t steps = n_train > 0 ? ((int64_t)n_train + batch - 1) / batch : 1;
+    int64_t e = (GR_PLAN_FT_MAX_STEPS + steps - 1) / steps;
+    return e > GR_PLAN_FT_MAX ? (int)e : GR_PLAN_FT_MAX;
+}
+
 static void plan_defaults(gr_plan_opts *o) {
     if (o->reserve <= 0) o->reserve = 0.02;
     if (o->ft_min_epochs <= 0) o->ft_min_epochs = 4;
@@ -65,7 +72,7 @@ static void plan_defaults(gr_plan_opts *o) {
     if (o->ft_good_steps <= 0) o->ft_good_steps = GR_PLAN_GOOD_STEPS;
     if (o->batch <= 0) o->batch = 32;
     if (o->frozen_max_epochs <= 0) o->frozen_max_epochs = GR_PLAN_FROZEN_MAX;
-    if (o->ft_max_epochs <= 0) o->ft_max_epochs = GR_PLAN_FT_MAX;
+    if (o->ft_max_epochs <= 0) o->ft_max_epochs = gr_plan_ft_max_epochs(o->n_train, o->batch);
     if (o->probe_slack <= 0) o->probe_slack = GR_PLAN_PROBE_SLACK;
 }
 

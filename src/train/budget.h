@@ -19,9 +19,15 @@ const char *gr_budget_format(double seconds, char *buf, size_t cap);
 
 typedef enum { GR_PLAN_FROZEN = 0, GR_PLAN_FINETUNE = 1 } gr_plan_mode;
 /* The default caps on epochs: a head on cached features gains nothing
- * past ~40; fine-tuning stops at 100.                                      */
+ * past ~40; fine-tuning stops at 100 epochs or, on small data, at 20,000
+ * steps (what trains is the steps: capped at 100 epochs, 15-minute plans on
+ * 2,000-3,000 images ended at 60-79% of their budget).                     */
 #define GR_PLAN_FROZEN_MAX 40
 #define GR_PLAN_FT_MAX 100
+#define GR_PLAN_FT_MAX_STEPS 20000
+/* The fine-tuning cap for n_train images at batch (0 = 32): the larger of
+ * GR_PLAN_FT_MAX epochs and the epochs of GR_PLAN_FT_MAX_STEPS steps.      */
+int gr_plan_ft_max_epochs(int n_train, int batch);
 /* The rate of a fine-tuning plan (the base at 0.1x of it). */
 #define GR_PLAN_FT_LR 0.005f
 /* ...and from this many training images, the hand-tuned recipes' 0.01 */
@@ -67,7 +73,7 @@ typedef struct {
     int ft_good_steps;       /* or at least ft_min epochs of this many steps (0 = GR_PLAN_GOOD_STEPS) */
     int batch;               /* the steps' batch (0 = 32) */
     int frozen_max_epochs;   /* cap for a frozen head on cached features (0 = GR_PLAN_FROZEN_MAX) */
-    int ft_max_epochs;       /* cap for fine-tuning (0 = GR_PLAN_FT_MAX) */
+    int ft_max_epochs;       /* cap for fine-tuning (0 = gr_plan_ft_max_epochs(n_train, batch)) */
     double probe_slack;      /* within a group, a deeper unfreeze wins over a probe score up to this
                               * much better (0 = GR_PLAN_PROBE_SLACK) */
 } gr_plan_opts;
