@@ -58,9 +58,15 @@ const char *gr_budget_format(double seconds, char *buf, size_t cap) {
     return buf;
 }
 
+/* Steps of one epoch: ceil(n_train / batch) (0 for no images). */
+static int64_t epoch_steps(int n_train, int batch) {
+    return n_train > 0 ? ((int64_t)n_train + batch - 1) / batch : 0;
+}
+
 int gr_plan_ft_max_epochs(int n_train, int batch) {
     if (batch <= 0) batch = 32;
-    int64_t steps = n_train > 0 ? ((int64_t)n_train + batch - 1) / batch : 1;
+    int64_t steps = epoch_steps(n_train, batch);
+    if (steps < 1) steps = 1;
     int64_t e = (GR_PLAN_FT_MAX_STEPS + steps - 1) / steps;
     return e > GR_PLAN_FT_MAX ? (int)e : GR_PLAN_FT_MAX;
 }
@@ -114,7 +120,7 @@ static bool ft_better(const gr_plan_cand *a, const gr_plan_cand *b, double slack
 /* Does fine-tuning candidate c plan enough training (budget.h)? */
 static bool enough(const gr_plan_cand *c, const gr_plan_opts *o) {
     if (c->mode != GR_PLAN_FINETUNE || c->epochs <= 0) return false;
-    double steps = (double)c->epochs * ((o->n_train + o->batch - 1) / o->batch);
+    double steps = (double)c->epochs * (double)epoch_steps(o->n_train, o->batch);
     return c->epochs >= o->ft_good_epochs || (c->epochs >= o->ft_min_epochs && steps >= o->ft_good_steps);
 }
 
