@@ -44,6 +44,33 @@ clean_fail() {
   [ "$1" -ge 1 ] && [ "$1" -le 2 ] && has "$2" "^graft: error: .*${3:-}" && clean "$2"
 }
 wait_for() { local _; for _ in $(seq 1200); do has "$1" "$2" && return 0; sleep 0.1; done; return 1; }
+# stop_when [-t TICKS] PID TEST [ARGS...]: stops the process (SIGSTOP) at a moment TEST ARGS holds
+# and returns 0 with it stopped (the caller sends SIGCONT); 1 if it ended first.  TEST is looked
+# at only while the process is stopped (state T in /proc), so what it saw still holds on return.
+# Between looks the process runs for a moment, or for TICKS clock ticks of CPU (a faster crawl,
+# for a TEST that stays true once true).  TEST should be a shell function or builtin: a fork per
+# look makes the run crawl.
+proc_stat() {   # -> $pstate (gone when there is no such process), $pcpu (user + system ticks)
+  local s f; pstate=gone; pcpu=0
+  read -r s </proc/$1/stat 2>/dev/null || return 0
+  read -r -a f <<<"${s##*) }"; pstate=${f[0]}; pcpu=$((f[11] + f[12]))
+}
+stop_when() {
+  local ticks=0 pid until; [ "$1" = -t ] && { ticks=$2; shift 2; }
+  pid=$1; shift
+  while kill -STOP "$pid" 2>/dev/null; do
+    while proc_stat "$pid"; [ "$pstate" != T ] && [ "$pstate" != Z ] && [ "$pstate" != gone ]; do :; done
+    [ "$pstate" = T ] || return 1
+    "$@" && return 0
+    until=$((pcpu + ticks))
+    kill -CONT "$pid" 2>/dev/null
+    while proc_stat "$pid"; [ "$pstate" != Z ] && [ "$pstate" != gone ] && [ "$pcpu" -lt "$until" ]; do :; done
+  done
+  return 1
+}
+# file_has FILE REGEX, lines_at_least FILE N: without a fork (bash's own regex, read), for stop_when
+file_has() { local l; [ -r "$1" ] || return 1; while IFS= read -r l || [ -n "$l" ]; do [[ $l =~ $2 ]] && return 0; done <"$1"; return 1; }
+lines_at_least() { local l n=0; [ -r "$1" ] || return 1; while IFS= read -r l; do n=$((n + 1)); done <"$1"; [ $n -ge "$2" ]; }
 need_numpy_pil() {
   if ! [ -x "$PY" ] || ! "$PY" -c 'import numpy, PIL' 2>/dev/null; then
     echo "SKIP $1: /usr/bin/python3 with numpy and PIL is needed${2:+ $2}"

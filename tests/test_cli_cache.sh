@@ -51,19 +51,12 @@ else fail cache_max_bad_value "rc=$rc/$rc2 $(cat "$T/err" "$T/err2")"; fi
 
 # ---- two runs filling the same entry at once.  Each writes its own temp file and renames it into
 # place.  Made deterministic: the first run is stopped (SIGSTOP) while its temp file is half
-# written -- it is looked at only while stopped (state T in /proc), so a temp file seen there stays
-# unrenamed -- the second runs from start to end meanwhile (its cache upkeep must leave the live
-# run's temp file alone) and renames its entry into place, then the first resumes and renames over
-# it; either way one complete entry, which a third run reuses (its digest checked on read).
-state() { st=gone; read -r st </proc/$1/stat 2>/dev/null || return 0; st=${st##*) }; st=${st%% *}; }   # -> $st
+# written (lib.sh's stop_when: a temp file seen then stays unrenamed), the second runs from start
+# to end meanwhile (its cache upkeep must leave the live run's temp file alone) and renames its
+# entry into place, then the first resumes and renames over it; either way one complete entry,
+# which a third run reuses (its digest checked on read).
 "$G" "${TRAIN[@]}" --data "$T/a.bin" --out "$T/c1.gft" >"$T/o1" 2>"$T/e1" & p1=$!; PIDS+=("$p1")
-caught=0
-while kill -STOP $p1 2>/dev/null; do
-  while state $p1; [ "$st" != T ] && [ "$st" != Z ] && [ "$st" != gone ]; do :; done
-  [ "$st" = T ] || break
-  if compgen -G "$DIR/*.f32.tmp.$p1" >/dev/null; then caught=1; break; fi
-  kill -CONT $p1 2>/dev/null
-done
+stop_when $p1 compgen -G "$DIR/*.f32.tmp.$p1" >/dev/null && caught=1 || caught=0
 "$G" "${TRAIN[@]}" --data "$T/a.bin" --out "$T/c2.gft" >"$T/o2" 2>"$T/e2" & p2=$!; PIDS+=("$p2")
 wait $p2; rc2=$?
 if [ $caught = 1 ]; then

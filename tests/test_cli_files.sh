@@ -150,8 +150,8 @@ else fail second_sigint_exits_at_once "no features pass: $(cat "$T/o1" "$T/e1")"
 # ^C during training: the checkpoint is named and the printed command resumes the run as printed
 rm -f "$T/o1" "$T/e1"
 "$G" "${SLOW[@]}" --no-cache --epochs 2 --out "$T/r.gft" --checkpoint "$T/r.ckpt" >"$T/o1" 2>"$T/e1" & p1=$!; PIDS+=("$p1")
-if wait_for "$T/o1" "^standardized the"; then
-  sleep 0.5; kill -INT "$p1"; wait "$p1"; rc=$?
+if stop_when -t 1 "$p1" file_has "$T/o1" "^standardized the"; then   # stopped before its first step
+  kill -INT "$p1"; kill -CONT "$p1"; wait "$p1"; rc=$?
   cmd=$(sed -n 's/^graft: continue with: graft //p' "$T/e1")
   if [ $rc -eq 130 ] && has "$T/e1" "checkpoint written to $T/r.ckpt" && [ -f "$T/r.ckpt" ] && [ -n "$cmd" ]; then
     eval "\"$G\" $cmd" >"$T/o2" 2>"$T/e2"; rc2=$?

@@ -197,12 +197,8 @@ R=(--data "$T/train.bin" --epochs 40 --no-cache -q)
 "$G" train "${BASE[@]}" "${HEAD[@]}" "${R[@]}" --out "$T/full.gft" --log "$T/full.csv" 2>"$T/err" || fail train_full_run "$(cat "$T/err")"
 "$G" train "${BASE[@]}" "${HEAD[@]}" "${R[@]}" --out "$T/int.gft" --log "$T/int.csv" 2>"$T/err" &
 pid=$!
-for _ in $(seq 600); do   # until two epochs are logged (at most 30 s)
-  [ "$(cat "$T/int.csv" 2>/dev/null | wc -l)" -ge 3 ] && break
-  kill -0 $pid 2>/dev/null || break
-  sleep 0.05
-done
-kill -INT $pid 2>/dev/null; wait $pid; rc=$?
+stop_when -t 1 $pid lines_at_least "$T/int.csv" 3   # two epochs logged: stopped there
+kill -INT $pid 2>/dev/null; kill -CONT $pid 2>/dev/null; wait $pid; rc=$?
 if [ $rc -eq 0 ]; then
   echo "SKIP train_interrupt_resume: the run finished before SIGINT arrived"
 elif [ $rc -eq 130 ] && has "$T/err" "^graft: interrupted in epoch [0-9]+ after batch [0-9]+/10; checkpoint written to $T/int.gft.ckpt" \
@@ -226,12 +222,8 @@ R=(--data "$T/train.bin" --epochs 150 --batch 300 --no-cache -q)
 "$G" train "${BASE[@]}" "${HEAD[@]}" "${R[@]}" --out "$T/full1.gft" --log "$T/full1.csv" 2>"$T/err" || fail train_full_run1 "$(cat "$T/err")"
 "$G" train "${BASE[@]}" "${HEAD[@]}" "${R[@]}" --out "$T/int1.gft" --log "$T/int1.csv" 2>"$T/err" &
 pid=$!
-for _ in $(seq 600); do
-  [ "$(cat "$T/int1.csv" 2>/dev/null | wc -l)" -ge 3 ] && break
-  kill -0 $pid 2>/dev/null || break
-  sleep 0.05
-done
-kill -INT $pid 2>/dev/null; wait $pid; rc=$?
+stop_when -t 1 $pid lines_at_least "$T/int1.csv" 3   # two epochs logged: stopped there
+kill -INT $pid 2>/dev/null; kill -CONT $pid 2>/dev/null; wait $pid; rc=$?
 if [ $rc -eq 0 ]; then
   echo "SKIP train_interrupt_resume_epoch_end: the run finished before SIGINT arrived"
 elif [ $rc -eq 130 ] && has "$T/err" "after batch 1/1; checkpoint written to"; then

@@ -22,8 +22,8 @@ ARGS=(train --base "darknet:$T/tiny.cfg" --weights none --head flatten,dense:10:
 
 # one SIGINT after the first epoch: checkpoint, exit 130, then --resume
 setsid "$G" "${ARGS[@]}" --out "$T/m.gft" >"$T/out" 2>"$T/err" & pid=$!; PIDS+=("$pid")   # its own session: signals go to it alone
-while kill -0 $pid 2>/dev/null && ! grep -q "^Epoch 1/" "$T/out" 2>/dev/null; do sleep 0.02; done
-kill -INT $pid 2>/dev/null; wait $pid; rc=$?
+stop_when -t 1 $pid file_has "$T/out" "^Epoch 1/"   # stopped after the first epoch
+kill -INT $pid 2>/dev/null; kill -CONT $pid 2>/dev/null; wait $pid; rc=$?
 if [ $rc -eq 0 ]; then echo "SKIP tsan_sigint_resume: the run ended before SIGINT"
 elif [ $rc -eq 130 ] && [ -s "$T/m.gft.ckpt" ] && tsan_clean "$T/err" \
    && "$G" train --resume "$T/m.gft.ckpt" "${R[@]}" -q --out "$T/m.gft" 2>"$T/err2" && [ -s "$T/m.gft" ] && tsan_clean "$T/err2"; then
@@ -34,8 +34,8 @@ else fail tsan_sigint_resume "rc=$rc $(grep -A12 -m1 ThreadSanitizer "$T/err" "$
 # loop below must see this run's "Epoch 1/", not the last run's)
 rm -f "$T/out" "$T/err"
 setsid "$G" "${ARGS[@]}" --out "$T/n.gft" >"$T/out" 2>"$T/err" & pid=$!; PIDS+=("$pid")
-while kill -0 $pid 2>/dev/null && ! grep -q "^Epoch 1/" "$T/out" 2>/dev/null; do sleep 0.02; done
-kill -INT $pid 2>/dev/null; sleep 0.05; kill -INT $pid 2>/dev/null; wait $pid; rc=$?
+stop_when -t 1 $pid file_has "$T/out" "^Epoch 1/"
+kill -INT $pid 2>/dev/null; kill -CONT $pid 2>/dev/null; sleep 0.05; kill -INT $pid 2>/dev/null; wait $pid; rc=$?
 if [ $rc -eq 0 ]; then echo "SKIP tsan_second_sigint: the run ended before SIGINT"
 elif [ $rc -eq 130 ] && tsan_clean "$T/err" && [ -z "$(ls "$T" | grep -E '^n\.gft.*tmp')" ]; then pass tsan_second_sigint
 else fail tsan_second_sigint "rc=$rc $(grep -A12 -m1 ThreadSanitizer "$T/err") $(ls "$T")"; fi
