@@ -44,6 +44,7 @@ clean_fail() {
   [ "$1" -ge 1 ] && [ "$1" -le 2 ] && has "$2" "^graft: error: .*${3:-}" && clean "$2"
 }
 wait_for() { local _; for _ in $(seq 1200); do has "$1" "$2" && return 0; sleep 0.1; done; return 1; }
+wait_for_file() { local _; for _ in $(seq 1200); do [ -s "$1" ] && return 0; sleep 0.1; done; return 1; }
 # stop_when [-t TICKS] PID TEST [ARGS...]: stops the process (SIGSTOP) at a moment TEST ARGS holds
 # and returns 0 with it stopped (the caller sends SIGCONT); 1 if it ended first.  TEST is looked
 # at only while the process is stopped (state T in /proc), so what it saw still holds on return.

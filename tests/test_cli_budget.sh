@@ -48,7 +48,7 @@ done
 export GRAFT_BUDGET_FAKE="feat=1000,head=10000,ft1=20,ft2=5,prefix=1000,c1=20,c2=5,spent=5,cut=default"
 $G train --data "$T/train.bin" --test "$T/test.bin" "${BASE[@]}" --budget 60s --out "$T/a.gft" > "$T/a.out" 2> "$T/a.err" &
 PIDS+=($!)
-if wait_for "$T/a.out" "<- chosen|^graft: error" && sleep 0.5 && grep -q -- "<- chosen" "$T/a.out"; then
+if wait_for "$T/a.out" "^budget: .* planned of|^graft: error" && grep -q -- "<- chosen" "$T/a.out"; then   # the line after the table
   ch=$(grep -- "<- chosen" "$T/a.out")
   if [[ $ch =~ ", from 6, cached " ]] && [ "$(echo "$ch" | awk '{print $(NF-2)}')" = 5 ] &&
      has "$T/a.out" "^budget plan: 1m00s in all, 5s spent" && has "$T/a.out" "^candidate +probe +once s +s/epoch" &&
@@ -111,7 +111,7 @@ GRAFT_BUDGET_FAKE="feat=1000,head=10000,ft1=20,ft2=5,prefix=1000,c1=400,c2=20,sp
   $G train --data "$T/train.bin" --base "darknet:$T/np.cfg" --weights none --budget 60s \
   --out "$T/np2.gft" > "$T/np2.out" 2> "$T/np2.err" &
 PIDS+=($!)
-if wait_for "$T/np2.out" "<- chosen|^graft: error" && sleep 0.5 && ch=$(grep -- "<- chosen" "$T/np2.out") &&
+if wait_for "$T/np2.out" "^budget: .* planned of|^graft: error" && ch=$(grep -- "<- chosen" "$T/np2.out") &&
    [[ $ch =~ ", from 5 " ]] && ! has "$T/np2.out" ", cached " && [ "$(grep -cE ', from 4 ' "$T/np2.out")" = 2 ]; then
   pass budget_no_prefix_cache
 else
@@ -127,7 +127,7 @@ GRAFT_BUDGET_FAKE="feat=1000,head=10000,ft1=20,ft2=5,prefix=1000,c1=400,c2=20,sp
   $G train --data "$T/train.bin" --base "darknet:$T/np224.cfg" --weights none --budget 10m \
   --checkpoint "$T/big.ckpt" --out "$T/big.gft" > "$T/big.out" 2> "$T/big.err" &
 PIDS+=($!)
-if wait_for "$T/big.out" "^Epoch 2/|^graft: error" && sleep 0.5 && [ -s "$T/big.ckpt" ] &&
+if wait_for "$T/big.out" "^Epoch 2/|^graft: error" && wait_for_file "$T/big.ckpt" &&
    $PY - "$T/big.ckpt" > "$T/meta" 2>&1 <<'PY'
 import json, struct, sys
 with open(sys.argv[1], "rb") as f:
