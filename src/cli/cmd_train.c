@@ -69,6 +69,9 @@ static int budget_begin(train_run *r, gr_error *err) {
     return budget_plan(t, r->t_start, r->plan, err);
 }
 
+/* The training images: those left by --val-split, or the whole --data. */
+static int train_count(const train_run *r) { return r->tr_idx ? r->n_tr : gr_dataset_count(r->train); }
+
 /* --budget: the seconds gr_fit may take: what is left, minus the final
  * evaluation's estimate (from the plan) and a margin for saving.          */
 static double budget_fit_limit(const train_run *r, int *max_epochs) {
@@ -77,7 +80,7 @@ static double budget_fit_limit(const train_run *r, int *max_epochs) {
     json_object *pj = t->plan ? json_tokener_parse(t->plan) : NULL, *v;
     if (pj && json_object_object_get_ex(pj, "eval_s", &v)) eval_s = json_object_get_double(v);
     /* the run may grow when batches run faster than measured: up to the planner's cap */
-    int n_train = r->tr_idx ? r->n_tr : gr_dataset_count(r->train);
+    int n_train = train_count(r);
     *max_epochs = pj && json_object_object_get_ex(pj, "mode", &v) && !strcmp(json_object_get_string(v), "frozen")
                       ? GR_PLAN_FROZEN_MAX : gr_plan_ft_max_epochs(n_train, r->fo.batch);
     json_object_put(pj);
@@ -477,8 +480,7 @@ static int fit(train_run *r, gr_error *err) {
 static void print_result(const train_run *r, const gr_eval_result *res) {
     printf("{\"event\": \"result\", \"out\": ");
     cli_json_string(r->t.out);
-    printf(", \"epochs\": %d, \"classes\": %d, \"samples\": %d", r->t.epochs, r->classes,
-           r->tr_idx ? r->n_tr : gr_dataset_count(r->train));
+    printf(", \"epochs\": %d, \"classes\": %d, \"samples\": %d", r->t.epochs, r->classes, train_count(r));
     if (r->test) {
         printf(", \"test_loss\": ");
         cli_json_number(res->loss);
@@ -541,7 +543,7 @@ static int prepare(train_run *r, int argc, char **argv, gr_error *err) {
     if (t->from ? check_model(r, err) : build_head(r, err)) return -1;
     if (unfreeze(r, err) || open_val_test(r, err)) return -1;
     if (!t->quiet) gr_model_summary(r->m, stdout);
-    if (train_config(t, r->tr_idx ? r->n_tr : gr_dataset_count(r->train), r->head_first, r->config,
+    if (train_config(t, train_count(r), r->head_first, r->config,
                      sizeof r->config, r->ckpt_config, sizeof r->ckpt_config, err)) return -1;
     if (t->resume && !t->quiet && t->epochs_given)
         printf("--epochs %d: the run goes on from epoch %d%s\n", t->epochs, r->epochs_done,
