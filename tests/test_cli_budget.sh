@@ -119,6 +119,25 @@ else
 fi
 kill -INT "${PIDS[-1]}" 2>/dev/null; wait "${PIDS[-1]}" 2>/dev/null
 
+# ---- above 64x64 the probe scores only the cuts from the best one so far on.  b.cfg at
+# 128x128: its candidate cuts are the pools 1, 3, 5 and the default cut 6 (4 cuts); the data is
+# separable at every cut (ridge 1.0), so the best is the shallowest tied, '3' at 64x64 (as at
+# 32x32); 96x96 and 128x128 then score 3, 5 and 6: 3 cuts.
+sed 's/height=64/height=128/; s/width=64/width=128/' "$T/b.cfg" > "$T/b128.cfg"
+GRAFT_BUDGET_FAKE="feat=1000,head=10000,ft1=20,ft2=5,prefix=1000,c1=400,c2=20,spent=5" \
+  $G train --data "$T/train.bin" --base "darknet:$T/b128.cfg" --weights none --budget 10m \
+  --out "$T/b128.gft" > "$T/b128.out" 2> "$T/b128.err" &
+PIDS+=($!)
+pr() { grep -E "^budget: probed darknet:.*b128\.cfg at $1x$1: " "$T/b128.out"; }
+if wait_for "$T/b128.out" "^budget: .* planned of|^graft: error" &&
+   four="4 cuts on 200 images in .* best cut '3' " three=": 3 cuts on 200 images" &&
+   [[ $(pr 32) =~ $four ]] && [[ $(pr 64) =~ $four ]] && [[ $(pr 96) =~ $three ]] && [[ $(pr 128) =~ $three ]]; then
+  pass budget_probe_cuts_from_best
+else
+  fail budget_probe_cuts_from_best "$(grep '^budget: probed' "$T/b128.out") $(tail -3 "$T/b128.err")"
+fi
+kill -INT "${PIDS[-1]}" 2>/dev/null; wait "${PIDS[-1]}" 2>/dev/null
+
 # ---- a plan of 18 candidates (6 sizes up to a 224x224 base, 3 ways each)
 # is longer than 4,096 characters: the settings saved in the model and the
 # checkpoints hold it all (they once stopped the run at its start)

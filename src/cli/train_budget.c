@@ -5,6 +5,9 @@
  *      own), a linear probe of every candidate cut on a stratified sample
  *      (graft probe's scoring); sizes climb while the score improves and
  *      the next probe and features pass fit their share of the budget;
+ *      above 64x64 only the cuts from the best one so far on are scored
+ *      (a larger input moves the best cut deeper, not shallower; the
+ *      scoring, not the forward pass, is most of a probe's time);
  *   2. throughput, per (base, size) at its best cut, on this machine, now:
  *      the frozen part's img/s (decoding included: the features pass and the
  *      final evaluation), the head's training img/s on cached features, and
@@ -83,6 +86,7 @@ typedef struct {
     int cut, u[2], nu;       /* the best cut; unfreeze points (1 or 2 blocks) */
     char cut_name[64], u_name[2][64];
     double probe, feat_ips, head_ips, ft_ips[2], probe_s, epoch_extra_s;
+    int n_cuts, n_from_best; /* the cuts scored; those of them from the best one on */
     /* the cached prefix (the frozen part below u[k] computed once per image
      * and its mirror): whether it fits in memory, its pass, the steps from it */
     bool cached[2];
@@ -313,7 +317,8 @@ static int measure(planner *p, probed *q, gr_model *m, gr_dataset *ds, gr_error 
 
 /* Probes base k at size s: the best cut's score, then its throughput.
  * 1 probed, 0 the base cannot run at that size (skipped), -1 + *err.      */
-static int probe_size(planner *p, int k, int s, gr_error *err) {
+/* Probes base k at s x s: the candidate cuts from node min_cut on (-1: all). */
+static int probe_size(planner *p, int k, int s, int min_cut, gr_error *err) {
     const train_args *t = p->t;
     gr_recipe rec;
     gr_dataset *ds = open_at(p, k, s, &rec, err);
@@ -337,6 +342,10 @@ static int probe_size(planner *p, int k, int s, gr_error *err) {
     }
     int cuts[256], nc = candidate_cuts(m, cuts, 256), nr = 0;
     if (p->fake.default_cut) cuts[0] = cli_default_cut(m), nc = 1;
+    int kept = 0;
+    for (int i = 0; i < nc; i++)
+        if (cuts[i] >= min_cut) cuts[kept++] = cuts[i];
+    if (kept > 0) nc = kept;   /* (none: a base whose cuts differ by size; all of them) */
     gr_probe_row *rows = calloc((size_t)nc, sizeof *rows);
     if (!rows) { gr_model_free(m); gr_dataset_free(ds); gr_error_set(err, GR_ERR_NOMEM, "out of memory"); return -1; }
     double t0 = now_s();
@@ -351,6 +360,8 @@ static int probe_size(planner *p, int k, int s, gr_error *err) {
         const gr_probe_score *sc = rows[b].use_flat ? &rows[b].flat : &rows[b].pooled;
         q->base = k, q->size = s, q->cut = rows[b].node, q->probe = sc->ridge_acc;
         q->probe_s = now_s() - t0;
+        q->n_cuts = nr;
+        for (int i = 0; i < nr; i++) q->n_from_best += rows[i].node >= q->cut;
         snprintf(q->cut_name, sizeof q->cut_name, "%s", rows[b].name);
         if (p->say)
             printf("budget: probed %s at %dx%d: %d cuts on %d images in %.1fs; best cut '%s' (ridge %.4f)\n",
@@ -418,16 +429,20 @@ static int probe_all(planner *p, gr_error *err) {
         if (cli_base_defaults(p->bases[k], &nh, &nw, &rc, err)) { gr_error_prefix(err, "--base %s", p->bases[k]); return -1; }
         int native = nh < nw ? nh : nw;
         double t_base = now_s(), best = -1;
+        const probed *bq = NULL;   /* the best size so far */
         for (int i = 0; i < MAX_SIZES && ladder[i] <= (native > 0 ? native : 224); i++) {
-            int before = p->np, r = probe_size(p, k, ladder[i], err);
+            int before = p->np, r = probe_size(p, k, ladder[i], ladder[i] > 64 && bq ? bq->cut : -1, err);
             if (r < 0) return -1;
             if (r == 0 || p->np == before) continue;
             const probed *q = &p->pr[p->np - 1];
             if (q->probe < best - 0.005) break;   /* the score went down: larger is not better here */
-            if (q->probe > best) best = q->probe;
+            if (q->probe > best) best = q->probe, bq = q;
             if (i + 1 >= MAX_SIZES) break;
             double grow = (double)ladder[i + 1] * ladder[i + 1] / ((double)ladder[i] * ladder[i]);
-            double next_probe = q->probe_s * grow, next_feat = p->n_train / q->feat_ips * grow;
+            /* the next probe scores the cuts from the best one on: its share of this probe's cuts */
+            double cut_share = ladder[i + 1] > 64 && q->n_cuts > 0 ? (double)bq->n_from_best / q->n_cuts : 1;
+            if (cut_share > 1) cut_share = 1;
+            double next_probe = q->probe_s * grow * cut_share, next_feat = p->n_train / q->feat_ips * grow;
             if ((ladder[i + 1] > 64 && now_s() - t_base + next_probe > probe_share) || next_feat > 0.5 * p->budget)
                 break;   /* (32 and 64 are always tried when their features pass fits) */
         }
