@@ -57,15 +57,15 @@ proc_stat() {   # -> $pstate (gone when there is no such process), $pcpu (user +
   read -r -a f <<<"${s##*) }"; pstate=${f[0]}; pcpu=$((f[11] + f[12]))
 }
 stop_when() {
-  local ticks=0 pid until; [ "$1" = -t ] && { ticks=$2; shift 2; }
+  local ticks=0 pid goal; [ "$1" = -t ] && { ticks=$2; shift 2; }
   pid=$1; shift
   while kill -STOP "$pid" 2>/dev/null; do
     while proc_stat "$pid"; [ "$pstate" != T ] && [ "$pstate" != Z ] && [ "$pstate" != gone ]; do :; done
     [ "$pstate" = T ] || return 1
     "$@" && return 0
-    until=$((pcpu + ticks))
+    goal=$((pcpu + ticks))
     kill -CONT "$pid" 2>/dev/null
-    while proc_stat "$pid"; [ "$pstate" != Z ] && [ "$pstate" != gone ] && [ "$pcpu" -lt "$until" ]; do :; done
+    while proc_stat "$pid"; [ "$pstate" != Z ] && [ "$pstate" != gone ] && [ "$pcpu" -lt "$goal" ]; do :; done
   done
   return 1
 }

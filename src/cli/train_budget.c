@@ -315,9 +315,9 @@ static int measure(planner *p, probed *q, gr_model *m, gr_dataset *ds, gr_error 
     return 0;
 }
 
-/* Probes base k at size s: the best cut's score, then its throughput.
- * 1 probed, 0 the base cannot run at that size (skipped), -1 + *err.      */
-/* Probes base k at s x s: the candidate cuts from node min_cut on (-1: all). */
+/* Probes base k at size s, scoring the candidate cuts from node min_cut on
+ * (-1: all): the best cut's score, then its throughput.  1 probed, 0 the
+ * base cannot run at that size (skipped), -1 + *err.                      */
 static int probe_size(planner *p, int k, int s, int min_cut, gr_error *err) {
     const train_args *t = p->t;
     gr_recipe rec;
