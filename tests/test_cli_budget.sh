@@ -62,7 +62,10 @@ if wait_for "$T/a.out" "^budget: .* planned of|^graft: error" && grep -q -- "<- 
 else
   fail budget_plan_table "no plan: $(tail -3 "$T/a.err")"
 fi
-kill -INT "${PIDS[-1]}" 2>/dev/null; wait "${PIDS[-1]}" 2>/dev/null
+# (TERM, not INT: a background job of a script starts with SIGINT ignored, and graft takes it
+# over only once training starts; a SIGINT sent right after the plan was lost, and the run went
+# on for its whole budget)
+kill -TERM "${PIDS[-1]}" 2>/dev/null; wait "${PIDS[-1]}" 2>/dev/null
 
 # ---- a base without pools (strided convolutions, as MobileNet's): the
 # unfreeze points are the block starts nearest to a third and to a half of
@@ -117,7 +120,7 @@ if wait_for "$T/np2.out" "^budget: .* planned of|^graft: error" && ch=$(grep -- 
 else
   fail budget_no_prefix_cache "$(grep -A7 '^budget plan' "$T/np2.out") $(tail -3 "$T/np2.err")"
 fi
-kill -INT "${PIDS[-1]}" 2>/dev/null; wait "${PIDS[-1]}" 2>/dev/null
+kill -TERM "${PIDS[-1]}" 2>/dev/null; wait "${PIDS[-1]}" 2>/dev/null
 
 # ---- above 64x64 the probe scores only the cuts from the best one so far on.  b.cfg at
 # 128x128: its candidate cuts are the pools 1, 3, 5 and the default cut 6 (4 cuts); the data is
@@ -136,7 +139,7 @@ if wait_for "$T/b128.out" "^budget: .* planned of|^graft: error" &&
 else
   fail budget_probe_cuts_from_best "$(grep '^budget: probed' "$T/b128.out") $(tail -3 "$T/b128.err")"
 fi
-kill -INT "${PIDS[-1]}" 2>/dev/null; wait "${PIDS[-1]}" 2>/dev/null
+kill -TERM "${PIDS[-1]}" 2>/dev/null; wait "${PIDS[-1]}" 2>/dev/null
 
 # ---- a plan of 18 candidates (6 sizes up to a 224x224 base, 3 ways each)
 # is longer than 4,096 characters: the settings saved in the model and the
